@@ -1,0 +1,58 @@
+# Everything a fresh machine with Python 3.11 and git needs: `make run`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PROTOS := $(sort $(shell find protos -name '*.proto'))
+export PATH := $(BIN):$(PATH)
+export CW_HOME ?= $(CURDIR)/.cw
+
+.PHONY: install run store proto proto-check lint test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Regenerates the committed Python code (messages, stubs, typed .pyi) from protos/.
+proto: $(STAMP)
+	rm -rf gen/cw
+	$(call generate,gen)
+
+define generate
+	mkdir -p $(1)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=$(1) --grpc_python_out=$(1) \
+		--mypy_out=quiet:$(1) --mypy_grpc_out=quiet:$(1) $(PROTOS)
+	find $(1)/cw -type d -exec touch {}/__init__.py \;
+endef
+
+# Fails when the committed generated code is not what the protos give.
+proto-check: $(STAMP)
+	rm -rf $(VENV)/gen-check
+	$(call generate,$(VENV)/gen-check)
+	diff -r -x __pycache__ gen/cw $(VENV)/gen-check/cw > /dev/null || \
+		(echo "generated code is stale: run 'make proto' and commit gen/" && exit 1)
+
+lint: $(STAMP)
+	$(BIN)/buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) proto-check lint
+	$(BIN)/python -m pytest -q
+
+store: $(STAMP)
+	$(BIN)/python -m store_service
+
+run: $(STAMP)
+	$(BIN)/python -m store_service
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.store_latency
+
+clean:
+	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,46 @@
+"""`python -m store_service` / `cw-store`: serve the store until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from store_service import server
+
+
+def cw_home() -> Path:
+    return Path(os.environ.get("CW_HOME", ".cw"))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cw-store", description="The cw store service.")
+    parser.add_argument("--db", type=Path, default=None, help="SQLite file (default $CW_HOME/store.db)")
+    parser.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT to serve on (port 0: any)")
+    parser.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL"], help="SQLite synchronous mode")
+    parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    running = await server.start(args.db or cw_home() / "store.db", args.listen, args.synchronous)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    logging.getLogger("cw.store").info("cw store shutting down")
+    await running.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from typing import Any
+
+from cw.store.v1 import account_pb2, account_pb2_grpc
+
+from store_service.api.convert import timestamp_to_datetime
+from store_service.api.crud import Resource, ResourceServicer, required_id
+from store_service.db.models import Account
+from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.domain.errors import NotFound
+
+
+class _AccountResource(Resource[account_pb2.Account]):
+    def to_message(self, row: Any) -> account_pb2.Account:
+        message = super().to_message(row)
+        message.has_credentials = bool(row.credentials)
+        message.has_config = bool(row.config_json)
+        return message
+
+
+# Secrets go in on Create and Update and never come back out, except through GetAccountSecrets.
+ACCOUNT = _AccountResource(Account, account_pb2.Account, "account", lambda uow: uow.accounts, Account.secret_fields)
+
+
+class AccountServicer(ResourceServicer[account_pb2.Account], account_pb2_grpc.AccountServiceServicer):
+    resource = ACCOUNT
+    CreateAccount = ResourceServicer.create_rpc
+    GetAccount = ResourceServicer.get_rpc
+    UpdateAccount = ResourceServicer.update_rpc
+    DeleteAccount = ResourceServicer.delete_rpc
+
+    async def ListAccounts(self, request: Any, _context: Any) -> account_pb2.ListAccountsResponse:
+        accounts, token = await self.list_page(request, ["provider"])
+        return account_pb2.ListAccountsResponse(accounts=accounts, next_page_token=token)
+
+    async def GetNextAvailableAccount(self, request: Any, _context: Any) -> account_pb2.Account:
+        provider = request.provider or "claude"
+
+        def work(uow: SqlAlchemyUnitOfWork) -> account_pb2.Account:
+            account = uow.accounts.find_next_available(provider)
+            if account is None:
+                raise NotFound("available account of provider", provider)
+            return ACCOUNT.to_message(account)
+
+        return await self.db.write(work)
+
+    async def MarkAccountExhausted(self, request: Any, _context: Any) -> account_pb2.Account:
+        account_id = required_id(request.id)
+        until = timestamp_to_datetime(request.until) if request.HasField("until") else None
+        return await self.db.write(lambda uow: ACCOUNT.to_message(uow.accounts.mark_exhausted(account_id, until)))
+
+    async def ClearExpiredExhaustion(self, _request: Any, _context: Any) -> account_pb2.ClearExpiredExhaustionResponse:
+        cleared = await self.db.write(lambda uow: uow.accounts.clear_expired_exhaustion())
+        return account_pb2.ClearExpiredExhaustionResponse(cleared_count=cleared)
+
+    async def GetAccountSecrets(self, request: Any, _context: Any) -> account_pb2.GetAccountSecretsResponse:
+        account_id = required_id(request.id)
+
+        def work(uow: SqlAlchemyUnitOfWork) -> account_pb2.GetAccountSecretsResponse:
+            account = uow.accounts.get(account_id)
+            return account_pb2.GetAccountSecretsResponse(
+                config_json=account.config_json or "", credentials=account.credentials or ""
+            )
+
+        return await self.db.read(work)

@@ -1,0 +1,169 @@
+"""Generic mapping between rows and proto messages.
+
+Row attributes carry the proto field names, enums map `TASK_STATUS_IN_PROGRESS` <-> 'in_progress',
+an empty string or an unset optional means NULL. Everything a client sends passes `validate_*`
+first, so a bad value is INVALID_ARGUMENT with the field named, never a database error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
+
+from store_service.db.models import Base
+from store_service.domain.errors import FieldViolation, InvalidArgument
+
+MessageT = TypeVar("MessageT", bound=Message)
+# Descriptors come from the C (upb) or the Python implementation; both have the same interface.
+Descriptor = Any
+EnumDescriptor = Any
+FieldDescriptor = Any
+
+OUTPUT_ONLY = frozenset({"id", "create_time", "update_time", "has_credentials", "has_config"})
+# Model attributes whose proto field name is a reserved word on the model.
+ATTRIBUTE_ALIASES = {"metadata": "metadata_json"}
+
+
+def _enum_prefix(enum: EnumDescriptor) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+
+
+def enum_to_db(enum: EnumDescriptor, number: int) -> str | None:
+    """None for the UNSPECIFIED zero; raises ValueError for a number the enum does not define."""
+    value = enum.values_by_number.get(number)
+    if value is None:
+        raise ValueError(f"{number} is not a {enum.name} value")
+    return None if number == 0 else value.name.removeprefix(_enum_prefix(enum)).lower()
+
+
+def enum_from_db(enum: EnumDescriptor, value: str) -> int:
+    return int(enum.values_by_name[_enum_prefix(enum) + value.upper()].number)
+
+
+def timestamp_to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC).replace(tzinfo=None)
+
+
+def set_timestamp(stamp: timestamp_pb2.Timestamp, value: datetime) -> None:
+    stamp.FromDatetime(value.replace(tzinfo=UTC))
+
+
+def _is_timestamp(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp"
+
+
+def attribute(field_name: str) -> str:
+    return ATTRIBUTE_ALIASES.get(field_name, field_name)
+
+
+def to_message(row: Base, message_type: type[MessageT], skip: Iterable[str] = ()) -> MessageT:
+    message = message_type()
+    skipped = set(skip)
+    for field in message.DESCRIPTOR.fields:
+        if field.name in skipped or not hasattr(row, attribute(field.name)):
+            continue
+        value = getattr(row, attribute(field.name))
+        if value is None:
+            continue
+        if field.enum_type is not None:
+            setattr(message, field.name, enum_from_db(field.enum_type, value))
+        elif _is_timestamp(field):
+            set_timestamp(getattr(message, field.name), value)
+        elif field.message_type is None:
+            setattr(message, field.name, value)
+    return message
+
+
+def _field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
+    if field.enum_type is not None:
+        try:
+            return enum_to_db(field.enum_type, getattr(message, field.name))
+        except ValueError as error:
+            raise InvalidArgument.of(path, str(error)) from error
+    if field.message_type is not None:
+        if not message.HasField(field.name):
+            return None
+        if _is_timestamp(field):
+            return timestamp_to_datetime(getattr(message, field.name))
+        raise InvalidArgument.of(path, "cannot be set here")
+    if field.has_presence and not message.HasField(field.name):
+        return None
+    value = getattr(message, field.name)
+    return None if value == "" else value
+
+
+def writable_fields(descriptor: Descriptor, model: type[Base]) -> dict[str, FieldDescriptor]:
+    return {
+        field.name: field
+        for field in descriptor.fields
+        if field.name not in OUTPUT_ONLY and attribute(field.name) in model.__mapper__.attrs
+    }
+
+
+def _is_set(message: Message, field: FieldDescriptor) -> bool:
+    if field.message_type is not None or field.has_presence:
+        return message.HasField(field.name)
+    return bool(getattr(message, field.name))
+
+
+def _required_violations(model: type[Base], values: dict[str, Any], prefix: str) -> list[FieldViolation]:
+    violations = []
+    for name, column in model.__mapper__.columns.items():
+        required = not column.nullable and column.default is None and column.server_default is None
+        if required and not column.primary_key and values.get(name) in (None, ""):
+            violations.append(FieldViolation(f"{prefix}.{name}", "is required"))
+    return violations
+
+
+def values_for_create(message: Message, model: type[Base], prefix: str) -> dict[str, Any]:
+    """The column values a Create request sets; unset fields take the column defaults."""
+    fields = writable_fields(message.DESCRIPTOR, model)
+    values = {
+        attribute(name): _field_value(message, field, f"{prefix}.{name}")
+        for name, field in fields.items()
+        if _is_set(message, field)
+    }
+    values = {key: value for key, value in values.items() if value is not None}
+    violations = _required_violations(model, values, prefix)
+    if violations:
+        raise InvalidArgument(violations)
+    return values
+
+
+def values_for_update(message: Message, model: type[Base], prefix: str, mask_paths: list[str]) -> dict[str, Any]:
+    """AIP-134: the fields in the mask, or every populated field when the mask is empty."""
+    fields = writable_fields(message.DESCRIPTOR, model)
+    if mask_paths:
+        unknown = [path for path in mask_paths if path not in fields]
+        if unknown:
+            raise InvalidArgument(
+                [FieldViolation("update_mask", f"{path!r} is not an updatable field") for path in unknown]
+            )
+        chosen = mask_paths
+    else:
+        chosen = [name for name, field in fields.items() if _is_set(message, field)]
+    values = {attribute(name): _field_value(message, fields[name], f"{prefix}.{name}") for name in chosen}
+    columns = model.__mapper__.columns
+    violations = [
+        FieldViolation(f"{prefix}.{name}", "cannot be cleared")
+        for name, value in values.items()
+        if value is None and not columns[name].nullable
+    ]
+    if violations:
+        raise InvalidArgument(violations)
+    return values
+
+
+def struct_from_dict(values: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(values)
+    return struct
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=False)

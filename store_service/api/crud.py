@@ -1,0 +1,133 @@
+"""The standard methods (AIP-131..135) written once, for every resource of the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from google.protobuf import empty_pb2
+from google.protobuf.message import Message
+
+from store_service.api import convert, pagination
+from store_service.db.database import Database
+from store_service.db.models import Base
+from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.db.views import find_page
+from store_service.domain.errors import InvalidArgument
+from store_service.repositories.base import PageCursor
+
+MessageT = TypeVar("MessageT", bound=Message)
+
+
+@dataclass(frozen=True)
+class Resource(Generic[MessageT]):
+    model: type[Base]
+    message: type[MessageT]
+    # The request field that carries the resource: `task` in CreateTaskRequest.
+    field: str
+    repository: Callable[[SqlAlchemyUnitOfWork], Any]
+    # Fields never sent back to a client.
+    hidden: frozenset[str] = frozenset()
+
+    def to_message(self, row: Base) -> MessageT:
+        return convert.to_message(row, self.message, self.hidden)
+
+
+def required_id(value: str, name: str = "id") -> str:
+    if not value:
+        raise InvalidArgument.of(name, "is required")
+    return value
+
+
+def request_filters(request: Message, names: list[str]) -> dict[str, Any]:
+    """Equality filters from the set fields of a List request (enums mapped to stored values)."""
+    filters = {}
+    for name in names:
+        descriptor = request.DESCRIPTOR.fields_by_name[name]
+        value = convert._field_value(request, descriptor, name)
+        if value not in (None, False):
+            filters[name] = value
+    return filters
+
+
+class ResourceServicer(Generic[MessageT]):
+    resource: ClassVar[Resource[Any]]
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def repository(self, uow: SqlAlchemyUnitOfWork) -> Any:
+        return self.resource.repository(uow)
+
+    def to_message(self, row: Base) -> MessageT:
+        message: MessageT = self.resource.to_message(row)
+        return message
+
+    async def create_rpc(self, request: Any, context: Any = None) -> MessageT:
+        resource = self.resource
+        values = convert.values_for_create(getattr(request, resource.field), resource.model, resource.field)
+        return await self.create_with(request, lambda uow: self.repository(uow).create(**values))
+
+    async def create_with(self, request: Any, make: Callable[[SqlAlchemyUnitOfWork], Base]) -> MessageT:
+        """Runs `make` unless this request_id already made something: then returns that instead."""
+        method = type(request).__name__
+
+        def work(uow: SqlAlchemyUnitOfWork) -> MessageT:
+            if request.request_id:
+                earlier = uow.remembered_request(request.request_id, method)
+                if earlier is not None:
+                    earlier_row: Base = self.repository(uow).get(earlier)
+                    return self.to_message(earlier_row)
+            row = make(uow)
+            if request.request_id:
+                uow.remember_request(request.request_id, method, row.id)  # type: ignore[attr-defined]
+            return self.to_message(row)
+
+        return await self.db.write(work)
+
+    async def get_rpc(self, request: Any, context: Any = None) -> MessageT:
+        row_id = required_id(request.id)
+
+        def work(uow: SqlAlchemyUnitOfWork) -> MessageT:
+            row: Base = self.repository(uow).get(row_id)
+            return self.to_message(row)
+
+        return await self.db.read(work)
+
+    async def update_rpc(self, request: Any, context: Any = None) -> MessageT:
+        message = getattr(request, self.resource.field)
+        row_id = required_id(message.id, f"{self.resource.field}.id")
+        values = convert.values_for_update(
+            message, self.resource.model, self.resource.field, list(request.update_mask.paths)
+        )
+        return await self.db.write(lambda uow: self.resource.to_message(self.repository(uow).update(row_id, **values)))
+
+    async def delete_rpc(self, request: Any, context: Any = None) -> empty_pb2.Empty:
+        row_id = required_id(request.id)
+        await self.db.write(lambda uow: self.repository(uow).delete(row_id))
+        return empty_pb2.Empty()
+
+    async def list_page(
+        self,
+        request: Any,
+        filter_names: list[str],
+        resource: Resource[Any] | None = None,
+        extra_filters: dict[str, Any] | None = None,
+    ) -> tuple[list[Any], str]:
+        """One page of rows matching the request's filters, and the token for the next page."""
+        shown = resource or self.resource
+        filters = request_filters(request, filter_names) | (extra_filters or {})
+        limit = pagination.page_size(request.page_size)
+        after = pagination.decode_token(request.page_token, filters)
+
+        def work(uow: SqlAlchemyUnitOfWork) -> tuple[list[Any], str]:
+            rows: list[Any] = find_page(uow.session, shown.model, filters, limit + 1, after)
+            token = ""
+            if len(rows) > limit:
+                rows = rows[:limit]
+                cursor = PageCursor(rows[-1].create_time, rows[-1].id)
+                token = pagination.encode_token(cursor, filters)
+            return [shown.to_message(row) for row in rows], token
+
+        return await self.db.read(work)

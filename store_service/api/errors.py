@@ -1,0 +1,99 @@
+"""Maps domain errors to gRPC status codes with the rich error model, for every RPC at once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from store_service.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    StoreError,
+)
+
+log = logging.getLogger("cw.rpc")
+DOMAIN = "store.cw"
+
+_CODES: list[tuple[type[StoreError], int]] = [
+    (NotFound, code_pb2.NOT_FOUND),
+    (AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (InvalidArgument, code_pb2.INVALID_ARGUMENT),
+    (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (OutOfRange, code_pb2.OUT_OF_RANGE),
+]
+
+
+def to_status(error: StoreError) -> grpc.Status:
+    code = next((code for kind, code in _CODES if isinstance(error, kind)), code_pb2.FAILED_PRECONDITION)
+    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)]
+    if isinstance(error, InvalidArgument):
+        violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ]
+        details.append(error_details_pb2.BadRequest(field_violations=violations))
+    packed = []
+    for detail in details:
+        holder = any_pb2.Any()
+        holder.Pack(detail)
+        packed.append(holder)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=packed))
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps every handler: logs the call at debug level and turns a StoreError into its status."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or not method.startswith("/cw."):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _unary(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        log.debug("rpc %s", method)
+        try:
+            return await behaviour(request, context)
+        except StoreError as error:
+            await context.abort_with_status(to_status(error))
+
+    return handle
+
+
+def _stream(behaviour: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., Any]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        log.debug("rpc %s (stream)", method)
+        try:
+            async for response in behaviour(request, context):
+                yield response
+        except StoreError as error:
+            await context.abort_with_status(to_status(error))
+
+    return handle

@@ -1,0 +1,163 @@
+"""EventService: the durable log, replayed then followed, and events the orchestrator appends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cw.store.v1 import event_pb2, event_pb2_grpc
+from google.protobuf import json_format
+
+from store_service.api import convert
+from store_service.api.agent import AGENT
+from store_service.api.crud import Resource
+from store_service.api.initiative import INITIATIVE
+from store_service.api.pagination import page_size
+from store_service.api.phase import PHASE
+from store_service.api.task import TASK
+from store_service.db.database import Database
+from store_service.db.models import Event
+from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.domain.errors import InvalidArgument
+
+REPLAY_BATCH = 500
+DEFAULT_HEARTBEAT_SECONDS = 15.0
+MIN_HEARTBEAT_SECONDS = 0.05
+
+
+class CommitNotifier:
+    """Wakes every waiting stream after a commit. Commits happen on the writer thread, streams live
+    on the event loop: `notify_threadsafe` crosses over."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._next: asyncio.Future[None] = loop.create_future()
+
+    def notify_threadsafe(self) -> None:
+        self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        current, self._next = self._next, self._loop.create_future()
+        current.set_result(None)
+
+    def next_commit(self) -> asyncio.Future[None]:
+        """Take this before reading, await it after: a commit in between is never missed."""
+        return self._next
+
+
+def event_message(row: Event) -> event_pb2.Event:
+    message = event_pb2.Event(
+        sequence=row.sequence,
+        type=row.type,
+        initiative_id=row.initiative_id or "",
+        phase_id=row.phase_id or "",
+        task_id=row.task_id or "",
+        agent_id=row.agent_id or "",
+        details=convert.struct_from_dict(row.details or {}),
+    )
+    convert.set_timestamp(message.time, row.time)
+    return message
+
+
+def _heartbeat() -> event_pb2.Event:
+    message = event_pb2.Event(type="heartbeat")
+    message.time.GetCurrentTime()
+    return message
+
+
+_CHANGES: dict[str, tuple[Resource[Any], str]] = {
+    "update_task": (TASK, "update"),
+    "update_phase": (PHASE, "update"),
+    "update_agent": (AGENT, "update"),
+    "update_initiative": (INITIATIVE, "update"),
+    "create_agent": (AGENT, "create"),
+}
+
+
+def _prepare_change(index: int, change: event_pb2.StateChange) -> tuple[Resource[Any], str, str | None, dict[str, Any]]:
+    kind = change.WhichOneof("change")
+    if kind is None:
+        raise InvalidArgument.of(f"changes[{index}]", "names no change")
+    resource, action = _CHANGES[kind]
+    request = getattr(change, kind)
+    message = getattr(request, resource.field)
+    prefix = f"changes[{index}].{kind}.{resource.field}"
+    if action == "create":
+        return resource, action, None, convert.values_for_create(message, resource.model, prefix)
+    if not message.id:
+        raise InvalidArgument.of(f"{prefix}.id", "is required")
+    values = convert.values_for_update(message, resource.model, prefix, list(request.update_mask.paths))
+    return resource, action, message.id, values
+
+
+class EventServicer(event_pb2_grpc.EventServiceServicer):
+    def __init__(self, db: Database, notifier: CommitNotifier) -> None:
+        self.db = db
+        self.notifier = notifier
+
+    async def _events_after(
+        self, cursor: int, limit: int, types: list[str], initiative_id: str | None
+    ) -> list[event_pb2.Event]:
+        def work(uow: SqlAlchemyUnitOfWork) -> list[event_pb2.Event]:
+            return [event_message(row) for row in uow.events.find_after(cursor, limit, types, initiative_id)]
+
+        return await self.db.read(work)
+
+    async def WatchEvents(self, request: Any, context: Any) -> AsyncIterator[event_pb2.Event]:
+        if request.after_sequence < 0:
+            raise InvalidArgument.of("after_sequence", "must not be negative")
+        heartbeat = DEFAULT_HEARTBEAT_SECONDS
+        if request.HasField("heartbeat_interval"):
+            heartbeat = max(request.heartbeat_interval.ToTimedelta().total_seconds(), MIN_HEARTBEAT_SECONDS)
+        cursor = request.after_sequence
+        types, initiative_id = list(request.types), request.initiative_id or None
+        while True:
+            woken = self.notifier.next_commit()
+            batch = await self._events_after(cursor, REPLAY_BATCH, types, initiative_id)
+            for message in batch:
+                if message.sequence > cursor:
+                    cursor = message.sequence
+                    yield message
+            if len(batch) == REPLAY_BATCH:
+                continue
+            try:
+                await asyncio.wait_for(asyncio.shield(woken), heartbeat)
+            except TimeoutError:
+                yield _heartbeat()
+
+    async def ListEvents(self, request: Any, _context: Any) -> event_pb2.ListEventsResponse:
+        if request.after_sequence < 0:
+            raise InvalidArgument.of("after_sequence", "must not be negative")
+        limit = page_size(request.page_size)
+        rows = await self._events_after(
+            request.after_sequence, limit, list(request.types), request.initiative_id or None
+        )
+        last = rows[-1].sequence if rows else request.after_sequence
+        return event_pb2.ListEventsResponse(events=rows, last_sequence=last)
+
+    async def AppendEvent(self, request: Any, _context: Any) -> event_pb2.AppendEventResponse:
+        event = request.event
+        if not event.type:
+            raise InvalidArgument.of("event.type", "is required")
+        changes = [_prepare_change(index, change) for index, change in enumerate(request.changes)]
+
+        def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.AppendEventResponse:
+            created = []
+            for resource, action, row_id, values in changes:
+                repository = resource.repository(uow)
+                if action == "create":
+                    created.append(repository.create(**values).id)
+                else:
+                    repository.update(row_id, **values)
+            row = uow.events.append(
+                event.type,
+                json_format.MessageToDict(event.details),
+                initiative_id=event.initiative_id or None,
+                phase_id=event.phase_id or None,
+                task_id=event.task_id or None,
+                agent_id=event.agent_id or None,
+            )
+            return event_pb2.AppendEventResponse(event=event_message(row), created_ids=created)
+
+        return await self.db.write(work)

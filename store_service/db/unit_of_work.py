@@ -1,0 +1,127 @@
+"""The unit of work: one transaction, the repositories that act inside it, and its events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from store_service.db import change_events
+from store_service.db.models import RequestRecord
+from store_service.repositories.account import AccountRepository
+from store_service.repositories.agent import AgentRepository
+from store_service.repositories.chat_session import ChatSessionRepository
+from store_service.repositories.conversation import ConversationRepository
+from store_service.repositories.event import EventRepository
+from store_service.repositories.initiative import InitiativeRepository
+from store_service.repositories.log_chunk import LogChunkRepository
+from store_service.repositories.message import MessageRepository
+from store_service.repositories.page import PageRepository
+from store_service.repositories.phase import PhaseRepository
+from store_service.repositories.project import ProjectRepository
+from store_service.repositories.proposal import ProposalRepository
+from store_service.repositories.review_comment import ReviewCommentRepository
+from store_service.repositories.sqlalchemy.account import SqlAlchemyAccountRepository
+from store_service.repositories.sqlalchemy.agent import SqlAlchemyAgentRepository
+from store_service.repositories.sqlalchemy.chat_session import SqlAlchemyChatSessionRepository
+from store_service.repositories.sqlalchemy.conversation import SqlAlchemyConversationRepository
+from store_service.repositories.sqlalchemy.event import SqlAlchemyEventRepository
+from store_service.repositories.sqlalchemy.initiative import SqlAlchemyInitiativeRepository
+from store_service.repositories.sqlalchemy.log_chunk import SqlAlchemyLogChunkRepository
+from store_service.repositories.sqlalchemy.message import SqlAlchemyMessageRepository
+from store_service.repositories.sqlalchemy.page import SqlAlchemyPageRepository
+from store_service.repositories.sqlalchemy.phase import SqlAlchemyPhaseRepository
+from store_service.repositories.sqlalchemy.project import SqlAlchemyProjectRepository
+from store_service.repositories.sqlalchemy.proposal import SqlAlchemyProposalRepository
+from store_service.repositories.sqlalchemy.review_comment import SqlAlchemyReviewCommentRepository
+from store_service.repositories.sqlalchemy.task import SqlAlchemyTaskRepository
+from store_service.repositories.task import TaskRepository
+
+
+class SqlAlchemyUnitOfWork:
+    """Use as a context manager; nothing is kept unless `commit()` is called inside it."""
+
+    session: Session
+    initiatives: InitiativeRepository
+    phases: PhaseRepository
+    tasks: TaskRepository
+    agents: AgentRepository
+    messages: MessageRepository
+    pages: PageRepository
+    projects: ProjectRepository
+    accounts: AccountRepository
+    proposals: ProposalRepository
+    log_chunks: LogChunkRepository
+    conversations: ConversationRepository
+    chat_sessions: ChatSessionRepository
+    review_comments: ReviewCommentRepository
+    events: EventRepository
+
+    def __init__(self, session_factory: sessionmaker[Session], on_commit: Callable[[], None]) -> None:
+        self._session_factory = session_factory
+        self._on_commit = on_commit
+
+    def __enter__(self) -> Self:
+        session = self.session = self._session_factory()
+        self.initiatives = SqlAlchemyInitiativeRepository(session)
+        self.phases = SqlAlchemyPhaseRepository(session)
+        self.tasks = SqlAlchemyTaskRepository(session)
+        self.agents = SqlAlchemyAgentRepository(session)
+        self.messages = SqlAlchemyMessageRepository(session)
+        self.pages = SqlAlchemyPageRepository(session)
+        self.projects = SqlAlchemyProjectRepository(session)
+        self.accounts = SqlAlchemyAccountRepository(session)
+        self.proposals = SqlAlchemyProposalRepository(session)
+        self.log_chunks = SqlAlchemyLogChunkRepository(session)
+        self.conversations = SqlAlchemyConversationRepository(session)
+        self.chat_sessions = SqlAlchemyChatSessionRepository(session)
+        self.review_comments = SqlAlchemyReviewCommentRepository(session)
+        self.events = SqlAlchemyEventRepository(session)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._on_commit()
+
+    def remembered_request(self, request_id: str, method: str) -> str | None:
+        """The id of what an earlier Create with this request_id made, if any."""
+        record = self.session.get(RequestRecord, (request_id, method))
+        return record.resource_id if record else None
+
+    def remember_request(self, request_id: str, method: str, resource_id: str) -> None:
+        self.session.add(RequestRecord(request_id=request_id, method=method, resource_id=resource_id))
+
+
+def _nothing() -> None:
+    return None
+
+
+class UnitOfWorkFactory:
+    """Hands out units of work: `write()` on the single writer connection, `read()` from the pool."""
+
+    def __init__(
+        self,
+        writer: sessionmaker[Session],
+        reader: sessionmaker[Session],
+        on_commit: Callable[[], None] = _nothing,
+    ) -> None:
+        change_events.install(Session)
+        self._writer, self._reader = writer, reader
+        self.on_commit = on_commit
+
+    def write(self) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(self._writer, self._committed)
+
+    def _committed(self) -> None:
+        self.on_commit()
+
+    def read(self) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(self._reader, _nothing)

@@ -1,0 +1,71 @@
+"""Errors the store's domain raises; the API layer maps each to one gRPC status code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StoreError(Exception):
+    message: str
+    reason: str = "STORE_ERROR"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(StoreError):
+    def __init__(self, resource: str, resource_id: str) -> None:
+        super().__init__(
+            f"{resource} {resource_id!r} not found",
+            "NOT_FOUND",
+            {"resource": resource, "id": resource_id},
+        )
+
+
+class AlreadyExists(StoreError):
+    def __init__(self, resource: str, field_name: str) -> None:
+        super().__init__(
+            f"a {resource} with this {field_name} already exists",
+            "ALREADY_EXISTS",
+            {"resource": resource, "field": field_name},
+        )
+
+
+class FailedPrecondition(StoreError):
+    def __init__(self, message: str, reason: str = "FAILED_PRECONDITION", **metadata: str) -> None:
+        super().__init__(message, reason, dict(metadata))
+
+
+class MissingReference(FailedPrecondition):
+    def __init__(self, field_name: str, resource: str, resource_id: str) -> None:
+        super().__init__(
+            f"{field_name}: {resource} {resource_id!r} does not exist",
+            "MISSING_REFERENCE",
+            field=field_name,
+            resource=resource,
+            id=resource_id,
+        )
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class InvalidArgument(StoreError):
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        self.violations = list(violations)
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations), "INVALID_ARGUMENT")
+
+    @classmethod
+    def of(cls, field_name: str, description: str) -> InvalidArgument:
+        return cls([FieldViolation(field_name, description)])
+
+
+class OutOfRange(StoreError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "OUT_OF_RANGE")

@@ -1,0 +1,1 @@
+"""Ports: one `typing.Protocol` per repository of the original system."""

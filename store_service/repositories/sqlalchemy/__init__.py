@@ -1,0 +1,1 @@
+"""Adapters: the SQLAlchemy 2.x implementation of each repository port."""

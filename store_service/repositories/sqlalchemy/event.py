@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from store_service.db.models import Event
+
+
+class SqlAlchemyEventRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(self, event_type: str, details: dict[str, Any], **scope: str | None) -> Event:
+        event = Event(type=event_type, details=details, **{k: v for k, v in scope.items() if v})
+        self.session.add(event)
+        self.session.flush()
+        return event
+
+    def find_after(
+        self, after_sequence: int, limit: int, types: Sequence[str] = (), initiative_id: str | None = None
+    ) -> list[Event]:
+        query = select(Event).where(Event.sequence > after_sequence)
+        if types:
+            query = query.where(Event.type.in_(types))
+        if initiative_id:
+            query = query.where(Event.initiative_id == initiative_id)
+        return list(self.session.scalars(query.order_by(Event.sequence).limit(limit)))
+
+    def last_sequence(self) -> int:
+        return int(self.session.scalar(select(func.max(Event.sequence))) or 0)

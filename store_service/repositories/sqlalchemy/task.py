@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from store_service.db.models import Task, TaskDependency
+from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, constraint_errors
+from store_service.repositories.sqlalchemy.dependencies import check_new_edge
+
+
+class SqlAlchemyTaskRepository(SqlAlchemyRepository[Task]):
+    model = Task
+
+    def find_by_parent_task_id(self, parent_task_id: str) -> list[Task]:
+        return self.find_where(Task.parent_task_id == parent_task_id)
+
+    def find_by_phase_id(self, phase_id: str) -> list[Task]:
+        return self.find_where(Task.phase_id == phase_id)
+
+    def create_dependency(self, task_id: str, depends_on_task_id: str) -> TaskDependency:
+        self.get(task_id)
+        self.get(depends_on_task_id)
+        check_new_edge(
+            self.session,
+            TaskDependency.task_id,
+            TaskDependency.depends_on_task_id,
+            task_id,
+            depends_on_task_id,
+        )
+        edge = TaskDependency(task_id=task_id, depends_on_task_id=depends_on_task_id)
+        self.session.add(edge)
+        with constraint_errors(TaskDependency):
+            self.session.flush()
+        return edge
+
+    def find_dependencies(
+        self, task_id: str | None = None, phase_id: str | None = None, initiative_id: str | None = None
+    ) -> list[TaskDependency]:
+        query = select(TaskDependency).order_by(TaskDependency.create_time, TaskDependency.id)
+        if task_id:
+            query = query.where(or_(TaskDependency.task_id == task_id, TaskDependency.depends_on_task_id == task_id))
+        for column, value in ((Task.phase_id, phase_id), (Task.initiative_id, initiative_id)):
+            if value:
+                query = query.where(TaskDependency.task_id.in_(select(Task.id).where(column == value)))
+        return list(self.session.scalars(query))

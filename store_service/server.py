@@ -1,0 +1,133 @@
+"""Wiring: the database, every servicer, reflection and health on one grpc.aio server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cw.store.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    chat_session_pb2,
+    chat_session_pb2_grpc,
+    conversation_pb2,
+    conversation_pb2_grpc,
+    event_pb2,
+    event_pb2_grpc,
+    initiative_pb2,
+    initiative_pb2_grpc,
+    log_chunk_pb2,
+    log_chunk_pb2_grpc,
+    message_pb2,
+    message_pb2_grpc,
+    page_pb2,
+    page_pb2_grpc,
+    phase_pb2,
+    phase_pb2_grpc,
+    project_pb2,
+    project_pb2_grpc,
+    proposal_pb2,
+    proposal_pb2_grpc,
+    review_comment_pb2,
+    review_comment_pb2_grpc,
+    task_pb2,
+    task_pb2_grpc,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from store_service.api.account import AccountServicer
+from store_service.api.agent import AgentServicer
+from store_service.api.chat_session import ChatSessionServicer
+from store_service.api.conversation import ConversationServicer
+from store_service.api.errors import DomainErrorInterceptor
+from store_service.api.events import CommitNotifier, EventServicer
+from store_service.api.initiative import InitiativeServicer
+from store_service.api.log_chunk import LogChunkServicer
+from store_service.api.message import MessageServicer
+from store_service.api.page import PageServicer
+from store_service.api.phase import PhaseServicer
+from store_service.api.project import ProjectServicer
+from store_service.api.proposal import ProposalServicer
+from store_service.api.review_comment import ReviewCommentServicer
+from store_service.api.task import TaskServicer
+from store_service.db.database import Database
+from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous
+
+log = logging.getLogger("cw.store")
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+# (servicer class, registration function, the service's descriptor in its generated module)
+_SERVICES: list[tuple[Any, Any, Any]] = [
+    (InitiativeServicer, initiative_pb2_grpc.add_InitiativeServiceServicer_to_server, initiative_pb2),
+    (PhaseServicer, phase_pb2_grpc.add_PhaseServiceServicer_to_server, phase_pb2),
+    (TaskServicer, task_pb2_grpc.add_TaskServiceServicer_to_server, task_pb2),
+    (AgentServicer, agent_pb2_grpc.add_AgentServiceServicer_to_server, agent_pb2),
+    (MessageServicer, message_pb2_grpc.add_MessageServiceServicer_to_server, message_pb2),
+    (PageServicer, page_pb2_grpc.add_PageServiceServicer_to_server, page_pb2),
+    (ProjectServicer, project_pb2_grpc.add_ProjectServiceServicer_to_server, project_pb2),
+    (AccountServicer, account_pb2_grpc.add_AccountServiceServicer_to_server, account_pb2),
+    (ProposalServicer, proposal_pb2_grpc.add_ProposalServiceServicer_to_server, proposal_pb2),
+    (LogChunkServicer, log_chunk_pb2_grpc.add_LogChunkServiceServicer_to_server, log_chunk_pb2),
+    (ConversationServicer, conversation_pb2_grpc.add_ConversationServiceServicer_to_server, conversation_pb2),
+    (ChatSessionServicer, chat_session_pb2_grpc.add_ChatSessionServiceServicer_to_server, chat_session_pb2),
+    (
+        ReviewCommentServicer,
+        review_comment_pb2_grpc.add_ReviewCommentServiceServicer_to_server,
+        review_comment_pb2,
+    ),
+]
+
+
+def service_names() -> list[str]:
+    modules = [module for _, _, module in _SERVICES] + [event_pb2]
+    return [service.full_name for module in modules for service in module.DESCRIPTOR.services_by_name.values()]
+
+
+@dataclass
+class StoreServer:
+    server: grpc.aio.Server
+    port: int
+    db: Database
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Health goes NOT_SERVING first, so balancers stop sending; then in-flight calls finish."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        self.db.close()
+
+
+async def start(
+    db_path: Path, listen: str = "127.0.0.1:50051", synchronous: Synchronous = DEFAULT_SYNCHRONOUS
+) -> StoreServer:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db = Database(db_path, synchronous)
+    db.migrate()
+    notifier = CommitNotifier(asyncio.get_running_loop())
+    db.units.on_commit = notifier.notify_threadsafe
+
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+    for servicer, register, _module in _SERVICES:
+        register(servicer(db), server)
+    event_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(db, notifier), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = service_names()
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    host = listen.rsplit(":", 1)[0]
+    log.info("cw store listening on %s:%d, database %s", host, port, db_path)
+    return StoreServer(server, port, db, health_servicer)

@@ -1,0 +1,124 @@
+"""Change sets: a chat-driven refinement's edits to pages, phases and tasks, applied in one
+transaction with a before/after snapshot of each entity, so they can be shown and reverted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, func, select
+
+from store_service.db.models import Base, ChangeSet, Page, Phase, Task
+from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.domain.errors import FailedPrecondition, InvalidArgument
+
+ENTITY_MODELS: dict[str, type[Base]] = {"page": Page, "phase": Phase, "task": Task}
+# Rows that a delete would cascade to; a change set refuses such a delete, since reverting it
+# could not bring them back.
+_CHILDREN: dict[str, tuple[type[Base], str]] = {
+    "page": (Page, "parent_page_id"),
+    "phase": (Task, "phase_id"),
+    "task": (Task, "parent_task_id"),
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    entity_type: str
+    action: str
+    entity_id: str | None
+    values: dict[str, Any]
+
+
+def snapshot(row: Base) -> dict[str, Any]:
+    """The row's column values, JSON-safe."""
+    values = {}
+    for key in row.__mapper__.columns.keys():  # noqa: SIM118 (a ReadOnlyProperties, not a dict)
+        value = getattr(row, key)
+        values[key] = value.isoformat() if isinstance(value, datetime) else value
+    return values
+
+
+def restore(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    columns = model.__mapper__.columns
+    return {
+        key: datetime.fromisoformat(value) if value and isinstance(columns[key].type, DateTime) else value
+        for key, value in values.items()
+        if key in columns
+    }
+
+
+def _repository(uow: SqlAlchemyUnitOfWork, entity_type: str) -> Any:
+    return {"page": uow.pages, "phase": uow.phases, "task": uow.tasks}[entity_type]
+
+
+def _refuse_cascading_delete(uow: SqlAlchemyUnitOfWork, entity_type: str, entity_id: str) -> None:
+    child_model, column = _CHILDREN[entity_type]
+    query = select(func.count()).select_from(child_model).filter_by(**{column: entity_id})
+    if uow.session.scalar(query):
+        raise FailedPrecondition(
+            f"{entity_type} {entity_id!r} has dependent rows; a change set cannot delete it", "HAS_CHILDREN"
+        )
+
+
+def _apply(uow: SqlAlchemyUnitOfWork, change: Change) -> dict[str, Any]:
+    repository = _repository(uow, change.entity_type)
+    if change.action == "create":
+        row = repository.create(**change.values)
+        return {"entity_id": row.id, "before": None, "after": snapshot(row)}
+    if not change.entity_id:
+        raise InvalidArgument.of("changes.entity_id", f"is required to {change.action}")
+    before = snapshot(repository.get(change.entity_id))
+    if change.action == "update":
+        after: dict[str, Any] | None = snapshot(repository.update(change.entity_id, **change.values))
+    else:
+        _refuse_cascading_delete(uow, change.entity_type, change.entity_id)
+        repository.delete(change.entity_id)
+        after = None
+    return {"entity_id": change.entity_id, "before": before, "after": after}
+
+
+def apply_change_set(
+    uow: SqlAlchemyUnitOfWork, chat_session_id: str, summary: str | None, changes: list[Change]
+) -> ChangeSet:
+    if not changes:
+        raise InvalidArgument.of("changes", "must hold at least one change")
+    session = uow.chat_sessions.get(chat_session_id)
+    entries = [
+        {"entity_type": change.entity_type, "action": change.action, **_apply(uow, change)} for change in changes
+    ]
+    return uow.chat_sessions.create_change_set(
+        chat_session_id=chat_session_id, initiative_id=session.initiative_id, summary=summary, entries=entries
+    )
+
+
+def _unchanged_since(current: dict[str, Any] | None, recorded: dict[str, Any] | None) -> bool:
+    def comparable(values: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if values is None else {k: v for k, v in values.items() if k != "update_time"}
+
+    return comparable(current) == comparable(recorded)
+
+
+def revert_change_set(uow: SqlAlchemyUnitOfWork, change_set_id: str) -> ChangeSet:
+    change_set = uow.chat_sessions.get_change_set(change_set_id)
+    if change_set.status != "applied":
+        raise FailedPrecondition(f"change set {change_set_id!r} is already reverted", "ALREADY_REVERTED")
+    for entry in reversed(change_set.entries):
+        entity_type, entity_id = entry["entity_type"], entry["entity_id"]
+        repository = _repository(uow, entity_type)
+        row = repository.find_by_id(entity_id)
+        if not _unchanged_since(snapshot(row) if row else None, entry["after"]):
+            raise FailedPrecondition(
+                f"{entity_type} {entity_id!r} changed after the change set; revert refused", "CHANGED_SINCE"
+            )
+        model = ENTITY_MODELS[entity_type]
+        if entry["action"] == "create":
+            repository.delete(entity_id)
+        elif entry["action"] == "update":
+            repository.update(entity_id, **restore(model, entry["before"]))
+        else:
+            repository.create(**restore(model, entry["before"]))
+    change_set.status = "reverted"
+    uow.session.flush()
+    return change_set

@@ -1,0 +1,151 @@
+"""Shared test helpers: a store server on a background event loop, stubs, status details."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from cw.store.v1 import (
+    account_pb2_grpc,
+    agent_pb2_grpc,
+    chat_session_pb2_grpc,
+    conversation_pb2_grpc,
+    event_pb2_grpc,
+    initiative_pb2_grpc,
+    log_chunk_pb2_grpc,
+    message_pb2_grpc,
+    page_pb2_grpc,
+    phase_pb2_grpc,
+    project_pb2_grpc,
+    proposal_pb2_grpc,
+    review_comment_pb2_grpc,
+    task_pb2_grpc,
+)
+from store_service import server
+
+LISTENING = re.compile(r"listening on ([\d.]+:\d+)")
+
+
+@dataclass
+class RunningStore:
+    address: str
+    db_path: Path
+    loop: asyncio.AbstractEventLoop
+    handle: server.StoreServer
+
+
+@contextmanager
+def store_in_thread(db_path: Path) -> Iterator[RunningStore]:
+    """A real store server on port 0, its event loop on a background thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    handle = asyncio.run_coroutine_threadsafe(server.start(db_path, "127.0.0.1:0"), loop).result(30)
+    try:
+        yield RunningStore(f"127.0.0.1:{handle.port}", db_path, loop, handle)
+    finally:
+        asyncio.run_coroutine_threadsafe(handle.stop(0.5), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def stubs(channel: grpc.Channel) -> SimpleNamespace:
+    return SimpleNamespace(
+        initiatives=initiative_pb2_grpc.InitiativeServiceStub(channel),
+        phases=phase_pb2_grpc.PhaseServiceStub(channel),
+        tasks=task_pb2_grpc.TaskServiceStub(channel),
+        agents=agent_pb2_grpc.AgentServiceStub(channel),
+        messages=message_pb2_grpc.MessageServiceStub(channel),
+        pages=page_pb2_grpc.PageServiceStub(channel),
+        projects=project_pb2_grpc.ProjectServiceStub(channel),
+        accounts=account_pb2_grpc.AccountServiceStub(channel),
+        proposals=proposal_pb2_grpc.ProposalServiceStub(channel),
+        log_chunks=log_chunk_pb2_grpc.LogChunkServiceStub(channel),
+        conversations=conversation_pb2_grpc.ConversationServiceStub(channel),
+        chat_sessions=chat_session_pb2_grpc.ChatSessionServiceStub(channel),
+        review_comments=review_comment_pb2_grpc.ReviewCommentServiceStub(channel),
+        events=event_pb2_grpc.EventServiceStub(channel),
+    )
+
+
+@dataclass
+class ErrorDetails:
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    metadata: dict[str, str]
+    violations: list[str]
+
+
+def error_details(error: grpc.RpcError) -> ErrorDetails:
+    """The code, ErrorInfo and BadRequest fields of a failed call."""
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no rich status on {error}"
+    reason, metadata, violations = "", {}, []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, metadata = info.reason, dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [violation.field for violation in bad.field_violations]
+    return ErrorDetails(error.code(), status.message, reason, metadata, violations)
+
+
+def call_error(call: Any, request: Any) -> ErrorDetails:
+    """Makes a call that must fail and returns what the failure says."""
+    try:
+        call(request, timeout=10)
+    except grpc.RpcError as error:
+        return error_details(error)
+    raise AssertionError(f"{call} succeeded but should have failed")
+
+
+@dataclass
+class StoreProcess:
+    process: subprocess.Popen[str]
+    address: str
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+
+def start_store_process(db_path: Path, log_path: Path, listen: str = "127.0.0.1:0") -> StoreProcess:
+    """`python -m store_service` as its own process; returns once it says where it listens."""
+    log = log_path.open("a")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "store_service", "--db", str(db_path), "--listen", listen],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = 30.0
+    import time
+
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        found = LISTENING.findall(log_path.read_text())
+        if found:
+            return StoreProcess(process, found[-1])
+        if process.poll() is not None:
+            raise RuntimeError(f"store exited early:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    process.kill()
+    raise TimeoutError(f"store did not start:\n{log_path.read_text()}")

@@ -19,7 +19,7 @@ from store_service.api.task import TASK
 from store_service.db.database import Database
 from store_service.db.models import Event
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
-from store_service.domain.errors import InvalidArgument
+from store_service.domain.errors import InvalidArgument, OutOfRange
 
 REPLAY_BATCH = 500
 DEFAULT_HEARTBEAT_SECONDS = 15.0
@@ -104,9 +104,16 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
 
         return await self.db.read(work)
 
-    async def WatchEvents(self, request: Any, context: Any) -> AsyncIterator[event_pb2.Event]:
-        if request.after_sequence < 0:
+    async def _check_cursor(self, after_sequence: int) -> None:
+        """A cursor beyond the log's end was not issued by this store (another database, or a typo)."""
+        if after_sequence < 0:
             raise InvalidArgument.of("after_sequence", "must not be negative")
+        last = await self.db.read(lambda uow: uow.events.last_sequence())
+        if after_sequence > last:
+            raise OutOfRange(f"after_sequence {after_sequence} is beyond the last event {last}")
+
+    async def WatchEvents(self, request: Any, context: Any) -> AsyncIterator[event_pb2.Event]:
+        await self._check_cursor(request.after_sequence)
         heartbeat = DEFAULT_HEARTBEAT_SECONDS
         if request.HasField("heartbeat_interval"):
             heartbeat = max(request.heartbeat_interval.ToTimedelta().total_seconds(), MIN_HEARTBEAT_SECONDS)
@@ -127,14 +134,19 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
                 yield _heartbeat()
 
     async def ListEvents(self, request: Any, _context: Any) -> event_pb2.ListEventsResponse:
-        if request.after_sequence < 0:
-            raise InvalidArgument.of("after_sequence", "must not be negative")
+        await self._check_cursor(request.after_sequence)
         limit = page_size(request.page_size)
-        rows = await self._events_after(
-            request.after_sequence, limit, list(request.types), request.initiative_id or None
-        )
-        last = rows[-1].sequence if rows else request.after_sequence
-        return event_pb2.ListEventsResponse(events=rows, last_sequence=last)
+        types, initiative_id = list(request.types), request.initiative_id or None
+
+        def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.ListEventsResponse:
+            rows = uow.events.find_after(request.after_sequence, limit, types, initiative_id)
+            return event_pb2.ListEventsResponse(
+                events=[event_message(row) for row in rows],
+                last_sequence=rows[-1].sequence if rows else request.after_sequence,
+                head_sequence=uow.events.last_sequence(),
+            )
+
+        return await self.db.read(work)
 
     async def AppendEvent(self, request: Any, _context: Any) -> event_pb2.AppendEventResponse:
         event = request.event

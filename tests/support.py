@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,6 +130,7 @@ class StoreProcess:
 
 def start_store_process(db_path: Path, log_path: Path, listen: str = "127.0.0.1:0") -> StoreProcess:
     """`python -m store_service` as its own process; returns once it says where it listens."""
+    offset = log_path.stat().st_size if log_path.exists() else 0
     log = log_path.open("a")
     process = subprocess.Popen(
         [sys.executable, "-m", "store_service", "--db", str(db_path), "--listen", listen],
@@ -136,12 +138,9 @@ def start_store_process(db_path: Path, log_path: Path, listen: str = "127.0.0.1:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = 30.0
-    import time
-
-    start = time.monotonic()
-    while time.monotonic() - start < deadline:
-        found = LISTENING.findall(log_path.read_text())
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        found = LISTENING.findall(log_path.read_text()[offset:])
         if found:
             return StoreProcess(process, found[-1])
         if process.poll() is not None:

@@ -1,0 +1,98 @@
+"""The store as its own process: killed mid-write, stopped by signal, driven by `buf curl`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cw.store.v1 import task_pb2
+from tests.support import start_store_process, stubs
+
+BUF = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "buf"
+
+
+def _acknowledged_writes(address: str, stop: threading.Event, acknowledged: list[str]) -> None:
+    """Creates tasks one after another, keeping the id of every create the store acknowledged."""
+    with grpc.insecure_channel(address) as channel:
+        api = stubs(channel)
+        while not stop.is_set():
+            try:
+                task = api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="w")), timeout=5)
+            except grpc.RpcError:
+                return
+            acknowledged.append(task.id)
+
+
+def test_sigkill_mid_write_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    db_path, log_path = tmp_path / "store.db", tmp_path / "store.log"
+    store = start_store_process(db_path, log_path)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+    writer = threading.Thread(target=_acknowledged_writes, args=(store.address, stop, acknowledged))
+    writer.start()
+    try:
+        while len(acknowledged) < 300 and writer.is_alive():
+            writer.join(0.01)
+        store.kill()
+    finally:
+        stop.set()
+        writer.join(30)
+    assert len(acknowledged) >= 300
+
+    with sqlite3.connect(db_path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    restarted = start_store_process(db_path, log_path)
+    try:
+        with grpc.insecure_channel(restarted.address) as channel:
+            api = stubs(channel)
+            for task_id in acknowledged:
+                assert api.tasks.GetTask(task_pb2.GetTaskRequest(id=task_id), timeout=5).id == task_id
+    finally:
+        restarted.kill()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_store_gracefully(tmp_path: Path, signum: signal.Signals) -> None:
+    store = start_store_process(tmp_path / "store.db", tmp_path / "store.log")
+    with grpc.insecure_channel(store.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+    store.process.send_signal(signum)
+    assert store.process.wait(20) == 0
+    log = (tmp_path / "store.log").read_text()
+    assert "shutting down" in log and "Traceback" not in log
+
+
+def _buf_curl(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(BUF), "curl", "--http2-prior-knowledge", "--protocol", "grpc", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_buf_curl_works_through_reflection_alone(tmp_path: Path) -> None:
+    store = start_store_process(tmp_path / "store.db", tmp_path / "store.log")
+    base = f"http://{store.address}"
+    try:
+        services = _buf_curl(store.address, "--list-services", base)
+        assert services.returncode == 0, services.stderr
+        listed = set(services.stdout.split())
+        assert {"cw.store.v1.InitiativeService", "cw.store.v1.EventService", "grpc.health.v1.Health"} <= listed
+        created = _buf_curl(
+            store.address, "-d", '{"initiative": {"name": "From buf"}}', f"{base}/cw.store.v1.InitiativeService/CreateInitiative"
+        )
+        assert created.returncode == 0, created.stderr
+        initiative = json.loads(created.stdout)
+        assert initiative["branch"] == "cw/from-buf"
+        fetched = _buf_curl(
+            store.address, "-d", json.dumps({"id": initiative["id"]}), f"{base}/cw.store.v1.InitiativeService/GetInitiative"
+        )
+        assert json.loads(fetched.stdout) == initiative
+    finally:
+        store.kill()

@@ -16,9 +16,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-
 from cw.store.v1 import (
     account_pb2_grpc,
     agent_pb2_grpc,
@@ -35,6 +32,9 @@ from cw.store.v1 import (
     review_comment_pb2_grpc,
     task_pb2_grpc,
 )
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
 from store_service import server
 
 LISTENING = re.compile(r"listening on ([\d.]+:\d+)")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cw.store.v1 import task_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cw.store.v1 import task_pb2
 from tests.support import start_store_process, stubs
 
 BUF = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "buf"
@@ -85,13 +85,19 @@ def test_buf_curl_works_through_reflection_alone(tmp_path: Path) -> None:
         listed = set(services.stdout.split())
         assert {"cw.store.v1.InitiativeService", "cw.store.v1.EventService", "grpc.health.v1.Health"} <= listed
         created = _buf_curl(
-            store.address, "-d", '{"initiative": {"name": "From buf"}}', f"{base}/cw.store.v1.InitiativeService/CreateInitiative"
+            store.address,
+            "-d",
+            '{"initiative": {"name": "From buf"}}',
+            f"{base}/cw.store.v1.InitiativeService/CreateInitiative",
         )
         assert created.returncode == 0, created.stderr
         initiative = json.loads(created.stdout)
         assert initiative["branch"] == "cw/from-buf"
         fetched = _buf_curl(
-            store.address, "-d", json.dumps({"id": initiative["id"]}), f"{base}/cw.store.v1.InitiativeService/GetInitiative"
+            store.address,
+            "-d",
+            json.dumps({"id": initiative["id"]}),
+            f"{base}/cw.store.v1.InitiativeService/GetInitiative",
         )
         assert json.loads(fetched.stdout) == initiative
     finally:

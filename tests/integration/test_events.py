@@ -5,18 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
+from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, task_pb2
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, task_pb2
 from tests.support import RunningStore, call_error, stubs
 
 WRITERS = 8
 CHANGES_PER_WRITER = 200
 
 
-def _task(api: SimpleNamespace, name: str = "t") -> task_pb2.Task:
+def _task(api: SimpleNamespace, name: str = "t") -> Any:
     return api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name=name)))
 
 
@@ -99,7 +100,9 @@ def test_filters_by_type_and_initiative(api: SimpleNamespace) -> None:
     one = api.initiatives.CreateInitiative(
         initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="one"))
     )
-    api.initiatives.CreateInitiative(initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="two")))
+    api.initiatives.CreateInitiative(
+        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="two"))
+    )
     api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="t", initiative_id=one.id)))
     listed = api.events.ListEvents(event_pb2.ListEventsRequest(initiative_id=one.id))
     assert [e.type for e in listed.events] == ["initiative:created", "task:created"]

@@ -47,7 +47,7 @@ def test_upgrade_keeps_rows_and_gives_them_retry_count_zero(tmp_path: Path) -> N
         )
         for task_id in ("t1", "t2", "t3"):
             connection.exec_driver_sql(
-                "INSERT INTO tasks (id, initiative_id, name, type, category, priority, status, \"order\", "
+                'INSERT INTO tasks (id, initiative_id, name, type, category, priority, status, "order", '
                 f"created_at, updated_at) VALUES ('{task_id}', 'i1', 'n', 'auto', 'execute', 'medium', "
                 "'pending', 0, '2026-01-01', '2026-01-01')"
             )

@@ -67,15 +67,12 @@ def test_phase_dependencies(units: UnitOfWorkFactory) -> None:
         assert [p.id for p in uow.phases.get_dependencies(b.id)] == [a.id]
         assert [p.id for p in uow.phases.get_dependents(b.id)] == [c.id]
         assert [p.id for p in uow.phases.find_by_initiative_id(initiative_id)] == [a.id, b.id, c.id]
-    with units.write() as uow:
-        with pytest.raises(FailedPrecondition):
-            uow.phases.create_dependency(a.id, c.id)  # a -> c -> b -> a
-    with units.write() as uow:
-        with pytest.raises(InvalidArgument):
-            uow.phases.create_dependency(a.id, a.id)
-    with units.write() as uow:
-        with pytest.raises(AlreadyExists):
-            uow.phases.create_dependency(b.id, a.id)
+    with units.write() as uow, pytest.raises(FailedPrecondition):
+        uow.phases.create_dependency(a.id, c.id)  # a -> c -> b -> a
+    with units.write() as uow, pytest.raises(InvalidArgument):
+        uow.phases.create_dependency(a.id, a.id)
+    with units.write() as uow, pytest.raises(AlreadyExists):
+        uow.phases.create_dependency(b.id, a.id)
 
 
 def test_task_finders_and_dependencies(units: UnitOfWorkFactory) -> None:
@@ -95,15 +92,13 @@ def test_task_finders_and_dependencies(units: UnitOfWorkFactory) -> None:
         assert [e.id for e in uow.tasks.find_dependencies(phase_id=phase.id)] == [edge.id]
         assert [e.id for e in uow.tasks.find_dependencies(initiative_id=initiative_id)] == [edge.id]
         assert uow.tasks.find_dependencies(task_id=loose.id) == []
-    with units.write() as uow:
-        with pytest.raises(FailedPrecondition):
-            uow.tasks.create_dependency(parent.id, child.id)
+    with units.write() as uow, pytest.raises(FailedPrecondition):
+        uow.tasks.create_dependency(parent.id, child.id)
 
 
 def test_missing_reference_names_the_field(units: UnitOfWorkFactory) -> None:
-    with units.write() as uow:
-        with pytest.raises(MissingReference) as raised:
-            uow.tasks.create(name="t", phase_id="missing")
+    with units.write() as uow, pytest.raises(MissingReference) as raised:
+        uow.tasks.create(name="t", phase_id="missing")
     assert raised.value.metadata["field"] == "phase_id"
 
 
@@ -119,9 +114,8 @@ def test_agent_finders_and_unique_name(units: UnitOfWorkFactory) -> None:
         assert uow.agents.find_by_session_id("s1").id == agent.id  # type: ignore[union-attr]
         assert [a.name for a in uow.agents.find_by_status("running")] == ["calm-heron"]
         assert uow.agents.find_by_name("nobody") is None
-    with units.write() as uow:
-        with pytest.raises(AlreadyExists) as raised:
-            uow.agents.create(name="brave-otter", worktree_id="/w")
+    with units.write() as uow, pytest.raises(AlreadyExists) as raised:
+        uow.agents.create(name="brave-otter", worktree_id="/w")
     assert raised.value.metadata["field"] == "name"
 
 

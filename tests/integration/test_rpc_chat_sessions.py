@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
-from google.protobuf import struct_pb2
-
 from cw.store.v1 import chat_session_pb2 as chat
 from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
+from google.protobuf import struct_pb2
+
 from tests.support import call_error
 
 
-def _struct(**values: object) -> struct_pb2.Struct:
+def _struct(**values: Any) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(values)
     return struct
@@ -44,12 +45,16 @@ def test_sessions_and_messages(api: SimpleNamespace) -> None:
     assert active.id == session.id
     for role, text in ((chat.CHAT_ROLE_USER, "split it"), (chat.CHAT_ROLE_ASSISTANT, "done")):
         api.chat_sessions.CreateChatMessage(
-            chat.CreateChatMessageRequest(chat_message=chat.ChatMessage(chat_session_id=session.id, role=role, content=text))
+            chat.CreateChatMessageRequest(
+                chat_message=chat.ChatMessage(chat_session_id=session.id, role=role, content=text)
+            )
         )
     messages = api.chat_sessions.ListChatMessages(chat.ListChatMessagesRequest(chat_session_id=session.id))
     assert [m.content for m in messages.chat_messages] == ["split it", "done"]
     api.chat_sessions.UpdateChatSession(
-        chat.UpdateChatSessionRequest(chat_session=chat.ChatSession(id=session.id, status=chat.CHAT_SESSION_STATUS_CLOSED))
+        chat.UpdateChatSessionRequest(
+            chat_session=chat.ChatSession(id=session.id, status=chat.CHAT_SESSION_STATUS_CLOSED)
+        )
     )
     error = call_error(
         api.chat_sessions.GetActiveChatSession,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
-from google.protobuf import field_mask_pb2, timestamp_pb2
-
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
@@ -23,6 +22,8 @@ from cw.store.v1 import (
     review_comment_pb2,
     task_pb2,
 )
+from google.protobuf import field_mask_pb2, timestamp_pb2
+
 from tests.support import call_error
 
 
@@ -36,7 +37,7 @@ def _phase(api: SimpleNamespace, initiative_id: str, name: str) -> str:
     return str(api.phases.CreatePhase(request).id)
 
 
-def _agent(api: SimpleNamespace, name: str, **fields: object) -> agent_pb2.Agent:
+def _agent(api: SimpleNamespace, name: str, **fields: Any) -> Any:
     request = agent_pb2.CreateAgentRequest(agent=agent_pb2.Agent(name=name, worktree_id="/w", **fields))
     return api.agents.CreateAgent(request)
 
@@ -71,7 +72,7 @@ def test_task_dependencies_and_filters(api: SimpleNamespace) -> None:
     initiative_id = _initiative(api)
     phase_id = _phase(api, initiative_id, "p")
 
-    def task(name: str, **fields: object) -> str:
+    def task(name: str, **fields: Any) -> str:
         request = task_pb2.CreateTaskRequest(
             task=task_pb2.Task(initiative_id=initiative_id, phase_id=phase_id, name=name, **fields)
         )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import field_mask_pb2
-
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
@@ -19,10 +18,12 @@ from cw.store.v1 import (
     proposal_pb2,
     task_pb2,
 )
+from google.protobuf import field_mask_pb2
+
 from tests.support import call_error
 
 
-def _initiative(api: SimpleNamespace, name: str = "User auth") -> initiative_pb2.Initiative:
+def _initiative(api: SimpleNamespace, name: str = "User auth") -> Any:
     return api.initiatives.CreateInitiative(
         initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name=name))
     )
@@ -76,7 +77,9 @@ def test_update_mask_can_clear_a_nullable_field(api: SimpleNamespace) -> None:
     assert cleared.description == ""
     error = call_error(
         api.tasks.UpdateTask,
-        task_pb2.UpdateTaskRequest(task=task_pb2.Task(id=task.id), update_mask=field_mask_pb2.FieldMask(paths=["name"])),
+        task_pb2.UpdateTaskRequest(
+            task=task_pb2.Task(id=task.id), update_mask=field_mask_pb2.FieldMask(paths=["name"])
+        ),
     )
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT and error.violations == ["task.name"]
 
@@ -107,7 +110,11 @@ def test_create_with_request_id_is_idempotent(api: SimpleNamespace) -> None:
         ("tasks.ListTasks", task_pb2.ListTasksRequest(status=42), "status"),  # type: ignore[arg-type]
         ("tasks.ListTasks", task_pb2.ListTasksRequest(page_token="not-a-token"), "page_token"),
         ("agents.CreateAgent", agent_pb2.CreateAgentRequest(agent=agent_pb2.Agent(name="a")), "agent.worktree_id"),
-        ("projects.CreateProject", project_pb2.CreateProjectRequest(project=project_pb2.Project(name="p")), "project.url"),
+        (
+            "projects.CreateProject",
+            project_pb2.CreateProjectRequest(project=project_pb2.Project(name="p")),
+            "project.url",
+        ),
         (
             "tasks.UpdateTask",
             task_pb2.UpdateTaskRequest(

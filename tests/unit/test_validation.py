@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from cw.store.v1 import agent_pb2, task_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cw.store.v1 import agent_pb2, task_pb2
 from store_service.api import convert, pagination
 from store_service.db.models import Agent, Task
 from store_service.domain.errors import InvalidArgument
@@ -38,7 +38,7 @@ def test_page_size_is_clamped_or_rejected(requested: int) -> None:
     else:
         size = pagination.page_size(requested)
         assert 1 <= size <= pagination.MAX_PAGE_SIZE
-        assert size == (requested or pagination.DEFAULT_PAGE_SIZE) or size == pagination.MAX_PAGE_SIZE
+        assert size in (requested or pagination.DEFAULT_PAGE_SIZE, pagination.MAX_PAGE_SIZE)
 
 
 @given(st.text(max_size=200))

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-from cw.store.v1 import task_pb2, task_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cw.store.v1 import task_pb2, task_pb2_grpc
 from store_service import server
 from store_service.db.engine import Synchronous
 

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
 from cw.store.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -39,9 +42,6 @@ from cw.store.v1 import (
     task_pb2,
     task_pb2_grpc,
 )
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-
 from store_service.api.account import AccountServicer
 from store_service.api.agent import AgentServicer
 from store_service.api.chat_session import ChatSessionServicer

@@ -16,6 +16,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
 from cw.store.v1 import (
     account_pb2_grpc,
     agent_pb2_grpc,
@@ -32,9 +35,6 @@ from cw.store.v1 import (
     review_comment_pb2_grpc,
     task_pb2_grpc,
 )
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-
 from store_service import server
 
 LISTENING = re.compile(r"listening on ([\d.]+:\d+)")
@@ -128,12 +128,14 @@ class StoreProcess:
         self.process.wait(10)
 
 
-def start_store_process(db_path: Path, log_path: Path, listen: str = "127.0.0.1:0") -> StoreProcess:
+def start_store_process(
+    db_path: Path, log_path: Path, listen: str = "127.0.0.1:0", log_level: str = "INFO"
+) -> StoreProcess:
     """`python -m store_service` as its own process; returns once it says where it listens."""
     offset = log_path.stat().st_size if log_path.exists() else 0
     log = log_path.open("a")
     process = subprocess.Popen(
-        [sys.executable, "-m", "store_service", "--db", str(db_path), "--listen", listen],
+        [sys.executable, "-m", "store_service", "--db", str(db_path), "--listen", listen, "--log-level", log_level],
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cw.store.v1 import chat_session_pb2, chat_session_pb2_grpc
 from google.protobuf import json_format
 
+from cw.store.v1 import chat_session_pb2, chat_session_pb2_grpc
 from store_service.api import convert
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.api.page import PAGE

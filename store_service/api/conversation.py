@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from cw.store.v1 import conversation_pb2, conversation_pb2_grpc
-
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import Conversation
 from store_service.domain.errors import InvalidArgument

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from cw.store.v1 import event_pb2, event_pb2_grpc
 from google.protobuf import json_format
 
+from cw.store.v1 import event_pb2, event_pb2_grpc
 from store_service.api import convert
 from store_service.api.agent import AGENT
 from store_service.api.crud import Resource

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from cw.store.v1 import initiative_pb2, initiative_pb2_grpc
-
 from store_service.api.crud import Resource, ResourceServicer
 from store_service.db.models import Initiative
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from cw.store.v1 import phase_pb2, phase_pb2_grpc
-
 from store_service.api.convert import set_timestamp
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import Phase, PhaseDependency

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from cw.store.v1 import project_pb2, project_pb2_grpc
-
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import Project
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork

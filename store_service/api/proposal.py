@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from cw.store.v1 import proposal_pb2, proposal_pb2_grpc
-
 from store_service.api import convert
 from store_service.api.crud import Resource, ResourceServicer, request_filters, required_id
 from store_service.db.models import Proposal

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cw.store.v1 import task_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cw.store.v1 import account_pb2, task_pb2
 from tests.support import start_store_process, stubs
 
 BUF = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "buf"
@@ -102,3 +102,28 @@ def test_buf_curl_works_through_reflection_alone(tmp_path: Path) -> None:
         assert json.loads(fetched.stdout) == initiative
     finally:
         store.kill()
+
+
+def test_secrets_stay_out_of_debug_logs(tmp_path: Path) -> None:
+    log_path = tmp_path / "store.log"
+    store = start_store_process(tmp_path / "store.db", log_path, log_level="DEBUG")
+    secret = "sk-ant-DO-NOT-LOG-4242"
+    try:
+        with grpc.insecure_channel(store.address) as channel:
+            api = stubs(channel)
+            account = api.accounts.CreateAccount(
+                account_pb2.CreateAccountRequest(account=account_pb2.Account(email="a@x", credentials=secret))
+            )
+            api.accounts.ListAccounts(account_pb2.ListAccountsRequest())
+            try:
+                api.accounts.CreateAccount(
+                    account_pb2.CreateAccountRequest(account=account_pb2.Account(credentials=secret))
+                )
+            except grpc.RpcError as error:
+                assert secret not in str(error.details())
+            assert api.accounts.GetAccount(account_pb2.GetAccountRequest(id=account.id)).has_credentials
+    finally:
+        store.kill()
+    log = log_path.read_text()
+    assert "cw.store.v1.AccountService/CreateAccount" in log  # the per-request debug line
+    assert secret not in log

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
-from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, task_pb2
 from google.protobuf import duration_pb2, field_mask_pb2
 
+from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, task_pb2
 from tests.support import RunningStore, call_error, stubs
 
 WRITERS = 8

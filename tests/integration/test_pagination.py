@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import grpc
-from cw.store.v1 import initiative_pb2, task_pb2
 
+from cw.store.v1 import initiative_pb2, task_pb2
 from tests.support import RunningStore, call_error
 
 ROWS = 2500

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
-from cw.store.v1 import chat_session_pb2 as chat
-from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
 from google.protobuf import struct_pb2
 
+from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import chat_session_pb2 as chat
 from tests.support import call_error
 
 
@@ -43,6 +43,7 @@ def test_sessions_and_messages(api: SimpleNamespace) -> None:
         chat.GetActiveChatSessionRequest(target_type=chat.CHAT_TARGET_TYPE_PHASE, target_id=phase_id)
     )
     assert active.id == session.id
+    assert api.chat_sessions.GetChatSession(chat.GetChatSessionRequest(id=session.id)) == session
     for role, text in ((chat.CHAT_ROLE_USER, "split it"), (chat.CHAT_ROLE_ASSISTANT, "done")):
         api.chat_sessions.CreateChatMessage(
             chat.CreateChatMessageRequest(
@@ -61,6 +62,19 @@ def test_sessions_and_messages(api: SimpleNamespace) -> None:
         chat.GetActiveChatSessionRequest(target_type=chat.CHAT_TARGET_TYPE_PHASE, target_id=phase_id),
     )
     assert error.code == grpc.StatusCode.NOT_FOUND
+    agent = api.agents.CreateAgent(agent_pb2.CreateAgentRequest(agent=agent_pb2.Agent(name="a", worktree_id="/w")))
+    linked = api.chat_sessions.CreateChatSession(
+        chat.CreateChatSessionRequest(
+            chat_session=chat.ChatSession(
+                target_type=chat.CHAT_TARGET_TYPE_PHASE,
+                target_id=phase_id,
+                initiative_id=session.initiative_id,
+                agent_id=agent.id,
+            )
+        )
+    )
+    found = api.chat_sessions.GetActiveChatSessionByAgent(chat.GetActiveChatSessionByAgentRequest(agent_id=agent.id))
+    assert found.id == linked.id
     by_agent = call_error(
         api.chat_sessions.GetActiveChatSessionByAgent, chat.GetActiveChatSessionByAgentRequest(agent_id="none")
     )

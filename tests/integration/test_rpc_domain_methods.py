@@ -7,6 +7,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
+from google.protobuf import field_mask_pb2, timestamp_pb2
+
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
@@ -22,8 +24,6 @@ from cw.store.v1 import (
     review_comment_pb2,
     task_pb2,
 )
-from google.protobuf import field_mask_pb2, timestamp_pb2
-
 from tests.support import call_error
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
+
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
@@ -18,8 +20,6 @@ from cw.store.v1 import (
     proposal_pb2,
     task_pb2,
 )
-from google.protobuf import field_mask_pb2
-
 from tests.support import call_error
 
 

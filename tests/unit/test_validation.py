@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from cw.store.v1 import agent_pb2, task_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cw.store.v1 import agent_pb2, task_pb2
 from store_service.api import convert, pagination
 from store_service.db.models import Agent, Task
 from store_service.domain.errors import InvalidArgument

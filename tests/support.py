@@ -119,7 +119,7 @@ def call_error(call: Any, request: Any) -> ErrorDetails:
 
 
 @dataclass
-class StoreProcess:
+class ServiceProcess:
     process: subprocess.Popen[str]
     address: str
 
@@ -130,23 +130,31 @@ class StoreProcess:
 
 def start_store_process(
     db_path: Path, log_path: Path, listen: str = "127.0.0.1:0", log_level: str = "INFO"
-) -> StoreProcess:
+) -> ServiceProcess:
     """`python -m store_service` as its own process; returns once it says where it listens."""
+    arguments = ["--db", str(db_path), "--listen", listen, "--log-level", log_level]
+    return start_service_process("store_service", arguments, log_path)
+
+
+def start_service_process(
+    module: str, arguments: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> ServiceProcess:
     offset = log_path.stat().st_size if log_path.exists() else 0
     log = log_path.open("a")
     process = subprocess.Popen(
-        [sys.executable, "-m", "store_service", "--db", str(db_path), "--listen", listen, "--log-level", log_level],
+        [sys.executable, "-m", module, *arguments],
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
+        env=env,
     )
-    deadline = time.monotonic() + 30.0
+    deadline = time.monotonic() + 60.0
     while time.monotonic() < deadline:
         found = LISTENING.findall(log_path.read_text()[offset:])
         if found:
-            return StoreProcess(process, found[-1])
+            return ServiceProcess(process, found[-1])
         if process.poll() is not None:
-            raise RuntimeError(f"store exited early:\n{log_path.read_text()}")
+            raise RuntimeError(f"{module} exited early:\n{log_path.read_text()}")
         time.sleep(0.05)
     process.kill()
-    raise TimeoutError(f"store did not start:\n{log_path.read_text()}")
+    raise TimeoutError(f"{module} did not start:\n{log_path.read_text()}")

@@ -10,6 +10,7 @@ from google.protobuf import json_format
 
 from cw.store.v1 import event_pb2, event_pb2_grpc
 from store_service.api import convert
+from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.crud import Resource
 from store_service.api.initiative import INITIATIVE
@@ -72,6 +73,7 @@ _CHANGES: dict[str, tuple[Resource[Any], str]] = {
     "update_agent": (AGENT, "update"),
     "update_initiative": (INITIATIVE, "update"),
     "create_agent": (AGENT, "create"),
+    "update_account": (ACCOUNT, "update"),
 }
 
 
@@ -149,9 +151,11 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
         return await self.db.read(work)
 
     async def AppendEvent(self, request: Any, _context: Any) -> event_pb2.AppendEventResponse:
-        event = request.event
-        if not event.type:
-            raise InvalidArgument.of("event.type", "is required")
+        if not request.events:
+            raise InvalidArgument.of("events", "must hold at least one event")
+        for index, event in enumerate(request.events):
+            if not event.type:
+                raise InvalidArgument.of(f"events[{index}].type", "is required")
         changes = [_prepare_change(index, change) for index, change in enumerate(request.changes)]
 
         def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.AppendEventResponse:
@@ -162,14 +166,17 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
                     created.append(repository.create(**values).id)
                 else:
                     repository.update(row_id, **values)
-            row = uow.events.append(
-                event.type,
-                json_format.MessageToDict(event.details),
-                initiative_id=event.initiative_id or None,
-                phase_id=event.phase_id or None,
-                task_id=event.task_id or None,
-                agent_id=event.agent_id or None,
-            )
-            return event_pb2.AppendEventResponse(event=event_message(row), created_ids=created)
+            rows = [
+                uow.events.append(
+                    event.type,
+                    json_format.MessageToDict(event.details),
+                    initiative_id=event.initiative_id or None,
+                    phase_id=event.phase_id or None,
+                    task_id=event.task_id or None,
+                    agent_id=event.agent_id or None,
+                )
+                for event in request.events
+            ]
+            return event_pb2.AppendEventResponse(events=[event_message(row) for row in rows], created_ids=created)
 
         return await self.db.write(work)

@@ -130,7 +130,10 @@ def test_append_event_applies_its_changes_atomically(api: SimpleNamespace) -> No
     task = _task(api)
     appended = api.events.AppendEvent(
         event_pb2.AppendEventRequest(
-            event=event_pb2.Event(type="task:dispatched", task_id=task.id),
+            events=[
+                event_pb2.Event(type="task:dispatched", task_id=task.id),
+                event_pb2.Event(type="agent:spawned", task_id=task.id),
+            ],
             changes=[
                 event_pb2.StateChange(
                     update_task=task_pb2.UpdateTaskRequest(
@@ -146,7 +149,8 @@ def test_append_event_applies_its_changes_atomically(api: SimpleNamespace) -> No
             ],
         )
     )
-    assert appended.event.type == "task:dispatched" and appended.event.sequence > 0
+    assert [e.type for e in appended.events] == ["task:dispatched", "agent:spawned"]
+    assert appended.events[1].sequence == appended.events[0].sequence + 1
     assert len(appended.created_ids) == 1
     assert api.tasks.GetTask(task_pb2.GetTaskRequest(id=task.id)).status == task_pb2.TASK_STATUS_IN_PROGRESS
     assert api.agents.GetAgent(agent_pb2.GetAgentRequest(id=appended.created_ids[0])).task_id == task.id
@@ -155,7 +159,7 @@ def test_append_event_applies_its_changes_atomically(api: SimpleNamespace) -> No
     failed = call_error(
         api.events.AppendEvent,
         event_pb2.AppendEventRequest(
-            event=event_pb2.Event(type="task:completed", task_id=task.id),
+            events=[event_pb2.Event(type="task:completed", task_id=task.id)],
             changes=[
                 event_pb2.StateChange(
                     update_task=task_pb2.UpdateTaskRequest(
@@ -172,8 +176,10 @@ def test_append_event_applies_its_changes_atomically(api: SimpleNamespace) -> No
     assert failed.code == grpc.StatusCode.NOT_FOUND
     assert api.tasks.GetTask(task_pb2.GetTaskRequest(id=task.id)).status == task_pb2.TASK_STATUS_IN_PROGRESS
     assert _last_sequence(api) == before
-    missing_type = call_error(api.events.AppendEvent, event_pb2.AppendEventRequest(event=event_pb2.Event()))
-    assert missing_type.violations == ["event.type"]
+    missing_type = call_error(api.events.AppendEvent, event_pb2.AppendEventRequest(events=[event_pb2.Event()]))
+    assert missing_type.violations == ["events[0].type"]
+    no_event = call_error(api.events.AppendEvent, event_pb2.AppendEventRequest())
+    assert no_event.violations == ["events"]
 
 
 def test_hundred_open_streams_do_not_starve_unary_calls(api: SimpleNamespace) -> None:

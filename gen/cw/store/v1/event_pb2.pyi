@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from cw.store.v1 import account_pb2 as _account_pb2
 from cw.store.v1 import agent_pb2 as _agent_pb2
 from cw.store.v1 import initiative_pb2 as _initiative_pb2
 from cw.store.v1 import phase_pb2 as _phase_pb2
@@ -172,6 +173,7 @@ class StateChange(_message.Message):
     UPDATE_AGENT_FIELD_NUMBER: _builtins.int
     UPDATE_INITIATIVE_FIELD_NUMBER: _builtins.int
     CREATE_AGENT_FIELD_NUMBER: _builtins.int
+    UPDATE_ACCOUNT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def update_task(self) -> _task_pb2.UpdateTaskRequest: ...
     @_builtins.property
@@ -182,6 +184,8 @@ class StateChange(_message.Message):
     def update_initiative(self) -> _initiative_pb2.UpdateInitiativeRequest: ...
     @_builtins.property
     def create_agent(self) -> _agent_pb2.CreateAgentRequest: ...
+    @_builtins.property
+    def update_account(self) -> _account_pb2.UpdateAccountRequest: ...
     def __init__(
         self,
         *,
@@ -190,12 +194,13 @@ class StateChange(_message.Message):
         update_agent: _agent_pb2.UpdateAgentRequest | None = ...,
         update_initiative: _initiative_pb2.UpdateInitiativeRequest | None = ...,
         create_agent: _agent_pb2.CreateAgentRequest | None = ...,
+        update_account: _account_pb2.UpdateAccountRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_task", b"update_task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_task", b"update_task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_task", b"update_task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_task", b"update_task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
@@ -205,25 +210,25 @@ Global___StateChange: _TypeAlias = StateChange  # noqa: Y015
 class AppendEventRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    EVENT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     CHANGES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def event(self) -> Global___Event:
-        """`sequence` and `time` are assigned by the store."""
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
+        """At least one; `sequence` and `time` are assigned by the store, in this order."""
 
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateChange]:
-        """Applied in order, in the event's transaction: all of them and the event, or nothing."""
+        """Applied in order, in the events' transaction: all of them and the events, or nothing."""
 
     def __init__(
         self,
         *,
-        event: Global___Event | None = ...,
+        events: _abc.Iterable[Global___Event] | None = ...,
         changes: _abc.Iterable[Global___StateChange] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "events", b"events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -233,10 +238,10 @@ Global___AppendEventRequest: _TypeAlias = AppendEventRequest  # noqa: Y015
 class AppendEventResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    EVENT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     CREATED_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def event(self) -> Global___Event: ...
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
     @_builtins.property
     def created_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of the resources the changes created, in the order of `changes`."""
@@ -244,12 +249,12 @@ class AppendEventResponse(_message.Message):
     def __init__(
         self,
         *,
-        event: Global___Event | None = ...,
+        events: _abc.Iterable[Global___Event] | None = ...,
         created_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_ids", b"created_ids", "event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_ids", b"created_ids", "events", b"events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

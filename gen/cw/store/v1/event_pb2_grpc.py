@@ -72,7 +72,7 @@ class EventServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AppendEvent(self, request, context):
-        """Records an event, and with it, in the same transaction, the state changes it announces.
+        """Records events, and with them, in the same transaction, the state changes they announce.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,7 +40,7 @@ class EventServiceStub:
     ListEvents: _grpc.UnaryUnaryMultiCallable[_event_pb2.ListEventsRequest, _event_pb2.ListEventsResponse]
     """A page of the log, oldest first."""
     AppendEvent: _grpc.UnaryUnaryMultiCallable[_event_pb2.AppendEventRequest, _event_pb2.AppendEventResponse]
-    """Records an event, and with it, in the same transaction, the state changes it announces."""
+    """Records events, and with them, in the same transaction, the state changes they announce."""
 
 @_typing.type_check_only
 class EventServiceAsyncStub(EventServiceStub):
@@ -54,7 +54,7 @@ class EventServiceAsyncStub(EventServiceStub):
     ListEvents: _aio.UnaryUnaryMultiCallable[_event_pb2.ListEventsRequest, _event_pb2.ListEventsResponse]  # type: ignore[assignment]
     """A page of the log, oldest first."""
     AppendEvent: _aio.UnaryUnaryMultiCallable[_event_pb2.AppendEventRequest, _event_pb2.AppendEventResponse]  # type: ignore[assignment]
-    """Records an event, and with it, in the same transaction, the state changes it announces."""
+    """Records events, and with them, in the same transaction, the state changes they announce."""
 
 class EventServiceServicer(metaclass=_abc_1.ABCMeta):
     """The durable event log: every store write records its event in the same transaction."""
@@ -83,6 +83,6 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _event_pb2.AppendEventRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_event_pb2.AppendEventResponse, _abc.Awaitable[_event_pb2.AppendEventResponse]]:
-        """Records an event, and with it, in the same transaction, the state changes it announces."""
+        """Records events, and with them, in the same transaction, the state changes they announce."""
 
 def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

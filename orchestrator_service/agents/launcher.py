@@ -1,0 +1,70 @@
+"""Everything an agent process is started with: prompt, account config, environment, command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+
+from cw.store.v1 import account_pb2, agent_pb2
+from orchestrator_service.agents import supervisor
+from orchestrator_service.agents.providers import Provider
+from orchestrator_service.agents.supervisor import AgentFiles
+
+
+@dataclass(frozen=True)
+class Launch:
+    agent: agent_pb2.Agent
+    files: AgentFiles
+    provider: Provider
+    mode: str
+    prompt: str
+    resume: bool = False
+    secrets: account_pb2.GetAccountSecretsResponse | None = None
+
+
+def _write_private(path: os.PathLike[str], text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+def environment(launch: Launch) -> dict[str, str]:
+    files, agent = launch.files, launch.agent
+    env = {
+        **os.environ,
+        "CW_AGENT_ID": agent.id,
+        "CW_AGENT_NAME": agent.name,
+        "CW_TASK_ID": agent.task_id,
+        "CW_INITIATIVE_ID": agent.initiative_id,
+        "CW_MODE": launch.mode,
+        "CW_PROMPT_FILE": str(files.prompt),
+        "CW_SIGNAL_FILE": str(files.signal),
+        "CW_SESSION_ID": agent.session_id,
+        "CW_RESUME": "1" if launch.resume else "0",
+    }
+    if launch.resume:
+        env["CW_ANSWERS_FILE"] = str(files.answers)
+    if launch.secrets is not None:
+        env["CLAUDE_CONFIG_DIR"] = str(files.config_dir)
+    return env
+
+
+def start(launch: Launch) -> subprocess.Popen[bytes]:
+    """Writes the agent's files and starts it under the shim."""
+    files = launch.files
+    files.workdir.mkdir(parents=True, exist_ok=True)
+    files.prompt.write_text(launch.prompt)
+    if launch.secrets is not None:
+        files.config_dir.mkdir(mode=0o700, exist_ok=True)
+        if launch.secrets.config_json:
+            _write_private(files.config_dir / ".claude.json", launch.secrets.config_json)
+        if launch.secrets.credentials:
+            _write_private(files.config_dir / ".credentials.json", launch.secrets.credentials)
+    command = launch.provider.command(launch.agent.session_id, launch.resume, launch.prompt)
+    return supervisor.spawn(files, command, environment(launch))
+
+
+def write_answers(files: AgentFiles, answers: dict[str, str]) -> None:
+    files.answers.write_text(json.dumps(answers))

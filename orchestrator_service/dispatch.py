@@ -1,0 +1,168 @@
+"""Pure decisions: what may start, what runs next, what a finished agent means, retry arithmetic.
+
+No I/O here: the reconciler feeds in stored state (proto messages) and acts on the answers, so
+every rule can be tested fast and exhaustively.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cw.store.v1 import phase_pb2, task_pb2
+
+MAX_TASK_RETRIES = 3
+
+_PRIORITY_RANK = {
+    task_pb2.TASK_PRIORITY_HIGH: 0,
+    task_pb2.TASK_PRIORITY_MEDIUM: 1,
+    task_pb2.TASK_PRIORITY_UNSPECIFIED: 1,
+    task_pb2.TASK_PRIORITY_LOW: 2,
+}
+
+
+@dataclass(frozen=True)
+class CrashDecision:
+    status: task_pb2.TaskStatus.ValueType
+    retry_count: int
+    event: str
+
+
+def after_crash(retry_count: int) -> CrashDecision:
+    """Rule 5: retried while retry_count < MAX_TASK_RETRIES (counting the retry), then BLOCKED."""
+    if retry_count < MAX_TASK_RETRIES:
+        return CrashDecision(task_pb2.TASK_STATUS_PENDING, retry_count + 1, "task:retried")
+    return CrashDecision(task_pb2.TASK_STATUS_BLOCKED, retry_count, "task:blocked")
+
+
+def dispatch_key(task: task_pb2.Task) -> tuple[int, int, int, int, str]:
+    """High before medium before low, then `order`, then the oldest first."""
+    return (
+        _PRIORITY_RANK.get(task.priority, 1),
+        task.order,
+        task.create_time.seconds,
+        task.create_time.nanos,
+        task.id,
+    )
+
+
+def dependencies_by_task(edges: Iterable[task_pb2.TaskDependency]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = defaultdict(set)
+    for edge in edges:
+        found[edge.task_id].add(edge.depends_on_task_id)
+    return found
+
+
+def ready_tasks(
+    tasks: Iterable[task_pb2.Task],
+    depends_on: Mapping[str, set[str]],
+    running_phases: set[str],
+    queued_without_phase: set[str],
+    completed: set[str],
+) -> list[task_pb2.Task]:
+    """PENDING tasks whose dependencies are all COMPLETED, in a running phase (or, without a phase,
+    queued by DispatchTask), in dispatch order."""
+    ready = [
+        task
+        for task in tasks
+        if task.status == task_pb2.TASK_STATUS_PENDING
+        and depends_on.get(task.id, set()) <= completed
+        and (task.phase_id in running_phases if task.phase_id else task.id in queued_without_phase)
+    ]
+    return sorted(ready, key=dispatch_key)
+
+
+def phases_to_start(phases: Iterable[phase_pb2.Phase], depends_on: Mapping[str, set[str]]) -> list[phase_pb2.Phase]:
+    """APPROVED phases whose dependencies are all COMPLETED (merged into the initiative branch)."""
+    phase_list = list(phases)
+    completed = {phase.id for phase in phase_list if phase.status == phase_pb2.PHASE_STATUS_COMPLETED}
+    return [
+        phase
+        for phase in phase_list
+        if phase.status == phase_pb2.PHASE_STATUS_APPROVED and depends_on.get(phase.id, set()) <= completed
+    ]
+
+
+def running_phase_status(tasks: Iterable[task_pb2.Task], merged: set[str]) -> phase_pb2.PhaseStatus.ValueType:
+    """Where an IN_PROGRESS or BLOCKED phase belongs now: BLOCKED while any task is, PENDING_REVIEW
+    once every task is COMPLETED and merged, else IN_PROGRESS."""
+    task_list = list(tasks)
+    if any(task.status == task_pb2.TASK_STATUS_BLOCKED for task in task_list):
+        return phase_pb2.PHASE_STATUS_BLOCKED
+    if all(task.status == task_pb2.TASK_STATUS_COMPLETED and task.id in merged for task in task_list):
+        return phase_pb2.PHASE_STATUS_PENDING_REVIEW
+    return phase_pb2.PHASE_STATUS_IN_PROGRESS
+
+
+OutcomeKind = Literal["done", "questions", "error", "rate_limited", "crash"]
+
+
+@dataclass(frozen=True)
+class AgentOutcome:
+    kind: OutcomeKind
+    summary: str = ""
+    questions: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    retry_after_seconds: float = 0.0
+    exit_code: int | None = None
+
+
+def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcome:
+    """What a finished agent process means (CONTRACT.md, agent protocol). `exit_code` None means
+    the process died by a signal or vanished without recording an exit."""
+    if exit_code is None or exit_code != 0:
+        reason = "killed or vanished" if exit_code is None else f"exited with {exit_code}"
+        return AgentOutcome("crash", error=reason, exit_code=exit_code)
+    if signal_text is None or not signal_text.strip():
+        return AgentOutcome("done", exit_code=0)
+    try:
+        signal = json.loads(signal_text)
+        status = signal["status"]
+    except (ValueError, KeyError, TypeError):
+        return AgentOutcome("error", error="unreadable signal file", exit_code=0)
+    if status == "done":
+        return AgentOutcome("done", summary=str(signal.get("summary") or ""), exit_code=0)
+    if status == "questions":
+        questions = [q for q in signal.get("questions") or [] if isinstance(q, dict)]
+        if questions:
+            return AgentOutcome("questions", questions=questions, exit_code=0)
+        return AgentOutcome("error", error="questions without any question", exit_code=0)
+    if status == "rate_limited":
+        try:
+            retry_after = max(float(signal.get("retry_after_seconds") or 0), 0.0)
+        except (TypeError, ValueError):
+            retry_after = 0.0
+        return AgentOutcome("rate_limited", retry_after_seconds=retry_after, exit_code=0)
+    return AgentOutcome("error", error=str(signal.get("error") or f"status {status!r}"), exit_code=0)
+
+
+def build_prompt(task: task_pb2.Task, dependencies: Iterable[task_pb2.Task]) -> str:
+    """The task description, plus what the tasks it depends on reported."""
+    parts = [f"# Task: {task.name}", "", task.description or "(no description)"]
+    done = [dependency for dependency in dependencies if dependency.summary]
+    if done:
+        parts += ["", "## What the tasks this one depends on did"]
+        parts += [f"- {dependency.name}: {dependency.summary}" for dependency in done]
+    parts += [
+        "",
+        "## When you finish",
+        'Write a JSON object to the file named by $CW_SIGNAL_FILE: {"status": "done", "summary": "..."}; '
+        'or {"status": "questions", "questions": [{"id": "q1", "question": "..."}]} if you need answers; '
+        'or {"status": "error", "error": "..."}. Commit your work in each project directory first.',
+    ]
+    return "\n".join(parts) + "\n"
+
+
+MODE_BY_CATEGORY = {
+    task_pb2.TASK_CATEGORY_DISCUSS: "discuss",
+    task_pb2.TASK_CATEGORY_PLAN: "plan",
+    task_pb2.TASK_CATEGORY_DETAIL: "detail",
+    task_pb2.TASK_CATEGORY_REFINE: "refine",
+}
+
+
+def agent_mode(task: task_pb2.Task) -> str:
+    return MODE_BY_CATEGORY.get(task.category, "execute")

@@ -1,0 +1,105 @@
+"""The orchestrator's only way to the store: its gRPC API, with deadlines and a call counter."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from cw.store.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    event_pb2,
+    event_pb2_grpc,
+    initiative_pb2,
+    initiative_pb2_grpc,
+    log_chunk_pb2_grpc,
+    phase_pb2,
+    phase_pb2_grpc,
+    project_pb2,
+    project_pb2_grpc,
+    task_pb2,
+    task_pb2_grpc,
+)
+
+CALL_TIMEOUT_SECONDS = 10.0
+PAGE_SIZE = 1000
+T = TypeVar("T")
+
+
+class StoreClient:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.channel = grpc.aio.insecure_channel(address)
+        self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(self.channel)
+        self.phases = phase_pb2_grpc.PhaseServiceStub(self.channel)
+        self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
+        self.agents = agent_pb2_grpc.AgentServiceStub(self.channel)
+        self.projects = project_pb2_grpc.ProjectServiceStub(self.channel)
+        self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
+        self.log_chunks = log_chunk_pb2_grpc.LogChunkServiceStub(self.channel)
+        self.events = event_pb2_grpc.EventServiceStub(self.channel)
+        # Unary calls made so far: the bench divides it by the dispatches made.
+        self.calls = 0
+
+    async def call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        """One unary call with a deadline: a store that is down fails fast with UNAVAILABLE."""
+        self.calls += 1
+        return await method(request, timeout=CALL_TIMEOUT_SECONDS)
+
+    async def list_all(self, method: Callable[..., Awaitable[Any]], request: Any, field: str) -> list[Any]:
+        """Every page of a List call."""
+        request.page_size = PAGE_SIZE
+        rows: list[Any] = []
+        while True:
+            page = await self.call(method, request)
+            rows.extend(getattr(page, field))
+            if not page.next_page_token:
+                return rows
+            request.page_token = page.next_page_token
+
+    async def append(
+        self, events: list[event_pb2.Event], changes: list[event_pb2.StateChange] | None = None
+    ) -> event_pb2.AppendEventResponse:
+        """State changes and the events that announce them, in one store transaction."""
+        request = event_pb2.AppendEventRequest(events=events, changes=changes or [])
+        return await self.call(self.events.AppendEvent, request)
+
+    async def get_task(self, task_id: str) -> task_pb2.Task:
+        return await self.call(self.tasks.GetTask, task_pb2.GetTaskRequest(id=task_id))
+
+    async def get_phase(self, phase_id: str) -> phase_pb2.Phase:
+        return await self.call(self.phases.GetPhase, phase_pb2.GetPhaseRequest(id=phase_id))
+
+    async def get_agent(self, agent_id: str) -> agent_pb2.Agent:
+        return await self.call(self.agents.GetAgent, agent_pb2.GetAgentRequest(id=agent_id))
+
+    async def get_initiative(self, initiative_id: str) -> initiative_pb2.Initiative:
+        return await self.call(self.initiatives.GetInitiative, initiative_pb2.GetInitiativeRequest(id=initiative_id))
+
+    async def projects_of(self, initiative_id: str) -> list[project_pb2.Project]:
+        request = project_pb2.ListInitiativeProjectsRequest(initiative_id=initiative_id)
+        return list((await self.call(self.projects.ListInitiativeProjects, request)).projects)
+
+    async def has_accounts(self, provider: str) -> bool:
+        request = account_pb2.ListAccountsRequest(provider=provider, page_size=1)
+        return bool((await self.call(self.accounts.ListAccounts, request)).accounts)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def changes(*requests: Any) -> list[event_pb2.StateChange]:
+    """StateChange messages from Update/Create requests, by their type."""
+    field_by_type = {
+        task_pb2.UpdateTaskRequest: "update_task",
+        phase_pb2.UpdatePhaseRequest: "update_phase",
+        agent_pb2.UpdateAgentRequest: "update_agent",
+        agent_pb2.CreateAgentRequest: "create_agent",
+        initiative_pb2.UpdateInitiativeRequest: "update_initiative",
+        account_pb2.UpdateAccountRequest: "update_account",
+    }
+    return [event_pb2.StateChange(**{field_by_type[type(request)]: request}) for request in requests]

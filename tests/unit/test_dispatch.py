@@ -1,0 +1,152 @@
+"""The orchestrator's pure decisions, exhaustively where the space is small."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cw.store.v1 import phase_pb2, task_pb2
+from orchestrator_service import dispatch
+from orchestrator_service.agents.providers import Provider, parse_provider, provider_table
+
+P = task_pb2
+
+
+def _task(task_id: str, **fields: object) -> task_pb2.Task:
+    task = task_pb2.Task(id=task_id, status=P.TASK_STATUS_PENDING, phase_id="ph")
+    for key, value in fields.items():
+        setattr(task, key, value)
+    return task
+
+
+def test_retry_arithmetic_gives_exactly_four_attempts() -> None:
+    retry_count, attempts, status = 0, 0, P.TASK_STATUS_PENDING
+    while status == P.TASK_STATUS_PENDING:
+        attempts += 1
+        decision = dispatch.after_crash(retry_count)
+        retry_count, status = decision.retry_count, decision.status
+    assert (attempts, retry_count, status) == (4, 3, P.TASK_STATUS_BLOCKED)
+
+
+@given(st.integers(min_value=0, max_value=100))
+def test_after_crash_never_exceeds_the_limit(retry_count: int) -> None:
+    decision = dispatch.after_crash(retry_count)
+    if retry_count < dispatch.MAX_TASK_RETRIES:
+        assert (decision.status, decision.retry_count, decision.event) == (
+            P.TASK_STATUS_PENDING,
+            retry_count + 1,
+            "task:retried",
+        )
+    else:
+        assert (decision.status, decision.retry_count, decision.event) == (
+            P.TASK_STATUS_BLOCKED,
+            retry_count,
+            "task:blocked",
+        )
+
+
+def test_ready_tasks_by_priority_then_order_then_age() -> None:
+    tasks = [
+        _task("low", priority=P.TASK_PRIORITY_LOW),
+        _task("high-late", priority=P.TASK_PRIORITY_HIGH, order=2),
+        _task("high-early", priority=P.TASK_PRIORITY_HIGH, order=1),
+        _task("medium", priority=P.TASK_PRIORITY_MEDIUM),
+    ]
+    tasks[0].create_time.seconds = 1
+    ready = dispatch.ready_tasks(tasks, {}, {"ph"}, set(), set())
+    assert [t.id for t in ready] == ["high-early", "high-late", "medium", "low"]
+
+
+def test_ready_tasks_wait_for_dependencies_phase_and_queue() -> None:
+    tasks = [
+        _task("first"),
+        _task("second"),
+        _task("elsewhere", phase_id="stopped-phase"),
+        _task("loose", phase_id=""),
+        _task("loose-queued", phase_id=""),
+        _task("done", status=P.TASK_STATUS_COMPLETED),
+    ]
+    depends_on = {"second": {"first"}}
+    ready = dispatch.ready_tasks(tasks, depends_on, {"ph"}, {"loose-queued"}, set())
+    assert {t.id for t in ready} == {"first", "loose-queued"}
+    ready = dispatch.ready_tasks(tasks, depends_on, {"ph"}, set(), {"first"})
+    assert {t.id for t in ready} == {"first", "second"}
+
+
+def test_phases_start_when_their_dependencies_completed() -> None:
+    phases = [
+        phase_pb2.Phase(id="a", status=phase_pb2.PHASE_STATUS_COMPLETED),
+        phase_pb2.Phase(id="b", status=phase_pb2.PHASE_STATUS_APPROVED),
+        phase_pb2.Phase(id="c", status=phase_pb2.PHASE_STATUS_APPROVED),
+        phase_pb2.Phase(id="d", status=phase_pb2.PHASE_STATUS_PENDING),
+    ]
+    started = dispatch.phases_to_start(phases, {"b": {"a"}, "c": {"b"}})
+    assert [p.id for p in started] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "merged", "expected"),
+    [
+        ([P.TASK_STATUS_COMPLETED, P.TASK_STATUS_COMPLETED], {"t0", "t1"}, phase_pb2.PHASE_STATUS_PENDING_REVIEW),
+        ([P.TASK_STATUS_COMPLETED, P.TASK_STATUS_COMPLETED], {"t0"}, phase_pb2.PHASE_STATUS_IN_PROGRESS),
+        ([P.TASK_STATUS_COMPLETED, P.TASK_STATUS_BLOCKED], {"t0"}, phase_pb2.PHASE_STATUS_BLOCKED),
+        ([P.TASK_STATUS_IN_PROGRESS, P.TASK_STATUS_PENDING], set(), phase_pb2.PHASE_STATUS_IN_PROGRESS),
+        ([], set(), phase_pb2.PHASE_STATUS_PENDING_REVIEW),
+    ],
+)
+def test_running_phase_status(statuses: list[int], merged: set[str], expected: int) -> None:
+    tasks = [_task(f"t{i}", status=status) for i, status in enumerate(statuses)]
+    assert dispatch.running_phase_status(tasks, merged) == expected
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "signal", "kind"),
+    [
+        (0, None, "done"),
+        (0, "", "done"),
+        (0, json.dumps({"status": "done", "summary": "ok"}), "done"),
+        (0, json.dumps({"status": "questions", "questions": [{"id": "q1", "question": "?"}]}), "questions"),
+        (0, json.dumps({"status": "questions", "questions": []}), "error"),
+        (0, json.dumps({"status": "error", "error": "boom"}), "error"),
+        (0, json.dumps({"status": "rate_limited", "retry_after_seconds": 30}), "rate_limited"),
+        (0, json.dumps({"status": "rate_limited", "retry_after_seconds": "soon"}), "rate_limited"),
+        (0, "{not json", "error"),
+        (0, json.dumps({"status": "weird"}), "error"),
+        (1, json.dumps({"status": "done"}), "crash"),
+        (None, None, "crash"),
+    ],
+)
+def test_classify_exit(exit_code: int | None, signal: str | None, kind: str) -> None:
+    assert dispatch.classify_exit(exit_code, signal).kind == kind
+
+
+def test_classify_exit_keeps_the_details() -> None:
+    done = dispatch.classify_exit(0, json.dumps({"status": "done", "summary": "wrote it"}))
+    assert done.summary == "wrote it"
+    limited = dispatch.classify_exit(0, json.dumps({"status": "rate_limited", "retry_after_seconds": 30}))
+    assert limited.retry_after_seconds == 30
+
+
+def test_prompt_holds_description_and_dependency_summaries() -> None:
+    task = _task("t", name="Write API", description="Add the endpoints.")
+    dependencies = [_task("d", name="Schema", summary="tables created"), _task("e", name="Empty")]
+    prompt = dispatch.build_prompt(task, dependencies)
+    assert "Add the endpoints." in prompt and "- Schema: tables created" in prompt and "Empty" not in prompt
+
+
+def test_providers() -> None:
+    assert parse_provider("fake=python3 -m agent --flag 'a b'") == Provider(
+        "fake", ("python3", "-m", "agent", "--flag", "a b")
+    )
+    for bad in ("noequals", "=cmd", "name="):
+        with pytest.raises(ValueError):
+            parse_provider(bad)
+    table = provider_table(["fake=run"])
+    assert set(table) == {"claude", "fake"}
+    claude = table["claude"].command("sid", resume=False, prompt="do it")
+    assert claude[:2] == ["claude", "-p"] and claude[-3:] == ["--session-id", "sid", "do it"]
+    assert "--resume" in table["claude"].command("sid", resume=True, prompt="answers")
+    assert table["fake"].command("sid", resume=True, prompt="x") == ["run"]

@@ -458,7 +458,8 @@ class Reconciler:
         for phase in snapshot.phases.values():
             if phase.status == phase_pb2.PHASE_STATUS_APPROVED:
                 changed |= await self._start_phase_if_ready(snapshot, phase)
-            elif phase.status in (phase_pb2.PHASE_STATUS_IN_PROGRESS, phase_pb2.PHASE_STATUS_BLOCKED):
+            elif phase.status in ACTIVE_PHASE:
+                # A phase in review goes back to work when tasks are added to it.
                 target = dispatch.running_phase_status(snapshot.tasks_of(phase.id), self.merged)
                 if target == phase.status:
                     continue

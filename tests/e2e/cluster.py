@@ -66,6 +66,7 @@ class Cluster:
     root: Path
     providers: list[str]
     max_agents: int = 4
+    store_log_level: str = "INFO"
     store: ServiceProcess | None = None
     orchestrator: ServiceProcess | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
@@ -76,7 +77,7 @@ class Cluster:
 
     def start_store(self) -> None:
         listen = self.store.address if self.store else "127.0.0.1:0"
-        self.store = start_store_process(self.root / "store.db", self.root / "store.log", listen)
+        self.store = start_store_process(self.root / "store.db", self.root / "store.log", listen, self.store_log_level)
         self.api = stubs(self._channel(self.store.address))
 
     def start_orchestrator(self) -> None:

@@ -8,10 +8,10 @@ import signal
 from pathlib import Path
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import field_mask_pb2, json_format
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, log_chunk_pb2, phase_pb2, task_pb2
 from tests.e2e.cluster import Cluster, cluster, wait_for
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
@@ -202,6 +202,9 @@ def test_questions_then_answers_resume_the_same_session(tmp_path: Path) -> None:
         output = Path(agents[0].output_file_path).read_text().splitlines()
         sessions = [json.loads(line)["session_id"] for line in output if '"init"' in line]
         assert sessions == [waiting.session_id, waiting.session_id]
+        chunks = c.api.log_chunks.ListLogChunks(log_chunk_pb2.ListLogChunksRequest(agent_id=waiting.id)).log_chunks
+        assert {chunk.session_number for chunk in chunks} == {1, 2}
+        assert "".join(chunk.content for chunk in chunks) == Path(agents[0].output_file_path).read_text()
         c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
         assert _files(c.diff(phase.id)) == {"answers.txt"}
         assert any(e.type == "agent:resumed" for e in c.events())
@@ -242,4 +245,41 @@ def test_merge_conflict_is_reported_and_nothing_merged_is_lost(tmp_path: Path) -
         c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_BLOCKED)
         files = _files(c.diff(phase.id))
         assert {"shared.txt", f"{winner.name}.txt"} <= files and f"{loser.name}.txt" not in files
+        c.assert_invariants()
+
+
+def test_max_agents_and_waiting_for_an_account(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    with cluster(tmp_path, max_agents=2) as c:
+        account = c.api.accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(account=account_pb2.Account(email="only@example.com", provider="scripted"))
+        )
+        phase = c.phase(c.initiative("Capacity", c.project()), "P")
+        limited = c.task(phase, "limited", rate_limited_times=1, files={"l.txt": "l"})
+        _approve(c, phase)
+        wait_for(
+            "the only account to be exhausted",
+            lambda: c.api.accounts.GetAccount(account_pb2.GetAccountRequest(id=account.id)).is_exhausted,
+        )
+        waiting = c.get_task(limited.id)
+        assert (waiting.status, waiting.retry_count) == (task_pb2.TASK_STATUS_PENDING, 0)
+        assert len(c.agents_of(limited.id)) == 1  # no second attempt while no account is available
+        c.api.accounts.UpdateAccount(
+            account_pb2.UpdateAccountRequest(
+                account=account_pb2.Account(id=account.id, is_exhausted=False),
+                update_mask=field_mask_pb2.FieldMask(paths=["is_exhausted"]),
+            )
+        )
+        assert c.wait_task(limited.id, COMPLETED).retry_count == 0
+
+        c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+        more = [c.task(phase, f"t{i}", files={f"t{i}.txt": "x"}, wait_for=str(release)) for i in range(5)]
+        wait_for("two agents running", lambda: sum(bool(c.agents_of(t.id)) for t in more) == 2)
+        running = c.api.agents.ListAgents(agent_pb2.ListAgentsRequest(status=agent_pb2.AGENT_STATUS_RUNNING))
+        assert len(running.agents) == 2
+        release.touch()
+        for task in more:
+            c.wait_task(task.id, COMPLETED)
+        c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+        assert _files(c.diff(phase.id)) == {"l.txt", *(f"t{i}.txt" for i in range(5))}
         c.assert_invariants()

@@ -102,3 +102,18 @@ def test_state_transitions_that_are_not_allowed(tmp_path: Path) -> None:
             error = _fails(call, request)
             assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert error_details(error).reason
+
+
+def test_stream_events_filters_by_type_and_initiative(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        project = c.project()
+        first = c.initiative("First", project)
+        c.initiative("Second", project)
+        c.phase(first, "P")
+        stream = c.orch.StreamEvents(
+            orch.StreamEventsRequest(types=["phase:created", "initiative:created"], initiative_id=first.id), timeout=10
+        )
+        received = [next(stream), next(stream)]
+        stream.cancel()
+        assert [e.type for e in received] == ["initiative:created", "phase:created"]
+        assert {e.initiative_id for e in received} == {first.id}

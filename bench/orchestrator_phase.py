@@ -1,0 +1,90 @@
+"""Wall time of one phase of N tasks whose agents exit at once, and store RPCs per dispatch.
+
+    python -m bench.orchestrator_phase [--tasks 50] [--max-agents 4 8]
+
+Both services run as processes; the store logs every request at debug level, so the RPCs the
+orchestrator makes are counted from the store's own log. The baseline of the same run is the time
+to start the same scripted agent N times one after another, with no orchestrator at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cw.orchestrator.v1 import orchestrator_pb2 as orch
+from cw.store.v1 import phase_pb2
+from tests.e2e.cluster import SCRIPTED, Cluster, make_git_repo, wait_for
+
+
+def _baseline(tasks: int, root: Path) -> float:
+    """N sequential runs of the scripted agent, doing the same commit, without cw."""
+    repo = make_git_repo(root / "baseline-repo")
+    prompt = root / "prompt.md"
+    start = time.perf_counter()
+    for index in range(tasks):
+        prompt.write_text(f'script: {{"files": {{"f{index}.txt": "x"}}}}\n')
+        env = {
+            **os.environ,
+            "CW_PROMPT_FILE": str(prompt),
+            "CW_SIGNAL_FILE": str(root / "signal.json"),
+            "CW_SESSION_ID": "s",
+            "CW_AGENT_NAME": "a",
+            "CW_TASK_ID": f"t{index}",
+            "CW_TEST_STATE_DIR": str(root),
+        }
+        subprocess.run(SCRIPTED.split(), cwd=repo.parent, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _phase_run(tasks: int, max_agents: int, root: Path) -> tuple[float, float]:
+    root.mkdir(parents=True)
+    # At debug level the store logs every request it serves: one line per RPC.
+    c = Cluster(root, [f"scripted={SCRIPTED}"], max_agents, store_log_level="DEBUG")
+    try:
+        c.start_store()
+        c.start_orchestrator()
+        phase = c.phase(c.initiative(f"Bench {max_agents}", c.project()), "P")
+        for index in range(tasks):
+            c.task(phase, f"t{index}", files={f"f{index}.txt": str(index)})
+        before = (root / "store.log").read_text().count("rpc /cw.store.v1.")
+        start = time.perf_counter()
+        c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
+        wait_for(
+            "the phase to finish",
+            lambda: c.get_phase(phase.id).status == phase_pb2.PHASE_STATUS_PENDING_REVIEW,
+            timeout=600,
+            interval=0.05,
+        )
+        elapsed = time.perf_counter() - start
+        calls = (root / "store.log").read_text().count("rpc /cw.store.v1.") - before
+        return elapsed, calls / tasks
+    finally:
+        c.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--max-agents", type=int, nargs="+", default=[4, 8])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        baseline = _baseline(args.tasks, root / "baseline")
+        print(f"baseline: {args.tasks} scripted agents run one after another without cw: {baseline:.2f}s")
+        for max_agents in args.max_agents:
+            elapsed, per_dispatch = _phase_run(args.tasks, max_agents, root / f"run-{max_agents}")
+            print(
+                f"--max-agents {max_agents}: phase of {args.tasks} tasks in {elapsed:.2f}s "
+                f"({elapsed / baseline:.2f}x baseline), {per_dispatch:.1f} store RPCs per dispatched task"
+            )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +15,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from clients.local import Service, start
 from cw.store.v1 import (
     account_pb2_grpc,
     agent_pb2_grpc,
@@ -36,8 +33,6 @@ from cw.store.v1 import (
     task_pb2_grpc,
 )
 from store_service import server
-
-LISTENING = re.compile(r"listening on ([\d.]+:\d+)")
 
 
 @dataclass
@@ -118,43 +113,6 @@ def call_error(call: Any, request: Any) -> ErrorDetails:
     raise AssertionError(f"{call} succeeded but should have failed")
 
 
-@dataclass
-class ServiceProcess:
-    process: subprocess.Popen[str]
-    address: str
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(10)
-
-
-def start_store_process(
-    db_path: Path, log_path: Path, listen: str = "127.0.0.1:0", log_level: str = "INFO"
-) -> ServiceProcess:
+def start_store_process(db_path: Path, log_path: Path, listen: str = "127.0.0.1:0", log_level: str = "INFO") -> Service:
     """`python -m store_service` as its own process; returns once it says where it listens."""
-    arguments = ["--db", str(db_path), "--listen", listen, "--log-level", log_level]
-    return start_service_process("store_service", arguments, log_path)
-
-
-def start_service_process(
-    module: str, arguments: list[str], log_path: Path, env: dict[str, str] | None = None
-) -> ServiceProcess:
-    offset = log_path.stat().st_size if log_path.exists() else 0
-    log = log_path.open("a")
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *arguments],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    deadline = time.monotonic() + 60.0
-    while time.monotonic() < deadline:
-        found = LISTENING.findall(log_path.read_text()[offset:])
-        if found:
-            return ServiceProcess(process, found[-1])
-        if process.poll() is not None:
-            raise RuntimeError(f"{module} exited early:\n{log_path.read_text()}")
-        time.sleep(0.05)
-    process.kill()
-    raise TimeoutError(f"{module} did not start:\n{log_path.read_text()}")
+    return start("store_service", ["--db", str(db_path), "--listen", listen, "--log-level", log_level], log_path)

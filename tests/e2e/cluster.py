@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from clients.local import Service, start
 from cw.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from cw.store.v1 import (
     agent_pb2,
@@ -25,7 +26,7 @@ from cw.store.v1 import (
     project_pb2,
     task_pb2,
 )
-from tests.support import ServiceProcess, start_service_process, start_store_process, stubs
+from tests.support import start_store_process, stubs
 
 AGENTS = Path(__file__).resolve().parents[1] / "fixtures" / "agents"
 SCRIPTED = f"{sys.executable} {AGENTS / 'scripted.py'}"
@@ -67,8 +68,8 @@ class Cluster:
     providers: list[str]
     max_agents: int = 4
     store_log_level: str = "INFO"
-    store: ServiceProcess | None = None
-    orchestrator: ServiceProcess | None = None
+    store: Service | None = None
+    orchestrator: Service | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
 
     @property
@@ -89,9 +90,7 @@ class Cluster:
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
         self.state_dir.mkdir(exist_ok=True)
         env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir)}
-        self.orchestrator = start_service_process(
-            "orchestrator_service", arguments, self.root / "orchestrator.log", env
-        )
+        self.orchestrator = start("orchestrator_service", arguments, self.root / "orchestrator.log", env=env)
         self.orch = orchestrator_pb2_grpc.OrchestratorServiceStub(self._channel(self.orchestrator.address))
 
     def _channel(self, address: str) -> grpc.Channel:

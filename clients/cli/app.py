@@ -1,0 +1,89 @@
+"""The `cw` command group: global options, lazily made clients, output as text or JSON, and
+one clear line (no stack trace) when a call fails."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from rich.console import Console
+
+from clients.sdk import CwError, OrchestratorClient, StoreClient
+from clients.sdk.errors import from_rpc_error
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class Session:
+    store_address: str | None
+    orchestrator_address: str | None
+    as_json: bool
+    _store: StoreClient | None = field(default=None, repr=False)
+    _orchestrator: OrchestratorClient | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> StoreClient:
+        if self._store is None:
+            self._store = StoreClient(self.store_address)
+        return self._store
+
+    @property
+    def orchestrator(self) -> OrchestratorClient:
+        if self._orchestrator is None:
+            self._orchestrator = OrchestratorClient(self.orchestrator_address)
+        return self._orchestrator
+
+    def show(self, value: Message | Sequence[Message] | dict[str, Any], render: Callable[[], None]) -> None:
+        """JSON (lowerCamelCase, as protobuf maps it) with --json; otherwise the human rendering."""
+        if not self.as_json:
+            render()
+            return
+        click.echo(json.dumps(as_plain(value), indent=2, sort_keys=True))
+
+
+def as_plain(value: Any) -> Any:
+    if isinstance(value, Message):
+        return json_format.MessageToDict(value)
+    if isinstance(value, dict):
+        return {key: as_plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_plain(item) for item in value]
+    return value
+
+
+class CwCommand(click.Command):
+    """Turns a failed call into `error: <command and its arguments>: <why>` on stderr, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CwError as error:
+            _fail(ctx, error)
+        except grpc.RpcError as error:
+            _fail(ctx, from_rpc_error(error))
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+
+def _fail(ctx: click.Context, error: CwError) -> None:
+    arguments = [str(ctx.params[p.name]) for p in ctx.command.params if isinstance(p, click.Argument) and p.name]
+    what = " ".join([ctx.command_path, *arguments])
+    errors.print(f"error: {what}: {error.message} ({error.code.name.lower()})", markup=False, soft_wrap=True)
+    sys.exit(1)
+
+
+class CwGroup(click.Group):
+    command_class = CwCommand
+    group_class = type
+
+
+pass_session = click.make_pass_decorator(Session)

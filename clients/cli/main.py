@@ -1,0 +1,37 @@
+"""`cw`: the command-line client of the cw services."""
+
+from __future__ import annotations
+
+import click
+
+from clients.cli.agents import account, agent
+from clients.cli.app import CwGroup, Session
+from clients.cli.live import events, watch
+from clients.cli.work import initiative, phase, project, task
+
+
+@click.group(cls=CwGroup)
+@click.option("--store", envvar="CW_STORE", help="store HOST:PORT  [env CW_STORE; default 127.0.0.1:50051]")
+@click.option(
+    "--orchestrator",
+    envvar="CW_ORCHESTRATOR",
+    help="orchestrator HOST:PORT  [env CW_ORCHESTRATOR; default 127.0.0.1:50052]",
+)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.version_option(package_name="cw")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None, orchestrator: str | None, as_json: bool) -> None:
+    """Run AI coding agents on your projects: initiatives, phases, tasks, reviewed diffs."""
+    ctx.obj = Session(store, orchestrator, as_json)
+
+
+for command in (project, initiative, phase, task, agent, account, events, watch):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="cw")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""What every SDK client shares: error translation, paging, enum names, resumable event streams."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from clients.sdk.errors import CwError, from_rpc_error
+from cw.store.v1 import event_pb2
+
+T = TypeVar("T")
+PAGE_SIZE = 1000
+RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def call(method: Callable[..., T], request: Any) -> T:
+    """One unary call; a failure becomes a typed CwError."""
+    try:
+        return method(request)
+    except grpc.RpcError as error:
+        raise from_rpc_error(error) from None
+
+
+def request_id() -> str:
+    """Makes a create safe to retry: the server returns the first result for a repeated id."""
+    return str(uuid.uuid4())
+
+
+def every_page(method: Callable[..., Any], request: Any, field: str) -> list[Any]:
+    request.page_size = PAGE_SIZE
+    rows: list[Any] = []
+    while True:
+        page = call(method, request)
+        rows.extend(getattr(page, field))
+        if not page.next_page_token:
+            return rows
+        request.page_token = page.next_page_token
+
+
+def enum_value(enum: Any, text: str) -> Any:
+    """`"in_progress"` or `"TASK_STATUS_IN_PROGRESS"` to the value of `TaskStatus` (an int)."""
+    prefix = "_".join(enum.Name(0).split("_")[:-1]) + "_"
+    name = text.upper() if text.upper().startswith(prefix) else prefix + text.upper().replace("-", "_")
+    try:
+        return int(enum.Value(name))
+    except ValueError:
+        names = [value.name for value in enum.DESCRIPTOR.values if value.number]
+        choices = ", ".join(n.removeprefix(prefix).lower() for n in names)
+        raise CwError(grpc.StatusCode.INVALID_ARGUMENT, f"{text!r} is not one of: {choices}") from None
+
+
+def enum_name(enum: Any, value: int) -> str:
+    prefix = "_".join(enum.Name(0).split("_")[:-1]) + "_"
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+def resumable(
+    open_stream: Callable[[int], Iterator[event_pb2.Event]], after_sequence: int, follow: bool = True
+) -> Iterator[event_pb2.Event]:
+    """Events in order, each once: a dropped stream is reopened from the last sequence seen.
+    Heartbeats are swallowed. Ends only when the caller stops iterating."""
+    last, failures = after_sequence, 0
+    while True:
+        try:
+            for event in open_stream(last):
+                failures = 0
+                if event.sequence == 0 or event.sequence <= last:
+                    continue
+                last = event.sequence
+                yield event
+            if not follow:
+                return
+        except grpc.RpcError as error:
+            code = error.code()
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL):
+                raise from_rpc_error(error) from None
+            time.sleep(RECONNECT_BACKOFF[min(failures, len(RECONNECT_BACKOFF) - 1)])
+            failures += 1

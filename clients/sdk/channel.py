@@ -1,0 +1,96 @@
+"""Channels with a default deadline on every unary call and gRPC-level retries of UNAVAILABLE.
+
+Retries are configured through gRPC's service config, for the calls that are safe to repeat: reads,
+and creates (the SDK gives every create a request_id, so a repeat makes nothing new). Streams get no
+default deadline: they are meant to stay open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+import grpc
+
+from cw.orchestrator.v1 import orchestrator_pb2
+from cw.store.v1 import (
+    account_pb2,
+    agent_pb2,
+    chat_session_pb2,
+    conversation_pb2,
+    event_pb2,
+    initiative_pb2,
+    log_chunk_pb2,
+    message_pb2,
+    page_pb2,
+    phase_pb2,
+    project_pb2,
+    proposal_pb2,
+    review_comment_pb2,
+    task_pb2,
+)
+
+DEFAULT_STORE = "127.0.0.1:50051"
+DEFAULT_ORCHESTRATOR = "127.0.0.1:50052"
+DEFAULT_TIMEOUT = "30s"
+RETRY_POLICY = {
+    "maxAttempts": 5,
+    "initialBackoff": "0.5s",
+    "maxBackoff": "5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+STORE_MODULES = (
+    account_pb2,
+    agent_pb2,
+    chat_session_pb2,
+    conversation_pb2,
+    event_pb2,
+    initiative_pb2,
+    log_chunk_pb2,
+    message_pb2,
+    page_pb2,
+    phase_pb2,
+    project_pb2,
+    proposal_pb2,
+    review_comment_pb2,
+    task_pb2,
+)
+_SAFE_TO_REPEAT = ("Get", "List", "Count", "Create", "ApprovePhase")
+
+
+def _unary_methods(modules: tuple[ModuleType, ...]) -> Iterator[dict[str, str]]:
+    for module in modules:
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                if not method.server_streaming:
+                    yield {"service": service.full_name, "method": method.name}
+
+
+def service_config(modules: tuple[ModuleType, ...]) -> str:
+    methods = list(_unary_methods(modules))
+    retried = [name for name in methods if name["method"].startswith(_SAFE_TO_REPEAT)]
+    others = [name for name in methods if name not in retried]
+    return json.dumps(
+        {
+            "methodConfig": [
+                {"name": retried, "retryPolicy": RETRY_POLICY, "timeout": DEFAULT_TIMEOUT},
+                {"name": others, "timeout": DEFAULT_TIMEOUT},
+            ]
+        }
+    )
+
+
+def _channel(address: str, modules: tuple[ModuleType, ...]) -> grpc.Channel:
+    options = [("grpc.enable_retries", 1), ("grpc.service_config", service_config(modules))]
+    return grpc.insecure_channel(address, options=options)
+
+
+def store_channel(address: str | None = None) -> grpc.Channel:
+    return _channel(address or os.environ.get("CW_STORE", DEFAULT_STORE), STORE_MODULES)
+
+
+def orchestrator_channel(address: str | None = None) -> grpc.Channel:
+    return _channel(address or os.environ.get("CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR), (orchestrator_pb2,))

@@ -1,0 +1,72 @@
+"""The orchestrator's API with typed methods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import grpc
+
+from clients.sdk.calls import call, resumable
+from clients.sdk.channel import orchestrator_channel
+from clients.sdk.errors import from_rpc_error
+from cw.orchestrator.v1 import orchestrator_pb2 as orch
+from cw.orchestrator.v1 import orchestrator_pb2_grpc
+from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
+
+
+class OrchestratorClient:
+    """One client per orchestrator address (default: $CW_ORCHESTRATOR, else 127.0.0.1:50052)."""
+
+    def __init__(self, address: str | None = None, channel: grpc.Channel | None = None) -> None:
+        self.channel = channel or orchestrator_channel(address)
+        self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def approve_phase(self, phase_id: str) -> phase_pb2.Phase:
+        return call(self.stub.ApprovePhase, orch.ApprovePhaseRequest(phase_id=phase_id))
+
+    def dispatch_task(self, task_id: str) -> task_pb2.Task:
+        return call(self.stub.DispatchTask, orch.DispatchTaskRequest(task_id=task_id))
+
+    def phase_diff(self, phase_id: str) -> orch.GetPhaseDiffResponse:
+        return call(self.stub.GetPhaseDiff, orch.GetPhaseDiffRequest(phase_id=phase_id))
+
+    def merge_phase(self, phase_id: str) -> phase_pb2.Phase:
+        return call(self.stub.MergePhase, orch.MergePhaseRequest(phase_id=phase_id))
+
+    def retry_blocked_task(self, task_id: str) -> task_pb2.Task:
+        return call(self.stub.RetryBlockedTask, orch.RetryBlockedTaskRequest(task_id=task_id))
+
+    def stop_agent(self, agent_id: str) -> agent_pb2.Agent:
+        return call(self.stub.StopAgent, orch.StopAgentRequest(agent_id=agent_id))
+
+    def answer_questions(self, agent_id: str, answers: dict[str, str]) -> agent_pb2.Agent:
+        request = orch.AnswerQuestionsRequest(
+            agent_id=agent_id,
+            answers=[orch.QuestionAnswer(question_id=qid, answer=text) for qid, text in answers.items()],
+        )
+        return call(self.stub.AnswerQuestions, request)
+
+    def agent_output(self, agent_id: str, follow: bool = False) -> Iterator[bytes]:
+        try:
+            for chunk in self.stub.StreamAgentOutput(orch.StreamAgentOutputRequest(agent_id=agent_id, follow=follow)):
+                yield chunk.data
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def events(
+        self,
+        after_sequence: int = 0,
+        types: Sequence[str] = (),
+        initiative_id: str = "",
+    ) -> Iterator[event_pb2.Event]:
+        """Replays, then follows; resumes from the last sequence after a dropped connection or a
+        restart of either service, with no gap and no duplicate."""
+
+        def open_stream(after: int) -> Iterator[event_pb2.Event]:
+            request = orch.StreamEventsRequest(after_sequence=after, types=types, initiative_id=initiative_id)
+            return self.stub.StreamEvents(request)
+
+        return resumable(open_stream, after_sequence)

@@ -1,0 +1,191 @@
+"""The store's API with typed methods: what scripts and the CLI use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import grpc
+
+from clients.sdk.calls import call, enum_value, every_page, request_id, resumable
+from clients.sdk.channel import store_channel
+from clients.sdk.errors import NotFoundError
+from cw.store.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    event_pb2,
+    event_pb2_grpc,
+    initiative_pb2,
+    initiative_pb2_grpc,
+    phase_pb2,
+    phase_pb2_grpc,
+    project_pb2,
+    project_pb2_grpc,
+    task_pb2,
+    task_pb2_grpc,
+)
+
+
+class StoreClient:
+    """One client per store address (default: $CW_STORE, else 127.0.0.1:50051)."""
+
+    def __init__(self, address: str | None = None, channel: grpc.Channel | None = None) -> None:
+        self.channel = channel or store_channel(address)
+        self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(self.channel)
+        self.phases = phase_pb2_grpc.PhaseServiceStub(self.channel)
+        self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
+        self.agents = agent_pb2_grpc.AgentServiceStub(self.channel)
+        self.projects = project_pb2_grpc.ProjectServiceStub(self.channel)
+        self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
+        self.events = event_pb2_grpc.EventServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    # ---- projects and initiatives
+
+    def create_project(self, name: str, url: str, default_branch: str = "main") -> project_pb2.Project:
+        project = project_pb2.Project(name=name, url=url, default_branch=default_branch)
+        return call(
+            self.projects.CreateProject, project_pb2.CreateProjectRequest(project=project, request_id=request_id())
+        )
+
+    def list_projects(self) -> list[project_pb2.Project]:
+        return every_page(self.projects.ListProjects, project_pb2.ListProjectsRequest(), "projects")
+
+    def find_project(self, id_or_name: str) -> project_pb2.Project:
+        for project in self.list_projects():
+            if id_or_name in (project.id, project.name):
+                return project
+        raise NotFoundError(grpc.StatusCode.NOT_FOUND, f"project {id_or_name!r} not found", "NOT_FOUND")
+
+    def create_initiative(self, name: str, project_ids: list[str]) -> initiative_pb2.Initiative:
+        initiative = call(
+            self.initiatives.CreateInitiative,
+            initiative_pb2.CreateInitiativeRequest(
+                initiative=initiative_pb2.Initiative(name=name), request_id=request_id()
+            ),
+        )
+        if project_ids:
+            call(
+                self.projects.SetInitiativeProjects,
+                project_pb2.SetInitiativeProjectsRequest(initiative_id=initiative.id, project_ids=project_ids),
+            )
+        return initiative
+
+    def get_initiative(self, initiative_id: str) -> initiative_pb2.Initiative:
+        return call(self.initiatives.GetInitiative, initiative_pb2.GetInitiativeRequest(id=initiative_id))
+
+    def list_initiatives(self) -> list[initiative_pb2.Initiative]:
+        return every_page(self.initiatives.ListInitiatives, initiative_pb2.ListInitiativesRequest(), "initiatives")
+
+    def initiative_projects(self, initiative_id: str) -> list[project_pb2.Project]:
+        request = project_pb2.ListInitiativeProjectsRequest(initiative_id=initiative_id)
+        return list(call(self.projects.ListInitiativeProjects, request).projects)
+
+    # ---- phases and tasks
+
+    def create_phase(self, initiative_id: str, name: str, after: Sequence[str] = ()) -> phase_pb2.Phase:
+        phase = call(
+            self.phases.CreatePhase,
+            phase_pb2.CreatePhaseRequest(
+                phase=phase_pb2.Phase(initiative_id=initiative_id, name=name), request_id=request_id()
+            ),
+        )
+        for dependency in after:
+            call(
+                self.phases.CreatePhaseDependency,
+                phase_pb2.CreatePhaseDependencyRequest(phase_id=phase.id, depends_on_phase_id=dependency),
+            )
+        return phase
+
+    def get_phase(self, phase_id: str) -> phase_pb2.Phase:
+        return call(self.phases.GetPhase, phase_pb2.GetPhaseRequest(id=phase_id))
+
+    def list_phases(self, initiative_id: str) -> list[phase_pb2.Phase]:
+        return every_page(self.phases.ListPhases, phase_pb2.ListPhasesRequest(initiative_id=initiative_id), "phases")
+
+    def create_task(
+        self,
+        phase_id: str,
+        name: str,
+        *,
+        description: str = "",
+        after: Sequence[str] = (),
+        priority: str = "medium",
+        category: str = "execute",
+    ) -> task_pb2.Task:
+        phase = self.get_phase(phase_id)
+        task = task_pb2.Task(
+            initiative_id=phase.initiative_id,
+            phase_id=phase.id,
+            name=name,
+            description=description,
+            priority=enum_value(task_pb2.TaskPriority, priority),
+            category=enum_value(task_pb2.TaskCategory, category),
+        )
+        created = call(self.tasks.CreateTask, task_pb2.CreateTaskRequest(task=task, request_id=request_id()))
+        for dependency in after:
+            call(
+                self.tasks.CreateTaskDependency,
+                task_pb2.CreateTaskDependencyRequest(task_id=created.id, depends_on_task_id=dependency),
+            )
+        return created
+
+    def get_task(self, task_id: str) -> task_pb2.Task:
+        return call(self.tasks.GetTask, task_pb2.GetTaskRequest(id=task_id))
+
+    def list_tasks(self, phase_id: str = "", status: str = "", initiative_id: str = "") -> list[task_pb2.Task]:
+        request = task_pb2.ListTasksRequest(phase_id=phase_id, initiative_id=initiative_id)
+        if status:
+            request.status = enum_value(task_pb2.TaskStatus, status)
+        return every_page(self.tasks.ListTasks, request, "tasks")
+
+    # ---- agents and accounts
+
+    def list_agents(self, status: str = "", task_id: str = "") -> list[agent_pb2.Agent]:
+        request = agent_pb2.ListAgentsRequest(task_id=task_id)
+        if status:
+            request.status = enum_value(agent_pb2.AgentStatus, status)
+        return every_page(self.agents.ListAgents, request, "agents")
+
+    def get_agent(self, agent_id: str) -> agent_pb2.Agent:
+        return call(self.agents.GetAgent, agent_pb2.GetAgentRequest(id=agent_id))
+
+    def create_account(self, email: str, provider: str, credentials: str, config_json: str = "") -> account_pb2.Account:
+        account = account_pb2.Account(email=email, provider=provider, credentials=credentials, config_json=config_json)
+        return call(
+            self.accounts.CreateAccount, account_pb2.CreateAccountRequest(account=account, request_id=request_id())
+        )
+
+    def list_accounts(self) -> list[account_pb2.Account]:
+        return every_page(self.accounts.ListAccounts, account_pb2.ListAccountsRequest(), "accounts")
+
+    # ---- events
+
+    def list_events(self, after_sequence: int = 0, types: Sequence[str] = ()) -> Iterator[event_pb2.Event]:
+        """The log as it is now, oldest first."""
+        while True:
+            page = call(
+                self.events.ListEvents,
+                event_pb2.ListEventsRequest(after_sequence=after_sequence, types=types, page_size=1000),
+            )
+            yield from page.events
+            if not page.events:
+                return
+            after_sequence = page.last_sequence
+
+    def watch_events(
+        self,
+        after_sequence: int = 0,
+        types: Sequence[str] = (),
+        initiative_id: str = "",
+    ) -> Iterator[event_pb2.Event]:
+        """Replays, then follows; survives dropped connections without a gap or a duplicate."""
+
+        def open_stream(after: int) -> Iterator[event_pb2.Event]:
+            request = event_pb2.WatchEventsRequest(after_sequence=after, types=types, initiative_id=initiative_id)
+            return self.events.WatchEvents(request)
+
+        return resumable(open_stream, after_sequence)

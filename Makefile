@@ -7,7 +7,7 @@ PROTOS := $(sort $(shell find protos -name '*.proto'))
 export PATH := $(BIN):$(PATH)
 export CW_HOME ?= $(CURDIR)/.cw
 
-.PHONY: install run store proto proto-check lint test bench clean
+.PHONY: install run demo proto proto-check lint test bench clean
 
 install: $(STAMP)
 
@@ -45,14 +45,17 @@ lint: $(STAMP)
 test: $(STAMP) proto-check lint
 	$(BIN)/python -m pytest -q
 
-store: $(STAMP)
-	$(BIN)/python -m store_service
-
+# The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
 run: $(STAMP)
-	$(BIN)/python -m store_service
+	$(BIN)/python -m clients.local $(ARGS)
+
+# A scripted walkthrough on a fresh temporary CW_HOME; exits non-zero if anything went wrong.
+demo: $(STAMP)
+	$(BIN)/python -m clients.demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.store_latency
+	$(BIN)/python -m bench.orchestrator_phase
 
 clean:
 	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache

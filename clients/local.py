@@ -2,6 +2,7 @@
 
 What `make run` starts. Ctrl-C (or SIGTERM) stops both cleanly: the orchestrator first, then the
 store. Extra arguments go to the orchestrator (`--provider NAME=COMMAND`, `--max-agents N`, ...).
+They listen where the clients look for them: $CW_STORE and $CW_ORCHESTRATOR, else the defaults.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def start_both(
 
 def main(argv: list[str]) -> int:
     home = Path(os.environ.get("CW_HOME", ".cw")).resolve()
-    store, orchestrator = start_both(home, argv, "127.0.0.1:50051", "127.0.0.1:50052")
+    store_listen = os.environ.get("CW_STORE", "127.0.0.1:50051")
+    orchestrator_listen = os.environ.get("CW_ORCHESTRATOR", "127.0.0.1:50052")
+    store, orchestrator = start_both(home, argv, store_listen, orchestrator_listen)
     print(f"cw is running (logs in {home}); Ctrl-C stops it", flush=True)
     stopping = False
 

@@ -18,7 +18,8 @@ from rich.console import Console
 from clients.sdk import CwError, OrchestratorClient, StoreClient
 from clients.sdk.errors import from_rpc_error
 
-console = Console(highlight=False)
+# Piped output is not cut to 80 columns: ids must survive a copy and paste.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 250)
 errors = Console(stderr=True, highlight=False)
 
 

@@ -46,7 +46,7 @@ def events(session: Session, follow: bool, since: int, types: tuple[str, ...]) -
 
         def render() -> None:
             for event in found:
-                console.print(event_line(event), markup=False)
+                console.print(event_line(event), markup=False, soft_wrap=True)
 
         session.show(found, render)
         return
@@ -54,7 +54,7 @@ def events(session: Session, follow: bool, since: int, types: tuple[str, ...]) -
         if session.as_json:
             click.echo(json.dumps(json_format.MessageToDict(event), sort_keys=True))
         else:
-            console.print(event_line(event), markup=False)
+            console.print(event_line(event), markup=False, soft_wrap=True)
 
 
 @dataclass
@@ -121,9 +121,10 @@ def watch(session: Session, initiative_id: str) -> None:
     """A live view of an initiative, until it needs a person (review, question, blocked task) or is done."""
     board = _board(session, initiative_id)
     with Live(board.render(), console=console, auto_refresh=False, transient=session.as_json) as live:
-        while not board.needs_a_person():
+        while not (reason := board.needs_a_person()):
             time.sleep(WATCH_INTERVAL_SECONDS)
             board = _board(session, initiative_id)
             live.update(board.render(), refresh=True)
-    reason = board.needs_a_person()
-    session.show({"initiative": board.initiative, "reason": reason}, lambda: console.print(reason))
+        live.update(Group(board.render(), f"[bold]{reason}[/]"), refresh=True)
+    if session.as_json:
+        session.show({"initiative": board.initiative, "reason": reason}, lambda: None)

@@ -31,7 +31,10 @@ def styled(status: str) -> str:
 def table(*columns: str) -> Table:
     grid = Table(box=None, header_style="bold", pad_edge=False)
     for column in columns:
-        grid.add_column(column)
+        if column == "ID" or column.endswith(" ID") or column in ("TASK", "PHASE"):
+            grid.add_column(column, no_wrap=True, min_width=21)
+        else:
+            grid.add_column(column)
     return grid
 
 

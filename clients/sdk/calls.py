@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from clients.sdk.errors import CwError, from_rpc_error
+from clients.sdk.errors import InvalidArgumentError, from_rpc_error
 from cw.store.v1 import event_pb2
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ def enum_value(enum: Any, text: str) -> Any:
     except ValueError:
         names = [value.name for value in enum.DESCRIPTOR.values if value.number]
         choices = ", ".join(n.removeprefix(prefix).lower() for n in names)
-        raise CwError(grpc.StatusCode.INVALID_ARGUMENT, f"{text!r} is not one of: {choices}") from None
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"{text!r} is not one of: {choices}") from None
 
 
 def enum_name(enum: Any, value: int) -> str:

@@ -40,8 +40,12 @@ ID_LENGTH = 21
 
 
 def new_id() -> str:
-    """A 21-character URL-safe random id, as long and as random as a nanoid."""
-    return secrets.token_urlsafe(16)[:ID_LENGTH]
+    """A 21-character URL-safe random id, as long and as random as a nanoid. It never starts with
+    `-` or `_`, so a command line never mistakes it for an option."""
+    while True:
+        candidate = secrets.token_urlsafe(16)[:ID_LENGTH]
+        if candidate[0].isalnum():
+            return candidate
 
 
 def utcnow() -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from datetime import UTC, datetime
 
 import pytest
@@ -10,11 +11,12 @@ from hypothesis import strategies as st
 
 from cw.store.v1 import agent_pb2, task_pb2
 from store_service.api import convert, pagination
-from store_service.db.models import Agent, Task
+from store_service.db.models import Agent, Task, new_id
 from store_service.domain.errors import InvalidArgument
 from store_service.repositories.base import PageCursor
 
 STATUS = task_pb2.TaskStatus.DESCRIPTOR
+URL_SAFE = set(string.ascii_letters + string.digits + "-_")
 
 
 @given(st.integers(min_value=-(2**31), max_value=2**31 - 1))
@@ -99,3 +101,9 @@ def test_output_only_fields_cannot_be_updated() -> None:
     with pytest.raises(InvalidArgument) as raised:
         convert.values_for_update(task_pb2.Task(id="x"), Task, "task", ["create_time"])
     assert raised.value.violations[0].field == "update_mask"
+
+
+def test_ids_are_21_url_safe_characters_never_starting_like_an_option() -> None:
+    ids = {new_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(i) == 21 and i[0].isalnum() and set(i) <= URL_SAFE for i in ids)

@@ -1,0 +1,230 @@
+"""`cw` run as a subprocess against real services, for every verb, in text and in JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.cluster import Cluster, cluster, make_git_repo, script, wait_for
+
+SECRET = "sk-ant-CLI-SECRET-77"
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with cluster(tmp_path_factory.mktemp("cli")) as running:
+        yield running
+
+
+def cw(c: Cluster, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    assert c.store is not None and c.orchestrator is not None
+    env = {**os.environ, "CW_STORE": c.store.address, "CW_ORCHESTRATOR": c.orchestrator.address}
+    result = subprocess.run(
+        [sys.executable, "-m", "clients.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=input_text,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def cw_json(c: Cluster, *args: str) -> Any:
+    return json.loads(cw(c, "--json", *args).stdout)
+
+
+def _setup(c: Cluster, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    repo = c.root / "user" / name
+    make_git_repo(repo)
+    project = cw_json(c, "project", "add", name, str(repo), "--default-branch", "main")
+    initiative = cw_json(c, "initiative", "create", f"Initiative {name}", "--project", name)
+    return project, initiative
+
+
+def test_project_and_initiative(services: Cluster) -> None:
+    c = services
+    project, initiative = _setup(c, "alpha")
+    assert project["name"] == "alpha" and project["defaultBranch"] == "main"
+    assert initiative["branch"] == "cw/initiative-alpha"
+    assert project["id"] in {p["id"] for p in cw_json(c, "project", "list")}
+    assert "alpha" in cw(c, "project", "list").stdout
+    assert initiative["id"] in {i["id"] for i in cw_json(c, "initiative", "list")}
+    assert "Initiative alpha" in cw(c, "initiative", "list").stdout
+    shown = cw_json(c, "initiative", "show", initiative["id"])
+    assert shown["initiative"]["id"] == initiative["id"] and shown["phases"] == []
+
+
+def test_phases_tasks_review_and_events(services: Cluster) -> None:
+    c = services
+    _, initiative = _setup(c, "beta")
+    first = cw_json(c, "phase", "add", initiative["id"], "First")
+    second = cw_json(c, "phase", "add", initiative["id"], "Second", "--after", first["id"])
+    one = cw_json(c, "task", "add", first["id"], "one", "--description", script(files={"one.txt": "1"}))
+    two = cw_json(
+        c,
+        "task",
+        "add",
+        first["id"],
+        "two",
+        "--after",
+        one["id"],
+        "--priority",
+        "high",
+        "--category",
+        "verify",
+        "--description",
+        script(files={"two.txt": "2"}),
+    )
+    assert (two["priority"], two["category"]) == ("TASK_PRIORITY_HIGH", "TASK_CATEGORY_VERIFY")
+    cw_json(c, "task", "add", second["id"], "three", "--description", script(files={"three.txt": "3"}))
+    tree = cw(c, "initiative", "show", initiative["id"]).stdout
+    assert "First" in tree and "one" in tree and "pending" in tree
+    assert {t["id"] for t in cw_json(c, "task", "list", "--phase", first["id"])} == {one["id"], two["id"]}
+    assert cw_json(c, "phase", "approve", first["id"])["status"] == "PHASE_STATUS_APPROVED"
+    cw(c, "phase", "approve", second["id"])
+    watched = cw_json(c, "watch", initiative["id"])
+    assert watched["reason"].startswith(f"phase First ({first['id']}) awaits review")
+    completed = cw_json(c, "task", "list", "--phase", first["id"], "--status", "completed")
+    assert {t["id"] for t in completed} == {one["id"], two["id"]}
+    stat = cw(c, "phase", "diff", first["id"], "--stat").stdout
+    assert "one.txt" in stat and "two.txt" in stat and "+1" in stat
+    assert "+1" in cw(c, "phase", "diff", first["id"]).stdout
+    diff = cw_json(c, "phase", "diff", first["id"])
+    assert {f["path"] for f in diff["projects"][0]["files"]} == {"one.txt", "two.txt"}
+    merged = cw_json(c, "phase", "merge", first["id"])
+    assert merged["status"] == "PHASE_STATUS_COMPLETED"
+    assert "awaits review" in cw(c, "watch", initiative["id"]).stdout
+    events = cw_json(c, "events", "--type", "phase:completed")
+    assert [e["phaseId"] for e in events] == [first["id"]]
+    since = int(events[0]["sequence"])
+    later = cw_json(c, "events", "--since", str(since))
+    assert all(int(e["sequence"]) > since for e in later) and later
+    text = cw(c, "events", "--type", "phase:started").stdout
+    assert text.count("phase:started") == 2
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli.main", "--json", "events", "--follow", "--type", "phase:completed"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CW_STORE": c.store.address, "CW_ORCHESTRATOR": c.orchestrator.address},  # type: ignore[union-attr]
+    )
+    try:
+        assert follow.stdout is not None
+        assert json.loads(follow.stdout.readline())["phaseId"] == first["id"]
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+def test_agents_questions_stop_and_retry(services: Cluster) -> None:
+    c = services
+    _, initiative = _setup(c, "gamma")
+    phase = cw_json(c, "phase", "add", initiative["id"], "P")
+    asking = cw_json(
+        c,
+        "task",
+        "add",
+        phase["id"],
+        "asking",
+        "--description",
+        script(questions=[{"id": "q1", "question": "Port?"}, {"id": "q2", "question": "Host?"}]),
+    )
+    stuck = cw_json(c, "task", "add", phase["id"], "stuck", "--description", script(wait_for=str(c.root / "never")))
+    cw(c, "phase", "approve", phase["id"])
+    waiting = wait_for("a waiting agent", lambda: cw_json(c, "agent", "list", "--status", "waiting_for_input"))
+    agent = next(a for a in waiting if a["taskId"] == asking["id"])
+    assert "waiting_for_input" in cw(c, "agent", "list").stdout
+    resumed = cw(c, "agent", "answer", agent["id"], input_text="8080\nlocalhost\n")
+    assert "resumed" in resumed.stdout
+    wait_for("the answered task", lambda: cw_json(c, "task", "list", "--status", "completed"))
+    logs = cw(c, "agent", "logs", agent["id"]).stdout
+    assert logs.count('"init"') == 2
+    running = wait_for(
+        "the stuck agent",
+        lambda: [a for a in cw_json(c, "agent", "list", "--status", "running") if a["taskId"] == stuck["id"]],
+    )[0]
+    assert '"init"' in cw(c, "agent", "logs", running["id"]).stdout
+    assert cw_json(c, "agent", "stop", running["id"])["status"] == "AGENT_STATUS_STOPPED"
+    blocked = cw_json(c, "task", "list", "--status", "blocked")
+    assert [t["id"] for t in blocked] == [stuck["id"]]
+    assert "queued again" in cw(c, "task", "retry", stuck["id"]).stdout
+    again = wait_for(
+        "a new agent",
+        lambda: [a for a in cw_json(c, "agent", "list", "--status", "running") if a["taskId"] == stuck["id"]],
+    )[0]
+    cw(c, "agent", "stop", again["id"])
+    second_questions = cw_json(
+        c, "task", "add", phase["id"], "asking again", "--description", script(questions=[{"id": "q", "question": "?"}])
+    )
+    waiting = wait_for(
+        "the second question",
+        lambda: [
+            a
+            for a in cw_json(c, "agent", "list", "--status", "waiting_for_input")
+            if a["taskId"] == second_questions["id"]
+        ],
+    )[0]
+    assert cw_json(c, "agent", "answer", waiting["id"], "--answer", "q=yes")["status"] == "AGENT_STATUS_RUNNING"
+
+
+def test_accounts_never_show_credentials(services: Cluster, tmp_path: Path) -> None:
+    c = services
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"token": SECRET}))
+    config = tmp_path / "claude.json"
+    config.write_text("{}")
+    created = cw(
+        c,
+        "account",
+        "add",
+        "dev@example.com",
+        "--provider",
+        "nobody",
+        "--credentials-file",
+        str(credentials),
+        "--config-file",
+        str(config),
+    )
+    assert SECRET not in created.stdout
+    listed = cw_json(c, "account", "list")
+    assert listed[0]["email"] == "dev@example.com" and listed[0]["hasCredentials"]
+    assert SECRET not in json.dumps(listed) and SECRET not in cw(c, "account", "list").stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("task", "retry", "no-such-task"),
+        ("phase", "approve", "no-such-phase"),
+        ("initiative", "show", "no-such-initiative"),
+        ("agent", "logs", "no-such-agent"),
+    ],
+)
+def test_unknown_id_is_one_line_naming_it(services: Cluster, args: tuple[str, ...]) -> None:
+    result = cw(services, *args, check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and args[-1] in lines[0] and "not found" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_service_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "clients.cli.main", "--store", "127.0.0.1:9", "project", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "unavailable" in result.stderr

@@ -1,0 +1,19 @@
+"""`make demo` as a test: the whole walkthrough, from a temporary CW_HOME, within a minute."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_passes(tmp_path: Path) -> None:
+    env = {**os.environ, "CW_DEMO_HOME": str(tmp_path / "home"), "CW_HOME": str(tmp_path / "unused")}
+    result = subprocess.run(
+        [sys.executable, "-m", "clients.demo"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "demo passed" in result.stdout
+    assert "ok: the crashed agent's task was retried once, then completed" in result.stdout
+    assert "[event]" in result.stdout and "task:retried" in result.stdout

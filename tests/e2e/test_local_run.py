@@ -22,7 +22,13 @@ def test_run_starts_both_and_ctrl_c_stops_both(tmp_path: Path) -> None:
     )
     assert launcher.stdout is not None
     lines: list[str] = []
-    wait_for("the launcher to report", lambda: lines.append(launcher.stdout.readline()) or "cw is running" in lines[-1])  # type: ignore[union-attr]
+
+    def started() -> bool:
+        assert launcher.stdout is not None
+        lines.append(launcher.stdout.readline())
+        return "cw is running" in lines[-1]
+
+    wait_for("the launcher to report", started)
     addresses = re.findall(r"listening on ([\d.]+:\d+)", "".join(lines))
     assert len(addresses) == 2 and (tmp_path / "store.db").exists()
     for address in addresses:

@@ -35,12 +35,14 @@ class Session:
     def store(self) -> StoreClient:
         if self._store is None:
             self._store = StoreClient(self.store_address)
+            self._store.ensure_reachable()
         return self._store
 
     @property
     def orchestrator(self) -> OrchestratorClient:
         if self._orchestrator is None:
             self._orchestrator = OrchestratorClient(self.orchestrator_address)
+            self._orchestrator.ensure_reachable()
         return self._orchestrator
 
     def show(self, value: Message | Sequence[Message] | dict[str, Any], render: Callable[[], None]) -> None:

@@ -1,8 +1,9 @@
 """Channels with a default deadline on every unary call and gRPC-level retries of UNAVAILABLE.
 
 Retries are configured through gRPC's service config, for the calls that are safe to repeat: reads,
-and creates (the SDK gives every create a request_id, so a repeat makes nothing new). Streams get no
-default deadline: they are meant to stay open.
+and creates (the SDK gives every create a request_id, so a repeat makes nothing new). Those calls
+also wait for the connection to be ready (within their deadline), so a server that restarts is
+waited for rather than failed on. Streams get no default deadline: they are meant to stay open.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from types import ModuleType
 
 import grpc
 
+from clients.sdk.errors import UnavailableError
 from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import (
     account_pb2,
@@ -76,11 +78,20 @@ def service_config(modules: tuple[ModuleType, ...]) -> str:
     return json.dumps(
         {
             "methodConfig": [
-                {"name": retried, "retryPolicy": RETRY_POLICY, "timeout": DEFAULT_TIMEOUT},
+                {"name": retried, "retryPolicy": RETRY_POLICY, "timeout": DEFAULT_TIMEOUT, "waitForReady": True},
                 {"name": others, "timeout": DEFAULT_TIMEOUT},
             ]
         }
     )
+
+
+def ensure_reachable(channel: grpc.Channel, what: str, address: str, timeout: float) -> None:
+    """Fails fast, with a clear message, when nothing answers at the address."""
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        message = f"cannot reach the {what} at {address}"
+        raise UnavailableError(grpc.StatusCode.UNAVAILABLE, message, "UNREACHABLE") from None
 
 
 def _channel(address: str, modules: tuple[ModuleType, ...]) -> grpc.Channel:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 
 import grpc
 
 from clients.sdk.calls import call, resumable
-from clients.sdk.channel import orchestrator_channel
+from clients.sdk.channel import DEFAULT_ORCHESTRATOR, ensure_reachable, orchestrator_channel
 from clients.sdk.errors import from_rpc_error
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.orchestrator.v1 import orchestrator_pb2_grpc
@@ -18,8 +19,13 @@ class OrchestratorClient:
     """One client per orchestrator address (default: $CW_ORCHESTRATOR, else 127.0.0.1:50052)."""
 
     def __init__(self, address: str | None = None, channel: grpc.Channel | None = None) -> None:
-        self.channel = channel or orchestrator_channel(address)
+        self.address = address or os.environ.get("CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR)
+        self.channel = channel or orchestrator_channel(self.address)
         self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
+
+    def ensure_reachable(self, timeout: float = 5.0) -> None:
+        """Raises UnavailableError after `timeout` seconds if the orchestrator does not answer."""
+        ensure_reachable(self.channel, "orchestrator", self.address, timeout)
 
     def close(self) -> None:
         self.channel.close()

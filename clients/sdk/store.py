@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 
 import grpc
 
 from clients.sdk.calls import call, enum_value, every_page, request_id, resumable
-from clients.sdk.channel import store_channel
+from clients.sdk.channel import DEFAULT_STORE, ensure_reachable, store_channel
 from clients.sdk.errors import NotFoundError
 from cw.store.v1 import (
     account_pb2,
@@ -31,7 +32,8 @@ class StoreClient:
     """One client per store address (default: $CW_STORE, else 127.0.0.1:50051)."""
 
     def __init__(self, address: str | None = None, channel: grpc.Channel | None = None) -> None:
-        self.channel = channel or store_channel(address)
+        self.address = address or os.environ.get("CW_STORE", DEFAULT_STORE)
+        self.channel = channel or store_channel(self.address)
         self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(self.channel)
         self.phases = phase_pb2_grpc.PhaseServiceStub(self.channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
@@ -39,6 +41,10 @@ class StoreClient:
         self.projects = project_pb2_grpc.ProjectServiceStub(self.channel)
         self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
         self.events = event_pb2_grpc.EventServiceStub(self.channel)
+
+    def ensure_reachable(self, timeout: float = 5.0) -> None:
+        """Raises UnavailableError after `timeout` seconds if the store does not answer."""
+        ensure_reachable(self.channel, "store", self.address, timeout)
 
     def close(self) -> None:
         self.channel.close()

@@ -96,10 +96,13 @@ class StoreServer:
     port: int
     db: Database
     health: health.aio.HealthServicer
+    notifier: CommitNotifier
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
-        """Health goes NOT_SERVING first, so balancers stop sending; then in-flight calls finish."""
+        """Health goes NOT_SERVING first, so balancers stop sending; open event streams end; then
+        in-flight calls get the grace period to finish."""
         await self.health.enter_graceful_shutdown()
+        self.notifier.close()
         await self.server.stop(grace)
         self.db.close()
 
@@ -130,4 +133,4 @@ async def start(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = listen.rsplit(":", 1)[0]
     log.info("cw store listening on %s:%d, database %s", host, port, db_path)
-    return StoreServer(server, port, db, health_servicer)
+    return StoreServer(server, port, db, health_servicer, notifier)

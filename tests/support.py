@@ -12,10 +12,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from clients.local import Service, start
+from clients.sdk.errors import from_rpc_error
 from cw.store.v1 import (
     account_pb2_grpc,
     agent_pb2_grpc,
@@ -88,20 +87,11 @@ class ErrorDetails:
 
 
 def error_details(error: grpc.RpcError) -> ErrorDetails:
-    """The code, ErrorInfo and BadRequest fields of a failed call."""
-    status = rpc_status.from_call(error)
-    assert status is not None, f"no rich status on {error}"
-    reason, metadata, violations = "", {}, []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason, metadata = info.reason, dict(info.metadata)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            violations = [violation.field for violation in bad.field_violations]
-    return ErrorDetails(error.code(), status.message, reason, metadata, violations)
+    """The code, ErrorInfo and BadRequest fields of a failed call, as the SDK reads them."""
+    failure = from_rpc_error(error)
+    assert failure.reason, f"no rich status on {error}"
+    violations = [field for field, _ in failure.violations]
+    return ErrorDetails(failure.code, failure.message, failure.reason, failure.metadata, violations)
 
 
 def call_error(call: Any, request: Any) -> ErrorDetails:

@@ -8,6 +8,7 @@ waited for rather than failed on. Streams get no default deadline: they are mean
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -17,22 +18,6 @@ import grpc
 
 from clients.sdk.errors import UnavailableError
 from cw.orchestrator.v1 import orchestrator_pb2
-from cw.store.v1 import (
-    account_pb2,
-    agent_pb2,
-    chat_session_pb2,
-    conversation_pb2,
-    event_pb2,
-    initiative_pb2,
-    log_chunk_pb2,
-    message_pb2,
-    page_pb2,
-    phase_pb2,
-    project_pb2,
-    proposal_pb2,
-    review_comment_pb2,
-    task_pb2,
-)
 
 DEFAULT_STORE = "127.0.0.1:50051"
 DEFAULT_ORCHESTRATOR = "127.0.0.1:50052"
@@ -44,22 +29,23 @@ RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
-STORE_MODULES = (
-    account_pb2,
-    agent_pb2,
-    chat_session_pb2,
-    conversation_pb2,
-    event_pb2,
-    initiative_pb2,
-    log_chunk_pb2,
-    message_pb2,
-    page_pb2,
-    phase_pb2,
-    project_pb2,
-    proposal_pb2,
-    review_comment_pb2,
-    task_pb2,
+_STORE_SERVICES = (
+    "account",
+    "agent",
+    "chat_session",
+    "conversation",
+    "event",
+    "initiative",
+    "log_chunk",
+    "message",
+    "page",
+    "phase",
+    "project",
+    "proposal",
+    "review_comment",
+    "task",
 )
+STORE_MODULES = tuple(importlib.import_module(f"cw.store.v1.{name}_pb2") for name in _STORE_SERVICES)
 _SAFE_TO_REPEAT = ("Get", "List", "Count", "Create", "ApprovePhase")
 
 

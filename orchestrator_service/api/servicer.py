@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from orchestrator_service.errors import BadRequest, OrchestratorError
 from orchestrator_service.operations import Operations
 from orchestrator_service.reconciler import files_of
 
+log = logging.getLogger("cw.rpc")
 DOMAIN = "orchestrator.cw"
 OUTPUT_POLL_SECONDS = 0.2
 T = TypeVar("T")
@@ -53,6 +55,7 @@ async def _abort_for(context: grpc.aio.ServicerContext, error: Exception) -> Non
 def handled(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        log.debug("rpc /cw.orchestrator.v1.OrchestratorService/%s", method.__name__)
         try:
             return await method(self, request, context)
         except (OrchestratorError, grpc.aio.AioRpcError) as error:
@@ -117,6 +120,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             await _abort_for(context, error)
 
     async def StreamAgentOutput(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        log.debug("rpc /cw.orchestrator.v1.OrchestratorService/StreamAgentOutput (stream)")
         try:
             agent = await self.store.get_agent(required(request.agent_id, "agent_id"))
         except (OrchestratorError, grpc.aio.AioRpcError) as error:

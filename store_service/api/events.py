@@ -34,6 +34,12 @@ class CommitNotifier:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._next: asyncio.Future[None] = loop.create_future()
+        self.closed = False
+
+    def close(self) -> None:
+        """Shutting down: every stream wakes once more and ends."""
+        self.closed = True
+        self._wake()
 
     def notify_threadsafe(self) -> None:
         self._loop.call_soon_threadsafe(self._wake)
@@ -121,7 +127,7 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
             heartbeat = max(request.heartbeat_interval.ToTimedelta().total_seconds(), MIN_HEARTBEAT_SECONDS)
         cursor = request.after_sequence
         types, initiative_id = list(request.types), request.initiative_id or None
-        while True:
+        while not self.notifier.closed:
             woken = self.notifier.next_commit()
             batch = await self._events_after(cursor, REPLAY_BATCH, types, initiative_id)
             for message in batch:

@@ -13,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cw.store.v1 import account_pb2, task_pb2
+from cw.store.v1 import account_pb2, event_pb2, task_pb2
 from tests.support import start_store_process, stubs
 
 BUF = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "buf"
@@ -127,3 +127,16 @@ def test_secrets_stay_out_of_debug_logs(tmp_path: Path) -> None:
     log = log_path.read_text()
     assert "cw.store.v1.AccountService/CreateAccount" in log  # the per-request debug line
     assert secret not in log
+
+
+def test_sigterm_ends_open_event_streams_promptly(tmp_path: Path) -> None:
+    store = start_store_process(tmp_path / "store.db", tmp_path / "store.log")
+    with grpc.insecure_channel(store.address) as channel:
+        stream = stubs(channel).events.WatchEvents(event_pb2.WatchEventsRequest(), timeout=60)
+        api = stubs(channel)
+        api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="t")))
+        assert next(stream).type == "task:created"
+        store.process.send_signal(signal.SIGTERM)
+        assert store.process.wait(20) == 0
+        remaining = list(stream)  # the stream ends (cleanly) rather than hanging until the deadline
+    assert remaining == []

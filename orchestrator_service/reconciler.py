@@ -16,6 +16,7 @@ import subprocess
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,7 +150,7 @@ class Reconciler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _retrying(self, step: Any) -> None:
+    async def _retrying(self, step: Callable[[], Awaitable[None]]) -> None:
         backoff = 0.1
         while True:
             try:
@@ -478,7 +479,8 @@ class Reconciler:
             self.store.phases.ListPhaseDependencies, phase_pb2.ListPhaseDependenciesRequest(phase_id=phase.id)
         )
         depends_on = {phase.id: {dependency.id for dependency in dependencies.phases}}
-        if not dispatch.phases_to_start([*snapshot.phases.values()], depends_on).count(phase):
+        startable = dispatch.phases_to_start(snapshot.phases.values(), depends_on)
+        if phase.id not in {candidate.id for candidate in startable}:
             return False
         initiative = snapshot.initiatives[phase.initiative_id]
         for project in await self.projects(snapshot, initiative.id):

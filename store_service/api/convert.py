@@ -79,7 +79,7 @@ def to_message(row: Base, message_type: type[MessageT], skip: Iterable[str] = ()
     return message
 
 
-def _field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
+def field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
     if field.enum_type is not None:
         try:
             return enum_to_db(field.enum_type, getattr(message, field.name))
@@ -124,7 +124,7 @@ def values_for_create(message: Message, model: type[Base], prefix: str) -> dict[
     """The column values a Create request sets; unset fields take the column defaults."""
     fields = writable_fields(message.DESCRIPTOR, model)
     values = {
-        attribute(name): _field_value(message, field, f"{prefix}.{name}")
+        attribute(name): field_value(message, field, f"{prefix}.{name}")
         for name, field in fields.items()
         if _is_set(message, field)
     }
@@ -147,7 +147,7 @@ def values_for_update(message: Message, model: type[Base], prefix: str, mask_pat
         chosen = mask_paths
     else:
         chosen = [name for name, field in fields.items() if _is_set(message, field)]
-    values = {attribute(name): _field_value(message, fields[name], f"{prefix}.{name}") for name in chosen}
+    values = {attribute(name): field_value(message, fields[name], f"{prefix}.{name}") for name in chosen}
     columns = model.__mapper__.columns
     violations = [
         FieldViolation(f"{prefix}.{name}", "cannot be cleared")

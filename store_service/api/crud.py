@@ -45,7 +45,7 @@ def request_filters(request: Message, names: list[str]) -> dict[str, Any]:
     filters = {}
     for name in names:
         descriptor = request.DESCRIPTOR.fields_by_name[name]
-        value = convert._field_value(request, descriptor, name)
+        value = convert.field_value(request, descriptor, name)
         if value not in (None, False):
             filters[name] = value
     return filters

@@ -154,7 +154,17 @@ def test_agents_questions_stop_and_retry(services: Cluster) -> None:
         lambda: [a for a in cw_json(c, "agent", "list", "--status", "running") if a["taskId"] == stuck["id"]],
     )[0]
     assert '"init"' in cw(c, "agent", "logs", running["id"]).stdout
+    assert c.store is not None and c.orchestrator is not None
+    following = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli.main", "agent", "logs", "-f", running["id"]],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CW_STORE": c.store.address, "CW_ORCHESTRATOR": c.orchestrator.address},
+    )
+    assert following.stdout is not None and '"init"' in following.stdout.readline()
+    assert following.poll() is None  # still following the running agent
     assert cw_json(c, "agent", "stop", running["id"])["status"] == "AGENT_STATUS_STOPPED"
+    assert following.wait(30) == 0  # ...and done once it stopped
     blocked = cw_json(c, "task", "list", "--status", "blocked")
     assert [t["id"] for t in blocked] == [stuck["id"]]
     assert "queued again" in cw(c, "task", "retry", stuck["id"]).stdout

@@ -14,9 +14,10 @@ from clients.sdk import (
     NotFoundError,
     OrchestratorClient,
     StoreClient,
+    UnavailableError,
 )
-from cw.store.v1 import phase_pb2, task_pb2
-from tests.e2e.cluster import cluster, make_git_repo, script
+from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
+from tests.e2e.cluster import cluster, make_git_repo, script, wait_for
 
 
 def test_sdk_drives_a_phase_to_review(tmp_path: Path) -> None:
@@ -90,3 +91,32 @@ def test_event_iterator_resumes_across_a_dropped_stream(tmp_path: Path) -> None:
             store.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name=name)))
         received += [next(events).sequence for _ in range(2)]
         assert received == [1, 2, 3, 4, 5]
+
+
+def test_sdk_questions_stop_and_retry(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        assert c.store is not None and c.orchestrator is not None
+        store, orchestrator = StoreClient(c.store.address), OrchestratorClient(c.orchestrator.address)
+        store.ensure_reachable()
+        orchestrator.ensure_reachable()
+        project = store.create_project("q", str(make_git_repo(tmp_path / "q")))
+        initiative = store.create_initiative("Questions", [project.id])
+        assert store.get_initiative(initiative.id).name == "Questions"
+        phase = store.create_phase(initiative.id, "P")
+        assert store.get_phase(phase.id).initiative_id == initiative.id
+        asking = store.create_task(phase.id, "ask", description=script(questions=[{"id": "q1", "question": "?"}]))
+        stuck = store.create_task(phase.id, "stuck", description=script(wait_for=str(tmp_path / "never")))
+        orchestrator.approve_phase(phase.id)
+        waiting = next(
+            a
+            for a in wait_for("a question", lambda: store.list_agents(status="waiting_for_input"))
+            if a.task_id == asking.id
+        )
+        assert orchestrator.answer_questions(waiting.id, {"q1": "yes"}).status == agent_pb2.AGENT_STATUS_RUNNING
+        running = wait_for("the stuck agent", lambda: store.list_agents(status="running", task_id=stuck.id))[0]
+        assert orchestrator.stop_agent(running.id).status == agent_pb2.AGENT_STATUS_STOPPED
+        assert store.get_task(stuck.id).status == task_pb2.TASK_STATUS_BLOCKED
+        assert orchestrator.retry_blocked_task(stuck.id).retry_count == 0
+        wait_for("the retried task's agent", lambda: len(store.list_agents(task_id=stuck.id)) == 2)
+        with pytest.raises(UnavailableError):
+            StoreClient("127.0.0.1:9").ensure_reachable(timeout=0.5)

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from store_service.db.models import Event, Page, utcnow
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
@@ -379,3 +379,5 @@ def test_cascades(units: UnitOfWorkFactory) -> None:
         assert uow.agents.get(agent.id).task_id is None
         assert uow.agents.get(agent.id).initiative_id is None
         assert [c.content for c in uow.log_chunks.find_by_agent_id(other.id)] == ["output"]
+        for table in ("phase_dependencies", "task_dependencies", "pages", "proposals", "tasks", "phases"):
+            assert uow.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table

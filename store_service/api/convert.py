@@ -80,6 +80,7 @@ def to_message(row: Base, message_type: type[MessageT], skip: Iterable[str] = ()
 
 
 def field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
+    """The value a row stores for one field: enum names, datetimes, None for unset or empty."""
     if field.enum_type is not None:
         try:
             return enum_to_db(field.enum_type, getattr(message, field.name))

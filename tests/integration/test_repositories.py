@@ -381,3 +381,18 @@ def test_cascades(units: UnitOfWorkFactory) -> None:
         assert [c.content for c in uow.log_chunks.find_by_agent_id(other.id)] == ["output"]
         for table in ("phase_dependencies", "task_dependencies", "pages", "proposals", "tasks", "phases"):
             assert uow.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+
+
+def test_initiative_branches_never_collide_in_git(units: UnitOfWorkFactory) -> None:
+    with units.write() as uow:
+        nested = uow.initiatives.create(name="nested", branch="cw/auth/v2")
+        automatic = uow.initiatives.create(name="auth")
+        assert automatic.branch == "cw/auth-2"  # cw/auth would collide with cw/auth/v2
+        with pytest.raises(AlreadyExists):
+            uow.initiatives.create(name="x", branch="cw/auth/v2/more")
+        with pytest.raises(AlreadyExists):
+            uow.initiatives.update(automatic.id, branch="cw/auth")
+        for bad in ("has space", "a..b", "ends/", "-starts", "x.lock", "a~1"):
+            with pytest.raises(InvalidArgument):
+                uow.initiatives.create(name="x", branch=bad)
+        assert uow.initiatives.update(nested.id, branch="cw/auth/v3").branch == "cw/auth/v3"

@@ -192,6 +192,7 @@ def walkthrough(home: Path) -> None:
 
 def main() -> int:
     home = Path(os.environ.get("CW_DEMO_HOME") or tempfile.mkdtemp(prefix="cw-demo-"))
+    os.environ["CW_HOME"] = str(home)
     os.environ["CW_TEST_STATE_DIR"] = str(home)  # where the scripted agent counts its attempts
     provider = f"scripted={sys.executable} {SCRIPTED_AGENT}"
     say(f"Starting the store and the orchestrator on {home}")

@@ -119,7 +119,10 @@ class Operations:
                 events.append(event("task:blocked", task, reason="agent stopped"))
             await self.store.append(events, changes(*updates))
             self.reconciler.watched.pop(agent.id, None)
-            pgid = supervisor.live_process_group(files)
+            # The shim may not have recorded itself yet; the process this orchestrator started
+            # leads its own group all the same.
+            child = self.reconciler.children.get(agent.id)
+            pgid = child.pid if child is not None and child.poll() is None else supervisor.live_process_group(files)
         if pgid is not None:
             stopping = asyncio.create_task(_terminate(pgid))
             self._stopping.add(stopping)

@@ -184,6 +184,14 @@ class Cluster:
     def diff(self, phase_id: str) -> orchestrator_pb2.GetPhaseDiffResponse:
         return self.orch.GetPhaseDiff(orchestrator_pb2.GetPhaseDiffRequest(phase_id=phase_id), timeout=30)
 
+    def all_spawned(self, tasks: list[task_pb2.Task]) -> bool:
+        """Every task has an agent whose process has started (its pid is recorded)."""
+        return all(any(agent.pid for agent in self.agents_of(task.id)) for task in tasks)
+
+    def exited_agents(self) -> int:
+        """Agents whose shim recorded an exit, whether or not anyone has settled them yet."""
+        return len(list((self.root / "workspace" / "agents").glob("*/exit.json")))
+
     def assert_invariants(self) -> None:
         """No task with two live agents; no task IN_PROGRESS without a live agent."""
         live: dict[str, int] = {}

@@ -153,7 +153,7 @@ def test_agents_questions_stop_and_retry(services: Cluster) -> None:
         "the stuck agent",
         lambda: [a for a in cw_json(c, "agent", "list", "--status", "running") if a["taskId"] == stuck["id"]],
     )[0]
-    assert '"init"' in cw(c, "agent", "logs", running["id"]).stdout
+    wait_for("the stuck agent's first output", lambda: '"init"' in cw(c, "agent", "logs", running["id"]).stdout)
     assert c.store is not None and c.orchestrator is not None
     following = subprocess.Popen(
         [sys.executable, "-m", "clients.cli.main", "agent", "logs", "-f", running["id"]],

@@ -92,12 +92,11 @@ def test_restart_while_agents_run(tmp_path: Path) -> None:
         phase = c.phase(c.initiative("Restart", project), "P")
         tasks = [c.task(phase, f"t{i}", files={f"t{i}.txt": str(i)}, wait_for=str(release)) for i in range(3)]
         _approve(c, phase)
-        wait_for("three running agents", lambda: all(c.agents_of(t.id) for t in tasks) and c.agents_of(tasks[0].id))
+        wait_for("three spawned agents", lambda: c.all_spawned(tasks))
         assert c.orchestrator is not None
         c.orchestrator.kill()
         release.touch()
-        exits = lambda: len(list((tmp_path / "workspace" / "agents").glob("*/exit.json"))) == 3  # noqa: E731
-        wait_for("the agents to finish while the orchestrator is down", exits)
+        wait_for("the agents to finish while the orchestrator is down", lambda: c.exited_agents() == 3)
         c.start_orchestrator()
         for task in tasks:
             done = c.wait_task(task.id, COMPLETED)

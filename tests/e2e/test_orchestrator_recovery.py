@@ -44,7 +44,7 @@ def test_store_restart_mid_run(tmp_path: Path) -> None:
         follower.start()
         try:
             c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
-            wait_for("both agents running", lambda: all(c.agents_of(t.id) for t in tasks))
+            wait_for("both agents spawned", lambda: c.all_spawned(tasks))
             assert c.store is not None
             c.store.kill()
             try:
@@ -53,8 +53,7 @@ def test_store_restart_mid_run(tmp_path: Path) -> None:
             except grpc.RpcError as error:
                 assert error.code() == grpc.StatusCode.UNAVAILABLE
             release.touch()
-            exits = tmp_path / "workspace" / "agents"
-            wait_for("the agents to finish while the store is down", lambda: len(list(exits.glob("*/exit.json"))) == 2)
+            wait_for("the agents to finish while the store is down", lambda: c.exited_agents() == 2)
             c.start_store()
             for task in tasks:
                 c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED)

@@ -117,3 +117,15 @@ def test_stream_events_filters_by_type_and_initiative(tmp_path: Path) -> None:
         stream.cancel()
         assert [e.type for e in received] == ["initiative:created", "phase:created"]
         assert {e.initiative_id for e in received} == {first.id}
+
+
+def test_stop_right_after_dispatch_leaves_no_process_behind(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        phase = c.phase(c.initiative("Quick stop", c.project()), "P")
+        task = c.task(phase, "t", wait_for=str(tmp_path / "never"))
+        c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
+        agent = wait_for("an agent record", lambda: c.agents_of(task.id))[0]
+        c.orch.StopAgent(orch.StopAgentRequest(agent_id=agent.id), timeout=10)
+        stopped = c.agents_of(task.id)[0]
+        assert stopped.pid, "the process was started before the stop was taken"
+        wait_for("the agent's processes to end", lambda: _gone(stopped.pid))

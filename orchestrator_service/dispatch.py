@@ -24,6 +24,22 @@ _PRIORITY_RANK = {
 }
 
 
+@dataclass
+class Backoff:
+    """Exponential delays between attempts to reach the store: 0.1 s, doubling, at most 5 s."""
+
+    initial: float = 0.1
+    ceiling: float = 5.0
+    current: float = 0.1
+
+    def next_delay(self) -> float:
+        delay, self.current = self.current, min(self.current * 2, self.ceiling)
+        return delay
+
+    def reset(self) -> None:
+        self.current = self.initial
+
+
 @dataclass(frozen=True)
 class CrashDecision:
     status: task_pb2.TaskStatus.ValueType

@@ -49,7 +49,6 @@ log = logging.getLogger("cw.orchestrator")
 PERIODIC_RECONCILE_SECONDS = 5.0
 PROCESS_POLL_SECONDS = 0.2
 OUTPUT_FLUSH_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 5.0
 NAME_ATTEMPTS = 12
 
 LIVE_AGENT = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
@@ -127,7 +126,6 @@ class Reconciler:
         self.queued_without_phase: set[str] = set()
         self.last_sequence = 0
         self.dispatched = 0
-        self.store_available = False
         self._background: list[asyncio.Task[None]] = []
 
     # ---- life cycle --------------------------------------------------------------------------
@@ -151,17 +149,15 @@ class Reconciler:
                 await task
 
     async def _retrying(self, step: Callable[[], Awaitable[None]]) -> None:
-        backoff = 0.1
+        backoff = dispatch.Backoff()
         while True:
             try:
                 await step()
-                self.store_available = True
                 return
             except grpc.aio.AioRpcError as error:
-                self.store_available = False
-                log.warning("store not reachable (%s); retrying in %.1fs", error.code().name, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                delay = backoff.next_delay()
+                log.warning("store not reachable (%s); retrying in %.1fs", error.code().name, delay)
+                await asyncio.sleep(delay)
 
     async def _subscribe_position(self) -> None:
         """Where the event subscription starts, and which phase-less tasks were queued."""
@@ -180,12 +176,12 @@ class Reconciler:
 
     async def _follow_events(self) -> None:
         """Wakes the reconciler on store events; resumes from the last sequence after a drop."""
-        backoff = 0.1
+        backoff = dispatch.Backoff()
         while True:
             try:
                 request = event_pb2.WatchEventsRequest(after_sequence=self.last_sequence)
                 async for stored in self.store.events.WatchEvents(request):
-                    backoff = 0.1
+                    backoff.reset()
                     if stored.sequence == 0:
                         continue
                     self.last_sequence = stored.sequence
@@ -196,25 +192,20 @@ class Reconciler:
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.OUT_OF_RANGE:
                     self.last_sequence = 0
-                self.store_available = False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                await asyncio.sleep(backoff.next_delay())
 
     async def _loop(self) -> None:
-        backoff = 0.1
+        backoff = dispatch.Backoff()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), PERIODIC_RECONCILE_SECONDS)
             self.wakeup.clear()
             try:
                 await self.reconcile_now()
-                self.store_available = True
-                backoff = 0.1
+                backoff.reset()
             except grpc.aio.AioRpcError as error:
-                self.store_available = False
                 log.warning("reconcile interrupted: %s %s", error.code().name, error.details())
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                await asyncio.sleep(backoff.next_delay())
                 self.wakeup.set()
             except Exception:
                 log.exception("reconcile failed; the next pass retries")

@@ -150,3 +150,10 @@ def test_providers() -> None:
     assert claude[:2] == ["claude", "-p"] and claude[-3:] == ["--session-id", "sid", "do it"]
     assert "--resume" in table["claude"].command("sid", resume=True, prompt="answers")
     assert table["fake"].command("sid", resume=True, prompt="x") == ["run"]
+
+
+def test_backoff_doubles_up_to_its_ceiling_and_resets() -> None:
+    backoff = dispatch.Backoff()
+    assert [backoff.next_delay() for _ in range(8)] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    backoff.reset()
+    assert backoff.next_delay() == 0.1

@@ -93,6 +93,8 @@ class Snapshot:
     depends_on: dict[str, set[str]]
     agents: list[agent_pb2.Agent]
     projects: dict[str, list[project_pb2.Project]] = field(default_factory=dict)
+    # Whether each provider has accounts, asked once per pass rather than once per dispatch.
+    provider_has_accounts: dict[str, bool] = field(default_factory=dict)
 
     def running(self) -> list[agent_pb2.Agent]:
         return [agent for agent in self.agents if agent.status == agent_pb2.AGENT_STATUS_RUNNING]
@@ -545,7 +547,7 @@ class Reconciler:
         """Rule 6 holds because the agent row and the task's IN_PROGRESS are one transaction, and
         only this serialized loop dispatches."""
         provider = self.providers[self.default_provider]
-        account, secrets = await self._account_for(provider)
+        account, secrets = await self._account_for(snapshot, provider)
         if account is False:
             return False
         phase = snapshot.phases.get(task.phase_id)
@@ -575,10 +577,14 @@ class Reconciler:
         self.dispatched += 1
         return True
 
-    async def _account_for(self, provider: Provider) -> tuple[Any, account_pb2.GetAccountSecretsResponse | None]:
+    async def _account_for(
+        self, snapshot: Snapshot, provider: Provider
+    ) -> tuple[Any, account_pb2.GetAccountSecretsResponse | None]:
         """(account id, secrets); ("", None) when the provider has no accounts; (False, None) when it
         has some but none is available now (the task waits, no attempt spent)."""
-        if not await self.store.has_accounts(provider.name):
+        if provider.name not in snapshot.provider_has_accounts:
+            snapshot.provider_has_accounts[provider.name] = await self.store.has_accounts(provider.name)
+        if not snapshot.provider_has_accounts[provider.name]:
             return "", None
         try:
             account = await self.store.call(

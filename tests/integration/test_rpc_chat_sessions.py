@@ -19,6 +19,15 @@ def _struct(**values: Any) -> struct_pb2.Struct:
     return struct
 
 
+def _phase_update(phase_id: str, **fields: Any) -> chat.ChangeSetEntry:
+    return chat.ChangeSetEntry(
+        entity_type=chat.CHANGE_ENTITY_TYPE_PHASE,
+        action=chat.CHANGE_ACTION_UPDATE,
+        entity_id=phase_id,
+        after=_struct(**fields),
+    )
+
+
 def _setup(api: SimpleNamespace) -> tuple[str, str, chat.ChatSession]:
     initiative = api.initiatives.CreateInitiative(
         initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="i"))
@@ -91,12 +100,7 @@ def test_change_set_records_before_and_after_and_reverts(api: SimpleNamespace) -
             chat_session_id=session.id,
             summary="split the design phase",
             changes=[
-                chat.ChangeSetEntry(
-                    entity_type=chat.CHANGE_ENTITY_TYPE_PHASE,
-                    action=chat.CHANGE_ACTION_UPDATE,
-                    entity_id=phase_id,
-                    after=_struct(name="Design v2"),
-                ),
+                _phase_update(phase_id, name="Design v2"),
                 chat.ChangeSetEntry(
                     entity_type=chat.CHANGE_ENTITY_TYPE_TASK,
                     action=chat.CHANGE_ACTION_CREATE,
@@ -135,14 +139,7 @@ def test_revert_refuses_when_an_entity_changed_since(api: SimpleNamespace) -> No
     applied = api.chat_sessions.ApplyChangeSet(
         chat.ApplyChangeSetRequest(
             chat_session_id=session.id,
-            changes=[
-                chat.ChangeSetEntry(
-                    entity_type=chat.CHANGE_ENTITY_TYPE_PHASE,
-                    action=chat.CHANGE_ACTION_UPDATE,
-                    entity_id=phase_id,
-                    after=_struct(content="v2"),
-                )
-            ],
+            changes=[_phase_update(phase_id, content="v2")],
         )
     )
     api.phases.UpdatePhase(phase_pb2.UpdatePhaseRequest(phase=phase_pb2.Phase(id=phase_id, content="by hand")))
@@ -158,12 +155,7 @@ def test_change_set_is_all_or_nothing(api: SimpleNamespace) -> None:
         chat.ApplyChangeSetRequest(
             chat_session_id=session.id,
             changes=[
-                chat.ChangeSetEntry(
-                    entity_type=chat.CHANGE_ENTITY_TYPE_PHASE,
-                    action=chat.CHANGE_ACTION_UPDATE,
-                    entity_id=phase_id,
-                    after=_struct(name="renamed"),
-                ),
+                _phase_update(phase_id, name="renamed"),
                 chat.ChangeSetEntry(
                     entity_type=chat.CHANGE_ENTITY_TYPE_TASK, action=chat.CHANGE_ACTION_DELETE, entity_id="missing"
                 ),
@@ -176,14 +168,7 @@ def test_change_set_is_all_or_nothing(api: SimpleNamespace) -> None:
         api.chat_sessions.ApplyChangeSet,
         chat.ApplyChangeSetRequest(
             chat_session_id=session.id,
-            changes=[
-                chat.ChangeSetEntry(
-                    entity_type=chat.CHANGE_ENTITY_TYPE_PHASE,
-                    action=chat.CHANGE_ACTION_UPDATE,
-                    entity_id=phase_id,
-                    after=_struct(colour="red"),
-                )
-            ],
+            changes=[_phase_update(phase_id, colour="red")],
         ),
     )
     assert bad_field.code == grpc.StatusCode.INVALID_ARGUMENT

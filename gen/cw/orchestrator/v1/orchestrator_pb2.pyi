@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -289,6 +290,7 @@ class StreamEventsRequest(_message.Message):
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
     TYPES_FIELD_NUMBER: _builtins.int
     INITIATIVE_ID_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     after_sequence: _builtins.int
     initiative_id: _builtins.str
     """Only events of this initiative (all when empty)."""
@@ -296,16 +298,23 @@ class StreamEventsRequest(_message.Message):
     def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only these types (all when empty)."""
 
+    @_builtins.property
+    def heartbeat_interval(self) -> _duration_pb2.Duration:
+        """Idle time before a heartbeat (an event of type "heartbeat", sequence 0); the server's default
+        when unset.
+        """
+
     def __init__(
         self,
         *,
         after_sequence: _builtins.int = ...,
         types: _abc.Iterable[_builtins.str] | None = ...,
         initiative_id: _builtins.str = ...,
+        heartbeat_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "initiative_id", b"initiative_id", "types", b"types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "heartbeat_interval", b"heartbeat_interval", "initiative_id", b"initiative_id", "types", b"types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

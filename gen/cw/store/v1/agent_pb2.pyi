@@ -44,6 +44,46 @@ AGENT_STATUS_STOPPED: AgentStatus.ValueType  # 4
 AGENT_STATUS_CRASHED: AgentStatus.ValueType  # 5
 Global___AgentStatus: _TypeAlias = AgentStatus  # noqa: Y015
 
+class _AgentOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AgentOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AgentOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AGENT_OUTCOME_UNSPECIFIED: _AgentOutcome.ValueType  # 0
+    """Still running or waiting, or never ran."""
+    AGENT_OUTCOME_DONE: _AgentOutcome.ValueType  # 1
+    """Finished its work (`{"status": "done"}`, or exit 0 without a signal file)."""
+    AGENT_OUTCOME_FAILED: _AgentOutcome.ValueType  # 2
+    """Reported an error, or its result said it failed: a failed attempt."""
+    AGENT_OUTCOME_CRASHED: _AgentOutcome.ValueType  # 3
+    """Exited non-zero, died by a signal or vanished: a failed attempt."""
+    AGENT_OUTCOME_STOPPED: _AgentOutcome.ValueType  # 4
+    """A person stopped it (StopAgent)."""
+    AGENT_OUTCOME_RATE_LIMITED: _AgentOutcome.ValueType  # 5
+    """Its account hit a rate limit: the task runs again on another account, no attempt spent."""
+    AGENT_OUTCOME_NEVER_STARTED: _AgentOutcome.ValueType  # 6
+    """Its process never started (for example the orchestrator died in between): no attempt spent."""
+
+class AgentOutcome(_AgentOutcome, metaclass=_AgentOutcomeEnumTypeWrapper):
+    """How an agent's latest run ended."""
+
+AGENT_OUTCOME_UNSPECIFIED: AgentOutcome.ValueType  # 0
+"""Still running or waiting, or never ran."""
+AGENT_OUTCOME_DONE: AgentOutcome.ValueType  # 1
+"""Finished its work (`{"status": "done"}`, or exit 0 without a signal file)."""
+AGENT_OUTCOME_FAILED: AgentOutcome.ValueType  # 2
+"""Reported an error, or its result said it failed: a failed attempt."""
+AGENT_OUTCOME_CRASHED: AgentOutcome.ValueType  # 3
+"""Exited non-zero, died by a signal or vanished: a failed attempt."""
+AGENT_OUTCOME_STOPPED: AgentOutcome.ValueType  # 4
+"""A person stopped it (StopAgent)."""
+AGENT_OUTCOME_RATE_LIMITED: AgentOutcome.ValueType  # 5
+"""Its account hit a rate limit: the task runs again on another account, no attempt spent."""
+AGENT_OUTCOME_NEVER_STARTED: AgentOutcome.ValueType  # 6
+"""Its process never started (for example the orchestrator died in between): no attempt spent."""
+Global___AgentOutcome: _TypeAlias = AgentOutcome  # noqa: Y015
+
 class _AgentMode:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -89,15 +129,19 @@ class Agent(_message.Message):
     USER_DISMISS_TIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     """Unique adjective-animal alias."""
     task_id: _builtins.str
     initiative_id: _builtins.str
     session_id: _builtins.str
-    """CLI session id, kept for resume."""
+    """CLI session id, kept for resume. Written only by the orchestrator."""
     worktree_id: _builtins.str
-    """Path of the agent's work directory."""
+    """Path of the agent's work directory, for display. Written only by the orchestrator, which
+    never reads a path back from here: it derives every path from its workspace and the id.
+    """
     provider: _builtins.str
     account_id: _builtins.str
     status: Global___AgentStatus.ValueType
@@ -109,12 +153,18 @@ class Agent(_message.Message):
     """JSON."""
     pending_questions: _builtins.str
     """JSON."""
+    outcome: Global___AgentOutcome.ValueType
+    """How the latest run ended; UNSPECIFIED while it runs or waits."""
+    error: _builtins.str
+    """The latest run's error (a failed or crashed attempt), for people."""
     @_builtins.property
     def user_dismiss_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Changes on every write, strictly increasing per row: usable as an etag."""
+
     def __init__(
         self,
         *,
@@ -136,10 +186,12 @@ class Agent(_message.Message):
         user_dismiss_time: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        outcome: Global___AgentOutcome.ValueType = ...,
+        error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "create_time", b"create_time", "exit_code", b"exit_code", "pid", b"pid", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "account_id", b"account_id", "create_time", b"create_time", "exit_code", b"exit_code", "id", b"id", "initiative_id", b"initiative_id", "mode", b"mode", "name", b"name", "output_file_path", b"output_file_path", "pending_questions", b"pending_questions", "pid", b"pid", "provider", b"provider", "result", b"result", "session_id", b"session_id", "status", b"status", "task_id", b"task_id", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time", "worktree_id", b"worktree_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "account_id", b"account_id", "create_time", b"create_time", "error", b"error", "exit_code", b"exit_code", "id", b"id", "initiative_id", b"initiative_id", "mode", b"mode", "name", b"name", "outcome", b"outcome", "output_file_path", b"output_file_path", "pending_questions", b"pending_questions", "pid", b"pid", "provider", b"provider", "result", b"result", "session_id", b"session_id", "status", b"status", "task_id", b"task_id", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time", "worktree_id", b"worktree_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -205,6 +257,7 @@ class ListAgentsRequest(_message.Message):
     INITIATIVE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     status: Global___AgentStatus.ValueType
     name: _builtins.str
@@ -212,6 +265,10 @@ class ListAgentsRequest(_message.Message):
     initiative_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___AgentStatus.ValueType]:
+        """Only agents in one of these statuses (combines with `status` by AND; all when empty)."""
+
     def __init__(
         self,
         *,
@@ -222,10 +279,11 @@ class ListAgentsRequest(_message.Message):
         initiative_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        statuses: _abc.Iterable[Global___AgentStatus.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "name", b"name", "page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "status", b"status", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "name", b"name", "page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "status", b"status", "statuses", b"statuses", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,19 +318,29 @@ class UpdateAgentRequest(_message.Message):
 
     AGENT_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPECTED_STATUSES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def agent(self) -> Global___Agent: ...
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    @_builtins.property
+    def expected_update_time(self) -> _timestamp_pb2.Timestamp:
+        """Preconditions, as on UpdateTaskRequest: ABORTED and nothing changed when they do not hold."""
+
+    @_builtins.property
+    def expected_statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___AgentStatus.ValueType]: ...
     def __init__(
         self,
         *,
         agent: Global___Agent | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_update_time: _timestamp_pb2.Timestamp | None = ...,
+        expected_statuses: _abc.Iterable[Global___AgentStatus.ValueType] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "expected_update_time", b"expected_update_time", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "expected_statuses", b"expected_statuses", "expected_update_time", b"expected_update_time", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

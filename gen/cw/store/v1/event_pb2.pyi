@@ -8,6 +8,7 @@ from cw.store.v1 import account_pb2 as _account_pb2
 from cw.store.v1 import agent_pb2 as _agent_pb2
 from cw.store.v1 import initiative_pb2 as _initiative_pb2
 from cw.store.v1 import phase_pb2 as _phase_pb2
+from cw.store.v1 import project_pb2 as _project_pb2
 from cw.store.v1 import task_pb2 as _task_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -174,6 +175,7 @@ class StateChange(_message.Message):
     UPDATE_INITIATIVE_FIELD_NUMBER: _builtins.int
     CREATE_AGENT_FIELD_NUMBER: _builtins.int
     UPDATE_ACCOUNT_FIELD_NUMBER: _builtins.int
+    UPDATE_PROJECT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def update_task(self) -> _task_pb2.UpdateTaskRequest: ...
     @_builtins.property
@@ -186,6 +188,8 @@ class StateChange(_message.Message):
     def create_agent(self) -> _agent_pb2.CreateAgentRequest: ...
     @_builtins.property
     def update_account(self) -> _account_pb2.UpdateAccountRequest: ...
+    @_builtins.property
+    def update_project(self) -> _project_pb2.UpdateProjectRequest: ...
     def __init__(
         self,
         *,
@@ -195,16 +199,63 @@ class StateChange(_message.Message):
         update_initiative: _initiative_pb2.UpdateInitiativeRequest | None = ...,
         create_agent: _agent_pb2.CreateAgentRequest | None = ...,
         update_account: _account_pb2.UpdateAccountRequest | None = ...,
+        update_project: _project_pb2.UpdateProjectRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_task", b"update_task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_task", b"update_task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account", "update_project"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
 Global___StateChange: _TypeAlias = StateChange  # noqa: Y015
+
+@_typing.final
+class ChangedRow(_message.Message):
+    """A row as one state change left it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    INITIATIVE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _task_pb2.Task: ...
+    @_builtins.property
+    def phase(self) -> _phase_pb2.Phase: ...
+    @_builtins.property
+    def agent(self) -> _agent_pb2.Agent: ...
+    @_builtins.property
+    def initiative(self) -> _initiative_pb2.Initiative: ...
+    @_builtins.property
+    def account(self) -> _account_pb2.Account:
+        """Without its secrets, as every answer."""
+
+    @_builtins.property
+    def project(self) -> _project_pb2.Project: ...
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+        phase: _phase_pb2.Phase | None = ...,
+        agent: _agent_pb2.Agent | None = ...,
+        initiative: _initiative_pb2.Initiative | None = ...,
+        account: _account_pb2.Account | None = ...,
+        project: _project_pb2.Project | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "initiative", b"initiative", "phase", b"phase", "project", b"project", "row", b"row", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "initiative", b"initiative", "phase", b"phase", "project", b"project", "row", b"row", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_row: _TypeAlias = _typing.Literal["task", "phase", "agent", "initiative", "account", "project"]  # noqa: Y015
+    _WhichOneofArgType_row: _TypeAlias = _typing.Literal["row", b"row"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_row) -> _WhichOneofReturnType_row | None: ...
+
+Global___ChangedRow: _TypeAlias = ChangedRow  # noqa: Y015
 
 @_typing.final
 class AppendEventRequest(_message.Message):
@@ -214,11 +265,15 @@ class AppendEventRequest(_message.Message):
     CHANGES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
-        """At least one; `sequence` and `time` are assigned by the store, in this order."""
+        """`sequence` and `time` are assigned by the store, in this order. At least one event or one
+        change: the changes' own `<entity>:updated` events are recorded either way.
+        """
 
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateChange]:
-        """Applied in order, in the events' transaction: all of them and the events, or nothing."""
+        """Applied in order, in the events' transaction: all of them and the events, or nothing. An
+        update whose preconditions do not hold makes the whole request ABORTED.
+        """
 
     def __init__(
         self,
@@ -240,21 +295,31 @@ class AppendEventResponse(_message.Message):
 
     EVENTS_FIELD_NUMBER: _builtins.int
     CREATED_IDS_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
+    last_sequence: _builtins.int
+    """The last sequence the transaction wrote (its own events and the changes' events)."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
     @_builtins.property
     def created_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of the resources the changes created, in the order of `changes`."""
 
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChangedRow]:
+        """Each change's row as it left it, in the order of `changes`."""
+
     def __init__(
         self,
         *,
         events: _abc.Iterable[Global___Event] | None = ...,
         created_ids: _abc.Iterable[_builtins.str] | None = ...,
+        rows: _abc.Iterable[Global___ChangedRow] | None = ...,
+        last_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_ids", b"created_ids", "events", b"events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_ids", b"created_ids", "events", b"events", "last_sequence", b"last_sequence", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -59,7 +59,9 @@ class Initiative(_message.Message):
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Changes on every write, strictly increasing per row: usable as an etag."""
+
     def __init__(
         self,
         *,
@@ -128,19 +130,25 @@ class ListInitiativesRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     status: Global___InitiativeStatus.ValueType
     page_size: _builtins.int
     page_token: _builtins.str
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___InitiativeStatus.ValueType]:
+        """Only initiatives in one of these statuses (combines with `status` by AND; all when empty)."""
+
     def __init__(
         self,
         *,
         status: Global___InitiativeStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        statuses: _abc.Iterable[Global___InitiativeStatus.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -175,19 +183,29 @@ class UpdateInitiativeRequest(_message.Message):
 
     INITIATIVE_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPECTED_STATUSES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def initiative(self) -> Global___Initiative: ...
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    @_builtins.property
+    def expected_update_time(self) -> _timestamp_pb2.Timestamp:
+        """Preconditions, as on UpdateTaskRequest: ABORTED and nothing changed when they do not hold."""
+
+    @_builtins.property
+    def expected_statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___InitiativeStatus.ValueType]: ...
     def __init__(
         self,
         *,
         initiative: Global___Initiative | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_update_time: _timestamp_pb2.Timestamp | None = ...,
+        expected_statuses: _abc.Iterable[Global___InitiativeStatus.ValueType] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["initiative", b"initiative", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_update_time", b"expected_update_time", "initiative", b"initiative", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative", b"initiative", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_statuses", b"expected_statuses", "expected_update_time", b"expected_update_time", "initiative", b"initiative", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

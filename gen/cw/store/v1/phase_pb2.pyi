@@ -58,6 +58,7 @@ class Phase(_message.Message):
     MERGE_BASE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     initiative_id: _builtins.str
     name: _builtins.str
@@ -65,11 +66,19 @@ class Phase(_message.Message):
     """Tiptap JSON."""
     status: Global___PhaseStatus.ValueType
     merge_base: _builtins.str
-    """The initiative branch commit the phase was merged onto; rebuilds the diff of a merged phase."""
+    """The initiative branch commit the phase was merged onto; rebuilds the diff of a merged phase.
+    Written only by the orchestrator.
+    """
+    reason: _builtins.str
+    """Why an APPROVED phase cannot start yet, or why the phase is BLOCKED (a project that cannot
+    be synced, a merge conflict); empty otherwise. Written by the orchestrator.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Changes on every write, strictly increasing per row: usable as an etag."""
+
     def __init__(
         self,
         *,
@@ -81,10 +90,11 @@ class Phase(_message.Message):
         merge_base: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "create_time", b"create_time", "id", b"id", "initiative_id", b"initiative_id", "merge_base", b"merge_base", "name", b"name", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "create_time", b"create_time", "id", b"id", "initiative_id", b"initiative_id", "merge_base", b"merge_base", "name", b"name", "reason", b"reason", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -166,10 +176,15 @@ class ListPhasesRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     initiative_id: _builtins.str
     status: Global___PhaseStatus.ValueType
     page_size: _builtins.int
     page_token: _builtins.str
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___PhaseStatus.ValueType]:
+        """Only phases in one of these statuses (combines with `status` by AND; all when empty)."""
+
     def __init__(
         self,
         *,
@@ -177,10 +192,11 @@ class ListPhasesRequest(_message.Message):
         status: Global___PhaseStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        statuses: _abc.Iterable[Global___PhaseStatus.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -215,19 +231,29 @@ class UpdatePhaseRequest(_message.Message):
 
     PHASE_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPECTED_STATUSES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def phase(self) -> Global___Phase: ...
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    @_builtins.property
+    def expected_update_time(self) -> _timestamp_pb2.Timestamp:
+        """Preconditions, as on UpdateTaskRequest: ABORTED and nothing changed when they do not hold."""
+
+    @_builtins.property
+    def expected_statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___PhaseStatus.ValueType]: ...
     def __init__(
         self,
         *,
         phase: Global___Phase | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_update_time: _timestamp_pb2.Timestamp | None = ...,
+        expected_statuses: _abc.Iterable[Global___PhaseStatus.ValueType] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["phase", b"phase", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_update_time", b"expected_update_time", "phase", b"phase", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["phase", b"phase", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_statuses", b"expected_statuses", "expected_update_time", b"expected_update_time", "phase", b"phase", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -31,17 +31,30 @@ class Project(_message.Message):
     LAST_FETCH_TIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    SYNC_ERROR_FIELD_NUMBER: _builtins.int
+    SYNC_ERROR_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
+    """One safe path component: letters, digits, `.`, `_`, `-`; no leading `.` or `-`."""
     url: _builtins.str
-    """A git URL, a file:// URL or a local path."""
+    """A git URL, a file:// URL or a local path (stored absolute and normalised)."""
     default_branch: _builtins.str
+    sync_error: _builtins.str
+    """Why the orchestrator cannot clone or fetch the project (it retries on its own back-off);
+    empty once a sync works. Written by the orchestrator.
+    """
     @_builtins.property
     def last_fetch_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Changes on every write, strictly increasing per row: usable as an etag."""
+
+    @_builtins.property
+    def sync_error_time(self) -> _timestamp_pb2.Timestamp:
+        """When `sync_error` was last seen."""
+
     def __init__(
         self,
         *,
@@ -52,10 +65,12 @@ class Project(_message.Message):
         last_fetch_time: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        sync_error: _builtins.str = ...,
+        sync_error_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_fetch_time", b"last_fetch_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_fetch_time", b"last_fetch_time", "sync_error_time", b"sync_error_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "default_branch", b"default_branch", "id", b"id", "last_fetch_time", b"last_fetch_time", "name", b"name", "update_time", b"update_time", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "default_branch", b"default_branch", "id", b"id", "last_fetch_time", b"last_fetch_time", "name", b"name", "sync_error", b"sync_error", "sync_error_time", b"sync_error_time", "update_time", b"update_time", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -154,19 +169,25 @@ class UpdateProjectRequest(_message.Message):
 
     PROJECT_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_UPDATE_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def project(self) -> Global___Project: ...
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    @_builtins.property
+    def expected_update_time(self) -> _timestamp_pb2.Timestamp:
+        """Precondition, as on UpdateTaskRequest: ABORTED and nothing changed when it does not hold."""
+
     def __init__(
         self,
         *,
         project: Global___Project | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["project", b"project", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_update_time", b"expected_update_time", "project", b"project", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["project", b"project", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_update_time", b"expected_update_time", "project", b"project", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -126,6 +126,10 @@ class Task(_message.Message):
     RETRY_COUNT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    MERGE_TIME_FIELD_NUMBER: _builtins.int
+    QUEUE_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     phase_id: _builtins.str
     initiative_id: _builtins.str
@@ -141,10 +145,33 @@ class Task(_message.Message):
     """The agent's result summary, handed to dependent tasks as context."""
     retry_count: _builtins.int
     """Crashed attempts retried automatically; reset by a manual retry."""
+    reason: _builtins.str
+    """Why the task is BLOCKED, or why a PENDING task cannot start now (no free account, a missing
+    provider, a retry waiting for its back-off); empty otherwise. Written by the orchestrator.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Changes on every write, strictly increasing per row: usable as an etag
+        (`expected_update_time` on UpdateTaskRequest).
+        """
+
+    @_builtins.property
+    def merge_time(self) -> _timestamp_pb2.Timestamp:
+        """Set by the orchestrator once the task's branch is merged into its base (the phase branch, or
+        the initiative branch for a task outside any phase), or once it knows there is nothing to
+        merge. Unset while the work is not merged. A stored fact: decisions never rebuild it from git.
+        """
+
+    @_builtins.property
+    def queue_time(self) -> _timestamp_pb2.Timestamp:
+        """Set by DispatchTask on a task that belongs to no phase: it is queued and will run."""
+
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """A failed attempt's retry does not start before this time (the back-off between attempts)."""
+
     def __init__(
         self,
         *,
@@ -163,10 +190,14 @@ class Task(_message.Message):
         retry_count: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        merge_time: _timestamp_pb2.Timestamp | None = ...,
+        queue_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "merge_time", b"merge_time", "next_attempt_time", b"next_attempt_time", "queue_time", b"queue_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "name", b"name", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "retry_count", b"retry_count", "status", b"status", "summary", b"summary", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "queue_time", b"queue_time", "reason", b"reason", "retry_count", b"retry_count", "status", b"status", "summary", b"summary", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -250,12 +281,20 @@ class ListTasksRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    MERGED_FIELD_NUMBER: _builtins.int
     phase_id: _builtins.str
     initiative_id: _builtins.str
     parent_task_id: _builtins.str
     status: Global___TaskStatus.ValueType
     page_size: _builtins.int
     page_token: _builtins.str
+    merged: _builtins.bool
+    """Only tasks whose work is merged (true) or not yet merged (false); all when unset."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TaskStatus.ValueType]:
+        """Only tasks in one of these statuses (combines with `status` by AND; all when empty)."""
+
     def __init__(
         self,
         *,
@@ -265,12 +304,16 @@ class ListTasksRequest(_message.Message):
         status: Global___TaskStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        statuses: _abc.Iterable[Global___TaskStatus.ValueType] | None = ...,
+        merged: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_merged", b"_merged", "merged", b"merged"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "page_size", b"page_size", "page_token", b"page_token", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_merged", b"_merged", "initiative_id", b"initiative_id", "merged", b"merged", "page_size", b"page_size", "page_token", b"page_token", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "status", b"status", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__merged: _TypeAlias = _typing.Literal["merged"]  # noqa: Y015
+    _WhichOneofArgType__merged: _TypeAlias = _typing.Literal["_merged", b"_merged"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__merged) -> _WhichOneofReturnType__merged | None: ...
 
 Global___ListTasksRequest: _TypeAlias = ListTasksRequest  # noqa: Y015
 
@@ -303,19 +346,34 @@ class UpdateTaskRequest(_message.Message):
 
     TASK_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPECTED_STATUSES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def task(self) -> Global___Task: ...
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    @_builtins.property
+    def expected_update_time(self) -> _timestamp_pb2.Timestamp:
+        """Preconditions: when the stored row no longer matches, the update answers ABORTED (reason
+        PRECONDITION_FAILED) and changes nothing. Re-read the row, decide again, retry.
+        The stored `update_time` must equal this; not checked when unset.
+        """
+
+    @_builtins.property
+    def expected_statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TaskStatus.ValueType]:
+        """The stored status must be one of these; not checked when empty."""
+
     def __init__(
         self,
         *,
         task: Global___Task | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_update_time: _timestamp_pb2.Timestamp | None = ...,
+        expected_statuses: _abc.Iterable[Global___TaskStatus.ValueType] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_update_time", b"expected_update_time", "task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_statuses", b"expected_statuses", "expected_update_time", b"expected_update_time", "task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -369,22 +427,35 @@ class ListTaskDependenciesRequest(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     PHASE_ID_FIELD_NUMBER: _builtins.int
     INITIATIVE_ID_FIELD_NUMBER: _builtins.int
+    TASK_IDS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Edges where this task is either end."""
     phase_id: _builtins.str
     """Edges whose dependent task belongs to this phase."""
     initiative_id: _builtins.str
     """Edges whose dependent task belongs to this initiative."""
+    page_size: _builtins.int
+    """At most this many edges (default and maximum 1000); follow `next_page_token` for more."""
+    page_token: _builtins.str
+    @_builtins.property
+    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Edges whose dependent task is one of these (at most 1000 ids)."""
+
     def __init__(
         self,
         *,
         task_id: _builtins.str = ...,
         phase_id: _builtins.str = ...,
         initiative_id: _builtins.str = ...,
+        task_ids: _abc.Iterable[_builtins.str] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "phase_id", b"phase_id", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "page_size", b"page_size", "page_token", b"page_token", "phase_id", b"phase_id", "task_id", b"task_id", "task_ids", b"task_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -395,16 +466,19 @@ class ListTaskDependenciesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DEPENDENCIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
     @_builtins.property
     def dependencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskDependency]: ...
     def __init__(
         self,
         *,
         dependencies: _abc.Iterable[Global___TaskDependency] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies", b"dependencies"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies", b"dependencies", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,6 +50,26 @@ Global___PhaseStatus: _TypeAlias = PhaseStatus  # noqa: Y015
 class Phase(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MergeCommitsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     INITIATIVE_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
@@ -59,6 +79,7 @@ class Phase(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    MERGE_COMMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     initiative_id: _builtins.str
     name: _builtins.str
@@ -79,6 +100,12 @@ class Phase(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Changes on every write, strictly increasing per row: usable as an etag."""
 
+    @_builtins.property
+    def merge_commits(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Per project id, the merge commit MergePhase made on the initiative branch. Written by the
+        orchestrator.
+        """
+
     def __init__(
         self,
         *,
@@ -91,10 +118,11 @@ class Phase(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         reason: _builtins.str = ...,
+        merge_commits: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "create_time", b"create_time", "id", b"id", "initiative_id", b"initiative_id", "merge_base", b"merge_base", "name", b"name", "reason", b"reason", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "create_time", b"create_time", "id", b"id", "initiative_id", b"initiative_id", "merge_base", b"merge_base", "merge_commits", b"merge_commits", "name", b"name", "reason", b"reason", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

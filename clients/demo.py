@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +22,117 @@ from clients.local import Service, start_both, stop
 
 SCRIPTED_AGENT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "agents" / "scripted.py"
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+PREVIEW_WIDTH = 160
+EVENT_STREAM_SECONDS = 30.0
 
 
 class DemoFailed(Exception):
     pass
 
 
-def say(text: str) -> None:
+class EventLog:
+    """`cw events --follow`, run alongside as in a second terminal. Its lines are kept and shown
+    as their own block between steps, never in the middle of a command's output."""
+
+    TYPES = (
+        "task:dispatched",
+        "task:completed",
+        "task:retried",
+        "agent:crashed",
+        "phase:started",
+        "phase:pending_review",
+        "phase:completed",
+    )
+
+    def __init__(self) -> None:
+        self.command = ["cw", "events", "--follow", *(f"--type={name}" for name in self.TYPES)]
+        self.lines: list[str] = []
+        self.shown = 0
+        self.lock = threading.Lock()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "clients.cli.main", *self.command[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self.lock:
+                self.lines.append(line.rstrip())
+
+    def show_new(self) -> None:
+        with self.lock:
+            new, self.shown = self.lines[self.shown :], len(self.lines)
+        if new:
+            print(f"\n{DIM}-- meanwhile, in another terminal: $ {shlex.join(self.command)}{RESET}", flush=True)
+            for line in new:
+                print(f"{DIM}[event]{RESET} {line}", flush=True)
+
+    def saw(self, event_type: str) -> bool:
+        with self.lock:
+            return any(event_type in line for line in self.lines)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def say(text: str, events: EventLog | None = None) -> None:
+    """A new step: first what the event stream printed during the last one, then the heading."""
+    if events is not None:
+        events.show_new()
     print(f"\n{BOLD}== {text}{RESET}", flush=True)
 
 
 def cw(*args: str, capture_json: bool = False) -> Any:
-    """Runs the CLI as a user would, showing the command and what it printed."""
+    """Runs the CLI as a user would, showing the command (quoted, ready to paste) and its output."""
     shown = ["--json", *args] if capture_json else list(args)
-    print(f"{BOLD}$ cw {' '.join(shown)}{RESET}", flush=True)
+    print(f"{BOLD}$ {shlex.join(['cw', *shown])}{RESET}", flush=True)
     command = [sys.executable, "-m", "clients.cli.main", *shown]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise DemoFailed(f"cw {' '.join(args)} failed: {result.stderr.strip()}")
+        raise DemoFailed(f"{shlex.join(['cw', *args])} failed: {result.stderr.strip()}")
     if not capture_json:
-        print(result.stdout, end="", flush=True)
+        print(result.stdout, end="" if result.stdout.endswith("\n") or not result.stdout else "\n", flush=True)
         return None
     value = json.loads(result.stdout)
-    print(f"{DIM}{json.dumps(value)[:160]}{RESET}", flush=True)
+    print(f"{DIM}{preview(value)}{RESET}", flush=True)
     return value
 
 
-def task_script(**plan: Any) -> str:
-    return f"Demo task.\nscript: {json.dumps(plan)}"
+def preview(value: Any, width: int = PREVIEW_WIDTH) -> str:
+    """JSON abridged to about `width` characters by whole fields and whole items, never cut inside
+    one (`...` stands for what was left out); `id`, `name` and `status` come first."""
+    if isinstance(value, dict):
+        first = [key for key in ("id", "name", "status") if key in value]
+        keys = first + sorted(key for key in value if key not in first)
+        items = [(f"{json.dumps(key)}: ", value[key]) for key in keys]
+        opening, closing, unit = "{", "}", "fields"
+    elif isinstance(value, list):
+        items = [("", item) for item in value]
+        opening, closing, unit = "[", "]", "items"
+    else:
+        return json.dumps(value)
+    kept: list[str] = []
+    room = width - len(opening + closing) - len(", ... 99 more")
+    for label, item in items:
+        text = label + preview(item, room - len(label))
+        if len(text) > room:
+            break
+        kept.append(text)
+        room -= len(text) + 2
+    left_out = len(items) - len(kept)
+    rest = [f"... {left_out} more" if kept else f"... {left_out} {unit}"] if left_out else []
+    return opening + ", ".join([*kept, *rest]) + closing
+
+
+def write_plan(state_dir: Path, task_id: str, **plan: Any) -> None:
+    """What the scripted agent will do for this task (tests/fixtures/agents/scripted.py reads it):
+    kept out of the description, which reads as a person would write it."""
+    (state_dir / f"plan-{task_id}.json").write_text(json.dumps(plan))
 
 
 def make_repository(path: Path) -> None:
@@ -58,113 +143,67 @@ def make_repository(path: Path) -> None:
     subprocess.run([*git, "commit", "-q", "-m", "initial commit"], cwd=path, check=True)
 
 
-def follow_events(stop_event: threading.Event) -> subprocess.Popen[str]:
-    """`cw events --follow` in the background, its lines shown as they arrive."""
-    follower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "clients.cli.main",
-            "events",
-            "--follow",
-            "--type",
-            "task:dispatched",
-            "--type",
-            "task:completed",
-            "--type",
-            "task:retried",
-            "--type",
-            "agent:crashed",
-            "--type",
-            "phase:started",
-            "--type",
-            "phase:pending_review",
-            "--type",
-            "phase:completed",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-
-    def pump() -> None:
-        assert follower.stdout is not None
-        for line in follower.stdout:
-            if not stop_event.is_set():
-                print(f"{DIM}[event]{RESET} {line.rstrip()}", flush=True)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return follower
-
-
 def expect(condition: bool, what: str) -> None:
     if not condition:
         raise DemoFailed(what)
     print(f"ok: {what}", flush=True)
 
 
-def walkthrough(home: Path) -> None:
-    say("A throw-away git repository")
+def add_task(phase_id: str, name: str, description: str, *options: str, **plan: Any) -> Any:
+    created = cw("task", "add", phase_id, name, *options, "--description", description, capture_json=True)
+    write_plan(Path(os.environ["CW_TEST_STATE_DIR"]), created["id"], **plan)
+    return created
+
+
+def walkthrough(home: Path, events: EventLog) -> None:
+    say("A throw-away git repository", events)
     repository = home / "greeter"
     make_repository(repository)
     cw("project", "add", "greeter", str(repository))
 
-    say("An initiative with two phases; the second waits for the first")
+    say("An initiative with two phases; the second waits for the first", events)
     initiative = cw("initiative", "create", "Greeting service", "--project", "greeter", capture_json=True)
     first = cw("phase", "add", initiative["id"], "Foundations", capture_json=True)
     second = cw("phase", "add", initiative["id"], "Features", "--after", first["id"], capture_json=True)
-    config = cw(
-        "task",
-        "add",
+    config = add_task(
         first["id"],
         "Add config",
+        "Add config.toml holding the greeting.",
         "--priority",
         "high",
-        "--description",
-        task_script(files={"config.toml": "greeting = 'hello'\n"}, summary="config.toml holds the greeting"),
-        capture_json=True,
+        files={"config.toml": "greeting = 'hello'\n"},
+        summary="config.toml holds the greeting",
     )
-    module = cw(
-        "task",
-        "add",
+    module = add_task(
         first["id"],
         "Add greeter module",
+        "Add greeter.py with greet(name).",
         "--after",
         config["id"],
-        "--description",
-        task_script(
-            files={"greeter.py": "def greet(name):\n    return f'hello {name}'\n"},
-            crash_times=1,
-            summary="greeter.greet() says hello",
-        ),
-        capture_json=True,
+        files={"greeter.py": "def greet(name):\n    return f'hello {name}'\n"},
+        crash_times=1,
+        summary="greeter.greet() says hello",
     )
-    cw(
-        "task",
-        "add",
+    add_task(
         second["id"],
         "Add command line",
-        "--description",
-        task_script(files={"cli.py": "import greeter\nprint(greeter.greet('world'))\n"}),
-        capture_json=True,
+        "Add cli.py that greets the world.",
+        files={"cli.py": "import greeter\nprint(greeter.greet('world'))\n"},
     )
-    cw(
-        "task",
-        "add",
+    add_task(
         second["id"],
         "Add tests",
-        "--description",
-        task_script(files={"test_greeter.py": "def test_greet():\n    assert True\n"}),
-        capture_json=True,
+        "Add a test for greet().",
+        files={"test_greeter.py": "def test_greet():\n    assert True\n"},
     )
     cw("initiative", "show", initiative["id"])
 
-    say("Approve both phases; agents start, the event stream shows what happens")
+    say("Approve both phases; agents start (the first crashes once and is retried)", events)
     cw("phase", "approve", first["id"])
     cw("phase", "approve", second["id"])
     cw("watch", initiative["id"])
 
-    say("The first phase awaits review: its diff, then the merge")
+    say("The first phase awaits review: its diff, then the merge", events)
     cw("phase", "diff", first["id"], "--stat")
     cw("phase", "diff", first["id"])
     first_diff = cw("phase", "diff", first["id"], capture_json=True)
@@ -172,22 +211,28 @@ def walkthrough(home: Path) -> None:
     expect(files == {"config.toml", "greeter.py"}, "the first phase's diff holds exactly its tasks' files")
     cw("phase", "merge", first["id"])
 
-    say("The second phase starts once the first is merged")
+    say("The second phase starts once the first is merged", events)
     cw("watch", initiative["id"])
     cw("phase", "diff", second["id"], "--stat")
     cw("phase", "merge", second["id"])
     cw("watch", initiative["id"])
     cw("initiative", "show", initiative["id"])
+    cw("task", "show", module["id"])
 
-    say("Checks")
+    say("Checks", events)
     tasks = cw("task", "list", capture_json=True)
     expect(all(t["status"] == "TASK_STATUS_COMPLETED" for t in tasks), "every task completed")
     retried = next(t for t in tasks if t["id"] == module["id"])
     expect(retried.get("retryCount") == 1, "the crashed agent's task was retried once, then completed")
-    events = cw("events", "--type", "agent:crashed", "--type", "task:retried", capture_json=True)
-    expect({e["type"] for e in events} == {"agent:crashed", "task:retried"}, "the crash and the retry are in the log")
+    crashes = cw("events", "--type", "agent:crashed", "--type", "task:retried", capture_json=True)
+    expect({e["type"] for e in crashes} == {"agent:crashed", "task:retried"}, "the crash and the retry are in the log")
     shown = cw("initiative", "show", initiative["id"], capture_json=True)
     expect(shown["initiative"]["status"] == "INITIATIVE_STATUS_PENDING_REVIEW", "the initiative awaits its review")
+    deadline = time.monotonic() + EVENT_STREAM_SECONDS
+    while not events.saw("task:retried") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    events.show_new()
+    expect(events.saw("task:retried"), "the live event stream showed the retry")
 
 
 def main() -> int:
@@ -203,17 +248,14 @@ def main() -> int:
         "127.0.0.1:0",
     )
     os.environ["CW_STORE"], os.environ["CW_ORCHESTRATOR"] = services[0].address, services[1].address
-    stopping = threading.Event()
-    follower = follow_events(stopping)
+    events = EventLog()
     try:
-        walkthrough(home)
+        walkthrough(home, events)
     except DemoFailed as failure:
         print(f"\ndemo FAILED: {failure}\n(logs in {home})", file=sys.stderr, flush=True)
         return 1
     finally:
-        stopping.set()
-        follower.terminate()
-        follower.wait(10)
+        events.stop()
         for service in reversed(services):
             stop(service)
     print(f"\n{BOLD}demo passed{RESET} (state and logs in {home})", flush=True)

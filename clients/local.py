@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from clients.sdk.channel import DEFAULT_ORCHESTRATOR, DEFAULT_STORE
+
 LISTENING = re.compile(r"listening on ([\d.]+:\d+)")
 START_TIMEOUT_SECONDS = 60.0
 
@@ -24,6 +26,16 @@ START_TIMEOUT_SECONDS = 60.0
 class Service:
     process: subprocess.Popen[str]
     address: str
+    name: str = ""
+    log_path: Path | None = None
+
+    def death(self) -> str:
+        """How the process ended, for people: "" while it runs."""
+        code = self.process.poll()
+        if code is None:
+            return ""
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        return f"the {self.name} {how}; its log: {self.log_path}"
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
@@ -47,7 +59,7 @@ def start(
         if found:
             if echo:
                 print(text.strip().splitlines()[-1], flush=True)
-            return Service(process, found.group(1))
+            return Service(process, found.group(1), module.removesuffix("_service"), log_path)
         if process.poll() is not None:
             raise RuntimeError(f"{module} exited:\n{text}")
         time.sleep(0.05)
@@ -82,8 +94,13 @@ def start_both(
 
 def main(argv: list[str]) -> int:
     home = Path(os.environ.get("CW_HOME", ".cw")).resolve()
-    store_listen = os.environ.get("CW_STORE", "127.0.0.1:50051")
-    orchestrator_listen = os.environ.get("CW_ORCHESTRATOR", "127.0.0.1:50052")
+    store_listen = os.environ.get("CW_STORE", DEFAULT_STORE)
+    orchestrator_listen = os.environ.get("CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR)
+    print(
+        f"store on {store_listen} ($CW_STORE), orchestrator on {orchestrator_listen} ($CW_ORCHESTRATOR): "
+        "set them to listen elsewhere; the cw CLI reads the same variables",
+        flush=True,
+    )
     store, orchestrator = start_both(home, argv, store_listen, orchestrator_listen)
     print(f"cw is running (logs in {home}); Ctrl-C stops it", flush=True)
     stopping = False
@@ -96,10 +113,13 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     while not stopping and store.process.poll() is None and orchestrator.process.poll() is None:
         time.sleep(0.2)
+    deaths = [] if stopping else [death for death in (store.death(), orchestrator.death()) if death]
     stop(orchestrator)
     stop(store)
-    print("cw stopped", flush=True)
-    return 0
+    for death in deaths:
+        print(f"cw: {death}", file=sys.stderr, flush=True)
+    print("cw stopped" + (" because a service died" if deaths else ""), flush=True)
+    return 1 if deaths else 0
 
 
 if __name__ == "__main__":

@@ -63,8 +63,23 @@ def as_plain(value: Any) -> Any:
     return value
 
 
+JSON_HELP = "machine-readable output (also accepted before the verb: cw --json ...)"
+
+
+def _as_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    session = ctx.find_object(Session)
+    if value and session is not None:
+        session.as_json = True
+
+
 class CwCommand(click.Command):
-    """Turns a failed call into `error: <command and its arguments>: <why>` on stderr, exit 1."""
+    """Every verb takes `--json` (as the group does before the verb: one flag, two places), and a
+    failed call becomes `error: <command and its arguments>: <why>` on stderr, exit 1."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        as_json = click.Option(["--json"], is_flag=True, expose_value=False, callback=_as_json, help=JSON_HELP)
+        self.params.append(as_json)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -6,8 +6,10 @@ import click
 
 from clients.cli.agents import account, agent
 from clients.cli.app import CwGroup, Session
-from clients.cli.live import events, watch
-from clients.cli.work import initiative, phase, project, task
+from clients.cli.live import events
+from clients.cli.tasks import task
+from clients.cli.watch import watch
+from clients.cli.work import initiative, phase, project
 
 
 @click.group(cls=CwGroup)

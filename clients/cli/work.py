@@ -1,41 +1,18 @@
-"""`cw project`, `cw initiative`, `cw phase`, `cw task`: the work and its structure."""
+"""`cw project`, `cw initiative`, `cw phase`: the work and its structure (`cw task` is in tasks.py)."""
 
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
 from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.views import after_note, merged_line, reason_note, short, styled, table, waits_for
 from clients.sdk.calls import enum_name
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
-
-STATUS_STYLE = {
-    "completed": "green",
-    "in_progress": "yellow",
-    "blocked": "red",
-    "pending_review": "magenta",
-    "approved": "cyan",
-    "running": "yellow",
-    "waiting_for_input": "magenta",
-    "crashed": "red",
-}
-
-
-def styled(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
-
-
-def table(*columns: str) -> Table:
-    grid = Table(box=None, header_style="bold", pad_edge=False)
-    for column in columns:
-        if column == "ID" or column.endswith(" ID") or column in ("TASK", "PHASE"):
-            grid.add_column(column, no_wrap=True, min_width=21)
-        else:
-            grid.add_column(column)
-    return grid
+from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, task_pb2
 
 
 @click.group(cls=CwGroup)
@@ -58,14 +35,17 @@ def project_add(session: Session, name: str, url: str, default_branch: str) -> N
 @pass_session
 def project_list(session: Session) -> None:
     projects = session.store.list_projects()
+    session.show(projects, lambda: console.print(projects_table(projects)))
 
-    def render() -> None:
-        grid = table("ID", "NAME", "URL", "BRANCH")
-        for p in projects:
-            grid.add_row(p.id, p.name, p.url, p.default_branch)
-        console.print(grid)
 
-    session.show(projects, render)
+def projects_table(projects: list[project_pb2.Project]) -> Table:
+    """Projects, with the error of a project cw could not fetch (until a fetch works again)."""
+    grid = table("ID", "NAME", "URL", "BRANCH", "SYNC ERROR")
+    for p in projects:
+        grid.add_row(
+            p.id, escape(p.name), escape(p.url), escape(p.default_branch), f"[red]{escape(short(p.sync_error))}[/]"
+        )
+    return grid
 
 
 @click.group(cls=CwGroup)
@@ -101,29 +81,56 @@ def initiative_list(session: Session) -> None:
 @click.argument("initiative_id")
 @pass_session
 def initiative_show(session: Session, initiative_id: str) -> None:
-    """The initiative as a tree of phases and tasks with their statuses."""
+    """The initiative as a tree of phases and tasks: statuses, what each waits for, why it is stuck."""
     found = session.store.get_initiative(initiative_id)
     phases = session.store.list_phases(found.id)
     tasks = session.store.list_tasks(initiative_id=found.id)
+    phase_edges = [
+        phase_pb2.PhaseDependency(phase_id=p.id, depends_on_phase_id=d.id)
+        for p in phases
+        for d in session.store.phase_dependencies(p.id)
+    ]
+    task_edges = session.store.task_dependencies(initiative_id=found.id)
+    shown = {
+        "initiative": found,
+        "phases": phases,
+        "tasks": tasks,
+        "phaseDependencies": phase_edges,
+        "taskDependencies": task_edges,
+    }
+    session.show(shown, lambda: console.print(initiative_tree(found, phases, tasks, phase_edges, task_edges)))
 
-    def render() -> None:
-        status = enum_name(initiative_pb2.InitiativeStatus, found.status)
-        tree = Tree(f"[bold]{found.name}[/] {styled(status)} [dim]{found.id} {found.branch}[/]")
-        for phase in phases:
-            phase_status = enum_name(phase_pb2.PhaseStatus, phase.status)
-            branch = tree.add(f"{phase.name} {styled(phase_status)} [dim]{phase.id}[/]")
-            for task in (t for t in tasks if t.phase_id == phase.id):
-                task_status = enum_name(task_pb2.TaskStatus, task.status)
-                retries = f" retries {task.retry_count}" if task.retry_count else ""
-                branch.add(f"{task.name} {styled(task_status)}{retries} [dim]{task.id}[/]")
-        loose = [t for t in tasks if not t.phase_id]
-        if loose:
-            other = tree.add("(no phase)")
-            for task in loose:
-                other.add(f"{task.name} {styled(enum_name(task_pb2.TaskStatus, task.status))} [dim]{task.id}[/]")
-        console.print(tree)
 
-    session.show({"initiative": found, "phases": phases, "tasks": tasks}, render)
+def initiative_tree(
+    found: initiative_pb2.Initiative,
+    phases: list[phase_pb2.Phase],
+    tasks: list[task_pb2.Task],
+    phase_edges: list[phase_pb2.PhaseDependency],
+    task_edges: list[task_pb2.TaskDependency],
+) -> Tree:
+    phase_after = waits_for(phase_edges, {p.id: p.name for p in phases})
+    task_after = waits_for(task_edges, {t.id: t.name for t in tasks})
+    status = enum_name(initiative_pb2.InitiativeStatus, found.status)
+    tree = Tree(f"[bold]{escape(found.name)}[/] {styled(status)} [dim]{found.id} {found.branch}[/]")
+    groups = [(p.id, tree.add(_phase_label(p, phase_after.get(p.id, [])))) for p in phases]
+    if any(not t.phase_id for t in tasks):
+        groups.append(("", tree.add("(no phase)")))
+    for phase_id, branch in groups:
+        for task in (t for t in tasks if t.phase_id == phase_id):
+            branch.add(_task_label(task, task_after.get(task.id, [])))
+    return tree
+
+
+def _phase_label(phase: phase_pb2.Phase, after: list[str]) -> str:
+    status = enum_name(phase_pb2.PhaseStatus, phase.status)
+    return f"{escape(phase.name)} {styled(status)} [dim]{phase.id}[/]{after_note(after)}{reason_note(phase.reason)}"
+
+
+def _task_label(task: task_pb2.Task, after: list[str]) -> str:
+    status = enum_name(task_pb2.TaskStatus, task.status)
+    retries = f" retries {task.retry_count}" if task.retry_count else ""
+    label = f"{escape(task.name)} {styled(status)}{retries} [dim]{task.id}[/]"
+    return label + after_note(after) + reason_note(task.reason)
 
 
 @click.group(cls=CwGroup)
@@ -180,75 +187,5 @@ def phase_diff(session: Session, phase_id: str, stat: bool) -> None:
 def phase_merge(session: Session, phase_id: str) -> None:
     """Merge a reviewed phase into the initiative branch."""
     merged = session.orchestrator.merge_phase(phase_id)
-    session.show(merged, lambda: console.print(f"phase {merged.name} merged at {merged.merge_base[:10]}"))
-
-
-@click.group(cls=CwGroup)
-def task() -> None:
-    """Tasks: one agent's piece of work."""
-
-
-@task.command("add")
-@click.argument("phase_id")
-@click.argument("name")
-@click.option("--description", default="", help="what the agent should do")
-@click.option("--after", multiple=True, help="a task this one waits for (repeatable)")
-@click.option("--priority", default="medium", type=click.Choice(["low", "medium", "high"]), show_default=True)
-@click.option(
-    "--category",
-    default="execute",
-    type=click.Choice(["execute", "research", "discuss", "plan", "detail", "refine", "verify", "merge", "review"]),
-    show_default=True,
-)
-@pass_session
-def task_add(
-    session: Session,
-    phase_id: str,
-    name: str,
-    *,
-    description: str,
-    after: tuple[str, ...],
-    priority: str,
-    category: str,
-) -> None:
-    created = session.store.create_task(
-        phase_id, name, description=description, after=list(after), priority=priority, category=category
-    )
-    session.show(created, lambda: console.print(f"task {created.name} [dim]{created.id}[/]"))
-
-
-@task.command("list")
-@click.option("--phase", "phase_id", default="", help="only the tasks of this phase")
-@click.option(
-    "--status",
-    default="",
-    type=click.Choice(["", "pending", "in_progress", "completed", "blocked"]),
-    help="only this status",
-)
-@pass_session
-def task_list(session: Session, phase_id: str, status: str) -> None:
-    tasks = session.store.list_tasks(phase_id=phase_id, status=status)
-
-    def render() -> None:
-        grid = table("ID", "NAME", "STATUS", "PRIORITY", "RETRIES", "PHASE")
-        for t in tasks:
-            grid.add_row(
-                t.id,
-                t.name,
-                styled(enum_name(task_pb2.TaskStatus, t.status)),
-                enum_name(task_pb2.TaskPriority, t.priority),
-                str(t.retry_count),
-                t.phase_id,
-            )
-        console.print(grid)
-
-    session.show(tasks, render)
-
-
-@task.command("retry")
-@click.argument("task_id")
-@pass_session
-def task_retry(session: Session, task_id: str) -> None:
-    """Run a BLOCKED task again, with its retry count reset."""
-    retried = session.orchestrator.retry_blocked_task(task_id)
-    session.show(retried, lambda: console.print(f"task {retried.name} queued again"))
+    projects = session.store.initiative_projects(merged.initiative_id) if merged.merge_commits else []
+    session.show(merged, lambda: console.print(merged_line(merged, {p.id: p.name for p in projects})))

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clients.sdk.errors import UnavailableError
 from cw.orchestrator.v1 import orchestrator_pb2
@@ -22,6 +23,8 @@ from cw.orchestrator.v1 import orchestrator_pb2
 DEFAULT_STORE = "127.0.0.1:50051"
 DEFAULT_ORCHESTRATOR = "127.0.0.1:50052"
 DEFAULT_TIMEOUT = "30s"
+# How long a client waits for a first connection before it says the service is unreachable.
+CONNECT_TIMEOUT_SECONDS = 1.0
 RETRY_POLICY = {
     "maxAttempts": 5,
     "initialBackoff": "0.5s",
@@ -71,12 +74,21 @@ def service_config(modules: tuple[ModuleType, ...]) -> str:
     )
 
 
-def ensure_reachable(channel: grpc.Channel, what: str, address: str, timeout: float) -> None:
-    """Fails fast, with a clear message, when nothing answers at the address."""
+def ensure_reachable(channel: grpc.Channel, what: str, address: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+    """Fails fast, saying where it tried, when nothing answers at the address: as soon as the
+    connection is refused, and after `timeout` seconds when the address does not answer at all.
+
+    A health check that does not wait for the connection does both: gRPC fails it at the first
+    refused connection, and its deadline bounds the rest.
+    """
     try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    except grpc.FutureTimeoutError:
-        message = f"cannot reach the {what} at {address}"
+        health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=timeout, wait_for_ready=False
+        )
+    except grpc.RpcError as error:
+        if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return  # something answered: the call that follows will say what is wrong
+        message = f"cannot reach the {what} at {address}: is cw running? `make run` starts the services"
         raise UnavailableError(grpc.StatusCode.UNAVAILABLE, message, "UNREACHABLE") from None
 
 

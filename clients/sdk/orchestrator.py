@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 
-from clients.sdk.calls import call, resumable
-from clients.sdk.channel import DEFAULT_ORCHESTRATOR, ensure_reachable, orchestrator_channel
+from clients.sdk.calls import StreamListener, call, resumable, with_heartbeat
+from clients.sdk.channel import CONNECT_TIMEOUT_SECONDS, DEFAULT_ORCHESTRATOR, ensure_reachable, orchestrator_channel
 from clients.sdk.errors import from_rpc_error
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.orchestrator.v1 import orchestrator_pb2_grpc
@@ -23,8 +23,8 @@ class OrchestratorClient:
         self.channel = channel or orchestrator_channel(self.address)
         self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
 
-    def ensure_reachable(self, timeout: float = 5.0) -> None:
-        """Raises UnavailableError after `timeout` seconds if the orchestrator does not answer."""
+    def ensure_reachable(self, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+        """Raises UnavailableError, saying where it tried, if the orchestrator refuses or does not answer."""
         ensure_reachable(self.channel, "orchestrator", self.address, timeout)
 
     def close(self) -> None:
@@ -67,12 +67,16 @@ class OrchestratorClient:
         after_sequence: int = 0,
         types: Sequence[str] = (),
         initiative_id: str = "",
+        heartbeat_seconds: float | None = None,
+        on_state: StreamListener | None = None,
     ) -> Iterator[event_pb2.Event]:
         """Replays, then follows; resumes from the last sequence after a dropped connection or a
-        restart of either service, with no gap and no duplicate."""
+        restart of either service, with no gap and no duplicate, telling `on_state` when the
+        orchestrator is lost and when it is back (see `resumable`). With `heartbeat_seconds`, an
+        idle stream yields heartbeats (sequence 0) that often."""
 
         def open_stream(after: int) -> Iterator[event_pb2.Event]:
             request = orch.StreamEventsRequest(after_sequence=after, types=types, initiative_id=initiative_id)
-            return self.stub.StreamEvents(request)
+            return self.stub.StreamEvents(with_heartbeat(request, heartbeat_seconds))
 
-        return resumable(open_stream, after_sequence)
+        return resumable(open_stream, after_sequence, on_state=on_state, heartbeats=heartbeat_seconds is not None)

@@ -7,8 +7,17 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 
-from clients.sdk.calls import call, enum_value, every_page, request_id, resumable
-from clients.sdk.channel import DEFAULT_STORE, ensure_reachable, store_channel
+from clients.sdk.calls import (
+    PAGE_SIZE,
+    StreamListener,
+    call,
+    enum_value,
+    every_page,
+    request_id,
+    resumable,
+    with_heartbeat,
+)
+from clients.sdk.channel import CONNECT_TIMEOUT_SECONDS, DEFAULT_STORE, ensure_reachable, store_channel
 from clients.sdk.errors import NotFoundError
 from cw.store.v1 import (
     account_pb2,
@@ -42,8 +51,8 @@ class StoreClient:
         self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
         self.events = event_pb2_grpc.EventServiceStub(self.channel)
 
-    def ensure_reachable(self, timeout: float = 5.0) -> None:
-        """Raises UnavailableError after `timeout` seconds if the store does not answer."""
+    def ensure_reachable(self, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+        """Raises UnavailableError, saying where it tried, if the store refuses or does not answer."""
         ensure_reachable(self.channel, "store", self.address, timeout)
 
     def close(self) -> None:
@@ -109,6 +118,16 @@ class StoreClient:
     def get_phase(self, phase_id: str) -> phase_pb2.Phase:
         return call(self.phases.GetPhase, phase_pb2.GetPhaseRequest(id=phase_id))
 
+    def phase_dependencies(self, phase_id: str) -> list[phase_pb2.Phase]:
+        """The phases `phase_id` waits for (its `--after` edges)."""
+        request = phase_pb2.ListPhaseDependenciesRequest(phase_id=phase_id)
+        return list(call(self.phases.ListPhaseDependencies, request).phases)
+
+    def phase_dependents(self, phase_id: str) -> list[phase_pb2.Phase]:
+        """The phases that wait for `phase_id`."""
+        request = phase_pb2.ListPhaseDependentsRequest(phase_id=phase_id)
+        return list(call(self.phases.ListPhaseDependents, request).phases)
+
     def list_phases(self, initiative_id: str) -> list[phase_pb2.Phase]:
         return every_page(self.phases.ListPhases, phase_pb2.ListPhasesRequest(initiative_id=initiative_id), "phases")
 
@@ -148,16 +167,33 @@ class StoreClient:
             request.status = enum_value(task_pb2.TaskStatus, status)
         return every_page(self.tasks.ListTasks, request, "tasks")
 
+    def task_dependencies(self, task_id: str = "", initiative_id: str = "") -> list[task_pb2.TaskDependency]:
+        """`--after` edges: those touching `task_id` (both ways), or every edge of an initiative."""
+        request = task_pb2.ListTaskDependenciesRequest(task_id=task_id, initiative_id=initiative_id)
+        return every_page(self.tasks.ListTaskDependencies, request, "dependencies")
+
     # ---- agents and accounts
 
-    def list_agents(self, status: str = "", task_id: str = "") -> list[agent_pb2.Agent]:
-        request = agent_pb2.ListAgentsRequest(task_id=task_id)
+    def list_agents(
+        self, status: str = "", task_id: str = "", initiative_id: str = "", name: str = ""
+    ) -> list[agent_pb2.Agent]:
+        request = agent_pb2.ListAgentsRequest(task_id=task_id, initiative_id=initiative_id, name=name)
         if status:
             request.status = enum_value(agent_pb2.AgentStatus, status)
         return every_page(self.agents.ListAgents, request, "agents")
 
     def get_agent(self, agent_id: str) -> agent_pb2.Agent:
         return call(self.agents.GetAgent, agent_pb2.GetAgentRequest(id=agent_id))
+
+    def resolve_agent(self, id_or_name: str) -> agent_pb2.Agent:
+        """The agent with this id, or else with this name (`tidy-jackal`): what people type."""
+        try:
+            return self.get_agent(id_or_name)
+        except NotFoundError:
+            named = self.list_agents(name=id_or_name)
+        if not named:
+            raise NotFoundError(grpc.StatusCode.NOT_FOUND, f"agent {id_or_name!r} not found", "NOT_FOUND")
+        return named[0]
 
     def create_account(self, email: str, provider: str, credentials: str, config_json: str = "") -> account_pb2.Account:
         account = account_pb2.Account(email=email, provider=provider, credentials=credentials, config_json=config_json)
@@ -170,28 +206,38 @@ class StoreClient:
 
     # ---- events
 
-    def list_events(self, after_sequence: int = 0, types: Sequence[str] = ()) -> Iterator[event_pb2.Event]:
+    def list_events(
+        self, after_sequence: int = 0, types: Sequence[str] = (), initiative_id: str = ""
+    ) -> Iterator[event_pb2.Event]:
         """The log as it is now, oldest first."""
         while True:
-            page = call(
-                self.events.ListEvents,
-                event_pb2.ListEventsRequest(after_sequence=after_sequence, types=types, page_size=1000),
+            request = event_pb2.ListEventsRequest(
+                after_sequence=after_sequence, types=types, initiative_id=initiative_id, page_size=PAGE_SIZE
             )
+            page = call(self.events.ListEvents, request)
             yield from page.events
             if not page.events:
                 return
             after_sequence = page.last_sequence
+
+    def head_sequence(self) -> int:
+        """The newest sequence in the log: where to start following only what happens from now on."""
+        return call(self.events.ListEvents, event_pb2.ListEventsRequest(page_size=1)).head_sequence
 
     def watch_events(
         self,
         after_sequence: int = 0,
         types: Sequence[str] = (),
         initiative_id: str = "",
+        heartbeat_seconds: float | None = None,
+        on_state: StreamListener | None = None,
     ) -> Iterator[event_pb2.Event]:
-        """Replays, then follows; survives dropped connections without a gap or a duplicate."""
+        """Replays, then follows; survives dropped connections without a gap or a duplicate, telling
+        `on_state` when the store is lost and when it is back (see `resumable`). With
+        `heartbeat_seconds`, an idle stream yields heartbeats (sequence 0) that often."""
 
         def open_stream(after: int) -> Iterator[event_pb2.Event]:
             request = event_pb2.WatchEventsRequest(after_sequence=after, types=types, initiative_id=initiative_id)
-            return self.events.WatchEvents(request)
+            return self.events.WatchEvents(with_heartbeat(request, heartbeat_seconds))
 
-        return resumable(open_stream, after_sequence)
+        return resumable(open_stream, after_sequence, on_state=on_state, heartbeats=heartbeat_seconds is not None)

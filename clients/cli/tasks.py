@@ -1,0 +1,177 @@
+"""`cw task`: one agent's piece of work, and everything about why it is where it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import click
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.views import agent_state, clock, last_lines, short, styled, table
+from clients.sdk import CwError
+from clients.sdk.calls import enum_name
+from cw.store.v1 import agent_pb2, task_pb2
+
+OUTPUT_LINES = 10
+
+
+@click.group(cls=CwGroup)
+def task() -> None:
+    """Tasks: one agent's piece of work."""
+
+
+@task.command("add")
+@click.argument("phase_id")
+@click.argument("name")
+@click.option("--description", default="", help="what the agent should do")
+@click.option("--after", multiple=True, help="a task this one waits for (repeatable)")
+@click.option("--priority", default="medium", type=click.Choice(["low", "medium", "high"]), show_default=True)
+@click.option(
+    "--category",
+    default="execute",
+    type=click.Choice(["execute", "research", "discuss", "plan", "detail", "refine", "verify", "merge", "review"]),
+    show_default=True,
+)
+@pass_session
+def task_add(
+    session: Session,
+    phase_id: str,
+    name: str,
+    *,
+    description: str,
+    after: tuple[str, ...],
+    priority: str,
+    category: str,
+) -> None:
+    created = session.store.create_task(
+        phase_id, name, description=description, after=list(after), priority=priority, category=category
+    )
+    session.show(created, lambda: console.print(f"task {escape(created.name)} [dim]{created.id}[/]"))
+
+
+@task.command("list")
+@click.option("--phase", "phase_id", default="", help="only the tasks of this phase")
+@click.option(
+    "--status",
+    default="",
+    type=click.Choice(["", "pending", "in_progress", "completed", "blocked"]),
+    help="only this status",
+)
+@pass_session
+def task_list(session: Session, phase_id: str, status: str) -> None:
+    """Tasks with their status and, for a blocked or waiting one, why (`cw task show ID` says more)."""
+    tasks = session.store.list_tasks(phase_id=phase_id, status=status)
+    session.show(tasks, lambda: console.print(tasks_table(tasks)))
+
+
+def tasks_table(tasks: list[task_pb2.Task]) -> Table:
+    grid = table("ID", "NAME", "STATUS", "PRIORITY", "RETRIES", "PHASE", "REASON")
+    for t in tasks:
+        grid.add_row(
+            t.id,
+            escape(t.name),
+            styled(enum_name(task_pb2.TaskStatus, t.status)),
+            enum_name(task_pb2.TaskPriority, t.priority),
+            str(t.retry_count),
+            t.phase_id,
+            escape(short(t.reason)),
+        )
+    return grid
+
+
+@dataclass
+class TaskDetails:
+    """One task with what surrounds it, as `cw task show` gathers it."""
+
+    task: task_pb2.Task
+    depends_on: list[task_pb2.Task] = field(default_factory=list)
+    dependents: list[task_pb2.Task] = field(default_factory=list)
+    agents: list[agent_pb2.Agent] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+    output_note: str = ""
+
+
+@task.command("show")
+@click.argument("task_id")
+@pass_session
+def task_show(session: Session, task_id: str) -> None:
+    """Everything about one task: status, why it is blocked, retries, what it waits for and what
+    waits for it, its agents and how each run ended, the last lines of the latest agent's output."""
+    details = _gather(session, task_id)
+    shown = {
+        "task": details.task,
+        "dependsOn": details.depends_on,
+        "dependents": details.dependents,
+        "agents": details.agents,
+        "output": details.output,
+    }
+    session.show(shown, lambda: console.print(task_view(details)))
+
+
+def _gather(session: Session, task_id: str) -> TaskDetails:
+    found = session.store.get_task(task_id)
+    edges = session.store.task_dependencies(task_id=found.id)
+    details = TaskDetails(
+        found,
+        depends_on=[session.store.get_task(e.depends_on_task_id) for e in edges if e.task_id == found.id],
+        dependents=[session.store.get_task(e.task_id) for e in edges if e.depends_on_task_id == found.id],
+        agents=sorted(session.store.list_agents(task_id=found.id), key=lambda a: a.create_time.ToNanoseconds()),
+    )
+    if details.agents:
+        latest = details.agents[-1]
+        try:
+            details.output = last_lines(b"".join(session.orchestrator.agent_output(latest.id)), OUTPUT_LINES)
+            details.output_note = f"last output of agent {latest.name}"
+        except CwError as error:
+            details.output_note = f"output of agent {latest.name} not available: {error.message}"
+    return details
+
+
+def task_view(details: TaskDetails) -> RenderableType:
+    found = details.task
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    status = enum_name(task_pb2.TaskStatus, found.status)
+    facts.add_row("task", f"{escape(found.name)} {styled(status)} [dim]{found.id}[/]")
+    facts.add_row("phase", found.phase_id or "(none)")
+    if found.reason:
+        facts.add_row("reason", Text(found.reason))
+    facts.add_row("retries", str(found.retry_count))
+    for label, stamp in (("next attempt", found.next_attempt_time), ("merged", found.merge_time)):
+        if stamp.seconds:
+            facts.add_row(label, clock(stamp))
+    facts.add_row("waits for", _task_names(details.depends_on))
+    facts.add_row("needed by", _task_names(details.dependents))
+    parts: list[RenderableType] = [facts]
+    if details.agents:
+        runs = table("AGENT", "STATE", "EXIT", "ERROR")
+        for agent in details.agents:
+            exit_code = str(agent.exit_code) if agent.HasField("exit_code") else ""
+            runs.add_row(escape(agent.name), styled(agent_state(agent)), exit_code, escape(short(agent.error)))
+        parts += ["", runs]
+    if details.output_note:
+        output = Text("\n".join(details.output), no_wrap=True, overflow="ellipsis")
+        parts += ["", f"[bold]{escape(details.output_note)}[/]", output]
+    return Group(*parts)
+
+
+def _task_names(tasks: list[task_pb2.Task]) -> str:
+    if not tasks:
+        return "[dim](nothing)[/]"
+    return ", ".join(
+        f"{escape(t.name)} {styled(enum_name(task_pb2.TaskStatus, t.status))} [dim]{t.id}[/]" for t in tasks
+    )
+
+
+@task.command("retry")
+@click.argument("task_id")
+@pass_session
+def task_retry(session: Session, task_id: str) -> None:
+    """Run a BLOCKED task again, with its retry count reset."""
+    retried = session.orchestrator.retry_blocked_task(task_id)
+    session.show(retried, lambda: console.print(f"task {escape(retried.name)} queued again"))

@@ -1,0 +1,159 @@
+"""How the CLI shows things: pure functions from messages to text, no calls (so they are unit-tested
+with messages made by hand)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+from rich.markup import escape
+from rich.table import Table
+
+from clients.sdk.calls import StreamState, enum_name
+from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
+
+STATUS_STYLE = {
+    "completed": "green",
+    "done": "green",
+    "in_progress": "yellow",
+    "blocked": "red",
+    "pending_review": "magenta",
+    "approved": "cyan",
+    "running": "yellow",
+    "waiting_for_input": "magenta",
+    "crashed": "red",
+    "failed": "red",
+    "stopped by you": "yellow",
+    "rate limited": "yellow",
+    "never started": "dim",
+}
+OUTCOME_LABELS = {
+    agent_pb2.AGENT_OUTCOME_DONE: "done",
+    agent_pb2.AGENT_OUTCOME_FAILED: "failed",
+    agent_pb2.AGENT_OUTCOME_CRASHED: "crashed",
+    agent_pb2.AGENT_OUTCOME_STOPPED: "stopped by you",
+    agent_pb2.AGENT_OUTCOME_RATE_LIMITED: "rate limited",
+    agent_pb2.AGENT_OUTCOME_NEVER_STARTED: "never started",
+}
+LIVE_AGENT_STATUSES = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
+REASON_WIDTH = 60
+
+
+def styled(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]"
+
+
+def table(*columns: str) -> Table:
+    grid = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        if column == "ID" or column.endswith(" ID") or column in ("TASK", "PHASE"):
+            grid.add_column(column, no_wrap=True, min_width=21)
+        else:
+            grid.add_column(column)
+    return grid
+
+
+def short(text: str, width: int = REASON_WIDTH) -> str:
+    """The first non-empty line, cut to `width` characters with an ellipsis: for table cells."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def agent_state(agent: agent_pb2.Agent) -> str:
+    """What a person wants to know about an agent: running or waiting while it lives, and once it
+    ended, how (done, crashed, stopped by you...) rather than the bare status `stopped`."""
+    if agent.status not in LIVE_AGENT_STATUSES and agent.outcome in OUTCOME_LABELS:
+        return OUTCOME_LABELS[agent.outcome]
+    return enum_name(agent_pb2.AgentStatus, agent.status)
+
+
+def clock(stamp: Timestamp, now: datetime | None = None) -> str:
+    """`14:03:07 (in 25s)` for a time to come, `14:03:07` otherwise; "" when unset."""
+    if not stamp.seconds and not stamp.nanos:
+        return ""
+    when = stamp.ToDatetime(tzinfo=UTC)
+    ahead = int((when - (now or datetime.now(UTC))).total_seconds())
+    shown = when.astimezone().strftime("%H:%M:%S")
+    return f"{shown} (in {ahead}s)" if ahead > 0 else shown
+
+
+def age(created: Timestamp, now: datetime | None = None) -> str:
+    seconds = int((now or datetime.now(UTC)).timestamp() - created.seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def after_note(names: Sequence[str]) -> str:
+    """` after: Schema, API` for a phase or task with `--after` edges; "" otherwise."""
+    return f" [dim]after: {escape(', '.join(names))}[/]" if names else ""
+
+
+def reason_note(reason: str) -> str:
+    return f" [italic]{escape(short(reason))}[/]" if reason else ""
+
+
+def waits_for(
+    edges: Iterable[task_pb2.TaskDependency] | Iterable[phase_pb2.PhaseDependency], names: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """Per dependent id, the names (or ids, when unknown) of what it waits for."""
+    found: dict[str, list[str]] = {}
+    for edge in edges:
+        dependent, target = _ends(edge)
+        found.setdefault(dependent, []).append(names.get(target, target))
+    return found
+
+
+def _ends(edge: task_pb2.TaskDependency | phase_pb2.PhaseDependency) -> tuple[str, str]:
+    if isinstance(edge, task_pb2.TaskDependency):
+        return edge.task_id, edge.depends_on_task_id
+    return edge.phase_id, edge.depends_on_phase_id
+
+
+def merged_line(phase: phase_pb2.Phase, project_names: Mapping[str, str]) -> str:
+    """What `cw phase merge` made: the merge commit on the initiative branch, per project."""
+    commits = ", ".join(
+        f"{escape(project_names.get(project_id, project_id))} {commit[:10]}"
+        for project_id, commit in sorted(phase.merge_commits.items(), key=lambda item: project_names.get(item[0], ""))
+    )
+    return f"phase {escape(phase.name)} merged: {commits}" if commits else f"phase {escape(phase.name)} merged"
+
+
+def last_lines(output: bytes, count: int = 10) -> list[str]:
+    return output.decode("utf-8", "replace").rstrip("\n").splitlines()[-count:] if output else []
+
+
+def event_line(event: event_pb2.Event) -> str:
+    when = event.time.ToDatetime(tzinfo=UTC).astimezone().strftime("%H:%M:%S")
+    subject = " ".join(
+        f"{name}={value}"
+        for name, value in (("phase", event.phase_id), ("task", event.task_id), ("agent", event.agent_id))
+        if value
+    )
+    details = json.dumps(_whole_numbers(json_format.MessageToDict(event.details)), sort_keys=True)
+    details = details if event.details.fields else ""
+    return f"{event.sequence:>6} {when} {event.type:<26} {subject} {details}".rstrip()
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Struct numbers are doubles: a pid or an exit code reads better as `3` than as `3.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
+def stream_notice(what: str, address: str, state: StreamState) -> str:
+    """One line for a stream lost or back: people see an outage instead of a frozen screen."""
+    if state.connected:
+        return f"reconnected to the {what} at {address}; resuming after event {state.after_sequence}"
+    why = state.error.message if state.error else "the stream ended"
+    return (
+        f"the {what} at {address} is unreachable ({why}); reconnecting, "
+        f"from event {state.after_sequence} on (Ctrl-C stops)"
+    )

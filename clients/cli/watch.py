@@ -164,12 +164,13 @@ def watch(session: Session, initiative_id: str) -> None:
     """A live view of an initiative, until it needs a person (review, question, blocked task) or is
     done. It rides out a restart of the services: it says they are unreachable and carries on."""
     store = session.store
-    start = store.head_sequence()
+    last = store.head_sequence()
     view = View(session, load_board(store, initiative_id))
     with view:
         reason, stale = view.board.needs_a_person(), False
-        stream = store.watch_events(start, (), view.board.initiative.id, WATCH_HEARTBEAT_SECONDS, view.stream_state)
+        stream = store.watch_events(last, (), view.board.initiative.id, WATCH_HEARTBEAT_SECONDS, view.stream_state)
         for event in stream if not reason else ():
+            last = max(last, event.sequence)
             if event.type in LIFECYCLE_EVENT_TYPES:
                 view.event(event)
             if event.sequence and not shown_by_default(event.type) and not stale:
@@ -180,5 +181,8 @@ def watch(session: Session, initiative_id: str) -> None:
                 stale = True  # the store went away between the event and the reads: try again later
                 continue
             if reason := view.board.needs_a_person():
+                # The board is read after the stream's latest event: show what led to it too.
+                for later in store.list_events(last, LIFECYCLE_EVENT_TYPES, view.board.initiative.id):
+                    view.event(later)
                 break
         view.finish(reason)

@@ -90,7 +90,15 @@ def test_phases_tasks_review_and_events(services: Cluster) -> None:
     cw_json(c, "task", "add", second["id"], "three", "--description", script(files={"three.txt": "3"}))
     tree = cw(c, "initiative", "show", initiative["id"]).stdout
     assert "First" in tree and "one" in tree and "pending" in tree
+    lines = tree.splitlines()
+    assert "after: First" in next(line for line in lines if "Second" in line)
+    assert "after: one" in next(line for line in lines if "two" in line)
+    shown = cw_json(c, "initiative", "show", initiative["id"])
+    assert shown["phaseDependencies"] == [{"phaseId": second["id"], "dependsOnPhaseId": first["id"]}]
+    assert [(e["taskId"], e["dependsOnTaskId"]) for e in shown["taskDependencies"]] == [(two["id"], one["id"])]
     assert {t["id"] for t in cw_json(c, "task", "list", "--phase", first["id"])} == {one["id"], two["id"]}
+    after_verb = json.loads(cw(c, "task", "list", "--json", "--phase", first["id"]).stdout)
+    assert {t["id"] for t in after_verb} == {one["id"], two["id"]}
     assert cw_json(c, "phase", "approve", first["id"])["status"] == "PHASE_STATUS_APPROVED"
     cw(c, "phase", "approve", second["id"])
     watched = cw_json(c, "watch", initiative["id"])
@@ -112,6 +120,7 @@ def test_phases_tasks_review_and_events(services: Cluster) -> None:
     assert all(int(e["sequence"]) > since for e in later) and later
     text = cw(c, "events", "--type", "phase:started").stdout
     assert text.count("phase:started") == 2
+    _check_event_filters(c, initiative["id"])
     follow = subprocess.Popen(
         [sys.executable, "-m", "clients.cli.main", "--json", "events", "--follow", "--type", "phase:completed"],
         stdout=subprocess.PIPE,
@@ -124,6 +133,19 @@ def test_phases_tasks_review_and_events(services: Cluster) -> None:
     finally:
         follow.kill()
         follow.wait()
+
+
+def _check_event_filters(c: Cluster, initiative_id: str) -> None:
+    """`--initiative`, agent output hidden unless asked for, unknown types refused with the list."""
+    mine = cw_json(c, "events", "--initiative", initiative_id)
+    assert mine and {e["initiativeId"] for e in mine} == {initiative_id}
+    assert not any(e["type"].startswith("log_chunk:") for e in cw_json(c, "events"))
+    output = cw_json(c, "events", "--type", "log_chunk:created")
+    assert output and {e["type"] for e in output} == {"log_chunk:created"}
+    assert {e["type"] for e in cw_json(c, "events", "--all")} >= {"log_chunk:created", "phase:completed"}
+    refused = cw(c, "events", "--type", "phase:finished", check=False)
+    assert refused.returncode == 2 and "unknown event type 'phase:finished'" in refused.stderr
+    assert "known types: agent:spawned" in refused.stderr and "phase:completed" in refused.stderr
 
 
 def test_agents_questions_stop_and_retry(services: Cluster) -> None:
@@ -144,11 +166,12 @@ def test_agents_questions_stop_and_retry(services: Cluster) -> None:
     waiting = wait_for("a waiting agent", lambda: cw_json(c, "agent", "list", "--status", "waiting_for_input"))
     agent = next(a for a in waiting if a["taskId"] == asking["id"])
     assert "waiting_for_input" in cw(c, "agent", "list").stdout
-    resumed = cw(c, "agent", "answer", agent["id"], input_text="8080\nlocalhost\n")
+    assert cw_json(c, "agent", "show", agent["name"])["id"] == agent["id"]  # a name is as good as an id
+    resumed = cw(c, "agent", "answer", agent["name"], input_text="8080\nlocalhost\n")
     assert "resumed" in resumed.stdout
     wait_for("the answered task", lambda: cw_json(c, "task", "list", "--status", "completed"))
-    logs = cw(c, "agent", "logs", agent["id"]).stdout
-    assert logs.count('"init"') == 2
+    logs = cw(c, "agent", "logs", agent["name"]).stdout
+    assert logs.count('"init"') == 2 and logs == cw(c, "agent", "logs", agent["id"]).stdout
     running = wait_for(
         "the stuck agent",
         lambda: [a for a in cw_json(c, "agent", "list", "--status", "running") if a["taskId"] == stuck["id"]],
@@ -163,10 +186,16 @@ def test_agents_questions_stop_and_retry(services: Cluster) -> None:
     )
     assert following.stdout is not None and '"init"' in following.stdout.readline()
     assert following.poll() is None  # still following the running agent
-    assert cw_json(c, "agent", "stop", running["id"])["status"] == "AGENT_STATUS_STOPPED"
+    assert cw_json(c, "agent", "stop", running["name"])["status"] == "AGENT_STATUS_STOPPED"
     assert following.wait(30) == 0  # ...and done once it stopped
     blocked = cw_json(c, "task", "list", "--status", "blocked")
     assert [t["id"] for t in blocked] == [stuck["id"]]
+    shown = cw_json(c, "task", "show", stuck["id"])
+    assert shown["task"]["status"] == "TASK_STATUS_BLOCKED" and shown["dependents"] == shown["dependsOn"] == []
+    assert [a["id"] for a in shown["agents"]] == [running["id"]] and '"init"' in shown["output"][0]
+    text = cw(c, "task", "show", stuck["id"]).stdout
+    assert "stuck" in text and "blocked" in text and f"last output of agent {running['name']}" in text
+    assert "agent 'no-such-name' not found" in cw(c, "agent", "stop", "no-such-name", check=False).stderr
     assert "queued again" in cw(c, "task", "retry", stuck["id"]).stdout
     again = wait_for(
         "a new agent",
@@ -238,3 +267,6 @@ def test_unreachable_service_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "unavailable" in result.stderr
+    assert (
+        "cannot reach the store at 127.0.0.1:9" in result.stderr and "`make run` starts the services" in result.stderr
+    )

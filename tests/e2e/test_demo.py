@@ -1,4 +1,5 @@
-"""`make demo` as a test: the whole walkthrough, from a temporary CW_HOME, within a minute."""
+"""`make demo` as a test: the whole walkthrough, from a temporary CW_HOME, within a minute, reading
+like a terminal session."""
 
 from __future__ import annotations
 
@@ -17,3 +18,14 @@ def test_demo_passes(tmp_path: Path) -> None:
     assert "demo passed" in result.stdout
     assert "ok: the crashed agent's task was retried once, then completed" in result.stdout
     assert "[event]" in result.stdout and "task:retried" in result.stdout
+    lines = result.stdout.splitlines()
+    # A session a person could replay: commands quoted as a shell wants them...
+    assert "$ cw --json initiative create 'Greeting service' --project greeter" in lines
+    # ...each followed by its own output, the event stream only in its own marked blocks...
+    for index, line in enumerate(lines):
+        if line.startswith("[event]"):
+            assert lines[index - 1].startswith(("[event]", "-- meanwhile, in another terminal: $ cw events")), index
+    # ...JSON abridged by whole fields, and task descriptions as a person writes them.
+    previews = [line for line in lines if line.startswith(("{", "[{"))]
+    assert previews and all(line.endswith(("}", "]")) for line in previews)
+    assert "script:" not in result.stdout

@@ -15,12 +15,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.e2e.cluster import wait_for
 
 
-def test_run_starts_both_and_ctrl_c_stops_both(tmp_path: Path) -> None:
-    env = {**os.environ, "CW_HOME": str(tmp_path), "CW_STORE": "127.0.0.1:0", "CW_ORCHESTRATOR": "127.0.0.1:0"}
+def _launch(home: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    """`python -m clients.local` on `home`, once it says it runs; with what it printed until then."""
+    env = {**os.environ, "CW_HOME": str(home), "CW_STORE": "127.0.0.1:0", "CW_ORCHESTRATOR": "127.0.0.1:0"}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "clients.local"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
-    assert launcher.stdout is not None
     lines: list[str] = []
 
     def started() -> bool:
@@ -29,6 +29,13 @@ def test_run_starts_both_and_ctrl_c_stops_both(tmp_path: Path) -> None:
         return "cw is running" in lines[-1]
 
     wait_for("the launcher to report", started)
+    return launcher, lines
+
+
+def test_run_starts_both_and_ctrl_c_stops_both(tmp_path: Path) -> None:
+    launcher, lines = _launch(tmp_path)
+    assert launcher.stdout is not None
+    assert "($CW_STORE)" in lines[0] and "($CW_ORCHESTRATOR)" in lines[0]
     addresses = re.findall(r"listening on ([\d.]+:\d+)", "".join(lines))
     assert len(addresses) == 2 and (tmp_path / "store.db").exists()
     for address in addresses:
@@ -41,3 +48,18 @@ def test_run_starts_both_and_ctrl_c_stops_both(tmp_path: Path) -> None:
     for log in ("store.log", "orchestrator.log"):
         text = (tmp_path / log).read_text()
         assert "shutting down" in text and "Traceback" not in text
+
+
+def test_run_says_which_service_died_and_fails(tmp_path: Path) -> None:
+    launcher, _ = _launch(tmp_path)
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()
+    orchestrator = next(
+        int(pid) for pid in children if b"orchestrator_service" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
+    os.kill(orchestrator, signal.SIGKILL)
+    assert launcher.wait(30) == 1
+    assert launcher.stdout is not None
+    said = launcher.stdout.read()
+    assert f"cw: the orchestrator was killed by SIGKILL; its log: {tmp_path / 'orchestrator.log'}" in said
+    assert "cw stopped because a service died" in said
+    assert "shutting down" in (tmp_path / "store.log").read_text()  # the store was stopped cleanly

@@ -76,9 +76,8 @@ def _fk(target: str, ondelete: str, nullable: bool = True, **kwargs: Any) -> Any
 class Timestamped:
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     create_time: Mapped[datetime] = mapped_column("created_at", DateTime, nullable=False, default=utcnow)
-    update_time: Mapped[datetime] = mapped_column(
-        "updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow
-    )
+    # Every write moves it forward, strictly (store_service/db/update_times.py).
+    update_time: Mapped[datetime] = mapped_column("updated_at", DateTime, nullable=False, default=utcnow)
 
 
 class CreatedOnly:

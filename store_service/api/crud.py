@@ -10,7 +10,8 @@ from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 from sqlalchemy import ColumnElement
 
-from store_service.api import convert, pagination
+from store_service.api import convert, pagination, preconditions
+from store_service.api.preconditions import NONE, Preconditions
 from store_service.db.database import Database
 from store_service.db.models import Base
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
@@ -33,6 +34,15 @@ class Resource(Generic[MessageT]):
 
     def to_message(self, row: Base) -> MessageT:
         return convert.to_message(row, self.message, self.hidden)
+
+    def update_row(
+        self, uow: SqlAlchemyUnitOfWork, row_id: str, values: dict[str, Any], expected: Preconditions = NONE
+    ) -> Base:
+        """Checks the preconditions on the stored row, then writes; both in the caller's transaction."""
+        repository = self.repository(uow)
+        preconditions.check(repository.resource, self.message, repository.get(row_id), expected)
+        row: Base = repository.update(row_id, **values)
+        return row
 
 
 def required_id(value: str, name: str = "id") -> str:
@@ -118,7 +128,10 @@ class ResourceServicer(Generic[MessageT]):
         values = convert.values_for_update(
             message, self.resource.model, self.resource.field, list(request.update_mask.paths)
         )
-        return await self.db.write(lambda uow: self.resource.to_message(self.repository(uow).update(row_id, **values)))
+        expected = preconditions.requested(request)
+        return await self.db.write(
+            lambda uow: self.resource.to_message(self.resource.update_row(uow, row_id, values, expected))
+        )
 
     async def delete_rpc(self, request: Any, context: Any = None) -> empty_pb2.Empty:
         row_id = required_id(request.id)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
 import grpc
+import pytest
 
 from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, task_pb2
 from tests.support import RunningStore, call_error
@@ -77,58 +79,53 @@ def test_unknown_or_unspecified_status_in_a_set_is_refused_naming_it(api: Simple
         assert error.code == grpc.StatusCode.INVALID_ARGUMENT and error.violations == ["statuses[1]"]
 
 
-def test_phases_agents_and_initiatives_take_status_sets(api: SimpleNamespace) -> None:
-    initiatives = {}
-    for status in (initiative_pb2.INITIATIVE_STATUS_ACTIVE, initiative_pb2.INITIATIVE_STATUS_ARCHIVED):
-        made = api.initiatives.CreateInitiative(
+def _initiative_id(api: SimpleNamespace) -> str:
+    request = initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="phases"))
+    return str(api.initiatives.CreateInitiative(request).id)
+
+
+# Per resource: make a row in a status, list rows in a set of statuses, three statuses to use.
+_STATUS_LISTS: dict[str, tuple[Callable[[SimpleNamespace, int, Any], Any], Callable[..., Any], list[Any]]] = {
+    "initiative": (
+        lambda api, index, status: api.initiatives.CreateInitiative(
             initiative_pb2.CreateInitiativeRequest(
-                initiative=initiative_pb2.Initiative(name=f"i{status}", status=status)
+                initiative=initiative_pb2.Initiative(name=f"i{index}", status=status)
             )
-        )
-        initiatives[made.id] = status
-    live = api.initiatives.ListInitiatives(
-        initiative_pb2.ListInitiativesRequest(
-            statuses=[initiative_pb2.INITIATIVE_STATUS_ACTIVE, initiative_pb2.INITIATIVE_STATUS_PENDING_REVIEW]
-        )
-    )
-    assert [initiatives[i.id] for i in live.initiatives] == [initiative_pb2.INITIATIVE_STATUS_ACTIVE]
-
-    initiative_id = next(iter(initiatives))
-    phases = {}
-    for phase_status in (
-        phase_pb2.PHASE_STATUS_APPROVED,
-        phase_pb2.PHASE_STATUS_COMPLETED,
-        phase_pb2.PHASE_STATUS_PENDING,
-    ):
-        made = api.phases.CreatePhase(
+        ),
+        lambda api, statuses: (
+            api.initiatives.ListInitiatives(initiative_pb2.ListInitiativesRequest(statuses=statuses)).initiatives
+        ),
+        [
+            initiative_pb2.INITIATIVE_STATUS_ACTIVE,
+            initiative_pb2.INITIATIVE_STATUS_PENDING_REVIEW,
+            initiative_pb2.INITIATIVE_STATUS_ARCHIVED,
+        ],
+    ),
+    "phase": (
+        lambda api, index, status: api.phases.CreatePhase(
             phase_pb2.CreatePhaseRequest(
-                phase=phase_pb2.Phase(initiative_id=initiative_id, name="p", status=phase_status)
+                phase=phase_pb2.Phase(initiative_id=_initiative_id(api), name="p", status=status)
             )
-        )
-        phases[made.id] = phase_status
-    open_phases = api.phases.ListPhases(
-        phase_pb2.ListPhasesRequest(statuses=[phase_pb2.PHASE_STATUS_APPROVED, phase_pb2.PHASE_STATUS_PENDING])
-    )
-    assert sorted(phases[p.id] for p in open_phases.phases) == [
-        phase_pb2.PHASE_STATUS_PENDING,
-        phase_pb2.PHASE_STATUS_APPROVED,
-    ]
+        ),
+        lambda api, statuses: api.phases.ListPhases(phase_pb2.ListPhasesRequest(statuses=statuses)).phases,
+        [phase_pb2.PHASE_STATUS_APPROVED, phase_pb2.PHASE_STATUS_PENDING, phase_pb2.PHASE_STATUS_COMPLETED],
+    ),
+    "agent": (
+        lambda api, index, status: api.agents.CreateAgent(
+            agent_pb2.CreateAgentRequest(agent=agent_pb2.Agent(name=f"a{index}", worktree_id="/w", status=status))
+        ),
+        lambda api, statuses: api.agents.ListAgents(agent_pb2.ListAgentsRequest(statuses=statuses)).agents,
+        [agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT, agent_pb2.AGENT_STATUS_CRASHED],
+    ),
+}
 
-    agents = {}
-    for index, agent_status in enumerate(
-        (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT, agent_pb2.AGENT_STATUS_CRASHED)
-    ):
-        made = api.agents.CreateAgent(
-            agent_pb2.CreateAgentRequest(agent=agent_pb2.Agent(name=f"a{index}", worktree_id="/w", status=agent_status))
-        )
-        agents[made.id] = agent_status
-    live_agents = api.agents.ListAgents(
-        agent_pb2.ListAgentsRequest(statuses=[agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT])
-    )
-    assert sorted(agents[a.id] for a in live_agents.agents) == [
-        agent_pb2.AGENT_STATUS_RUNNING,
-        agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT,
-    ]
+
+@pytest.mark.parametrize("resource", sorted(_STATUS_LISTS))
+def test_phases_agents_and_initiatives_take_status_sets(api: SimpleNamespace, resource: str) -> None:
+    make, listed, statuses = _STATUS_LISTS[resource]
+    made = {make(api, index, status).id: status for index, status in enumerate(statuses)}
+    assert sorted(made[row.id] for row in listed(api, statuses[:2])) == sorted(statuses[:2])
+    assert [made[row.id] for row in listed(api, statuses[2:])] == statuses[2:]
 
 
 def _seed_star(store: RunningStore, leaves: int) -> tuple[str, list[str]]:

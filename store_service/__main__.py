@@ -9,11 +9,9 @@ import os
 import signal
 from pathlib import Path
 
+from cw_edge import listen
+from cw_edge.tokens import cw_home
 from store_service import server
-
-
-def cw_home() -> Path:
-    return Path(os.environ.get("CW_HOME", ".cw"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,11 +20,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT to serve on (port 0: any)")
     parser.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL"], help="SQLite synchronous mode")
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
-    return parser.parse_args(argv)
+    listen.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.listening = listen.from_arguments(args, parser.prog)
+    return args
 
 
 async def serve(args: argparse.Namespace) -> None:
-    running = await server.start(args.db or cw_home() / "store.db", args.listen, args.synchronous)
+    running = await server.start(args.db or cw_home() / "store.db", args.listening, args.synchronous, args.auth_dir)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -12,10 +12,12 @@ import importlib
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import grpc
 
+from clients.sdk.credentials import authenticated_channel
 from clients.sdk.errors import UnavailableError
 from cw.orchestrator.v1 import orchestrator_pb2
 
@@ -80,14 +82,21 @@ def ensure_reachable(channel: grpc.Channel, what: str, address: str, timeout: fl
         raise UnavailableError(grpc.StatusCode.UNAVAILABLE, message, "UNREACHABLE") from None
 
 
-def _channel(address: str, modules: tuple[ModuleType, ...]) -> grpc.Channel:
+def _channel(
+    address: str, modules: tuple[ModuleType, ...], token_file: Path | None, tls_ca: Path | None
+) -> grpc.Channel:
     options = [("grpc.enable_retries", 1), ("grpc.service_config", service_config(modules))]
-    return grpc.insecure_channel(address, options=options)
+    return authenticated_channel(address, options, token_file, tls_ca)
 
 
-def store_channel(address: str | None = None) -> grpc.Channel:
-    return _channel(address or os.environ.get("CW_STORE", DEFAULT_STORE), STORE_MODULES)
+def store_channel(
+    address: str | None = None, token_file: Path | None = None, tls_ca: Path | None = None
+) -> grpc.Channel:
+    return _channel(address or os.environ.get("CW_STORE", DEFAULT_STORE), STORE_MODULES, token_file, tls_ca)
 
 
-def orchestrator_channel(address: str | None = None) -> grpc.Channel:
-    return _channel(address or os.environ.get("CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR), (orchestrator_pb2,))
+def orchestrator_channel(
+    address: str | None = None, token_file: Path | None = None, tls_ca: Path | None = None
+) -> grpc.Channel:
+    address = address or os.environ.get("CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR)
+    return _channel(address, (orchestrator_pb2,), token_file, tls_ca)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import grpc
 
@@ -18,9 +19,17 @@ from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
 class OrchestratorClient:
     """One client per orchestrator address (default: $CW_ORCHESTRATOR, else 127.0.0.1:50052)."""
 
-    def __init__(self, address: str | None = None, channel: grpc.Channel | None = None) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        channel: grpc.Channel | None = None,
+        token_file: Path | None = None,
+        tls_ca: Path | None = None,
+    ) -> None:
+        """`token_file`: else $CW_TOKEN_FILE, else $CW_HOME/auth/client.token. `tls_ca`: the PEM CA of
+        the service's certificate (else $CW_TLS_CA; neither: plaintext)."""
         self.address = address or os.environ.get("CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR)
-        self.channel = channel or orchestrator_channel(self.address)
+        self.channel = channel or orchestrator_channel(self.address, token_file, tls_ca)
         self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
 
     def ensure_reachable(self, timeout: float = 5.0) -> None:

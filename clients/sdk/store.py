@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import grpc
 
@@ -31,9 +32,17 @@ from cw.store.v1 import (
 class StoreClient:
     """One client per store address (default: $CW_STORE, else 127.0.0.1:50051)."""
 
-    def __init__(self, address: str | None = None, channel: grpc.Channel | None = None) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        channel: grpc.Channel | None = None,
+        token_file: Path | None = None,
+        tls_ca: Path | None = None,
+    ) -> None:
+        """`token_file`: else $CW_TOKEN_FILE, else $CW_HOME/auth/client.token. `tls_ca`: the PEM CA of
+        the service's certificate (else $CW_TLS_CA; neither: plaintext)."""
         self.address = address or os.environ.get("CW_STORE", DEFAULT_STORE)
-        self.channel = channel or store_channel(self.address)
+        self.channel = channel or store_channel(self.address, token_file, tls_ca)
         self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(self.channel)
         self.phases = phase_pb2_grpc.PhaseServiceStub(self.channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)

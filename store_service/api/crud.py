@@ -9,7 +9,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
-from store_service.api import convert, pagination
+from cw_edge.interceptor import current_identity
+from store_service.api import convert, pagination, permissions
 from store_service.db.database import Database
 from store_service.db.models import Base
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
@@ -67,6 +68,7 @@ class ResourceServicer(Generic[MessageT]):
     async def create_rpc(self, request: Any, context: Any = None) -> MessageT:
         resource = self.resource
         values = convert.values_for_create(getattr(request, resource.field), resource.model, resource.field)
+        permissions.check_write(current_identity(), resource.message, resource.field, values)
         return await self.create_with(request, lambda uow: self.repository(uow).create(**values))
 
     async def create_with(self, request: Any, make: Callable[[SqlAlchemyUnitOfWork], Base]) -> MessageT:
@@ -101,7 +103,14 @@ class ResourceServicer(Generic[MessageT]):
         values = convert.values_for_update(
             message, self.resource.model, self.resource.field, list(request.update_mask.paths)
         )
-        return await self.db.write(lambda uow: self.resource.to_message(self.repository(uow).update(row_id, **values)))
+        identity = current_identity()
+
+        def work(uow: SqlAlchemyUnitOfWork) -> MessageT:
+            repository, resource = self.repository(uow), self.resource
+            permissions.check_write(identity, resource.message, resource.field, values, repository.get(row_id))
+            return self.to_message(repository.update(row_id, **values))
+
+        return await self.db.write(work)
 
     async def delete_rpc(self, request: Any, context: Any = None) -> empty_pb2.Empty:
         row_id = required_id(request.id)

@@ -9,7 +9,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from cw.store.v1 import event_pb2, event_pb2_grpc
-from store_service.api import convert
+from cw_edge.interceptor import current_identity
+from store_service.api import convert, permissions
 from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.crud import Resource
@@ -163,11 +164,14 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
             if not event.type:
                 raise InvalidArgument.of(f"events[{index}].type", "is required")
         changes = [_prepare_change(index, change) for index, change in enumerate(request.changes)]
+        identity = current_identity()
 
         def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.AppendEventResponse:
             created = []
             for resource, action, row_id, values in changes:
                 repository = resource.repository(uow)
+                stored = repository.get(row_id) if row_id else None
+                permissions.check_write(identity, resource.message, resource.field, values, stored)
                 if action == "create":
                     created.append(repository.create(**values).id)
                 else:

@@ -69,3 +69,15 @@ class InvalidArgument(StoreError):
 class OutOfRange(StoreError):
     def __init__(self, message: str) -> None:
         super().__init__(message, "OUT_OF_RANGE")
+
+
+class Unauthenticated(StoreError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "UNAUTHENTICATED")
+
+
+class PermissionDenied(StoreError):
+    """Beyond the caller's identity's rights; `field` names what it may not set, when a field."""
+
+    def __init__(self, message: str, **metadata: str) -> None:
+        super().__init__(message, "PERMISSION_DENIED", dict(metadata))

@@ -24,13 +24,11 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def cw(c: Cluster, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    assert c.store is not None and c.orchestrator is not None
-    env = {**os.environ, "CW_STORE": c.store.address, "CW_ORCHESTRATOR": c.orchestrator.address}
     result = subprocess.run(
         [sys.executable, "-m", "clients.cli.main", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=c.client_env(),
         input=input_text,
         timeout=120,
         check=False,

@@ -30,28 +30,33 @@ PAGE_SIZE = 1000
 T = TypeVar("T")
 
 
-class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    """Adds the orchestrator's token to every call on the store channel."""
+class _Signer:
+    """Adds the orchestrator's token to a call on the store channel."""
 
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
 
-    def _signed(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    def signed(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
         return grpc.aio.ClientCallDetails(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._signed(details), request)
 
+# grpc.aio files an interceptor under the first call kind it implements only: one class per kind.
+class _SignUnary(_Signer, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.signed(details), request)
+
+
+class _SignStream(_Signer, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._signed(details), request)
+        return await continuation(self.signed(details), request)
 
 
 def store_channel(address: str, token: str, root_certificates: bytes | None = None) -> grpc.aio.Channel:
     """TLS when given the CA that signed the store's certificate, plaintext otherwise."""
-    interceptors = [_BearerToken(token)]
+    interceptors = [_SignUnary(token), _SignStream(token)]
     if root_certificates is None:
         return grpc.aio.insecure_channel(address, interceptors=interceptors)
     credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)

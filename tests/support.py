@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from clients.local import Service, start
 from clients.sdk.credentials import BearerToken
@@ -72,6 +73,18 @@ def authorized_channel(address: str, token: str, root_certificates: bytes | None
     else:
         channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates))
     return grpc.intercept_channel(channel, BearerToken(token))
+
+
+def list_services_v1(channel: grpc.Channel) -> list[str]:
+    """What a `grpc.reflection.v1` client (current grpcurl, grpc-js) sees; v1 and v1alpha share
+    their messages' wire format, so v1alpha's classes encode the v1 call."""
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    replies = call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+    return [service.name for reply in replies for service in reply.list_services_response.service]
 
 
 def tokens_in(auth_dir: Path) -> dict[Identity, str]:

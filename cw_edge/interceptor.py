@@ -23,6 +23,7 @@ HEALTH_PREFIX = "/grpc.health.v1.Health/"
 # Builds the refusal each service answers with, in its own error model: (code, message) -> status.
 Refusal = Callable[[grpc.StatusCode, str], grpc.Status]
 Behaviour = Callable[..., Any]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 
 _IDENTITY: ContextVar[Identity | None] = ContextVar("cw_identity", default=None)
 _HANDLER_KINDS = {
@@ -62,16 +63,14 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 found = identity
         return found
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    async def intercept_service(self, continuation: Continuation, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
-        method = details.method
-        if handler is None or method.startswith(HEALTH_PREFIX):
+        if handler is None or details.method.startswith(HEALTH_PREFIX):
             return handler
-        presented = presented_token(details.invocation_metadata)
+        return self._guarded(handler, details.method, presented_token(details.invocation_metadata))
+
+    def _guarded(self, handler: grpc.RpcMethodHandler, method: str, presented: bytes | None) -> Any:
+        """The handler run as the token's identity, or one that refuses the call."""
         identity = self.identify(presented)
         if identity is None:
             why = "no bearer token" if presented is None else "the bearer token is not valid here"

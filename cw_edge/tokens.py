@@ -12,8 +12,9 @@ from pathlib import Path
 
 CLIENT_TOKEN = "client.token"
 ORCHESTRATOR_TOKEN = "orchestrator.token"
-# Environment variables that point a client at its credentials: never handed to an agent process.
-AUTH_ENVIRONMENT = ("CW_TOKEN_FILE",)
+# Environment variables that point a client at its credentials (CW_HOME holds auth/): never handed
+# to an agent process.
+AUTH_ENVIRONMENT = ("CW_TOKEN_FILE", "CW_HOME")
 
 
 class Identity(enum.StrEnum):

@@ -154,9 +154,10 @@ def test_agents_get_no_credential(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     """`env` as the agent prints the environment it was given into its output."""
     with cluster(tmp_path, providers=["printenv=env"]) as c:
         monkeypatch.setenv("CW_TOKEN_FILE", str(c.client_token_file))
+        monkeypatch.setenv("CW_HOME", str(c.root))
         assert c.orchestrator is not None
         c.orchestrator.kill()
-        c.start_orchestrator()  # now with CW_TOKEN_FILE in its own environment
+        c.start_orchestrator()  # now with CW_TOKEN_FILE and CW_HOME in its own environment
         phase = c.phase(c.initiative("Env", c.project()), "P")
         task = c.task(phase, "print the environment")
         c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
@@ -166,7 +167,7 @@ def test_agents_get_no_credential(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             for chunk in c.orch.StreamAgentOutput(orch.StreamAgentOutputRequest(agent_id=agent.id, follow=True))
         ).decode()
     assert f"CW_AGENT_ID={agent.id}" in output
-    assert "CW_TOKEN_FILE" not in output
+    assert "CW_TOKEN_FILE" not in output and "CW_HOME" not in output
     for token in tokens_in(c.auth_dir).values():
         assert token not in output
 

@@ -9,6 +9,7 @@ import os
 import signal
 from pathlib import Path
 
+from cw_edge import listen
 from orchestrator_service import server
 from orchestrator_service.agents.providers import provider_table
 
@@ -29,7 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--default-provider", default="claude")
     parser.add_argument("--max-agents", type=int, default=4)
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
+    listen.add_arguments(parser)
+    parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
     args = parser.parse_args(argv)
+    listen.from_arguments(args, parser.prog)
     try:
         args.providers = provider_table(args.provider)
     except ValueError as error:
@@ -47,7 +51,17 @@ async def serve(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     config = server.Config(
-        args.store, args.listen, args.workspace, args.providers, args.default_provider, args.max_agents
+        args.store,
+        args.listen,
+        args.workspace,
+        args.providers,
+        args.default_provider,
+        args.max_agents,
+        auth_dir=args.auth_dir,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure=args.insecure,
+        store_tls_ca=args.store_tls_ca,
     )
     starting = asyncio.create_task(server.start(config))
     await asyncio.wait([starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

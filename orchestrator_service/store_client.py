@@ -30,10 +30,43 @@ PAGE_SIZE = 1000
 T = TypeVar("T")
 
 
+class _Signer:
+    """Adds the orchestrator's token to a call on the store channel."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def signed(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+# grpc.aio files an interceptor under the first call kind it implements only: one class per kind.
+class _SignUnary(_Signer, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.signed(details), request)
+
+
+class _SignStream(_Signer, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.signed(details), request)
+
+
+def store_channel(address: str, token: str, root_certificates: bytes | None = None) -> grpc.aio.Channel:
+    """TLS when given the CA that signed the store's certificate, plaintext otherwise."""
+    interceptors = [_SignUnary(token), _SignStream(token)]
+    if root_certificates is None:
+        return grpc.aio.insecure_channel(address, interceptors=interceptors)
+    credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return grpc.aio.secure_channel(address, credentials, interceptors=interceptors)
+
+
 class StoreClient:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, token: str, root_certificates: bytes | None = None) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address)
+        self.channel = store_channel(address, token, root_certificates)
         self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(self.channel)
         self.phases = phase_pb2_grpc.PhaseServiceStub(self.channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)

@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 
 from cw.store.v1 import account_pb2, agent_pb2
+from cw_edge.tokens import AUTH_ENVIRONMENT
 from orchestrator_service.agents import supervisor
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.supervisor import AgentFiles
@@ -32,8 +33,10 @@ def _write_private(path: os.PathLike[str], text: str) -> None:
 
 def environment(launch: Launch) -> dict[str, str]:
     files, agent = launch.files, launch.agent
+    # An agent gets no credential for cw's services, nor a pointer to one.
+    inherited = {name: value for name, value in os.environ.items() if name not in AUTH_ENVIRONMENT}
     env = {
-        **os.environ,
+        **inherited,
         "CW_AGENT_ID": agent.id,
         "CW_AGENT_NAME": agent.name,
         "CW_TASK_ID": agent.task_id,

@@ -26,7 +26,7 @@ OUTPUT_POLL_SECONDS = 0.2
 T = TypeVar("T")
 
 
-def _status(error: OrchestratorError) -> grpc.Status:
+def error_status(error: OrchestratorError) -> grpc.Status:
     details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)]
     if isinstance(error, BadRequest):
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.description)
@@ -43,7 +43,7 @@ async def _abort_for(context: grpc.aio.ServicerContext, error: Exception) -> Non
     """Our errors as they are; the store's errors passed through with their code and details (a store
     that is down is UNAVAILABLE here too)."""
     if isinstance(error, OrchestratorError):
-        await context.abort_with_status(_status(error))
+        await context.abort_with_status(error_status(error))
     if isinstance(error, grpc.aio.AioRpcError):
         context.set_trailing_metadata(
             tuple((key, value) for key, value in error.trailing_metadata() or () if key == "grpc-status-details-bin")

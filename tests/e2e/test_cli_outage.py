@@ -5,7 +5,6 @@ exactly once."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -41,10 +40,8 @@ class Lines:
 
 
 def _cw(c: Cluster, *args: str) -> subprocess.Popen[str]:
-    assert c.store is not None and c.orchestrator is not None
-    env = {**os.environ, "CW_STORE": c.store.address, "CW_ORCHESTRATOR": c.orchestrator.address}
     command = [sys.executable, "-m", "clients.cli.main", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=c.client_env())
 
 
 def test_watch_and_follow_ride_out_a_restart_of_both_services(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from store_service.domain.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -29,6 +30,7 @@ _CODES: list[tuple[type[StoreError], int]] = [
     (InvalidArgument, code_pb2.INVALID_ARGUMENT),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (OutOfRange, code_pb2.OUT_OF_RANGE),
+    (Aborted, code_pb2.ABORTED),
 ]
 
 

@@ -35,6 +35,8 @@ log = logging.getLogger("cw.orchestrator")
 WATCH_SECONDS = 0.2
 SHIP_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
+# How long a stop waits for the very agent it stops to finish starting.
+SPAWN_WAIT_SECONDS = 30.0
 
 
 class AgentController:
@@ -92,9 +94,7 @@ class AgentController:
             return
         task = await self._task_of(agent)
         try:
-            if observed.abandoned or (
-                observed.liveness == Liveness.VANISHED and await asyncio.to_thread(supervisor.abandon, files)
-            ):
+            if await self._never_started(agent, files, observed):
                 await self.write(agent, task, outcomes.never_started(task, "the agent's process never started"))
             else:
                 await self._settle_run(agent, task, files, observed)
@@ -102,6 +102,15 @@ class AgentController:
             self.queue.add(agent_id)  # decide again from what is stored now
             return
         await asyncio.to_thread(launcher.remove_credentials, files)
+
+    async def _never_started(self, agent: agent_pb2.Agent, files: AgentFiles, observed: supervisor.Observation) -> bool:
+        """No process was ever recorded for this run (the orchestrator died between the agent's row
+        and its process), or the shim found the run abandoned: no attempt was spent."""
+        if observed.abandoned:
+            return True
+        if observed.liveness != Liveness.VANISHED or not await asyncio.to_thread(supervisor.abandon, files):
+            return False
+        return not agent.HasField("pid")
 
     async def _settle_run(
         self, agent: agent_pb2.Agent, task: task_pb2.Task | None, files: AgentFiles, observed: supervisor.Observation
@@ -143,6 +152,11 @@ class AgentController:
         process group gets SIGTERM, and SIGKILL after a grace period."""
         for _ in range(3):
             agent = await self.ctx.store.get_agent(agent_id)
+            spawning = self.ctx.spawning.get(agent.task_id)
+            if spawning is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(spawning.wait(), SPAWN_WAIT_SECONDS)
+                agent = await self.ctx.store.get_agent(agent_id)
             if agent.status not in LIVE_AGENT:
                 return agent
             task = await self._task_of(agent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class Context:
     clock: Callable[[], datetime] = utc_now
     # Shims this process started, so they are reaped (and reachable before they record themselves).
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Tasks whose run is being started right now, by task id: set once the process runs and its
+    # pid is recorded (or the start failed), so a stop of that very agent lands after it.
+    spawning: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.git = Workspace(self.root)

@@ -23,6 +23,7 @@ from orchestrator_service.agents.providers import CLAUDE, Provider
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
+from orchestrator_service.controllers.projects import ProjectController, ProjectUnavailable
 from orchestrator_service.events import event
 from orchestrator_service.git import branches
 from orchestrator_service.paths import redact
@@ -44,9 +45,10 @@ class Started:
 
 
 class Launches:
-    def __init__(self, ctx: Context, agents: AgentController) -> None:
+    def __init__(self, ctx: Context, agents: AgentController, projects: ProjectController) -> None:
         self.ctx = ctx
         self.agents = agents
+        self.projects = projects
 
     def provider_for(self, name: str = "") -> Provider:
         settings = self.ctx.settings
@@ -71,25 +73,43 @@ class Launches:
         if initiative is not None:
             await self._prepare_branches(task, initiative)
         account_id, secrets = await self._account(provider)
-        agent = await self._record_start(task, initiative, provider, account_id)
-        if agent is None:
-            return None
-        faults.point("before-spawn")
+        spawned = self.ctx.spawning.setdefault(task.id, asyncio.Event())
+        try:
+            agent = await self._record_start(task, initiative, provider, account_id)
+            if agent is None:
+                return None
+            faults.point("before-spawn")
+            await self._spawn_or_close(agent, task, initiative, provider, secrets)
+        finally:
+            spawned.set()
+            self.ctx.spawning.pop(task.id, None)
+        return Started(agent)
+
+    async def _spawn_or_close(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task,
+        initiative: initiative_pb2.Initiative | None,
+        provider: Provider,
+        secrets: account_pb2.GetAccountSecretsResponse | None,
+    ) -> None:
+        """A start that fails once the agent row exists closes it as never started."""
         try:
             await self._spawn(agent, task, initiative, provider, secrets)
         except Exception as error:
             reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
             log.warning("%s", reason)
-            await self.agents.write(
-                agent,
-                self.ctx.cache.tasks.get(task.id),
-                outcomes.never_started(self.ctx.cache.tasks.get(task.id), reason),
-            )
+            current = self.ctx.cache.tasks.get(task.id)
+            await self.agents.write(agent, current, outcomes.never_started(current, reason))
             raise
-        return Started(agent)
 
     async def _prepare_branches(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative) -> None:
+        """A task outside any phase may be the first work on a project: clone it if need be."""
         for project in self.ctx.cache.projects_of(initiative.id):
+            try:
+                await self.projects.sync(project)
+            except ProjectUnavailable as error:
+                raise CannotStartYet(str(error)) from error
             await asyncio.to_thread(branches.prepare_task_branch, self.ctx.git, project, initiative, task)
 
     async def _account(self, provider: Provider) -> tuple[str, account_pb2.GetAccountSecretsResponse | None]:
@@ -126,6 +146,8 @@ class Launches:
                 task_id=task.id,
                 initiative_id=initiative.id if initiative is not None else "",
                 session_id=str(uuid.uuid4()),
+                # For display only, and known once the id is: `spawn` records the real path.
+                worktree_id="(starting)",
                 provider=provider.name,
                 account_id=account_id,
                 status=agent_pb2.AGENT_STATUS_RUNNING,
@@ -181,17 +203,11 @@ class Launches:
         self.ctx.children[agent.id] = child
         kind = "agent:resumed" if launch.resume else "agent:spawned"
         files = launch.files
-        answer = await self.ctx.store.append(
-            [event(kind, agent, pid=child.pid, name=agent.name)],
-            changes(
-                update(
-                    agent,
-                    pid=child.pid,
-                    worktree_id=str(files.workdir),
-                    output_file_path=str(files.output),
-                )
-            ),
-        )
+        # Unconditional: the process runs whatever happened to the row meanwhile (a stop waits for
+        # this write, see `Context.spawning`), and its pid is a fact to keep.
+        started = update(agent, pid=child.pid, worktree_id=str(files.workdir), output_file_path=str(files.output))
+        started.ClearField("expected_update_time")
+        answer = await self.ctx.store.append([event(kind, agent, pid=child.pid, name=agent.name)], changes(started))
         recorded = answer.rows[0].agent
         self.ctx.cache.put("agent", recorded, answer.last_sequence)
         log.info("%s %s for task %s (pid %d)", kind, agent.name, agent.task_id, child.pid)

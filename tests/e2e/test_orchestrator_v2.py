@@ -101,9 +101,14 @@ def test_starts_and_serves_whatever_is_wrong_with_one_row(tmp_path: Path) -> Non
         c.wait_phase(phase.id, REVIEW, timeout=120)
         agent = c.agents_of(loud.id)[0]
         assert agent.outcome == agent_pb2.AGENT_OUTCOME_DONE
-        chunks = c.api.log_chunks.ListLogChunks(
-            log_chunk_pb2.ListLogChunksRequest(agent_id=agent.id, page_size=1000), timeout=30
-        ).log_chunks
+        chunks: list[log_chunk_pb2.LogChunk] = []
+        request = log_chunk_pb2.ListLogChunksRequest(agent_id=agent.id, page_size=4)
+        while True:
+            page = c.api.log_chunks.ListLogChunks(request, timeout=30)
+            chunks += page.log_chunks
+            if not page.next_page_token:
+                break
+            request.page_token = page.next_page_token
         assert sum(len(chunk.content) for chunk in chunks) >= 10 * 1024 * 1024
         assert c.get_phase(broken.id).status == phase_pb2.PHASE_STATUS_APPROVED
         c.assert_invariants()

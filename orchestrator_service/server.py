@@ -1,4 +1,9 @@
-"""Wiring: connect to the store, subscribe, reconcile everything, then serve."""
+"""Wiring: hold the workspace, bind the port, connect to the store, load the live work, then serve.
+
+Refusals come first and cost nothing: a workspace another live orchestrator holds, an address in
+use or not allowed without TLS. Then the store (waiting for it and for its token files as long as
+it takes), then the controllers, then callers.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from cw.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from cw_edge.interceptor import BearerAuthInterceptor
-from cw_edge.listen import Listening, bind
+from cw_edge.listen import SERVER_OPTIONS, Listening, ListenRefused, bind, check_free
+from cw_edge.ownership import Held, ProcessLock
 from cw_edge.reflection import serve_reflection
 from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from orchestrator_service.agents.providers import Provider, provider_table
+from orchestrator_service.api.operations import Operations
+from orchestrator_service.api.review import Review
 from orchestrator_service.api.servicer import OrchestratorServicer, error_status
+from orchestrator_service.controllers.context import Settings
+from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import OrchestratorError
-from orchestrator_service.operations import Operations
-from orchestrator_service.reconciler import Reconciler
+from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 from orchestrator_service.store_client import StoreClient
 
 log = logging.getLogger("cw.orchestrator")
@@ -28,20 +37,26 @@ SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService
 TOKEN_POLL_SECONDS = 0.2
 
 
+class CannotStart(Exception):
+    """The orchestrator cannot start; the message is the one line to show."""
+
+
 @dataclass
 class OrchestratorServer:
     server: grpc.aio.Server
     port: int
-    reconciler: Reconciler
+    orchestrator: Orchestrator
     store: StoreClient
     health: health.aio.HealthServicer
+    lock: ProcessLock
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Agents keep running: they outlive the orchestrator by design."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        await self.reconciler.stop()
+        await self.orchestrator.stop()
         await self.store.close()
+        self.lock.release()
 
 
 @dataclass(frozen=True)
@@ -52,12 +67,19 @@ class Config:
     providers: dict[str, Provider] = field(default_factory=provider_table)
     default_provider: str = "claude"
     max_agents: int = 4
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+    agents_in_sandbox: bool = False
     auth_dir: Path = Path(".cw/auth")
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure: bool = False
     # The CA that signed the store's certificate: the store is reached over TLS when given.
     store_tls_ca: Path | None = None
+
+    def settings(self) -> Settings:
+        return Settings(
+            self.providers, self.default_provider, self.max_agents, self.retry_delays, self.agents_in_sandbox
+        )
 
 
 async def read_tokens(auth_dir: Path) -> dict[Identity, str]:
@@ -80,28 +102,47 @@ def _refusal(code: grpc.StatusCode, message: str) -> grpc.Status:
 
 
 async def start(config: Config) -> OrchestratorServer:
-    config.workspace.mkdir(parents=True, exist_ok=True)
+    root = config.workspace.resolve()
     listening = Listening(config.listen, config.tls_cert, config.tls_key, config.insecure)
+    try:
+        lock = ProcessLock.acquire(root / ".lock", f"workspace {config.workspace}", "orchestrator")
+    except Held as held:
+        raise CannotStart(str(held)) from None
+    try:
+        return await _serve(config, root, listening, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+async def _serve(config: Config, root: Path, listening: Listening, lock: ProcessLock) -> OrchestratorServer:
+    try:
+        check_free(listening)
+    except ListenRefused as refused:
+        raise CannotStart(str(refused)) from None
     tokens = await read_tokens(config.auth_dir)
     store_ca = config.store_tls_ca.read_bytes() if config.store_tls_ca else None
     store = StoreClient(config.store, tokens[Identity.ORCHESTRATOR], store_ca)
-    reconciler = Reconciler(
-        store, config.workspace.resolve(), config.providers, config.default_provider, config.max_agents
-    )
-    await reconciler.start()
+    orchestrator = Orchestrator(store, root, config.settings())
 
     # Callers may be people (the client token) or another orchestrator tool (its own token).
-    server = grpc.aio.server(interceptors=[BearerAuthInterceptor(tokens, _refusal)])
+    server = grpc.aio.server(interceptors=[BearerAuthInterceptor(tokens, _refusal)], options=SERVER_OPTIONS)
     orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(
-        OrchestratorServicer(Operations(reconciler)), server
+        OrchestratorServicer(Operations(orchestrator), Review(orchestrator), root), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     serve_reflection(server, [SERVICE_NAME, health.SERVICE_NAME])
-    port = bind(server, listening, log)
+    try:
+        port = bind(server, listening, log)
+    except ListenRefused as refused:
+        await store.close()
+        raise CannotStart(str(refused)) from None
+    await orchestrator.start()
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    lock.announce(f"{listening.host}:{port}")
     scheme = "TLS" if listening.tls else "plaintext"
     log.info(
         "cw orchestrator listening on %s:%d (%s), store %s, workspace %s",
@@ -111,4 +152,4 @@ async def start(config: Config) -> OrchestratorServer:
         config.store,
         config.workspace,
     )
-    return OrchestratorServer(server, port, reconciler, store, health_servicer)
+    return OrchestratorServer(server, port, orchestrator, store, health_servicer, lock)

@@ -69,6 +69,8 @@ class Cluster:
     providers: list[str]
     max_agents: int = 4
     store_log_level: str = "INFO"
+    # No pause between attempts unless a test asks for one (README: 5,30,120 by default).
+    retry_delays: str = "0"
     store: Service | None = None
     orchestrator: Service | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
@@ -98,7 +100,8 @@ class Cluster:
         self.store = start_store_process(self.root / "store.db", self.root / "store.log", listen, self.store_log_level)
         self.api = stubs(self._channel(self.store.address))
 
-    def start_orchestrator(self) -> None:
+    def start_orchestrator(self, faults: str = "", extra: tuple[str, ...] = ()) -> None:
+        """`faults`: moments at which the orchestrator SIGKILLs itself (orchestrator_service/faults.py)."""
         assert self.store is not None
         listen = self.orchestrator.address if self.orchestrator else "127.0.0.1:0"
         arguments = ["--store", self.store.address, "--listen", listen, "--workspace", str(self.root / "workspace")]
@@ -106,8 +109,9 @@ class Cluster:
         for provider in self.providers:
             arguments += ["--provider", provider]
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
+        arguments += ["--retry-delays", self.retry_delays, *extra]
         self.state_dir.mkdir(exist_ok=True)
-        env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir)}
+        env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir), "CW_FAULTS": faults}
         self.orchestrator = start("orchestrator_service", arguments, self.root / "orchestrator.log", env=env)
         self.orch = orchestrator_pb2_grpc.OrchestratorServiceStub(self._channel(self.orchestrator.address))
 

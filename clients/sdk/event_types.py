@@ -1,5 +1,6 @@
-"""The event types the services record: one list, kept in step with docs/api.md's events table
-(tests/unit/test_event_types.py compares them, and the entities with the store's tables)."""
+"""The event types the services record: one list, kept in step with docs/api.md's events table and
+the orchestrator's (orchestrator_service/events.py): tests/unit/test_event_types.py compares them,
+and the entities with the store's tables."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ LIFECYCLE_EVENT_TYPES = (
     "task:completed",
     "task:retried",
     "task:blocked",
+    "task:merged",
     "phase:started",
     "phase:pending_review",
     "phase:completed",

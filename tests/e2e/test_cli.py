@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cw.store.v1 import phase_pb2
 from tests.e2e.cluster import Cluster, cluster, make_git_repo, script, wait_for
 
 SECRET = "sk-ant-CLI-SECRET-77"
@@ -88,12 +90,7 @@ def test_phases_tasks_review_and_events(services: Cluster) -> None:
     cw_json(c, "task", "add", second["id"], "three", "--description", script(files={"three.txt": "3"}))
     tree = cw(c, "initiative", "show", initiative["id"]).stdout
     assert "First" in tree and "one" in tree and "pending" in tree
-    lines = tree.splitlines()
-    assert "after: First" in next(line for line in lines if "Second" in line)
-    assert "after: one" in next(line for line in lines if "two" in line)
-    shown = cw_json(c, "initiative", "show", initiative["id"])
-    assert shown["phaseDependencies"] == [{"phaseId": second["id"], "dependsOnPhaseId": first["id"]}]
-    assert [(e["taskId"], e["dependsOnTaskId"]) for e in shown["taskDependencies"]] == [(two["id"], one["id"])]
+    _check_after_edges_shown(c, initiative["id"], (second["id"], first["id"]), (two["id"], one["id"]))
     assert {t["id"] for t in cw_json(c, "task", "list", "--phase", first["id"])} == {one["id"], two["id"]}
     after_verb = json.loads(cw(c, "task", "list", "--json", "--phase", first["id"]).stdout)
     assert {t["id"] for t in after_verb} == {one["id"], two["id"]}
@@ -108,8 +105,11 @@ def test_phases_tasks_review_and_events(services: Cluster) -> None:
     assert "+1" in cw(c, "phase", "diff", first["id"]).stdout
     diff = cw_json(c, "phase", "diff", first["id"])
     assert {f["path"] for f in diff["projects"][0]["files"]} == {"one.txt", "two.txt"}
-    merged = cw_json(c, "phase", "merge", first["id"])
-    assert merged["status"] == "PHASE_STATUS_COMPLETED"
+    merged_line = cw(c, "phase", "merge", first["id"]).stdout
+    merged = c.get_phase(first["id"])
+    assert merged.status == phase_pb2.PHASE_STATUS_COMPLETED and len(merged.merge_commits) == 1
+    commit = next(iter(merged.merge_commits.values()))
+    assert merged_line.strip() == f"phase First merged: beta {commit[:10]}" and commit != merged.merge_base
     assert "awaits review" in cw(c, "watch", initiative["id"]).stdout
     events = cw_json(c, "events", "--type", "phase:completed")
     assert [e["phaseId"] for e in events] == [first["id"]]
@@ -131,6 +131,18 @@ def test_phases_tasks_review_and_events(services: Cluster) -> None:
     finally:
         follow.kill()
         follow.wait()
+
+
+def _check_after_edges_shown(
+    c: Cluster, initiative_id: str, phase_edge: tuple[str, str], task_edge: tuple[str, str]
+) -> None:
+    """`cw initiative show` names what each phase and task waits for (the `--after` edges)."""
+    lines = cw(c, "initiative", "show", initiative_id).stdout.splitlines()
+    assert "after: First" in next(line for line in lines if "Second" in line)
+    assert "after: one" in next(line for line in lines if "two" in line)
+    shown = cw_json(c, "initiative", "show", initiative_id)
+    assert [(e["phaseId"], e["dependsOnPhaseId"]) for e in shown["phaseDependencies"]] == [phase_edge]
+    assert [(e["taskId"], e["dependsOnTaskId"]) for e in shown["taskDependencies"]] == [task_edge]
 
 
 def _check_event_filters(c: Cluster, initiative_id: str) -> None:
@@ -193,6 +205,11 @@ def test_agents_questions_stop_and_retry(services: Cluster) -> None:
     assert [a["id"] for a in shown["agents"]] == [running["id"]] and '"init"' in shown["output"][0]
     text = cw(c, "task", "show", stuck["id"]).stdout
     assert "stuck" in text and "blocked" in text and f"last output of agent {running['name']}" in text
+    assert "its agent was stopped by a person" in text and re.search(rf"{running['name']} +stopped by you", text)
+    assert "its agent was stopped by a person" in cw(c, "task", "list", "--status", "blocked").stdout
+    watched = cw_json(c, "watch", initiative["id"])["reason"]
+    assert watched.startswith(f"task stuck ({stuck['id']}) is blocked (its agent was stopped by a person)")
+    assert re.search(rf"{agent['name']} +done", cw(c, "agent", "list").stdout)  # the answered agent finished
     assert "agent 'no-such-name' not found" in cw(c, "agent", "stop", "no-such-name", check=False).stderr
     assert "queued again" in cw(c, "task", "retry", stuck["id"]).stdout
     again = wait_for(

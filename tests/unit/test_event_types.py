@@ -16,6 +16,7 @@ from clients.sdk.event_types import (
     check_event_types,
     shown_by_default,
 )
+from orchestrator_service import events
 from store_service.db.models import Base
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -32,6 +33,11 @@ def test_lifecycle_types_are_the_documented_table() -> None:
     rows = re.findall(r"^\| `([a-z_]+:[a-z_]+)` \|", _event_types_section(), re.M)
     assert sorted(rows) == sorted(LIFECYCLE_EVENT_TYPES)
     assert len(rows) == len(set(rows))
+
+
+def test_lifecycle_types_are_what_the_orchestrator_records() -> None:
+    recorded = set(re.findall(r"`([a-z_]+:[a-z_]+)`", events.__doc__ or ""))
+    assert recorded == set(LIFECYCLE_EVENT_TYPES)
 
 
 def test_entities_are_the_documented_ones_and_the_stores_tables() -> None:

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from orchestrator_service import server
+from orchestrator_service.agents import sandbox
 from orchestrator_service.agents.providers import provider_table
 
 
@@ -28,16 +29,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--default-provider", default="claude")
     parser.add_argument("--max-agents", type=int, default=4)
+    parser.add_argument(
+        sandbox.FLAG,
+        action="store_true",
+        help="the agents run in a sandbox: run Claude Code with IS_SANDBOX=1, which it needs as root",
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     try:
-        args.providers = provider_table(args.provider)
+        args.providers = provider_table(args.provider, args.agents_in_sandbox)
     except ValueError as error:
         parser.error(str(error))
     if args.default_provider not in args.providers:
         parser.error(f"--default-provider {args.default_provider!r} is not a known provider")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
+    refusal = sandbox.startup_refusal(args.default_provider, sandbox.running_as_root(), args.agents_in_sandbox)
+    if refusal:
+        parser.exit(2, f"cw-orchestrator: {refusal}\n")
     return args
 
 

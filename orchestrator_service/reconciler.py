@@ -36,7 +36,7 @@ from cw.store.v1 import (
     task_pb2,
 )
 from orchestrator_service import dispatch
-from orchestrator_service.agents import launcher, names, supervisor
+from orchestrator_service.agents import claude_outcome, launcher, names, supervisor
 from orchestrator_service.agents.providers import CLAUDE, Provider
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.git import branches
@@ -290,7 +290,9 @@ class Reconciler:
                 await asyncio.to_thread(supervisor.kill_group, files)
                 outcome = dispatch.classify_exit(None, None)
             else:
-                outcome = dispatch.classify_exit(observed.exit_code, await asyncio.to_thread(files.read_signal))
+                outcome = await asyncio.to_thread(
+                    claude_outcome.run_outcome, agent.provider, files, observed.exit_code, datetime.now(UTC)
+                )
             await self.apply_outcome(agent, snapshot.tasks.get(agent.task_id), outcome)
             self.watched.pop(agent.id, None)
             settled = True
@@ -305,6 +307,9 @@ class Reconciler:
         agent_paths = ["status", "result", "exit_code"]
         if outcome.exit_code is not None:
             agent_update.exit_code = outcome.exit_code
+        if outcome.session_id and outcome.session_id != agent.session_id:
+            agent_update.session_id = outcome.session_id  # the one to resume
+            agent_paths.append("session_id")
         task_update: task_pb2.Task | None = None
         task_paths: list[str] = []
         in_progress = task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS

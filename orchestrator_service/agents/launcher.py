@@ -48,11 +48,12 @@ def environment(launch: Launch) -> dict[str, str]:
         env["CW_ANSWERS_FILE"] = str(files.answers)
     if launch.secrets is not None:
         env["CLAUDE_CONFIG_DIR"] = str(files.config_dir)
-    return env
+    return launch.provider.environment(env)
 
 
 def start(launch: Launch) -> subprocess.Popen[bytes]:
-    """Writes the agent's files and starts it under the shim."""
+    """Writes the agent's files and starts it under the shim, which gives it the prompt file on
+    standard input."""
     files = launch.files
     files.workdir.mkdir(parents=True, exist_ok=True)
     files.prompt.write_text(launch.prompt)
@@ -62,7 +63,7 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
             _write_private(files.config_dir / ".claude.json", launch.secrets.config_json)
         if launch.secrets.credentials:
             _write_private(files.config_dir / ".credentials.json", launch.secrets.credentials)
-    command = launch.provider.command(launch.agent.session_id, launch.resume, launch.prompt)
+    command = launch.provider.command(launch.agent.session_id, launch.resume)
     return supervisor.spawn(files, command, environment(launch))
 
 

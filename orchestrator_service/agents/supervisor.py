@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator_service.agents import process
-from orchestrator_service.agents.shim import EXIT_FILE, IDENTITY_FILE
+from orchestrator_service.agents.shim import EXIT_FILE, IDENTITY_FILE, PROMPT_FILE
 
 # How long a freshly spawned shim may take to record who it is before it counts as vanished.
 START_GRACE_SECONDS = 15.0
@@ -52,7 +52,7 @@ class AgentFiles:
 
     @property
     def prompt(self) -> Path:
-        return self.control / "prompt.md"
+        return self.control / PROMPT_FILE
 
     @property
     def signal(self) -> Path:

@@ -68,6 +68,8 @@ class Cluster:
     providers: list[str]
     max_agents: int = 4
     store_log_level: str = "INFO"
+    # Extra orchestrator flags, e.g. --agents-in-sandbox for the tests that run the claude stand-in.
+    orchestrator_flags: list[str] = field(default_factory=list)
     store: Service | None = None
     orchestrator: Service | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
@@ -88,6 +90,7 @@ class Cluster:
         for provider in self.providers:
             arguments += ["--provider", provider]
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
+        arguments += self.orchestrator_flags
         self.state_dir.mkdir(exist_ok=True)
         env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir)}
         self.orchestrator = start("orchestrator_service", arguments, self.root / "orchestrator.log", env=env)

@@ -25,7 +25,7 @@ from typing import Any
 
 from orchestrator_service.agents import shim
 from orchestrator_service.agents.providers import CLAUDE
-from orchestrator_service.agents.stream_json import Limit, RunSummary, summarize_file
+from orchestrator_service.agents.stream_json import FinalResult, Limit, RunSummary, summarize_file
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.dispatch import AgentOutcome, classify_exit
 
@@ -50,12 +50,10 @@ def rest_seconds(limit: Limit, now: datetime) -> float:
     return max((limit.reset_at - now).total_seconds(), MIN_LIMIT_REST_SECONDS)
 
 
-def _error_reason(run: RunSummary) -> str:
-    assert run.result is not None
-    said = run.result.text or "; ".join(run.result.errors)
-    subtype = run.result.subtype
-    if subtype and subtype != "success":
-        return f"{subtype}: {said}" if said else f"Claude Code stopped: {subtype}"
+def _error_reason(result: FinalResult) -> str:
+    said = result.text or "; ".join(result.errors)
+    if result.subtype and result.subtype != "success":
+        return f"{result.subtype}: {said}" if said else f"Claude Code stopped: {result.subtype}"
     return said or "Claude Code reported an error"
 
 
@@ -83,7 +81,7 @@ def claude_outcome(exit_code: int | None, signal_text: str | None, run: RunSumma
             session_id=session,
         )
     if run.result is not None and run.result.is_error:
-        return AgentOutcome("error", error=clip(_error_reason(run)), exit_code=exit_code, session_id=session)
+        return AgentOutcome("error", error=clip(_error_reason(run.result)), exit_code=exit_code, session_id=session)
     if exit_code != 0:
         crash = classify_exit(exit_code, None)
         said = f": {run.last_plain_line}" if run.last_plain_line else ""

@@ -196,13 +196,13 @@ class StreamReader:
     messages name wall-clock times relative to it."""
 
     now: datetime
-    _session_ids: list[str] = field(default_factory=list)
-    _result: FinalResult | None = None
-    _windows: dict[str, _Window] = field(default_factory=dict)
-    _message_limits: list[Limit] = field(default_factory=list)
-    _unknown_session: bool = False
-    _last_plain: str = ""
-    _pending: str = ""  # the head of a line a spliced event cut in two
+    _session_ids: list[str] = field(default_factory=list, init=False)
+    _result: FinalResult | None = field(default=None, init=False)
+    _windows: dict[str, _Window] = field(default_factory=dict, init=False)
+    _message_limits: list[Limit] = field(default_factory=list, init=False)
+    _unknown_session: bool = field(default=False, init=False)
+    _last_plain: str = field(default="", init=False)
+    _pending: str = field(default="", init=False)  # the head of a line a spliced event cut in two
 
     def feed(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").strip()
@@ -245,8 +245,10 @@ class StreamReader:
             except (ValueError, RecursionError):
                 continue
             if end == len(line) and isinstance(event, dict) and event.get("type") in EVENT_TYPES:
+                head = line[:start]
+                if head.startswith("{") and not self._take_json(head.rstrip()):
+                    self._pending = head
                 self._take_event(event)
-                self._pending = line[:start] if start > 0 and line.startswith("{") else ""
                 return True
         return False
 

@@ -78,6 +78,13 @@ def test_a_spliced_line_is_mended() -> None:
     assert run.session_id == SESSION and run.limit is None and run.last_plain_line == ""
 
 
+def test_an_event_written_right_after_a_whole_line_loses_neither() -> None:
+    init, *_, last = (TRANSCRIPTS / "success.jsonl").read_text().splitlines()
+    denied = '{"type":"rate_limit_event","rate_limit_info":{"status":"denied","resetsAt":1775206800}}'
+    run = summarize_lines([init.encode(), (last + denied).encode()], NOW)
+    assert run.succeeded and run.limit is not None and run.session_id == SESSION
+
+
 def _is_json(line: str) -> bool:
     try:
         json.loads(line)
@@ -238,7 +245,7 @@ def test_any_reset_and_status_never_raise(resets_at: object, status: str) -> Non
 def test_a_rate_limit_event_spliced_anywhere_is_read_and_the_line_mended(data: st.DataObject) -> None:
     lines = (TRANSCRIPTS / "success.jsonl").read_text().splitlines()
     index = data.draw(st.integers(0, len(lines) - 1))
-    cut = data.draw(st.integers(1, len(lines[index]) - 1))
+    cut = data.draw(st.integers(0, len(lines[index])))
     denied = '{"type":"rate_limit_event","rate_limit_info":{"status":"denied","resetsAt":1775206800}}'
     lines[index] = lines[index][:cut] + denied + "\n" + lines[index][cut:]
     run = summarize_lines([line.encode() for line in "\n".join(lines).split("\n")], NOW)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cw_edge import listen
 from orchestrator_service import server
+from orchestrator_service.agents import sandbox
 from orchestrator_service.agents.providers import provider_table
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 
@@ -37,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS,...",
         help="pauses before the 1st, 2nd, 3rd retry of a failed attempt (default 5,30,120)",
     )
+    parser.add_argument(
+        sandbox.FLAG,
+        action="store_true",
+        help="the agents run in a sandbox: run Claude Code with IS_SANDBOX=1, which it needs as root",
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
     listen.add_arguments(parser)
     parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
@@ -49,13 +55,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if any(delay < 0 for delay in args.retry_delays):
         parser.error("--retry-delays must not be negative")
     try:
-        args.providers = provider_table(args.provider)
+        args.providers = provider_table(args.provider, args.agents_in_sandbox)
     except ValueError as error:
         parser.error(str(error))
     if args.default_provider not in args.providers:
         parser.error(f"--default-provider {args.default_provider!r} is not a known provider")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
+    refusal = sandbox.startup_refusal(args.default_provider, sandbox.running_as_root(), args.agents_in_sandbox)
+    if refusal:
+        parser.exit(2, f"cw-orchestrator: {refusal}\n")
     return args
 
 
@@ -72,6 +81,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.default_provider,
         args.max_agents,
         args.retry_delays,
+        agents_in_sandbox=args.agents_in_sandbox,
         auth_dir=args.auth_dir,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -155,6 +155,11 @@ class AgentOutcome:
     error: str = ""
     retry_after_seconds: float = 0.0
     exit_code: int | None = None
+    # The session the CLI reported (Claude Code names a new one on each resume): store it on the
+    # agent and resume that one. Empty when the provider reported none.
+    session_id: str = ""
+    # A resume failed because the CLI does not know the session: start a new session instead.
+    unknown_session: bool = False
 
 
 def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcome:

@@ -12,6 +12,7 @@
 | `agent:stopped` | agent | `outcome` (an `AgentOutcome` name) |
 | `agent:crashed` | agent | `error`, `exit_code` |
 | `agent:waiting_for_input` | agent | `questions` (count) |
+| `agent:new_session` | agent | none: the CLI lost the session, a new one starts with the answers |
 | `phase:started`, `phase:pending_review`, `phase:completed` | phase | none |
 | `phase:merge_conflict` | phase or task | `project_id`, `files` |
 | `project:sync_failed` | project | `project_id`, `error` |

@@ -96,6 +96,8 @@ def settle(
     person may have stopped it meanwhile)."""
     in_progress = task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS
     agent_values: dict[str, Any] = {"result": _result(outcome), "exit_code": outcome.exit_code}
+    if outcome.session_id and outcome.session_id != agent.session_id:
+        agent_values["session_id"] = outcome.session_id  # the CLI's own: the next resume uses it
     if outcome.kind == "questions":
         agent_values |= {
             "status": agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT,

@@ -54,11 +54,12 @@ def environment(launch: Launch) -> dict[str, str]:
         env["CW_ANSWERS_FILE"] = str(files.answers)
     if launch.secrets is not None:
         env["CLAUDE_CONFIG_DIR"] = str(files.config_dir)
-    return env
+    return launch.provider.environment(env)
 
 
 def start(launch: Launch) -> subprocess.Popen[bytes]:
-    """Writes the agent's files and starts it under the shim."""
+    """Writes the agent's files and starts it under the shim, which gives it the prompt file on
+    standard input."""
     files = launch.files
     supervisor.make_private_dirs(files)
     _write_private(files.prompt, launch.prompt)
@@ -68,8 +69,17 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
             _write_private(files.config_dir / ".claude.json", launch.secrets.config_json)
         if launch.secrets.credentials:
             _write_private(files.config_dir / CREDENTIALS_FILE, launch.secrets.credentials)
-    command = launch.provider.command(launch.agent.session_id, launch.resume, launch.prompt)
+    command = launch.provider.command(launch.agent.session_id, launch.resume)
     return supervisor.spawn(files, command, environment(launch))
+
+
+def read_answers(files: AgentFiles) -> dict[str, str]:
+    """The answers last written for the agent (none when unreadable)."""
+    try:
+        answers = json.loads(files.answers.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {str(key): str(value) for key, value in answers.items()} if isinstance(answers, dict) else {}
 
 
 def write_answers(files: AgentFiles, answers: dict[str, str]) -> None:

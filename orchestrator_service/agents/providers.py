@@ -3,38 +3,54 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 CLAUDE = "claude"
+# Claude Code refuses --dangerously-skip-permissions as root unless this is exactly "1".
+SANDBOX_VARIABLE = "IS_SANDBOX"
 
 
 @dataclass(frozen=True)
 class Provider:
     name: str
     argv: tuple[str, ...]
+    # Set by --agents-in-sandbox: the agents run in a sandbox, so Claude Code may run as root.
+    in_sandbox: bool = False
 
-    def command(self, session_id: str, resume: bool, prompt: str) -> list[str]:
-        """Claude Code gets its session, resume and output flags; other providers read the CW_*
-        environment and get their command as given."""
+    def command(self, session_id: str, resume: bool) -> list[str]:
+        """Claude Code gets its session, resume and output flags, and reads its prompt on standard
+        input (the shim gives it the prompt file); other providers read the CW_* environment and
+        get their command as given."""
         if self.name != CLAUDE:
             return list(self.argv)
         flags = ["-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
         session = ["--resume", session_id] if resume else ["--session-id", session_id]
-        return [*self.argv, *flags, *session, prompt]
+        return [*self.argv, *flags, *session]
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """The agent's environment. For Claude Code, IS_SANDBOX says only what --agents-in-sandbox
+        says: a value inherited from wherever the orchestrator was started never counts."""
+        env = dict(base)
+        if self.name == CLAUDE:
+            env.pop(SANDBOX_VARIABLE, None)
+            if self.in_sandbox:
+                env[SANDBOX_VARIABLE] = "1"
+        return env
 
 
-def parse_provider(spec: str) -> Provider:
+def parse_provider(spec: str, in_sandbox: bool = False) -> Provider:
     """`NAME=COMMAND`, COMMAND split like a shell would split it, never run through a shell."""
     name, separator, command = spec.partition("=")
     argv = tuple(shlex.split(command))
     if not separator or not name.strip() or not argv:
         raise ValueError(f"--provider wants NAME=COMMAND, got {spec!r}")
-    return Provider(name.strip(), argv)
+    return Provider(name.strip(), argv, in_sandbox and name.strip() == CLAUDE)
 
 
-def provider_table(specs: list[str] | None = None) -> dict[str, Provider]:
-    providers = {CLAUDE: Provider(CLAUDE, (CLAUDE,))}
+def provider_table(specs: list[str] | None = None, in_sandbox: bool = False) -> dict[str, Provider]:
+    providers = {CLAUDE: Provider(CLAUDE, (CLAUDE,), in_sandbox)}
     for spec in specs or []:
-        provider = parse_provider(spec)
+        provider = parse_provider(spec, in_sandbox)
         providers[provider.name] = provider
     return providers

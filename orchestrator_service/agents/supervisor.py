@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator_service.agents import process
-from orchestrator_service.agents.shim import ABANDONED_FILE, EXIT_FILE, IDENTITY_FILE
+from orchestrator_service.agents.shim import ABANDONED_FILE, EXIT_FILE, IDENTITY_FILE, PROMPT_FILE
 from orchestrator_service.paths import safe_id
 
 # How long a freshly spawned shim may take to record who it is before it counts as vanished.
@@ -60,7 +60,7 @@ class AgentFiles:
 
     @property
     def prompt(self) -> Path:
-        return self.control / "prompt.md"
+        return self.control / PROMPT_FILE
 
     @property
     def signal(self) -> Path:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
+from orchestrator_service.controllers.launches import CannotStartYet
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import BadRequest, NotAllowedNow
 from orchestrator_service.events import event
@@ -131,6 +132,10 @@ class Operations:
                 return await self.orchestrator.launches.resume(agent, task, answers)
             except Stale as error:
                 raise NotAllowedNow(f"agent {agent_id!r} changed meanwhile; read it again", "AGENT_CHANGED") from error
+            except CannotStartYet as waiting:
+                raise NotAllowedNow(
+                    f"agent {agent_id!r} cannot resume now: {waiting}", "PROVIDER_UNAVAILABLE"
+                ) from None
 
 
 def pending_question_ids(agent: agent_pb2.Agent) -> set[str]:

@@ -15,6 +15,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import grpc
@@ -22,7 +23,7 @@ from google.protobuf import field_mask_pb2
 
 from cw.store.v1 import account_pb2, agent_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
-from orchestrator_service.agents import launcher, process, supervisor
+from orchestrator_service.agents import claude_outcome, launcher, process, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.controllers.context import Context
@@ -44,6 +45,8 @@ class AgentController:
         self.ctx = ctx
         self.queue = WorkQueue("agents", self.settle, concurrency=8)
         self._stopping: set[asyncio.Task[None]] = set()
+        # Starts a new CLI session for a run whose resume the CLI could not do (Launches sets it).
+        self.new_session: Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[None]] | None = None
 
     def on_change(self, change: Change) -> None:
         if (
@@ -120,7 +123,12 @@ class AgentController:
             await asyncio.to_thread(supervisor.kill_group, files)
             outcome = dispatch.classify_exit(None, None)
         else:
-            outcome = dispatch.classify_exit(observed.exit_code, await asyncio.to_thread(files.read_signal))
+            outcome = await asyncio.to_thread(
+                claude_outcome.run_outcome, agent.provider, files, observed.exit_code, self.ctx.clock()
+            )
+        if outcome.unknown_session and task is not None and self.new_session is not None:
+            await self.new_session(agent, task)  # the CLI lost the session: start over, with the answers
+            return
         tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays

@@ -18,7 +18,7 @@ import grpc
 
 from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, task_pb2
 from orchestrator_service import dispatch, faults, outcomes
-from orchestrator_service.agents import launcher, names, supervisor
+from orchestrator_service.agents import claude_outcome, launcher, names, sandbox, supervisor
 from orchestrator_service.agents.providers import CLAUDE, Provider
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.controllers.agents import AgentController
@@ -49,15 +49,20 @@ class Launches:
         self.ctx = ctx
         self.agents = agents
         self.projects = projects
+        agents.new_session = self.new_session
 
     def provider_for(self, name: str = "") -> Provider:
         settings = self.ctx.settings
         return settings.providers.get(name) or settings.providers[settings.default_provider]
 
-    def missing_program(self, provider: Provider) -> str | None:
+    def cannot_run(self, provider: Provider) -> str | None:
+        """Why a run of `provider` cannot start here now: its program is missing, or it is Claude
+        Code as root outside a sandbox. The task waits with this reason; no attempt is spent."""
         program = provider.argv[0]
         if shutil.which(program) is None:
             return f"provider {provider.name!r}: program {program!r} not found"
+        if provider.name == CLAUDE:
+            return sandbox.claude_blocked_reason(sandbox.running_as_root(), provider.in_sandbox)
         return None
 
     # ---- a new run ------------------------------------------------------------------------------
@@ -66,9 +71,9 @@ class Launches:
         """Starts one run of a PENDING task. None when the task changed meanwhile; raises
         CannotStartYet when it must wait."""
         provider = self.provider_for()
-        missing = self.missing_program(provider)
-        if missing:
-            raise CannotStartYet(missing)
+        blocked = self.cannot_run(provider)
+        if blocked:
+            raise CannotStartYet(blocked)
         initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
         if initiative is not None:
             await self._prepare_branches(task, initiative)
@@ -221,12 +226,15 @@ class Launches:
         """Resumes a WAITING_FOR_INPUT agent in its CLI session. The previous run's files are
         archived before the agent reads as RUNNING again, so the old exit is never settled twice;
         the claim is guarded, so two answers to the same questions cannot both resume it."""
+        provider = self.provider_for(agent.provider)
+        blocked = self.cannot_run(provider)
+        if blocked:
+            raise CannotStartYet(blocked)
         files = AgentFiles.of(self.ctx.root, agent.id)
         await asyncio.to_thread(files.archive_session)
         await asyncio.to_thread(launcher.write_answers, files, answers)
         claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, pending_questions=None, outcome=None)
         claimed = (await self.ctx.writer.append([], [claim])).rows[0].agent
-        provider = self.provider_for(claimed.provider)
         prompt = dispatch.build_prompt(task, await self.dependencies_of(task)) if task is not None else ""
         prompt += dispatch.answers_prompt(answers)
         secrets = await self.secrets_for(claimed.account_id, provider)
@@ -239,3 +247,18 @@ class Launches:
             settlement = outcomes.settle(claimed, task, crash, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
             await self.agents.write(claimed, task, settlement)
             raise
+
+    async def new_session(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> None:
+        """The CLI could not resume the agent's session (it no longer knows it): the same agent
+        starts a new session whose prompt holds the task and the answers it was given."""
+        files = AgentFiles.of(self.ctx.root, agent.id)
+        answers = await asyncio.to_thread(launcher.read_answers, files)
+        await asyncio.to_thread(files.archive_session)
+        fresh = update(agent, session_id=str(uuid.uuid4()))
+        renewed = (await self.ctx.writer.append([event("agent:new_session", agent)], [fresh])).rows[0].agent
+        task_prompt = dispatch.build_prompt(task, await self.dependencies_of(task))
+        prompt = claude_outcome.fresh_session_prompt(task_prompt, [], answers)
+        provider = self.provider_for(renewed.provider)
+        secrets = await self.secrets_for(renewed.account_id, provider)
+        mode = agent_pb2.AgentMode.Name(renewed.mode).removeprefix("AGENT_MODE_").lower()
+        await self.spawn(renewed, launcher.Launch(renewed, files, provider, mode, prompt, secrets=secrets))

@@ -71,6 +71,8 @@ class Cluster:
     store_log_level: str = "INFO"
     # No pause between attempts unless a test asks for one (README: 5,30,120 by default).
     retry_delays: str = "0"
+    # Extra orchestrator flags, e.g. --agents-in-sandbox for the tests that run the claude stand-in.
+    orchestrator_flags: list[str] = field(default_factory=list)
     store: Service | None = None
     orchestrator: Service | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
@@ -109,7 +111,7 @@ class Cluster:
         for provider in self.providers:
             arguments += ["--provider", provider]
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
-        arguments += ["--retry-delays", self.retry_delays, *extra]
+        arguments += ["--retry-delays", self.retry_delays, *self.orchestrator_flags, *extra]
         self.state_dir.mkdir(exist_ok=True)
         env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir), "CW_FAULTS": faults}
         self.orchestrator = start("orchestrator_service", arguments, self.root / "orchestrator.log", env=env)

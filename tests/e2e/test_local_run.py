@@ -12,14 +12,20 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.cluster import wait_for
+from tests.e2e.cluster import SCRIPTED, wait_for
 
 
 def _launch(home: Path) -> tuple[subprocess.Popen[str], list[str]]:
     """`python -m clients.local` on `home`, once it says it runs; with what it printed until then."""
     env = {**os.environ, "CW_HOME": str(home), "CW_STORE": "127.0.0.1:0", "CW_ORCHESTRATOR": "127.0.0.1:0"}
+    # A scripted default provider: as root (CI), claude as the default would be refused.
+    scripted = ["--provider", f"scripted={SCRIPTED}", "--default-provider", "scripted"]
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "clients.local"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        [sys.executable, "-m", "clients.local", *scripted],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     lines: list[str] = []
 

@@ -73,7 +73,7 @@ def test_store_restart_mid_run(tmp_path: Path) -> None:
 
 def test_claude_provider_flags_session_and_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", f"{AGENTS}{os.pathsep}{os.environ['PATH']}")
-    running = Cluster(tmp_path, ["claude=claude"])
+    running = Cluster(tmp_path, ["claude=claude"], orchestrator_flags=["--agents-in-sandbox"])
     try:
         running.start_store()
         running.api.accounts.CreateAccount(
@@ -106,6 +106,7 @@ def test_claude_provider_flags_session_and_account(tmp_path: Path, monkeypatch: 
         assert second[second.index("--resume") + 1] == agent.session_id
         assert "--session-id" not in second
         assert calls[0]["config_dir"].startswith(str(tmp_path / "workspace" / "agents"))
+        assert [call["is_sandbox"] for call in calls] == ["1", "1"]
         lines = [json.loads(line) for line in Path(agent.output_file_path).read_text().splitlines()]
         assert [line["type"] for line in lines] == ["system", "assistant", "result"] * 2
         c.assert_invariants()

@@ -146,10 +146,10 @@ def test_providers() -> None:
             parse_provider(bad)
     table = provider_table(["fake=run"])
     assert set(table) == {"claude", "fake"}
-    claude = table["claude"].command("sid", resume=False, prompt="do it")
-    assert claude[:2] == ["claude", "-p"] and claude[-3:] == ["--session-id", "sid", "do it"]
-    assert "--resume" in table["claude"].command("sid", resume=True, prompt="answers")
-    assert table["fake"].command("sid", resume=True, prompt="x") == ["run"]
+    claude = table["claude"].command("sid", resume=False)
+    assert claude[:2] == ["claude", "-p"] and claude[-2:] == ["--session-id", "sid"]
+    assert table["claude"].command("sid", resume=True)[-2:] == ["--resume", "sid"]
+    assert table["fake"].command("sid", resume=True) == ["run"]
 
 
 def test_backoff_doubles_up_to_its_ceiling_and_resets() -> None:

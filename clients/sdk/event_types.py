@@ -17,6 +17,7 @@ LIFECYCLE_EVENT_TYPES = (
     "agent:crashed",
     "agent:waiting_for_input",
     "agent:resumed",
+    "agent:new_session",
     "task:queued",
     "task:dispatched",
     "task:completed",

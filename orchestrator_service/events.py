@@ -5,8 +5,8 @@
 | `task:queued` | task | `reason`: dispatch, manual retry, rate_limited, never_started |
 | `task:dispatched` | task | `agent_name`, `account_id` |
 | `task:completed` | task | `summary` |
-| `task:retried` | task | `retry_count`, `reason`, `next_attempt_time` |
-| `task:blocked` | task | `retry_count`, `reason` |
+| `task:retried` | task | `retry_count`; `error` (a failed run) or `reason` (no live agent); `next_attempt_time` |
+| `task:blocked` | task | `retry_count`; `error` or `reason` (merge_conflict, agent stopped, no live agent) |
 | `task:merged` | task | `projects` (ids merged) |
 | `agent:spawned`, `agent:resumed` | agent | `pid`, `name` |
 | `agent:stopped` | agent | `outcome` (an `AgentOutcome` name) |

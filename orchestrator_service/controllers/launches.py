@@ -231,6 +231,7 @@ class Launches:
         if blocked:
             raise CannotStartYet(blocked)
         files = AgentFiles.of(self.ctx.root, agent.id)
+        await asyncio.to_thread(supervisor.make_private_dirs, files)
         await asyncio.to_thread(files.archive_session)
         await asyncio.to_thread(launcher.write_answers, files, answers)
         claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, pending_questions=None, outcome=None)

@@ -56,7 +56,8 @@ class Observations:
 
 
 class Chaos:
-    def __init__(self, root: Path, phases: int, tasks_per_phase: int, seed: int) -> None:
+    def __init__(self, root: Path, phases: int, tasks_per_phase: int, seed: int, agent_seconds: float = 2.0) -> None:
+        self.agent_seconds = agent_seconds
         self.c = Cluster(root, [f"scripted={SCRIPTED}"], max_agents=4, retry_delays="0.2,0.5,1")
         self.random = random.Random(seed)
         self.seen = Observations()
@@ -77,7 +78,9 @@ class Chaos:
             for t in range(self.tasks_per_phase):
                 after = [tasks[t - 3].id] if t >= 3 else []
                 name = f"p{p}/t{t}.txt"
-                tasks.append(c.task(phase, f"t{t}", after=after, files={name: f"{p}.{t}\n"}, sleep_seconds=0.3))
+                tasks.append(
+                    c.task(phase, f"t{t}", after=after, files={name: f"{p}.{t}\n"}, sleep_seconds=self.agent_seconds)
+                )
                 self.files.setdefault(phase.id, set()).add(name)
             self.phases.append(phase)
             previous = [phase.id]
@@ -174,7 +177,7 @@ class Chaos:
         for thread in threads:
             thread.start()
         start = time.monotonic()
-        for _ in range(kills):
+        while sum(self.seen.kills.values()) < kills and not self.done():
             time.sleep(self.random.uniform(0.3, 2.5))
             self.kill_something()
         while not self.done() and time.monotonic() - start < timeout:
@@ -231,9 +234,10 @@ def main() -> None:
     parser.add_argument("--tasks-per-phase", type=int, default=11)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--agent-seconds", type=float, default=2.0, help="how long each agent works")
     args = parser.parse_args()
     with TemporaryDirectory() as directory:
-        chaos = Chaos(Path(directory), args.phases, args.tasks_per_phase, args.seed)
+        chaos = Chaos(Path(directory), args.phases, args.tasks_per_phase, args.seed, args.agent_seconds)
         try:
             result = chaos.run(args.kills, args.timeout)
         finally:

@@ -64,6 +64,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.store_latency
 	$(BIN)/python -m bench.orchestrator_phase
+	$(BIN)/python -m bench.orchestrator_history
 
 clean:
 	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache

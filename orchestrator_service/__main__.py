@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if any(delay < 0 for delay in args.retry_delays):
         parser.error("--retry-delays must not be negative")
     try:
-        args.providers = provider_table(args.provider, args.agents_in_sandbox)
+        args.providers = provider_table(args.provider, args.agents_in_sandbox, Path.cwd())
     except ValueError as error:
         parser.error(str(error))
     if args.default_provider not in args.providers:
@@ -102,6 +102,10 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for provider in args.providers.values():
+        missing = provider.missing_program()
+        if missing:  # not fatal: its tasks wait, with this reason, until the program is there
+            logging.getLogger("cw.orchestrator").warning("%s; tasks that need it will wait", missing)
     try:
         asyncio.run(serve(args))
     except server.CannotStart as error:

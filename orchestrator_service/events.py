@@ -1,23 +1,5 @@
-"""The events the orchestrator records, each in the transaction of the change it announces.
-
-| type | subject | details |
-|---|---|---|
-| `task:queued` | task | `reason`: dispatch, manual retry, rate_limited, never_started |
-| `task:dispatched` | task | `agent_name`, `account_id` |
-| `task:completed` | task | `summary` |
-| `task:retried` | task | `retry_count`, `reason`, `next_attempt_time` |
-| `task:blocked` | task | `retry_count`, `reason` |
-| `task:merged` | task | `projects` (ids merged) |
-| `agent:spawned`, `agent:resumed` | agent | `pid`, `name` |
-| `agent:stopped` | agent | `outcome` (an `AgentOutcome` name) |
-| `agent:crashed` | agent | `error`, `exit_code` |
-| `agent:waiting_for_input` | agent | `questions` (count) |
-| `agent:new_session` | agent | none: the CLI lost the session, a new one starts with the answers |
-| `phase:started`, `phase:pending_review`, `phase:completed` | phase | none |
-| `phase:merge_conflict` | phase or task | `project_id`, `files` |
-| `project:sync_failed` | project | `project_id`, `error` |
-| `project:synced` | project | `project_id` |
-"""
+"""The events the orchestrator records, each in the transaction of the change it announces. Their
+types and details are listed in docs/api.md ("Events the orchestrator records")."""
 
 from __future__ import annotations
 

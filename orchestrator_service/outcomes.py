@@ -144,7 +144,7 @@ def _failed(
     decision = after_failure(task.retry_count, now, delays)
     reason = failure_reason(error, output_tail)
     task_values: dict[str, Any] = {"status": decision.status, "retry_count": decision.retry_count, "reason": reason}
-    details: dict[str, Any] = {"retry_count": decision.retry_count, "reason": error}
+    details: dict[str, Any] = {"retry_count": decision.retry_count, "error": error}
     if decision.next_attempt_time is not None:
         task_values["next_attempt_time"] = decision.next_attempt_time
         details["next_attempt_time"] = decision.next_attempt_time.isoformat()

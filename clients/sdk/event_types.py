@@ -1,6 +1,6 @@
-"""The event types the services record: one list, kept in step with docs/api.md's events table and
-the orchestrator's (orchestrator_service/events.py): tests/unit/test_event_types.py compares them,
-and the entities with the store's tables."""
+"""The event types the services record: one list, kept in step with docs/api.md ("Event types",
+"Events the orchestrator records") and orchestrator_service/events.py, and its entities with the
+store's tables: tests/unit/test_event_types.py compares them."""
 
 from __future__ import annotations
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 CLAUDE = "claude"
 # Claude Code refuses --dangerously-skip-permissions as root unless this is exactly "1".
@@ -39,6 +41,28 @@ class Provider:
         return env
 
 
+    def resolved(self, directory: Path) -> Provider:
+        """Agents run in their own work directory: a program or script named by a relative path
+        is made absolute against `directory` (where the orchestrator was started) when that names
+        an existing file. Bare program names stay for PATH to find."""
+
+        def absolute(argument: str, program: bool) -> str:
+            path = Path(argument)
+            relative = not path.is_absolute() and (not program or len(path.parts) > 1)
+            if relative and not argument.startswith("-") and (directory / path).is_file():
+                return str((directory / path).resolve())
+            return argument
+
+        argv = (absolute(self.argv[0], True), *(absolute(argument, False) for argument in self.argv[1:]))
+        return replace(self, argv=argv)
+
+    def missing_program(self) -> str | None:
+        """Why this provider cannot run here, or None: its program is neither a file nor on PATH."""
+        if shutil.which(self.argv[0]) is None:
+            return f"provider {self.name!r}: program {self.argv[0]!r} not found"
+        return None
+
+
 def parse_provider(spec: str, in_sandbox: bool = False) -> Provider:
     """`NAME=COMMAND`, COMMAND split like a shell would split it, never run through a shell."""
     name, separator, command = spec.partition("=")
@@ -48,9 +72,12 @@ def parse_provider(spec: str, in_sandbox: bool = False) -> Provider:
     return Provider(name.strip(), argv, in_sandbox and name.strip() == CLAUDE)
 
 
-def provider_table(specs: list[str] | None = None, in_sandbox: bool = False) -> dict[str, Provider]:
+def provider_table(
+    specs: list[str] | None = None, in_sandbox: bool = False, directory: Path | None = None
+) -> dict[str, Provider]:
+    """Claude Code, and the `--provider` commands; relative paths resolved against `directory`."""
     providers = {CLAUDE: Provider(CLAUDE, (CLAUDE,), in_sandbox)}
     for spec in specs or []:
         provider = parse_provider(spec, in_sandbox)
-        providers[provider.name] = provider
+        providers[provider.name] = provider.resolved(directory) if directory is not None else provider
     return providers

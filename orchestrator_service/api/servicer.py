@@ -78,6 +78,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             except (OrchestratorError, grpc.aio.AioRpcError, GitError, UnsafeName) as error:
                 await self._abort_for(context, error)
                 raise
+            except Exception:
+                # A bug, not the caller's input: logged whole here, one redacted line for them.
+                log.exception("%s failed", method.__name__)
+                await context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__} failed; see the orchestrator's log")
+                raise
 
         return wrapper
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import uuid
 from dataclasses import dataclass
 
@@ -58,9 +57,9 @@ class Launches:
     def cannot_run(self, provider: Provider) -> str | None:
         """Why a run of `provider` cannot start here now: its program is missing, or it is Claude
         Code as root outside a sandbox. The task waits with this reason; no attempt is spent."""
-        program = provider.argv[0]
-        if shutil.which(program) is None:
-            return f"provider {provider.name!r}: program {program!r} not found"
+        missing = provider.missing_program()
+        if missing:
+            return missing
         if provider.name == CLAUDE:
             return sandbox.claude_blocked_reason(sandbox.running_as_root(), provider.in_sandbox)
         return None
@@ -231,6 +230,7 @@ class Launches:
         if blocked:
             raise CannotStartYet(blocked)
         files = AgentFiles.of(self.ctx.root, agent.id)
+        await asyncio.to_thread(supervisor.make_private_dirs, files)
         await asyncio.to_thread(files.archive_session)
         await asyncio.to_thread(launcher.write_answers, files, answers)
         claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, pending_questions=None, outcome=None)

@@ -110,6 +110,7 @@ def test_both_services_over_tls(tmp_path: Path) -> None:
     try:
         arguments = ["--store", store.address, "--listen", "127.0.0.1:0", "--auth-dir", str(tmp_path / "auth")]
         arguments += ["--workspace", str(tmp_path / "workspace"), "--store-tls-ca", str(cert), *tls]
+        arguments += ["--agents-in-sandbox"]  # no agent runs here; as root, claude needs the flag
         orchestrator = start("orchestrator_service", arguments, tmp_path / "orchestrator.log")
         token_file = tmp_path / "auth" / "client.token"
         sdk = StoreClient(store.address, token_file=token_file, tls_ca=cert)
@@ -133,6 +134,7 @@ def test_the_orchestrator_waits_for_the_store_to_create_the_tokens(tmp_path: Pat
     auth = ["--auth-dir", str(tmp_path / "auth")]
     log_path = tmp_path / "orchestrator.log"
     arguments = ["--store", store_address, "--listen", "127.0.0.1:0", "--workspace", str(tmp_path / "workspace")]
+    arguments += ["--agents-in-sandbox"]  # no agent runs here; as root, claude needs the flag
     with log_path.open("w") as log:
         orchestrator = subprocess.Popen(
             [sys.executable, "-m", "orchestrator_service", *arguments, *auth], stdout=log, stderr=subprocess.STDOUT

@@ -3,6 +3,7 @@ stale writes are re-decided, one owner per workspace and port."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,7 @@ def test_one_orchestrator_per_workspace_and_port(tmp_path: Path) -> None:
                 "127.0.0.1:0",
                 "--workspace",
                 str(tmp_path / "workspace"),
+                "--agents-in-sandbox",
             ],
             capture_output=True,
             text=True,
@@ -150,6 +152,7 @@ def test_one_orchestrator_per_workspace_and_port(tmp_path: Path) -> None:
                 c.orchestrator.address,
                 "--workspace",
                 str(tmp_path / "other"),
+                "--agents-in-sandbox",
             ],
             capture_output=True,
             text=True,
@@ -242,3 +245,30 @@ def test_a_queued_task_stays_queued_across_a_kill(tmp_path: Path) -> None:
         c.start_orchestrator()
         assert c.wait_task(task.id, COMPLETED).retry_count == 0
         c.assert_invariants()
+
+
+def test_a_provider_named_by_a_relative_path_runs(tmp_path: Path) -> None:
+    """The README's own example: a script path relative to where the orchestrator starts."""
+    script_path = Path(__file__).parents[1] / "fixtures" / "agents" / "scripted.py"
+    relative = os.path.relpath(script_path, Path.cwd())
+    with cluster(tmp_path, [f"mine={sys.executable} {relative}"]) as c:
+        phase = c.phase(c.initiative("Relative", c.project()), "P")
+        task = c.task(phase, "t", files={"t.txt": "t"})
+        _approve(c, phase)
+        assert c.wait_task(task.id, COMPLETED).retry_count == 0
+
+
+def test_a_missing_provider_program_waits_with_its_reason(tmp_path: Path) -> None:
+    with cluster(tmp_path, ["ghost=/nowhere/ghost-agent"]) as c:
+        phase = c.phase(c.initiative("Ghost", c.project()), "P")
+        task = c.task(phase, "t")
+        _approve(c, phase)
+
+        def waiting() -> task_pb2.Task | None:
+            current = c.get_task(task.id)
+            return current if "not found" in current.reason else None
+
+        waited = wait_for("the task to say why it waits", waiting)
+        assert waited.status == task_pb2.TASK_STATUS_PENDING and waited.retry_count == 0
+        assert not c.agents_of(task.id)
+        assert "program '/nowhere/ghost-agent' not found" in (tmp_path / "orchestrator.log").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -157,3 +158,15 @@ def test_backoff_doubles_up_to_its_ceiling_and_resets() -> None:
     assert [backoff.next_delay() for _ in range(8)] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
     backoff.reset()
     assert backoff.next_delay() == 0.1
+
+
+def test_relative_programs_and_scripts_resolve_against_the_starting_directory(tmp_path: Path) -> None:
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "mine.py").write_text("print('hi')")
+    table = provider_table(
+        ["mine=python3 agents/mine.py --fast missing.py", "local=./agents/mine.py"], directory=tmp_path
+    )
+    assert table["mine"].argv == ("python3", str(tmp_path / "agents" / "mine.py"), "--fast", "missing.py")
+    assert table["local"].argv == (str(tmp_path / "agents" / "mine.py"),)
+    assert table["mine"].missing_program() is None
+    assert "not found" in (parse_provider("ghost=/nowhere/ghost-agent").missing_program() or "")

@@ -40,7 +40,6 @@ class Provider:
                 env[SANDBOX_VARIABLE] = "1"
         return env
 
-
     def resolved(self, directory: Path) -> Provider:
         """Agents run in their own work directory: a program or script named by a relative path
         is made absolute against `directory` (where the orchestrator was started) when that names

@@ -178,7 +178,7 @@ class Chaos:
             thread.start()
         start = time.monotonic()
         while sum(self.seen.kills.values()) < kills and not self.done():
-            time.sleep(self.random.uniform(0.3, 2.5))
+            time.sleep(self.random.uniform(0.2, 1.5))
             self.kill_something()
         while not self.done() and time.monotonic() - start < timeout:
             time.sleep(0.5)
@@ -234,7 +234,7 @@ def main() -> None:
     parser.add_argument("--tasks-per-phase", type=int, default=11)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--timeout", type=float, default=900.0)
-    parser.add_argument("--agent-seconds", type=float, default=2.0, help="how long each agent works")
+    parser.add_argument("--agent-seconds", type=float, default=4.0, help="how long each agent works")
     args = parser.parse_args()
     with TemporaryDirectory() as directory:
         chaos = Chaos(Path(directory), args.phases, args.tasks_per_phase, args.seed, args.agent_seconds)

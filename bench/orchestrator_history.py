@@ -86,7 +86,10 @@ def seed_history(db_path: Path, tasks: int) -> None:
 
 
 def _rpcs(root: Path) -> int:
-    return (root / "store.log").read_text().count(RPC_LINE)
+    """Calls the orchestrator made: the store logs each request with its caller at debug level."""
+    return sum(
+        RPC_LINE in line and line.endswith(" by orchestrator") for line in (root / "store.log").read_text().splitlines()
+    )
 
 
 def phase_run(root: Path, tasks: int, history: int, max_agents: int = 4) -> tuple[float, float, float]:

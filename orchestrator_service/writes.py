@@ -7,6 +7,8 @@ re-reads the rows it meant to change, and the controller decides again from fres
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -78,22 +80,37 @@ class Writer:
     def __init__(self, store: StoreClient, cache: Cache) -> None:
         self.store = store
         self.cache = cache
+        self._in_flight = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     async def append(
         self, events: Sequence[event_pb2.Event], requests: Sequence[Message] = ()
     ) -> event_pb2.AppendEventResponse:
         """Writes the changes and events in one transaction and caches the rows they left. On a
         stale precondition, refreshes those rows from the store and raises Stale."""
+        self._in_flight += 1
+        self._quiet.clear()
         try:
             answer = await self.store.append(events, changes(*requests))
         except Stale as stale:
             log.info("write refused, a row changed since it was read (%s): reading it again", stale)
             await self.refresh(requests)
             raise
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._quiet.set()
         for row in answer.rows:
             kind, message = changed_row(row)
             self.cache.put(kind, message, answer.last_sequence)
         return answer
+
+    async def quiet(self, timeout: float) -> None:
+        """Waits (a little) for the writes in flight to be answered: an event of our own write can
+        arrive before its answer, and the answer already carries the row, so no read is needed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), timeout)
 
     async def refresh(self, requests: Sequence[Message]) -> None:
         for request in requests:

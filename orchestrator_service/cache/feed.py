@@ -33,6 +33,8 @@ log = logging.getLogger("cw.orchestrator")
 
 ROW_KINDS = ("task", "phase", "agent", "initiative", "project", "account")
 RESYNC_SECONDS = 120.0
+# How long an event may wait for the answer to a write of ours still in flight.
+OWN_WRITE_WAIT_SECONDS = 0.5
 
 
 class Feed:
@@ -200,6 +202,8 @@ class Feed:
             return
         if kind == "account" and action == "updated" and details.get("changed") == ["last_used_time"]:
             return  # an account was handed out: not news for any decision
+        if not cache.has_seen(kind, row_id, sequence):
+            await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)
         if cache.has_seen(kind, row_id, sequence):
             return
         row = await self.writer.reread(kind, row_id, sequence, external=True)

@@ -26,7 +26,6 @@ from orchestrator_service.controllers.projects import ProjectController, Project
 from orchestrator_service.events import event
 from orchestrator_service.git import branches
 from orchestrator_service.paths import redact
-from orchestrator_service.store_client import changes
 from orchestrator_service.writes import Stale, update
 
 log = logging.getLogger("cw.orchestrator")
@@ -211,9 +210,8 @@ class Launches:
         # this write, see `Context.spawning`), and its pid is a fact to keep.
         started = update(agent, pid=child.pid, worktree_id=str(files.workdir), output_file_path=str(files.output))
         started.ClearField("expected_update_time")
-        answer = await self.ctx.store.append([event(kind, agent, pid=child.pid, name=agent.name)], changes(started))
+        answer = await self.ctx.writer.append([event(kind, agent, pid=child.pid, name=agent.name)], [started])
         recorded = answer.rows[0].agent
-        self.ctx.cache.put("agent", recorded, answer.last_sequence)
         log.info("%s %s for task %s (pid %d)", kind, agent.name, agent.task_id, child.pid)
         return recorded
 

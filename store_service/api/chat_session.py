@@ -5,7 +5,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from cw.store.v1 import chat_session_pb2, chat_session_pb2_grpc
-from store_service.api import convert
+from store_service.api import convert, limits, validation
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.api.page import PAGE
 from store_service.api.phase import PHASE
@@ -63,6 +63,7 @@ def _requested_change(index: int, entry: chat_session_pb2.ChangeSetEntry) -> cha
         fields = json_format.ParseDict(json_format.MessageToDict(entry.after), resource.message())
     except json_format.ParseError as error:
         raise InvalidArgument.of(f"{path}.after", str(error)) from error
+    validation.check_message(fields, f"{path}.after")
     values: dict[str, Any] = {}
     if action == "create":
         values = convert.values_for_create(fields, resource.model, f"{path}.after")
@@ -127,7 +128,14 @@ class ChatSessionServicer(
 
         def work(uow: SqlAlchemyUnitOfWork) -> chat_session_pb2.ChangeSet:
             row = change_sets.apply_change_set(uow, session_id, request.summary or None, changes)
-            return change_set_message(row)
+            message = change_set_message(row)
+            if message.ByteSize() > limits.CHANGE_SET.size:
+                raise InvalidArgument.of(
+                    "changes",
+                    f"would record {message.ByteSize()} bytes of states before and after; at most "
+                    f"{limits.CHANGE_SET.describe()}: split the change set",
+                )
+            return message
 
         return await self.db.write(work)
 

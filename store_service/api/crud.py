@@ -122,12 +122,17 @@ class ResourceServicer(Generic[MessageT]):
         after = pagination.decode_token(request.page_token, filters)
 
         def work(uow: SqlAlchemyUnitOfWork) -> tuple[list[Any], str]:
-            rows: list[Any] = find_page(uow.session, shown.model, filters, limit + 1, after)
-            token = ""
-            if len(rows) > limit:
-                rows = rows[:limit]
-                cursor = PageCursor(rows[-1].create_time, rows[-1].id)
-                token = pagination.encode_token(cursor, filters)
-            return [shown.to_message(row) for row in rows], token
+            page, cursor = pagination.SizedPage(limit), after
+            while True:
+                wanted = page.rows_to_read()
+                rows: list[Any] = find_page(uow.session, shown.model, filters, wanted, cursor)
+                for row in rows:
+                    cursor = PageCursor(row.create_time, row.id)
+                    if not page.offer(shown.to_message(row), cursor):
+                        break
+                if page.more or len(rows) < wanted:
+                    break
+            token = pagination.encode_token(page.last, filters) if page.more else ""
+            return page.messages, token
 
         return await self.db.read(work)

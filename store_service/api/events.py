@@ -14,7 +14,7 @@ from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.crud import Resource
 from store_service.api.initiative import INITIATIVE
-from store_service.api.pagination import page_size
+from store_service.api.pagination import SizedPage, page_size
 from store_service.api.phase import PHASE
 from store_service.api.task import TASK
 from store_service.db.database import Database
@@ -147,10 +147,13 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
         types, initiative_id = list(request.types), request.initiative_id or None
 
         def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.ListEventsResponse:
-            rows = uow.events.find_after(request.after_sequence, limit, types, initiative_id)
+            page = SizedPage(limit)
+            for row in uow.events.find_after(request.after_sequence, limit, types, initiative_id):
+                if not page.offer(event_message(row), row.sequence):
+                    break
             return event_pb2.ListEventsResponse(
-                events=[event_message(row) for row in rows],
-                last_sequence=rows[-1].sequence if rows else request.after_sequence,
+                events=page.messages,
+                last_sequence=page.last or request.after_sequence,
                 head_sequence=uow.events.last_sequence(),
             )
 

@@ -8,12 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, func, select
+from sqlalchemy.orm import Session
 
 from store_service.db.models import Base, ChangeSet, Page, Phase, Task
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import FailedPrecondition, InvalidArgument
+from store_service.repositories.sqlalchemy.base import model_for_table, resource_name
 
 ENTITY_MODELS: dict[str, type[Base]] = {"page": Page, "phase": Phase, "task": Task}
+# Dependent rows named in a refusal, at most.
+MAX_LISTED = 10
 # Rows that a delete would cascade to; a change set refuses such a delete, since reverting it
 # could not bring them back.
 _CHILDREN: dict[str, tuple[type[Base], str]] = {
@@ -100,10 +104,41 @@ def _unchanged_since(current: dict[str, Any] | None, recorded: dict[str, Any] | 
     return comparable(current) == comparable(recorded)
 
 
+def _outside_dependents(session: Session, entries: list[dict[str, Any]]) -> list[str]:
+    """Rows the change set did not create that point at a row it created (by any foreign key:
+    cascading ones would vanish with it, the others would lose their reference)."""
+    created = {entry["entity_id"] for entry in entries if entry["action"] == "create"}
+    found = []
+    for entry in entries:
+        if entry["action"] != "create":
+            continue
+        target = ENTITY_MODELS[entry["entity_type"]].__table__
+        for table in Base.metadata.sorted_tables:
+            for foreign_key in table.foreign_keys:
+                if foreign_key.column.table is not target:
+                    continue
+                query = select(table.c.id).where(foreign_key.parent == entry["entity_id"]).limit(MAX_LISTED)
+                found += [
+                    f"{resource_name(model_for_table(table.name))} {row_id!r} ({foreign_key.parent.name} -> "
+                    f"{entry['entity_type']} {entry['entity_id']!r})"
+                    for row_id in session.scalars(query)
+                    if row_id not in created
+                ]
+    return found
+
+
 def revert_change_set(uow: SqlAlchemyUnitOfWork, change_set_id: str) -> ChangeSet:
     change_set = uow.chat_sessions.get_change_set(change_set_id)
     if change_set.status != "applied":
         raise FailedPrecondition(f"change set {change_set_id!r} is already reverted", "ALREADY_REVERTED")
+    dependents = _outside_dependents(uow.session, change_set.entries)
+    if dependents:
+        raise FailedPrecondition(
+            "rows outside the change set depend on rows it created: "
+            f"{', '.join(dependents[:MAX_LISTED])}; remove or move them first, then revert",
+            "HAS_DEPENDENTS",
+            dependents=",".join(dependents[:MAX_LISTED]),
+        )
     for entry in reversed(change_set.entries):
         entity_type, entity_id = entry["entity_type"], entry["entity_id"]
         repository = _repository(uow, entity_type)

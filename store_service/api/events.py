@@ -87,6 +87,8 @@ def _prepare_change(index: int, change: event_pb2.StateChange) -> tuple[Resource
     kind = change.WhichOneof("change")
     if kind is None:
         raise InvalidArgument.of(f"changes[{index}]", "names no change")
+    if kind not in _CHANGES:
+        raise InvalidArgument.of(f"changes[{index}].{kind}", "is not a change this store applies")
     resource, action = _CHANGES[kind]
     request = getattr(change, kind)
     message = getattr(request, resource.field)

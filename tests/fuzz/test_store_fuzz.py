@@ -1,0 +1,157 @@
+"""Thousands of arbitrary requests to every store RPC, drawn from the proto descriptors: none may
+answer UNKNOWN or INTERNAL (nor anything else only a bug gives), and the store is healthy after.
+
+`CW_FUZZ_EXAMPLES` sets the number of calls (default 3000); the counts by status code are printed
+(`pytest -s` shows them).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+import cw.store.v1
+from cw.store.v1 import (
+    account_pb2,
+    agent_pb2,
+    chat_session_pb2,
+    conversation_pb2,
+    initiative_pb2,
+    log_chunk_pb2,
+    message_pb2,
+    page_pb2,
+    phase_pb2,
+    project_pb2,
+    proposal_pb2,
+    review_comment_pb2,
+    task_pb2,
+)
+from store_service import server
+from tests.fuzz.proto_fuzz import Caller, IdPool, fuzz_services, methods_of
+from tests.support import RunningStore, stubs
+
+EXAMPLES = int(os.environ.get("CW_FUZZ_EXAMPLES", "3000"))
+
+
+def store_services() -> list[Any]:
+    """Every service of every cw.store.v1 module: a new proto file or RPC is fuzzed as it lands."""
+    modules = [
+        importlib.import_module(f"cw.store.v1.{info.name}")
+        for info in pkgutil.iter_modules(cw.store.v1.__path__)
+        if info.name.endswith("_pb2")
+    ]
+    return [service for module in modules for service in module.DESCRIPTOR.services_by_name.values()]
+
+
+def _seed(api: SimpleNamespace) -> list[Any]:
+    """One real row of each kind, so that drawn requests also name rows that exist."""
+    initiative = api.initiatives.CreateInitiative(
+        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="seed"))
+    )
+    project = api.projects.CreateProject(
+        project_pb2.CreateProjectRequest(project=project_pb2.Project(name="app", url="/srv/app"))
+    )
+    phase = api.phases.CreatePhase(
+        phase_pb2.CreatePhaseRequest(phase=phase_pb2.Phase(initiative_id=initiative.id, name="p"))
+    )
+    task = api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(phase_id=phase.id, name="t")))
+    agent = api.agents.CreateAgent(
+        agent_pb2.CreateAgentRequest(agent=agent_pb2.Agent(name="a", worktree_id="w", task_id=task.id))
+    )
+    session = api.chat_sessions.CreateChatSession(
+        chat_session_pb2.CreateChatSessionRequest(
+            chat_session=chat_session_pb2.ChatSession(
+                target_type=chat_session_pb2.CHAT_TARGET_TYPE_PHASE, target_id=phase.id, initiative_id=initiative.id
+            )
+        )
+    )
+    return [
+        initiative,
+        project,
+        phase,
+        task,
+        agent,
+        session,
+        api.pages.CreatePage(page_pb2.CreatePageRequest(page=page_pb2.Page(initiative_id=initiative.id, title="r"))),
+        api.accounts.CreateAccount(account_pb2.CreateAccountRequest(account=account_pb2.Account(email="a@x"))),
+        api.proposals.CreateProposal(
+            proposal_pb2.CreateProposalRequest(
+                proposal=proposal_pb2.Proposal(
+                    agent_id=agent.id,
+                    initiative_id=initiative.id,
+                    target_type=proposal_pb2.PROPOSAL_TARGET_TYPE_TASK,
+                    title="p",
+                )
+            )
+        ),
+        api.messages.CreateMessage(
+            message_pb2.CreateMessageRequest(
+                message=message_pb2.Message(
+                    sender_type=message_pb2.PARTICIPANT_TYPE_AGENT,
+                    recipient_type=message_pb2.PARTICIPANT_TYPE_USER,
+                    content="m",
+                )
+            )
+        ),
+        api.conversations.CreateConversation(
+            conversation_pb2.CreateConversationRequest(
+                conversation=conversation_pb2.Conversation(from_agent_id=agent.id, to_agent_id=agent.id, question="q")
+            )
+        ),
+        api.review_comments.CreateReviewComment(
+            review_comment_pb2.CreateReviewCommentRequest(
+                review_comment=review_comment_pb2.ReviewComment(
+                    phase_id=phase.id,
+                    file_path="f",
+                    line_number=1,
+                    line_type=review_comment_pb2.REVIEW_LINE_TYPE_ADDED,
+                    body="b",
+                )
+            )
+        ),
+        api.log_chunks.CreateLogChunk(
+            log_chunk_pb2.CreateLogChunkRequest(
+                log_chunk=log_chunk_pb2.LogChunk(agent_id=agent.id, agent_name="a", content="c")
+            )
+        ),
+    ]
+
+
+def _assert_healthy(channel: grpc.Channel, api: SimpleNamespace) -> None:
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    created = api.initiatives.CreateInitiative(
+        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="after the fuzz"))
+    )
+    assert api.initiatives.GetInitiative(initiative_pb2.GetInitiativeRequest(id=created.id)) == created
+
+
+def test_fuzz_covers_every_service_the_store_serves() -> None:
+    assert {service.full_name for service in store_services()} == set(server.service_names())
+
+
+def test_no_request_makes_the_store_answer_unknown_or_internal(store: RunningStore, api: SimpleNamespace) -> None:
+    pool = IdPool()
+    for row in _seed(api):
+        pool.harvest(row)
+    services = store_services()
+    called: Counter[str] = Counter()
+    with grpc.insecure_channel(store.address) as channel:
+        codes = fuzz_services(
+            services,
+            Caller(channel, metadata=()),
+            pool,
+            EXAMPLES,
+            on_call=lambda method, _code: called.update([method.full_name]),
+        )
+        print(f"\nfuzz: {sum(codes.values())} calls over {len(called)} methods: {dict(codes.most_common())}")
+        _assert_healthy(channel, stubs(channel))
+    assert codes["OK"] and codes["INVALID_ARGUMENT"] and codes["NOT_FOUND"]
+    assert len(called) == len(methods_of(services)), "some RPCs were never called"

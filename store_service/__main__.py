@@ -7,9 +7,10 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
-from store_service import server
+from store_service import server, startup
 
 
 def cw_home() -> Path:
@@ -18,7 +19,7 @@ def cw_home() -> Path:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cw-store", description="The cw store service.")
-    parser.add_argument("--db", type=Path, default=None, help="SQLite file (default $CW_HOME/store.db)")
+    parser.add_argument("--db", default=None, help="SQLite file (default $CW_HOME/store.db)")
     parser.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT to serve on (port 0: any)")
     parser.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL"], help="SQLite synchronous mode")
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
@@ -26,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    running = await server.start(args.db or cw_home() / "store.db", args.listen, args.synchronous)
+    db_path = startup.database_path(args.db) if args.db else cw_home() / "store.db"
+    running = await server.start(db_path, args.listen, args.synchronous)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -39,7 +41,10 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args))
+    try:
+        asyncio.run(serve(args))
+    except startup.StartupRefused as refused:
+        sys.exit(f"cw-store: {refused}")
 
 
 if __name__ == "__main__":

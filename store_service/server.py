@@ -59,6 +59,7 @@ from store_service.api.review_comment import ReviewCommentServicer
 from store_service.api.task import TaskServicer
 from store_service.db.database import Database
 from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous
+from store_service.startup import SERVER_OPTIONS, DatabaseLock, StartupRefused, bind, check_listen
 
 log = logging.getLogger("cw.store")
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -97,6 +98,7 @@ class StoreServer:
     db: Database
     health: health.aio.HealthServicer
     notifier: CommitNotifier
+    lock: DatabaseLock
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Health goes NOT_SERVING first, so balancers stop sending; open event streams end; then
@@ -105,18 +107,29 @@ class StoreServer:
         self.notifier.close()
         await self.server.stop(grace)
         self.db.close()
+        self.lock.release()
 
 
 async def start(
     db_path: Path, listen: str = "127.0.0.1:50051", synchronous: Synchronous = DEFAULT_SYNCHRONOUS
 ) -> StoreServer:
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = DatabaseLock.acquire(db_path)
+    try:
+        return await _serve(db_path, listen, synchronous, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+async def _serve(db_path: Path, listen: str, synchronous: Synchronous, lock: DatabaseLock) -> StoreServer:
+    check_listen(listen)
     db = Database(db_path, synchronous)
     db.migrate()
     notifier = CommitNotifier(asyncio.get_running_loop())
     db.units.on_commit = notifier.notify_threadsafe
 
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
     for servicer, register, _module in _SERVICES:
         register(servicer(db), server)
     event_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(db, notifier), server)
@@ -125,12 +138,15 @@ async def start(
     names = service_names()
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
 
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+    try:
+        port = bind(listen, server.add_insecure_port)
+    except StartupRefused:
+        db.close()
+        raise
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = listen.rsplit(":", 1)[0]
+    lock.announce(f"{host}:{port}")
     log.info("cw store listening on %s:%d, database %s", host, port, db_path)
-    return StoreServer(server, port, db, health_servicer, notifier)
+    return StoreServer(server, port, db, health_servicer, notifier, lock)

@@ -17,5 +17,7 @@ class AgentServicer(ResourceServicer[agent_pb2.Agent], agent_pb2_grpc.AgentServi
     DeleteAgent = ResourceServicer.delete_rpc
 
     async def ListAgents(self, request: Any, _context: Any) -> agent_pb2.ListAgentsResponse:
-        agents, token = await self.list_page(request, ["task_id", "status", "name", "session_id", "initiative_id"])
+        agents, token = await self.list_page(
+            request, ["task_id", "status", "statuses", "name", "session_id", "initiative_id"]
+        )
         return agent_pb2.ListAgentsResponse(agents=agents, next_page_token=token)

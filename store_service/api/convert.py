@@ -1,8 +1,9 @@
 """Generic mapping between rows and proto messages.
 
 Row attributes carry the proto field names, enums map `TASK_STATUS_IN_PROGRESS` <-> 'in_progress',
-an empty string or an unset optional means NULL. Everything a client sends passes `validate_*`
-first, so a bad value is INVALID_ARGUMENT with the field named, never a database error.
+maps of scalars are JSON objects, an empty string, an empty map or an unset optional means NULL.
+Everything a client sends passes `validate_*` first, so a bad value is INVALID_ARGUMENT with the
+field named, never a database error.
 """
 
 from __future__ import annotations
@@ -42,7 +43,24 @@ def enum_to_db(enum: EnumDescriptor, number: int) -> str | None:
 
 
 def enum_from_db(enum: EnumDescriptor, value: str) -> int:
-    return int(enum.values_by_name[_enum_prefix(enum) + value.upper()].number)
+    return int(enum.values_by_name[enum_name(enum, value)].number)
+
+
+def enum_name(enum: EnumDescriptor, value: str) -> str:
+    """The API's name of a stored value: 'completed' of TaskStatus is `TASK_STATUS_COMPLETED`."""
+    return _enum_prefix(enum) + value.upper()
+
+
+def enum_set(message: Message, field: FieldDescriptor, path: str) -> list[str]:
+    """The stored values a repeated enum field names (a set of statuses to filter or expect).
+    UNSPECIFIED names no value, so it is refused like an unknown number."""
+    values = []
+    for index, number in enumerate(getattr(message, field.name)):
+        value = enum_to_db(field.enum_type, number) if number in field.enum_type.values_by_number else None
+        if value is None:
+            raise InvalidArgument.of(f"{path}[{index}]", f"{number} is not a {field.enum_type.name} value")
+        values.append(value)
+    return values
 
 
 def timestamp_to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime:
@@ -55,6 +73,11 @@ def set_timestamp(stamp: timestamp_pb2.Timestamp, value: datetime) -> None:
 
 def _is_timestamp(field: FieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp"
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    """A `map<K, V>` of scalars, stored as one JSON object column."""
+    return field.message_type is not None and bool(field.message_type.GetOptions().map_entry)
 
 
 def attribute(field_name: str) -> str:
@@ -70,7 +93,9 @@ def to_message(row: Base, message_type: type[MessageT], skip: Iterable[str] = ()
         value = getattr(row, attribute(field.name))
         if value is None:
             continue
-        if field.enum_type is not None:
+        if _is_map(field):
+            getattr(message, field.name).update(value)
+        elif field.enum_type is not None:
             setattr(message, field.name, enum_from_db(field.enum_type, value))
         elif _is_timestamp(field):
             set_timestamp(getattr(message, field.name), value)
@@ -86,6 +111,8 @@ def field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
             return enum_to_db(field.enum_type, getattr(message, field.name))
         except ValueError as error:
             raise InvalidArgument.of(path, str(error)) from error
+    if _is_map(field):
+        return dict(getattr(message, field.name)) or None
     if field.message_type is not None:
         if not message.HasField(field.name):
             return None
@@ -107,6 +134,8 @@ def writable_fields(descriptor: Descriptor, model: type[Base]) -> dict[str, Fiel
 
 
 def _is_set(message: Message, field: FieldDescriptor) -> bool:
+    if field.is_repeated:
+        return len(getattr(message, field.name)) > 0
     if field.message_type is not None or field.has_presence:
         return message.HasField(field.name)
     return bool(getattr(message, field.name))

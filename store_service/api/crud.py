@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
+from sqlalchemy import ColumnElement
 
-from store_service.api import convert, pagination
+from store_service.api import convert, pagination, preconditions
+from store_service.api.preconditions import NONE, Preconditions
 from store_service.db.database import Database
 from store_service.db.models import Base
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
-from store_service.db.views import find_page
+from store_service.db.views import AnyOf, find_page, matching
 from store_service.domain.errors import InvalidArgument
 from store_service.repositories.base import PageCursor
 
@@ -33,6 +35,15 @@ class Resource(Generic[MessageT]):
     def to_message(self, row: Base) -> MessageT:
         return convert.to_message(row, self.message, self.hidden)
 
+    def update_row(
+        self, uow: SqlAlchemyUnitOfWork, row_id: str, values: dict[str, Any], expected: Preconditions = NONE
+    ) -> Base:
+        """Checks the preconditions on the stored row, then writes; both in the caller's transaction."""
+        repository = self.repository(uow)
+        preconditions.check(repository.resource, self.message, repository.get(row_id), expected)
+        row: Base = repository.update(row_id, **values)
+        return row
+
 
 def required_id(value: str, name: str = "id") -> str:
     if not value:
@@ -40,14 +51,30 @@ def required_id(value: str, name: str = "id") -> str:
     return value
 
 
+# A repeated filter field of List requests -> the column it restricts to a set of values.
+SET_FILTERS = {"statuses": "status"}
+
+
 def request_filters(request: Message, names: list[str]) -> dict[str, Any]:
-    """Equality filters from the set fields of a List request (enums mapped to stored values)."""
-    filters = {}
+    """Filters from the set fields of a List request (enums mapped to stored values): equality for
+    a single value; a set (`statuses`) restricts its column further, so `status` and `statuses`
+    combine by AND."""
+    filters: dict[str, Any] = {}
+    sets: dict[str, set[Any]] = {}
     for name in names:
         descriptor = request.DESCRIPTOR.fields_by_name[name]
+        if descriptor.is_repeated:
+            chosen = set(convert.enum_set(request, descriptor, name))
+            if chosen:
+                sets[SET_FILTERS[name]] = chosen
+            continue
         value = convert.field_value(request, descriptor, name)
         if value not in (None, False):
             filters[name] = value
+    for column, allowed in sets.items():
+        if column in filters:
+            allowed &= {filters[column]}
+        filters[column] = AnyOf(tuple(sorted(allowed)))
     return filters
 
 
@@ -101,7 +128,10 @@ class ResourceServicer(Generic[MessageT]):
         values = convert.values_for_update(
             message, self.resource.model, self.resource.field, list(request.update_mask.paths)
         )
-        return await self.db.write(lambda uow: self.resource.to_message(self.repository(uow).update(row_id, **values)))
+        expected = preconditions.requested(request)
+        return await self.db.write(
+            lambda uow: self.resource.to_message(self.resource.update_row(uow, row_id, values, expected))
+        )
 
     async def delete_rpc(self, request: Any, context: Any = None) -> empty_pb2.Empty:
         row_id = required_id(request.id)
@@ -118,14 +148,26 @@ class ResourceServicer(Generic[MessageT]):
         """One page of rows matching the request's filters, and the token for the next page."""
         shown = resource or self.resource
         filters = request_filters(request, filter_names) | (extra_filters or {})
-        limit = pagination.page_size(request.page_size)
+        return await self.page_of(request, shown, filters, matching(shown.model, filters))
+
+    async def page_of(
+        self,
+        request: Any,
+        shown: Resource[Any],
+        filters: Mapping[str, Any],
+        criteria: Sequence[ColumnElement[bool]],
+        default_size: int = pagination.DEFAULT_PAGE_SIZE,
+    ) -> tuple[list[Any], str]:
+        """The paging loop of every list: rows meeting `criteria`, with page tokens bound to
+        `filters` (what the request asked for)."""
+        limit = pagination.page_size(request.page_size, default_size)
         after = pagination.decode_token(request.page_token, filters)
 
         def work(uow: SqlAlchemyUnitOfWork) -> tuple[list[Any], str]:
             page, cursor = pagination.SizedPage(limit), after
             while True:
                 wanted = page.rows_to_read()
-                rows: list[Any] = find_page(uow.session, shown.model, filters, wanted, cursor)
+                rows: list[Any] = find_page(uow.session, shown.model, criteria, wanted, cursor)
                 for row in rows:
                     cursor = PageCursor(row.create_time, row.id)
                     if not page.offer(shown.to_message(row), cursor):

@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 
 from store_service.api.validation import parse_request
 from store_service.domain.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -34,6 +35,7 @@ _CODES: list[tuple[type[StoreError], int]] = [
     (InvalidArgument, code_pb2.INVALID_ARGUMENT),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (OutOfRange, code_pb2.OUT_OF_RANGE),
+    (Aborted, code_pb2.ABORTED),
 ]
 
 

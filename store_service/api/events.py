@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
 
 from cw.store.v1 import event_pb2, event_pb2_grpc
-from store_service.api import convert
+from store_service.api import convert, preconditions
 from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.crud import Resource
 from store_service.api.initiative import INITIATIVE
 from store_service.api.pagination import SizedPage, page_size
 from store_service.api.phase import PHASE
+from store_service.api.project import PROJECT
 from store_service.api.task import TASK
 from store_service.db.database import Database
-from store_service.db.models import Event
+from store_service.db.models import Base, Event
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import InvalidArgument, OutOfRange
 
@@ -80,10 +82,31 @@ _CHANGES: dict[str, tuple[Resource[Any], str]] = {
     "update_initiative": (INITIATIVE, "update"),
     "create_agent": (AGENT, "create"),
     "update_account": (ACCOUNT, "update"),
+    "update_project": (PROJECT, "update"),
 }
 
 
-def _prepare_change(index: int, change: event_pb2.StateChange) -> tuple[Resource[Any], str, str | None, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Change:
+    """One StateChange, validated before the transaction starts."""
+
+    resource: Resource[Any]
+    row_id: str | None  # None: create
+    values: dict[str, Any]
+    expected: preconditions.Preconditions
+
+    def apply(self, uow: SqlAlchemyUnitOfWork) -> Base:
+        if self.row_id is None:
+            created: Base = self.resource.repository(uow).create(**self.values)
+            return created
+        return self.resource.update_row(uow, self.row_id, self.values, self.expected)
+
+    def changed_row(self, row: Base) -> event_pb2.ChangedRow:
+        """The row as this change left it; ChangedRow's fields are named like the request's."""
+        return event_pb2.ChangedRow(**{self.resource.field: self.resource.to_message(row)})
+
+
+def _prepare_change(index: int, change: event_pb2.StateChange) -> _Change:
     kind = change.WhichOneof("change")
     if kind is None:
         raise InvalidArgument.of(f"changes[{index}]", "names no change")
@@ -94,11 +117,11 @@ def _prepare_change(index: int, change: event_pb2.StateChange) -> tuple[Resource
     message = getattr(request, resource.field)
     prefix = f"changes[{index}].{kind}.{resource.field}"
     if action == "create":
-        return resource, action, None, convert.values_for_create(message, resource.model, prefix)
+        return _Change(resource, None, convert.values_for_create(message, resource.model, prefix), preconditions.NONE)
     if not message.id:
         raise InvalidArgument.of(f"{prefix}.id", "is required")
     values = convert.values_for_update(message, resource.model, prefix, list(request.update_mask.paths))
-    return resource, action, message.id, values
+    return _Change(resource, message.id, values, preconditions.requested(request, f"changes[{index}].{kind}."))
 
 
 class EventServicer(event_pb2_grpc.EventServiceServicer):
@@ -162,22 +185,22 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
         return await self.db.read(work)
 
     async def AppendEvent(self, request: Any, _context: Any) -> event_pb2.AppendEventResponse:
-        if not request.events:
-            raise InvalidArgument.of("events", "must hold at least one event")
+        if not request.events and not request.changes:
+            raise InvalidArgument.of("events", "must hold at least one event when there are no changes")
         for index, event in enumerate(request.events):
             if not event.type:
                 raise InvalidArgument.of(f"events[{index}].type", "is required")
         changes = [_prepare_change(index, change) for index, change in enumerate(request.changes)]
 
         def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.AppendEventResponse:
-            created = []
-            for resource, action, row_id, values in changes:
-                repository = resource.repository(uow)
-                if action == "create":
-                    created.append(repository.create(**values).id)
-                else:
-                    repository.update(row_id, **values)
-            rows = [
+            sequence_before = uow.events.last_sequence()
+            created, changed = [], []
+            for change in changes:
+                row = change.apply(uow)
+                if change.row_id is None:
+                    created.append(row.id)  # type: ignore[attr-defined]
+                changed.append(change.changed_row(row))
+            appended = [
                 uow.events.append(
                     event.type,
                     json_format.MessageToDict(event.details),
@@ -188,6 +211,13 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
                 )
                 for event in request.events
             ]
-            return event_pb2.AppendEventResponse(events=[event_message(row) for row in rows], created_ids=created)
+            # The writer holds the database's write lock: every sequence past `sequence_before` is ours.
+            last = uow.events.last_sequence()
+            return event_pb2.AppendEventResponse(
+                events=[event_message(row) for row in appended],
+                created_ids=created,
+                rows=changed,
+                last_sequence=last if last > sequence_before else 0,
+            )
 
         return await self.db.write(work)

@@ -17,5 +17,5 @@ class InitiativeServicer(ResourceServicer[initiative_pb2.Initiative], initiative
     DeleteInitiative = ResourceServicer.delete_rpc
 
     async def ListInitiatives(self, request: Any, _context: Any) -> initiative_pb2.ListInitiativesResponse:
-        initiatives, token = await self.list_page(request, ["status"])
+        initiatives, token = await self.list_page(request, ["status", "statuses"])
         return initiative_pb2.ListInitiativesResponse(initiatives=initiatives, next_page_token=token)

@@ -25,10 +25,10 @@ MAX_READ = 500
 FRAMING_BYTES = 5
 
 
-def page_size(requested: int) -> int:
+def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE) -> int:
     if requested < 0:
         raise InvalidArgument.of("page_size", "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return min(requested or default, MAX_PAGE_SIZE)
 
 
 def _fingerprint(filters: Mapping[str, Any]) -> str:

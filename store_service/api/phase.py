@@ -25,7 +25,7 @@ class PhaseServicer(ResourceServicer[phase_pb2.Phase], phase_pb2_grpc.PhaseServi
     DeletePhase = ResourceServicer.delete_rpc
 
     async def ListPhases(self, request: Any, _context: Any) -> phase_pb2.ListPhasesResponse:
-        phases, token = await self.list_page(request, ["initiative_id", "status"])
+        phases, token = await self.list_page(request, ["initiative_id", "status", "statuses"])
         return phase_pb2.ListPhasesResponse(phases=phases, next_page_token=token)
 
     async def CreatePhaseDependency(self, request: Any, _context: Any) -> phase_pb2.PhaseDependency:

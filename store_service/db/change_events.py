@@ -1,7 +1,8 @@
 """Records a `<entity>:created|updated|deleted` event for every row a flush writes.
 
 Hooked into the session rather than left to each repository, so that no write can forget its event,
-and the event always lands in the transaction of the change it records.
+and the event always lands in the transaction of the change it records. Details speak the API's
+vocabulary: a status is its enum name (`TASK_STATUS_COMPLETED`), as clients read it everywhere else.
 """
 
 from __future__ import annotations
@@ -11,7 +12,44 @@ from typing import Any
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
-from store_service.db.models import Base, Event, new_id
+from cw.store.v1 import (
+    agent_pb2,
+    chat_session_pb2,
+    conversation_pb2,
+    initiative_pb2,
+    message_pb2,
+    phase_pb2,
+    proposal_pb2,
+    task_pb2,
+)
+from store_service.api.convert import EnumDescriptor, enum_name
+from store_service.db.models import (
+    Agent,
+    Base,
+    ChangeSet,
+    ChatSession,
+    Conversation,
+    Event,
+    Initiative,
+    Message,
+    Phase,
+    Proposal,
+    Task,
+    new_id,
+)
+
+# The proto enum of every table with a `status` column.
+STATUS_ENUMS: dict[type[Base], EnumDescriptor] = {
+    Initiative: initiative_pb2.InitiativeStatus.DESCRIPTOR,
+    Phase: phase_pb2.PhaseStatus.DESCRIPTOR,
+    Task: task_pb2.TaskStatus.DESCRIPTOR,
+    Agent: agent_pb2.AgentStatus.DESCRIPTOR,
+    Proposal: proposal_pb2.ProposalStatus.DESCRIPTOR,
+    Message: message_pb2.MessageStatus.DESCRIPTOR,
+    Conversation: conversation_pb2.ConversationStatus.DESCRIPTOR,
+    ChatSession: chat_session_pb2.ChatSessionStatus.DESCRIPTOR,
+    ChangeSet: chat_session_pb2.ChangeSetStatus.DESCRIPTOR,
+}
 
 
 def _changed_fields(row: Base) -> list[str]:
@@ -27,7 +65,7 @@ def _event_for(row: Base, action: str, details: dict[str, Any]) -> Event:
 
 def _status_details(row: Base) -> dict[str, Any]:
     status = getattr(row, "status", None)
-    return {"status": status} if status is not None else {}
+    return {"status": enum_name(STATUS_ENUMS[type(row)], status)} if status is not None else {}
 
 
 def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:

@@ -76,9 +76,8 @@ def _fk(target: str, ondelete: str, nullable: bool = True, **kwargs: Any) -> Any
 class Timestamped:
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     create_time: Mapped[datetime] = mapped_column("created_at", DateTime, nullable=False, default=utcnow)
-    update_time: Mapped[datetime] = mapped_column(
-        "updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow
-    )
+    # Every write moves it forward, strictly (store_service/db/update_times.py).
+    update_time: Mapped[datetime] = mapped_column("updated_at", DateTime, nullable=False, default=utcnow)
 
 
 class CreatedOnly:
@@ -117,6 +116,9 @@ class Phase(Timestamped, Base):
         server_default="pending",
     )
     merge_base: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # Project id -> the merge commit MergePhase made for it (a proto map<string, string>).
+    merge_commits: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "phase_id": self.id}
@@ -182,6 +184,10 @@ class Task(Timestamped, Base):
     order: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     summary: Mapped[str | None] = mapped_column(Text)
     retry_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    merge_time: Mapped[datetime | None] = mapped_column("merged_at", DateTime)
+    queue_time: Mapped[datetime | None] = mapped_column("queued_at", DateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    next_attempt_time: Mapped[datetime | None] = mapped_column("next_attempt_at", DateTime)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "phase_id": self.phase_id, "task_id": self.id}
@@ -254,6 +260,11 @@ class Agent(Timestamped, Base):
     result: Mapped[str | None] = mapped_column(Text)
     pending_questions: Mapped[str | None] = mapped_column(Text)
     user_dismiss_time: Mapped[datetime | None] = mapped_column("user_dismissed_at", DateTime)
+    # How the latest run ended; NULL (AGENT_OUTCOME_UNSPECIFIED) while it runs, waits or never ran.
+    outcome: Mapped[str | None] = mapped_column(
+        choice("agent_outcome", "done", "failed", "crashed", "stopped", "rate_limited", "never_started")
+    )
+    error: Mapped[str | None] = mapped_column(Text)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "task_id": self.task_id, "agent_id": self.id}
@@ -314,6 +325,8 @@ class Project(Timestamped, Base):
     url: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     default_branch: Mapped[str] = mapped_column(Text, nullable=False, default="main", server_default="main")
     last_fetch_time: Mapped[datetime | None] = mapped_column("last_fetched_at", DateTime)
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    sync_error_time: Mapped[datetime | None] = mapped_column("sync_error_at", DateTime)
 
 
 class InitiativeProject(CreatedOnly, Base):
@@ -497,4 +510,6 @@ class RequestRecord(Base):
     request_id: Mapped[str] = mapped_column(Text, primary_key=True)
     method: Mapped[str] = mapped_column(Text, primary_key=True)
     resource_id: Mapped[str] = mapped_column(Text, nullable=False)
+    # A digest of the request that made it, so a replayed request_id with another payload is refused.
+    payload_hash: Mapped[str | None] = mapped_column(Text)
     create_time: Mapped[datetime] = mapped_column("created_at", DateTime, nullable=False, default=utcnow)

@@ -8,7 +8,7 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from store_service.db import change_events
+from store_service.db import change_events, update_times
 from store_service.db.models import RequestRecord
 from store_service.repositories.account import AccountRepository
 from store_service.repositories.agent import AgentRepository
@@ -114,6 +114,7 @@ class UnitOfWorkFactory:
         on_commit: Callable[[], None] = _nothing,
     ) -> None:
         change_events.install(Session)
+        update_times.install(Session)
         self._writer, self._reader = writer, reader
         self.on_commit = on_commit
 

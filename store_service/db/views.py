@@ -1,26 +1,79 @@
-"""The read side: paged listings of any table, in creation order."""
+"""The read side: paged listings of any table, in creation order, and the filters they take."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from store_service.db.models import Base
+from store_service.db.models import Base, Task, TaskDependency
 from store_service.repositories.base import PageCursor
 
 RowT = TypeVar("RowT", bound=Base)
 
 
+@dataclass(frozen=True)
+class AnyOf:
+    """A filter value: the column holds one of these (none matches when empty)."""
+
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class IsSet:
+    """A filter value: the column is set (True) or NULL (False)."""
+
+    expected: bool
+
+
+def matching(model: type[Base], filters: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    """The criteria of a filter mapping: attribute name -> a value (equal), AnyOf or IsSet."""
+    criteria = []
+    for name, value in filters.items():
+        column = getattr(model, name)
+        if isinstance(value, AnyOf):
+            criteria.append(column.in_(value.values))
+        elif isinstance(value, IsSet):
+            criteria.append(column.is_not(None) if value.expected else column.is_(None))
+        else:
+            criteria.append(column == value)
+    return criteria
+
+
+def task_dependency_criteria(
+    task_id: str | None = None,
+    phase_id: str | None = None,
+    initiative_id: str | None = None,
+    task_ids: Iterable[str] = (),
+) -> list[ColumnElement[bool]]:
+    """Edges touching `task_id`, and whose dependent task is in the phase, the initiative and the
+    set of ids (each when given)."""
+    criteria: list[ColumnElement[bool]] = []
+    if task_id:
+        criteria.append(or_(TaskDependency.task_id == task_id, TaskDependency.depends_on_task_id == task_id))
+    for column, value in ((Task.phase_id, phase_id), (Task.initiative_id, initiative_id)):
+        if value:
+            criteria.append(TaskDependency.task_id.in_(select(Task.id).where(column == value)))
+    ids = list(task_ids)
+    if ids:
+        criteria.append(TaskDependency.task_id.in_(ids))
+    return criteria
+
+
 def find_page(
-    session: Session, model: type[RowT], filters: Mapping[str, Any], limit: int, after: PageCursor | None
+    session: Session,
+    model: type[RowT],
+    criteria: Sequence[ColumnElement[bool]],
+    limit: int,
+    after: PageCursor | None,
 ) -> list[RowT]:
     """Keyset pagination on (create_time, id): a row inserted while a client pages through the
     list never shifts the rows it has not seen yet."""
     created, row_id = model.create_time, model.id  # type: ignore[attr-defined]
-    query = select(model).filter_by(**filters).order_by(created, row_id).limit(limit)
+    query = select(model).where(*criteria).order_by(created, row_id).limit(limit)
     if after is not None:
         query = query.where(or_(created > after.create_time, (created == after.create_time) & (row_id > after.id)))
     return list(session.scalars(query))

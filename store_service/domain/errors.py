@@ -73,3 +73,15 @@ class InvalidArgument(StoreError):
 class OutOfRange(StoreError):
     def __init__(self, message: str) -> None:
         super().__init__(message, "OUT_OF_RANGE")
+
+
+class Aborted(StoreError):
+    """A write's precondition no longer holds: the row changed since the caller read it. Re-read,
+    decide again, retry."""
+
+    def __init__(self, resource: str, resource_id: str, field_name: str, stored: str, expected: str) -> None:
+        super().__init__(
+            f"{resource} {resource_id!r} changed: its {field_name} is {stored}, expected {expected}",
+            "PRECONDITION_FAILED",
+            {"resource": resource, "id": resource_id, "field": field_name, "stored": stored},
+        )

@@ -6,6 +6,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -140,3 +141,52 @@ def test_sigterm_ends_open_event_streams_promptly(tmp_path: Path) -> None:
         assert store.process.wait(20) == 0
         remaining = list(stream)  # the stream ends (cleanly) rather than hanging until the deadline
     assert remaining == []
+
+
+def _refused_start(*arguments: str, cwd: Path | None = None) -> list[str]:
+    """Starts `python -m store_service` that must refuse; returns what it printed, line by line."""
+    command = [sys.executable, "-m", "store_service", *arguments]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=cwd)
+    assert finished.returncode != 0, finished.stderr
+    return (finished.stdout + finished.stderr).strip().splitlines()
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        return bool(status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def test_a_second_store_on_the_same_database_refuses_naming_the_holder(tmp_path: Path) -> None:
+    db_path, log_path = tmp_path / "store.db", tmp_path / "store.log"
+    first = start_store_process(db_path, log_path)
+    try:
+        lines = _refused_start("--db", str(db_path), "--listen", "127.0.0.1:0")
+        holder = f"pid {first.process.pid}, listening on {first.address}"
+        assert lines == [f"cw-store: database {db_path} is held by another store ({holder})"]
+        assert _serving(first.address)
+    finally:
+        first.kill()
+    # The kernel dropped the dead store's lock: nothing stale keeps the next one out.
+    restarted = start_store_process(db_path, log_path)
+    try:
+        assert _serving(restarted.address)
+    finally:
+        restarted.kill()
+
+
+def test_a_second_store_on_a_bound_port_refuses(tmp_path: Path) -> None:
+    first = start_store_process(tmp_path / "first.db", tmp_path / "first.log")
+    try:
+        lines = _refused_start("--db", str(tmp_path / "second.db"), "--listen", first.address)
+        assert lines == [f"cw-store: cannot listen on {first.address}: address already in use"]
+        assert _serving(first.address)
+    finally:
+        first.kill()
+
+
+def test_a_database_url_is_refused_without_repeating_it(tmp_path: Path) -> None:
+    lines = _refused_start("--db", "postgresql://cw:hunter2@localhost/cw", "--listen", "127.0.0.1:0", cwd=tmp_path)
+    assert lines == ["cw-store: --db takes the path of a SQLite file; postgresql:// URLs are not supported yet"]
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, task_pb2
+from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
 from tests.support import RunningStore, call_error, stubs
 
 WRITERS = 8
@@ -198,3 +198,32 @@ def test_hundred_open_streams_do_not_starve_unary_calls(api: SimpleNamespace) ->
     for stream in streams:
         stream.cancel()
     assert {(event.sequence, event.type) for event in received} == {(start + 1, "task:updated")}
+
+
+def test_automatic_events_name_statuses_as_the_api_does(api: SimpleNamespace) -> None:
+    task = _task(api)
+    initiative = api.initiatives.CreateInitiative(
+        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="words"))
+    )
+    phase = api.phases.CreatePhase(
+        phase_pb2.CreatePhaseRequest(
+            phase=phase_pb2.Phase(initiative_id=initiative.id, name="p", status=phase_pb2.PHASE_STATUS_APPROVED)
+        )
+    )
+    api.tasks.UpdateTask(
+        task_pb2.UpdateTaskRequest(
+            task=task_pb2.Task(id=task.id, status=task_pb2.TASK_STATUS_COMPLETED),
+            update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+        )
+    )
+    api.phases.UpdatePhase(
+        phase_pb2.UpdatePhaseRequest(phase=phase_pb2.Phase(id=phase.id, status=phase_pb2.PHASE_STATUS_PENDING_REVIEW))
+    )
+    events = api.events.ListEvents(
+        event_pb2.ListEventsRequest(types=["phase:created", "task:updated", "phase:updated"])
+    )
+    assert [(e.type, e.details["status"]) for e in events.events] == [
+        ("phase:created", "PHASE_STATUS_APPROVED"),
+        ("task:updated", "TASK_STATUS_COMPLETED"),
+        ("phase:updated", "PHASE_STATUS_PENDING_REVIEW"),
+    ]

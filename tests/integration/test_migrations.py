@@ -1,13 +1,16 @@
-"""The Alembic chain: from empty, across the retry_count step with rows present, and back."""
+"""The Alembic chain: from empty, across the retry_count and stored-facts steps with rows present, and back."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, MetaData, Table, inspect
+from sqlalchemy.exc import IntegrityError
 
 from store_service.db import migrate
 from store_service.db.engine import create_writer_engine
@@ -19,11 +22,13 @@ def _revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def test_chain_ends_with_retry_count_as_its_own_step() -> None:
+def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config())
+    retry_count = script.get_revision("0002")
+    assert retry_count is not None and "retry_count" in (retry_count.doc or "")
+    assert retry_count.down_revision is not None
     head = script.get_revision("head")
-    assert head is not None and "retry_count" in (head.doc or "")
-    assert head.down_revision is not None
+    assert head is not None and head.down_revision == "0002" and "merge" in (head.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models(tmp_path: Path) -> None:
@@ -37,9 +42,10 @@ def test_upgrade_from_empty_matches_the_models(tmp_path: Path) -> None:
 
 def test_upgrade_keeps_rows_and_gives_them_retry_count_zero(tmp_path: Path) -> None:
     engine = create_writer_engine(tmp_path / "store.db")
-    head = ScriptDirectory.from_config(migrate.alembic_config()).get_revision("head")
-    assert head is not None and isinstance(head.down_revision, str)
-    migrate.upgrade(engine, head.down_revision)
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    head, step = script.get_revision("head"), script.get_revision("0002")
+    assert head is not None and step is not None and isinstance(step.down_revision, str)
+    migrate.upgrade(engine, step.down_revision)
     with engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO initiatives (id, name, status, created_at, updated_at) "
@@ -68,11 +74,143 @@ def test_upgrade_keeps_rows_and_gives_them_retry_count_zero(tmp_path: Path) -> N
         assert connection.exec_driver_sql("SELECT count(*) FROM task_dependencies").scalar() == 1
         assert connection.exec_driver_sql("SELECT task_id FROM agents").scalar() == "t1"
 
-    migrate.downgrade(engine, head.down_revision)
-    assert _revision(engine) == head.down_revision
+    migrate.downgrade(engine, step.down_revision)
+    assert _revision(engine) == step.down_revision
     columns = {column["name"] for column in inspect(engine).get_columns("tasks")}
     assert "retry_count" not in columns
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM tasks").scalar() == 3
         assert connection.exec_driver_sql("SELECT count(*) FROM task_dependencies").scalar() == 1
         assert connection.exec_driver_sql("SELECT task_id FROM agents").scalar() == "t1"
+
+
+def _insert(connection: Connection, table: str, **values: object) -> None:
+    connection.execute(Table(table, MetaData(), autoload_with=connection).insert().values(**values))
+
+
+def _seed_before_stored_facts(connection: Connection) -> None:
+    """Rows as a store at 0002 left them: facts the orchestrator kept in memory or in the event log."""
+    stamp = {"created_at": datetime(2026, 1, 1), "updated_at": datetime(2026, 1, 1)}
+    _insert(connection, "initiatives", id="i1", name="x", status="active", **stamp)
+    for phase, status in (("review", "pending_review"), ("merged", "completed"), ("running", "in_progress")):
+        _insert(connection, "phases", id=phase, initiative_id="i1", name=phase, status=status, **stamp)
+    task = {"initiative_id": "i1", "name": "n", "type": "auto", "category": "execute", "priority": "medium"}
+    tasks: dict[str, tuple[str | None, str, datetime]] = {
+        "done-in-review": ("review", "completed", datetime(2026, 1, 2, 3, 4, 5, 123456)),
+        "done-in-merged": ("merged", "completed", datetime(2026, 1, 3)),
+        "blocked-in-merged": ("merged", "blocked", datetime(2026, 1, 3)),
+        "done-in-running": ("running", "completed", datetime(2026, 1, 4)),
+        "queued-loose": (None, "completed", datetime(2026, 1, 5)),
+        "loose": (None, "pending", datetime(2026, 1, 5)),
+        "queued-in-phase": ("running", "pending", datetime(2026, 1, 5)),
+    }
+    for task_id, (phase_id, status, updated) in tasks.items():
+        _insert(
+            connection, "tasks", id=task_id, phase_id=phase_id, status=status, **task, **stamp | {"updated_at": updated}
+        )
+    _insert(
+        connection,
+        "task_dependencies",
+        id="d1",
+        task_id="loose",
+        depends_on_task_id="queued-loose",
+        created_at=stamp["created_at"],
+    )
+    for sequence, (task_id, time) in enumerate(
+        [
+            ("queued-loose", datetime(2026, 1, 5, 1)),
+            ("queued-loose", datetime(2026, 1, 5, 2)),
+            ("queued-in-phase", datetime(2026, 1, 5)),
+        ],
+        start=1,
+    ):
+        _insert(connection, "events", sequence=sequence, type="task:queued", task_id=task_id, time=time, details="{}")
+    results = {
+        "done": '{"status": "done", "summary": "s"}',
+        "crash": '{"status": "crash"}',
+        "error": '{"status": "error", "error": "e"}',
+        "rate_limited": '{"status": "rate_limited", "retry_after_seconds": 5}',
+        "stopped": '{"status": "stopped"}',
+        "questions": '{"status": "questions", "questions": []}',
+        "garbled": "not json",
+        "no-result": None,
+    }
+    for agent_id, result in results.items():
+        _insert(
+            connection,
+            "agents",
+            id=agent_id,
+            name=agent_id,
+            task_id="loose",
+            worktree_id="/w",
+            provider="claude",
+            status="stopped",
+            mode="execute",
+            result=result,
+            **stamp,
+        )
+    _insert(connection, "projects", id="pr", name="app", url="/src/app", default_branch="main", **stamp)
+    _insert(
+        connection,
+        "request_records",
+        request_id="r1",
+        method="CreateTaskRequest",
+        resource_id="loose",
+        created_at=stamp["created_at"],
+    )
+
+
+def test_stored_facts_upgrade_keeps_rows_and_fills_in_what_was_known(tmp_path: Path) -> None:
+    engine = create_writer_engine(tmp_path / "store.db")
+    migrate.upgrade(engine, "0002")
+    with engine.begin() as connection:
+        _seed_before_stored_facts(connection)
+    migrate.upgrade(engine)
+    assert _revision(engine) == "0003"
+    with engine.connect() as connection:
+        merged: dict[str, str | None] = dict(connection.exec_driver_sql("SELECT id, merged_at FROM tasks").fetchall())
+        assert merged == {
+            "done-in-review": "2026-01-02 03:04:05.123456",
+            "done-in-merged": "2026-01-03 00:00:00.000000",
+            "blocked-in-merged": None,
+            "done-in-running": None,
+            "queued-loose": None,
+            "loose": None,
+            "queued-in-phase": None,
+        }
+        queued: dict[str, str | None] = dict(
+            connection.exec_driver_sql("SELECT id, queued_at FROM tasks WHERE queued_at IS NOT NULL").fetchall()
+        )
+        assert queued == {"queued-loose": "2026-01-05 02:00:00.000000"}
+        outcomes: dict[str, str | None] = dict(connection.exec_driver_sql("SELECT id, outcome FROM agents").fetchall())
+        assert outcomes == {
+            "done": "done",
+            "crash": "crashed",
+            "error": "failed",
+            "rate_limited": "rate_limited",
+            "stopped": "stopped",
+            "questions": None,
+            "garbled": None,
+            "no-result": None,
+        }
+        counts = {
+            table: connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()
+            for table in ("phases", "tasks", "task_dependencies", "events", "projects", "request_records")
+        }
+        assert counts == {
+            "phases": 3,
+            "tasks": 7,
+            "task_dependencies": 1,
+            "events": 3,
+            "projects": 1,
+            "request_records": 1,
+        }
+        assert connection.exec_driver_sql("SELECT count(*) FROM agents WHERE task_id = 'loose'").scalar() == 8
+        with pytest.raises(IntegrityError):
+            connection.exec_driver_sql("UPDATE agents SET outcome = 'exploded' WHERE id = 'done'")
+
+    migrate.downgrade(engine, "0002")
+    assert {column["name"] for column in inspect(engine).get_columns("agents")}.isdisjoint({"outcome", "error"})
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM agents WHERE task_id = 'loose'").scalar() == 8
+        assert connection.exec_driver_sql("SELECT count(*) FROM task_dependencies").scalar() == 1

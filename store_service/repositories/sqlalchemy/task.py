@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from store_service.db.models import Task, TaskDependency
+from store_service.db.views import task_dependency_criteria
 from store_service.repositories.sqlalchemy import consistency
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, constraint_errors
 from store_service.repositories.sqlalchemy.dependencies import check_new_edge
@@ -45,10 +46,6 @@ class SqlAlchemyTaskRepository(SqlAlchemyRepository[Task]):
     def find_dependencies(
         self, task_id: str | None = None, phase_id: str | None = None, initiative_id: str | None = None
     ) -> list[TaskDependency]:
-        query = select(TaskDependency).order_by(TaskDependency.create_time, TaskDependency.id)
-        if task_id:
-            query = query.where(or_(TaskDependency.task_id == task_id, TaskDependency.depends_on_task_id == task_id))
-        for column, value in ((Task.phase_id, phase_id), (Task.initiative_id, initiative_id)):
-            if value:
-                query = query.where(TaskDependency.task_id.in_(select(Task.id).where(column == value)))
+        criteria = task_dependency_criteria(task_id, phase_id, initiative_id)
+        query = select(TaskDependency).where(*criteria).order_by(TaskDependency.create_time, TaskDependency.id)
         return list(self.session.scalars(query))

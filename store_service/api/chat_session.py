@@ -16,7 +16,9 @@ from store_service.domain.errors import InvalidArgument, NotFound
 from store_service.services import change_sets
 
 CHAT_SESSION = Resource(ChatSession, chat_session_pb2.ChatSession, "chat_session", lambda uow: uow.chat_sessions)
-CHAT_MESSAGE = Resource(ChatMessage, chat_session_pb2.ChatMessage, "chat_message", lambda uow: uow.chat_sessions)
+CHAT_MESSAGE = Resource(
+    ChatMessage, chat_session_pb2.ChatMessage, "chat_message", lambda uow: uow.chat_sessions.messages
+)
 ENTITY_RESOURCES: dict[str, Resource[Any]] = {"page": PAGE, "phase": PHASE, "task": TASK}
 
 
@@ -49,7 +51,9 @@ def change_set_message(row: ChangeSet) -> chat_session_pb2.ChangeSet:
     return message
 
 
-CHANGE_SET = _ChangeSetResource(ChangeSet, chat_session_pb2.ChangeSet, "change_set", lambda uow: uow.chat_sessions)
+CHANGE_SET = _ChangeSetResource(
+    ChangeSet, chat_session_pb2.ChangeSet, "change_set", lambda uow: uow.chat_sessions.change_sets
+)
 
 
 def _requested_change(index: int, entry: chat_session_pb2.ChangeSetEntry) -> change_sets.Change:
@@ -115,7 +119,7 @@ class ChatSessionServicer(
 
     async def CreateChatMessage(self, request: Any, _context: Any) -> chat_session_pb2.ChatMessage:
         values = convert.values_for_create(request.chat_message, ChatMessage, "chat_message")
-        return await self.db.write(lambda uow: CHAT_MESSAGE.to_message(uow.chat_sessions.create_message(**values)))
+        return await self.create_with(request, lambda uow: uow.chat_sessions.create_message(**values), CHAT_MESSAGE)
 
     async def ListChatMessages(self, request: Any, _context: Any) -> chat_session_pb2.ListChatMessagesResponse:
         required_id(request.chat_session_id, "chat_session_id")
@@ -126,18 +130,18 @@ class ChatSessionServicer(
         session_id = required_id(request.chat_session_id, "chat_session_id")
         changes = [_requested_change(index, entry) for index, entry in enumerate(request.changes)]
 
-        def work(uow: SqlAlchemyUnitOfWork) -> chat_session_pb2.ChangeSet:
+        def make(uow: SqlAlchemyUnitOfWork) -> ChangeSet:
             row = change_sets.apply_change_set(uow, session_id, request.summary or None, changes)
-            message = change_set_message(row)
-            if message.ByteSize() > limits.CHANGE_SET.size:
+            size = change_set_message(row).ByteSize()
+            if size > limits.CHANGE_SET.size:
                 raise InvalidArgument.of(
                     "changes",
-                    f"would record {message.ByteSize()} bytes of states before and after; at most "
+                    f"would record {size} bytes of states before and after; at most "
                     f"{limits.CHANGE_SET.describe()}: split the change set",
                 )
-            return message
+            return row
 
-        return await self.db.write(work)
+        return await self.create_with(request, make, CHANGE_SET)
 
     async def GetChangeSet(self, request: Any, _context: Any) -> chat_session_pb2.ChangeSet:
         change_set_id = required_id(request.id)

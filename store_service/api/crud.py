@@ -10,7 +10,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 from sqlalchemy import ColumnElement
 
-from store_service.api import convert, pagination, preconditions
+from store_service.api import convert, idempotency, pagination, preconditions
 from store_service.api.preconditions import NONE, Preconditions
 from store_service.db.database import Database
 from store_service.db.models import Base
@@ -20,6 +20,7 @@ from store_service.domain.errors import InvalidArgument
 from store_service.repositories.base import PageCursor
 
 MessageT = TypeVar("MessageT", bound=Message)
+ShownT = TypeVar("ShownT", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -94,22 +95,22 @@ class ResourceServicer(Generic[MessageT]):
     async def create_rpc(self, request: Any, context: Any = None) -> MessageT:
         resource = self.resource
         values = convert.values_for_create(getattr(request, resource.field), resource.model, resource.field)
-        return await self.create_with(request, lambda uow: self.repository(uow).create(**values))
+        created: MessageT = await self.create_with(request, lambda uow: self.repository(uow).create(**values), resource)
+        return created
 
-    async def create_with(self, request: Any, make: Callable[[SqlAlchemyUnitOfWork], Base]) -> MessageT:
-        """Runs `make` unless this request_id already made something: then returns that instead."""
-        method = type(request).__name__
+    async def create_with(
+        self, request: Any, make: Callable[[SqlAlchemyUnitOfWork], Base], shown: Resource[ShownT]
+    ) -> ShownT:
+        """Runs `make` unless this request_id already made something: then returns that instead.
+        `shown` is the resource `make` creates."""
 
-        def work(uow: SqlAlchemyUnitOfWork) -> MessageT:
-            if request.request_id:
-                earlier = uow.remembered_request(request.request_id, method)
-                if earlier is not None:
-                    earlier_row: Base = self.repository(uow).get(earlier)
-                    return self.to_message(earlier_row)
+        def work(uow: SqlAlchemyUnitOfWork) -> ShownT:
+            earlier = idempotency.earlier_result(uow, request)
+            if earlier is not None:
+                return shown.to_message(shown.repository(uow).get(earlier))
             row = make(uow)
-            if request.request_id:
-                uow.remember_request(request.request_id, method, row.id)  # type: ignore[attr-defined]
-            return self.to_message(row)
+            idempotency.remember(uow, request, row.id)  # type: ignore[attr-defined]
+            return shown.to_message(row)
 
         return await self.db.write(work)
 

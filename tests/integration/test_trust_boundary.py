@@ -22,6 +22,7 @@ from cw.store.v1 import (
     project_pb2,
     task_pb2,
 )
+from store_service.db.models import RequestRecord
 from store_service.repositories.sqlalchemy.task import SqlAlchemyTaskRepository
 from tests.support import ErrorDetails, RunningStore, call_error
 
@@ -384,3 +385,68 @@ def test_an_unexpected_failure_is_internal_and_names_no_server_path(
 def test_not_found_names_no_server_path(store: RunningStore, api: SimpleNamespace) -> None:
     error = call_error(api.tasks.GetTask, task_pb2.GetTaskRequest(id="x"))
     assert str(store.db_path.parent) not in error.message + repr(error.metadata)
+
+
+def test_a_replayed_request_id_with_another_payload_is_refused(api: SimpleNamespace) -> None:
+    first = api.initiatives.CreateInitiative(
+        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="Once"), request_id="r-1")
+    )
+    again = api.initiatives.CreateInitiative(
+        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="Once"), request_id="r-1")
+    )
+    assert again == first
+    other = initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="Other"), request_id="r-1")
+    error = _refused(api.initiatives.CreateInitiative, other, "REQUEST_ID_REUSED", "request_id")
+    assert "request_id" in error.message
+    names = [i.name for i in api.initiatives.ListInitiatives(initiative_pb2.ListInitiativesRequest()).initiatives]
+    assert names == ["Once"]
+
+
+def test_a_request_id_remembered_before_payloads_were_hashed_still_replays(
+    store: RunningStore, api: SimpleNamespace
+) -> None:
+    """Records written before migration 0003 have no payload hash: their replays are trusted."""
+    first = _initiative(api, "Old")
+    with store.handle.db.units.write() as uow:
+        uow.session.add(
+            RequestRecord(
+                request_id="legacy", method="CreateInitiativeRequest", resource_id=first.id, payload_hash=None
+            )
+        )
+        uow.commit()
+    replay = initiative_pb2.CreateInitiativeRequest(
+        initiative=initiative_pb2.Initiative(name="Old"), request_id="legacy"
+    )
+    assert api.initiatives.CreateInitiative(replay).id == first.id
+
+
+def test_change_sets_and_chat_messages_honour_request_ids(api: SimpleNamespace) -> None:
+    initiative = _initiative(api)
+    session = api.chat_sessions.CreateChatSession(
+        chat_session_pb2.CreateChatSessionRequest(
+            chat_session=chat_session_pb2.ChatSession(
+                target_type=chat_session_pb2.CHAT_TARGET_TYPE_TASK, target_id="t", initiative_id=initiative.id
+            )
+        )
+    )
+    after = struct_pb2.Struct()
+    after.update({"initiativeId": initiative.id, "name": "from chat"})
+    create = chat_session_pb2.ChangeSetEntry(
+        entity_type=chat_session_pb2.CHANGE_ENTITY_TYPE_TASK, action=chat_session_pb2.CHANGE_ACTION_CREATE, after=after
+    )
+    apply = chat_session_pb2.ApplyChangeSetRequest(chat_session_id=session.id, changes=[create], request_id="cs-1")
+    first = api.chat_sessions.ApplyChangeSet(apply)
+    assert api.chat_sessions.ApplyChangeSet(apply) == first
+    assert len(api.tasks.ListTasks(task_pb2.ListTasksRequest(initiative_id=initiative.id)).tasks) == 1
+    apply.summary = "something else"
+    _refused(api.chat_sessions.ApplyChangeSet, apply, "REQUEST_ID_REUSED", "request_id")
+
+    message = chat_session_pb2.CreateChatMessageRequest(
+        chat_message=chat_session_pb2.ChatMessage(
+            chat_session_id=session.id, role=chat_session_pb2.CHAT_ROLE_USER, content="hi"
+        ),
+        request_id="m-1",
+    )
+    assert api.chat_sessions.CreateChatMessage(message) == api.chat_sessions.CreateChatMessage(message)
+    listed = api.chat_sessions.ListChatMessages(chat_session_pb2.ListChatMessagesRequest(chat_session_id=session.id))
+    assert len(listed.chat_messages) == 1

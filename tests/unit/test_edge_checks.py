@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -243,3 +244,17 @@ def test_reads_shrink_to_what_may_still_fit() -> None:
     small.offer(_message(10), 1)
     assert small.rows_to_read() == pagination.MAX_READ + 1
     assert pagination.SizedPage(limit=1).rows_to_read() == 2
+
+
+def test_docs_list_every_limit_of_the_table() -> None:
+    """docs/api.md's limits table says what limits.py enforces, field by field."""
+    docs = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    section = docs[docs.index("## Input checks and limits") :]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    for key, limit in limits.FIELD_LIMITS.items():
+        row = next((line for line in rows if f"`{key}`" in line), None)
+        assert row is not None and row.endswith(f"| {limit.describe()} |"), key
+    for default, name in ((limits.IDENTIFIER, "`id`"), (limits.DEFAULT_TEXT, "any other string")):
+        assert any(name in line and line.endswith(f"| {default.describe()} |") for line in rows), name
+    assert any(line.endswith(f"| {limits.MAX_ITEMS} |") for line in rows)
+    assert any(line.endswith(f"| {limits.CHANGE_SET.describe()} |") for line in rows)

@@ -178,54 +178,47 @@ def _create(entity_type: int, **fields: Any) -> chat.ChangeSetEntry:
     return chat.ChangeSetEntry(entity_type=entity_type, action=chat.CHANGE_ACTION_CREATE, after=_struct(**fields))  # type: ignore[arg-type]
 
 
+def _apply(api: SimpleNamespace, session_id: str, *changes: chat.ChangeSetEntry) -> tuple[str, list[str]]:
+    """Applies a change set; its id and the ids of the entities it touched."""
+    applied = api.chat_sessions.ApplyChangeSet(chat.ApplyChangeSetRequest(chat_session_id=session_id, changes=changes))
+    return applied.id, [entry.entity_id for entry in applied.entries]
+
+
+def _revert_refused(api: SimpleNamespace, change_set_id: str, *dependents: str) -> None:
+    error = call_error(api.chat_sessions.RevertChangeSet, chat.RevertChangeSetRequest(id=change_set_id))
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "HAS_DEPENDENTS")
+    assert all(name in error.message and name in error.metadata["dependents"] for name in dependents)
+
+
 def test_revert_refuses_to_take_rows_added_since_with_it(api: SimpleNamespace) -> None:
     """The attack: a change set creates a phase, someone adds a task to it, the revert would have
     cascade-deleted that task silently."""
     initiative_id, _, session = _setup(api)
-    applied = api.chat_sessions.ApplyChangeSet(
-        chat.ApplyChangeSetRequest(
-            chat_session_id=session.id,
-            changes=[
-                _create(chat.CHANGE_ENTITY_TYPE_PHASE, initiativeId=initiative_id, name="New phase"),
-                _create(chat.CHANGE_ENTITY_TYPE_PAGE, initiativeId=initiative_id, title="Notes"),
-            ],
-        )
-    )
-    phase_id, page_id = (entry.entity_id for entry in applied.entries)
+    new_phase = _create(chat.CHANGE_ENTITY_TYPE_PHASE, initiativeId=initiative_id, name="New phase")
+    new_page = _create(chat.CHANGE_ENTITY_TYPE_PAGE, initiativeId=initiative_id, title="Notes")
+    change_set_id, (phase_id, page_id) = _apply(api, session.id, new_phase, new_page)
     added = api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(phase_id=phase_id, name="mine")))
-    error = call_error(api.chat_sessions.RevertChangeSet, chat.RevertChangeSetRequest(id=applied.id))
-    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "HAS_DEPENDENTS")
-    assert added.id in error.message and added.id in error.metadata["dependents"]
+    _revert_refused(api, change_set_id, added.id)
     assert api.tasks.GetTask(task_pb2.GetTaskRequest(id=added.id)).phase_id == phase_id
 
     api.tasks.DeleteTask(task_pb2.DeleteTaskRequest(id=added.id))
     sub_page = api.pages.CreatePage(
         page_pb2.CreatePageRequest(page=page_pb2.Page(initiative_id=initiative_id, parent_page_id=page_id, title="s"))
     )
-    error = call_error(api.chat_sessions.RevertChangeSet, chat.RevertChangeSetRequest(id=applied.id))
-    assert error.reason == "HAS_DEPENDENTS" and sub_page.id in error.message
+    _revert_refused(api, change_set_id, sub_page.id)
 
     api.pages.DeletePage(page_pb2.DeletePageRequest(id=sub_page.id))
-    reverted = api.chat_sessions.RevertChangeSet(chat.RevertChangeSetRequest(id=applied.id))
+    reverted = api.chat_sessions.RevertChangeSet(chat.RevertChangeSetRequest(id=change_set_id))
     assert reverted.status == chat.CHANGE_SET_STATUS_REVERTED
 
 
 def test_revert_refuses_when_a_dependency_edge_points_at_a_created_task(api: SimpleNamespace) -> None:
     _, phase_id, session = _setup(api)
-    applied = api.chat_sessions.ApplyChangeSet(
-        chat.ApplyChangeSetRequest(
-            chat_session_id=session.id,
-            changes=[
-                _create(chat.CHANGE_ENTITY_TYPE_TASK, phaseId=phase_id, name="first"),
-                _create(chat.CHANGE_ENTITY_TYPE_TASK, phaseId=phase_id, name="second"),
-            ],
-        )
-    )
-    first, second = (entry.entity_id for entry in applied.entries)
+    tasks = [_create(chat.CHANGE_ENTITY_TYPE_TASK, phaseId=phase_id, name=name) for name in ("first", "second")]
+    change_set_id, (first, second) = _apply(api, session.id, *tasks)
     outside = api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(phase_id=phase_id, name="later")))
     api.tasks.CreateTaskDependency(task_pb2.CreateTaskDependencyRequest(task_id=second, depends_on_task_id=first))
     api.tasks.CreateTaskDependency(task_pb2.CreateTaskDependencyRequest(task_id=outside.id, depends_on_task_id=second))
-    error = call_error(api.chat_sessions.RevertChangeSet, chat.RevertChangeSetRequest(id=applied.id))
-    assert error.reason == "HAS_DEPENDENTS" and "task_dependency" in error.message
+    _revert_refused(api, change_set_id, "task_dependency")
     edges = api.tasks.ListTaskDependencies(task_pb2.ListTaskDependenciesRequest(task_id=outside.id)).dependencies
     assert [(edge.task_id, edge.depends_on_task_id) for edge in edges] == [(outside.id, second)]

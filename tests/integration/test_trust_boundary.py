@@ -43,6 +43,10 @@ def _refused(call: Any, request: Any, reason: str, field: str) -> ErrorDetails:
     return error
 
 
+def _mismatched(call: Any, request: Any, field: str) -> ErrorDetails:
+    return _refused(call, request, "INITIATIVE_MISMATCH", field)
+
+
 def _initiative(api: SimpleNamespace, name: str = "i", branch: str = "") -> Any:
     initiative = initiative_pb2.Initiative(name=name, branch=branch)
     return api.initiatives.CreateInitiative(initiative_pb2.CreateInitiativeRequest(initiative=initiative))
@@ -177,12 +181,7 @@ def test_a_subtask_stays_in_its_parents_initiative(api: SimpleNamespace) -> None
     )
     assert error.reason == "INITIATIVE_MISMATCH"
     _task(api, initiative_id=first.id, parent_task_id=parent.id)
-    _refused(
-        api.tasks.UpdateTask,
-        _update_task(id=parent.id, initiative_id=second.id),
-        "INITIATIVE_MISMATCH",
-        "task.initiative_id",
-    )
+    _mismatched(api.tasks.UpdateTask, _update_task(id=parent.id, initiative_id=second.id), "task.initiative_id")
 
 
 def test_a_page_cannot_be_its_own_parent_nor_under_its_descendant(api: SimpleNamespace) -> None:
@@ -207,18 +206,8 @@ def test_a_page_cannot_hang_under_a_page_of_another_initiative(api: SimpleNamesp
     )
     assert (error.reason, error.metadata["field"]) == ("INITIATIVE_MISMATCH", "page.parent_page_id")
     child = _page(api, first.id, foreign_root.id)
-    _refused(
-        api.pages.UpdatePage,
-        _update_page(child.id, initiative_id=second.id),
-        "INITIATIVE_MISMATCH",
-        "page.parent_page_id",
-    )
-    _refused(
-        api.pages.UpdatePage,
-        _update_page(foreign_root.id, initiative_id=second.id),
-        "INITIATIVE_MISMATCH",
-        "page.initiative_id",
-    )
+    _mismatched(api.pages.UpdatePage, _update_page(child.id, initiative_id=second.id), "page.parent_page_id")
+    _mismatched(api.pages.UpdatePage, _update_page(foreign_root.id, initiative_id=second.id), "page.initiative_id")
 
 
 def test_a_task_phase_and_initiative_must_agree(api: SimpleNamespace) -> None:
@@ -231,12 +220,7 @@ def test_a_task_phase_and_initiative_must_agree(api: SimpleNamespace) -> None:
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "INITIATIVE_MISMATCH")
     assert error.metadata["field"] == "task.initiative_id"
     task = _task(api, phase_id=phase_of_first.id)
-    _refused(
-        api.tasks.UpdateTask,
-        _update_task(id=task.id, initiative_id=second.id),
-        "INITIATIVE_MISMATCH",
-        "task.initiative_id",
-    )
+    _mismatched(api.tasks.UpdateTask, _update_task(id=task.id, initiative_id=second.id), "task.initiative_id")
 
 
 def test_a_task_given_only_a_phase_takes_its_initiative_and_its_events_carry_it(api: SimpleNamespace) -> None:

@@ -20,7 +20,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.sdk.credentials import BearerToken
 from cw.store.v1 import task_pb2, task_pb2_grpc
+from cw_edge.tokens import Identity
 from store_service import server
 from store_service.db.engine import Synchronous
 
@@ -49,7 +51,8 @@ def _measure(synchronous: Synchronous, calls: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "store.db"
         running = asyncio.run_coroutine_threadsafe(server.start(path, "127.0.0.1:0", synchronous), loop).result()
-        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        token = BearerToken(running.auth.tokens[Identity.CLIENT])
+        with grpc.intercept_channel(grpc.insecure_channel(f"127.0.0.1:{running.port}"), token) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             tasks = task_pb2_grpc.TaskServiceStub(channel)
             task = tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="bench")))

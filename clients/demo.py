@@ -193,6 +193,9 @@ def walkthrough(home: Path) -> None:
 def main() -> int:
     home = Path(os.environ.get("CW_DEMO_HOME") or tempfile.mkdtemp(prefix="cw-demo-"))
     os.environ["CW_HOME"] = str(home)
+    # The CLI reads the token the demo's own store creates in $CW_HOME/auth, whatever else is set.
+    for variable in ("CW_TOKEN_FILE", "CW_TLS_CA"):
+        os.environ.pop(variable, None)
     os.environ["CW_TEST_STATE_DIR"] = str(home)  # where the scripted agent counts its attempts
     provider = f"scripted={sys.executable} {SCRIPTED_AGENT}"
     say(f"Starting the store and the orchestrator on {home}")

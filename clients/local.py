@@ -67,10 +67,15 @@ def stop(service: Service) -> None:
 def start_both(
     home: Path, orchestrator_arguments: list[str], store_listen: str, orchestrator_listen: str, echo: bool = True
 ) -> tuple[Service, Service]:
+    """The store creates the token files in `home/auth` on its first start; the orchestrator and
+    the clients read them from there."""
     home.mkdir(parents=True, exist_ok=True)
-    store = start("store_service", ["--db", str(home / "store.db"), "--listen", store_listen], home / "store.log", echo)
+    auth = ["--auth-dir", str(home / "auth")]
+    store_arguments = ["--db", str(home / "store.db"), "--listen", store_listen, *auth]
+    store = start("store_service", store_arguments, home / "store.log", echo)
     try:
         arguments = ["--store", store.address, "--listen", orchestrator_listen, "--workspace", str(home / "workspace")]
+        arguments += auth
         orchestrator = start(
             "orchestrator_service", [*arguments, *orchestrator_arguments], home / "orchestrator.log", echo
         )

@@ -7,10 +7,13 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
+from cw_edge import listen
 from orchestrator_service import server
 from orchestrator_service.agents.providers import provider_table
+from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,8 +31,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--default-provider", default="claude")
     parser.add_argument("--max-agents", type=int, default=4)
+    parser.add_argument(
+        "--retry-delays",
+        default=",".join(f"{delay:g}" for delay in DEFAULT_RETRY_DELAYS),
+        metavar="SECONDS,...",
+        help="pauses before the 1st, 2nd, 3rd retry of a failed attempt (default 5,30,120)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
+    listen.add_arguments(parser)
+    parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
     args = parser.parse_args(argv)
+    listen.from_arguments(args, parser.prog)
+    try:
+        args.retry_delays = tuple(float(part) for part in args.retry_delays.split(",") if part.strip())
+    except ValueError:
+        parser.error(f"--retry-delays wants seconds separated by commas, got {args.retry_delays!r}")
+    if any(delay < 0 for delay in args.retry_delays):
+        parser.error("--retry-delays must not be negative")
     try:
         args.providers = provider_table(args.provider)
     except ValueError as error:
@@ -47,14 +65,25 @@ async def serve(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     config = server.Config(
-        args.store, args.listen, args.workspace, args.providers, args.default_provider, args.max_agents
+        args.store,
+        args.listen,
+        args.workspace,
+        args.providers,
+        args.default_provider,
+        args.max_agents,
+        args.retry_delays,
+        auth_dir=args.auth_dir,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure=args.insecure,
+        store_tls_ca=args.store_tls_ca,
     )
     starting = asyncio.create_task(server.start(config))
     await asyncio.wait([starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
         starting.cancel()
         return
-    running = starting.result()
+    running = starting.result()  # raises CannotStart: main() says it in one line
     await stopping.wait()
     logging.getLogger("cw.orchestrator").info("cw orchestrator shutting down")
     await running.stop()
@@ -63,7 +92,11 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args))
+    try:
+        asyncio.run(serve(args))
+    except server.CannotStart as error:
+        print(f"cw-orchestrator: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cw.store.v1 import phase_pb2, task_pb2
@@ -26,11 +27,15 @@ _PRIORITY_RANK = {
 
 @dataclass
 class Backoff:
-    """Exponential delays between attempts to reach the store: 0.1 s, doubling, at most 5 s."""
+    """Exponential delays between attempts: `initial`, doubling, at most `ceiling` (by default
+    0.1 s to 5 s, for reaching the store)."""
 
     initial: float = 0.1
     ceiling: float = 5.0
-    current: float = 0.1
+    current: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.current = self.initial
 
     def next_delay(self) -> float:
         delay, self.current = self.current, min(self.current * 2, self.ceiling)
@@ -89,6 +94,32 @@ def ready_tasks(
         and (task.phase_id in running_phases if task.phase_id else task.id in queued_without_phase)
     ]
     return sorted(ready, key=dispatch_key)
+
+
+def finished_dependencies(tasks: Mapping[str, task_pb2.Task], depends_on: Mapping[str, set[str]]) -> set[str]:
+    """Dependencies whose work is where their dependents start from: COMPLETED and merged, or no
+    longer among the live tasks at all (finished history is not kept live)."""
+    needed: set[str] = set().union(*depends_on.values()) if depends_on else set()
+    return {
+        task_id
+        for task_id in needed
+        if task_id not in tasks
+        or (tasks[task_id].status == task_pb2.TASK_STATUS_COMPLETED and tasks[task_id].HasField("merge_time"))
+    }
+
+
+def retry_not_due(tasks: Iterable[task_pb2.Task], now: datetime) -> tuple[set[str], datetime | None]:
+    """PENDING tasks whose retry pause has not passed yet, and when the first of them is due."""
+    waiting: set[str] = set()
+    earliest: datetime | None = None
+    for task in tasks:
+        if task.status != task_pb2.TASK_STATUS_PENDING or not task.HasField("next_attempt_time"):
+            continue
+        due = task.next_attempt_time.ToDatetime(tzinfo=UTC)
+        if due > now:
+            waiting.add(task.id)
+            earliest = due if earliest is None else min(earliest, due)
+    return waiting, earliest
 
 
 def phases_to_start(phases: Iterable[phase_pb2.Phase], depends_on: Mapping[str, set[str]]) -> list[phase_pb2.Phase]:
@@ -170,6 +201,14 @@ def build_prompt(task: task_pb2.Task, dependencies: Iterable[task_pb2.Task]) -> 
         'or {"status": "error", "error": "..."}. Commit your work in each project directory first.',
     ]
     return "\n".join(parts) + "\n"
+
+
+def answers_prompt(answers: Mapping[str, str]) -> str:
+    """What a resumed agent reads after its task: the answers, also in $CW_ANSWERS_FILE as
+    `{"QUESTION_ID": "answer"}`."""
+    lines = ["", "## Answers to your questions"]
+    lines += [f"- {question_id}: {answer}" for question_id, answer in answers.items()]
+    return "\n".join(lines) + "\n"
 
 
 MODE_BY_CATEGORY = {

@@ -1,8 +1,9 @@
-"""The orchestrator's only way to the store: its gRPC API, with deadlines and a call counter."""
+"""The orchestrator's only way to the store: its gRPC API, with deadlines, one paging loop, rows by
+kind, and conditional writes."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -16,6 +17,7 @@ from cw.store.v1 import (
     event_pb2_grpc,
     initiative_pb2,
     initiative_pb2_grpc,
+    log_chunk_pb2,
     log_chunk_pb2_grpc,
     phase_pb2,
     phase_pb2_grpc,
@@ -27,13 +29,57 @@ from cw.store.v1 import (
 
 CALL_TIMEOUT_SECONDS = 10.0
 PAGE_SIZE = 1000
+# Messages up to this size in either direction; the store pages its answers to stay below 4 MiB.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
 
 
+class Stale(Exception):
+    """A conditional write found the row changed since it was read: re-read, decide again."""
+
+
+class _Signer:
+    """Adds the orchestrator's token to a call on the store channel."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def signed(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+# grpc.aio files an interceptor under the first call kind it implements only: one class per kind.
+class _SignUnary(_Signer, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.signed(details), request)
+
+
+class _SignStream(_Signer, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.signed(details), request)
+
+
+def store_channel(address: str, token: str, root_certificates: bytes | None = None) -> grpc.aio.Channel:
+    """TLS when given the CA that signed the store's certificate, plaintext otherwise; every call
+    signed with the orchestrator's token."""
+    interceptors = [_SignUnary(token), _SignStream(token)]
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if root_certificates is None:
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
+
+
 class StoreClient:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, token: str, root_certificates: bytes | None = None) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address)
+        self.channel = store_channel(address, token, root_certificates)
         self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(self.channel)
         self.phases = phase_pb2_grpc.PhaseServiceStub(self.channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
@@ -42,7 +88,7 @@ class StoreClient:
         self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
         self.log_chunks = log_chunk_pb2_grpc.LogChunkServiceStub(self.channel)
         self.events = event_pb2_grpc.EventServiceStub(self.channel)
-        # Unary calls made so far: the bench divides it by the dispatches made.
+        # Unary calls made so far: benchmarks divide it by the tasks run.
         self.calls = 0
 
     async def call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
@@ -51,7 +97,7 @@ class StoreClient:
         return await method(request, timeout=CALL_TIMEOUT_SECONDS)
 
     async def list_all(self, method: Callable[..., Awaitable[Any]], request: Any, field: str) -> list[Any]:
-        """Every page of a List call."""
+        """Every page of a List call (the store cuts pages by size as well as by count)."""
         request.page_size = PAGE_SIZE
         rows: list[Any] = []
         while True:
@@ -62,11 +108,30 @@ class StoreClient:
             request.page_token = page.next_page_token
 
     async def append(
-        self, events: list[event_pb2.Event], changes: list[event_pb2.StateChange] | None = None
+        self, events: Sequence[event_pb2.Event], changes: Sequence[event_pb2.StateChange] = ()
     ) -> event_pb2.AppendEventResponse:
-        """State changes and the events that announce them, in one store transaction."""
-        request = event_pb2.AppendEventRequest(events=events, changes=changes or [])
-        return await self.call(self.events.AppendEvent, request)
+        """State changes and the events that announce them, in one store transaction. A change
+        whose precondition no longer holds raises Stale, and nothing is written."""
+        request = event_pb2.AppendEventRequest(events=list(events), changes=list(changes))
+        try:
+            return await self.call(self.events.AppendEvent, request)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.ABORTED:
+                raise Stale(error.details() or "changed since read") from error
+            raise
+
+    # ---- rows by kind ----------------------------------------------------------------------------
+
+    async def get(self, kind: str, row_id: str) -> Any:
+        method, request = {
+            "task": (self.tasks.GetTask, task_pb2.GetTaskRequest),
+            "phase": (self.phases.GetPhase, phase_pb2.GetPhaseRequest),
+            "agent": (self.agents.GetAgent, agent_pb2.GetAgentRequest),
+            "initiative": (self.initiatives.GetInitiative, initiative_pb2.GetInitiativeRequest),
+            "project": (self.projects.GetProject, project_pb2.GetProjectRequest),
+            "account": (self.accounts.GetAccount, account_pb2.GetAccountRequest),
+        }[kind]
+        return await self.call(method, request(id=row_id))
 
     async def get_task(self, task_id: str) -> task_pb2.Task:
         return await self.call(self.tasks.GetTask, task_pb2.GetTaskRequest(id=task_id))
@@ -84,22 +149,46 @@ class StoreClient:
         request = project_pb2.ListInitiativeProjectsRequest(initiative_id=initiative_id)
         return list((await self.call(self.projects.ListInitiativeProjects, request)).projects)
 
-    async def has_accounts(self, provider: str) -> bool:
-        request = account_pb2.ListAccountsRequest(provider=provider, page_size=1)
-        return bool((await self.call(self.accounts.ListAccounts, request)).accounts)
+    async def phase_dependencies(self, phase_id: str) -> list[phase_pb2.Phase]:
+        request = phase_pb2.ListPhaseDependenciesRequest(phase_id=phase_id)
+        return list((await self.call(self.phases.ListPhaseDependencies, request)).phases)
+
+    async def task_dependencies(self, task_ids: Sequence[str]) -> list[task_pb2.TaskDependency]:
+        """Edges whose dependent task is one of `task_ids`, a thousand ids per request."""
+        edges: list[task_pb2.TaskDependency] = []
+        ids = list(task_ids)
+        for start in range(0, len(ids), PAGE_SIZE):
+            request = task_pb2.ListTaskDependenciesRequest(task_ids=ids[start : start + PAGE_SIZE])
+            edges += await self.list_all(self.tasks.ListTaskDependencies, request, "dependencies")
+        return edges
+
+    async def log_chunks_of(self, agent_id: str) -> list[log_chunk_pb2.LogChunk]:
+        request = log_chunk_pb2.ListLogChunksRequest(agent_id=agent_id)
+        return await self.list_all(self.log_chunks.ListLogChunks, request, "log_chunks")
 
     async def close(self) -> None:
         await self.channel.close()
 
 
+_CHANGE_FIELDS = {
+    task_pb2.UpdateTaskRequest: "update_task",
+    phase_pb2.UpdatePhaseRequest: "update_phase",
+    agent_pb2.UpdateAgentRequest: "update_agent",
+    agent_pb2.CreateAgentRequest: "create_agent",
+    initiative_pb2.UpdateInitiativeRequest: "update_initiative",
+    account_pb2.UpdateAccountRequest: "update_account",
+    project_pb2.UpdateProjectRequest: "update_project",
+}
+
+
 def changes(*requests: Any) -> list[event_pb2.StateChange]:
     """StateChange messages from Update/Create requests, by their type."""
-    field_by_type = {
-        task_pb2.UpdateTaskRequest: "update_task",
-        phase_pb2.UpdatePhaseRequest: "update_phase",
-        agent_pb2.UpdateAgentRequest: "update_agent",
-        agent_pb2.CreateAgentRequest: "create_agent",
-        initiative_pb2.UpdateInitiativeRequest: "update_initiative",
-        account_pb2.UpdateAccountRequest: "update_account",
-    }
-    return [event_pb2.StateChange(**{field_by_type[type(request)]: request}) for request in requests]
+    return [event_pb2.StateChange(**{_CHANGE_FIELDS[type(request)]: request}) for request in requests]
+
+
+def changed_row(row: event_pb2.ChangedRow) -> tuple[str, Any]:
+    """(kind, message) of one row an AppendEvent answer carries."""
+    kind = row.WhichOneof("row")
+    if kind is None:
+        raise ValueError("a changed row without a row")
+    return kind, getattr(row, kind)

@@ -8,13 +8,11 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
+from cw_edge import listen
+from cw_edge.ownership import Held
+from cw_edge.tokens import cw_home
 from store_service import server, startup
-
-
-def cw_home() -> Path:
-    return Path(os.environ.get("CW_HOME", ".cw"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,12 +21,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT to serve on (port 0: any)")
     parser.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL"], help="SQLite synchronous mode")
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
-    return parser.parse_args(argv)
+    listen.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.listening = listen.from_arguments(args, parser.prog)
+    return args
 
 
 async def serve(args: argparse.Namespace) -> None:
     db_path = startup.database_path(args.db) if args.db else cw_home() / "store.db"
-    running = await server.start(db_path, args.listen, args.synchronous)
+    running = await server.start(db_path, args.listening, args.synchronous, args.auth_dir)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(args))
-    except startup.StartupRefused as refused:
+    except (startup.StartupRefused, listen.ListenRefused, Held) as refused:
         sys.exit(f"cw-store: {refused}")
 
 

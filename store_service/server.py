@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from cw.store.v1 import (
     account_pb2,
@@ -42,24 +41,31 @@ from cw.store.v1 import (
     task_pb2,
     task_pb2_grpc,
 )
+from cw_edge.interceptor import BearerAuthInterceptor
+from cw_edge.listen import SERVER_OPTIONS, Listening, ListenRefused, bind, check_free
+from cw_edge.ownership import ProcessLock
+from cw_edge.reflection import serve_reflection
 from store_service.api.account import AccountServicer
 from store_service.api.agent import AgentServicer
 from store_service.api.chat_session import ChatSessionServicer
 from store_service.api.conversation import ConversationServicer
-from store_service.api.errors import DomainErrorInterceptor
+from store_service.api.errors import DomainErrorInterceptor, refusal_status
 from store_service.api.events import CommitNotifier, EventServicer
 from store_service.api.initiative import InitiativeServicer
 from store_service.api.log_chunk import LogChunkServicer
 from store_service.api.message import MessageServicer
 from store_service.api.page import PageServicer
+from store_service.api.permissions import ORCHESTRATOR_ONLY_METHODS
 from store_service.api.phase import PhaseServicer
 from store_service.api.project import ProjectServicer
 from store_service.api.proposal import ProposalServicer
 from store_service.api.review_comment import ReviewCommentServicer
 from store_service.api.task import TaskServicer
+from store_service.auth_files import AuthFiles, ensure_auth_files
 from store_service.db.database import Database
 from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous
-from store_service.startup import SERVER_OPTIONS, DatabaseLock, StartupRefused, bind, check_listen
+from store_service.db.file_modes import make_database_files_private
+from store_service.db.secret_box import SecretBox, seal_stored_secrets
 
 log = logging.getLogger("cw.store")
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -98,7 +104,8 @@ class StoreServer:
     db: Database
     health: health.aio.HealthServicer
     notifier: CommitNotifier
-    lock: DatabaseLock
+    auth: AuthFiles
+    lock: ProcessLock
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Health goes NOT_SERVING first, so balancers stop sending; open event streams end; then
@@ -111,42 +118,55 @@ class StoreServer:
 
 
 async def start(
-    db_path: Path, listen: str = "127.0.0.1:50051", synchronous: Synchronous = DEFAULT_SYNCHRONOUS
+    db_path: Path,
+    listen: str | Listening = "127.0.0.1:50051",
+    synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
+    auth_dir: Path | None = None,
 ) -> StoreServer:
+    """`auth_dir` defaults to `auth/` beside the database (`$CW_HOME/auth` for the default --db)."""
+    listening = listen if isinstance(listen, Listening) else Listening(listen)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = DatabaseLock.acquire(db_path)
+    lock = ProcessLock.acquire(db_path.with_name(f"{db_path.name}.lock"), f"database {db_path}", "store")
     try:
-        return await _serve(db_path, listen, synchronous, lock)
+        return await _serve(db_path, listening, synchronous, auth_dir, lock)
     except BaseException:
         lock.release()
         raise
 
 
-async def _serve(db_path: Path, listen: str, synchronous: Synchronous, lock: DatabaseLock) -> StoreServer:
-    check_listen(listen)
-    db = Database(db_path, synchronous)
+async def _serve(
+    db_path: Path, listening: Listening, synchronous: Synchronous, auth_dir: Path | None, lock: ProcessLock
+) -> StoreServer:
+    check_free(listening)
+    auth = ensure_auth_files(auth_dir or db_path.parent / "auth")
+    make_database_files_private(db_path)
+    secrets = SecretBox(auth.secrets_key)
+    db = Database(db_path, synchronous, secrets)
     db.migrate()
+    if sealed := await db.write(lambda uow: seal_stored_secrets(uow.session, secrets)):
+        log.info("encrypted the secrets of %d account(s) stored before encryption at rest", sealed)
     notifier = CommitNotifier(asyncio.get_running_loop())
     db.units.on_commit = notifier.notify_threadsafe
 
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
+    authentication = BearerAuthInterceptor(auth.tokens, refusal_status, ORCHESTRATOR_ONLY_METHODS)
+    server = grpc.aio.server(interceptors=[authentication, DomainErrorInterceptor()], options=SERVER_OPTIONS)
     for servicer, register, _module in _SERVICES:
         register(servicer(db), server)
     event_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(db, notifier), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = service_names()
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    serve_reflection(server, [*names, health.SERVICE_NAME])
 
     try:
-        port = bind(listen, server.add_insecure_port)
-    except StartupRefused:
+        port = bind(server, listening, log)
+    except ListenRefused:
         db.close()
         raise
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    host = listen.rsplit(":", 1)[0]
-    lock.announce(f"{host}:{port}")
-    log.info("cw store listening on %s:%d, database %s", host, port, db_path)
-    return StoreServer(server, port, db, health_servicer, notifier, lock)
+    lock.announce(f"{listening.host}:{port}")
+    scheme = "TLS" if listening.tls else "plaintext"
+    log.info("cw store listening on %s:%d (%s), database %s", listening.host, port, scheme, db_path)
+    return StoreServer(server, port, db, health_servicer, notifier, auth, lock)

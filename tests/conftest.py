@@ -4,10 +4,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import grpc
 import pytest
 from sqlalchemy.orm import sessionmaker
 
+from cw_edge.tokens import Identity
 from store_service.db import migrate
 from store_service.db.engine import create_reader_engine, create_writer_engine
 from store_service.db.unit_of_work import UnitOfWorkFactory
@@ -33,5 +33,13 @@ def store(tmp_path: Path) -> Iterator[RunningStore]:
 
 @pytest.fixture
 def api(store: RunningStore) -> Iterator[SimpleNamespace]:
-    with grpc.insecure_channel(store.address) as channel:
+    """Every RPC, as the orchestrator (whose rights are all of them)."""
+    with store.channel(Identity.ORCHESTRATOR) as channel:
+        yield stubs(channel)
+
+
+@pytest.fixture
+def client_api(store: RunningStore) -> Iterator[SimpleNamespace]:
+    """The store as a person's tool sees it: the client token."""
+    with store.channel(Identity.CLIENT) as channel:
         yield stubs(channel)

@@ -12,8 +12,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from clients.local import Service, start
+from clients.sdk.credentials import BearerToken
 from clients.sdk.errors import from_rpc_error
 from cw.store.v1 import (
     account_pb2_grpc,
@@ -31,6 +33,7 @@ from cw.store.v1 import (
     review_comment_pb2_grpc,
     task_pb2_grpc,
 )
+from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from store_service import server
 
 
@@ -41,10 +44,15 @@ class RunningStore:
     loop: asyncio.AbstractEventLoop
     handle: server.StoreServer
 
+    def channel(self, identity: Identity = Identity.ORCHESTRATOR) -> grpc.Channel:
+        """A channel whose calls carry `identity`'s token (the orchestrator's may do everything)."""
+        return authorized_channel(self.address, self.handle.auth.tokens[identity])
+
 
 @contextmanager
 def store_in_thread(db_path: Path) -> Iterator[RunningStore]:
-    """A real store server on port 0, its event loop on a background thread."""
+    """A real store server on port 0, its event loop on a background thread; its token files in
+    `auth/` beside the database."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -56,6 +64,31 @@ def store_in_thread(db_path: Path) -> Iterator[RunningStore]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def authorized_channel(address: str, token: str, root_certificates: bytes | None = None) -> grpc.Channel:
+    """A channel whose calls carry `token`, over TLS when given the CA."""
+    if root_certificates is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates))
+    return grpc.intercept_channel(channel, BearerToken(token))
+
+
+def list_services_v1(channel: grpc.Channel) -> list[str]:
+    """What a `grpc.reflection.v1` client (current grpcurl, grpc-js) sees; v1 and v1alpha share
+    their messages' wire format, so v1alpha's classes encode the v1 call."""
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    replies = call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+    return [service.name for reply in replies for service in reply.list_services_response.service]
+
+
+def tokens_in(auth_dir: Path) -> dict[Identity, str]:
+    return {identity: read_token(auth_dir / name) for identity, name in TOKEN_FILES.items()}
 
 
 def stubs(channel: grpc.Channel) -> SimpleNamespace:
@@ -103,6 +136,32 @@ def call_error(call: Any, request: Any) -> ErrorDetails:
     raise AssertionError(f"{call} succeeded but should have failed")
 
 
-def start_store_process(db_path: Path, log_path: Path, listen: str = "127.0.0.1:0", log_level: str = "INFO") -> Service:
-    """`python -m store_service` as its own process; returns once it says where it listens."""
-    return start("store_service", ["--db", str(db_path), "--listen", listen, "--log-level", log_level], log_path)
+def start_store_process(
+    db_path: Path,
+    log_path: Path,
+    listen: str = "127.0.0.1:0",
+    log_level: str = "INFO",
+    extra: list[str] | None = None,
+) -> Service:
+    """`python -m store_service` as its own process, its token files in `auth/` beside the database;
+    returns once it says where it listens."""
+    arguments = [
+        "--db",
+        str(db_path),
+        "--listen",
+        listen,
+        "--log-level",
+        log_level,
+        "--auth-dir",
+        str(auth_dir_of(db_path)),
+    ]
+    return start("store_service", [*arguments, *(extra or [])], log_path)
+
+
+def auth_dir_of(db_path: Path) -> Path:
+    return db_path.parent / "auth"
+
+
+def process_channel(store: Service, db_path: Path, identity: Identity = Identity.CLIENT) -> grpc.Channel:
+    """A channel to a store process started by `start_store_process`, as `identity`."""
+    return authorized_channel(store.address, tokens_in(auth_dir_of(db_path))[identity])

@@ -1,7 +1,7 @@
 """The cw Python SDK: typed clients for the store and the orchestrator.
 
 from clients.sdk import StoreClient, OrchestratorClient
-store = StoreClient()            # $CW_STORE, else 127.0.0.1:50051
+store = StoreClient()            # $CW_STORE, else 127.0.0.1:50051; token: $CW_HOME/auth/client.token
 project = store.create_project("app", "/path/to/repo")
 """
 
@@ -11,6 +11,8 @@ from clients.sdk.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from clients.sdk.orchestrator import OrchestratorClient
@@ -23,6 +25,8 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "OrchestratorClient",
+    "PermissionDeniedError",
     "StoreClient",
+    "UnauthenticatedError",
     "UnavailableError",
 ]

@@ -12,12 +12,14 @@ import importlib
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
+from typing import ClassVar
 
 import grpc
 
+from clients.sdk.credentials import authenticated_channel
 from clients.sdk.errors import UnavailableError
-from cw.orchestrator.v1 import orchestrator_pb2
 
 DEFAULT_STORE = "127.0.0.1:50051"
 DEFAULT_ORCHESTRATOR = "127.0.0.1:50052"
@@ -80,14 +82,41 @@ def ensure_reachable(channel: grpc.Channel, what: str, address: str, timeout: fl
         raise UnavailableError(grpc.StatusCode.UNAVAILABLE, message, "UNREACHABLE") from None
 
 
-def _channel(address: str, modules: tuple[ModuleType, ...]) -> grpc.Channel:
+def _channel(
+    address: str, modules: tuple[ModuleType, ...], token_file: Path | None, tls_ca: Path | None
+) -> grpc.Channel:
     options = [("grpc.enable_retries", 1), ("grpc.service_config", service_config(modules))]
-    return grpc.insecure_channel(address, options=options)
+    return authenticated_channel(address, options, token_file, tls_ca)
 
 
-def store_channel(address: str | None = None) -> grpc.Channel:
-    return _channel(address or os.environ.get("CW_STORE", DEFAULT_STORE), STORE_MODULES)
+class ServiceClient:
+    """One channel to one of cw's services, carrying the client token: what StoreClient and
+    OrchestratorClient share. Subclasses name the service and make their stubs in `bind`."""
 
+    service: ClassVar[str]
+    address_variable: ClassVar[str]
+    default_address: ClassVar[str]
+    modules: ClassVar[tuple[ModuleType, ...]]
 
-def orchestrator_channel(address: str | None = None) -> grpc.Channel:
-    return _channel(address or os.environ.get("CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR), (orchestrator_pb2,))
+    def __init__(
+        self,
+        address: str | None = None,
+        channel: grpc.Channel | None = None,
+        token_file: Path | None = None,
+        tls_ca: Path | None = None,
+    ) -> None:
+        """`token_file`: else $CW_TOKEN_FILE, else $CW_HOME/auth/client.token. `tls_ca`: the PEM CA of
+        the service's certificate (else $CW_TLS_CA; neither: plaintext)."""
+        self.address = address or os.environ.get(self.address_variable, self.default_address)
+        self.channel = channel or _channel(self.address, self.modules, token_file, tls_ca)
+        self.bind(self.channel)
+
+    def bind(self, channel: grpc.Channel) -> None:
+        raise NotImplementedError
+
+    def ensure_reachable(self, timeout: float = 5.0) -> None:
+        """Raises UnavailableError after `timeout` seconds if the service does not answer."""
+        ensure_reachable(self.channel, self.service, self.address, timeout)
+
+    def close(self) -> None:
+        self.channel.close()

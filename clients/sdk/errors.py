@@ -48,6 +48,14 @@ class UnavailableError(CwError):
     pass
 
 
+class UnauthenticatedError(CwError):
+    pass
+
+
+class PermissionDeniedError(CwError):
+    pass
+
+
 _BY_CODE: dict[grpc.StatusCode, type[CwError]] = {
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
@@ -55,6 +63,8 @@ _BY_CODE: dict[grpc.StatusCode, type[CwError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: UnavailableError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 
 

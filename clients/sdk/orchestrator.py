@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 
 import grpc
 
 from clients.sdk.calls import call, resumable
-from clients.sdk.channel import DEFAULT_ORCHESTRATOR, ensure_reachable, orchestrator_channel
+from clients.sdk.channel import DEFAULT_ORCHESTRATOR, ServiceClient
 from clients.sdk.errors import from_rpc_error
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.orchestrator.v1 import orchestrator_pb2_grpc
 from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
 
 
-class OrchestratorClient:
+class OrchestratorClient(ServiceClient):
     """One client per orchestrator address (default: $CW_ORCHESTRATOR, else 127.0.0.1:50052)."""
 
-    def __init__(self, address: str | None = None, channel: grpc.Channel | None = None) -> None:
-        self.address = address or os.environ.get("CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR)
-        self.channel = channel or orchestrator_channel(self.address)
-        self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
+    service, address_variable, default_address = "orchestrator", "CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR
+    modules = (orch,)
 
-    def ensure_reachable(self, timeout: float = 5.0) -> None:
-        """Raises UnavailableError after `timeout` seconds if the orchestrator does not answer."""
-        ensure_reachable(self.channel, "orchestrator", self.address, timeout)
-
-    def close(self) -> None:
-        self.channel.close()
+    def bind(self, channel: grpc.Channel) -> None:
+        self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
 
     def approve_phase(self, phase_id: str) -> phase_pb2.Phase:
         return call(self.stub.ApprovePhase, orch.ApprovePhaseRequest(phase_id=phase_id))

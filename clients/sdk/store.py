@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 
 import grpc
 
 from clients.sdk.calls import call, enum_value, every_page, request_id, resumable
-from clients.sdk.channel import DEFAULT_STORE, ensure_reachable, store_channel
+from clients.sdk.channel import DEFAULT_STORE, STORE_MODULES, ServiceClient
 from clients.sdk.errors import NotFoundError
 from cw.store.v1 import (
     account_pb2,
@@ -28,26 +27,19 @@ from cw.store.v1 import (
 )
 
 
-class StoreClient:
+class StoreClient(ServiceClient):
     """One client per store address (default: $CW_STORE, else 127.0.0.1:50051)."""
 
-    def __init__(self, address: str | None = None, channel: grpc.Channel | None = None) -> None:
-        self.address = address or os.environ.get("CW_STORE", DEFAULT_STORE)
-        self.channel = channel or store_channel(self.address)
-        self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(self.channel)
-        self.phases = phase_pb2_grpc.PhaseServiceStub(self.channel)
-        self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
-        self.agents = agent_pb2_grpc.AgentServiceStub(self.channel)
-        self.projects = project_pb2_grpc.ProjectServiceStub(self.channel)
-        self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
-        self.events = event_pb2_grpc.EventServiceStub(self.channel)
+    service, address_variable, default_address, modules = "store", "CW_STORE", DEFAULT_STORE, STORE_MODULES
 
-    def ensure_reachable(self, timeout: float = 5.0) -> None:
-        """Raises UnavailableError after `timeout` seconds if the store does not answer."""
-        ensure_reachable(self.channel, "store", self.address, timeout)
-
-    def close(self) -> None:
-        self.channel.close()
+    def bind(self, channel: grpc.Channel) -> None:
+        self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(channel)
+        self.phases = phase_pb2_grpc.PhaseServiceStub(channel)
+        self.tasks = task_pb2_grpc.TaskServiceStub(channel)
+        self.agents = agent_pb2_grpc.AgentServiceStub(channel)
+        self.projects = project_pb2_grpc.ProjectServiceStub(channel)
+        self.accounts = account_pb2_grpc.AccountServiceStub(channel)
+        self.events = event_pb2_grpc.EventServiceStub(channel)
 
     # ---- projects and initiatives
 

@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 
 from cw.store.v1 import account_pb2, agent_pb2
+from cw_edge.tokens import AUTH_ENVIRONMENT
 from orchestrator_service.agents import supervisor
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.supervisor import AgentFiles
@@ -30,10 +31,15 @@ def _write_private(path: os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
+CREDENTIALS_FILE = ".credentials.json"
+
+
 def environment(launch: Launch) -> dict[str, str]:
     files, agent = launch.files, launch.agent
+    # An agent gets no credential for cw's services, nor a pointer to one.
+    inherited = {name: value for name, value in os.environ.items() if name not in AUTH_ENVIRONMENT}
     env = {
-        **os.environ,
+        **inherited,
         "CW_AGENT_ID": agent.id,
         "CW_AGENT_NAME": agent.name,
         "CW_TASK_ID": agent.task_id,
@@ -54,17 +60,24 @@ def environment(launch: Launch) -> dict[str, str]:
 def start(launch: Launch) -> subprocess.Popen[bytes]:
     """Writes the agent's files and starts it under the shim."""
     files = launch.files
-    files.workdir.mkdir(parents=True, exist_ok=True)
-    files.prompt.write_text(launch.prompt)
+    supervisor.make_private_dirs(files)
+    _write_private(files.prompt, launch.prompt)
     if launch.secrets is not None:
         files.config_dir.mkdir(mode=0o700, exist_ok=True)
         if launch.secrets.config_json:
             _write_private(files.config_dir / ".claude.json", launch.secrets.config_json)
         if launch.secrets.credentials:
-            _write_private(files.config_dir / ".credentials.json", launch.secrets.credentials)
+            _write_private(files.config_dir / CREDENTIALS_FILE, launch.secrets.credentials)
     command = launch.provider.command(launch.agent.session_id, launch.resume, launch.prompt)
     return supervisor.spawn(files, command, environment(launch))
 
 
 def write_answers(files: AgentFiles, answers: dict[str, str]) -> None:
-    files.answers.write_text(json.dumps(answers))
+    """`{"QUESTION_ID": "answer", ...}` (README, "The agent protocol")."""
+    _write_private(files.answers, json.dumps(answers))
+
+
+def remove_credentials(files: AgentFiles) -> None:
+    """After each run: the account's credentials leave the agent's config directory (its session
+    transcripts stay, `--resume` needs them); `start` writes them again on resume."""
+    (files.config_dir / CREDENTIALS_FILE).unlink(missing_ok=True)

@@ -23,6 +23,13 @@ def is_alive(pid: int, started: int) -> bool:
     return pid > 0 and start_time(pid) == started
 
 
+def group_is_ours(pid: int, started: int) -> bool:
+    """Whether signalling group `pid` can only reach the process recorded with `started` or what it
+    left behind: the leader still runs with that start time, or no process has that pid now."""
+    current = start_time(pid)
+    return current is None or current == started
+
+
 def signal_group(pgid: int, signum: signal.Signals) -> bool:
     """Signals the agent's whole process group (the shim leads its own session)."""
     try:

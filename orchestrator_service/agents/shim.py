@@ -19,6 +19,8 @@ from orchestrator_service.agents import process
 
 IDENTITY_FILE = "shim.json"
 EXIT_FILE = "exit.json"
+# Written by an orchestrator that gave this run up before the shim recorded itself.
+ABANDONED_FILE = "abandoned"
 
 
 def write_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -34,6 +36,10 @@ def run(control: Path, command: list[str]) -> int:
     """Identity first: if the shim dies before writing it, no agent process was ever started."""
     me = os.getpid()
     write_atomically(control / IDENTITY_FILE, {"pid": me, "start_time": process.start_time(me)})
+    if (control / ABANDONED_FILE).exists():
+        print("cw: this run was given up before it started", flush=True)
+        write_atomically(control / EXIT_FILE, {"exit_code": 125, "signal": 0, "abandoned": True})
+        return 0
     try:
         child = subprocess.Popen(command)
     except OSError as error:

@@ -1,4 +1,9 @@
-"""OrchestratorService: thin handlers over `Operations`, with errors mapped to gRPC statuses."""
+"""OrchestratorService: thin handlers over `Operations` and `Review`, errors mapped to statuses.
+
+One mapping for every error: the orchestrator's own (with ErrorInfo and, for a bad field, a
+BadRequest naming it), the store's passed through with their code and details, a git failure as
+FAILED_PRECONDITION with no server path in its message.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -16,9 +22,12 @@ from grpc_status import rpc_status
 from cw.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from cw.store.v1 import agent_pb2, event_pb2
 from orchestrator_service.agents import supervisor
-from orchestrator_service.errors import BadRequest, OrchestratorError
-from orchestrator_service.operations import Operations
-from orchestrator_service.reconciler import files_of
+from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.api.operations import Operations
+from orchestrator_service.api.review import Review
+from orchestrator_service.errors import BadRequest, NotAllowedNow, OrchestratorError
+from orchestrator_service.git.repo import GitError
+from orchestrator_service.paths import UnsafeName, redact
 
 log = logging.getLogger("cw.rpc")
 DOMAIN = "orchestrator.cw"
@@ -26,8 +35,9 @@ OUTPUT_POLL_SECONDS = 0.2
 T = TypeVar("T")
 
 
-def _status(error: OrchestratorError) -> grpc.Status:
-    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)]
+def error_status(error: OrchestratorError) -> grpc.Status:
+    metadata = dict(error.metadata)
+    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)]
     if isinstance(error, BadRequest):
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.description)
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
@@ -39,42 +49,37 @@ def _status(error: OrchestratorError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=error.code.value[0], message=error.message, details=packed))
 
 
-async def _abort_for(context: grpc.aio.ServicerContext, error: Exception) -> None:
-    """Our errors as they are; the store's errors passed through with their code and details (a store
-    that is down is UNAVAILABLE here too)."""
-    if isinstance(error, OrchestratorError):
-        await context.abort_with_status(_status(error))
-    if isinstance(error, grpc.aio.AioRpcError):
-        context.set_trailing_metadata(
-            tuple((key, value) for key, value in error.trailing_metadata() or () if key == "grpc-status-details-bin")
-        )
-        await context.abort(error.code(), error.details() or "store call failed")
-    raise error
-
-
-def handled(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
-        log.debug("rpc /cw.orchestrator.v1.OrchestratorService/%s", method.__name__)
-        try:
-            return await method(self, request, context)
-        except (OrchestratorError, grpc.aio.AioRpcError) as error:
-            await _abort_for(context, error)
-            raise
-
-    return wrapper
-
-
-def required(value: str, field: str) -> str:
-    if not value:
-        raise BadRequest(field, "is required")
-    return value
-
-
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
-    def __init__(self, operations: Operations) -> None:
+    def __init__(self, operations: Operations, review: Review, root: Path) -> None:
         self.operations = operations
+        self.review = review
         self.store = operations.store
+        self.root = root
+
+    async def _abort_for(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
+        if isinstance(error, (GitError, UnsafeName)):
+            error = NotAllowedNow(redact(str(error), self.root), "GIT_FAILED")
+        if isinstance(error, OrchestratorError):
+            await context.abort_with_status(error_status(error))
+        if isinstance(error, grpc.aio.AioRpcError):
+            context.set_trailing_metadata(
+                tuple((k, v) for k, v in error.trailing_metadata() or () if k == "grpc-status-details-bin")
+            )
+            await context.abort(error.code(), error.details() or "store call failed")
+        raise error
+
+    @staticmethod
+    def handled(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        @functools.wraps(method)
+        async def wrapper(self: OrchestratorServicer, request: Any, context: grpc.aio.ServicerContext) -> T:
+            log.debug("rpc /cw.orchestrator.v1.OrchestratorService/%s", method.__name__)
+            try:
+                return await method(self, request, context)
+            except (OrchestratorError, grpc.aio.AioRpcError, GitError, UnsafeName) as error:
+                await self._abort_for(context, error)
+                raise
+
+        return wrapper
 
     @handled
     async def ApprovePhase(self, request: Any, context: Any) -> Any:
@@ -86,11 +91,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     @handled
     async def GetPhaseDiff(self, request: Any, context: Any) -> Any:
-        return await self.operations.phase_diff(required(request.phase_id, "phase_id"))
+        return await self.review.phase_diff(required(request.phase_id, "phase_id"))
 
     @handled
     async def MergePhase(self, request: Any, context: Any) -> Any:
-        return await self.operations.merge_phase(required(request.phase_id, "phase_id"))
+        return await self.review.merge_phase(required(request.phase_id, "phase_id"))
 
     @handled
     async def RetryBlockedTask(self, request: Any, context: Any) -> Any:
@@ -102,34 +107,34 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     @handled
     async def AnswerQuestions(self, request: Any, context: Any) -> Any:
-        answers = {answer.question_id: answer.answer for answer in request.answers}
-        if not answers:
-            raise BadRequest("answers", "must answer the pending questions")
-        return await self.operations.answer_questions(required(request.agent_id, "agent_id"), answers)
+        return await self.operations.answer_questions(required(request.agent_id, "agent_id"), answers_of(request))
 
     async def StreamEvents(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         """The store's log, replayed then followed; a client that reconnects with its last
         sequence misses nothing, whichever of the two services restarted."""
+        log.debug("rpc /cw.orchestrator.v1.OrchestratorService/StreamEvents (stream)")
         forwarded = event_pb2.WatchEventsRequest(
             after_sequence=request.after_sequence, types=request.types, initiative_id=request.initiative_id
         )
+        if request.HasField("heartbeat_interval"):
+            forwarded.heartbeat_interval.CopyFrom(request.heartbeat_interval)
         try:
             async for stored in self.store.events.WatchEvents(forwarded):
                 yield stored
         except grpc.aio.AioRpcError as error:
-            await _abort_for(context, error)
+            await self._abort_for(context, error)
 
     async def StreamAgentOutput(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         log.debug("rpc /cw.orchestrator.v1.OrchestratorService/StreamAgentOutput (stream)")
         try:
             agent = await self.store.get_agent(required(request.agent_id, "agent_id"))
-        except (OrchestratorError, grpc.aio.AioRpcError) as error:
-            await _abort_for(context, error)
+            files = AgentFiles.of(self.root, agent.id)
+        except (OrchestratorError, grpc.aio.AioRpcError, UnsafeName) as error:
+            await self._abort_for(context, error)
             return
-        files, offset = files_of(agent), 0
-        following = request.follow
+        offset, following = 0, request.follow
         while True:
-            data, end = await asyncio.to_thread(supervisor.read_new_output, files, offset, True)
+            data, end = await asyncio.to_thread(supervisor.read_new_output, files, offset, True, 1024 * 1024)
             if data:
                 yield orchestrator_pb2.StreamAgentOutputResponse(data=data, offset=offset)
                 offset = end
@@ -140,6 +145,26 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             try:
                 agent = await self.store.get_agent(agent.id)
             except grpc.aio.AioRpcError as error:
-                await _abort_for(context, error)
+                await self._abort_for(context, error)
             # One more read after the agent stops running picks up its last words.
             following = agent.status == agent_pb2.AGENT_STATUS_RUNNING
+
+
+def required(value: str, field: str) -> str:
+    if not value:
+        raise BadRequest(field, "is required")
+    return value
+
+
+def answers_of(request: orchestrator_pb2.AnswerQuestionsRequest) -> dict[str, str]:
+    """The answers by question id; each question answered once, and at least one."""
+    answers: dict[str, str] = {}
+    for index, answer in enumerate(request.answers):
+        if not answer.question_id:
+            raise BadRequest(f"answers[{index}].question_id", "is required")
+        if answer.question_id in answers:
+            raise BadRequest(f"answers[{index}].question_id", f"{answer.question_id!r} is answered twice")
+        answers[answer.question_id] = answer.answer
+    if not answers:
+        raise BadRequest("answers", "must answer the pending questions")
+    return answers

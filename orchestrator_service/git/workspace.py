@@ -1,7 +1,8 @@
 """The orchestrator's git work: clones, branches, agent worktrees, merges and diffs.
 
-Everything happens in clones under the workspace; the user's own checkout is only ever cloned and
-fetched from. Merges run in a worktree of the orchestrator's own, one per project.
+Everything happens in clones under the workspace (`repos/<project id>`); the user's own checkout is
+only ever cloned and fetched from. Merges run in a worktree of the orchestrator's own, one per
+project. Paths derive from ids; names and refs from data are checked before they reach git.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator_service.git.repo import GitError, git, repository_lock
+from orchestrator_service.git.repo import GitError, check_branch, git, head_ref, repository_lock
+from orchestrator_service.paths import safe_id, within
 
 
 @dataclass(frozen=True)
 class MergeResult:
     merged: bool
     conflicts: list[str] = field(default_factory=list)
+    # The commit the target branch points at afterwards.
+    commit: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,18 @@ class Diff:
 def phase_branch(phase_id: str) -> str:
     """Phase and task branches live beside `cw/<initiative>`, never under it: git cannot hold both
     `a/b` and `a/b/c`."""
-    return f"cw-phase/{phase_id}"
+    return f"cw-phase/{safe_id(phase_id, 'phase id')}"
 
 
 def task_branch(task_id: str) -> str:
-    return f"cw-task/{task_id}"
+    return f"cw-task/{safe_id(task_id, 'task id')}"
+
+
+def clone_source(url: str) -> str:
+    """What `git clone` gets: a URL as given, a local path made absolute. Never an option."""
+    if not url or url.startswith("-"):
+        raise GitError(f"project url {url!r} cannot be cloned")
+    return url if "://" in url else str(Path(url).expanduser().resolve())
 
 
 class Workspace:
@@ -52,41 +63,63 @@ class Workspace:
         self.merges = root / "merges"
 
     def repo(self, project_id: str) -> Path:
-        return self.repos / project_id
+        return self.repos / safe_id(project_id, "project id")
 
-    def sync(self, project_id: str, url: str) -> Path:
-        """Clones the project on first use, fetches it after."""
+    def exists(self, project_id: str) -> bool:
+        return (self.repo(project_id) / ".git").exists()
+
+    def sync(self, project_id: str, url: str) -> None:
+        """Clones the project on first use, fetches it after (from the url stored now)."""
         path = self.repo(project_id)
+        source = clone_source(url)
         with repository_lock(path):
             if not (path / ".git").exists():
+                shutil.rmtree(path, ignore_errors=True)  # a clone that died half-way
                 self.repos.mkdir(parents=True, exist_ok=True)
-                source = url if "://" in url else str(Path(url).expanduser().resolve())
-                git(self.repos, "clone", "--no-checkout", "--quiet", source, str(path))
-            else:
-                git(path, "fetch", "--prune", "--quiet", "origin")
-        return path
+                git(self.repos, "clone", "--no-checkout", "--quiet", "--", source, str(path))
+                return
+            if git(path, "remote", "get-url", "origin", check=False).stdout.strip() != source:
+                git(path, "remote", "set-url", "origin", source)
+            git(path, "fetch", "--prune", "--quiet", "origin")
 
     def ensure_branch(self, project_id: str, branch: str, start_point: str) -> None:
         path = self.repo(project_id)
         with repository_lock(path):
             if not self.branch_exists(project_id, branch):
-                git(path, "branch", "--no-track", branch, start_point)
+                git(path, "branch", "--no-track", "--end-of-options", check_branch(branch), start_point)
 
     def branch_exists(self, project_id: str, branch: str) -> bool:
-        return (
-            git(
-                self.repo(project_id), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False
-            ).returncode
-            == 0
-        )
+        result = git(self.repo(project_id), "rev-parse", "--verify", "--quiet", head_ref(branch), check=False)
+        return result.returncode == 0
 
-    def rev_parse(self, project_id: str, ref: str) -> str:
-        return git(self.repo(project_id), "rev-parse", "--verify", ref).stdout.strip()
+    def commit_of(self, project_id: str, ref: str) -> str:
+        """The commit a ref or object name stands for; GitError unless it is a commit here."""
+        if ref.startswith("-"):
+            raise GitError(f"{ref!r} is not a commit")
+        result = git(
+            self.repo(project_id),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            f"{ref}^{{commit}}",
+            check=False,
+        )
+        if result.returncode != 0:
+            raise GitError(f"{ref[:64]!r} is not a commit of this project")
+        return result.stdout.strip()
+
+    def is_ancestor(self, project_id: str, ancestor: str, descendant: str) -> bool:
+        result = git(self.repo(project_id), "merge-base", "--is-ancestor", ancestor, descendant, check=False)
+        if result.returncode > 1:
+            raise GitError(result.stderr.strip())
+        return result.returncode == 0
 
     def has_commits_beyond(self, project_id: str, base: str, branch: str) -> bool:
         """Rule 4: any error while checking counts as "has commits"."""
         try:
-            count = git(self.repo(project_id), "rev-list", "--count", f"{base}..{branch}").stdout.strip()
+            rev_range = f"{head_ref(base)}..{head_ref(branch)}"
+            count = git(self.repo(project_id), "rev-list", "--count", rev_range).stdout.strip()
             return int(count) > 0
         except (GitError, ValueError):
             return True
@@ -97,70 +130,72 @@ class Workspace:
         path = self.repo(project_id)
         with repository_lock(path):
             if not self.branch_exists(project_id, branch):
-                git(path, "branch", "--no-track", branch, base_branch)
+                git(path, "branch", "--no-track", "--end-of-options", branch, head_ref(base_branch))
             elif not self.has_commits_beyond(project_id, base_branch, branch):
-                self._release_branch(path, branch)
-                git(path, "branch", "-f", branch, base_branch)
+                self.release_branch(project_id, branch)
+                git(path, "branch", "-f", "--end-of-options", branch, head_ref(base_branch))
 
     def add_worktree(self, project_id: str, where: Path, branch: str) -> None:
         path = self.repo(project_id)
         with repository_lock(path):
-            self._release_branch(path, branch)
+            self.release_branch(project_id, branch)
             where.parent.mkdir(parents=True, exist_ok=True)
-            git(path, "worktree", "add", "--quiet", str(where), branch)
+            git(path, "worktree", "add", "--quiet", "--", str(where), check_branch(branch))
 
-    def _release_branch(self, path: Path, branch: str) -> None:
-        """Removes the worktree (of an earlier agent) that has the branch checked out, if any.
-        Its committed work stays on the branch."""
-        listing = git(path, "worktree", "list", "--porcelain").stdout
-        for block in listing.split("\n\n"):
-            lines = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
-            if lines.get("branch") == f"refs/heads/{branch}":
-                git(path, "worktree", "remove", "--force", lines["worktree"], check=False)
-                shutil.rmtree(lines["worktree"], ignore_errors=True)
-        git(path, "worktree", "prune")
+    def release_branch(self, project_id: str, branch: str) -> None:
+        """Removes the worktree (of an earlier agent) that has the branch checked out, if any. Its
+        committed work stays on the branch. Only worktrees inside the workspace are touched."""
+        path = self.repo(project_id)
+        with repository_lock(path):
+            listing = git(path, "worktree", "list", "--porcelain").stdout
+            for block in listing.split("\n\n"):
+                lines = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
+                worktree = Path(lines.get("worktree", "/"))
+                if lines.get("branch") == head_ref(branch) and within(self.root / "agents", worktree):
+                    git(path, "worktree", "remove", "--force", "--", str(worktree), check=False)
+                    shutil.rmtree(worktree, ignore_errors=True)
+            git(path, "worktree", "prune")
 
     def is_merged(self, project_id: str, source: str, target: str) -> bool:
-        result = git(self.repo(project_id), "merge-base", "--is-ancestor", source, target, check=False)
-        if result.returncode > 1:
-            raise GitError(result.stderr.strip())
-        return result.returncode == 0
+        return self.is_ancestor(project_id, head_ref(source), head_ref(target))
 
     def merge_base(self, project_id: str, first: str, second: str) -> str:
-        return git(self.repo(project_id), "merge-base", first, second).stdout.strip()
+        return git(self.repo(project_id), "merge-base", head_ref(first), head_ref(second)).stdout.strip()
 
     def merge(self, project_id: str, target: str, source: str, message: str) -> MergeResult:
         """`git merge --no-ff source` into target in the orchestrator's own worktree; a conflict is
         aborted, leaving target exactly as it was."""
         path = self.repo(project_id)
-        worktree = self.merges / project_id
+        worktree = self.merges / safe_id(project_id, "project id")
         with repository_lock(path):
             if not (worktree / ".git").exists():
                 shutil.rmtree(worktree, ignore_errors=True)
                 git(path, "worktree", "prune")
                 worktree.parent.mkdir(parents=True, exist_ok=True)
-                git(path, "worktree", "add", "--quiet", "--detach", str(worktree))
-            git(worktree, "checkout", "--quiet", "--force", target)
-            git(worktree, "reset", "--quiet", "--hard", target)
-            result = git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, source, check=False)
+                git(path, "worktree", "add", "--quiet", "--detach", "--", str(worktree))
+            git(worktree, "checkout", "--quiet", "--force", check_branch(target), "--")
+            git(worktree, "reset", "--quiet", "--hard", head_ref(target))
+            result = git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, head_ref(source), check=False)
             if result.returncode == 0:
-                return MergeResult(True)
+                return MergeResult(True, commit=self.commit_of(project_id, head_ref(target)))
             conflicts = git(worktree, "diff", "--name-only", "--diff-filter=U").stdout.split()
             git(worktree, "merge", "--abort", check=False)
-            git(worktree, "reset", "--quiet", "--hard", target)
+            git(worktree, "reset", "--quiet", "--hard", head_ref(target))
             if not conflicts:
                 raise GitError(f"merge of {source} into {target} failed: {result.stderr.strip()}")
             return MergeResult(False, conflicts)
 
-    def diff(self, project_id: str, base: str, head: str) -> Diff:
+    def diff(self, project_id: str, base_commit: str, head_commit: str) -> Diff:
+        """Between two commits already verified to be this project's (`commit_of`)."""
         path = self.repo(project_id)
-        base_commit, head_commit = self.rev_parse(project_id, base), self.rev_parse(project_id, head)
         changes = {}
-        for line in git(path, "diff", "--no-renames", "--name-status", base_commit, head_commit).stdout.splitlines():
+        for line in git(
+            path, "diff", "--no-renames", "--name-status", base_commit, head_commit, "--"
+        ).stdout.splitlines():
             status, name = line.split("\t", 1)
             changes[name] = status[0]
         files = []
-        for line in git(path, "diff", "--no-renames", "--numstat", base_commit, head_commit).stdout.splitlines():
+        for line in git(path, "diff", "--no-renames", "--numstat", base_commit, head_commit, "--").stdout.splitlines():
             added, deleted, name = line.split("\t", 2)
             files.append(
                 FileStat(
@@ -170,5 +205,5 @@ class Workspace:
                     changes.get(name, "M"),
                 )
             )
-        unified = git(path, "diff", "--no-renames", base_commit, head_commit).stdout
+        unified = git(path, "diff", "--no-renames", base_commit, head_commit, "--").stdout
         return Diff(base_commit, head_commit, files, unified)

@@ -53,13 +53,17 @@ class AccountServicer(ResourceServicer[account_pb2.Account], account_pb2_grpc.Ac
         cleared = await self.db.write(lambda uow: uow.accounts.clear_expired_exhaustion())
         return account_pb2.ClearExpiredExhaustionResponse(cleared_count=cleared)
 
+    def reveal(self, stored: str | None) -> str:
+        """The one place a secret is decrypted (stored in plaintext when the store has no key)."""
+        return self.db.secrets.open(stored) if self.db.secrets else stored or ""
+
     async def GetAccountSecrets(self, request: Any, _context: Any) -> account_pb2.GetAccountSecretsResponse:
         account_id = required_id(request.id)
 
         def work(uow: SqlAlchemyUnitOfWork) -> account_pb2.GetAccountSecretsResponse:
             account = uow.accounts.get(account_id)
             return account_pb2.GetAccountSecretsResponse(
-                config_json=account.config_json or "", credentials=account.credentials or ""
+                config_json=self.reveal(account.config_json), credentials=self.reveal(account.credentials)
             )
 
         return await self.db.read(work)

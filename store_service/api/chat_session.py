@@ -5,7 +5,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from cw.store.v1 import chat_session_pb2, chat_session_pb2_grpc
-from store_service.api import convert, limits, validation
+from cw_edge.interceptor import current_identity
+from store_service.api import convert, limits, permissions, validation
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.api.page import PAGE
 from store_service.api.phase import PHASE
@@ -129,8 +130,14 @@ class ChatSessionServicer(
     async def ApplyChangeSet(self, request: Any, _context: Any) -> chat_session_pb2.ChangeSet:
         session_id = required_id(request.chat_session_id, "chat_session_id")
         changes = [_requested_change(index, entry) for index, entry in enumerate(request.changes)]
+        identity = current_identity()
 
         def make(uow: SqlAlchemyUnitOfWork) -> ChangeSet:
+            for index, change in enumerate(changes):
+                resource = ENTITY_RESOURCES[change.entity_type]
+                updated = change.entity_id if change.action == "update" else None
+                stored = resource.repository(uow).find_by_id(updated) if updated else None
+                permissions.check_write(identity, resource.message, f"changes[{index}].after", change.values, stored)
             row = change_sets.apply_change_set(uow, session_id, request.summary or None, changes)
             size = change_set_message(row).ByteSize()
             if size > limits.CHANGE_SET.size:

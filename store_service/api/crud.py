@@ -10,7 +10,9 @@ from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 from sqlalchemy import ColumnElement
 
-from store_service.api import convert, idempotency, pagination, preconditions
+from cw_edge.interceptor import current_identity
+from cw_edge.tokens import Identity
+from store_service.api import convert, idempotency, pagination, permissions, preconditions
 from store_service.api.preconditions import NONE, Preconditions
 from store_service.db.database import Database
 from store_service.db.models import Base
@@ -37,11 +39,19 @@ class Resource(Generic[MessageT]):
         return convert.to_message(row, self.message, self.hidden)
 
     def update_row(
-        self, uow: SqlAlchemyUnitOfWork, row_id: str, values: dict[str, Any], expected: Preconditions = NONE
+        self,
+        uow: SqlAlchemyUnitOfWork,
+        row_id: str,
+        values: dict[str, Any],
+        expected: Preconditions = NONE,
+        identity: Identity | None = None,
     ) -> Base:
-        """Checks the preconditions on the stored row, then writes; both in the caller's transaction."""
+        """Checks the preconditions and the caller's rights on the stored row, then writes; all in
+        the caller's transaction."""
         repository = self.repository(uow)
-        preconditions.check(repository.resource, self.message, repository.get(row_id), expected)
+        stored = repository.get(row_id)
+        preconditions.check(repository.resource, self.message, stored, expected)
+        permissions.check_write(identity, self.message, self.field, values, stored)
         row: Base = repository.update(row_id, **values)
         return row
 
@@ -95,6 +105,7 @@ class ResourceServicer(Generic[MessageT]):
     async def create_rpc(self, request: Any, context: Any = None) -> MessageT:
         resource = self.resource
         values = convert.values_for_create(getattr(request, resource.field), resource.model, resource.field)
+        permissions.check_write(current_identity(), resource.message, resource.field, values)
         created: MessageT = await self.create_with(request, lambda uow: self.repository(uow).create(**values), resource)
         return created
 
@@ -130,8 +141,9 @@ class ResourceServicer(Generic[MessageT]):
             message, self.resource.model, self.resource.field, list(request.update_mask.paths)
         )
         expected = preconditions.requested(request)
+        identity = current_identity()
         return await self.db.write(
-            lambda uow: self.resource.to_message(self.resource.update_row(uow, row_id, values, expected))
+            lambda uow: self.resource.to_message(self.resource.update_row(uow, row_id, values, expected, identity))
         )
 
     async def delete_rpc(self, request: Any, context: Any = None) -> empty_pb2.Empty:

@@ -20,7 +20,9 @@ from store_service.domain.errors import (
     InvalidArgument,
     NotFound,
     OutOfRange,
+    PermissionDenied,
     StoreError,
+    Unauthenticated,
 )
 
 log = logging.getLogger("cw.rpc")
@@ -36,6 +38,8 @@ _CODES: list[tuple[type[StoreError], int]] = [
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (OutOfRange, code_pb2.OUT_OF_RANGE),
     (Aborted, code_pb2.ABORTED),
+    (Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (PermissionDenied, code_pb2.PERMISSION_DENIED),
 ]
 
 
@@ -60,6 +64,12 @@ def to_status(error: StoreError) -> grpc.Status:
         holder.Pack(detail)
         packed.append(holder)
     return rpc_status.to_status(status_pb2.Status(code=code, message=_cut(error.message), details=packed))
+
+
+def refusal_status(code: grpc.StatusCode, message: str) -> grpc.Status:
+    """What the authentication interceptor answers with, in this same error model."""
+    error = Unauthenticated(message) if code == grpc.StatusCode.UNAUTHENTICATED else PermissionDenied(message)
+    return to_status(error)
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

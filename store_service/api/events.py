@@ -10,7 +10,9 @@ from typing import Any
 from google.protobuf import json_format
 
 from cw.store.v1 import event_pb2, event_pb2_grpc
-from store_service.api import convert, preconditions
+from cw_edge.interceptor import current_identity
+from cw_edge.tokens import Identity
+from store_service.api import convert, permissions, preconditions
 from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.crud import Resource
@@ -95,11 +97,12 @@ class _Change:
     values: dict[str, Any]
     expected: preconditions.Preconditions
 
-    def apply(self, uow: SqlAlchemyUnitOfWork) -> Base:
+    def apply(self, uow: SqlAlchemyUnitOfWork, identity: Identity | None) -> Base:
         if self.row_id is None:
+            permissions.check_write(identity, self.resource.message, self.resource.field, self.values)
             created: Base = self.resource.repository(uow).create(**self.values)
             return created
-        return self.resource.update_row(uow, self.row_id, self.values, self.expected)
+        return self.resource.update_row(uow, self.row_id, self.values, self.expected, identity)
 
     def changed_row(self, row: Base) -> event_pb2.ChangedRow:
         """The row as this change left it; ChangedRow's fields are named like the request's."""
@@ -191,12 +194,13 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
             if not event.type:
                 raise InvalidArgument.of(f"events[{index}].type", "is required")
         changes = [_prepare_change(index, change) for index, change in enumerate(request.changes)]
+        identity = current_identity()
 
         def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.AppendEventResponse:
             sequence_before = uow.events.last_sequence()
             created, changed = [], []
             for change in changes:
-                row = change.apply(uow)
+                row = change.apply(uow, identity)
                 if change.row_id is None:
                     created.append(row.id)  # type: ignore[attr-defined]
                 changed.append(change.changed_row(row))

@@ -12,15 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from store_service.db import migrate
+from store_service.db import migrate, secret_box
 from store_service.db.engine import (
     DEFAULT_SYNCHRONOUS,
     Synchronous,
     create_reader_engine,
     create_writer_engine,
 )
+from store_service.db.secret_box import SecretBox
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
@@ -28,12 +29,17 @@ READER_THREADS = 4
 
 
 class Database:
-    def __init__(self, path: Path, synchronous: Synchronous = DEFAULT_SYNCHRONOUS) -> None:
+    def __init__(
+        self, path: Path, synchronous: Synchronous = DEFAULT_SYNCHRONOUS, secrets: SecretBox | None = None
+    ) -> None:
         self.path = path
+        # Without a box (repository tests), account secrets are stored as they come.
+        self.secrets = secrets
+        secret_box.install(Session)
         self._writer_engine = create_writer_engine(path, synchronous)
         self._reader_engine = create_reader_engine(path, READER_THREADS, synchronous)
         self.units = UnitOfWorkFactory(
-            sessionmaker(self._writer_engine, expire_on_commit=False),
+            sessionmaker(self._writer_engine, expire_on_commit=False, info={secret_box.SESSION_INFO_KEY: secrets}),
             sessionmaker(self._reader_engine, expire_on_commit=False),
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")

@@ -85,3 +85,15 @@ class Aborted(StoreError):
             "PRECONDITION_FAILED",
             {"resource": resource, "id": resource_id, "field": field_name, "stored": stored},
         )
+
+
+class Unauthenticated(StoreError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "UNAUTHENTICATED")
+
+
+class PermissionDenied(StoreError):
+    """Beyond the caller's identity's rights; `field` names what it may not set, when a field."""
+
+    def __init__(self, message: str, **metadata: str) -> None:
+        super().__init__(message, "PERMISSION_DENIED", dict(metadata))

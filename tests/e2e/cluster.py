@@ -26,7 +26,8 @@ from cw.store.v1 import (
     project_pb2,
     task_pb2,
 )
-from tests.support import start_store_process, stubs
+from cw_edge.tokens import AUTH_ENVIRONMENT, CLIENT_TOKEN, Identity
+from tests.support import authorized_channel, start_store_process, stubs, tokens_in
 
 AGENTS = Path(__file__).resolve().parents[1] / "fixtures" / "agents"
 SCRIPTED = f"{sys.executable} {AGENTS / 'scripted.py'}"
@@ -68,6 +69,8 @@ class Cluster:
     providers: list[str]
     max_agents: int = 4
     store_log_level: str = "INFO"
+    # No pause between attempts unless a test asks for one (README: 5,30,120 by default).
+    retry_delays: str = "0"
     store: Service | None = None
     orchestrator: Service | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
@@ -76,25 +79,45 @@ class Cluster:
     def state_dir(self) -> Path:
         return self.root / "agent-state"
 
+    @property
+    def auth_dir(self) -> Path:
+        """Where the store creates the token files: `$CW_HOME/auth` with `root` as CW_HOME."""
+        return self.root / "auth"
+
+    @property
+    def client_token_file(self) -> Path:
+        return self.auth_dir / CLIENT_TOKEN
+
+    def client_env(self) -> dict[str, str]:
+        """The environment of a `cw` command run by a person of this cluster."""
+        assert self.store is not None and self.orchestrator is not None
+        inherited = {name: value for name, value in os.environ.items() if name not in AUTH_ENVIRONMENT}
+        addresses = {"CW_STORE": self.store.address, "CW_ORCHESTRATOR": self.orchestrator.address}
+        return {**inherited, "CW_HOME": str(self.root), **addresses}
+
     def start_store(self) -> None:
         listen = self.store.address if self.store else "127.0.0.1:0"
         self.store = start_store_process(self.root / "store.db", self.root / "store.log", listen, self.store_log_level)
         self.api = stubs(self._channel(self.store.address))
 
-    def start_orchestrator(self) -> None:
+    def start_orchestrator(self, faults: str = "", extra: tuple[str, ...] = ()) -> None:
+        """`faults`: moments at which the orchestrator SIGKILLs itself (orchestrator_service/faults.py)."""
         assert self.store is not None
         listen = self.orchestrator.address if self.orchestrator else "127.0.0.1:0"
         arguments = ["--store", self.store.address, "--listen", listen, "--workspace", str(self.root / "workspace")]
+        arguments += ["--auth-dir", str(self.auth_dir)]
         for provider in self.providers:
             arguments += ["--provider", provider]
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
+        arguments += ["--retry-delays", self.retry_delays, *extra]
         self.state_dir.mkdir(exist_ok=True)
-        env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir)}
+        env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir), "CW_FAULTS": faults}
         self.orchestrator = start("orchestrator_service", arguments, self.root / "orchestrator.log", env=env)
         self.orch = orchestrator_pb2_grpc.OrchestratorServiceStub(self._channel(self.orchestrator.address))
 
-    def _channel(self, address: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(address)
+    def _channel(self, address: str, identity: Identity = Identity.CLIENT) -> grpc.Channel:
+        """Tests act as people do: with the client token, unless they ask for the orchestrator's."""
+        channel = authorized_channel(address, tokens_in(self.auth_dir)[identity])
         self.channels.append(channel)
         return channel
 

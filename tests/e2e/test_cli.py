@@ -24,13 +24,11 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def cw(c: Cluster, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    assert c.store is not None and c.orchestrator is not None
-    env = {**os.environ, "CW_STORE": c.store.address, "CW_ORCHESTRATOR": c.orchestrator.address}
     result = subprocess.run(
         [sys.executable, "-m", "clients.cli.main", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=c.client_env(),
         input=input_text,
         timeout=120,
         check=False,
@@ -116,7 +114,7 @@ def test_phases_tasks_review_and_events(services: Cluster) -> None:
         [sys.executable, "-m", "clients.cli.main", "--json", "events", "--follow", "--type", "phase:completed"],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CW_STORE": c.store.address, "CW_ORCHESTRATOR": c.orchestrator.address},  # type: ignore[union-attr]
+        env=c.client_env(),
     )
     try:
         assert follow.stdout is not None
@@ -159,7 +157,7 @@ def test_agents_questions_stop_and_retry(services: Cluster) -> None:
         [sys.executable, "-m", "clients.cli.main", "agent", "logs", "-f", running["id"]],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CW_STORE": c.store.address, "CW_ORCHESTRATOR": c.orchestrator.address},
+        env=c.client_env(),
     )
     assert following.stdout is not None and '"init"' in following.stdout.readline()
     assert following.poll() is None  # still following the running agent
@@ -229,10 +227,12 @@ def test_unknown_id_is_one_line_naming_it(services: Cluster, args: tuple[str, ..
 
 
 def test_unreachable_service_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "client.token").write_text("a token\n")
     result = subprocess.run(
         [sys.executable, "-m", "clients.cli.main", "--store", "127.0.0.1:9", "project", "list"],
         capture_output=True,
         text=True,
+        env={**os.environ, "CW_TOKEN_FILE": str(tmp_path / "client.token")},
         timeout=120,
         check=False,
     )

@@ -15,11 +15,12 @@ from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.orchestrator.v1 import orchestrator_pb2_grpc
 from cw.store.v1 import account_pb2, agent_pb2, phase_pb2, task_pb2
 from tests.e2e.cluster import AGENTS, Cluster, cluster, wait_for
+from tests.support import authorized_channel
 
 
-def _follow(address: str, received: list[int], stop: threading.Event) -> None:
+def _follow(address: str, token: str, received: list[int], stop: threading.Event) -> None:
     """A client of StreamEvents that reconnects with the last sequence it saw."""
-    with grpc.insecure_channel(address) as channel:
+    with authorized_channel(address, token) as channel:
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
         while not stop.is_set():
             after = received[-1] if received else 0
@@ -40,7 +41,9 @@ def test_store_restart_mid_run(tmp_path: Path) -> None:
         received: list[int] = []
         stop = threading.Event()
         assert c.orchestrator is not None
-        follower = threading.Thread(target=_follow, args=(c.orchestrator.address, received, stop))
+        follower = threading.Thread(
+            target=_follow, args=(c.orchestrator.address, c.client_token_file.read_text().strip(), received, stop)
+        )
         follower.start()
         try:
             c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)

@@ -23,7 +23,10 @@ from tests.e2e.cluster import cluster, make_git_repo, script, wait_for
 def test_sdk_drives_a_phase_to_review(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         assert c.store is not None and c.orchestrator is not None
-        store, orchestrator = StoreClient(c.store.address), OrchestratorClient(c.orchestrator.address)
+        store, orchestrator = (
+            StoreClient(c.store.address, token_file=c.client_token_file),
+            OrchestratorClient(c.orchestrator.address, token_file=c.client_token_file),
+        )
         project = store.create_project("svc", str(make_git_repo(tmp_path / "svc")))
         assert store.find_project("svc").id == project.id and store.list_projects() == [project]
         initiative = store.create_initiative("SDK", [project.id])
@@ -65,7 +68,7 @@ def test_sdk_drives_a_phase_to_review(tmp_path: Path) -> None:
 def test_retries_a_store_that_comes_back_after_sigkill(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         assert c.store is not None
-        store = StoreClient(c.store.address)
+        store = StoreClient(c.store.address, token_file=c.client_token_file)
         task = store.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="t")))
         c.store.kill()
         restarting = threading.Thread(target=c.start_store)
@@ -79,10 +82,10 @@ def test_retries_a_store_that_comes_back_after_sigkill(tmp_path: Path) -> None:
 def test_event_iterator_resumes_across_a_dropped_stream(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         assert c.store is not None and c.orchestrator is not None
-        store = StoreClient(c.store.address)
+        store = StoreClient(c.store.address, token_file=c.client_token_file)
         for name in ("a", "b", "c"):
             store.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name=name)))
-        orchestrator = OrchestratorClient(c.orchestrator.address)
+        orchestrator = OrchestratorClient(c.orchestrator.address, token_file=c.client_token_file)
         events = orchestrator.events()
         received = [next(events).sequence for _ in range(3)]
         c.store.kill()  # the orchestrator's stream from the store drops, and so does ours
@@ -96,7 +99,10 @@ def test_event_iterator_resumes_across_a_dropped_stream(tmp_path: Path) -> None:
 def test_sdk_questions_stop_and_retry(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         assert c.store is not None and c.orchestrator is not None
-        store, orchestrator = StoreClient(c.store.address), OrchestratorClient(c.orchestrator.address)
+        store, orchestrator = (
+            StoreClient(c.store.address, token_file=c.client_token_file),
+            OrchestratorClient(c.orchestrator.address, token_file=c.client_token_file),
+        )
         store.ensure_reachable()
         orchestrator.ensure_reachable()
         project = store.create_project("q", str(make_git_repo(tmp_path / "q")))
@@ -119,4 +125,4 @@ def test_sdk_questions_stop_and_retry(tmp_path: Path) -> None:
         assert orchestrator.retry_blocked_task(stuck.id).retry_count == 0
         wait_for("the retried task's agent", lambda: len(store.list_agents(task_id=stuck.id)) == 2)
         with pytest.raises(UnavailableError):
-            StoreClient("127.0.0.1:9").ensure_reachable(timeout=0.5)
+            StoreClient("127.0.0.1:9", token_file=c.client_token_file).ensure_reachable(timeout=0.5)

@@ -14,15 +14,17 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.local import Service
 from cw.store.v1 import account_pb2, event_pb2, task_pb2
-from tests.support import start_store_process, stubs
+from cw_edge.tokens import Identity
+from tests.support import auth_dir_of, process_channel, start_store_process, stubs, tokens_in
 
 BUF = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "buf"
 
 
-def _acknowledged_writes(address: str, stop: threading.Event, acknowledged: list[str]) -> None:
+def _acknowledged_writes(store: Service, db_path: Path, stop: threading.Event, acknowledged: list[str]) -> None:
     """Creates tasks one after another, keeping the id of every create the store acknowledged."""
-    with grpc.insecure_channel(address) as channel:
+    with process_channel(store, db_path) as channel:
         api = stubs(channel)
         while not stop.is_set():
             try:
@@ -37,7 +39,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_write(tmp_path: Path) -> None:
     store = start_store_process(db_path, log_path)
     acknowledged: list[str] = []
     stop = threading.Event()
-    writer = threading.Thread(target=_acknowledged_writes, args=(store.address, stop, acknowledged))
+    writer = threading.Thread(target=_acknowledged_writes, args=(store, db_path, stop, acknowledged))
     writer.start()
     try:
         while len(acknowledged) < 300 and writer.is_alive():
@@ -52,7 +54,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_write(tmp_path: Path) -> None:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     restarted = start_store_process(db_path, log_path)
     try:
-        with grpc.insecure_channel(restarted.address) as channel:
+        with process_channel(restarted, db_path) as channel:
             api = stubs(channel)
             for task_id in acknowledged:
                 assert api.tasks.GetTask(task_pb2.GetTaskRequest(id=task_id), timeout=5).id == task_id
@@ -72,21 +74,24 @@ def test_signal_stops_the_store_gracefully(tmp_path: Path, signum: signal.Signal
     assert "shutting down" in log and "Traceback" not in log
 
 
-def _buf_curl(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [str(BUF), "curl", "--http2-prior-knowledge", "--protocol", "grpc", *args]
+def _buf_curl(token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    header = f"Authorization: Bearer {token}"
+    command = [str(BUF), "curl", "--http2-prior-knowledge", "--protocol", "grpc", "-H", header, "--reflect-header", "*"]
+    command += args
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_buf_curl_works_through_reflection_alone(tmp_path: Path) -> None:
     store = start_store_process(tmp_path / "store.db", tmp_path / "store.log")
     base = f"http://{store.address}"
+    token = tokens_in(auth_dir_of(tmp_path / "store.db"))[Identity.CLIENT]
     try:
-        services = _buf_curl(store.address, "--list-services", base)
+        services = _buf_curl(token, "--list-services", base)
         assert services.returncode == 0, services.stderr
         listed = set(services.stdout.split())
         assert {"cw.store.v1.InitiativeService", "cw.store.v1.EventService", "grpc.health.v1.Health"} <= listed
         created = _buf_curl(
-            store.address,
+            token,
             "-d",
             '{"initiative": {"name": "From buf"}}',
             f"{base}/cw.store.v1.InitiativeService/CreateInitiative",
@@ -95,7 +100,7 @@ def test_buf_curl_works_through_reflection_alone(tmp_path: Path) -> None:
         initiative = json.loads(created.stdout)
         assert initiative["branch"] == "cw/from-buf"
         fetched = _buf_curl(
-            store.address,
+            token,
             "-d",
             json.dumps({"id": initiative["id"]}),
             f"{base}/cw.store.v1.InitiativeService/GetInitiative",
@@ -110,7 +115,7 @@ def test_secrets_stay_out_of_debug_logs(tmp_path: Path) -> None:
     store = start_store_process(tmp_path / "store.db", log_path, log_level="DEBUG")
     secret = "sk-ant-DO-NOT-LOG-4242"
     try:
-        with grpc.insecure_channel(store.address) as channel:
+        with process_channel(store, tmp_path / "store.db") as channel:
             api = stubs(channel)
             account = api.accounts.CreateAccount(
                 account_pb2.CreateAccountRequest(account=account_pb2.Account(email="a@x", credentials=secret))
@@ -132,7 +137,7 @@ def test_secrets_stay_out_of_debug_logs(tmp_path: Path) -> None:
 
 def test_sigterm_ends_open_event_streams_promptly(tmp_path: Path) -> None:
     store = start_store_process(tmp_path / "store.db", tmp_path / "store.log")
-    with grpc.insecure_channel(store.address) as channel:
+    with process_channel(store, tmp_path / "store.db") as channel:
         stream = stubs(channel).events.WatchEvents(event_pb2.WatchEventsRequest(), timeout=60)
         api = stubs(channel)
         api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="t")))

@@ -19,9 +19,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import cw.store.v1
 from cw.store.v1 import agent_pb2, chat_session_pb2, initiative_pb2, page_pb2, phase_pb2, project_pb2, task_pb2
+from cw_edge.tokens import Identity
 from store_service import server
 from tests.fuzz.proto_fuzz import Caller, IdPool, fuzz_services, methods_of
-from tests.support import RunningStore, stubs
+from tests.support import RunningStore
 
 EXAMPLES = int(os.environ.get("CW_FUZZ_EXAMPLES", "3000"))
 
@@ -63,34 +64,35 @@ def _seed(api: SimpleNamespace) -> list[Any]:
     return [initiative, project, phase, task, agent, session, page]
 
 
-def _assert_healthy(channel: grpc.Channel, api: SimpleNamespace) -> None:
-    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
-    assert health.status == health_pb2.HealthCheckResponse.SERVING
-    created = api.initiatives.CreateInitiative(
-        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="after the fuzz"))
-    )
-    assert api.initiatives.GetInitiative(initiative_pb2.GetInitiativeRequest(id=created.id)) == created
-
-
 def test_fuzz_covers_every_service_the_store_serves() -> None:
     assert {service.full_name for service in store_services()} == set(server.service_names())
 
 
 def test_no_request_makes_the_store_answer_unknown_or_internal(store: RunningStore, api: SimpleNamespace) -> None:
+    """Two thirds of the calls as the orchestrator (which may call everything), a third as a client
+    (which meets the permission checks too)."""
     pool = IdPool()
     for row in _seed(api):
         pool.harvest(row)
     services = store_services()
     called: Counter[str] = Counter()
+    codes: Counter[str] = Counter()
     with grpc.insecure_channel(store.address) as channel:
-        codes = fuzz_services(
-            services,
-            Caller(channel, metadata=()),
-            pool,
-            EXAMPLES,
-            on_call=lambda method, _code: called.update([method.full_name]),
-        )
+        for identity, share in ((Identity.ORCHESTRATOR, 2 / 3), (Identity.CLIENT, 1 / 3)):
+            token = store.handle.auth.tokens[identity]
+            codes += fuzz_services(
+                services,
+                Caller(channel, metadata=(("authorization", f"Bearer {token}"),)),
+                pool,
+                int(EXAMPLES * share),
+                on_call=lambda method, _code: called.update([method.full_name]),
+            )
         print(f"\nfuzz: {sum(codes.values())} calls over {len(called)} methods: {dict(codes.most_common())}")
-        _assert_healthy(channel, stubs(channel))
-    assert codes["OK"] and codes["INVALID_ARGUMENT"] and codes["NOT_FOUND"]
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+    created = api.initiatives.CreateInitiative(
+        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="after the fuzz"))
+    )
+    assert api.initiatives.GetInitiative(initiative_pb2.GetInitiativeRequest(id=created.id)) == created
+    assert codes["OK"] and codes["INVALID_ARGUMENT"] and codes["NOT_FOUND"] and codes["PERMISSION_DENIED"]
     assert len(called) == len(methods_of(services)), "some RPCs were never called"

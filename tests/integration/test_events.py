@@ -31,7 +31,7 @@ def _real(events: Iterator[event_pb2.Event]) -> Iterator[event_pb2.Event]:
 
 def _write_concurrently(store: RunningStore) -> None:
     def writer(index: int) -> None:
-        with grpc.insecure_channel(store.address) as channel:
+        with store.channel() as channel:
             api = stubs(channel)
             task = _task(api, f"w{index}")
             for change in range(CHANGES_PER_WRITER - 1):

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from concurrent import futures
+import asyncio
+import logging
 
 import grpc
 import pytest
 
-from store_service.startup import StartupRefused, bind
+from cw_edge.listen import Listening, ListenRefused, bind
 from tests.support import RunningStore
 
 
 def test_a_default_grpc_server_cannot_share_the_store_port(store: RunningStore) -> None:
     """gRPC Python sets SO_REUSEPORT unless told not to; two sockets share a port only if both set it."""
-    intruder = grpc.server(futures.ThreadPoolExecutor(1))
-    try:
-        with pytest.raises(StartupRefused, match=f"cannot listen on {store.address}: address already in use"):
-            bind(store.address, intruder.add_insecure_port)
-    finally:
-        intruder.stop(None)
+
+    async def intrude() -> None:
+        intruder = grpc.aio.server()  # the default options: SO_REUSEPORT on
+        with pytest.raises(ListenRefused, match=f"cannot listen on {store.address}: address already in use"):
+            bind(intruder, Listening(store.address), logging.getLogger("test"))
+
+    asyncio.run(intrude())

@@ -345,7 +345,7 @@ def test_change_set_entries_are_checked_like_the_entities(api: SimpleNamespace) 
 
 
 def test_bytes_that_are_no_request_are_invalid_argument(store: RunningStore) -> None:
-    with grpc.insecure_channel(store.address) as channel:
+    with store.channel() as channel:
         raw = channel.unary_unary("/cw.store.v1.TaskService/GetTask")
         with pytest.raises(grpc.RpcError) as raised:
             raw(b"\x0a\x02\xff\xfe", timeout=10)

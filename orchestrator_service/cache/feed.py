@@ -1,0 +1,231 @@
+"""Fills the cache: list the live rows once, then follow the store's event log.
+
+The position in the log is taken before listing, so a write that lands while the lists are read is
+seen twice at worst (events are only "look again" signals, applying a row twice is harmless) and
+never missed. Each `<entity>:created|updated|deleted` event names its row: the feed reads that row
+again, unless the cache already holds a version at least as new (the orchestrator's own writes).
+A slow periodic resync lists everything again, to catch a bug, not as the main path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import grpc
+from google.protobuf import json_format
+
+from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
+from orchestrator_service.cache.state import (
+    ACTIVE_PHASE,
+    LIVE_AGENT,
+    LIVE_PHASE,
+    UNFINISHED_TASK,
+    Cache,
+    Change,
+)
+from orchestrator_service.dispatch import Backoff
+from orchestrator_service.store_client import StoreClient
+from orchestrator_service.writes import Writer
+
+log = logging.getLogger("cw.orchestrator")
+
+ROW_KINDS = ("task", "phase", "agent", "initiative", "project", "account")
+RESYNC_SECONDS = 120.0
+
+
+class Feed:
+    def __init__(self, store: StoreClient, cache: Cache, writer: Writer, resync_seconds: float = RESYNC_SECONDS):
+        self.store = store
+        self.cache = cache
+        self.writer = writer
+        self.resync_seconds = resync_seconds
+        self.cursor = 0
+        self.loaded = asyncio.Event()
+
+    # ---- list ------------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Takes the log position, then lists every live row into the cache."""
+        head = await self.store.call(self.store.events.ListEvents, event_pb2.ListEventsRequest(page_size=1))
+        position = head.head_sequence
+        store, cache = self.store, self.cache
+        for account in await store.list_all(store.accounts.ListAccounts, account_pb2.ListAccountsRequest(), "accounts"):
+            cache.put("account", account)
+        for agent in await store.list_all(
+            store.agents.ListAgents, agent_pb2.ListAgentsRequest(statuses=LIVE_AGENT), "agents"
+        ):
+            cache.put("agent", agent)
+        for phase in await store.list_all(
+            store.phases.ListPhases, phase_pb2.ListPhasesRequest(statuses=LIVE_PHASE), "phases"
+        ):
+            cache.put("phase", phase)
+        for task in await self._live_tasks():
+            cache.put("task", task)
+        await self._load_initiatives()
+        await self._load_dependencies(list(cache.tasks))
+        self.cursor = max(self.cursor, position)
+        self.loaded.set()
+
+    async def _live_tasks(self) -> list[task_pb2.Task]:
+        store = self.store
+        listings = [
+            task_pb2.ListTasksRequest(statuses=UNFINISHED_TASK),
+            task_pb2.ListTasksRequest(status=task_pb2.TASK_STATUS_COMPLETED, merged=False),
+        ]
+        # Finished tasks of phases still in play: their summaries feed dependents' prompts.
+        listings += [
+            task_pb2.ListTasksRequest(phase_id=phase.id, status=task_pb2.TASK_STATUS_COMPLETED, merged=True)
+            for phase in self.cache.phases.values()
+            if phase.status in ACTIVE_PHASE
+        ]
+        found: list[task_pb2.Task] = []
+        for request in listings:
+            found += await store.list_all(store.tasks.ListTasks, request, "tasks")
+        return found
+
+    async def _load_initiatives(self) -> None:
+        store, cache = self.store, self.cache
+        for initiative in await store.list_all(
+            store.initiatives.ListInitiatives,
+            initiative_pb2.ListInitiativesRequest(statuses=[initiative_pb2.INITIATIVE_STATUS_ACTIVE]),
+            "initiatives",
+        ):
+            cache.put("initiative", initiative)
+        await self.ensure_initiatives(self._referenced_initiatives())
+        for initiative_id in list(cache.initiatives):
+            await self.load_projects(initiative_id)
+
+    def _referenced_initiatives(self) -> set[str]:
+        cache = self.cache
+        ids = {phase.initiative_id for phase in cache.phases.values()}
+        ids |= {cache.initiative_id_of(task) for task in cache.tasks.values()}
+        ids |= {agent.initiative_id for agent in cache.agents.values()}
+        return {initiative_id for initiative_id in ids if initiative_id}
+
+    async def ensure_initiatives(self, ids: Iterable[str]) -> None:
+        """Initiatives that cached rows belong to, whatever their status, with their projects."""
+        for initiative_id in ids:
+            missing = initiative_id and initiative_id not in self.cache.initiatives
+            if missing and await self.writer.reread("initiative", initiative_id) is not None:
+                await self.load_projects(initiative_id)
+
+    async def load_projects(self, initiative_id: str) -> None:
+        projects = await self.store.projects_of(initiative_id)
+        for project in projects:
+            self.cache.put("project", project)
+        self.cache.set_initiative_projects(initiative_id, [project.id for project in projects])
+
+    async def _load_dependencies(self, task_ids: list[str]) -> None:
+        found: dict[str, set[str]] = {task_id: set() for task_id in task_ids}
+        for edge in await self.store.task_dependencies(task_ids):
+            found.setdefault(edge.task_id, set()).add(edge.depends_on_task_id)
+        for task_id, needs in found.items():
+            if task_id in self.cache.tasks:
+                self.cache.set_dependencies(task_id, needs)
+
+    # ---- watch -----------------------------------------------------------------------------------
+
+    async def follow(self) -> None:
+        """Applies the log from the cursor on; reconnects after a drop, relists if the log is not
+        the one the cursor came from."""
+        backoff = Backoff()
+        while True:
+            try:
+                request = event_pb2.WatchEventsRequest(after_sequence=self.cursor)
+                async for stored in self.store.events.WatchEvents(request):
+                    backoff.reset()
+                    if stored.sequence == 0:
+                        continue  # heartbeat
+                    await self.apply(stored)
+                    self.cursor = stored.sequence
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.OUT_OF_RANGE:
+                    log.warning("the store's event log is behind our cursor: listing everything again")
+                    self.cursor = 0
+                    await self._retrying_load()
+                    continue
+                await asyncio.sleep(backoff.next_delay())
+
+    async def _retrying_load(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await self.load()
+                return
+            except grpc.aio.AioRpcError as error:
+                log.warning("listing live work failed (%s); retrying", error.code().name)
+                await asyncio.sleep(backoff.next_delay())
+
+    async def resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            try:
+                await self.resync()
+            except grpc.aio.AioRpcError as error:
+                log.warning("periodic resync failed: %s", error.code().name)
+
+    async def resync(self) -> None:
+        """Lists again, reads again whatever the cache holds that the lists no longer show, and
+        asks every controller to look at every live row once more."""
+        before = {kind: set(self.cache.table(kind)) for kind in ("task", "phase", "agent")}
+        await self.load()
+        for kind, ids in before.items():
+            for row_id in ids & set(self.cache.table(kind)):
+                row = self.cache.table(kind)[row_id]
+                self.cache.notify(Change(kind, row_id, row, row, True))
+
+    async def apply(self, stored: event_pb2.Event) -> None:
+        """One event: read again the row it names (or drop it), so the cache follows the store."""
+        entity, _, action = stored.type.partition(":")
+        if action not in ("created", "updated", "deleted"):
+            return  # the orchestrator's own event types ride with row changes that are applied
+        details = json_format.MessageToDict(stored.details)
+        row_id = str(details.get("id") or "")
+        if entity in ROW_KINDS and row_id:
+            await self._apply_row(entity, action, row_id, stored.sequence, details)
+        elif entity == "initiative_project" and stored.initiative_id in self.cache.initiatives:
+            await self.load_projects(stored.initiative_id)
+        elif entity == "task_dependency" and stored.task_id in self.cache.tasks:
+            await self._load_dependencies([stored.task_id])
+        elif entity == "phase_dependency" and stored.phase_id in self.cache.phases:
+            phase = self.cache.phases[stored.phase_id]
+            self.cache.notify(Change("phase", phase.id, phase, phase, True))
+
+    async def _apply_row(self, kind: str, action: str, row_id: str, sequence: int, details: dict[str, object]) -> None:
+        cache = self.cache
+        if action == "deleted":
+            self._drop_cascade(kind, row_id)
+            return
+        if kind == "account" and action == "updated" and details.get("changed") == ["last_used_time"]:
+            return  # an account was handed out: not news for any decision
+        if cache.has_seen(kind, row_id, sequence):
+            return
+        row = await self.writer.reread(kind, row_id, sequence, external=True)
+        if row is None:
+            return
+        if kind in ("task", "phase", "agent"):
+            await self.ensure_initiatives([cache.initiative_id_of(row) if kind == "task" else row.initiative_id])
+        if kind == "task" and row.id in cache.tasks and action == "created":
+            await self._load_dependencies([row.id])
+        if kind == "initiative" and row.id in cache.initiatives and row.id not in cache.initiative_projects:
+            await self.load_projects(row.id)
+
+    def _drop_cascade(self, kind: str, row_id: str) -> None:
+        """Rows the database deleted with this one (foreign keys cascade without events)."""
+        cache = self.cache
+        if kind == "initiative":
+            for phase in [p for p in cache.phases.values() if p.initiative_id == row_id]:
+                self._drop_cascade("phase", phase.id)
+            for task in [t for t in cache.tasks.values() if t.initiative_id == row_id]:
+                cache.drop("task", task.id, external=True)
+            cache.initiative_projects.pop(row_id, None)
+        elif kind == "phase":
+            for task in cache.tasks_of(row_id):
+                cache.drop("task", task.id, external=True)
+        elif kind == "project":
+            for initiative_id in cache.initiatives_using(row_id):
+                ids = [pid for pid in cache.initiative_projects[initiative_id] if pid != row_id]
+                cache.set_initiative_projects(initiative_id, ids)
+        cache.drop(kind, row_id, external=True)

@@ -1,0 +1,177 @@
+"""The orchestrator's view of live work: a cache of store rows, never the only copy of a fact.
+
+It holds what decisions need and nothing of finished history: tasks that are not both COMPLETED
+and merged (plus every task of a phase still in play, for summaries and phase progress), phases
+not COMPLETED, live agents, the initiatives and projects they belong to, and dependency edges
+between cached tasks. A row leaves the cache when it is finished; reading history is on demand.
+
+Every row carries the event sequence it reflects, so an event the cache already saw (because the
+orchestrator's own write answered with the row) is not read again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
+
+LIVE_AGENT = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
+LIVE_PHASE = (
+    phase_pb2.PHASE_STATUS_PENDING,
+    phase_pb2.PHASE_STATUS_APPROVED,
+    phase_pb2.PHASE_STATUS_IN_PROGRESS,
+    phase_pb2.PHASE_STATUS_BLOCKED,
+    phase_pb2.PHASE_STATUS_PENDING_REVIEW,
+)
+ACTIVE_PHASE = (
+    phase_pb2.PHASE_STATUS_IN_PROGRESS,
+    phase_pb2.PHASE_STATUS_BLOCKED,
+    phase_pb2.PHASE_STATUS_PENDING_REVIEW,
+)
+UNFINISHED_TASK = (task_pb2.TASK_STATUS_PENDING, task_pb2.TASK_STATUS_IN_PROGRESS, task_pb2.TASK_STATUS_BLOCKED)
+
+Row = Any  # one of the cached message types
+
+
+@dataclass(frozen=True)
+class Change:
+    """A cached row that appeared, changed or went away. `external` when someone else wrote it
+    (a person, or the store on its own), so a key in back-off should look again at once."""
+
+    kind: str
+    id: str
+    before: Row | None
+    after: Row | None
+    external: bool
+
+
+Listener = Callable[[Change], None]
+
+
+def is_merged(task: task_pb2.Task) -> bool:
+    return task.HasField("merge_time")
+
+
+@dataclass
+class Cache:
+    initiatives: dict[str, initiative_pb2.Initiative] = field(default_factory=dict)
+    projects: dict[str, project_pb2.Project] = field(default_factory=dict)
+    initiative_projects: dict[str, list[str]] = field(default_factory=dict)
+    phases: dict[str, phase_pb2.Phase] = field(default_factory=dict)
+    tasks: dict[str, task_pb2.Task] = field(default_factory=dict)
+    depends_on: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    agents: dict[str, agent_pb2.Agent] = field(default_factory=dict)
+    accounts: dict[str, account_pb2.Account] = field(default_factory=dict)
+    # (kind, id) -> the newest event sequence the cached row is known to reflect.
+    seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)
+
+    # ---- what stays ----------------------------------------------------------------------------
+
+    def keeps(self, kind: str, row: Row) -> bool:
+        if kind == "task":
+            return bool(row.status in UNFINISHED_TASK or not is_merged(row) or row.phase_id in self.phases)
+        if kind == "phase":
+            return bool(row.status in LIVE_PHASE)
+        if kind == "agent":
+            return bool(row.status in LIVE_AGENT)
+        return True
+
+    def table(self, kind: str) -> dict[str, Any]:
+        tables: dict[str, dict[str, Any]] = {
+            "initiative": self.initiatives,
+            "project": self.projects,
+            "phase": self.phases,
+            "task": self.tasks,
+            "agent": self.agents,
+            "account": self.accounts,
+        }
+        return tables[kind]
+
+    # ---- changes -------------------------------------------------------------------------------
+
+    def put(self, kind: str, row: Row, sequence: int = 0, external: bool = False) -> None:
+        """Stores (or drops, when finished) the row as read or as written, and tells listeners."""
+        table = self.table(kind)
+        key = (kind, row.id)
+        if sequence and self.seen.get(key, 0) > sequence:
+            return  # an older read than what we hold
+        if sequence:
+            self.seen[key] = sequence
+        before = table.get(row.id)
+        if before is not None and before == row:
+            return
+        if self.keeps(kind, row):
+            table[row.id] = row
+        else:
+            table.pop(row.id, None)
+            self._forget(kind, row.id)
+        self.notify(Change(kind, row.id, before, row, external))
+        if kind == "phase" and not self.keeps(kind, row):
+            for task in [t for t in self.tasks.values() if t.phase_id == row.id and not self.keeps("task", t)]:
+                self.drop("task", task.id)
+
+    def drop(self, kind: str, row_id: str, external: bool = False) -> None:
+        before = self.table(kind).pop(row_id, None)
+        self._forget(kind, row_id)
+        if before is not None:
+            self.notify(Change(kind, row_id, before, None, external))
+
+    def _forget(self, kind: str, row_id: str) -> None:
+        if kind == "task":
+            self.depends_on.pop(row_id, None)
+
+    def set_dependencies(self, task_id: str, depends_on: Iterable[str]) -> None:
+        self.depends_on[task_id] = set(depends_on)
+        task = self.tasks.get(task_id)
+        if task is not None:
+            self.notify(Change("task", task_id, task, task, True))
+
+    def set_initiative_projects(self, initiative_id: str, project_ids: list[str]) -> None:
+        self.initiative_projects[initiative_id] = project_ids
+        initiative = self.initiatives.get(initiative_id)
+        if initiative is not None:
+            self.notify(Change("initiative", initiative_id, initiative, initiative, True))
+
+    def notify(self, change: Change) -> None:
+        for listener in self.listeners:
+            listener(change)
+
+    def has_seen(self, kind: str, row_id: str, sequence: int) -> bool:
+        return self.seen.get((kind, row_id), 0) >= sequence
+
+    # ---- questions decisions ask ----------------------------------------------------------------
+
+    def tasks_of(self, phase_id: str) -> list[task_pb2.Task]:
+        return [task for task in self.tasks.values() if task.phase_id == phase_id]
+
+    def phases_of(self, initiative_id: str) -> list[phase_pb2.Phase]:
+        return [phase for phase in self.phases.values() if phase.initiative_id == initiative_id]
+
+    def running(self) -> list[agent_pb2.Agent]:
+        return [agent for agent in self.agents.values() if agent.status == agent_pb2.AGENT_STATUS_RUNNING]
+
+    def live_agents_of(self, task_id: str) -> list[agent_pb2.Agent]:
+        return [agent for agent in self.agents.values() if agent.task_id == task_id]
+
+    def initiative_id_of(self, task: task_pb2.Task) -> str:
+        if task.initiative_id:
+            return task.initiative_id
+        phase = self.phases.get(task.phase_id)
+        return phase.initiative_id if phase is not None else ""
+
+    def projects_of(self, initiative_id: str) -> list[project_pb2.Project]:
+        ids = self.initiative_projects.get(initiative_id, [])
+        return [self.projects[project_id] for project_id in ids if project_id in self.projects]
+
+    def initiatives_using(self, project_id: str) -> list[str]:
+        return [initiative for initiative, ids in self.initiative_projects.items() if project_id in ids]
+
+    def dependents_of(self, task_id: str) -> list[str]:
+        return [dependent for dependent, needs in self.depends_on.items() if task_id in needs]
+
+    def providers_with_accounts(self) -> set[str]:
+        return {account.provider for account in self.accounts.values()}

@@ -1,0 +1,213 @@
+"""The agents controller: notices runs that ended, ships their output, and settles them (rule 2).
+
+A watch loop looks at every running agent's files a few times a second (no store call) and queues
+the ones that ended; settling one is a key of its own, so a slow or failing settlement never holds
+up another. The outcome of a run is decided by pure policy (orchestrator_service/outcomes.py) and
+written with preconditions: if a person stopped the agent meanwhile, the write answers ABORTED and
+the settlement is decided again from what is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from datetime import datetime
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from cw.store.v1 import account_pb2, agent_pb2, task_pb2
+from orchestrator_service import dispatch, outcomes
+from orchestrator_service.agents import launcher, process, supervisor
+from orchestrator_service.agents.supervisor import AgentFiles, Liveness
+from orchestrator_service.cache.state import LIVE_AGENT, Change
+from orchestrator_service.controllers.context import Context
+from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.events import event
+from orchestrator_service.writes import Stale, timestamp, update
+
+log = logging.getLogger("cw.orchestrator")
+
+WATCH_SECONDS = 0.2
+SHIP_SECONDS = 1.0
+STOP_GRACE_SECONDS = 5.0
+# How long a stop waits for the very agent it stops to finish starting.
+SPAWN_WAIT_SECONDS = 30.0
+
+
+class AgentController:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.queue = WorkQueue("agents", self.settle, concurrency=8)
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def on_change(self, change: Change) -> None:
+        if (
+            change.kind == "agent"
+            and change.after is not None
+            and change.after.status == agent_pb2.AGENT_STATUS_RUNNING
+        ):
+            self.queue.add(change.id, reset=change.external)
+
+    # ---- watching -------------------------------------------------------------------------------
+
+    async def watch_forever(self) -> None:
+        last_ship = 0.0
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            self._reap_children()
+            running = self.ctx.cache.running()
+            for agent_id in await asyncio.to_thread(self._ended, running):
+                self.queue.add(agent_id)
+            if time.monotonic() - last_ship >= SHIP_SECONDS:
+                last_ship = time.monotonic()
+                for agent in running:
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await self.ctx.shipper.ship(agent, final=False)
+
+    def _reap_children(self) -> None:
+        for agent_id, child in list(self.ctx.children.items()):
+            if child.poll() is not None:
+                del self.ctx.children[agent_id]
+
+    def _ended(self, agents: list[agent_pb2.Agent]) -> list[str]:
+        return [
+            agent.id
+            for agent in agents
+            if supervisor.observe(AgentFiles.of(self.ctx.root, agent.id), agent.update_time.seconds).liveness
+            != Liveness.RUNNING
+        ]
+
+    # ---- settling -------------------------------------------------------------------------------
+
+    async def settle(self, agent_id: str) -> None:
+        agent = self.ctx.cache.agents.get(agent_id)
+        if agent is None or agent.status != agent_pb2.AGENT_STATUS_RUNNING:
+            return
+        files = AgentFiles.of(self.ctx.root, agent.id)
+        observed = await asyncio.to_thread(supervisor.observe, files, agent.update_time.seconds)
+        if observed.liveness == Liveness.RUNNING:
+            return
+        task = await self._task_of(agent)
+        try:
+            if await self._never_started(agent, files, observed):
+                await self.write(agent, task, outcomes.never_started(task, "the agent's process never started"))
+            else:
+                await self._settle_run(agent, task, files, observed)
+        except Stale:
+            self.queue.add(agent_id)  # decide again from what is stored now
+            return
+        await asyncio.to_thread(launcher.remove_credentials, files)
+
+    async def _never_started(self, agent: agent_pb2.Agent, files: AgentFiles, observed: supervisor.Observation) -> bool:
+        """No process was ever recorded for this run (the orchestrator died between the agent's row
+        and its process), or the shim found the run abandoned: no attempt was spent."""
+        if observed.abandoned:
+            return True
+        if observed.liveness != Liveness.VANISHED or not await asyncio.to_thread(supervisor.abandon, files):
+            return False
+        return not agent.HasField("pid")
+
+    async def _settle_run(
+        self, agent: agent_pb2.Agent, task: task_pb2.Task | None, files: AgentFiles, observed: supervisor.Observation
+    ) -> None:
+        await self.ctx.shipper.ship(agent, final=True)
+        if observed.liveness == Liveness.VANISHED:
+            await asyncio.to_thread(supervisor.kill_group, files)
+            outcome = dispatch.classify_exit(None, None)
+        else:
+            outcome = dispatch.classify_exit(observed.exit_code, await asyncio.to_thread(files.read_signal))
+        tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
+        settlement = outcomes.settle(
+            agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
+        )
+        await self.write(agent, task, settlement)
+        log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
+
+    async def _task_of(self, agent: agent_pb2.Agent) -> task_pb2.Task | None:
+        if not agent.task_id:
+            return None
+        return self.ctx.cache.tasks.get(agent.task_id) or await self.ctx.writer.reread("task", agent.task_id)
+
+    async def write(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, settlement: outcomes.Settlement) -> None:
+        """One transaction: the agent's row, its task's row, the account's rest, their events."""
+        requests = [update(agent, **settlement.agent)]
+        if settlement.task is not None and task is not None:
+            requests.append(update(task, **settlement.task))
+        if settlement.account_rests_until is not None and agent.account_id:
+            requests.append(_rest_account(agent.account_id, settlement.account_rests_until))
+        notes = [
+            event(note.type, agent if note.about == "agent" else task, **note.details) for note in settlement.notes
+        ]
+        await self.ctx.writer.append(notes, requests)
+
+    # ---- a person's stop --------------------------------------------------------------------------
+
+    async def stop(self, agent_id: str) -> agent_pb2.Agent:
+        """StopAgent: the agent is STOPPED and its task BLOCKED (not retried automatically), then its
+        process group gets SIGTERM, and SIGKILL after a grace period."""
+        for _ in range(3):
+            agent = await self.ctx.store.get_agent(agent_id)
+            spawning = self.ctx.spawning.get(agent.task_id)
+            if spawning is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(spawning.wait(), SPAWN_WAIT_SECONDS)
+                agent = await self.ctx.store.get_agent(agent_id)
+            if agent.status not in LIVE_AGENT:
+                return agent
+            task = await self._task_of(agent)
+            requests = [
+                update(
+                    agent,
+                    status=agent_pb2.AGENT_STATUS_STOPPED,
+                    outcome=agent_pb2.AGENT_OUTCOME_STOPPED,
+                    result=json.dumps({"status": "stopped"}),
+                )
+            ]
+            notes = [event("agent:stopped", agent, outcome="AGENT_OUTCOME_STOPPED")]
+            if task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS:
+                requests.append(
+                    update(task, status=task_pb2.TASK_STATUS_BLOCKED, reason="its agent was stopped by a person")
+                )
+                notes.append(event("task:blocked", task, reason="agent stopped"))
+            try:
+                answer = await self.ctx.writer.append(notes, requests)
+            except Stale:
+                continue
+            self._terminate_later(agent)
+            return answer.rows[0].agent
+        return await self.ctx.store.get_agent(agent_id)
+
+    def _terminate_later(self, agent: agent_pb2.Agent) -> None:
+        files = AgentFiles.of(self.ctx.root, agent.id)
+        child = self.ctx.children.get(agent.id)
+        # A shim this process started leads its own group even before it recorded itself.
+        pgid = child.pid if child is not None and child.poll() is None else supervisor.live_process_group(files)
+        stopping = asyncio.create_task(self._terminate(agent, pgid))
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
+
+    async def _terminate(self, agent: agent_pb2.Agent, pgid: int | None) -> None:
+        if pgid is not None:
+            process.signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while time.monotonic() < deadline and process.start_time(pgid) is not None:
+                await asyncio.sleep(0.1)
+            process.signal_group(pgid, signal.SIGKILL)
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self.ctx.shipper.ship(agent, final=True)
+        await asyncio.to_thread(launcher.remove_credentials, AgentFiles.of(self.ctx.root, agent.id))
+
+
+def _rest_account(account_id: str, until: datetime) -> account_pb2.UpdateAccountRequest:
+    """Unconditional: the account's row changes on every use, and resting it is always right."""
+    request = account_pb2.UpdateAccountRequest(
+        account=account_pb2.Account(id=account_id, is_exhausted=True),
+        update_mask=field_mask_pb2.FieldMask(paths=["is_exhausted", "exhausted_until"]),
+    )
+    request.account.exhausted_until.CopyFrom(timestamp(until))
+    return request

@@ -1,0 +1,53 @@
+"""What every controller shares: the store, the cache and its writer, the workspace, the settings."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator_service.agents.providers import Provider
+from orchestrator_service.cache.state import Cache
+from orchestrator_service.controllers.output import OutputShipper
+from orchestrator_service.git.workspace import Workspace
+from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
+from orchestrator_service.store_client import StoreClient
+from orchestrator_service.writes import Writer
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    providers: dict[str, Provider]
+    default_provider: str
+    max_agents: int = 4
+    # Pauses before the 1st, 2nd and 3rd retry of a failed attempt.
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+    # Claude Code runs with IS_SANDBOX=1 (CONTRACT.md, `--agents-in-sandbox`).
+    agents_in_sandbox: bool = False
+
+
+@dataclass
+class Context:
+    store: StoreClient
+    cache: Cache
+    writer: Writer
+    root: Path
+    settings: Settings
+    shipper: OutputShipper
+    git: Workspace = field(init=False)
+    clock: Callable[[], datetime] = utc_now
+    # Shims this process started, so they are reaped (and reachable before they record themselves).
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Tasks whose run is being started right now, by task id: set once the process runs and its
+    # pid is recorded (or the start failed), so a stop of that very agent lands after it.
+    spawning: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.git = Workspace(self.root)

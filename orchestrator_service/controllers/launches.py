@@ -1,0 +1,241 @@
+"""Starting a run: a new agent for a task, or a waiting agent resumed with its answers.
+
+A start is three steps: get the task's branches ready (git, no store write), record the agent
+and the task's IN_PROGRESS in one transaction guarded by the task's `update_time` (so two starters
+can never both win: rule 6), then make the agent's private directory, worktrees and process. A
+start that fails after the agent row exists closes the agent as never started: no attempt spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass
+
+import grpc
+
+from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, task_pb2
+from orchestrator_service import dispatch, faults, outcomes
+from orchestrator_service.agents import launcher, names, supervisor
+from orchestrator_service.agents.providers import CLAUDE, Provider
+from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.controllers.agents import AgentController
+from orchestrator_service.controllers.context import Context
+from orchestrator_service.controllers.projects import ProjectController, ProjectUnavailable
+from orchestrator_service.events import event
+from orchestrator_service.git import branches
+from orchestrator_service.paths import redact
+from orchestrator_service.store_client import changes
+from orchestrator_service.writes import Stale, update
+
+log = logging.getLogger("cw.orchestrator")
+
+NAME_ATTEMPTS = 12
+
+
+class CannotStartYet(Exception):
+    """The task waits (no free account, a missing program); the message says why."""
+
+
+@dataclass(frozen=True)
+class Started:
+    agent: agent_pb2.Agent
+
+
+class Launches:
+    def __init__(self, ctx: Context, agents: AgentController, projects: ProjectController) -> None:
+        self.ctx = ctx
+        self.agents = agents
+        self.projects = projects
+
+    def provider_for(self, name: str = "") -> Provider:
+        settings = self.ctx.settings
+        return settings.providers.get(name) or settings.providers[settings.default_provider]
+
+    def missing_program(self, provider: Provider) -> str | None:
+        program = provider.argv[0]
+        if shutil.which(program) is None:
+            return f"provider {provider.name!r}: program {program!r} not found"
+        return None
+
+    # ---- a new run ------------------------------------------------------------------------------
+
+    async def start(self, task: task_pb2.Task) -> Started | None:
+        """Starts one run of a PENDING task. None when the task changed meanwhile; raises
+        CannotStartYet when it must wait."""
+        provider = self.provider_for()
+        missing = self.missing_program(provider)
+        if missing:
+            raise CannotStartYet(missing)
+        initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
+        if initiative is not None:
+            await self._prepare_branches(task, initiative)
+        account_id, secrets = await self._account(provider)
+        spawned = self.ctx.spawning.setdefault(task.id, asyncio.Event())
+        try:
+            agent = await self._record_start(task, initiative, provider, account_id)
+            if agent is None:
+                return None
+            faults.point("before-spawn")
+            await self._spawn_or_close(agent, task, initiative, provider, secrets)
+        finally:
+            spawned.set()
+            self.ctx.spawning.pop(task.id, None)
+        return Started(agent)
+
+    async def _spawn_or_close(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task,
+        initiative: initiative_pb2.Initiative | None,
+        provider: Provider,
+        secrets: account_pb2.GetAccountSecretsResponse | None,
+    ) -> None:
+        """A start that fails once the agent row exists closes it as never started."""
+        try:
+            await self._spawn(agent, task, initiative, provider, secrets)
+        except Exception as error:
+            reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
+            log.warning("%s", reason)
+            current = self.ctx.cache.tasks.get(task.id)
+            await self.agents.write(agent, current, outcomes.never_started(current, reason))
+            raise
+
+    async def _prepare_branches(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative) -> None:
+        """A task outside any phase may be the first work on a project: clone it if need be."""
+        for project in self.ctx.cache.projects_of(initiative.id):
+            try:
+                await self.projects.sync(project)
+            except ProjectUnavailable as error:
+                raise CannotStartYet(str(error)) from error
+            await asyncio.to_thread(branches.prepare_task_branch, self.ctx.git, project, initiative, task)
+
+    async def _account(self, provider: Provider) -> tuple[str, account_pb2.GetAccountSecretsResponse | None]:
+        if provider.name not in self.ctx.cache.providers_with_accounts():
+            return "", None
+        store = self.ctx.store
+        try:
+            account = await store.call(
+                store.accounts.GetNextAvailableAccount,
+                account_pb2.GetNextAvailableAccountRequest(provider=provider.name),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise CannotStartYet(f"waiting for a free account of provider {provider.name!r}") from error
+            raise
+        return account.id, await self.secrets_for(account.id, provider)
+
+    async def secrets_for(self, account_id: str, provider: Provider) -> account_pb2.GetAccountSecretsResponse | None:
+        """Claude Code reads an account's config and credentials from its own config directory."""
+        if not account_id or provider.name != CLAUDE:
+            return None
+        store = self.ctx.store
+        return await store.call(store.accounts.GetAccountSecrets, account_pb2.GetAccountSecretsRequest(id=account_id))
+
+    async def _record_start(
+        self, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None, provider: Provider, account_id: str
+    ) -> agent_pb2.Agent | None:
+        """The agent row and the task's IN_PROGRESS, only if the task is still as read."""
+        mode = dispatch.agent_mode(task)
+        for attempt in range(NAME_ATTEMPTS):
+            name = names.random_name(attempt)
+            agent = agent_pb2.Agent(
+                name=name,
+                task_id=task.id,
+                initiative_id=initiative.id if initiative is not None else "",
+                session_id=str(uuid.uuid4()),
+                # For display only, and known once the id is: `spawn` records the real path.
+                worktree_id="(starting)",
+                provider=provider.name,
+                account_id=account_id,
+                status=agent_pb2.AGENT_STATUS_RUNNING,
+                mode=agent_pb2.AgentMode.Value(f"AGENT_MODE_{mode.upper()}"),
+            )
+            started = update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS, reason=None, next_attempt_time=None)
+            try:
+                answer = await self.ctx.writer.append(
+                    [event("task:dispatched", task, agent_name=name, account_id=account_id or None)],
+                    [started, agent_pb2.CreateAgentRequest(agent=agent)],
+                )
+            except Stale:
+                return None
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.ALREADY_EXISTS:
+                    continue
+                raise
+            return answer.rows[1].agent
+        raise RuntimeError("no free agent name after many attempts")
+
+    async def _spawn(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task,
+        initiative: initiative_pb2.Initiative | None,
+        provider: Provider,
+        secrets: account_pb2.GetAccountSecretsResponse | None,
+    ) -> None:
+        files = AgentFiles.of(self.ctx.root, agent.id)
+        await asyncio.to_thread(supervisor.make_private_dirs, files)
+        if initiative is not None:
+            for project in self.ctx.cache.projects_of(initiative.id):
+                await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
+        prompt = dispatch.build_prompt(task, await self.dependencies_of(task))
+        launch = launcher.Launch(agent, files, provider, dispatch.agent_mode(task), prompt, secrets=secrets)
+        await self.spawn(agent, launch)
+
+    async def dependencies_of(self, task: task_pb2.Task) -> list[task_pb2.Task]:
+        """The tasks this one depends on, for their summaries: from the cache, or read."""
+        found = []
+        for dependency_id in sorted(self.ctx.cache.depends_on.get(task.id, set())):
+            dependency = self.ctx.cache.tasks.get(dependency_id)
+            if dependency is None:
+                with_history = await self.ctx.store.get_task(dependency_id)
+                dependency = with_history
+            found.append(dependency)
+        return found
+
+    async def spawn(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> agent_pb2.Agent:
+        """Starts the shim and records its pid with `agent:spawned` (or `agent:resumed`)."""
+        self.ctx.shipper.begin(agent.id)
+        child = await asyncio.to_thread(launcher.start, launch)
+        self.ctx.children[agent.id] = child
+        kind = "agent:resumed" if launch.resume else "agent:spawned"
+        files = launch.files
+        # Unconditional: the process runs whatever happened to the row meanwhile (a stop waits for
+        # this write, see `Context.spawning`), and its pid is a fact to keep.
+        started = update(agent, pid=child.pid, worktree_id=str(files.workdir), output_file_path=str(files.output))
+        started.ClearField("expected_update_time")
+        answer = await self.ctx.store.append([event(kind, agent, pid=child.pid, name=agent.name)], changes(started))
+        recorded = answer.rows[0].agent
+        self.ctx.cache.put("agent", recorded, answer.last_sequence)
+        log.info("%s %s for task %s (pid %d)", kind, agent.name, agent.task_id, child.pid)
+        return recorded
+
+    # ---- a waiting agent resumed ------------------------------------------------------------------
+
+    async def resume(
+        self, agent: agent_pb2.Agent, task: task_pb2.Task | None, answers: dict[str, str]
+    ) -> agent_pb2.Agent:
+        """Resumes a WAITING_FOR_INPUT agent in its CLI session. The previous run's files are
+        archived before the agent reads as RUNNING again, so the old exit is never settled twice;
+        the claim is guarded, so two answers to the same questions cannot both resume it."""
+        files = AgentFiles.of(self.ctx.root, agent.id)
+        await asyncio.to_thread(files.archive_session)
+        await asyncio.to_thread(launcher.write_answers, files, answers)
+        claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, pending_questions=None, outcome=None)
+        claimed = (await self.ctx.writer.append([], [claim])).rows[0].agent
+        provider = self.provider_for(claimed.provider)
+        prompt = dispatch.build_prompt(task, await self.dependencies_of(task)) if task is not None else ""
+        prompt += dispatch.answers_prompt(answers)
+        secrets = await self.secrets_for(claimed.account_id, provider)
+        mode = agent_pb2.AgentMode.Name(claimed.mode).removeprefix("AGENT_MODE_").lower()
+        launch = launcher.Launch(claimed, files, provider, mode, prompt, resume=True, secrets=secrets)
+        try:
+            return await self.spawn(claimed, launch)
+        except Exception as error:
+            crash = dispatch.AgentOutcome("crash", error=f"could not resume: {redact(str(error), self.ctx.root)}")
+            settlement = outcomes.settle(claimed, task, crash, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
+            await self.agents.write(claimed, task, settlement)
+            raise

@@ -1,0 +1,106 @@
+"""The merges controller: a COMPLETED task's branch goes into its base branch, and that fact is
+stored (`merge_time`), never kept in memory.
+
+Git first, store second: if the orchestrator dies in between, the task is still COMPLETED and
+unmerged in the store, the merge is found already done in git (`is_merged`), and only the fact is
+written. A conflict blocks the task with the files named; work already merged is never touched.
+Once the work is in the initiative branch (a phase-less task's merge, or MergePhase for a
+phase's tasks), the task's worktrees go (their commits are on the branch); the agents' control
+files and logs stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cw.store.v1 import initiative_pb2, project_pb2, task_pb2
+from orchestrator_service import dispatch, faults
+from orchestrator_service.cache.state import ACTIVE_PHASE, Change, is_merged
+from orchestrator_service.controllers.context import Context
+from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.events import event
+from orchestrator_service.git import branches
+from orchestrator_service.git.workspace import MergeResult, task_branch
+from orchestrator_service.writes import Stale, update
+
+log = logging.getLogger("cw.orchestrator")
+
+
+class MergeController:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.queue = WorkQueue("merges", self.merge, concurrency=4)
+
+    def on_change(self, change: Change) -> None:
+        if change.kind == "task" and change.after is not None and self.wants_merge(change.after):
+            self.queue.add(change.id, reset=change.external)
+        elif change.kind == "phase" and change.after is not None:
+            for task in self.ctx.cache.tasks_of(change.id):
+                if self.wants_merge(task):
+                    self.queue.add(task.id)
+
+    def wants_merge(self, task: task_pb2.Task) -> bool:
+        if task.status != task_pb2.TASK_STATUS_COMPLETED or is_merged(task):
+            return False
+        phase = self.ctx.cache.phases.get(task.phase_id)
+        return not task.phase_id or (phase is not None and phase.status in ACTIVE_PHASE)
+
+    async def merge(self, task_id: str) -> None:
+        cache = self.ctx.cache
+        task = cache.tasks.get(task_id)
+        if task is None or not self.wants_merge(task):
+            return
+        initiative = cache.initiatives.get(cache.initiative_id_of(task))
+        merged: list[str] = []
+        if initiative is not None and dispatch.agent_mode(task) == "execute":
+            for project in cache.projects_of(initiative.id):
+                result = await self._merge_project(task, initiative, project)
+                if result is None:
+                    continue
+                if not result.merged:
+                    await self._conflict(task, project, result)
+                    return
+                merged.append(project.id)
+        faults.point("after-git-merge")
+        try:
+            await self.ctx.writer.append(
+                [event("task:merged", task, projects=merged)], [update(task, merge_time=self.ctx.clock())]
+            )
+        except Stale:
+            return
+        if initiative is not None and not task.phase_id:
+            # Its work is in the initiative branch now. A phase's tasks keep their worktrees until
+            # the phase is merged: people may look at them during review.
+            for project in cache.projects_of(initiative.id):
+                await asyncio.to_thread(self.ctx.git.release_branch, project.id, task_branch(task.id))
+
+    async def _merge_project(
+        self, task: task_pb2.Task, initiative: initiative_pb2.Initiative, project: project_pb2.Project
+    ) -> MergeResult | None:
+        """None when there is nothing to merge (no branch, or already in the target)."""
+        git, source = self.ctx.git, task_branch(task.id)
+        target = branches.base_branch(task, initiative)
+        if not await asyncio.to_thread(git.exists, project.id):
+            return None
+        if not await asyncio.to_thread(git.branch_exists, project.id, source):
+            return None
+        if await asyncio.to_thread(git.is_merged, project.id, source, target):
+            return None
+        message = f"Merge task {task.name!r} ({task.id})"
+        return await asyncio.to_thread(git.merge, project.id, target, source, message)
+
+    async def _conflict(self, task: task_pb2.Task, project: project_pb2.Project, result: MergeResult) -> None:
+        files = ", ".join(result.conflicts)
+        reason = f"merging into its base branch conflicts in {project.name}: {files}"
+        try:
+            await self.ctx.writer.append(
+                [
+                    event("phase:merge_conflict", task, project_id=project.id, files=result.conflicts),
+                    event("task:blocked", task, reason="merge_conflict"),
+                ],
+                [update(task, status=task_pb2.TASK_STATUS_BLOCKED, reason=reason)],
+            )
+        except Stale:
+            return
+        log.warning("task %s conflicts in %s: %s", task.id, project.name, files)

@@ -1,0 +1,105 @@
+"""The phases controller: an APPROVED phase starts once the phases it depends on are COMPLETED and
+its projects are synced; a running phase follows its tasks (BLOCKED while one is, PENDING_REVIEW
+once all are COMPLETED and merged: rule 7).
+
+Why a phase waits is stored on it (`reason`): a project that cannot be cloned or fetched, an
+initiative without projects, phases it waits for. A phase whose projects fail retries on its own
+back-off; other phases, and other initiatives, go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cw.store.v1 import phase_pb2
+from orchestrator_service import dispatch
+from orchestrator_service.cache.state import ACTIVE_PHASE, Change, is_merged
+from orchestrator_service.controllers.context import Context
+from orchestrator_service.controllers.projects import ProjectController, ProjectUnavailable
+from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.events import event
+from orchestrator_service.git import branches
+from orchestrator_service.writes import Stale, update
+
+log = logging.getLogger("cw.orchestrator")
+
+NO_PROJECTS = "its initiative has no projects: add one with `cw project add` and attach it"
+
+
+class PhaseController:
+    def __init__(self, ctx: Context, projects: ProjectController) -> None:
+        self.ctx = ctx
+        self.projects = projects
+        self.queue = WorkQueue("phases", self.reconcile, concurrency=4)
+
+    def on_change(self, change: Change) -> None:
+        cache = self.ctx.cache
+        if change.kind == "phase":
+            self.queue.add(change.id, reset=change.external)
+            if change.after is not None and change.after.status == phase_pb2.PHASE_STATUS_COMPLETED:
+                for dependent in cache.phases.values():
+                    if dependent.status == phase_pb2.PHASE_STATUS_APPROVED:
+                        self.queue.add(dependent.id)
+        elif change.kind == "task":
+            row = change.after or change.before
+            if row is not None and row.phase_id:
+                self.queue.add(row.phase_id)
+        elif change.kind in ("project", "initiative"):
+            initiatives = cache.initiatives_using(change.id) if change.kind == "project" else [change.id]
+            for initiative_id in initiatives:
+                for phase in cache.phases_of(initiative_id):
+                    self.queue.add(phase.id, reset=change.external)
+
+    async def reconcile(self, phase_id: str) -> None:
+        phase = self.ctx.cache.phases.get(phase_id)
+        if phase is None:
+            return
+        try:
+            if phase.status == phase_pb2.PHASE_STATUS_APPROVED:
+                await self._start_if_ready(phase)
+            elif phase.status in ACTIVE_PHASE:
+                await self._follow_tasks(phase)
+        except Stale:
+            return  # the row read again is queued again
+
+    async def _start_if_ready(self, phase: phase_pb2.Phase) -> None:
+        cache = self.ctx.cache
+        waiting_for = [
+            dep.name
+            for dep in await self.ctx.store.phase_dependencies(phase.id)
+            if dep.status != phase_pb2.PHASE_STATUS_COMPLETED
+        ]
+        if waiting_for:
+            await self._note(phase, "waits for phases: " + ", ".join(sorted(waiting_for)))
+            return
+        initiative = cache.initiatives.get(phase.initiative_id)
+        projects = cache.projects_of(phase.initiative_id)
+        if initiative is None or not projects:
+            await self._note(phase, NO_PROJECTS)
+            return
+        for project in projects:
+            try:
+                await self.projects.sync(project, fresh=True)
+            except ProjectUnavailable as error:
+                await self._note(phase, str(error))
+                raise
+            await asyncio.to_thread(branches.ensure_phase_branch, self.ctx.git, project, initiative, phase.id)
+        await self.ctx.writer.append(
+            [event("phase:started", phase)],
+            [update(phase, status=phase_pb2.PHASE_STATUS_IN_PROGRESS, reason=None)],
+        )
+
+    async def _follow_tasks(self, phase: phase_pb2.Phase) -> None:
+        tasks = self.ctx.cache.tasks_of(phase.id)
+        merged = {task.id for task in tasks if is_merged(task)}
+        target = dispatch.running_phase_status(tasks, merged)
+        if target == phase.status:
+            return
+        notes = [event("phase:pending_review", phase)] if target == phase_pb2.PHASE_STATUS_PENDING_REVIEW else []
+        await self.ctx.writer.append(notes, [update(phase, status=target)])
+
+    async def _note(self, phase: phase_pb2.Phase, reason: str) -> None:
+        """Why the phase does not start, for people; written only when it changes."""
+        if phase.reason != reason:
+            await self.ctx.writer.append([], [update(phase, reason=reason)])

@@ -1,0 +1,132 @@
+"""The tasks controller: recovery of orphaned tasks (rule 3), the dispatcher, and starting runs.
+
+Three queues, so nothing waits on anything it does not need:
+- `tasks`, one key per task: a task IN_PROGRESS with no live agent is a crashed attempt.
+- `dispatch`, a single key: which ready tasks start now, in priority order, within the capacity.
+- `starts`, one key per task being started: git, account, agent row, process. A start that fails
+  retries on its own back-off, its reason stored on the task, and never delays another start.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cw.store.v1 import phase_pb2, task_pb2
+from orchestrator_service import dispatch, outcomes
+from orchestrator_service.cache.state import Change
+from orchestrator_service.controllers.context import Context
+from orchestrator_service.controllers.launches import CannotStartYet, Launches
+from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.events import event
+from orchestrator_service.paths import redact
+from orchestrator_service.writes import Stale, update
+
+log = logging.getLogger("cw.orchestrator")
+
+DISPATCH_KEY = "*"
+# How soon a task that could not start (no free account, a missing program) is looked at again.
+WAIT_RECHECK_SECONDS = 5.0
+RUNNING_PHASES = (phase_pb2.PHASE_STATUS_IN_PROGRESS, phase_pb2.PHASE_STATUS_BLOCKED)
+
+
+class TaskController:
+    def __init__(self, ctx: Context, launches: Launches) -> None:
+        self.ctx = ctx
+        self.launches = launches
+        self.queue = WorkQueue("tasks", self.recover, concurrency=4)
+        self.dispatch_queue = WorkQueue("dispatch", self.dispatch, concurrency=1)
+        self.starts = WorkQueue("starts", self.start, concurrency=ctx.settings.max_agents, on_error=self.start_failed)
+        self.starting: set[str] = set()
+
+    def queues(self) -> list[WorkQueue]:
+        return [self.queue, self.dispatch_queue, self.starts]
+
+    def on_change(self, change: Change) -> None:
+        if change.kind == "task":
+            self.queue.add(change.id, reset=change.external)
+        elif change.kind == "agent" and change.before is not None and change.before.task_id:
+            self.queue.add(change.before.task_id)
+        if change.kind in ("task", "agent", "phase", "account", "initiative"):
+            self.dispatch_queue.add(DISPATCH_KEY)
+
+    # ---- rule 3 ---------------------------------------------------------------------------------
+
+    async def recover(self, task_id: str) -> None:
+        cache = self.ctx.cache
+        task = cache.tasks.get(task_id)
+        if task is None or task.status != task_pb2.TASK_STATUS_IN_PROGRESS:
+            return
+        if cache.live_agents_of(task_id) or task_id in self.starting:
+            return
+        values, note = outcomes.orphaned(task, self.ctx.clock(), self.ctx.settings.retry_delays)
+        try:
+            await self.ctx.writer.append([event(note.type, task, **note.details)], [update(task, **values)])
+        except Stale:
+            return  # the re-read row is queued again if it still needs us
+        log.info("task %s was in progress without a live agent: %s", task_id, note.type)
+
+    # ---- what starts now ------------------------------------------------------------------------
+
+    async def dispatch(self, _key: str) -> None:
+        capacity = self.ctx.settings.max_agents - len(self.ctx.cache.running()) - len(self.starting)
+        if capacity <= 0:
+            return
+        failing = self.starts.failing()
+        for task in [task for task in self.ready() if task.id not in failing][:capacity]:
+            self.starting.add(task.id)
+            self.starts.add(task.id)
+
+    def ready(self, busy: bool = True) -> list[task_pb2.Task]:
+        """PENDING tasks whose dependencies are done, in a running phase (or queued without one),
+        whose retry pause has passed, in dispatch order; unless `busy` is False, without those
+        being started already."""
+        cache = self.ctx.cache
+        running_phases = {phase.id for phase in cache.phases.values() if phase.status in RUNNING_PHASES}
+        queued = {task.id for task in cache.tasks.values() if not task.phase_id and task.HasField("queue_time")}
+        not_due, wake_at = dispatch.retry_not_due(cache.tasks.values(), self.ctx.clock())
+        if wake_at is not None:
+            delay = (wake_at - self.ctx.clock()).total_seconds()
+            self.dispatch_queue.add(DISPATCH_KEY, delay=max(delay, 0.0))
+        candidates = [
+            task
+            for task in cache.tasks.values()
+            if task.id not in not_due and not (busy and task.id in self.starting) and not cache.live_agents_of(task.id)
+        ]
+        finished = dispatch.finished_dependencies(cache.tasks, cache.depends_on)
+        return dispatch.ready_tasks(candidates, cache.depends_on, running_phases, queued, finished)
+
+    # ---- one start --------------------------------------------------------------------------------
+
+    async def start(self, task_id: str) -> None:
+        """Starts the task if it is still ready and a slot is free; the dispatcher looks again
+        whatever happens."""
+        self.starting.add(task_id)
+        try:
+            others = len(self.starting) - 1
+            if len(self.ctx.cache.running()) + others >= self.ctx.settings.max_agents:
+                return
+            task = next((ready for ready in self.ready(busy=False) if ready.id == task_id), None)
+            if task is None:
+                return
+            try:
+                await self.launches.start(task)
+            except CannotStartYet as waiting:
+                await self.note_reason(task, str(waiting))
+                self.dispatch_queue.add(DISPATCH_KEY, delay=WAIT_RECHECK_SECONDS)
+        finally:
+            self.starting.discard(task_id)
+            self.dispatch_queue.add(DISPATCH_KEY)
+
+    async def start_failed(self, task_id: str, error: Exception) -> None:
+        task = self.ctx.cache.tasks.get(task_id)
+        if task is not None and task.status == task_pb2.TASK_STATUS_PENDING:
+            await self.note_reason(task, f"could not start: {redact(str(error), self.ctx.root)}")
+
+    async def note_reason(self, task: task_pb2.Task, reason: str) -> None:
+        """Why the task waits, visible to people; written only when it changes."""
+        if task.reason == reason:
+            return
+        try:
+            await self.ctx.writer.append([], [update(task, reason=reason)])
+        except Stale:
+            return

@@ -1,0 +1,98 @@
+"""The orchestrator: a cache fed by the store's event log, and one controller per kind of object.
+
+```
+ store events --> Feed --> Cache --(changes)--> controllers: agents | tasks | merges
+                                                              phases | initiatives | projects
+```
+
+Every change to a cached row (read from the store, or answered by the store to our own write)
+is routed to the controllers, each of which queues the keys it cares about. A controller's
+handler decides from the cache alone (pure decisions in dispatch.py and outcomes.py) and writes
+with preconditions; a stale cache costs a retry, never a wrong state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import grpc
+
+from orchestrator_service.cache.feed import Feed
+from orchestrator_service.cache.state import Cache
+from orchestrator_service.controllers.agents import AgentController
+from orchestrator_service.controllers.context import Context, Settings
+from orchestrator_service.controllers.initiatives import InitiativeController
+from orchestrator_service.controllers.launches import Launches
+from orchestrator_service.controllers.merges import MergeController
+from orchestrator_service.controllers.output import OutputShipper
+from orchestrator_service.controllers.phases import PhaseController
+from orchestrator_service.controllers.projects import ProjectController
+from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.controllers.tasks import TaskController
+from orchestrator_service.dispatch import Backoff
+from orchestrator_service.store_client import StoreClient
+from orchestrator_service.writes import Writer
+
+log = logging.getLogger("cw.orchestrator")
+
+
+class Orchestrator:
+    def __init__(self, store: StoreClient, root: Path, settings: Settings) -> None:
+        self.store = store
+        self.cache = Cache()
+        self.writer = Writer(store, self.cache)
+        self.feed = Feed(store, self.cache, self.writer)
+        self.ctx = Context(store, self.cache, self.writer, root, settings, OutputShipper(store, root))
+        self.agents = AgentController(self.ctx)
+        self.projects = ProjectController(self.ctx)
+        self.launches = Launches(self.ctx, self.agents, self.projects)
+        self.tasks = TaskController(self.ctx, self.launches)
+        self.merges = MergeController(self.ctx)
+        self.phases = PhaseController(self.ctx, self.projects)
+        self.initiatives = InitiativeController(self.ctx)
+        controllers = (self.agents, self.tasks, self.merges, self.projects, self.phases, self.initiatives)
+        self.cache.listeners += [controller.on_change for controller in controllers]
+        self._background: list[asyncio.Task[None]] = []
+
+    def queues(self) -> list[WorkQueue]:
+        return [
+            self.agents.queue,
+            *self.tasks.queues(),
+            self.merges.queue,
+            self.projects.queue,
+            self.phases.queue,
+            self.initiatives.queue,
+        ]
+
+    async def start(self) -> None:
+        """Lists live work (waiting for the store as long as it takes), then runs the controllers
+        and follows the log. Whatever is wrong with one object, start-up goes on: that object's
+        key fails on its own back-off."""
+        backoff = Backoff()
+        while True:
+            try:
+                await self.feed.load()
+                break
+            except grpc.aio.AioRpcError as error:
+                delay = backoff.next_delay()
+                log.warning("store not reachable (%s); retrying in %.1fs", error.code().name, delay)
+                await asyncio.sleep(delay)
+        for queue in self.queues():
+            queue.start()
+        self._background += [
+            asyncio.create_task(self.feed.follow(), name="feed"),
+            asyncio.create_task(self.feed.resync_forever(), name="resync"),
+            asyncio.create_task(self.agents.watch_forever(), name="watch-agents"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for queue in self.queues():
+            await queue.stop()

@@ -1,0 +1,119 @@
+"""How the orchestrator writes: every change carries the row's `update_time` as a precondition, and
+every answer's rows go straight into the cache, so its own writes are never read back.
+
+A write built from a stale cached row answers ABORTED (raised here as `Stale`); the writer then
+re-reads the rows it meant to change, and the controller decides again from fresh state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import grpc
+from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf.message import Message
+
+from cw.store.v1 import (
+    account_pb2,
+    agent_pb2,
+    event_pb2,
+    initiative_pb2,
+    phase_pb2,
+    project_pb2,
+    task_pb2,
+)
+from orchestrator_service.cache.state import Cache
+from orchestrator_service.store_client import Stale, StoreClient, changed_row, changes
+
+log = logging.getLogger("cw.orchestrator")
+
+_UPDATES: dict[str, tuple[type[Message], type[Message], str]] = {
+    "task": (task_pb2.UpdateTaskRequest, task_pb2.Task, "task"),
+    "phase": (phase_pb2.UpdatePhaseRequest, phase_pb2.Phase, "phase"),
+    "agent": (agent_pb2.UpdateAgentRequest, agent_pb2.Agent, "agent"),
+    "initiative": (initiative_pb2.UpdateInitiativeRequest, initiative_pb2.Initiative, "initiative"),
+    "project": (project_pb2.UpdateProjectRequest, project_pb2.Project, "project"),
+    "account": (account_pb2.UpdateAccountRequest, account_pb2.Account, "account"),
+}
+_KIND_OF = {message: kind for kind, (_, message, _) in _UPDATES.items()}
+
+
+def kind_of(row: Message) -> str:
+    return _KIND_OF[type(row)]
+
+
+def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def update(current: Message, **values: Any) -> Message:
+    """An Update request for `current`'s row setting `values` (None clears a field), valid only
+    while the stored row is still the one read (`expected_update_time`)."""
+    request_type, message_type, field = _UPDATES[kind_of(current)]
+    row = message_type(id=current.id)  # type: ignore[attr-defined]
+    for name, value in values.items():
+        if value is None:
+            continue
+        target = getattr(row, name)
+        if isinstance(value, datetime):
+            target.CopyFrom(timestamp(value))
+        elif isinstance(value, Message):
+            target.CopyFrom(value)
+        elif isinstance(value, dict):
+            target.update(value)
+        else:
+            setattr(row, name, value)
+    request = request_type(update_mask=field_mask_pb2.FieldMask(paths=list(values)))
+    getattr(request, field).CopyFrom(row)
+    request.expected_update_time.CopyFrom(current.update_time)  # type: ignore[attr-defined]
+    return request
+
+
+class Writer:
+    def __init__(self, store: StoreClient, cache: Cache) -> None:
+        self.store = store
+        self.cache = cache
+
+    async def append(
+        self, events: Sequence[event_pb2.Event], requests: Sequence[Message] = ()
+    ) -> event_pb2.AppendEventResponse:
+        """Writes the changes and events in one transaction and caches the rows they left. On a
+        stale precondition, refreshes those rows from the store and raises Stale."""
+        try:
+            answer = await self.store.append(events, changes(*requests))
+        except Stale as stale:
+            log.info("write refused, a row changed since it was read (%s): reading it again", stale)
+            await self.refresh(requests)
+            raise
+        for row in answer.rows:
+            kind, message = changed_row(row)
+            self.cache.put(kind, message, answer.last_sequence)
+        return answer
+
+    async def refresh(self, requests: Sequence[Message]) -> None:
+        for request in requests:
+            kind = next((k for k, (t, _, _) in _UPDATES.items() if isinstance(request, t)), None)
+            if kind is None:
+                continue
+            row_id = getattr(request, _UPDATES[kind][2]).id
+            await self.reread(kind, row_id)
+
+    async def reread(self, kind: str, row_id: str, sequence: int = 0, external: bool = False) -> Any:
+        """The row as stored now, into the cache; gone from the cache when it no longer exists."""
+        try:
+            row = await self.store.get(kind, row_id)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            self.cache.drop(kind, row_id, external=external)
+            return None
+        self.cache.put(kind, row, sequence, external=external)
+        return row
+
+
+__all__ = ["Stale", "Writer", "kind_of", "timestamp", "update"]

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from cw.store.v1 import event_pb2, event_pb2_grpc
 from cw_edge.interceptor import current_identity
 from cw_edge.tokens import Identity
-from store_service.api import convert, permissions, preconditions
+from store_service.api import convert, limits, permissions, preconditions
 from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.crud import Resource
@@ -217,11 +217,13 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
             ]
             # The writer holds the database's write lock: every sequence past `sequence_before` is ours.
             last = uow.events.last_sequence()
-            return event_pb2.AppendEventResponse(
+            answer = event_pb2.AppendEventResponse(
                 events=[event_message(row) for row in appended],
                 created_ids=created,
                 rows=changed,
                 last_sequence=last if last > sequence_before else 0,
             )
+            limits.check_answer(answer, "changes")
+            return answer
 
         return await self.db.write(work)

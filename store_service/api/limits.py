@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.message import Message
+
+from store_service.domain.errors import InvalidArgument
+
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -97,3 +101,13 @@ def field_limit(message_name: str, field_name: str, is_message: bool) -> Limit |
     if field_name == "id" or field_name.endswith(("_id", "_ids")):
         return IDENTIFIER
     return DEFAULT_TEXT
+
+
+def check_answer(answer: Message, field: str) -> None:
+    """Refuses, before its transaction commits, a write whose answer (the rows it changed) could
+    not reach the client: better than a write done and an answer lost to the message limit."""
+    size = answer.ByteSize()
+    if size > PAGE_BYTES:
+        raise InvalidArgument.of(
+            field, f"the answer would be {size} bytes; at most {PAGE_BYTES // MIB} MiB: split the request"
+        )

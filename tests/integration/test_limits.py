@@ -106,3 +106,25 @@ def test_a_change_set_too_large_to_show_is_refused(api: SimpleNamespace) -> None
     error = call_error(api.chat_sessions.ApplyChangeSet, request)
     assert (error.code, error.metadata["field"]) == (grpc.StatusCode.INVALID_ARGUMENT, "changes")
     assert not api.tasks.ListTasks(task_pb2.ListTasksRequest(initiative_id=initiative.id)).tasks
+
+
+def test_an_append_whose_answer_would_not_fit_is_refused_and_changes_nothing(api: SimpleNamespace) -> None:
+    initiative = api.initiatives.CreateInitiative(
+        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="big"))
+    )
+    tasks = [
+        api.tasks.CreateTask(
+            task_pb2.CreateTaskRequest(
+                task=task_pb2.Task(initiative_id=initiative.id, name=f"t{n}", description="d" * NEAR_LIMIT)
+            )
+        )
+        for n in range(4)
+    ]
+    changes = [
+        event_pb2.StateChange(update_task=task_pb2.UpdateTaskRequest(task=task_pb2.Task(id=task.id, summary="done")))
+        for task in tasks
+    ]
+    error = call_error(api.events.AppendEvent, event_pb2.AppendEventRequest(changes=changes))
+    assert (error.code, error.metadata["field"]) == (grpc.StatusCode.INVALID_ARGUMENT, "changes")
+    assert all(not api.tasks.GetTask(task_pb2.GetTaskRequest(id=task.id)).summary for task in tasks)
+    assert api.events.AppendEvent(event_pb2.AppendEventRequest(changes=changes[:3])).rows

@@ -434,3 +434,9 @@ def test_change_sets_and_chat_messages_honour_request_ids(api: SimpleNamespace) 
     assert api.chat_sessions.CreateChatMessage(message) == api.chat_sessions.CreateChatMessage(message)
     listed = api.chat_sessions.ListChatMessages(chat_session_pb2.ListChatMessagesRequest(chat_session_id=session.id))
     assert len(listed.chat_messages) == 1
+
+
+def test_phases_of_two_initiatives_cannot_depend_on_each_other(api: SimpleNamespace) -> None:
+    first, second = _phase(api, _initiative(api, "a").id), _phase(api, _initiative(api, "b").id)
+    edge = phase_pb2.CreatePhaseDependencyRequest(phase_id=first.id, depends_on_phase_id=second.id)
+    _mismatched(api.phases.CreatePhaseDependency, edge, "depends_on_phase_id")

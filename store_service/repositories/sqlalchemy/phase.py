@@ -21,7 +21,11 @@ class SqlAlchemyPhaseRepository(SqlAlchemyRepository[Phase]):
     def create_dependency(self, phase_id: str, depends_on_phase_id: str) -> PhaseDependency:
         phase, dependency = self.get(phase_id), self.get(depends_on_phase_id)
         if phase.initiative_id != dependency.initiative_id:
-            raise FailedPrecondition("phases of different initiatives cannot depend on each other")
+            raise FailedPrecondition(
+                "depends_on_phase_id: phases of different initiatives cannot depend on each other",
+                "INITIATIVE_MISMATCH",
+                field="depends_on_phase_id",
+            )
         check_new_edge(
             self.session,
             PhaseDependency.phase_id,

@@ -222,3 +222,22 @@ def test_revert_refuses_when_a_dependency_edge_points_at_a_created_task(api: Sim
     _revert_refused(api, change_set_id, "task_dependency")
     edges = api.tasks.ListTaskDependencies(task_pb2.ListTaskDependenciesRequest(task_id=outside.id)).dependencies
     assert [(edge.task_id, edge.depends_on_task_id) for edge in edges] == [(outside.id, second)]
+
+
+def test_a_change_set_deletes_no_task_that_edges_point_at(api: SimpleNamespace) -> None:
+    """Deleting it would have dropped the edge with it, and a revert would not bring it back."""
+    _, phase_id, session = _setup(api)
+    first, second = (
+        api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(phase_id=phase_id, name=name)))
+        for name in ("first", "second")
+    )
+    api.tasks.CreateTaskDependency(task_pb2.CreateTaskDependencyRequest(task_id=second.id, depends_on_task_id=first.id))
+    delete = chat.ChangeSetEntry(
+        entity_type=chat.CHANGE_ENTITY_TYPE_TASK, action=chat.CHANGE_ACTION_DELETE, entity_id=first.id
+    )
+    error = call_error(
+        api.chat_sessions.ApplyChangeSet, chat.ApplyChangeSetRequest(chat_session_id=session.id, changes=[delete])
+    )
+    assert (error.reason, error.code) == ("HAS_CHILDREN", grpc.StatusCode.FAILED_PRECONDITION)
+    assert "task_dependency" in error.metadata["dependents"]
+    assert api.tasks.GetTask(task_pb2.GetTaskRequest(id=first.id)).name == "first"

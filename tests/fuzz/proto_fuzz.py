@@ -113,11 +113,7 @@ JSON_VALUES = st.recursive(
     max_leaves=8,
 )
 
-JSON_SHAPES = {
-    "google.protobuf.Struct": st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4),
-    "google.protobuf.ListValue": st.lists(JSON_VALUES, max_size=4),
-    "google.protobuf.Value": JSON_VALUES,
-}
+JSON_TYPES = ("google.protobuf.Struct", "google.protobuf.ListValue", "google.protobuf.Value")
 
 
 @dataclass
@@ -261,19 +257,27 @@ class RequestDrawer:
         else:
             setattr(message, described.name, draw(_scalar(described, self.pool)))
 
+    def _names(self) -> st.SearchStrategy[str]:
+        return st.one_of(st.sampled_from(self.field_names), st.text(max_size=12))
+
     def _well_known(self, message: Any, draw: Callable[..., Any]) -> bool:
         """Fills the Google well-known types the ways their own rules can be broken."""
         name = message.DESCRIPTOR.full_name
         if name in ("google.protobuf.Timestamp", "google.protobuf.Duration"):
             message.seconds, message.nanos = draw(TIMESTAMP_SECONDS), draw(NANOS)
-        elif name in JSON_SHAPES:
+        elif name in JSON_TYPES:
+            # Keys often name real fields: a Struct may stand for a message (a change set's `after`).
+            shapes = {
+                "Struct": st.dictionaries(self._names(), JSON_VALUES, max_size=4),
+                "ListValue": st.lists(JSON_VALUES, max_size=4),
+                "Value": JSON_VALUES,
+            }
             holder = struct_pb2.Struct()
-            holder.update({"value": draw(JSON_SHAPES[name])})
+            holder.update({"value": draw(shapes[message.DESCRIPTOR.name])})
             value = holder.fields["value"]
             message.CopyFrom({"Struct": value.struct_value, "ListValue": value.list_value}.get(name[16:], value))
         elif name == "google.protobuf.FieldMask":
-            paths = st.one_of(st.text(max_size=12), st.sampled_from(self.field_names))
-            message.paths.extend(draw(st.lists(paths, max_size=3)))
+            message.paths.extend(draw(st.lists(self._names(), max_size=3)))
         else:
             return name.startswith("google.protobuf.")  # Empty, and any other: left as they are
         return True

@@ -4,6 +4,7 @@ as by count, and a change set is capped when it is applied."""
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
@@ -26,20 +27,27 @@ def _list_all_tasks(api: SimpleNamespace, request: task_pb2.ListTasksRequest) ->
         request.page_token = page.next_page_token
 
 
-def test_five_900_kb_descriptions_no_longer_break_listing_tasks(api: SimpleNamespace) -> None:
+def _big_tasks(api: SimpleNamespace, count: int) -> tuple[str, list[Any]]:
+    """An initiative with `count` tasks whose descriptions are near the 1 MiB limit."""
     initiative = api.initiatives.CreateInitiative(
         initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="big"))
     )
-    ids = [
+    tasks = [
         api.tasks.CreateTask(
             task_pb2.CreateTaskRequest(
                 task=task_pb2.Task(initiative_id=initiative.id, name=f"t{n}", description=str(n) * NEAR_LIMIT)
             )
-        ).id
-        for n in range(5)
+        )
+        for n in range(count)
     ]
-    small = api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(initiative_id=initiative.id, name="s")))
-    pages = _list_all_tasks(api, task_pb2.ListTasksRequest(initiative_id=initiative.id, page_size=1000))
+    return initiative.id, tasks
+
+
+def test_five_900_kb_descriptions_no_longer_break_listing_tasks(api: SimpleNamespace) -> None:
+    initiative_id, tasks = _big_tasks(api, 5)
+    ids = [task.id for task in tasks]
+    small = api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(initiative_id=initiative_id, name="s")))
+    pages = _list_all_tasks(api, task_pb2.ListTasksRequest(initiative_id=initiative_id, page_size=1000))
     assert [task_id for page in pages for task_id in page] == [*ids, small.id]
     assert [len(page) for page in pages] == [3, 3]
 
@@ -109,17 +117,7 @@ def test_a_change_set_too_large_to_show_is_refused(api: SimpleNamespace) -> None
 
 
 def test_an_append_whose_answer_would_not_fit_is_refused_and_changes_nothing(api: SimpleNamespace) -> None:
-    initiative = api.initiatives.CreateInitiative(
-        initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="big"))
-    )
-    tasks = [
-        api.tasks.CreateTask(
-            task_pb2.CreateTaskRequest(
-                task=task_pb2.Task(initiative_id=initiative.id, name=f"t{n}", description="d" * NEAR_LIMIT)
-            )
-        )
-        for n in range(4)
-    ]
+    _, tasks = _big_tasks(api, 4)
     changes = [
         event_pb2.StateChange(update_task=task_pb2.UpdateTaskRequest(task=task_pb2.Task(id=task.id, summary="done")))
         for task in tasks

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from cw.store.v1 import agent_pb2, task_pb2
+from orchestrator_service.agents.claude_outcome import clip
 from orchestrator_service.dispatch import AgentOutcome, after_crash
 
 # Pauses before the 1st, 2nd and 3rd retry of a failed attempt (README, "Retries").
@@ -71,8 +72,29 @@ def failure_reason(error: str, output_tail: str) -> str:
     return reason[-REASON_LIMIT:]
 
 
+# What an agent reports is stored on rows whose texts the store caps at 64 KiB (docs/api.md,
+# limits): an agent's words are cut to fit, never a reason for a write to fail.
+SUMMARY_BYTES = 16 * 1024
+QUESTION_BYTES = 4 * 1024
+MAX_QUESTIONS = 10
+
+
+def within_limits(outcome: AgentOutcome) -> AgentOutcome:
+    """The outcome with its summary, error and questions cut to what the store keeps."""
+    questions = [
+        {str(key): clip(str(value), QUESTION_BYTES) for key, value in question.items()}
+        for question in outcome.questions[:MAX_QUESTIONS]
+    ]
+    return replace(
+        outcome,
+        summary=clip(outcome.summary, SUMMARY_BYTES),
+        error=clip(outcome.error, SUMMARY_BYTES),
+        questions=questions,
+    )
+
+
 def _result(outcome: AgentOutcome) -> str:
-    return json.dumps({"status": outcome.kind, "summary": outcome.summary, "error": outcome.error})
+    return json.dumps({"status": outcome.kind, "summary": outcome.summary, "error": outcome.error}, ensure_ascii=False)
 
 
 _OUTCOMES = {
@@ -94,6 +116,7 @@ def settle(
 ) -> Settlement:
     """The writes that settle one finished run. The task changes only while it is IN_PROGRESS (a
     person may have stopped it meanwhile)."""
+    outcome = within_limits(outcome)
     in_progress = task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS
     agent_values: dict[str, Any] = {"result": _result(outcome), "exit_code": outcome.exit_code}
     if outcome.session_id and outcome.session_id != agent.session_id:
@@ -101,7 +124,7 @@ def settle(
     if outcome.kind == "questions":
         agent_values |= {
             "status": agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT,
-            "pending_questions": json.dumps(outcome.questions),
+            "pending_questions": json.dumps(outcome.questions, ensure_ascii=False),
         }
         return Settlement(
             agent_values, None, [Note("agent:waiting_for_input", "agent", {"questions": len(outcome.questions)})]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.markup import escape
 from rich.syntax import Syntax
@@ -26,7 +28,10 @@ def project() -> None:
 @click.option("--default-branch", default="main", show_default=True)
 @pass_session
 def project_add(session: Session, name: str, url: str, default_branch: str) -> None:
-    """Register a repository (a path or a URL) as project NAME."""
+    """Register a repository (a path or a URL) as project NAME. A local path is taken relative to
+    where you are (the store keeps it absolute)."""
+    if "://" not in url and not url.startswith("-"):
+        url = str(Path(url).expanduser().resolve())
     created = session.store.create_project(name, url, default_branch)
     session.show(created, lambda: console.print(f"project {created.name} [dim]{created.id}[/]"))
 

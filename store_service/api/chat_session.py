@@ -6,7 +6,7 @@ from google.protobuf import json_format
 
 from cw.store.v1 import chat_session_pb2, chat_session_pb2_grpc
 from cw_edge.interceptor import current_identity
-from store_service.api import convert, permissions
+from store_service.api import convert, limits, permissions, validation
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.api.page import PAGE
 from store_service.api.phase import PHASE
@@ -17,7 +17,9 @@ from store_service.domain.errors import InvalidArgument, NotFound
 from store_service.services import change_sets
 
 CHAT_SESSION = Resource(ChatSession, chat_session_pb2.ChatSession, "chat_session", lambda uow: uow.chat_sessions)
-CHAT_MESSAGE = Resource(ChatMessage, chat_session_pb2.ChatMessage, "chat_message", lambda uow: uow.chat_sessions)
+CHAT_MESSAGE = Resource(
+    ChatMessage, chat_session_pb2.ChatMessage, "chat_message", lambda uow: uow.chat_sessions.messages
+)
 ENTITY_RESOURCES: dict[str, Resource[Any]] = {"page": PAGE, "phase": PHASE, "task": TASK}
 
 
@@ -50,7 +52,9 @@ def change_set_message(row: ChangeSet) -> chat_session_pb2.ChangeSet:
     return message
 
 
-CHANGE_SET = _ChangeSetResource(ChangeSet, chat_session_pb2.ChangeSet, "change_set", lambda uow: uow.chat_sessions)
+CHANGE_SET = _ChangeSetResource(
+    ChangeSet, chat_session_pb2.ChangeSet, "change_set", lambda uow: uow.chat_sessions.change_sets
+)
 
 
 def _requested_change(index: int, entry: chat_session_pb2.ChangeSetEntry) -> change_sets.Change:
@@ -64,6 +68,7 @@ def _requested_change(index: int, entry: chat_session_pb2.ChangeSetEntry) -> cha
         fields = json_format.ParseDict(json_format.MessageToDict(entry.after), resource.message())
     except json_format.ParseError as error:
         raise InvalidArgument.of(f"{path}.after", str(error)) from error
+    validation.check_message(fields, f"{path}.after")
     values: dict[str, Any] = {}
     if action == "create":
         values = convert.values_for_create(fields, resource.model, f"{path}.after")
@@ -115,7 +120,7 @@ class ChatSessionServicer(
 
     async def CreateChatMessage(self, request: Any, _context: Any) -> chat_session_pb2.ChatMessage:
         values = convert.values_for_create(request.chat_message, ChatMessage, "chat_message")
-        return await self.db.write(lambda uow: CHAT_MESSAGE.to_message(uow.chat_sessions.create_message(**values)))
+        return await self.create_with(request, lambda uow: uow.chat_sessions.create_message(**values), CHAT_MESSAGE)
 
     async def ListChatMessages(self, request: Any, _context: Any) -> chat_session_pb2.ListChatMessagesResponse:
         required_id(request.chat_session_id, "chat_session_id")
@@ -127,16 +132,23 @@ class ChatSessionServicer(
         changes = [_requested_change(index, entry) for index, entry in enumerate(request.changes)]
         identity = current_identity()
 
-        def work(uow: SqlAlchemyUnitOfWork) -> chat_session_pb2.ChangeSet:
+        def make(uow: SqlAlchemyUnitOfWork) -> ChangeSet:
             for index, change in enumerate(changes):
                 resource = ENTITY_RESOURCES[change.entity_type]
                 updated = change.entity_id if change.action == "update" else None
                 stored = resource.repository(uow).find_by_id(updated) if updated else None
                 permissions.check_write(identity, resource.message, f"changes[{index}].after", change.values, stored)
             row = change_sets.apply_change_set(uow, session_id, request.summary or None, changes)
-            return change_set_message(row)
+            size = change_set_message(row).ByteSize()
+            if size > limits.CHANGE_SET.size:
+                raise InvalidArgument.of(
+                    "changes",
+                    f"would record {size} bytes of states before and after; at most "
+                    f"{limits.CHANGE_SET.describe()}: split the change set",
+                )
+            return row
 
-        return await self.db.write(work)
+        return await self.create_with(request, make, CHANGE_SET)
 
     async def GetChangeSet(self, request: Any, _context: Any) -> chat_session_pb2.ChangeSet:
         change_set_id = required_id(request.id)

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement
 
 from cw_edge.interceptor import current_identity
 from cw_edge.tokens import Identity
-from store_service.api import convert, pagination, permissions, preconditions
+from store_service.api import convert, idempotency, pagination, permissions, preconditions
 from store_service.api.preconditions import NONE, Preconditions
 from store_service.db.database import Database
 from store_service.db.models import Base
@@ -22,6 +22,7 @@ from store_service.domain.errors import InvalidArgument
 from store_service.repositories.base import PageCursor
 
 MessageT = TypeVar("MessageT", bound=Message)
+ShownT = TypeVar("ShownT", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -105,22 +106,22 @@ class ResourceServicer(Generic[MessageT]):
         resource = self.resource
         values = convert.values_for_create(getattr(request, resource.field), resource.model, resource.field)
         permissions.check_write(current_identity(), resource.message, resource.field, values)
-        return await self.create_with(request, lambda uow: self.repository(uow).create(**values))
+        created: MessageT = await self.create_with(request, lambda uow: self.repository(uow).create(**values), resource)
+        return created
 
-    async def create_with(self, request: Any, make: Callable[[SqlAlchemyUnitOfWork], Base]) -> MessageT:
-        """Runs `make` unless this request_id already made something: then returns that instead."""
-        method = type(request).__name__
+    async def create_with(
+        self, request: Any, make: Callable[[SqlAlchemyUnitOfWork], Base], shown: Resource[ShownT]
+    ) -> ShownT:
+        """Runs `make` unless this request_id already made something: then returns that instead.
+        `shown` is the resource `make` creates."""
 
-        def work(uow: SqlAlchemyUnitOfWork) -> MessageT:
-            if request.request_id:
-                earlier = uow.remembered_request(request.request_id, method)
-                if earlier is not None:
-                    earlier_row: Base = self.repository(uow).get(earlier)
-                    return self.to_message(earlier_row)
+        def work(uow: SqlAlchemyUnitOfWork) -> ShownT:
+            earlier = idempotency.earlier_result(uow, request)
+            if earlier is not None:
+                return shown.to_message(shown.repository(uow).get(earlier))
             row = make(uow)
-            if request.request_id:
-                uow.remember_request(request.request_id, method, row.id)  # type: ignore[attr-defined]
-            return self.to_message(row)
+            idempotency.remember(uow, request, row.id)  # type: ignore[attr-defined]
+            return shown.to_message(row)
 
         return await self.db.write(work)
 
@@ -176,12 +177,17 @@ class ResourceServicer(Generic[MessageT]):
         after = pagination.decode_token(request.page_token, filters)
 
         def work(uow: SqlAlchemyUnitOfWork) -> tuple[list[Any], str]:
-            rows: list[Any] = find_page(uow.session, shown.model, criteria, limit + 1, after)
-            token = ""
-            if len(rows) > limit:
-                rows = rows[:limit]
-                cursor = PageCursor(rows[-1].create_time, rows[-1].id)
-                token = pagination.encode_token(cursor, filters)
-            return [shown.to_message(row) for row in rows], token
+            page, cursor = pagination.SizedPage(limit), after
+            while True:
+                wanted = page.rows_to_read()
+                rows: list[Any] = find_page(uow.session, shown.model, criteria, wanted, cursor)
+                for row in rows:
+                    cursor = PageCursor(row.create_time, row.id)
+                    if not page.offer(shown.to_message(row), cursor):
+                        break
+                if page.more or len(rows) < wanted:
+                    break
+            token = pagination.encode_token(page.last, filters) if page.more else ""
+            return page.messages, token
 
         return await self.db.read(work)

@@ -1,4 +1,5 @@
-"""Maps domain errors to gRPC status codes with the rich error model, for every RPC at once."""
+"""The edge of every RPC: parses and checks the request (`validation`), maps domain errors to gRPC
+status codes with the rich error model, and hides anything unexpected behind INTERNAL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from cw_edge.interceptor import current_identity
+from store_service.api.validation import parse_request
 from store_service.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -26,6 +28,9 @@ from store_service.domain.errors import (
 
 log = logging.getLogger("cw.rpc")
 DOMAIN = "store.cw"
+# What a client learns of a bug: nothing of the server (no paths, no SQL); the log has the rest.
+INTERNAL_MESSAGE = "internal error in the store; its log has the details"
+MAX_TEXT = 300
 
 _CODES: list[tuple[type[StoreError], int]] = [
     (NotFound, code_pb2.NOT_FOUND),
@@ -39,12 +44,18 @@ _CODES: list[tuple[type[StoreError], int]] = [
 ]
 
 
+def _cut(text: str) -> str:
+    """Errors travel in trailing metadata, which gRPC caps at a few KiB: quoted input is cut."""
+    return text if len(text) <= MAX_TEXT else f"{text[:MAX_TEXT]}..."
+
+
 def to_status(error: StoreError) -> grpc.Status:
     code = next((code for kind, code in _CODES if isinstance(error, kind)), code_pb2.FAILED_PRECONDITION)
-    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)]
+    metadata = {key: _cut(value) for key, value in error.metadata.items()}
+    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)]
     if isinstance(error, InvalidArgument):
         violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            error_details_pb2.BadRequest.FieldViolation(field=_cut(v.field), description=_cut(v.description))
             for v in error.violations
         ]
         details.append(error_details_pb2.BadRequest(field_violations=violations))
@@ -53,7 +64,7 @@ def to_status(error: StoreError) -> grpc.Status:
         holder = any_pb2.Any()
         holder.Pack(detail)
         packed.append(holder)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=packed))
+    return rpc_status.to_status(status_pb2.Status(code=code, message=_cut(error.message), details=packed))
 
 
 def refusal_status(code: grpc.StatusCode, message: str) -> grpc.Status:
@@ -63,7 +74,9 @@ def refusal_status(code: grpc.StatusCode, message: str) -> grpc.Status:
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps every handler: logs the call at debug level and turns a StoreError into its status."""
+    """Wraps every handler: logs the call at debug level, parses and checks the request itself (so
+    a malformed one is INVALID_ARGUMENT, not gRPC's INTERNAL), turns a StoreError into its status
+    and any other exception into a bare INTERNAL."""
 
     async def intercept_service(
         self,
@@ -76,14 +89,12 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                _unary(handler.unary_unary, method, handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                _stream(handler.unary_stream, method, handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -95,24 +106,36 @@ def _caller() -> str:
     return identity.value if identity is not None else "nobody"
 
 
-def _unary(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _unary(behaviour: Callable[..., Any], method: str, parse: Callable[[bytes], Any]) -> Callable[..., Any]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
         log.debug("rpc %s by %s", method, _caller())
         try:
-            return await behaviour(request, context)
+            return await behaviour(parse_request(raw, parse), context)
         except StoreError as error:
             await context.abort_with_status(to_status(error))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("rpc %s failed", method)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
     return handle
 
 
-def _stream(behaviour: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., Any]:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+def _stream(
+    behaviour: Callable[..., AsyncIterator[Any]], method: str, parse: Callable[[bytes], Any]
+) -> Callable[..., Any]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         log.debug("rpc %s (stream) by %s", method, _caller())
         try:
-            async for response in behaviour(request, context):
+            async for response in behaviour(parse_request(raw, parse), context):
                 yield response
         except StoreError as error:
             await context.abort_with_status(to_status(error))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("rpc %s (stream) failed", method)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
     return handle

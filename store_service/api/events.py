@@ -12,12 +12,12 @@ from google.protobuf import json_format
 from cw.store.v1 import event_pb2, event_pb2_grpc
 from cw_edge.interceptor import current_identity
 from cw_edge.tokens import Identity
-from store_service.api import convert, permissions, preconditions
+from store_service.api import convert, limits, permissions, preconditions
 from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.crud import Resource
 from store_service.api.initiative import INITIATIVE
-from store_service.api.pagination import page_size
+from store_service.api.pagination import SizedPage, page_size
 from store_service.api.phase import PHASE
 from store_service.api.project import PROJECT
 from store_service.api.task import TASK
@@ -113,6 +113,8 @@ def _prepare_change(index: int, change: event_pb2.StateChange) -> _Change:
     kind = change.WhichOneof("change")
     if kind is None:
         raise InvalidArgument.of(f"changes[{index}]", "names no change")
+    if kind not in _CHANGES:
+        raise InvalidArgument.of(f"changes[{index}].{kind}", "is not a change this store applies")
     resource, action = _CHANGES[kind]
     request = getattr(change, kind)
     message = getattr(request, resource.field)
@@ -173,10 +175,13 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
         types, initiative_id = list(request.types), request.initiative_id or None
 
         def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.ListEventsResponse:
-            rows = uow.events.find_after(request.after_sequence, limit, types, initiative_id)
+            page = SizedPage(limit)
+            for row in uow.events.find_after(request.after_sequence, limit, types, initiative_id):
+                if not page.offer(event_message(row), row.sequence):
+                    break
             return event_pb2.ListEventsResponse(
-                events=[event_message(row) for row in rows],
-                last_sequence=rows[-1].sequence if rows else request.after_sequence,
+                events=page.messages,
+                last_sequence=page.last or request.after_sequence,
                 head_sequence=uow.events.last_sequence(),
             )
 
@@ -212,11 +217,13 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
             ]
             # The writer holds the database's write lock: every sequence past `sequence_before` is ours.
             last = uow.events.last_sequence()
-            return event_pb2.AppendEventResponse(
+            answer = event_pb2.AppendEventResponse(
                 events=[event_message(row) for row in appended],
                 created_ids=created,
                 rows=changed,
                 last_sequence=last if last > sequence_before else 0,
             )
+            limits.check_answer(answer, "changes")
+            return answer
 
         return await self.db.write(work)

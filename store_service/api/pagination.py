@@ -1,4 +1,5 @@
-"""AIP-158 paging: `page_size` (default 50, at most 1000) and an opaque `page_token`."""
+"""AIP-158 paging: `page_size` (default 50, at most 1000) and an opaque `page_token`; a page also
+stops before `limits.PAGE_BYTES` serialized bytes, so an answer never reaches gRPC's 4 MB limit."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from google.protobuf.message import Message
+
+from store_service.api import limits
 from store_service.domain.errors import InvalidArgument
 from store_service.repositories.base import PageCursor
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Rows read at first, before their size is known, and at most at once after that.
+FIRST_READ = 20
+MAX_READ = 500
+# A repeated element costs its tag and length prefix on top of its own bytes.
+FRAMING_BYTES = 5
 
 
 def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE) -> int:
@@ -45,3 +54,38 @@ def decode_token(token: str, filters: Mapping[str, Any]) -> PageCursor | None:
     if fingerprint != _fingerprint(filters):
         raise InvalidArgument.of("page_token", "belongs to a listing with other filters")
     return cursor
+
+
+class SizedPage:
+    """One page being filled: rows go in until `limit` rows or `budget` bytes, but always at least
+    one (a row is capped by the field limits, so one always fits). Pure, so that the single paging
+    loop (crud.ResourceServicer.list_page) only reads rows and offers them."""
+
+    def __init__(self, limit: int, budget: int = limits.PAGE_BYTES) -> None:
+        self.limit, self.budget = limit, budget
+        self.messages: list[Any] = []
+        self.size = 0
+        # Where the last accepted row stands in the listing (a PageCursor, an event sequence).
+        self.last: Any = None
+        # A row beyond this page exists.
+        self.more = False
+
+    def offer(self, message: Message, position: Any) -> bool:
+        """Adds the message if it fits; False, and `more` set, once the page is full."""
+        cost = message.ByteSize() + FRAMING_BYTES
+        if len(self.messages) >= self.limit or (self.messages and self.size + cost > self.budget):
+            self.more = True
+            return False
+        self.messages.append(message)
+        self.size += cost
+        self.last = position
+        return True
+
+    def rows_to_read(self) -> int:
+        """How many rows the next read should fetch: as many as may still fit, judging by the rows
+        so far, plus one to see whether the listing goes on."""
+        room = self.limit - len(self.messages)
+        if not self.messages:
+            return min(room, FIRST_READ) + 1
+        average = self.size / len(self.messages)
+        return max(1, min(room, int((self.budget - self.size) / average), MAX_READ)) + 1

@@ -91,13 +91,14 @@ class SqlAlchemyUnitOfWork:
         self.session.commit()
         self._on_commit()
 
-    def remembered_request(self, request_id: str, method: str) -> str | None:
-        """The id of what an earlier Create with this request_id made, if any."""
-        record = self.session.get(RequestRecord, (request_id, method))
-        return record.resource_id if record else None
+    def remembered_request(self, request_id: str, method: str) -> RequestRecord | None:
+        """What an earlier Create with this request_id made, if any."""
+        return self.session.get(RequestRecord, (request_id, method))
 
-    def remember_request(self, request_id: str, method: str, resource_id: str) -> None:
-        self.session.add(RequestRecord(request_id=request_id, method=method, resource_id=resource_id))
+    def remember_request(self, request_id: str, method: str, resource_id: str, payload_hash: str) -> None:
+        self.session.add(
+            RequestRecord(request_id=request_id, method=method, resource_id=resource_id, payload_hash=payload_hash)
+        )
 
 
 def _nothing() -> None:

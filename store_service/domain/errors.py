@@ -57,9 +57,13 @@ class FieldViolation:
 
 
 class InvalidArgument(StoreError):
+    """Carries every violation (the BadRequest detail) and names the first one's field in the
+    ErrorInfo metadata, as the orchestrator's errors do."""
+
     def __init__(self, violations: Sequence[FieldViolation]) -> None:
         self.violations = list(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations), "INVALID_ARGUMENT")
+        first = {"field": self.violations[0].field} if self.violations else {}
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations), "INVALID_ARGUMENT", first)
 
     @classmethod
     def of(cls, field_name: str, description: str) -> InvalidArgument:

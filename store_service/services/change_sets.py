@@ -7,20 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, func, select
+from sqlalchemy import DateTime, select
+from sqlalchemy.orm import Session
 
 from store_service.db.models import Base, ChangeSet, Page, Phase, Task
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import FailedPrecondition, InvalidArgument
+from store_service.repositories.sqlalchemy.base import model_for_table, resource_name
 
 ENTITY_MODELS: dict[str, type[Base]] = {"page": Page, "phase": Phase, "task": Task}
-# Rows that a delete would cascade to; a change set refuses such a delete, since reverting it
-# could not bring them back.
-_CHILDREN: dict[str, tuple[type[Base], str]] = {
-    "page": (Page, "parent_page_id"),
-    "phase": (Task, "phase_id"),
-    "task": (Task, "parent_task_id"),
-}
+# Dependent rows named in a refusal, at most.
+MAX_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -53,12 +50,34 @@ def _repository(uow: SqlAlchemyUnitOfWork, entity_type: str) -> Any:
     return {"page": uow.pages, "phase": uow.phases, "task": uow.tasks}[entity_type]
 
 
+def _rows_pointing_at(session: Session, entity_type: str, entity_id: str) -> list[tuple[str, str]]:
+    """(id, description) of every row whose foreign key names the entity: a delete would cascade
+    to it or empty its reference, and no revert could bring that back."""
+    target = ENTITY_MODELS[entity_type].__table__
+    found = []
+    for table in Base.metadata.sorted_tables:
+        for foreign_key in table.foreign_keys:
+            if foreign_key.column.table is target:
+                query = select(table.c.id).where(foreign_key.parent == entity_id).limit(MAX_LISTED)
+                resource = resource_name(model_for_table(table.name))
+                found += [
+                    (row_id, f"{resource} {row_id!r} ({foreign_key.parent.name} -> {entity_type} {entity_id!r})")
+                    for row_id in session.scalars(query)
+                ]
+    return found
+
+
+def _refused(reason: str, what: str, rows: list[str]) -> FailedPrecondition:
+    listed = rows[:MAX_LISTED]
+    return FailedPrecondition(f"{what}: {', '.join(listed)}", reason, dependents=",".join(listed))
+
+
 def _refuse_cascading_delete(uow: SqlAlchemyUnitOfWork, entity_type: str, entity_id: str) -> None:
-    child_model, column = _CHILDREN[entity_type]
-    query = select(func.count()).select_from(child_model).filter_by(**{column: entity_id})
-    if uow.session.scalar(query):
-        raise FailedPrecondition(
-            f"{entity_type} {entity_id!r} has dependent rows; a change set cannot delete it", "HAS_CHILDREN"
+    """A change set deletes no row others point at: reverting it could not bring them back."""
+    rows = [described for _, described in _rows_pointing_at(uow.session, entity_type, entity_id)]
+    if rows:
+        raise _refused(
+            "HAS_CHILDREN", f"a change set cannot delete {entity_type} {entity_id!r}; rows point at it", rows
         )
 
 
@@ -100,10 +119,27 @@ def _unchanged_since(current: dict[str, Any] | None, recorded: dict[str, Any] | 
     return comparable(current) == comparable(recorded)
 
 
+def _outside_dependents(session: Session, entries: list[dict[str, Any]]) -> list[str]:
+    """Rows the change set did not create that point at a row it created (by any foreign key:
+    cascading ones would vanish with it, the others would lose their reference)."""
+    created = {entry["entity_id"] for entry in entries if entry["action"] == "create"}
+    return [
+        described
+        for entry in entries
+        if entry["action"] == "create"
+        for row_id, described in _rows_pointing_at(session, entry["entity_type"], entry["entity_id"])
+        if row_id not in created
+    ]
+
+
 def revert_change_set(uow: SqlAlchemyUnitOfWork, change_set_id: str) -> ChangeSet:
     change_set = uow.chat_sessions.get_change_set(change_set_id)
     if change_set.status != "applied":
         raise FailedPrecondition(f"change set {change_set_id!r} is already reverted", "ALREADY_REVERTED")
+    dependents = _outside_dependents(uow.session, change_set.entries)
+    if dependents:
+        what = "rows made outside the change set point at rows it created (remove or move them, then revert)"
+        raise _refused("HAS_DEPENDENTS", what, dependents)
     for entry in reversed(change_set.entries):
         entity_type, entity_id = entry["entity_type"], entry["entity_id"]
         repository = _repository(uow, entity_type)

@@ -287,3 +287,19 @@ def test_unreachable_service_is_one_line(tmp_path: Path) -> None:
     assert (
         "cannot reach the store at 127.0.0.1:9" in result.stderr and "`make run` starts the services" in result.stderr
     )
+
+
+def test_project_add_takes_a_path_relative_to_where_you_are(services: Cluster) -> None:
+    c = services
+    repo = make_git_repo(c.root / "user" / "relative")
+    result = subprocess.run(
+        [sys.executable, "-m", "clients.cli.main", "--json", "project", "add", "relative", "."],
+        cwd=repo,
+        env=c.client_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["url"] == str(repo.resolve())

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
-from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import agent_pb2, initiative_pb2, page_pb2, phase_pb2, task_pb2
 from cw.store.v1 import chat_session_pb2 as chat
 from tests.support import call_error
 
@@ -172,3 +172,72 @@ def test_change_set_is_all_or_nothing(api: SimpleNamespace) -> None:
         ),
     )
     assert bad_field.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _create(entity_type: int, **fields: Any) -> chat.ChangeSetEntry:
+    return chat.ChangeSetEntry(entity_type=entity_type, action=chat.CHANGE_ACTION_CREATE, after=_struct(**fields))  # type: ignore[arg-type]
+
+
+def _apply(api: SimpleNamespace, session_id: str, *changes: chat.ChangeSetEntry) -> tuple[str, list[str]]:
+    """Applies a change set; its id and the ids of the entities it touched."""
+    applied = api.chat_sessions.ApplyChangeSet(chat.ApplyChangeSetRequest(chat_session_id=session_id, changes=changes))
+    return applied.id, [entry.entity_id for entry in applied.entries]
+
+
+def _revert_refused(api: SimpleNamespace, change_set_id: str, *dependents: str) -> None:
+    error = call_error(api.chat_sessions.RevertChangeSet, chat.RevertChangeSetRequest(id=change_set_id))
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "HAS_DEPENDENTS")
+    assert all(name in error.message and name in error.metadata["dependents"] for name in dependents)
+
+
+def test_revert_refuses_to_take_rows_added_since_with_it(api: SimpleNamespace) -> None:
+    """The attack: a change set creates a phase, someone adds a task to it, the revert would have
+    cascade-deleted that task silently."""
+    initiative_id, _, session = _setup(api)
+    new_phase = _create(chat.CHANGE_ENTITY_TYPE_PHASE, initiativeId=initiative_id, name="New phase")
+    new_page = _create(chat.CHANGE_ENTITY_TYPE_PAGE, initiativeId=initiative_id, title="Notes")
+    change_set_id, (phase_id, page_id) = _apply(api, session.id, new_phase, new_page)
+    added = api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(phase_id=phase_id, name="mine")))
+    _revert_refused(api, change_set_id, added.id)
+    assert api.tasks.GetTask(task_pb2.GetTaskRequest(id=added.id)).phase_id == phase_id
+
+    api.tasks.DeleteTask(task_pb2.DeleteTaskRequest(id=added.id))
+    sub_page = api.pages.CreatePage(
+        page_pb2.CreatePageRequest(page=page_pb2.Page(initiative_id=initiative_id, parent_page_id=page_id, title="s"))
+    )
+    _revert_refused(api, change_set_id, sub_page.id)
+
+    api.pages.DeletePage(page_pb2.DeletePageRequest(id=sub_page.id))
+    reverted = api.chat_sessions.RevertChangeSet(chat.RevertChangeSetRequest(id=change_set_id))
+    assert reverted.status == chat.CHANGE_SET_STATUS_REVERTED
+
+
+def test_revert_refuses_when_a_dependency_edge_points_at_a_created_task(api: SimpleNamespace) -> None:
+    _, phase_id, session = _setup(api)
+    tasks = [_create(chat.CHANGE_ENTITY_TYPE_TASK, phaseId=phase_id, name=name) for name in ("first", "second")]
+    change_set_id, (first, second) = _apply(api, session.id, *tasks)
+    outside = api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(phase_id=phase_id, name="later")))
+    api.tasks.CreateTaskDependency(task_pb2.CreateTaskDependencyRequest(task_id=second, depends_on_task_id=first))
+    api.tasks.CreateTaskDependency(task_pb2.CreateTaskDependencyRequest(task_id=outside.id, depends_on_task_id=second))
+    _revert_refused(api, change_set_id, "task_dependency")
+    edges = api.tasks.ListTaskDependencies(task_pb2.ListTaskDependenciesRequest(task_id=outside.id)).dependencies
+    assert [(edge.task_id, edge.depends_on_task_id) for edge in edges] == [(outside.id, second)]
+
+
+def test_a_change_set_deletes_no_task_that_edges_point_at(api: SimpleNamespace) -> None:
+    """Deleting it would have dropped the edge with it, and a revert would not bring it back."""
+    _, phase_id, session = _setup(api)
+    first, second = (
+        api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(phase_id=phase_id, name=name)))
+        for name in ("first", "second")
+    )
+    api.tasks.CreateTaskDependency(task_pb2.CreateTaskDependencyRequest(task_id=second.id, depends_on_task_id=first.id))
+    delete = chat.ChangeSetEntry(
+        entity_type=chat.CHANGE_ENTITY_TYPE_TASK, action=chat.CHANGE_ACTION_DELETE, entity_id=first.id
+    )
+    error = call_error(
+        api.chat_sessions.ApplyChangeSet, chat.ApplyChangeSetRequest(chat_session_id=session.id, changes=[delete])
+    )
+    assert (error.reason, error.code) == ("HAS_CHILDREN", grpc.StatusCode.FAILED_PRECONDITION)
+    assert "task_dependency" in error.metadata["dependents"]
+    assert api.tasks.GetTask(task_pb2.GetTaskRequest(id=first.id)).name == "first"

@@ -91,3 +91,13 @@ def test_a_run_that_never_started_spends_no_attempt() -> None:
 def test_an_orphaned_task_counts_a_crash() -> None:
     values, note = outcomes.orphaned(task_pb2.Task(id="t", retry_count=0), NOW)
     assert values["retry_count"] == 1 and note.type == "task:retried"
+
+
+def test_an_agents_words_are_cut_to_what_the_store_keeps() -> None:
+    huge = "é" * 200_000
+    questions = [{"id": f"q{i}", "question": huge} for i in range(50)]
+    asked = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome("questions", questions=questions), NOW)
+    assert len(asked.agent["pending_questions"].encode()) < 64 * 1024
+    done = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome("done", summary=huge, exit_code=0), NOW)
+    assert done.task is not None and len(done.task["summary"].encode()) <= outcomes.SUMMARY_BYTES
+    assert len(done.agent["result"].encode()) < 64 * 1024

@@ -29,7 +29,7 @@ def resource_name(model: type[Base]) -> str:
     return model.event_entity or model.__tablename__
 
 
-def _model_for_table(table_name: str) -> type[Base]:
+def model_for_table(table_name: str) -> type[Base]:
     for mapper in Base.registry.mappers:
         model: type[Base] = mapper.class_
         if getattr(model, "__tablename__", None) == table_name:
@@ -109,6 +109,6 @@ class SqlAlchemyRepository(Generic[RowT]):
             if value is None or key not in mapper.columns:
                 continue
             for foreign_key in mapper.columns[key].foreign_keys:
-                target = _model_for_table(foreign_key.column.table.name)
+                target = model_for_table(foreign_key.column.table.name)
                 if self.session.get(target, value) is None:
                     raise MissingReference(key, resource_name(target), str(value))

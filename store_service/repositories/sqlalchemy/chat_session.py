@@ -47,4 +47,12 @@ class SqlAlchemyChatSessionRepository(SqlAlchemyRepository[ChatSession]):
         return _ChangeSets(self.session).create(**values)
 
     def get_change_set(self, change_set_id: str) -> ChangeSet:
-        return _ChangeSets(self.session).get(change_set_id)
+        return self.change_sets.get(change_set_id)
+
+    @property
+    def messages(self) -> _ChatMessages:
+        return _ChatMessages(self.session)
+
+    @property
+    def change_sets(self) -> _ChangeSets:
+        return _ChangeSets(self.session)

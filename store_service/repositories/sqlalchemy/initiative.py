@@ -5,22 +5,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from store_service.db.models import Initiative
-from store_service.domain.errors import AlreadyExists, InvalidArgument
+from store_service.db.models import Initiative, Project
+from store_service.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from store_service.domain.rules import branches_collide, initiative_branch_problem
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
 
-# What `git check-ref-format --branch` refuses, in one expression.
-_BAD_BRANCH = re.compile(r"(^[-/.])|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(/\.)|(//)|(@\{)|([/.]$)|(\.lock(/|$))|(^@$)")
+MAX_BRANCH_SUFFIX = 10_000
 
 
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:60].rstrip("-") or "initiative"
-
-
-def branches_collide(first: str, second: str) -> bool:
-    """git cannot hold both `a/b` and `a/b/c`, nor the same branch twice."""
-    return first == second or first.startswith(f"{second}/") or second.startswith(f"{first}/")
 
 
 class SqlAlchemyInitiativeRepository(SqlAlchemyRepository[Initiative]):
@@ -47,16 +42,21 @@ class SqlAlchemyInitiativeRepository(SqlAlchemyRepository[Initiative]):
             query = query.where(Initiative.id != except_id)
         return [branch for branch in self.session.scalars(query) if branch]
 
+    def _project_branches(self) -> list[str]:
+        return list(self.session.scalars(select(Project.default_branch).distinct()))
+
     def _check_branch(self, branch: str, except_id: str | None) -> None:
-        if _BAD_BRANCH.search(branch):
-            raise InvalidArgument.of("initiative.branch", f"{branch!r} is not a valid git branch name")
+        problem = initiative_branch_problem(branch, self._project_branches())
+        if problem is not None:
+            raise InvalidArgument.of("initiative.branch", problem)
         if any(branches_collide(branch, taken) for taken in self._branches(except_id)):
             raise AlreadyExists("initiative", "branch")
 
     def _unique_branch(self, wanted: str) -> str:
-        taken = self._branches(None)
-        candidate, suffix = wanted, 1
-        while any(branches_collide(candidate, other) for other in taken):
-            suffix += 1
-            candidate = f"{wanted}-{suffix}"
-        return candidate
+        taken = self._branches(None) + self._project_branches()
+        for suffix in range(1, MAX_BRANCH_SUFFIX):
+            candidate = wanted if suffix == 1 else f"{wanted}-{suffix}"
+            if not any(branches_collide(candidate, other) for other in taken):
+                return candidate
+        # Only when a project's default branch is `cw`, under which every default would lie.
+        raise FailedPrecondition("no free default branch; give the initiative one", field="initiative.branch")

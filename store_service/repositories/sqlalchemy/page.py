@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+from typing import Any
+
 from store_service.db.models import Initiative, Page
 from store_service.domain.errors import NotFound
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
+from store_service.repositories.sqlalchemy.consistency import PAGE_TREE
 
 
 class SqlAlchemyPageRepository(SqlAlchemyRepository[Page]):
     model = Page
+
+    def create(self, **values: Any) -> Page:
+        PAGE_TREE.check(self.session, None, None, values)
+        return super().create(**values)
+
+    def update(self, row_id: str, **values: Any) -> Page:
+        PAGE_TREE.check(self.session, row_id, self.get(row_id), values)
+        return super().update(row_id, **values)
 
     def find_root_page(self, initiative_id: str) -> Page | None:
         roots = self.find_where(Page.initiative_id == initiative_id, Page.parent_page_id.is_(None))

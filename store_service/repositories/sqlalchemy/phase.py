@@ -1,20 +1,31 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from store_service.db.models import Phase, PhaseDependency
 from store_service.domain.errors import FailedPrecondition
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, constraint_errors
+from store_service.repositories.sqlalchemy.consistency import check_phase_move
 from store_service.repositories.sqlalchemy.dependencies import check_new_edge
 
 
 class SqlAlchemyPhaseRepository(SqlAlchemyRepository[Phase]):
     model = Phase
 
+    def update(self, row_id: str, **values: Any) -> Phase:
+        check_phase_move(self.session, self.get(row_id), values)
+        return super().update(row_id, **values)
+
     def create_dependency(self, phase_id: str, depends_on_phase_id: str) -> PhaseDependency:
         phase, dependency = self.get(phase_id), self.get(depends_on_phase_id)
         if phase.initiative_id != dependency.initiative_id:
-            raise FailedPrecondition("phases of different initiatives cannot depend on each other")
+            raise FailedPrecondition(
+                "depends_on_phase_id: phases of different initiatives cannot depend on each other",
+                "INITIATIVE_MISMATCH",
+                field="depends_on_phase_id",
+            )
         check_new_edge(
             self.session,
             PhaseDependency.phase_id,

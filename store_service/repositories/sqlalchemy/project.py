@@ -1,15 +1,41 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from store_service.db.models import Initiative, InitiativeProject, Project
-from store_service.domain.errors import MissingReference, NotFound
+from store_service.domain import rules
+from store_service.domain.errors import FieldViolation, InvalidArgument, MissingReference, NotFound
 from store_service.repositories.project import ProjectSetChange
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
 
 
+def _checked(values: dict[str, Any]) -> dict[str, Any]:
+    """The values with the url as stored; InvalidArgument when a name, url or branch is unsafe."""
+    violations, checked_values = [], dict(values)
+    if values.get("name") is not None and (problem := rules.project_name_problem(values["name"])):
+        violations.append(FieldViolation("project.name", problem))
+    if values.get("url") is not None:
+        try:
+            checked_values["url"] = rules.project_url(values["url"])
+        except ValueError as error:
+            violations.append(FieldViolation("project.url", str(error)))
+    if values.get("default_branch") is not None and (problem := rules.branch_problem(values["default_branch"])):
+        violations.append(FieldViolation("project.default_branch", problem))
+    if violations:
+        raise InvalidArgument(violations)
+    return checked_values
+
+
 class SqlAlchemyProjectRepository(SqlAlchemyRepository[Project]):
     model = Project
+
+    def create(self, **values: Any) -> Project:
+        return super().create(**_checked(values))
+
+    def update(self, row_id: str, **values: Any) -> Project:
+        return super().update(row_id, **_checked(values))
 
     def set_initiative_projects(self, initiative_id: str, project_ids: list[str]) -> ProjectSetChange:
         if self.session.get(Initiative, initiative_id) is None:

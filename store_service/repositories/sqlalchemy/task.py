@@ -1,15 +1,25 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from store_service.db.models import Task, TaskDependency
 from store_service.db.views import task_dependency_criteria
+from store_service.repositories.sqlalchemy import consistency
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, constraint_errors
 from store_service.repositories.sqlalchemy.dependencies import check_new_edge
 
 
 class SqlAlchemyTaskRepository(SqlAlchemyRepository[Task]):
     model = Task
+
+    def create(self, **values: Any) -> Task:
+        return super().create(**consistency.check_task(self.session, None, None, values))
+
+    def update(self, row_id: str, **values: Any) -> Task:
+        stored = self.get(row_id)
+        return super().update(row_id, **consistency.check_task(self.session, row_id, stored, values))
 
     def find_by_parent_task_id(self, parent_task_id: str) -> list[Task]:
         return self.find_where(Task.parent_task_id == parent_task_id)

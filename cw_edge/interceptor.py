@@ -76,22 +76,23 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             why = "no bearer token" if presented is None else "the bearer token is not valid here"
             log.info("refused %s: %s", method, why)
             message = f"{why}: send `authorization: Bearer <token>` (clients: $CW_HOME/auth/client.token)"
-            return _rewrapped(handler, _refusing(self._refusal(grpc.StatusCode.UNAUTHENTICATED, message)))
+            return rewrapped(handler, _refusing(self._refusal(grpc.StatusCode.UNAUTHENTICATED, message)))
         if method in self._orchestrator_only and identity is not Identity.ORCHESTRATOR:
             log.info("refused %s to the %s identity", method, identity)
             message = f"{method.rsplit('/', 1)[-1]} is for the orchestrator only"
-            return _rewrapped(handler, _refusing(self._refusal(grpc.StatusCode.PERMISSION_DENIED, message)))
-        return _rewrapped(handler, _as(identity))
+            return rewrapped(handler, _refusing(self._refusal(grpc.StatusCode.PERMISSION_DENIED, message)))
+        return rewrapped(handler, _as(identity))
 
 
-def _rewrapped(handler: grpc.RpcMethodHandler, wrap: Callable[[Behaviour, bool], Behaviour]) -> Any:
-    """The same handler, of the same kind, with its behaviour wrapped."""
+def rewrapped(handler: grpc.RpcMethodHandler, wrap: Callable[[Behaviour, bool], Behaviour], raw: bool = False) -> Any:
+    """The same handler, of the same kind, with its behaviour wrapped; with `raw`, the behaviour
+    gets the request's bytes (and parses them itself)."""
     for kind, make in _HANDLER_KINDS.items():
         behaviour = getattr(handler, kind)
         if behaviour is not None:
             return make(
                 wrap(behaviour, handler.response_streaming),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=None if raw else handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
     return handler

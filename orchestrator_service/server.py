@@ -19,6 +19,7 @@ from cw.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from cw_edge.interceptor import BearerAuthInterceptor
 from cw_edge.listen import SERVER_OPTIONS, Listening, ListenRefused, bind, check_free
 from cw_edge.ownership import Held, ProcessLock
+from cw_edge.parsing import ParsedRequests
 from cw_edge.reflection import serve_reflection
 from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from orchestrator_service.agents.providers import Provider, provider_table
@@ -126,7 +127,8 @@ async def _serve(config: Config, root: Path, listening: Listening, lock: Process
     orchestrator = Orchestrator(store, root, config.settings())
 
     # Callers may be people (the client token) or another orchestrator tool (its own token).
-    server = grpc.aio.server(interceptors=[BearerAuthInterceptor(tokens, _refusal)], options=SERVER_OPTIONS)
+    interceptors = [BearerAuthInterceptor(tokens, _refusal), ParsedRequests(_refusal)]
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(
         OrchestratorServicer(Operations(orchestrator), Review(orchestrator), root), server
     )

@@ -27,8 +27,9 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     retry_count = script.get_revision("0002")
     assert retry_count is not None and "retry_count" in (retry_count.doc or "")
     assert retry_count.down_revision is not None
-    head = script.get_revision("head")
-    assert head is not None and head.down_revision == "0002" and "merge" in (head.doc or "")
+    stored_facts, head = script.get_revision("0003"), script.get_revision("head")
+    assert stored_facts is not None and stored_facts.down_revision == "0002" and "merge" in (stored_facts.doc or "")
+    assert head is not None and head.down_revision == "0003" and "conversation" in (head.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models(tmp_path: Path) -> None:
@@ -165,7 +166,7 @@ def test_stored_facts_upgrade_keeps_rows_and_fills_in_what_was_known(tmp_path: P
     migrate.upgrade(engine, "0002")
     with engine.begin() as connection:
         _seed_before_stored_facts(connection)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0003")
     assert _revision(engine) == "0003"
     with engine.connect() as connection:
         merged: dict[str, str | None] = dict(connection.exec_driver_sql("SELECT id, merged_at FROM tasks").fetchall())
@@ -214,3 +215,30 @@ def test_stored_facts_upgrade_keeps_rows_and_fills_in_what_was_known(tmp_path: P
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM agents WHERE task_id = 'loose'").scalar() == 8
         assert connection.exec_driver_sql("SELECT count(*) FROM task_dependencies").scalar() == 1
+
+
+def test_review_and_repair_columns_start_empty_and_go_back(tmp_path: Path) -> None:
+    engine = create_writer_engine(tmp_path / "store.db")
+    migrate.upgrade(engine, "0002")
+    with engine.begin() as connection:
+        _seed_before_stored_facts(connection)
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT count(*) FROM tasks WHERE review_comment_ids IS NULL AND merge_source_task_id IS NULL"
+        ).scalar()
+        assert rows == 7
+        assert connection.exec_driver_sql("SELECT count(*) FROM agents WHERE conversation_id IS NULL").scalar() == 8
+    with engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+        connection.exec_driver_sql("UPDATE tasks SET merge_source_task_id = 'loose' WHERE id = 'queued-loose'")
+        connection.exec_driver_sql("DELETE FROM task_dependencies")
+        connection.exec_driver_sql("DELETE FROM agents")
+        connection.exec_driver_sql("DELETE FROM tasks WHERE id = 'loose'")
+        kept = connection.exec_driver_sql("SELECT merge_source_task_id FROM tasks WHERE id = 'queued-loose'")
+        assert kept.scalar() is None  # the source went, the merge task stays
+    migrate.downgrade(engine, "0003")
+    columns = {column["name"] for column in inspect(engine).get_columns("tasks")}
+    assert columns.isdisjoint({"review_comment_ids", "merge_source_task_id", "merge_source_phase_id"})
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM tasks").scalar() == 6

@@ -103,7 +103,8 @@ class Writer:
                 self._quiet.set()
         for row in answer.rows:
             kind, message = changed_row(row)
-            self.cache.put(kind, message, answer.last_sequence)
+            if self.cache.holds(kind):
+                self.cache.put(kind, message, answer.last_sequence)
         return answer
 
     async def quiet(self, timeout: float) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 
+from clients.cli import edits
 from clients.cli.agents import account, agent
 from clients.cli.app import CwGroup, Session
+from clients.cli.inbox import conversations, inbox, reply
 from clients.cli.live import events
+from clients.cli.review import review
 from clients.cli.tasks import task
 from clients.cli.watch import watch
 from clients.cli.work import initiative, phase, project
@@ -29,6 +32,17 @@ def cli(ctx: click.Context, store: str | None, orchestrator: str | None, as_json
 
 for command in (project, initiative, phase, task, agent, account, events, watch):
     cli.add_command(command)
+# Review and repair (issue 12): review, the inbox, conversations, an editable plan, delivery.
+for command in (review, inbox, reply, conversations):
+    cli.add_command(command)
+for group, commands in (
+    (task, (edits.task_edit, edits.task_move, edits.task_delete)),
+    (phase, (edits.phase_edit, edits.phase_delete)),
+    (project, (edits.project_edit, edits.project_remove)),
+    (initiative, (edits.initiative_diff, edits.initiative_deliver)),
+):
+    for command in commands:
+        group.add_command(command)
 
 
 def main() -> None:

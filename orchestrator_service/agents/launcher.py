@@ -23,6 +23,8 @@ class Launch:
     prompt: str
     resume: bool = False
     secrets: account_pb2.GetAccountSecretsResponse | None = None
+    # The conversation a discuss run answers (`CW_CONVERSATION_ID`), else "".
+    conversation_id: str = ""
 
 
 def _write_private(path: os.PathLike[str], text: str) -> None:
@@ -52,6 +54,8 @@ def environment(launch: Launch) -> dict[str, str]:
     }
     if launch.resume:
         env["CW_ANSWERS_FILE"] = str(files.answers)
+    if launch.conversation_id:
+        env["CW_CONVERSATION_ID"] = launch.conversation_id
     if launch.secrets is not None:
         env["CLAUDE_CONFIG_DIR"] = str(files.config_dir)
     return launch.provider.environment(env)

@@ -39,6 +39,17 @@ STOP_GRACE_SECONDS = 5.0
 # How long a stop waits for the very agent it stops to finish starting.
 SPAWN_WAIT_SECONDS = 30.0
 
+# Hooks on settling a run (core.py wires them; review/ and conversations/ provide them):
+# a take-over settles the run itself and says so (a question to another agent, an answer to one);
+# a check may turn the outcome into another before it is settled; an extension adds store
+# requests to the settlement's transaction (what the run reported).
+TakeOver = Callable[[agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome], Awaitable[bool]]
+Check = Callable[[agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome], Awaitable[dispatch.AgentOutcome]]
+Extension = Callable[
+    [agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome, outcomes.Settlement],
+    Awaitable[outcomes.Settlement],
+]
+
 
 class AgentController:
     def __init__(self, ctx: Context) -> None:
@@ -47,6 +58,9 @@ class AgentController:
         self._stopping: set[asyncio.Task[None]] = set()
         # Starts a new CLI session for a run whose resume the CLI could not do (Launches sets it).
         self.new_session: Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[None]] | None = None
+        self.take_overs: list[TakeOver] = []
+        self.checks: list[Check] = []
+        self.extensions: list[Extension] = []
 
     def on_change(self, change: Change) -> None:
         if (
@@ -126,13 +140,20 @@ class AgentController:
             outcome = await asyncio.to_thread(
                 claude_outcome.run_outcome, agent.provider, files, observed.exit_code, self.ctx.clock()
             )
+        for take_over in self.take_overs:
+            if await take_over(agent, task, outcome):
+                return
         if outcome.unknown_session and task is not None and self.new_session is not None:
             await self.new_session(agent, task)  # the CLI lost the session: start over, with the answers
             return
+        for check in self.checks:
+            outcome = await check(agent, task, outcome)
         tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
         )
+        for extend in self.extensions:
+            settlement = await extend(agent, task, outcome, settlement)
         await self.write(agent, task, settlement)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
 
@@ -148,6 +169,7 @@ class AgentController:
             requests.append(update(task, **settlement.task))
         if settlement.account_rests_until is not None and agent.account_id:
             requests.append(_rest_account(agent.account_id, settlement.account_rests_until))
+        requests += settlement.creates
         notes = [
             event(note.type, agent if note.about == "agent" else task, **note.details) for note in settlement.notes
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -32,6 +33,10 @@ log = logging.getLogger("cw.orchestrator")
 
 NAME_ATTEMPTS = 12
 
+# More of a task's prompt, after its description and its dependencies' summaries (a review agent's
+# diff): core.py wires them, review/ provides them.
+PromptPart = Callable[[task_pb2.Task], Awaitable[str]]
+
 
 class CannotStartYet(Exception):
     """The task waits (no free account, a missing program); the message says why."""
@@ -47,6 +52,7 @@ class Launches:
         self.ctx = ctx
         self.agents = agents
         self.projects = projects
+        self.prompt_parts: list[PromptPart] = []
         agents.new_session = self.new_session
 
     def provider_for(self, name: str = "") -> Provider:
@@ -184,9 +190,16 @@ class Launches:
         if initiative is not None:
             for project in self.ctx.cache.projects_of(initiative.id):
                 await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
-        prompt = dispatch.build_prompt(task, await self.dependencies_of(task))
+        prompt = await self.task_prompt(task)
         launch = launcher.Launch(agent, files, provider, dispatch.agent_mode(task), prompt, secrets=secrets)
         await self.spawn(agent, launch)
+
+    async def task_prompt(self, task: task_pb2.Task) -> str:
+        """The task's description, its dependencies' summaries, and the parts hooks add."""
+        prompt = dispatch.build_prompt(task, await self.dependencies_of(task))
+        for part in self.prompt_parts:
+            prompt += await part(task)
+        return prompt
 
     async def dependencies_of(self, task: task_pb2.Task) -> list[task_pb2.Task]:
         """The tasks this one depends on, for their summaries: from the cache, or read."""
@@ -233,7 +246,7 @@ class Launches:
         await asyncio.to_thread(launcher.write_answers, files, answers)
         claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, pending_questions=None, outcome=None)
         claimed = (await self.ctx.writer.append([], [claim])).rows[0].agent
-        prompt = dispatch.build_prompt(task, await self.dependencies_of(task)) if task is not None else ""
+        prompt = await self.task_prompt(task) if task is not None else ""
         prompt += dispatch.answers_prompt(answers)
         secrets = await self.secrets_for(claimed.account_id, provider)
         mode = agent_pb2.AgentMode.Name(claimed.mode).removeprefix("AGENT_MODE_").lower()
@@ -254,8 +267,7 @@ class Launches:
         await asyncio.to_thread(files.archive_session)
         fresh = update(agent, session_id=str(uuid.uuid4()))
         renewed = (await self.ctx.writer.append([event("agent:new_session", agent)], [fresh])).rows[0].agent
-        task_prompt = dispatch.build_prompt(task, await self.dependencies_of(task))
-        prompt = claude_outcome.fresh_session_prompt(task_prompt, [], answers)
+        prompt = claude_outcome.fresh_session_prompt(await self.task_prompt(task), [], answers)
         provider = self.provider_for(renewed.provider)
         secrets = await self.secrets_for(renewed.account_id, provider)
         mode = agent_pb2.AgentMode.Name(renewed.mode).removeprefix("AGENT_MODE_").lower()

@@ -231,22 +231,6 @@ def test_rate_limit_moves_to_the_next_account(tmp_path: Path) -> None:
         c.assert_invariants()
 
 
-def test_merge_conflict_is_reported_and_nothing_merged_is_lost(tmp_path: Path) -> None:
-    with cluster(tmp_path) as c:
-        phase = c.phase(c.initiative("Conflict", c.project()), "P")
-        left = c.task(phase, "left", files={"shared.txt": "left version\n", "left.txt": "l"})
-        right = c.task(phase, "right", files={"shared.txt": "right version\n", "right.txt": "r"})
-        _approve(c, phase)
-        conflict = wait_for("a merge conflict", lambda: [e for e in c.events() if e.type == "phase:merge_conflict"])[0]
-        assert json_format.MessageToDict(conflict.details)["files"] == ["shared.txt"]
-        loser = c.wait_task(conflict.task_id, BLOCKED)
-        winner = left if loser.id == right.id else right
-        c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_BLOCKED)
-        files = _files(c.diff(phase.id))
-        assert {"shared.txt", f"{winner.name}.txt"} <= files and f"{loser.name}.txt" not in files
-        c.assert_invariants()
-
-
 def test_max_agents_and_waiting_for_an_account(tmp_path: Path) -> None:
     release = tmp_path / "release"
     with cluster(tmp_path, max_agents=2) as c:

@@ -68,6 +68,8 @@ def update(current: Message, **values: Any) -> Message:
             target.CopyFrom(value)
         elif isinstance(value, dict):
             target.update(value)
+        elif isinstance(value, list):
+            target.extend(value)
         else:
             setattr(row, name, value)
     request = request_type(update_mask=field_mask_pb2.FieldMask(paths=list(values)))

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import grpc
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import field_mask_pb2
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, log_chunk_pb2, phase_pb2, task_pb2

@@ -24,12 +24,18 @@ def test_creates_are_whole_and_edits_wait_for_the_agent(tmp_path: Path) -> None:
         c.project()
         initiative = c.cw_json("initiative", "create", "Plan", "--project", "app")
         phase = c.cw_json("phase", "add", initiative["id"], "P")
-        working = c.cw_json("task", "add", phase["id"], "work", "--description", script(files={"w.txt": "w"}, wait_for=str(release)))
-        bad = c.cw("task", "add", phase["id"], "later", "--after", working["id"], "--after", "no-such-task", check=False)
+        working = c.cw_json(
+            "task", "add", phase["id"], "work", "--description", script(files={"w.txt": "w"}, wait_for=str(release))
+        )
+        bad = c.cw(
+            "task", "add", phase["id"], "later", "--after", working["id"], "--after", "no-such-task", check=False
+        )
         assert bad.returncode == 1 and "depends_on_task_ids[1]" in bad.stderr
         assert [t["name"] for t in c.cw_json("task", "list", "--phase", phase["id"])] == ["work"]
         bad_phase = c.cw("phase", "add", initiative["id"], "Q", "--after", "no-such-phase", check=False)
-        assert bad_phase.returncode == 1 and [p["name"] for p in c.cw_json("initiative", "show", initiative["id"])["phases"]] == ["P"]
+        assert bad_phase.returncode == 1 and [
+            p["name"] for p in c.cw_json("initiative", "show", initiative["id"])["phases"]
+        ] == ["P"]
 
         c.cw("phase", "approve", phase["id"])
         wait_for("the agent at work", lambda: c.agents_of(working["id"]) and c.agents_of(working["id"])[0].pid)
@@ -49,11 +55,16 @@ def test_creates_are_whole_and_edits_wait_for_the_agent(tmp_path: Path) -> None:
 
         release.touch()
         c.wait_phase(phase["id"], REVIEW)
-        assert c.cw_json("task", "edit", working["id"], "--name", "renamed", "--priority", "high")["priority"] == "TASK_PRIORITY_HIGH"
+        assert (
+            c.cw_json("task", "edit", working["id"], "--name", "renamed", "--priority", "high")["priority"]
+            == "TASK_PRIORITY_HIGH"
+        )
         c.cw("phase", "merge", phase["id"])
         late = c.cw("task", "add", phase["id"], "late", check=False)
         assert late.returncode == 1 and "COMPLETED" in late.stderr and "--reopen" in late.stderr
-        reopened = c.cw_json("task", "add", phase["id"], "late", "--reopen", "--description", script(files={"late.txt": "l"}))
+        reopened = c.cw_json(
+            "task", "add", phase["id"], "late", "--reopen", "--description", script(files={"late.txt": "l"})
+        )
         c.wait_task(reopened["id"], task_pb2.TASK_STATUS_COMPLETED)
         c.wait_phase(phase["id"], REVIEW)
         assert {f.path for p in c.diff(phase["id"]).projects for f in p.files} == {"late.txt"}

@@ -13,6 +13,7 @@ from google.protobuf import field_mask_pb2
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, log_chunk_pb2, phase_pb2, project_pb2, task_pb2
 from tests.e2e.cluster import Cluster, cluster, make_git_repo, script, wait_for
+from tests.e2e.test_cli import cw, cw_json
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
 REVIEW = phase_pb2.PHASE_STATUS_PENDING_REVIEW
@@ -54,6 +55,10 @@ def test_an_unreachable_project_blocks_only_its_own_initiative(tmp_path: Path) -
         assert "cannot be synced" in stuck.reason and str(tmp_path / "workspace") not in stuck.reason
         assert _get_project(c, ghost.id).sync_error
         assert any(e.type == "project:sync_failed" and e.details["project_id"] == ghost.id for e in c.events())
+        # ...and through the CLI, as a person sees it.
+        listed = {project["name"]: project for project in cw_json(c, "project", "list")}
+        assert "does not exist" in listed["ghost"]["syncError"]
+        assert "cannot be synced" in cw(c, "initiative", "show", broken.initiative_id).stdout
 
         repo = make_git_repo(tmp_path / "user" / "ghost-found")
         c.api.projects.UpdateProject(

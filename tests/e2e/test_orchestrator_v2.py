@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
-from google.protobuf import field_mask_pb2
+import grpc
+import pytest
+from google.protobuf import duration_pb2, field_mask_pb2
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, log_chunk_pb2, phase_pb2, project_pb2, task_pb2
-from tests.e2e.cluster import Cluster, cluster, make_git_repo, script, wait_for
+from tests.e2e.cluster import SCRIPTED, Cluster, cluster, make_git_repo, script, wait_for
 from tests.e2e.test_cli import cw, cw_json
+from tests.support import error_details
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
 REVIEW = phase_pb2.PHASE_STATUS_PENDING_REVIEW
@@ -277,3 +281,64 @@ def test_a_missing_provider_program_waits_with_its_reason(tmp_path: Path) -> Non
         assert waited.status == task_pb2.TASK_STATUS_PENDING and waited.retry_count == 0
         assert not c.agents_of(task.id)
         assert "program '/nowhere/ghost-agent' not found" in (tmp_path / "orchestrator.log").read_text()
+
+
+def test_a_failed_attempt_waits_before_its_retry(tmp_path: Path) -> None:
+    running = Cluster(tmp_path, [f"scripted={SCRIPTED}"], retry_delays="2")
+    try:
+        running.start_store()
+        running.start_orchestrator()
+        c = running
+        phase = c.phase(c.initiative("Pause", c.project()), "P")
+        task = c.task(phase, "t", files={"t.txt": "t"}, crash_times=1)
+        _approve(c, phase)
+
+        def paused() -> task_pb2.Task | None:
+            current = c.get_task(task.id)
+            return current if current.HasField("next_attempt_time") else None
+
+        waiting = wait_for("the retry to be scheduled", paused)
+        assert waiting.status == task_pb2.TASK_STATUS_PENDING and waiting.retry_count == 1
+        assert waiting.reason.startswith("exited with 3")
+        done = c.wait_task(task.id, COMPLETED)
+        first, second = c.agents_of(task.id)
+        assert second.create_time.ToDatetime() >= waiting.next_attempt_time.ToDatetime()
+        assert second.create_time.ToDatetime() - first.update_time.ToDatetime() >= timedelta(seconds=1.5)
+        assert done.retry_count == 1 and not done.reason
+    finally:
+        running.close()
+
+
+def test_worktrees_go_once_the_phase_is_merged_and_the_records_stay(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        phase = c.phase(c.initiative("Tidy", c.project()), "P")
+        task = c.task(phase, "t", files={"t.txt": "t"})
+        _approve(c, phase)
+        c.wait_phase(phase.id, REVIEW)
+        control = tmp_path / "workspace" / "agents" / c.agents_of(task.id)[0].id
+        assert (control / "work" / "app" / "t.txt").exists()  # still there for the review
+        c.orch.MergePhase(orch.MergePhaseRequest(phase_id=phase.id), timeout=30)
+        assert not (control / "work" / "app").exists()
+        assert (control / "output.jsonl").exists() and (control / "prompt.md").exists()
+
+
+def test_a_phase_without_projects_cannot_be_approved(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        phase = c.phase(c.initiative("Nowhere"), "P")
+        with pytest.raises(grpc.RpcError) as refused:
+            c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_details(refused.value).reason == "NO_PROJECTS"
+        assert c.get_phase(phase.id).status == phase_pb2.PHASE_STATUS_PENDING
+
+
+def test_stream_events_sends_heartbeats_at_the_asked_interval(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        head = c.events()[-1].sequence if c.events() else 0
+        request = orch.StreamEventsRequest(
+            after_sequence=head, heartbeat_interval=duration_pb2.Duration(nanos=100_000_000)
+        )
+        stream = c.orch.StreamEvents(request, timeout=10)
+        beat = next(stream)
+        stream.cancel()
+        assert beat.type == "heartbeat" and beat.sequence == 0

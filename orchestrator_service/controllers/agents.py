@@ -113,8 +113,8 @@ class AgentController:
         try:
             if await self._never_started(agent, files, observed):
                 await self.write(agent, task, outcomes.never_started(task, "the agent's process never started"))
-            else:
-                await self._settle_run(agent, task, files, observed)
+            elif not await self._settle_run(agent, task, files, observed):
+                return  # the agent goes on in a new session: its credentials stay
         except Stale:
             self.queue.add(agent_id)  # decide again from what is stored now
             return
@@ -131,7 +131,8 @@ class AgentController:
 
     async def _settle_run(
         self, agent: agent_pb2.Agent, task: task_pb2.Task | None, files: AgentFiles, observed: supervisor.Observation
-    ) -> None:
+    ) -> bool:
+        """Settles the run; False when it is not over after all (a new CLI session took it on)."""
         await self.ctx.shipper.ship(agent, final=True)
         if observed.liveness == Liveness.VANISHED:
             await asyncio.to_thread(supervisor.kill_group, files)
@@ -142,10 +143,10 @@ class AgentController:
             )
         for take_over in self.take_overs:
             if await take_over(agent, task, outcome):
-                return
+                return True
         if outcome.unknown_session and task is not None and self.new_session is not None:
             await self.new_session(agent, task)  # the CLI lost the session: start over, with the answers
-            return
+            return False
         for check in self.checks:
             outcome = await check(agent, task, outcome)
         tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
@@ -156,6 +157,7 @@ class AgentController:
             settlement = await extend(agent, task, outcome, settlement)
         await self.write(agent, task, settlement)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
+        return True
 
     async def _task_of(self, agent: agent_pb2.Agent) -> task_pb2.Task | None:
         if not agent.task_id:

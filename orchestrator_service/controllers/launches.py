@@ -88,29 +88,11 @@ class Launches:
             if agent is None:
                 return None
             faults.point("before-spawn")
-            await self._spawn_or_close(agent, task, initiative, provider, secrets)
+            await self._spawn(agent, task, initiative, provider, secrets)
         finally:
             spawned.set()
             self.ctx.spawning.pop(task.id, None)
         return Started(agent)
-
-    async def _spawn_or_close(
-        self,
-        agent: agent_pb2.Agent,
-        task: task_pb2.Task,
-        initiative: initiative_pb2.Initiative | None,
-        provider: Provider,
-        secrets: account_pb2.GetAccountSecretsResponse | None,
-    ) -> None:
-        """A start that fails once the agent row exists closes it as never started."""
-        try:
-            await self._spawn(agent, task, initiative, provider, secrets)
-        except Exception as error:
-            reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
-            log.warning("%s", reason)
-            current = self.ctx.cache.tasks.get(task.id)
-            await self.agents.write(agent, current, outcomes.never_started(current, reason))
-            raise
 
     async def _prepare_branches(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative) -> None:
         """A task outside any phase may be the first work on a project: clone it if need be."""
@@ -185,14 +167,23 @@ class Launches:
         provider: Provider,
         secrets: account_pb2.GetAccountSecretsResponse | None,
     ) -> None:
+        """The agent's directory, worktrees and process. A start that fails once the agent row exists
+        closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
         files = AgentFiles.of(self.ctx.root, agent.id)
-        await asyncio.to_thread(supervisor.make_private_dirs, files)
-        if initiative is not None:
-            for project in self.ctx.cache.projects_of(initiative.id):
-                await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
-        prompt = await self.task_prompt(task)
-        launch = launcher.Launch(agent, files, provider, dispatch.agent_mode(task), prompt, secrets=secrets)
-        await self.spawn(agent, launch)
+        try:
+            await asyncio.to_thread(supervisor.make_private_dirs, files)
+            if initiative is not None:
+                for project in self.ctx.cache.projects_of(initiative.id):
+                    await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
+            prompt = await self.task_prompt(task)
+            launch = launcher.Launch(agent, files, provider, dispatch.agent_mode(task), prompt, secrets=secrets)
+            await self.spawn(agent, launch)
+        except Exception as error:
+            reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
+            log.warning("%s", reason)
+            current = self.ctx.cache.tasks.get(task.id)
+            await self.agents.write(agent, current, outcomes.never_started(current, reason))
+            raise
 
     async def task_prompt(self, task: task_pb2.Task) -> str:
         """The task's description, its dependencies' summaries, and the parts hooks add."""

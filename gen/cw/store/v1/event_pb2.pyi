@@ -45,7 +45,14 @@ class Event(_message.Message):
     sequence: _builtins.int
     """Strictly increasing, assigned by the store; 0 only on heartbeats."""
     type: _builtins.str
-    """For example `task:completed`, `agent:spawned`, `phase:updated`."""
+    """`<entity>:created|updated|deleted` for every store write (details: `id`, `changed` field names,
+    `status` by its enum name when set or changed), and the orchestrator's own types, each with the
+    change it announces: task:queued, task:dispatched, task:completed, task:retried, task:blocked,
+    task:merged, agent:spawned, agent:resumed, agent:stopped, agent:crashed,
+    agent:waiting_for_input, agent:new_session, phase:started, phase:pending_review,
+    phase:completed, phase:merge_conflict, project:sync_failed, project:synced. docs/api.md lists
+    each type's details; clients/sdk/event_types.py holds the same list for clients.
+    """
     initiative_id: _builtins.str
     phase_id: _builtins.str
     task_id: _builtins.str

@@ -8,6 +8,7 @@ AGENT_WORKING), and a task for a merged phase unless it is reopened (`--reopen`)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -63,13 +64,27 @@ def task_move(session: Session, task_id: str, phase_id: str, reopen: bool) -> No
     session.show(moved, lambda: console.print(f"task {escape(moved.name)} moved to phase {moved.phase_id}"))
 
 
-@click.command("delete", cls=CwCommand)
-@click.argument("task_id")
-@pass_session
-def task_delete(session: Session, task_id: str) -> None:
-    """Delete a task and its dependency edges (refused while an agent works on it)."""
-    session.store.delete_task(task_id)
-    session.show({"deleted": task_id}, lambda: console.print(f"task {task_id} deleted"))
+def _delete_command(what: str, delete: Callable[[Session, str], None], doc: str) -> click.Command:
+    @click.command("delete", cls=CwCommand, help=doc)
+    @click.argument("row_id", metavar=f"{what.upper()}_ID")
+    @pass_session
+    def command(session: Session, row_id: str) -> None:
+        delete(session, row_id)
+        session.show({"deleted": row_id}, lambda: console.print(f"{what} {row_id} deleted"))
+
+    return command
+
+
+task_delete = _delete_command(
+    "task",
+    lambda session, task_id: session.store.delete_task(task_id),
+    "Delete a task and its dependency edges (refused while an agent works on it).",
+)
+phase_delete = _delete_command(
+    "phase",
+    lambda session, phase_id: session.store.delete_phase(phase_id),
+    "Delete a phase with its tasks and comments (refused while an agent works on one of them).",
+)
 
 
 @click.command("edit", cls=CwCommand)
@@ -84,15 +99,6 @@ def phase_edit(
     """Change a phase (refused while an agent works on one of its tasks)."""
     edited = session.store.update_phase(phase_id, name=name, content=_text(content, content_file))
     session.show(edited, lambda: console.print(f"phase {escape(edited.name)} changed"))
-
-
-@click.command("delete", cls=CwCommand)
-@click.argument("phase_id")
-@pass_session
-def phase_delete(session: Session, phase_id: str) -> None:
-    """Delete a phase with its tasks and comments (refused while an agent works on one of them)."""
-    session.store.delete_phase(phase_id)
-    session.show({"deleted": phase_id}, lambda: console.print(f"phase {phase_id} deleted"))
 
 
 @click.command("edit", cls=CwCommand)

@@ -41,8 +41,8 @@ for group, commands in (
     (project, (edits.project_edit, edits.project_remove)),
     (initiative, (edits.initiative_diff, edits.initiative_deliver)),
 ):
-    for command in commands:
-        group.add_command(command)
+    for extra in commands:
+        group.add_command(extra)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ cw_edge/interceptor.py) and, for an update, the stored row read inside the write
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,12 @@ class Rights:
     created_values: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
+MESSAGE_PROGRESS = (
+    message_pb2.MESSAGE_STATUS_PENDING,
+    message_pb2.MESSAGE_STATUS_READ,
+    message_pb2.MESSAGE_STATUS_RESPONDED,
+)
+
 # Keyed by the request field that carries the resource (`task` in CreateTaskRequest).
 CLIENT_RIGHTS: Mapping[str, Rights] = {
     "agent": Rights(
@@ -79,13 +86,8 @@ CLIENT_RIGHTS: Mapping[str, Rights] = {
     # reads them and answers them.
     "message": Rights(
         created_statuses=frozenset({message_pb2.MESSAGE_STATUS_PENDING}),
-        transitions=frozenset(
-            {
-                (message_pb2.MESSAGE_STATUS_PENDING, message_pb2.MESSAGE_STATUS_READ),
-                (message_pb2.MESSAGE_STATUS_PENDING, message_pb2.MESSAGE_STATUS_RESPONDED),
-                (message_pb2.MESSAGE_STATUS_READ, message_pb2.MESSAGE_STATUS_RESPONDED),
-            }
-        ),
+        # Pending -> read -> responded, or straight to responded.
+        transitions=frozenset(itertools.combinations(MESSAGE_PROGRESS, 2)),
         created_values={"sender_type": frozenset({"user"})},
     ),
     "initiative": Rights(

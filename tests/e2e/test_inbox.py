@@ -93,16 +93,10 @@ def _everything_waits(c: Cluster, tmp_path: Path) -> Waiting:
     wait_for(
         "the sync failure", lambda: c.api.projects.GetProject(project_pb2.GetProjectRequest(id=ghost.id)).sync_error
     )
-    proposal = c.api.proposals.CreateProposal(
-        proposal_pb2.CreateProposalRequest(
-            proposal=proposal_pb2.Proposal(
-                agent_id=question.id,
-                initiative_id=initiative.id,
-                target_type=proposal_pb2.PROPOSAL_TARGET_TYPE_PHASE,
-                title="a later phase",
-            )
-        )
-    )
+    phase_type = proposal_pb2.PROPOSAL_TARGET_TYPE_PHASE
+    proposed = proposal_pb2.Proposal(agent_id=question.id, initiative_id=initiative.id, target_type=phase_type)
+    proposed.title = "a later phase"
+    proposal = c.api.proposals.CreateProposal(proposal_pb2.CreateProposalRequest(proposal=proposed))
     return Waiting(initiative, question, failing, merge, reviewed, proposal, ghost)
 
 

@@ -15,19 +15,13 @@ from clients.cli.inbox import Snapshot, inbox_items
 from clients.sdk import InvalidArgumentError
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, message_pb2, phase_pb2, project_pb2, proposal_pb2, review_comment_pb2, task_pb2
-
-DIFF = """diff --git a/a.txt b/a.txt
---- a/a.txt
-+++ b/a.txt
-@@ -1,2 +1,2 @@
- keep
--old
-+new
-"""
+from tests.support import SMALL_DIFF
 
 
 def _diff(*projects: str) -> orch.GetPhaseDiffResponse:
-    return orch.GetPhaseDiffResponse(projects=[orch.ProjectDiff(project_name=p, unified_diff=DIFF) for p in projects])
+    return orch.GetPhaseDiffResponse(
+        projects=[orch.ProjectDiff(project_name=p, unified_diff=SMALL_DIFF) for p in projects]
+    )
 
 
 def test_a_place_is_file_and_line() -> None:
@@ -61,10 +55,10 @@ def test_comments_show_under_their_lines() -> None:
             body="keep", author="tidy-jackal",
         ),
     ]  # fmt: skip
-    lines = review.annotated(DIFF, "app", comments)
+    lines = review.annotated(SMALL_DIFF, "app", comments)
     assert lines[lines.index("-old") + 1] == "  >> [c2] tidy-jackal: keep"
     assert lines[lines.index("+new") + 1] == "  >> [c1] you: why?"
-    assert len(lines) == len(DIFF.splitlines()) + 2
+    assert len(lines) == len(SMALL_DIFF.splitlines()) + 2
 
 
 M = TypeVar("M", bound=Message)

@@ -14,16 +14,9 @@ from cw_edge import diffs
 from orchestrator_service import dispatch, outcomes
 from orchestrator_service.review import comments, merge_tasks
 from orchestrator_service.review.reports import messages_from
+from tests.support import SMALL_DIFF
 
-DIFF = """diff --git a/a.txt b/a.txt
---- a/a.txt
-+++ b/a.txt
-@@ -1,2 +1,2 @@
- keep
--old
-+new
-"""
-FILES = {"app": diffs.by_path(DIFF)}
+FILES = {"app": diffs.by_path(SMALL_DIFF)}
 
 
 def _comment(comment_id: str, line: int, kind: Any, body: str = "fix it") -> review_comment_pb2.ReviewComment:
@@ -81,7 +74,7 @@ def test_a_review_agent_s_comments_take_their_line_type_from_the_diff() -> None:
 
 
 def test_a_review_prompt_shows_the_diff_and_cuts_a_huge_one() -> None:
-    prompt = comments.review_prompt([("app", DIFF), ("big", "+" + "x" * (comments.DIFF_PROMPT_BYTES * 2))])
+    prompt = comments.review_prompt([("app", SMALL_DIFF), ("big", "+" + "x" * (comments.DIFF_PROMPT_BYTES * 2))])
     assert "### Project app" in prompt and "+new" in prompt and '"review_comments"' in prompt
     assert len(prompt.encode()) < comments.DIFF_PROMPT_BYTES + 4096
 

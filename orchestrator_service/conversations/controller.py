@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -65,15 +66,16 @@ class ConversationController:
             if change.after is not None and change.after.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT:
                 for conversation_id in decide.asks_an_agent(change.after):
                     self.queue.add(conversation_id)
-        elif change.kind == "task" and (change.before is None or change.after is None or _moved(change)):
+        elif change.kind == "task" and _moved(change):
             for conversation_id in list(cache.conversations):
-                self.queue.add(conversation_id)
+                self.queue.add(conversation_id)  # a recipient may wait for its task's run to end
 
     # ---- a pending conversation -------------------------------------------------------------------
 
     async def reconcile(self, conversation_id: str) -> None:
         conversation = self.ctx.cache.conversations.get(conversation_id) or await self._read(conversation_id)
         if conversation is None:
+            self.ctx.cache.drop("conversation", conversation_id)  # gone with its agents
             return
         if conversation.status == ANSWERED:
             await self._deliver(conversation)
@@ -92,23 +94,23 @@ class ConversationController:
             return  # the rows read again are queued again
 
     async def _read(self, conversation_id: str) -> conversation_pb2.Conversation | None:
-        found: conversation_pb2.Conversation | None = await self.ctx.writer.reread("conversation", conversation_id)
-        return found
+        return await self._stored("conversation", conversation_id)  # type: ignore[no-any-return]
 
     async def _agent(self, agent_id: str) -> agent_pb2.Agent | None:
-        cached = self.ctx.cache.agents.get(agent_id)
-        if cached is not None:
-            return cached
+        return self.ctx.cache.agents.get(agent_id) or await self._stored("agent", agent_id)
+
+    async def _task(self, task_id: str) -> task_pb2.Task | None:
+        return self.ctx.cache.tasks.get(task_id) or await self._stored("task", task_id)
+
+    async def _stored(self, kind: str, row_id: str) -> Any:
+        """A row read from the store and not put in the cache: finished rows are not live work, and
+        putting one would announce it again (and queue this very key again)."""
         try:
-            return await self.ctx.store.get_agent(agent_id)
+            return await self.ctx.store.get(kind, row_id)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
-
-    async def _task(self, task_id: str) -> task_pb2.Task | None:
-        found: task_pb2.Task | None = self.ctx.cache.tasks.get(task_id) or await self.ctx.writer.reread("task", task_id)
-        return found
 
     async def _answer(
         self, conversation: conversation_pb2.Conversation, answerer: agent_pb2.Agent | None, text: str
@@ -129,7 +131,7 @@ class ConversationController:
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
                 raise
-            await self._read(conversation.id)
+            await self.ctx.writer.reread("conversation", conversation.id)  # answered meanwhile: not pending
 
     async def _resume_answerer(
         self,
@@ -275,4 +277,5 @@ class ConversationController:
 
 
 def _moved(change: Change) -> bool:
-    return bool(change.before.status != change.after.status)  # type: ignore[union-attr]
+    """A cached row whose status changed (not one that merely came into or left the cache)."""
+    return change.before is not None and change.after is not None and change.before.status != change.after.status

@@ -76,8 +76,10 @@ def test_the_asker_waits_through_a_sigkill_of_the_orchestrator(tmp_path: Path) -
         def waiting_and_answering() -> bool:
             asking = c.agents_of(asker.id)
             answering = c.agents_of(answerer.id)[0]
-            return bool(asking) and asking[0].status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT and bool(
-                answering.conversation_id and answering.status == agent_pb2.AGENT_STATUS_RUNNING
+            return (
+                bool(asking)
+                and asking[0].status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
+                and bool(answering.conversation_id and answering.status == agent_pb2.AGENT_STATUS_RUNNING)
             )
 
         wait_for("the asker waiting and the answerer resumed", waiting_and_answering)

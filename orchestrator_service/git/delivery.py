@@ -4,7 +4,8 @@ project's own repository as a branch of the same name.
 A push never touches the branch checked out in the user's repository (asked of the repository
 itself, `ls-remote --symref`; git's own `receive.denyCurrentBranch` stands behind that check), is a
 fast-forward or nothing (no force: a branch the user moved on keeps their commits), and names
-every ref in full after `--`.
+every ref in full after `--`. The receiving repository's own hooks (`pre-receive`...) run as on any
+push into it: they are its owner's policy, and may refuse the branch (PUSH_REJECTED).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -40,6 +41,23 @@ STOP_GRACE_SECONDS = 5.0
 SPAWN_WAIT_SECONDS = 30.0
 
 
+Write = Callable[[outcomes.Settlement], Awaitable[None]]
+
+
+class SettleExtension(Protocol):
+    """Settles some runs further (planning: orchestrator_service/planning/): may store what the
+    run reported, change the settlement, and must call `write` (at most once) to record it."""
+
+    async def settle(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task | None,
+        outcome: dispatch.AgentOutcome,
+        settlement: outcomes.Settlement,
+        write: Write,
+    ) -> None: ...
+
+
 class AgentController:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -47,6 +65,7 @@ class AgentController:
         self._stopping: set[asyncio.Task[None]] = set()
         # Starts a new CLI session for a run whose resume the CLI could not do (Launches sets it).
         self.new_session: Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[None]] | None = None
+        self.extensions: list[SettleExtension] = []
 
     def on_change(self, change: Change) -> None:
         if (
@@ -133,8 +152,26 @@ class AgentController:
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
         )
-        await self.write(agent, task, settlement)
+        await self._extended_write(agent, task, outcome, settlement)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
+
+    async def _extended_write(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task | None,
+        outcome: dispatch.AgentOutcome,
+        settlement: outcomes.Settlement,
+    ) -> None:
+        """Each extension in turn, the last one writing through this controller."""
+
+        async def write_from(index: int, current: outcomes.Settlement) -> None:
+            if index == len(self.extensions):
+                await self.write(agent, task, current)
+                return
+            extension = self.extensions[index]
+            await extension.settle(agent, task, outcome, current, lambda later: write_from(index + 1, later))
+
+        await write_from(0, settlement)
 
     async def _task_of(self, agent: agent_pb2.Agent) -> task_pb2.Task | None:
         if not agent.task_id:

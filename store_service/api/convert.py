@@ -1,7 +1,8 @@
 """Generic mapping between rows and proto messages.
 
 Row attributes carry the proto field names, enums map `TASK_STATUS_IN_PROGRESS` <-> 'in_progress',
-maps of scalars are JSON objects, an empty string, an empty map or an unset optional means NULL.
+maps of scalars are JSON objects, repeated strings JSON lists, an empty string, an empty map or an
+unset optional means NULL.
 Everything a client sends passes `validate_*` first, so a bad value is INVALID_ARGUMENT with the
 field named, never a database error.
 """
@@ -95,6 +96,8 @@ def to_message(row: Base, message_type: type[MessageT], skip: Iterable[str] = ()
             continue
         if _is_map(field):
             getattr(message, field.name).update(value)
+        elif field.is_repeated and field.message_type is None:
+            getattr(message, field.name).extend(value)
         elif field.enum_type is not None:
             setattr(message, field.name, enum_from_db(field.enum_type, value))
         elif _is_timestamp(field):
@@ -113,6 +116,8 @@ def field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
             raise InvalidArgument.of(path, str(error)) from error
     if _is_map(field):
         return dict(getattr(message, field.name)) or None
+    if field.is_repeated and field.message_type is None and field.enum_type is None:
+        return list(getattr(message, field.name)) or None  # a list of strings, one JSON column
     if field.message_type is not None:
         if not message.HasField(field.name):
             return None

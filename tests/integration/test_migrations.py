@@ -27,8 +27,10 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     retry_count = script.get_revision("0002")
     assert retry_count is not None and "retry_count" in (retry_count.doc or "")
     assert retry_count.down_revision is not None
-    head = script.get_revision("head")
-    assert head is not None and head.down_revision == "0002" and "merge" in (head.doc or "")
+    stored_facts = script.get_revision("0003")
+    assert stored_facts is not None and stored_facts.down_revision == "0002" and "merge" in (stored_facts.doc or "")
+    planning = script.get_revision("head")
+    assert planning is not None and planning.down_revision == "0003" and "proposals" in (planning.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models(tmp_path: Path) -> None:
@@ -165,7 +167,7 @@ def test_stored_facts_upgrade_keeps_rows_and_fills_in_what_was_known(tmp_path: P
     migrate.upgrade(engine, "0002")
     with engine.begin() as connection:
         _seed_before_stored_facts(connection)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0003")
     assert _revision(engine) == "0003"
     with engine.connect() as connection:
         merged: dict[str, str | None] = dict(connection.exec_driver_sql("SELECT id, merged_at FROM tasks").fetchall())

@@ -68,18 +68,19 @@ def page_tree(pages: Sequence[page_pb2.Page]) -> Tree:
 def _label(proposal: proposal_pb2.Proposal, existing: Mapping[str, Existing]) -> str:
     kind = enum_name(proposal_pb2.ProposalTargetType, proposal.target_type)
     status = enum_name(proposal_pb2.ProposalStatus, proposal.status)
-    key = f" [cyan]{escape(proposal.key)}[/]" if proposal.key else ""
     if proposal.target_id:
-        what = f"edit of {kind} {escape(existing.get(proposal.target_id, Existing(proposal.target_id)).name)}"
+        now = existing.get(proposal.target_id, Existing(proposal.target_id)).name
+        what = f"edit of {kind} {escape(now)}" + (f" -> [bold]{escape(proposal.title)}[/]" if proposal.title != now else "")
     else:
-        what = f"new {kind}"
+        what = f"new {kind} [bold]{escape(proposal.title)}[/]"
     extras = []
     if proposal.target_type == TASK and proposal.priority:
         extras.append(enum_name(task_pb2.TaskPriority, proposal.priority))
     if proposal.target_type == TASK and proposal.category:
         extras.append(enum_name(task_pb2.TaskCategory, proposal.category))
     extra = f" ({', '.join(extras)})" if extras else ""
-    return f"[bold]{escape(proposal.title)}[/]{key} {what}{extra} [dim]{status} {proposal.id}[/]"
+    key = f"key {escape(proposal.key)} · " if proposal.key else ""
+    return f"{what}{extra} [dim]{key}{status} · {proposal.id}[/]"
 
 
 @dataclass

@@ -171,16 +171,16 @@ def planning_prompt(material: Material) -> str:
         f"You are a planning agent of cw (mode {material.mode}) for the initiative {material.initiative.name!r}.",
         material.instructions,
     ]
-    if task.description.strip():
-        parts += ["", "## From the person", task.description.strip()]
     for section in (
         _target_lines(material),
-        _conversation_lines(material.messages),
         _page_lines(material.pages),
         _phase_lines(material),
         _task_lines(material) if material.tasks else [],
+        _conversation_lines(material.messages),
     ):
         if section:
             parts += ["", *section]
+    if task.description.strip() and not material.chat_session_id:
+        parts += ["", "## From the person", task.description.strip()]
     parts += ["", REPORT_FORMAT]
     return "\n".join(parts)

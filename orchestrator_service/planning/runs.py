@@ -20,7 +20,7 @@ from dataclasses import replace
 import grpc
 
 from cw.store.v1 import agent_pb2, event_pb2, proposal_pb2, task_pb2
-from orchestrator_service import dispatch, outcomes
+from orchestrator_service import dispatch, faults, outcomes
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
@@ -123,6 +123,7 @@ class Planning:
             if error.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
                 raise
             raise BadReport(_CHANGE_PATH.sub(r"proposals[\1].", error.details() or "refused by the store")) from error
+        faults.point("after-proposals-stored")
         return [row.proposal for row in answer.rows]
 
     def _bad_report(

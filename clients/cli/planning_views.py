@@ -70,7 +70,9 @@ def _label(proposal: proposal_pb2.Proposal, existing: Mapping[str, Existing]) ->
     status = enum_name(proposal_pb2.ProposalStatus, proposal.status)
     if proposal.target_id:
         now = existing.get(proposal.target_id, Existing(proposal.target_id)).name
-        what = f"edit of {kind} {escape(now)}" + (f" -> [bold]{escape(proposal.title)}[/]" if proposal.title != now else "")
+        what = f"edit of {kind} {escape(now)}" + (
+            f" -> [bold]{escape(proposal.title)}[/]" if proposal.title != now else ""
+        )
     else:
         what = f"new {kind} [bold]{escape(proposal.title)}[/]"
     extras = []

@@ -103,7 +103,13 @@ def test_plan_proposes_phases_accepted_as_one_change_set_and_reverted(services: 
     assert phase_edges(c, initiative.id) == {}
 
     planning = types_after(c, before_plan, ("proposal:", "task:completed", "task:dispatched"))
-    assert planning[:5] == ["task:dispatched", "proposal:created", "proposal:created", "proposal:created", "task:completed"]
+    assert planning[:5] == [
+        "task:dispatched",
+        "proposal:created",
+        "proposal:created",
+        "proposal:created",
+        "task:completed",
+    ]
     accepting = types_after(c, before_accept, ("phase", "change_set", "proposal"))[:10]
     assert accepting == [
         *["phase:created"] * 3,
@@ -116,7 +122,9 @@ def test_plan_proposes_phases_accepted_as_one_change_set_and_reverted(services: 
     assert reverting[6:] == ["change_set:updated", *["proposal:updated"] * 3]
 
 
-def _run_planning_task(c: Cluster, initiative_id: str, category: str, target_id: str = "", **plan: Any) -> task_pb2.Task:
+def _run_planning_task(
+    c: Cluster, initiative_id: str, category: str, target_id: str = "", **plan: Any
+) -> task_pb2.Task:
     """A planning task made and dispatched as the CLI's shortcuts do, its agent following `plan`."""
     task = c.api.tasks.CreateTask(
         task_pb2.CreateTaskRequest(
@@ -148,9 +156,7 @@ def test_detail_proposes_dependent_tasks_that_run_in_order_into_the_phase_diff(s
     ]
     steps[1]["content"] = script(files={"second.txt": "2"})
     steps[2]["content"] = script(files={"third.txt": "3"})
-    planned = json.loads(
-        cw(c, "--json", "phase", "detail", phase.id, "--instructions", script(proposals=steps)).stdout
-    )
+    planned = json.loads(cw(c, "--json", "phase", "detail", phase.id, "--instructions", script(proposals=steps)).stdout)
     assert [p["parent"] for p in planned["proposals"]] == [phase.id] * 3  # the detailed phase by default
     cw(c, "proposals", "accept", *[p["id"] for p in planned["proposals"]])
     tasks = {task.name: task for task in c.api.tasks.ListTasks(task_pb2.ListTasksRequest(phase_id=phase.id)).tasks}
@@ -235,7 +241,9 @@ def test_chat_two_messages_each_reply_linked_to_its_changes_and_undo_reverts_the
     assert c.get_task(target.id).name == "Second name"  # only the second reply's changes are undone
     states = {
         change_set.id: change_set.status
-        for change_set in c.api.chat_sessions.ListChangeSets(chat.ListChangeSetsRequest(chat_session_id=session.id)).change_sets
+        for change_set in c.api.chat_sessions.ListChangeSets(
+            chat.ListChangeSetsRequest(chat_session_id=session.id)
+        ).change_sets
     }
     assert states == {
         first["reply"]["changeSetId"]: chat.CHANGE_SET_STATUS_APPLIED,

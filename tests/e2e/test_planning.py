@@ -140,8 +140,8 @@ def _run_planning_task(
     return c.orch.DispatchTask(orchestrator_pb2.DispatchTaskRequest(task_id=task.id), timeout=10)
 
 
-def _proposals(c: Cluster, **filters: str) -> list[proposal_pb2.Proposal]:
-    request = proposal_pb2.ListProposalsRequest(page_size=1000, **filters)
+def _proposals(c: Cluster, initiative_id: str = "", agent_id: str = "") -> list[proposal_pb2.Proposal]:
+    request = proposal_pb2.ListProposalsRequest(page_size=1000, initiative_id=initiative_id, agent_id=agent_id)
     return list(c.api.proposals.ListProposals(request).proposals)
 
 
@@ -149,7 +149,7 @@ def test_detail_proposes_dependent_tasks_that_run_in_order_into_the_phase_diff(s
     c = services
     initiative = c.initiative("Detail me", c.project("detail"))
     phase = c.phase(initiative, "Build")
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"key": "t1", "target_type": "task", "title": "First", "content": script(files={"first.txt": "1"})},
         {"key": "t2", "target_type": "task", "title": "Second", "depends_on": ["t1"], "priority": "high"},
         {"key": "t3", "target_type": "task", "title": "Third", "depends_on": ["t2"], "category": "execute"},
@@ -303,7 +303,7 @@ def test_a_bad_proposal_file_fails_the_attempt_with_its_reason(
         "the failed attempt",
         lambda: next((e for e in c.events() if e.task_id == task.id and e.type == "task:retried"), None),
     )
-    error = retried.details["error"]
+    error = str(retried.details["error"])
     assert reason in error and (error.startswith("bad proposal file: ") or "signal" in reason), error
     assert _proposals(c, initiative_id=initiative.id) == []
     # The orchestrator keeps serving: a good plan of the same initiative goes through.

@@ -4,6 +4,7 @@ tasks with what each waits for, edits as diffs, pages as a tree, a chat as a tra
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console, RenderableType
 
@@ -23,10 +24,10 @@ def text(renderable: RenderableType) -> str:
     return out.getvalue()
 
 
-def proposal(proposal_id: str, target_type: int, title: str, **fields: object) -> proposal_pb2.Proposal:
-    return proposal_pb2.Proposal(
-        id=proposal_id, agent_id="a", report_id="r", target_type=target_type, title=title, **fields
-    )  # type: ignore[arg-type]
+def proposal(proposal_id: str, target_type: int, title: str, **fields: Any) -> proposal_pb2.Proposal:
+    made = proposal_pb2.Proposal(id=proposal_id, agent_id="a", report_id="r", title=title, **fields)
+    made.target_type = target_type  # type: ignore[assignment]
+    return made
 
 
 def test_proposed_tasks_sit_under_their_phases_with_dependencies_by_name() -> None:

@@ -16,7 +16,7 @@ import grpc
 from rich.markdown import Markdown
 from rich.markup import escape
 
-from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.app import CwCommand, CwGroup, Session, console, pass_session
 from clients.cli.planning_views import Existing, page_tree, proposal_detail, proposals_tree
 from clients.sdk.calls import enum_name
 from clients.sdk.errors import FailedPreconditionError
@@ -91,7 +91,7 @@ wait_option = click.option("--no-wait", "no_wait", is_flag=True, help=WAIT_HELP)
 instructions_option = click.option("--instructions", default="", help="what you want, in your words")
 
 
-@click.command("plan")
+@click.command("plan", cls=CwCommand)
 @click.argument("initiative_id")
 @instructions_option
 @wait_option
@@ -104,7 +104,7 @@ def plan(session: Session, initiative_id: str, instructions: str, no_wait: bool)
     run_planning(session, task, wait=not no_wait)
 
 
-@click.command("discuss")
+@click.command("discuss", cls=CwCommand)
 @click.argument("initiative_id")
 @instructions_option
 @wait_option
@@ -117,7 +117,7 @@ def discuss(session: Session, initiative_id: str, instructions: str, no_wait: bo
     run_planning(session, task, wait=not no_wait)
 
 
-@click.command("detail")
+@click.command("detail", cls=CwCommand)
 @click.argument("phase_id")
 @instructions_option
 @wait_option

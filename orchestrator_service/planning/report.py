@@ -46,6 +46,9 @@ KNOWN_FIELDS = frozenset(
 MAX_PROPOSALS = 200
 # What a reference may hold: the store keeps keys and ids of at most 128 bytes.
 MAX_REFERENCE_BYTES = 128
+# All of a report's proposals, serialized: they are stored in one write whose answer echoes them,
+# and an answer stays under 3 MiB (docs/api.md, limits).
+MAX_REPORT_BYTES = 2 * 1024 * 1024
 
 
 class BadReport(ValueError):
@@ -146,10 +149,16 @@ def proposals_of(
             raise BadReport(f"proposals[{index}]: must be an object")
         reader.items.append(item)
         _register_key(reader, index, item)
-    return [
+    proposals = [
         _proposal(reader, index, item, agent_id=agent_id, initiative_id=initiative_id, report_id=report_id)
         for index, item in enumerate(reader.items)
     ]
+    size = sum(proposal.ByteSize() for proposal in proposals)
+    if size > MAX_REPORT_BYTES:
+        raise BadReport(
+            f"proposals: {size} bytes in all; at most {MAX_REPORT_BYTES // (1024 * 1024)} MiB in one report"
+        )
+    return proposals
 
 
 def _register_key(reader: _Reader, index: int, item: Mapping[str, Any]) -> None:

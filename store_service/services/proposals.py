@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from store_service.db.models import Base, ChangeSet, Page, Phase, PhaseDependency, Proposal, Task, TaskDependency
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import FailedPrecondition, InvalidArgument
@@ -258,8 +260,8 @@ class _Batch:
         source = self.made[proposal.id]
         for reference in proposal.depends_on:
             target = self.resolve(proposal, reference)
-            exists = self.uow.session.query(model).filter_by(**{dependent: source, dependency: target}).first()
-            if exists is not None:
+            criteria = (getattr(model, dependent) == source, getattr(model, dependency) == target)
+            if self.uow.session.scalar(select(model.id).where(*criteria)) is not None:  # type: ignore[attr-defined]
                 continue
             try:
                 entry = change_sets.apply_change(

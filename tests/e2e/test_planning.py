@@ -309,3 +309,23 @@ def test_a_bad_proposal_file_fails_the_attempt_with_its_reason(
     # The orchestrator keeps serving: a good plan of the same initiative goes through.
     good = _run_planning_task(c, initiative.id, "plan", proposals=PHASES[:1])
     c.wait_task(good.id, task_pb2.TASK_STATUS_COMPLETED)
+
+
+def test_discuss_asks_first_then_proposes_the_page_edit_recording_the_answer(services: Cluster) -> None:
+    c = services
+    initiative = c.initiative("Discuss", c.project("discuss"))
+    root = c.api.pages.GetOrCreateRootPage(page_pb2.GetOrCreateRootPageRequest(initiative_id=initiative.id))
+    decided = {"target_type": "page", "target_id": root.id, "content": "# Decided\nEmail links, no passwords.\n"}
+    questions = [{"id": "q1", "question": "Passwords or email links?"}]
+    asked = cw(c, "discuss", initiative.id, "--instructions", script(questions=questions, proposals=[decided])).stdout
+    assert "Passwords or email links?" in asked and "cw agent answer" in asked
+    (agent,) = c.api.agents.ListAgents(
+        agent_pb2.ListAgentsRequest(status=agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT, initiative_id=initiative.id)
+    ).agents
+    assert agent.mode == agent_pb2.AGENT_MODE_DISCUSS
+    cw(c, "agent", "answer", agent.name, "--answer", "q1=Email links")
+    c.wait_task(agent.task_id, task_pb2.TASK_STATUS_COMPLETED)
+    prompt = (c.root / "workspace" / "agents" / agent.id / "prompt.md").read_text()
+    assert "- q1: Email links" in prompt and "Talk the initiative through" in prompt
+    shown = cw(c, "proposals", "list", initiative.id).stdout
+    assert f"edit of page {root.title}" in shown and "+Email links, no passwords." in shown

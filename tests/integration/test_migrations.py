@@ -216,3 +216,54 @@ def test_stored_facts_upgrade_keeps_rows_and_fills_in_what_was_known(tmp_path: P
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM agents WHERE task_id = 'loose'").scalar() == 8
         assert connection.exec_driver_sql("SELECT count(*) FROM task_dependencies").scalar() == 1
+
+
+def test_planning_upgrade_keeps_proposals_and_chat_sessions(tmp_path: Path) -> None:
+    engine = create_writer_engine(tmp_path / "store.db")
+    migrate.upgrade(engine, "0003")
+    stamp = {"created_at": datetime(2026, 1, 1), "updated_at": datetime(2026, 1, 1)}
+    with engine.begin() as connection:
+        _insert(connection, "initiatives", id="i1", name="x", status="active", **stamp)
+        _insert(
+            connection,
+            "agents",
+            id="a1",
+            name="wise-owl",
+            worktree_id="/w",
+            provider="p",
+            status="stopped",
+            mode="plan",
+            **stamp,
+        )
+        _insert(
+            connection,
+            "proposals",
+            id="p1",
+            agent_id="a1",
+            initiative_id="i1",
+            target_type="phase",
+            title="A",
+            status="pending",
+            sort_order=0,
+            **stamp,
+        )
+        _insert(
+            connection,
+            "chat_sessions",
+            id="s1",
+            target_type="phase",
+            target_id="x",
+            initiative_id="i1",
+            status="active",
+            **stamp,
+        )
+    migrate.upgrade(engine)
+    assert _revision(engine) == "0004"
+    with engine.connect() as connection:
+        row = connection.exec_driver_sql("SELECT title, proposal_key, depends_on, change_set_id FROM proposals").one()
+        assert tuple(row) == ("A", None, None, None)
+        assert connection.exec_driver_sql("SELECT task_id FROM chat_sessions").scalar() is None
+    migrate.downgrade(engine, "0003")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM proposals").scalar() == 1
+    assert "proposal_key" not in {column["name"] for column in inspect(engine).get_columns("proposals")}

@@ -107,6 +107,8 @@ def test_reports_too_large_or_not_lists_are_refused() -> None:
         proposals_of({"proposals": {"a": 1}}, VIEW, agent_id="a", initiative_id="i", report_id="r")
     many = [{"target_type": "phase", "title": str(n)} for n in range(201)]
     assert "at most 200" in refusal(*many)
+    large = [{"target_type": "phase", "title": str(n), "content": "x" * 900_000} for n in range(3)]
+    assert "at most 2 MiB in one report" in refusal(*large)
 
 
 def test_a_view_survives_its_file() -> None:

@@ -118,8 +118,8 @@ class AgentController:
         try:
             if await self._never_started(agent, files, observed):
                 await self.write(agent, task, outcomes.never_started(task, "the agent's process never started"))
-            else:
-                await self._settle_run(agent, task, files, observed)
+            elif not await self._settle_run(agent, task, files, observed):
+                return  # the agent goes on in a new session: its credentials stay
         except Stale:
             self.queue.add(agent_id)  # decide again from what is stored now
             return
@@ -136,7 +136,8 @@ class AgentController:
 
     async def _settle_run(
         self, agent: agent_pb2.Agent, task: task_pb2.Task | None, files: AgentFiles, observed: supervisor.Observation
-    ) -> None:
+    ) -> bool:
+        """Settles the run; False when it is not over after all (a new CLI session took it on)."""
         await self.ctx.shipper.ship(agent, final=True)
         if observed.liveness == Liveness.VANISHED:
             await asyncio.to_thread(supervisor.kill_group, files)
@@ -147,13 +148,14 @@ class AgentController:
             )
         if outcome.unknown_session and task is not None and self.new_session is not None:
             await self.new_session(agent, task)  # the CLI lost the session: start over, with the answers
-            return
+            return False
         tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
         )
         await self._extended_write(agent, task, outcome, settlement)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
+        return True
 
     async def _extended_write(
         self,

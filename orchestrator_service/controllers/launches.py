@@ -119,31 +119,11 @@ class Launches:
             if agent is None:
                 return None
             faults.point("before-spawn")
-            await self._spawn_or_close(agent, task, initiative, provider, secrets, resume=continued is not None)
+            await self._spawn(agent, task, initiative, provider, secrets, resume=continued is not None)
         finally:
             spawned.set()
             self.ctx.spawning.pop(task.id, None)
         return Started(agent)
-
-    async def _spawn_or_close(
-        self,
-        agent: agent_pb2.Agent,
-        task: task_pb2.Task,
-        initiative: initiative_pb2.Initiative | None,
-        provider: Provider,
-        secrets: account_pb2.GetAccountSecretsResponse | None,
-        *,
-        resume: bool = False,
-    ) -> None:
-        """A start that fails once the agent row exists closes it as never started."""
-        try:
-            await self._spawn(agent, task, initiative, provider, secrets, resume=resume)
-        except Exception as error:
-            reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
-            log.warning("%s", reason)
-            current = self.ctx.cache.tasks.get(task.id)
-            await self.agents.write(agent, current, outcomes.never_started(current, reason))
-            raise
 
     async def _prepare_branches(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative) -> None:
         """A task outside any phase may be the first work on a project: clone it if need be."""
@@ -220,17 +200,26 @@ class Launches:
         *,
         resume: bool = False,
     ) -> None:
+        """The agent's directory, worktrees and process. A start that fails once the agent row exists
+        closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
         files = AgentFiles.of(self.ctx.root, agent.id)
-        await asyncio.to_thread(supervisor.make_private_dirs, files)
-        if initiative is not None:
-            for project in self.ctx.cache.projects_of(initiative.id):
-                await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
-        run = await self.run_input(agent, task)
-        mode = dispatch.agent_mode(task)
-        launch = launcher.Launch(
-            agent, files, provider, mode, run.prompt, resume=resume, secrets=secrets, environment=run.environment
-        )
-        await self.spawn(agent, launch)
+        try:
+            await asyncio.to_thread(supervisor.make_private_dirs, files)
+            if initiative is not None:
+                for project in self.ctx.cache.projects_of(initiative.id):
+                    await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
+            run = await self.run_input(agent, task)
+            mode = dispatch.agent_mode(task)
+            launch = launcher.Launch(
+                agent, files, provider, mode, run.prompt, resume=resume, secrets=secrets, environment=run.environment
+            )
+            await self.spawn(agent, launch)
+        except Exception as error:
+            reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
+            log.warning("%s", reason)
+            current = self.ctx.cache.tasks.get(task.id)
+            await self.agents.write(agent, current, outcomes.never_started(current, reason))
+            raise
 
     async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
         """The task's prompt: a planner's, or the task description with its dependencies' summaries."""
@@ -312,14 +301,14 @@ class Launches:
         await asyncio.to_thread(launcher.write_answers, files, answers)
         claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, pending_questions=None, outcome=None)
         claimed = (await self.ctx.writer.append([], [claim])).rows[0].agent
-        run = await self.run_input(claimed, task) if task is not None else RunInput("", {})
-        prompt = run.prompt + dispatch.answers_prompt(answers)
         secrets = await self.secrets_for(claimed.account_id, provider)
         mode = agent_pb2.AgentMode.Name(claimed.mode).removeprefix("AGENT_MODE_").lower()
-        launch = launcher.Launch(
-            claimed, files, provider, mode, prompt, resume=True, secrets=secrets, environment=run.environment
-        )
         try:
+            run = await self.run_input(claimed, task) if task is not None else RunInput("", {})
+            prompt = run.prompt + dispatch.answers_prompt(answers)
+            launch = launcher.Launch(
+                claimed, files, provider, mode, prompt, resume=True, secrets=secrets, environment=run.environment
+            )
             return await self.spawn(claimed, launch)
         except Exception as error:
             crash = dispatch.AgentOutcome("crash", error=f"could not resume: {redact(str(error), self.ctx.root)}")

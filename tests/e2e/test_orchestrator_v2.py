@@ -126,48 +126,26 @@ def test_starts_and_serves_whatever_is_wrong_with_one_row(tmp_path: Path) -> Non
         running.close()
 
 
+def _another_orchestrator(c: Cluster, listen: str, workspace: Path) -> subprocess.CompletedProcess[str]:
+    assert c.store is not None
+    arguments = ["--store", c.store.address, "--listen", listen, "--workspace", str(workspace), "--agents-in-sandbox"]
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator_service", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_one_orchestrator_per_workspace_and_port(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         assert c.store is not None and c.orchestrator is not None
-        same_workspace = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator_service",
-                "--store",
-                c.store.address,
-                "--listen",
-                "127.0.0.1:0",
-                "--workspace",
-                str(tmp_path / "workspace"),
-                "--agents-in-sandbox",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        same_workspace = _another_orchestrator(c, "127.0.0.1:0", tmp_path / "workspace")
         assert same_workspace.returncode != 0
         assert "is held by another orchestrator" in same_workspace.stderr
         assert f"pid {c.orchestrator.process.pid}" in same_workspace.stderr
-        same_port = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator_service",
-                "--store",
-                c.store.address,
-                "--listen",
-                c.orchestrator.address,
-                "--workspace",
-                str(tmp_path / "other"),
-                "--agents-in-sandbox",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        same_port = _another_orchestrator(c, c.orchestrator.address, tmp_path / "other")
         assert same_port.returncode != 0
         assert f"cannot listen on {c.orchestrator.address}" in same_port.stderr
 

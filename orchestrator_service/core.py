@@ -55,7 +55,7 @@ class Orchestrator:
         self.phases = PhaseController(self.ctx, self.projects)
         self.initiatives = InitiativeController(self.ctx)
         self.planning = Planning(self.ctx)
-        self.agents.extensions.append(self.planning)
+        self.agents.extensions.append(self.planning.settle)
         self.launches.planners.append(self.planning)
         controllers = (self.agents, self.tasks, self.merges, self.projects, self.phases, self.initiatives)
         self.cache.listeners += [controller.on_change for controller in controllers]

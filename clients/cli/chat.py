@@ -7,6 +7,8 @@ the changes the agent made with it are applied at once, and `cw chat undo` rever
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 import grpc
@@ -19,6 +21,7 @@ from clients.sdk.errors import FailedPreconditionError, NotFoundError
 from cw.store.v1 import chat_session_pb2, task_pb2
 
 KINDS = click.Choice(["phase", "task"])
+Verb = TypeVar("Verb", bound=Callable[..., None])
 
 
 @click.group(cls=CwGroup)
@@ -68,6 +71,16 @@ def _wait_for_reply(
         time.sleep(POLL_SECONDS)
 
 
+def about_target(name: str) -> Callable[[Verb], click.Command]:
+    """`cw chat NAME phase|task ID`: a verb about the open chat of a phase or a task."""
+
+    def decorate(function: Verb) -> click.Command:
+        with_target = click.argument("target_id")(pass_session(function))
+        return chat.command(name)(click.argument("kind", type=KINDS)(with_target))
+
+    return decorate
+
+
 def _active(session: Session, kind: str, target_id: str) -> chat_session_pb2.ChatSession:
     found = session.store.active_chat(kind, target_id)
     if found is None:
@@ -75,30 +88,21 @@ def _active(session: Session, kind: str, target_id: str) -> chat_session_pb2.Cha
     return found
 
 
-@chat.command("phase")
-@click.argument("phase_id")
-@click.argument("message")
-@click.option("--no-wait", "no_wait", is_flag=True, help=WAIT_HELP)
-@pass_session
-def chat_phase(session: Session, phase_id: str, message: str, no_wait: bool) -> None:
-    """Tell the agent what to change in the phase (its name, content, tasks)."""
-    _send(session, "phase", phase_id, message, no_wait)
+def _chat_command(kind: str, help_text: str) -> None:
+    @chat.command(kind, help=help_text)
+    @click.argument("target_id", metavar=kind.upper())
+    @click.argument("message")
+    @click.option("--no-wait", "no_wait", is_flag=True, help=WAIT_HELP)
+    @pass_session
+    def send(session: Session, target_id: str, message: str, no_wait: bool) -> None:
+        _send(session, kind, target_id, message, no_wait)
 
 
-@chat.command("task")
-@click.argument("task_id")
-@click.argument("message")
-@click.option("--no-wait", "no_wait", is_flag=True, help=WAIT_HELP)
-@pass_session
-def chat_task(session: Session, task_id: str, message: str, no_wait: bool) -> None:
-    """Tell the agent what to change in the task (its name, description)."""
-    _send(session, "task", task_id, message, no_wait)
+_chat_command("phase", "Tell the agent what to change in the phase (its name, content, tasks).")
+_chat_command("task", "Tell the agent what to change in the task (its name, description).")
 
 
-@chat.command("show")
-@click.argument("kind", type=KINDS)
-@click.argument("target_id")
-@pass_session
+@about_target("show")
 def chat_show(session: Session, kind: str, target_id: str) -> None:
     """The open chat: every message, each reply with its changes and whether they still stand."""
     found = _active(session, kind, target_id)
@@ -109,10 +113,7 @@ def chat_show(session: Session, kind: str, target_id: str) -> None:
     )
 
 
-@chat.command("undo")
-@click.argument("kind", type=KINDS)
-@click.argument("target_id")
-@pass_session
+@about_target("undo")
 def chat_undo(session: Session, kind: str, target_id: str) -> None:
     """Revert the latest changes the chat applied that still stand."""
     found = _active(session, kind, target_id)
@@ -127,10 +128,7 @@ def chat_undo(session: Session, kind: str, target_id: str) -> None:
     session.show(reverted, lambda: console.print(f"reverted {len(reverted.entries)} changes ({reverted.id})"))
 
 
-@chat.command("close")
-@click.argument("kind", type=KINDS)
-@click.argument("target_id")
-@pass_session
+@about_target("close")
 def chat_close(session: Session, kind: str, target_id: str) -> None:
     """End the chat: the next message opens a new one, with a new agent."""
     closed = session.store.close_chat(_active(session, kind, target_id).id)

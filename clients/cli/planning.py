@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -91,44 +92,49 @@ wait_option = click.option("--no-wait", "no_wait", is_flag=True, help=WAIT_HELP)
 instructions_option = click.option("--instructions", default="", help="what you want, in your words")
 
 
-@click.command("plan", cls=CwCommand)
-@click.argument("initiative_id")
-@instructions_option
-@wait_option
-@pass_session
-def plan(session: Session, initiative_id: str, instructions: str, no_wait: bool) -> None:
-    """An agent reads the initiative's pages and proposes phases with their dependencies."""
+Subject = Callable[[Session, str], tuple[str, str, str]]
+
+
+def _initiative(session: Session, initiative_id: str) -> tuple[str, str, str]:
     found = session.store.get_initiative(initiative_id)
-    session.store.root_page(found.id)
-    task = session.store.create_planning_task(found.id, "plan", f"Plan {found.name}", instructions)
-    run_planning(session, task, wait=not no_wait)
+    session.store.root_page(found.id)  # what the agent reads, and where decisions go
+    return found.id, found.name, ""
 
 
-@click.command("discuss", cls=CwCommand)
-@click.argument("initiative_id")
-@instructions_option
-@wait_option
-@pass_session
-def discuss(session: Session, initiative_id: str, instructions: str, no_wait: bool) -> None:
-    """An agent asks you questions about the initiative and proposes page edits recording the answers."""
-    found = session.store.get_initiative(initiative_id)
-    session.store.root_page(found.id)
-    task = session.store.create_planning_task(found.id, "discuss", f"Discuss {found.name}", instructions)
-    run_planning(session, task, wait=not no_wait)
-
-
-@click.command("detail", cls=CwCommand)
-@click.argument("phase_id")
-@instructions_option
-@wait_option
-@pass_session
-def phase_detail(session: Session, phase_id: str, instructions: str, no_wait: bool) -> None:
-    """An agent proposes the phase's tasks, with dependencies, priority and category."""
+def _phase(session: Session, phase_id: str) -> tuple[str, str, str]:
     found = session.store.get_phase(phase_id)
-    task = session.store.create_planning_task(
-        found.initiative_id, "detail", f"Detail {found.name}", instructions, found.id
-    )
-    run_planning(session, task, wait=not no_wait)
+    return found.initiative_id, found.name, found.id
+
+
+def _page(session: Session, page_id: str) -> tuple[str, str, str]:
+    found = session.store.get_page(page_id)
+    return found.initiative_id, found.title, found.id
+
+
+def shortcut(name: str, category: str, argument: str, subject: Subject, help_text: str) -> click.Command:
+    """`cw plan INITIATIVE` and the like: `subject` gives the initiative, a name and the target."""
+
+    @click.command(name, cls=CwCommand, help=help_text)
+    @click.argument("subject_id", metavar=argument)
+    @instructions_option
+    @wait_option
+    @pass_session
+    def run(session: Session, subject_id: str, instructions: str, no_wait: bool) -> None:
+        initiative_id, title, target_id = subject(session, subject_id)
+        task_name = f"{category.capitalize()} {title}"
+        task = session.store.create_planning_task(initiative_id, category, task_name, instructions, target_id)
+        run_planning(session, task, wait=not no_wait)
+
+    return run
+
+
+plan = shortcut("plan", "plan", "INITIATIVE", _initiative, "An agent reads the initiative's pages and proposes phases.")
+discuss = shortcut(
+    "discuss", "discuss", "INITIATIVE", _initiative, "An agent asks you questions, then proposes page edits."
+)
+phase_detail = shortcut(
+    "detail", "detail", "PHASE", _phase, "An agent proposes the phase's tasks, with their dependencies."
+)
 
 
 # ---- pages ------------------------------------------------------------------------------------
@@ -198,18 +204,7 @@ def page_add(session: Session, initiative_id: str, title: str, parent: str, file
     session.show(created, lambda: console.print(f"page {escape(created.title)} [dim]{created.id}[/]"))
 
 
-@page.command("refine")
-@click.argument("page_id")
-@instructions_option
-@wait_option
-@pass_session
-def page_refine(session: Session, page_id: str, instructions: str, no_wait: bool) -> None:
-    """An agent proposes an edit of the page (shown as a diff)."""
-    found = session.store.get_page(page_id)
-    task = session.store.create_planning_task(
-        found.initiative_id, "refine", f"Refine {found.title}", instructions, found.id
-    )
-    run_planning(session, task, wait=not no_wait)
+page.add_command(shortcut("refine", "refine", "PAGE", _page, "An agent proposes an edit of the page (a diff)."))
 
 
 # ---- proposals --------------------------------------------------------------------------------
@@ -239,6 +234,16 @@ def proposals_show(session: Session, proposal_id: str) -> None:
     session.show(found, lambda: console.print(proposal_detail(found, existing)))
 
 
+def choosing(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """`cw proposals NAME [ID...] [--initiative ID]`: a verb about some proposals."""
+
+    def decorate(function: Callable[..., None]) -> click.Command:
+        every = click.option("--initiative", "initiative_id", default="", help="every pending one of this initiative")
+        return proposals.command(name)(click.argument("proposal_ids", nargs=-1)(every(pass_session(function))))
+
+    return decorate
+
+
 def _chosen(session: Session, ids: tuple[str, ...], initiative_id: str) -> list[str]:
     if ids:
         return list(ids)
@@ -247,10 +252,7 @@ def _chosen(session: Session, ids: tuple[str, ...], initiative_id: str) -> list[
     return [proposal.id for proposal in session.store.list_proposals(initiative_id, "pending")]
 
 
-@proposals.command("accept")
-@click.argument("proposal_ids", nargs=-1)
-@click.option("--initiative", "initiative_id", default="", help="every pending proposal of this initiative")
-@pass_session
+@choosing("accept")
 def proposals_accept(session: Session, proposal_ids: tuple[str, ...], initiative_id: str) -> None:
     """Apply proposals as one change set (undone by `cw proposals revert CHANGE_SET`)."""
     chosen = _chosen(session, proposal_ids, initiative_id)
@@ -268,10 +270,7 @@ def proposals_accept(session: Session, proposal_ids: tuple[str, ...], initiative
     session.show(accepted, render)
 
 
-@proposals.command("dismiss")
-@click.argument("proposal_ids", nargs=-1)
-@click.option("--initiative", "initiative_id", default="", help="every pending proposal of this initiative")
-@pass_session
+@choosing("dismiss")
 def proposals_dismiss(session: Session, proposal_ids: tuple[str, ...], initiative_id: str) -> None:
     chosen = _chosen(session, proposal_ids, initiative_id)
     dismissed = session.store.dismiss_proposals(chosen) if chosen else None

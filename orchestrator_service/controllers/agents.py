@@ -17,7 +17,6 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Protocol
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -42,20 +41,12 @@ SPAWN_WAIT_SECONDS = 30.0
 
 
 Write = Callable[[outcomes.Settlement], Awaitable[None]]
-
-
-class SettleExtension(Protocol):
-    """Settles some runs further (planning: orchestrator_service/planning/): may store what the
-    run reported, change the settlement, and must call `write` (at most once) to record it."""
-
-    async def settle(
-        self,
-        agent: agent_pb2.Agent,
-        task: task_pb2.Task | None,
-        outcome: dispatch.AgentOutcome,
-        settlement: outcomes.Settlement,
-        write: Write,
-    ) -> None: ...
+# Settles some runs further (planning: orchestrator_service/planning/): given the agent, its task,
+# the outcome and the settlement decided, may store what the run reported and change the
+# settlement, and must call `write` (once) to record it.
+SettleExtension = Callable[
+    [agent_pb2.Agent, task_pb2.Task | None, dispatch.AgentOutcome, outcomes.Settlement, Write], Awaitable[None]
+]
 
 
 class AgentController:
@@ -171,7 +162,7 @@ class AgentController:
                 await self.write(agent, task, current)
                 return
             extension = self.extensions[index]
-            await extension.settle(agent, task, outcome, current, lambda later: write_from(index + 1, later))
+            await extension(agent, task, outcome, current, lambda later: write_from(index + 1, later))
 
         await write_from(0, settlement)
 

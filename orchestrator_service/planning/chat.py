@@ -78,9 +78,10 @@ class Chats:
         if not request.content.strip():
             raise BadRequest("content", "is required")
         target = await self.ctx.store.get(kind, request.target_id)
-        session = await active_chat(self.ctx.store, kind, target.id)
-        if session is None or not session.task_id:
-            session = await self._open(session, kind, target, request.request_id)
+        async with self.lock(f"{kind}:{target.id}"):  # one session per target, however many send at once
+            session = await active_chat(self.ctx.store, kind, target.id)
+            if session is None or not session.task_id:
+                session = await self._open(session, kind, target, request.request_id)
         async with self.lock(session.id):
             message = await self._store_message(session, request.content, USER, request.request_id)
             task = await self._queue_turn(session.task_id)

@@ -125,24 +125,21 @@ def _page_lines(pages: list[page_pb2.Page]) -> list[str]:
     return lines if pages else ["## Pages", "(none yet)"]
 
 
-def _phase_lines(material: Material) -> list[str]:
-    names = {phase.id: phase.name for phase in material.phases}
-    lines = ["## Phases"]
-    for phase in material.phases:
-        status = phase_pb2.PhaseStatus.Name(phase.status).removeprefix("PHASE_STATUS_").lower()
-        lines.append(f"- {phase.name} (phase {phase.id}, {status}{_after(material.phase_edges, phase.id, names)})")
-        lines += _indented(phase.content)
-    return lines if material.phases else ["## Phases", "(none yet)"]
-
-
-def _task_lines(material: Material) -> list[str]:
-    names = {task.id: task.name for task in material.tasks}
-    lines = ["## Tasks of that phase"]
-    for task in material.tasks:
-        status = task_pb2.TaskStatus.Name(task.status).removeprefix("TASK_STATUS_").lower()
-        lines.append(f"- {task.name} (task {task.id}, {status}{_after(material.task_edges, task.id, names)})")
-        lines += _indented(task.description)
-    return lines
+def _row_lines(
+    heading: str, kind: str, rows: Sequence[phase_pb2.Phase | task_pb2.Task], edges: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """Phases or tasks: name, id, status, what each waits for, then its text indented."""
+    names = {row.id: row.name for row in rows}
+    lines = [heading]
+    for row in rows:
+        if isinstance(row, phase_pb2.Phase):
+            status, text = phase_pb2.PhaseStatus.Name(row.status), row.content
+        else:
+            status, text = task_pb2.TaskStatus.Name(row.status), row.description
+        status = status.split("_STATUS_")[-1].lower()
+        lines.append(f"- {row.name} ({kind} {row.id}, {status}{_after(edges, row.id, names)})")
+        lines += _indented(text)
+    return lines if rows else [heading, "(none yet)"]
 
 
 def _target_lines(material: Material) -> list[str]:
@@ -174,8 +171,8 @@ def planning_prompt(material: Material) -> str:
     for section in (
         _target_lines(material),
         _page_lines(material.pages),
-        _phase_lines(material),
-        _task_lines(material) if material.tasks else [],
+        _row_lines("## Phases", "phase", material.phases, material.phase_edges),
+        _row_lines("## Tasks of that phase", "task", material.tasks, material.task_edges) if material.tasks else [],
         _conversation_lines(material.messages),
     ):
         if section:

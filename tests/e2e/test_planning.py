@@ -4,8 +4,6 @@ CLI as a person uses it (issue 11, "Done means")."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,31 +13,13 @@ import pytest
 from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import agent_pb2, event_pb2, page_pb2, phase_pb2, proposal_pb2, task_pb2
 from cw.store.v1 import chat_session_pb2 as chat
-from tests.e2e.cluster import Cluster, cluster, script, wait_for
+from tests.e2e.cluster import Cluster, cluster, cw, cw_json, script, wait_for
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with cluster(tmp_path_factory.mktemp("planning")) as running:
         yield running
-
-
-def cw(c: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "clients.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=c.client_env(),
-        timeout=120,
-        check=False,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def cw_json(c: Cluster, *args: str) -> Any:
-    return json.loads(cw(c, "--json", *args).stdout)
 
 
 def types_after(c: Cluster, sequence: int, wanted: tuple[str, ...]) -> list[str]:

@@ -222,41 +222,22 @@ def test_planning_upgrade_keeps_proposals_and_chat_sessions(tmp_path: Path) -> N
     engine = create_writer_engine(tmp_path / "store.db")
     migrate.upgrade(engine, "0003")
     stamp = {"created_at": datetime(2026, 1, 1), "updated_at": datetime(2026, 1, 1)}
+    rows = {
+        "initiatives": {"id": "i1", "name": "x", "status": "active"},
+        "agents": {
+            "id": "a1",
+            "name": "owl",
+            "worktree_id": "/w",
+            "provider": "p",
+            "status": "stopped",
+            "mode": "plan",
+        },
+        "proposals": {"id": "p1", "agent_id": "a1", "initiative_id": "i1", "target_type": "phase", "title": "A"},
+        "chat_sessions": {"id": "s1", "target_type": "phase", "target_id": "x", "initiative_id": "i1"},
+    }
     with engine.begin() as connection:
-        _insert(connection, "initiatives", id="i1", name="x", status="active", **stamp)
-        _insert(
-            connection,
-            "agents",
-            id="a1",
-            name="wise-owl",
-            worktree_id="/w",
-            provider="p",
-            status="stopped",
-            mode="plan",
-            **stamp,
-        )
-        _insert(
-            connection,
-            "proposals",
-            id="p1",
-            agent_id="a1",
-            initiative_id="i1",
-            target_type="phase",
-            title="A",
-            status="pending",
-            sort_order=0,
-            **stamp,
-        )
-        _insert(
-            connection,
-            "chat_sessions",
-            id="s1",
-            target_type="phase",
-            target_id="x",
-            initiative_id="i1",
-            status="active",
-            **stamp,
-        )
+        for table, values in rows.items():
+            _insert(connection, table, **values, **stamp)
     migrate.upgrade(engine)
     assert _revision(engine) == "0004"
     with engine.connect() as connection:

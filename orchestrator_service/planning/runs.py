@@ -22,6 +22,7 @@ import grpc
 from cw.store.v1 import agent_pb2, event_pb2, proposal_pb2, task_pb2
 from orchestrator_service import dispatch, faults, outcomes
 from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.cache.state import LIVE_AGENT
 from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Continuation, RunInput
@@ -60,7 +61,7 @@ class Planning:
         agents: list[agent_pb2.Agent] = await store.list_all(
             store.agents.ListAgents, agent_pb2.ListAgentsRequest(task_id=task.id), "agents"
         )
-        earlier = [agent for agent in agents if agent.session_id and agent.status not in _LIVE]
+        earlier = [agent for agent in agents if agent.session_id and agent.status not in LIVE_AGENT]
         if not earlier:
             return None
         messages = unanswered(await self.chats.messages(session.id))
@@ -132,5 +133,3 @@ class Planning:
         failed = replace(outcome, kind="error", error=f"bad proposal file: {reason}", report={})
         return outcomes.settle(agent, task, failed, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
 
-
-_LIVE = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)

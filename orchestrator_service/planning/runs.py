@@ -132,4 +132,3 @@ class Planning:
     ) -> outcomes.Settlement:
         failed = replace(outcome, kind="error", error=f"bad proposal file: {reason}", report={})
         return outcomes.settle(agent, task, failed, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
-

@@ -35,6 +35,7 @@ from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.tasks import TaskController
 from orchestrator_service.conversations.controller import ConversationController
 from orchestrator_service.dispatch import Backoff
+from orchestrator_service.planning.runs import Planning
 from orchestrator_service.review.delivery import Delivery
 from orchestrator_service.review.phase_merge import PhaseMerger
 from orchestrator_service.review.repair import Repair
@@ -60,9 +61,12 @@ class Orchestrator:
         self.merger = PhaseMerger(self.ctx)
         self.merges = MergeController(self.ctx, Repair(self.ctx, self.merger))
         self.delivery = Delivery(self.ctx, self.projects)
-        self._install(Reports(self.ctx, self.merger))
+        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of))
         self.phases = PhaseController(self.ctx, self.projects)
         self.initiatives = InitiativeController(self.ctx)
+        self.planning = Planning(self.ctx)
+        self.agents.extensions.append(self.planning.settle)
+        self.launches.planners.append(self.planning)
         self.conversations = ConversationController(self.ctx, self.agents, self.launches)
         controllers = (
             self.agents,
@@ -78,7 +82,7 @@ class Orchestrator:
 
     def _install(self, reports: Reports) -> None:
         """Review's hooks on starting and settling runs."""
-        self.launches.prompt_parts.append(reports.prompt_part)
+        self.launches.planners.append(reports)
         self.agents.checks.append(reports.check)
         self.agents.extensions.append(reports.extend)
 

@@ -176,9 +176,11 @@ def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcom
         return AgentOutcome("done", exit_code=0)
     try:
         signal = json.loads(signal_text)
-        status = signal["status"]
-    except (ValueError, KeyError, TypeError):
-        return AgentOutcome("error", error="unreadable signal file", exit_code=0)
+    except ValueError as error:
+        return AgentOutcome("error", error=f"unreadable signal file: not JSON ({error})", exit_code=0)
+    if not isinstance(signal, dict) or "status" not in signal:
+        return AgentOutcome("error", error='unreadable signal file: no object with a "status"', exit_code=0)
+    status = signal["status"]
     if status == "done":
         return AgentOutcome("done", summary=str(signal.get("summary") or ""), exit_code=0, report=signal)
     if status in ("ask", "answer"):

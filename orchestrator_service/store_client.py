@@ -13,6 +13,7 @@ from cw.store.v1 import (
     account_pb2_grpc,
     agent_pb2,
     agent_pb2_grpc,
+    chat_session_pb2_grpc,
     conversation_pb2,
     conversation_pb2_grpc,
     event_pb2,
@@ -22,10 +23,12 @@ from cw.store.v1 import (
     log_chunk_pb2,
     log_chunk_pb2_grpc,
     message_pb2,
+    page_pb2_grpc,
     phase_pb2,
     phase_pb2_grpc,
     project_pb2,
     project_pb2_grpc,
+    proposal_pb2_grpc,
     review_comment_pb2,
     review_comment_pb2_grpc,
     task_pb2,
@@ -93,6 +96,10 @@ class StoreClient:
         self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
         self.log_chunks = log_chunk_pb2_grpc.LogChunkServiceStub(self.channel)
         self.events = event_pb2_grpc.EventServiceStub(self.channel)
+        # Planning (orchestrator_service/planning/): what runs are shown, proposals, chats.
+        self.pages = page_pb2_grpc.PageServiceStub(self.channel)
+        self.proposals = proposal_pb2_grpc.ProposalServiceStub(self.channel)
+        self.chat_sessions = chat_session_pb2_grpc.ChatSessionServiceStub(self.channel)
         self.conversations = conversation_pb2_grpc.ConversationServiceStub(self.channel)
         self.review_comments = review_comment_pb2_grpc.ReviewCommentServiceStub(self.channel)
         # Unary calls made so far: benchmarks divide it by the tasks run.

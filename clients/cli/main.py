@@ -7,8 +7,10 @@ import click
 from clients.cli import edits
 from clients.cli.agents import account, agent
 from clients.cli.app import CwGroup, Session
+from clients.cli.chat import chat
 from clients.cli.inbox import conversations, inbox, reply
 from clients.cli.live import events
+from clients.cli.planning import discuss, page, phase_detail, plan, proposals
 from clients.cli.review import review
 from clients.cli.tasks import task
 from clients.cli.watch import watch
@@ -32,6 +34,10 @@ def cli(ctx: click.Context, store: str | None, orchestrator: str | None, as_json
 
 for command in (project, initiative, phase, task, agent, account, events, watch):
     cli.add_command(command)
+# Planning with agents (clients/cli/planning.py, chat.py).
+for planning_command in (page, plan, discuss, proposals, chat):
+    cli.add_command(planning_command)
+phase.add_command(phase_detail)
 # Review and repair (issue 12): review, the inbox, conversations, an editable plan, delivery.
 for command in (review, inbox, reply, conversations):
     cli.add_command(command)

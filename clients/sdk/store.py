@@ -19,6 +19,7 @@ from clients.sdk.calls import (
 from clients.sdk.channel import DEFAULT_STORE, STORE_MODULES, ServiceClient
 from clients.sdk.errors import NotFoundError
 from clients.sdk.plan import PlanAndReview
+from clients.sdk.planning import PlanningCalls
 from cw.store.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -37,9 +38,10 @@ from cw.store.v1 import (
 )
 
 
-class StoreClient(PlanAndReview, ServiceClient):
-    """One client per store address (default: $CW_STORE, else 127.0.0.1:50051). Editing the plan,
-    review comments, conversations, messages and proposals: `PlanAndReview` (clients/sdk/plan.py)."""
+class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
+    """One client per store address (default: $CW_STORE, else 127.0.0.1:50051). Planning calls:
+    clients/sdk/planning.py; editing the plan, review comments, conversations, messages:
+    clients/sdk/plan.py."""
 
     service, address_variable, default_address, modules = "store", "CW_STORE", DEFAULT_STORE, STORE_MODULES
 
@@ -51,6 +53,7 @@ class StoreClient(PlanAndReview, ServiceClient):
         self.projects = project_pb2_grpc.ProjectServiceStub(channel)
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)
         self.events = event_pb2_grpc.EventServiceStub(channel)
+        self.bind_planning(channel)
         self.bind_plan_and_review(channel)
 
     # ---- projects and initiatives

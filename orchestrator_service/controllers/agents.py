@@ -39,15 +39,18 @@ STOP_GRACE_SECONDS = 5.0
 # How long a stop waits for the very agent it stops to finish starting.
 SPAWN_WAIT_SECONDS = 30.0
 
-# Hooks on settling a run (core.py wires them; review/ and conversations/ provide them):
-# a take-over settles the run itself and says so (a question to another agent, an answer to one);
-# a check may turn the outcome into another before it is settled; an extension adds store
-# requests to the settlement's transaction (what the run reported).
+# More hooks on settling a run (review/ and conversations/, issue 12): a take-over settles the run
+# itself and says so (a question to another agent, an answer to one); a check may turn the outcome
+# into another before it is settled (a merge agent that left conflict markers).
 TakeOver = Callable[[agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome], Awaitable[bool]]
 Check = Callable[[agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome], Awaitable[dispatch.AgentOutcome]]
-Extension = Callable[
-    [agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome, outcomes.Settlement],
-    Awaitable[outcomes.Settlement],
+
+Write = Callable[[outcomes.Settlement], Awaitable[None]]
+# Settles some runs further (planning: orchestrator_service/planning/): given the agent, its task,
+# the outcome and the settlement decided, may store what the run reported and change the
+# settlement, and must call `write` (once) to record it.
+SettleExtension = Callable[
+    [agent_pb2.Agent, task_pb2.Task | None, dispatch.AgentOutcome, outcomes.Settlement, Write], Awaitable[None]
 ]
 
 
@@ -58,9 +61,9 @@ class AgentController:
         self._stopping: set[asyncio.Task[None]] = set()
         # Starts a new CLI session for a run whose resume the CLI could not do (Launches sets it).
         self.new_session: Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[None]] | None = None
+        self.extensions: list[SettleExtension] = []
         self.take_overs: list[TakeOver] = []
         self.checks: list[Check] = []
-        self.extensions: list[Extension] = []
 
     def on_change(self, change: Change) -> None:
         if (
@@ -153,11 +156,27 @@ class AgentController:
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
         )
-        for extend in self.extensions:
-            settlement = await extend(agent, task, outcome, settlement)
-        await self.write(agent, task, settlement)
+        await self._extended_write(agent, task, outcome, settlement)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
         return True
+
+    async def _extended_write(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task | None,
+        outcome: dispatch.AgentOutcome,
+        settlement: outcomes.Settlement,
+    ) -> None:
+        """Each extension in turn, the last one writing through this controller."""
+
+        async def write_from(index: int, current: outcomes.Settlement) -> None:
+            if index == len(self.extensions):
+                await self.write(agent, task, current)
+                return
+            extension = self.extensions[index]
+            await extension(agent, task, outcome, current, lambda later: write_from(index + 1, later))
+
+        await write_from(0, settlement)
 
     async def _task_of(self, agent: agent_pb2.Agent) -> task_pb2.Task | None:
         if not agent.task_id:

@@ -167,7 +167,14 @@ class ConversationController:
         prompt = decide.discuss_prompt(asker.name, asker_task.name if asker_task else "", conversation.question)
         secrets = await self.launches.secrets_for(claimed.account_id, provider)
         launch = launcher.Launch(
-            claimed, files, provider, "discuss", prompt, resume=True, secrets=secrets, conversation_id=conversation.id
+            claimed,
+            files,
+            provider,
+            "discuss",
+            prompt,
+            resume=True,
+            secrets=secrets,
+            environment={"CW_CONVERSATION_ID": conversation.id},
         )
         try:
             await self.launches.spawn(claimed, launch)

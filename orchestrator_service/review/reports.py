@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cw.store.v1 import agent_pb2, message_pb2, review_comment_pb2, task_pb2
 from cw_edge import diffs
 from orchestrator_service.agents.claude_outcome import clip
+from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
+from orchestrator_service.controllers.launches import Continuation, RunInput
+from orchestrator_service import dispatch
 from orchestrator_service.dispatch import AgentOutcome
 from orchestrator_service.git import branches, conflicts
 from orchestrator_service.git.workspace import task_branch
@@ -56,9 +59,15 @@ def messages_from(report: Mapping[str, Any], agent: agent_pb2.Agent) -> list[mes
 
 
 class Reports:
-    def __init__(self, ctx: Context, merger: PhaseMerger) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        merger: PhaseMerger,
+        dependencies: Callable[[task_pb2.Task], Awaitable[list[task_pb2.Task]]],
+    ) -> None:
         self.ctx = ctx
         self.merger = merger
+        self.dependencies = dependencies  # the tasks a task depends on (Launches.dependencies_of)
 
     async def _files(self, phase_id: str) -> dict[str, dict[str, diffs.FileDiff]]:
         phase = self.ctx.cache.phases.get(phase_id) or await self.ctx.store.get_phase(phase_id)
@@ -66,14 +75,18 @@ class Reports:
 
     # ---- starting ---------------------------------------------------------------------------------
 
-    async def prompt_part(self, task: task_pb2.Task) -> str:
-        """A review task reads its phase's diff as it stands when it starts."""
+    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput | None:
+        """A review task reads its phase's diff as it stands when it starts (a run planner,
+        controllers/launches.py); any other task its usual prompt."""
         if task.category != task_pb2.TASK_CATEGORY_REVIEW or not task.phase_id:
-            return ""
+            return None
         phase = self.ctx.cache.phases.get(task.phase_id) or await self.ctx.store.get_phase(task.phase_id)
-        return comments.review_prompt(
-            [(project.name, diff.unified) for project, diff in await self.merger.diffs(phase)]
-        )
+        found = await self.merger.diffs(phase)
+        prompt = dispatch.build_prompt(task, await self.dependencies(task))
+        return RunInput(prompt + comments.review_prompt([(p.name, d.unified) for p, d in found]), {})
+
+    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
+        return None
 
     # ---- settling ---------------------------------------------------------------------------------
 
@@ -98,10 +111,15 @@ class Reports:
         return dataclasses.replace(outcome, kind="error", error="conflict markers remain in " + ", ".join(left))
 
     async def extend(
-        self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome, settlement: Settlement
-    ) -> Settlement:
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task | None,
+        outcome: AgentOutcome,
+        settlement: Settlement,
+        write: Write,
+    ) -> None:
         """The run's messages, a review agent's comments, a revision's resolved comments: in the
-        transaction that settles the run."""
+        transaction that settles the run (a settle extension, controllers/agents.py)."""
         creates: list[Any] = [*settlement.creates, *messages_from(outcome.report, agent)]
         task_values = settlement.task
         completing = task is not None and task_values is not None and outcome.kind == "done"
@@ -110,4 +128,4 @@ class Reports:
             creates += [review_comment_pb2.CreateReviewCommentRequest(review_comment=c) for c in found]
         if completing and task is not None and task.review_comment_ids:
             task_values = {**(task_values or {}), "resolved_comment_ids": comments.resolved_by(task, outcome.report)}
-        return dataclasses.replace(settlement, task=task_values, creates=tuple(creates))
+        await write(dataclasses.replace(settlement, task=task_values, creates=tuple(creates)))

@@ -1,8 +1,8 @@
 """Generic mapping between rows and proto messages.
 
 Row attributes carry the proto field names, enums map `TASK_STATUS_IN_PROGRESS` <-> 'in_progress',
-maps of scalars are JSON objects, lists of scalars JSON arrays; an empty string, an empty map or
-list, or an unset optional means NULL.
+maps of scalars are JSON objects, repeated strings JSON lists, an empty string, an empty map or an
+unset optional means NULL.
 Everything a client sends passes `validate_*` first, so a bad value is INVALID_ARGUMENT with the
 field named, never a database error.
 """
@@ -81,11 +81,6 @@ def _is_map(field: FieldDescriptor) -> bool:
     return field.message_type is not None and bool(field.message_type.GetOptions().map_entry)
 
 
-def _is_scalar_list(field: FieldDescriptor) -> bool:
-    """A `repeated` string or number, stored as one JSON array column."""
-    return bool(field.is_repeated) and field.message_type is None and field.enum_type is None
-
-
 def attribute(field_name: str) -> str:
     return ATTRIBUTE_ALIASES.get(field_name, field_name)
 
@@ -101,7 +96,7 @@ def to_message(row: Base, message_type: type[MessageT], skip: Iterable[str] = ()
             continue
         if _is_map(field):
             getattr(message, field.name).update(value)
-        elif _is_scalar_list(field):
+        elif field.is_repeated and field.message_type is None:
             getattr(message, field.name).extend(value)
         elif field.enum_type is not None:
             setattr(message, field.name, enum_from_db(field.enum_type, value))
@@ -121,8 +116,8 @@ def field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
             raise InvalidArgument.of(path, str(error)) from error
     if _is_map(field):
         return dict(getattr(message, field.name)) or None
-    if _is_scalar_list(field):
-        return list(getattr(message, field.name)) or None
+    if field.is_repeated and field.message_type is None and field.enum_type is None:
+        return list(getattr(message, field.name)) or None  # a list of strings, one JSON column
     if field.message_type is not None:
         if not message.HasField(field.name):
             return None

@@ -22,6 +22,7 @@ from store_service.api.message import MESSAGE
 from store_service.api.pagination import SizedPage, page_size
 from store_service.api.phase import PHASE
 from store_service.api.project import PROJECT
+from store_service.api.proposal import PROPOSAL
 from store_service.api.review_comment import REVIEW_COMMENT
 from store_service.api.task import TASK, task_maker
 from store_service.db.database import Database
@@ -88,6 +89,7 @@ _CHANGES: dict[str, tuple[Resource[Any], str]] = {
     "create_agent": (AGENT, "create"),
     "update_account": (ACCOUNT, "update"),
     "update_project": (PROJECT, "update"),
+    "create_proposal": (PROPOSAL, "create"),
     "create_task": (TASK, "create"),
     "create_conversation": (CONVERSATION, "create"),
     "answer_conversation": (CONVERSATION, "answer"),

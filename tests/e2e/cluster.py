@@ -219,21 +219,11 @@ class Cluster:
         (self.state_dir / f"plan-initiative-{initiative_id}.json").write_text(json.dumps(plan))
 
     def cw(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The `cw` CLI, run as a person of this cluster would."""
-        result = subprocess.run(
-            [sys.executable, "-m", "clients.cli.main", *args],
-            capture_output=True,
-            text=True,
-            env=self.client_env(),
-            timeout=120,
-            check=False,
-        )
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
+        """The `cw` CLI, run as a person of this cluster would (the module's `cw`)."""
+        return cw(self, *args, check=check)
 
     def cw_json(self, *args: str) -> Any:
-        return json.loads(self.cw("--json", *args).stdout)
+        return cw_json(self, *args)
 
     def all_spawned(self, tasks: list[task_pb2.Task]) -> bool:
         """Every task has an agent whose process has started (its pid is recorded)."""
@@ -254,6 +244,26 @@ class Cluster:
             task_pb2.ListTasksRequest(status=task_pb2.TASK_STATUS_IN_PROGRESS, page_size=1000)
         ).tasks
         assert all(task.id in live for task in in_progress), [t.id for t in in_progress]
+
+
+def cw(c: Cluster, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The `cw` CLI run as a person of the cluster runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "clients.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=c.client_env(),
+        input=input_text,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def cw_json(c: Cluster, *args: str) -> Any:
+    return json.loads(cw(c, "--json", *args).stdout)
 
 
 def kill_leftover_agents(workspace: Path) -> None:
@@ -277,4 +287,4 @@ def cluster(root: Path, providers: list[str] | None = None, max_agents: int = 4)
         running.close()
 
 
-__all__ = ["Cluster", "SimpleNamespace", "cluster", "make_git_repo", "script", "wait_for"]
+__all__ = ["Cluster", "SimpleNamespace", "cluster", "cw", "cw_json", "make_git_repo", "script", "wait_for"]

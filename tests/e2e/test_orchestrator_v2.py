@@ -16,8 +16,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, log_chunk_pb2, phase_pb2, project_pb2, task_pb2
 from cw_edge.tokens import Identity
-from tests.e2e.cluster import SCRIPTED, Cluster, cluster, make_git_repo, script, wait_for
-from tests.e2e.test_cli import cw, cw_json
+from tests.e2e.cluster import SCRIPTED, Cluster, cluster, cw, cw_json, make_git_repo, script, wait_for
 from tests.support import call_error, error_details, stubs
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED

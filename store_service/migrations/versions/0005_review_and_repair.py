@@ -5,8 +5,8 @@ Adds tasks.review_comment_ids, resolved_comment_ids (JSON lists), merge_source_t
 SET NULL), merge_source_phase_id (-> phases, SET NULL); agents.conversation_id. Every new column is
 empty on existing rows, which is what they mean there: no revision, no merge task, no question.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-10
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

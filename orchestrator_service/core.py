@@ -61,12 +61,12 @@ class Orchestrator:
         self.merger = PhaseMerger(self.ctx)
         self.merges = MergeController(self.ctx, Repair(self.ctx, self.merger))
         self.delivery = Delivery(self.ctx, self.projects)
-        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of))
         self.phases = PhaseController(self.ctx, self.projects)
         self.initiatives = InitiativeController(self.ctx)
         self.planning = Planning(self.ctx)
         self.agents.extensions.append(self.planning.settle)
         self.launches.planners.append(self.planning)
+        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of))
         self.conversations = ConversationController(self.ctx, self.agents, self.launches)
         controllers = (
             self.agents,

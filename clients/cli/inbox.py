@@ -88,7 +88,7 @@ def inbox_items(snapshot: Snapshot) -> list[Item]:
         kind = "merge conflict" if merge else "blocked"
         items.append(Item(kind, task.id, _when(task.update_time), title, f"cw task retry {task.id}", task.reason))
     for proposal in snapshot.proposals:
-        command = f"cw proposals accept {proposal.id} (or dismiss)"
+        command = f"cw proposals accept {proposal.id} (or cw proposals dismiss {proposal.id})"
         items.append(Item("proposal", proposal.id, _when(proposal.update_time), f"proposal: {proposal.title}", command))
     for message in snapshot.messages:
         sender = snapshot.agent_names.get(message.sender_id, message.sender_id or "someone")
@@ -111,7 +111,7 @@ def gather(store: StoreClient) -> Snapshot:
         waiting=store.list_agents(status="waiting_for_input"),
         in_review=store.phases_with_status("pending_review"),
         blocked=store.list_tasks(status="blocked"),
-        proposals=store.pending_proposals(),
+        proposals=store.list_proposals(status="pending"),
         messages=messages,
         projects=store.list_projects(),
         agent_names={sender: store.get_agent(sender).name for sender in {m.sender_id for m in messages} if sender},

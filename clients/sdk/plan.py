@@ -18,8 +18,6 @@ from cw.store.v1 import (
     message_pb2_grpc,
     phase_pb2,
     project_pb2,
-    proposal_pb2,
-    proposal_pb2_grpc,
     review_comment_pb2,
     review_comment_pb2_grpc,
     task_pb2,
@@ -48,7 +46,6 @@ class PlanAndReview:
         self.review_comments = review_comment_pb2_grpc.ReviewCommentServiceStub(channel)
         self.conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
         self.messages = message_pb2_grpc.MessageServiceStub(channel)
-        self.proposals = proposal_pb2_grpc.ProposalServiceStub(channel)
 
     # ---- editing the plan (refused while a live agent depends on what changes)
 
@@ -139,7 +136,3 @@ class PlanAndReview:
         return call(
             self.messages.CreateMessage, message_pb2.CreateMessageRequest(message=reply, request_id=request_id())
         )
-
-    def pending_proposals(self) -> list[proposal_pb2.Proposal]:
-        request = proposal_pb2.ListProposalsRequest(status=proposal_pb2.PROPOSAL_STATUS_PENDING)
-        return every_page(self.proposals.ListProposals, request, "proposals")

@@ -19,11 +19,11 @@ from typing import Any
 
 from cw.store.v1 import agent_pb2, message_pb2, review_comment_pb2, task_pb2
 from cw_edge import diffs
+from orchestrator_service import dispatch
 from orchestrator_service.agents.claude_outcome import clip
 from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Continuation, RunInput
-from orchestrator_service import dispatch
 from orchestrator_service.dispatch import AgentOutcome
 from orchestrator_service.git import branches, conflicts
 from orchestrator_service.git.workspace import task_branch

@@ -12,8 +12,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import field_mask_pb2
-
 from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, project_pb2, proposal_pb2, task_pb2
 from tests.e2e.cluster import Cluster, cluster, make_git_repo, wait_for
 
@@ -106,12 +104,7 @@ def _handle_everything(c: Cluster, tmp_path: Path, waiting: Waiting, message_id:
     c.plan_for_initiative(waiting.initiative.id, resolve_conflicts=True)
     c.cw("task", "retry", waiting.merge.id)
     c.cw("phase", "merge", waiting.reviewed.id)
-    c.api.proposals.UpdateProposal(
-        proposal_pb2.UpdateProposalRequest(
-            proposal=proposal_pb2.Proposal(id=waiting.proposal.id, status=proposal_pb2.PROPOSAL_STATUS_DISMISSED),
-            update_mask=field_mask_pb2.FieldMask(paths=["status"]),
-        )
-    )
+    c.cw("proposals", "dismiss", waiting.proposal.id)
     c.cw("reply", message_id, "keep it simple")
     c.cw("project", "edit", waiting.ghost.id, "--url", str(make_git_repo(tmp_path / "user" / "found")))
 

@@ -24,6 +24,8 @@ from cw.store.v1 import (
     event_pb2_grpc,
     initiative_pb2,
     initiative_pb2_grpc,
+    lease_pb2,
+    lease_pb2_grpc,
     log_chunk_pb2,
     log_chunk_pb2_grpc,
     message_pb2,
@@ -52,6 +54,7 @@ from store_service.api.conversation import ConversationServicer
 from store_service.api.errors import DomainErrorInterceptor, refusal_status
 from store_service.api.events import CommitNotifier, EventServicer
 from store_service.api.initiative import InitiativeServicer
+from store_service.api.lease import LeaseServicer
 from store_service.api.log_chunk import LogChunkServicer
 from store_service.api.message import MessageServicer
 from store_service.api.page import PageServicer
@@ -89,6 +92,8 @@ _SERVICES: list[tuple[Any, Any, Any]] = [
         review_comment_pb2_grpc.add_ReviewCommentServiceServicer_to_server,
         review_comment_pb2,
     ),
+    # Scale-out (issue 13): orchestrators' leases.
+    (LeaseServicer, lease_pb2_grpc.add_LeaseServiceServicer_to_server, lease_pb2),
 ]
 
 

@@ -24,6 +24,7 @@ from cw.store.v1 import (
     conversation_pb2_grpc,
     event_pb2_grpc,
     initiative_pb2_grpc,
+    lease_pb2_grpc,
     log_chunk_pb2_grpc,
     message_pb2_grpc,
     page_pb2_grpc,
@@ -107,6 +108,7 @@ def stubs(channel: grpc.Channel) -> SimpleNamespace:
         chat_sessions=chat_session_pb2_grpc.ChatSessionServiceStub(channel),
         review_comments=review_comment_pb2_grpc.ReviewCommentServiceStub(channel),
         events=event_pb2_grpc.EventServiceStub(channel),
+        leases=lease_pb2_grpc.LeaseServiceStub(channel),
     )
 
 

@@ -18,6 +18,6 @@ class AgentServicer(ResourceServicer[agent_pb2.Agent], agent_pb2_grpc.AgentServi
 
     async def ListAgents(self, request: Any, _context: Any) -> agent_pb2.ListAgentsResponse:
         agents, token = await self.list_page(
-            request, ["task_id", "status", "statuses", "name", "session_id", "initiative_id"]
+            request, ["task_id", "status", "statuses", "name", "session_id", "initiative_id", "orchestrator"]
         )
         return agent_pb2.ListAgentsResponse(agents=agents, next_page_token=token)

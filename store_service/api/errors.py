@@ -19,6 +19,7 @@ from store_service.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    LeaseRefused,
     NotFound,
     OutOfRange,
     PermissionDenied,
@@ -39,6 +40,7 @@ _CODES: list[tuple[type[StoreError], int]] = [
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (OutOfRange, code_pb2.OUT_OF_RANGE),
     (Aborted, code_pb2.ABORTED),
+    (LeaseRefused, code_pb2.ABORTED),
     (Unauthenticated, code_pb2.UNAUTHENTICATED),
     (PermissionDenied, code_pb2.PERMISSION_DENIED),
 ]

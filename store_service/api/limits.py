@@ -59,6 +59,10 @@ FIELD_LIMITS: dict[str, Limit] = {
     "type": NAME,
     "types": NAME,
     "paths": NAME,
+    # Orchestrators' names (`--name`) and leases (issue 13).
+    "orchestrator": NAME,
+    "owner": NAME,
+    "prefix": NAME,
     "Project.name": Limit(100, "characters"),
     "description": DOCUMENT,
     "content": DOCUMENT,
@@ -72,6 +76,7 @@ FIELD_LIMITS: dict[str, Limit] = {
     # Serialized size of the google.protobuf.Struct.
     "details": Limit(64 * KIB, "bytes"),
     "url": REFERENCE,
+    "shared_remote": REFERENCE,
     "branch": REFERENCE,
     "default_branch": REFERENCE,
     "merge_base": REFERENCE,

@@ -31,6 +31,10 @@ ORCHESTRATOR_ONLY_METHODS = frozenset(
         "LogChunkService/DeleteLogChunks",
         "AgentService/CreateAgent",
         "AgentService/DeleteAgent",
+        # Leases are the orchestrators' coordination (issue 13); anyone may list them.
+        "LeaseService/AcquireLease",
+        "LeaseService/RenewLease",
+        "LeaseService/ReleaseLease",
     )
 )
 
@@ -59,7 +63,7 @@ CLIENT_RIGHTS: Mapping[str, Rights] = {
     "agent": Rights(
         orchestrator_fields=frozenset(
             {"worktree_id", "output_file_path", "pid", "session_id", "exit_code", "outcome", "error"}
-            | {"result", "pending_questions", "status", "conversation_id"}
+            | {"result", "pending_questions", "status", "conversation_id", "orchestrator"}
         ),
         client_fields=frozenset({"user_dismiss_time"}),
     ),

@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, synonym
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -268,6 +268,8 @@ class Agent(Timestamped, Base):
     # The conversation the agent's current run answers. No foreign key: conversations point at
     # agents (and go with them), so the orchestrator treats a dangling id as "no longer asked".
     conversation_id: Mapped[str | None] = mapped_column(Text)
+    # The orchestrator (by name) that runs the agent: it alone watches and settles its runs.
+    orchestrator: Mapped[str | None] = mapped_column(Text, index=True)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "task_id": self.task_id, "agent_id": self.id}
@@ -343,6 +345,8 @@ class Project(Timestamped, Base):
     last_fetch_time: Mapped[datetime | None] = mapped_column("last_fetched_at", DateTime)
     sync_error: Mapped[str | None] = mapped_column(Text)
     sync_error_time: Mapped[datetime | None] = mapped_column("sync_error_at", DateTime)
+    # The git repository every orchestrator keeps the project's cw branches in (path or URL).
+    shared_remote: Mapped[str | None] = mapped_column(Text)
 
 
 class InitiativeProject(CreatedOnly, Base):
@@ -502,6 +506,24 @@ class ReviewComment(Timestamped, Base):
 
     def event_scope(self) -> dict[str, str | None]:
         return {"phase_id": self.phase_id}
+
+
+class Lease(Base):
+    """A named claim (`orchestrator/<name>`, `merge/<id>`): its owner holds it until `expire_time`,
+    by the store's clock, unless renewed. Coordination state, not work: no events (a renewal every
+    few seconds would flood the log), and written only with compare-and-set statements
+    (repositories/sqlalchemy/lease.py), so two writers never both win."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner: Mapped[str] = mapped_column(Text, nullable=False)
+    expire_time: Mapped[datetime] = mapped_column("expires_at", DateTime, nullable=False)
+    acquire_time: Mapped[datetime] = mapped_column("acquired_at", DateTime, nullable=False)
+    create_time: Mapped[datetime] = mapped_column("created_at", DateTime, nullable=False, default=utcnow)
+    update_time: Mapped[datetime] = mapped_column("updated_at", DateTime, nullable=False, default=utcnow)
+    # The paging loop orders rows by (create_time, id): a lease's id is its name.
+    id: Mapped[str] = synonym("name")
 
 
 class Event(Base):

@@ -16,6 +16,7 @@ from store_service.repositories.chat_session import ChatSessionRepository
 from store_service.repositories.conversation import ConversationRepository
 from store_service.repositories.event import EventRepository
 from store_service.repositories.initiative import InitiativeRepository
+from store_service.repositories.lease import LeaseRepository
 from store_service.repositories.log_chunk import LogChunkRepository
 from store_service.repositories.message import MessageRepository
 from store_service.repositories.page import PageRepository
@@ -29,6 +30,7 @@ from store_service.repositories.sqlalchemy.chat_session import SqlAlchemyChatSes
 from store_service.repositories.sqlalchemy.conversation import SqlAlchemyConversationRepository
 from store_service.repositories.sqlalchemy.event import SqlAlchemyEventRepository
 from store_service.repositories.sqlalchemy.initiative import SqlAlchemyInitiativeRepository
+from store_service.repositories.sqlalchemy.lease import SqlAlchemyLeaseRepository
 from store_service.repositories.sqlalchemy.log_chunk import SqlAlchemyLogChunkRepository
 from store_service.repositories.sqlalchemy.message import SqlAlchemyMessageRepository
 from store_service.repositories.sqlalchemy.page import SqlAlchemyPageRepository
@@ -58,6 +60,7 @@ class SqlAlchemyUnitOfWork:
     chat_sessions: ChatSessionRepository
     review_comments: ReviewCommentRepository
     events: EventRepository
+    leases: LeaseRepository
 
     def __init__(self, session_factory: sessionmaker[Session], on_commit: Callable[[], None]) -> None:
         self._session_factory = session_factory
@@ -79,6 +82,7 @@ class SqlAlchemyUnitOfWork:
         self.chat_sessions = SqlAlchemyChatSessionRepository(session)
         self.review_comments = SqlAlchemyReviewCommentRepository(session)
         self.events = SqlAlchemyEventRepository(session)
+        self.leases = SqlAlchemyLeaseRepository(session)
         return self
 
     def __exit__(

@@ -87,6 +87,15 @@ class Aborted(StoreError):
         )
 
 
+class LeaseRefused(StoreError):
+    """ABORTED: another owner holds the lease (LEASE_HELD), or the caller no longer holds it
+    (LEASE_NOT_HELD); `holder` and `expire_time` say who holds it, and until when."""
+
+    def __init__(self, message: str, reason: str, holder: str = "", expire_time: str = "") -> None:
+        metadata = {"holder": holder, "expire_time": expire_time} if holder else {}
+        super().__init__(message, reason, metadata)
+
+
 class Unauthenticated(StoreError):
     def __init__(self, message: str) -> None:
         super().__init__(message, "UNAUTHENTICATED")

@@ -21,6 +21,11 @@ def _checked(values: dict[str, Any]) -> dict[str, Any]:
             checked_values["url"] = rules.project_url(values["url"])
         except ValueError as error:
             violations.append(FieldViolation("project.url", str(error)))
+    if values.get("shared_remote") is not None:
+        try:
+            checked_values["shared_remote"] = rules.project_url(values["shared_remote"])
+        except ValueError as error:
+            violations.append(FieldViolation("project.shared_remote", str(error)))
     if values.get("default_branch") is not None and (problem := rules.branch_problem(values["default_branch"])):
         violations.append(FieldViolation("project.default_branch", problem))
     if violations:

@@ -132,6 +132,7 @@ class Agent(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    ORCHESTRATOR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     """Unique adjective-animal alias."""
@@ -161,6 +162,11 @@ class Agent(_message.Message):
     conversation_id: _builtins.str
     """The conversation this agent's current run answers (its session resumed in discuss mode with
     `CW_CONVERSATION_ID`); empty otherwise. Written by the orchestrator.
+    """
+    orchestrator: _builtins.str
+    """The orchestrator that runs (or last ran) the agent, by its name (`--name`): it alone watches
+    and settles its runs; once its lease `orchestrator/<name>` expires, another takes its running
+    agents over. Written by the orchestrator; empty on agents recorded before orchestrators had names.
     """
     @_builtins.property
     def user_dismiss_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -194,10 +200,11 @@ class Agent(_message.Message):
         outcome: Global___AgentOutcome.ValueType = ...,
         error: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
+        orchestrator: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "create_time", b"create_time", "exit_code", b"exit_code", "pid", b"pid", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "account_id", b"account_id", "conversation_id", b"conversation_id", "create_time", b"create_time", "error", b"error", "exit_code", b"exit_code", "id", b"id", "initiative_id", b"initiative_id", "mode", b"mode", "name", b"name", "outcome", b"outcome", "output_file_path", b"output_file_path", "pending_questions", b"pending_questions", "pid", b"pid", "provider", b"provider", "result", b"result", "session_id", b"session_id", "status", b"status", "task_id", b"task_id", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time", "worktree_id", b"worktree_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "account_id", b"account_id", "conversation_id", b"conversation_id", "create_time", b"create_time", "error", b"error", "exit_code", b"exit_code", "id", b"id", "initiative_id", b"initiative_id", "mode", b"mode", "name", b"name", "orchestrator", b"orchestrator", "outcome", b"outcome", "output_file_path", b"output_file_path", "pending_questions", b"pending_questions", "pid", b"pid", "provider", b"provider", "result", b"result", "session_id", b"session_id", "status", b"status", "task_id", b"task_id", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time", "worktree_id", b"worktree_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -264,6 +271,7 @@ class ListAgentsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
+    ORCHESTRATOR_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     status: Global___AgentStatus.ValueType
     name: _builtins.str
@@ -271,6 +279,8 @@ class ListAgentsRequest(_message.Message):
     initiative_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    orchestrator: _builtins.str
+    """Only agents of this orchestrator (by name)."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___AgentStatus.ValueType]:
         """Only agents in one of these statuses (combines with `status` by AND; all when empty)."""
@@ -286,10 +296,11 @@ class ListAgentsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         statuses: _abc.Iterable[Global___AgentStatus.ValueType] | None = ...,
+        orchestrator: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "name", b"name", "page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "status", b"status", "statuses", b"statuses", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id", "name", b"name", "orchestrator", b"orchestrator", "page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "status", b"status", "statuses", b"statuses", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

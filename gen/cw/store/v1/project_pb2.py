@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63w/store/v1/project.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x02\n\x07Project\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x16\n\x0e\x64\x65\x66\x61ult_branch\x18\x04 \x01(\t\x12\x33\n\x0flast_fetch_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsync_error\x18\x08 \x01(\t\x12\x33\n\x0fsync_error_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x14\x43reateProjectRequest\x12%\n\x07project\x18\x01 \x01(\x0b\x32\x14.cw.store.v1.Project\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x11GetProjectRequest\x12\n\n\x02id\x18\x01 \x01(\t\"<\n\x13ListProjectsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x14ListProjectsResponse\x12&\n\x08projects\x18\x01 \x03(\x0b\x32\x14.cw.store.v1.Project\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x01\n\x14UpdateProjectRequest\x12%\n\x07project\x18\x01 \x01(\x0b\x32\x14.cw.store.v1.Project\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x14\x44\x65leteProjectRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x1cSetInitiativeProjectsRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\x12\x13\n\x0bproject_ids\x18\x02 \x03(\t\"\x7f\n\x1dSetInitiativeProjectsResponse\x12&\n\x08projects\x18\x01 \x03(\x0b\x32\x14.cw.store.v1.Project\x12\x19\n\x11\x61\x64\x64\x65\x64_project_ids\x18\x02 \x03(\t\x12\x1b\n\x13removed_project_ids\x18\x03 \x03(\t\"6\n\x1dListInitiativeProjectsRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\"H\n\x1eListInitiativeProjectsResponse\x12&\n\x08projects\x18\x01 \x03(\x0b\x32\x14.cw.store.v1.Project2\xec\x04\n\x0eProjectService\x12H\n\rCreateProject\x12!.cw.store.v1.CreateProjectRequest\x1a\x14.cw.store.v1.Project\x12\x42\n\nGetProject\x12\x1e.cw.store.v1.GetProjectRequest\x1a\x14.cw.store.v1.Project\x12S\n\x0cListProjects\x12 .cw.store.v1.ListProjectsRequest\x1a!.cw.store.v1.ListProjectsResponse\x12H\n\rUpdateProject\x12!.cw.store.v1.UpdateProjectRequest\x1a\x14.cw.store.v1.Project\x12J\n\rDeleteProject\x12!.cw.store.v1.DeleteProjectRequest\x1a\x16.google.protobuf.Empty\x12n\n\x15SetInitiativeProjects\x12).cw.store.v1.SetInitiativeProjectsRequest\x1a*.cw.store.v1.SetInitiativeProjectsResponse\x12q\n\x16ListInitiativeProjects\x12*.cw.store.v1.ListInitiativeProjectsRequest\x1a+.cw.store.v1.ListInitiativeProjectsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63w/store/v1/project.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x02\n\x07Project\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x16\n\x0e\x64\x65\x66\x61ult_branch\x18\x04 \x01(\t\x12\x33\n\x0flast_fetch_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsync_error\x18\x08 \x01(\t\x12\x33\n\x0fsync_error_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rshared_remote\x18\n \x01(\t\"Q\n\x14\x43reateProjectRequest\x12%\n\x07project\x18\x01 \x01(\x0b\x32\x14.cw.store.v1.Project\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x11GetProjectRequest\x12\n\n\x02id\x18\x01 \x01(\t\"<\n\x13ListProjectsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x14ListProjectsResponse\x12&\n\x08projects\x18\x01 \x03(\x0b\x32\x14.cw.store.v1.Project\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x01\n\x14UpdateProjectRequest\x12%\n\x07project\x18\x01 \x01(\x0b\x32\x14.cw.store.v1.Project\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x14\x44\x65leteProjectRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x1cSetInitiativeProjectsRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\x12\x13\n\x0bproject_ids\x18\x02 \x03(\t\"\x7f\n\x1dSetInitiativeProjectsResponse\x12&\n\x08projects\x18\x01 \x03(\x0b\x32\x14.cw.store.v1.Project\x12\x19\n\x11\x61\x64\x64\x65\x64_project_ids\x18\x02 \x03(\t\x12\x1b\n\x13removed_project_ids\x18\x03 \x03(\t\"6\n\x1dListInitiativeProjectsRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\"H\n\x1eListInitiativeProjectsResponse\x12&\n\x08projects\x18\x01 \x03(\x0b\x32\x14.cw.store.v1.Project2\xec\x04\n\x0eProjectService\x12H\n\rCreateProject\x12!.cw.store.v1.CreateProjectRequest\x1a\x14.cw.store.v1.Project\x12\x42\n\nGetProject\x12\x1e.cw.store.v1.GetProjectRequest\x1a\x14.cw.store.v1.Project\x12S\n\x0cListProjects\x12 .cw.store.v1.ListProjectsRequest\x1a!.cw.store.v1.ListProjectsResponse\x12H\n\rUpdateProject\x12!.cw.store.v1.UpdateProjectRequest\x1a\x14.cw.store.v1.Project\x12J\n\rDeleteProject\x12!.cw.store.v1.DeleteProjectRequest\x1a\x16.google.protobuf.Empty\x12n\n\x15SetInitiativeProjects\x12).cw.store.v1.SetInitiativeProjectsRequest\x1a*.cw.store.v1.SetInitiativeProjectsResponse\x12q\n\x16ListInitiativeProjects\x12*.cw.store.v1.ListInitiativeProjectsRequest\x1a+.cw.store.v1.ListInitiativeProjectsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.project_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PROJECT']._serialized_start=139
-  _globals['_PROJECT']._serialized_end=435
-  _globals['_CREATEPROJECTREQUEST']._serialized_start=437
-  _globals['_CREATEPROJECTREQUEST']._serialized_end=518
-  _globals['_GETPROJECTREQUEST']._serialized_start=520
-  _globals['_GETPROJECTREQUEST']._serialized_end=551
-  _globals['_LISTPROJECTSREQUEST']._serialized_start=553
-  _globals['_LISTPROJECTSREQUEST']._serialized_end=613
-  _globals['_LISTPROJECTSRESPONSE']._serialized_start=615
-  _globals['_LISTPROJECTSRESPONSE']._serialized_end=702
-  _globals['_UPDATEPROJECTREQUEST']._serialized_start=705
-  _globals['_UPDATEPROJECTREQUEST']._serialized_end=873
-  _globals['_DELETEPROJECTREQUEST']._serialized_start=875
-  _globals['_DELETEPROJECTREQUEST']._serialized_end=909
-  _globals['_SETINITIATIVEPROJECTSREQUEST']._serialized_start=911
-  _globals['_SETINITIATIVEPROJECTSREQUEST']._serialized_end=985
-  _globals['_SETINITIATIVEPROJECTSRESPONSE']._serialized_start=987
-  _globals['_SETINITIATIVEPROJECTSRESPONSE']._serialized_end=1114
-  _globals['_LISTINITIATIVEPROJECTSREQUEST']._serialized_start=1116
-  _globals['_LISTINITIATIVEPROJECTSREQUEST']._serialized_end=1170
-  _globals['_LISTINITIATIVEPROJECTSRESPONSE']._serialized_start=1172
-  _globals['_LISTINITIATIVEPROJECTSRESPONSE']._serialized_end=1244
-  _globals['_PROJECTSERVICE']._serialized_start=1247
-  _globals['_PROJECTSERVICE']._serialized_end=1867
+  _globals['_PROJECT']._serialized_end=458
+  _globals['_CREATEPROJECTREQUEST']._serialized_start=460
+  _globals['_CREATEPROJECTREQUEST']._serialized_end=541
+  _globals['_GETPROJECTREQUEST']._serialized_start=543
+  _globals['_GETPROJECTREQUEST']._serialized_end=574
+  _globals['_LISTPROJECTSREQUEST']._serialized_start=576
+  _globals['_LISTPROJECTSREQUEST']._serialized_end=636
+  _globals['_LISTPROJECTSRESPONSE']._serialized_start=638
+  _globals['_LISTPROJECTSRESPONSE']._serialized_end=725
+  _globals['_UPDATEPROJECTREQUEST']._serialized_start=728
+  _globals['_UPDATEPROJECTREQUEST']._serialized_end=896
+  _globals['_DELETEPROJECTREQUEST']._serialized_start=898
+  _globals['_DELETEPROJECTREQUEST']._serialized_end=932
+  _globals['_SETINITIATIVEPROJECTSREQUEST']._serialized_start=934
+  _globals['_SETINITIATIVEPROJECTSREQUEST']._serialized_end=1008
+  _globals['_SETINITIATIVEPROJECTSRESPONSE']._serialized_start=1010
+  _globals['_SETINITIATIVEPROJECTSRESPONSE']._serialized_end=1137
+  _globals['_LISTINITIATIVEPROJECTSREQUEST']._serialized_start=1139
+  _globals['_LISTINITIATIVEPROJECTSREQUEST']._serialized_end=1193
+  _globals['_LISTINITIATIVEPROJECTSRESPONSE']._serialized_start=1195
+  _globals['_LISTINITIATIVEPROJECTSRESPONSE']._serialized_end=1267
+  _globals['_PROJECTSERVICE']._serialized_start=1270
+  _globals['_PROJECTSERVICE']._serialized_end=1890
 # @@protoc_insertion_point(module_scope)

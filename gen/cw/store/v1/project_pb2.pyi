@@ -33,6 +33,7 @@ class Project(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     SYNC_ERROR_FIELD_NUMBER: _builtins.int
     SYNC_ERROR_TIME_FIELD_NUMBER: _builtins.int
+    SHARED_REMOTE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     """One safe path component: letters, digits, `.`, `_`, `-`; no leading `.` or `-`."""
@@ -42,6 +43,12 @@ class Project(_message.Message):
     sync_error: _builtins.str
     """Why the orchestrator cannot clone or fetch the project (it retries on its own back-off);
     empty once a sync works. Written by the orchestrator.
+    """
+    shared_remote: _builtins.str
+    """The git repository every orchestrator keeps this project's task, phase and initiative branches
+    in (a path or URL, checked like `url`), so that a machine's loss loses no pushed commit. Empty:
+    the orchestrator's own clone only (one machine). An orchestrator started with
+    `--shared-remotes` fills it on first use; a person may set it while no agent works on the project.
     """
     @_builtins.property
     def last_fetch_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -67,10 +74,11 @@ class Project(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         sync_error: _builtins.str = ...,
         sync_error_time: _timestamp_pb2.Timestamp | None = ...,
+        shared_remote: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_fetch_time", b"last_fetch_time", "sync_error_time", b"sync_error_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "default_branch", b"default_branch", "id", b"id", "last_fetch_time", b"last_fetch_time", "name", b"name", "sync_error", b"sync_error", "sync_error_time", b"sync_error_time", "update_time", b"update_time", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "default_branch", b"default_branch", "id", b"id", "last_fetch_time", b"last_fetch_time", "name", b"name", "shared_remote", b"shared_remote", "sync_error", b"sync_error", "sync_error_time", b"sync_error_time", "update_time", b"update_time", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

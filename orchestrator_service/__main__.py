@@ -14,7 +14,19 @@ from cw_edge import listen
 from orchestrator_service import server
 from orchestrator_service.agents import sandbox
 from orchestrator_service.agents.providers import provider_table
+from orchestrator_service.cluster import policy
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
+
+MIN_LEASE_TTL = 0.5
+
+
+def shared_remotes(value: str) -> str:
+    """`--shared-remotes`: a directory (made absolute), or the URL under which the repositories are."""
+    if not value:
+        return ""
+    if value.startswith("-"):
+        raise ValueError("--shared-remotes must not start with '-'")
+    return value if "://" in value else str(Path(value).expanduser().resolve())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +55,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the agents run in a sandbox: run Claude Code with IS_SANDBOX=1, which it needs as root",
     )
+    parser.add_argument(
+        "--name",
+        default="",
+        help="this orchestrator's name among those sharing the store (default: HOST:WORKSPACE)",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long this orchestrator's lease outlives its last renewal (renewed every third of it)",
+    )
+    parser.add_argument(
+        "--shared-remotes",
+        default="",
+        metavar="DIR|URL",
+        help="where projects without a shared remote get one: DIR/<project id>.git (made on first use)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
     listen.add_arguments(parser)
     parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
@@ -62,6 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--default-provider {args.default_provider!r} is not a known provider")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
+    if args.lease_ttl < MIN_LEASE_TTL:
+        parser.error(f"--lease-ttl must be at least {MIN_LEASE_TTL:g} seconds")
+    try:
+        args.name = policy.check_name(args.name) if args.name else ""
+        args.shared_remotes = shared_remotes(args.shared_remotes)
+    except ValueError as error:
+        parser.error(str(error))
     refusal = sandbox.startup_refusal(args.default_provider, sandbox.running_as_root(), args.agents_in_sandbox)
     if refusal:
         parser.exit(2, f"cw-orchestrator: {refusal}\n")
@@ -87,6 +124,9 @@ async def serve(args: argparse.Namespace) -> None:
         tls_key=args.tls_key,
         insecure=args.insecure,
         store_tls_ca=args.store_tls_ca,
+        name=args.name,
+        lease_ttl=args.lease_ttl,
+        shared_remotes=args.shared_remotes,
     )
     starting = asyncio.create_task(server.start(config))
     await asyncio.wait([starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

@@ -3,13 +3,18 @@
 ```
  store events --> Feed --> Cache --(changes)--> controllers: agents | tasks | merges
                                                               phases | initiatives | projects
-                                                              conversations
+                                                              conversations | takeovers
+ store leases --> Membership --(peers)--------> takeovers
 ```
 
 Every change to a cached row (read from the store, or answered by the store to our own write)
 is routed to the controllers, each of which queues the keys it cares about. A controller's
 handler decides from the cache alone (pure decisions in dispatch.py and outcomes.py) and writes
 with preconditions; a stale cache costs a retry, never a wrong state.
+
+Several orchestrators may share one store (issue 13): each holds its lease `orchestrator/<name>`
+(cluster/membership.py), runs and settles only its own agents, and takes over the running agents of
+one whose lease lapsed (cluster/takeovers.py).
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 
 from orchestrator_service.cache.feed import Feed
 from orchestrator_service.cache.state import Cache
+from orchestrator_service.cluster.membership import Membership
+from orchestrator_service.cluster.takeovers import TakeoverController
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context, Settings
 from orchestrator_service.controllers.initiatives import InitiativeController
@@ -68,6 +76,9 @@ class Orchestrator:
         self.launches.planners.append(self.planning)
         self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of))
         self.conversations = ConversationController(self.ctx, self.agents, self.launches)
+        self.takeovers = TakeoverController(self.ctx, self.agents)
+        self.membership = Membership(self.ctx.leases, self.writer, settings.name, settings.lease_ttl)
+        self.membership.listeners.append(self.takeovers.on_peers)
         controllers = (
             self.agents,
             self.tasks,
@@ -76,6 +87,7 @@ class Orchestrator:
             self.phases,
             self.initiatives,
             self.conversations,
+            self.takeovers,
         )
         self.cache.listeners += [controller.on_change for controller in controllers]
         self._background: list[asyncio.Task[None]] = []
@@ -95,27 +107,25 @@ class Orchestrator:
             self.phases.queue,
             self.initiatives.queue,
             self.conversations.queue,
+            self.takeovers.queue,
         ]
 
     async def start(self) -> None:
-        """Lists live work (waiting for the store as long as it takes), then runs the controllers
-        and follows the log. Whatever is wrong with one object, start-up goes on: that object's
-        key fails on its own back-off."""
-        backoff = Backoff()
-        while True:
-            try:
-                await self.feed.load()
-                break
-            except grpc.aio.AioRpcError as error:
-                delay = backoff.next_delay()
-                log.warning("store not reachable (%s); retrying in %.1fs", error.code().name, delay)
-                await asyncio.sleep(delay)
+        """Lists live work and takes this orchestrator's lease (waiting for the store as long as it
+        takes), ends what is left here of runs that are no longer its own, then runs the
+        controllers and follows the log. Whatever is wrong with one object, start-up goes on: that
+        object's key fails on its own back-off. Raises NameTaken when another live orchestrator
+        runs under this one's name."""
+        await _until_reachable(self.feed.load)
+        await _until_reachable(self.membership.join)
+        await asyncio.to_thread(self.agents.stops.sweep)
         for queue in self.queues():
             queue.start()
         self._background += [
             asyncio.create_task(self.feed.follow(), name="feed"),
             asyncio.create_task(self.feed.resync_forever(), name="resync"),
             asyncio.create_task(self.agents.watch_forever(), name="watch-agents"),
+            asyncio.create_task(self.membership.run_forever(), name="membership"),
         ]
 
     async def stop(self) -> None:
@@ -126,3 +136,15 @@ class Orchestrator:
                 await task
         for queue in self.queues():
             await queue.stop()
+
+
+async def _until_reachable(step: Callable[[], Awaitable[None]]) -> None:
+    backoff = Backoff()
+    while True:
+        try:
+            await step()
+            return
+        except grpc.aio.AioRpcError as error:
+            delay = backoff.next_delay()
+            log.warning("store not reachable (%s); retrying in %.1fs", error.code().name, delay)
+            await asyncio.sleep(delay)

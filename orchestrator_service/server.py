@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from orchestrator_service.agents.providers import Provider, provider_table
 from orchestrator_service.api.operations import Operations
 from orchestrator_service.api.review import Review
 from orchestrator_service.api.servicer import OrchestratorServicer, error_status
+from orchestrator_service.cluster import policy
+from orchestrator_service.cluster.membership import NameTaken, owner_id
 from orchestrator_service.controllers.context import Settings
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import OrchestratorError
@@ -76,10 +79,23 @@ class Config:
     insecure: bool = False
     # The CA that signed the store's certificate: the store is reached over TLS when given.
     store_tls_ca: Path | None = None
+    # Several orchestrators on one store (issue 13): empty name: HOST:WORKSPACE.
+    name: str = ""
+    lease_ttl: float = 15.0
+    shared_remotes: str = ""
 
-    def settings(self) -> Settings:
+    def settings(self, root: Path) -> Settings:
+        """With this orchestrator's name and its workspace's owner id (made in it on first use)."""
         return Settings(
-            self.providers, self.default_provider, self.max_agents, self.retry_delays, self.agents_in_sandbox
+            self.providers,
+            self.default_provider,
+            self.max_agents,
+            self.retry_delays,
+            self.agents_in_sandbox,
+            name=self.name or policy.default_name(socket.gethostname(), root),
+            owner=owner_id(root),
+            lease_ttl=self.lease_ttl,
+            shared_remotes=self.shared_remotes,
         )
 
 
@@ -124,7 +140,7 @@ async def _serve(config: Config, root: Path, listening: Listening, lock: Process
     tokens = await read_tokens(config.auth_dir)
     store_ca = config.store_tls_ca.read_bytes() if config.store_tls_ca else None
     store = StoreClient(config.store, tokens[Identity.ORCHESTRATOR], store_ca)
-    orchestrator = Orchestrator(store, root, config.settings())
+    orchestrator = Orchestrator(store, root, config.settings(root))
 
     # Callers may be people (the client token) or another orchestrator tool (its own token).
     interceptors = [BearerAuthInterceptor(tokens, _refusal), ParsedRequests(_refusal)]
@@ -140,14 +156,19 @@ async def _serve(config: Config, root: Path, listening: Listening, lock: Process
     except ListenRefused as refused:
         await store.close()
         raise CannotStart(str(refused)) from None
-    await orchestrator.start()
+    try:
+        await orchestrator.start()
+    except NameTaken as taken:
+        await store.close()
+        raise CannotStart(str(taken)) from None
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     lock.announce(f"{listening.host}:{port}")
     scheme = "TLS" if listening.tls else "plaintext"
     log.info(
-        "cw orchestrator listening on %s:%d (%s), store %s, workspace %s",
+        "cw orchestrator %s listening on %s:%d (%s), store %s, workspace %s",
+        orchestrator.ctx.settings.name,
         listening.host,
         port,
         scheme,

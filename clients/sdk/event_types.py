@@ -32,6 +32,8 @@ LIFECYCLE_EVENT_TYPES = (
     "initiative:delivered",
     "project:sync_failed",
     "project:synced",
+    "orchestrator:joined",
+    "agent:taken_over",
 )
 
 # Every store write records `<entity>:created|updated|deleted` for one of these.

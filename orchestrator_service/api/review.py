@@ -45,12 +45,13 @@ class Review:
 
     async def merge_phase(self, phase_id: str) -> phase_pb2.Phase:
         """COMPLETED, or on a conflict IN_PROGRESS with a merge task that resolves it."""
-        async with self.merger.lock(phase_id):
+        phase = await self._in_review(phase_id)
+        async with self.merger.lock(phase.id, phase.initiative_id):
             return await self.merger.merge(await self._in_review(phase_id))
 
     async def request_changes(self, phase_id: str) -> phase_pb2.Phase:
         """One transaction: the revision task with every open comment, the phase IN_PROGRESS."""
-        async with self.merger.lock(phase_id):
+        async with self.merger.lock((await self._in_review(phase_id)).id):
             phase = await self._in_review(phase_id)
             found = await self.store.open_comments(phase.id)
             if not found:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import grpc
@@ -23,21 +22,21 @@ from google.protobuf import field_mask_pb2
 
 from cw.store.v1 import account_pb2, agent_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
-from orchestrator_service.agents import claude_outcome, launcher, process, supervisor
+from orchestrator_service.agents import claude_outcome, launcher, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.controllers.stops import Stops, task_of
 from orchestrator_service.events import event
+from orchestrator_service.git import shared
+from orchestrator_service.git.workspace import task_branch
 from orchestrator_service.writes import Stale, timestamp, update
 
 log = logging.getLogger("cw.orchestrator")
 
 WATCH_SECONDS = 0.2
 SHIP_SECONDS = 1.0
-STOP_GRACE_SECONDS = 5.0
-# How long a stop waits for the very agent it stops to finish starting.
-SPAWN_WAIT_SECONDS = 30.0
 
 # More hooks on settling a run (review/ and conversations/, issue 12): a take-over settles the run
 # itself and says so (a question to another agent, an answer to one); a check may turn the outcome
@@ -58,20 +57,28 @@ class AgentController:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.queue = WorkQueue("agents", self.settle, concurrency=8)
-        self._stopping: set[asyncio.Task[None]] = set()
         # Starts a new CLI session for a run whose resume the CLI could not do (Launches sets it).
         self.new_session: Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[None]] | None = None
         self.extensions: list[SettleExtension] = []
         self.take_overs: list[TakeOver] = []
         self.checks: list[Check] = []
+        self.stops = Stops(ctx)
 
     def on_change(self, change: Change) -> None:
-        if (
-            change.kind == "agent"
-            and change.after is not None
-            and change.after.status == agent_pb2.AGENT_STATUS_RUNNING
-        ):
+        if change.kind != "agent":
+            return
+        after = change.after
+        if after is not None and after.status == agent_pb2.AGENT_STATUS_RUNNING and self.ctx.mine(after):
             self.queue.add(change.id, reset=change.external)
+        if change.before is not None and self._no_longer_ours(change):
+            self.stops.end_leftover(change.before)
+
+    def _no_longer_ours(self, change: Change) -> bool:
+        """Someone else ended or took a run of ours (its process may still work here)."""
+        before, after = change.before, change.after
+        if not change.external or before is None or before.status not in LIVE_AGENT or not self.ctx.mine(before):
+            return False
+        return after is None or after.status not in LIVE_AGENT or not self.ctx.mine(after)
 
     # ---- watching -------------------------------------------------------------------------------
 
@@ -80,7 +87,7 @@ class AgentController:
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             self._reap_children()
-            running = self.ctx.cache.running()
+            running = self.ctx.my_running()
             for agent_id in await asyncio.to_thread(self._ended, running):
                 self.queue.add(agent_id)
             if time.monotonic() - last_ship >= SHIP_SECONDS:
@@ -106,7 +113,7 @@ class AgentController:
 
     async def settle(self, agent_id: str) -> None:
         agent = self.ctx.cache.agents.get(agent_id)
-        if agent is None or agent.status != agent_pb2.AGENT_STATUS_RUNNING:
+        if agent is None or agent.status != agent_pb2.AGENT_STATUS_RUNNING or not self.ctx.mine(agent):
             return
         files = AgentFiles.of(self.ctx.root, agent.id)
         observed = await asyncio.to_thread(supervisor.observe, files, agent.update_time.seconds)
@@ -144,6 +151,35 @@ class AgentController:
             outcome = await asyncio.to_thread(
                 claude_outcome.run_outcome, agent.provider, files, observed.exit_code, self.ctx.clock()
             )
+        await self._publish(agent, task)
+        return await self._settle_outcome(agent, task, outcome)
+
+    async def _publish(self, agent: agent_pb2.Agent, task: task_pb2.Task | None) -> None:
+        """The run's commits go to the shared remote before its settlement is written (git first,
+        store second: no orchestrator merges a task whose branch it cannot see yet). Only while the
+        run is still ours, as stored: one taken over meanwhile is not pushed over its successor."""
+        initiative_id = self.ctx.cache.initiative_id_of(task) if task is not None else ""
+        projects = [p for p in self.ctx.cache.projects_of(initiative_id) if p.shared_remote] if initiative_id else []
+        if task is None or not projects:
+            return
+        fresh = await self.ctx.writer.reread("agent", agent.id)
+        if fresh is None or fresh.status != agent_pb2.AGENT_STATUS_RUNNING or not self.ctx.mine(fresh):
+            raise Stale(f"agent {agent.id} is no longer ours to settle")
+        for project in projects:
+            await asyncio.to_thread(shared.publish_settled, self.ctx.git, project, task_branch(task.id))
+
+    async def settle_lost(self, agent: agent_pb2.Agent, reason: str, note: outcomes.Note) -> None:
+        """The run of an orchestrator that died: settled as a crash, with `note` (takeovers)."""
+        task = await self._task_of(agent)
+        await self._settle_outcome(agent, task, dispatch.AgentOutcome("crash", error=reason), [note])
+
+    async def _settle_outcome(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task | None,
+        outcome: dispatch.AgentOutcome,
+        notes: Sequence[outcomes.Note] = (),
+    ) -> bool:
         for take_over in self.take_overs:
             if await take_over(agent, task, outcome):
                 return True
@@ -156,6 +192,8 @@ class AgentController:
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
         )
+        if notes:
+            settlement = replace(settlement, notes=[*settlement.notes, *notes])
         await self._extended_write(agent, task, outcome, settlement)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
         return True
@@ -179,9 +217,11 @@ class AgentController:
         await write_from(0, settlement)
 
     async def _task_of(self, agent: agent_pb2.Agent) -> task_pb2.Task | None:
-        if not agent.task_id:
-            return None
-        return self.ctx.cache.tasks.get(agent.task_id) or await self.ctx.writer.reread("task", agent.task_id)
+        return await task_of(self.ctx, agent)
+
+    async def stop(self, agent_id: str) -> agent_pb2.Agent:
+        """StopAgent (controllers/stops.py)."""
+        return await self.stops.stop(agent_id)
 
     async def write(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, settlement: outcomes.Settlement) -> None:
         """One transaction: the agent's row, its task's row, the account's rest, their events."""
@@ -195,63 +235,6 @@ class AgentController:
             event(note.type, agent if note.about == "agent" else task, **note.details) for note in settlement.notes
         ]
         await self.ctx.writer.append(notes, requests)
-
-    # ---- a person's stop --------------------------------------------------------------------------
-
-    async def stop(self, agent_id: str) -> agent_pb2.Agent:
-        """StopAgent: the agent is STOPPED and its task BLOCKED (not retried automatically), then its
-        process group gets SIGTERM, and SIGKILL after a grace period."""
-        for _ in range(3):
-            agent = await self.ctx.store.get_agent(agent_id)
-            spawning = self.ctx.spawning.get(agent.task_id)
-            if spawning is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(spawning.wait(), SPAWN_WAIT_SECONDS)
-                agent = await self.ctx.store.get_agent(agent_id)
-            if agent.status not in LIVE_AGENT:
-                return agent
-            task = await self._task_of(agent)
-            requests = [
-                update(
-                    agent,
-                    status=agent_pb2.AGENT_STATUS_STOPPED,
-                    outcome=agent_pb2.AGENT_OUTCOME_STOPPED,
-                    result=json.dumps({"status": "stopped"}),
-                )
-            ]
-            notes = [event("agent:stopped", agent, outcome="AGENT_OUTCOME_STOPPED")]
-            if task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS:
-                requests.append(
-                    update(task, status=task_pb2.TASK_STATUS_BLOCKED, reason="its agent was stopped by a person")
-                )
-                notes.append(event("task:blocked", task, reason="agent stopped"))
-            try:
-                answer = await self.ctx.writer.append(notes, requests)
-            except Stale:
-                continue
-            self._terminate_later(agent)
-            return answer.rows[0].agent
-        return await self.ctx.store.get_agent(agent_id)
-
-    def _terminate_later(self, agent: agent_pb2.Agent) -> None:
-        files = AgentFiles.of(self.ctx.root, agent.id)
-        child = self.ctx.children.get(agent.id)
-        # A shim this process started leads its own group even before it recorded itself.
-        pgid = child.pid if child is not None and child.poll() is None else supervisor.live_process_group(files)
-        stopping = asyncio.create_task(self._terminate(agent, pgid))
-        self._stopping.add(stopping)
-        stopping.add_done_callback(self._stopping.discard)
-
-    async def _terminate(self, agent: agent_pb2.Agent, pgid: int | None) -> None:
-        if pgid is not None:
-            process.signal_group(pgid, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            while time.monotonic() < deadline and process.start_time(pgid) is not None:
-                await asyncio.sleep(0.1)
-            process.signal_group(pgid, signal.SIGKILL)
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            await self.ctx.shipper.ship(agent, final=True)
-        await asyncio.to_thread(launcher.remove_credentials, AgentFiles.of(self.ctx.root, agent.id))
 
 
 def _rest_account(account_id: str, until: datetime) -> account_pb2.UpdateAccountRequest:

@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cw.store.v1 import agent_pb2
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.cache.state import Cache
+from orchestrator_service.cluster import policy
+from orchestrator_service.cluster.leases import Leases, MergeLocks
+from orchestrator_service.cluster.policy import Peers
 from orchestrator_service.controllers.output import OutputShipper
 from orchestrator_service.git.workspace import Workspace
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
@@ -31,6 +35,12 @@ class Settings:
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     # Claude Code runs with IS_SANDBOX=1 (CONTRACT.md, `--agents-in-sandbox`).
     agents_in_sandbox: bool = False
+    # Several orchestrators on one store (issue 13): this one's name (`--name`), the owner id its
+    # leases carry (its workspace's), their ttl, and where new shared remotes go (`--shared-remotes`).
+    name: str = ""
+    owner: str = ""
+    lease_ttl: float = 15.0
+    shared_remotes: str = ""
 
 
 @dataclass
@@ -48,6 +58,21 @@ class Context:
     # Tasks whose run is being started right now, by task id: set once the process runs and its
     # pid is recorded (or the start failed), so a stop of that very agent lands after it.
     spawning: dict[str, asyncio.Event] = field(default_factory=dict)
+    # The other orchestrators, as their leases said last (cluster/membership.py keeps it current).
+    peers: Peers = field(default_factory=Peers)
+    leases: Leases = field(init=False)
+    locks: MergeLocks = field(init=False)
 
     def __post_init__(self) -> None:
         self.git = Workspace(self.root)
+        self.leases = Leases(self.store, self.settings.owner or self.settings.name)
+        self.locks = MergeLocks(self.leases, self.settings.lease_ttl)
+        self.peers = Peers(self.settings.name)
+
+    def mine(self, agent: agent_pb2.Agent) -> bool:
+        """This orchestrator runs the agent: it watches and settles it."""
+        return policy.is_mine(agent, self.settings.name)
+
+    def my_running(self) -> list[agent_pb2.Agent]:
+        """The running agents this orchestrator supervises: what counts against `--max-agents`."""
+        return [agent for agent in self.cache.running() if self.mine(agent)]

@@ -127,9 +127,9 @@ class Launches:
 
     async def _prepare_branches(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative) -> None:
         """A task outside any phase may be the first work on a project: clone it if need be."""
-        for project in self.ctx.cache.projects_of(initiative.id):
+        for listed in self.ctx.cache.projects_of(initiative.id):
             try:
-                await self.projects.sync(project)
+                project = await self.projects.sync(listed)
             except ProjectUnavailable as error:
                 raise CannotStartYet(str(error)) from error
             await asyncio.to_thread(branches.prepare_task_branch, self.ctx.git, project, initiative, task)
@@ -174,6 +174,7 @@ class Launches:
                 account_id=account_id,
                 status=agent_pb2.AGENT_STATUS_RUNNING,
                 mode=agent_pb2.AgentMode.Value(f"AGENT_MODE_{mode.upper()}"),
+                orchestrator=self.ctx.settings.name,
             )
             started = update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS, reason=None, next_attempt_time=None)
             try:
@@ -204,10 +205,7 @@ class Launches:
         closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
-            await asyncio.to_thread(supervisor.make_private_dirs, files)
-            if initiative is not None:
-                for project in self.ctx.cache.projects_of(initiative.id):
-                    await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
+            await self._worktrees(files, task, initiative)
             run = await self.run_input(agent, task)
             mode = dispatch.agent_mode(task)
             launch = launcher.Launch(
@@ -220,6 +218,26 @@ class Launches:
             current = self.ctx.cache.tasks.get(task.id)
             await self.agents.write(agent, current, outcomes.never_started(current, reason))
             raise
+
+    async def _worktrees(
+        self, files: AgentFiles, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None
+    ) -> None:
+        """The agent's private directory, with a worktree of each project on the task's branch."""
+        await asyncio.to_thread(supervisor.make_private_dirs, files)
+        if initiative is not None:
+            for project in self.ctx.cache.projects_of(initiative.id):
+                await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
+
+    async def adopt(self, agent: agent_pb2.Agent, task: task_pb2.Task | None) -> None:
+        """An agent that last ran under another orchestrator, resumed here: its task's branches as
+        the shared remote holds them, and its worktrees on them (its CLI session stayed on the
+        other machine: Claude Code then starts a new one with the task and the answers)."""
+        if agent.orchestrator in ("", self.ctx.settings.name) or task is None:
+            return
+        initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
+        if initiative is not None:
+            await self._prepare_branches(task, initiative)
+        await self._worktrees(AgentFiles.of(self.ctx.root, agent.id), task, initiative)
 
     async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
         """The task's prompt: a planner's, or the task description with its dependencies' summaries."""
@@ -246,7 +264,15 @@ class Launches:
         await asyncio.to_thread(files.archive_session)
         await asyncio.to_thread(launcher.write_answers, files, continued.answers)
         started = update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS, reason=None, next_attempt_time=None)
-        claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, outcome=None, error=None, exit_code=None, pid=None)
+        claim = update(
+            agent,
+            status=agent_pb2.AGENT_STATUS_RUNNING,
+            outcome=None,
+            error=None,
+            exit_code=None,
+            pid=None,
+            orchestrator=self.ctx.settings.name or None,
+        )
         try:
             answer = await self.ctx.writer.append(
                 [event("task:dispatched", task, agent_name=agent.name, account_id=agent.account_id or None)],
@@ -296,10 +322,17 @@ class Launches:
         if blocked:
             raise CannotStartYet(blocked)
         files = AgentFiles.of(self.ctx.root, agent.id)
+        await self.adopt(agent, task)
         await asyncio.to_thread(supervisor.make_private_dirs, files)
         await asyncio.to_thread(files.archive_session)
         await asyncio.to_thread(launcher.write_answers, files, answers)
-        claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, pending_questions=None, outcome=None)
+        claim = update(
+            agent,
+            status=agent_pb2.AGENT_STATUS_RUNNING,
+            pending_questions=None,
+            outcome=None,
+            orchestrator=self.ctx.settings.name or None,
+        )
         claimed = (await self.ctx.writer.append([], [claim])).rows[0].agent
         secrets = await self.secrets_for(claimed.account_id, provider)
         mode = agent_pb2.AgentMode.Name(claimed.mode).removeprefix("AGENT_MODE_").lower()

@@ -3,9 +3,11 @@ stored (`merge_time`), never kept in memory.
 
 Git first, store second: if the orchestrator dies in between, the task is still COMPLETED and
 unmerged in the store, the merge is found already done in git (`is_merged`), and only the fact is
-written. A conflict leaves the target as it was and gives the task a merge task, whose agent
-resolves it (review/repair.py); the task's merge waits for that one's. Work already merged is never
-touched.
+written. Several orchestrators: one at a time merges into a branch (the lease `merge/<phase or
+initiative id>`, cluster/leases.py); it pulls the branches from the shared remote first and
+publishes the target before the fact is written, so whoever merges next starts from it.
+A conflict leaves the target as it was and gives the task a merge task, whose agent resolves it
+(review/repair.py); the task's merge waits for that one's. Work already merged is never touched.
 Once the work is in the initiative branch (a phase-less task's merge, or MergePhase for a
 phase's tasks), the task's worktrees go (their commits are on the branch); the agents' control
 files and logs stay.
@@ -19,14 +21,18 @@ import logging
 from cw.store.v1 import initiative_pb2, project_pb2, task_pb2
 from orchestrator_service import dispatch, faults
 from orchestrator_service.cache.state import ACTIVE_PHASE, Change, is_merged
+from orchestrator_service.cluster.leases import Busy
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.git import branches
+from orchestrator_service.git import branches, shared
 from orchestrator_service.git.workspace import MergeResult, task_branch
 from orchestrator_service.review.repair import Repair
 from orchestrator_service.writes import Stale
 
 log = logging.getLogger("cw.orchestrator")
+
+# How soon a merge into a branch another orchestrator merges into now is tried again.
+BUSY_RETRY_SECONDS = 0.5
 
 
 class MergeController:
@@ -52,6 +58,19 @@ class MergeController:
         return not task.phase_id or (phase is not None and phase.status in ACTIVE_PHASE)
 
     async def merge(self, task_id: str) -> None:
+        cache = self.ctx.cache
+        task = cache.tasks.get(task_id)
+        if task is None or not self.wants_merge(task):
+            return
+        target = task.phase_id or cache.initiative_id_of(task)
+        try:
+            async with self.ctx.locks.hold(target):
+                await self._merge(task_id)
+        except Busy:
+            self.queue.add(task_id, delay=BUSY_RETRY_SECONDS)
+
+    async def _merge(self, task_id: str) -> None:
+        """Under the target's merge lock: the task is looked at again as it is now."""
         cache = self.ctx.cache
         task = cache.tasks.get(task_id)
         if task is None or not self.wants_merge(task):
@@ -86,12 +105,17 @@ class MergeController:
         target = branches.base_branch(task, initiative)
         if not await asyncio.to_thread(git.exists, project.id):
             return None
+        await asyncio.to_thread(shared.pull, git, project, target, source)
         if not await asyncio.to_thread(git.branch_exists, project.id, source):
             return None
         if await asyncio.to_thread(git.is_merged, project.id, source, target):
+            await asyncio.to_thread(shared.publish, git, project, target)  # a merge made, never pushed
             return None
         message = f"Merge task {task.name!r} ({task.id})"
-        return await asyncio.to_thread(git.merge, project.id, target, source, message)
+        result = await asyncio.to_thread(git.merge, project.id, target, source, message)
+        if result.merged:
+            await asyncio.to_thread(shared.publish, git, project, target)
+        return result
 
     async def _conflict(
         self,

@@ -78,9 +78,9 @@ class PhaseController:
         if initiative is None or not projects:
             await self._note(phase, NO_PROJECTS)
             return
-        for project in projects:
+        for listed in projects:
             try:
-                await self.projects.sync(project, fresh=True)
+                project = await self.projects.sync(listed, fresh=True)
             except ProjectUnavailable as error:
                 await self._note(phase, str(error))
                 raise

@@ -16,6 +16,7 @@ from orchestrator_service.cache.state import Change
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.events import event
+from orchestrator_service.git import shared
 from orchestrator_service.git.repo import GitError
 from orchestrator_service.paths import UnsafeName, redact, safe_component
 from orchestrator_service.writes import Stale, update
@@ -47,9 +48,30 @@ class ProjectController:
         if project is not None and project.sync_error:
             await self.sync(project, fresh=True)
 
-    async def sync(self, project: project_pb2.Project, fresh: bool = False) -> None:
+    async def sync(self, project: project_pb2.Project, fresh: bool = False) -> project_pb2.Project:
         """Clones (or, when `fresh`, fetches) the project; raises ProjectUnavailable and records the
-        error when it cannot."""
+        error when it cannot. Returns the project as it is now: with its shared remote, once this
+        orchestrator (given `--shared-remotes`) gave it one."""
+        project = await self._shared(project)
+        await self._sync(project, fresh)
+        return self.ctx.cache.projects.get(project.id, project)
+
+    async def _shared(self, project: project_pb2.Project) -> project_pb2.Project:
+        """A project without a shared remote gets `<--shared-remotes>/<project id>.git`, stored, so
+        that every orchestrator uses the same one (a person may have set another already)."""
+        base = self.ctx.settings.shared_remotes
+        current = self.ctx.cache.projects.get(project.id, project)
+        if not base or current.shared_remote:
+            return current
+        try:
+            remote = shared.remote_for(base, project.id)
+            answer = await self.ctx.writer.append([], [update(current, shared_remote=remote)])
+        except Stale:
+            return self.ctx.cache.projects.get(project.id, project)
+        stored: project_pb2.Project = answer.rows[0].project
+        return stored
+
+    async def _sync(self, project: project_pb2.Project, fresh: bool) -> None:
         async with self._locks[project.id]:
             recent = time.monotonic() - self._synced_at.get(project.id, -FRESH_SECONDS) < FRESH_SECONDS
             if await asyncio.to_thread(self.ctx.git.exists, project.id) and (recent or not fresh):

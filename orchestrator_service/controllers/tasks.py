@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from cw.store.v1 import phase_pb2, task_pb2
+from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
-from orchestrator_service.cache.state import Change
+from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import CannotStartYet, Launches
 from orchestrator_service.controllers.queue import WorkQueue
@@ -56,7 +56,7 @@ class TaskController:
         task = cache.tasks.get(task_id)
         if task is None or task.status != task_pb2.TASK_STATUS_IN_PROGRESS:
             return
-        if cache.live_agents_of(task_id) or task_id in self.starting:
+        if cache.live_agents_of(task_id) or task_id in self.starting or await self._has_live_agent(task_id):
             return
         values, note = outcomes.orphaned(task, self.ctx.clock(), self.ctx.settings.retry_delays)
         try:
@@ -65,10 +65,21 @@ class TaskController:
             return  # the re-read row is queued again if it still needs us
         log.info("task %s was in progress without a live agent: %s", task_id, note.type)
 
+    async def _has_live_agent(self, task_id: str) -> bool:
+        """The store's word before a task is declared orphaned: another orchestrator's start makes
+        the task IN_PROGRESS and its agent in one transaction, but the cache reads the two rows one
+        after the other. A live agent found is cached (so the task is not looked at again for it)."""
+        store = self.ctx.store
+        request = agent_pb2.ListAgentsRequest(task_id=task_id, statuses=LIVE_AGENT)
+        live = await store.list_all(store.agents.ListAgents, request, "agents")
+        for agent in live:
+            self.ctx.cache.put("agent", agent)
+        return bool(live)
+
     # ---- what starts now ------------------------------------------------------------------------
 
     async def dispatch(self, _key: str) -> None:
-        capacity = self.ctx.settings.max_agents - len(self.ctx.cache.running()) - len(self.starting)
+        capacity = self.ctx.settings.max_agents - len(self.ctx.my_running()) - len(self.starting)
         if capacity <= 0:
             return
         failing = self.starts.failing()
@@ -103,7 +114,7 @@ class TaskController:
         self.starting.add(task_id)
         try:
             others = len(self.starting) - 1
-            if len(self.ctx.cache.running()) + others >= self.ctx.settings.max_agents:
+            if len(self.ctx.my_running()) + others >= self.ctx.settings.max_agents:
                 return
             task = next((ready for ready in self.ready(busy=False) if ready.id == task_id), None)
             if task is None:

@@ -89,9 +89,15 @@ class ConversationController:
             if step.action == decide.ANSWER:
                 await self._answer(conversation, answerer, step.text)
             elif step.action == decide.RESUME and asker is not None and answerer is not None:
+                if self._elsewhere(answerer):
+                    return
                 await self._resume_answerer(conversation, asker, answerer, task)
         except Stale:
             return  # the rows read again are queued again
+
+    def _elsewhere(self, agent: agent_pb2.Agent) -> bool:
+        """Another live orchestrator ran the agent: it resumes it, in the CLI session it keeps."""
+        return not self.ctx.mine(agent) and self.ctx.peers.alive(agent.orchestrator)
 
     async def _read(self, conversation_id: str) -> conversation_pb2.Conversation | None:
         return await self._stored("conversation", conversation_id)  # type: ignore[no-any-return]
@@ -148,6 +154,7 @@ class ConversationController:
             await self._answer(conversation, answerer, f"{decide.CW_SAYS}{answerer.name} cannot run now: {blocked}")
             return
         files = AgentFiles.of(self.ctx.root, answerer.id)
+        await self.launches.adopt(answerer, task)
         await asyncio.to_thread(files.archive_session)
         await asyncio.to_thread(launcher.write_answers, files, {})
         claim = [
@@ -158,6 +165,7 @@ class ConversationController:
                 outcome=None,
                 pending_questions=None,
                 error=None,
+                orchestrator=self.ctx.settings.name or None,
             )
         ]
         if task is not None:
@@ -191,7 +199,7 @@ class ConversationController:
         asker = await self._agent(conversation.from_agent_id)
         if asker is None or asker.status != agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT:
             return
-        if conversation.id not in decide.asks_an_agent(asker):
+        if conversation.id not in decide.asks_an_agent(asker) or self._elsewhere(asker):
             return
         task = await self._task(asker.task_id) if asker.task_id else None
         try:

@@ -1,7 +1,8 @@
 """Which branch each piece of work lives on, and getting those branches ready in every project.
 
-Fetching is the projects controller's job (it happens when a phase starts, not per task); these
-functions work on the clone as it is.
+Fetching the project's own repository is the projects controller's job (it happens when a phase
+starts, not per task). cw's own branches come from the project's shared remote when it has one
+(git/shared.py): pulled before they are built on, published when made here.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cw.store.v1 import initiative_pb2, project_pb2, task_pb2
-from orchestrator_service.git import conflicts
+from orchestrator_service.git import conflicts, shared
 from orchestrator_service.git.repo import check_branch
 from orchestrator_service.git.workspace import Workspace, phase_branch, task_branch
 from orchestrator_service.paths import safe_component
@@ -25,27 +26,34 @@ def default_branch(project: project_pb2.Project) -> str:
 
 
 def ensure_initiative_branch(
-    git: Workspace, project: project_pb2.Project, initiative: initiative_pb2.Initiative
+    git: Workspace, project: project_pb2.Project, initiative: initiative_pb2.Initiative, *, pulled: bool = False
 ) -> None:
     """The initiative branch, from the project's default branch as last fetched."""
-    git.ensure_branch(project.id, check_branch(initiative.branch), f"refs/remotes/origin/{default_branch(project)}")
+    start = f"refs/remotes/origin/{default_branch(project)}"
+    shared.ensure_shared_branch(git, project, check_branch(initiative.branch), start, pulled=pulled)
 
 
 def ensure_phase_branch(
     git: Workspace, project: project_pb2.Project, initiative: initiative_pb2.Initiative, phase_id: str
 ) -> None:
     ensure_initiative_branch(git, project, initiative)
-    git.ensure_branch(project.id, phase_branch(phase_id), f"refs/heads/{check_branch(initiative.branch)}")
+    start = f"refs/heads/{check_branch(initiative.branch)}"
+    shared.ensure_shared_branch(git, project, phase_branch(phase_id), start)
 
 
 def prepare_task_branch(
     git: Workspace, project: project_pb2.Project, initiative: initiative_pb2.Initiative, task: task_pb2.Task
 ) -> None:
-    """Rule 4 lives in `Workspace.prepare_task_branch`: a branch with commits is continued, never reset."""
-    ensure_initiative_branch(git, project, initiative)
+    """Rule 4 lives in `Workspace.prepare_task_branch`: a branch with commits is continued, never
+    reset; with a shared remote, the task's branch as the last settled run pushed it (wherever it
+    ran) is the one continued."""
     base = base_branch(task, initiative)
+    sources = [task_branch(task.merge_source_task_id)] if task.merge_source_task_id else []
+    shared.pull(git, project, check_branch(initiative.branch), base, task_branch(task.id), *sources)
+    ensure_initiative_branch(git, project, initiative, pulled=True)
     if task.phase_id:
-        git.ensure_branch(project.id, base, f"refs/heads/{check_branch(initiative.branch)}")
+        start = f"refs/heads/{check_branch(initiative.branch)}"
+        shared.ensure_shared_branch(git, project, base, start, pulled=True)
     if task.merge_source_task_id or task.merge_source_phase_id:
         start, merge_in = merge_sides(git, project, initiative, task)
         message = f"Merge {merge_in} into {start}: the conflicts are left for the merge agent"

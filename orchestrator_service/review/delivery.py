@@ -19,7 +19,7 @@ from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController, ProjectUnavailable
 from orchestrator_service.errors import NotAllowedNow
 from orchestrator_service.events import event
-from orchestrator_service.git import delivery
+from orchestrator_service.git import delivery, shared
 from orchestrator_service.git.repo import check_branch
 from orchestrator_service.paths import redact
 from orchestrator_service.review.views import project_diff_message
@@ -45,7 +45,7 @@ class Delivery:
         branch = check_branch(initiative.branch)
         response = orchestrator_pb2.GetInitiativeDiffResponse()
         for project in await self.ctx.store.projects_of(initiative.id):
-            await self._fetch(project)
+            await self._fetch(project, branch)
             found = await asyncio.to_thread(
                 delivery.initiative_diff, self.ctx.git, project.id, branch, project.default_branch or "main"
             )
@@ -60,7 +60,7 @@ class Delivery:
             branch = check_branch(initiative.branch)
             pushed: dict[str, str] = {}
             for project in await self.ctx.store.projects_of(initiative.id):
-                await self._fetch(project)
+                await self._fetch(project, branch)
                 if not await asyncio.to_thread(self.ctx.git.branch_exists, project.id, branch):
                     continue
                 try:
@@ -72,9 +72,11 @@ class Delivery:
                 pushed[project.id] = done.commit
             return await self._completed(initiative_id, branch, pushed)
 
-    async def _fetch(self, project: project_pb2.Project) -> None:
+    async def _fetch(self, project: project_pb2.Project, branch: str) -> None:
+        """The project's repository fetched, and the initiative branch as the shared remote has it."""
         try:
-            await self.projects.sync(project, fresh=True)
+            current = await self.projects.sync(project, fresh=True)
+            await asyncio.to_thread(shared.pull, self.ctx.git, current, branch)
         except ProjectUnavailable as error:
             raise NotAllowedNow(str(error), "PROJECT_UNAVAILABLE") from None
 

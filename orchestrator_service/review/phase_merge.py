@@ -6,21 +6,26 @@ Refs come only from the orchestrator's own records, verified against git: the ph
 from the phase id, and a recorded `merge_base` must be a commit of the project that the phase
 branch descends from. A forged base (git's empty tree, another repository's commit) is refused,
 never diffed. A conflict leaves the conflicting project's initiative branch as it was and gives the
-phase a merge task; nothing merged is ever undone.
+phase a merge task; nothing merged is ever undone. With a shared remote, both branches are pulled
+before they are read, and the initiative branch published after each merge, before the phase is
+written COMPLETED. A merge holds the merge locks of the phase and of its initiative
+(`Context.locks`), so only one orchestrator merges into them at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from cw.store.v1 import event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
+from orchestrator_service.cluster.leases import Busy
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.errors import NotAllowedNow
 from orchestrator_service.events import event
+from orchestrator_service.git import shared
 from orchestrator_service.git.repo import GitError, check_branch
 from orchestrator_service.git.workspace import Diff, phase_branch, task_branch
 from orchestrator_service.review import merge_tasks
@@ -46,15 +51,31 @@ def format_merge_base(bases: dict[str, str]) -> str:
     return json.dumps(bases, sort_keys=True)
 
 
+# How long MergePhase and RequestChanges wait for another orchestrator merging into the same branches.
+LOCK_WAIT_SECONDS = 30.0
+
+
 class PhaseMerger:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.git = ctx.git
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    def lock(self, phase_id: str) -> asyncio.Lock:
-        """Held while a phase is merged or sent back: one of them at a time."""
-        return self._locks[phase_id]
+    @contextlib.asynccontextmanager
+    async def lock(self, *target_ids: str) -> AsyncIterator[None]:
+        """The merge locks of a phase (merged or sent back: one of them at a time) and, to merge it,
+        of its initiative, on any orchestrator, in that order; NotAllowedNow (MERGE_BUSY) when
+        another orchestrator keeps one past LOCK_WAIT_SECONDS."""
+        try:
+            async with self.ctx.locks.hold(*target_ids, wait=LOCK_WAIT_SECONDS):
+                yield
+        except Busy as busy:
+            raise NotAllowedNow(f"{busy}; try again", "MERGE_BUSY") from None
+
+    async def _pull(self, project: project_pb2.Project, initiative: initiative_pb2.Initiative, phase_id: str) -> None:
+        if await asyncio.to_thread(self.git.exists, project.id):
+            await asyncio.to_thread(
+                shared.pull, self.git, project, check_branch(initiative.branch), phase_branch(phase_id)
+            )
 
     # ---- diffs ----------------------------------------------------------------------------------
 
@@ -64,6 +85,7 @@ class PhaseMerger:
         initiative = await store.get_initiative(phase.initiative_id)
         found = []
         for project in await store.projects_of(initiative.id):
+            await self._pull(project, initiative, phase.id)
             diff = await asyncio.to_thread(self._project_diff, project, initiative, phase)
             if diff is not None:
                 found.append((project, diff))
@@ -119,11 +141,13 @@ class PhaseMerger:
         """Merges the phase into the initiative branch and sets it COMPLETED, with `requests` and
         `notes` in the same write; on a conflict, the phase gets a merge task instead (and is
         IN_PROGRESS until its work is merged). Records merge_base first, so a retried merge
-        rebuilds the same diff. The caller holds `lock(phase.id)`."""
+        rebuilds the same diff. The caller holds `lock(phase.id, phase.initiative_id)`."""
         store = self.ctx.store
         initiative = await store.get_initiative(phase.initiative_id)
         projects = await store.projects_of(initiative.id)
         target = check_branch(initiative.branch)
+        for project in projects:
+            await self._pull(project, initiative, phase.id)
         bases = await asyncio.to_thread(self._bases, phase, target, projects)
         if bases and format_merge_base(bases) != phase.merge_base:
             answer = await self.ctx.writer.append([], [update(phase, merge_base=format_merge_base(bases))])
@@ -137,6 +161,7 @@ class PhaseMerger:
             if not result.merged:
                 conflict = merge_tasks.Conflict(project.name, result.conflicts, target)
                 return await self._conflict(phase, project.id, conflict, requests=requests, notes=notes)
+            await asyncio.to_thread(shared.publish, self.git, project, target)
             commits[project.id] = result.commit
         task_ids = [task.id for task in self.ctx.cache.tasks_of(phase.id)]
         done = update(phase, status=phase_pb2.PHASE_STATUS_COMPLETED, merge_commits=commits, reason=None)

@@ -49,7 +49,7 @@ class Repair:
         if phase is not None and all(
             t.id == task.id or (t.status == task_pb2.TASK_STATUS_COMPLETED and is_merged(t)) for t in others
         ):
-            async with self.merger.lock(phase.id):
+            async with self.merger.lock(phase.initiative_id):  # the phase's own: its task's merge holds it
                 await self.merger.merge(phase, requests, notes)
             return
         await self.ctx.writer.append(notes, requests)

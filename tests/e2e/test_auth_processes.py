@@ -119,8 +119,10 @@ def test_both_services_over_tls(tmp_path: Path) -> None:
         plain = StoreClient(store.address, token_file=token_file)
         with pytest.raises(grpc.RpcError):  # a plaintext client gets no answer from a TLS port
             plain.projects.ListProjects(project_pb2.ListProjectsRequest(), timeout=2)
-        # The orchestrator reaches the store over TLS: its event stream replays the store's log.
+        # The orchestrator reaches the store over TLS: its event stream replays the store's log
+        # (after the orchestrator's own `orchestrator:joined`, recorded when it took its lease).
         events = OrchestratorClient(orchestrator.address, token_file=token_file, tls_ca=cert).events()
+        assert next(events).type == "orchestrator:joined"
         assert next(events).type == "project:created"
     finally:
         for service in (orchestrator, store):

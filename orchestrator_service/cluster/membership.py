@@ -1,0 +1,114 @@
+"""This orchestrator's lease `orchestrator/<name>`, and what the others' leases say.
+
+It is taken at start (waiting, for as long as one ttl, for a lease this orchestrator's name still
+holds under another owner to lapse), renewed every third of its ttl, and taken again when it lapsed
+(the store was out of reach longer than the ttl; other orchestrators may have taken its runs over
+meanwhile, and it ends what is left of them as their rows say: controllers/agents.py). Every round
+also reads every orchestrator's lease, so the takeovers controller knows which ones died.
+
+The owner written on the lease is the workspace's own id (`orchestrator.id` in it, made once): a
+restarted orchestrator takes its lease back at once, while another one given the same `--name`
+elsewhere is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from orchestrator_service.cluster import policy
+from orchestrator_service.cluster.leases import LeaseHeld, LeaseLost, Leases
+from orchestrator_service.cluster.policy import Peers
+from orchestrator_service.events import event
+from orchestrator_service.writes import Writer
+
+log = logging.getLogger("cw.orchestrator")
+
+OWNER_FILE = "orchestrator.id"
+
+
+class NameTaken(Exception):
+    """Another live orchestrator holds this orchestrator's name."""
+
+
+def owner_id(workspace: Path) -> str:
+    """The workspace's id, made on first use and kept in it."""
+    path = workspace / OWNER_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        workspace.mkdir(parents=True, exist_ok=True)
+        owner = secrets.token_hex(8)
+        path.write_text(owner + "\n")
+        return owner
+
+
+class Membership:
+    def __init__(self, leases: Leases, writer: Writer, name: str, ttl: float) -> None:
+        self.leases = leases
+        self.writer = writer
+        self.name = name
+        self.ttl = ttl
+        self.peers = Peers(name)
+        self.listeners: list[Callable[[Peers], None]] = []
+
+    @property
+    def lease(self) -> str:
+        return policy.lease_name(self.name)
+
+    async def join(self) -> None:
+        """Takes this orchestrator's lease; waits out one held under another owner for as long as
+        it could still be a previous run's, then gives up (NameTaken)."""
+        deadline = asyncio.get_running_loop().time() + 2 * self.ttl + 1
+        while True:
+            try:
+                await self.leases.acquire(self.lease, self.ttl)
+                break
+            except LeaseHeld as held:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise NameTaken(
+                        f"another orchestrator runs as {self.name!r} ({held}): give this one another --name"
+                    ) from None
+                log.warning("waiting for lease %s: %s", self.lease, held)
+                await asyncio.sleep(self.ttl / 3)
+        await self._joined(lapsed=False)
+        await self.refresh()
+
+    async def _joined(self, lapsed: bool) -> None:
+        note = event("orchestrator:joined", None, name=self.name, ttl_seconds=self.ttl, lapsed=lapsed or None)
+        await self.writer.append([note])
+        log.info(
+            "orchestrator %s holds its lease (ttl %gs)%s", self.name, self.ttl, ", after it lapsed" if lapsed else ""
+        )
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.keep()
+                await self.refresh()
+            except grpc.aio.AioRpcError as error:
+                log.warning("lease %s: the store is not reachable (%s)", self.lease, error.code().name)
+
+    async def keep(self) -> None:
+        try:
+            await self.leases.renew(self.lease, self.ttl)
+        except LeaseLost as lost:
+            log.warning("lease %s lapsed (%s): taking it again", self.lease, lost)
+            try:
+                await self.leases.acquire(self.lease, self.ttl)
+            except LeaseHeld as held:
+                log.error("lease %s is held by another orchestrator of the same name: %s", self.lease, held)
+                return
+            await self._joined(lapsed=True)
+
+    async def refresh(self) -> None:
+        leases, read_time = await self.leases.listing(policy.ORCHESTRATOR_LEASES)
+        self.peers = policy.peers_from(self.name, leases, read_time)
+        for listener in self.listeners:
+            listener(self.peers)

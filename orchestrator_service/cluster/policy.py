@@ -1,0 +1,102 @@
+"""Pure decisions of orchestrators that share a store: names, whose agent is whose, which
+orchestrators live (their leases, by the store's clock), which runs another must take over.
+
+No I/O: membership.py reads the leases, the takeovers controller acts on what this decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cw.store.v1 import agent_pb2, lease_pb2
+
+ORCHESTRATOR_LEASES = "orchestrator/"
+MERGE_LEASES = "merge/"
+# Printable, no spaces: it shows in `cw` tables and lease names.
+_NAME = re.compile(r"[A-Za-z0-9._:/@+-]{1,100}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+-]")
+
+
+def check_name(name: str) -> str:
+    """An orchestrator's `--name`; ValueError saying what is wrong with it."""
+    if not _NAME.fullmatch(name):
+        raise ValueError("an orchestrator's name is 1 to 100 letters, digits and . _ : / @ + -")
+    return name
+
+
+def default_name(host: str, workspace: Path) -> str:
+    """`<host>:<workspace>`: unique per machine and workspace (one orchestrator per workspace), and
+    the same across restarts, so a restarted orchestrator finds its own agents."""
+    name = _UNSAFE.sub("_", f"{host or 'localhost'}:{workspace}")
+    if len(name) <= 100:
+        return name
+    digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
+    return f"{_UNSAFE.sub('_', host)[:80]}:{digest}"
+
+
+def lease_name(orchestrator: str) -> str:
+    return ORCHESTRATOR_LEASES + orchestrator
+
+
+def merge_lease(target_id: str) -> str:
+    """Held while merging into the branch of this phase or initiative (or sending the phase back)."""
+    return MERGE_LEASES + target_id
+
+
+def is_mine(agent: agent_pb2.Agent, me: str) -> bool:
+    """The orchestrator that runs an agent supervises it; agents recorded before orchestrators had
+    names belong to whichever runs them now (one orchestrator, as it was then)."""
+    return agent.orchestrator in ("", me)
+
+
+@dataclass(frozen=True)
+class Peers:
+    """Which orchestrators live, as their leases said when last read. Before the first read
+    (`known` False) every orchestrator counts as alive: nothing is taken over on a guess."""
+
+    me: str = ""
+    live: frozenset[str] = frozenset()
+    known: bool = False
+
+    def alive(self, name: str) -> bool:
+        return not self.known or name == self.me or name in self.live
+
+    def others_alive(self) -> bool:
+        return bool(self.live - {self.me})
+
+
+def peers_from(me: str, leases: Iterable[lease_pb2.Lease], read_time_seconds: float) -> Peers:
+    """Orchestrators whose lease expires after the store's time of the read."""
+    live = {
+        lease.name.removeprefix(ORCHESTRATOR_LEASES)
+        for lease in leases
+        if lease.name.startswith(ORCHESTRATOR_LEASES) and _seconds(lease) > read_time_seconds
+    }
+    return Peers(me, frozenset(live), True)
+
+
+def _seconds(lease: lease_pb2.Lease) -> float:
+    return lease.expire_time.seconds + lease.expire_time.nanos / 1e9
+
+
+def abandoned(agent: agent_pb2.Agent, peers: Peers) -> bool:
+    """A running agent whose orchestrator no longer holds its lease: its machine (or the way to it)
+    is gone, and its run with it. Another orchestrator settles the run as crashed. A waiting agent
+    holds no process and waits where it is: whoever resumes it takes it over then."""
+    return (
+        agent.status == agent_pb2.AGENT_STATUS_RUNNING
+        and bool(agent.orchestrator)
+        and agent.orchestrator != peers.me
+        and not peers.alive(agent.orchestrator)
+    )
+
+
+def takeover_reason(agent: agent_pb2.Agent) -> str:
+    return (
+        f"its orchestrator {agent.orchestrator} stopped renewing its lease (its machine died or lost "
+        "the store): the run is lost and counts as a crashed attempt"
+    )

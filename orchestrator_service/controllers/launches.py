@@ -23,19 +23,15 @@ from orchestrator_service.agents.providers import CLAUDE, Provider
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.projects import ProjectController, ProjectUnavailable
+from orchestrator_service.controllers.projects import ProjectController
+from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.events import event
-from orchestrator_service.git import branches
 from orchestrator_service.paths import redact
 from orchestrator_service.writes import Stale, update
 
 log = logging.getLogger("cw.orchestrator")
 
 NAME_ATTEMPTS = 12
-
-
-class CannotStartYet(Exception):
-    """The task waits (no free account, a missing program); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +72,7 @@ class Launches:
         self.agents = agents
         self.projects = projects
         agents.new_session = self.new_session
+        self.workdirs = Workdirs(ctx, projects)
         self.planners: list[RunPlanner] = []
 
     def provider_for(self, name: str = "") -> Provider:
@@ -103,7 +100,7 @@ class Launches:
             raise CannotStartYet(blocked)
         initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
         if initiative is not None:
-            await self._prepare_branches(task, initiative)
+            await self.workdirs.prepare_branches(task, initiative)
         continued = await self._continuation(task)
         if continued is not None:
             account_id = continued.agent.account_id
@@ -124,15 +121,6 @@ class Launches:
             spawned.set()
             self.ctx.spawning.pop(task.id, None)
         return Started(agent)
-
-    async def _prepare_branches(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative) -> None:
-        """A task outside any phase may be the first work on a project: clone it if need be."""
-        for listed in self.ctx.cache.projects_of(initiative.id):
-            try:
-                project = await self.projects.sync(listed)
-            except ProjectUnavailable as error:
-                raise CannotStartYet(str(error)) from error
-            await asyncio.to_thread(branches.prepare_task_branch, self.ctx.git, project, initiative, task)
 
     async def _account(self, provider: Provider) -> tuple[str, account_pb2.GetAccountSecretsResponse | None]:
         if provider.name not in self.ctx.cache.providers_with_accounts():
@@ -205,7 +193,7 @@ class Launches:
         closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
-            await self._worktrees(files, task, initiative)
+            await self.workdirs.worktrees(files, task, initiative)
             run = await self.run_input(agent, task)
             mode = dispatch.agent_mode(task)
             launch = launcher.Launch(
@@ -218,26 +206,6 @@ class Launches:
             current = self.ctx.cache.tasks.get(task.id)
             await self.agents.write(agent, current, outcomes.never_started(current, reason))
             raise
-
-    async def _worktrees(
-        self, files: AgentFiles, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None
-    ) -> None:
-        """The agent's private directory, with a worktree of each project on the task's branch."""
-        await asyncio.to_thread(supervisor.make_private_dirs, files)
-        if initiative is not None:
-            for project in self.ctx.cache.projects_of(initiative.id):
-                await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
-
-    async def adopt(self, agent: agent_pb2.Agent, task: task_pb2.Task | None) -> None:
-        """An agent that last ran under another orchestrator, resumed here: its task's branches as
-        the shared remote holds them, and its worktrees on them (its CLI session stayed on the
-        other machine: Claude Code then starts a new one with the task and the answers)."""
-        if agent.orchestrator in ("", self.ctx.settings.name) or task is None:
-            return
-        initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
-        if initiative is not None:
-            await self._prepare_branches(task, initiative)
-        await self._worktrees(AgentFiles.of(self.ctx.root, agent.id), task, initiative)
 
     async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
         """The task's prompt: a planner's, or the task description with its dependencies' summaries."""
@@ -322,7 +290,7 @@ class Launches:
         if blocked:
             raise CannotStartYet(blocked)
         files = AgentFiles.of(self.ctx.root, agent.id)
-        await self.adopt(agent, task)
+        await self.workdirs.adopt(agent, task)
         await asyncio.to_thread(supervisor.make_private_dirs, files)
         await asyncio.to_thread(files.archive_session)
         await asyncio.to_thread(launcher.write_answers, files, answers)

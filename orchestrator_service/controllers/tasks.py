@@ -15,8 +15,9 @@ from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
 from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.launches import CannotStartYet, Launches
+from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.controllers.workdirs import CannotStartYet
 from orchestrator_service.events import event
 from orchestrator_service.paths import redact
 from orchestrator_service.writes import Stale, update

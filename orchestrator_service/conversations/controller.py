@@ -154,7 +154,7 @@ class ConversationController:
             await self._answer(conversation, answerer, f"{decide.CW_SAYS}{answerer.name} cannot run now: {blocked}")
             return
         files = AgentFiles.of(self.ctx.root, answerer.id)
-        await self.launches.adopt(answerer, task)
+        await self.launches.workdirs.adopt(answerer, task)
         await asyncio.to_thread(files.archive_session)
         await asyncio.to_thread(launcher.write_answers, files, {})
         claim = [

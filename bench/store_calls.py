@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import multiprocessing.connection
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -37,10 +38,12 @@ HOUR = duration_pb2.Duration(seconds=3600)
 
 @dataclass(frozen=True)
 class Target:
-    """Where the store listens and the token to call it with (the orchestrator's: it may do all)."""
+    """Where the store listens, the token to call it with (the orchestrator's: it may do all), and
+    its process id."""
 
     address: str
     token: str
+    pid: int
 
     @property
     def metadata(self) -> tuple[tuple[str, str]]:
@@ -210,6 +213,12 @@ def paced_creates(target: Target, writes: int, interval: float) -> list[tuple[st
             done.append((task.id, start, time.monotonic()))
             next_write += interval
     return done
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system time the process has used so far, as the kernel counts it."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def head_sequence(target: Target) -> int:

@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +66,21 @@ def _timed(call: Callable[[], Any], count: int) -> list[float]:
     return samples
 
 
-def one_client(target: Target, rows: Seed, calls: int) -> dict[str, list[float]]:
+def one_client(target: Target, rows: Seed, calls: int) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Each call `calls` times, in ROUNDS rounds that take turns, so a drift of the machine's speed
-    touches every call alike."""
+    touches every call alike. Returns the samples and the store's CPU time per call (ms)."""
     samples: dict[str, list[float]] = {name: [] for name in CALLS}
+    cpu = dict.fromkeys(CALLS, 0.0)
     with grpc.insecure_channel(target.address) as channel:
         bound = {name: bound_call(channel, target, rows, name) for name in CALLS}
         for call in bound.values():
             _timed(call, WARM_UP)
         for _ in range(ROUNDS):
             for name, call in bound.items():
+                before = store_calls.cpu_seconds(target.pid)
                 samples[name] += _timed(call, calls // ROUNDS)
-    return samples
+                cpu[name] += store_calls.cpu_seconds(target.pid) - before
+    return samples, {name: 1000 * seconds / len(samples[name]) for name, seconds in cpu.items()}
 
 
 async def _concurrent_call(
@@ -111,9 +115,17 @@ def concurrent_clients(target: Target, rows: Seed, calls: int, clients: int) -> 
     return results
 
 
-def fan_out(target: Target, followers: int, writes: int) -> tuple[list[float], list[float]]:
-    """Paced writes with `followers` streams reading: (write latencies, delivery latencies to the
-    last follower), in ms."""
+@dataclass
+class FanOut:
+    # Each write's latency, and from its request to its event reaching the last follower (ms).
+    writes: list[float]
+    deliveries: list[float]
+    # The store's CPU time per write (ms), everything included.
+    cpu_per_write: float
+
+
+def fan_out(target: Target, followers: int, writes: int) -> FanOut:
+    """Paced writes with `followers` streams reading."""
     process, pipe = None, None
     if followers:
         process, pipe = store_calls.run_role(
@@ -121,11 +133,13 @@ def fan_out(target: Target, followers: int, writes: int) -> tuple[list[float], l
         )
         if pipe.recv() != "ready":
             raise RuntimeError("followers did not start")
+    cpu_before = store_calls.cpu_seconds(target.pid)
     done = store_calls.paced_creates(target, writes, WRITE_INTERVAL)
+    time.sleep(0.5)  # the last events reach the followers
+    cpu = store_calls.cpu_seconds(target.pid) - cpu_before
     latencies = [(acknowledged - begin) * 1000 for _, begin, acknowledged in done]
     deliveries: list[float] = []
     if process is not None and pipe is not None:
-        time.sleep(0.5)  # the last events reach the followers
         pipe.send("stop")
         arrivals: list[dict[str, float]] = pipe.recv()
         process.join(30)
@@ -134,12 +148,13 @@ def fan_out(target: Target, followers: int, writes: int) -> tuple[list[float], l
             if any(arrival is None for arrival in seen):
                 raise RuntimeError(f"a follower missed the event of task {task_id}")
             deliveries.append((max(arrival for arrival in seen if arrival is not None) - begin) * 1000)
-    return latencies, deliveries
+    return FanOut(latencies, deliveries, 1000 * cpu / writes)
 
 
-def get_task_under_writes(target: Target, rows: Seed, calls: int, unread: int) -> tuple[list[float], int]:
+def get_task_under_writes(target: Target, rows: Seed, calls: int, unread: int) -> tuple[list[float], int, float]:
     """GetTask while another process writes; with `unread` streams opened and never read by a third.
-    Returns the samples and how many streams the store kept open."""
+    Returns the samples, how many streams the store kept open, and the store's CPU share (of one
+    core) while GetTask was measured."""
     writer, writer_pipe = store_calls.run_role(store_calls.writer_role, target, WRITE_INTERVAL)
     writer_pipe.recv()
     holder, holder_pipe, kept = None, None, 0
@@ -150,7 +165,9 @@ def get_task_under_writes(target: Target, rows: Seed, calls: int, unread: int) -
     with grpc.insecure_channel(target.address) as channel:
         call = bound_call(channel, target, rows, "GetTask")
         _timed(call, WARM_UP)
+        cpu_before, begin = store_calls.cpu_seconds(target.pid), time.monotonic()
         samples = _timed(call, calls)
+        share = (store_calls.cpu_seconds(target.pid) - cpu_before) / (time.monotonic() - begin)
     for pipe in (holder_pipe, writer_pipe):
         if pipe is not None:
             pipe.send("stop")
@@ -158,7 +175,7 @@ def get_task_under_writes(target: Target, rows: Seed, calls: int, unread: int) -
     for process in (holder, writer):
         if process is not None:
             process.join(30)
-    return samples, kept
+    return samples, kept, share
 
 
 @contextmanager
@@ -167,40 +184,43 @@ def store_process(directory: Path) -> Iterator[tuple[Service, Target]]:
     arguments += ["--auth-dir", str(directory / "auth"), "--synchronous", "FULL"]
     service = start("store_service", arguments, directory / "store.log")
     try:
-        yield service, Target(service.address, read_token(directory / "auth" / ORCHESTRATOR_TOKEN))
+        token = read_token(directory / "auth" / ORCHESTRATOR_TOKEN)
+        yield service, Target(service.address, token, service.process.pid)
     finally:
         stop(service)
 
 
-def _print_calls(title: str, samples: dict[str, list[float]], rates: dict[str, float] | None = None) -> None:
+def _print_calls(title: str, samples: dict[str, list[float]], extra: dict[str, str]) -> None:
     print(title)
     baseline = statistics.median(samples[BASELINE])
     for name, values in samples.items():
-        rate = f"  {rates[name]:7.0f} calls/s" if rates else ""
-        print(_row(name, values, baseline, rate))
+        print(_row(name, values, baseline, extra[name]))
 
 
-def _print_fan_out(results: dict[int, tuple[list[float], list[float]]]) -> None:
+def _print_fan_out(results: dict[int, FanOut]) -> None:
     print(f"WatchEvents fan-out: CreateTask every {WRITE_INTERVAL * 1000:.0f} ms, each follower on its own connection")
-    alone = statistics.median(results[0][0])
-    for followers, (latencies, deliveries) in results.items():
-        print(_row(f"write, {followers} followers", latencies, alone, " of the write with none"))
-        if deliveries:
+    alone = statistics.median(results[0].writes)
+    for followers, result in results.items():
+        cpu = f"  store CPU {result.cpu_per_write:5.2f} ms/write"
+        print(_row(f"write, {followers} followers", result.writes, alone, cpu))
+        if result.deliveries:
             print(
-                f"  {'  to the last of ' + str(followers):<30} p50 {statistics.median(deliveries):7.3f} ms  "
-                f"p99 {_p99(deliveries):7.3f} ms  (from the write's request)"
+                f"  {'  to the last of ' + str(followers):<30} p50 {statistics.median(result.deliveries):7.3f} ms  "
+                f"p99 {_p99(result.deliveries):7.3f} ms  (from the write's request)"
             )
 
 
 def _one_client_part(target: Target, rows: Seed, args: argparse.Namespace) -> None:
-    single = one_client(target, rows, args.calls)
-    _print_calls(f"One client, {args.calls} calls each; ratio: p50 against Health/Check", single)
+    single, cpu = one_client(target, rows, args.calls)
+    cpu_shown = {name: f"  store CPU {ms:5.3f} ms/call" for name, ms in cpu.items()}
+    _print_calls(f"One client, {args.calls} calls each; ratio: p50 against Health/Check", single, cpu_shown)
 
 
 def _concurrent_part(target: Target, rows: Seed, args: argparse.Namespace) -> None:
     many = concurrent_clients(target, rows, args.calls, args.clients)
     title = f"{args.clients} concurrent clients, {args.calls} calls each; ratio: p50 against Health/Check"
-    _print_calls(title, {name: samples for name, (samples, _) in many.items()}, {n: r for n, (_, r) in many.items()})
+    rates = {name: f"  {rate:7.0f} calls/s" for name, (_, rate) in many.items()}
+    _print_calls(title, {name: samples for name, (samples, _) in many.items()}, rates)
 
 
 def _fan_out_part(target: Target, _rows: Seed, args: argparse.Namespace) -> None:
@@ -208,12 +228,13 @@ def _fan_out_part(target: Target, _rows: Seed, args: argparse.Namespace) -> None
 
 
 def _unread_part(target: Target, rows: Seed, args: argparse.Namespace) -> None:
-    quiet, _ = get_task_under_writes(target, rows, args.calls, 0)
-    crowded, kept = get_task_under_writes(target, rows, args.calls, args.unread)
+    quiet, _, quiet_cpu = get_task_under_writes(target, rows, args.calls, 0)
+    crowded, kept, crowded_cpu = get_task_under_writes(target, rows, args.calls, args.unread)
     print(f"GetTask while a task is written every {WRITE_INTERVAL * 1000:.0f} ms; ratios against no open stream")
     base = statistics.median(quiet)
-    print(_row("no stream", quiet, base) + "  p99 1.00x")
-    print(_row(f"{kept} of {args.unread} unread streams", crowded, base) + f"  p99 {_p99(crowded) / _p99(quiet):4.2f}x")
+    print(_row("no stream", quiet, base) + f"  p99 1.00x  store CPU {quiet_cpu:4.0%}")
+    p99 = f"  p99 {_p99(crowded) / _p99(quiet):4.2f}x  store CPU {crowded_cpu:4.0%}"
+    print(_row(f"{kept} of {args.unread} unread streams", crowded, base) + p99)
 
 
 PARTS: dict[str, Callable[[Target, Seed, argparse.Namespace], None]] = {

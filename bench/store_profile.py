@@ -7,6 +7,7 @@ imported into it and it pays nothing but the pauses of sampling.
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,8 @@ TOP = 15
 
 @contextmanager
 def sampled(pid: int, directory: Path | None, part: str) -> Iterator[None]:
-    """Samples `pid` while the block runs (nothing when `directory` is None), then prints the top.
+    """Samples `pid` while the block runs (nothing when `directory` is None), then prints the top;
+    CW_PROFILE_NATIVE=1 adds native frames.
     Only the thread holding the interpreter lock is sampled: the store's Python runs one thread at
     a time, so that is where its time goes."""
     if directory is None:
@@ -34,6 +36,8 @@ def sampled(pid: int, directory: Path | None, part: str) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     output = directory / f"{part}.txt"
     command = [py_spy, "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw", "--gil"]
+    if os.environ.get("CW_PROFILE_NATIVE"):
+        command.append("--native")  # C frames too: gRPC's core, the system calls
     sampler = subprocess.Popen(
         [*command, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -38,6 +38,8 @@ QUEUE_EVENTS = 512
 QUEUE_BYTES = 128 * KIB
 # Events read at once, by the feed and by a stream catching up.
 READ_BATCH = 500
+# Streams the feed wakes in one turn of the event loop; then it lets other calls run.
+WAKE_AT_ONCE = 16
 # After a failed read of new events, the feed tries again after this long.
 RETRY_SECONDS = 0.1
 
@@ -135,6 +137,8 @@ class EventFeed:
         self._subscriptions: set[Subscription] = set()
         # The highest sequence published (every event up to it has reached the subscriptions).
         self.position = 0
+        # Streams detached so far because they fell behind (their queue was full).
+        self.detached = 0
         self.closed = False
         self._new_commit = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -164,6 +168,9 @@ class EventFeed:
         while not self.closed:
             await self._new_commit.wait()
             self._new_commit.clear()
+            # The commit that woke us also woke its writer's handler: let it answer first, so a
+            # write never waits for its own fan-out.
+            await asyncio.sleep(0)
             try:
                 await self._publish_new()
             except Exception:
@@ -176,16 +183,32 @@ class EventFeed:
     async def _publish_new(self) -> None:
         while True:
             rows = await self._db.fetch(functools.partial(events_after, after=self.position, limit=READ_BATCH))
-            self._publish(rows)
+            if rows:
+                await self._publish(rows)
             if len(rows) < READ_BATCH:
                 return
 
-    def _publish(self, rows: Sequence[Record]) -> None:
-        for row in rows:
-            payload = event_message(row).SerializeToString()
-            full = [s for s in self._subscriptions if s.wanted.matches(row) and not s.offer(row.sequence, payload)]
-            self._subscriptions.difference_update(full)
-            self.position = row.sequence
+    async def _publish(self, rows: Sequence[Record]) -> None:
+        """Hands `rows` to the streams they match, WAKE_AT_ONCE streams per turn of the event loop,
+        so that other calls get their turns in between, however many streams are open. A stream
+        that subscribes meanwhile starts after these rows (it reads them from the database)."""
+        payloads = [(row, event_message(row).SerializeToString()) for row in rows]
+        self.position = rows[-1].sequence
+        targets = list(self._subscriptions)
+        for first in range(0, len(targets), WAKE_AT_ONCE):
+            if first:
+                await asyncio.sleep(0)
+            for subscription in targets[first : first + WAKE_AT_ONCE]:
+                self._offer(subscription, payloads)
+
+    def _offer(self, subscription: Subscription, payloads: list[tuple[Record, bytes]]) -> None:
+        for row, payload in payloads:
+            if subscription.detached:
+                return
+            if subscription.wanted.matches(row) and not subscription.offer(row.sequence, payload):
+                self._subscriptions.discard(subscription)
+                self.detached += 1
+                log.debug("a stream fell behind (its queue is full): detached, it catches up from the log")
 
     def _detach_all(self) -> None:
         for subscription in self._subscriptions:

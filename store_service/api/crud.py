@@ -97,6 +97,8 @@ class ResourceServicer(Generic[MessageT]):
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # The average size of a row on the last page listed, per table (pagination.SizedPage).
+        self._row_bytes: dict[type[Base], float] = {}
 
     def repository(self, uow: SqlAlchemyUnitOfWork) -> Any:
         return self.resource.repository(uow)
@@ -179,7 +181,7 @@ class ResourceServicer(Generic[MessageT]):
         after = pagination.decode_token(request.page_token, filters)
 
         def work(reads: Reads) -> tuple[list[Any], str]:
-            page, cursor = pagination.SizedPage(limit), after
+            page, cursor = pagination.SizedPage(limit, usual_row_bytes=self._row_bytes.get(shown.model)), after
             while True:
                 wanted = page.rows_to_read()
                 rows = find_page(reads, shown.model, criteria, wanted, cursor)
@@ -189,6 +191,8 @@ class ResourceServicer(Generic[MessageT]):
                         break
                 if page.more or len(rows) < wanted:
                     break
+            if page.messages:
+                self._row_bytes[shown.model] = page.average_bytes()
             token = pagination.encode_token(page.last, filters) if page.more else ""
             return page.messages, token
 

@@ -38,7 +38,8 @@ def _configure(engine: Engine, begin: str, synchronous: Synchronous, busy_timeou
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
+        # On the driver's connection itself: SQLAlchemy's statement machinery adds nothing here.
+        connection.connection.driver_connection.execute(begin)
 
     return engine
 

@@ -26,6 +26,7 @@ from typing import Any
 from cw.store.v1 import event_pb2
 from store_service.api import convert
 from store_service.api.limits import KIB
+from store_service.api.send_budget import SendBudget
 from store_service.db.database import Database
 from store_service.db.reads import Reads, Record
 from store_service.db.views import events_after, last_sequence
@@ -220,13 +221,17 @@ class EventFeed:
         self._subscriptions.add(subscription)
         return subscription
 
-    async def follow(self, cursor: int, wanted: EventFilter, heartbeat_seconds: float) -> AsyncIterator[bytes]:
-        """Every event after `cursor` that `wanted` matches, serialized, replayed then followed;
-        a heartbeat after `heartbeat_seconds` without one. Ends when the feed closes."""
+    async def follow(
+        self, cursor: int, wanted: EventFilter, heartbeat_seconds: float, budget: SendBudget
+    ) -> AsyncIterator[bytes]:
+        """Every event after `cursor` that `wanted` matches, serialized, replayed then followed,
+        each within `budget`; a heartbeat after `heartbeat_seconds` without one. Ends when the feed
+        closes."""
         while not self.closed:
             subscription = self._subscribe(wanted)
             try:
                 async for sequence, payload in self._catch_up(cursor, subscription.start, wanted):
+                    await budget.spend()
                     cursor = sequence
                     yield payload
                 cursor = max(cursor, subscription.start)
@@ -236,6 +241,7 @@ class EventFeed:
                         continue
                     for sequence, payload in subscription.take():
                         if sequence > cursor:
+                            await budget.spend()
                             cursor = sequence
                             yield payload
             finally:

@@ -23,6 +23,7 @@ from store_service.api.initiative import INITIATIVE
 from store_service.api.pagination import SizedPage, page_size
 from store_service.api.phase import PHASE
 from store_service.api.project import PROJECT
+from store_service.api.send_budget import SendBudget
 from store_service.api.task import TASK
 from store_service.db.database import Database
 from store_service.db.models import Base
@@ -93,6 +94,7 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
         self.db = db
         self.feed = feed
         self._open_streams: collections.Counter[Identity | None] = collections.Counter()
+        self._budgets: collections.defaultdict[Identity | None, SendBudget] = collections.defaultdict(SendBudget)
 
     async def _check_cursor(self, after_sequence: int) -> None:
         """A cursor beyond the log's end was not issued by this store (another database, or a typo)."""
@@ -118,13 +120,14 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
 
     async def WatchEvents(self, request: Any, context: Any) -> AsyncIterator[Any]:
         """Yields each event as bytes: the feed serializes it once for every stream it goes to."""
-        with self._stream_slot(current_identity()):
+        identity = current_identity()
+        with self._stream_slot(identity):
             await self._check_cursor(request.after_sequence)
             heartbeat = DEFAULT_HEARTBEAT_SECONDS
             if request.HasField("heartbeat_interval"):
                 heartbeat = max(request.heartbeat_interval.ToTimedelta().total_seconds(), MIN_HEARTBEAT_SECONDS)
             wanted = EventFilter(frozenset(request.types), request.initiative_id or None)
-            async for payload in self.feed.follow(request.after_sequence, wanted, heartbeat):
+            async for payload in self.feed.follow(request.after_sequence, wanted, heartbeat, self._budgets[identity]):
                 yield payload
 
     async def ListEvents(self, request: Any, _context: Any) -> event_pb2.ListEventsResponse:

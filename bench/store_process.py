@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--followers", type=int, default=100)
     parser.add_argument("--unread", type=int, default=200)
-    parser.add_argument("--writes", type=int, default=300, help="paced writes per fan-out measurement")
+    parser.add_argument("--writes", type=int, default=1000, help="paced writes per fan-out measurement")
     parser.add_argument("--profile", type=Path, default=None, help="sample the store with py-spy into DIR")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"some of {','.join(PARTS)}")
     args = parser.parse_args()

@@ -40,7 +40,7 @@ QUEUE_BYTES = 128 * KIB
 # Events read at once, by the feed and by a stream catching up.
 READ_BATCH = 500
 # Streams the feed wakes in one turn of the event loop; then it lets other calls run.
-WAKE_AT_ONCE = 16
+WAKE_AT_ONCE = 8
 # After a failed read of new events, the feed tries again after this long.
 RETRY_SECONDS = 0.1
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 # Messages per second for the streams of one identity, and how many may go at once after a pause.
 RATE = 12_000
@@ -22,14 +23,15 @@ class SendBudget:
     """A token bucket; streams that have to wait are served in turn (the lock is first come,
     first served), so each stream of an identity gets its share."""
 
-    def __init__(self, rate: float = RATE, burst: float = BURST) -> None:
+    def __init__(self, rate: float = RATE, burst: float = BURST, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst = rate, burst
+        self._clock = clock
         self._tokens = burst
-        self._stamp = time.monotonic()
+        self._stamp = clock()
         self._turns = asyncio.Lock()
 
     def _refill(self) -> float:
-        now = time.monotonic()
+        now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
         return self._tokens

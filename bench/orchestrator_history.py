@@ -16,7 +16,6 @@ and migrations), so seeding 10,000 tasks takes seconds, not the minutes 30,000 R
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from google.protobuf import field_mask_pb2
 from sqlalchemy.orm import Session
 
+from bench.orchestrator_phase import run_scripted_agent
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import event_pb2, phase_pb2
 from store_service.db import migrate
@@ -150,18 +150,7 @@ def plain_script(root: Path, tasks: int) -> float:
         work = root / "work" / f"t{index}"
         subprocess.run([*git, "branch", f"t{index}", "phase"], cwd=repo, check=True)
         subprocess.run([*git, "worktree", "add", "-q", str(work / "app"), f"t{index}"], cwd=repo, check=True)
-        prompt = work / "prompt.md"
-        prompt.write_text(f'script: {{"files": {{"f{index}.txt": "x"}}}}\n')
-        env = {
-            **os.environ,
-            "CW_PROMPT_FILE": str(prompt),
-            "CW_SIGNAL_FILE": str(work / "signal.json"),
-            "CW_SESSION_ID": "s",
-            "CW_AGENT_NAME": "a",
-            "CW_TASK_ID": f"t{index}",
-            "CW_TEST_STATE_DIR": str(work),
-        }
-        subprocess.run(SCRIPTED.split(), cwd=work, env=env, check=True, capture_output=True)
+        run_scripted_agent(work, index, work)
         subprocess.run([*git, "checkout", "-q", "phase"], cwd=repo, check=True)
         subprocess.run([*git, "merge", "-q", "--no-ff", "--no-edit", f"t{index}"], cwd=repo, check=True)
     return time.perf_counter() - start

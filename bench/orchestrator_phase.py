@@ -25,21 +25,27 @@ from tests.e2e.cluster import SCRIPTED, Cluster, make_git_repo, wait_for
 def _baseline(tasks: int, root: Path) -> float:
     """N sequential runs of the scripted agent, doing the same commit, without cw."""
     repo = make_git_repo(root / "baseline-repo")
-    prompt = root / "prompt.md"
     start = time.perf_counter()
     for index in range(tasks):
-        prompt.write_text(f'script: {{"files": {{"f{index}.txt": "x"}}}}\n')
-        env = {
-            **os.environ,
-            "CW_PROMPT_FILE": str(prompt),
-            "CW_SIGNAL_FILE": str(root / "signal.json"),
-            "CW_SESSION_ID": "s",
-            "CW_AGENT_NAME": "a",
-            "CW_TASK_ID": f"t{index}",
-            "CW_TEST_STATE_DIR": str(root),
-        }
-        subprocess.run(SCRIPTED.split(), cwd=repo.parent, env=env, check=True, capture_output=True)
+        run_scripted_agent(root, index, repo.parent)
     return time.perf_counter() - start
+
+
+def run_scripted_agent(state: Path, index: int, workdir: Path) -> None:
+    """The scripted agent run by hand, as cw would run it for task `t<index>`: it writes and
+    commits one file in each project directory under `workdir`."""
+    prompt = state / "prompt.md"
+    prompt.write_text(f'script: {{"files": {{"f{index}.txt": "x"}}}}\n')
+    env = {
+        **os.environ,
+        "CW_PROMPT_FILE": str(prompt),
+        "CW_SIGNAL_FILE": str(state / "signal.json"),
+        "CW_SESSION_ID": "s",
+        "CW_AGENT_NAME": "a",
+        "CW_TASK_ID": f"t{index}",
+        "CW_TEST_STATE_DIR": str(state),
+    }
+    subprocess.run(SCRIPTED.split(), cwd=workdir, env=env, check=True, capture_output=True)
 
 
 def _phase_run(tasks: int, max_agents: int, root: Path) -> tuple[float, float]:

@@ -1,8 +1,10 @@
 """`make demo`: a scripted walkthrough of cw with the `cw` CLI, on a fresh temporary $CW_HOME.
 
-A throw-away git repository, an initiative with two dependent phases of several tasks, agents
-that edit and commit (a scripted stand-in for Claude Code), one agent crash that is retried, the
-live event stream, the phase diffs and their merges. Exits 0 when everything came out as expected.
+A throw-away git repository and an initiative whose root page holds an idea; a plan agent proposes
+two dependent phases, a detail agent each phase's tasks, and every proposal is accepted; agents
+that edit and commit (a scripted stand-in for Claude Code) execute them, one crash is retried, the
+live event stream runs alongside, and the phase diffs are reviewed and merged. Exits 0 when
+everything came out as expected.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class EventLog:
     as their own block between steps, never in the middle of a command's output."""
 
     TYPES = (
+        "proposal:created",
         "task:dispatched",
         "task:completed",
         "task:retried",
@@ -129,10 +132,11 @@ def preview(value: Any, width: int = PREVIEW_WIDTH) -> str:
     return opening + ", ".join([*kept, *rest]) + closing
 
 
-def write_plan(state_dir: Path, task_id: str, **plan: Any) -> None:
-    """What the scripted agent will do for this task (tests/fixtures/agents/scripted.py reads it):
-    kept out of the description, which reads as a person would write it."""
-    (state_dir / f"plan-{task_id}.json").write_text(json.dumps(plan))
+def write_plan(name: str, **plan: Any) -> None:
+    """What the scripted agent will do (tests/fixtures/agents/scripted.py reads it): for a task by
+    its id, for a detail run by its phase's id, for the plan run by `<initiative id>-plan`. Kept
+    out of the texts, which read as a person would write them."""
+    (Path(os.environ["CW_TEST_STATE_DIR"]) / f"plan-{name}.json").write_text(json.dumps(plan))
 
 
 def make_repository(path: Path) -> None:
@@ -149,10 +153,94 @@ def expect(condition: bool, what: str) -> None:
     print(f"ok: {what}", flush=True)
 
 
-def add_task(phase_id: str, name: str, description: str, *options: str, **plan: Any) -> Any:
-    created = cw("task", "add", phase_id, name, *options, "--description", description, capture_json=True)
-    write_plan(Path(os.environ["CW_TEST_STATE_DIR"]), created["id"], **plan)
-    return created
+IDEA = """# Greeting service
+
+Greet people by name from the command line. The greeting itself lives in a config file, so that
+it can change without touching code. Tests come with it.
+"""
+PHASES = [
+    {
+        "key": "foundations",
+        "target_type": "phase",
+        "title": "Foundations",
+        "summary": "the config and the greeter module",
+        "content": "config.toml holds the greeting; greeter.greet(name) uses it.",
+    },
+    {
+        "key": "features",
+        "target_type": "phase",
+        "title": "Features",
+        "summary": "the command line and its tests",
+        "content": "cli.py greets the world; a test covers greet().",
+        "depends_on": ["foundations"],
+    },
+]
+# Each proposed task: its title, its description, then what the scripted agent does when it runs.
+TASKS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+    "Foundations": [
+        (
+            {
+                "key": "config",
+                "title": "Add config",
+                "content": "Add config.toml holding the greeting.",
+                "priority": "high",
+            },
+            {"files": {"config.toml": "greeting = 'hello'\n"}, "summary": "config.toml holds the greeting"},
+        ),
+        (
+            {
+                "key": "module",
+                "title": "Add greeter module",
+                "content": "Add greeter.py with greet(name).",
+                "depends_on": ["config"],
+            },
+            {
+                "files": {"greeter.py": "def greet(name):\n    return f'hello {name}'\n"},
+                "crash_times": 1,
+                "summary": "greeter.greet() says hello",
+            },
+        ),
+    ],
+    "Features": [
+        (
+            {"key": "cli", "title": "Add command line", "content": "Add cli.py that greets the world."},
+            {"files": {"cli.py": "import greeter\nprint(greeter.greet('world'))\n"}},
+        ),
+        (
+            {"key": "tests", "title": "Add tests", "content": "Add a test for greet()."},
+            {"files": {"test_greeter.py": "def test_greet():\n    assert True\n"}},
+        ),
+    ],
+}
+
+
+def plan_and_detail(home: Path, initiative: dict[str, Any], events: EventLog) -> dict[str, Any]:
+    """The idea on the root page, a plan agent's phases, a detail agent's tasks for each: every
+    proposal accepted. The phases by name."""
+    say("The idea goes on the initiative's root page", events)
+    (root,) = cw("page", "tree", initiative["id"], capture_json=True)
+    (home / "idea.md").write_text(IDEA)
+    cw("page", "edit", root["id"], "--file", str(home / "idea.md"))
+    cw("page", "show", root["id"])
+
+    say("A plan agent reads the pages and proposes phases", events)
+    write_plan(f"{initiative['id']}-plan", summary="two phases: foundations first, then features", proposals=PHASES)
+    cw("plan", initiative["id"])
+    cw("proposals", "accept", "--initiative", initiative["id"])
+    phases = {p["name"]: p for p in cw("initiative", "show", initiative["id"], capture_json=True)["phases"]}
+    expect(set(phases) == {"Foundations", "Features"}, "the accepted plan made both phases")
+
+    say("A detail agent proposes each phase's tasks", events)
+    for name, tasks in TASKS.items():
+        proposals = [{"target_type": "task", **proposal} for proposal, _ in tasks]
+        write_plan(phases[name]["id"], summary=f"{len(tasks)} tasks", proposals=proposals)
+        cw("phase", "detail", phases[name]["id"])
+    cw("proposals", "accept", "--initiative", initiative["id"])
+    for name, tasks in TASKS.items():
+        made = {t["name"]: t["id"] for t in cw("task", "list", "--phase", phases[name]["id"], capture_json=True)}
+        for proposal, behaviour in tasks:
+            write_plan(made[proposal["title"]], **behaviour)
+    return phases
 
 
 def walkthrough(home: Path, events: EventLog) -> None:
@@ -160,42 +248,10 @@ def walkthrough(home: Path, events: EventLog) -> None:
     repository = home / "greeter"
     make_repository(repository)
     cw("project", "add", "greeter", str(repository))
-
-    say("An initiative with two phases; the second waits for the first", events)
     initiative = cw("initiative", "create", "Greeting service", "--project", "greeter", capture_json=True)
-    first = cw("phase", "add", initiative["id"], "Foundations", capture_json=True)
-    second = cw("phase", "add", initiative["id"], "Features", "--after", first["id"], capture_json=True)
-    config = add_task(
-        first["id"],
-        "Add config",
-        "Add config.toml holding the greeting.",
-        "--priority",
-        "high",
-        files={"config.toml": "greeting = 'hello'\n"},
-        summary="config.toml holds the greeting",
-    )
-    module = add_task(
-        first["id"],
-        "Add greeter module",
-        "Add greeter.py with greet(name).",
-        "--after",
-        config["id"],
-        files={"greeter.py": "def greet(name):\n    return f'hello {name}'\n"},
-        crash_times=1,
-        summary="greeter.greet() says hello",
-    )
-    add_task(
-        second["id"],
-        "Add command line",
-        "Add cli.py that greets the world.",
-        files={"cli.py": "import greeter\nprint(greeter.greet('world'))\n"},
-    )
-    add_task(
-        second["id"],
-        "Add tests",
-        "Add a test for greet().",
-        files={"test_greeter.py": "def test_greet():\n    assert True\n"},
-    )
+    phases = plan_and_detail(home, initiative, events)
+    first, second = phases["Foundations"], phases["Features"]
+    module = next(t for t in cw("task", "list", capture_json=True) if t["name"] == "Add greeter module")
     cw("initiative", "show", initiative["id"])
 
     say("Approve both phases; agents start (the first crashes once and is retried)", events)
@@ -220,8 +276,8 @@ def walkthrough(home: Path, events: EventLog) -> None:
     cw("task", "show", module["id"])
 
     say("Checks", events)
-    tasks = cw("task", "list", capture_json=True)
-    expect(all(t["status"] == "TASK_STATUS_COMPLETED" for t in tasks), "every task completed")
+    tasks = [t for t in cw("task", "list", capture_json=True) if t.get("phaseId")]
+    expect(len(tasks) == 4 and all(t["status"] == "TASK_STATUS_COMPLETED" for t in tasks), "every task completed")
     retried = next(t for t in tasks if t["id"] == module["id"])
     expect(retried.get("retryCount") == 1, "the crashed agent's task was retried once, then completed")
     crashes = cw("events", "--type", "agent:crashed", "--type", "task:retried", capture_json=True)

@@ -33,6 +33,7 @@ from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.tasks import TaskController
 from orchestrator_service.dispatch import Backoff
+from orchestrator_service.planning.runs import Planning
 from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Writer
 
@@ -53,6 +54,9 @@ class Orchestrator:
         self.merges = MergeController(self.ctx)
         self.phases = PhaseController(self.ctx, self.projects)
         self.initiatives = InitiativeController(self.ctx)
+        self.planning = Planning(self.ctx)
+        self.agents.extensions.append(self.planning.settle)
+        self.launches.planners.append(self.planning)
         controllers = (self.agents, self.tasks, self.merges, self.projects, self.phases, self.initiatives)
         self.cache.listeners += [controller.on_change for controller in controllers]
         self._background: list[asyncio.Task[None]] = []

@@ -160,6 +160,8 @@ class AgentOutcome:
     session_id: str = ""
     # A resume failed because the CLI does not know the session: start a new session instead.
     unknown_session: bool = False
+    # The signal file's whole object when it said done: planning runs read their proposals in it.
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcome:
@@ -172,11 +174,13 @@ def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcom
         return AgentOutcome("done", exit_code=0)
     try:
         signal = json.loads(signal_text)
-        status = signal["status"]
-    except (ValueError, KeyError, TypeError):
-        return AgentOutcome("error", error="unreadable signal file", exit_code=0)
+    except ValueError as error:
+        return AgentOutcome("error", error=f"unreadable signal file: not JSON ({error})", exit_code=0)
+    if not isinstance(signal, dict) or "status" not in signal:
+        return AgentOutcome("error", error='unreadable signal file: no object with a "status"', exit_code=0)
+    status = signal["status"]
     if status == "done":
-        return AgentOutcome("done", summary=str(signal.get("summary") or ""), exit_code=0)
+        return AgentOutcome("done", summary=str(signal.get("summary") or ""), exit_code=0, report=signal)
     if status == "questions":
         questions = [q for q in signal.get("questions") or [] if isinstance(q, dict)]
         if questions:

@@ -13,16 +13,19 @@ from cw.store.v1 import (
     account_pb2_grpc,
     agent_pb2,
     agent_pb2_grpc,
+    chat_session_pb2_grpc,
     event_pb2,
     event_pb2_grpc,
     initiative_pb2,
     initiative_pb2_grpc,
     log_chunk_pb2,
     log_chunk_pb2_grpc,
+    page_pb2_grpc,
     phase_pb2,
     phase_pb2_grpc,
     project_pb2,
     project_pb2_grpc,
+    proposal_pb2_grpc,
     task_pb2,
     task_pb2_grpc,
 )
@@ -88,6 +91,10 @@ class StoreClient:
         self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
         self.log_chunks = log_chunk_pb2_grpc.LogChunkServiceStub(self.channel)
         self.events = event_pb2_grpc.EventServiceStub(self.channel)
+        # Planning (orchestrator_service/planning/): what runs are shown, proposals, chats.
+        self.pages = page_pb2_grpc.PageServiceStub(self.channel)
+        self.proposals = proposal_pb2_grpc.ProposalServiceStub(self.channel)
+        self.chat_sessions = chat_session_pb2_grpc.ChatSessionServiceStub(self.channel)
         # Unary calls made so far: benchmarks divide it by the tasks run.
         self.calls = 0
 

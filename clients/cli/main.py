@@ -6,7 +6,9 @@ import click
 
 from clients.cli.agents import account, agent
 from clients.cli.app import CwGroup, Session
+from clients.cli.chat import chat
 from clients.cli.live import events
+from clients.cli.planning import discuss, page, phase_detail, plan, proposals
 from clients.cli.tasks import task
 from clients.cli.watch import watch
 from clients.cli.work import initiative, phase, project
@@ -29,6 +31,10 @@ def cli(ctx: click.Context, store: str | None, orchestrator: str | None, as_json
 
 for command in (project, initiative, phase, task, agent, account, events, watch):
     cli.add_command(command)
+# Planning with agents (clients/cli/planning.py, chat.py).
+for planning_command in (page, plan, discuss, proposals, chat):
+    cli.add_command(planning_command)
+phase.add_command(phase_detail)
 
 
 def main() -> None:

@@ -65,6 +65,7 @@ def initiative() -> None:
 def initiative_create(session: Session, name: str, projects: tuple[str, ...]) -> None:
     ids = [session.store.find_project(p).id for p in projects]
     created = session.store.create_initiative(name, ids)
+    session.store.root_page(created.id)  # where its idea goes (`cw page edit`), and what planning reads
     session.show(created, lambda: console.print(f"initiative {created.name} [dim]{created.id}[/] on {created.branch}"))
 
 

@@ -6,9 +6,10 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 
-from clients.sdk.calls import StreamListener, call, resumable, with_heartbeat
+from clients.sdk.calls import StreamListener, call, request_id, resumable, with_heartbeat
 from clients.sdk.channel import DEFAULT_ORCHESTRATOR, ServiceClient
 from clients.sdk.errors import from_rpc_error
+from clients.sdk.planning import CHAT_TARGETS
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.orchestrator.v1 import orchestrator_pb2_grpc
 from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
@@ -47,6 +48,13 @@ class OrchestratorClient(ServiceClient):
             answers=[orch.QuestionAnswer(question_id=qid, answer=text) for qid, text in answers.items()],
         )
         return call(self.stub.AnswerQuestions, request)
+
+    def send_chat_message(self, kind: str, target_id: str, content: str) -> orch.SendChatMessageResponse:
+        """`kind` is phase or task: the message goes to the target's active chat, answered by its agent."""
+        request = orch.SendChatMessageRequest(
+            target_type=CHAT_TARGETS[kind], target_id=target_id, content=content, request_id=request_id()
+        )
+        return call(self.stub.SendChatMessage, request)
 
     def agent_output(self, agent_id: str, follow: bool = False) -> Iterator[bytes]:
         try:

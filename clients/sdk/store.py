@@ -18,6 +18,7 @@ from clients.sdk.calls import (
 )
 from clients.sdk.channel import DEFAULT_STORE, STORE_MODULES, ServiceClient
 from clients.sdk.errors import NotFoundError
+from clients.sdk.planning import PlanningCalls
 from cw.store.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -36,7 +37,7 @@ from cw.store.v1 import (
 )
 
 
-class StoreClient(ServiceClient):
+class StoreClient(PlanningCalls, ServiceClient):
     """One client per store address (default: $CW_STORE, else 127.0.0.1:50051)."""
 
     service, address_variable, default_address, modules = "store", "CW_STORE", DEFAULT_STORE, STORE_MODULES
@@ -49,6 +50,7 @@ class StoreClient(ServiceClient):
         self.projects = project_pb2_grpc.ProjectServiceStub(channel)
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)
         self.events = event_pb2_grpc.EventServiceStub(channel)
+        self.bind_planning(channel)
 
     # ---- projects and initiatives
 

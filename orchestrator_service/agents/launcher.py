@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cw.store.v1 import account_pb2, agent_pb2
 from cw_edge.tokens import AUTH_ENVIRONMENT
@@ -23,6 +24,8 @@ class Launch:
     prompt: str
     resume: bool = False
     secrets: account_pb2.GetAccountSecretsResponse | None = None
+    # Variables some runs add (a planning run's CW_TARGET_ID).
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 def _write_private(path: os.PathLike[str], text: str) -> None:
@@ -49,6 +52,7 @@ def environment(launch: Launch) -> dict[str, str]:
         "CW_SIGNAL_FILE": str(files.signal),
         "CW_SESSION_ID": agent.session_id,
         "CW_RESUME": "1" if launch.resume else "0",
+        **launch.environment,
     }
     if launch.resume:
         env["CW_ANSWERS_FILE"] = str(files.answers)

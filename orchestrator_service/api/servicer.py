@@ -114,6 +114,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def AnswerQuestions(self, request: Any, context: Any) -> Any:
         return await self.operations.answer_questions(required(request.agent_id, "agent_id"), answers_of(request))
 
+    @handled
+    async def SendChatMessage(self, request: Any, context: Any) -> Any:
+        return await self.operations.orchestrator.planning.chats.send(request)
+
     async def StreamEvents(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         """The store's log, replayed then followed; a client that reconnects with its last
         sequence misses nothing, whichever of the two services restarted."""

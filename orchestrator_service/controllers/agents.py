@@ -40,6 +40,15 @@ STOP_GRACE_SECONDS = 5.0
 SPAWN_WAIT_SECONDS = 30.0
 
 
+Write = Callable[[outcomes.Settlement], Awaitable[None]]
+# Settles some runs further (planning: orchestrator_service/planning/): given the agent, its task,
+# the outcome and the settlement decided, may store what the run reported and change the
+# settlement, and must call `write` (once) to record it.
+SettleExtension = Callable[
+    [agent_pb2.Agent, task_pb2.Task | None, dispatch.AgentOutcome, outcomes.Settlement, Write], Awaitable[None]
+]
+
+
 class AgentController:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -47,6 +56,7 @@ class AgentController:
         self._stopping: set[asyncio.Task[None]] = set()
         # Starts a new CLI session for a run whose resume the CLI could not do (Launches sets it).
         self.new_session: Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[None]] | None = None
+        self.extensions: list[SettleExtension] = []
 
     def on_change(self, change: Change) -> None:
         if (
@@ -99,8 +109,8 @@ class AgentController:
         try:
             if await self._never_started(agent, files, observed):
                 await self.write(agent, task, outcomes.never_started(task, "the agent's process never started"))
-            else:
-                await self._settle_run(agent, task, files, observed)
+            elif not await self._settle_run(agent, task, files, observed):
+                return  # the agent goes on in a new session: its credentials stay
         except Stale:
             self.queue.add(agent_id)  # decide again from what is stored now
             return
@@ -117,7 +127,8 @@ class AgentController:
 
     async def _settle_run(
         self, agent: agent_pb2.Agent, task: task_pb2.Task | None, files: AgentFiles, observed: supervisor.Observation
-    ) -> None:
+    ) -> bool:
+        """Settles the run; False when it is not over after all (a new CLI session took it on)."""
         await self.ctx.shipper.ship(agent, final=True)
         if observed.liveness == Liveness.VANISHED:
             await asyncio.to_thread(supervisor.kill_group, files)
@@ -128,13 +139,32 @@ class AgentController:
             )
         if outcome.unknown_session and task is not None and self.new_session is not None:
             await self.new_session(agent, task)  # the CLI lost the session: start over, with the answers
-            return
+            return False
         tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
         )
-        await self.write(agent, task, settlement)
+        await self._extended_write(agent, task, outcome, settlement)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
+        return True
+
+    async def _extended_write(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task | None,
+        outcome: dispatch.AgentOutcome,
+        settlement: outcomes.Settlement,
+    ) -> None:
+        """Each extension in turn, the last one writing through this controller."""
+
+        async def write_from(index: int, current: outcomes.Settlement) -> None:
+            if index == len(self.extensions):
+                await self.write(agent, task, current)
+                return
+            extension = self.extensions[index]
+            await extension(agent, task, outcome, current, lambda later: write_from(index + 1, later))
+
+        await write_from(0, settlement)
 
     async def _task_of(self, agent: agent_pb2.Agent) -> task_pb2.Task | None:
         if not agent.task_id:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
@@ -42,12 +43,40 @@ class Started:
     agent: agent_pb2.Agent
 
 
+@dataclass(frozen=True)
+class RunInput:
+    """What a run is started with beyond its task: the prompt, and extra environment variables."""
+
+    prompt: str
+    environment: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """An agent whose CLI session the next run of a task continues, and what it is told
+    (CW_ANSWERS_FILE), as after questions."""
+
+    agent: agent_pb2.Agent
+    answers: dict[str, str]
+
+
+class RunPlanner(Protocol):
+    """Runs whose task says how to start them (planning: orchestrator_service/planning/)."""
+
+    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput | None:
+        """The prompt of a run of this task, or None for the execute prompt."""
+
+    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
+        """The session the next run of this task continues, or None for a new agent."""
+
+
 class Launches:
     def __init__(self, ctx: Context, agents: AgentController, projects: ProjectController) -> None:
         self.ctx = ctx
         self.agents = agents
         self.projects = projects
         agents.new_session = self.new_session
+        self.planners: list[RunPlanner] = []
 
     def provider_for(self, name: str = "") -> Provider:
         settings = self.ctx.settings
@@ -75,36 +104,26 @@ class Launches:
         initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
         if initiative is not None:
             await self._prepare_branches(task, initiative)
-        account_id, secrets = await self._account(provider)
+        continued = await self._continuation(task)
+        if continued is not None:
+            account_id = continued.agent.account_id
+            secrets = await self.secrets_for(account_id, provider)
+        else:
+            account_id, secrets = await self._account(provider)
         spawned = self.ctx.spawning.setdefault(task.id, asyncio.Event())
         try:
-            agent = await self._record_start(task, initiative, provider, account_id)
+            if continued is not None:
+                agent = await self._record_continuation(task, continued)
+            else:
+                agent = await self._record_start(task, initiative, provider, account_id)
             if agent is None:
                 return None
             faults.point("before-spawn")
-            await self._spawn_or_close(agent, task, initiative, provider, secrets)
+            await self._spawn(agent, task, initiative, provider, secrets, resume=continued is not None)
         finally:
             spawned.set()
             self.ctx.spawning.pop(task.id, None)
         return Started(agent)
-
-    async def _spawn_or_close(
-        self,
-        agent: agent_pb2.Agent,
-        task: task_pb2.Task,
-        initiative: initiative_pb2.Initiative | None,
-        provider: Provider,
-        secrets: account_pb2.GetAccountSecretsResponse | None,
-    ) -> None:
-        """A start that fails once the agent row exists closes it as never started."""
-        try:
-            await self._spawn(agent, task, initiative, provider, secrets)
-        except Exception as error:
-            reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
-            log.warning("%s", reason)
-            current = self.ctx.cache.tasks.get(task.id)
-            await self.agents.write(agent, current, outcomes.never_started(current, reason))
-            raise
 
     async def _prepare_branches(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative) -> None:
         """A task outside any phase may be the first work on a project: clone it if need be."""
@@ -178,15 +197,64 @@ class Launches:
         initiative: initiative_pb2.Initiative | None,
         provider: Provider,
         secrets: account_pb2.GetAccountSecretsResponse | None,
+        *,
+        resume: bool = False,
     ) -> None:
+        """The agent's directory, worktrees and process. A start that fails once the agent row exists
+        closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
+        files = AgentFiles.of(self.ctx.root, agent.id)
+        try:
+            await asyncio.to_thread(supervisor.make_private_dirs, files)
+            if initiative is not None:
+                for project in self.ctx.cache.projects_of(initiative.id):
+                    await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
+            run = await self.run_input(agent, task)
+            mode = dispatch.agent_mode(task)
+            launch = launcher.Launch(
+                agent, files, provider, mode, run.prompt, resume=resume, secrets=secrets, environment=run.environment
+            )
+            await self.spawn(agent, launch)
+        except Exception as error:
+            reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
+            log.warning("%s", reason)
+            current = self.ctx.cache.tasks.get(task.id)
+            await self.agents.write(agent, current, outcomes.never_started(current, reason))
+            raise
+
+    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
+        """The task's prompt: a planner's, or the task description with its dependencies' summaries."""
+        for planner in self.planners:
+            planned = await planner.run_input(agent, task)
+            if planned is not None:
+                return planned
+        return RunInput(dispatch.build_prompt(task, await self.dependencies_of(task)), {})
+
+    async def _continuation(self, task: task_pb2.Task) -> Continuation | None:
+        for planner in self.planners:
+            continued = await planner.continuation(task)
+            if continued is not None:
+                return continued
+        return None
+
+    async def _record_continuation(self, task: task_pb2.Task, continued: Continuation) -> agent_pb2.Agent | None:
+        """The agent runs again in its CLI session (a chat's next turn): the task's IN_PROGRESS and
+        the agent's RUNNING in one transaction, both guarded, after its last run's files are
+        archived (so that exit is never settled twice)."""
+        agent = continued.agent
         files = AgentFiles.of(self.ctx.root, agent.id)
         await asyncio.to_thread(supervisor.make_private_dirs, files)
-        if initiative is not None:
-            for project in self.ctx.cache.projects_of(initiative.id):
-                await asyncio.to_thread(branches.add_task_worktree, self.ctx.git, project, task, files.workdir)
-        prompt = dispatch.build_prompt(task, await self.dependencies_of(task))
-        launch = launcher.Launch(agent, files, provider, dispatch.agent_mode(task), prompt, secrets=secrets)
-        await self.spawn(agent, launch)
+        await asyncio.to_thread(files.archive_session)
+        await asyncio.to_thread(launcher.write_answers, files, continued.answers)
+        started = update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS, reason=None, next_attempt_time=None)
+        claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, outcome=None, error=None, exit_code=None, pid=None)
+        try:
+            answer = await self.ctx.writer.append(
+                [event("task:dispatched", task, agent_name=agent.name, account_id=agent.account_id or None)],
+                [started, claim],
+            )
+        except Stale:
+            return None
+        return answer.rows[1].agent
 
     async def dependencies_of(self, task: task_pb2.Task) -> list[task_pb2.Task]:
         """The tasks this one depends on, for their summaries: from the cache, or read."""
@@ -233,12 +301,14 @@ class Launches:
         await asyncio.to_thread(launcher.write_answers, files, answers)
         claim = update(agent, status=agent_pb2.AGENT_STATUS_RUNNING, pending_questions=None, outcome=None)
         claimed = (await self.ctx.writer.append([], [claim])).rows[0].agent
-        prompt = dispatch.build_prompt(task, await self.dependencies_of(task)) if task is not None else ""
-        prompt += dispatch.answers_prompt(answers)
         secrets = await self.secrets_for(claimed.account_id, provider)
         mode = agent_pb2.AgentMode.Name(claimed.mode).removeprefix("AGENT_MODE_").lower()
-        launch = launcher.Launch(claimed, files, provider, mode, prompt, resume=True, secrets=secrets)
         try:
+            run = await self.run_input(claimed, task) if task is not None else RunInput("", {})
+            prompt = run.prompt + dispatch.answers_prompt(answers)
+            launch = launcher.Launch(
+                claimed, files, provider, mode, prompt, resume=True, secrets=secrets, environment=run.environment
+            )
             return await self.spawn(claimed, launch)
         except Exception as error:
             crash = dispatch.AgentOutcome("crash", error=f"could not resume: {redact(str(error), self.ctx.root)}")
@@ -254,9 +324,10 @@ class Launches:
         await asyncio.to_thread(files.archive_session)
         fresh = update(agent, session_id=str(uuid.uuid4()))
         renewed = (await self.ctx.writer.append([event("agent:new_session", agent)], [fresh])).rows[0].agent
-        task_prompt = dispatch.build_prompt(task, await self.dependencies_of(task))
-        prompt = claude_outcome.fresh_session_prompt(task_prompt, [], answers)
+        run = await self.run_input(renewed, task)
+        prompt = claude_outcome.fresh_session_prompt(run.prompt, [], answers)
         provider = self.provider_for(renewed.provider)
         secrets = await self.secrets_for(renewed.account_id, provider)
         mode = agent_pb2.AgentMode.Name(renewed.mode).removeprefix("AGENT_MODE_").lower()
-        await self.spawn(renewed, launcher.Launch(renewed, files, provider, mode, prompt, secrets=secrets))
+        launch = launcher.Launch(renewed, files, provider, mode, prompt, secrets=secrets, environment=run.environment)
+        await self.spawn(renewed, launch)

@@ -148,13 +148,16 @@ class Workspace:
         path = self.repo(project_id)
         with repository_lock(path):
             listing = git(path, "worktree", "list", "--porcelain").stdout
+            removed = False
             for block in listing.split("\n\n"):
                 lines = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
                 worktree = Path(lines.get("worktree", "/"))
                 if lines.get("branch") == head_ref(branch) and within(self.root / "agents", worktree):
                     git(path, "worktree", "remove", "--force", "--", str(worktree), check=False)
                     shutil.rmtree(worktree, ignore_errors=True)
-            git(path, "worktree", "prune")
+                    removed = True
+            if removed or "prunable" in listing:
+                git(path, "worktree", "prune")
 
     def is_merged(self, project_id: str, source: str, target: str) -> bool:
         return self.is_ancestor(project_id, head_ref(source), head_ref(target))

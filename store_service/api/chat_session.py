@@ -9,8 +9,8 @@ from cw_edge.interceptor import current_identity
 from store_service.api import convert, limits, permissions, validation
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.api.page import PAGE
-from store_service.api.phase import PHASE
-from store_service.api.task import TASK
+from store_service.api.phase import PHASE, PHASE_DEPENDENCY
+from store_service.api.task import TASK, TASK_DEPENDENCY
 from store_service.db.models import ChangeSet, ChatMessage, ChatSession
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import InvalidArgument, NotFound
@@ -20,7 +20,13 @@ CHAT_SESSION = Resource(ChatSession, chat_session_pb2.ChatSession, "chat_session
 CHAT_MESSAGE = Resource(
     ChatMessage, chat_session_pb2.ChatMessage, "chat_message", lambda uow: uow.chat_sessions.messages
 )
-ENTITY_RESOURCES: dict[str, Resource[Any]] = {"page": PAGE, "phase": PHASE, "task": TASK}
+ENTITY_RESOURCES: dict[str, Resource[Any]] = {
+    "page": PAGE,
+    "phase": PHASE,
+    "task": TASK,
+    "phase_dependency": PHASE_DEPENDENCY,
+    "task_dependency": TASK_DEPENDENCY,
+}
 
 
 class _ChangeSetResource(Resource[chat_session_pb2.ChangeSet]):

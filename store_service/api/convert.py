@@ -1,7 +1,8 @@
 """Generic mapping between rows and proto messages.
 
 Row attributes carry the proto field names, enums map `TASK_STATUS_IN_PROGRESS` <-> 'in_progress',
-maps of scalars are JSON objects, an empty string, an empty map or an unset optional means NULL.
+maps of scalars are JSON objects, repeated strings JSON lists, an empty string, an empty map or an
+unset optional means NULL.
 Everything a client sends passes `validate_*` first, so a bad value is INVALID_ARGUMENT with the
 field named, never a database error.
 """
@@ -133,6 +134,7 @@ def _fields_of(message_type: type[Message], row_type: type, skip: frozenset[str]
         elif _is_timestamp(field):
             fields.append(_Shown(name, attribute(name), timestamp_of))
         elif _is_map(field) or field.message_type is None:
+            # Scalars, maps (stored as a dict) and repeated strings (a list) go in as they are.
             fields.append(_Shown(name, attribute(name), None))
     return tuple(fields)
 
@@ -157,6 +159,8 @@ def field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
             raise InvalidArgument.of(path, str(error)) from error
     if _is_map(field):
         return dict(getattr(message, field.name)) or None
+    if field.is_repeated and field.message_type is None and field.enum_type is None:
+        return list(getattr(message, field.name)) or None  # a list of strings, one JSON column
     if field.message_type is not None:
         if not message.HasField(field.name):
             return None

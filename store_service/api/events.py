@@ -23,6 +23,7 @@ from store_service.api.initiative import INITIATIVE
 from store_service.api.pagination import SizedPage, page_size
 from store_service.api.phase import PHASE
 from store_service.api.project import PROJECT
+from store_service.api.proposal import PROPOSAL
 from store_service.api.send_budget import SendBudget
 from store_service.api.task import TASK
 from store_service.db.database import Database
@@ -47,6 +48,7 @@ _CHANGES: dict[str, tuple[Resource[Any], str]] = {
     "create_agent": (AGENT, "create"),
     "update_account": (ACCOUNT, "update"),
     "update_project": (PROJECT, "update"),
+    "create_proposal": (PROPOSAL, "create"),
 }
 
 

@@ -82,6 +82,10 @@ FIELD_LIMITS: dict[str, Limit] = {
     # Phase.merge_commits: project id -> commit.
     "MergeCommitsEntry.key": IDENTIFIER,
     "MergeCommitsEntry.value": REFERENCE,
+    # A proposal's key and its references (keys of its report, or ids).
+    "Proposal.key": IDENTIFIER,
+    "Proposal.parent": IDENTIFIER,
+    "Proposal.depends_on": IDENTIFIER,
 }
 DEFAULT_TEXT = TEXT
 # Items in one repeated or map field (ids in a filter, events or changes in one AppendEvent).

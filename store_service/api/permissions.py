@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import initiative_pb2, phase_pb2, proposal_pb2, task_pb2
 from cw_edge.tokens import Identity
 from store_service.api import convert
 from store_service.domain.errors import PermissionDenied
@@ -70,6 +70,19 @@ CLIENT_RIGHTS: Mapping[str, Rights] = {
         transitions=frozenset({(task_pb2.TASK_STATUS_BLOCKED, task_pb2.TASK_STATUS_PENDING)}),
     ),
     "project": Rights(orchestrator_fields=frozenset({"sync_error", "sync_error_time", "last_fetch_time"})),
+    # Accepted only through AcceptProposals, which applies them; a person may dismiss and reopen.
+    "proposal": Rights(
+        orchestrator_fields=frozenset({"change_set_id", "entity_id"}),
+        created_statuses=frozenset({proposal_pb2.PROPOSAL_STATUS_PENDING}),
+        transitions=frozenset(
+            {
+                (proposal_pb2.PROPOSAL_STATUS_PENDING, proposal_pb2.PROPOSAL_STATUS_DISMISSED),
+                (proposal_pb2.PROPOSAL_STATUS_DISMISSED, proposal_pb2.PROPOSAL_STATUS_PENDING),
+            }
+        ),
+    ),
+    # The orchestrator answers a session with the agent of its refine task.
+    "chatsession": Rights(orchestrator_fields=frozenset({"task_id", "agent_id"})),
     "initiative": Rights(
         created_statuses=frozenset({initiative_pb2.INITIATIVE_STATUS_ACTIVE}),
         transitions=frozenset(

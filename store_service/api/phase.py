@@ -3,18 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from cw.store.v1 import phase_pb2, phase_pb2_grpc
-from store_service.api.convert import set_timestamp
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import Phase, PhaseDependency
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 
 PHASE = Resource(Phase, phase_pb2.Phase, "phase", lambda uow: uow.phases)
-
-
-def _edge(edge: PhaseDependency) -> phase_pb2.PhaseDependency:
-    message = phase_pb2.PhaseDependency(phase_id=edge.phase_id, depends_on_phase_id=edge.depends_on_phase_id)
-    set_timestamp(message.create_time, edge.create_time)
-    return message
+PHASE_DEPENDENCY = Resource(PhaseDependency, phase_pb2.PhaseDependency, "dependency", lambda uow: uow.phases)
 
 
 class PhaseServicer(ResourceServicer[phase_pb2.Phase], phase_pb2_grpc.PhaseServiceServicer):
@@ -31,7 +25,9 @@ class PhaseServicer(ResourceServicer[phase_pb2.Phase], phase_pb2_grpc.PhaseServi
     async def CreatePhaseDependency(self, request: Any, _context: Any) -> phase_pb2.PhaseDependency:
         phase_id = required_id(request.phase_id, "phase_id")
         depends_on = required_id(request.depends_on_phase_id, "depends_on_phase_id")
-        return await self.db.write(lambda uow: _edge(uow.phases.create_dependency(phase_id, depends_on)))
+        return await self.db.write(
+            lambda uow: PHASE_DEPENDENCY.to_message(uow.phases.create_dependency(phase_id, depends_on))
+        )
 
     async def ListPhaseDependencies(self, request: Any, _context: Any) -> phase_pb2.ListPhaseDependenciesResponse:
         phase_id = required_id(request.phase_id, "phase_id")

@@ -37,6 +37,8 @@ NAMING_CONVENTION = {
 }
 
 ID_LENGTH = 21
+TASK_CATEGORIES = ("execute", "research", "discuss", "plan", "detail", "refine", "verify", "merge", "review")
+TASK_PRIORITIES = ("low", "medium", "high")
 
 
 def new_id() -> str:
@@ -152,24 +154,13 @@ class Task(Timestamped, Base):
         choice("task_type", "auto"), nullable=False, default="auto", server_default="auto"
     )
     category: Mapped[str] = mapped_column(
-        choice(
-            "task_category",
-            "execute",
-            "research",
-            "discuss",
-            "plan",
-            "detail",
-            "refine",
-            "verify",
-            "merge",
-            "review",
-        ),
+        choice("task_category", *TASK_CATEGORIES),
         nullable=False,
         default="execute",
         server_default="execute",
     )
     priority: Mapped[str] = mapped_column(
-        choice("task_priority", "low", "medium", "high"),
+        choice("task_priority", *TASK_PRIORITIES),
         nullable=False,
         default="medium",
         server_default="medium",
@@ -188,6 +179,8 @@ class Task(Timestamped, Base):
     queue_time: Mapped[datetime | None] = mapped_column("queued_at", DateTime)
     reason: Mapped[str | None] = mapped_column(Text)
     next_attempt_time: Mapped[datetime | None] = mapped_column("next_attempt_at", DateTime)
+    # A planning task's page, phase or task (no foreign key: it names a row of one of three tables).
+    target_id: Mapped[str | None] = mapped_column(Text)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "phase_id": self.phase_id, "task_id": self.id}
@@ -289,6 +282,19 @@ class Proposal(Timestamped, Base):
         server_default="pending",
     )
     sort_order: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # The agent's key, local to its report; references (a task's phase, a page's parent, dependencies)
+    # are keys of the same report or existing ids, resolved when accepted.
+    key: Mapped[str | None] = mapped_column("proposal_key", Text)
+    report_id: Mapped[str | None] = mapped_column(Text, index=True)
+    parent: Mapped[str | None] = mapped_column(Text)
+    depends_on: Mapped[list[str] | None] = mapped_column(JSON)
+    priority: Mapped[str | None] = mapped_column(choice("proposal_priority", *TASK_PRIORITIES))
+    category: Mapped[str | None] = mapped_column(choice("proposal_category", *TASK_CATEGORIES))
+    # The target's update_time when the agent read it; a later one makes the proposal stale.
+    target_update_time: Mapped[datetime | None] = mapped_column("target_updated_at", DateTime)
+    change_set_id: Mapped[str | None] = _fk("change_sets.id", "SET NULL", index=True)
+    # The page, phase or task the accepted proposal made or changed.
+    entity_id: Mapped[str | None] = mapped_column(Text)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "agent_id": self.agent_id}
@@ -428,6 +434,8 @@ class ChatSession(Timestamped, Base):
         default="active",
         server_default="active",
     )
+    # The refine task whose agent answers the session (set by the orchestrator).
+    task_id: Mapped[str | None] = _fk("tasks.id", "SET NULL")
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "agent_id": self.agent_id}

@@ -11,6 +11,8 @@ class TaskRepository(Repository[Task], Protocol):
 
     def create_dependency(self, task_id: str, depends_on_task_id: str) -> TaskDependency: ...
 
+    def check_dependency(self, task_id: str, depends_on_task_id: str) -> None: ...
+
     def find_dependencies(
         self, task_id: str | None = None, phase_id: str | None = None, initiative_id: str | None = None
     ) -> list[TaskDependency]:

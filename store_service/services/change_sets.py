@@ -1,5 +1,6 @@
-"""Change sets: a chat-driven refinement's edits to pages, phases and tasks, applied in one
-transaction with a before/after snapshot of each entity, so they can be shown and reverted."""
+"""Change sets: edits to pages, phases, tasks and their dependency edges (a chat-driven
+refinement's, or accepted proposals'), applied in one transaction with a before/after snapshot of
+each entity, so they can be shown and reverted."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ from typing import Any
 from sqlalchemy import DateTime, select
 from sqlalchemy.orm import Session
 
-from store_service.db.models import Base, ChangeSet, Page, Phase, Task
+from store_service.db.models import Base, ChangeSet, Page, Phase, PhaseDependency, Proposal, Task, TaskDependency
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import FailedPrecondition, InvalidArgument
-from store_service.repositories.sqlalchemy.base import model_for_table, resource_name
+from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, model_for_table, resource_name
+from store_service.repositories.sqlalchemy.phase import SqlAlchemyPhaseRepository
+from store_service.repositories.sqlalchemy.task import SqlAlchemyTaskRepository
 
-ENTITY_MODELS: dict[str, type[Base]] = {"page": Page, "phase": Phase, "task": Task}
+ENTITY_MODELS: dict[str, type[Base]] = {
+    "page": Page,
+    "phase": Phase,
+    "task": Task,
+    "phase_dependency": PhaseDependency,
+    "task_dependency": TaskDependency,
+}
+EDGES = frozenset({"phase_dependency", "task_dependency"})
 # Dependent rows named in a refusal, at most.
 MAX_LISTED = 10
 
@@ -46,7 +56,30 @@ def restore(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class _PhaseEdges(SqlAlchemyRepository[PhaseDependency]):
+    """Dependency edges as change sets write them: created (with the checks CreatePhaseDependency
+    makes, cycles included) and deleted, never updated."""
+
+    model = PhaseDependency
+
+    def create(self, **values: Any) -> PhaseDependency:
+        SqlAlchemyPhaseRepository(self.session).check_dependency(values["phase_id"], values["depends_on_phase_id"])
+        return super().create(**values)
+
+
+class _TaskEdges(SqlAlchemyRepository[TaskDependency]):
+    model = TaskDependency
+
+    def create(self, **values: Any) -> TaskDependency:
+        SqlAlchemyTaskRepository(self.session).check_dependency(values["task_id"], values["depends_on_task_id"])
+        return super().create(**values)
+
+
 def _repository(uow: SqlAlchemyUnitOfWork, entity_type: str) -> Any:
+    if entity_type == "phase_dependency":
+        return _PhaseEdges(uow.session)
+    if entity_type == "task_dependency":
+        return _TaskEdges(uow.session)
     return {"page": uow.pages, "phase": uow.phases, "task": uow.tasks}[entity_type]
 
 
@@ -89,6 +122,8 @@ def _apply(uow: SqlAlchemyUnitOfWork, change: Change) -> dict[str, Any]:
     if not change.entity_id:
         raise InvalidArgument.of("changes.entity_id", f"is required to {change.action}")
     before = snapshot(repository.get(change.entity_id))
+    if change.action == "update" and change.entity_type in EDGES:
+        raise InvalidArgument.of("changes.action", "a dependency edge is created or deleted, never updated")
     if change.action == "update":
         after: dict[str, Any] | None = snapshot(repository.update(change.entity_id, **change.values))
     else:
@@ -98,15 +133,18 @@ def _apply(uow: SqlAlchemyUnitOfWork, change: Change) -> dict[str, Any]:
     return {"entity_id": change.entity_id, "before": before, "after": after}
 
 
+def apply_change(uow: SqlAlchemyUnitOfWork, change: Change) -> dict[str, Any]:
+    """Applies one change; its entry of the change set (the entity's id, before and after)."""
+    return {"entity_type": change.entity_type, "action": change.action, **_apply(uow, change)}
+
+
 def apply_change_set(
     uow: SqlAlchemyUnitOfWork, chat_session_id: str, summary: str | None, changes: list[Change]
 ) -> ChangeSet:
     if not changes:
         raise InvalidArgument.of("changes", "must hold at least one change")
     session = uow.chat_sessions.get(chat_session_id)
-    entries = [
-        {"entity_type": change.entity_type, "action": change.action, **_apply(uow, change)} for change in changes
-    ]
+    entries = [apply_change(uow, change) for change in changes]
     return uow.chat_sessions.create_change_set(
         chat_session_id=chat_session_id, initiative_id=session.initiative_id, summary=summary, entries=entries
     )
@@ -156,5 +194,12 @@ def revert_change_set(uow: SqlAlchemyUnitOfWork, change_set_id: str) -> ChangeSe
         else:
             repository.create(**restore(model, entry["before"]))
     change_set.status = "reverted"
+    _reopen_proposals(uow.session, change_set.id)
     uow.session.flush()
     return change_set
+
+
+def _reopen_proposals(session: Session, change_set_id: str) -> None:
+    """Proposals the change set accepted are pending again: what they made is gone."""
+    for proposal in session.scalars(select(Proposal).where(Proposal.change_set_id == change_set_id)):
+        proposal.status, proposal.change_set_id, proposal.entity_id = "pending", None, None

@@ -230,6 +230,26 @@ class Cluster:
         assert all(task.id in live for task in in_progress), [t.id for t in in_progress]
 
 
+def cw(c: Cluster, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The `cw` CLI run as a person of the cluster runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "clients.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=c.client_env(),
+        input=input_text,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def cw_json(c: Cluster, *args: str) -> Any:
+    return json.loads(cw(c, "--json", *args).stdout)
+
+
 def kill_leftover_agents(workspace: Path) -> None:
     """Agents outlive the orchestrator by design; a test must not leave them behind."""
     for identity in workspace.glob("agents/*/shim*.json"):
@@ -251,4 +271,4 @@ def cluster(root: Path, providers: list[str] | None = None, max_agents: int = 4)
         running.close()
 
 
-__all__ = ["Cluster", "SimpleNamespace", "cluster", "make_git_repo", "script", "wait_for"]
+__all__ = ["Cluster", "SimpleNamespace", "cluster", "cw", "cw_json", "make_git_repo", "script", "wait_for"]

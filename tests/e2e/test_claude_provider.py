@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import grpc
 import pytest
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import account_pb2, agent_pb2, phase_pb2, task_pb2
 from orchestrator_service.agents.sandbox import running_as_root
-from tests.e2e.cluster import AGENTS, Cluster, script, wait_for
+from tests.e2e.cluster import AGENTS, SCRIPTED, Cluster, script, wait_for
 
 STAND_IN = f"claude={AGENTS / 'claude'}"
 
@@ -181,3 +183,56 @@ def test_as_root_claude_as_default_needs_agents_in_sandbox(tmp_path: Path) -> No
     assert refused.returncode == 2 and refused.stdout == ""
     [line] = refused.stderr.splitlines()
     assert "as root" in line and "IS_SANDBOX=1" in line and "--agents-in-sandbox" in line
+
+
+def test_a_resume_the_cli_cannot_do_starts_a_new_session_with_the_task_and_the_answers(tmp_path: Path) -> None:
+    with claude_cluster(tmp_path, ["dev@example.com"]) as c:
+        phase = c.phase(c.initiative("Lost session", c.project()), "P")
+        task = c.task(phase, "t", questions_rounds=1, result="Finished in a new session.")
+        c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
+        agent = wait_for("claude to ask q1", partial(waiting_with, c, task.id, "q1"))
+        # The CLI forgets the conversation (its transcripts are gone): `--resume` cannot work.
+        shutil.rmtree(tmp_path / "workspace" / "agents" / agent.id / "config" / "projects")
+        answer = orch.QuestionAnswer(question_id="q1", answer="spaces, four of them")
+        c.orch.AnswerQuestions(orch.AnswerQuestionsRequest(agent_id=agent.id, answers=[answer]), timeout=10)
+
+        def new_session_started() -> list[dict[str, Any]] | None:
+            calls = calls_of(c, task.id)
+            return calls if len(calls) >= 3 and "prompt_file" in calls[2] else None
+
+        first, failed_resume, fresh = wait_for("a new session", new_session_started)[:3]
+        assert failed_resume["refused"] == f"No conversation found with session ID: {first['session']}"
+        assert fresh["resumed"] is None and fresh["session"] != first["session"]
+        prompt = Path(fresh["prompt_file"]).read_text()
+        assert "# Task: t" in prompt and "spaces, four of them" in prompt  # the task, then the answers
+        assert any(e.type == "agent:new_session" and e.agent_id == agent.id for e in c.events())
+        # The stand-in asks its one question in every new conversation; answered, it finishes.
+        again = wait_for("the new session's question", partial(waiting_with, c, task.id, "q1"))
+        assert again.id == agent.id and again.session_id == fresh["session"] != first["session"]
+        c.orch.AnswerQuestions(orch.AnswerQuestionsRequest(agent_id=agent.id, answers=[answer]), timeout=10)
+        done = c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED)
+        assert done.summary == "Finished in a new session." and done.retry_count == 0
+        c.assert_invariants()
+
+
+@pytest.mark.skipif(not running_as_root(), reason="the wait is for root only")
+def test_as_root_a_claude_run_asked_for_without_the_sandbox_flag_waits_with_its_reason(tmp_path: Path) -> None:
+    with claude_cluster(tmp_path, ["dev@example.com"]) as c:
+        phase = c.phase(c.initiative("Root", c.project()), "P")
+        task = c.task(phase, "t", questions_rounds=1, result="done")
+        c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
+        agent = wait_for("claude to ask q1", partial(waiting_with, c, task.id, "q1"))
+        assert c.orchestrator is not None
+        c.orchestrator.kill()
+        # Restarted with another default provider and no --agents-in-sandbox: claude stays known.
+        c.providers = [f"scripted={SCRIPTED}", STAND_IN]
+        c.orchestrator_flags = []
+        c.start_orchestrator()
+        answer = orch.QuestionAnswer(question_id="q1", answer="tabs")
+        with pytest.raises(grpc.RpcError) as refused:
+            c.orch.AnswerQuestions(orch.AnswerQuestionsRequest(agent_id=agent.id, answers=[answer]), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "IS_SANDBOX" in (refused.value.details() or "")
+        still = c.agents_of(task.id)
+        assert [a.status for a in still] == [agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT]
+        assert c.get_task(task.id).retry_count == 0

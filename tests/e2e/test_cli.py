@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cw.store.v1 import phase_pb2
-from tests.e2e.cluster import Cluster, cluster, make_git_repo, script, wait_for
+from tests.e2e.cluster import Cluster, cluster, cw, cw_json, make_git_repo, script, wait_for
 
 SECRET = "sk-ant-CLI-SECRET-77"
 
@@ -23,25 +23,6 @@ SECRET = "sk-ant-CLI-SECRET-77"
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with cluster(tmp_path_factory.mktemp("cli")) as running:
         yield running
-
-
-def cw(c: Cluster, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "clients.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=c.client_env(),
-        input=input_text,
-        timeout=120,
-        check=False,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def cw_json(c: Cluster, *args: str) -> Any:
-    return json.loads(cw(c, "--json", *args).stdout)
 
 
 def _setup(c: Cluster, name: str) -> tuple[dict[str, Any], dict[str, Any]]:

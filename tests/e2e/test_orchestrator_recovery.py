@@ -92,6 +92,19 @@ def test_claude_provider_flags_session_and_account(tmp_path: Path, monkeypatch: 
             "claude to ask its question",
             lambda: [a for a in c.agents_of(task.id) if a.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT],
         )[0]
+        # Between runs the account's credentials are gone from the agent's directory (private to
+        # the user); the stand-in refuses to resume without them, so the resume proves they return.
+        control = tmp_path / "workspace" / "agents" / agent.id
+        assert not (control / "config" / ".credentials.json").exists()
+        assert (control / "config" / ".claude.json").exists()
+        assert {path.stat().st_mode & 0o777 for path in (control, control / "work", control / "config")} == {0o700}
+        twice = [
+            orch.QuestionAnswer(question_id="q1", answer="tabs"),
+            orch.QuestionAnswer(question_id="q1", answer="x"),
+        ]
+        with pytest.raises(grpc.RpcError) as refused:
+            c.orch.AnswerQuestions(orch.AnswerQuestionsRequest(agent_id=agent.id, answers=twice), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         c.orch.AnswerQuestions(
             orch.AnswerQuestionsRequest(
                 agent_id=agent.id, answers=[orch.QuestionAnswer(question_id="q1", answer="tabs")]
@@ -99,6 +112,7 @@ def test_claude_provider_flags_session_and_account(tmp_path: Path, monkeypatch: 
             timeout=10,
         )
         done = c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED)
+        wait_for("the credentials to leave again", lambda: not (control / "config" / ".credentials.json").exists())
         assert done.summary == "resumed with: - q1: tabs"
         calls = [json.loads(line) for line in (c.state_dir / "claude-calls.jsonl").read_text().splitlines()]
         first, second = calls[0]["argv"], calls[1]["argv"]

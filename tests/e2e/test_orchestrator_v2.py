@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
-from google.protobuf import field_mask_pb2
+import grpc
+import pytest
+from google.protobuf import duration_pb2, field_mask_pb2
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, log_chunk_pb2, phase_pb2, project_pb2, task_pb2
-from tests.e2e.cluster import Cluster, cluster, make_git_repo, script, wait_for
+from tests.e2e.cluster import SCRIPTED, Cluster, cluster, cw, cw_json, make_git_repo, script, wait_for
+from tests.support import error_details
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
 REVIEW = phase_pb2.PHASE_STATUS_PENDING_REVIEW
@@ -54,6 +58,10 @@ def test_an_unreachable_project_blocks_only_its_own_initiative(tmp_path: Path) -
         assert "cannot be synced" in stuck.reason and str(tmp_path / "workspace") not in stuck.reason
         assert _get_project(c, ghost.id).sync_error
         assert any(e.type == "project:sync_failed" and e.details["project_id"] == ghost.id for e in c.events())
+        # ...and through the CLI, as a person sees it.
+        listed = {project["name"]: project for project in cw_json(c, "project", "list")}
+        assert "does not exist" in listed["ghost"]["syncError"]
+        assert "cannot be synced" in cw(c, "initiative", "show", broken.initiative_id).stdout
 
         repo = make_git_repo(tmp_path / "user" / "ghost-found")
         c.api.projects.UpdateProject(
@@ -117,48 +125,26 @@ def test_starts_and_serves_whatever_is_wrong_with_one_row(tmp_path: Path) -> Non
         running.close()
 
 
+def _another_orchestrator(c: Cluster, listen: str, workspace: Path) -> subprocess.CompletedProcess[str]:
+    assert c.store is not None
+    arguments = ["--store", c.store.address, "--listen", listen, "--workspace", str(workspace), "--agents-in-sandbox"]
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator_service", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_one_orchestrator_per_workspace_and_port(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         assert c.store is not None and c.orchestrator is not None
-        same_workspace = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator_service",
-                "--store",
-                c.store.address,
-                "--listen",
-                "127.0.0.1:0",
-                "--workspace",
-                str(tmp_path / "workspace"),
-                "--agents-in-sandbox",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        same_workspace = _another_orchestrator(c, "127.0.0.1:0", tmp_path / "workspace")
         assert same_workspace.returncode != 0
         assert "is held by another orchestrator" in same_workspace.stderr
         assert f"pid {c.orchestrator.process.pid}" in same_workspace.stderr
-        same_port = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator_service",
-                "--store",
-                c.store.address,
-                "--listen",
-                c.orchestrator.address,
-                "--workspace",
-                str(tmp_path / "other"),
-                "--agents-in-sandbox",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        same_port = _another_orchestrator(c, c.orchestrator.address, tmp_path / "other")
         assert same_port.returncode != 0
         assert f"cannot listen on {c.orchestrator.address}" in same_port.stderr
 
@@ -272,3 +258,64 @@ def test_a_missing_provider_program_waits_with_its_reason(tmp_path: Path) -> Non
         assert waited.status == task_pb2.TASK_STATUS_PENDING and waited.retry_count == 0
         assert not c.agents_of(task.id)
         assert "program '/nowhere/ghost-agent' not found" in (tmp_path / "orchestrator.log").read_text()
+
+
+def test_a_failed_attempt_waits_before_its_retry(tmp_path: Path) -> None:
+    running = Cluster(tmp_path, [f"scripted={SCRIPTED}"], retry_delays="2")
+    try:
+        running.start_store()
+        running.start_orchestrator()
+        c = running
+        phase = c.phase(c.initiative("Pause", c.project()), "P")
+        task = c.task(phase, "t", files={"t.txt": "t"}, crash_times=1)
+        _approve(c, phase)
+
+        def paused() -> task_pb2.Task | None:
+            current = c.get_task(task.id)
+            return current if current.HasField("next_attempt_time") else None
+
+        waiting = wait_for("the retry to be scheduled", paused)
+        assert waiting.status == task_pb2.TASK_STATUS_PENDING and waiting.retry_count == 1
+        assert waiting.reason.startswith("exited with 3")
+        done = c.wait_task(task.id, COMPLETED)
+        first, second = c.agents_of(task.id)
+        assert second.create_time.ToDatetime() >= waiting.next_attempt_time.ToDatetime()
+        assert second.create_time.ToDatetime() - first.update_time.ToDatetime() >= timedelta(seconds=1.5)
+        assert done.retry_count == 1 and not done.reason
+    finally:
+        running.close()
+
+
+def test_worktrees_go_once_the_phase_is_merged_and_the_records_stay(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        phase = c.phase(c.initiative("Tidy", c.project()), "P")
+        task = c.task(phase, "t", files={"t.txt": "t"})
+        _approve(c, phase)
+        c.wait_phase(phase.id, REVIEW)
+        control = tmp_path / "workspace" / "agents" / c.agents_of(task.id)[0].id
+        assert (control / "work" / "app" / "t.txt").exists()  # still there for the review
+        c.orch.MergePhase(orch.MergePhaseRequest(phase_id=phase.id), timeout=30)
+        assert not (control / "work" / "app").exists()
+        assert (control / "output.jsonl").exists() and (control / "prompt.md").exists()
+
+
+def test_a_phase_without_projects_cannot_be_approved(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        phase = c.phase(c.initiative("Nowhere"), "P")
+        with pytest.raises(grpc.RpcError) as refused:
+            c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_details(refused.value).reason == "NO_PROJECTS"
+        assert c.get_phase(phase.id).status == phase_pb2.PHASE_STATUS_PENDING
+
+
+def test_stream_events_sends_heartbeats_at_the_asked_interval(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        head = c.events()[-1].sequence if c.events() else 0
+        request = orch.StreamEventsRequest(
+            after_sequence=head, heartbeat_interval=duration_pb2.Duration(nanos=100_000_000)
+        )
+        stream = c.orch.StreamEvents(request, timeout=10)
+        beat = next(stream)
+        stream.cancel()
+        assert beat.type == "heartbeat" and beat.sequence == 0

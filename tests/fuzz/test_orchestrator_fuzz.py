@@ -56,10 +56,9 @@ def test_no_request_makes_the_orchestrator_answer_like_a_bug(tmp_path: Path) -> 
             assert health.status == health_pb2.HealthCheckResponse.SERVING
         assert len(called) == len(methods_of(services)), "some RPCs were never called"
         assert codes["INVALID_ARGUMENT"] and codes["NOT_FOUND"]
-        # Still doing its work: a phase approved after the fuzz runs to review.
-        last = c.get_phase(phases[2].id)
-        if last.status == phase_pb2.PHASE_STATUS_PENDING:
-            c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=last.id), timeout=10)
-        if last.status in (phase_pb2.PHASE_STATUS_PENDING, phase_pb2.PHASE_STATUS_APPROVED):
-            c.wait_phase(last.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+        # Still doing its work: a phase made and approved after the fuzz runs to review.
+        after = c.phase(c.initiative("After the fuzz", c.project("after")), "P")
+        c.task(after, "t", files={"after.txt": "a"})
+        c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=after.id), timeout=10)
+        c.wait_phase(after.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
         c.assert_invariants()

@@ -27,8 +27,10 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     retry_count = script.get_revision("0002")
     assert retry_count is not None and "retry_count" in (retry_count.doc or "")
     assert retry_count.down_revision is not None
-    head = script.get_revision("head")
-    assert head is not None and head.down_revision == "0002" and "merge" in (head.doc or "")
+    stored_facts = script.get_revision("0003")
+    assert stored_facts is not None and stored_facts.down_revision == "0002" and "merge" in (stored_facts.doc or "")
+    planning = script.get_revision("head")
+    assert planning is not None and planning.down_revision == "0003" and "proposals" in (planning.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models(tmp_path: Path) -> None:
@@ -165,7 +167,7 @@ def test_stored_facts_upgrade_keeps_rows_and_fills_in_what_was_known(tmp_path: P
     migrate.upgrade(engine, "0002")
     with engine.begin() as connection:
         _seed_before_stored_facts(connection)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0003")
     assert _revision(engine) == "0003"
     with engine.connect() as connection:
         merged: dict[str, str | None] = dict(connection.exec_driver_sql("SELECT id, merged_at FROM tasks").fetchall())
@@ -214,3 +216,35 @@ def test_stored_facts_upgrade_keeps_rows_and_fills_in_what_was_known(tmp_path: P
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM agents WHERE task_id = 'loose'").scalar() == 8
         assert connection.exec_driver_sql("SELECT count(*) FROM task_dependencies").scalar() == 1
+
+
+def test_planning_upgrade_keeps_proposals_and_chat_sessions(tmp_path: Path) -> None:
+    engine = create_writer_engine(tmp_path / "store.db")
+    migrate.upgrade(engine, "0003")
+    stamp = {"created_at": datetime(2026, 1, 1), "updated_at": datetime(2026, 1, 1)}
+    rows = {
+        "initiatives": {"id": "i1", "name": "x", "status": "active"},
+        "agents": {
+            "id": "a1",
+            "name": "owl",
+            "worktree_id": "/w",
+            "provider": "p",
+            "status": "stopped",
+            "mode": "plan",
+        },
+        "proposals": {"id": "p1", "agent_id": "a1", "initiative_id": "i1", "target_type": "phase", "title": "A"},
+        "chat_sessions": {"id": "s1", "target_type": "phase", "target_id": "x", "initiative_id": "i1"},
+    }
+    with engine.begin() as connection:
+        for table, values in rows.items():
+            _insert(connection, table, **values, **stamp)
+    migrate.upgrade(engine)
+    assert _revision(engine) == "0004"
+    with engine.connect() as connection:
+        row = connection.exec_driver_sql("SELECT title, proposal_key, depends_on, change_set_id FROM proposals").one()
+        assert tuple(row) == ("A", None, None, None)
+        assert connection.exec_driver_sql("SELECT task_id FROM chat_sessions").scalar() is None
+    migrate.downgrade(engine, "0003")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM proposals").scalar() == 1
+    assert "proposal_key" not in {column["name"] for column in inspect(engine).get_columns("proposals")}

@@ -4,7 +4,8 @@ Update, AppendEvent changes, change sets and their reverts all go through the re
 - a tree (tasks under tasks, pages under pages) has no cycle and stays inside one initiative;
 - a task's phase and initiative agree; given only a phase, a task takes the phase's initiative
   (so its events carry it, and streams filtered by initiative see them);
-- a phase with tasks or dependency edges stays in its initiative.
+- a phase with tasks or dependency edges stays in its initiative;
+- a planning task's target is a page, phase or task of its initiative.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from store_service.db.models import Base, Page, Phase, PhaseDependency, Task
-from store_service.domain.errors import FailedPrecondition, InvalidArgument
+from store_service.domain.errors import FailedPrecondition, InvalidArgument, MissingReference
 
 
 def _state(stored: Base | None, values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -98,7 +99,19 @@ def check_task(session: Session, row_id: str | None, stored: Task | None, values
     if phase is not None and phase.initiative_id != state["initiative_id"]:
         raise _mismatch("task.initiative_id", f"phase {phase.id!r}", phase.initiative_id, state["initiative_id"])
     TASK_TREE.check(session, row_id, stored, values)
+    if values.get("target_id"):
+        _check_target(session, values["target_id"], state["initiative_id"])
     return values
+
+
+def _check_target(session: Session, target_id: str, initiative_id: str | None) -> None:
+    """A planning task's target is a page, phase or task of its own initiative."""
+    target = next((row for model in (Page, Phase, Task) if (row := session.get(model, target_id)) is not None), None)
+    if target is None:
+        raise MissingReference("target_id", "page, phase or task", target_id)
+    target_initiative = getattr(target, "initiative_id", None)
+    if target_initiative != initiative_id:
+        raise _mismatch("task.target_id", f"target {target_id!r}", target_initiative, initiative_id)
 
 
 def check_phase_move(session: Session, stored: Phase, values: dict[str, Any]) -> None:

@@ -19,6 +19,15 @@ class SqlAlchemyPhaseRepository(SqlAlchemyRepository[Phase]):
         return super().update(row_id, **values)
 
     def create_dependency(self, phase_id: str, depends_on_phase_id: str) -> PhaseDependency:
+        self.check_dependency(phase_id, depends_on_phase_id)
+        edge = PhaseDependency(phase_id=phase_id, depends_on_phase_id=depends_on_phase_id)
+        self.session.add(edge)
+        with constraint_errors(PhaseDependency):
+            self.session.flush()
+        return edge
+
+    def check_dependency(self, phase_id: str, depends_on_phase_id: str) -> None:
+        """Both phases exist, in one initiative, and the edge closes no cycle."""
         phase, dependency = self.get(phase_id), self.get(depends_on_phase_id)
         if phase.initiative_id != dependency.initiative_id:
             raise FailedPrecondition(
@@ -33,11 +42,6 @@ class SqlAlchemyPhaseRepository(SqlAlchemyRepository[Phase]):
             phase_id,
             depends_on_phase_id,
         )
-        edge = PhaseDependency(phase_id=phase_id, depends_on_phase_id=depends_on_phase_id)
-        self.session.add(edge)
-        with constraint_errors(PhaseDependency):
-            self.session.flush()
-        return edge
 
     def get_dependencies(self, phase_id: str) -> list[Phase]:
         ids = select(PhaseDependency.depends_on_phase_id).where(PhaseDependency.phase_id == phase_id)

@@ -28,6 +28,15 @@ class SqlAlchemyTaskRepository(SqlAlchemyRepository[Task]):
         return self.find_where(Task.phase_id == phase_id)
 
     def create_dependency(self, task_id: str, depends_on_task_id: str) -> TaskDependency:
+        self.check_dependency(task_id, depends_on_task_id)
+        edge = TaskDependency(task_id=task_id, depends_on_task_id=depends_on_task_id)
+        self.session.add(edge)
+        with constraint_errors(TaskDependency):
+            self.session.flush()
+        return edge
+
+    def check_dependency(self, task_id: str, depends_on_task_id: str) -> None:
+        """Both tasks exist and the edge closes no cycle."""
         self.get(task_id)
         self.get(depends_on_task_id)
         check_new_edge(
@@ -37,11 +46,6 @@ class SqlAlchemyTaskRepository(SqlAlchemyRepository[Task]):
             task_id,
             depends_on_task_id,
         )
-        edge = TaskDependency(task_id=task_id, depends_on_task_id=depends_on_task_id)
-        self.session.add(edge)
-        with constraint_errors(TaskDependency):
-            self.session.flush()
-        return edge
 
     def find_dependencies(
         self, task_id: str | None = None, phase_id: str | None = None, initiative_id: str | None = None

@@ -4,6 +4,8 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from cw.store.v1 import chat_session_pb2 as _chat_session_pb2
+from cw.store.v1 import task_pb2 as _task_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
@@ -365,3 +367,64 @@ class StreamAgentOutputResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamAgentOutputResponse: _TypeAlias = StreamAgentOutputResponse  # noqa: Y015
+
+@_typing.final
+class SendChatMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_TYPE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    target_type: _chat_session_pb2.ChatTargetType.ValueType
+    target_id: _builtins.str
+    content: _builtins.str
+    request_id: _builtins.str
+    """Makes the call safe to retry: the same id stores the message once."""
+    def __init__(
+        self,
+        *,
+        target_type: _chat_session_pb2.ChatTargetType.ValueType = ...,
+        target_id: _builtins.str = ...,
+        content: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "request_id", b"request_id", "target_id", b"target_id", "target_type", b"target_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendChatMessageRequest: _TypeAlias = SendChatMessageRequest  # noqa: Y015
+
+@_typing.final
+class SendChatMessageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHAT_SESSION_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def chat_session(self) -> _chat_session_pb2.ChatSession: ...
+    @_builtins.property
+    def message(self) -> _chat_session_pb2.ChatMessage:
+        """The person's message as stored."""
+
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The session's refine task, as the call left it."""
+
+    def __init__(
+        self,
+        *,
+        chat_session: _chat_session_pb2.ChatSession | None = ...,
+        message: _chat_session_pb2.ChatMessage | None = ...,
+        task: _task_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chat_session", b"chat_session", "message", b"message", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_session", b"chat_session", "message", b"message", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendChatMessageResponse: _TypeAlias = SendChatMessageResponse  # noqa: Y015

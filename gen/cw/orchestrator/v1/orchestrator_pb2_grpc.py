@@ -84,6 +84,11 @@ class OrchestratorServiceStub:
                 request_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StreamAgentOutputRequest.SerializeToString,
                 response_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StreamAgentOutputResponse.FromString,
                 _registered_method=True)
+        self.SendChatMessage = channel.unary_unary(
+                '/cw.orchestrator.v1.OrchestratorService/SendChatMessage',
+                request_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageRequest.SerializeToString,
+                response_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -153,6 +158,19 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendChatMessage(self, request, context):
+        """Stores a person's message in the target's ACTIVE chat session (opening one, with its refine
+        task, when there is none) and queues a turn: the session's refine agent resumes its CLI
+        session with the messages it has not answered yet, its reply becomes the assistant message and
+        its proposals are applied at once as a change set linked to that message. A message sent while
+        a turn runs is answered by the next turn. Events: `chat_session:created`, `task:created`
+        (a new session), `chat_message:created`, `task:queued` (reason chat). Errors: a phase or task
+        that does not exist (NOT_FOUND); no target or no content (INVALID_ARGUMENT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +218,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.StreamAgentOutput,
                     request_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StreamAgentOutputRequest.FromString,
                     response_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StreamAgentOutputResponse.SerializeToString,
+            ),
+            'SendChatMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendChatMessage,
+                    request_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageRequest.FromString,
+                    response_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -446,6 +469,33 @@ class OrchestratorService:
             '/cw.orchestrator.v1.OrchestratorService/StreamAgentOutput',
             cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StreamAgentOutputRequest.SerializeToString,
             cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StreamAgentOutputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendChatMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.orchestrator.v1.OrchestratorService/SendChatMessage',
+            cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageRequest.SerializeToString,
+            cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

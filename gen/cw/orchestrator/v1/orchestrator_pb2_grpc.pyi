@@ -55,6 +55,15 @@ class OrchestratorServiceStub:
     """Replays every event after `after_sequence`, then follows, filtered by type and initiative."""
     StreamAgentOutput: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.StreamAgentOutputRequest, _orchestrator_pb2.StreamAgentOutputResponse]
     """The agent's raw output; with `follow`, keeps streaming until the agent stops running."""
+    SendChatMessage: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SendChatMessageRequest, _orchestrator_pb2.SendChatMessageResponse]
+    """Stores a person's message in the target's ACTIVE chat session (opening one, with its refine
+    task, when there is none) and queues a turn: the session's refine agent resumes its CLI
+    session with the messages it has not answered yet, its reply becomes the assistant message and
+    its proposals are applied at once as a change set linked to that message. A message sent while
+    a turn runs is answered by the next turn. Events: `chat_session:created`, `task:created`
+    (a new session), `chat_message:created`, `task:queued` (reason chat). Errors: a phase or task
+    that does not exist (NOT_FOUND); no target or no content (INVALID_ARGUMENT).
+    """
 
 @_typing.type_check_only
 class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
@@ -79,6 +88,15 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Replays every event after `after_sequence`, then follows, filtered by type and initiative."""
     StreamAgentOutput: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.StreamAgentOutputRequest, _orchestrator_pb2.StreamAgentOutputResponse]  # type: ignore[assignment]
     """The agent's raw output; with `follow`, keeps streaming until the agent stops running."""
+    SendChatMessage: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SendChatMessageRequest, _orchestrator_pb2.SendChatMessageResponse]  # type: ignore[assignment]
+    """Stores a person's message in the target's ACTIVE chat session (opening one, with its refine
+    task, when there is none) and queues a turn: the session's refine agent resumes its CLI
+    session with the messages it has not answered yet, its reply becomes the assistant message and
+    its proposals are applied at once as a change set linked to that message. A message sent while
+    a turn runs is answered by the next turn. Events: `chat_session:created`, `task:created`
+    (a new session), `chat_message:created`, `task:queued` (reason chat). Errors: a phase or task
+    that does not exist (NOT_FOUND); no target or no content (INVALID_ARGUMENT).
+    """
 
 class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
     """Runs agents on approved work, merges their branches and recovers after crashes and restarts."""
@@ -154,5 +172,20 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.StreamAgentOutputResponse], _abc.AsyncIterator[_orchestrator_pb2.StreamAgentOutputResponse]]:
         """The agent's raw output; with `follow`, keeps streaming until the agent stops running."""
+
+    @_abc_1.abstractmethod
+    def SendChatMessage(
+        self,
+        request: _orchestrator_pb2.SendChatMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.SendChatMessageResponse, _abc.Awaitable[_orchestrator_pb2.SendChatMessageResponse]]:
+        """Stores a person's message in the target's ACTIVE chat session (opening one, with its refine
+        task, when there is none) and queues a turn: the session's refine agent resumes its CLI
+        session with the messages it has not answered yet, its reply becomes the assistant message and
+        its proposals are applied at once as a change set linked to that message. A message sent while
+        a turn runs is answered by the next turn. Events: `chat_session:created`, `task:created`
+        (a new session), `chat_message:created`, `task:queued` (reason chat). Errors: a phase or task
+        that does not exist (NOT_FOUND); no target or no content (INVALID_ARGUMENT).
+        """
 
 def add_OrchestratorServiceServicer_to_server(servicer: OrchestratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

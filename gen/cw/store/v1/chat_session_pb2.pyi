@@ -102,6 +102,9 @@ class _ChangeEntityTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Chan
     CHANGE_ENTITY_TYPE_PAGE: _ChangeEntityType.ValueType  # 1
     CHANGE_ENTITY_TYPE_PHASE: _ChangeEntityType.ValueType  # 2
     CHANGE_ENTITY_TYPE_TASK: _ChangeEntityType.ValueType  # 3
+    CHANGE_ENTITY_TYPE_PHASE_DEPENDENCY: _ChangeEntityType.ValueType  # 4
+    """Dependency edges: created and deleted, never updated (`after` holds both ids)."""
+    CHANGE_ENTITY_TYPE_TASK_DEPENDENCY: _ChangeEntityType.ValueType  # 5
 
 class ChangeEntityType(_ChangeEntityType, metaclass=_ChangeEntityTypeEnumTypeWrapper): ...
 
@@ -109,6 +112,9 @@ CHANGE_ENTITY_TYPE_UNSPECIFIED: ChangeEntityType.ValueType  # 0
 CHANGE_ENTITY_TYPE_PAGE: ChangeEntityType.ValueType  # 1
 CHANGE_ENTITY_TYPE_PHASE: ChangeEntityType.ValueType  # 2
 CHANGE_ENTITY_TYPE_TASK: ChangeEntityType.ValueType  # 3
+CHANGE_ENTITY_TYPE_PHASE_DEPENDENCY: ChangeEntityType.ValueType  # 4
+"""Dependency edges: created and deleted, never updated (`after` holds both ids)."""
+CHANGE_ENTITY_TYPE_TASK_DEPENDENCY: ChangeEntityType.ValueType  # 5
 Global___ChangeEntityType: _TypeAlias = ChangeEntityType  # noqa: Y015
 
 class _ChangeAction:
@@ -142,12 +148,15 @@ class ChatSession(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     target_type: Global___ChatTargetType.ValueType
     target_id: _builtins.str
     initiative_id: _builtins.str
     agent_id: _builtins.str
     status: Global___ChatSessionStatus.ValueType
+    task_id: _builtins.str
+    """The refine task whose agent answers the session's messages (set by the orchestrator)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -163,10 +172,11 @@ class ChatSession(_message.Message):
         status: Global___ChatSessionStatus.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        task_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "create_time", b"create_time", "id", b"id", "initiative_id", b"initiative_id", "status", b"status", "target_id", b"target_id", "target_type", b"target_type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "create_time", b"create_time", "id", b"id", "initiative_id", b"initiative_id", "status", b"status", "target_id", b"target_id", "target_type", b"target_type", "task_id", b"task_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -222,6 +232,7 @@ class ChangeSet(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     chat_session_id: _builtins.str
+    """Empty for a change set that accepted proposals (ProposalService/AcceptProposals)."""
     initiative_id: _builtins.str
     summary: _builtins.str
     status: Global___ChangeSetStatus.ValueType

@@ -166,7 +166,8 @@ class ChatSessionServiceServicer:
 
     def RevertChangeSet(self, request, context):
         """Restores every entity of the change set to its `before` state, last change first. Only from
-        APPLIED; refused when an entity has changed since.
+        APPLIED; refused when an entity has changed since. Proposals the change set accepted become
+        PENDING again (`proposal:updated`), without their change set and entity.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -54,7 +54,8 @@ class ChatSessionServiceStub:
     ListChangeSets: _grpc.UnaryUnaryMultiCallable[_chat_session_pb2.ListChangeSetsRequest, _chat_session_pb2.ListChangeSetsResponse]
     RevertChangeSet: _grpc.UnaryUnaryMultiCallable[_chat_session_pb2.RevertChangeSetRequest, _chat_session_pb2.ChangeSet]
     """Restores every entity of the change set to its `before` state, last change first. Only from
-    APPLIED; refused when an entity has changed since.
+    APPLIED; refused when an entity has changed since. Proposals the change set accepted become
+    PENDING again (`proposal:updated`), without their change set and entity.
     """
 
 @_typing.type_check_only
@@ -83,7 +84,8 @@ class ChatSessionServiceAsyncStub(ChatSessionServiceStub):
     ListChangeSets: _aio.UnaryUnaryMultiCallable[_chat_session_pb2.ListChangeSetsRequest, _chat_session_pb2.ListChangeSetsResponse]  # type: ignore[assignment]
     RevertChangeSet: _aio.UnaryUnaryMultiCallable[_chat_session_pb2.RevertChangeSetRequest, _chat_session_pb2.ChangeSet]  # type: ignore[assignment]
     """Restores every entity of the change set to its `before` state, last change first. Only from
-    APPLIED; refused when an entity has changed since.
+    APPLIED; refused when an entity has changed since. Proposals the change set accepted become
+    PENDING again (`proposal:updated`), without their change set and entity.
     """
 
 class ChatSessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -175,7 +177,8 @@ class ChatSessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chat_session_pb2.ChangeSet, _abc.Awaitable[_chat_session_pb2.ChangeSet]]:
         """Restores every entity of the change set to its `before` state, last change first. Only from
-        APPLIED; refused when an entity has changed since.
+        APPLIED; refused when an entity has changed since. Proposals the change set accepted become
+        PENDING again (`proposal:updated`), without their change set and entity.
         """
 
 def add_ChatSessionServiceServicer_to_server(servicer: ChatSessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

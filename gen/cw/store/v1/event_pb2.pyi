@@ -9,6 +9,7 @@ from cw.store.v1 import agent_pb2 as _agent_pb2
 from cw.store.v1 import initiative_pb2 as _initiative_pb2
 from cw.store.v1 import phase_pb2 as _phase_pb2
 from cw.store.v1 import project_pb2 as _project_pb2
+from cw.store.v1 import proposal_pb2 as _proposal_pb2
 from cw.store.v1 import task_pb2 as _task_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -42,7 +43,14 @@ class Event(_message.Message):
     sequence: _builtins.int
     """Strictly increasing, assigned by the store; 0 only on heartbeats."""
     type: _builtins.str
-    """For example `task:completed`, `agent:spawned`, `phase:updated`."""
+    """`<entity>:created|updated|deleted` for every store write (details: `id`, `changed` field names,
+    `status` by its enum name when set or changed), and the orchestrator's own types, each with the
+    change it announces: task:queued, task:dispatched, task:completed, task:retried, task:blocked,
+    task:merged, agent:spawned, agent:resumed, agent:stopped, agent:crashed,
+    agent:waiting_for_input, agent:new_session, phase:started, phase:pending_review,
+    phase:completed, phase:merge_conflict, project:sync_failed, project:synced. docs/api.md lists
+    each type's details; clients/sdk/event_types.py holds the same list for clients.
+    """
     initiative_id: _builtins.str
     phase_id: _builtins.str
     task_id: _builtins.str
@@ -176,6 +184,7 @@ class StateChange(_message.Message):
     CREATE_AGENT_FIELD_NUMBER: _builtins.int
     UPDATE_ACCOUNT_FIELD_NUMBER: _builtins.int
     UPDATE_PROJECT_FIELD_NUMBER: _builtins.int
+    CREATE_PROPOSAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def update_task(self) -> _task_pb2.UpdateTaskRequest: ...
     @_builtins.property
@@ -190,6 +199,10 @@ class StateChange(_message.Message):
     def update_account(self) -> _account_pb2.UpdateAccountRequest: ...
     @_builtins.property
     def update_project(self) -> _project_pb2.UpdateProjectRequest: ...
+    @_builtins.property
+    def create_proposal(self) -> _proposal_pb2.CreateProposalRequest:
+        """A planning agent's proposals ride with the settlement of its run: stored exactly once."""
+
     def __init__(
         self,
         *,
@@ -200,12 +213,13 @@ class StateChange(_message.Message):
         create_agent: _agent_pb2.CreateAgentRequest | None = ...,
         update_account: _account_pb2.UpdateAccountRequest | None = ...,
         update_project: _project_pb2.UpdateProjectRequest | None = ...,
+        create_proposal: _proposal_pb2.CreateProposalRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "create_proposal", b"create_proposal", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "create_proposal", b"create_proposal", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account", "update_project"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account", "update_project", "create_proposal"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
@@ -223,6 +237,7 @@ class ChangedRow(_message.Message):
     INITIATIVE_FIELD_NUMBER: _builtins.int
     ACCOUNT_FIELD_NUMBER: _builtins.int
     PROJECT_FIELD_NUMBER: _builtins.int
+    PROPOSAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def task(self) -> _task_pb2.Task: ...
     @_builtins.property
@@ -237,6 +252,8 @@ class ChangedRow(_message.Message):
 
     @_builtins.property
     def project(self) -> _project_pb2.Project: ...
+    @_builtins.property
+    def proposal(self) -> _proposal_pb2.Proposal: ...
     def __init__(
         self,
         *,
@@ -246,12 +263,13 @@ class ChangedRow(_message.Message):
         initiative: _initiative_pb2.Initiative | None = ...,
         account: _account_pb2.Account | None = ...,
         project: _project_pb2.Project | None = ...,
+        proposal: _proposal_pb2.Proposal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "initiative", b"initiative", "phase", b"phase", "project", b"project", "row", b"row", "task", b"task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "initiative", b"initiative", "phase", b"phase", "project", b"project", "proposal", b"proposal", "row", b"row", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "initiative", b"initiative", "phase", b"phase", "project", b"project", "row", b"row", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "initiative", b"initiative", "phase", b"phase", "project", b"project", "proposal", b"proposal", "row", b"row", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_row: _TypeAlias = _typing.Literal["task", "phase", "agent", "initiative", "account", "project"]  # noqa: Y015
+    _WhichOneofReturnType_row: _TypeAlias = _typing.Literal["task", "phase", "agent", "initiative", "account", "project", "proposal"]  # noqa: Y015
     _WhichOneofArgType_row: _TypeAlias = _typing.Literal["row", b"row"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_row) -> _WhichOneofReturnType_row | None: ...
 

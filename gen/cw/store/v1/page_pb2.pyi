@@ -38,7 +38,9 @@ class Page(_message.Message):
     """Empty for the root page."""
     title: _builtins.str
     content: _builtins.str
-    """Tiptap JSON."""
+    """Markdown text, UTF-8 (the original system stored Tiptap JSON; cw stores what people and agents
+    write and read).
+    """
     sort_order: _builtins.int
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...

@@ -84,7 +84,7 @@ class Phase(_message.Message):
     initiative_id: _builtins.str
     name: _builtins.str
     content: _builtins.str
-    """Tiptap JSON."""
+    """Markdown text (the original system stored Tiptap JSON)."""
     status: Global___PhaseStatus.ValueType
     merge_base: _builtins.str
     """The initiative branch commit the phase was merged onto; rebuilds the diff of a merged phase.

@@ -25,41 +25,50 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from cw.store.v1 import task_pb2 as cw_dot_store_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63w/store/v1/proposal.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x02\n\x08Proposal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x34\n\x0btarget_type\x18\x04 \x01(\x0e\x32\x1f.cw.store.v1.ProposalTargetType\x12\x11\n\ttarget_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\t\x12\x10\n\x08metadata\x18\t \x01(\t\x12+\n\x06status\x18\n \x01(\x0e\x32\x1b.cw.store.v1.ProposalStatus\x12\x12\n\nsort_order\x18\x0b \x01(\x05\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x15\x43reateProposalRequest\x12\'\n\x08proposal\x18\x01 \x01(\x0b\x32\x15.cw.store.v1.Proposal\x12\x12\n\nrequest_id\x18\x02 \x01(\t\" \n\x12GetProposalRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x93\x01\n\x14ListProposalsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.cw.store.v1.ProposalStatus\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"Z\n\x15ListProposalsResponse\x12(\n\tproposals\x18\x01 \x03(\x0b\x32\x15.cw.store.v1.Proposal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"q\n\x15UpdateProposalRequest\x12\'\n\x08proposal\x18\x01 \x01(\x0b\x32\x15.cw.store.v1.Proposal\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"#\n\x15\x44\x65leteProposalRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x89\x01\n\x1bUpdateAgentProposalsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\'\n\x08proposal\x18\x02 \x01(\x0b\x32\x15.cw.store.v1.Proposal\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"5\n\x1cUpdateAgentProposalsResponse\x12\x15\n\rupdated_count\x18\x01 \x01(\x05\"V\n\x15\x43ountProposalsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.cw.store.v1.ProposalStatus\"\'\n\x16\x43ountProposalsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05*\x98\x01\n\x12ProposalTargetType\x12$\n PROPOSAL_TARGET_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19PROPOSAL_TARGET_TYPE_PAGE\x10\x01\x12\x1e\n\x1aPROPOSAL_TARGET_TYPE_PHASE\x10\x02\x12\x1d\n\x19PROPOSAL_TARGET_TYPE_TASK\x10\x03*\x8b\x01\n\x0eProposalStatus\x12\x1f\n\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROPOSAL_STATUS_PENDING\x10\x01\x12\x1c\n\x18PROPOSAL_STATUS_ACCEPTED\x10\x02\x12\x1d\n\x19PROPOSAL_STATUS_DISMISSED\x10\x03\x32\xe0\x04\n\x0fProposalService\x12K\n\x0e\x43reateProposal\x12\".cw.store.v1.CreateProposalRequest\x1a\x15.cw.store.v1.Proposal\x12\x45\n\x0bGetProposal\x12\x1f.cw.store.v1.GetProposalRequest\x1a\x15.cw.store.v1.Proposal\x12V\n\rListProposals\x12!.cw.store.v1.ListProposalsRequest\x1a\".cw.store.v1.ListProposalsResponse\x12K\n\x0eUpdateProposal\x12\".cw.store.v1.UpdateProposalRequest\x1a\x15.cw.store.v1.Proposal\x12L\n\x0e\x44\x65leteProposal\x12\".cw.store.v1.DeleteProposalRequest\x1a\x16.google.protobuf.Empty\x12k\n\x14UpdateAgentProposals\x12(.cw.store.v1.UpdateAgentProposalsRequest\x1a).cw.store.v1.UpdateAgentProposalsResponse\x12Y\n\x0e\x43ountProposals\x12\".cw.store.v1.CountProposalsRequest\x1a#.cw.store.v1.CountProposalsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63w/store/v1/proposal.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x63w/store/v1/task.proto\"\xee\x04\n\x08Proposal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x34\n\x0btarget_type\x18\x04 \x01(\x0e\x32\x1f.cw.store.v1.ProposalTargetType\x12\x11\n\ttarget_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\t\x12\x10\n\x08metadata\x18\t \x01(\t\x12+\n\x06status\x18\n \x01(\x0e\x32\x1b.cw.store.v1.ProposalStatus\x12\x12\n\nsort_order\x18\x0b \x01(\x05\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03key\x18\x0e \x01(\t\x12\x11\n\treport_id\x18\x0f \x01(\t\x12\x0e\n\x06parent\x18\x10 \x01(\t\x12\x12\n\ndepends_on\x18\x11 \x03(\t\x12+\n\x08priority\x18\x12 \x01(\x0e\x32\x19.cw.store.v1.TaskPriority\x12+\n\x08\x63\x61tegory\x18\x13 \x01(\x0e\x32\x19.cw.store.v1.TaskCategory\x12\x36\n\x12target_update_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rchange_set_id\x18\x15 \x01(\t\x12\x11\n\tentity_id\x18\x16 \x01(\t\"T\n\x15\x43reateProposalRequest\x12\'\n\x08proposal\x18\x01 \x01(\x0b\x32\x15.cw.store.v1.Proposal\x12\x12\n\nrequest_id\x18\x02 \x01(\t\" \n\x12GetProposalRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa6\x01\n\x14ListProposalsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.cw.store.v1.ProposalStatus\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x11\n\treport_id\x18\x06 \x01(\t\"Z\n\x15ListProposalsResponse\x12(\n\tproposals\x18\x01 \x03(\x0b\x32\x15.cw.store.v1.Proposal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"q\n\x15UpdateProposalRequest\x12\'\n\x08proposal\x18\x01 \x01(\x0b\x32\x15.cw.store.v1.Proposal\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"#\n\x15\x44\x65leteProposalRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x89\x01\n\x1bUpdateAgentProposalsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\'\n\x08proposal\x18\x02 \x01(\x0b\x32\x15.cw.store.v1.Proposal\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"5\n\x1cUpdateAgentProposalsResponse\x12\x15\n\rupdated_count\x18\x01 \x01(\x05\"V\n\x15\x43ountProposalsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.cw.store.v1.ProposalStatus\"\'\n\x16\x43ountProposalsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\"G\n\x16\x41\x63\x63\x65ptProposalsRequest\x12\x14\n\x0cproposal_ids\x18\x01 \x03(\t\x12\x17\n\x0f\x63hat_session_id\x18\x02 \x01(\t\"Z\n\x17\x41\x63\x63\x65ptProposalsResponse\x12\x15\n\rchange_set_id\x18\x01 \x01(\t\x12(\n\tproposals\x18\x02 \x03(\x0b\x32\x15.cw.store.v1.Proposal\"/\n\x17\x44ismissProposalsRequest\x12\x14\n\x0cproposal_ids\x18\x01 \x03(\t\"D\n\x18\x44ismissProposalsResponse\x12(\n\tproposals\x18\x01 \x03(\x0b\x32\x15.cw.store.v1.Proposal*\x98\x01\n\x12ProposalTargetType\x12$\n PROPOSAL_TARGET_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19PROPOSAL_TARGET_TYPE_PAGE\x10\x01\x12\x1e\n\x1aPROPOSAL_TARGET_TYPE_PHASE\x10\x02\x12\x1d\n\x19PROPOSAL_TARGET_TYPE_TASK\x10\x03*\x8b\x01\n\x0eProposalStatus\x12\x1f\n\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROPOSAL_STATUS_PENDING\x10\x01\x12\x1c\n\x18PROPOSAL_STATUS_ACCEPTED\x10\x02\x12\x1d\n\x19PROPOSAL_STATUS_DISMISSED\x10\x03\x32\x9f\x06\n\x0fProposalService\x12K\n\x0e\x43reateProposal\x12\".cw.store.v1.CreateProposalRequest\x1a\x15.cw.store.v1.Proposal\x12\x45\n\x0bGetProposal\x12\x1f.cw.store.v1.GetProposalRequest\x1a\x15.cw.store.v1.Proposal\x12V\n\rListProposals\x12!.cw.store.v1.ListProposalsRequest\x1a\".cw.store.v1.ListProposalsResponse\x12K\n\x0eUpdateProposal\x12\".cw.store.v1.UpdateProposalRequest\x1a\x15.cw.store.v1.Proposal\x12L\n\x0e\x44\x65leteProposal\x12\".cw.store.v1.DeleteProposalRequest\x1a\x16.google.protobuf.Empty\x12k\n\x14UpdateAgentProposals\x12(.cw.store.v1.UpdateAgentProposalsRequest\x1a).cw.store.v1.UpdateAgentProposalsResponse\x12Y\n\x0e\x43ountProposals\x12\".cw.store.v1.CountProposalsRequest\x1a#.cw.store.v1.CountProposalsResponse\x12\\\n\x0f\x41\x63\x63\x65ptProposals\x12#.cw.store.v1.AcceptProposalsRequest\x1a$.cw.store.v1.AcceptProposalsResponse\x12_\n\x10\x44ismissProposals\x12$.cw.store.v1.DismissProposalsRequest\x1a%.cw.store.v1.DismissProposalsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.proposal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROPOSALTARGETTYPE']._serialized_start=1347
-  _globals['_PROPOSALTARGETTYPE']._serialized_end=1499
-  _globals['_PROPOSALSTATUS']._serialized_start=1502
-  _globals['_PROPOSALSTATUS']._serialized_end=1641
-  _globals['_PROPOSAL']._serialized_start=140
-  _globals['_PROPOSAL']._serialized_end=506
-  _globals['_CREATEPROPOSALREQUEST']._serialized_start=508
-  _globals['_CREATEPROPOSALREQUEST']._serialized_end=592
-  _globals['_GETPROPOSALREQUEST']._serialized_start=594
-  _globals['_GETPROPOSALREQUEST']._serialized_end=626
-  _globals['_LISTPROPOSALSREQUEST']._serialized_start=629
-  _globals['_LISTPROPOSALSREQUEST']._serialized_end=776
-  _globals['_LISTPROPOSALSRESPONSE']._serialized_start=778
-  _globals['_LISTPROPOSALSRESPONSE']._serialized_end=868
-  _globals['_UPDATEPROPOSALREQUEST']._serialized_start=870
-  _globals['_UPDATEPROPOSALREQUEST']._serialized_end=983
-  _globals['_DELETEPROPOSALREQUEST']._serialized_start=985
-  _globals['_DELETEPROPOSALREQUEST']._serialized_end=1020
-  _globals['_UPDATEAGENTPROPOSALSREQUEST']._serialized_start=1023
-  _globals['_UPDATEAGENTPROPOSALSREQUEST']._serialized_end=1160
-  _globals['_UPDATEAGENTPROPOSALSRESPONSE']._serialized_start=1162
-  _globals['_UPDATEAGENTPROPOSALSRESPONSE']._serialized_end=1215
-  _globals['_COUNTPROPOSALSREQUEST']._serialized_start=1217
-  _globals['_COUNTPROPOSALSREQUEST']._serialized_end=1303
-  _globals['_COUNTPROPOSALSRESPONSE']._serialized_start=1305
-  _globals['_COUNTPROPOSALSRESPONSE']._serialized_end=1344
-  _globals['_PROPOSALSERVICE']._serialized_start=1644
-  _globals['_PROPOSALSERVICE']._serialized_end=2252
+  _globals['_PROPOSALTARGETTYPE']._serialized_start=1930
+  _globals['_PROPOSALTARGETTYPE']._serialized_end=2082
+  _globals['_PROPOSALSTATUS']._serialized_start=2085
+  _globals['_PROPOSALSTATUS']._serialized_end=2224
+  _globals['_PROPOSAL']._serialized_start=164
+  _globals['_PROPOSAL']._serialized_end=786
+  _globals['_CREATEPROPOSALREQUEST']._serialized_start=788
+  _globals['_CREATEPROPOSALREQUEST']._serialized_end=872
+  _globals['_GETPROPOSALREQUEST']._serialized_start=874
+  _globals['_GETPROPOSALREQUEST']._serialized_end=906
+  _globals['_LISTPROPOSALSREQUEST']._serialized_start=909
+  _globals['_LISTPROPOSALSREQUEST']._serialized_end=1075
+  _globals['_LISTPROPOSALSRESPONSE']._serialized_start=1077
+  _globals['_LISTPROPOSALSRESPONSE']._serialized_end=1167
+  _globals['_UPDATEPROPOSALREQUEST']._serialized_start=1169
+  _globals['_UPDATEPROPOSALREQUEST']._serialized_end=1282
+  _globals['_DELETEPROPOSALREQUEST']._serialized_start=1284
+  _globals['_DELETEPROPOSALREQUEST']._serialized_end=1319
+  _globals['_UPDATEAGENTPROPOSALSREQUEST']._serialized_start=1322
+  _globals['_UPDATEAGENTPROPOSALSREQUEST']._serialized_end=1459
+  _globals['_UPDATEAGENTPROPOSALSRESPONSE']._serialized_start=1461
+  _globals['_UPDATEAGENTPROPOSALSRESPONSE']._serialized_end=1514
+  _globals['_COUNTPROPOSALSREQUEST']._serialized_start=1516
+  _globals['_COUNTPROPOSALSREQUEST']._serialized_end=1602
+  _globals['_COUNTPROPOSALSRESPONSE']._serialized_start=1604
+  _globals['_COUNTPROPOSALSRESPONSE']._serialized_end=1643
+  _globals['_ACCEPTPROPOSALSREQUEST']._serialized_start=1645
+  _globals['_ACCEPTPROPOSALSREQUEST']._serialized_end=1716
+  _globals['_ACCEPTPROPOSALSRESPONSE']._serialized_start=1718
+  _globals['_ACCEPTPROPOSALSRESPONSE']._serialized_end=1808
+  _globals['_DISMISSPROPOSALSREQUEST']._serialized_start=1810
+  _globals['_DISMISSPROPOSALSREQUEST']._serialized_end=1857
+  _globals['_DISMISSPROPOSALSRESPONSE']._serialized_start=1859
+  _globals['_DISMISSPROPOSALSRESPONSE']._serialized_end=1927
+  _globals['_PROPOSALSERVICE']._serialized_start=2227
+  _globals['_PROPOSALSERVICE']._serialized_end=3026
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from cw.store.v1 import task_pb2 as _task_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
@@ -76,6 +77,15 @@ class Proposal(_message.Message):
     SORT_ORDER_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TARGET_UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CHANGE_SET_ID_FIELD_NUMBER: _builtins.int
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     agent_id: _builtins.str
     initiative_id: _builtins.str
@@ -90,10 +100,38 @@ class Proposal(_message.Message):
     """JSON."""
     status: Global___ProposalStatus.ValueType
     sort_order: _builtins.int
+    key: _builtins.str
+    """The agent's name for the proposal, unique within its report: other proposals of the report
+    name it in `parent` and `depends_on`.
+    """
+    report_id: _builtins.str
+    """The report (one signal file) the proposal came in; keys resolve within it."""
+    parent: _builtins.str
+    """A task proposal's phase; a page proposal's parent page (empty: under the root page). A key of
+    the same report, or an existing id.
+    """
+    priority: _task_pb2.TaskPriority.ValueType
+    """Task proposals: unset means medium and execute for a new task, unchanged for a target."""
+    category: _task_pb2.TaskCategory.ValueType
+    change_set_id: _builtins.str
+    """Set by AcceptProposals: the change set that applied the proposal, and the page, phase or task
+    it made or changed.
+    """
+    entity_id: _builtins.str
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Phase and task proposals: the phases or tasks it waits for, keys of the same report or
+        existing ids. Accepting adds these edges (to a target too).
+        """
+
+    @_builtins.property
+    def target_update_time(self) -> _timestamp_pb2.Timestamp:
+        """The target's `update_time` when the agent read it: accepting is refused once it changed."""
+
     def __init__(
         self,
         *,
@@ -110,10 +148,19 @@ class Proposal(_message.Message):
         sort_order: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        key: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        parent: _builtins.str = ...,
+        depends_on: _abc.Iterable[_builtins.str] | None = ...,
+        priority: _task_pb2.TaskPriority.ValueType = ...,
+        category: _task_pb2.TaskCategory.ValueType = ...,
+        target_update_time: _timestamp_pb2.Timestamp | None = ...,
+        change_set_id: _builtins.str = ...,
+        entity_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "target_update_time", b"target_update_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "content", b"content", "create_time", b"create_time", "id", b"id", "initiative_id", b"initiative_id", "metadata", b"metadata", "sort_order", b"sort_order", "status", b"status", "summary", b"summary", "target_id", b"target_id", "target_type", b"target_type", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "category", b"category", "change_set_id", b"change_set_id", "content", b"content", "create_time", b"create_time", "depends_on", b"depends_on", "entity_id", b"entity_id", "id", b"id", "initiative_id", b"initiative_id", "key", b"key", "metadata", b"metadata", "parent", b"parent", "priority", b"priority", "report_id", b"report_id", "sort_order", b"sort_order", "status", b"status", "summary", b"summary", "target_id", b"target_id", "target_type", b"target_type", "target_update_time", b"target_update_time", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -170,11 +217,14 @@ class ListProposalsRequest(_message.Message):
     INITIATIVE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     status: Global___ProposalStatus.ValueType
     initiative_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    report_id: _builtins.str
+    """Only the proposals of one report."""
     def __init__(
         self,
         *,
@@ -183,10 +233,11 @@ class ListProposalsRequest(_message.Message):
         initiative_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        report_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "initiative_id", b"initiative_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "initiative_id", b"initiative_id", "page_size", b"page_size", "page_token", b"page_token", "report_id", b"report_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -346,3 +397,103 @@ class CountProposalsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CountProposalsResponse: _TypeAlias = CountProposalsResponse  # noqa: Y015
+
+@_typing.final
+class AcceptProposalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSAL_IDS_FIELD_NUMBER: _builtins.int
+    CHAT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    chat_session_id: _builtins.str
+    """The chat session the change set belongs to (a chat turn's proposals, applied at once), so
+    that ListChangeSets shows it; none when empty. It must be of the proposals' initiative.
+    """
+    @_builtins.property
+    def proposal_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 1000."""
+
+    def __init__(
+        self,
+        *,
+        proposal_ids: _abc.Iterable[_builtins.str] | None = ...,
+        chat_session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_session_id", b"chat_session_id", "proposal_ids", b"proposal_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptProposalsRequest: _TypeAlias = AcceptProposalsRequest  # noqa: Y015
+
+@_typing.final
+class AcceptProposalsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_SET_ID_FIELD_NUMBER: _builtins.int
+    PROPOSALS_FIELD_NUMBER: _builtins.int
+    change_set_id: _builtins.str
+    """The change set that applied them (empty when every one was accepted already and none of them
+    names its change set).
+    """
+    @_builtins.property
+    def proposals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Proposal]:
+        """The proposals as they are now, in the order asked."""
+
+    def __init__(
+        self,
+        *,
+        change_set_id: _builtins.str = ...,
+        proposals: _abc.Iterable[Global___Proposal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_set_id", b"change_set_id", "proposals", b"proposals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptProposalsResponse: _TypeAlias = AcceptProposalsResponse  # noqa: Y015
+
+@_typing.final
+class DismissProposalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSAL_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def proposal_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 1000."""
+
+    def __init__(
+        self,
+        *,
+        proposal_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proposal_ids", b"proposal_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DismissProposalsRequest: _TypeAlias = DismissProposalsRequest  # noqa: Y015
+
+@_typing.final
+class DismissProposalsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSALS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def proposals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Proposal]:
+        """The proposals as they are now, in the order asked."""
+
+    def __init__(
+        self,
+        *,
+        proposals: _abc.Iterable[Global___Proposal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proposals", b"proposals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DismissProposalsResponse: _TypeAlias = DismissProposalsResponse  # noqa: Y015

@@ -71,6 +71,16 @@ class ProposalServiceStub:
                 request_serializer=cw_dot_store_dot_v1_dot_proposal__pb2.CountProposalsRequest.SerializeToString,
                 response_deserializer=cw_dot_store_dot_v1_dot_proposal__pb2.CountProposalsResponse.FromString,
                 _registered_method=True)
+        self.AcceptProposals = channel.unary_unary(
+                '/cw.store.v1.ProposalService/AcceptProposals',
+                request_serializer=cw_dot_store_dot_v1_dot_proposal__pb2.AcceptProposalsRequest.SerializeToString,
+                response_deserializer=cw_dot_store_dot_v1_dot_proposal__pb2.AcceptProposalsResponse.FromString,
+                _registered_method=True)
+        self.DismissProposals = channel.unary_unary(
+                '/cw.store.v1.ProposalService/DismissProposals',
+                request_serializer=cw_dot_store_dot_v1_dot_proposal__pb2.DismissProposalsRequest.SerializeToString,
+                response_deserializer=cw_dot_store_dot_v1_dot_proposal__pb2.DismissProposalsResponse.FromString,
+                _registered_method=True)
 
 
 class ProposalServiceServicer:
@@ -122,6 +132,36 @@ class ProposalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcceptProposals(self, request, context):
+        """Applies the proposals in one transaction as one change set (of `chat_session_id`, if given) and
+        marks them ACCEPTED, each with the change set and the page, phase or task it made or changed.
+        Order: pages, phases, phase dependencies, tasks, task dependencies; `parent` and `depends_on`
+        resolve to a proposal of the same report accepted now or before, or else to an existing id.
+        Events: `<entity>:created|updated` of what it applies, `change_set:created`,
+        `proposal:updated` (status ACCEPTED). Accepting proposals already ACCEPTED changes nothing
+        and answers the change set that accepted the first of them. Refused as a whole, nothing
+        written: an unknown id (NOT_FOUND); none given, more than 1000, proposals of two initiatives
+        (INVALID_ARGUMENT); a DISMISSED one (FAILED_PRECONDITION, PROPOSAL_DISMISSED); a target
+        missing or changed since the agent read it (`target_update_time`; FAILED_PRECONDITION,
+        PROPOSAL_STALE, `metadata.proposals` names them); a `parent` or `depends_on` naming a key
+        whose proposal is neither accepted nor among these, or no existing row of the right kind in
+        the initiative (FAILED_PRECONDITION, UNRESOLVED_REFERENCE, naming the proposal and the
+        reference); edges that would close a cycle (FAILED_PRECONDITION, DEPENDENCY_CYCLE); anything
+        the rows' own checks refuse, as CreatePhase, CreateTask, CreatePage and their updates would.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DismissProposals(self, request, context):
+        """Marks PENDING proposals DISMISSED (`proposal:updated`); DISMISSED ones stay as they are.
+        Refused as a whole: an unknown id (NOT_FOUND); an ACCEPTED one (FAILED_PRECONDITION,
+        PROPOSAL_ACCEPTED: revert its change set instead).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProposalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +199,16 @@ def add_ProposalServiceServicer_to_server(servicer, server):
                     servicer.CountProposals,
                     request_deserializer=cw_dot_store_dot_v1_dot_proposal__pb2.CountProposalsRequest.FromString,
                     response_serializer=cw_dot_store_dot_v1_dot_proposal__pb2.CountProposalsResponse.SerializeToString,
+            ),
+            'AcceptProposals': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptProposals,
+                    request_deserializer=cw_dot_store_dot_v1_dot_proposal__pb2.AcceptProposalsRequest.FromString,
+                    response_serializer=cw_dot_store_dot_v1_dot_proposal__pb2.AcceptProposalsResponse.SerializeToString,
+            ),
+            'DismissProposals': grpc.unary_unary_rpc_method_handler(
+                    servicer.DismissProposals,
+                    request_deserializer=cw_dot_store_dot_v1_dot_proposal__pb2.DismissProposalsRequest.FromString,
+                    response_serializer=cw_dot_store_dot_v1_dot_proposal__pb2.DismissProposalsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -351,6 +401,60 @@ class ProposalService:
             '/cw.store.v1.ProposalService/CountProposals',
             cw_dot_store_dot_v1_dot_proposal__pb2.CountProposalsRequest.SerializeToString,
             cw_dot_store_dot_v1_dot_proposal__pb2.CountProposalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptProposals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.store.v1.ProposalService/AcceptProposals',
+            cw_dot_store_dot_v1_dot_proposal__pb2.AcceptProposalsRequest.SerializeToString,
+            cw_dot_store_dot_v1_dot_proposal__pb2.AcceptProposalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DismissProposals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.store.v1.ProposalService/DismissProposals',
+            cw_dot_store_dot_v1_dot_proposal__pb2.DismissProposalsRequest.SerializeToString,
+            cw_dot_store_dot_v1_dot_proposal__pb2.DismissProposalsResponse.FromString,
             options,
             channel_credentials,
             insecure,

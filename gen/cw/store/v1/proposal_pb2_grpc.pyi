@@ -44,6 +44,28 @@ class ProposalServiceStub:
     """updateManyByAgentId: applies the masked fields to every proposal of the agent."""
     CountProposals: _grpc.UnaryUnaryMultiCallable[_proposal_pb2.CountProposalsRequest, _proposal_pb2.CountProposalsResponse]
     """countByAgentIdAndStatus."""
+    AcceptProposals: _grpc.UnaryUnaryMultiCallable[_proposal_pb2.AcceptProposalsRequest, _proposal_pb2.AcceptProposalsResponse]
+    """Applies the proposals in one transaction as one change set (of `chat_session_id`, if given) and
+    marks them ACCEPTED, each with the change set and the page, phase or task it made or changed.
+    Order: pages, phases, phase dependencies, tasks, task dependencies; `parent` and `depends_on`
+    resolve to a proposal of the same report accepted now or before, or else to an existing id.
+    Events: `<entity>:created|updated` of what it applies, `change_set:created`,
+    `proposal:updated` (status ACCEPTED). Accepting proposals already ACCEPTED changes nothing
+    and answers the change set that accepted the first of them. Refused as a whole, nothing
+    written: an unknown id (NOT_FOUND); none given, more than 1000, proposals of two initiatives
+    (INVALID_ARGUMENT); a DISMISSED one (FAILED_PRECONDITION, PROPOSAL_DISMISSED); a target
+    missing or changed since the agent read it (`target_update_time`; FAILED_PRECONDITION,
+    PROPOSAL_STALE, `metadata.proposals` names them); a `parent` or `depends_on` naming a key
+    whose proposal is neither accepted nor among these, or no existing row of the right kind in
+    the initiative (FAILED_PRECONDITION, UNRESOLVED_REFERENCE, naming the proposal and the
+    reference); edges that would close a cycle (FAILED_PRECONDITION, DEPENDENCY_CYCLE); anything
+    the rows' own checks refuse, as CreatePhase, CreateTask, CreatePage and their updates would.
+    """
+    DismissProposals: _grpc.UnaryUnaryMultiCallable[_proposal_pb2.DismissProposalsRequest, _proposal_pb2.DismissProposalsResponse]
+    """Marks PENDING proposals DISMISSED (`proposal:updated`); DISMISSED ones stay as they are.
+    Refused as a whole: an unknown id (NOT_FOUND); an ACCEPTED one (FAILED_PRECONDITION,
+    PROPOSAL_ACCEPTED: revert its change set instead).
+    """
 
 @_typing.type_check_only
 class ProposalServiceAsyncStub(ProposalServiceStub):
@@ -60,6 +82,28 @@ class ProposalServiceAsyncStub(ProposalServiceStub):
     """updateManyByAgentId: applies the masked fields to every proposal of the agent."""
     CountProposals: _aio.UnaryUnaryMultiCallable[_proposal_pb2.CountProposalsRequest, _proposal_pb2.CountProposalsResponse]  # type: ignore[assignment]
     """countByAgentIdAndStatus."""
+    AcceptProposals: _aio.UnaryUnaryMultiCallable[_proposal_pb2.AcceptProposalsRequest, _proposal_pb2.AcceptProposalsResponse]  # type: ignore[assignment]
+    """Applies the proposals in one transaction as one change set (of `chat_session_id`, if given) and
+    marks them ACCEPTED, each with the change set and the page, phase or task it made or changed.
+    Order: pages, phases, phase dependencies, tasks, task dependencies; `parent` and `depends_on`
+    resolve to a proposal of the same report accepted now or before, or else to an existing id.
+    Events: `<entity>:created|updated` of what it applies, `change_set:created`,
+    `proposal:updated` (status ACCEPTED). Accepting proposals already ACCEPTED changes nothing
+    and answers the change set that accepted the first of them. Refused as a whole, nothing
+    written: an unknown id (NOT_FOUND); none given, more than 1000, proposals of two initiatives
+    (INVALID_ARGUMENT); a DISMISSED one (FAILED_PRECONDITION, PROPOSAL_DISMISSED); a target
+    missing or changed since the agent read it (`target_update_time`; FAILED_PRECONDITION,
+    PROPOSAL_STALE, `metadata.proposals` names them); a `parent` or `depends_on` naming a key
+    whose proposal is neither accepted nor among these, or no existing row of the right kind in
+    the initiative (FAILED_PRECONDITION, UNRESOLVED_REFERENCE, naming the proposal and the
+    reference); edges that would close a cycle (FAILED_PRECONDITION, DEPENDENCY_CYCLE); anything
+    the rows' own checks refuse, as CreatePhase, CreateTask, CreatePage and their updates would.
+    """
+    DismissProposals: _aio.UnaryUnaryMultiCallable[_proposal_pb2.DismissProposalsRequest, _proposal_pb2.DismissProposalsResponse]  # type: ignore[assignment]
+    """Marks PENDING proposals DISMISSED (`proposal:updated`); DISMISSED ones stay as they are.
+    Refused as a whole: an unknown id (NOT_FOUND); an ACCEPTED one (FAILED_PRECONDITION,
+    PROPOSAL_ACCEPTED: revert its change set instead).
+    """
 
 class ProposalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Proposals are changes an agent suggests to pages, phases or tasks, for a person to accept."""
@@ -115,5 +159,39 @@ class ProposalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_proposal_pb2.CountProposalsResponse, _abc.Awaitable[_proposal_pb2.CountProposalsResponse]]:
         """countByAgentIdAndStatus."""
+
+    @_abc_1.abstractmethod
+    def AcceptProposals(
+        self,
+        request: _proposal_pb2.AcceptProposalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_proposal_pb2.AcceptProposalsResponse, _abc.Awaitable[_proposal_pb2.AcceptProposalsResponse]]:
+        """Applies the proposals in one transaction as one change set (of `chat_session_id`, if given) and
+        marks them ACCEPTED, each with the change set and the page, phase or task it made or changed.
+        Order: pages, phases, phase dependencies, tasks, task dependencies; `parent` and `depends_on`
+        resolve to a proposal of the same report accepted now or before, or else to an existing id.
+        Events: `<entity>:created|updated` of what it applies, `change_set:created`,
+        `proposal:updated` (status ACCEPTED). Accepting proposals already ACCEPTED changes nothing
+        and answers the change set that accepted the first of them. Refused as a whole, nothing
+        written: an unknown id (NOT_FOUND); none given, more than 1000, proposals of two initiatives
+        (INVALID_ARGUMENT); a DISMISSED one (FAILED_PRECONDITION, PROPOSAL_DISMISSED); a target
+        missing or changed since the agent read it (`target_update_time`; FAILED_PRECONDITION,
+        PROPOSAL_STALE, `metadata.proposals` names them); a `parent` or `depends_on` naming a key
+        whose proposal is neither accepted nor among these, or no existing row of the right kind in
+        the initiative (FAILED_PRECONDITION, UNRESOLVED_REFERENCE, naming the proposal and the
+        reference); edges that would close a cycle (FAILED_PRECONDITION, DEPENDENCY_CYCLE); anything
+        the rows' own checks refuse, as CreatePhase, CreateTask, CreatePage and their updates would.
+        """
+
+    @_abc_1.abstractmethod
+    def DismissProposals(
+        self,
+        request: _proposal_pb2.DismissProposalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_proposal_pb2.DismissProposalsResponse, _abc.Awaitable[_proposal_pb2.DismissProposalsResponse]]:
+        """Marks PENDING proposals DISMISSED (`proposal:updated`); DISMISSED ones stay as they are.
+        Refused as a whole: an unknown id (NOT_FOUND); an ACCEPTED one (FAILED_PRECONDITION,
+        PROPOSAL_ACCEPTED: revert its change set instead).
+        """
 
 def add_ProposalServiceServicer_to_server(servicer: ProposalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

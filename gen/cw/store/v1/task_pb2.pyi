@@ -130,6 +130,7 @@ class Task(_message.Message):
     QUEUE_TIME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     phase_id: _builtins.str
     initiative_id: _builtins.str
@@ -148,6 +149,10 @@ class Task(_message.Message):
     reason: _builtins.str
     """Why the task is BLOCKED, or why a PENDING task cannot start now (no free account, a missing
     provider, a retry waiting for its back-off); empty otherwise. Written by the orchestrator.
+    """
+    target_id: _builtins.str
+    """What a planning task (category detail or refine) works on: a page, phase or task of its
+    initiative (detail: a phase). Empty for the others; discuss and plan take the whole initiative.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -194,10 +199,11 @@ class Task(_message.Message):
         queue_time: _timestamp_pb2.Timestamp | None = ...,
         reason: _builtins.str = ...,
         next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        target_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "merge_time", b"merge_time", "next_attempt_time", b"next_attempt_time", "queue_time", b"queue_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "queue_time", b"queue_time", "reason", b"reason", "retry_count", b"retry_count", "status", b"status", "summary", b"summary", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "queue_time", b"queue_time", "reason", b"reason", "retry_count", b"retry_count", "status", b"status", "summary", b"summary", "target_id", b"target_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

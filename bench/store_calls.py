@@ -127,6 +127,16 @@ def bound_call(channel: Any, target: Target, rows: Seed, name: str) -> Callable[
     return lambda: call(request, metadata=target.metadata, timeout=30)
 
 
+def timed(call: Callable[[], Any], count: int) -> list[float]:
+    """`count` calls one after another: each one's latency, in ms."""
+    samples = []
+    for _ in range(count):
+        begin = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - begin) * 1000)
+    return samples
+
+
 # ---- roles in processes of their own -------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import grpc
 
 from bench import store_calls
-from bench.store_calls import CALLS, Seed, Target, bound_call
+from bench.store_calls import CALLS, Seed, Target, bound_call, timed
 from bench.store_profile import sampled
 from clients.local import Service, start, stop
 from cw_edge.tokens import ORCHESTRATOR_TOKEN, read_token
@@ -57,15 +57,6 @@ def _row(name: str, samples: list[float], baseline: float, extra: str = "") -> s
     return f"  {name:<30} p50 {median:7.3f} ms  p99 {_p99(samples):7.3f} ms  {median / baseline:5.2f}x{extra}"
 
 
-def _timed(call: Callable[[], Any], count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        begin = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - begin) * 1000)
-    return samples
-
-
 def one_client(target: Target, rows: Seed, calls: int) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Each call `calls` times, in ROUNDS rounds that take turns, so a drift of the machine's speed
     touches every call alike. Returns the samples and the store's CPU time per call (ms)."""
@@ -74,11 +65,11 @@ def one_client(target: Target, rows: Seed, calls: int) -> tuple[dict[str, list[f
     with grpc.insecure_channel(target.address) as channel:
         bound = {name: bound_call(channel, target, rows, name) for name in CALLS}
         for call in bound.values():
-            _timed(call, WARM_UP)
+            timed(call, WARM_UP)
         for _ in range(ROUNDS):
             for name, call in bound.items():
                 before = store_calls.cpu_seconds(target.pid)
-                samples[name] += _timed(call, calls // ROUNDS)
+                samples[name] += timed(call, calls // ROUNDS)
                 cpu[name] += store_calls.cpu_seconds(target.pid) - before
     return samples, {name: 1000 * seconds / len(samples[name]) for name, seconds in cpu.items()}
 
@@ -164,9 +155,9 @@ def get_task_under_writes(target: Target, rows: Seed, calls: int, unread: int) -
         time.sleep(2)  # the unread streams' buffers fill while tasks are written
     with grpc.insecure_channel(target.address) as channel:
         call = bound_call(channel, target, rows, "GetTask")
-        _timed(call, WARM_UP)
+        timed(call, WARM_UP)
         cpu_before, begin = store_calls.cpu_seconds(target.pid), time.monotonic()
-        samples = _timed(call, calls)
+        samples = timed(call, calls)
         share = (store_calls.cpu_seconds(target.pid) - cpu_before) / (time.monotonic() - begin)
     for pipe in (holder_pipe, writer_pipe):
         if pipe is not None:

@@ -144,6 +144,8 @@ class EventFeed:
         self._new_commit = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Commits went by while no stream listened: `position` may be older than the log's head.
+        self._behind = False
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -169,6 +171,10 @@ class EventFeed:
         while not self.closed:
             await self._new_commit.wait()
             self._new_commit.clear()
+            if not self._subscriptions:
+                # Nobody to publish to: no read. The next stream to subscribe learns the head first.
+                self._behind = True
+                continue
             # The commit that woke us also woke its writer's handler: let it answer first, so a
             # write never waits for its own fan-out.
             await asyncio.sleep(0)
@@ -216,6 +222,13 @@ class EventFeed:
             subscription.detach()
         self._subscriptions.clear()
 
+    async def _catch_up_position(self) -> None:
+        """After commits no stream listened to, `position` becomes the log's head (a commit during
+        the read sets `_behind` again, and the head is read again)."""
+        while self._behind:
+            self._behind = False
+            self.position = max(self.position, await self._db.fetch(last_sequence))
+
     def _subscribe(self, wanted: EventFilter) -> Subscription:
         subscription = Subscription(wanted, self.position)
         self._subscriptions.add(subscription)
@@ -228,6 +241,7 @@ class EventFeed:
         each within `budget`; a heartbeat after `heartbeat_seconds` without one. Ends when the feed
         closes."""
         while not self.closed:
+            await self._catch_up_position()
             subscription = self._subscribe(wanted)
             try:
                 async for sequence, payload in self._catch_up(cursor, subscription.start, wanted):

@@ -3,6 +3,7 @@
 ```
  store events --> Feed --> Cache --(changes)--> controllers: agents | tasks | merges
                                                               phases | initiatives | projects
+                                                              conversations
 ```
 
 Every change to a cached row (read from the store, or answered by the store to our own write)
@@ -32,8 +33,13 @@ from orchestrator_service.controllers.phases import PhaseController
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.tasks import TaskController
+from orchestrator_service.conversations.controller import ConversationController
 from orchestrator_service.dispatch import Backoff
 from orchestrator_service.planning.runs import Planning
+from orchestrator_service.review.delivery import Delivery
+from orchestrator_service.review.phase_merge import PhaseMerger
+from orchestrator_service.review.repair import Repair
+from orchestrator_service.review.reports import Reports
 from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Writer
 
@@ -51,15 +57,34 @@ class Orchestrator:
         self.projects = ProjectController(self.ctx)
         self.launches = Launches(self.ctx, self.agents, self.projects)
         self.tasks = TaskController(self.ctx, self.launches)
-        self.merges = MergeController(self.ctx)
+        # Review and repair (issue 12): one phase merger for the RPCs and the merges controller.
+        self.merger = PhaseMerger(self.ctx)
+        self.merges = MergeController(self.ctx, Repair(self.ctx, self.merger))
+        self.delivery = Delivery(self.ctx, self.projects)
         self.phases = PhaseController(self.ctx, self.projects)
         self.initiatives = InitiativeController(self.ctx)
         self.planning = Planning(self.ctx)
         self.agents.extensions.append(self.planning.settle)
         self.launches.planners.append(self.planning)
-        controllers = (self.agents, self.tasks, self.merges, self.projects, self.phases, self.initiatives)
+        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of))
+        self.conversations = ConversationController(self.ctx, self.agents, self.launches)
+        controllers = (
+            self.agents,
+            self.tasks,
+            self.merges,
+            self.projects,
+            self.phases,
+            self.initiatives,
+            self.conversations,
+        )
         self.cache.listeners += [controller.on_change for controller in controllers]
         self._background: list[asyncio.Task[None]] = []
+
+    def _install(self, reports: Reports) -> None:
+        """Review's hooks on starting and settling runs."""
+        self.launches.planners.append(reports)
+        self.agents.checks.append(reports.check)
+        self.agents.extensions.append(reports.extend)
 
     def queues(self) -> list[WorkQueue]:
         return [
@@ -69,6 +94,7 @@ class Orchestrator:
             self.projects.queue,
             self.phases.queue,
             self.initiatives.queue,
+            self.conversations.queue,
         ]
 
     async def start(self) -> None:

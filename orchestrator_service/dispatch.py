@@ -144,7 +144,8 @@ def running_phase_status(tasks: Iterable[task_pb2.Task], merged: set[str]) -> ph
     return phase_pb2.PHASE_STATUS_IN_PROGRESS
 
 
-OutcomeKind = Literal["done", "questions", "error", "rate_limited", "crash"]
+# `ask` and `answer` are the conversation reports (orchestrator_service/conversations/).
+OutcomeKind = Literal["done", "questions", "error", "rate_limited", "crash", "ask", "answer"]
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ class AgentOutcome:
     session_id: str = ""
     # A resume failed because the CLI does not know the session: start a new session instead.
     unknown_session: bool = False
-    # The signal file's whole object when it said done: planning runs read their proposals in it.
+    # The signal file's whole JSON object, for what rides next to `status` (review comments,
+    # resolved comments, messages, a question and its answer); empty without a signal file.
     report: dict[str, Any] = field(default_factory=dict)
 
 
@@ -181,10 +183,12 @@ def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcom
     status = signal["status"]
     if status == "done":
         return AgentOutcome("done", summary=str(signal.get("summary") or ""), exit_code=0, report=signal)
+    if status in ("ask", "answer"):
+        return AgentOutcome(status, exit_code=0, report=signal)
     if status == "questions":
         questions = [q for q in signal.get("questions") or [] if isinstance(q, dict)]
         if questions:
-            return AgentOutcome("questions", questions=questions, exit_code=0)
+            return AgentOutcome("questions", questions=questions, exit_code=0, report=signal)
         return AgentOutcome("error", error="questions without any question", exit_code=0)
     if status == "rate_limited":
         try:
@@ -192,7 +196,7 @@ def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcom
         except (TypeError, ValueError):
             retry_after = 0.0
         return AgentOutcome("rate_limited", retry_after_seconds=retry_after, exit_code=0)
-    return AgentOutcome("error", error=str(signal.get("error") or f"status {status!r}"), exit_code=0)
+    return AgentOutcome("error", error=str(signal.get("error") or f"status {status!r}"), exit_code=0, report=signal)
 
 
 def build_prompt(task: task_pb2.Task, dependencies: Iterable[task_pb2.Task]) -> str:
@@ -230,3 +234,12 @@ MODE_BY_CATEGORY = {
 
 def agent_mode(task: task_pb2.Task) -> str:
     return MODE_BY_CATEGORY.get(task.category, "execute")
+
+
+# Categories whose agents answer with words, not commits: a review agent's answer is its comments.
+NO_MERGE_CATEGORIES = frozenset({task_pb2.TASK_CATEGORY_REVIEW})
+
+
+def merges_work(task: task_pb2.Task) -> bool:
+    """Whether the task's branch is merged once it is done: execute runs, but not reviews."""
+    return agent_mode(task) == "execute" and task.category not in NO_MERGE_CATEGORIES

@@ -23,7 +23,3 @@ class BadRequest(OrchestratorError):
     def __init__(self, field: str, description: str) -> None:
         super().__init__(f"{field}: {description}", "INVALID_ARGUMENT", field=field)
         self.field, self.description = field, description
-
-
-class MergeConflict(OrchestratorError):
-    code = grpc.StatusCode.ABORTED

@@ -38,6 +38,9 @@ class Settlement:
     notes: list[Note]
     # The account rests until then (a rate limit), else None.
     account_rests_until: datetime | None = None
+    # More store requests for the same transaction: what the run reported (review comments,
+    # messages...), added by the settlement's extensions (controllers/agents.py).
+    creates: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,10 @@ def settle(
     """The writes that settle one finished run. The task changes only while it is IN_PROGRESS (a
     person may have stopped it meanwhile)."""
     outcome = within_limits(outcome)
+    if outcome.kind in ("ask", "answer"):
+        # Only a run that answers a conversation may answer; an ask is settled by the conversations
+        # controller before this is reached, so here it is a report out of place.
+        outcome = replace(outcome, kind="error", error=f"an {outcome.kind!r} report nobody asked for")
     in_progress = task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS
     agent_values: dict[str, Any] = {"result": _result(outcome), "exit_code": outcome.exit_code}
     if outcome.session_id and outcome.session_id != agent.session_id:

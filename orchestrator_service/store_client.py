@@ -14,18 +14,23 @@ from cw.store.v1 import (
     agent_pb2,
     agent_pb2_grpc,
     chat_session_pb2_grpc,
+    conversation_pb2,
+    conversation_pb2_grpc,
     event_pb2,
     event_pb2_grpc,
     initiative_pb2,
     initiative_pb2_grpc,
     log_chunk_pb2,
     log_chunk_pb2_grpc,
+    message_pb2,
     page_pb2_grpc,
     phase_pb2,
     phase_pb2_grpc,
     project_pb2,
     project_pb2_grpc,
     proposal_pb2_grpc,
+    review_comment_pb2,
+    review_comment_pb2_grpc,
     task_pb2,
     task_pb2_grpc,
 )
@@ -95,6 +100,8 @@ class StoreClient:
         self.pages = page_pb2_grpc.PageServiceStub(self.channel)
         self.proposals = proposal_pb2_grpc.ProposalServiceStub(self.channel)
         self.chat_sessions = chat_session_pb2_grpc.ChatSessionServiceStub(self.channel)
+        self.conversations = conversation_pb2_grpc.ConversationServiceStub(self.channel)
+        self.review_comments = review_comment_pb2_grpc.ReviewCommentServiceStub(self.channel)
         # Unary calls made so far: benchmarks divide it by the tasks run.
         self.calls = 0
 
@@ -137,6 +144,7 @@ class StoreClient:
             "initiative": (self.initiatives.GetInitiative, initiative_pb2.GetInitiativeRequest),
             "project": (self.projects.GetProject, project_pb2.GetProjectRequest),
             "account": (self.accounts.GetAccount, account_pb2.GetAccountRequest),
+            "conversation": (self.conversations.GetConversation, conversation_pb2.GetConversationRequest),
         }[kind]
         return await self.call(method, request(id=row_id))
 
@@ -169,6 +177,10 @@ class StoreClient:
             edges += await self.list_all(self.tasks.ListTaskDependencies, request, "dependencies")
         return edges
 
+    async def open_comments(self, phase_id: str) -> list[review_comment_pb2.ReviewComment]:
+        request = review_comment_pb2.ListReviewCommentsRequest(phase_id=phase_id, resolved=False)
+        return await self.list_all(self.review_comments.ListReviewComments, request, "review_comments")
+
     async def log_chunks_of(self, agent_id: str) -> list[log_chunk_pb2.LogChunk]:
         request = log_chunk_pb2.ListLogChunksRequest(agent_id=agent_id)
         return await self.list_all(self.log_chunks.ListLogChunks, request, "log_chunks")
@@ -185,6 +197,12 @@ _CHANGE_FIELDS = {
     initiative_pb2.UpdateInitiativeRequest: "update_initiative",
     account_pb2.UpdateAccountRequest: "update_account",
     project_pb2.UpdateProjectRequest: "update_project",
+    task_pb2.CreateTaskRequest: "create_task",
+    conversation_pb2.CreateConversationRequest: "create_conversation",
+    conversation_pb2.AnswerConversationRequest: "answer_conversation",
+    review_comment_pb2.CreateReviewCommentRequest: "create_review_comment",
+    review_comment_pb2.ResolveReviewCommentRequest: "resolve_review_comment",
+    message_pb2.CreateMessageRequest: "create_message",
 }
 
 

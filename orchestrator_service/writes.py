@@ -68,6 +68,8 @@ def update(current: Message, **values: Any) -> Message:
             target.CopyFrom(value)
         elif isinstance(value, dict):
             target.update(value)
+        elif isinstance(value, list):
+            target.extend(value)
         else:
             setattr(row, name, value)
     request = request_type(update_mask=field_mask_pb2.FieldMask(paths=list(values)))
@@ -103,7 +105,8 @@ class Writer:
                 self._quiet.set()
         for row in answer.rows:
             kind, message = changed_row(row)
-            self.cache.put(kind, message, answer.last_sequence)
+            if self.cache.holds(kind):
+                self.cache.put(kind, message, answer.last_sequence)
         return answer
 
     async def quiet(self, timeout: float) -> None:

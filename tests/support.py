@@ -168,3 +168,14 @@ def auth_dir_of(db_path: Path) -> Path:
 def process_channel(store: Service, db_path: Path, identity: Identity = Identity.CLIENT) -> grpc.Channel:
     """A channel to a store process started by `start_store_process`, as `identity`."""
     return authorized_channel(store.address, tokens_in(auth_dir_of(db_path))[identity])
+
+
+# A one-file diff as `git diff` prints it: a context line, a removed one, an added one.
+SMALL_DIFF = """diff --git a/a.txt b/a.txt
+--- a/a.txt
++++ b/a.txt
+@@ -1,2 +1,2 @@
+ keep
+-old
++new
+"""

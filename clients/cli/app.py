@@ -45,7 +45,7 @@ class Session:
             self._orchestrator.ensure_reachable()
         return self._orchestrator
 
-    def show(self, value: Message | Sequence[Message] | dict[str, Any], render: Callable[[], None]) -> None:
+    def show(self, value: Message | Sequence[Any] | dict[str, Any], render: Callable[[], None]) -> None:
         """JSON (lowerCamelCase, as protobuf maps it) with --json; otherwise the human rendering."""
         if not self.as_json:
             render()

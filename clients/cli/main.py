@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
+from clients.cli import edits
 from clients.cli.agents import account, agent
 from clients.cli.app import CwGroup, Session
 from clients.cli.chat import chat
+from clients.cli.inbox import conversations, inbox, reply
 from clients.cli.live import events
 from clients.cli.planning import discuss, page, phase_detail, plan, proposals
+from clients.cli.review import review
 from clients.cli.tasks import task
 from clients.cli.watch import watch
 from clients.cli.work import initiative, phase, project
@@ -35,6 +38,17 @@ for command in (project, initiative, phase, task, agent, account, events, watch)
 for planning_command in (page, plan, discuss, proposals, chat):
     cli.add_command(planning_command)
 phase.add_command(phase_detail)
+# Review and repair (issue 12): review, the inbox, conversations, an editable plan, delivery.
+for command in (review, inbox, reply, conversations):
+    cli.add_command(command)
+for group, commands in (
+    (task, (edits.task_edit, edits.task_move, edits.task_delete)),
+    (phase, (edits.phase_edit, edits.phase_delete)),
+    (project, (edits.project_edit, edits.project_remove)),
+    (initiative, (edits.initiative_diff, edits.initiative_deliver)),
+):
+    for extra in commands:
+        group.add_command(extra)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ def task() -> None:
 @click.argument("phase_id")
 @click.argument("name")
 @click.option("--description", default="", help="what the agent should do")
-@click.option("--after", multiple=True, help="a task this one waits for (repeatable)")
+@click.option("--after", multiple=True, help="a task this one waits for (repeatable; a bad one creates nothing)")
 @click.option("--priority", default="medium", type=click.Choice(["low", "medium", "high"]), show_default=True)
 @click.option(
     "--category",
@@ -36,6 +36,7 @@ def task() -> None:
     type=click.Choice(["execute", "research", "discuss", "plan", "detail", "refine", "verify", "merge", "review"]),
     show_default=True,
 )
+@click.option("--reopen", is_flag=True, help="the phase is merged: reopen it (it runs and is reviewed again)")
 @pass_session
 def task_add(
     session: Session,
@@ -46,9 +47,10 @@ def task_add(
     after: tuple[str, ...],
     priority: str,
     category: str,
+    reopen: bool,
 ) -> None:
     created = session.store.create_task(
-        phase_id, name, description=description, after=list(after), priority=priority, category=category
+        phase_id, name, description=description, after=list(after), priority=priority, category=category, reopen=reopen
     )
     session.show(created, lambda: console.print(f"task {escape(created.name)} [dim]{created.id}[/]"))
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
+from google.protobuf import json_format
 from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
+from clients.cli import review
 from clients.cli.app import CwGroup, Session, console, pass_session
 from clients.cli.views import after_note, merged_line, reason_note, short, styled, table, waits_for
 from clients.sdk.calls import enum_name
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, task_pb2
+from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, review_comment_pb2, task_pb2
 
 
 @click.group(cls=CwGroup)
@@ -147,7 +150,7 @@ def phase() -> None:
 @phase.command("add")
 @click.argument("initiative_id")
 @click.argument("name")
-@click.option("--after", multiple=True, help="a phase this one waits for (repeatable)")
+@click.option("--after", multiple=True, help="a phase this one waits for (repeatable; a bad one creates nothing)")
 @pass_session
 def phase_add(session: Session, initiative_id: str, name: str, after: tuple[str, ...]) -> None:
     created = session.store.create_phase(initiative_id, name, list(after))
@@ -168,30 +171,48 @@ def phase_approve(session: Session, phase_id: str) -> None:
 @click.option("--stat", is_flag=True, help="only the files and their line counts")
 @pass_session
 def phase_diff(session: Session, phase_id: str, stat: bool) -> None:
+    """The phase's work, with the open review comments under their lines."""
     diff = session.orchestrator.phase_diff(phase_id)
+    comments = session.store.list_comments(phase_id, resolved=False)
+    shown = {**json_format.MessageToDict(diff), "comments": [json_format.MessageToDict(c) for c in comments]}
+    session.show(shown, lambda: print_diff(diff.projects, stat, comments))
 
-    def render() -> None:
-        for project_diff in diff.projects:
-            console.print(
-                f"[bold]{project_diff.project_name}[/] {project_diff.base_commit[:10]}..{project_diff.head_commit[:10]}"
-            )
-            if stat:
-                for f in project_diff.files:
-                    change = orch.FileChange.Name(f.change).removeprefix("FILE_CHANGE_").lower()
-                    console.print(f"  {f.path}  [green]+{f.additions}[/] [red]-{f.deletions}[/]  {change}")
-            elif console.is_terminal:
-                console.print(Syntax(project_diff.unified_diff, "diff", theme="ansi_dark", background_color="default"))
+
+def print_diff(
+    projects: Sequence[orch.ProjectDiff], stat: bool, comments: Sequence[review_comment_pb2.ReviewComment] = ()
+) -> None:
+    """Per project: the files and their counts (`stat`), or the diff, coloured on a terminal."""
+    for project_diff in projects:
+        console.print(
+            f"[bold]{project_diff.project_name}[/] {project_diff.base_commit[:10]}..{project_diff.head_commit[:10]}"
+        )
+        if stat:
+            for f in project_diff.files:
+                change = orch.FileChange.Name(f.change).removeprefix("FILE_CHANGE_").lower()
+                console.print(f"  {f.path}  [green]+{f.additions}[/] [red]-{f.deletions}[/]  {change}")
+        elif comments:
+            lines = review.annotated(project_diff.unified_diff, project_diff.project_name, comments)
+            if console.is_terminal:
+                console.print(review.render_lines(lines), end="")
             else:
-                click.echo(project_diff.unified_diff, nl=False)
-
-    session.show(diff, render)
+                click.echo("\n".join(lines))
+        elif console.is_terminal:
+            console.print(Syntax(project_diff.unified_diff, "diff", theme="ansi_dark", background_color="default"))
+        else:
+            click.echo(project_diff.unified_diff, nl=False)
 
 
 @phase.command("merge")
 @click.argument("phase_id")
 @pass_session
 def phase_merge(session: Session, phase_id: str) -> None:
-    """Merge a reviewed phase into the initiative branch."""
+    """Merge a reviewed phase into the initiative branch; a conflict goes to a merge agent, and the
+    phase is merged once it resolved it."""
     merged = session.orchestrator.merge_phase(phase_id)
+    if merged.status != phase_pb2.PHASE_STATUS_COMPLETED:
+        session.show(
+            merged, lambda: console.print(f"phase {escape(merged.name)} not merged yet: {escape(merged.reason)}")
+        )
+        return
     projects = session.store.initiative_projects(merged.initiative_id) if merged.merge_commits else []
     session.show(merged, lambda: console.print(merged_line(merged, {p.id: p.name for p in projects})))

@@ -28,6 +28,8 @@ LIFECYCLE_EVENT_TYPES = (
     "phase:pending_review",
     "phase:completed",
     "phase:merge_conflict",
+    "phase:changes_requested",
+    "initiative:delivered",
     "project:sync_failed",
     "project:synced",
 )

@@ -12,7 +12,7 @@ from clients.sdk.errors import from_rpc_error
 from clients.sdk.planning import CHAT_TARGETS
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.orchestrator.v1 import orchestrator_pb2_grpc
-from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
+from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
 
 
 class OrchestratorClient(ServiceClient):
@@ -35,6 +35,15 @@ class OrchestratorClient(ServiceClient):
 
     def merge_phase(self, phase_id: str) -> phase_pb2.Phase:
         return call(self.stub.MergePhase, orch.MergePhaseRequest(phase_id=phase_id))
+
+    def request_changes(self, phase_id: str) -> phase_pb2.Phase:
+        return call(self.stub.RequestChanges, orch.RequestChangesRequest(phase_id=phase_id))
+
+    def initiative_diff(self, initiative_id: str) -> orch.GetInitiativeDiffResponse:
+        return call(self.stub.GetInitiativeDiff, orch.GetInitiativeDiffRequest(initiative_id=initiative_id))
+
+    def deliver_initiative(self, initiative_id: str) -> initiative_pb2.Initiative:
+        return call(self.stub.DeliverInitiative, orch.DeliverInitiativeRequest(initiative_id=initiative_id))
 
     def retry_blocked_task(self, task_id: str) -> task_pb2.Task:
         return call(self.stub.RetryBlockedTask, orch.RetryBlockedTaskRequest(task_id=task_id))

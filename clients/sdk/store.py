@@ -18,6 +18,7 @@ from clients.sdk.calls import (
 )
 from clients.sdk.channel import DEFAULT_STORE, STORE_MODULES, ServiceClient
 from clients.sdk.errors import NotFoundError
+from clients.sdk.plan import PlanAndReview
 from clients.sdk.planning import PlanningCalls
 from cw.store.v1 import (
     account_pb2,
@@ -37,8 +38,10 @@ from cw.store.v1 import (
 )
 
 
-class StoreClient(PlanningCalls, ServiceClient):
-    """One client per store address (default: $CW_STORE, else 127.0.0.1:50051)."""
+class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
+    """One client per store address (default: $CW_STORE, else 127.0.0.1:50051). Planning calls:
+    clients/sdk/planning.py; editing the plan, review comments, conversations, messages:
+    clients/sdk/plan.py."""
 
     service, address_variable, default_address, modules = "store", "CW_STORE", DEFAULT_STORE, STORE_MODULES
 
@@ -51,6 +54,7 @@ class StoreClient(PlanningCalls, ServiceClient):
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)
         self.events = event_pb2_grpc.EventServiceStub(channel)
         self.bind_planning(channel)
+        self.bind_plan_and_review(channel)
 
     # ---- projects and initiatives
 
@@ -96,18 +100,13 @@ class StoreClient(PlanningCalls, ServiceClient):
     # ---- phases and tasks
 
     def create_phase(self, initiative_id: str, name: str, after: Sequence[str] = ()) -> phase_pb2.Phase:
-        phase = call(
-            self.phases.CreatePhase,
-            phase_pb2.CreatePhaseRequest(
-                phase=phase_pb2.Phase(initiative_id=initiative_id, name=name), request_id=request_id()
-            ),
+        """The phase and the phases it waits for, in one transaction: a bad `after` creates nothing."""
+        request = phase_pb2.CreatePhaseRequest(
+            phase=phase_pb2.Phase(initiative_id=initiative_id, name=name),
+            request_id=request_id(),
+            depends_on_phase_ids=list(after),
         )
-        for dependency in after:
-            call(
-                self.phases.CreatePhaseDependency,
-                phase_pb2.CreatePhaseDependencyRequest(phase_id=phase.id, depends_on_phase_id=dependency),
-            )
-        return phase
+        return call(self.phases.CreatePhase, request)
 
     def get_phase(self, phase_id: str) -> phase_pb2.Phase:
         return call(self.phases.GetPhase, phase_pb2.GetPhaseRequest(id=phase_id))
@@ -134,7 +133,10 @@ class StoreClient(PlanningCalls, ServiceClient):
         after: Sequence[str] = (),
         priority: str = "medium",
         category: str = "execute",
+        reopen: bool = False,
     ) -> task_pb2.Task:
+        """The task and the tasks it waits for, in one transaction: a bad `after` creates nothing.
+        A COMPLETED phase takes it only with `reopen` (the phase runs and is reviewed again)."""
         phase = self.get_phase(phase_id)
         task = task_pb2.Task(
             initiative_id=phase.initiative_id,
@@ -144,13 +146,10 @@ class StoreClient(PlanningCalls, ServiceClient):
             priority=enum_value(task_pb2.TaskPriority, priority),
             category=enum_value(task_pb2.TaskCategory, category),
         )
-        created = call(self.tasks.CreateTask, task_pb2.CreateTaskRequest(task=task, request_id=request_id()))
-        for dependency in after:
-            call(
-                self.tasks.CreateTaskDependency,
-                task_pb2.CreateTaskDependencyRequest(task_id=created.id, depends_on_task_id=dependency),
-            )
-        return created
+        request = task_pb2.CreateTaskRequest(
+            task=task, request_id=request_id(), depends_on_task_ids=list(after), reopen_phase=reopen
+        )
+        return call(self.tasks.CreateTask, request)
 
     def get_task(self, task_id: str) -> task_pb2.Task:
         return call(self.tasks.GetTask, task_pb2.GetTaskRequest(id=task_id))

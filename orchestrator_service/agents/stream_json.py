@@ -205,11 +205,13 @@ class StreamReader:
     _pending: str = field(default="", init=False)  # the head of a line a spliced event cut in two
 
     def feed(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").strip()
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        line = text.strip()
         if not line:
             return
         pending, self._pending = self._pending, ""
-        if pending and self._take_json(pending + line):
+        # The rest of a line cut in two starts where the cut was: a space there is the other's text.
+        if pending and self._take_json(pending + text.rstrip()):
             return
         if not self._take_json(line) and not self._salvage(line) and not line.startswith("{"):
             self._take_plain(line)  # a broken event is the agent's words as much as the CLI's: not plain

@@ -18,6 +18,7 @@ from orchestrator_service.controllers.launches import CannotStartYet
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import BadRequest, NotAllowedNow
 from orchestrator_service.events import event
+from orchestrator_service.review import merge_tasks
 from orchestrator_service.writes import Stale, update
 
 T = TypeVar("T")
@@ -102,12 +103,19 @@ class Operations:
             }
             if not task.phase_id:
                 values["queue_time"] = self.orchestrator.ctx.clock()
+            if merge_tasks.blocked_by_conflict(task, await self._agents_of(task.id)):
+                # Its work is done; its merge conflicted: merging again makes a merge task.
+                values |= {"status": task_pb2.TASK_STATUS_COMPLETED, "reason": "its merge is tried again"}
             answer = await self.writer.append(
                 [event("task:queued", task, reason="manual retry")], [update(task, **values)]
             )
             return answer.rows[0].task
 
         return await until_settled(step)
+
+    async def _agents_of(self, task_id: str) -> list[agent_pb2.Agent]:
+        request = agent_pb2.ListAgentsRequest(task_id=task_id)
+        return await self.store.list_all(self.store.agents.ListAgents, request, "agents")
 
     async def stop_agent(self, agent_id: str) -> agent_pb2.Agent:
         return await self.orchestrator.agents.stop(agent_id)

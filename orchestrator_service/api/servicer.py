@@ -103,6 +103,18 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         return await self.review.merge_phase(required(request.phase_id, "phase_id"))
 
     @handled
+    async def RequestChanges(self, request: Any, context: Any) -> Any:
+        return await self.review.request_changes(required(request.phase_id, "phase_id"))
+
+    @handled
+    async def GetInitiativeDiff(self, request: Any, context: Any) -> Any:
+        return await self.review.initiative_diff(required(request.initiative_id, "initiative_id"))
+
+    @handled
+    async def DeliverInitiative(self, request: Any, context: Any) -> Any:
+        return await self.review.deliver(required(request.initiative_id, "initiative_id"))
+
+    @handled
     async def RetryBlockedTask(self, request: Any, context: Any) -> Any:
         return await self.operations.retry_blocked_task(required(request.task_id, "task_id"))
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import grpc
 from google.protobuf import json_format
 
-from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import account_pb2, agent_pb2, conversation_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
 from orchestrator_service.cache.state import (
     ACTIVE_PHASE,
     LIVE_AGENT,
@@ -31,7 +31,7 @@ from orchestrator_service.writes import Writer
 
 log = logging.getLogger("cw.orchestrator")
 
-ROW_KINDS = ("task", "phase", "agent", "initiative", "project", "account")
+ROW_KINDS = ("task", "phase", "agent", "initiative", "project", "account", "conversation")
 RESYNC_SECONDS = 120.0
 # How long an event may wait for the answer to a write of ours still in flight.
 OWN_WRITE_WAIT_SECONDS = 0.5
@@ -65,6 +65,9 @@ class Feed:
             cache.put("phase", phase)
         for task in await self._live_tasks():
             cache.put("task", task)
+        pending = conversation_pb2.ListConversationsRequest(status=conversation_pb2.CONVERSATION_STATUS_PENDING)
+        for conversation in await store.list_all(store.conversations.ListConversations, pending, "conversations"):
+            cache.put("conversation", conversation)
         await self._load_initiatives()
         await self._load_dependencies(list(cache.tasks))
         self.cursor = max(self.cursor, position)
@@ -171,7 +174,7 @@ class Feed:
     async def resync(self) -> None:
         """Lists again, reads again whatever the cache holds that the lists no longer show, and
         asks every controller to look at every live row once more."""
-        before = {kind: set(self.cache.table(kind)) for kind in ("task", "phase", "agent")}
+        before = {kind: set(self.cache.table(kind)) for kind in ("task", "phase", "agent", "conversation")}
         await self.load()
         for kind, ids in before.items():
             for row_id in ids & set(self.cache.table(kind)):

@@ -2,8 +2,8 @@
 
 It holds what decisions need and nothing of finished history: tasks that are not both COMPLETED
 and merged (plus every task of a phase still in play, for summaries and phase progress), phases
-not COMPLETED, live agents, the initiatives and projects they belong to, and dependency edges
-between cached tasks. A row leaves the cache when it is finished; reading history is on demand.
+not COMPLETED, live agents, the initiatives and projects they belong to, dependency edges between
+cached tasks, and conversations still PENDING. A row leaves the cache when it is finished; reading history is on demand.
 
 Every row carries the event sequence it reflects, so an event the cache already saw (because the
 orchestrator's own write answered with the row) is not read again.
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
+from cw.store.v1 import account_pb2, agent_pb2, conversation_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
 
 LIVE_AGENT = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
 LIVE_PHASE = (
@@ -34,6 +34,7 @@ ACTIVE_PHASE = (
 UNFINISHED_TASK = (task_pb2.TASK_STATUS_PENDING, task_pb2.TASK_STATUS_IN_PROGRESS, task_pb2.TASK_STATUS_BLOCKED)
 
 Row = Any  # one of the cached message types
+CACHED_KINDS = frozenset({"initiative", "project", "phase", "task", "agent", "account", "conversation"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Cache:
     depends_on: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     agents: dict[str, agent_pb2.Agent] = field(default_factory=dict)
     accounts: dict[str, account_pb2.Account] = field(default_factory=dict)
+    conversations: dict[str, conversation_pb2.Conversation] = field(default_factory=dict)
     # (kind, id) -> the newest event sequence the cached row is known to reflect.
     seen: dict[tuple[str, str], int] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
@@ -78,6 +80,8 @@ class Cache:
             return bool(row.status in LIVE_PHASE)
         if kind == "agent":
             return bool(row.status in LIVE_AGENT)
+        if kind == "conversation":
+            return bool(row.status == conversation_pb2.CONVERSATION_STATUS_PENDING)
         return True
 
     def table(self, kind: str) -> dict[str, Any]:
@@ -88,8 +92,14 @@ class Cache:
             "task": self.tasks,
             "agent": self.agents,
             "account": self.accounts,
+            "conversation": self.conversations,
         }
         return tables[kind]
+
+    @staticmethod
+    def holds(kind: str) -> bool:
+        """Whether rows of this kind are cached (an answer may carry others: comments, messages)."""
+        return kind in CACHED_KINDS
 
     # ---- changes -------------------------------------------------------------------------------
 

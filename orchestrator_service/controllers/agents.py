@@ -39,6 +39,11 @@ STOP_GRACE_SECONDS = 5.0
 # How long a stop waits for the very agent it stops to finish starting.
 SPAWN_WAIT_SECONDS = 30.0
 
+# More hooks on settling a run (review/ and conversations/, issue 12): a take-over settles the run
+# itself and says so (a question to another agent, an answer to one); a check may turn the outcome
+# into another before it is settled (a merge agent that left conflict markers).
+TakeOver = Callable[[agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome], Awaitable[bool]]
+Check = Callable[[agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome], Awaitable[dispatch.AgentOutcome]]
 
 Write = Callable[[outcomes.Settlement], Awaitable[None]]
 # Settles some runs further (planning: orchestrator_service/planning/): given the agent, its task,
@@ -57,6 +62,8 @@ class AgentController:
         # Starts a new CLI session for a run whose resume the CLI could not do (Launches sets it).
         self.new_session: Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[None]] | None = None
         self.extensions: list[SettleExtension] = []
+        self.take_overs: list[TakeOver] = []
+        self.checks: list[Check] = []
 
     def on_change(self, change: Change) -> None:
         if (
@@ -137,9 +144,14 @@ class AgentController:
             outcome = await asyncio.to_thread(
                 claude_outcome.run_outcome, agent.provider, files, observed.exit_code, self.ctx.clock()
             )
+        for take_over in self.take_overs:
+            if await take_over(agent, task, outcome):
+                return True
         if outcome.unknown_session and task is not None and self.new_session is not None:
             await self.new_session(agent, task)  # the CLI lost the session: start over, with the answers
             return False
+        for check in self.checks:
+            outcome = await check(agent, task, outcome)
         tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
@@ -178,6 +190,7 @@ class AgentController:
             requests.append(update(task, **settlement.task))
         if settlement.account_rests_until is not None and agent.account_id:
             requests.append(_rest_account(agent.account_id, settlement.account_rests_until))
+        requests += settlement.creates
         notes = [
             event(note.type, agent if note.about == "agent" else task, **note.details) for note in settlement.notes
         ]

@@ -3,7 +3,9 @@ stored (`merge_time`), never kept in memory.
 
 Git first, store second: if the orchestrator dies in between, the task is still COMPLETED and
 unmerged in the store, the merge is found already done in git (`is_merged`), and only the fact is
-written. A conflict blocks the task with the files named; work already merged is never touched.
+written. A conflict leaves the target as it was and gives the task a merge task, whose agent
+resolves it (review/repair.py); the task's merge waits for that one's. Work already merged is never
+touched.
 Once the work is in the initiative branch (a phase-less task's merge, or MergePhase for a
 phase's tasks), the task's worktrees go (their commits are on the branch); the agents' control
 files and logs stay.
@@ -19,20 +21,23 @@ from orchestrator_service import dispatch, faults
 from orchestrator_service.cache.state import ACTIVE_PHASE, Change, is_merged
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.events import event
 from orchestrator_service.git import branches
 from orchestrator_service.git.workspace import MergeResult, task_branch
-from orchestrator_service.writes import Stale, update
+from orchestrator_service.review.repair import Repair
+from orchestrator_service.writes import Stale
 
 log = logging.getLogger("cw.orchestrator")
 
 
 class MergeController:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, repair: Repair) -> None:
         self.ctx = ctx
+        self.repair = repair
         self.queue = WorkQueue("merges", self.merge, concurrency=4)
 
     def on_change(self, change: Change) -> None:
+        if change.kind == "task" and change.after is not None and change.after.merge_source_task_id:
+            self.queue.add(change.after.merge_source_task_id)  # its merge task moved: look again
         if change.kind == "task" and change.after is not None and self.wants_merge(change.after):
             self.queue.add(change.id, reset=change.external)
         elif change.kind == "phase" and change.after is not None:
@@ -41,7 +46,7 @@ class MergeController:
                     self.queue.add(task.id)
 
     def wants_merge(self, task: task_pb2.Task) -> bool:
-        if task.status != task_pb2.TASK_STATUS_COMPLETED or is_merged(task):
+        if task.status != task_pb2.TASK_STATUS_COMPLETED or is_merged(task) or self.repair.waits(task):
             return False
         phase = self.ctx.cache.phases.get(task.phase_id)
         return not task.phase_id or (phase is not None and phase.status in ACTIVE_PHASE)
@@ -53,20 +58,18 @@ class MergeController:
             return
         initiative = cache.initiatives.get(cache.initiative_id_of(task))
         merged: list[str] = []
-        if initiative is not None and dispatch.agent_mode(task) == "execute":
+        if initiative is not None and dispatch.merges_work(task):
             for project in cache.projects_of(initiative.id):
                 result = await self._merge_project(task, initiative, project)
                 if result is None:
                     continue
                 if not result.merged:
-                    await self._conflict(task, project, result)
+                    await self._conflict(task, initiative, project, result)
                     return
                 merged.append(project.id)
         faults.point("after-git-merge")
         try:
-            await self.ctx.writer.append(
-                [event("task:merged", task, projects=merged)], [update(task, merge_time=self.ctx.clock())]
-            )
+            await self.repair.merged(task, merged)
         except Stale:
             return
         if initiative is not None and not task.phase_id:
@@ -90,17 +93,16 @@ class MergeController:
         message = f"Merge task {task.name!r} ({task.id})"
         return await asyncio.to_thread(git.merge, project.id, target, source, message)
 
-    async def _conflict(self, task: task_pb2.Task, project: project_pb2.Project, result: MergeResult) -> None:
-        files = ", ".join(result.conflicts)
-        reason = f"merging into its base branch conflicts in {project.name}: {files}"
+    async def _conflict(
+        self,
+        task: task_pb2.Task,
+        initiative: initiative_pb2.Initiative,
+        project: project_pb2.Project,
+        result: MergeResult,
+    ) -> None:
+        target = branches.base_branch(task, initiative)
         try:
-            await self.ctx.writer.append(
-                [
-                    event("phase:merge_conflict", task, project_id=project.id, files=result.conflicts),
-                    event("task:blocked", task, reason="merge_conflict"),
-                ],
-                [update(task, status=task_pb2.TASK_STATUS_BLOCKED, reason=reason)],
-            )
+            await self.repair.conflict(task, project, result.conflicts, target)
         except Stale:
             return
-        log.warning("task %s conflicts in %s: %s", task.id, project.name, files)
+        log.warning("task %s conflicts in %s: %s; a merge task resolves it", task.id, project.name, result.conflicts)

@@ -165,17 +165,24 @@ class Workspace:
     def merge_base(self, project_id: str, first: str, second: str) -> str:
         return git(self.repo(project_id), "merge-base", head_ref(first), head_ref(second)).stdout.strip()
 
+    def merge_worktree(self, project_id: str) -> Path:
+        """The orchestrator's own worktree of the project, where merges happen; the caller holds
+        the repository's lock."""
+        path = self.repo(project_id)
+        worktree = self.merges / safe_id(project_id, "project id")
+        if not (worktree / ".git").exists():
+            shutil.rmtree(worktree, ignore_errors=True)
+            git(path, "worktree", "prune")
+            worktree.parent.mkdir(parents=True, exist_ok=True)
+            git(path, "worktree", "add", "--quiet", "--detach", "--", str(worktree))
+        return worktree
+
     def merge(self, project_id: str, target: str, source: str, message: str) -> MergeResult:
         """`git merge --no-ff source` into target in the orchestrator's own worktree; a conflict is
         aborted, leaving target exactly as it was."""
         path = self.repo(project_id)
-        worktree = self.merges / safe_id(project_id, "project id")
         with repository_lock(path):
-            if not (worktree / ".git").exists():
-                shutil.rmtree(worktree, ignore_errors=True)
-                git(path, "worktree", "prune")
-                worktree.parent.mkdir(parents=True, exist_ok=True)
-                git(path, "worktree", "add", "--quiet", "--detach", "--", str(worktree))
+            worktree = self.merge_worktree(project_id)
             git(worktree, "checkout", "--quiet", "--force", check_branch(target), "--")
             git(worktree, "reset", "--quiet", "--hard", head_ref(target))
             result = git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, head_ref(source), check=False)

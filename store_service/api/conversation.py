@@ -24,6 +24,12 @@ class ConversationServicer(
         conversations, token = await self.list_page(request, ["to_agent_id"], extra_filters={"status": "pending"})
         return conversation_pb2.ListPendingConversationsResponse(conversations=conversations, next_page_token=token)
 
+    async def ListConversations(self, request: Any, _context: Any) -> conversation_pb2.ListConversationsResponse:
+        conversations, token = await self.list_page(
+            request, ["initiative_id", "from_agent_id", "to_agent_id", "status"]
+        )
+        return conversation_pb2.ListConversationsResponse(conversations=conversations, next_page_token=token)
+
     async def AnswerConversation(self, request: Any, _context: Any) -> conversation_pb2.Conversation:
         conversation_id = required_id(request.id)
         if not request.answer:

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement
 
 from cw_edge.interceptor import current_identity
 from cw_edge.tokens import Identity
-from store_service.api import convert, idempotency, pagination, permissions, preconditions
+from store_service.api import convert, idempotency, in_use, pagination, permissions, preconditions
 from store_service.api.preconditions import NONE, Preconditions
 from store_service.db.database import Database
 from store_service.db.models import Base
@@ -55,8 +55,34 @@ class Resource(Generic[MessageT]):
         stored = repository.get(row_id)
         preconditions.check(repository.resource, self.message, stored, expected)
         permissions.check_write(identity, self.message, self.field, values, stored)
+        if identity is not Identity.ORCHESTRATOR:
+            in_use.check(uow.session, self.field, row_id)
         row: Base = repository.update(row_id, **values)
         return row
+
+
+# Runs inside a Create's transaction: before the row is made (given its values) or after (given it).
+BeforeCreate = Callable[[SqlAlchemyUnitOfWork, dict[str, Any]], None]
+AfterCreate = Callable[[SqlAlchemyUnitOfWork, Any], None]
+
+
+def creator(
+    resource: Resource[Any],
+    values: dict[str, Any],
+    before: BeforeCreate | None = None,
+    after: AfterCreate | None = None,
+) -> Callable[[SqlAlchemyUnitOfWork], Base]:
+    """What a Create does in its transaction: `before`, the row, `after`."""
+
+    def make(uow: SqlAlchemyUnitOfWork) -> Base:
+        if before is not None:
+            before(uow, values)
+        row: Base = resource.repository(uow).create(**values)
+        if after is not None:
+            after(uow, row)
+        return row
+
+    return make
 
 
 def required_id(value: str, name: str = "id") -> str:
@@ -108,10 +134,17 @@ class ResourceServicer(Generic[MessageT]):
         return message
 
     async def create_rpc(self, request: Any, context: Any = None) -> MessageT:
+        return await self.create_then(request)
+
+    async def create_then(
+        self, request: Any, before: BeforeCreate | None = None, after: AfterCreate | None = None
+    ) -> MessageT:
+        """A Create whose transaction also runs `before` and `after` (dependency edges, a reopened
+        phase, a replied message): all of it, or nothing."""
         resource = self.resource
         values = convert.values_for_create(getattr(request, resource.field), resource.model, resource.field)
         permissions.check_write(current_identity(), resource.message, resource.field, values)
-        created: MessageT = await self.create_with(request, lambda uow: self.repository(uow).create(**values), resource)
+        created: MessageT = await self.create_with(request, creator(resource, values, before, after), resource)
         return created
 
     async def create_with(
@@ -139,6 +172,10 @@ class ResourceServicer(Generic[MessageT]):
         return self.to_message(row)
 
     async def update_rpc(self, request: Any, context: Any = None) -> MessageT:
+        return await self.update_then(request)
+
+    async def update_then(self, request: Any, before: BeforeCreate | None = None) -> MessageT:
+        """An Update whose transaction first runs `before` with the values it sets."""
         message = getattr(request, self.resource.field)
         row_id = required_id(message.id, f"{self.resource.field}.id")
         values = convert.values_for_update(
@@ -146,13 +183,27 @@ class ResourceServicer(Generic[MessageT]):
         )
         expected = preconditions.requested(request)
         identity = current_identity()
-        return await self.db.write(
-            lambda uow: self.resource.to_message(self.resource.update_row(uow, row_id, values, expected, identity))
-        )
+
+        def work(uow: SqlAlchemyUnitOfWork) -> MessageT:
+            if before is not None:
+                before(uow, values)
+            updated: MessageT = self.resource.to_message(
+                self.resource.update_row(uow, row_id, values, expected, identity)
+            )
+            return updated
+
+        return await self.db.write(work)
 
     async def delete_rpc(self, request: Any, context: Any = None) -> empty_pb2.Empty:
         row_id = required_id(request.id)
-        await self.db.write(lambda uow: self.repository(uow).delete(row_id))
+        identity = current_identity()
+
+        def work(uow: SqlAlchemyUnitOfWork) -> None:
+            if identity is not Identity.ORCHESTRATOR:
+                in_use.check(uow.session, self.resource.field, row_id)
+            self.repository(uow).delete(row_id)
+
+        await self.db.write(work)
         return empty_pb2.Empty()
 
     async def list_page(

@@ -14,18 +14,21 @@ from google.protobuf import json_format
 from cw.store.v1 import event_pb2, event_pb2_grpc
 from cw_edge.interceptor import current_identity
 from cw_edge.tokens import Identity
-from store_service.api import convert, limits, permissions, preconditions
+from store_service.api import convert, idempotency, limits, permissions, preconditions
 from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
-from store_service.api.crud import Resource
+from store_service.api.conversation import CONVERSATION
+from store_service.api.crud import Resource, creator
 from store_service.api.event_feed import EventFeed, EventFilter, event_message
 from store_service.api.initiative import INITIATIVE
+from store_service.api.message import MESSAGE
 from store_service.api.pagination import SizedPage, page_size
 from store_service.api.phase import PHASE
 from store_service.api.project import PROJECT
 from store_service.api.proposal import PROPOSAL
+from store_service.api.review_comment import REVIEW_COMMENT
 from store_service.api.send_budget import SendBudget
-from store_service.api.task import TASK
+from store_service.api.task import TASK, task_maker
 from store_service.db.database import Database
 from store_service.db.models import Base
 from store_service.db.reads import Reads
@@ -49,6 +52,12 @@ _CHANGES: dict[str, tuple[Resource[Any], str]] = {
     "update_account": (ACCOUNT, "update"),
     "update_project": (PROJECT, "update"),
     "create_proposal": (PROPOSAL, "create"),
+    "create_task": (TASK, "create"),
+    "create_conversation": (CONVERSATION, "create"),
+    "answer_conversation": (CONVERSATION, "answer"),
+    "create_review_comment": (REVIEW_COMMENT, "create"),
+    "resolve_review_comment": (REVIEW_COMMENT, "resolve"),
+    "create_message": (MESSAGE, "create"),
 }
 
 
@@ -57,16 +66,36 @@ class _Change:
     """One StateChange, validated before the transaction starts."""
 
     resource: Resource[Any]
-    row_id: str | None  # None: create
+    action: str  # create, update, answer (a conversation) or resolve (a review comment)
+    request: Any
+    row_id: str | None
     values: dict[str, Any]
     expected: preconditions.Preconditions
 
     def apply(self, uow: SqlAlchemyUnitOfWork, identity: Identity | None) -> Base:
-        if self.row_id is None:
-            permissions.check_write(identity, self.resource.message, self.resource.field, self.values)
-            created: Base = self.resource.repository(uow).create(**self.values)
-            return created
+        repository = self.resource.repository(uow)
+        if self.action == "create":
+            return self._create(uow, identity)
+        if self.action == "answer":
+            answered: Base = repository.answer(self.row_id, self.request.answer)
+            return answered
+        if self.action == "resolve":
+            resolved: Base = repository.resolve(self.row_id)
+            return resolved
+        assert self.row_id is not None
         return self.resource.update_row(uow, self.row_id, self.values, self.expected, identity)
+
+    def _create(self, uow: SqlAlchemyUnitOfWork, identity: Identity | None) -> Base:
+        """As the Create RPC would: a request_id made before answers what it made."""
+        permissions.check_write(identity, self.resource.message, self.resource.field, self.values)
+        earlier = idempotency.earlier_result(uow, self.request)
+        if earlier is not None:
+            found: Base = self.resource.repository(uow).get(earlier)
+            return found
+        make = task_maker(self.request, self.values) if self.resource is TASK else creator(self.resource, self.values)
+        row = make(uow)
+        idempotency.remember(uow, self.request, row.id)  # type: ignore[attr-defined]
+        return row
 
     def changed_row(self, row: Base) -> event_pb2.ChangedRow:
         """The row as this change left it; ChangedRow's fields are named like the request's."""
@@ -81,14 +110,22 @@ def _prepare_change(index: int, change: event_pb2.StateChange) -> _Change:
         raise InvalidArgument.of(f"changes[{index}].{kind}", "is not a change this store applies")
     resource, action = _CHANGES[kind]
     request = getattr(change, kind)
+    if action in ("answer", "resolve"):
+        if not request.id:
+            raise InvalidArgument.of(f"changes[{index}].{kind}.id", "is required")
+        if action == "answer" and not request.answer:
+            raise InvalidArgument.of(f"changes[{index}].{kind}.answer", "is required")
+        return _Change(resource, action, request, request.id, {}, preconditions.NONE)
     message = getattr(request, resource.field)
     prefix = f"changes[{index}].{kind}.{resource.field}"
     if action == "create":
-        return _Change(resource, None, convert.values_for_create(message, resource.model, prefix), preconditions.NONE)
+        values = convert.values_for_create(message, resource.model, prefix)
+        return _Change(resource, action, request, None, values, preconditions.NONE)
     if not message.id:
         raise InvalidArgument.of(f"{prefix}.id", "is required")
     values = convert.values_for_update(message, resource.model, prefix, list(request.update_mask.paths))
-    return _Change(resource, message.id, values, preconditions.requested(request, f"changes[{index}].{kind}."))
+    expected = preconditions.requested(request, f"changes[{index}].{kind}.")
+    return _Change(resource, action, request, message.id, values, expected)
 
 
 class EventServicer(event_pb2_grpc.EventServiceServicer):
@@ -164,7 +201,7 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
             created, changed = [], []
             for change in changes:
                 row = change.apply(uow, identity)
-                if change.row_id is None:
+                if change.action == "create":
                     created.append(row.id)  # type: ignore[attr-defined]
                 changed.append(change.changed_row(row))
             appended = [

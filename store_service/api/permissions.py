@@ -12,11 +12,12 @@ cw_edge/interceptor.py) and, for an update, the stored row read inside the write
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from cw.store.v1 import initiative_pb2, phase_pb2, proposal_pb2, task_pb2
+from cw.store.v1 import initiative_pb2, message_pb2, phase_pb2, proposal_pb2, task_pb2
 from cw_edge.tokens import Identity
 from store_service.api import convert
 from store_service.domain.errors import PermissionDenied
@@ -43,14 +44,22 @@ class Rights:
     client_fields: frozenset[str] | None = None
     created_statuses: frozenset[int] = frozenset()
     transitions: frozenset[tuple[int, int]] = frozenset()
+    # Fields a client's Create may set only to these stored values (a person writes as a person).
+    created_values: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
+
+MESSAGE_PROGRESS = (
+    message_pb2.MESSAGE_STATUS_PENDING,
+    message_pb2.MESSAGE_STATUS_READ,
+    message_pb2.MESSAGE_STATUS_RESPONDED,
+)
 
 # Keyed by the request field that carries the resource (`task` in CreateTaskRequest).
 CLIENT_RIGHTS: Mapping[str, Rights] = {
     "agent": Rights(
         orchestrator_fields=frozenset(
             {"worktree_id", "output_file_path", "pid", "session_id", "exit_code", "outcome", "error"}
-            | {"result", "pending_questions", "status"}
+            | {"result", "pending_questions", "status", "conversation_id"}
         ),
         client_fields=frozenset({"user_dismiss_time"}),
     ),
@@ -65,11 +74,22 @@ CLIENT_RIGHTS: Mapping[str, Rights] = {
         ),
     ),
     "task": Rights(
-        orchestrator_fields=frozenset({"summary", "merge_time", "queue_time", "reason", "next_attempt_time"}),
+        orchestrator_fields=frozenset(
+            {"summary", "merge_time", "queue_time", "reason", "next_attempt_time"}
+            | {"review_comment_ids", "resolved_comment_ids", "merge_source_task_id", "merge_source_phase_id"}
+        ),
         created_statuses=frozenset({task_pb2.TASK_STATUS_PENDING}),
         transitions=frozenset({(task_pb2.TASK_STATUS_BLOCKED, task_pb2.TASK_STATUS_PENDING)}),
     ),
     "project": Rights(orchestrator_fields=frozenset({"sync_error", "sync_error_time", "last_fetch_time"})),
+    # Agents' messages come from the orchestrator (their signal files); a person writes as the user,
+    # reads them and answers them.
+    "message": Rights(
+        created_statuses=frozenset({message_pb2.MESSAGE_STATUS_PENDING}),
+        # Pending -> read -> responded, or straight to responded.
+        transitions=frozenset(itertools.combinations(MESSAGE_PROGRESS, 2)),
+        created_values={"sender_type": frozenset({"user"})},
+    ),
     # Accepted only through AcceptProposals, which applies them; a person may dismiss and reopen.
     "proposal": Rights(
         orchestrator_fields=frozenset({"change_set_id", "entity_id"}),
@@ -107,6 +127,11 @@ def check_write(
     if identity is Identity.ORCHESTRATOR or rights is None:
         return
     changed = {name: value for name, value in values.items() if stored is None or getattr(stored, name) != value}
+    for name, allowed in rights.created_values.items() if stored is None else ():
+        if changed.get(name) not in allowed:
+            raise PermissionDenied(
+                f"{prefix}.{name}: a person writes as {' or '.join(sorted(allowed))}", field=f"{prefix}.{name}"
+            )
     for name in changed:
         owned = name in rights.orchestrator_fields
         if owned or (stored is not None and rights.client_fields is not None and name not in rights.client_fields):

@@ -21,7 +21,8 @@ class ReviewCommentServicer(
 
     async def ListReviewComments(self, request: Any, _context: Any) -> review_comment_pb2.ListReviewCommentsResponse:
         required_id(request.phase_id, "phase_id")
-        comments, token = await self.list_page(request, ["phase_id"])
+        resolved = {"resolved": request.resolved} if request.HasField("resolved") else {}
+        comments, token = await self.list_page(request, ["phase_id"], extra_filters=resolved)
         return review_comment_pb2.ListReviewCommentsResponse(review_comments=comments, next_page_token=token)
 
     async def ResolveReviewComment(self, request: Any, _context: Any) -> review_comment_pb2.ReviewComment:

@@ -181,6 +181,13 @@ class Task(Timestamped, Base):
     next_attempt_time: Mapped[datetime | None] = mapped_column("next_attempt_at", DateTime)
     # A planning task's page, phase or task (no foreign key: it names a row of one of three tables).
     target_id: Mapped[str | None] = mapped_column(Text)
+    # Review and repair: the comments a revision addresses and those its agent reported addressed
+    # (JSON lists of ids); what a merge task resolves: a task's conflict with its base branch, or
+    # its phase's with the initiative branch.
+    review_comment_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    resolved_comment_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    merge_source_task_id: Mapped[str | None] = _fk("tasks.id", "SET NULL")
+    merge_source_phase_id: Mapped[str | None] = _fk("phases.id", "SET NULL")
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "phase_id": self.phase_id, "task_id": self.id}
@@ -258,6 +265,9 @@ class Agent(Timestamped, Base):
         choice("agent_outcome", "done", "failed", "crashed", "stopped", "rate_limited", "never_started")
     )
     error: Mapped[str | None] = mapped_column(Text)
+    # The conversation the agent's current run answers. No foreign key: conversations point at
+    # agents (and go with them), so the orchestrator treats a dangling id as "no longer asked".
+    conversation_id: Mapped[str | None] = mapped_column(Text)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "task_id": self.task_id, "agent_id": self.id}

@@ -209,6 +209,22 @@ class Cluster:
     def diff(self, phase_id: str) -> orchestrator_pb2.GetPhaseDiffResponse:
         return self.orch.GetPhaseDiff(orchestrator_pb2.GetPhaseDiffRequest(phase_id=phase_id), timeout=30)
 
+    def approve(self, *phases: phase_pb2.Phase) -> None:
+        for phase in phases:
+            self.orch.ApprovePhase(orchestrator_pb2.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
+
+    def plan_for_initiative(self, initiative_id: str, **plan: Any) -> None:
+        """What the scripted agent does on a task cw wrote (a revision, a merge task) of the initiative."""
+        self.state_dir.mkdir(exist_ok=True)
+        (self.state_dir / f"plan-initiative-{initiative_id}.json").write_text(json.dumps(plan))
+
+    def cw(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The `cw` CLI, run as a person of this cluster would (the module's `cw`)."""
+        return cw(self, *args, check=check)
+
+    def cw_json(self, *args: str) -> Any:
+        return cw_json(self, *args)
+
     def all_spawned(self, tasks: list[task_pb2.Task]) -> bool:
         """Every task has an agent whose process has started (its pid is recorded)."""
         return all(any(agent.pid for agent in self.agents_of(task.id)) for task in tasks)

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import grpc
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import field_mask_pb2
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, log_chunk_pb2, phase_pb2, task_pb2
@@ -228,22 +228,6 @@ def test_rate_limit_moves_to_the_next_account(tmp_path: Path) -> None:
         assert [a.account_id for a in c.agents_of(task.id)] == [accounts[0].id, accounts[1].id]
         first = c.api.accounts.GetAccount(account_pb2.GetAccountRequest(id=accounts[0].id))
         assert first.is_exhausted
-        c.assert_invariants()
-
-
-def test_merge_conflict_is_reported_and_nothing_merged_is_lost(tmp_path: Path) -> None:
-    with cluster(tmp_path) as c:
-        phase = c.phase(c.initiative("Conflict", c.project()), "P")
-        left = c.task(phase, "left", files={"shared.txt": "left version\n", "left.txt": "l"})
-        right = c.task(phase, "right", files={"shared.txt": "right version\n", "right.txt": "r"})
-        _approve(c, phase)
-        conflict = wait_for("a merge conflict", lambda: [e for e in c.events() if e.type == "phase:merge_conflict"])[0]
-        assert json_format.MessageToDict(conflict.details)["files"] == ["shared.txt"]
-        loser = c.wait_task(conflict.task_id, BLOCKED)
-        winner = left if loser.id == right.id else right
-        c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_BLOCKED)
-        files = _files(c.diff(phase.id))
-        assert {"shared.txt", f"{winner.name}.txt"} <= files and f"{loser.name}.txt" not in files
         c.assert_invariants()
 
 

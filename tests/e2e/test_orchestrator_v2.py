@@ -15,8 +15,9 @@ from google.protobuf import duration_pb2, field_mask_pb2
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, log_chunk_pb2, phase_pb2, project_pb2, task_pb2
+from cw_edge.tokens import Identity
 from tests.e2e.cluster import SCRIPTED, Cluster, cluster, cw, cw_json, make_git_repo, script, wait_for
-from tests.support import error_details
+from tests.support import call_error, error_details, stubs
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
 REVIEW = phase_pb2.PHASE_STATUS_PENDING_REVIEW
@@ -149,18 +150,21 @@ def test_one_orchestrator_per_workspace_and_port(tmp_path: Path) -> None:
         assert f"cannot listen on {c.orchestrator.address}" in same_port.stderr
 
 
-def test_a_person_edits_a_task_while_its_agent_works(tmp_path: Path) -> None:
+def test_a_task_changed_while_its_agent_works_is_settled_from_the_stored_row(tmp_path: Path) -> None:
     release = tmp_path / "release"
     with cluster(tmp_path) as c:
         phase = c.phase(c.initiative("Stale", c.project()), "P")
         task = c.task(phase, "t", files={"t.txt": "t"}, wait_for=str(release))
         _approve(c, phase)
         wait_for("a running agent", lambda: c.all_spawned([task]))
-        c.api.tasks.UpdateTask(  # a person renames the task while its agent works
-            task_pb2.UpdateTaskRequest(
-                task=task_pb2.Task(id=task.id, name="renamed"), update_mask=field_mask_pb2.FieldMask(paths=["name"])
-            )
+        rename = task_pb2.UpdateTaskRequest(
+            task=task_pb2.Task(id=task.id, name="renamed"), update_mask=field_mask_pb2.FieldMask(paths=["name"])
         )
+        refused = call_error(c.api.tasks.UpdateTask, rename)  # a person waits for the agent (issue 12)
+        assert (refused.code, refused.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "AGENT_WORKING")
+        assert c.store is not None
+        other_writer = stubs(c._channel(c.store.address, Identity.ORCHESTRATOR))
+        other_writer.tasks.UpdateTask(rename)  # the row changes under the orchestrator's settlement
         release.touch()
         done = c.wait_task(task.id, COMPLETED)
         assert done.name == "renamed" and done.retry_count == 0

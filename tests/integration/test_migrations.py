@@ -29,8 +29,9 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     assert retry_count.down_revision is not None
     stored_facts = script.get_revision("0003")
     assert stored_facts is not None and stored_facts.down_revision == "0002" and "merge" in (stored_facts.doc or "")
-    planning = script.get_revision("head")
+    planning, head = script.get_revision("0004"), script.get_revision("head")
     assert planning is not None and planning.down_revision == "0003" and "proposals" in (planning.doc or "")
+    assert head is not None and head.down_revision == "0004" and "conversation" in (head.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models(tmp_path: Path) -> None:
@@ -238,7 +239,7 @@ def test_planning_upgrade_keeps_proposals_and_chat_sessions(tmp_path: Path) -> N
     with engine.begin() as connection:
         for table, values in rows.items():
             _insert(connection, table, **values, **stamp)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0004")
     assert _revision(engine) == "0004"
     with engine.connect() as connection:
         row = connection.exec_driver_sql("SELECT title, proposal_key, depends_on, change_set_id FROM proposals").one()
@@ -248,3 +249,30 @@ def test_planning_upgrade_keeps_proposals_and_chat_sessions(tmp_path: Path) -> N
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM proposals").scalar() == 1
     assert "proposal_key" not in {column["name"] for column in inspect(engine).get_columns("proposals")}
+
+
+def test_review_and_repair_columns_start_empty_and_go_back(tmp_path: Path) -> None:
+    engine = create_writer_engine(tmp_path / "store.db")
+    migrate.upgrade(engine, "0002")
+    with engine.begin() as connection:
+        _seed_before_stored_facts(connection)
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT count(*) FROM tasks WHERE review_comment_ids IS NULL AND merge_source_task_id IS NULL"
+        ).scalar()
+        assert rows == 7
+        assert connection.exec_driver_sql("SELECT count(*) FROM agents WHERE conversation_id IS NULL").scalar() == 8
+    with engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+        connection.exec_driver_sql("UPDATE tasks SET merge_source_task_id = 'loose' WHERE id = 'queued-loose'")
+        connection.exec_driver_sql("DELETE FROM task_dependencies")
+        connection.exec_driver_sql("DELETE FROM agents")
+        connection.exec_driver_sql("DELETE FROM tasks WHERE id = 'loose'")
+        kept = connection.exec_driver_sql("SELECT merge_source_task_id FROM tasks WHERE id = 'queued-loose'")
+        assert kept.scalar() is None  # the source went, the merge task stays
+    migrate.downgrade(engine, "0004")
+    columns = {column["name"] for column in inspect(engine).get_columns("tasks")}
+    assert columns.isdisjoint({"review_comment_ids", "merge_source_task_id", "merge_source_phase_id"})
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM tasks").scalar() == 6

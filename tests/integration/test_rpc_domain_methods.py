@@ -120,6 +120,11 @@ def test_message_finders(api: SimpleNamespace) -> None:
             )
         )
     )
+    for request in (
+        message_pb2.ListMessagesRequest(pending_for_user=True),
+        message_pb2.ListMessagesRequest(requiring_response=True),
+    ):
+        assert [m.id for m in api.messages.ListMessages(request).messages] == [question.id]
     reply = api.messages.CreateMessage(
         message_pb2.CreateMessageRequest(
             message=message_pb2.Message(
@@ -131,12 +136,14 @@ def test_message_finders(api: SimpleNamespace) -> None:
         )
     )
     for request, expected in [
-        (message_pb2.ListMessagesRequest(pending_for_user=True), [question.id]),
-        (message_pb2.ListMessagesRequest(requiring_response=True), [question.id]),
+        (message_pb2.ListMessagesRequest(pending_for_user=True), []),  # the reply answered it
+        (message_pb2.ListMessagesRequest(requiring_response=True), []),
         (message_pb2.ListMessagesRequest(parent_message_id=question.id), [reply.id]),
         (message_pb2.ListMessagesRequest(), [question.id, reply.id]),
     ]:
         assert [m.id for m in api.messages.ListMessages(request).messages] == expected
+    answered = api.messages.GetMessage(message_pb2.GetMessageRequest(id=question.id))
+    assert answered.status == message_pb2.MESSAGE_STATUS_RESPONDED
 
 
 def test_root_pages(api: SimpleNamespace) -> None:

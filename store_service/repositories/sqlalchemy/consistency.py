@@ -5,7 +5,8 @@ Update, AppendEvent changes, change sets and their reverts all go through the re
 - a task's phase and initiative agree; given only a phase, a task takes the phase's initiative
   (so its events carry it, and streams filtered by initiative see them);
 - a phase with tasks or dependency edges stays in its initiative;
-- a planning task's target is a page, phase or task of its initiative.
+- a planning task's target is a page, phase or task of its initiative;
+- a COMPLETED (merged) phase takes no new task: it would never run (reopen the phase first).
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def check_task(session: Session, row_id: str | None, stored: Task | None, values
     phase = session.get(Phase, state["phase_id"]) if state["phase_id"] else None
     if phase is not None and phase.initiative_id != state["initiative_id"]:
         raise _mismatch("task.initiative_id", f"phase {phase.id!r}", phase.initiative_id, state["initiative_id"])
+    joins = phase is not None and (stored is None or stored.phase_id != phase.id)
+    if joins and phase is not None and phase.status == "completed":
+        raise FailedPrecondition(
+            f"task.phase_id: phase {phase.id!r} is COMPLETED (merged): a task added to it would never run; "
+            "reopen it with the task (`--reopen`: the phase runs, is reviewed and merged again)",
+            "PHASE_COMPLETED",
+            field="task.phase_id",
+        )
     TASK_TREE.check(session, row_id, stored, values)
     if values.get("target_id"):
         _check_target(session, values["target_id"], state["initiative_id"])

@@ -26,51 +26,60 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from cw.store.v1 import agent_pb2 as cw_dot_store_dot_v1_dot_agent__pb2
 from cw.store.v1 import chat_session_pb2 as cw_dot_store_dot_v1_dot_chat__session__pb2
 from cw.store.v1 import event_pb2 as cw_dot_store_dot_v1_dot_event__pb2
+from cw.store.v1 import initiative_pb2 as cw_dot_store_dot_v1_dot_initiative__pb2
 from cw.store.v1 import phase_pb2 as cw_dot_store_dot_v1_dot_phase__pb2
 from cw.store.v1 import task_pb2 as cw_dot_store_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%cw/orchestrator/v1/orchestrator.proto\x12\x12\x63w.orchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17\x63w/store/v1/agent.proto\x1a\x1e\x63w/store/v1/chat_session.proto\x1a\x17\x63w/store/v1/event.proto\x1a\x17\x63w/store/v1/phase.proto\x1a\x16\x63w/store/v1/task.proto\"\'\n\x13\x41pprovePhaseRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"&\n\x13\x44ispatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\'\n\x13GetPhaseDiffRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"n\n\x08\x46ileDiff\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tadditions\x18\x02 \x01(\x05\x12\x11\n\tdeletions\x18\x03 \x01(\x05\x12.\n\x06\x63hange\x18\x04 \x01(\x0e\x32\x1e.cw.orchestrator.v1.FileChange\"\xa4\x01\n\x0bProjectDiff\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cproject_name\x18\x02 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x03 \x01(\t\x12\x13\n\x0bhead_commit\x18\x04 \x01(\t\x12+\n\x05\x66iles\x18\x05 \x03(\x0b\x32\x1c.cw.orchestrator.v1.FileDiff\x12\x14\n\x0cunified_diff\x18\x06 \x01(\t\"I\n\x14GetPhaseDiffResponse\x12\x31\n\x08projects\x18\x01 \x03(\x0b\x32\x1f.cw.orchestrator.v1.ProjectDiff\"%\n\x11MergePhaseRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"*\n\x17RetryBlockedTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"$\n\x10StopAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x0eQuestionAnswer\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\"_\n\x16\x41nswerQuestionsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x33\n\x07\x61nswers\x18\x02 \x03(\x0b\x32\".cw.orchestrator.v1.QuestionAnswer\"\x8a\x01\n\x13StreamEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x12\r\n\x05types\x18\x02 \x03(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"<\n\x18StreamAgentOutputRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"9\n\x19StreamAgentOutputResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"\x82\x01\n\x16SendChatMessageRequest\x12\x30\n\x0btarget_type\x18\x01 \x01(\x0e\x32\x1b.cw.store.v1.ChatTargetType\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x95\x01\n\x17SendChatMessageResponse\x12.\n\x0c\x63hat_session\x18\x01 \x01(\x0b\x32\x18.cw.store.v1.ChatSession\x12)\n\x07message\x18\x02 \x01(\x0b\x32\x18.cw.store.v1.ChatMessage\x12\x1f\n\x04task\x18\x03 \x01(\x0b\x32\x11.cw.store.v1.Task*\x8c\x01\n\nFileChange\x12\x1b\n\x17\x46ILE_CHANGE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46ILE_CHANGE_ADDED\x10\x01\x12\x18\n\x14\x46ILE_CHANGE_MODIFIED\x10\x02\x12\x17\n\x13\x46ILE_CHANGE_DELETED\x10\x03\x12\x17\n\x13\x46ILE_CHANGE_RENAMED\x10\x04\x32\xf7\x06\n\x13OrchestratorService\x12K\n\x0c\x41pprovePhase\x12\'.cw.orchestrator.v1.ApprovePhaseRequest\x1a\x12.cw.store.v1.Phase\x12J\n\x0c\x44ispatchTask\x12\'.cw.orchestrator.v1.DispatchTaskRequest\x1a\x11.cw.store.v1.Task\x12\x61\n\x0cGetPhaseDiff\x12\'.cw.orchestrator.v1.GetPhaseDiffRequest\x1a(.cw.orchestrator.v1.GetPhaseDiffResponse\x12G\n\nMergePhase\x12%.cw.orchestrator.v1.MergePhaseRequest\x1a\x12.cw.store.v1.Phase\x12R\n\x10RetryBlockedTask\x12+.cw.orchestrator.v1.RetryBlockedTaskRequest\x1a\x11.cw.store.v1.Task\x12\x45\n\tStopAgent\x12$.cw.orchestrator.v1.StopAgentRequest\x1a\x12.cw.store.v1.Agent\x12Q\n\x0f\x41nswerQuestions\x12*.cw.orchestrator.v1.AnswerQuestionsRequest\x1a\x12.cw.store.v1.Agent\x12M\n\x0cStreamEvents\x12\'.cw.orchestrator.v1.StreamEventsRequest\x1a\x12.cw.store.v1.Event0\x01\x12r\n\x11StreamAgentOutput\x12,.cw.orchestrator.v1.StreamAgentOutputRequest\x1a-.cw.orchestrator.v1.StreamAgentOutputResponse0\x01\x12j\n\x0fSendChatMessage\x12*.cw.orchestrator.v1.SendChatMessageRequest\x1a+.cw.orchestrator.v1.SendChatMessageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%cw/orchestrator/v1/orchestrator.proto\x12\x12\x63w.orchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17\x63w/store/v1/agent.proto\x1a\x1e\x63w/store/v1/chat_session.proto\x1a\x17\x63w/store/v1/event.proto\x1a\x1c\x63w/store/v1/initiative.proto\x1a\x17\x63w/store/v1/phase.proto\x1a\x16\x63w/store/v1/task.proto\"\'\n\x13\x41pprovePhaseRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"&\n\x13\x44ispatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\'\n\x13GetPhaseDiffRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"n\n\x08\x46ileDiff\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tadditions\x18\x02 \x01(\x05\x12\x11\n\tdeletions\x18\x03 \x01(\x05\x12.\n\x06\x63hange\x18\x04 \x01(\x0e\x32\x1e.cw.orchestrator.v1.FileChange\"\xa4\x01\n\x0bProjectDiff\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cproject_name\x18\x02 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x03 \x01(\t\x12\x13\n\x0bhead_commit\x18\x04 \x01(\t\x12+\n\x05\x66iles\x18\x05 \x03(\x0b\x32\x1c.cw.orchestrator.v1.FileDiff\x12\x14\n\x0cunified_diff\x18\x06 \x01(\t\"I\n\x14GetPhaseDiffResponse\x12\x31\n\x08projects\x18\x01 \x03(\x0b\x32\x1f.cw.orchestrator.v1.ProjectDiff\"%\n\x11MergePhaseRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\")\n\x15RequestChangesRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"1\n\x18GetInitiativeDiffRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\"N\n\x19GetInitiativeDiffResponse\x12\x31\n\x08projects\x18\x01 \x03(\x0b\x32\x1f.cw.orchestrator.v1.ProjectDiff\"1\n\x18\x44\x65liverInitiativeRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\"*\n\x17RetryBlockedTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"$\n\x10StopAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x0eQuestionAnswer\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\"_\n\x16\x41nswerQuestionsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x33\n\x07\x61nswers\x18\x02 \x03(\x0b\x32\".cw.orchestrator.v1.QuestionAnswer\"\x8a\x01\n\x13StreamEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x12\r\n\x05types\x18\x02 \x03(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"<\n\x18StreamAgentOutputRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"9\n\x19StreamAgentOutputResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"\x82\x01\n\x16SendChatMessageRequest\x12\x30\n\x0btarget_type\x18\x01 \x01(\x0e\x32\x1b.cw.store.v1.ChatTargetType\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x95\x01\n\x17SendChatMessageResponse\x12.\n\x0c\x63hat_session\x18\x01 \x01(\x0b\x32\x18.cw.store.v1.ChatSession\x12)\n\x07message\x18\x02 \x01(\x0b\x32\x18.cw.store.v1.ChatMessage\x12\x1f\n\x04task\x18\x03 \x01(\x0b\x32\x11.cw.store.v1.Task*\x8c\x01\n\nFileChange\x12\x1b\n\x17\x46ILE_CHANGE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46ILE_CHANGE_ADDED\x10\x01\x12\x18\n\x14\x46ILE_CHANGE_MODIFIED\x10\x02\x12\x17\n\x13\x46ILE_CHANGE_DELETED\x10\x03\x12\x17\n\x13\x46ILE_CHANGE_RENAMED\x10\x04\x32\x96\t\n\x13OrchestratorService\x12K\n\x0c\x41pprovePhase\x12\'.cw.orchestrator.v1.ApprovePhaseRequest\x1a\x12.cw.store.v1.Phase\x12J\n\x0c\x44ispatchTask\x12\'.cw.orchestrator.v1.DispatchTaskRequest\x1a\x11.cw.store.v1.Task\x12\x61\n\x0cGetPhaseDiff\x12\'.cw.orchestrator.v1.GetPhaseDiffRequest\x1a(.cw.orchestrator.v1.GetPhaseDiffResponse\x12G\n\nMergePhase\x12%.cw.orchestrator.v1.MergePhaseRequest\x1a\x12.cw.store.v1.Phase\x12O\n\x0eRequestChanges\x12).cw.orchestrator.v1.RequestChangesRequest\x1a\x12.cw.store.v1.Phase\x12p\n\x11GetInitiativeDiff\x12,.cw.orchestrator.v1.GetInitiativeDiffRequest\x1a-.cw.orchestrator.v1.GetInitiativeDiffResponse\x12Z\n\x11\x44\x65liverInitiative\x12,.cw.orchestrator.v1.DeliverInitiativeRequest\x1a\x17.cw.store.v1.Initiative\x12R\n\x10RetryBlockedTask\x12+.cw.orchestrator.v1.RetryBlockedTaskRequest\x1a\x11.cw.store.v1.Task\x12\x45\n\tStopAgent\x12$.cw.orchestrator.v1.StopAgentRequest\x1a\x12.cw.store.v1.Agent\x12Q\n\x0f\x41nswerQuestions\x12*.cw.orchestrator.v1.AnswerQuestionsRequest\x1a\x12.cw.store.v1.Agent\x12M\n\x0cStreamEvents\x12\'.cw.orchestrator.v1.StreamEventsRequest\x1a\x12.cw.store.v1.Event0\x01\x12r\n\x11StreamAgentOutput\x12,.cw.orchestrator.v1.StreamAgentOutputRequest\x1a-.cw.orchestrator.v1.StreamAgentOutputResponse0\x01\x12j\n\x0fSendChatMessage\x12*.cw.orchestrator.v1.SendChatMessageRequest\x1a+.cw.orchestrator.v1.SendChatMessageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.orchestrator.v1.orchestrator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FILECHANGE']._serialized_start=1521
-  _globals['_FILECHANGE']._serialized_end=1661
-  _globals['_APPROVEPHASEREQUEST']._serialized_start=224
-  _globals['_APPROVEPHASEREQUEST']._serialized_end=263
-  _globals['_DISPATCHTASKREQUEST']._serialized_start=265
-  _globals['_DISPATCHTASKREQUEST']._serialized_end=303
-  _globals['_GETPHASEDIFFREQUEST']._serialized_start=305
-  _globals['_GETPHASEDIFFREQUEST']._serialized_end=344
-  _globals['_FILEDIFF']._serialized_start=346
-  _globals['_FILEDIFF']._serialized_end=456
-  _globals['_PROJECTDIFF']._serialized_start=459
-  _globals['_PROJECTDIFF']._serialized_end=623
-  _globals['_GETPHASEDIFFRESPONSE']._serialized_start=625
-  _globals['_GETPHASEDIFFRESPONSE']._serialized_end=698
-  _globals['_MERGEPHASEREQUEST']._serialized_start=700
-  _globals['_MERGEPHASEREQUEST']._serialized_end=737
-  _globals['_RETRYBLOCKEDTASKREQUEST']._serialized_start=739
-  _globals['_RETRYBLOCKEDTASKREQUEST']._serialized_end=781
-  _globals['_STOPAGENTREQUEST']._serialized_start=783
-  _globals['_STOPAGENTREQUEST']._serialized_end=819
-  _globals['_QUESTIONANSWER']._serialized_start=821
-  _globals['_QUESTIONANSWER']._serialized_end=874
-  _globals['_ANSWERQUESTIONSREQUEST']._serialized_start=876
-  _globals['_ANSWERQUESTIONSREQUEST']._serialized_end=971
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=974
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=1112
-  _globals['_STREAMAGENTOUTPUTREQUEST']._serialized_start=1114
-  _globals['_STREAMAGENTOUTPUTREQUEST']._serialized_end=1174
-  _globals['_STREAMAGENTOUTPUTRESPONSE']._serialized_start=1176
-  _globals['_STREAMAGENTOUTPUTRESPONSE']._serialized_end=1233
-  _globals['_SENDCHATMESSAGEREQUEST']._serialized_start=1236
-  _globals['_SENDCHATMESSAGEREQUEST']._serialized_end=1366
-  _globals['_SENDCHATMESSAGERESPONSE']._serialized_start=1369
-  _globals['_SENDCHATMESSAGERESPONSE']._serialized_end=1518
-  _globals['_ORCHESTRATORSERVICE']._serialized_start=1664
-  _globals['_ORCHESTRATORSERVICE']._serialized_end=2551
+  _globals['_FILECHANGE']._serialized_start=1776
+  _globals['_FILECHANGE']._serialized_end=1916
+  _globals['_APPROVEPHASEREQUEST']._serialized_start=254
+  _globals['_APPROVEPHASEREQUEST']._serialized_end=293
+  _globals['_DISPATCHTASKREQUEST']._serialized_start=295
+  _globals['_DISPATCHTASKREQUEST']._serialized_end=333
+  _globals['_GETPHASEDIFFREQUEST']._serialized_start=335
+  _globals['_GETPHASEDIFFREQUEST']._serialized_end=374
+  _globals['_FILEDIFF']._serialized_start=376
+  _globals['_FILEDIFF']._serialized_end=486
+  _globals['_PROJECTDIFF']._serialized_start=489
+  _globals['_PROJECTDIFF']._serialized_end=653
+  _globals['_GETPHASEDIFFRESPONSE']._serialized_start=655
+  _globals['_GETPHASEDIFFRESPONSE']._serialized_end=728
+  _globals['_MERGEPHASEREQUEST']._serialized_start=730
+  _globals['_MERGEPHASEREQUEST']._serialized_end=767
+  _globals['_REQUESTCHANGESREQUEST']._serialized_start=769
+  _globals['_REQUESTCHANGESREQUEST']._serialized_end=810
+  _globals['_GETINITIATIVEDIFFREQUEST']._serialized_start=812
+  _globals['_GETINITIATIVEDIFFREQUEST']._serialized_end=861
+  _globals['_GETINITIATIVEDIFFRESPONSE']._serialized_start=863
+  _globals['_GETINITIATIVEDIFFRESPONSE']._serialized_end=941
+  _globals['_DELIVERINITIATIVEREQUEST']._serialized_start=943
+  _globals['_DELIVERINITIATIVEREQUEST']._serialized_end=992
+  _globals['_RETRYBLOCKEDTASKREQUEST']._serialized_start=994
+  _globals['_RETRYBLOCKEDTASKREQUEST']._serialized_end=1036
+  _globals['_STOPAGENTREQUEST']._serialized_start=1038
+  _globals['_STOPAGENTREQUEST']._serialized_end=1074
+  _globals['_QUESTIONANSWER']._serialized_start=1076
+  _globals['_QUESTIONANSWER']._serialized_end=1129
+  _globals['_ANSWERQUESTIONSREQUEST']._serialized_start=1131
+  _globals['_ANSWERQUESTIONSREQUEST']._serialized_end=1226
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=1229
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1367
+  _globals['_STREAMAGENTOUTPUTREQUEST']._serialized_start=1369
+  _globals['_STREAMAGENTOUTPUTREQUEST']._serialized_end=1429
+  _globals['_STREAMAGENTOUTPUTRESPONSE']._serialized_start=1431
+  _globals['_STREAMAGENTOUTPUTRESPONSE']._serialized_end=1488
+  _globals['_SENDCHATMESSAGEREQUEST']._serialized_start=1491
+  _globals['_SENDCHATMESSAGEREQUEST']._serialized_end=1621
+  _globals['_SENDCHATMESSAGERESPONSE']._serialized_start=1624
+  _globals['_SENDCHATMESSAGERESPONSE']._serialized_end=1773
+  _globals['_ORCHESTRATORSERVICE']._serialized_start=1919
+  _globals['_ORCHESTRATORSERVICE']._serialized_end=3093
 # @@protoc_insertion_point(module_scope)

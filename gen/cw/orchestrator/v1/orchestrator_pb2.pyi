@@ -203,6 +203,85 @@ class MergePhaseRequest(_message.Message):
 Global___MergePhaseRequest: _TypeAlias = MergePhaseRequest  # noqa: Y015
 
 @_typing.final
+class RequestChangesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASE_ID_FIELD_NUMBER: _builtins.int
+    phase_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        phase_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["phase_id", b"phase_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestChangesRequest: _TypeAlias = RequestChangesRequest  # noqa: Y015
+
+@_typing.final
+class GetInitiativeDiffRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INITIATIVE_ID_FIELD_NUMBER: _builtins.int
+    initiative_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        initiative_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInitiativeDiffRequest: _TypeAlias = GetInitiativeDiffRequest  # noqa: Y015
+
+@_typing.final
+class GetInitiativeDiffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProjectDiff]:
+        """Per project: `base_commit` is where the initiative branch left the default branch."""
+
+    def __init__(
+        self,
+        *,
+        projects: _abc.Iterable[Global___ProjectDiff] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["projects", b"projects"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInitiativeDiffResponse: _TypeAlias = GetInitiativeDiffResponse  # noqa: Y015
+
+@_typing.final
+class DeliverInitiativeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INITIATIVE_ID_FIELD_NUMBER: _builtins.int
+    initiative_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        initiative_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiative_id", b"initiative_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverInitiativeRequest: _TypeAlias = DeliverInitiativeRequest  # noqa: Y015
+
+@_typing.final
 class RetryBlockedTaskRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -6,6 +6,7 @@ import warnings
 from cw.orchestrator.v1 import orchestrator_pb2 as cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2
 from cw.store.v1 import agent_pb2 as cw_dot_store_dot_v1_dot_agent__pb2
 from cw.store.v1 import event_pb2 as cw_dot_store_dot_v1_dot_event__pb2
+from cw.store.v1 import initiative_pb2 as cw_dot_store_dot_v1_dot_initiative__pb2
 from cw.store.v1 import phase_pb2 as cw_dot_store_dot_v1_dot_phase__pb2
 from cw.store.v1 import task_pb2 as cw_dot_store_dot_v1_dot_task__pb2
 
@@ -58,6 +59,21 @@ class OrchestratorServiceStub:
                 '/cw.orchestrator.v1.OrchestratorService/MergePhase',
                 request_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MergePhaseRequest.SerializeToString,
                 response_deserializer=cw_dot_store_dot_v1_dot_phase__pb2.Phase.FromString,
+                _registered_method=True)
+        self.RequestChanges = channel.unary_unary(
+                '/cw.orchestrator.v1.OrchestratorService/RequestChanges',
+                request_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RequestChangesRequest.SerializeToString,
+                response_deserializer=cw_dot_store_dot_v1_dot_phase__pb2.Phase.FromString,
+                _registered_method=True)
+        self.GetInitiativeDiff = channel.unary_unary(
+                '/cw.orchestrator.v1.OrchestratorService/GetInitiativeDiff',
+                request_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetInitiativeDiffRequest.SerializeToString,
+                response_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetInitiativeDiffResponse.FromString,
+                _registered_method=True)
+        self.DeliverInitiative = channel.unary_unary(
+                '/cw.orchestrator.v1.OrchestratorService/DeliverInitiative',
+                request_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.DeliverInitiativeRequest.SerializeToString,
+                response_deserializer=cw_dot_store_dot_v1_dot_initiative__pb2.Initiative.FromString,
                 _registered_method=True)
         self.RetryBlockedTask = channel.unary_unary(
                 '/cw.orchestrator.v1.OrchestratorService/RetryBlockedTask',
@@ -118,6 +134,37 @@ class OrchestratorServiceServicer:
 
     def MergePhase(self, request, context):
         """Only from PENDING_REVIEW: records merge_base, merges the phase branch into the initiative branch.
+        A conflict leaves the initiative branch as it was, records `phase:merge_conflict`, and adds a
+        task of category MERGE to the phase (its agent resolves the conflict); the phase is IN_PROGRESS
+        and is merged once that task's work is. Errors: PHASE_NOT_IN_REVIEW.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestChanges(self, request, context):
+        """Only from PENDING_REVIEW: adds a revision task to the phase whose prompt holds every open review
+        comment (id, file, line, the hunk around it) and sets the phase IN_PROGRESS; once the revision
+        is merged the phase is in review again, with the comments its agent reported
+        (`resolved_comments`) resolved. Event: `phase:changes_requested`. Errors: PHASE_NOT_IN_REVIEW,
+        NO_OPEN_COMMENTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInitiativeDiff(self, request, context):
+        """The initiative branch against each project's default branch (as last fetched), per project.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeliverInitiative(self, request, context):
+        """Pushes the initiative branch into each project's own repository as a branch of the same name
+        (a fast-forward only; the branch checked out there is never touched), then sets the initiative
+        COMPLETED. Event: `initiative:delivered`. Errors: INITIATIVE_NOT_DONE (a phase not merged),
+        INITIATIVE_ARCHIVED, BRANCH_CHECKED_OUT, PUSH_REJECTED, GIT_FAILED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,6 +240,21 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.MergePhase,
                     request_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MergePhaseRequest.FromString,
                     response_serializer=cw_dot_store_dot_v1_dot_phase__pb2.Phase.SerializeToString,
+            ),
+            'RequestChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestChanges,
+                    request_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RequestChangesRequest.FromString,
+                    response_serializer=cw_dot_store_dot_v1_dot_phase__pb2.Phase.SerializeToString,
+            ),
+            'GetInitiativeDiff': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInitiativeDiff,
+                    request_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetInitiativeDiffRequest.FromString,
+                    response_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetInitiativeDiffResponse.SerializeToString,
+            ),
+            'DeliverInitiative': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverInitiative,
+                    request_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.DeliverInitiativeRequest.FromString,
+                    response_serializer=cw_dot_store_dot_v1_dot_initiative__pb2.Initiative.SerializeToString,
             ),
             'RetryBlockedTask': grpc.unary_unary_rpc_method_handler(
                     servicer.RetryBlockedTask,
@@ -334,6 +396,87 @@ class OrchestratorService:
             '/cw.orchestrator.v1.OrchestratorService/MergePhase',
             cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MergePhaseRequest.SerializeToString,
             cw_dot_store_dot_v1_dot_phase__pb2.Phase.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.orchestrator.v1.OrchestratorService/RequestChanges',
+            cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RequestChangesRequest.SerializeToString,
+            cw_dot_store_dot_v1_dot_phase__pb2.Phase.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInitiativeDiff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.orchestrator.v1.OrchestratorService/GetInitiativeDiff',
+            cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetInitiativeDiffRequest.SerializeToString,
+            cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetInitiativeDiffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverInitiative(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.orchestrator.v1.OrchestratorService/DeliverInitiative',
+            cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.DeliverInitiativeRequest.SerializeToString,
+            cw_dot_store_dot_v1_dot_initiative__pb2.Initiative.FromString,
             options,
             channel_credentials,
             insecure,

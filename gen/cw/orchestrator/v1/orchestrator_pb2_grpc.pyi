@@ -7,6 +7,7 @@ from collections import abc as _abc
 from cw.orchestrator.v1 import orchestrator_pb2 as _orchestrator_pb2
 from cw.store.v1 import agent_pb2 as _agent_pb2
 from cw.store.v1 import event_pb2 as _event_pb2
+from cw.store.v1 import initiative_pb2 as _initiative_pb2
 from cw.store.v1 import phase_pb2 as _phase_pb2
 from cw.store.v1 import task_pb2 as _task_pb2
 from grpc import aio as _aio
@@ -44,7 +45,26 @@ class OrchestratorServiceStub:
     GetPhaseDiff: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetPhaseDiffRequest, _orchestrator_pb2.GetPhaseDiffResponse]
     """The phase's work against its base on the initiative branch, per project."""
     MergePhase: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.MergePhaseRequest, _phase_pb2.Phase]
-    """Only from PENDING_REVIEW: records merge_base, merges the phase branch into the initiative branch."""
+    """Only from PENDING_REVIEW: records merge_base, merges the phase branch into the initiative branch.
+    A conflict leaves the initiative branch as it was, records `phase:merge_conflict`, and adds a
+    task of category MERGE to the phase (its agent resolves the conflict); the phase is IN_PROGRESS
+    and is merged once that task's work is. Errors: PHASE_NOT_IN_REVIEW.
+    """
+    RequestChanges: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.RequestChangesRequest, _phase_pb2.Phase]
+    """Only from PENDING_REVIEW: adds a revision task to the phase whose prompt holds every open review
+    comment (id, file, line, the hunk around it) and sets the phase IN_PROGRESS; once the revision
+    is merged the phase is in review again, with the comments its agent reported
+    (`resolved_comments`) resolved. Event: `phase:changes_requested`. Errors: PHASE_NOT_IN_REVIEW,
+    NO_OPEN_COMMENTS.
+    """
+    GetInitiativeDiff: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetInitiativeDiffRequest, _orchestrator_pb2.GetInitiativeDiffResponse]
+    """The initiative branch against each project's default branch (as last fetched), per project."""
+    DeliverInitiative: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.DeliverInitiativeRequest, _initiative_pb2.Initiative]
+    """Pushes the initiative branch into each project's own repository as a branch of the same name
+    (a fast-forward only; the branch checked out there is never touched), then sets the initiative
+    COMPLETED. Event: `initiative:delivered`. Errors: INITIATIVE_NOT_DONE (a phase not merged),
+    INITIATIVE_ARCHIVED, BRANCH_CHECKED_OUT, PUSH_REJECTED, GIT_FAILED.
+    """
     RetryBlockedTask: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.RetryBlockedTaskRequest, _task_pb2.Task]
     """Only from BLOCKED: resets retry_count to 0 and queues the task again."""
     StopAgent: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.StopAgentRequest, _agent_pb2.Agent]
@@ -77,7 +97,26 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     GetPhaseDiff: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetPhaseDiffRequest, _orchestrator_pb2.GetPhaseDiffResponse]  # type: ignore[assignment]
     """The phase's work against its base on the initiative branch, per project."""
     MergePhase: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.MergePhaseRequest, _phase_pb2.Phase]  # type: ignore[assignment]
-    """Only from PENDING_REVIEW: records merge_base, merges the phase branch into the initiative branch."""
+    """Only from PENDING_REVIEW: records merge_base, merges the phase branch into the initiative branch.
+    A conflict leaves the initiative branch as it was, records `phase:merge_conflict`, and adds a
+    task of category MERGE to the phase (its agent resolves the conflict); the phase is IN_PROGRESS
+    and is merged once that task's work is. Errors: PHASE_NOT_IN_REVIEW.
+    """
+    RequestChanges: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.RequestChangesRequest, _phase_pb2.Phase]  # type: ignore[assignment]
+    """Only from PENDING_REVIEW: adds a revision task to the phase whose prompt holds every open review
+    comment (id, file, line, the hunk around it) and sets the phase IN_PROGRESS; once the revision
+    is merged the phase is in review again, with the comments its agent reported
+    (`resolved_comments`) resolved. Event: `phase:changes_requested`. Errors: PHASE_NOT_IN_REVIEW,
+    NO_OPEN_COMMENTS.
+    """
+    GetInitiativeDiff: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetInitiativeDiffRequest, _orchestrator_pb2.GetInitiativeDiffResponse]  # type: ignore[assignment]
+    """The initiative branch against each project's default branch (as last fetched), per project."""
+    DeliverInitiative: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.DeliverInitiativeRequest, _initiative_pb2.Initiative]  # type: ignore[assignment]
+    """Pushes the initiative branch into each project's own repository as a branch of the same name
+    (a fast-forward only; the branch checked out there is never touched), then sets the initiative
+    COMPLETED. Event: `initiative:delivered`. Errors: INITIATIVE_NOT_DONE (a phase not merged),
+    INITIATIVE_ARCHIVED, BRANCH_CHECKED_OUT, PUSH_REJECTED, GIT_FAILED.
+    """
     RetryBlockedTask: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.RetryBlockedTaskRequest, _task_pb2.Task]  # type: ignore[assignment]
     """Only from BLOCKED: resets retry_count to 0 and queues the task again."""
     StopAgent: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.StopAgentRequest, _agent_pb2.Agent]  # type: ignore[assignment]
@@ -131,7 +170,44 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.MergePhaseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_phase_pb2.Phase, _abc.Awaitable[_phase_pb2.Phase]]:
-        """Only from PENDING_REVIEW: records merge_base, merges the phase branch into the initiative branch."""
+        """Only from PENDING_REVIEW: records merge_base, merges the phase branch into the initiative branch.
+        A conflict leaves the initiative branch as it was, records `phase:merge_conflict`, and adds a
+        task of category MERGE to the phase (its agent resolves the conflict); the phase is IN_PROGRESS
+        and is merged once that task's work is. Errors: PHASE_NOT_IN_REVIEW.
+        """
+
+    @_abc_1.abstractmethod
+    def RequestChanges(
+        self,
+        request: _orchestrator_pb2.RequestChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_phase_pb2.Phase, _abc.Awaitable[_phase_pb2.Phase]]:
+        """Only from PENDING_REVIEW: adds a revision task to the phase whose prompt holds every open review
+        comment (id, file, line, the hunk around it) and sets the phase IN_PROGRESS; once the revision
+        is merged the phase is in review again, with the comments its agent reported
+        (`resolved_comments`) resolved. Event: `phase:changes_requested`. Errors: PHASE_NOT_IN_REVIEW,
+        NO_OPEN_COMMENTS.
+        """
+
+    @_abc_1.abstractmethod
+    def GetInitiativeDiff(
+        self,
+        request: _orchestrator_pb2.GetInitiativeDiffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.GetInitiativeDiffResponse, _abc.Awaitable[_orchestrator_pb2.GetInitiativeDiffResponse]]:
+        """The initiative branch against each project's default branch (as last fetched), per project."""
+
+    @_abc_1.abstractmethod
+    def DeliverInitiative(
+        self,
+        request: _orchestrator_pb2.DeliverInitiativeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_initiative_pb2.Initiative, _abc.Awaitable[_initiative_pb2.Initiative]]:
+        """Pushes the initiative branch into each project's own repository as a branch of the same name
+        (a fast-forward only; the branch checked out there is never touched), then sets the initiative
+        COMPLETED. Event: `initiative:delivered`. Errors: INITIATIVE_NOT_DONE (a phase not merged),
+        INITIATIVE_ARCHIVED, BRANCH_CHECKED_OUT, PUSH_REJECTED, GIT_FAILED.
+        """
 
     @_abc_1.abstractmethod
     def RetryBlockedTask(

@@ -27,33 +27,33 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63w/store/v1/agent.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x04\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x13\n\x0bworktree_id\x18\x06 \x01(\t\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x12\n\naccount_id\x18\x08 \x01(\t\x12(\n\x06status\x18\t \x01(\x0e\x32\x18.cw.store.v1.AgentStatus\x12$\n\x04mode\x18\n \x01(\x0e\x32\x16.cw.store.v1.AgentMode\x12\x10\n\x03pid\x18\x0b \x01(\x05H\x00\x88\x01\x01\x12\x16\n\texit_code\x18\x0c \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10output_file_path\x18\r \x01(\t\x12\x0e\n\x06result\x18\x0e \x01(\t\x12\x19\n\x11pending_questions\x18\x0f \x01(\t\x12\x35\n\x11user_dismiss_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07outcome\x18\x13 \x01(\x0e\x32\x19.cw.store.v1.AgentOutcome\x12\r\n\x05\x65rror\x18\x14 \x01(\tB\x06\n\x04_pidB\x0c\n\n_exit_code\"K\n\x12\x43reateAgentRequest\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Agent\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xda\x01\n\x11ListAgentsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.cw.store.v1.AgentStatus\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x15\n\rinitiative_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12*\n\x08statuses\x18\x08 \x03(\x0e\x32\x18.cw.store.v1.AgentStatus\"Q\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd7\x01\n\x12UpdateAgentRequest\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x18.cw.store.v1.AgentStatus\" \n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t*\xb4\x01\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41GENT_STATUS_IDLE\x10\x01\x12\x18\n\x14\x41GENT_STATUS_RUNNING\x10\x02\x12\"\n\x1e\x41GENT_STATUS_WAITING_FOR_INPUT\x10\x03\x12\x18\n\x14\x41GENT_STATUS_STOPPED\x10\x04\x12\x18\n\x14\x41GENT_STATUS_CRASHED\x10\x05*\xd6\x01\n\x0c\x41gentOutcome\x12\x1d\n\x19\x41GENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_OUTCOME_DONE\x10\x01\x12\x18\n\x14\x41GENT_OUTCOME_FAILED\x10\x02\x12\x19\n\x15\x41GENT_OUTCOME_CRASHED\x10\x03\x12\x19\n\x15\x41GENT_OUTCOME_STOPPED\x10\x04\x12\x1e\n\x1a\x41GENT_OUTCOME_RATE_LIMITED\x10\x05\x12\x1f\n\x1b\x41GENT_OUTCOME_NEVER_STARTED\x10\x06*\x9a\x01\n\tAgentMode\x12\x1a\n\x16\x41GENT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_MODE_EXECUTE\x10\x01\x12\x16\n\x12\x41GENT_MODE_DISCUSS\x10\x02\x12\x13\n\x0f\x41GENT_MODE_PLAN\x10\x03\x12\x15\n\x11\x41GENT_MODE_DETAIL\x10\x04\x12\x15\n\x11\x41GENT_MODE_REFINE\x10\x05\x32\xeb\x02\n\x0c\x41gentService\x12\x42\n\x0b\x43reateAgent\x12\x1f.cw.store.v1.CreateAgentRequest\x1a\x12.cw.store.v1.Agent\x12<\n\x08GetAgent\x12\x1c.cw.store.v1.GetAgentRequest\x1a\x12.cw.store.v1.Agent\x12M\n\nListAgents\x12\x1e.cw.store.v1.ListAgentsRequest\x1a\x1f.cw.store.v1.ListAgentsResponse\x12\x42\n\x0bUpdateAgent\x12\x1f.cw.store.v1.UpdateAgentRequest\x1a\x12.cw.store.v1.Agent\x12\x46\n\x0b\x44\x65leteAgent\x12\x1f.cw.store.v1.DeleteAgentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63w/store/v1/agent.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x04\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x13\n\x0bworktree_id\x18\x06 \x01(\t\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x12\n\naccount_id\x18\x08 \x01(\t\x12(\n\x06status\x18\t \x01(\x0e\x32\x18.cw.store.v1.AgentStatus\x12$\n\x04mode\x18\n \x01(\x0e\x32\x16.cw.store.v1.AgentMode\x12\x10\n\x03pid\x18\x0b \x01(\x05H\x00\x88\x01\x01\x12\x16\n\texit_code\x18\x0c \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10output_file_path\x18\r \x01(\t\x12\x0e\n\x06result\x18\x0e \x01(\t\x12\x19\n\x11pending_questions\x18\x0f \x01(\t\x12\x35\n\x11user_dismiss_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07outcome\x18\x13 \x01(\x0e\x32\x19.cw.store.v1.AgentOutcome\x12\r\n\x05\x65rror\x18\x14 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x15 \x01(\tB\x06\n\x04_pidB\x0c\n\n_exit_code\"K\n\x12\x43reateAgentRequest\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Agent\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xda\x01\n\x11ListAgentsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.cw.store.v1.AgentStatus\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x15\n\rinitiative_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12*\n\x08statuses\x18\x08 \x03(\x0e\x32\x18.cw.store.v1.AgentStatus\"Q\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd7\x01\n\x12UpdateAgentRequest\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x18.cw.store.v1.AgentStatus\" \n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t*\xb4\x01\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41GENT_STATUS_IDLE\x10\x01\x12\x18\n\x14\x41GENT_STATUS_RUNNING\x10\x02\x12\"\n\x1e\x41GENT_STATUS_WAITING_FOR_INPUT\x10\x03\x12\x18\n\x14\x41GENT_STATUS_STOPPED\x10\x04\x12\x18\n\x14\x41GENT_STATUS_CRASHED\x10\x05*\xd6\x01\n\x0c\x41gentOutcome\x12\x1d\n\x19\x41GENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_OUTCOME_DONE\x10\x01\x12\x18\n\x14\x41GENT_OUTCOME_FAILED\x10\x02\x12\x19\n\x15\x41GENT_OUTCOME_CRASHED\x10\x03\x12\x19\n\x15\x41GENT_OUTCOME_STOPPED\x10\x04\x12\x1e\n\x1a\x41GENT_OUTCOME_RATE_LIMITED\x10\x05\x12\x1f\n\x1b\x41GENT_OUTCOME_NEVER_STARTED\x10\x06*\x9a\x01\n\tAgentMode\x12\x1a\n\x16\x41GENT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_MODE_EXECUTE\x10\x01\x12\x16\n\x12\x41GENT_MODE_DISCUSS\x10\x02\x12\x13\n\x0f\x41GENT_MODE_PLAN\x10\x03\x12\x15\n\x11\x41GENT_MODE_DETAIL\x10\x04\x12\x15\n\x11\x41GENT_MODE_REFINE\x10\x05\x32\xeb\x02\n\x0c\x41gentService\x12\x42\n\x0b\x43reateAgent\x12\x1f.cw.store.v1.CreateAgentRequest\x1a\x12.cw.store.v1.Agent\x12<\n\x08GetAgent\x12\x1c.cw.store.v1.GetAgentRequest\x1a\x12.cw.store.v1.Agent\x12M\n\nListAgents\x12\x1e.cw.store.v1.ListAgentsRequest\x1a\x1f.cw.store.v1.ListAgentsResponse\x12\x42\n\x0bUpdateAgent\x12\x1f.cw.store.v1.UpdateAgentRequest\x1a\x12.cw.store.v1.Agent\x12\x46\n\x0b\x44\x65leteAgent\x12\x1f.cw.store.v1.DeleteAgentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AGENTSTATUS']._serialized_start=1381
-  _globals['_AGENTSTATUS']._serialized_end=1561
-  _globals['_AGENTOUTCOME']._serialized_start=1564
-  _globals['_AGENTOUTCOME']._serialized_end=1778
-  _globals['_AGENTMODE']._serialized_start=1781
-  _globals['_AGENTMODE']._serialized_end=1935
+  _globals['_AGENTSTATUS']._serialized_start=1406
+  _globals['_AGENTSTATUS']._serialized_end=1586
+  _globals['_AGENTOUTCOME']._serialized_start=1589
+  _globals['_AGENTOUTCOME']._serialized_end=1803
+  _globals['_AGENTMODE']._serialized_start=1806
+  _globals['_AGENTMODE']._serialized_end=1960
   _globals['_AGENT']._serialized_start=137
-  _globals['_AGENT']._serialized_end=714
-  _globals['_CREATEAGENTREQUEST']._serialized_start=716
-  _globals['_CREATEAGENTREQUEST']._serialized_end=791
-  _globals['_GETAGENTREQUEST']._serialized_start=793
-  _globals['_GETAGENTREQUEST']._serialized_end=822
-  _globals['_LISTAGENTSREQUEST']._serialized_start=825
-  _globals['_LISTAGENTSREQUEST']._serialized_end=1043
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=1045
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=1126
-  _globals['_UPDATEAGENTREQUEST']._serialized_start=1129
-  _globals['_UPDATEAGENTREQUEST']._serialized_end=1344
-  _globals['_DELETEAGENTREQUEST']._serialized_start=1346
-  _globals['_DELETEAGENTREQUEST']._serialized_end=1378
-  _globals['_AGENTSERVICE']._serialized_start=1938
-  _globals['_AGENTSERVICE']._serialized_end=2301
+  _globals['_AGENT']._serialized_end=739
+  _globals['_CREATEAGENTREQUEST']._serialized_start=741
+  _globals['_CREATEAGENTREQUEST']._serialized_end=816
+  _globals['_GETAGENTREQUEST']._serialized_start=818
+  _globals['_GETAGENTREQUEST']._serialized_end=847
+  _globals['_LISTAGENTSREQUEST']._serialized_start=850
+  _globals['_LISTAGENTSREQUEST']._serialized_end=1068
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=1070
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1151
+  _globals['_UPDATEAGENTREQUEST']._serialized_start=1154
+  _globals['_UPDATEAGENTREQUEST']._serialized_end=1369
+  _globals['_DELETEAGENTREQUEST']._serialized_start=1371
+  _globals['_DELETEAGENTREQUEST']._serialized_end=1403
+  _globals['_AGENTSERVICE']._serialized_start=1963
+  _globals['_AGENTSERVICE']._serialized_end=2326
 # @@protoc_insertion_point(module_scope)

@@ -131,6 +131,7 @@ class Agent(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     """Unique adjective-animal alias."""
@@ -157,6 +158,10 @@ class Agent(_message.Message):
     """How the latest run ended; UNSPECIFIED while it runs or waits."""
     error: _builtins.str
     """The latest run's error (a failed or crashed attempt), for people."""
+    conversation_id: _builtins.str
+    """The conversation this agent's current run answers (its session resumed in discuss mode with
+    `CW_CONVERSATION_ID`); empty otherwise. Written by the orchestrator.
+    """
     @_builtins.property
     def user_dismiss_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -188,10 +193,11 @@ class Agent(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         outcome: Global___AgentOutcome.ValueType = ...,
         error: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "create_time", b"create_time", "exit_code", b"exit_code", "pid", b"pid", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "account_id", b"account_id", "create_time", b"create_time", "error", b"error", "exit_code", b"exit_code", "id", b"id", "initiative_id", b"initiative_id", "mode", b"mode", "name", b"name", "outcome", b"outcome", "output_file_path", b"output_file_path", "pending_questions", b"pending_questions", "pid", b"pid", "provider", b"provider", "result", b"result", "session_id", b"session_id", "status", b"status", "task_id", b"task_id", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time", "worktree_id", b"worktree_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "account_id", b"account_id", "conversation_id", b"conversation_id", "create_time", b"create_time", "error", b"error", "exit_code", b"exit_code", "id", b"id", "initiative_id", b"initiative_id", "mode", b"mode", "name", b"name", "outcome", b"outcome", "output_file_path", b"output_file_path", "pending_questions", b"pending_questions", "pid", b"pid", "provider", b"provider", "result", b"result", "session_id", b"session_id", "status", b"status", "task_id", b"task_id", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time", "worktree_id", b"worktree_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015

@@ -55,6 +55,11 @@ class ConversationServiceStub:
                 request_serializer=cw_dot_store_dot_v1_dot_conversation__pb2.AnswerConversationRequest.SerializeToString,
                 response_deserializer=cw_dot_store_dot_v1_dot_conversation__pb2.Conversation.FromString,
                 _registered_method=True)
+        self.ListConversations = channel.unary_unary(
+                '/cw.store.v1.ConversationService/ListConversations',
+                request_serializer=cw_dot_store_dot_v1_dot_conversation__pb2.ListConversationsRequest.SerializeToString,
+                response_deserializer=cw_dot_store_dot_v1_dot_conversation__pb2.ListConversationsResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -87,6 +92,13 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListConversations(self, request, context):
+        """Conversations, oldest first; the filters combine with AND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +121,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.AnswerConversation,
                     request_deserializer=cw_dot_store_dot_v1_dot_conversation__pb2.AnswerConversationRequest.FromString,
                     response_serializer=cw_dot_store_dot_v1_dot_conversation__pb2.Conversation.SerializeToString,
+            ),
+            'ListConversations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConversations,
+                    request_deserializer=cw_dot_store_dot_v1_dot_conversation__pb2.ListConversationsRequest.FromString,
+                    response_serializer=cw_dot_store_dot_v1_dot_conversation__pb2.ListConversationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +237,33 @@ class ConversationService:
             '/cw.store.v1.ConversationService/AnswerConversation',
             cw_dot_store_dot_v1_dot_conversation__pb2.AnswerConversationRequest.SerializeToString,
             cw_dot_store_dot_v1_dot_conversation__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConversations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.store.v1.ConversationService/ListConversations',
+            cw_dot_store_dot_v1_dot_conversation__pb2.ListConversationsRequest.SerializeToString,
+            cw_dot_store_dot_v1_dot_conversation__pb2.ListConversationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

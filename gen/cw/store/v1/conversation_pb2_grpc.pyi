@@ -39,6 +39,8 @@ class ConversationServiceStub:
     """findPendingForAgent: the PENDING conversations addressed to `to_agent_id`."""
     AnswerConversation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.AnswerConversationRequest, _conversation_pb2.Conversation]
     """Sets the answer and ANSWERED once; a second answer is FAILED_PRECONDITION."""
+    ListConversations: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ListConversationsRequest, _conversation_pb2.ListConversationsResponse]
+    """Conversations, oldest first; the filters combine with AND."""
 
 @_typing.type_check_only
 class ConversationServiceAsyncStub(ConversationServiceStub):
@@ -51,6 +53,8 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     """findPendingForAgent: the PENDING conversations addressed to `to_agent_id`."""
     AnswerConversation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.AnswerConversationRequest, _conversation_pb2.Conversation]  # type: ignore[assignment]
     """Sets the answer and ANSWERED once; a second answer is FAILED_PRECONDITION."""
+    ListConversations: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ListConversationsRequest, _conversation_pb2.ListConversationsResponse]  # type: ignore[assignment]
+    """Conversations, oldest first; the filters combine with AND."""
 
 class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Questions one agent asks another, answered once."""
@@ -84,5 +88,13 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversation_pb2.Conversation, _abc.Awaitable[_conversation_pb2.Conversation]]:
         """Sets the answer and ANSWERED once; a second answer is FAILED_PRECONDITION."""
+
+    @_abc_1.abstractmethod
+    def ListConversations(
+        self,
+        request: _conversation_pb2.ListConversationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.ListConversationsResponse, _abc.Awaitable[_conversation_pb2.ListConversationsResponse]]:
+        """Conversations, oldest first; the filters combine with AND."""
 
 def add_ConversationServiceServicer_to_server(servicer: ConversationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -27,36 +27,39 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from cw.store.v1 import account_pb2 as cw_dot_store_dot_v1_dot_account__pb2
 from cw.store.v1 import agent_pb2 as cw_dot_store_dot_v1_dot_agent__pb2
+from cw.store.v1 import conversation_pb2 as cw_dot_store_dot_v1_dot_conversation__pb2
 from cw.store.v1 import initiative_pb2 as cw_dot_store_dot_v1_dot_initiative__pb2
+from cw.store.v1 import message_pb2 as cw_dot_store_dot_v1_dot_message__pb2
 from cw.store.v1 import phase_pb2 as cw_dot_store_dot_v1_dot_phase__pb2
 from cw.store.v1 import project_pb2 as cw_dot_store_dot_v1_dot_project__pb2
 from cw.store.v1 import proposal_pb2 as cw_dot_store_dot_v1_dot_proposal__pb2
+from cw.store.v1 import review_comment_pb2 as cw_dot_store_dot_v1_dot_review__comment__pb2
 from cw.store.v1 import task_pb2 as cw_dot_store_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63w/store/v1/event.proto\x12\x0b\x63w.store.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63w/store/v1/account.proto\x1a\x17\x63w/store/v1/agent.proto\x1a\x1c\x63w/store/v1/initiative.proto\x1a\x17\x63w/store/v1/phase.proto\x1a\x19\x63w/store/v1/project.proto\x1a\x1a\x63w/store/v1/proposal.proto\x1a\x16\x63w/store/v1/task.proto\"\xc7\x01\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x10\n\x08phase_id\x18\x05 \x01(\t\x12\x0f\n\x07task_id\x18\x06 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x07 \x01(\t\x12(\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x89\x01\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x12\r\n\x05types\x18\x02 \x03(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"d\n\x11ListEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x12\r\n\x05types\x18\x02 \x03(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"f\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Event\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\x12\x15\n\rhead_sequence\x18\x03 \x01(\x03\"\xf5\x03\n\x0bStateChange\x12\x35\n\x0bupdate_task\x18\x01 \x01(\x0b\x32\x1e.cw.store.v1.UpdateTaskRequestH\x00\x12\x37\n\x0cupdate_phase\x18\x02 \x01(\x0b\x32\x1f.cw.store.v1.UpdatePhaseRequestH\x00\x12\x37\n\x0cupdate_agent\x18\x03 \x01(\x0b\x32\x1f.cw.store.v1.UpdateAgentRequestH\x00\x12\x41\n\x11update_initiative\x18\x04 \x01(\x0b\x32$.cw.store.v1.UpdateInitiativeRequestH\x00\x12\x37\n\x0c\x63reate_agent\x18\x05 \x01(\x0b\x32\x1f.cw.store.v1.CreateAgentRequestH\x00\x12;\n\x0eupdate_account\x18\x06 \x01(\x0b\x32!.cw.store.v1.UpdateAccountRequestH\x00\x12;\n\x0eupdate_project\x18\x07 \x01(\x0b\x32!.cw.store.v1.UpdateProjectRequestH\x00\x12=\n\x0f\x63reate_proposal\x18\x08 \x01(\x0b\x32\".cw.store.v1.CreateProposalRequestH\x00\x42\x08\n\x06\x63hange\"\xac\x02\n\nChangedRow\x12!\n\x04task\x18\x01 \x01(\x0b\x32\x11.cw.store.v1.TaskH\x00\x12#\n\x05phase\x18\x02 \x01(\x0b\x32\x12.cw.store.v1.PhaseH\x00\x12#\n\x05\x61gent\x18\x03 \x01(\x0b\x32\x12.cw.store.v1.AgentH\x00\x12-\n\ninitiative\x18\x04 \x01(\x0b\x32\x17.cw.store.v1.InitiativeH\x00\x12\'\n\x07\x61\x63\x63ount\x18\x05 \x01(\x0b\x32\x14.cw.store.v1.AccountH\x00\x12\'\n\x07project\x18\x06 \x01(\x0b\x32\x14.cw.store.v1.ProjectH\x00\x12)\n\x08proposal\x18\x07 \x01(\x0b\x32\x15.cw.store.v1.ProposalH\x00\x42\x05\n\x03row\"c\n\x12\x41ppendEventRequest\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Event\x12)\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x18.cw.store.v1.StateChange\"\x8c\x01\n\x13\x41ppendEventResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Event\x12\x13\n\x0b\x63reated_ids\x18\x02 \x03(\t\x12%\n\x04rows\x18\x03 \x03(\x0b\x32\x17.cw.store.v1.ChangedRow\x12\x15\n\rlast_sequence\x18\x04 \x01(\x03\x32\xf5\x01\n\x0c\x45ventService\x12\x44\n\x0bWatchEvents\x12\x1f.cw.store.v1.WatchEventsRequest\x1a\x12.cw.store.v1.Event0\x01\x12M\n\nListEvents\x12\x1e.cw.store.v1.ListEventsRequest\x1a\x1f.cw.store.v1.ListEventsResponse\x12P\n\x0b\x41ppendEvent\x12\x1f.cw.store.v1.AppendEventRequest\x1a .cw.store.v1.AppendEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63w/store/v1/event.proto\x12\x0b\x63w.store.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63w/store/v1/account.proto\x1a\x17\x63w/store/v1/agent.proto\x1a\x1e\x63w/store/v1/conversation.proto\x1a\x1c\x63w/store/v1/initiative.proto\x1a\x19\x63w/store/v1/message.proto\x1a\x17\x63w/store/v1/phase.proto\x1a\x19\x63w/store/v1/project.proto\x1a\x1a\x63w/store/v1/proposal.proto\x1a cw/store/v1/review_comment.proto\x1a\x16\x63w/store/v1/task.proto\"\xc7\x01\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x10\n\x08phase_id\x18\x05 \x01(\t\x12\x0f\n\x07task_id\x18\x06 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x07 \x01(\t\x12(\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x89\x01\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x12\r\n\x05types\x18\x02 \x03(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"d\n\x11ListEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x12\r\n\x05types\x18\x02 \x03(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"f\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Event\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\x12\x15\n\rhead_sequence\x18\x03 \x01(\x03\"\x8d\x07\n\x0bStateChange\x12\x35\n\x0bupdate_task\x18\x01 \x01(\x0b\x32\x1e.cw.store.v1.UpdateTaskRequestH\x00\x12\x37\n\x0cupdate_phase\x18\x02 \x01(\x0b\x32\x1f.cw.store.v1.UpdatePhaseRequestH\x00\x12\x37\n\x0cupdate_agent\x18\x03 \x01(\x0b\x32\x1f.cw.store.v1.UpdateAgentRequestH\x00\x12\x41\n\x11update_initiative\x18\x04 \x01(\x0b\x32$.cw.store.v1.UpdateInitiativeRequestH\x00\x12\x37\n\x0c\x63reate_agent\x18\x05 \x01(\x0b\x32\x1f.cw.store.v1.CreateAgentRequestH\x00\x12;\n\x0eupdate_account\x18\x06 \x01(\x0b\x32!.cw.store.v1.UpdateAccountRequestH\x00\x12;\n\x0eupdate_project\x18\x07 \x01(\x0b\x32!.cw.store.v1.UpdateProjectRequestH\x00\x12=\n\x0f\x63reate_proposal\x18\x08 \x01(\x0b\x32\".cw.store.v1.CreateProposalRequestH\x00\x12\x35\n\x0b\x63reate_task\x18\x14 \x01(\x0b\x32\x1e.cw.store.v1.CreateTaskRequestH\x00\x12\x45\n\x13\x63reate_conversation\x18\x15 \x01(\x0b\x32&.cw.store.v1.CreateConversationRequestH\x00\x12\x45\n\x13\x61nswer_conversation\x18\x16 \x01(\x0b\x32&.cw.store.v1.AnswerConversationRequestH\x00\x12H\n\x15\x63reate_review_comment\x18\x17 \x01(\x0b\x32\'.cw.store.v1.CreateReviewCommentRequestH\x00\x12J\n\x16resolve_review_comment\x18\x18 \x01(\x0b\x32(.cw.store.v1.ResolveReviewCommentRequestH\x00\x12;\n\x0e\x63reate_message\x18\x19 \x01(\x0b\x32!.cw.store.v1.CreateMessageRequestH\x00\x42\x08\n\x06\x63hange\"\xbe\x03\n\nChangedRow\x12!\n\x04task\x18\x01 \x01(\x0b\x32\x11.cw.store.v1.TaskH\x00\x12#\n\x05phase\x18\x02 \x01(\x0b\x32\x12.cw.store.v1.PhaseH\x00\x12#\n\x05\x61gent\x18\x03 \x01(\x0b\x32\x12.cw.store.v1.AgentH\x00\x12-\n\ninitiative\x18\x04 \x01(\x0b\x32\x17.cw.store.v1.InitiativeH\x00\x12\'\n\x07\x61\x63\x63ount\x18\x05 \x01(\x0b\x32\x14.cw.store.v1.AccountH\x00\x12\'\n\x07project\x18\x06 \x01(\x0b\x32\x14.cw.store.v1.ProjectH\x00\x12)\n\x08proposal\x18\x07 \x01(\x0b\x32\x15.cw.store.v1.ProposalH\x00\x12\x34\n\x0ereview_comment\x18\x14 \x01(\x0b\x32\x1a.cw.store.v1.ReviewCommentH\x00\x12\x31\n\x0c\x63onversation\x18\x15 \x01(\x0b\x32\x19.cw.store.v1.ConversationH\x00\x12\'\n\x07message\x18\x16 \x01(\x0b\x32\x14.cw.store.v1.MessageH\x00\x42\x05\n\x03row\"c\n\x12\x41ppendEventRequest\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Event\x12)\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x18.cw.store.v1.StateChange\"\x8c\x01\n\x13\x41ppendEventResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Event\x12\x13\n\x0b\x63reated_ids\x18\x02 \x03(\t\x12%\n\x04rows\x18\x03 \x03(\x0b\x32\x17.cw.store.v1.ChangedRow\x12\x15\n\rlast_sequence\x18\x04 \x01(\x03\x32\xf5\x01\n\x0c\x45ventService\x12\x44\n\x0bWatchEvents\x12\x1f.cw.store.v1.WatchEventsRequest\x1a\x12.cw.store.v1.Event0\x01\x12M\n\nListEvents\x12\x1e.cw.store.v1.ListEventsRequest\x1a\x1f.cw.store.v1.ListEventsResponse\x12P\n\x0b\x41ppendEvent\x12\x1f.cw.store.v1.AppendEventRequest\x1a .cw.store.v1.AppendEventResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENT']._serialized_start=322
-  _globals['_EVENT']._serialized_end=521
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=524
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=661
-  _globals['_LISTEVENTSREQUEST']._serialized_start=663
-  _globals['_LISTEVENTSREQUEST']._serialized_end=763
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=765
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=867
-  _globals['_STATECHANGE']._serialized_start=870
-  _globals['_STATECHANGE']._serialized_end=1371
-  _globals['_CHANGEDROW']._serialized_start=1374
-  _globals['_CHANGEDROW']._serialized_end=1674
-  _globals['_APPENDEVENTREQUEST']._serialized_start=1676
-  _globals['_APPENDEVENTREQUEST']._serialized_end=1775
-  _globals['_APPENDEVENTRESPONSE']._serialized_start=1778
-  _globals['_APPENDEVENTRESPONSE']._serialized_end=1918
-  _globals['_EVENTSERVICE']._serialized_start=1921
-  _globals['_EVENTSERVICE']._serialized_end=2166
+  _globals['_EVENT']._serialized_start=415
+  _globals['_EVENT']._serialized_end=614
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=617
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=754
+  _globals['_LISTEVENTSREQUEST']._serialized_start=756
+  _globals['_LISTEVENTSREQUEST']._serialized_end=856
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=858
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=960
+  _globals['_STATECHANGE']._serialized_start=963
+  _globals['_STATECHANGE']._serialized_end=1872
+  _globals['_CHANGEDROW']._serialized_start=1875
+  _globals['_CHANGEDROW']._serialized_end=2321
+  _globals['_APPENDEVENTREQUEST']._serialized_start=2323
+  _globals['_APPENDEVENTREQUEST']._serialized_end=2422
+  _globals['_APPENDEVENTRESPONSE']._serialized_start=2425
+  _globals['_APPENDEVENTRESPONSE']._serialized_end=2565
+  _globals['_EVENTSERVICE']._serialized_start=2568
+  _globals['_EVENTSERVICE']._serialized_end=2813
 # @@protoc_insertion_point(module_scope)

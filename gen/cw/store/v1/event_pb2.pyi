@@ -6,10 +6,13 @@ isort:skip_file
 from collections import abc as _abc
 from cw.store.v1 import account_pb2 as _account_pb2
 from cw.store.v1 import agent_pb2 as _agent_pb2
+from cw.store.v1 import conversation_pb2 as _conversation_pb2
 from cw.store.v1 import initiative_pb2 as _initiative_pb2
+from cw.store.v1 import message_pb2 as _message_pb2
 from cw.store.v1 import phase_pb2 as _phase_pb2
 from cw.store.v1 import project_pb2 as _project_pb2
 from cw.store.v1 import proposal_pb2 as _proposal_pb2
+from cw.store.v1 import review_comment_pb2 as _review_comment_pb2
 from cw.store.v1 import task_pb2 as _task_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -185,6 +188,12 @@ class StateChange(_message.Message):
     UPDATE_ACCOUNT_FIELD_NUMBER: _builtins.int
     UPDATE_PROJECT_FIELD_NUMBER: _builtins.int
     CREATE_PROPOSAL_FIELD_NUMBER: _builtins.int
+    CREATE_TASK_FIELD_NUMBER: _builtins.int
+    CREATE_CONVERSATION_FIELD_NUMBER: _builtins.int
+    ANSWER_CONVERSATION_FIELD_NUMBER: _builtins.int
+    CREATE_REVIEW_COMMENT_FIELD_NUMBER: _builtins.int
+    RESOLVE_REVIEW_COMMENT_FIELD_NUMBER: _builtins.int
+    CREATE_MESSAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def update_task(self) -> _task_pb2.UpdateTaskRequest: ...
     @_builtins.property
@@ -203,6 +212,22 @@ class StateChange(_message.Message):
     def create_proposal(self) -> _proposal_pb2.CreateProposalRequest:
         """A planning agent's proposals ride with the settlement of its run: stored exactly once."""
 
+    @_builtins.property
+    def create_task(self) -> _task_pb2.CreateTaskRequest:
+        """Creates, each with its `request_id` honoured as on its Create RPC (a repeated request_id
+        answers the row it made first). Numbered from 20 on: review and repair (issue 12).
+        """
+
+    @_builtins.property
+    def create_conversation(self) -> _conversation_pb2.CreateConversationRequest: ...
+    @_builtins.property
+    def answer_conversation(self) -> _conversation_pb2.AnswerConversationRequest: ...
+    @_builtins.property
+    def create_review_comment(self) -> _review_comment_pb2.CreateReviewCommentRequest: ...
+    @_builtins.property
+    def resolve_review_comment(self) -> _review_comment_pb2.ResolveReviewCommentRequest: ...
+    @_builtins.property
+    def create_message(self) -> _message_pb2.CreateMessageRequest: ...
     def __init__(
         self,
         *,
@@ -214,12 +239,18 @@ class StateChange(_message.Message):
         update_account: _account_pb2.UpdateAccountRequest | None = ...,
         update_project: _project_pb2.UpdateProjectRequest | None = ...,
         create_proposal: _proposal_pb2.CreateProposalRequest | None = ...,
+        create_task: _task_pb2.CreateTaskRequest | None = ...,
+        create_conversation: _conversation_pb2.CreateConversationRequest | None = ...,
+        answer_conversation: _conversation_pb2.AnswerConversationRequest | None = ...,
+        create_review_comment: _review_comment_pb2.CreateReviewCommentRequest | None = ...,
+        resolve_review_comment: _review_comment_pb2.ResolveReviewCommentRequest | None = ...,
+        create_message: _message_pb2.CreateMessageRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "create_proposal", b"create_proposal", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_conversation", b"answer_conversation", "change", b"change", "create_agent", b"create_agent", "create_conversation", b"create_conversation", "create_message", b"create_message", "create_proposal", b"create_proposal", "create_review_comment", b"create_review_comment", "create_task", b"create_task", "resolve_review_comment", b"resolve_review_comment", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_agent", b"create_agent", "create_proposal", b"create_proposal", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_conversation", b"answer_conversation", "change", b"change", "create_agent", b"create_agent", "create_conversation", b"create_conversation", "create_message", b"create_message", "create_proposal", b"create_proposal", "create_review_comment", b"create_review_comment", "create_task", b"create_task", "resolve_review_comment", b"resolve_review_comment", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account", "update_project", "create_proposal"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account", "update_project", "create_proposal", "create_task", "create_conversation", "answer_conversation", "create_review_comment", "resolve_review_comment", "create_message"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
@@ -238,6 +269,9 @@ class ChangedRow(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     PROJECT_FIELD_NUMBER: _builtins.int
     PROPOSAL_FIELD_NUMBER: _builtins.int
+    REVIEW_COMMENT_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def task(self) -> _task_pb2.Task: ...
     @_builtins.property
@@ -254,6 +288,12 @@ class ChangedRow(_message.Message):
     def project(self) -> _project_pb2.Project: ...
     @_builtins.property
     def proposal(self) -> _proposal_pb2.Proposal: ...
+    @_builtins.property
+    def review_comment(self) -> _review_comment_pb2.ReviewComment: ...
+    @_builtins.property
+    def conversation(self) -> _conversation_pb2.Conversation: ...
+    @_builtins.property
+    def message(self) -> _message_pb2.Message: ...
     def __init__(
         self,
         *,
@@ -264,12 +304,15 @@ class ChangedRow(_message.Message):
         account: _account_pb2.Account | None = ...,
         project: _project_pb2.Project | None = ...,
         proposal: _proposal_pb2.Proposal | None = ...,
+        review_comment: _review_comment_pb2.ReviewComment | None = ...,
+        conversation: _conversation_pb2.Conversation | None = ...,
+        message: _message_pb2.Message | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "initiative", b"initiative", "phase", b"phase", "project", b"project", "proposal", b"proposal", "row", b"row", "task", b"task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "conversation", b"conversation", "initiative", b"initiative", "message", b"message", "phase", b"phase", "project", b"project", "proposal", b"proposal", "review_comment", b"review_comment", "row", b"row", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "initiative", b"initiative", "phase", b"phase", "project", b"project", "proposal", b"proposal", "row", b"row", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "agent", b"agent", "conversation", b"conversation", "initiative", b"initiative", "message", b"message", "phase", b"phase", "project", b"project", "proposal", b"proposal", "review_comment", b"review_comment", "row", b"row", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_row: _TypeAlias = _typing.Literal["task", "phase", "agent", "initiative", "account", "project", "proposal"]  # noqa: Y015
+    _WhichOneofReturnType_row: _TypeAlias = _typing.Literal["task", "phase", "agent", "initiative", "account", "project", "proposal", "review_comment", "conversation", "message"]  # noqa: Y015
     _WhichOneofArgType_row: _TypeAlias = _typing.Literal["row", b"row"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_row) -> _WhichOneofReturnType_row | None: ...
 

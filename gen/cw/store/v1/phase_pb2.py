@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63w/store/v1/phase.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x02\n\x05Phase\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rinitiative_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12(\n\x06status\x18\x05 \x01(\x0e\x32\x18.cw.store.v1.PhaseStatus\x12\x12\n\nmerge_base\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\t \x01(\t\x12;\n\rmerge_commits\x18\n \x03(\x0b\x32$.cw.store.v1.Phase.MergeCommitsEntry\x1a\x33\n\x11MergeCommitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0fPhaseDependency\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65pends_on_phase_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x12\x43reatePhaseRequest\x12!\n\x05phase\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Phase\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\x0fGetPhaseRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa7\x01\n\x11ListPhasesRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.cw.store.v1.PhaseStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12*\n\x08statuses\x18\x05 \x03(\x0e\x32\x18.cw.store.v1.PhaseStatus\"Q\n\x12ListPhasesResponse\x12\"\n\x06phases\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Phase\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd7\x01\n\x12UpdatePhaseRequest\x12!\n\x05phase\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Phase\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x18.cw.store.v1.PhaseStatus\" \n\x12\x44\x65letePhaseRequest\x12\n\n\x02id\x18\x01 \x01(\t\"M\n\x1c\x43reatePhaseDependencyRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65pends_on_phase_id\x18\x02 \x01(\t\"0\n\x1cListPhaseDependenciesRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"C\n\x1dListPhaseDependenciesResponse\x12\"\n\x06phases\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Phase\".\n\x1aListPhaseDependentsRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"A\n\x1bListPhaseDependentsResponse\x12\"\n\x06phases\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Phase*\xd5\x01\n\x0bPhaseStatus\x12\x1c\n\x18PHASE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14PHASE_STATUS_PENDING\x10\x01\x12\x19\n\x15PHASE_STATUS_APPROVED\x10\x02\x12\x1c\n\x18PHASE_STATUS_IN_PROGRESS\x10\x03\x12\x1a\n\x16PHASE_STATUS_COMPLETED\x10\x04\x12\x18\n\x14PHASE_STATUS_BLOCKED\x10\x05\x12\x1f\n\x1bPHASE_STATUS_PENDING_REVIEW\x10\x06\x32\xa7\x05\n\x0cPhaseService\x12\x42\n\x0b\x43reatePhase\x12\x1f.cw.store.v1.CreatePhaseRequest\x1a\x12.cw.store.v1.Phase\x12<\n\x08GetPhase\x12\x1c.cw.store.v1.GetPhaseRequest\x1a\x12.cw.store.v1.Phase\x12M\n\nListPhases\x12\x1e.cw.store.v1.ListPhasesRequest\x1a\x1f.cw.store.v1.ListPhasesResponse\x12\x42\n\x0bUpdatePhase\x12\x1f.cw.store.v1.UpdatePhaseRequest\x1a\x12.cw.store.v1.Phase\x12\x46\n\x0b\x44\x65letePhase\x12\x1f.cw.store.v1.DeletePhaseRequest\x1a\x16.google.protobuf.Empty\x12`\n\x15\x43reatePhaseDependency\x12).cw.store.v1.CreatePhaseDependencyRequest\x1a\x1c.cw.store.v1.PhaseDependency\x12n\n\x15ListPhaseDependencies\x12).cw.store.v1.ListPhaseDependenciesRequest\x1a*.cw.store.v1.ListPhaseDependenciesResponse\x12h\n\x13ListPhaseDependents\x12\'.cw.store.v1.ListPhaseDependentsRequest\x1a(.cw.store.v1.ListPhaseDependentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63w/store/v1/phase.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x02\n\x05Phase\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rinitiative_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12(\n\x06status\x18\x05 \x01(\x0e\x32\x18.cw.store.v1.PhaseStatus\x12\x12\n\nmerge_base\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\t \x01(\t\x12;\n\rmerge_commits\x18\n \x03(\x0b\x32$.cw.store.v1.Phase.MergeCommitsEntry\x1a\x33\n\x11MergeCommitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0fPhaseDependency\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65pends_on_phase_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x12\x43reatePhaseRequest\x12!\n\x05phase\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Phase\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x1c\n\x14\x64\x65pends_on_phase_ids\x18\x03 \x03(\t\"\x1d\n\x0fGetPhaseRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa7\x01\n\x11ListPhasesRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.cw.store.v1.PhaseStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12*\n\x08statuses\x18\x05 \x03(\x0e\x32\x18.cw.store.v1.PhaseStatus\"Q\n\x12ListPhasesResponse\x12\"\n\x06phases\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Phase\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd7\x01\n\x12UpdatePhaseRequest\x12!\n\x05phase\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Phase\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x18.cw.store.v1.PhaseStatus\" \n\x12\x44\x65letePhaseRequest\x12\n\n\x02id\x18\x01 \x01(\t\"M\n\x1c\x43reatePhaseDependencyRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65pends_on_phase_id\x18\x02 \x01(\t\"0\n\x1cListPhaseDependenciesRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"C\n\x1dListPhaseDependenciesResponse\x12\"\n\x06phases\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Phase\".\n\x1aListPhaseDependentsRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\"A\n\x1bListPhaseDependentsResponse\x12\"\n\x06phases\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Phase*\xd5\x01\n\x0bPhaseStatus\x12\x1c\n\x18PHASE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14PHASE_STATUS_PENDING\x10\x01\x12\x19\n\x15PHASE_STATUS_APPROVED\x10\x02\x12\x1c\n\x18PHASE_STATUS_IN_PROGRESS\x10\x03\x12\x1a\n\x16PHASE_STATUS_COMPLETED\x10\x04\x12\x18\n\x14PHASE_STATUS_BLOCKED\x10\x05\x12\x1f\n\x1bPHASE_STATUS_PENDING_REVIEW\x10\x06\x32\xa7\x05\n\x0cPhaseService\x12\x42\n\x0b\x43reatePhase\x12\x1f.cw.store.v1.CreatePhaseRequest\x1a\x12.cw.store.v1.Phase\x12<\n\x08GetPhase\x12\x1c.cw.store.v1.GetPhaseRequest\x1a\x12.cw.store.v1.Phase\x12M\n\nListPhases\x12\x1e.cw.store.v1.ListPhasesRequest\x1a\x1f.cw.store.v1.ListPhasesResponse\x12\x42\n\x0bUpdatePhase\x12\x1f.cw.store.v1.UpdatePhaseRequest\x1a\x12.cw.store.v1.Phase\x12\x46\n\x0b\x44\x65letePhase\x12\x1f.cw.store.v1.DeletePhaseRequest\x1a\x16.google.protobuf.Empty\x12`\n\x15\x43reatePhaseDependency\x12).cw.store.v1.CreatePhaseDependencyRequest\x1a\x1c.cw.store.v1.PhaseDependency\x12n\n\x15ListPhaseDependencies\x12).cw.store.v1.ListPhaseDependenciesRequest\x1a*.cw.store.v1.ListPhaseDependenciesResponse\x12h\n\x13ListPhaseDependents\x12\'.cw.store.v1.ListPhaseDependentsRequest\x1a(.cw.store.v1.ListPhaseDependentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PHASE_MERGECOMMITSENTRY']._loaded_options = None
   _globals['_PHASE_MERGECOMMITSENTRY']._serialized_options = b'8\001'
-  _globals['_PHASESTATUS']._serialized_start=1544
-  _globals['_PHASESTATUS']._serialized_end=1757
+  _globals['_PHASESTATUS']._serialized_start=1574
+  _globals['_PHASESTATUS']._serialized_end=1787
   _globals['_PHASE']._serialized_start=137
   _globals['_PHASE']._serialized_end=500
   _globals['_PHASE_MERGECOMMITSENTRY']._serialized_start=449
@@ -45,27 +45,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PHASEDEPENDENCY']._serialized_start=502
   _globals['_PHASEDEPENDENCY']._serialized_end=615
   _globals['_CREATEPHASEREQUEST']._serialized_start=617
-  _globals['_CREATEPHASEREQUEST']._serialized_end=692
-  _globals['_GETPHASEREQUEST']._serialized_start=694
-  _globals['_GETPHASEREQUEST']._serialized_end=723
-  _globals['_LISTPHASESREQUEST']._serialized_start=726
-  _globals['_LISTPHASESREQUEST']._serialized_end=893
-  _globals['_LISTPHASESRESPONSE']._serialized_start=895
-  _globals['_LISTPHASESRESPONSE']._serialized_end=976
-  _globals['_UPDATEPHASEREQUEST']._serialized_start=979
-  _globals['_UPDATEPHASEREQUEST']._serialized_end=1194
-  _globals['_DELETEPHASEREQUEST']._serialized_start=1196
-  _globals['_DELETEPHASEREQUEST']._serialized_end=1228
-  _globals['_CREATEPHASEDEPENDENCYREQUEST']._serialized_start=1230
-  _globals['_CREATEPHASEDEPENDENCYREQUEST']._serialized_end=1307
-  _globals['_LISTPHASEDEPENDENCIESREQUEST']._serialized_start=1309
-  _globals['_LISTPHASEDEPENDENCIESREQUEST']._serialized_end=1357
-  _globals['_LISTPHASEDEPENDENCIESRESPONSE']._serialized_start=1359
-  _globals['_LISTPHASEDEPENDENCIESRESPONSE']._serialized_end=1426
-  _globals['_LISTPHASEDEPENDENTSREQUEST']._serialized_start=1428
-  _globals['_LISTPHASEDEPENDENTSREQUEST']._serialized_end=1474
-  _globals['_LISTPHASEDEPENDENTSRESPONSE']._serialized_start=1476
-  _globals['_LISTPHASEDEPENDENTSRESPONSE']._serialized_end=1541
-  _globals['_PHASESERVICE']._serialized_start=1760
-  _globals['_PHASESERVICE']._serialized_end=2439
+  _globals['_CREATEPHASEREQUEST']._serialized_end=722
+  _globals['_GETPHASEREQUEST']._serialized_start=724
+  _globals['_GETPHASEREQUEST']._serialized_end=753
+  _globals['_LISTPHASESREQUEST']._serialized_start=756
+  _globals['_LISTPHASESREQUEST']._serialized_end=923
+  _globals['_LISTPHASESRESPONSE']._serialized_start=925
+  _globals['_LISTPHASESRESPONSE']._serialized_end=1006
+  _globals['_UPDATEPHASEREQUEST']._serialized_start=1009
+  _globals['_UPDATEPHASEREQUEST']._serialized_end=1224
+  _globals['_DELETEPHASEREQUEST']._serialized_start=1226
+  _globals['_DELETEPHASEREQUEST']._serialized_end=1258
+  _globals['_CREATEPHASEDEPENDENCYREQUEST']._serialized_start=1260
+  _globals['_CREATEPHASEDEPENDENCYREQUEST']._serialized_end=1337
+  _globals['_LISTPHASEDEPENDENCIESREQUEST']._serialized_start=1339
+  _globals['_LISTPHASEDEPENDENCIESREQUEST']._serialized_end=1387
+  _globals['_LISTPHASEDEPENDENCIESRESPONSE']._serialized_start=1389
+  _globals['_LISTPHASEDEPENDENCIESRESPONSE']._serialized_end=1456
+  _globals['_LISTPHASEDEPENDENTSREQUEST']._serialized_start=1458
+  _globals['_LISTPHASEDEPENDENTSREQUEST']._serialized_end=1504
+  _globals['_LISTPHASEDEPENDENTSRESPONSE']._serialized_start=1506
+  _globals['_LISTPHASEDEPENDENTSRESPONSE']._serialized_end=1571
+  _globals['_PHASESERVICE']._serialized_start=1790
+  _globals['_PHASESERVICE']._serialized_end=2469
 # @@protoc_insertion_point(module_scope)

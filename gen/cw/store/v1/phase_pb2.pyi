@@ -160,18 +160,26 @@ class CreatePhaseRequest(_message.Message):
 
     PHASE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_PHASE_IDS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     @_builtins.property
     def phase(self) -> Global___Phase: ...
+    @_builtins.property
+    def depends_on_phase_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Phases the new one waits for, created with it in one transaction: a missing one creates
+        nothing (FAILED_PRECONDITION, MISSING_REFERENCE naming `depends_on_phase_ids[i]`).
+        """
+
     def __init__(
         self,
         *,
         phase: Global___Phase | None = ...,
         request_id: _builtins.str = ...,
+        depends_on_phase_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["phase", b"phase"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["phase", b"phase", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["depends_on_phase_ids", b"depends_on_phase_ids", "phase", b"phase", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

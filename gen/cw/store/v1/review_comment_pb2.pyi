@@ -137,21 +137,27 @@ class ListReviewCommentsRequest(_message.Message):
     PHASE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RESOLVED_FIELD_NUMBER: _builtins.int
     phase_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    resolved: _builtins.bool
+    """Only resolved (true) or open (false) comments; all when unset."""
     def __init__(
         self,
         *,
         phase_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        resolved: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_resolved", b"_resolved", "resolved", b"resolved"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "phase_id", b"phase_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_resolved", b"_resolved", "page_size", b"page_size", "page_token", b"page_token", "phase_id", b"phase_id", "resolved", b"resolved"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__resolved: _TypeAlias = _typing.Literal["resolved"]  # noqa: Y015
+    _WhichOneofArgType__resolved: _TypeAlias = _typing.Literal["_resolved", b"_resolved"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__resolved) -> _WhichOneofReturnType__resolved | None: ...
 
 Global___ListReviewCommentsRequest: _TypeAlias = ListReviewCommentsRequest  # noqa: Y015
 

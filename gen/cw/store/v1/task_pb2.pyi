@@ -131,6 +131,10 @@ class Task(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     TARGET_ID_FIELD_NUMBER: _builtins.int
+    REVIEW_COMMENT_IDS_FIELD_NUMBER: _builtins.int
+    RESOLVED_COMMENT_IDS_FIELD_NUMBER: _builtins.int
+    MERGE_SOURCE_TASK_ID_FIELD_NUMBER: _builtins.int
+    MERGE_SOURCE_PHASE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     phase_id: _builtins.str
     initiative_id: _builtins.str
@@ -153,6 +157,15 @@ class Task(_message.Message):
     target_id: _builtins.str
     """What a planning task (category detail or refine) works on: a page, phase or task of its
     initiative (detail: a phase). Empty for the others; discuss and plan take the whole initiative.
+    """
+    merge_source_task_id: _builtins.str
+    """A task of category MERGE that resolves the conflict of this task's branch with its base
+    branch; once it is merged, so is this task's work. Written by the orchestrator.
+    """
+    merge_source_phase_id: _builtins.str
+    """A task of category MERGE that resolves the conflict of its phase's branch with the
+    initiative branch (MergePhase); once it is merged, the phase is merged. Written by the
+    orchestrator.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -177,6 +190,18 @@ class Task(_message.Message):
     def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
         """A failed attempt's retry does not start before this time (the back-off between attempts)."""
 
+    @_builtins.property
+    def review_comment_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """A revision task (OrchestratorService/RequestChanges): the review comments it was asked to
+        address, in its prompt. Written by the orchestrator.
+        """
+
+    @_builtins.property
+    def resolved_comment_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The comments among `review_comment_ids` its agent reported addressed (`resolved_comments` in
+        its signal file); resolved once its work is merged. Written by the orchestrator.
+        """
+
     def __init__(
         self,
         *,
@@ -200,10 +225,14 @@ class Task(_message.Message):
         reason: _builtins.str = ...,
         next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         target_id: _builtins.str = ...,
+        review_comment_ids: _abc.Iterable[_builtins.str] | None = ...,
+        resolved_comment_ids: _abc.Iterable[_builtins.str] | None = ...,
+        merge_source_task_id: _builtins.str = ...,
+        merge_source_phase_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "merge_time", b"merge_time", "next_attempt_time", b"next_attempt_time", "queue_time", b"queue_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "queue_time", b"queue_time", "reason", b"reason", "retry_count", b"retry_count", "status", b"status", "summary", b"summary", "target_id", b"target_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_source_phase_id", b"merge_source_phase_id", "merge_source_task_id", b"merge_source_task_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "queue_time", b"queue_time", "reason", b"reason", "resolved_comment_ids", b"resolved_comment_ids", "retry_count", b"retry_count", "review_comment_ids", b"review_comment_ids", "status", b"status", "summary", b"summary", "target_id", b"target_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -241,18 +270,33 @@ class CreateTaskRequest(_message.Message):
 
     TASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_TASK_IDS_FIELD_NUMBER: _builtins.int
+    REOPEN_PHASE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    reopen_phase: _builtins.bool
+    """A COMPLETED (merged) phase takes no new task (FAILED_PRECONDITION, PHASE_COMPLETED) unless
+    this is set: then the phase goes back to APPROVED (and its initiative to ACTIVE), to run,
+    be reviewed and merged again.
+    """
     @_builtins.property
     def task(self) -> Global___Task: ...
+    @_builtins.property
+    def depends_on_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Tasks the new one waits for, created with it in one transaction: a missing one creates
+        nothing (FAILED_PRECONDITION, MISSING_REFERENCE naming `depends_on_task_ids[i]`).
+        """
+
     def __init__(
         self,
         *,
         task: Global___Task | None = ...,
         request_id: _builtins.str = ...,
+        depends_on_task_ids: _abc.Iterable[_builtins.str] | None = ...,
+        reopen_phase: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["depends_on_task_ids", b"depends_on_task_ids", "reopen_phase", b"reopen_phase", "request_id", b"request_id", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -354,6 +398,9 @@ class UpdateTaskRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     EXPECTED_UPDATE_TIME_FIELD_NUMBER: _builtins.int
     EXPECTED_STATUSES_FIELD_NUMBER: _builtins.int
+    REOPEN_PHASE_FIELD_NUMBER: _builtins.int
+    reopen_phase: _builtins.bool
+    """Moving the task into a COMPLETED phase: as on CreateTaskRequest."""
     @_builtins.property
     def task(self) -> Global___Task: ...
     @_builtins.property
@@ -376,10 +423,11 @@ class UpdateTaskRequest(_message.Message):
         update_mask: _field_mask_pb2.FieldMask | None = ...,
         expected_update_time: _timestamp_pb2.Timestamp | None = ...,
         expected_statuses: _abc.Iterable[Global___TaskStatus.ValueType] | None = ...,
+        reopen_phase: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expected_update_time", b"expected_update_time", "task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_statuses", b"expected_statuses", "expected_update_time", b"expected_update_time", "task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_statuses", b"expected_statuses", "expected_update_time", b"expected_update_time", "reopen_phase", b"reopen_phase", "task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,210 @@
+"""`cw inbox`: everything that waits for a person, newest first, each with the command that handles
+it; `cw reply` answers an agent's message; `cw conversations` shows what agents asked each other.
+
+`inbox_items` is pure (unit-tested with messages made by hand); `gather` reads the store once.
+An item is gone as soon as it is handled: it is read again from what the store holds now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import click
+from google.protobuf.timestamp_pb2 import Timestamp
+from rich.markup import escape
+
+from clients.cli.app import CwCommand, Session, console, pass_session
+from clients.cli.views import short, table
+from clients.sdk import StoreClient
+from cw.store.v1 import agent_pb2, conversation_pb2, message_pb2, phase_pb2, project_pb2, proposal_pb2, task_pb2
+
+# How often `cw inbox --follow` looks again while events arrive (at most).
+FOLLOW_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str
+    id: str
+    time: str  # ISO 8601, UTC
+    title: str
+    command: str
+    detail: str = ""
+
+
+@dataclass
+class Snapshot:
+    """What the inbox is made of, as the store holds it now."""
+
+    waiting: list[agent_pb2.Agent] = field(default_factory=list)
+    in_review: list[phase_pb2.Phase] = field(default_factory=list)
+    blocked: list[task_pb2.Task] = field(default_factory=list)
+    proposals: list[proposal_pb2.Proposal] = field(default_factory=list)
+    messages: list[message_pb2.Message] = field(default_factory=list)
+    projects: list[project_pb2.Project] = field(default_factory=list)
+    agent_names: dict[str, str] = field(default_factory=dict)
+
+
+def _when(stamp: Timestamp) -> str:
+    return stamp.ToDatetime(tzinfo=UTC).isoformat()
+
+
+def _questions_for_a_person(agent: agent_pb2.Agent) -> list[str]:
+    """Its pending questions, unless it asked another agent (that one answers: see `cw conversations`)."""
+    try:
+        questions = json.loads(agent.pending_questions or "[]")
+    except ValueError:
+        return []
+    if not isinstance(questions, list) or any(isinstance(q, dict) and q.get("to") for q in questions):
+        return []
+    return [str(q.get("question") or q.get("id")) for q in questions if isinstance(q, dict)]
+
+
+def inbox_items(snapshot: Snapshot) -> list[Item]:
+    items: list[Item] = []
+    for agent in snapshot.waiting:
+        questions = _questions_for_a_person(agent)
+        if questions:
+            title = f"agent {agent.name} asks: {short(questions[0])}"
+            items.append(
+                Item(
+                    "question",
+                    agent.id,
+                    _when(agent.update_time),
+                    title,
+                    f"cw agent answer {agent.name}",
+                    "\n".join(questions),
+                )
+            )
+    for phase in snapshot.in_review:
+        command = f"cw phase diff {phase.id}; then cw phase merge {phase.id} or cw review request-changes {phase.id}"
+        items.append(Item("review", phase.id, _when(phase.update_time), f"phase {phase.name} awaits review", command))
+    for task in snapshot.blocked:
+        merge = task.category == task_pb2.TASK_CATEGORY_MERGE
+        title = f"merge conflict: {task.name}" if merge else f"task {task.name} is blocked"
+        kind = "merge conflict" if merge else "blocked"
+        items.append(Item(kind, task.id, _when(task.update_time), title, f"cw task retry {task.id}", task.reason))
+    for proposal in snapshot.proposals:
+        command = f"cw proposals accept {proposal.id} (or cw proposals dismiss {proposal.id})"
+        items.append(Item("proposal", proposal.id, _when(proposal.update_time), f"proposal: {proposal.title}", command))
+    for message in snapshot.messages:
+        sender = snapshot.agent_names.get(message.sender_id, message.sender_id or "someone")
+        title = f"message from {sender}: {short(message.content)}"
+        command = f'cw reply {message.id} "..."'
+        items.append(Item("message", message.id, _when(message.create_time), title, command, message.content))
+    for project in snapshot.projects:
+        if project.sync_error:
+            title = f"project {project.name} cannot be synced"
+            command = f"cw project edit {project.id} --url URL"
+            items.append(
+                Item("sync failure", project.id, _when(project.sync_error_time), title, command, project.sync_error)
+            )
+    return sorted(items, key=lambda item: item.time, reverse=True)
+
+
+def gather(store: StoreClient) -> Snapshot:
+    messages = store.messages_for_user()
+    return Snapshot(
+        waiting=store.list_agents(status="waiting_for_input"),
+        in_review=store.phases_with_status("pending_review"),
+        blocked=store.list_tasks(status="blocked"),
+        proposals=store.list_proposals(status="pending"),
+        messages=messages,
+        projects=store.list_projects(),
+        agent_names={sender: store.get_agent(sender).name for sender in {m.sender_id for m in messages} if sender},
+    )
+
+
+def _print(item: Item, prefix: str = "") -> None:
+    console.print(f"{prefix}[bold]{escape(item.kind)}[/] {escape(item.title)} [dim]{item.id}[/]")
+    if item.detail and item.kind in ("blocked", "merge conflict", "sync failure"):
+        for line in item.detail.splitlines()[-6:]:
+            console.print(f"    {escape(line)}", soft_wrap=True)
+    console.print(f"    [cyan]{escape(item.command)}[/]")
+
+
+def _print_all(items: list[Item]) -> None:
+    for item in items:
+        _print(item)
+    if not items:
+        console.print("nothing waits for you")
+
+
+def _changes(store: StoreClient) -> Iterator[list[Item]]:
+    """The inbox again each time something happened (at most once per FOLLOW_SECONDS)."""
+    last = datetime.now(UTC)
+    dirty = False
+    for event in store.watch_events(store.head_sequence(), heartbeat_seconds=FOLLOW_SECONDS):
+        dirty = dirty or (event.sequence != 0 and not event.type.startswith("log_chunk:"))
+        if dirty and (datetime.now(UTC) - last).total_seconds() >= FOLLOW_SECONDS:
+            dirty, last = False, datetime.now(UTC)
+            yield inbox_items(gather(store))
+
+
+@click.command("inbox", cls=CwCommand)
+@click.option("-f", "--follow", is_flag=True, help="keep watching: new items and handled ones as they come")
+@pass_session
+def inbox(session: Session, follow: bool) -> None:
+    """Everything that waits for you, newest first, each with the command that handles it."""
+    items = inbox_items(gather(session.store))
+    if not follow:
+        session.show([asdict(i) for i in items], lambda: _print_all(items))
+        return
+    for item in items:
+        _show_change(session, "new", item)
+    shown = {(i.kind, i.id): i for i in items}
+    for current in _changes(session.store):
+        now = {(i.kind, i.id): i for i in current}
+        for key in [k for k in shown if k not in now]:
+            _show_change(session, "handled", shown.pop(key))
+        for key, item in now.items():
+            if key not in shown:
+                shown[key] = item
+                _show_change(session, "new", item)
+
+
+def _show_change(session: Session, change: str, item: Item) -> None:
+    if session.as_json:
+        click.echo(json.dumps({"change": change, **asdict(item)}), nl=True)
+    elif change == "new":
+        _print(item, "+ ")
+    else:
+        console.print(f"- handled: {escape(item.title)} [dim]{item.id}[/]")
+
+
+@click.command("reply", cls=CwCommand)
+@click.argument("message_id")
+@click.argument("text")
+@pass_session
+def reply(session: Session, message_id: str, text: str) -> None:
+    """Answer an agent's message (it leaves the inbox)."""
+    sent = session.store.reply(message_id, text)
+    session.show(sent, lambda: console.print(f"replied [dim]{sent.id}[/]"))
+
+
+@click.command("conversations", cls=CwCommand)
+@click.option("--initiative", "initiative_id", default="", help="only this initiative's")
+@pass_session
+def conversations(session: Session, initiative_id: str) -> None:
+    """What agents asked each other, and what they answered."""
+    found = session.store.list_conversations(initiative_id)
+    names = {a.id: a.name for a in session.store.list_agents()} if found else {}
+
+    def render() -> None:
+        grid = table("ID", "FROM", "TO", "STATUS", "QUESTION", "ANSWER")
+        for c in found:
+            status = conversation_pb2.ConversationStatus.Name(c.status).removeprefix("CONVERSATION_STATUS_").lower()
+            grid.add_row(
+                c.id,
+                escape(names.get(c.from_agent_id, c.from_agent_id)),
+                escape(names.get(c.to_agent_id, c.to_agent_id)),
+                status,
+                escape(short(c.question)),
+                escape(short(c.answer)),
+            )
+        console.print(grid)
+
+    session.show(found, render)

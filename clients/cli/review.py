@@ -1,0 +1,160 @@
+"""`cw review`: comments on a phase's diff, and sending the phase back with them.
+
+A comment's line type (added, removed, context) is read from the diff itself (cw_edge/diffs.py,
+the same reading the orchestrator uses for a revision's prompt); `cw phase diff` shows the open
+comments under their lines (`annotated`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import click
+import grpc
+from rich.markup import escape
+from rich.text import Text
+
+from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.views import short, table
+from clients.sdk import InvalidArgumentError
+from cw.orchestrator.v1 import orchestrator_pb2 as orch
+from cw.store.v1 import review_comment_pb2
+from cw_edge import diffs
+
+LINE_STYLES = {"+": "green", "-": "red", "@": "cyan"}
+
+
+def split_place(place: str) -> tuple[str, int]:
+    """`src/a.py:12` -> ("src/a.py", 12)."""
+    path, _, line = place.rpartition(":")
+    if not path or not line.isdigit() or int(line) < 1:
+        raise click.BadParameter(f"wants FILE:LINE (a line number from 1), got {place!r}", param_hint="FILE:LINE")
+    return path, int(line)
+
+
+def place_in_diff(diff: orch.GetPhaseDiffResponse, path: str, line: int, old: bool = False) -> tuple[str, str]:
+    """The comment's stored path (prefixed with the project's name when several projects' diffs
+    hold it) and its line type, as the diff shows that line; InvalidArgumentError when it does not."""
+    holding: list[tuple[str, str, diffs.FileDiff]] = []
+    for project_diff in diff.projects:
+        files = diffs.by_path(project_diff.unified_diff)
+        name = path if path in files else path.removeprefix(f"{project_diff.project_name}/")
+        if name in files:
+            holding.append((project_diff.project_name, name, files[name]))
+    if not holding:
+        raise _refused(f"{path!r} is not in the phase's diff")
+    if len(holding) > 1 and not any(path.startswith(f"{p}/") for p, _, _ in holding):
+        names = ", ".join(f"{p}/{path}" for p, _, _ in holding)
+        raise _refused(f"{path!r} is in several projects' diffs: name one of {names}")
+    project, name, found = holding[0]
+    place = found.find(line, removed=old)
+    if place is None:
+        raise _refused(f"line {line} ({'old' if old else 'new'} side) of {path!r} is not in the phase's diff")
+    stored = f"{project}/{name}" if len(diff.projects) > 1 else name
+    return stored, place[1].kind
+
+
+def _refused(message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def annotated(unified: str, project: str, comments: Iterable[review_comment_pb2.ReviewComment]) -> list[str]:
+    """The diff's lines with each comment after the line it is about, as `  >> ...` lines."""
+    by_place: dict[tuple[str, int, bool], list[review_comment_pb2.ReviewComment]] = {}
+    for comment in comments:
+        path = comment.file_path.removeprefix(f"{project}/")
+        removed = comment.line_type == review_comment_pb2.REVIEW_LINE_TYPE_REMOVED
+        by_place.setdefault((path, comment.line_number, removed), []).append(comment)
+    shown: list[str] = []
+    for step in diffs.walk(unified):
+        shown.append(step.text)
+        line = step.line
+        if line is None:
+            continue
+        removed = line.kind == diffs.REMOVED
+        for comment in by_place.get((step.path, (line.old if removed else line.new) or 0, removed), []):
+            shown.append(f"  >> [{comment.id}] {comment.author or 'you'}: {comment.body}")
+    return shown
+
+
+def render_lines(lines: Iterable[str]) -> Text:
+    out = Text()
+    for line in lines:
+        style = "yellow" if line.startswith("  >> ") else LINE_STYLES.get(line[:1], "")
+        out.append(line + "\n", style=style)
+    return out
+
+
+@click.group(cls=CwGroup)
+def review() -> None:
+    """Review comments on a phase's diff, and sending the phase back with them."""
+
+
+@review.command("comment")
+@click.argument("phase_id")
+@click.argument("place", metavar="FILE:LINE")
+@click.argument("body")
+@click.option("--old", is_flag=True, help="LINE is a line number of the old side (a removed line)")
+@pass_session
+def review_comment(session: Session, phase_id: str, place: str, body: str, old: bool) -> None:
+    """Comment on a line of the phase's diff; its type (added, removed, context) comes from the diff."""
+    path, line = split_place(place)
+    stored, kind = place_in_diff(session.orchestrator.phase_diff(phase_id), path, line, old)
+    created = session.store.create_comment(phase_id, stored, line, kind, body)
+    session.show(created, lambda: console.print(f"comment [dim]{created.id}[/] on {escape(stored)}:{line} ({kind})"))
+
+
+@review.command("list")
+@click.argument("phase_id")
+@click.option("--all", "everything", is_flag=True, help="resolved comments too")
+@pass_session
+def review_list(session: Session, phase_id: str, everything: bool) -> None:
+    comments = session.store.list_comments(phase_id, None if everything else False)
+
+    def render() -> None:
+        grid = table("ID", "PLACE", "TYPE", "AUTHOR", "STATE", "COMMENT")
+        for c in comments:
+            kind = review_comment_pb2.ReviewLineType.Name(c.line_type).removeprefix("REVIEW_LINE_TYPE_").lower()
+            state = "resolved" if c.resolved else "open"
+            grid.add_row(
+                c.id, escape(f"{c.file_path}:{c.line_number}"), kind, escape(c.author), state, escape(short(c.body))
+            )
+        console.print(grid)
+
+    session.show(comments, render)
+
+
+def _resolution(name: str, resolved: bool) -> click.Command:
+    @click.argument("comment_id")
+    @pass_session
+    def command(session: Session, comment_id: str) -> None:
+        changed = session.store.resolve_comment(comment_id, resolved)
+        session.show(changed, lambda: console.print(f"comment {changed.id} {name}d"))
+
+    command.__doc__ = f"{name.capitalize()} a comment."
+    return review.command(name)(command)
+
+
+review_resolve = _resolution("resolve", True)
+review_unresolve = _resolution("unresolve", False)
+
+
+@review.command("delete")
+@click.argument("comment_id")
+@pass_session
+def review_delete(session: Session, comment_id: str) -> None:
+    session.store.delete_comment(comment_id)
+    session.show({"deleted": comment_id}, lambda: console.print(f"comment {comment_id} deleted"))
+
+
+@review.command("request-changes")
+@click.argument("phase_id")
+@pass_session
+def review_request_changes(session: Session, phase_id: str) -> None:
+    """Send a phase in review back: a revision task gets every open comment; the phase is reviewed
+    again once its work is merged."""
+    phase = session.orchestrator.request_changes(phase_id)
+    session.show(
+        phase,
+        lambda: console.print(f"phase {escape(phase.name)} sent back: a revision task addresses the open comments"),
+    )

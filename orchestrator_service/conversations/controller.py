@@ -1,0 +1,288 @@
+"""The conversations controller: an agent's question to another agent, from its report to its answer.
+
+1. A run reports `{"status": "ask", "to": ..., "question": ...}`: the conversation is stored (PENDING,
+   or ANSWERED at once by cw when nobody can answer), then the asker WAITING_FOR_INPUT on it. It
+   holds no slot while it waits.
+2. Once the recipient runs nothing else (after its current run, and its task's), its CLI session is
+   resumed in discuss mode with `CW_CONVERSATION_ID` and the question as its prompt; the agent row
+   records the conversation it answers (`conversation_id`).
+3. That run's report answers the conversation (ANSWERED) in the transaction that settles it; a run
+   that gives no answer still answers: cw says why, so no asker waits forever.
+4. An answered conversation resumes its asker with `CW_ANSWERS_FILE` = `{"CONVERSATION_ID": "answer"}`.
+
+Each step is decided from stored rows (decide.py), keyed by conversation id, so a restart at any
+point picks up where things stand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from cw.store.v1 import agent_pb2, conversation_pb2, event_pb2, task_pb2
+from orchestrator_service import outcomes
+from orchestrator_service.agents import launcher
+from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.cache.state import Change
+from orchestrator_service.controllers.agents import AgentController
+from orchestrator_service.controllers.context import Context
+from orchestrator_service.controllers.launches import Launches
+from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.conversations import decide
+from orchestrator_service.dispatch import AgentOutcome
+from orchestrator_service.events import event
+from orchestrator_service.writes import Stale, update
+
+log = logging.getLogger("cw.orchestrator")
+PENDING = conversation_pb2.CONVERSATION_STATUS_PENDING
+ANSWERED = conversation_pb2.CONVERSATION_STATUS_ANSWERED
+ID_BYTES = 128
+
+
+class ConversationController:
+    def __init__(self, ctx: Context, agents: AgentController, launches: Launches) -> None:
+        self.ctx = ctx
+        self.agents = agents
+        self.launches = launches
+        self.queue = WorkQueue("conversations", self.reconcile, concurrency=4)
+        agents.take_overs.append(self.settle)
+
+    def on_change(self, change: Change) -> None:
+        cache = self.ctx.cache
+        if change.kind == "conversation":
+            self.queue.add(change.id)
+        elif change.kind == "agent":
+            row = change.after or change.before
+            if row is None:
+                return
+            for conversation in cache.conversations.values():
+                if row.id in (conversation.to_agent_id, conversation.from_agent_id):
+                    self.queue.add(conversation.id)
+            if change.after is not None and change.after.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT:
+                for conversation_id in decide.asks_an_agent(change.after):
+                    self.queue.add(conversation_id)
+        elif change.kind == "task" and _moved(change):
+            for conversation_id in list(cache.conversations):
+                self.queue.add(conversation_id)  # a recipient may wait for its task's run to end
+
+    # ---- a pending conversation -------------------------------------------------------------------
+
+    async def reconcile(self, conversation_id: str) -> None:
+        conversation = self.ctx.cache.conversations.get(conversation_id) or await self._read(conversation_id)
+        if conversation is None:
+            self.ctx.cache.drop("conversation", conversation_id)  # gone with its agents
+            return
+        if conversation.status == ANSWERED:
+            await self._deliver(conversation)
+            return
+        asker = await self._agent(conversation.from_agent_id)
+        answerer = await self._agent(conversation.to_agent_id)
+        task = await self._task(answerer.task_id) if answerer is not None and answerer.task_id else None
+        others = task is not None and any(a.id != answerer.id for a in self.ctx.cache.live_agents_of(task.id))  # type: ignore[union-attr]
+        step = decide.next_step(conversation, asker, answerer, task, others)
+        try:
+            if step.action == decide.ANSWER:
+                await self._answer(conversation, answerer, step.text)
+            elif step.action == decide.RESUME and asker is not None and answerer is not None:
+                await self._resume_answerer(conversation, asker, answerer, task)
+        except Stale:
+            return  # the rows read again are queued again
+
+    async def _read(self, conversation_id: str) -> conversation_pb2.Conversation | None:
+        return await self._stored("conversation", conversation_id)  # type: ignore[no-any-return]
+
+    async def _agent(self, agent_id: str) -> agent_pb2.Agent | None:
+        return self.ctx.cache.agents.get(agent_id) or await self._stored("agent", agent_id)
+
+    async def _task(self, task_id: str) -> task_pb2.Task | None:
+        return self.ctx.cache.tasks.get(task_id) or await self._stored("task", task_id)
+
+    async def _stored(self, kind: str, row_id: str) -> Any:
+        """A row read from the store and not put in the cache: finished rows are not live work, and
+        putting one would announce it again (and queue this very key again)."""
+        try:
+            return await self.ctx.store.get(kind, row_id)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def _answer(
+        self, conversation: conversation_pb2.Conversation, answerer: agent_pb2.Agent | None, text: str
+    ) -> None:
+        """cw answers in the recipient's place, saying why; the recipient stops answering it."""
+        requests: list[Message] = []
+        if answerer is not None and answerer.conversation_id == conversation.id:
+            requests.append(update(answerer, conversation_id=None))
+        requests.append(conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=text))
+        await self._write_answer(conversation, [], requests)
+
+    async def _write_answer(
+        self, conversation: conversation_pb2.Conversation, notes: list[event_pb2.Event], requests: list[Message]
+    ) -> None:
+        """An answer, unless the conversation was answered meanwhile (then it is read again)."""
+        try:
+            await self.ctx.writer.append(notes, requests)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            await self.ctx.writer.reread("conversation", conversation.id)  # answered meanwhile: not pending
+
+    async def _resume_answerer(
+        self,
+        conversation: conversation_pb2.Conversation,
+        asker: agent_pb2.Agent,
+        answerer: agent_pb2.Agent,
+        task: task_pb2.Task | None,
+    ) -> None:
+        """The recipient's session, resumed in discuss mode with the question. The claim is guarded
+        by the recipient's and its task's rows, so no other run of that task can start with it."""
+        provider = self.launches.provider_for(answerer.provider)
+        blocked = self.launches.cannot_run(provider)
+        if blocked:
+            await self._answer(conversation, answerer, f"{decide.CW_SAYS}{answerer.name} cannot run now: {blocked}")
+            return
+        files = AgentFiles.of(self.ctx.root, answerer.id)
+        await asyncio.to_thread(files.archive_session)
+        await asyncio.to_thread(launcher.write_answers, files, {})
+        claim = [
+            update(
+                answerer,
+                status=agent_pb2.AGENT_STATUS_RUNNING,
+                conversation_id=conversation.id,
+                outcome=None,
+                pending_questions=None,
+                error=None,
+            )
+        ]
+        if task is not None:
+            claim.append(update(task))  # changes nothing; fails if the task moved since it was read
+        claimed = (await self.ctx.writer.append([], claim)).rows[0].agent
+        asker_task = await self._task(asker.task_id) if asker.task_id else None
+        prompt = decide.discuss_prompt(asker.name, asker_task.name if asker_task else "", conversation.question)
+        secrets = await self.launches.secrets_for(claimed.account_id, provider)
+        launch = launcher.Launch(
+            claimed,
+            files,
+            provider,
+            "discuss",
+            prompt,
+            resume=True,
+            secrets=secrets,
+            environment={"CW_CONVERSATION_ID": conversation.id},
+        )
+        try:
+            await self.launches.spawn(claimed, launch)
+        except Exception as error:
+            log.warning("agent %s could not be resumed to answer: %s", claimed.name, error)
+            back = update(claimed, status=agent_pb2.AGENT_STATUS_STOPPED, outcome=agent_pb2.AGENT_OUTCOME_NEVER_STARTED)
+            text = f"{decide.CW_SAYS}{claimed.name} could not be resumed to answer"
+            await self._write_answer(
+                conversation, [], [back, conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=text)]
+            )
+
+    async def _deliver(self, conversation: conversation_pb2.Conversation) -> None:
+        """The asker, if it still waits on this conversation, resumed with the answer."""
+        asker = await self._agent(conversation.from_agent_id)
+        if asker is None or asker.status != agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT:
+            return
+        if conversation.id not in decide.asks_an_agent(asker):
+            return
+        task = await self._task(asker.task_id) if asker.task_id else None
+        try:
+            await self.launches.resume(asker, task, {conversation.id: conversation.answer})
+        except Stale:
+            return
+
+    # ---- settling the runs of a conversation --------------------------------------------------------
+
+    async def settle(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome) -> bool:
+        """Takes over the settlement of a run that answers a conversation, or that asks one."""
+        if agent.conversation_id:
+            await self._settle_answer(agent, outcome)
+            return True
+        if outcome.kind == "ask":
+            await self._settle_ask(agent, task, outcome)
+            return True
+        return False
+
+    async def _settle_answer(self, agent: agent_pb2.Agent, outcome: AgentOutcome) -> None:
+        """The recipient's discuss run ends: the conversation is answered (by it, or by cw saying
+        why not) and the agent goes back to how it was; its task is not touched."""
+        text, answered = decide.answer_of(outcome, agent.name)
+        kind = agent_pb2.AGENT_OUTCOME_DONE if answered else agent_pb2.AGENT_OUTCOME_FAILED
+        values: dict[str, object] = {
+            "status": agent_pb2.AGENT_STATUS_STOPPED,
+            "outcome": kind,
+            "conversation_id": None,
+            "exit_code": outcome.exit_code,
+            "result": json.dumps({"status": outcome.kind, "answer": text}, ensure_ascii=False),
+            "error": None if answered else text[:4000],
+        }
+        if outcome.session_id and outcome.session_id != agent.session_id:
+            values["session_id"] = outcome.session_id
+        requests: list[Message] = [update(agent, **values)]
+        conversation = self.ctx.cache.conversations.get(agent.conversation_id) or await self._read(
+            agent.conversation_id
+        )
+        if conversation is not None and conversation.status == PENDING:
+            requests.append(conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=text))
+        note = event(
+            "agent:stopped", agent, outcome=agent_pb2.AgentOutcome.Name(kind), conversation_id=agent.conversation_id
+        )
+        await self.ctx.writer.append([note], requests)
+
+    async def _settle_ask(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome) -> None:
+        ask = decide.ask_of(outcome)
+        if ask is None:
+            error = AgentOutcome("error", error='an "ask" needs "to" and "question"', exit_code=outcome.exit_code)
+            settled = outcomes.settle(agent, task, error, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
+            await self.agents.write(agent, task, settled)
+            return
+        found, why = decide.recipient(ask, agent, await self._named(ask.to), await self._task_agents(ask.to))
+        conversation = conversation_pb2.Conversation(
+            from_agent_id=agent.id,
+            to_agent_id=found.id if found is not None else agent.id,
+            initiative_id=agent.initiative_id,
+            phase_id=task.phase_id if task is not None else "",
+            task_id=task.id if task is not None else "",
+            question=ask.question,
+        )
+        if found is None:
+            conversation.status, conversation.answer = ANSWERED, why
+        stamp = agent.update_time
+        request_id = f"ask-{agent.id}-{stamp.seconds}.{stamp.nanos}-{found.id if found is not None else ''}"
+        create = conversation_pb2.CreateConversationRequest(conversation=conversation, request_id=request_id)
+        created = (await self.ctx.writer.append([], [create])).rows[0].conversation
+        values: dict[str, object] = {
+            "status": agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT,
+            "pending_questions": decide.waiting_question(created.id, ask),
+            "exit_code": outcome.exit_code,
+            "result": json.dumps({"status": "ask", "to": ask.to}, ensure_ascii=False),
+        }
+        if outcome.session_id and outcome.session_id != agent.session_id:
+            values["session_id"] = outcome.session_id
+        note = event("agent:waiting_for_input", agent, questions=1, conversation_id=created.id, to=ask.to)
+        await self.ctx.writer.append([note], [update(agent, **values)])
+        log.info("agent %s asked %s (conversation %s)", agent.name, ask.to, created.id)
+
+    async def _named(self, name: str) -> agent_pb2.Agent | None:
+        store = self.ctx.store
+        found = await store.call(store.agents.ListAgents, agent_pb2.ListAgentsRequest(name=name, page_size=1))
+        return found.agents[0] if found.agents else None
+
+    async def _task_agents(self, task_id: str) -> list[agent_pb2.Agent]:
+        if len(task_id.encode()) > ID_BYTES:
+            return []
+        store = self.ctx.store
+        return await store.list_all(store.agents.ListAgents, agent_pb2.ListAgentsRequest(task_id=task_id), "agents")
+
+
+def _moved(change: Change) -> bool:
+    """A cached row whose status changed (not one that merely came into or left the cache)."""
+    return change.before is not None and change.after is not None and change.before.status != change.after.status

@@ -1,0 +1,137 @@
+"""Pure decisions about conversations (an agent's question to another): whom a question is for,
+what a pending conversation needs now, what the recipient's run answered, what the asker reads.
+
+The facts are stored: the conversation (PENDING or ANSWERED, from and to whom), the asker's pending
+question (its id is the conversation's), and `conversation_id` on the recipient while its session is
+resumed to answer. Every decision is taken again from them after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cw.store.v1 import agent_pb2, conversation_pb2, task_pb2
+from orchestrator_service.agents.claude_outcome import clip
+from orchestrator_service.cache.state import LIVE_AGENT
+from orchestrator_service.dispatch import AgentOutcome
+
+QUESTION_BYTES = 16 * 1024
+ANSWER_BYTES = 16 * 1024
+CW_SAYS = "cw: "
+# While the recipient's task has work under way, it answers after that run.
+BUSY_TASK = (task_pb2.TASK_STATUS_PENDING, task_pb2.TASK_STATUS_IN_PROGRESS)
+
+
+@dataclass(frozen=True)
+class Ask:
+    to: str
+    question: str
+
+
+def ask_of(outcome: AgentOutcome) -> Ask | None:
+    """`{"status": "ask", "to": "AGENT_NAME or TASK_ID", "question": "..."}`; None when unusable."""
+    to, question = outcome.report.get("to"), outcome.report.get("question")
+    if not isinstance(to, str) or not to.strip() or not isinstance(question, str) or not question.strip():
+        return None
+    return Ask(to.strip()[:200], clip(question, QUESTION_BYTES))
+
+
+def recipient(
+    ask: Ask, asker: agent_pb2.Agent, named: agent_pb2.Agent | None, task_agents: Sequence[agent_pb2.Agent]
+) -> tuple[agent_pb2.Agent | None, str]:
+    """The agent to ask, or None and why nobody can answer. `named` is the agent called `ask.to`;
+    `task_agents` the agents of the task whose id is `ask.to` (its newest run answers)."""
+    found = named or (max(task_agents, key=lambda a: a.create_time.ToNanoseconds()) if task_agents else None)
+    if found is None:
+        return None, f"{CW_SAYS}no agent or task named {ask.to!r} can answer: nobody was asked"
+    if found.id == asker.id:
+        return None, f"{CW_SAYS}an agent cannot ask itself: nobody was asked"
+    return found, ""
+
+
+def waiting_question(conversation_id: str, ask: Ask) -> str:
+    """The asker's pending questions while it waits: the conversation's id, so the answer is keyed
+    by it (`CW_ANSWERS_FILE` holds `{"CONVERSATION_ID": "answer"}`) and `cw agent answer` works too."""
+    return json.dumps([{"id": conversation_id, "question": ask.question, "to": ask.to}], ensure_ascii=False)
+
+
+def asks_an_agent(agent: agent_pb2.Agent) -> set[str]:
+    """The conversations an agent waits on (its pending questions addressed `to` an agent)."""
+    try:
+        questions = json.loads(agent.pending_questions or "[]")
+    except ValueError:
+        return set()
+    if not isinstance(questions, list):
+        return set()
+    return {str(q["id"]) for q in questions if isinstance(q, dict) and q.get("to") and q.get("id")}
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a pending conversation needs: `resume` the recipient to answer, `answer` it with
+    `text` (nobody else can), or `wait` (for the recipient's run, or for the answer under way)."""
+
+    action: str
+    text: str = ""
+
+
+WAIT, RESUME, ANSWER = "wait", "resume", "answer"
+
+
+def next_step(
+    conversation: conversation_pb2.Conversation,
+    asker: agent_pb2.Agent | None,
+    answerer: agent_pb2.Agent | None,
+    answerer_task: task_pb2.Task | None,
+    others_live_on_task: bool,
+) -> Next:
+    if asker is None or asker.status not in LIVE_AGENT:
+        return Next(ANSWER, f"{CW_SAYS}the agent that asked no longer waits for an answer")
+    if answerer is None:
+        return Next(ANSWER, f"{CW_SAYS}the agent asked is gone")
+    name = answerer.name
+    if answerer.conversation_id == conversation.id:
+        if answerer.status == agent_pb2.AGENT_STATUS_RUNNING:
+            return Next(WAIT)
+        why = f": {answerer.error}" if answerer.error else ""
+        return Next(ANSWER, f"{CW_SAYS}{name} stopped before it answered{why}")
+    if answerer.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT:
+        return Next(ANSWER, f"{CW_SAYS}{name} is waiting for answers itself and cannot answer now")
+    if answerer.status == agent_pb2.AGENT_STATUS_RUNNING:
+        return Next(WAIT)  # after its current run
+    if others_live_on_task or (answerer_task is not None and answerer_task.status in BUSY_TASK):
+        return Next(WAIT)  # its task is being worked on: after that run
+    return Next(RESUME)
+
+
+INSTEAD = {"questions": "it asked questions instead", "ask": "it asked another agent instead"}
+
+
+def answer_of(outcome: AgentOutcome, name: str) -> tuple[str, bool]:
+    """What the recipient's discuss run answered, and whether it did: its `answer`, or (a CLI that
+    wrote no signal file) its final words; otherwise cw says why there is no answer."""
+    if outcome.kind == "answer":
+        said = outcome.report.get("answer")
+        if isinstance(said, str) and said.strip():
+            return clip(said, ANSWER_BYTES), True
+    if outcome.kind == "done" and outcome.summary.strip():
+        return clip(outcome.summary, ANSWER_BYTES), True
+    why = outcome.error or INSTEAD.get(outcome.kind, f"it ended with {outcome.kind}")
+    return f"{CW_SAYS}{name} could not answer: {clip(why, ANSWER_BYTES)}", False
+
+
+def discuss_prompt(asker_name: str, asker_task: str, question: str) -> str:
+    """What the recipient reads when resumed: the question, and how to answer."""
+    about = f" (working on task {asker_task!r})" if asker_task else ""
+    lines = [
+        f"# A question from agent {asker_name}{about}",
+        "",
+        question,
+        "",
+        "## How to answer",
+        "Answer from what you know of your own work; change nothing. Write "
+        '{"status": "answer", "answer": "..."} to the file named by $CW_SIGNAL_FILE.',
+    ]
+    return "\n".join(lines) + "\n"

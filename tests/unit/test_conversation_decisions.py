@@ -1,0 +1,99 @@
+"""Pure decisions about conversations (orchestrator_service/conversations/decide.py): whom a question
+is for, what a pending conversation needs, what an answering run answered."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cw.store.v1 import agent_pb2, conversation_pb2, task_pb2
+from orchestrator_service.conversations import decide
+from orchestrator_service.dispatch import AgentOutcome
+
+RUNNING = agent_pb2.AGENT_STATUS_RUNNING
+WAITING = agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
+STOPPED = agent_pb2.AGENT_STATUS_STOPPED
+
+
+def _agent(agent_id: str, status: int = STOPPED, seconds: int = 0, **fields: str) -> agent_pb2.Agent:
+    agent = agent_pb2.Agent(id=agent_id, name=f"{agent_id}-name", status=status, **fields)  # type: ignore[arg-type]
+    agent.create_time.FromSeconds(seconds)
+    return agent
+
+
+def test_an_ask_needs_whom_and_what() -> None:
+    assert decide.ask_of(AgentOutcome("ask", report={"to": " b ", "question": "q?"})) == decide.Ask("b", "q?")
+    for report in ({"to": "b"}, {"question": "q"}, {"to": "", "question": "q"}, {"to": 3, "question": "q"}):
+        assert decide.ask_of(AgentOutcome("ask", report=report)) is None
+
+
+def test_the_recipient_is_the_named_agent_or_the_task_s_newest_agent() -> None:
+    ask, asker = decide.Ask("x", "q"), _agent("a")
+    named = _agent("b")
+    assert decide.recipient(ask, asker, named, []) == (named, "")
+    older, newer = _agent("c1", seconds=1), _agent("c2", seconds=2)
+    assert decide.recipient(ask, asker, None, [newer, older])[0] == newer
+    nobody, why = decide.recipient(ask, asker, None, [])
+    assert nobody is None and why.startswith("cw: no agent or task named 'x'")
+    self_ask, why = decide.recipient(ask, asker, asker, [])
+    assert self_ask is None and "cannot ask itself" in why
+
+
+def test_the_asker_waits_on_the_conversation_by_its_id() -> None:
+    questions = decide.waiting_question("conv1", decide.Ask("b", "q?"))
+    assert json.loads(questions) == [{"id": "conv1", "question": "q?", "to": "b"}]
+    assert decide.asks_an_agent(agent_pb2.Agent(pending_questions=questions)) == {"conv1"}
+    person = json.dumps([{"id": "q1", "question": "for a person"}])
+    assert decide.asks_an_agent(agent_pb2.Agent(pending_questions=person)) == set()
+    assert decide.asks_an_agent(agent_pb2.Agent(pending_questions="not json")) == set()
+
+
+CONVERSATION = conversation_pb2.Conversation(id="conv1", from_agent_id="a", to_agent_id="b")
+COMPLETED_TASK = task_pb2.Task(id="t", status=task_pb2.TASK_STATUS_COMPLETED)
+
+
+@pytest.mark.parametrize(
+    ("asker", "answerer", "task", "others", "expected"),
+    [
+        (_agent("a", WAITING), _agent("b"), COMPLETED_TASK, False, decide.RESUME),
+        (_agent("a", RUNNING), _agent("b"), None, False, decide.RESUME),  # the asker's settle in progress
+        (_agent("a", WAITING), _agent("b", RUNNING), COMPLETED_TASK, False, decide.WAIT),  # after its run
+        (_agent("a", WAITING), _agent("b", RUNNING, conversation_id="conv1"), COMPLETED_TASK, False, decide.WAIT),
+        (_agent("a", WAITING), _agent("b"), task_pb2.Task(status=task_pb2.TASK_STATUS_PENDING), False, decide.WAIT),
+        (_agent("a", WAITING), _agent("b"), COMPLETED_TASK, True, decide.WAIT),  # another agent on its task
+        (_agent("a", STOPPED), _agent("b"), COMPLETED_TASK, False, decide.ANSWER),  # nobody waits
+        (None, _agent("b"), COMPLETED_TASK, False, decide.ANSWER),
+        (_agent("a", WAITING), None, None, False, decide.ANSWER),  # the recipient is gone
+        (_agent("a", WAITING), _agent("b", WAITING), COMPLETED_TASK, False, decide.ANSWER),  # no deadlock
+        (_agent("a", WAITING), _agent("b", STOPPED, conversation_id="conv1"), COMPLETED_TASK, False, decide.ANSWER),
+    ],
+)
+def test_what_a_pending_conversation_needs(
+    asker: agent_pb2.Agent | None,
+    answerer: agent_pb2.Agent | None,
+    task: task_pb2.Task | None,
+    others: bool,
+    expected: str,
+) -> None:
+    step = decide.next_step(CONVERSATION, asker, answerer, task, others)
+    assert step.action == expected
+    assert (step.text.startswith("cw: ")) == (expected == decide.ANSWER)
+
+
+def test_what_an_answering_run_answered() -> None:
+    assert decide.answer_of(AgentOutcome("answer", report={"answer": "42"}), "b") == ("42", True)
+    assert decide.answer_of(AgentOutcome("done", summary="claude's last words"), "b") == ("claude's last words", True)
+    for outcome, why in [
+        (AgentOutcome("crash", error="killed or vanished"), "killed or vanished"),
+        (AgentOutcome("questions"), "it asked questions instead"),
+        (AgentOutcome("answer", report={"answer": "  "}), "it ended with answer"),
+        (AgentOutcome("done"), "it ended with done"),
+    ]:
+        assert decide.answer_of(outcome, "b") == (f"cw: b could not answer: {why}", False)
+
+
+def test_the_question_prompt_says_how_to_answer() -> None:
+    prompt = decide.discuss_prompt("a-name", "Users table", "which column?")
+    assert prompt.startswith("# A question from agent a-name (working on task 'Users table')")
+    assert "which column?" in prompt and '{"status": "answer"' in prompt and "$CW_SIGNAL_FILE" in prompt

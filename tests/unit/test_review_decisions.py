@@ -1,0 +1,167 @@
+"""Pure decisions of review and repair: revision prompts, resolved and reported comments, merge
+tasks, messages, and the new reports of the signal file."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cw.store.v1 import agent_pb2, message_pb2, phase_pb2, review_comment_pb2, task_pb2
+from cw_edge import diffs
+from orchestrator_service import dispatch, outcomes
+from orchestrator_service.review import comments, merge_tasks
+from orchestrator_service.review.reports import messages_from
+from tests.support import SMALL_DIFF
+
+FILES = {"app": diffs.by_path(SMALL_DIFF)}
+
+
+def _comment(comment_id: str, line: int, kind: Any, body: str = "fix it") -> review_comment_pb2.ReviewComment:
+    return review_comment_pb2.ReviewComment(
+        id=comment_id, file_path="a.txt", line_number=line, line_type=kind, body=body, author="you"
+    )
+
+
+def test_a_revision_prompt_holds_every_comment_with_its_place_and_hunk() -> None:
+    found = [
+        _comment("c1", 2, review_comment_pb2.REVIEW_LINE_TYPE_ADDED, "why new?"),
+        _comment("c2", 2, review_comment_pb2.REVIEW_LINE_TYPE_REMOVED, "keep old"),
+        review_comment_pb2.ReviewComment(id="c3", file_path="gone.txt", line_number=1, body="elsewhere"),
+    ]
+    prompt = comments.revision_prompt("Schema", found, FILES)
+    assert "## Comment c1 on a.txt:2 (added), by you" in prompt and "why new?" in prompt
+    assert "## Comment c2 on a.txt:2 (removed)" in prompt and prompt.count("```diff") == 2
+    assert "@@ -1,2 +1,2 @@\n keep\n-old\n+new" in prompt
+    assert "## Comment c3 on gone.txt:1" in prompt and '"resolved_comments"' in prompt
+
+
+def test_only_comments_given_to_the_revision_are_resolved() -> None:
+    task = task_pb2.Task(review_comment_ids=["c1", "c2"])
+    assert comments.resolved_by(task, {"resolved_comments": ["c2", "c9", "c2", 3, "c1"]}) == ["c2", "c1"]
+    assert comments.resolved_by(task, {"resolved_comments": "c1"}) == []
+    assert comments.resolved_by(task, {}) == []
+
+
+def test_a_review_agent_s_comments_take_their_line_type_from_the_diff() -> None:
+    report = {
+        "review_comments": [
+            {"file": "a.txt", "line": 2, "body": "new what?"},
+            {"file": "a.txt", "line": "2", "side": "old", "body": "was fine"},
+            {"file": "app/a.txt", "line": 1, "body": "context"},
+            {"file": "a.txt", "line": 40, "body": "outside the diff"},
+            {"file": "a.txt", "line": 0, "body": "no line"},
+            {"file": "a.txt", "line": True, "body": "not a number"},
+            {"file": "", "line": 1, "body": "no file"},
+            {"file": "a.txt", "line": 1, "body": "  "},
+            "not an object",
+        ]
+    }
+    found = comments.from_report(report, "ph", "tidy-jackal", FILES)
+    kinds = [(c.file_path, c.line_number, c.line_type) for c in found]
+    assert kinds == [
+        ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_ADDED),
+        ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_REMOVED),
+        ("app/a.txt", 1, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
+        ("a.txt", 40, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
+    ]
+    assert {(c.author, c.phase_id) for c in found} == {("tidy-jackal", "ph")}
+    many = {"review_comments": [{"file": "a.txt", "line": 2, "body": "x" * 40000}] * 80}
+    capped = comments.from_report(many, "ph", "a", FILES)
+    assert len(capped) == comments.MAX_AGENT_COMMENTS and len(capped[0].body.encode()) <= comments.BODY_BYTES
+
+
+def test_a_review_prompt_shows_the_diff_and_cuts_a_huge_one() -> None:
+    prompt = comments.review_prompt([("app", SMALL_DIFF), ("big", "+" + "x" * (comments.DIFF_PROMPT_BYTES * 2))])
+    assert "### Project app" in prompt and "+new" in prompt and '"review_comments"' in prompt
+    assert len(prompt.encode()) < comments.DIFF_PROMPT_BYTES + 4096
+
+
+def _task(**fields: object) -> task_pb2.Task:
+    return task_pb2.Task(**fields)  # type: ignore[arg-type]
+
+
+def test_a_task_conflict_becomes_a_merge_task_with_both_sides() -> None:
+    source = _task(id="t1", name="left", phase_id="p", initiative_id="i", summary="wrote left")
+    merged = [_task(id="t2", name="right", summary="wrote right"), _task(id="t3", name="quiet")]
+    conflict = merge_tasks.Conflict("app", ["shared.txt"], "cw-phase/p")
+    made = merge_tasks.for_task(source, conflict, merged).task
+    assert (made.category, made.phase_id, made.merge_source_task_id) == (task_pb2.TASK_CATEGORY_MERGE, "p", "t1")
+    assert made.priority == task_pb2.TASK_PRIORITY_HIGH and made.name == "Resolve merge conflict: left"
+    for needed in ("- app/shared.txt", "- left: wrote left", "- right: wrote right", "- quiet: (no summary)"):
+        assert needed in made.description
+    assert "cw-phase/p" in merge_tasks.conflict_reason(conflict) and "shared.txt" in merge_tasks.conflict_reason(
+        conflict
+    )
+    queued = Timestamp(seconds=5)
+    loose = merge_tasks.for_task(_task(id="t", name="n", initiative_id="i", queue_time=queued), conflict, []).task
+    assert loose.queue_time == queued and not loose.phase_id
+
+
+def test_a_phase_conflict_becomes_a_merge_task_of_that_phase() -> None:
+    phase = phase_pb2.Phase(id="p", name="API", initiative_id="i")
+    conflict = merge_tasks.Conflict("app", ["a.py"], "cw/x")
+    made = merge_tasks.for_phase(
+        phase, conflict, [_task(name="own", summary="s")], [("Schema", [_task(name="t")])]
+    ).task
+    assert (made.phase_id, made.merge_source_phase_id, made.merge_source_task_id) == ("p", "p", "")
+    assert "Phase Schema:" in made.description and "- own: s" in made.description
+
+
+def test_a_source_waits_for_its_unmerged_merge_task_only() -> None:
+    merged_at = Timestamp(seconds=1)
+    waiting = [_task(id="m", merge_source_task_id="t1")]
+    assert merge_tasks.resolving(waiting, "t1") is not None and merge_tasks.resolving(waiting, "t2") is None
+    assert merge_tasks.resolving([_task(id="m", merge_source_task_id="t1", merge_time=merged_at)], "t1") is None
+    assert merge_tasks.is_merge_task(_task(merge_source_phase_id="p")) and not merge_tasks.is_merge_task(_task())
+
+
+def _agent(seconds: int, outcome: int) -> agent_pb2.Agent:
+    agent = agent_pb2.Agent(outcome=outcome)  # type: ignore[arg-type]
+    agent.create_time.FromSeconds(seconds)
+    return agent
+
+
+def test_a_task_blocked_after_its_work_was_done_was_blocked_by_its_merge() -> None:
+    blocked = _task(status=task_pb2.TASK_STATUS_BLOCKED)
+    done, crashed = agent_pb2.AGENT_OUTCOME_DONE, agent_pb2.AGENT_OUTCOME_CRASHED
+    assert merge_tasks.blocked_by_conflict(blocked, [_agent(1, crashed), _agent(2, done)])
+    assert not merge_tasks.blocked_by_conflict(blocked, [_agent(2, crashed), _agent(1, done)])
+    assert not merge_tasks.blocked_by_conflict(blocked, [])
+    assert not merge_tasks.blocked_by_conflict(_task(status=task_pb2.TASK_STATUS_PENDING), [_agent(1, done)])
+
+
+def test_signal_reports_ride_with_the_outcome() -> None:
+    done = dispatch.classify_exit(0, json.dumps({"status": "done", "summary": "s", "resolved_comments": ["c1"]}))
+    assert done.kind == "done" and done.report["resolved_comments"] == ["c1"]
+    ask = dispatch.classify_exit(0, json.dumps({"status": "ask", "to": "t", "question": "q"}))
+    answer = dispatch.classify_exit(0, json.dumps({"status": "answer", "answer": "a"}))
+    assert (ask.kind, answer.kind, answer.report["answer"]) == ("ask", "answer", "a")
+    assert dispatch.classify_exit(0, "[1, 2]").kind == "error"
+    assert not dispatch.merges_work(_task(category=task_pb2.TASK_CATEGORY_REVIEW))
+    assert dispatch.merges_work(_task(category=task_pb2.TASK_CATEGORY_MERGE)) and dispatch.merges_work(_task())
+    assert not dispatch.merges_work(_task(category=task_pb2.TASK_CATEGORY_PLAN))
+
+
+def test_an_answer_nobody_asked_for_is_a_failed_attempt() -> None:
+    agent = agent_pb2.Agent(id="a")
+    task = _task(id="t", status=task_pb2.TASK_STATUS_IN_PROGRESS)
+    settled = outcomes.settle(agent, task, dispatch.AgentOutcome("answer", exit_code=0), datetime.now(UTC))
+    assert settled.agent["status"] == agent_pb2.AGENT_STATUS_CRASHED and "nobody asked for" in settled.agent["error"]
+    assert settled.task is not None and settled.task["retry_count"] == 1
+
+
+def test_messages_from_a_report() -> None:
+    agent = agent_pb2.Agent(id="a")
+    report = {"messages": ["fyi", {"content": "decide?", "requires_response": True}, {"content": ""}, 7]}
+    found = [request.message for request in messages_from(report, agent)]
+    assert [(m.content, m.type, m.requires_response) for m in found] == [
+        ("fyi", message_pb2.MESSAGE_TYPE_INFO, False),
+        ("decide?", message_pb2.MESSAGE_TYPE_QUESTION, True),
+    ]
+    assert {(m.sender_type, m.sender_id, m.recipient_type) for m in found} == {
+        (message_pb2.PARTICIPANT_TYPE_AGENT, "a", message_pb2.PARTICIPANT_TYPE_USER)
+    }
+    assert messages_from({"messages": "not a list"}, agent) == []

@@ -21,16 +21,8 @@ import grpc
 from google.protobuf import duration_pb2, field_mask_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cw.store.v1 import (
-    event_pb2,
-    event_pb2_grpc,
-    initiative_pb2,
-    initiative_pb2_grpc,
-    phase_pb2,
-    phase_pb2_grpc,
-    task_pb2,
-    task_pb2_grpc,
-)
+from cw.store.v1 import event_pb2, event_pb2_grpc, initiative_pb2, phase_pb2, task_pb2, task_pb2_grpc
+from tests.support import stubs
 
 LIST_ROWS = 100
 HOUR = duration_pb2.Duration(seconds=3600)
@@ -62,9 +54,8 @@ class Seed:
 
 def seed(target: Target) -> Seed:
     with grpc.insecure_channel(target.address) as channel:
-        tasks = task_pb2_grpc.TaskServiceStub(channel)
-        phases = phase_pb2_grpc.PhaseServiceStub(channel)
-        initiatives = initiative_pb2_grpc.InitiativeServiceStub(channel)
+        api = stubs(channel)
+        tasks, phases, initiatives = api.tasks, api.phases, api.initiatives
         initiative = initiatives.CreateInitiative(
             initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="bench")),
             metadata=target.metadata,

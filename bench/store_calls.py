@@ -36,6 +36,8 @@ class Target:
     address: str
     token: str
     pid: int
+    # A person's token: the unread streams are opened as a client, as the attack was.
+    client_token: str = ""
 
     @property
     def metadata(self) -> tuple[tuple[str, str]]:
@@ -176,7 +178,8 @@ def unread_role(pipe: Any, target: Target, streams: int) -> None:
     channel = grpc.insecure_channel(target.address)
     stub = event_pb2_grpc.EventServiceStub(channel)
     request = event_pb2.WatchEventsRequest(heartbeat_interval=duration_pb2.Duration(seconds=1))
-    calls = [stub.WatchEvents(request, metadata=target.metadata) for _ in range(streams)]
+    metadata = (("authorization", f"Bearer {target.client_token}"),) if target.client_token else target.metadata
+    calls = [stub.WatchEvents(request, metadata=metadata) for _ in range(streams)]
     # A stream the store refused ends at once; one it keeps stays active.
     time.sleep(1)
     pipe.send(sum(1 for call in calls if call.is_active()))

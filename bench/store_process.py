@@ -40,7 +40,7 @@ from bench import store_calls
 from bench.store_calls import CALLS, Seed, Target, bound_call, timed
 from bench.store_profile import sampled
 from clients.local import Service, start, stop
-from cw_edge.tokens import ORCHESTRATOR_TOKEN, read_token
+from cw_edge.tokens import CLIENT_TOKEN, ORCHESTRATOR_TOKEN, read_token
 
 BASELINE = "Health/Check"
 ROUNDS = 4
@@ -176,7 +176,8 @@ def store_process(directory: Path) -> Iterator[tuple[Service, Target]]:
     service = start("store_service", arguments, directory / "store.log")
     try:
         token = read_token(directory / "auth" / ORCHESTRATOR_TOKEN)
-        yield service, Target(service.address, token, service.process.pid)
+        client = read_token(directory / "auth" / CLIENT_TOKEN)
+        yield service, Target(service.address, token, service.process.pid, client)
     finally:
         stop(service)
 

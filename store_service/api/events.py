@@ -27,7 +27,7 @@ from store_service.api.phase import PHASE
 from store_service.api.project import PROJECT
 from store_service.api.proposal import PROPOSAL
 from store_service.api.review_comment import REVIEW_COMMENT
-from store_service.api.send_budget import SendBudget
+from store_service.api.send_budget import budget_for
 from store_service.api.task import TASK, task_maker
 from store_service.db.database import Database
 from store_service.db.models import Base
@@ -133,7 +133,7 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
         self.db = db
         self.feed = feed
         self._open_streams: collections.Counter[Identity | None] = collections.Counter()
-        self._budgets: collections.defaultdict[Identity | None, SendBudget] = collections.defaultdict(SendBudget)
+        self._budgets = {identity: budget_for(identity) for identity in (*Identity, None)}
 
     async def _check_cursor(self, after_sequence: int) -> None:
         """A cursor beyond the log's end was not issued by this store (another database, or a typo)."""

@@ -14,8 +14,13 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from cw_edge.tokens import Identity
+
 # Messages per second for the streams of one identity, and how many may go at once after a pause.
+# The orchestrator's streams carry the work; people's tools watch it, a few hundred events a second
+# at most, so theirs is a small share of the store even when none of it is read.
 RATE = 12_000
+CLIENT_RATE = 3_000
 BURST = 2_000
 
 
@@ -45,3 +50,7 @@ class SendBudget:
             while self._refill() < 1:
                 await asyncio.sleep((1 - self._tokens) / self.rate)
             self._tokens -= 1
+
+
+def budget_for(identity: Identity | None) -> SendBudget:
+    return SendBudget(RATE if identity is Identity.ORCHESTRATOR else CLIENT_RATE)

@@ -63,6 +63,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.store_latency
+	$(BIN)/python -m bench.store_process
 	$(BIN)/python -m bench.orchestrator_phase
 	$(BIN)/python -m bench.orchestrator_history
 

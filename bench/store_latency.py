@@ -13,13 +13,13 @@ import asyncio
 import statistics
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.store_calls import timed
 from clients.sdk.credentials import BearerToken
 from cw.store.v1 import task_pb2, task_pb2_grpc
 from cw_edge.tokens import Identity
@@ -28,14 +28,8 @@ from store_service.db.engine import Synchronous
 
 
 def _timings(call: Callable[[], object], count: int) -> list[float]:
-    for _ in range(min(200, count)):
-        call()
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
+    timed(call, min(200, count))  # warm-up
+    return timed(call, count)
 
 
 def _summary(name: str, samples: list[float], baseline: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,8 @@ from store_service.api.agent import AgentServicer
 from store_service.api.chat_session import ChatSessionServicer
 from store_service.api.conversation import ConversationServicer
 from store_service.api.errors import DomainErrorInterceptor, refusal_status
-from store_service.api.events import CommitNotifier, EventServicer
+from store_service.api.event_feed import EventFeed
+from store_service.api.events import EventServicer
 from store_service.api.initiative import InitiativeServicer
 from store_service.api.lease import LeaseServicer
 from store_service.api.log_chunk import LogChunkServicer
@@ -108,7 +108,7 @@ class StoreServer:
     port: int
     db: Database
     health: health.aio.HealthServicer
-    notifier: CommitNotifier
+    feed: EventFeed
     auth: AuthFiles
     lock: ProcessLock
 
@@ -116,7 +116,7 @@ class StoreServer:
         """Health goes NOT_SERVING first, so balancers stop sending; open event streams end; then
         in-flight calls get the grace period to finish."""
         await self.health.enter_graceful_shutdown()
-        self.notifier.close()
+        self.feed.close()
         await self.server.stop(grace)
         self.db.close()
         self.lock.release()
@@ -150,14 +150,15 @@ async def _serve(
     db.migrate()
     if sealed := await db.write(lambda uow: seal_stored_secrets(uow.session, secrets)):
         log.info("encrypted the secrets of %d account(s) stored before encryption at rest", sealed)
-    notifier = CommitNotifier(asyncio.get_running_loop())
-    db.units.on_commit = notifier.notify_threadsafe
+    feed = EventFeed(db)
+    await feed.start()
+    db.units.on_commit = feed.notify_threadsafe
 
     authentication = BearerAuthInterceptor(auth.tokens, refusal_status, ORCHESTRATOR_ONLY_METHODS)
     server = grpc.aio.server(interceptors=[authentication, DomainErrorInterceptor()], options=SERVER_OPTIONS)
     for servicer, register, _module in _SERVICES:
         register(servicer(db), server)
-    event_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(db, notifier), server)
+    event_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(db, feed), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = service_names()
@@ -174,4 +175,4 @@ async def _serve(
     lock.announce(f"{listening.host}:{port}")
     scheme = "TLS" if listening.tls else "plaintext"
     log.info("cw store listening on %s:%d (%s), database %s", listening.host, port, scheme, db_path)
-    return StoreServer(server, port, db, health_servicer, notifier, auth, lock)
+    return StoreServer(server, port, db, health_servicer, feed, auth, lock)

@@ -67,12 +67,15 @@ def store_in_thread(db_path: Path) -> Iterator[RunningStore]:
         loop.close()
 
 
-def authorized_channel(address: str, token: str, root_certificates: bytes | None = None) -> grpc.Channel:
-    """A channel whose calls carry `token`, over TLS when given the CA."""
+def authorized_channel(
+    address: str, token: str, root_certificates: bytes | None = None, options: list[tuple[str, Any]] | None = None
+) -> grpc.Channel:
+    """A channel whose calls carry `token`, over TLS when given the CA; `options` are gRPC's
+    channel arguments."""
     if root_certificates is None:
-        channel = grpc.insecure_channel(address)
+        channel = grpc.insecure_channel(address, options=options)
     else:
-        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates))
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates), options=options)
     return grpc.intercept_channel(channel, BearerToken(token))
 
 

@@ -32,6 +32,8 @@ from orchestrator_service.paths import UnsafeName, redact
 log = logging.getLogger("cw.rpc")
 DOMAIN = "orchestrator.cw"
 OUTPUT_POLL_SECONDS = 0.2
+# StreamEvents streams open at once, all callers together (docs/api.md, limits).
+MAX_FORWARDED_STREAMS = 64
 T = TypeVar("T")
 
 
@@ -55,6 +57,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self.review = review
         self.store = operations.store
         self.root = root
+        self._open_streams = 0
 
     async def _abort_for(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
         if isinstance(error, (GitError, UnsafeName)):
@@ -134,6 +137,24 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         """The store's log, replayed then followed; a client that reconnects with its last
         sequence misses nothing, whichever of the two services restarted."""
         log.debug("rpc /cw.orchestrator.v1.OrchestratorService/StreamEvents (stream)")
+        if self._open_streams >= MAX_FORWARDED_STREAMS:
+            # Each rides on the store's streams of the orchestrator's own identity (capped at 256
+            # there, with a send budget): callers must never use up what the orchestrator needs.
+            error = OrchestratorError(
+                f"at most {MAX_FORWARDED_STREAMS} StreamEvents streams may be open at once: close one first",
+                "RESOURCE_EXHAUSTED",
+                limit=str(MAX_FORWARDED_STREAMS),
+            )
+            error.code = grpc.StatusCode.RESOURCE_EXHAUSTED
+            await context.abort_with_status(error_status(error))
+        self._open_streams += 1
+        try:
+            async for stored in self._forwarded(request, context):
+                yield stored
+        finally:
+            self._open_streams -= 1
+
+    async def _forwarded(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         forwarded = event_pb2.WatchEventsRequest(
             after_sequence=request.after_sequence, types=request.types, initiative_id=request.initiative_id
         )

@@ -10,7 +10,8 @@ field named, never a database error.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ FieldDescriptor = Any
 OUTPUT_ONLY = frozenset({"id", "create_time", "update_time", "has_credentials", "has_config"})
 # Model attributes whose proto field name is a reserved word on the model.
 ATTRIBUTE_ALIASES = {"metadata": "metadata_json"}
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _enum_prefix(enum: EnumDescriptor) -> str:
@@ -69,7 +71,7 @@ def timestamp_to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime:
 
 
 def set_timestamp(stamp: timestamp_pb2.Timestamp, value: datetime) -> None:
-    stamp.FromDatetime(value.replace(tzinfo=UTC))
+    stamp.CopyFrom(timestamp_of(value))
 
 
 def _is_timestamp(field: FieldDescriptor) -> bool:
@@ -85,26 +87,67 @@ def attribute(field_name: str) -> str:
     return ATTRIBUTE_ALIASES.get(field_name, field_name)
 
 
-def to_message(row: Base, message_type: type[MessageT], skip: Iterable[str] = ()) -> MessageT:
-    message = message_type()
-    skipped = set(skip)
-    for field in message.DESCRIPTOR.fields:
-        if field.name in skipped or not hasattr(row, attribute(field.name)):
+@dataclass(frozen=True)
+class _Shown:
+    """One field `to_message` fills: from which attribute, and how its stored value becomes the
+    field's value (None: as it is)."""
+
+    name: str
+    attribute: str
+    shown: Callable[[Any], Any] | None
+
+
+def timestamp_of(value: datetime) -> timestamp_pb2.Timestamp:
+    """A stored time (naive UTC) as a Timestamp; the arithmetic of `Timestamp.FromDatetime` for
+    naive UTC times, without its calendar round trip."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    since = value - _EPOCH
+    return timestamp_pb2.Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
+
+
+def _enum_numbers(enum: EnumDescriptor) -> Callable[[str], int]:
+    numbers = {enum_to_db(enum, value.number): value.number for value in enum.values if value.number}
+    return numbers.__getitem__
+
+
+_SHOWN_FIELDS: dict[tuple[type[Message], type, frozenset[str]], tuple[_Shown, ...]] = {}
+
+
+def _shown_fields(message_type: type[Message], row_type: type, skip: frozenset[str]) -> tuple[_Shown, ...]:
+    """What `to_message` fills for rows of this class, worked out once per class: fields the row
+    has an attribute for (the model's, or a record's, named like the proto's), but `skip`."""
+    key = (message_type, row_type, skip)
+    if key not in _SHOWN_FIELDS:
+        _SHOWN_FIELDS[key] = _fields_of(message_type, row_type, skip)
+    return _SHOWN_FIELDS[key]
+
+
+def _fields_of(message_type: type[Message], row_type: type, skip: frozenset[str]) -> tuple[_Shown, ...]:
+    fields = []
+    for field in message_type.DESCRIPTOR.fields:
+        name = field.name
+        if name in skip or not hasattr(row_type, attribute(name)):
             continue
-        value = getattr(row, attribute(field.name))
-        if value is None:
-            continue
-        if _is_map(field):
-            getattr(message, field.name).update(value)
-        elif field.is_repeated and field.message_type is None:
-            getattr(message, field.name).extend(value)
-        elif field.enum_type is not None:
-            setattr(message, field.name, enum_from_db(field.enum_type, value))
+        if field.enum_type is not None:
+            fields.append(_Shown(name, attribute(name), _enum_numbers(field.enum_type)))
         elif _is_timestamp(field):
-            set_timestamp(getattr(message, field.name), value)
-        elif field.message_type is None:
-            setattr(message, field.name, value)
-    return message
+            fields.append(_Shown(name, attribute(name), timestamp_of))
+        elif _is_map(field) or field.message_type is None:
+            # Scalars, maps (stored as a dict) and repeated strings (a list) go in as they are.
+            fields.append(_Shown(name, attribute(name), None))
+    return tuple(fields)
+
+
+def to_message(row: Any, message_type: type[MessageT], skip: Iterable[str] = ()) -> MessageT:
+    """The message of a row: an ORM row or a record (`db/reads.py`), anything whose attributes
+    carry the proto field names. Unset (None) values leave their field unset."""
+    values = {}
+    for field in _shown_fields(message_type, type(row), frozenset(skip)):
+        value = getattr(row, field.attribute)
+        if value is not None:
+            values[field.name] = value if field.shown is None else field.shown(value)
+    return message_type(**values)
 
 
 def field_value(message: Message, field: FieldDescriptor, path: str) -> Any:

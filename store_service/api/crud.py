@@ -16,10 +16,12 @@ from store_service.api import convert, idempotency, in_use, pagination, permissi
 from store_service.api.preconditions import NONE, Preconditions
 from store_service.db.database import Database
 from store_service.db.models import Base
+from store_service.db.reads import Reads, Record
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.db.views import AnyOf, find_page, matching
-from store_service.domain.errors import InvalidArgument
+from store_service.domain.errors import InvalidArgument, NotFound
 from store_service.repositories.base import PageCursor
+from store_service.repositories.sqlalchemy.base import resource_name
 
 MessageT = TypeVar("MessageT", bound=Message)
 ShownT = TypeVar("ShownT", bound=Message)
@@ -35,7 +37,8 @@ class Resource(Generic[MessageT]):
     # Fields never sent back to a client.
     hidden: frozenset[str] = frozenset()
 
-    def to_message(self, row: Base) -> MessageT:
+    def to_message(self, row: Base | Record) -> MessageT:
+        """The message of an ORM row or a record (`db/reads.py`) alike."""
         return convert.to_message(row, self.message, self.hidden)
 
     def update_row(
@@ -120,11 +123,13 @@ class ResourceServicer(Generic[MessageT]):
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # The average size of a row on the last page listed, per table (pagination.SizedPage).
+        self._row_bytes: dict[type[Base], float] = {}
 
     def repository(self, uow: SqlAlchemyUnitOfWork) -> Any:
         return self.resource.repository(uow)
 
-    def to_message(self, row: Base) -> MessageT:
+    def to_message(self, row: Base | Record) -> MessageT:
         message: MessageT = self.resource.to_message(row)
         return message
 
@@ -160,12 +165,11 @@ class ResourceServicer(Generic[MessageT]):
 
     async def get_rpc(self, request: Any, context: Any = None) -> MessageT:
         row_id = required_id(request.id)
-
-        def work(uow: SqlAlchemyUnitOfWork) -> MessageT:
-            row: Base = self.repository(uow).get(row_id)
-            return self.to_message(row)
-
-        return await self.db.read(work)
+        resource = self.resource
+        row = await self.db.fetch(lambda reads: reads.get(resource.model, row_id))
+        if row is None:
+            raise NotFound(resource_name(resource.model), row_id)
+        return self.to_message(row)
 
     async def update_rpc(self, request: Any, context: Any = None) -> MessageT:
         return await self.update_then(request)
@@ -227,18 +231,20 @@ class ResourceServicer(Generic[MessageT]):
         limit = pagination.page_size(request.page_size, default_size)
         after = pagination.decode_token(request.page_token, filters)
 
-        def work(uow: SqlAlchemyUnitOfWork) -> tuple[list[Any], str]:
-            page, cursor = pagination.SizedPage(limit), after
+        def work(reads: Reads) -> tuple[list[Any], str]:
+            page, cursor = pagination.SizedPage(limit, usual_row_bytes=self._row_bytes.get(shown.model)), after
             while True:
                 wanted = page.rows_to_read()
-                rows: list[Any] = find_page(uow.session, shown.model, criteria, wanted, cursor)
+                rows = find_page(reads, shown.model, criteria, wanted, cursor)
                 for row in rows:
                     cursor = PageCursor(row.create_time, row.id)
                     if not page.offer(shown.to_message(row), cursor):
                         break
                 if page.more or len(rows) < wanted:
                     break
+            if page.messages:
+                self._row_bytes[shown.model] = page.average_bytes()
             token = pagination.encode_token(page.last, filters) if page.more else ""
             return page.messages, token
 
-        return await self.db.read(work)
+        return await self.db.fetch(work)

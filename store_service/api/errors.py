@@ -23,6 +23,7 @@ from store_service.domain.errors import (
     NotFound,
     OutOfRange,
     PermissionDenied,
+    ResourceExhausted,
     StoreError,
     Unauthenticated,
 )
@@ -43,6 +44,7 @@ _CODES: list[tuple[type[StoreError], int]] = [
     (LeaseRefused, code_pb2.ABORTED),
     (Unauthenticated, code_pb2.UNAUTHENTICATED),
     (PermissionDenied, code_pb2.PERMISSION_DENIED),
+    (ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
 ]
 
 
@@ -97,9 +99,19 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _stream(handler.unary_stream, method, handler.request_deserializer),
-                response_serializer=handler.response_serializer,
+                response_serializer=_bytes_as_they_are(handler.response_serializer),
             )
         return handler
+
+
+def _bytes_as_they_are(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """A stream may yield responses it serialized itself: WatchEvents serializes each event once
+    for all the streams it goes to (api/event_feed.py)."""
+
+    def serialized(response: Any) -> bytes:
+        return response if isinstance(response, bytes) else serialize(response)
+
+    return serialized
 
 
 def _caller() -> str:

@@ -1,9 +1,11 @@
-"""EventService: the durable log, replayed then followed, and events the orchestrator appends."""
+"""EventService: the durable log, replayed then followed (the fan-out is api/event_feed.py), and
+events the orchestrator appends."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import collections
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.conversation import CONVERSATION
 from store_service.api.crud import Resource, creator
+from store_service.api.event_feed import EventFeed, EventFilter, event_message
 from store_service.api.initiative import INITIATIVE
 from store_service.api.message import MESSAGE
 from store_service.api.pagination import SizedPage, page_size
@@ -24,61 +27,20 @@ from store_service.api.phase import PHASE
 from store_service.api.project import PROJECT
 from store_service.api.proposal import PROPOSAL
 from store_service.api.review_comment import REVIEW_COMMENT
+from store_service.api.send_budget import budget_for
 from store_service.api.task import TASK, task_maker
 from store_service.db.database import Database
-from store_service.db.models import Base, Event
+from store_service.db.models import Base
+from store_service.db.reads import Reads
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
-from store_service.domain.errors import InvalidArgument, OutOfRange
+from store_service.db.views import events_after, last_sequence
+from store_service.domain.errors import InvalidArgument, OutOfRange, ResourceExhausted
 
-REPLAY_BATCH = 500
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 MIN_HEARTBEAT_SECONDS = 0.05
-
-
-class CommitNotifier:
-    """Wakes every waiting stream after a commit. Commits happen on the writer thread, streams live
-    on the event loop: `notify_threadsafe` crosses over."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._next: asyncio.Future[None] = loop.create_future()
-        self.closed = False
-
-    def close(self) -> None:
-        """Shutting down: every stream wakes once more and ends."""
-        self.closed = True
-        self._wake()
-
-    def notify_threadsafe(self) -> None:
-        self._loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        current, self._next = self._next, self._loop.create_future()
-        current.set_result(None)
-
-    def next_commit(self) -> asyncio.Future[None]:
-        """Take this before reading, await it after: a commit in between is never missed."""
-        return self._next
-
-
-def event_message(row: Event) -> event_pb2.Event:
-    message = event_pb2.Event(
-        sequence=row.sequence,
-        type=row.type,
-        initiative_id=row.initiative_id or "",
-        phase_id=row.phase_id or "",
-        task_id=row.task_id or "",
-        agent_id=row.agent_id or "",
-        details=convert.struct_from_dict(row.details or {}),
-    )
-    convert.set_timestamp(message.time, row.time)
-    return message
-
-
-def _heartbeat() -> event_pb2.Event:
-    message = event_pb2.Event(type="heartbeat")
-    message.time.GetCurrentTime()
-    return message
+# Open WatchEvents streams per identity (the client token, the orchestrator's). Streams are cheap
+# (api/event_feed.py), but each holds a queue of up to event_feed.QUEUE_BYTES.
+MAX_STREAMS_PER_IDENTITY = 256
 
 
 _CHANGES: dict[str, tuple[Resource[Any], str]] = {
@@ -167,64 +129,63 @@ def _prepare_change(index: int, change: event_pb2.StateChange) -> _Change:
 
 
 class EventServicer(event_pb2_grpc.EventServiceServicer):
-    def __init__(self, db: Database, notifier: CommitNotifier) -> None:
+    def __init__(self, db: Database, feed: EventFeed) -> None:
         self.db = db
-        self.notifier = notifier
-
-    async def _events_after(
-        self, cursor: int, limit: int, types: list[str], initiative_id: str | None
-    ) -> list[event_pb2.Event]:
-        def work(uow: SqlAlchemyUnitOfWork) -> list[event_pb2.Event]:
-            return [event_message(row) for row in uow.events.find_after(cursor, limit, types, initiative_id)]
-
-        return await self.db.read(work)
+        self.feed = feed
+        self._open_streams: collections.Counter[Identity | None] = collections.Counter()
+        self._budgets = {identity: budget_for(identity) for identity in (*Identity, None)}
 
     async def _check_cursor(self, after_sequence: int) -> None:
         """A cursor beyond the log's end was not issued by this store (another database, or a typo)."""
         if after_sequence < 0:
             raise InvalidArgument.of("after_sequence", "must not be negative")
-        last = await self.db.read(lambda uow: uow.events.last_sequence())
+        last = await self.db.fetch(last_sequence)
         if after_sequence > last:
             raise OutOfRange(f"after_sequence {after_sequence} is beyond the last event {last}")
 
-    async def WatchEvents(self, request: Any, context: Any) -> AsyncIterator[event_pb2.Event]:
-        await self._check_cursor(request.after_sequence)
-        heartbeat = DEFAULT_HEARTBEAT_SECONDS
-        if request.HasField("heartbeat_interval"):
-            heartbeat = max(request.heartbeat_interval.ToTimedelta().total_seconds(), MIN_HEARTBEAT_SECONDS)
-        cursor = request.after_sequence
-        types, initiative_id = list(request.types), request.initiative_id or None
-        while not self.notifier.closed:
-            woken = self.notifier.next_commit()
-            batch = await self._events_after(cursor, REPLAY_BATCH, types, initiative_id)
-            for message in batch:
-                if message.sequence > cursor:
-                    cursor = message.sequence
-                    yield message
-            if len(batch) == REPLAY_BATCH:
-                continue
-            try:
-                await asyncio.wait_for(asyncio.shield(woken), heartbeat)
-            except TimeoutError:
-                yield _heartbeat()
+    @contextlib.contextmanager
+    def _stream_slot(self, identity: Identity | None) -> Iterator[None]:
+        if self._open_streams[identity] >= MAX_STREAMS_PER_IDENTITY:
+            raise ResourceExhausted(
+                f"{MAX_STREAMS_PER_IDENTITY} WatchEvents streams are open for this token already, "
+                "the most one identity may hold: close one first (one stream can follow any set of types)",
+                limit=str(MAX_STREAMS_PER_IDENTITY),
+            )
+        self._open_streams[identity] += 1
+        try:
+            yield
+        finally:
+            self._open_streams[identity] -= 1
+
+    async def WatchEvents(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        """Yields each event as bytes: the feed serializes it once for every stream it goes to."""
+        identity = current_identity()
+        with self._stream_slot(identity):
+            await self._check_cursor(request.after_sequence)
+            heartbeat = DEFAULT_HEARTBEAT_SECONDS
+            if request.HasField("heartbeat_interval"):
+                heartbeat = max(request.heartbeat_interval.ToTimedelta().total_seconds(), MIN_HEARTBEAT_SECONDS)
+            wanted = EventFilter(frozenset(request.types), request.initiative_id or None)
+            async for payload in self.feed.follow(request.after_sequence, wanted, heartbeat, self._budgets[identity]):
+                yield payload
 
     async def ListEvents(self, request: Any, _context: Any) -> event_pb2.ListEventsResponse:
         await self._check_cursor(request.after_sequence)
         limit = page_size(request.page_size)
         types, initiative_id = list(request.types), request.initiative_id or None
 
-        def work(uow: SqlAlchemyUnitOfWork) -> event_pb2.ListEventsResponse:
+        def work(reads: Reads) -> event_pb2.ListEventsResponse:
             page = SizedPage(limit)
-            for row in uow.events.find_after(request.after_sequence, limit, types, initiative_id):
+            for row in events_after(reads, request.after_sequence, limit, types, initiative_id):
                 if not page.offer(event_message(row), row.sequence):
                     break
             return event_pb2.ListEventsResponse(
                 events=page.messages,
                 last_sequence=page.last or request.after_sequence,
-                head_sequence=uow.events.last_sequence(),
+                head_sequence=last_sequence(reads),
             )
 
-        return await self.db.read(work)
+        return await self.db.fetch(work)
 
     async def AppendEvent(self, request: Any, _context: Any) -> event_pb2.AppendEventResponse:
         if not request.events and not request.changes:

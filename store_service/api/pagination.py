@@ -21,6 +21,10 @@ MAX_PAGE_SIZE = 1000
 # Rows read at first, before their size is known, and at most at once after that.
 FIRST_READ = 20
 MAX_READ = 500
+# Rows read at first when earlier pages of the same table tell their usual size: a page of 100 small
+# rows is then one query (each query sorts every matching row), and a page of rows larger than
+# guessed still reads at most this many.
+FIRST_READ_KNOWN = 100
 # A repeated element costs its tag and length prefix on top of its own bytes.
 FRAMING_BYTES = 5
 
@@ -61,8 +65,10 @@ class SizedPage:
     one (a row is capped by the field limits, so one always fits). Pure, so that the single paging
     loop (crud.ResourceServicer.list_page) only reads rows and offers them."""
 
-    def __init__(self, limit: int, budget: int = limits.PAGE_BYTES) -> None:
+    def __init__(self, limit: int, budget: int = limits.PAGE_BYTES, usual_row_bytes: float | None = None) -> None:
+        """`usual_row_bytes`: the average serialized size of rows on earlier pages of this table."""
         self.limit, self.budget = limit, budget
+        self.usual_row_bytes = usual_row_bytes
         self.messages: list[Any] = []
         self.size = 0
         # Where the last accepted row stands in the listing (a PageCursor, an event sequence).
@@ -86,6 +92,11 @@ class SizedPage:
         so far, plus one to see whether the listing goes on."""
         room = self.limit - len(self.messages)
         if not self.messages:
-            return min(room, FIRST_READ) + 1
-        average = self.size / len(self.messages)
-        return max(1, min(room, int((self.budget - self.size) / average), MAX_READ)) + 1
+            if self.usual_row_bytes is None:
+                return min(room, FIRST_READ) + 1
+            return max(1, min(room, int(self.budget / self.usual_row_bytes), FIRST_READ_KNOWN)) + 1
+        return max(1, min(room, int((self.budget - self.size) / self.average_bytes()), MAX_READ)) + 1
+
+    def average_bytes(self) -> float:
+        """The average serialized size of the rows on this page (call once it holds one)."""
+        return self.size / len(self.messages)

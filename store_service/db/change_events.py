@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
 from cw.store.v1 import (
@@ -36,6 +36,7 @@ from store_service.db.models import (
     Proposal,
     Task,
     new_id,
+    utcnow,
 )
 
 # The proto enum of every table with a `status` column.
@@ -53,14 +54,19 @@ STATUS_ENUMS: dict[type[Base], EnumDescriptor] = {
 
 
 def _changed_fields(row: Base) -> list[str]:
+    """Attributes whose value differs from the stored one. Only those set since the row was loaded
+    (its `committed_state`) can differ, so only those are compared."""
     state = inspect(row)
-    return sorted(attr.key for attr in state.attrs if attr.key != "update_time" and attr.history.has_changes())
+    return sorted(
+        key for key in state.committed_state if key != "update_time" and state.attrs[key].history.has_changes()
+    )
 
 
-def _event_for(row: Base, action: str, details: dict[str, Any]) -> Event:
+def _event_for(row: Base, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    """The events table's columns for one event about `row`."""
     row_id = getattr(row, "id", None)
     scope = {key: value for key, value in row.event_scope().items() if value}
-    return Event(type=f"{row.event_entity}:{action}", details={"id": row_id, **details}, **scope)
+    return {"type": f"{row.event_entity}:{action}", "details": {"id": row_id, **details}, "time": utcnow(), **scope}
 
 
 def _status_details(row: Base) -> dict[str, Any]:
@@ -69,7 +75,7 @@ def _status_details(row: Base) -> dict[str, Any]:
 
 
 def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
-    events: list[Event] = []
+    events: list[dict[str, Any]] = []
     for row in session.new:
         if isinstance(row, Base) and row.event_entity:
             if getattr(row, "id", None) is None:
@@ -84,7 +90,10 @@ def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -
     for row in session.deleted:
         if isinstance(row, Base) and row.event_entity:
             events.append(_event_for(row, "deleted", {}))
-    session.add_all(events)
+    if events:
+        # A plain INSERT in the flush's transaction: the events need no ORM instance of their own,
+        # and their sequences follow the order above, as ORM inserts of them would.
+        session.connection().execute(insert(Base.metadata.tables[Event.__tablename__]), events)
 
 
 def install(session_class: type[Session]) -> None:

@@ -1,7 +1,14 @@
-"""Runs the store's synchronous SQLAlchemy work off the event loop.
+"""Where the store's database work runs.
 
-One writer thread (SQLite has one writer anyway, and a single thread makes commit order plain) and a
-small pool of reader threads, so that many open streams never hold a thread each.
+- `write(work)`: a unit of work on the one writer thread (SQLite has one writer anyway, and a single
+  thread makes commit order plain, which event order relies on).
+- `fetch(work)`: reads of whole rows (`reads.Reads`: cached statements, no ORM) on the caller's
+  thread, the event loop, with no hand-off: in WAL mode a reader never waits for the writer, so a
+  read costs its query and nothing else. Its connection never waits for a lock either (busy timeout
+  0); the rare read that would (SQLite recovering its WAL index, an outside process holding the file
+  exclusively) is run again on a reader thread, which may wait.
+- `read(work)`: a read-only unit of work (the ORM, the repositories) on a small pool of reader
+  threads, for reads that need more than rows.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from store_service.db import migrate, secret_box
@@ -20,7 +28,9 @@ from store_service.db.engine import (
     Synchronous,
     create_reader_engine,
     create_writer_engine,
+    is_busy,
 )
+from store_service.db.reads import Reads
 from store_service.db.secret_box import SecretBox
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 
@@ -38,6 +48,9 @@ class Database:
         secret_box.install(Session)
         self._writer_engine = create_writer_engine(path, synchronous)
         self._reader_engine = create_reader_engine(path, READER_THREADS, synchronous)
+        # Used only on the event loop's thread, by `fetch`.
+        self._loop_engine = create_reader_engine(path, 1, synchronous, busy_timeout_ms=0)
+        self._loop_connection: Connection | None = None
         self.units = UnitOfWorkFactory(
             sessionmaker(self._writer_engine, expire_on_commit=False, info={secret_box.SESSION_INFO_KEY: secrets}),
             sessionmaker(self._reader_engine, expire_on_commit=False),
@@ -66,8 +79,38 @@ class Database:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
+    async def fetch(self, work: Callable[[Reads], T]) -> T:
+        """Runs `work` now, on this thread (call it from the event loop only), on a connection that
+        never waits for a lock; on SQLITE_BUSY, again on a reader thread that may wait."""
+        if self._loop_connection is None:
+            self._loop_connection = self._loop_engine.connect()
+        try:
+            return _reading(self._loop_connection, work)
+        except Exception as error:
+            if not is_busy(error):
+                raise
+
+        def run() -> T:
+            with self._reader_engine.connect() as connection:
+                return _reading(connection, work)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
     def close(self) -> None:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        if self._loop_connection is not None:
+            self._loop_connection.close()
+        self._loop_engine.dispose()
         self._writer_engine.dispose()
         self._reader_engine.dispose()
+
+
+def _reading(connection: Connection, work: Callable[[Reads], T]) -> T:
+    """`work` on `connection`, ending the read transaction it may have begun, so no snapshot
+    outlives the call (an open one would hide later commits and hold back checkpoints)."""
+    try:
+        return work(Reads(connection))
+    finally:
+        if connection.in_transaction():
+            connection.rollback()

@@ -7,10 +7,11 @@ event-sequence order, which `WatchEvents` depends on.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.pool import QueuePool
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -20,7 +21,7 @@ BUSY_TIMEOUT_MS = 30_000
 _THREADS_SHARED = {"check_same_thread": False}
 
 
-def _configure(engine: Engine, begin: str, synchronous: Synchronous) -> Engine:
+def _configure(engine: Engine, begin: str, synchronous: Synchronous, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Hand transaction control to the "begin" hook below instead of the driver.
@@ -29,7 +30,7 @@ def _configure(engine: Engine, begin: str, synchronous: Synchronous) -> Engine:
         for pragma in (
             "journal_mode=WAL",
             "foreign_keys=ON",
-            f"busy_timeout={BUSY_TIMEOUT_MS}",
+            f"busy_timeout={busy_timeout_ms}",
             f"synchronous={synchronous}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
@@ -37,7 +38,8 @@ def _configure(engine: Engine, begin: str, synchronous: Synchronous) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
+        # On the driver's connection itself: SQLAlchemy's statement machinery adds nothing here.
+        connection.connection.driver_connection.execute(begin)
 
     return engine
 
@@ -54,7 +56,11 @@ def create_writer_engine(path: Path, synchronous: Synchronous = DEFAULT_SYNCHRON
     return _configure(engine, "BEGIN IMMEDIATE", synchronous)
 
 
-def create_reader_engine(path: Path, pool_size: int, synchronous: Synchronous = DEFAULT_SYNCHRONOUS) -> Engine:
+def create_reader_engine(
+    path: Path, pool_size: int, synchronous: Synchronous = DEFAULT_SYNCHRONOUS, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> Engine:
+    """`busy_timeout_ms` 0: a read that would wait for a lock fails at once with SQLITE_BUSY (see
+    `is_busy`) instead of blocking its thread."""
     engine = create_engine(
         sqlite_url(path),
         poolclass=QueuePool,
@@ -62,4 +68,11 @@ def create_reader_engine(path: Path, pool_size: int, synchronous: Synchronous = 
         max_overflow=0,
         connect_args=_THREADS_SHARED,
     )
-    return _configure(engine, "BEGIN", synchronous)
+    return _configure(engine, "BEGIN", synchronous, busy_timeout_ms)
+
+
+def is_busy(error: BaseException) -> bool:
+    """SQLITE_BUSY (or one of its extended codes), raised by the driver or wrapped by SQLAlchemy."""
+    original = error.orig if isinstance(error, exc.DBAPIError) else error
+    code = getattr(original, "sqlite_errorcode", None)
+    return isinstance(original, sqlite3.OperationalError) and code is not None and code & 0xFF == sqlite3.SQLITE_BUSY

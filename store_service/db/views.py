@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, or_, select
 
-from store_service.db.models import Base, Task, TaskDependency
+from store_service.db.models import Base, Event, Task, TaskDependency
+from store_service.db.reads import Reads, Record
 from store_service.repositories.base import PageCursor
-
-RowT = TypeVar("RowT", bound=Base)
 
 
 @dataclass(frozen=True)
@@ -64,16 +62,42 @@ def task_dependency_criteria(
 
 
 def find_page(
-    session: Session,
-    model: type[RowT],
+    reads: Reads,
+    model: type[Base],
     criteria: Sequence[ColumnElement[bool]],
     limit: int,
     after: PageCursor | None,
-) -> list[RowT]:
+) -> list[Record]:
     """Keyset pagination on (create_time, id): a row inserted while a client pages through the
-    list never shifts the rows it has not seen yet."""
+    list never shifts the rows it has not seen yet. Rows come back as records (`reads`)."""
     created, row_id = model.create_time, model.id  # type: ignore[attr-defined]
-    query = select(model).where(*criteria).order_by(created, row_id).limit(limit)
+    query = reads.shape(model).select().where(*criteria).order_by(created, row_id).limit(limit)
     if after is not None:
         query = query.where(or_(created > after.create_time, (created == after.create_time) & (row_id > after.id)))
-    return list(session.scalars(query))
+    return reads.records(model, query)
+
+
+def events_after(
+    reads: Reads,
+    after: int,
+    limit: int,
+    types: Sequence[str] = (),
+    initiative_id: str | None = None,
+    *,
+    until: int | None = None,
+) -> list[Record]:
+    """Events after the sequence `after` (up to `until`), oldest first, of these types (any when
+    empty) and this initiative (any when None)."""
+    query = reads.shape(Event).select().where(Event.sequence > after)
+    if until is not None:
+        query = query.where(Event.sequence <= until)
+    if types:
+        query = query.where(Event.type.in_(types))
+    if initiative_id:
+        query = query.where(Event.initiative_id == initiative_id)
+    return reads.records(Event, query.order_by(Event.sequence).limit(limit))
+
+
+def last_sequence(reads: Reads) -> int:
+    """The newest event's sequence; 0 for an empty log."""
+    return int(reads.scalar(select(func.max(Event.sequence))) or 0)

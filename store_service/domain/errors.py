@@ -106,3 +106,10 @@ class PermissionDenied(StoreError):
 
     def __init__(self, message: str, **metadata: str) -> None:
         super().__init__(message, "PERMISSION_DENIED", dict(metadata))
+
+
+class ResourceExhausted(StoreError):
+    """The caller holds as much of something as one caller may (open event streams)."""
+
+    def __init__(self, message: str, **metadata: str) -> None:
+        super().__init__(message, "RESOURCE_EXHAUSTED", dict(metadata))

@@ -16,6 +16,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, log_chunk_pb2, phase_pb2, project_pb2, task_pb2
 from cw_edge.tokens import Identity
+from orchestrator_service.api.servicer import MAX_FORWARDED_STREAMS
 from tests.e2e.cluster import SCRIPTED, Cluster, cluster, cw, cw_json, make_git_repo, script, wait_for
 from tests.support import call_error, error_details, stubs
 
@@ -323,3 +324,31 @@ def test_stream_events_sends_heartbeats_at_the_asked_interval(tmp_path: Path) ->
         beat = next(stream)
         stream.cancel()
         assert beat.type == "heartbeat" and beat.sequence == 0
+
+
+def test_stream_events_are_capped_so_callers_cannot_use_up_the_orchestrators_streams(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        request = orch.StreamEventsRequest(heartbeat_interval=duration_pb2.Duration(seconds=5))
+        streams = [c.orch.StreamEvents(request, timeout=60) for _ in range(MAX_FORWARDED_STREAMS)]
+        try:
+            for stream in streams:
+                next(stream)  # open: the first event of the log
+            with pytest.raises(grpc.RpcError) as refused:
+                next(c.orch.StreamEvents(request, timeout=30))
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            streams.pop().cancel()
+            wait_for("a slot to free up", lambda: _opens(c, request))
+        finally:
+            for stream in streams:
+                stream.cancel()
+
+
+def _opens(c: Cluster, request: orch.StreamEventsRequest) -> bool:
+    stream = c.orch.StreamEvents(request, timeout=30)
+    try:
+        next(stream)
+        return True
+    except grpc.RpcError:
+        return False
+    finally:
+        stream.cancel()

@@ -23,7 +23,7 @@ from cw.store.v1 import (
     task_pb2,
 )
 from store_service.db.models import RequestRecord
-from store_service.repositories.sqlalchemy.task import SqlAlchemyTaskRepository
+from store_service.db.reads import Reads
 from tests.support import ErrorDetails, RunningStore, call_error
 
 BAD_TIMESTAMPS = [(-(10**12), 0), (10**12, 0), (5, -1), (5, 1_000_000_000)]
@@ -355,10 +355,11 @@ def test_bytes_that_are_no_request_are_invalid_argument(store: RunningStore) -> 
 def test_an_unexpected_failure_is_internal_and_names_no_server_path(
     store: RunningStore, api: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(_self: object, _row_id: str) -> None:
+    def broken(_self: object, _model: object, _row_id: str) -> None:
         raise OSError(f"disk I/O error in {store.db_path}")
 
-    monkeypatch.setattr(SqlAlchemyTaskRepository, "get", broken)
+    # GetTask reads its row through the read side (store_service/db/reads.py).
+    monkeypatch.setattr(Reads, "get", broken)
     with pytest.raises(grpc.RpcError) as raised:
         api.tasks.GetTask(task_pb2.GetTaskRequest(id="x"), timeout=10)
     assert raised.value.code() == grpc.StatusCode.INTERNAL

@@ -1,0 +1,92 @@
+"""The read side without the ORM: whole rows as named tuples ("records"), read with statements that
+SQLAlchemy compiles once.
+
+A record carries the model's attribute names (`create_time`, not the column `created_at`) and the
+values the ORM would give (SQLAlchemy's own result processors decode them: datetimes, JSON,
+booleans), so `convert.to_message` turns a record and an ORM row into the same message. What it
+saves: the session, the identity map and an instance with its state per row; a read by primary key
+costs the query and a tuple.
+
+Writes never use this module: they go through the unit of work, whose session hooks record events,
+stamp update times and seal secrets.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Dialect, Select, bindparam, select
+
+from store_service.db.models import Base
+
+# A named tuple of one model's attributes, in the model's column order.
+Record = Any
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one table's rows become records."""
+
+    model: type[Base]
+    columns: tuple[ColumnElement[Any], ...]
+    record: Callable[..., Record]
+    # (position, SQLAlchemy's result processor) of the columns whose stored value needs decoding.
+    decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
+    # SELECT <every column> FROM <table> WHERE <primary key> = ?, compiled for SQLite.
+    by_key_sql: str
+
+    def decode(self, stored: Sequence[Any]) -> Record:
+        values = list(stored)
+        for position, decoder in self.decoders:
+            values[position] = decoder(values[position])
+        return self.record._make(values)  # type: ignore[attr-defined]
+
+    def select(self) -> Select[Any]:
+        """Every column of the table, to narrow with `where`, `order_by`, `limit`; run it with
+        `Reads.records`."""
+        return select(*self.columns)
+
+
+@functools.cache
+def shape(model: type[Base], dialect: Dialect) -> Shape:
+    attributes = list(model.__mapper__.column_attrs)
+    columns = tuple(attribute.columns[0] for attribute in attributes)
+    record = namedtuple(f"{model.__name__}Record", [attribute.key for attribute in attributes])  # type: ignore[misc]
+    decoders = []
+    for position, column in enumerate(columns):
+        decoder = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if decoder is not None:
+            decoders.append((position, decoder))
+    (key,) = model.__mapper__.primary_key
+    by_key = select(*columns).where(key == bindparam("key")).compile(dialect=dialect)
+    return Shape(model, columns, record, tuple(decoders), by_key.string)
+
+
+class Reads:
+    """Reads on one connection; the caller ends the read transaction (`Database.fetch` does)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def shape(self, model: type[Base]) -> Shape:
+        return shape(model, self.connection.dialect)
+
+    def get(self, model: type[Base], key: Any) -> Record | None:
+        """The row with this primary key: one cached statement on the driver's own cursor."""
+        found = self.shape(model)
+        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        # Read to the end: the statement is then done, so it holds no read transaction open.
+        stored = cursor.execute(found.by_key_sql, (key,)).fetchall()
+        return found.decode(stored[0]) if stored else None
+
+    def records(self, model: type[Base], statement: Select[Any]) -> list[Record]:
+        """The rows of a statement built on `shape(model).select()`, as records."""
+        make = self.shape(model).record._make  # type: ignore[attr-defined]
+        return [make(row) for row in self.connection.execute(statement)]
+
+    def scalar(self, statement: Select[Any]) -> Any:
+        return self.connection.scalar(statement)

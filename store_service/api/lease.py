@@ -34,7 +34,7 @@ def _claim(request: Any) -> tuple[str, str]:
 def _ttl(request: Any) -> timedelta:
     if not request.HasField("ttl"):
         raise InvalidArgument.of("ttl", "is required")
-    ttl = request.ttl.ToTimedelta()
+    ttl: timedelta = request.ttl.ToTimedelta()
     if ttl <= timedelta(0) or ttl > MAX_TTL:
         raise InvalidArgument.of("ttl", "must be above zero and at most a day")
     return ttl
@@ -64,5 +64,3 @@ class LeaseServicer(ResourceServicer[lease_pb2.Lease], lease_pb2_grpc.LeaseServi
         answer = lease_pb2.ListLeasesResponse(leases=leases, next_page_token=token)
         convert.set_timestamp(answer.read_time, read_time)
         return answer
-
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
@@ -30,7 +31,8 @@ def _build(c: Fleet, gate: Path) -> tuple[initiative_pb2.Initiative, list[phase_
         # The first attempt commits and crashes (its commits pushed when it is settled); the next one
         # holds until the gate opens: when the victim dies, its held runs are on pushed commits.
         name = f"held/t{index}.txt"
-        plan = {"files": {name: f"held {index}\n"}, "commit_then_crash": True, "retry_wait_for": str(gate)}
+        plan: dict[str, Any] = {"files": {name: f"held {index}\n"}, "commit_then_crash": True}
+        plan["retry_wait_for"] = str(gate)
         tasks[name] = c.task(first, f"h{index}", **plan)
     for phase, prefix in ((second, "second"), (third, "third")):
         previous: list[str] = []

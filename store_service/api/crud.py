@@ -36,6 +36,8 @@ class Resource(Generic[MessageT]):
     repository: Callable[[SqlAlchemyUnitOfWork], Any]
     # Fields never sent back to a client.
     hidden: frozenset[str] = frozenset()
+    # The attribute that orders pages after `create_time`: a lease is keyed by its name.
+    key: str = "id"
 
     def to_message(self, row: Base | Record) -> MessageT:
         """The message of an ORM row or a record (`db/reads.py`) alike."""
@@ -237,7 +239,7 @@ class ResourceServicer(Generic[MessageT]):
                 wanted = page.rows_to_read()
                 rows = find_page(reads, shown.model, criteria, wanted, cursor)
                 for row in rows:
-                    cursor = PageCursor(row.create_time, row.id)
+                    cursor = PageCursor(row.create_time, getattr(row, shown.key))
                     if not page.offer(shown.to_message(row), cursor):
                         break
                 if page.more or len(rows) < wanted:

@@ -19,7 +19,7 @@ from store_service.api.crud import Resource, ResourceServicer
 from store_service.db.models import Lease, utcnow
 from store_service.domain.errors import FieldViolation, InvalidArgument
 
-LEASE = Resource(Lease, lease_pb2.Lease, "lease", lambda uow: uow.leases)
+LEASE = Resource(Lease, lease_pb2.Lease, "lease", lambda uow: uow.leases, key="name")
 # A lease outliving a day is a claim nobody can take back: refused.
 MAX_TTL = timedelta(days=1)
 

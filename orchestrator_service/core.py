@@ -40,7 +40,7 @@ from orchestrator_service.controllers.output import OutputShipper
 from orchestrator_service.controllers.phases import PhaseController
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.controllers.tasks import TaskController
+from orchestrator_service.controllers.tasks import DISPATCH_KEY, TaskController
 from orchestrator_service.conversations.controller import ConversationController
 from orchestrator_service.dispatch import Backoff
 from orchestrator_service.planning.runs import Planning
@@ -79,6 +79,7 @@ class Orchestrator:
         self.takeovers = TakeoverController(self.ctx, self.agents)
         self.membership = Membership(self.ctx.leases, self.writer, settings.name, settings.lease_ttl)
         self.membership.listeners.append(self.takeovers.on_peers)
+        self.membership.fence_listeners.append(self._fenced)
         controllers = (
             self.agents,
             self.tasks,
@@ -126,7 +127,17 @@ class Orchestrator:
             asyncio.create_task(self.feed.resync_forever(), name="resync"),
             asyncio.create_task(self.agents.watch_forever(), name="watch-agents"),
             asyncio.create_task(self.membership.run_forever(), name="membership"),
+            asyncio.create_task(self.membership.guard_forever(), name="lease-guard"),
         ]
+
+    def _fenced(self, fenced: bool) -> None:
+        """Our lease may be lapsing: our agents' processes end and no run starts; once renewed,
+        the dispatcher looks again."""
+        self.ctx.fenced = fenced
+        if fenced:
+            self.agents.stops.fence()
+        else:
+            self.tasks.dispatch_queue.add(DISPATCH_KEY)
 
     async def stop(self) -> None:
         for task in self._background:

@@ -6,6 +6,11 @@ holds under another owner to lapse), renewed every third of its ttl, and taken a
 meanwhile, and it ends what is left of them as their rows say: controllers/agents.py). Every round
 also reads every orchestrator's lease, so the takeovers controller knows which ones died.
 
+Fencing: an orchestrator that cannot renew (the store is out of its reach) for most of its ttl,
+while others live, tells its `fence_listeners` (core.py ends its agents' processes and starts no
+run), so that its runs never work on once another may take them over; it tells them again, with
+False, once a renewal succeeds.
+
 The owner written on the lease is the workspace's own id (`orchestrator.id` in it, made once): a
 restarted orchestrator takes its lease back at once, while another one given the same `--name`
 elsewhere is refused.
@@ -16,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -56,6 +62,10 @@ class Membership:
         self.ttl = ttl
         self.peers = Peers(name)
         self.listeners: list[Callable[[Peers], None]] = []
+        self.fence_listeners: list[Callable[[bool], None]] = []
+        self.fenced = False
+        # When the last acquire or renewal that succeeded was sent (time.monotonic()).
+        self.renewal_sent = time.monotonic()
 
     @property
     def lease(self) -> str:
@@ -67,7 +77,7 @@ class Membership:
         deadline = asyncio.get_running_loop().time() + 2 * self.ttl + 1
         while True:
             try:
-                await self.leases.acquire(self.lease, self.ttl)
+                await self._held(self.leases.acquire)
                 break
             except LeaseHeld as held:
                 if asyncio.get_running_loop().time() > deadline:
@@ -95,13 +105,37 @@ class Membership:
             except grpc.aio.AioRpcError as error:
                 log.warning("lease %s: the store is not reachable (%s)", self.lease, error.code().name)
 
+    async def guard_forever(self) -> None:
+        """Fences this orchestrator while its lease may be lapsing (every tenth of its ttl)."""
+        while True:
+            await asyncio.sleep(self.ttl / 10)
+            silent = time.monotonic() - self.renewal_sent
+            if policy.must_fence(silent, self.ttl, self.peers):
+                if not self.fenced:
+                    log.error("lease %s not renewed for %.1fs: ending this orchestrator's agents", self.lease, silent)
+                self._fence(True)
+
+    def _fence(self, fenced: bool) -> None:
+        """Tells the listeners: every tick while fenced (a run that was starting ends too)."""
+        if fenced or self.fenced:
+            self.fenced = fenced
+            for listener in self.fence_listeners:
+                listener(fenced)
+
+    async def _held(self, take: Callable[[str, float], Awaitable[object]]) -> None:
+        """An acquire or a renewal: its send time kept once it succeeded."""
+        sent = time.monotonic()
+        await take(self.lease, self.ttl)
+        self.renewal_sent = sent
+        self._fence(False)
+
     async def keep(self) -> None:
         try:
-            await self.leases.renew(self.lease, self.ttl)
+            await self._held(self.leases.renew)
         except LeaseLost as lost:
             log.warning("lease %s lapsed (%s): taking it again", self.lease, lost)
             try:
-                await self.leases.acquire(self.lease, self.ttl)
+                await self._held(self.leases.acquire)
             except LeaseHeld as held:
                 log.error("lease %s is held by another orchestrator of the same name: %s", self.lease, held)
                 return

@@ -15,6 +15,9 @@ from pathlib import Path
 from cw.store.v1 import agent_pb2, lease_pb2
 
 ORCHESTRATOR_LEASES = "orchestrator/"
+# An orchestrator that has heard nothing back for this share of its ttl since it sent its last
+# successful renewal ends its agents' processes (`must_fence`).
+FENCE_SHARE = 0.75
 MERGE_LEASES = "merge/"
 # Printable, no spaces: it shows in `cw` tables and lease names.
 _NAME = re.compile(r"[A-Za-z0-9._:/@+-]{1,100}")
@@ -93,6 +96,15 @@ def abandoned(agent: agent_pb2.Agent, peers: Peers) -> bool:
         and agent.orchestrator != peers.me
         and not peers.alive(agent.orchestrator)
     )
+
+
+def must_fence(since_renewal_sent: float, ttl: float, peers: Peers) -> bool:
+    """Whether this orchestrator ends its agents' processes now: its lease may lapse before it
+    renews it (the store expires it `ttl` after a renewal, which reached the store after it was
+    sent), and another orchestrator would then take its runs over and start new ones, while these
+    still work. Only while other orchestrators lived when last seen: a lone orchestrator's agents
+    outlive a store outage and are settled once the store is back, as they always were."""
+    return peers.others_alive() and since_renewal_sent >= FENCE_SHARE * ttl
 
 
 def takeover_reason(agent: agent_pb2.Agent) -> str:

@@ -60,6 +60,8 @@ class Context:
     spawning: dict[str, asyncio.Event] = field(default_factory=dict)
     # The other orchestrators, as their leases said last (cluster/membership.py keeps it current).
     peers: Peers = field(default_factory=Peers)
+    # This orchestrator's lease may be lapsing (cluster/membership.py): no run starts here.
+    fenced: bool = False
     leases: Leases = field(init=False)
     locks: MergeLocks = field(init=False)
 

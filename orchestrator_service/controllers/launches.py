@@ -81,7 +81,10 @@ class Launches:
 
     def cannot_run(self, provider: Provider) -> str | None:
         """Why a run of `provider` cannot start here now: its program is missing, or it is Claude
-        Code as root outside a sandbox. The task waits with this reason; no attempt is spent."""
+        Code as root outside a sandbox, or this orchestrator is fenced (its lease may be lapsing).
+        The task waits with this reason; no attempt is spent."""
+        if self.ctx.fenced:
+            return "this orchestrator cannot renew its lease with the store: no run starts here until it can"
         missing = provider.missing_program()
         if missing:
             return missing

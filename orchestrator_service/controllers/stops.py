@@ -56,6 +56,16 @@ class Stops:
             log.warning("agent %s is no longer ours to run (status %s): ending its process", agent.name, agent.status)
             self._terminate_later(agent)
 
+    def fence(self) -> None:
+        """This orchestrator's lease may be lapsing: every process of its running agents ends at
+        once (SIGKILL), before another orchestrator may take their runs over. Each run is settled
+        as crashed: here, once the store answers again, or by whoever takes it over."""
+        for agent in self.ctx.my_running():
+            child = self.ctx.children.get(agent.id)
+            if child is not None and child.poll() is None:
+                process.signal_group(child.pid, signal.SIGKILL)
+            supervisor.kill_group(AgentFiles.of(self.ctx.root, agent.id))
+
     def sweep(self) -> None:
         """At start: processes left in this workspace by runs that are no longer ours to run (taken
         over while this orchestrator was down) end."""

@@ -66,14 +66,16 @@ class Fleet(Cluster):
         self.store = self.stores[0]
         self.api = stubs(self._channel(self.store.address))
 
-    def start_member(self, name: str) -> None:
+    def start_member(self, name: str, via: str = "") -> None:
         """An orchestrator of its own workspace, every one sharing the agents' state directory (the
-        scripted agent counts attempts there) and the shared remotes; it talks to its replica."""
+        scripted agent counts attempts there) and the shared remotes; it talks to its replica
+        (through `via`, a proxy's address, when given)."""
         assert self.stores, "start the store first"
         previous = self.members.get(name)
         listen = previous.address if previous is not None else "127.0.0.1:0"
         replica = self.stores[self.replica_of.setdefault(name, len(self.replica_of) % len(self.stores))]
-        arguments = ["--store", replica.address, "--listen", listen, "--workspace", str(self.workspace(name))]
+        store = via or replica.address
+        arguments = ["--store", store, "--listen", listen, "--workspace", str(self.workspace(name))]
         arguments += ["--auth-dir", str(self.auth_dir), "--name", name, "--lease-ttl", str(self.lease_ttl)]
         arguments += ["--shared-remotes", str(self.shared_dir), "--retry-delays", self.retry_delays]
         for provider in self.providers:
@@ -123,10 +125,11 @@ class Fleet(Cluster):
     def events_of(self, *types: str) -> list[event_pb2.Event]:
         return [event for event in self.events() if event.type in types]
 
-    def live_processes(self) -> list[str]:
-        """The agents whose process group lives in any member's workspace (every machine's), by id."""
+    def live_processes(self, *names: str) -> list[str]:
+        """The agents whose process group lives in these members' workspaces (every one's when none
+        is named), by id."""
         found = []
-        for name in self.members:
+        for name in names or self.members:
             for control in self.workspace(name).glob("agents/*"):
                 if supervisor.live_process_group(AgentFiles(control)) is not None:
                     found.append(control.name)

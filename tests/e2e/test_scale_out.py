@@ -10,10 +10,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+
 from cw.orchestrator.v1 import orchestrator_pb2
-from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
+from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
 from tests.e2e.cluster import wait_for
 from tests.e2e.fleet import Fleet, Sampler, fleet, git_out
+from tests.e2e.proxy import Proxy
 
 MEMBERS = ("east", "west", "north")
 HELD = 12  # phase 1: every slot of the three orchestrators (4 each) holds one of these
@@ -150,3 +153,63 @@ def _assert_work_kept(
     assert set(tasks) | {f"second-attempt-{name}" for name in held} <= listed
     for commit in tips:
         git_out(remote, "merge-base", "--is-ancestor", commit, initiative.branch)
+
+
+def test_an_orchestrator_cut_off_from_the_store_ends_its_agents_before_another_takes_them(tmp_path: Path) -> None:
+    """A network partition, not a death: `east` and its agents live on, but it reaches the store
+    no more. It ends its agents' processes before its lease may lapse (fencing); `west` takes the
+    runs over once it lapsed and finishes the tasks; at no sampled moment does a task have two
+    agents' processes alive. Once the network is back, `east` takes its lease again and goes on."""
+    c = fleet(tmp_path, max_agents=2, lease_ttl=2.0)
+    gate = tmp_path / "gate"
+    proxy: Proxy | None = None
+    try:
+        c.start_store()
+        assert c.store is not None
+        proxy = Proxy(c.store.address)
+        c.start_member("east", via=proxy.address)
+        c.start_member("west")
+        initiative = c.initiative("Partition", c.project())
+        phase = c.phase(initiative, "held")
+        tasks = [c.task(phase, f"t{index}", files={f"t{index}.txt": "x\n"}, wait_for=str(gate)) for index in range(4)]
+        with Sampler(c) as sampler:
+            c.approve(phase)
+            live = wait_for("two agents running on each orchestrator", lambda: _running_on_both(c), 60)
+            cut_off = {agent.id for agent in live if agent.orchestrator == "east"}
+            proxy.cut()
+            wait_for("east's agents' processes to end", lambda: not c.live_processes("east"), 10)
+            taken = wait_for("west to take east's runs over", lambda: _taken_over(c, cut_off), 30)
+            gate.write_text("open\n")
+            for task in tasks:
+                c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED, timeout=60)
+            proxy.mend()
+            wait_for("east to take its lease again", lambda: _rejoined(c, "east"), 30)
+        assert not sampler.doubles, sampler.doubles
+        assert sampler.most_processes >= 4
+        assert {event.details["by"] for event in taken} == {"west"}
+        for task in tasks:
+            done = [a for a in c.agents_of(task.id) if a.outcome == agent_pb2.AGENT_OUTCOME_DONE]
+            assert len(done) == 1
+            crashed = [a for a in c.agents_of(task.id) if a.id in cut_off]
+            assert not crashed or (done[0].orchestrator == "west" and c.get_task(task.id).retry_count == 1)
+    finally:
+        if proxy is not None:
+            proxy.close()
+        c.close()
+
+
+def _running_on_both(c: Fleet) -> list[agent_pb2.Agent] | None:
+    live = [agent for agent in c.live_agents() if agent.pid]
+    on = Counter(agent.orchestrator for agent in live)
+    running = sorted(c.live_processes()) == sorted(agent.id for agent in live)
+    return live if on == Counter(east=2, west=2) and running else None
+
+
+def _taken_over(c: Fleet, agent_ids: set[str]) -> list[event_pb2.Event] | None:
+    taken = [event for event in c.events_of("agent:taken_over") if event.agent_id in agent_ids]
+    return taken if {event.agent_id for event in taken} == agent_ids else None
+
+
+def _rejoined(c: Fleet, name: str) -> bool:
+    joined = [json_format.MessageToDict(event.details) for event in c.events_of("orchestrator:joined")]
+    return any(details["name"] == name and details.get("lapsed") for details in joined)

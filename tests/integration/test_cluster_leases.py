@@ -1,0 +1,152 @@
+"""The orchestrator's side of leases against a real store: one merge into a branch at a time across
+orchestrators (MergeLocks), and an orchestrator that can no longer renew its lease fences itself
+before the lease may lapse, but only when others could take its runs over (Membership)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from cw_edge.tokens import Identity
+from orchestrator_service.cache.state import Cache
+from orchestrator_service.cluster import policy
+from orchestrator_service.cluster.leases import Busy, Leases, MergeLocks
+from orchestrator_service.cluster.membership import Membership
+from orchestrator_service.store_client import StoreClient
+from orchestrator_service.writes import Writer
+from tests.support import RunningStore, store_in_thread
+
+TTL = 1.0
+
+
+def _client(store: RunningStore) -> StoreClient:
+    return StoreClient(store.address, store.handle.auth.tokens[Identity.ORCHESTRATOR])
+
+
+def test_one_orchestrator_at_a_time_merges_into_a_branch(store: RunningStore) -> None:
+    inside: list[str] = []
+    overlaps: list[list[str]] = []
+
+    async def merge(locks: MergeLocks, owner: str) -> None:
+        for _ in range(3):
+            async with locks.hold("phase-1", "initiative-1", wait=30):
+                inside.append(owner)
+                if len(inside) > 1:
+                    overlaps.append(list(inside))
+                await asyncio.sleep(0.05)  # the merge's git work; the other owner polls meanwhile
+                inside.remove(owner)
+
+    async def scenario() -> None:
+        clients = [_client(store) for _ in range(3)]
+        locks = [MergeLocks(Leases(client, f"owner-{index}"), TTL) for index, client in enumerate(clients)]
+        await asyncio.gather(*(merge(lock, f"owner-{index}") for index, lock in enumerate(locks)))
+        async with locks[0].hold("phase-1"):
+            with pytest.raises(Busy, match="owner-0"):
+                async with locks[1].hold("phase-1", wait=0.3):
+                    raise AssertionError("two owners hold one merge lease")
+            async with locks[1].hold("phase-2"):  # another branch: no wait
+                pass
+        for client in clients:
+            await client.close()
+
+    asyncio.run(scenario())
+    assert not overlaps
+
+
+def test_a_merge_lease_outlives_its_ttl_while_renewed(store: RunningStore) -> None:
+    async def scenario() -> None:
+        first, second = _client(store), _client(store)
+        holder, other = MergeLocks(Leases(first, "a"), 0.6), MergeLocks(Leases(second, "b"), 0.6)
+        async with holder.hold("phase-1"):
+            await asyncio.sleep(1.5)  # past two ttls: held only because it is renewed
+            with pytest.raises(Busy):
+                async with other.hold("phase-1"):
+                    pass
+        async with other.hold("phase-1", wait=5):  # released on the way out: free at once
+            pass
+        await first.close()
+        await second.close()
+
+    asyncio.run(scenario())
+
+
+async def _member(store: RunningStore, name: str, ttl: float = TTL) -> tuple[Membership, StoreClient, list[bool]]:
+    client = _client(store)
+    membership = Membership(Leases(client, f"owner-{name}"), Writer(client, Cache()), name, ttl)
+    told: list[bool] = []
+    membership.fence_listeners.append(told.append)
+    await membership.join()
+    return membership, client, told
+
+
+async def _until(what: str, check: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("peers", [True, False])
+def test_an_orchestrator_cut_off_from_the_store_fences_itself_before_its_lease_may_lapse(
+    tmp_path: Path, peers: bool
+) -> None:
+    """With a peer alive, it is told to fence before one ttl has passed since its last renewal was
+    sent (so before the store could let the lease lapse), and told again, False, once it renews;
+    alone, nobody could take its runs over: its agents go on working through the outage."""
+
+    ttl = 2.0
+    fenced_at: list[float] = []
+
+    async def scenario() -> None:
+        with store_in_thread(tmp_path / "store.db") as store:
+            member, client, told = await _member(store, "east", ttl)
+            member.fence_listeners.append(lambda _: fenced_at.append(time.monotonic()))
+            if peers:
+                _, other_client, _ = await _member(store, "west", ttl)
+                await other_client.close()
+            await member.refresh()
+            assert member.peers.others_alive() is peers
+            tasks = [asyncio.create_task(member.run_forever()), asyncio.create_task(member.guard_forever())]
+            last_sent = member.renewal_sent
+        # The store is gone: renewals fail from now on.
+        if peers:
+            await _until("the fence", lambda: told == [True], 2 * ttl)
+            assert fenced_at[0] - last_sent < ttl  # the store lets the lease lapse a ttl after it
+        else:
+            await asyncio.sleep(2 * ttl)
+            assert told == []
+        for task in tasks:
+            task.cancel()
+        await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_fenced_orchestrator_is_unfenced_by_its_next_renewal(store: RunningStore) -> None:
+    async def scenario() -> None:
+        member, client, told = await _member(store, "east")
+        _, other, _ = await _member(store, "west")
+        await member.refresh()
+        member.renewal_sent -= TTL  # as if the store had not answered for a whole ttl
+        guard = asyncio.create_task(member.guard_forever())
+        await _until("the fence", lambda: told[:1] == [True], 2 * TTL)
+        await member.keep()
+        assert told[-1] is False and not member.fenced
+        guard.cancel()
+        await client.close()
+        await other.close()
+
+    asyncio.run(scenario())
+
+
+def test_fencing_is_decided_by_the_time_since_the_last_renewal_was_sent() -> None:
+    alone = policy.Peers("a", frozenset({"a"}), True)
+    together = policy.Peers("a", frozenset({"a", "b"}), True)
+    assert not policy.must_fence(0.7, 1.0, together)
+    assert policy.must_fence(0.75, 1.0, together)
+    assert not policy.must_fence(100.0, 1.0, alone)
+    assert not policy.must_fence(100.0, 1.0, policy.Peers("a"))  # never read: nobody known

@@ -30,6 +30,7 @@ import grpc
 from orchestrator_service.cache.feed import Feed
 from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster.membership import Membership
+from orchestrator_service.cluster.policy import Peers
 from orchestrator_service.cluster.takeovers import TakeoverController
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context, Settings
@@ -78,7 +79,7 @@ class Orchestrator:
         self.conversations = ConversationController(self.ctx, self.agents, self.launches)
         self.takeovers = TakeoverController(self.ctx, self.agents)
         self.membership = Membership(self.ctx.leases, self.writer, settings.name, settings.lease_ttl)
-        self.membership.listeners.append(self.takeovers.on_peers)
+        self.membership.listeners += [self._peers, self.takeovers.on_peers, self.merges.on_peers]
         self.membership.fence_listeners.append(self._fenced)
         controllers = (
             self.agents,
@@ -129,6 +130,10 @@ class Orchestrator:
             asyncio.create_task(self.membership.run_forever(), name="membership"),
             asyncio.create_task(self.membership.guard_forever(), name="lease-guard"),
         ]
+
+    def _peers(self, peers: Peers) -> None:
+        """Which orchestrators live, as their leases said: read by the controllers' decisions."""
+        self.ctx.peers = peers
 
     def _fenced(self, fenced: bool) -> None:
         """Our lease may be lapsing: our agents' processes end and no run starts; once renewed,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cw.store.v1 import agent_pb2, lease_pb2
+from cw.store.v1 import agent_pb2, lease_pb2, task_pb2
 
 ORCHESTRATOR_LEASES = "orchestrator/"
 # An orchestrator that has heard nothing back for this share of its ttl since it sent its last
@@ -105,6 +105,37 @@ def must_fence(since_renewal_sent: float, ttl: float, peers: Peers) -> bool:
     still work. Only while other orchestrators lived when last seen: a lone orchestrator's agents
     outlive a store outage and are settled once the store is back, as they always were."""
     return peers.others_alive() and since_renewal_sent >= FENCE_SHARE * ttl
+
+
+def preferred(key: str, peers: Peers) -> str:
+    """The live orchestrator that takes on the work keyed `key` before the others: the same one for
+    every orchestrator that read the same leases (rendezvous hashing: keys spread evenly, and only
+    a dead one's keys move); another one as soon as it is seen dead."""
+    names = peers.live | {peers.me}
+    return max(sorted(names), key=lambda name: hashlib.sha256(f"{name}\0{key}".encode()).digest())
+
+
+def merger_of(target_id: str, peers: Peers) -> str:
+    """The orchestrator that merges tasks into this phase's (or initiative's) branch, so that they
+    do not all queue for its merge lease."""
+    return preferred(target_id, peers)
+
+
+def spread(ready: Sequence[task_pb2.Task], peers: Peers) -> list[task_pb2.Task]:
+    """Ready tasks in the order this orchestrator starts them: its preferred ones first, then the
+    others (a busy orchestrator's), each in dispatch order. Orchestrators sharing a store then
+    mostly start different tasks instead of racing for the same first ones (one start of each
+    wins: the task's write is conditional; the others read again and try the next)."""
+    if not peers.others_alive():
+        return list(ready)
+    first = [task for task in ready if preferred(task.id, peers) == peers.me]
+    return first + [task for task in ready if preferred(task.id, peers) != peers.me]
+
+
+def merges_here(target_id: str, peers: Peers) -> bool:
+    """Whether this orchestrator merges tasks into the target's branch. Before the leases were
+    first read, every orchestrator may: the merge lease still lets one at a time."""
+    return not peers.known or merger_of(target_id, peers) == peers.me
 
 
 def takeover_reason(agent: agent_pb2.Agent) -> str:

@@ -31,7 +31,6 @@ class TakeoverController:
         self.queue = WorkQueue("takeovers", self.take_over, concurrency=4)
 
     def on_peers(self, peers: Peers) -> None:
-        self.ctx.peers = peers
         for agent in self.ctx.cache.running():
             if policy.abandoned(agent, peers):
                 self.queue.add(agent.id)

@@ -3,8 +3,10 @@ stored (`merge_time`), never kept in memory.
 
 Git first, store second: if the orchestrator dies in between, the task is still COMPLETED and
 unmerged in the store, the merge is found already done in git (`is_merged`), and only the fact is
-written. Several orchestrators: one at a time merges into a branch (the lease `merge/<phase or
-initiative id>`, cluster/leases.py); it pulls the branches from the shared remote first and
+written. Several orchestrators: one of the live ones merges the tasks of a phase (of an
+initiative, for tasks outside phases: `policy.merger_of`), and one at a time merges into a branch
+(the lease `merge/<phase or initiative id>`, cluster/leases.py, for the moments they disagree on
+who lives); it pulls the branches from the shared remote first and
 publishes the target before the fact is written, so whoever merges next starts from it.
 A conflict leaves the target as it was and gives the task a merge task, whose agent resolves it
 (review/repair.py); the task's merge waits for that one's. Work already merged is never touched.
@@ -21,7 +23,9 @@ import logging
 from cw.store.v1 import initiative_pb2, project_pb2, task_pb2
 from orchestrator_service import dispatch, faults
 from orchestrator_service.cache.state import ACTIVE_PHASE, Change, is_merged
+from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.leases import Busy
+from orchestrator_service.cluster.policy import Peers
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.git import branches, shared
@@ -40,6 +44,16 @@ class MergeController:
         self.ctx = ctx
         self.repair = repair
         self.queue = WorkQueue("merges", self.merge, concurrency=4)
+        self._live: frozenset[str] = frozenset()
+
+    def on_peers(self, peers: Peers) -> None:
+        """Another orchestrator died or joined: the merges it now owns (or no longer does) are
+        looked at again."""
+        if peers.live != self._live:
+            self._live = peers.live
+            for task in self.ctx.cache.tasks.values():
+                if self.wants_merge(task):
+                    self.queue.add(task.id)
 
     def on_change(self, change: Change) -> None:
         if change.kind == "task" and change.after is not None and change.after.merge_source_task_id:
@@ -63,6 +77,8 @@ class MergeController:
         if task is None or not self.wants_merge(task):
             return
         target = task.phase_id or cache.initiative_id_of(task)
+        if not policy.merges_here(target, self.ctx.peers):
+            return  # its merger merges it; should that one die, on_peers looks again
         try:
             async with self.ctx.locks.hold(target):
                 await self._merge(task_id)

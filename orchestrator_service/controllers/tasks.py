@@ -14,6 +14,7 @@ import logging
 from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
 from orchestrator_service.cache.state import LIVE_AGENT, Change
+from orchestrator_service.cluster import policy
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
@@ -84,7 +85,8 @@ class TaskController:
         if capacity <= 0:
             return
         failing = self.starts.failing()
-        for task in [task for task in self.ready() if task.id not in failing][:capacity]:
+        ready = policy.spread(self.ready(), self.ctx.peers)
+        for task in [task for task in ready if task.id not in failing][:capacity]:
             self.starting.add(task.id)
             self.starts.add(task.id)
 

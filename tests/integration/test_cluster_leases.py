@@ -12,7 +12,6 @@ import pytest
 
 from cw_edge.tokens import Identity
 from orchestrator_service.cache.state import Cache
-from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.leases import Busy, Leases, MergeLocks
 from orchestrator_service.cluster.membership import Membership
 from orchestrator_service.store_client import StoreClient
@@ -141,12 +140,3 @@ def test_a_fenced_orchestrator_is_unfenced_by_its_next_renewal(store: RunningSto
         await other.close()
 
     asyncio.run(scenario())
-
-
-def test_fencing_is_decided_by_the_time_since_the_last_renewal_was_sent() -> None:
-    alone = policy.Peers("a", frozenset({"a"}), True)
-    together = policy.Peers("a", frozenset({"a", "b"}), True)
-    assert not policy.must_fence(0.7, 1.0, together)
-    assert policy.must_fence(0.75, 1.0, together)
-    assert not policy.must_fence(100.0, 1.0, alone)
-    assert not policy.must_fence(100.0, 1.0, policy.Peers("a"))  # never read: nobody known

@@ -1,0 +1,174 @@
+"""Several orchestrators on one store (issue 13): throughput, and how long a dead one's work waits.
+
+    python -m bench.scale_out [--tasks 200] [--members 1 3] [--max-agents 4] [--kills 3] [--lease-ttl 15]
+
+1. One phase of `--tasks` instant tasks (the scripted agent commits one file and exits) run by 1
+   and by 3 orchestrators (each its own workspace and `--max-agents`, one SQLite store, one
+   directory of shared remotes, as tests/e2e/fleet.py starts them): wall time from ApprovePhase to
+   the phase in review, the ratio to one orchestrator, and where the time went: the CPU seconds of
+   the store and of the orchestrators (from /proc), the machine's CPU busy time, and the store
+   RPCs the orchestrators made (counted from the store's debug log), in all and by method.
+2. Takeover latency, `--kills` times: an orchestrator runs one held task, a second one joins with a
+   free slot, the first one dies with its agent (SIGKILL); measured from the kill to the
+   `agent:taken_over` event (the lease's remaining ttl plus at most a third of it until the next
+   read of the leases) and to the task's new agent running on the survivor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from cw.orchestrator.v1 import orchestrator_pb2 as orch
+from cw.store.v1 import phase_pb2
+from tests.e2e.cluster import wait_for
+from tests.e2e.fleet import Fleet, fleet
+
+RPC = "rpc /cw.store.v1."
+# The orchestrators' calls only (the bench's own polling is the client's).
+BY_ORCHESTRATOR = " by orchestrator"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    members: int
+    seconds: float
+    store_cpu: float
+    orchestrators_cpu: float
+    machine_busy: float
+    rpcs: Counter[str]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core spent on anything but idling, since boot."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+def store_rpcs(c: Fleet) -> Counter[str]:
+    counted: Counter[str] = Counter()
+    for log in c.root.glob("store-*.log"):
+        for line in log.read_text().splitlines():
+            at = line.find(RPC)
+            if at >= 0 and line.endswith(BY_ORCHESTRATOR):
+                counted[line[at + len(RPC) :].split()[0]] += 1
+    return counted
+
+
+def _cpu(c: Fleet) -> tuple[float, float]:
+    assert c.store is not None
+    return cpu_seconds(c.store.process.pid), sum(cpu_seconds(m.process.pid) for m in c.members.values())
+
+
+def throughput(root: Path, tasks: int, members: int, max_agents: int, lease_ttl: float) -> Run:
+    root.mkdir(parents=True)
+    c = fleet(root, max_agents=max_agents, lease_ttl=lease_ttl, retry_delays="0")
+    c.store_log_level = "DEBUG"  # one log line per RPC served
+    try:
+        c.start_store()
+        for index in range(members):
+            c.start_member(f"m{index}")
+        phase = c.phase(c.initiative(f"Bench {members}", c.project()), "P")
+        for index in range(tasks):
+            c.task(phase, f"t{index}", files={f"f{index}.txt": str(index)})
+        rpcs_before, (store_before, orchestrators_before) = store_rpcs(c), _cpu(c)
+        busy_before, start = machine_busy_seconds(), time.perf_counter()
+        c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
+        in_review = phase_pb2.PHASE_STATUS_PENDING_REVIEW
+        wait_for("the phase in review", lambda: c.get_phase(phase.id).status == in_review, 1800, 0.05)
+        seconds, busy = time.perf_counter() - start, machine_busy_seconds() - busy_before
+        store_cpu, orchestrators_cpu = _cpu(c)
+        rpcs = store_rpcs(c) - rpcs_before
+        return Run(members, seconds, store_cpu - store_before, orchestrators_cpu - orchestrators_before, busy, rpcs)
+    finally:
+        c.close()
+
+
+def takeover(root: Path, lease_ttl: float) -> tuple[float, float]:
+    """Seconds from the victim's death to its run taken over, and to the task running again."""
+    root.mkdir(parents=True)
+    gate = root / "gate"
+    c = fleet(root, max_agents=1, lease_ttl=lease_ttl, retry_delays="0")
+    try:
+        c.start_store()
+        c.start_member("victim")
+        phase = c.phase(c.initiative("Takeover", c.project()), "P")
+        task = c.task(phase, "held", files={"held.txt": "x"}, wait_for=str(gate))
+        c.approve(phase)
+        first = wait_for("the victim's agent", lambda: next((a for a in c.live_agents() if a.pid), None), 60)
+        c.start_member("survivor")
+        wait_for("the survivor's lease", lambda: len(c.events_of("orchestrator:joined")) == 2, 60)
+        killed = time.time()
+        c.kill_member("victim")
+        taken = wait_for("the takeover", lambda: c.events_of("agent:taken_over"), 4 * lease_ttl + 30, 0.02)
+        again = wait_for(
+            "the task running on the survivor",
+            lambda: next((a for a in c.live_agents() if a.pid and a.id != first.id), None),
+            60,
+            0.02,
+        )
+        assert again.orchestrator == "survivor" and again.task_id == task.id
+        running_again = time.time() - killed
+        return taken[0].time.ToDatetime().timestamp() - killed, running_again
+    finally:
+        gate.touch()
+        c.close()
+
+
+def report_throughput(runs: list[Run], tasks: int, max_agents: int) -> None:
+    one = runs[0].seconds
+    print(
+        f"{tasks} instant tasks, --max-agents {max_agents} per orchestrator, one SQLite store, {os.cpu_count()} cores:"
+    )
+    for run in runs:
+        top = ", ".join(f"{method} {count}" for method, count in run.rpcs.most_common(4))
+        print(
+            f"  {run.members} orchestrator(s): {run.seconds:.1f}s ({run.seconds / one:.2f}x one), "
+            f"{tasks / run.seconds:.1f} tasks/s; CPU: store {run.store_cpu:.1f}s, "
+            f"orchestrators {run.orchestrators_cpu:.1f}s, machine busy {run.machine_busy:.1f}s "
+            f"of {run.seconds * (os.cpu_count() or 1):.1f}s; store RPCs {sum(run.rpcs.values())} "
+            f"({sum(run.rpcs.values()) / tasks:.1f} per task: {top})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--max-agents", type=int, default=4)
+    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--lease-ttl", type=float, default=15.0, help="the orchestrators' default")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        runs = [
+            throughput(root / f"run-{members}", args.tasks, members, args.max_agents, args.lease_ttl)
+            for members in args.members
+        ]
+        report_throughput(runs, args.tasks, args.max_agents)
+        waits = [takeover(root / f"kill-{index}", args.lease_ttl) for index in range(args.kills)]
+    if waits:
+        taken, running = statistics.median(w[0] for w in waits), statistics.median(w[1] for w in waits)
+        print(
+            f"takeover, lease ttl {args.lease_ttl:g}s (renewed every {args.lease_ttl / 3:g}s), {len(waits)} kills: "
+            f"run taken over {taken:.1f}s after the kill (median; {min(w[0] for w in waits):.1f}"
+            f"-{max(w[0] for w in waits):.1f}s), task running again elsewhere after {running:.1f}s"
+        )
+
+
+if __name__ == "__main__":
+    main()

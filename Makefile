@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.store_process
 	$(BIN)/python -m bench.orchestrator_phase
 	$(BIN)/python -m bench.orchestrator_history
+	$(BIN)/python -m bench.scale_out
 
 clean:
 	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import phase_pb2
+from cw.store.v1 import lease_pb2, phase_pb2
 from tests.e2e.cluster import wait_for
 from tests.e2e.fleet import Fleet, fleet
 
@@ -98,8 +99,24 @@ def throughput(root: Path, tasks: int, members: int, max_agents: int, lease_ttl:
         c.close()
 
 
-def takeover(root: Path, lease_ttl: float) -> tuple[float, float]:
-    """Seconds from the victim's death to its run taken over, and to the task running again."""
+@dataclass
+class Takeover:
+    # Seconds from the kill: the victim's lease left to run (by the store's clock), its run taken
+    # over, its task running again on the survivor.
+    lease_left: float
+    taken: float
+    running_again: float
+
+
+def _lease_left(c: Fleet, name: str) -> float:
+    listed = c.api.leases.ListLeases(lease_pb2.ListLeasesRequest(prefix=f"orchestrator/{name}"), timeout=10)
+    expires = listed.leases[0].expire_time.ToDatetime()
+    return (expires - listed.read_time.ToDatetime()).total_seconds()
+
+
+def takeover(root: Path, lease_ttl: float, pause: float) -> Takeover:
+    """The victim dies `pause` seconds after the survivor joined: a moment anywhere in the cycles
+    of the victim's renewals and the survivor's reads of the leases."""
     root.mkdir(parents=True)
     gate = root / "gate"
     c = fleet(root, max_agents=1, lease_ttl=lease_ttl, retry_delays="0")
@@ -112,6 +129,8 @@ def takeover(root: Path, lease_ttl: float) -> tuple[float, float]:
         first = wait_for("the victim's agent", lambda: next((a for a in c.live_agents() if a.pid), None), 60)
         c.start_member("survivor")
         wait_for("the survivor's lease", lambda: len(c.events_of("orchestrator:joined")) == 2, 60)
+        time.sleep(pause)  # not a synchronisation: where in the lease cycles the kill falls
+        lease_left = _lease_left(c, "victim")
         killed = time.time()
         c.kill_member("victim")
         taken = wait_for("the takeover", lambda: c.events_of("agent:taken_over"), 4 * lease_ttl + 30, 0.02)
@@ -123,7 +142,7 @@ def takeover(root: Path, lease_ttl: float) -> tuple[float, float]:
         )
         assert again.orchestrator == "survivor" and again.task_id == task.id
         running_again = time.time() - killed
-        return taken[0].time.ToDatetime().timestamp() - killed, running_again
+        return Takeover(lease_left, taken[0].time.ToDatetime().timestamp() - killed, running_again)
     finally:
         gate.touch()
         c.close()
@@ -148,26 +167,39 @@ def report_throughput(runs: list[Run], tasks: int, max_agents: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--members", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--members", type=int, nargs="*", default=[1, 3], help="none: the takeovers only")
     parser.add_argument("--max-agents", type=int, default=4)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--lease-ttl", type=float, default=15.0, help="the orchestrators' default")
+    parser.add_argument("--seed", type=int, default=1, help="where in the lease cycles each kill falls")
     args = parser.parse_args()
+    pauses = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         runs = [
             throughput(root / f"run-{members}", args.tasks, members, args.max_agents, args.lease_ttl)
             for members in args.members
         ]
-        report_throughput(runs, args.tasks, args.max_agents)
-        waits = [takeover(root / f"kill-{index}", args.lease_ttl) for index in range(args.kills)]
+        if runs:
+            report_throughput(runs, args.tasks, args.max_agents)
+        waits = [
+            takeover(root / f"kill-{index}", args.lease_ttl, pauses.uniform(0, args.lease_ttl))
+            for index in range(args.kills)
+        ]
     if waits:
-        taken, running = statistics.median(w[0] for w in waits), statistics.median(w[1] for w in waits)
-        print(
-            f"takeover, lease ttl {args.lease_ttl:g}s (renewed every {args.lease_ttl / 3:g}s), {len(waits)} kills: "
-            f"run taken over {taken:.1f}s after the kill (median; {min(w[0] for w in waits):.1f}"
-            f"-{max(w[0] for w in waits):.1f}s), task running again elsewhere after {running:.1f}s"
-        )
+        report_takeovers(waits, args.lease_ttl)
+
+
+def report_takeovers(waits: list[Takeover], ttl: float) -> None:
+    def median(values: list[float]) -> str:
+        return f"{statistics.median(values):.1f}s (median; {min(values):.1f}-{max(values):.1f}s)"
+
+    print(f"takeover, lease ttl {ttl:g}s (renewed every {ttl / 3:.1f}s, leases read every {ttl / 3:.1f}s):")
+    print(
+        f"  {len(waits)} kills at random moments; the victim's lease had {median([w.lease_left for w in waits])} left"
+    )
+    print(f"  its run taken over {median([w.taken for w in waits])} after the kill")
+    print(f"  its task running again on another orchestrator {median([w.running_again for w in waits])} after the kill")
 
 
 if __name__ == "__main__":

@@ -111,7 +111,8 @@ class Takeover:
 def _lease_left(c: Fleet, name: str) -> float:
     listed = c.api.leases.ListLeases(lease_pb2.ListLeasesRequest(prefix=f"orchestrator/{name}"), timeout=10)
     expires = listed.leases[0].expire_time.ToDatetime()
-    return (expires - listed.read_time.ToDatetime()).total_seconds()
+    left: float = (expires - listed.read_time.ToDatetime()).total_seconds()
+    return left
 
 
 def takeover(root: Path, lease_ttl: float, pause: float) -> Takeover:

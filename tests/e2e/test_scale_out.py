@@ -19,6 +19,10 @@ from tests.e2e.fleet import Fleet, Sampler, fleet, git_out
 from tests.e2e.proxy import Proxy
 
 MEMBERS = ("east", "west", "north")
+# The store every orchestrator shares: `fleet`'s `database` and `replicas`. One SQLite file served
+# by one store process for now; on PostgreSQL (the store half of issue 13) this is
+# `{"database": <a fresh database's url>, "replicas": 2}`, each orchestrator on one replica.
+STORE: dict[str, Any] = {}
 HELD = 12  # phase 1: every slot of the three orchestrators (4 each) holds one of these
 LATER = 10  # phases 2 and 3
 
@@ -74,7 +78,7 @@ def _merge_when_in_review(c: Fleet, phase: phase_pb2.Phase, member: str) -> None
 
 
 def test_three_orchestrators_share_an_initiative_and_one_dies_with_its_machine(tmp_path: Path) -> None:
-    c = fleet(tmp_path, max_agents=4, lease_ttl=2.0)
+    c = fleet(tmp_path, max_agents=4, lease_ttl=2.0, **STORE)
     gate = tmp_path / "gate"
     try:
         c.start_store()

@@ -58,28 +58,34 @@ def is_mine(agent: agent_pb2.Agent, me: str) -> bool:
 
 @dataclass(frozen=True)
 class Peers:
-    """Which orchestrators live, as their leases said when last read. Before the first read
-    (`known` False) every orchestrator counts as alive: nothing is taken over on a guess."""
+    """Which orchestrators live, as their leases said when last read. Only an orchestrator whose
+    lease was read expired counts as dead: one whose lease was not among those read may have
+    joined since, and before the first read (`known` False) every one counts as alive. Nothing is
+    taken over on a guess."""
 
     me: str = ""
     live: frozenset[str] = frozenset()
     known: bool = False
+    # Orchestrators whose lease had expired at the read.
+    dead: frozenset[str] = frozenset()
 
     def alive(self, name: str) -> bool:
-        return not self.known or name == self.me or name in self.live
+        return not self.known or name == self.me or name not in self.dead
 
     def others_alive(self) -> bool:
         return bool(self.live - {self.me})
 
 
 def peers_from(me: str, leases: Iterable[lease_pb2.Lease], read_time_seconds: float) -> Peers:
-    """Orchestrators whose lease expires after the store's time of the read."""
-    live = {
-        lease.name.removeprefix(ORCHESTRATOR_LEASES)
+    """Live: orchestrators whose lease expires after the store's time of the read; dead: those
+    whose lease had expired by then."""
+    expiries = {
+        lease.name.removeprefix(ORCHESTRATOR_LEASES): _seconds(lease)
         for lease in leases
-        if lease.name.startswith(ORCHESTRATOR_LEASES) and _seconds(lease) > read_time_seconds
+        if lease.name.startswith(ORCHESTRATOR_LEASES)
     }
-    return Peers(me, frozenset(live), True)
+    live = frozenset(name for name, expiry in expiries.items() if expiry > read_time_seconds)
+    return Peers(me, live, True, frozenset(expiries) - live)
 
 
 def _seconds(lease: lease_pb2.Lease) -> float:

@@ -2,10 +2,11 @@
 here, as crashed runs (rule 3 across machines): the agent CRASHED saying why, its task retried as a
 crashed attempt (or BLOCKED after its last), `agent:taken_over` naming both orchestrators.
 
-Every live orchestrator looks; the write is guarded by the agent's `update_time`, so exactly one
-settles each run, and none at all if the owner renews its lease and settles the run first. The
-machine that died loses the run and whatever it had not pushed; its task continues elsewhere on the
-task branch as the shared remote holds it.
+Every live orchestrator looks, and reads the dead one's lease once more before it writes (so a
+lease read before an orchestrator came back takes nothing from it); the write is guarded by the
+agent's `update_time`, so exactly one settles each run, and none at all if the owner renews its
+lease and settles the run first. The machine that died loses the run and whatever it had not
+pushed; its task continues elsewhere on the task branch as the shared remote holds it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class TakeoverController:
 
     async def take_over(self, agent_id: str) -> None:
         agent = self.ctx.cache.agents.get(agent_id)
-        if agent is None or not policy.abandoned(agent, self.ctx.peers):
+        if agent is None or not policy.abandoned(agent, self.ctx.peers) or not await self._lapsed(agent.orchestrator):
             return
         note = Note("agent:taken_over", "agent", {"orchestrator": agent.orchestrator, "by": self.ctx.peers.me})
         try:
@@ -50,3 +51,12 @@ class TakeoverController:
             self.queue.add(agent_id)  # decide again from the row as stored now
             return
         log.warning("took over agent %s (%s) of orchestrator %s", agent.name, agent.id, agent.orchestrator)
+
+    async def _lapsed(self, name: str) -> bool:
+        """The orchestrator's lease read again, after its agent's row was: still expired. The
+        leases read last may be older than the row (the orchestrator took its lease back and
+        started the run since); a run it starts after this read is on a row we have not read."""
+        lease = policy.lease_name(name)
+        leases, read_time = await self.ctx.leases.listing(lease)
+        exact = [found for found in leases if found.name == lease]
+        return not policy.peers_from(self.ctx.peers.me, exact, read_time).alive(name)

@@ -19,11 +19,13 @@ def _lease(name: str, expires: float) -> lease_pb2.Lease:
 def test_live_orchestrators_are_those_whose_lease_expires_after_the_stores_read() -> None:
     peers = policy.peers_from("a", [_lease("a", 110), _lease("b", 100), _lease("c", 99.5)], 100.0)
     assert peers.live == {"a"} and peers.alive("a") and not peers.alive("b") and not peers.others_alive()
+    assert peers.dead == {"b", "c"}
+    assert peers.alive("d")  # no lease read: it may have joined since the read
     assert Peers("a").alive("anyone")  # before the first read nobody is declared dead
 
 
 def test_a_running_agent_of_a_dead_orchestrator_is_abandoned_and_only_that() -> None:
-    peers = policy.peers_from("a", [_lease("a", 110), _lease("b", 110)], 100.0)
+    peers = policy.peers_from("a", [_lease("a", 110), _lease("b", 110), _lease("c", 90)], 100.0)
     running, waiting = agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
     assert policy.abandoned(agent_pb2.Agent(status=running, orchestrator="c"), peers)
     assert not policy.abandoned(agent_pb2.Agent(status=running, orchestrator="b"), peers)
@@ -31,6 +33,8 @@ def test_a_running_agent_of_a_dead_orchestrator_is_abandoned_and_only_that() -> 
     assert not policy.abandoned(agent_pb2.Agent(status=running, orchestrator=""), peers)
     assert not policy.abandoned(agent_pb2.Agent(status=waiting, orchestrator="c"), peers)
     assert not policy.abandoned(agent_pb2.Agent(status=running, orchestrator="c"), Peers("a"))
+    joined_since = policy.peers_from("a", [_lease("a", 110)], 100.0)
+    assert not policy.abandoned(agent_pb2.Agent(status=running, orchestrator="c"), joined_since)
 
 
 def test_fencing_is_decided_by_the_time_since_the_last_renewal_was_sent() -> None:

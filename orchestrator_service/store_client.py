@@ -203,6 +203,8 @@ _CHANGE_FIELDS = {
     review_comment_pb2.CreateReviewCommentRequest: "create_review_comment",
     review_comment_pb2.ResolveReviewCommentRequest: "resolve_review_comment",
     message_pb2.CreateMessageRequest: "create_message",
+    conversation_pb2.UpdateConversationRequest: "update_conversation",
+    message_pb2.UpdateMessageRequest: "update_message",
 }
 
 

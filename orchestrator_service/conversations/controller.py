@@ -34,6 +34,7 @@ from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.conversations import decide
+from orchestrator_service.conversations.person import Replies
 from orchestrator_service.dispatch import AgentOutcome
 from orchestrator_service.events import event
 from orchestrator_service.writes import Stale, update
@@ -45,10 +46,11 @@ ID_BYTES = 128
 
 
 class ConversationController:
-    def __init__(self, ctx: Context, agents: AgentController, launches: Launches) -> None:
+    def __init__(self, ctx: Context, agents: AgentController, launches: Launches, replies: Replies) -> None:
         self.ctx = ctx
         self.agents = agents
         self.launches = launches
+        self.replies = replies  # the person's replies an asking run was given are READ with its ask
         self.queue = WorkQueue("conversations", self.reconcile, concurrency=4)
         agents.take_overs.append(self.settle)
 
@@ -268,7 +270,7 @@ class ConversationController:
         if outcome.session_id and outcome.session_id != agent.session_id:
             values["session_id"] = outcome.session_id
         note = event("agent:waiting_for_input", agent, questions=1, conversation_id=created.id, to=ask.to)
-        await self.ctx.writer.append([note], [update(agent, **values)])
+        await self.ctx.writer.append([note], [update(agent, **values), *await self.replies.delivered(agent)])
         log.info("agent %s asked %s (conversation %s)", agent.name, ask.to, created.id)
 
     async def _named(self, name: str) -> agent_pb2.Agent | None:

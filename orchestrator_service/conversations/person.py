@@ -4,8 +4,9 @@ that wait for them. Decisions are in replies.py.
 - Starting a run (a hook in Launches.run_input): the PENDING replies to the messages of the task's
   agents go into its prompt, and their ids into `replies.json` in the agent's control directory.
 - Settling that run (the settlement's extension, a conversation's ask): those replies are READ in
-  the transaction that settles it. A run that never started is settled without it: its replies go
-  to the next run. An orchestrator killed in between settles the run later, from its files.
+  the transaction that settles it. A run whose process never started (no shim identity) gives
+  none: its replies go to the next run. An orchestrator killed in between settles the run later,
+  from its files.
 - An agent WAITING_FOR_INPUT on messages (requires_response) is resumed once each has a reply:
   the replies controller, keyed by agent id, looks again when the agent starts waiting (at start-up
   too: every live agent is listed) and whenever a message changes (a reply marks it RESPONDED).
@@ -23,6 +24,7 @@ from pathlib import Path
 from google.protobuf.message import Message
 
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
+from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import Change
 from orchestrator_service.controllers.context import Context
@@ -93,8 +95,13 @@ class Replies:
     # ---- a run is settled -----------------------------------------------------------------------
 
     async def delivered(self, agent: agent_pb2.Agent) -> list[Message]:
-        """READ for the replies the agent's last run was given, for its settlement's transaction."""
-        text = await asyncio.to_thread(_read, delivered_file(AgentFiles.of(self.ctx.root, agent.id)))
+        """READ for the replies the agent's last run was given, for its settlement's transaction;
+        none when its process never started (no shim identity: the run's files were archived before
+        it was claimed), whatever that run is settled as."""
+        files = AgentFiles.of(self.ctx.root, agent.id)
+        if not await asyncio.to_thread((files.control / IDENTITY_FILE).exists):
+            return []
+        text = await asyncio.to_thread(_read, delivered_file(files))
         return [
             update(message_pb2.Message(id=message_id), status=message_pb2.MESSAGE_STATUS_READ)
             for message_id in replies.delivered_ids(text)

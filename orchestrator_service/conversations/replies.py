@@ -4,15 +4,18 @@
   questions hold `{"id": MESSAGE_ID, "question": ..., "kind": "message"}`, and the reply to that
   message is its answer (`cw reply`), keyed by the message's id in `CW_ANSWERS_FILE`.
 - Every reply the person wrote to one of a task's agents and that no run has read yet (PENDING) is
-  shown in the prompt of the task's next run; once that run is settled the reply is READ, in the
-  settlement's transaction, so no reply is given twice and none is lost when a run never starts.
+  shown in the prompt of the task's next run; once that run ends well (done, or waiting to go on in
+  its session) the reply is READ, in the settlement's transaction, so no reply is given twice to a
+  session and none is lost: a run that never started, crashed or failed leaves it to the task's
+  next attempt, a new session.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cw.store.v1 import agent_pb2, message_pb2
 
@@ -105,3 +108,11 @@ def delivered_ids(text: str | None) -> list[str]:
     except ValueError:
         return []
     return [str(item) for item in found if isinstance(item, str)] if isinstance(found, list) else []
+
+
+def keeps_what_it_read(agent_values: Mapping[str, Any]) -> bool:
+    """Whether a settled run's session took in what it was given: it is done, or it waits to go on
+    (a failed run's task starts over in a new session, which must be told again)."""
+    status = agent_values.get("status")
+    done = status == agent_pb2.AGENT_STATUS_STOPPED and agent_values.get("outcome") == agent_pb2.AGENT_OUTCOME_DONE
+    return done or status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT

@@ -131,6 +131,8 @@ class Reports:
         if may_wait(task, outcome) and any(m.message.requires_response for m in messages):
             await write(await self._waiting(agent, task, outcome, messages, (*settlement.creates, *delivered)))
             return
+        if not replies.keeps_what_it_read(settlement.agent):
+            delivered = []  # the replies go to the next attempt's new session as well
         creates: list[Any] = [*settlement.creates, *messages, *delivered]
         task_values = settlement.task
         completing = task is not None and task_values is not None and outcome.kind == "done"

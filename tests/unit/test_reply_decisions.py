@@ -58,3 +58,11 @@ def test_undelivered_replies_are_the_pending_ones_oldest_first() -> None:
     assert replies.replies_prompt([]) == ""
     assert replies.delivered_ids('["r1", 3, "r2"]') == ["r1", "r2"]
     assert replies.delivered_ids("garbage") == [] and replies.delivered_ids(None) == []
+
+
+def test_a_reply_is_read_once_a_run_that_took_it_in_ends_well() -> None:
+    stopped, waiting = agent_pb2.AGENT_STATUS_STOPPED, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
+    assert replies.keeps_what_it_read({"status": stopped, "outcome": agent_pb2.AGENT_OUTCOME_DONE})
+    assert replies.keeps_what_it_read({"status": waiting})
+    assert not replies.keeps_what_it_read({"status": agent_pb2.AGENT_STATUS_CRASHED})
+    assert not replies.keeps_what_it_read({"status": stopped, "outcome": agent_pb2.AGENT_OUTCOME_RATE_LIMITED})

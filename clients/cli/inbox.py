@@ -53,15 +53,18 @@ def _when(stamp: Timestamp) -> str:
 
 
 def _questions_for_a_person(agent: agent_pb2.Agent) -> list[str]:
-    """Its pending questions, unless it asked another agent (that one answers: see `cw conversations`);
-    a message that waits for a reply is listed as the message (`cw reply`), not as a question."""
+    """Its pending questions, unless it asked another agent (that one answers: see `cw conversations`)
+    or waits only for replies to its messages (listed as the messages: `cw reply`). With questions
+    besides, `cw agent answer` answers them all, the messages' ids included."""
     try:
         questions = json.loads(agent.pending_questions or "[]")
     except ValueError:
         return []
     if not isinstance(questions, list) or any(isinstance(q, dict) and q.get("to") for q in questions):
         return []
-    asked = [q for q in questions if isinstance(q, dict) and q.get("kind") != "message"]
+    asked = [q for q in questions if isinstance(q, dict)]
+    if all(q.get("kind") == "message" for q in asked):
+        return []
     return [str(q.get("question") or q.get("id")) for q in asked]
 
 

@@ -3,8 +3,9 @@
 ```
  store events --> Feed --> Cache --(changes)--> controllers: agents | tasks | merges
                                                               phases | initiatives | projects
-                                                              conversations | takeovers
- store leases --> Membership --(peers)--------> takeovers
+                                                              conversations | replies
+                                                              takeovers
+ store leases --> Membership --(peers)--------> takeovers | merges
 ```
 
 Every change to a cached row (read from the store, or answered by the store to our own write)
@@ -43,6 +44,7 @@ from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.tasks import DISPATCH_KEY, TaskController
 from orchestrator_service.conversations.controller import ConversationController
+from orchestrator_service.conversations.person import Replies, ReplyController
 from orchestrator_service.dispatch import Backoff
 from orchestrator_service.planning.runs import Planning
 from orchestrator_service.review.delivery import Delivery
@@ -75,8 +77,12 @@ class Orchestrator:
         self.planning = Planning(self.ctx)
         self.agents.extensions.append(self.planning.settle)
         self.launches.planners.append(self.planning)
-        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of))
-        self.conversations = ConversationController(self.ctx, self.agents, self.launches)
+        # The person's replies to agents' messages: in runs' prompts, and resuming who waits for them.
+        replies = Replies(self.ctx)
+        self.launches.prompt_hooks.append(replies.prompt_for)
+        self.replies = ReplyController(self.ctx, self.launches, replies)
+        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of, replies))
+        self.conversations = ConversationController(self.ctx, self.agents, self.launches, replies)
         self.takeovers = TakeoverController(self.ctx, self.agents)
         self.membership = Membership(self.ctx.leases, self.writer, settings.name, settings.lease_ttl)
         self.membership.listeners += [self._peers, self.takeovers.on_peers, self.merges.on_peers]
@@ -89,6 +95,7 @@ class Orchestrator:
             self.phases,
             self.initiatives,
             self.conversations,
+            self.replies,
             self.takeovers,
         )
         self.cache.listeners += [controller.on_change for controller in controllers]
@@ -109,6 +116,7 @@ class Orchestrator:
             self.phases.queue,
             self.initiatives.queue,
             self.conversations.queue,
+            self.replies.queue,
             self.takeovers.queue,
         ]
 

@@ -75,6 +75,11 @@ class Context:
         """This orchestrator runs the agent: it watches and settles it."""
         return policy.is_mine(agent, self.settings.name)
 
+    def runs_elsewhere(self, agent: agent_pb2.Agent) -> bool:
+        """Another orchestrator ran the agent and lives: it resumes the agent, in the CLI session
+        it keeps; once it is dead, whoever resumes the agent adopts it."""
+        return not self.mine(agent) and self.peers.alive(agent.orchestrator)
+
     def my_running(self) -> list[agent_pb2.Agent]:
         """The running agents this orchestrator supervises: what counts against `--max-agents`."""
         return [agent for agent in self.cache.running() if self.mine(agent)]

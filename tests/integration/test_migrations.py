@@ -32,8 +32,10 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     planning, review = script.get_revision("0004"), script.get_revision("0005")
     assert planning is not None and planning.down_revision == "0003" and "proposals" in (planning.doc or "")
     assert review is not None and review.down_revision == "0004" and "conversation" in (review.doc or "")
+    attempts = script.get_revision("0006")
+    assert attempts is not None and attempts.down_revision == "0005" and "attempts" in (attempts.doc or "")
     head = script.get_revision("head")
-    assert head is not None and head.down_revision == "0005" and "leases" in (head.doc or "")
+    assert head is not None and head.down_revision == "0006" and "leases" in (head.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models(tmp_path: Path) -> None:

@@ -144,6 +144,12 @@ def merges_here(target_id: str, peers: Peers) -> bool:
     return not peers.known or merger_of(target_id, peers) == peers.me
 
 
+def runs_elsewhere(agent: agent_pb2.Agent, peers: Peers) -> bool:
+    """Another orchestrator ran the agent and lives: it resumes the agent (an answer, a reply), in
+    the CLI session it keeps; once it is dead, whoever resumes the agent adopts it."""
+    return not is_mine(agent, peers.me) and peers.alive(agent.orchestrator)
+
+
 def takeover_reason(agent: agent_pb2.Agent) -> str:
     return (
         f"its orchestrator {agent.orchestrator} stopped renewing its lease (its machine died or lost "

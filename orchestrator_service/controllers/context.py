@@ -76,9 +76,8 @@ class Context:
         return policy.is_mine(agent, self.settings.name)
 
     def runs_elsewhere(self, agent: agent_pb2.Agent) -> bool:
-        """Another orchestrator ran the agent and lives: it resumes the agent, in the CLI session
-        it keeps; once it is dead, whoever resumes the agent adopts it."""
-        return not self.mine(agent) and self.peers.alive(agent.orchestrator)
+        """Another live orchestrator ran the agent: it resumes it (`policy.runs_elsewhere`)."""
+        return policy.runs_elsewhere(agent, self.peers)
 
     def my_running(self) -> list[agent_pb2.Agent]:
         """The running agents this orchestrator supervises: what counts against `--max-agents`."""

@@ -88,3 +88,12 @@ def test_orchestrators_start_their_preferred_ready_tasks_first() -> None:
     assert len(set(firsts.values())) == 3  # three orchestrators start three different tasks
     alone = Peers("east", frozenset({"east"}), True)
     assert policy.spread(ready, alone) == ready
+
+
+def test_a_waiting_agent_is_resumed_where_it_ran_while_its_orchestrator_lives() -> None:
+    peers = policy.peers_from("a", [_lease("a", 110), _lease("b", 110), _lease("c", 90)], 100.0)
+    waiting = agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
+    assert policy.runs_elsewhere(agent_pb2.Agent(status=waiting, orchestrator="b"), peers)
+    assert not policy.runs_elsewhere(agent_pb2.Agent(status=waiting, orchestrator="c"), peers)  # dead: adopt it
+    assert not policy.runs_elsewhere(agent_pb2.Agent(status=waiting, orchestrator="a"), peers)
+    assert not policy.runs_elsewhere(agent_pb2.Agent(status=waiting, orchestrator=""), peers)

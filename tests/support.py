@@ -35,14 +35,23 @@ from cw.store.v1 import (
 )
 from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from store_service import server
+from store_service.db.location import DatabaseLocation, SqliteFile, located
 
 
 @dataclass
 class RunningStore:
     address: str
-    db_path: Path
+    # Holds the token files (`auth/`) and, on SQLite, the database file.
+    home: Path
+    location: DatabaseLocation
     loop: asyncio.AbstractEventLoop
     handle: server.StoreServer
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file, for the tests that look into it (SQLite's own)."""
+        assert isinstance(self.location, SqliteFile), "a store on PostgreSQL has no database file"
+        return self.location.path
 
     def channel(self, identity: Identity = Identity.ORCHESTRATOR) -> grpc.Channel:
         """A channel whose calls carry `identity`'s token (the orchestrator's may do everything)."""
@@ -50,15 +59,21 @@ class RunningStore:
 
 
 @contextmanager
-def store_in_thread(db_path: Path) -> Iterator[RunningStore]:
+def store_in_thread(where: Path | DatabaseLocation, home: Path | None = None) -> Iterator[RunningStore]:
     """A real store server on port 0, its event loop on a background thread; its token files in
-    `auth/` beside the database."""
+    `home/auth` (`home`: by default the SQLite file's directory). Replicas on one PostgreSQL
+    database share a `home`, so they know the same tokens."""
+    location = located(where)
+    if home is None:
+        assert isinstance(location, SqliteFile), "a store on PostgreSQL needs a home for its token files"
+        home = location.path.parent
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    handle = asyncio.run_coroutine_threadsafe(server.start(db_path, "127.0.0.1:0"), loop).result(30)
+    started = server.start(location, "127.0.0.1:0", auth_dir=home / "auth")
+    handle = asyncio.run_coroutine_threadsafe(started, loop).result(30)
     try:
-        yield RunningStore(f"127.0.0.1:{handle.port}", db_path, loop, handle)
+        yield RunningStore(f"127.0.0.1:{handle.port}", home, location, loop, handle)
     finally:
         asyncio.run_coroutine_threadsafe(handle.stop(0.5), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)

@@ -63,12 +63,12 @@ from store_service.api.project import ProjectServicer
 from store_service.api.proposal import ProposalServicer
 from store_service.api.review_comment import ReviewCommentServicer
 from store_service.api.task import TaskServicer
-from store_service.auth_files import AuthFiles, ensure_auth_files
+from store_service.auth_files import SECRETS_KEY, AuthFiles, ensure_auth_files
 from store_service.db.database import Database
 from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous
 from store_service.db.file_modes import make_database_files_private
 from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile, located
-from store_service.db.secret_box import SecretBox, seal_stored_secrets
+from store_service.db.secret_box import SecretBox, key_opens_stored_secrets, seal_stored_secrets
 from store_service.startup import StartupRefused
 
 log = logging.getLogger("cw.store")
@@ -170,6 +170,18 @@ def _open_database(location: DatabaseLocation, synchronous: Synchronous, secrets
     return db
 
 
+async def _settle_secrets(db: Database, secrets: SecretBox, auth_dir: Path) -> None:
+    """Refuses a key that did not seal the stored secrets (replicas must share the auth
+    directory's files); seals what was stored before encryption at rest."""
+    if not await db.read(lambda uow: key_opens_stored_secrets(uow.session, secrets)):
+        raise StartupRefused(
+            f"{auth_dir / SECRETS_KEY} is not the key the database's account secrets were sealed with: "
+            "every store on one database needs the same auth directory's files"
+        )
+    if sealed := await db.write(lambda uow: seal_stored_secrets(uow.session, secrets)):
+        log.info("encrypted the secrets of %d account(s) stored before encryption at rest", sealed)
+
+
 async def _serve(
     location: DatabaseLocation,
     listening: Listening,
@@ -181,8 +193,11 @@ async def _serve(
     auth = ensure_auth_files(auth_dir or _default_auth_dir(location))
     secrets = SecretBox(auth.secrets_key)
     db = _open_database(location, synchronous, secrets)
-    if sealed := await db.write(lambda uow: seal_stored_secrets(uow.session, secrets)):
-        log.info("encrypted the secrets of %d account(s) stored before encryption at rest", sealed)
+    try:
+        await _settle_secrets(db, secrets, auth.directory)
+    except BaseException:
+        db.close()
+        raise
     feed = EventFeed(db)
     await feed.start()
     db.units.on_commit = feed.notify_threadsafe

@@ -10,7 +10,7 @@ from sqlalchemy.orm import sessionmaker
 from cw_edge.tokens import Identity
 from store_service.db import migrate
 from store_service.db.database import create_engines
-from store_service.db.location import DatabaseLocation, SqliteFile
+from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile
 from store_service.db.unit_of_work import UnitOfWorkFactory
 from tests.postgres import PostgresServer
 from tests.support import RunningStore, store_in_thread, stubs
@@ -27,16 +27,34 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     started.stop()
 
 
-@pytest.fixture(params=DATABASES)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseLocation]:
-    """A fresh, migrated database of each kind: a SQLite file in `tmp_path`, or a database of its
-    own on the session's PostgreSQL server."""
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
+    """A fresh database, migrated, of its own on the session's PostgreSQL server (for store
+    replicas: `tests.support.start_store_replicas`, or `store_in_thread` with a shared home)."""
+    with postgres_server.fresh_database() as location:
+        yield location
+
+
+def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> Iterator[DatabaseLocation]:
     if request.param == "sqlite":
         yield SqliteFile(tmp_path / "store.db")
         return
     postgres: PostgresServer = request.getfixturevalue("postgres_server")
-    with postgres.fresh_database() as location:
+    with postgres.fresh_database(migrated) as location:
         yield location
+
+
+@pytest.fixture(params=DATABASES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseLocation]:
+    """A fresh database of each kind: a SQLite file in `tmp_path` (the store migrates it as it
+    starts), or a migrated database of its own on the session's PostgreSQL server."""
+    yield from _fresh_database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseLocation]:
+    """A fresh database of each kind with nothing in it, not even the store's schema."""
+    yield from _fresh_database(request, tmp_path, migrated=False)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ class PostgresServer:
             self._server = get_server(root / "pgdata", cleanup_mode="delete")
         self._url = make_url(self._server.get_uri()).set(drivername=POSTGRES_DRIVER)
         self._numbers = itertools.count(1)
-        with self._admin() as admin:
+        with self.admin() as admin:
             for setting in _THROWAWAY_SETTINGS:
                 admin.execute(f"ALTER SYSTEM SET {setting}")
             admin.execute("SELECT pg_reload_conf()")
@@ -51,19 +51,20 @@ class PostgresServer:
     def location(self, name: str) -> PostgresDatabase:
         return PostgresDatabase(self._url.set(database=name))
 
-    def _admin(self) -> psycopg.Connection:
+    def admin(self) -> psycopg.Connection:
+        """A connection of the server's superuser to its `postgres` database, in autocommit."""
         return psycopg.connect(self.location("postgres").libpq_conninfo(), autocommit=True)
 
     @contextmanager
     def fresh_database(self, migrated: bool = True) -> Iterator[PostgresDatabase]:
         """A database of its own: the store's schema at head (`migrated`), or nothing at all."""
         name = f"cw_test_{next(self._numbers)}"
-        with self._admin() as admin:
+        with self.admin() as admin:
             admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if migrated else 'template0'}")
         try:
             yield self.location(name)
         finally:
-            with self._admin() as admin:
+            with self.admin() as admin:
                 admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
     def stop(self) -> None:

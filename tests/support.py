@@ -35,7 +35,7 @@ from cw.store.v1 import (
 )
 from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from store_service import server
-from store_service.db.location import DatabaseLocation, SqliteFile, located
+from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile, located
 
 
 @dataclass
@@ -155,25 +155,37 @@ def call_error(call: Any, request: Any) -> ErrorDetails:
 
 
 def start_store_process(
-    db_path: Path,
+    db: Path | DatabaseLocation,
     log_path: Path,
     listen: str = "127.0.0.1:0",
     log_level: str = "INFO",
     extra: list[str] | None = None,
+    *,
+    auth_dir: Path | None = None,
 ) -> Service:
-    """`python -m store_service` as its own process, its token files in `auth/` beside the database;
-    returns once it says where it listens."""
-    arguments = [
-        "--db",
-        str(db_path),
-        "--listen",
-        listen,
-        "--log-level",
-        log_level,
-        "--auth-dir",
-        str(auth_dir_of(db_path)),
-    ]
+    """`python -m store_service` as its own process; returns once it says where it listens. Its
+    token files: in `auth_dir`, by default `auth/` beside a SQLite file; a store on PostgreSQL
+    needs one (replicas given the same `auth_dir` share their tokens and secrets key)."""
+    location = located(db)
+    if auth_dir is None:
+        assert isinstance(location, SqliteFile), "a store on PostgreSQL needs an auth_dir"
+        auth_dir = auth_dir_of(location.path)
+    arguments = ["--db", db_argument(location), "--listen", listen, "--log-level", log_level]
+    arguments += ["--auth-dir", str(auth_dir)]
     return start("store_service", [*arguments, *(extra or [])], log_path)
+
+
+def start_store_replicas(database: PostgresDatabase, count: int, directory: Path) -> list[Service]:
+    """`count` store processes on one PostgreSQL database, sharing the auth directory
+    `directory/auth` (the tokens `tokens_in(directory / "auth")` are good at every one of them);
+    replica i logs to `directory/store-i.log`."""
+    auth_dir = directory / "auth"
+    return [start_store_process(database, directory / f"store-{i}.log", auth_dir=auth_dir) for i in range(count)]
+
+
+def db_argument(location: DatabaseLocation) -> str:
+    """What `--db` takes for `location` (a PostgreSQL URL with its password: tests only)."""
+    return str(location.path) if isinstance(location, SqliteFile) else location.libpq_conninfo()
 
 
 def auth_dir_of(db_path: Path) -> Path:

@@ -81,3 +81,17 @@ def seal_stored_secrets(session: Session, box: SecretBox) -> int:
             )
             sealed += 1
     return sealed
+
+
+def key_opens_stored_secrets(session: Session, box: SecretBox) -> bool:
+    """Whether `box` opens what is sealed in the database (True when nothing is): a store replica
+    started with another auth directory's key would seal new secrets that the others cannot open."""
+    for name in Account.secret_fields:
+        column = getattr(Account, name)
+        stored = session.scalar(select(column).where(column.startswith(SEALED_PREFIX)).limit(1))
+        if stored is not None:
+            try:
+                box.open(stored)
+            except FailedPrecondition:
+                return False
+    return True

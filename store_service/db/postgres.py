@@ -42,11 +42,14 @@ RELISTEN_SECONDS = 0.5
 
 
 def _engine(database: PostgresDatabase, pool_size: int, **options: Any) -> Engine:
+    """Each connection is tried as it leaves the pool (one round trip): after a server restart, or
+    a connection an administrator ended, a call connects again instead of failing."""
     return create_engine(
         database.url,
         poolclass=QueuePool,
         pool_size=pool_size,
         max_overflow=0,
+        pool_pre_ping=True,
         connect_args={"application_name": APPLICATION_NAME},
         **options,
     )

@@ -209,3 +209,30 @@ def test_a_replica_whose_listening_connection_dropped_listens_again_and_misses_n
     wait_for("the first replica's follower to see the write", lambda: follower.received == [1, 2], timeout=30)
     assert follower.finish() == [1, 2]
     wait_for("both replicas to listen again", lambda: _listening(postgres_server, postgres_database) == 2)
+
+
+def _terminate_every_connection(server: PostgresServer, database: PostgresDatabase) -> None:
+    """Ends every connection to `database`, as a server restart would, and waits until they are gone."""
+    query = "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    with server.admin() as admin:
+        ended = [pid for _, pid in admin.execute(query, (database.url.database,)).fetchall()]
+    assert ended
+    alive = f"pid IN ({', '.join(str(pid) for pid in ended)})"
+    wait_for("the connections to end", lambda: _activity(server, database, alive) == 0)
+
+
+def test_replicas_whose_connections_were_all_ended_serve_on_and_miss_nothing(
+    replicas: tuple[RunningStore, RunningStore], postgres_server: PostgresServer, postgres_database: PostgresDatabase
+) -> None:
+    follower = Follower(replicas[0])
+    apis = [stubs(store.channel()) for store in replicas]
+    created = apis[0].tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="before")))
+    wait_for("the follower to see the create", lambda: len(follower.received) == 1)
+
+    _terminate_every_connection(postgres_server, postgres_database)
+    # The next calls, reads and writes on either replica, connect again rather than fail.
+    assert apis[1].tasks.GetTask(task_pb2.GetTaskRequest(id=created.id)).name == "before"
+    apis[1].tasks.UpdateTask(task_pb2.UpdateTaskRequest(task=task_pb2.Task(id=created.id, order=2)))
+    apis[0].events.AppendEvent(event_pb2.AppendEventRequest(events=[event_pb2.Event(type=LAST)]))
+    head = _head(apis[0])
+    assert follower.finish() == list(range(1, head + 1))

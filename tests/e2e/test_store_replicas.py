@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
+from clients.local import Service
 from cw.store.v1 import account_pb2, task_pb2
 from cw_edge.tokens import Identity
 from store_service.db.location import PostgresDatabase
-from tests.support import authorized_channel, db_argument, start_store_replicas, stubs, tokens_in
+from tests.postgres import PostgresServer
+from tests.support import (
+    authorized_channel,
+    db_argument,
+    start_store_process,
+    start_store_replicas,
+    stubs,
+    tokens_in,
+)
 
 
 def _refused_start(*arguments: str) -> list[str]:
@@ -46,6 +56,27 @@ def test_replicas_sharing_an_auth_directory_serve_one_database_and_outlive_each_
         "sealed with: every store on one database needs the same auth directory's files"
     )
     assert not any("Traceback" in line for line in lines)
+
+
+def test_replicas_started_together_on_an_empty_database_migrate_it_once(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    def start_one(index: int) -> Service:
+        return start_store_process(database, tmp_path / f"store-{index}.log", auth_dir=tmp_path / "auth")
+
+    with postgres_server.fresh_database(migrated=False) as database, ThreadPoolExecutor(3) as pool:
+        starts = [pool.submit(start_one, index) for index in range(3)]
+        wait(starts)
+        try:
+            token = tokens_in(tmp_path / "auth")[Identity.CLIENT]
+            for started in starts:
+                with authorized_channel(started.result().address, token) as channel:
+                    listed = stubs(channel).tasks.ListTasks(task_pb2.ListTasksRequest(), timeout=10)
+                    assert list(listed.tasks) == []
+        finally:
+            for started in starts:
+                if started.exception() is None:
+                    started.result().kill()
 
 
 def test_a_database_that_cannot_be_reached_is_refused_in_one_line_without_its_password(tmp_path: Path) -> None:

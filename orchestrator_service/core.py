@@ -3,7 +3,7 @@
 ```
  store events --> Feed --> Cache --(changes)--> controllers: agents | tasks | merges
                                                               phases | initiatives | projects
-                                                              conversations
+                                                              conversations | replies
 ```
 
 Every change to a cached row (read from the store, or answered by the store to our own write)
@@ -34,6 +34,7 @@ from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.tasks import TaskController
 from orchestrator_service.conversations.controller import ConversationController
+from orchestrator_service.conversations.person import Replies, ReplyController
 from orchestrator_service.dispatch import Backoff
 from orchestrator_service.planning.runs import Planning
 from orchestrator_service.review.delivery import Delivery
@@ -66,8 +67,12 @@ class Orchestrator:
         self.planning = Planning(self.ctx)
         self.agents.extensions.append(self.planning.settle)
         self.launches.planners.append(self.planning)
-        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of))
-        self.conversations = ConversationController(self.ctx, self.agents, self.launches)
+        # The person's replies to agents' messages: in runs' prompts, and resuming who waits for them.
+        replies = Replies(self.ctx)
+        self.launches.prompt_hooks.append(replies.prompt_for)
+        self.replies = ReplyController(self.ctx, self.launches, replies)
+        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of, replies))
+        self.conversations = ConversationController(self.ctx, self.agents, self.launches, replies)
         controllers = (
             self.agents,
             self.tasks,
@@ -76,6 +81,7 @@ class Orchestrator:
             self.phases,
             self.initiatives,
             self.conversations,
+            self.replies,
         )
         self.cache.listeners += [controller.on_change for controller in controllers]
         self._background: list[asyncio.Task[None]] = []
@@ -95,6 +101,7 @@ class Orchestrator:
             self.phases.queue,
             self.initiatives.queue,
             self.conversations.queue,
+            self.replies.queue,
         ]
 
     async def start(self) -> None:

@@ -23,6 +23,7 @@ from cw.store.v1 import (
     log_chunk_pb2,
     log_chunk_pb2_grpc,
     message_pb2,
+    message_pb2_grpc,
     page_pb2_grpc,
     phase_pb2,
     phase_pb2_grpc,
@@ -102,6 +103,7 @@ class StoreClient:
         self.chat_sessions = chat_session_pb2_grpc.ChatSessionServiceStub(self.channel)
         self.conversations = conversation_pb2_grpc.ConversationServiceStub(self.channel)
         self.review_comments = review_comment_pb2_grpc.ReviewCommentServiceStub(self.channel)
+        self.messages = message_pb2_grpc.MessageServiceStub(self.channel)
         # Unary calls made so far: benchmarks divide it by the tasks run.
         self.calls = 0
 
@@ -203,6 +205,8 @@ _CHANGE_FIELDS = {
     review_comment_pb2.CreateReviewCommentRequest: "create_review_comment",
     review_comment_pb2.ResolveReviewCommentRequest: "resolve_review_comment",
     message_pb2.CreateMessageRequest: "create_message",
+    conversation_pb2.UpdateConversationRequest: "update_conversation",
+    message_pb2.UpdateMessageRequest: "update_message",
 }
 
 

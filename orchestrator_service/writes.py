@@ -21,8 +21,10 @@ from google.protobuf.message import Message
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
+    conversation_pb2,
     event_pb2,
     initiative_pb2,
+    message_pb2,
     phase_pb2,
     project_pb2,
     task_pb2,
@@ -39,6 +41,8 @@ _UPDATES: dict[str, tuple[type[Message], type[Message], str]] = {
     "initiative": (initiative_pb2.UpdateInitiativeRequest, initiative_pb2.Initiative, "initiative"),
     "project": (project_pb2.UpdateProjectRequest, project_pb2.Project, "project"),
     "account": (account_pb2.UpdateAccountRequest, account_pb2.Account, "account"),
+    "conversation": (conversation_pb2.UpdateConversationRequest, conversation_pb2.Conversation, "conversation"),
+    "message": (message_pb2.UpdateMessageRequest, message_pb2.Message, "message"),
 }
 _KIND_OF = {message: kind for kind, (_, message, _) in _UPDATES.items()}
 
@@ -74,7 +78,8 @@ def update(current: Message, **values: Any) -> Message:
             setattr(row, name, value)
     request = request_type(update_mask=field_mask_pb2.FieldMask(paths=list(values)))
     getattr(request, field).CopyFrom(row)
-    request.expected_update_time.CopyFrom(current.update_time)  # type: ignore[attr-defined]
+    if "expected_update_time" in request.DESCRIPTOR.fields_by_name:  # a message's has none: its status is set once
+        request.expected_update_time.CopyFrom(current.update_time)  # type: ignore[attr-defined]
     return request
 
 

@@ -53,14 +53,19 @@ def _when(stamp: Timestamp) -> str:
 
 
 def _questions_for_a_person(agent: agent_pb2.Agent) -> list[str]:
-    """Its pending questions, unless it asked another agent (that one answers: see `cw conversations`)."""
+    """Its pending questions, unless it asked another agent (that one answers: see `cw conversations`)
+    or waits only for replies to its messages (listed as the messages: `cw reply`). With questions
+    besides, `cw agent answer` answers them all, the messages' ids included."""
     try:
         questions = json.loads(agent.pending_questions or "[]")
     except ValueError:
         return []
     if not isinstance(questions, list) or any(isinstance(q, dict) and q.get("to") for q in questions):
         return []
-    return [str(q.get("question") or q.get("id")) for q in questions if isinstance(q, dict)]
+    asked = [q for q in questions if isinstance(q, dict)]
+    if all(q.get("kind") == "message" for q in asked):
+        return []
+    return [str(q.get("question") or q.get("id")) for q in asked]
 
 
 def inbox_items(snapshot: Snapshot) -> list[Item]:
@@ -133,11 +138,12 @@ def _print_all(items: list[Item]) -> None:
         console.print("nothing waits for you")
 
 
-def _changes(store: StoreClient) -> Iterator[list[Item]]:
-    """The inbox again each time something happened (at most once per FOLLOW_SECONDS)."""
+def _changes(store: StoreClient, after: int) -> Iterator[list[Item]]:
+    """The inbox again each time something happened after event `after` (at most once per
+    FOLLOW_SECONDS)."""
     last = datetime.now(UTC)
     dirty = False
-    for event in store.watch_events(store.head_sequence(), heartbeat_seconds=FOLLOW_SECONDS):
+    for event in store.watch_events(after, heartbeat_seconds=FOLLOW_SECONDS):
         dirty = dirty or (event.sequence != 0 and not event.type.startswith("log_chunk:"))
         if dirty and (datetime.now(UTC) - last).total_seconds() >= FOLLOW_SECONDS:
             dirty, last = False, datetime.now(UTC)
@@ -149,6 +155,8 @@ def _changes(store: StoreClient) -> Iterator[list[Item]]:
 @pass_session
 def inbox(session: Session, follow: bool) -> None:
     """Everything that waits for you, newest first, each with the command that handles it."""
+    # The log's position before the first read: a change made while it is read is followed, not lost.
+    start = session.store.head_sequence() if follow else 0
     items = inbox_items(gather(session.store))
     if not follow:
         session.show([asdict(i) for i in items], lambda: _print_all(items))
@@ -156,7 +164,7 @@ def inbox(session: Session, follow: bool) -> None:
     for item in items:
         _show_change(session, "new", item)
     shown = {(i.kind, i.id): i for i in items}
-    for current in _changes(session.store):
+    for current in _changes(session.store, start):
         now = {(i.kind, i.id): i for i in current}
         for key in [k for k in shown if k not in now]:
             _show_change(session, "handled", shown.pop(key))

@@ -190,6 +190,8 @@ class Feed:
         row_id = str(details.get("id") or "")
         if entity in ROW_KINDS and row_id:
             await self._apply_row(entity, action, row_id, stored.sequence, details)
+        elif entity == "message" and row_id:
+            self.cache.notify(Change("message", row_id, None, None, True))  # not cached: a reply's news
         elif entity == "initiative_project" and stored.initiative_id in self.cache.initiatives:
             await self.load_projects(stored.initiative_id)
         elif entity == "task_dependency" and stored.task_id in self.cache.tasks:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,6 +78,8 @@ class Launches:
         self.projects = projects
         agents.new_session = self.new_session
         self.planners: list[RunPlanner] = []
+        # More for every run's prompt, given its agent and task (the person's replies).
+        self.prompt_hooks: list[Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[str]]] = []
 
     def provider_for(self, name: str = "") -> Provider:
         settings = self.ctx.settings
@@ -222,7 +225,13 @@ class Launches:
             raise
 
     async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
-        """The task's prompt: a planner's, or the task description with its dependencies' summaries."""
+        """The task's prompt: a planner's, or the task description with its dependencies' summaries;
+        then what each prompt hook adds (the person's replies: conversations/person.py)."""
+        run = await self._planned_input(agent, task)
+        added = [await hook(agent, task) for hook in self.prompt_hooks]
+        return RunInput(run.prompt + "".join(added), run.environment) if any(added) else run
+
+    async def _planned_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
         for planner in self.planners:
             planned = await planner.run_input(agent, task)
             if planned is not None:

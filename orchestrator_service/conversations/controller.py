@@ -6,8 +6,10 @@
 2. Once the recipient runs nothing else (after its current run, and its task's), its CLI session is
    resumed in discuss mode with `CW_CONVERSATION_ID` and the question as its prompt; the agent row
    records the conversation it answers (`conversation_id`).
-3. That run's report answers the conversation (ANSWERED) in the transaction that settles it; a run
-   that gives no answer still answers: cw says why, so no asker waits forever.
+3. That run's report answers the conversation (ANSWERED) in the transaction that settles it. A run
+   that gives no answer is a failed attempt, counted on the conversation (`attempts`) and retried
+   as a task's run is (the same attempts and delays: `next_attempt_time`); after the last one cw
+   answers, saying why, so no asker waits forever.
 4. An answered conversation resumes its asker with `CW_ANSWERS_FILE` = `{"CONVERSATION_ID": "answer"}`.
 
 Each step is decided from stored rows (decide.py), keyed by conversation id, so a restart at any
@@ -34,8 +36,10 @@ from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.conversations import decide
+from orchestrator_service.conversations.person import Replies
 from orchestrator_service.dispatch import AgentOutcome
 from orchestrator_service.events import event
+from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Stale, update
 
 log = logging.getLogger("cw.orchestrator")
@@ -45,10 +49,11 @@ ID_BYTES = 128
 
 
 class ConversationController:
-    def __init__(self, ctx: Context, agents: AgentController, launches: Launches) -> None:
+    def __init__(self, ctx: Context, agents: AgentController, launches: Launches, replies: Replies) -> None:
         self.ctx = ctx
         self.agents = agents
         self.launches = launches
+        self.replies = replies  # the person's replies an asking run was given are READ with its ask
         self.queue = WorkQueue("conversations", self.reconcile, concurrency=4)
         agents.take_overs.append(self.settle)
 
@@ -84,9 +89,11 @@ class ConversationController:
         answerer = await self._agent(conversation.to_agent_id)
         task = await self._task(answerer.task_id) if answerer is not None and answerer.task_id else None
         others = task is not None and any(a.id != answerer.id for a in self.ctx.cache.live_agents_of(task.id))  # type: ignore[union-attr]
-        step = decide.next_step(conversation, asker, answerer, task, others)
+        step = decide.next_step(conversation, asker, answerer, task, others, now=self.ctx.clock())
         try:
-            if step.action == decide.ANSWER:
+            if step.action == decide.WAIT and step.after > 0:
+                self.queue.add(conversation_id, delay=step.after)
+            elif step.action == decide.ANSWER:
                 await self._answer(conversation, answerer, step.text)
             elif step.action == decide.RESUME and asker is not None and answerer is not None:
                 await self._resume_answerer(conversation, asker, answerer, task)
@@ -226,16 +233,30 @@ class ConversationController:
         }
         if outcome.session_id and outcome.session_id != agent.session_id:
             values["session_id"] = outcome.session_id
-        requests: list[Message] = [update(agent, **values)]
         conversation = self.ctx.cache.conversations.get(agent.conversation_id) or await self._read(
             agent.conversation_id
         )
+        requests: list[Message] = [update(agent, **values)]
         if conversation is not None and conversation.status == PENDING:
-            requests.append(conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=text))
+            requests += self._answered_or_retried(conversation, text, answered)
         note = event(
             "agent:stopped", agent, outcome=agent_pb2.AgentOutcome.Name(kind), conversation_id=agent.conversation_id
         )
         await self.ctx.writer.append([note], requests)
+
+    def _answered_or_retried(
+        self, conversation: conversation_pb2.Conversation, text: str, answered: bool
+    ) -> list[Message]:
+        """The answer; or, for a run that gave none, the failed attempt counted and the next one
+        due after the tasks' retry delay; after the last attempt, cw's answer saying why."""
+        if answered:
+            return [conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=text)]
+        retry = decide.after_failed_answer(conversation, text, self.ctx.clock(), self.ctx.settings.retry_delays)
+        counted = update(conversation, attempts=retry.attempts, next_attempt_time=retry.next_attempt_time)
+        if retry.next_attempt_time is not None:
+            log.info("conversation %s: answer run %d failed, retried", conversation.id, retry.attempts)
+            return [counted]
+        return [counted, conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=retry.text)]
 
     async def _settle_ask(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome) -> None:
         ask = decide.ask_of(outcome)
@@ -244,7 +265,8 @@ class ConversationController:
             settled = outcomes.settle(agent, task, error, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
             await self.agents.write(agent, task, settled)
             return
-        found, why = decide.recipient(ask, agent, await self._named(ask.to), await self._task_agents(ask.to))
+        store = self.ctx.store
+        found, why = decide.recipient(ask, agent, await _named(store, ask.to), await _task_agents(store, ask.to))
         conversation = conversation_pb2.Conversation(
             from_agent_id=agent.id,
             to_agent_id=found.id if found is not None else agent.id,
@@ -268,21 +290,21 @@ class ConversationController:
         if outcome.session_id and outcome.session_id != agent.session_id:
             values["session_id"] = outcome.session_id
         note = event("agent:waiting_for_input", agent, questions=1, conversation_id=created.id, to=ask.to)
-        await self.ctx.writer.append([note], [update(agent, **values)])
+        await self.ctx.writer.append([note], [update(agent, **values), *await self.replies.delivered(agent)])
         log.info("agent %s asked %s (conversation %s)", agent.name, ask.to, created.id)
-
-    async def _named(self, name: str) -> agent_pb2.Agent | None:
-        store = self.ctx.store
-        found = await store.call(store.agents.ListAgents, agent_pb2.ListAgentsRequest(name=name, page_size=1))
-        return found.agents[0] if found.agents else None
-
-    async def _task_agents(self, task_id: str) -> list[agent_pb2.Agent]:
-        if len(task_id.encode()) > ID_BYTES:
-            return []
-        store = self.ctx.store
-        return await store.list_all(store.agents.ListAgents, agent_pb2.ListAgentsRequest(task_id=task_id), "agents")
 
 
 def _moved(change: Change) -> bool:
     """A cached row whose status changed (not one that merely came into or left the cache)."""
     return change.before is not None and change.after is not None and change.before.status != change.after.status
+
+
+async def _named(store: StoreClient, name: str) -> agent_pb2.Agent | None:
+    found = await store.call(store.agents.ListAgents, agent_pb2.ListAgentsRequest(name=name, page_size=1))
+    return found.agents[0] if found.agents else None
+
+
+async def _task_agents(store: StoreClient, task_id: str) -> list[agent_pb2.Agent]:
+    if len(task_id.encode()) > ID_BYTES:
+        return []
+    return await store.list_all(store.agents.ListAgents, agent_pb2.ListAgentsRequest(task_id=task_id), "agents")

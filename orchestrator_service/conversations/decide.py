@@ -2,8 +2,9 @@
 what a pending conversation needs now, what the recipient's run answered, what the asker reads.
 
 The facts are stored: the conversation (PENDING or ANSWERED, from and to whom), the asker's pending
-question (its id is the conversation's), and `conversation_id` on the recipient while its session is
-resumed to answer. Every decision is taken again from them after a restart.
+question (its id is the conversation's), `conversation_id` on the recipient while its session is
+resumed to answer, and the conversation's failed answer runs (`attempts`, `next_attempt_time`). Every
+decision is taken again from them after a restart.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cw.store.v1 import agent_pb2, conversation_pb2, task_pb2
+from orchestrator_service import outcomes
 from orchestrator_service.agents.claude_outcome import clip
 from orchestrator_service.cache.state import LIVE_AGENT
 from orchestrator_service.dispatch import AgentOutcome
@@ -71,10 +74,12 @@ def asks_an_agent(agent: agent_pb2.Agent) -> set[str]:
 @dataclass(frozen=True)
 class Next:
     """What a pending conversation needs: `resume` the recipient to answer, `answer` it with
-    `text` (nobody else can), or `wait` (for the recipient's run, or for the answer under way)."""
+    `text` (nobody else can), or `wait` (for the recipient's run, for the answer under way, or
+    `after` seconds: the pause before the next answer run after a failed one)."""
 
     action: str
     text: str = ""
+    after: float = 0.0
 
 
 WAIT, RESUME, ANSWER = "wait", "resume", "answer"
@@ -86,6 +91,8 @@ def next_step(
     answerer: agent_pb2.Agent | None,
     answerer_task: task_pb2.Task | None,
     others_live_on_task: bool,
+    *,
+    now: datetime | None = None,
 ) -> Next:
     if asker is None or asker.status not in LIVE_AGENT:
         return Next(ANSWER, f"{CW_SAYS}the agent that asked no longer waits for an answer")
@@ -103,7 +110,39 @@ def next_step(
         return Next(WAIT)  # after its current run
     if others_live_on_task or (answerer_task is not None and answerer_task.status in BUSY_TASK):
         return Next(WAIT)  # its task is being worked on: after that run
+    pause = _pause(conversation, now)
+    if pause > 0:
+        return Next(WAIT, after=pause)  # a failed answer run is retried after the tasks' delay
     return Next(RESUME)
+
+
+def _pause(conversation: conversation_pb2.Conversation, now: datetime | None) -> float:
+    if now is None or not conversation.HasField("next_attempt_time"):
+        return 0.0
+    due = conversation.next_attempt_time.ToDatetime(tzinfo=UTC)
+    return max((due - now).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True)
+class AnswerRetry:
+    """After a failed answer run: the conversation's failed runs so far, and when the next may
+    start; `next_attempt_time` None means none may: cw answers `text` instead."""
+
+    attempts: int
+    next_attempt_time: datetime | None
+    text: str = ""
+
+
+def after_failed_answer(
+    conversation: conversation_pb2.Conversation, why: str, now: datetime, delays: Sequence[float]
+) -> AnswerRetry:
+    """A failed answer run is retried as a failed task run is (outcomes.after_failure: the same
+    attempts and delays); after the last one the asker is told why there is no answer."""
+    decision = outcomes.after_failure(conversation.attempts, now, delays)
+    if decision.status == task_pb2.TASK_STATUS_PENDING:
+        return AnswerRetry(decision.retry_count, decision.next_attempt_time)
+    runs = conversation.attempts + 1
+    return AnswerRetry(runs, None, f"{why} ({runs} attempts)")
 
 
 INSTEAD = {"questions": "it asked questions instead", "ask": "it asked another agent instead"}

@@ -7,7 +7,8 @@ starting and settling runs (core.py installs them).
   on its task, and resolved once its work is merged (repair.py).
 - A merge task's run that leaves a conflict marker in the files its branch changes is a failed
   attempt, whatever it said.
-- Any run's `messages` are stored for the person (MessageService), shown in `cw inbox`.
+- Any run's `messages` are stored for the person (MessageService), shown in `cw inbox`; one that
+  requires a response makes the agent wait for the reply (conversations/person.py).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 
 from cw.store.v1 import agent_pb2, message_pb2, review_comment_pb2, task_pb2
 from cw_edge import diffs
-from orchestrator_service import dispatch
+from orchestrator_service import dispatch, outcomes
 from orchestrator_service.agents.claude_outcome import clip
 from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Continuation, RunInput
+from orchestrator_service.conversations import replies
+from orchestrator_service.conversations.person import Replies
 from orchestrator_service.dispatch import AgentOutcome
 from orchestrator_service.git import branches, conflicts
 from orchestrator_service.git.workspace import task_branch
@@ -64,9 +67,11 @@ class Reports:
         ctx: Context,
         merger: PhaseMerger,
         dependencies: Callable[[task_pb2.Task], Awaitable[list[task_pb2.Task]]],
+        found: Replies,
     ) -> None:
         self.ctx = ctx
         self.merger = merger
+        self.replies = found
         self.dependencies = dependencies  # the tasks a task depends on (Launches.dependencies_of)
 
     async def _files(self, phase_id: str) -> dict[str, dict[str, diffs.FileDiff]]:
@@ -118,9 +123,17 @@ class Reports:
         settlement: Settlement,
         write: Write,
     ) -> None:
-        """The run's messages, a review agent's comments, a revision's resolved comments: in the
-        transaction that settles the run (a settle extension, controllers/agents.py)."""
-        creates: list[Any] = [*settlement.creates, *messages_from(outcome.report, agent)]
+        """The run's messages, a review agent's comments, a revision's resolved comments, the
+        replies it was given (READ): in the transaction that settles the run (a settle extension,
+        controllers/agents.py). A message that requires a response makes the agent wait for it."""
+        messages = messages_from(outcome.report, agent)
+        delivered = await self.replies.delivered(agent)
+        if may_wait(task, outcome) and any(m.message.requires_response for m in messages):
+            await write(await self._waiting(agent, task, outcome, messages, (*settlement.creates, *delivered)))
+            return
+        if not replies.keeps_what_it_read(settlement.agent):
+            delivered = []  # the replies go to the next attempt's new session as well
+        creates: list[Any] = [*settlement.creates, *messages, *delivered]
         task_values = settlement.task
         completing = task is not None and task_values is not None and outcome.kind == "done"
         if completing and task is not None and task.category == task_pb2.TASK_CATEGORY_REVIEW and task.phase_id:
@@ -129,3 +142,26 @@ class Reports:
         if completing and task is not None and task.review_comment_ids:
             task_values = {**(task_values or {}), "resolved_comment_ids": comments.resolved_by(task, outcome.report)}
         await write(dataclasses.replace(settlement, task=task_values, creates=tuple(creates)))
+
+    async def _waiting(
+        self,
+        agent: agent_pb2.Agent,
+        task: task_pb2.Task | None,
+        outcome: AgentOutcome,
+        messages: list[message_pb2.CreateMessageRequest],
+        kept: tuple[Any, ...],
+    ) -> Settlement:
+        """The agent waits for the person's replies as for answers to its questions (its task
+        stays IN_PROGRESS, no slot held); the messages are stored first, for their ids."""
+        created = await self.replies.create(agent, messages)
+        questions = [*replies.message_questions(created), *outcome.questions]
+        asked = dataclasses.replace(outcome, kind="questions", questions=questions)
+        waiting = outcomes.settle(agent, task, asked, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
+        return dataclasses.replace(waiting, creates=kept)
+
+
+def may_wait(task: task_pb2.Task | None, outcome: AgentOutcome) -> bool:
+    """A run that ends well (done, or questions) may wait for replies; a failed one does not (its
+    messages are stored, and their replies go to the task's next attempt), nor a planning run."""
+    planning = task is not None and dispatch.agent_mode(task) != "execute"
+    return outcome.kind in ("done", "questions") and not planning

@@ -58,6 +58,8 @@ _CHANGES: dict[str, tuple[Resource[Any], str]] = {
     "create_review_comment": (REVIEW_COMMENT, "create"),
     "resolve_review_comment": (REVIEW_COMMENT, "resolve"),
     "create_message": (MESSAGE, "create"),
+    "update_conversation": (CONVERSATION, "update"),
+    "update_message": (MESSAGE, "update"),
 }
 
 

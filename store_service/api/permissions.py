@@ -82,6 +82,8 @@ CLIENT_RIGHTS: Mapping[str, Rights] = {
         transitions=frozenset({(task_pb2.TASK_STATUS_BLOCKED, task_pb2.TASK_STATUS_PENDING)}),
     ),
     "project": Rights(orchestrator_fields=frozenset({"sync_error", "sync_error_time", "last_fetch_time"})),
+    # A failed answer run is counted by the orchestrator (issue 12: conversations are retried).
+    "conversation": Rights(orchestrator_fields=frozenset({"attempts", "next_attempt_time"})),
     # Agents' messages come from the orchestrator (their signal files); a person writes as the user,
     # reads them and answers them.
     "message": Rights(

@@ -422,6 +422,9 @@ class Conversation(Timestamped, Base):
         default="pending",
         server_default="pending",
     )
+    # Failed answer runs so far, and when the next may start (retried as tasks are).
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    next_attempt_time: Mapped[datetime | None] = mapped_column("next_attempt_at", DateTime)
 
     def event_scope(self) -> dict[str, str | None]:
         return {

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from cw.store.v1 import agent_pb2, conversation_pb2, phase_pb2, task_pb2
+from orchestrator_service.dispatch import MAX_TASK_RETRIES
 from tests.e2e.cluster import Cluster, cluster, wait_for
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
@@ -76,10 +77,14 @@ def test_the_asker_waits_through_a_sigkill_of_the_orchestrator(tmp_path: Path) -
         def waiting_and_answering() -> bool:
             asking = c.agents_of(asker.id)
             answering = c.agents_of(answerer.id)[0]
+            # Its process started (agent:resumed follows the spawn): killing the orchestrator between
+            # the claim and the spawn would leave no process to answer while it is down.
+            started = any(e.type == "agent:resumed" and e.agent_id == answering.id for e in c.events())
             return (
                 bool(asking)
                 and asking[0].status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
                 and bool(answering.conversation_id and answering.status == agent_pb2.AGENT_STATUS_RUNNING)
+                and started
             )
 
         wait_for("the asker waiting and the answerer resumed", waiting_and_answering)
@@ -94,4 +99,29 @@ def test_the_asker_waits_through_a_sigkill_of_the_orchestrator(tmp_path: Path) -
         (asked,) = _conversations(c, initiative.id)
         assert asked.answer == "slow but sure"
         assert _answers(c, later.id) == {asked.id: "slow but sure"}
+        c.assert_invariants()
+
+
+def test_a_failed_answer_run_is_retried_and_the_last_failure_answers_the_asker(tmp_path: Path) -> None:
+    attempts = MAX_TASK_RETRIES + 1  # as many runs as a task gets
+    with cluster(tmp_path) as c:
+        initiative = c.initiative("Talk", c.project())
+        lucky, unlucky = c.phase(initiative, "Lucky"), c.phase(initiative, "Unlucky")  # each commits answers.txt
+        flaky = c.task(lucky, "flaky", files={"f.txt": "f"}, answer="second time lucky", answer_crash_times=1)
+        broken = c.task(unlucky, "broken", files={"b.txt": "b"}, answer_fails=True)
+        c.task(lucky, "asks-flaky", after=[flaky.id], ask={"to": flaky.id, "question": "ready?"})
+        c.task(unlucky, "asks-broken", after=[broken.id], ask={"to": broken.id, "question": "there?"})
+        c.approve(lucky, unlucky)
+        c.wait_phase(lucky.id, REVIEW)
+        c.wait_phase(unlucky.id, REVIEW)  # the asker went on with cw's answer: no hang
+        by_recipient = {x.to_agent_id: x for x in _conversations(c, initiative.id)}
+        flaky_agent, broken_agent = c.agents_of(flaky.id)[0], c.agents_of(broken.id)[0]
+        answered, failed = by_recipient[flaky_agent.id], by_recipient[broken_agent.id]
+        assert (answered.answer, answered.attempts) == ("second time lucky", 1)
+        assert failed.answer.startswith(f"cw: {broken_agent.name} could not answer") and failed.attempts == attempts
+        assert f"({attempts} attempts)" in failed.answer
+        assert _answers(c, lucky.id) == {answered.id: "second time lucky"}
+        assert _answers(c, unlucky.id) == {failed.id: failed.answer}
+        resumed = [e.agent_id for e in c.events() if e.type == "agent:resumed"]
+        assert resumed.count(flaky_agent.id) == 2 and resumed.count(broken_agent.id) == attempts
         c.assert_invariants()

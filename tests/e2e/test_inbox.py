@@ -55,6 +55,7 @@ class Waiting:
 
     initiative: initiative_pb2.Initiative
     question: agent_pb2.Agent
+    telling: task_pb2.Task
     failing: task_pb2.Task
     merge: task_pb2.Task
     reviewed: phase_pb2.Phase
@@ -68,14 +69,19 @@ def _everything_waits(c: Cluster, tmp_path: Path) -> Waiting:
     asking = c.task(phase, "asks", questions=[{"id": "q1", "question": "tabs or spaces?"}])
     failing = c.task(phase, "fails", error_times=4)
     telling = c.task(phase, "tells", messages=[{"content": "the schema needs a decision", "requires_response": True}])
-    c.task(clash, "left", files={"shared.txt": "left\n"})
-    c.task(clash, "right", files={"shared.txt": "right\n"})
+    release = tmp_path / "release-left"
+    c.task(clash, "left", files={"shared.txt": "left\n"}, wait_for=str(release))
+    right = c.task(clash, "right", files={"shared.txt": "right\n"})
     reviewed = c.phase(c.initiative("Reviewed", c.project("other")), "R")
     c.task(reviewed, "fine", files={"fine.txt": "f"})
     ghost = c.api.projects.CreateProject(
         project_pb2.CreateProjectRequest(project=project_pb2.Project(name="ghost", url=str(tmp_path / "nowhere")))
     )
     c.approve(phase, clash, reviewed, c.phase(c.initiative("Unsynced", ghost), "U"))
+    # Both clash tasks start from the same phase branch whatever the timing: left finishes only once
+    # right runs (its branch made), so right's branch never holds left's work and their merges conflict.
+    wait_for("the right clash task to run", lambda: c.all_spawned([right]))
+    release.touch()
     question = wait_for("the question", lambda: [a for a in c.agents_of(asking.id) if a.pending_questions])[0]
     c.wait_task(failing.id, task_pb2.TASK_STATUS_BLOCKED)
     c.wait_phase(reviewed.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
@@ -87,7 +93,7 @@ def _everything_waits(c: Cluster, tmp_path: Path) -> Waiting:
             if t.category == task_pb2.TASK_CATEGORY_MERGE and t.status == task_pb2.TASK_STATUS_BLOCKED
         ],
     )[0]
-    c.wait_task(telling.id, task_pb2.TASK_STATUS_COMPLETED)
+    wait_for("the agent waiting for a reply", lambda: [a for a in c.agents_of(telling.id) if a.pending_questions])
     wait_for(
         "the sync failure", lambda: c.api.projects.GetProject(project_pb2.GetProjectRequest(id=ghost.id)).sync_error
     )
@@ -95,7 +101,7 @@ def _everything_waits(c: Cluster, tmp_path: Path) -> Waiting:
     proposed = proposal_pb2.Proposal(agent_id=question.id, initiative_id=initiative.id, target_type=phase_type)
     proposed.title = "a later phase"
     proposal = c.api.proposals.CreateProposal(proposal_pb2.CreateProposalRequest(proposal=proposed))
-    return Waiting(initiative, question, failing, merge, reviewed, proposal, ghost)
+    return Waiting(initiative, question, telling, failing, merge, reviewed, proposal, ghost)
 
 
 def _handle_everything(c: Cluster, tmp_path: Path, waiting: Waiting, message_id: str) -> None:
@@ -118,6 +124,7 @@ def test_the_inbox_lists_what_waits_and_forgets_what_is_handled(tmp_path: Path) 
         by_id = {item["id"]: item for item in items}
         message = next(item for item in items if item["kind"] == "message")
         question = by_id[waiting.question.id]
+        assert not any(item["kind"] == "question" and "schema" in item["title"] for item in items)  # a message
         assert question["command"] == f"cw agent answer {waiting.question.name}" and "tabs" in question["title"]
         assert by_id[waiting.failing.id]["command"] == f"cw task retry {waiting.failing.id}"
         assert "scripted error on attempt 4" in by_id[waiting.failing.id]["detail"]
@@ -139,3 +146,4 @@ def test_the_inbox_lists_what_waits_and_forgets_what_is_handled(tmp_path: Path) 
         assert not set(by_id) & set(_inbox(c)), _inbox(c)
         answered = c.api.agents.GetAgent(agent_pb2.GetAgentRequest(id=waiting.question.id))
         assert answered.status != agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
+        c.wait_task(waiting.telling.id, task_pb2.TASK_STATUS_COMPLETED)  # the reply resumed it

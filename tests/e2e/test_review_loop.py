@@ -45,7 +45,14 @@ def test_request_changes_cycle(tmp_path: Path) -> None:
         assert shown[shown.index("+bee") + 1] == f"  >> [{second['id']}] you: bee is misspelt"
         assert "two what?" not in "\n".join(shown)  # resolved: not shown
 
-        c.plan_for_initiative(initiative.id, files={"a.txt": "one, because\ntwo\n"}, resolved_comments=[first["id"]])
+        # The revision waits for `release`, so the phase is surely still IN_PROGRESS when asked again.
+        release = tmp_path / "release-revision"
+        c.plan_for_initiative(
+            initiative.id,
+            files={"a.txt": "one, because\ntwo\n"},
+            resolved_comments=[first["id"]],
+            wait_for=str(release),
+        )
         sent = c.cw_json("review", "request-changes", phase.id)
         assert sent["status"] == "PHASE_STATUS_IN_PROGRESS"
         revision = next(
@@ -56,6 +63,7 @@ def test_request_changes_cycle(tmp_path: Path) -> None:
             assert needed in revision.description
         again = c.cw("review", "request-changes", phase.id, check=False)
         assert again.returncode == 1 and "not PENDING_REVIEW" in again.stderr
+        release.touch()
 
         c.wait_phase(phase.id, REVIEW)
         state = {x["id"]: x.get("resolved", False) for x in c.cw_json("review", "list", phase.id, "--all")}

@@ -31,9 +31,11 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     assert retry_count.down_revision is not None
     stored_facts = script.get_revision("0003")
     assert stored_facts is not None and stored_facts.down_revision == "0002" and "merge" in (stored_facts.doc or "")
-    planning, head = script.get_revision("0004"), script.get_revision("head")
+    planning, review = script.get_revision("0004"), script.get_revision("0005")
     assert planning is not None and planning.down_revision == "0003" and "proposals" in (planning.doc or "")
-    assert head is not None and head.down_revision == "0004" and "conversation" in (head.doc or "")
+    assert review is not None and review.down_revision == "0004" and "conversation" in (review.doc or "")
+    head = script.get_revision("head")
+    assert head is not None and head.down_revision == "0005" and "attempts" in (head.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models_and_goes_back_to_empty(empty_database: DatabaseLocation) -> None:

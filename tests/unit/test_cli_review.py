@@ -106,3 +106,18 @@ def test_the_inbox_lists_what_waits_newest_first() -> None:
     assert commands["pr1"].startswith("cw proposals accept pr1") and "cw phase merge p1" in commands["p1"]
     assert "boom" in next(i.detail for i in items if i.id == "t1")
     assert "tidy-jackal" in next(i.title for i in items if i.id == "ms1")
+
+
+def test_an_agent_waiting_only_for_replies_is_listed_as_its_messages() -> None:
+    replies_only = json.dumps([{"id": "ms1", "question": "which db?", "kind": "message"}])
+    mixed = json.dumps([{"id": "ms2", "question": "which db?", "kind": "message"}, {"id": "q1", "question": "tabs?"}])
+    snapshot = Snapshot(
+        waiting=[
+            _stamp(agent_pb2.Agent(id="a1", name="tidy-jackal", pending_questions=replies_only), 10),
+            _stamp(agent_pb2.Agent(id="a2", name="busy-otter", pending_questions=mixed), 20),
+        ],
+        messages=[_stamp(message_pb2.Message(id="ms1", sender_id="a1", content="which db?"), 5, "create_time")],
+    )
+    items = {(i.kind, i.id): i for i in inbox_items(snapshot)}
+    assert set(items) == {("message", "ms1"), ("question", "a2")}
+    assert items["question", "a2"].detail == "which db?\ntabs?"  # `cw agent answer` answers both

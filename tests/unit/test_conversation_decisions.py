@@ -4,12 +4,13 @@ is for, what a pending conversation needs, what an answering run answered."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cw.store.v1 import agent_pb2, conversation_pb2, task_pb2
 from orchestrator_service.conversations import decide
-from orchestrator_service.dispatch import AgentOutcome
+from orchestrator_service.dispatch import MAX_TASK_RETRIES, AgentOutcome
 
 RUNNING = agent_pb2.AGENT_STATUS_RUNNING
 WAITING = agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
@@ -97,3 +98,29 @@ def test_the_question_prompt_says_how_to_answer() -> None:
     prompt = decide.discuss_prompt("a-name", "Users table", "which column?")
     assert prompt.startswith("# A question from agent a-name (working on task 'Users table')")
     assert "which column?" in prompt and '{"status": "answer"' in prompt and "$CW_SIGNAL_FILE" in prompt
+
+
+NOW = datetime(2026, 12, 18, 12, 0, tzinfo=UTC)
+
+
+def test_a_failed_answer_run_is_retried_like_a_task_run_then_answered() -> None:
+    pending = conversation_pb2.Conversation(id="conv1")
+    first = decide.after_failed_answer(pending, "cw: b could not answer: crashed", NOW, (5.0, 30.0))
+    assert (first.attempts, first.next_attempt_time) == (1, NOW + timedelta(seconds=5))
+    pending.attempts = 2
+    third = decide.after_failed_answer(pending, "why", NOW, (5.0, 30.0))
+    assert (third.attempts, third.next_attempt_time) == (3, NOW + timedelta(seconds=30))  # the last delay repeats
+    pending.attempts = MAX_TASK_RETRIES
+    last = decide.after_failed_answer(pending, "cw: b could not answer: crashed", NOW, (5.0,))
+    assert last.next_attempt_time is None and last.attempts == MAX_TASK_RETRIES + 1
+    assert last.text == f"cw: b could not answer: crashed ({MAX_TASK_RETRIES + 1} attempts)"
+
+
+def test_the_next_answer_run_waits_for_its_time() -> None:
+    later = conversation_pb2.Conversation(id="conv1", attempts=1)
+    later.next_attempt_time.FromDatetime(NOW + timedelta(seconds=7))
+    asker, answerer = _agent("a", WAITING), _agent("b")
+    step = decide.next_step(later, asker, answerer, COMPLETED_TASK, False, now=NOW)
+    assert (step.action, step.after) == (decide.WAIT, 7.0)
+    due = decide.next_step(later, asker, answerer, COMPLETED_TASK, False, now=NOW + timedelta(seconds=8))
+    assert due.action == decide.RESUME

@@ -22,34 +22,37 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63w/store/v1/conversation.proto\x12\x0b\x63w.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x02\n\x0c\x43onversation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rfrom_agent_id\x18\x02 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x03 \x01(\t\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x10\n\x08phase_id\x18\x05 \x01(\t\x12\x0f\n\x07task_id\x18\x06 \x01(\t\x12\x10\n\x08question\x18\x07 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x08 \x01(\t\x12/\n\x06status\x18\t \x01(\x0e\x32\x1f.cw.store.v1.ConversationStatus\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x19\x43reateConversationRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.cw.store.v1.Conversation\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"$\n\x16GetConversationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"]\n\x1fListPendingConversationsRequest\x12\x13\n\x0bto_agent_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n ListPendingConversationsResponse\x12\x30\n\rconversations\x18\x01 \x03(\x0b\x32\x19.cw.store.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x19\x41nswerConversationRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\"\xb5\x01\n\x18ListConversationsRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\x12\x15\n\rfrom_agent_id\x18\x02 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.cw.store.v1.ConversationStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"f\n\x19ListConversationsResponse\x12\x30\n\rconversations\x18\x01 \x03(\x0b\x32\x19.cw.store.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*|\n\x12\x43onversationStatus\x12#\n\x1f\x43ONVERSATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43ONVERSATION_STATUS_PENDING\x10\x01\x12 \n\x1c\x43ONVERSATION_STATUS_ANSWERED\x10\x02\x32\xf7\x03\n\x13\x43onversationService\x12W\n\x12\x43reateConversation\x12&.cw.store.v1.CreateConversationRequest\x1a\x19.cw.store.v1.Conversation\x12Q\n\x0fGetConversation\x12#.cw.store.v1.GetConversationRequest\x1a\x19.cw.store.v1.Conversation\x12w\n\x18ListPendingConversations\x12,.cw.store.v1.ListPendingConversationsRequest\x1a-.cw.store.v1.ListPendingConversationsResponse\x12W\n\x12\x41nswerConversation\x12&.cw.store.v1.AnswerConversationRequest\x1a\x19.cw.store.v1.Conversation\x12\x62\n\x11ListConversations\x12%.cw.store.v1.ListConversationsRequest\x1a&.cw.store.v1.ListConversationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63w/store/v1/conversation.proto\x12\x0b\x63w.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n\x0c\x43onversation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rfrom_agent_id\x18\x02 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x03 \x01(\t\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x10\n\x08phase_id\x18\x05 \x01(\t\x12\x0f\n\x07task_id\x18\x06 \x01(\t\x12\x10\n\x08question\x18\x07 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x08 \x01(\t\x12/\n\x06status\x18\t \x01(\x0e\x32\x1f.cw.store.v1.ConversationStatus\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\x05\x12\x35\n\x11next_attempt_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x19\x43reateConversationRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.cw.store.v1.Conversation\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"$\n\x16GetConversationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"]\n\x1fListPendingConversationsRequest\x12\x13\n\x0bto_agent_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n ListPendingConversationsResponse\x12\x30\n\rconversations\x18\x01 \x03(\x0b\x32\x19.cw.store.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x19\x41nswerConversationRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\"\xb7\x01\n\x19UpdateConversationRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.cw.store.v1.Conversation\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb5\x01\n\x18ListConversationsRequest\x12\x15\n\rinitiative_id\x18\x01 \x01(\t\x12\x15\n\rfrom_agent_id\x18\x02 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.cw.store.v1.ConversationStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"f\n\x19ListConversationsResponse\x12\x30\n\rconversations\x18\x01 \x03(\x0b\x32\x19.cw.store.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*|\n\x12\x43onversationStatus\x12#\n\x1f\x43ONVERSATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43ONVERSATION_STATUS_PENDING\x10\x01\x12 \n\x1c\x43ONVERSATION_STATUS_ANSWERED\x10\x02\x32\xf7\x03\n\x13\x43onversationService\x12W\n\x12\x43reateConversation\x12&.cw.store.v1.CreateConversationRequest\x1a\x19.cw.store.v1.Conversation\x12Q\n\x0fGetConversation\x12#.cw.store.v1.GetConversationRequest\x1a\x19.cw.store.v1.Conversation\x12w\n\x18ListPendingConversations\x12,.cw.store.v1.ListPendingConversationsRequest\x1a-.cw.store.v1.ListPendingConversationsResponse\x12W\n\x12\x41nswerConversation\x12&.cw.store.v1.AnswerConversationRequest\x1a\x19.cw.store.v1.Conversation\x12\x62\n\x11ListConversations\x12%.cw.store.v1.ListConversationsRequest\x1a&.cw.store.v1.ListConversationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.conversation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONVERSATIONSTATUS']._serialized_start=1079
-  _globals['_CONVERSATIONSTATUS']._serialized_end=1203
-  _globals['_CONVERSATION']._serialized_start=81
-  _globals['_CONVERSATION']._serialized_end=390
-  _globals['_CREATECONVERSATIONREQUEST']._serialized_start=392
-  _globals['_CREATECONVERSATIONREQUEST']._serialized_end=488
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=490
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=526
-  _globals['_LISTPENDINGCONVERSATIONSREQUEST']._serialized_start=528
-  _globals['_LISTPENDINGCONVERSATIONSREQUEST']._serialized_end=621
-  _globals['_LISTPENDINGCONVERSATIONSRESPONSE']._serialized_start=623
-  _globals['_LISTPENDINGCONVERSATIONSRESPONSE']._serialized_end=732
-  _globals['_ANSWERCONVERSATIONREQUEST']._serialized_start=734
-  _globals['_ANSWERCONVERSATIONREQUEST']._serialized_end=789
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=792
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=973
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=975
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1077
-  _globals['_CONVERSATIONSERVICE']._serialized_start=1206
-  _globals['_CONVERSATIONSERVICE']._serialized_end=1709
+  _globals['_CONVERSATIONSTATUS']._serialized_start=1372
+  _globals['_CONVERSATIONSTATUS']._serialized_end=1496
+  _globals['_CONVERSATION']._serialized_start=115
+  _globals['_CONVERSATION']._serialized_end=497
+  _globals['_CREATECONVERSATIONREQUEST']._serialized_start=499
+  _globals['_CREATECONVERSATIONREQUEST']._serialized_end=595
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=597
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=633
+  _globals['_LISTPENDINGCONVERSATIONSREQUEST']._serialized_start=635
+  _globals['_LISTPENDINGCONVERSATIONSREQUEST']._serialized_end=728
+  _globals['_LISTPENDINGCONVERSATIONSRESPONSE']._serialized_start=730
+  _globals['_LISTPENDINGCONVERSATIONSRESPONSE']._serialized_end=839
+  _globals['_ANSWERCONVERSATIONREQUEST']._serialized_start=841
+  _globals['_ANSWERCONVERSATIONREQUEST']._serialized_end=896
+  _globals['_UPDATECONVERSATIONREQUEST']._serialized_start=899
+  _globals['_UPDATECONVERSATIONREQUEST']._serialized_end=1082
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=1085
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=1266
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=1268
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1370
+  _globals['_CONVERSATIONSERVICE']._serialized_start=1499
+  _globals['_CONVERSATIONSERVICE']._serialized_end=2002
 # @@protoc_insertion_point(module_scope)

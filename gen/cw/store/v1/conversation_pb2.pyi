@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -52,6 +53,8 @@ class Conversation(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     from_agent_id: _builtins.str
     to_agent_id: _builtins.str
@@ -61,10 +64,19 @@ class Conversation(_message.Message):
     question: _builtins.str
     answer: _builtins.str
     status: Global___ConversationStatus.ValueType
+    attempts: _builtins.int
+    """The recipient's answer runs that failed so far (crashed, or ended without an answer). Each is
+    retried with the tasks' retry policy (MAX_TASK_RETRIES, --retry-delays); after the last one cw
+    answers that the question could not be answered. Set by the orchestrator only.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """While PENDING after a failed answer run: the recipient is not resumed before this time."""
+
     def __init__(
         self,
         *,
@@ -79,10 +91,12 @@ class Conversation(_message.Message):
         status: Global___ConversationStatus.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        attempts: _builtins.int = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "next_attempt_time", b"next_attempt_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "create_time", b"create_time", "from_agent_id", b"from_agent_id", "id", b"id", "initiative_id", b"initiative_id", "phase_id", b"phase_id", "question", b"question", "status", b"status", "task_id", b"task_id", "to_agent_id", b"to_agent_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "attempts", b"attempts", "create_time", b"create_time", "from_agent_id", b"from_agent_id", "id", b"id", "initiative_id", b"initiative_id", "next_attempt_time", b"next_attempt_time", "phase_id", b"phase_id", "question", b"question", "status", b"status", "task_id", b"task_id", "to_agent_id", b"to_agent_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -199,6 +213,40 @@ class AnswerConversationRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AnswerConversationRequest: _TypeAlias = AnswerConversationRequest  # noqa: Y015
+
+@_typing.final
+class UpdateConversationRequest(_message.Message):
+    """Only through EventService/AppendEvent (StateChange.update_conversation): the orchestrator
+    records a failed answer run (`attempts`, `next_attempt_time`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conversation(self) -> Global___Conversation: ...
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    @_builtins.property
+    def expected_update_time(self) -> _timestamp_pb2.Timestamp:
+        """ABORTED unless the stored row's update_time is this one (when set)."""
+
+    def __init__(
+        self,
+        *,
+        conversation: Global___Conversation | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "expected_update_time", b"expected_update_time", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "expected_update_time", b"expected_update_time", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateConversationRequest: _TypeAlias = UpdateConversationRequest  # noqa: Y015
 
 @_typing.final
 class ListConversationsRequest(_message.Message):

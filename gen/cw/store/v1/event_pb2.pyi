@@ -194,6 +194,8 @@ class StateChange(_message.Message):
     CREATE_REVIEW_COMMENT_FIELD_NUMBER: _builtins.int
     RESOLVE_REVIEW_COMMENT_FIELD_NUMBER: _builtins.int
     CREATE_MESSAGE_FIELD_NUMBER: _builtins.int
+    UPDATE_CONVERSATION_FIELD_NUMBER: _builtins.int
+    UPDATE_MESSAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def update_task(self) -> _task_pb2.UpdateTaskRequest: ...
     @_builtins.property
@@ -228,6 +230,14 @@ class StateChange(_message.Message):
     def resolve_review_comment(self) -> _review_comment_pb2.ResolveReviewCommentRequest: ...
     @_builtins.property
     def create_message(self) -> _message_pb2.CreateMessageRequest: ...
+    @_builtins.property
+    def update_conversation(self) -> _conversation_pb2.UpdateConversationRequest:
+        """A failed answer run of a conversation counted (attempts, next_attempt_time)."""
+
+    @_builtins.property
+    def update_message(self) -> _message_pb2.UpdateMessageRequest:
+        """A person's reply given to an agent's run: READ (delivered), with the run's settlement."""
+
     def __init__(
         self,
         *,
@@ -245,12 +255,14 @@ class StateChange(_message.Message):
         create_review_comment: _review_comment_pb2.CreateReviewCommentRequest | None = ...,
         resolve_review_comment: _review_comment_pb2.ResolveReviewCommentRequest | None = ...,
         create_message: _message_pb2.CreateMessageRequest | None = ...,
+        update_conversation: _conversation_pb2.UpdateConversationRequest | None = ...,
+        update_message: _message_pb2.UpdateMessageRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_conversation", b"answer_conversation", "change", b"change", "create_agent", b"create_agent", "create_conversation", b"create_conversation", "create_message", b"create_message", "create_proposal", b"create_proposal", "create_review_comment", b"create_review_comment", "create_task", b"create_task", "resolve_review_comment", b"resolve_review_comment", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_conversation", b"answer_conversation", "change", b"change", "create_agent", b"create_agent", "create_conversation", b"create_conversation", "create_message", b"create_message", "create_proposal", b"create_proposal", "create_review_comment", b"create_review_comment", "create_task", b"create_task", "resolve_review_comment", b"resolve_review_comment", "update_account", b"update_account", "update_agent", b"update_agent", "update_conversation", b"update_conversation", "update_initiative", b"update_initiative", "update_message", b"update_message", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_conversation", b"answer_conversation", "change", b"change", "create_agent", b"create_agent", "create_conversation", b"create_conversation", "create_message", b"create_message", "create_proposal", b"create_proposal", "create_review_comment", b"create_review_comment", "create_task", b"create_task", "resolve_review_comment", b"resolve_review_comment", "update_account", b"update_account", "update_agent", b"update_agent", "update_initiative", b"update_initiative", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_conversation", b"answer_conversation", "change", b"change", "create_agent", b"create_agent", "create_conversation", b"create_conversation", "create_message", b"create_message", "create_proposal", b"create_proposal", "create_review_comment", b"create_review_comment", "create_task", b"create_task", "resolve_review_comment", b"resolve_review_comment", "update_account", b"update_account", "update_agent", b"update_agent", "update_conversation", b"update_conversation", "update_initiative", b"update_initiative", "update_message", b"update_message", "update_phase", b"update_phase", "update_project", b"update_project", "update_task", b"update_task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account", "update_project", "create_proposal", "create_task", "create_conversation", "answer_conversation", "create_review_comment", "resolve_review_comment", "create_message"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["update_task", "update_phase", "update_agent", "update_initiative", "create_agent", "update_account", "update_project", "create_proposal", "create_task", "create_conversation", "answer_conversation", "create_review_comment", "resolve_review_comment", "create_message", "update_conversation", "update_message"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 

@@ -28,7 +28,9 @@ _THROWAWAY_SETTINGS = ("fsync = off", "synchronous_commit = off", "full_page_wri
 
 
 class PostgresServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, durable: bool = False) -> None:
+        """`durable`: PostgreSQL's own settings (fsync, synchronous commit), for benchmarks; else
+        the throw-away settings above."""
         with warnings.catch_warnings():
             # platformdirs warns that XDG_RUNTIME_DIR is unset, as it is in CI.
             warnings.simplefilter("ignore")
@@ -38,7 +40,7 @@ class PostgresServer:
         self._url = make_url(self._server.get_uri()).set(drivername=POSTGRES_DRIVER)
         self._numbers = itertools.count(1)
         with self.admin() as admin:
-            for setting in _THROWAWAY_SETTINGS:
+            for setting in () if durable else _THROWAWAY_SETTINGS:
                 admin.execute(f"ALTER SYSTEM SET {setting}")
             admin.execute("SELECT pg_reload_conf()")
             admin.execute(f"CREATE DATABASE {TEMPLATE}")

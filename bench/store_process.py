@@ -4,8 +4,8 @@
                                   [--profile DIR] [--postgres]
 
 The store runs as its own process (`python -m store_service`, synchronous=FULL, its token files in
-a temporary directory; with `--postgres`, on a PostgreSQL server the run starts); every client runs in this process or in processes of their own, never in
-the store's. Four parts:
+a temporary directory; with `--postgres`, on a PostgreSQL server the run starts); every client runs
+in this process or in processes of their own, never in the store's. Four parts:
 
 1. one client, calls one after another: Health/Check (the baseline: no database, no
    authentication), GetTask, ListTasks (a page of 100 rows), CreateTask, UpdateTask with a mask,

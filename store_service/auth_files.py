@@ -26,6 +26,7 @@ FILE_MODE = 0o600
 
 @dataclass(frozen=True)
 class AuthFiles:
+    directory: Path
     tokens: dict[Identity, str]
     secrets_key: bytes
 
@@ -57,4 +58,4 @@ def ensure_auth_files(directory: Path) -> AuthFiles:
         create_private_file(directory / name, f"{secrets.token_urlsafe(32)}\n".encode())
     create_private_file(directory / SECRETS_KEY, Fernet.generate_key() + b"\n")
     tokens = {identity: read_token(directory / name) for identity, name in TOKEN_FILES.items()}
-    return AuthFiles(tokens, (directory / SECRETS_KEY).read_bytes().strip())
+    return AuthFiles(directory, tokens, (directory / SECRETS_KEY).read_bytes().strip())

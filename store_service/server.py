@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from sqlalchemy import exc
 
 from cw.store.v1 import (
     account_pb2,
@@ -46,6 +47,7 @@ from cw_edge.interceptor import BearerAuthInterceptor
 from cw_edge.listen import SERVER_OPTIONS, Listening, ListenRefused, bind, check_free
 from cw_edge.ownership import ProcessLock
 from cw_edge.reflection import serve_reflection
+from cw_edge.tokens import default_auth_dir
 from store_service.api.account import AccountServicer
 from store_service.api.agent import AgentServicer
 from store_service.api.chat_session import ChatSessionServicer
@@ -64,11 +66,13 @@ from store_service.api.project import ProjectServicer
 from store_service.api.proposal import ProposalServicer
 from store_service.api.review_comment import ReviewCommentServicer
 from store_service.api.task import TaskServicer
-from store_service.auth_files import AuthFiles, ensure_auth_files
+from store_service.auth_files import SECRETS_KEY, AuthFiles, ensure_auth_files
 from store_service.db.database import Database
 from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous
 from store_service.db.file_modes import make_database_files_private
-from store_service.db.secret_box import SecretBox, seal_stored_secrets
+from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile, located
+from store_service.db.secret_box import SecretBox, key_opens_stored_secrets, seal_stored_secrets
+from store_service.startup import StartupRefused
 
 log = logging.getLogger("cw.store")
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -110,7 +114,8 @@ class StoreServer:
     health: health.aio.HealthServicer
     feed: EventFeed
     auth: AuthFiles
-    lock: ProcessLock
+    # A SQLite file's owner lock; None on PostgreSQL, where replicas share the database.
+    lock: ProcessLock | None
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Health goes NOT_SERVING first, so balancers stop sending; open event streams end; then
@@ -119,37 +124,85 @@ class StoreServer:
         self.feed.close()
         await self.server.stop(grace)
         self.db.close()
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
 
 
 async def start(
-    db_path: Path,
+    where: Path | DatabaseLocation,
     listen: str | Listening = "127.0.0.1:50051",
     synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
     auth_dir: Path | None = None,
 ) -> StoreServer:
-    """`auth_dir` defaults to `auth/` beside the database (`$CW_HOME/auth` for the default --db)."""
+    """`where`: a SQLite file (a bare path) or a PostgreSQL database. `auth_dir` defaults to `auth/`
+    beside a SQLite file (`$CW_HOME/auth` for the default --db), and to `$CW_HOME/auth` with
+    PostgreSQL: replicas share their token files and secrets key by sharing this directory."""
+    location = located(where)
     listening = listen if isinstance(listen, Listening) else Listening(listen)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = ProcessLock.acquire(db_path.with_name(f"{db_path.name}.lock"), f"database {db_path}", "store")
+    lock = _own(location)
     try:
-        return await _serve(db_path, listening, synchronous, auth_dir, lock)
+        return await _serve(location, listening, synchronous, auth_dir, lock)
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
         raise
 
 
-async def _serve(
-    db_path: Path, listening: Listening, synchronous: Synchronous, auth_dir: Path | None, lock: ProcessLock
-) -> StoreServer:
-    check_free(listening)
-    auth = ensure_auth_files(auth_dir or db_path.parent / "auth")
-    make_database_files_private(db_path)
-    secrets = SecretBox(auth.secrets_key)
-    db = Database(db_path, synchronous, secrets)
-    db.migrate()
+def _own(location: DatabaseLocation) -> ProcessLock | None:
+    """One store per SQLite file (a lock beside it); any number of replicas on one PostgreSQL."""
+    if isinstance(location, PostgresDatabase):
+        return None
+    path = location.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ProcessLock.acquire(path.with_name(f"{path.name}.lock"), f"database {path}", "store")
+
+
+def _default_auth_dir(location: DatabaseLocation) -> Path:
+    return location.path.parent / "auth" if isinstance(location, SqliteFile) else default_auth_dir()
+
+
+def _open_database(location: DatabaseLocation, synchronous: Synchronous, secrets: SecretBox) -> Database:
+    """The database, migrated to head; one line, never a password, when it cannot be reached."""
+    if isinstance(location, SqliteFile):
+        make_database_files_private(location.path)
+    db = Database(location, synchronous, secrets)
+    try:
+        db.migrate()
+    except exc.OperationalError as error:
+        db.close()
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        raise StartupRefused(f"cannot open the database {location.describe()}: {reason}") from None
+    return db
+
+
+async def _settle_secrets(db: Database, secrets: SecretBox, auth_dir: Path) -> None:
+    """Refuses a key that did not seal the stored secrets (replicas must share the auth
+    directory's files); seals what was stored before encryption at rest."""
+    if not await db.read(lambda uow: key_opens_stored_secrets(uow.session, secrets)):
+        raise StartupRefused(
+            f"{auth_dir / SECRETS_KEY} is not the key the database's account secrets were sealed with: "
+            "every store on one database needs the same auth directory's files"
+        )
     if sealed := await db.write(lambda uow: seal_stored_secrets(uow.session, secrets)):
         log.info("encrypted the secrets of %d account(s) stored before encryption at rest", sealed)
+
+
+async def _serve(
+    location: DatabaseLocation,
+    listening: Listening,
+    synchronous: Synchronous,
+    auth_dir: Path | None,
+    lock: ProcessLock | None,
+) -> StoreServer:
+    check_free(listening)
+    auth = ensure_auth_files(auth_dir or _default_auth_dir(location))
+    secrets = SecretBox(auth.secrets_key)
+    db = _open_database(location, synchronous, secrets)
+    try:
+        await _settle_secrets(db, secrets, auth.directory)
+    except BaseException:
+        db.close()
+        raise
     feed = EventFeed(db)
     await feed.start()
     db.units.on_commit = feed.notify_threadsafe
@@ -167,12 +220,14 @@ async def _serve(
     try:
         port = bind(server, listening, log)
     except ListenRefused:
+        feed.close()
         db.close()
         raise
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    lock.announce(f"{listening.host}:{port}")
+    if lock is not None:
+        lock.announce(f"{listening.host}:{port}")
     scheme = "TLS" if listening.tls else "plaintext"
-    log.info("cw store listening on %s:%d (%s), database %s", listening.host, port, scheme, db_path)
+    log.info("cw store listening on %s:%d (%s), database %s", listening.host, port, scheme, location.describe())
     return StoreServer(server, port, db, health_servicer, feed, auth, lock)

@@ -9,16 +9,58 @@ from sqlalchemy.orm import sessionmaker
 
 from cw_edge.tokens import Identity
 from store_service.db import migrate
-from store_service.db.engine import create_reader_engine, create_writer_engine
+from store_service.db.database import create_engines
+from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile
 from store_service.db.unit_of_work import UnitOfWorkFactory
+from tests.postgres import PostgresServer
 from tests.support import RunningStore, store_in_thread, stubs
+
+# Every store test runs on each database the store supports.
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session, started the first time a test needs it."""
+    started = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    yield started
+    started.stop()
 
 
 @pytest.fixture
-def units(tmp_path: Path) -> Iterator[UnitOfWorkFactory]:
-    """Units of work on a freshly migrated SQLite file."""
-    path = tmp_path / "store.db"
-    writer, reader = create_writer_engine(path), create_reader_engine(path, 2)
+def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
+    """A fresh database, migrated, of its own on the session's PostgreSQL server (for store
+    replicas: `tests.support.start_store_replicas`, or `store_in_thread` with a shared home)."""
+    with postgres_server.fresh_database() as location:
+        yield location
+
+
+def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> Iterator[DatabaseLocation]:
+    if request.param == "sqlite":
+        yield SqliteFile(tmp_path / "store.db")
+        return
+    postgres: PostgresServer = request.getfixturevalue("postgres_server")
+    with postgres.fresh_database(migrated) as location:
+        yield location
+
+
+@pytest.fixture(params=DATABASES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseLocation]:
+    """A fresh database of each kind: a SQLite file in `tmp_path` (the store migrates it as it
+    starts), or a migrated database of its own on the session's PostgreSQL server."""
+    yield from _fresh_database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseLocation]:
+    """A fresh database of each kind with nothing in it, not even the store's schema."""
+    yield from _fresh_database(request, tmp_path, migrated=False)
+
+
+@pytest.fixture
+def units(database: DatabaseLocation) -> Iterator[UnitOfWorkFactory]:
+    """Units of work on a freshly migrated database."""
+    writer, reader = create_engines(database, readers=2)
     migrate.upgrade(writer)
     yield UnitOfWorkFactory(sessionmaker(writer, expire_on_commit=False), sessionmaker(reader, expire_on_commit=False))
     writer.dispose()
@@ -26,8 +68,8 @@ def units(tmp_path: Path) -> Iterator[UnitOfWorkFactory]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunningStore]:
-    with store_in_thread(tmp_path / "store.db") as running:
+def store(database: DatabaseLocation, tmp_path: Path) -> Iterator[RunningStore]:
+    with store_in_thread(database, tmp_path) as running:
         yield running
 
 

@@ -36,14 +36,23 @@ from cw.store.v1 import (
 )
 from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from store_service import server
+from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile, located
 
 
 @dataclass
 class RunningStore:
     address: str
-    db_path: Path
+    # Holds the token files (`auth/`) and, on SQLite, the database file.
+    home: Path
+    location: DatabaseLocation
     loop: asyncio.AbstractEventLoop
     handle: server.StoreServer
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file, for the tests that look into it (SQLite's own)."""
+        assert isinstance(self.location, SqliteFile), "a store on PostgreSQL has no database file"
+        return self.location.path
 
     def channel(self, identity: Identity = Identity.ORCHESTRATOR) -> grpc.Channel:
         """A channel whose calls carry `identity`'s token (the orchestrator's may do everything)."""
@@ -51,15 +60,21 @@ class RunningStore:
 
 
 @contextmanager
-def store_in_thread(db_path: Path) -> Iterator[RunningStore]:
+def store_in_thread(where: Path | DatabaseLocation, home: Path | None = None) -> Iterator[RunningStore]:
     """A real store server on port 0, its event loop on a background thread; its token files in
-    `auth/` beside the database."""
+    `home/auth` (`home`: by default the SQLite file's directory). Replicas on one PostgreSQL
+    database share a `home`, so they know the same tokens."""
+    location = located(where)
+    if home is None:
+        assert isinstance(location, SqliteFile), "a store on PostgreSQL needs a home for its token files"
+        home = location.path.parent
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    handle = asyncio.run_coroutine_threadsafe(server.start(db_path, "127.0.0.1:0"), loop).result(30)
+    started = server.start(location, "127.0.0.1:0", auth_dir=home / "auth")
+    handle = asyncio.run_coroutine_threadsafe(started, loop).result(30)
     try:
-        yield RunningStore(f"127.0.0.1:{handle.port}", db_path, loop, handle)
+        yield RunningStore(f"127.0.0.1:{handle.port}", home, location, loop, handle)
     finally:
         asyncio.run_coroutine_threadsafe(handle.stop(0.5), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
@@ -142,25 +157,37 @@ def call_error(call: Any, request: Any) -> ErrorDetails:
 
 
 def start_store_process(
-    db_path: Path,
+    db: Path | DatabaseLocation,
     log_path: Path,
     listen: str = "127.0.0.1:0",
     log_level: str = "INFO",
     extra: list[str] | None = None,
+    *,
+    auth_dir: Path | None = None,
 ) -> Service:
-    """`python -m store_service` as its own process, its token files in `auth/` beside the database;
-    returns once it says where it listens."""
-    arguments = [
-        "--db",
-        str(db_path),
-        "--listen",
-        listen,
-        "--log-level",
-        log_level,
-        "--auth-dir",
-        str(auth_dir_of(db_path)),
-    ]
+    """`python -m store_service` as its own process; returns once it says where it listens. Its
+    token files: in `auth_dir`, by default `auth/` beside a SQLite file; a store on PostgreSQL
+    needs one (replicas given the same `auth_dir` share their tokens and secrets key)."""
+    location = located(db)
+    if auth_dir is None:
+        assert isinstance(location, SqliteFile), "a store on PostgreSQL needs an auth_dir"
+        auth_dir = auth_dir_of(location.path)
+    arguments = ["--db", db_argument(location), "--listen", listen, "--log-level", log_level]
+    arguments += ["--auth-dir", str(auth_dir)]
     return start("store_service", [*arguments, *(extra or [])], log_path)
+
+
+def start_store_replicas(database: PostgresDatabase, count: int, directory: Path) -> list[Service]:
+    """`count` store processes on one PostgreSQL database, sharing the auth directory
+    `directory/auth` (the tokens `tokens_in(directory / "auth")` are good at every one of them);
+    replica i logs to `directory/store-i.log`."""
+    auth_dir = directory / "auth"
+    return [start_store_process(database, directory / f"store-{i}.log", auth_dir=auth_dir) for i in range(count)]
+
+
+def db_argument(location: DatabaseLocation) -> str:
+    """What `--db` takes for `location` (a PostgreSQL URL with its password: tests only)."""
+    return str(location.path) if isinstance(location, SqliteFile) else location.libpq_conninfo()
 
 
 def auth_dir_of(db_path: Path) -> Path:

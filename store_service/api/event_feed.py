@@ -9,8 +9,11 @@ gRPC's flow control) is detached: the feed forgets it, so from then on it costs 
 queue it holds. When it reads again, it drains that queue, catches up from the database by its
 cursor and subscribes anew. Every stream therefore gets every event it asked for exactly once and
 in sequence order, whether it kept up or fell behind: events reach the log in commit order (one
-writer), the feed publishes them in that order, and a stream passes on only sequences above the
-last it passed on.
+writer at a time, on PostgreSQL across every replica: db/postgres.py), the feed publishes them in
+that order, and a stream passes on only sequences above the last it passed on.
+
+The feed reads after this store's own commits and, on PostgreSQL, after every replica's (LISTEN):
+a stream on any replica sees every event, whichever replica wrote it.
 """
 
 from __future__ import annotations
@@ -143,14 +146,29 @@ class EventFeed:
         self.closed = False
         self._new_commit = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Commits went by while no stream listened: `position` may be older than the log's head.
         self._behind = False
+        # Held while `position` moves (publishing, or jumping to the head) and while a stream
+        # subscribes: a stream subscribes at a position whose events every subscriber got. Reads
+        # on PostgreSQL await a reader thread, so without it a stream could subscribe at a position
+        # that a head read in flight then jumps past, and miss the events between.
+        self._moving = asyncio.Lock()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.position = await self._db.fetch(last_sequence)
         self._task = self._loop.create_task(self._run())
+        notifications = self._db.commit_notifications()
+        if notifications is not None:
+            self._listener = self._loop.create_task(self._wake_on(notifications))
+
+    async def _wake_on(self, notifications: AsyncIterator[None]) -> None:
+        """Commits by other processes (every replica's, on PostgreSQL) wake the feed as this
+        store's own do."""
+        async for _ in notifications:
+            self._new_commit.set()
 
     def notify_threadsafe(self) -> None:
         """Called on the writer thread after each commit; many commits before the feed runs cost
@@ -164,8 +182,9 @@ class EventFeed:
         for subscription in self._subscriptions:
             subscription.detach()
         self._subscriptions.clear()
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._listener):
+            if task is not None:
+                task.cancel()
 
     async def _run(self) -> None:
         while not self.closed:
@@ -179,7 +198,8 @@ class EventFeed:
             # write never waits for its own fan-out.
             await asyncio.sleep(0)
             try:
-                await self._publish_new()
+                async with self._moving:
+                    await self._publish_new()
             except Exception:
                 # The streams catch up from the database by themselves; the next commit retries.
                 log.exception("reading new events failed; streams catch up from the database")
@@ -222,17 +242,18 @@ class EventFeed:
             subscription.detach()
         self._subscriptions.clear()
 
-    async def _catch_up_position(self) -> None:
-        """After commits no stream listened to, `position` becomes the log's head (a commit during
-        the read sets `_behind` again, and the head is read again)."""
-        while self._behind:
-            self._behind = False
-            self.position = max(self.position, await self._db.fetch(last_sequence))
-
-    def _subscribe(self, wanted: EventFilter) -> Subscription:
-        subscription = Subscription(wanted, self.position)
-        self._subscriptions.add(subscription)
-        return subscription
+    async def _subscribe(self, wanted: EventFilter) -> Subscription:
+        """A subscription starting at `position`. After commits no stream listened to, `position`
+        first becomes the log's head (a commit during the read sets `_behind` again, and the head is
+        read again): `_behind` is set only while no stream is subscribed, so no subscriber misses
+        the events jumped over."""
+        async with self._moving:
+            while self._behind:
+                self._behind = False
+                self.position = max(self.position, await self._db.fetch(last_sequence))
+            subscription = Subscription(wanted, self.position)
+            self._subscriptions.add(subscription)
+            return subscription
 
     async def follow(
         self, cursor: int, wanted: EventFilter, heartbeat_seconds: float, budget: SendBudget
@@ -241,8 +262,7 @@ class EventFeed:
         each within `budget`; a heartbeat after `heartbeat_seconds` without one. Ends when the feed
         closes."""
         while not self.closed:
-            await self._catch_up_position()
-            subscription = self._subscribe(wanted)
+            subscription = await self._subscribe(wanted)
             try:
                 async for sequence, payload in self._catch_up(cursor, subscription.start, wanted):
                     await budget.spend()

@@ -5,7 +5,8 @@ What the walk refuses (INVALID_ARGUMENT naming the field's path, such as `task.c
 `changes[2].after.order` or `events[0].details.cost`): bytes that do not parse as the request
 message, timestamps outside 0001-01-01..9999-12-31 or with nanos outside [0, 1e9), durations
 outside protobuf's range, enum numbers the enum does not define (single, repeated, in maps, in
-nested messages), NaN and infinities (in any double, and so in any google.protobuf.Struct), and
+nested messages), NaN and infinities (in any double, and so in any google.protobuf.Struct), strings
+holding the NUL character (PostgreSQL's text cannot store it, so neither database is asked to), and
 values over the limits of `limits.py`.
 """
 
@@ -95,6 +96,8 @@ def _value_violations(owner: str, field: FieldDescriptor, value: Any, path: str)
         yield FieldViolation(path, f"{value} is not a {field.enum_type.name} value")
     elif field.type in (Field.TYPE_DOUBLE, Field.TYPE_FLOAT) and not math.isfinite(value):
         yield FieldViolation(path, "must be a finite number")
+    elif field.type == Field.TYPE_STRING and "\x00" in value:
+        yield FieldViolation(path, "must not hold the NUL character (U+0000)")
     elif is_message:
         yield from message_violations(value, path)
 

@@ -38,6 +38,7 @@ from store_service.db.models import (
     new_id,
     utcnow,
 )
+from store_service.repositories.sqlalchemy.event import next_sequence
 
 # The proto enum of every table with a `status` column.
 STATUS_ENUMS: dict[type[Base], EnumDescriptor] = {
@@ -91,8 +92,10 @@ def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -
         if isinstance(row, Base) and row.event_entity:
             events.append(_event_for(row, "deleted", {}))
     if events:
-        # A plain INSERT in the flush's transaction: the events need no ORM instance of their own,
-        # and their sequences follow the order above, as ORM inserts of them would.
+        # A plain INSERT in the flush's transaction: the events need no ORM instance of their own.
+        first = next_sequence(session)
+        for offset, row in enumerate(events):
+            row["sequence"] = first + offset
         session.connection().execute(insert(Base.metadata.tables[Event.__tablename__]), events)
 
 

@@ -1,12 +1,14 @@
-"""Where the store's database work runs.
+"""Where the store's database work runs, on SQLite or PostgreSQL (`location.py`).
 
 - `write(work)`: a unit of work on the one writer thread (SQLite has one writer anyway, and a single
-  thread makes commit order plain, which event order relies on).
-- `fetch(work)`: reads of whole rows (`reads.Reads`: cached statements, no ORM) on the caller's
-  thread, the event loop, with no hand-off: in WAL mode a reader never waits for the writer, so a
-  read costs its query and nothing else. Its connection never waits for a lock either (busy timeout
-  0); the rare read that would (SQLite recovering its WAL index, an outside process holding the file
-  exclusively) is run again on a reader thread, which may wait.
+  thread makes commit order plain, which event order relies on; on PostgreSQL the store's write
+  lock makes the writer threads of every replica take turns: `postgres.py`).
+- `fetch(work)`: reads of whole rows (`reads.Reads`: cached statements, no ORM). On SQLite it runs
+  on the caller's thread, the event loop, with no hand-off: in WAL mode a reader never waits for the
+  writer, so a read costs its query and nothing else. Its connection never waits for a lock either
+  (busy timeout 0); the rare read that would (SQLite recovering its WAL index, an outside process
+  holding the file exclusively) is run again on a reader thread, which may wait. On PostgreSQL a
+  read is a round trip to a server, which must not stall the event loop: it runs on a reader thread.
 - `read(work)`: a read-only unit of work (the ORM, the repositories) on a small pool of reader
   threads, for reads that need more than rows.
 """
@@ -14,22 +16,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from store_service.db import migrate, secret_box
-from store_service.db.engine import (
-    DEFAULT_SYNCHRONOUS,
-    Synchronous,
-    create_reader_engine,
-    create_writer_engine,
-    is_busy,
-)
+from store_service.db import engine, migrate, postgres, secret_box
+from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous, is_busy
+from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile, located
 from store_service.db.reads import Reads
 from store_service.db.secret_box import SecretBox
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
@@ -38,18 +35,35 @@ T = TypeVar("T")
 READER_THREADS = 4
 
 
+def create_engines(
+    location: DatabaseLocation, synchronous: Synchronous = DEFAULT_SYNCHRONOUS, readers: int = READER_THREADS
+) -> tuple[Engine, Engine]:
+    """The writer's engine and the readers' (`synchronous` is SQLite's setting: PostgreSQL's
+    commits are durable by default)."""
+    if isinstance(location, PostgresDatabase):
+        return postgres.create_writer_engine(location), postgres.create_reader_engine(location, readers)
+    return (
+        engine.create_writer_engine(location.path, synchronous),
+        engine.create_reader_engine(location.path, readers, synchronous),
+    )
+
+
 class Database:
     def __init__(
-        self, path: Path, synchronous: Synchronous = DEFAULT_SYNCHRONOUS, secrets: SecretBox | None = None
+        self,
+        location: Path | DatabaseLocation,
+        synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
+        secrets: SecretBox | None = None,
     ) -> None:
-        self.path = path
+        self.location = located(location)
         # Without a box (repository tests), account secrets are stored as they come.
         self.secrets = secrets
         secret_box.install(Session)
-        self._writer_engine = create_writer_engine(path, synchronous)
-        self._reader_engine = create_reader_engine(path, READER_THREADS, synchronous)
-        # Used only on the event loop's thread, by `fetch`.
-        self._loop_engine = create_reader_engine(path, 1, synchronous, busy_timeout_ms=0)
+        self._writer_engine, self._reader_engine = create_engines(self.location, synchronous)
+        # SQLite only: used on the event loop's thread, by `fetch`.
+        self._loop_engine: Engine | None = None
+        if isinstance(self.location, SqliteFile):
+            self._loop_engine = engine.create_reader_engine(self.location.path, 1, synchronous, busy_timeout_ms=0)
         self._loop_connection: Connection | None = None
         self.units = UnitOfWorkFactory(
             sessionmaker(self._writer_engine, expire_on_commit=False, info={secret_box.SESSION_INFO_KEY: secrets}),
@@ -80,15 +94,17 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     async def fetch(self, work: Callable[[Reads], T]) -> T:
-        """Runs `work` now, on this thread (call it from the event loop only), on a connection that
-        never waits for a lock; on SQLITE_BUSY, again on a reader thread that may wait."""
-        if self._loop_connection is None:
-            self._loop_connection = self._loop_engine.connect()
-        try:
-            return _reading(self._loop_connection, work)
-        except Exception as error:
-            if not is_busy(error):
-                raise
+        """SQLite: runs `work` now, on this thread (call it from the event loop only), on a
+        connection that never waits for a lock; on SQLITE_BUSY, again on a reader thread that may
+        wait. PostgreSQL: on a reader thread."""
+        if self._loop_engine is not None:
+            if self._loop_connection is None:
+                self._loop_connection = self._loop_engine.connect()
+            try:
+                return _reading(self._loop_connection, work)
+            except Exception as error:
+                if not is_busy(error):
+                    raise
 
         def run() -> T:
             with self._reader_engine.connect() as connection:
@@ -96,12 +112,20 @@ class Database:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
+    def commit_notifications(self) -> AsyncIterator[None] | None:
+        """Wake-ups after commits by other processes (PostgreSQL: every replica's); None on SQLite,
+        where this store is the database's only writer."""
+        if isinstance(self.location, PostgresDatabase):
+            return postgres.commit_notifications(self.location)
+        return None
+
     def close(self) -> None:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         if self._loop_connection is not None:
             self._loop_connection.close()
-        self._loop_engine.dispose()
+        if self._loop_engine is not None:
+            self._loop_engine.dispose()
         self._writer_engine.dispose()
         self._reader_engine.dispose()
 

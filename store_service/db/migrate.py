@@ -18,15 +18,22 @@ def alembic_config() -> Config:
 
 
 def _run(engine: Engine, action: str, revision: str) -> None:
-    """Runs with foreign keys off: batch mode copies and drops tables, and with them on, dropping
-    the old copy would cascade into every referencing row. Integrity is checked afterwards."""
+    """On SQLite, runs with foreign keys off: batch mode copies and drops tables, and with them on,
+    dropping the old copy would cascade into every referencing row; integrity is checked afterwards.
+    PostgreSQL alters tables in place, in one transaction that holds the store's write lock
+    (`postgres.py`), so replicas starting together migrate one after the other: the first upgrades,
+    the others find the schema at head."""
     config = alembic_config()
     with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        if engine.dialect.name != "sqlite":
+            getattr(command, action)(config, revision)
+            connection.commit()
+            return
         raw = connection.connection.dbapi_connection
         assert raw is not None
         raw.execute("PRAGMA foreign_keys=OFF")
         try:
-            config.attributes["connection"] = connection
             getattr(command, action)(config, revision)
             violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             if violations:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, synonym
@@ -220,7 +222,7 @@ class Account(Timestamped, Base):
         Boolean(create_constraint=True, name="is_exhausted"),
         nullable=False,
         default=False,
-        server_default=text("0"),
+        server_default=false(),
     )
     exhausted_until: Mapped[datetime | None] = mapped_column(DateTime)
     last_used_time: Mapped[datetime | None] = mapped_column("last_used_at", DateTime)
@@ -321,6 +323,7 @@ class Page(Timestamped, Base):
             "initiative_id",
             unique=True,
             sqlite_where=text("parent_page_id IS NULL"),
+            postgresql_where=text("parent_page_id IS NULL"),
         ),
     )
     event_entity = "page"
@@ -380,7 +383,7 @@ class Message(Timestamped, Base):
         Boolean(create_constraint=True, name="requires_response"),
         nullable=False,
         default=False,
-        server_default=text("0"),
+        server_default=false(),
     )
     status: Mapped[str] = mapped_column(
         choice("message_status", "pending", "read", "responded"),
@@ -504,7 +507,7 @@ class ReviewComment(Timestamped, Base):
         Boolean(create_constraint=True, name="resolved"),
         nullable=False,
         default=False,
-        server_default=text("0"),
+        server_default=false(),
     )
 
     def event_scope(self) -> dict[str, str | None]:
@@ -529,13 +532,20 @@ class Lease(Base):
     id: Mapped[str] = synonym("name")
 
 
+# int64, as the API's sequences; SQLite's INTEGER is 64 bits, and a key that AUTOINCREMENT numbers.
+SEQUENCE_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Event(Base):
-    """The durable event log (transactional outbox); AUTOINCREMENT never reuses a sequence."""
+    """The durable event log (transactional outbox). The store numbers events itself, in the write
+    transaction that records them (`repositories/sqlalchemy/event.py`, `next_sequence`), the same
+    way on SQLite and PostgreSQL; SQLite's AUTOINCREMENT (from the first schema) stays and changes
+    nothing."""
 
     __tablename__ = "events"
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    sequence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sequence: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=False)
     type: Mapped[str] = mapped_column(Text, nullable=False, index=True)
     time: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     initiative_id: Mapped[str | None] = mapped_column(Text, index=True)

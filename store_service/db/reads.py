@@ -36,8 +36,14 @@ class Shape:
     record: Callable[..., Record]
     # (position, SQLAlchemy's result processor) of the columns whose stored value needs decoding.
     decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
-    # SELECT <every column> FROM <table> WHERE <primary key> = ?, compiled for SQLite.
+    # SELECT <every column> FROM <table> WHERE <primary key> = <the key>, compiled for the dialect,
+    # and whether the driver takes that parameter by position (SQLite's `?`) or by name
+    # (psycopg's `%(key)s`).
     by_key_sql: str
+    by_key_positional: bool
+
+    def key_parameters(self, key: Any) -> tuple[Any, ...] | dict[str, Any]:
+        return (key,) if self.by_key_positional else {"key": key}
 
     def decode(self, stored: Sequence[Any]) -> Record:
         values = list(stored)
@@ -63,7 +69,7 @@ def shape(model: type[Base], dialect: Dialect) -> Shape:
             decoders.append((position, decoder))
     (key,) = model.__mapper__.primary_key
     by_key = select(*columns).where(key == bindparam("key")).compile(dialect=dialect)
-    return Shape(model, columns, record, tuple(decoders), by_key.string)
+    return Shape(model, columns, record, tuple(decoders), by_key.string, by_key.positional)
 
 
 class Reads:
@@ -80,7 +86,7 @@ class Reads:
         found = self.shape(model)
         cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         # Read to the end: the statement is then done, so it holds no read transaction open.
-        stored = cursor.execute(found.by_key_sql, (key,)).fetchall()
+        stored = cursor.execute(found.by_key_sql, found.key_parameters(key)).fetchall()
         return found.decode(stored[0]) if stored else None
 
     def records(self, model: type[Base], statement: Select[Any]) -> list[Record]:

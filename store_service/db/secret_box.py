@@ -65,8 +65,10 @@ def install(session_class: type[Session]) -> None:
 
 def seal_stored_secrets(session: Session, box: SecretBox) -> int:
     """Seals what was stored in plaintext before, without touching update_time or the event log.
-    `secure_delete` zeroes the plaintext's old bytes instead of leaving them in free space."""
-    session.execute(text("PRAGMA secure_delete=ON"))
+    On SQLite, `secure_delete` zeroes the plaintext's old bytes instead of leaving them in free
+    space (PostgreSQL has no such setting: the old row versions go when VACUUM reclaims them)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA secure_delete=ON"))
     sealed = 0
     columns = select(Account.id, Account.update_time, Account.credentials, Account.config_json)
     for row in session.execute(columns):
@@ -79,3 +81,17 @@ def seal_stored_secrets(session: Session, box: SecretBox) -> int:
             )
             sealed += 1
     return sealed
+
+
+def key_opens_stored_secrets(session: Session, box: SecretBox) -> bool:
+    """Whether `box` opens what is sealed in the database (True when nothing is): a store replica
+    started with another auth directory's key would seal new secrets that the others cannot open."""
+    for name in Account.secret_fields:
+        column = getattr(Account, name)
+        stored = session.scalar(select(column).where(column.startswith(SEALED_PREFIX)).limit(1))
+        if stored is not None:
+            try:
+                box.open(stored)
+            except FailedPrecondition:
+                return False
+    return True

@@ -5,6 +5,10 @@ from store_service.db.models import Lease
 
 
 class LeaseRepository(Protocol):
+    def now(self) -> datetime:
+        """The clock that decides expiry (the database's, when it has one all stores share)."""
+        ...
+
     def find(self, name: str) -> Lease | None: ...
 
     def acquire(self, name: str, owner: str, ttl: timedelta, now: datetime) -> Lease:

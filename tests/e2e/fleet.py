@@ -2,10 +2,10 @@
 directory of bare repositories as their shared remotes: what tests/e2e/test_scale_out.py and
 bench/scale_out.py start, kill and read.
 
-The store is one database (`database`: any `--db` the store takes; a SQLite file in the fleet's
-root by default) served by `replicas` store processes sharing one auth directory; each orchestrator
-talks to one replica, in turn. Several replicas need a database several stores may serve at once
-(PostgreSQL, issue 13's store half)."""
+The store is one database (`database`: a SQLite file in the fleet's root by default, or a
+PostgreSQL database) served by `replicas` store processes sharing one auth directory; each
+orchestrator talks to one replica, in turn. Several replicas need PostgreSQL (a SQLite file has
+one store)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from cw.orchestrator.v1 import orchestrator_pb2_grpc
 from cw.store.v1 import agent_pb2, event_pb2, project_pb2
 from orchestrator_service.agents import supervisor
 from orchestrator_service.agents.supervisor import AgentFiles
+from store_service.db.location import DatabaseLocation, SqliteFile
 from tests.e2e.cluster import SCRIPTED, Cluster, kill_leftover_agents
-from tests.support import stubs
+from tests.support import db_argument, stubs
 
 LIVE = [agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT]
 
@@ -36,8 +37,8 @@ class Fleet(Cluster):
     `orchestrator` and `orch` are the first member's, so its helpers work as they do."""
 
     lease_ttl: float = 2.0
-    # `--db` of every store replica ("": `store.db` in the root) and how many store processes serve it.
-    database: str = ""
+    # The database of every store replica (None: `store.db` in the root) and how many serve it.
+    database: DatabaseLocation | None = None
     replicas: int = 1
     stores: list[Service] = field(default_factory=list)
     members: dict[str, Service] = field(default_factory=dict)
@@ -55,7 +56,7 @@ class Fleet(Cluster):
     def start_store(self) -> None:
         """Every replica (again on its previous address after a kill), one after the other: the
         first one makes the database's schema and the token files the others read."""
-        database = self.database or str(self.root / "store.db")
+        database = db_argument(self.database or SqliteFile(self.root / "store.db"))
         previous = list(self.stores)
         self.stores = []
         for index in range(self.replicas):
@@ -188,7 +189,7 @@ def fleet(
     lease_ttl: float = 2.0,
     retry_delays: str = "0.2",
     *,
-    database: str = "",
+    database: DatabaseLocation | None = None,
     replicas: int = 1,
 ) -> Fleet:
     """`database`, `replicas`: the store (see the module's doc)."""

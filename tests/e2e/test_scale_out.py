@@ -1,8 +1,10 @@
-"""Three orchestrators, each with its own workspace, on one store and one directory of shared
-remotes, run an initiative of 3 phases and 32 tasks. Mid-run one of them dies with its machine: its
-orchestrator and every agent it ran are SIGKILLed. Its runs are taken over once its lease lapses,
-its tasks finish on the other two, continuing on the commits it had pushed, and everything
-completes exactly once; no sampled moment shows a task with two live agents (issue 13)."""
+"""Three orchestrators, each with its own workspace, on one store (one PostgreSQL database served
+by two store replicas) and one directory of shared remotes, run an initiative of 3 phases and 32
+tasks. Mid-run one of them dies with its machine: its orchestrator and every agent it ran are
+SIGKILLed. Its runs are taken over once its lease lapses, its tasks finish on the other two,
+continuing on the commits it had pushed, and everything completes exactly once; no sampled moment
+shows a task with two live agents (issue 13). Also a partition, on SQLite: an orchestrator cut off
+from the store fences itself."""
 
 from __future__ import annotations
 
@@ -14,15 +16,12 @@ from google.protobuf import json_format
 
 from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
+from store_service.db.location import PostgresDatabase
 from tests.e2e.cluster import wait_for
 from tests.e2e.fleet import Fleet, Sampler, fleet, git_out
 from tests.e2e.proxy import Proxy
 
 MEMBERS = ("east", "west", "north")
-# The store every orchestrator shares: `fleet`'s `database` and `replicas`. One SQLite file served
-# by one store process for now; on PostgreSQL (the store half of issue 13) this is
-# `{"database": <a fresh database's url>, "replicas": 2}`, each orchestrator on one replica.
-STORE: dict[str, Any] = {}
 HELD = 12  # phase 1: every slot of the three orchestrators (4 each) holds one of these
 LATER = 10  # phases 2 and 3
 
@@ -77,8 +76,12 @@ def _merge_when_in_review(c: Fleet, phase: phase_pb2.Phase, member: str) -> None
     assert merged.status == phase_pb2.PHASE_STATUS_COMPLETED
 
 
-def test_three_orchestrators_share_an_initiative_and_one_dies_with_its_machine(tmp_path: Path) -> None:
-    c = fleet(tmp_path, max_agents=4, lease_ttl=2.0, **STORE)
+def test_three_orchestrators_share_an_initiative_and_one_dies_with_its_machine(
+    tmp_path: Path, postgres_database: PostgresDatabase
+) -> None:
+    """On one PostgreSQL database served by two store replicas (the orchestrators on one or the
+    other)."""
+    c = fleet(tmp_path, max_agents=4, lease_ttl=2.0, database=postgres_database, replicas=2)
     gate = tmp_path / "gate"
     try:
         c.start_store()

@@ -191,7 +191,14 @@ def test_a_second_store_on_a_bound_port_refuses(tmp_path: Path) -> None:
         first.kill()
 
 
-def test_a_database_url_is_refused_without_repeating_it(tmp_path: Path) -> None:
-    lines = _refused_start("--db", "postgresql://cw:hunter2@localhost/cw", "--listen", "127.0.0.1:0", cwd=tmp_path)
-    assert lines == ["cw-store: --db takes the path of a SQLite file; postgresql:// URLs are not supported yet"]
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("mysql://cw:hunter2@localhost/cw", "mysql:// URLs are"),
+        ("postgres+foo://cw:hunter2@h/cw", "postgres+foo:// URLs are"),
+    ],
+)
+def test_an_unsupported_database_url_is_refused_without_repeating_it(tmp_path: Path, url: str, refused: str) -> None:
+    lines = _refused_start("--db", url, "--listen", "127.0.0.1:0", cwd=tmp_path)
+    assert lines == [f"cw-store: --db takes the path of a SQLite file or a postgresql:// URL; {refused} not supported"]
     assert list(tmp_path.iterdir()) == []

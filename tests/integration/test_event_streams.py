@@ -136,3 +136,19 @@ def test_slow_and_fast_readers_each_get_every_event_once_in_order(
     assert _head(api) == total
     for received in fast_received + stalled_received:
         assert received == list(range(1, total + 1))
+
+
+def test_streams_opened_together_after_commits_no_stream_saw_each_get_every_event(api: SimpleNamespace) -> None:
+    """The feed skips reading commits while no stream listens; streams that then open at once each
+    learn the log's head, and none starts past events it never got."""
+    for _round in range(5):
+        for _ in range(3):
+            api.tasks.CreateTask(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="t")))
+        head = _head(api)
+        request = event_pb2.WatchEventsRequest(after_sequence=0, heartbeat_interval=HOUR)
+        streams = [api.events.WatchEvents(request, timeout=30) for _ in range(6)]
+        for stream in streams:
+            received: list[int] = []
+            _read_all(stream, head, received)
+            stream.cancel()
+            assert received == list(range(1, head + 1))

@@ -13,7 +13,9 @@ from sqlalchemy import Connection, Engine, MetaData, Table, inspect
 from sqlalchemy.exc import IntegrityError
 
 from store_service.db import migrate
+from store_service.db.database import create_engines
 from store_service.db.engine import create_writer_engine
+from store_service.db.location import DatabaseLocation
 from store_service.db.models import Base
 
 
@@ -38,13 +40,19 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     assert head is not None and head.down_revision == "0006" and "leases" in (head.doc or "")
 
 
-def test_upgrade_from_empty_matches_the_models(tmp_path: Path) -> None:
-    engine = create_writer_engine(tmp_path / "store.db")
+def test_upgrade_from_empty_matches_the_models_and_goes_back_to_empty(empty_database: DatabaseLocation) -> None:
+    engine, reader = create_engines(empty_database, readers=1)
+    reader.dispose()
     migrate.upgrade(engine)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})
         assert compare_metadata(context, Base.metadata) == []
     assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
+    migrate.downgrade(engine, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    migrate.upgrade(engine)
+    assert _revision(engine) == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+    engine.dispose()
 
 
 def test_upgrade_keeps_rows_and_gives_them_retry_count_zero(tmp_path: Path) -> None:

@@ -6,8 +6,12 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import psycopg
+
 from cw.store.v1 import account_pb2
 from cw_edge.tokens import Identity
+from store_service.db.location import PostgresDatabase
+from store_service.db.secret_box import SEALED_PREFIX
 from tests.support import RunningStore, store_in_thread, stubs, tokens_in
 
 SECRET = "sk-ant-AT-REST-9191"
@@ -48,6 +52,16 @@ def test_no_plaintext_secret_in_the_database_or_its_wal(tmp_path: Path) -> None:
             assert SECRET.encode() not in content and b"CONFIG-AT-REST" not in content, file.name
         revealed = _secrets(store, account_id)
         assert revealed.credentials == SECRET and revealed.config_json == CONFIG
+
+
+def test_no_plaintext_secret_in_a_postgresql_row(postgres_database: PostgresDatabase, tmp_path: Path) -> None:
+    with store_in_thread(postgres_database, tmp_path) as store:
+        account_id = _create_account(store)
+        with psycopg.connect(postgres_database.libpq_conninfo()) as connection:
+            stored = connection.execute("SELECT credentials, config_json FROM accounts").fetchall()
+        assert [SECRET not in str(row) and "CONFIG-AT-REST" not in str(row) for row in stored] == [True]
+        assert all(value.startswith(SEALED_PREFIX) for value in stored[0])
+        assert _secrets(store, account_id).credentials == SECRET
 
 
 def test_secrets_stored_in_plaintext_before_are_read_then_sealed_on_start(tmp_path: Path) -> None:

@@ -356,20 +356,20 @@ def test_an_unexpected_failure_is_internal_and_names_no_server_path(
     store: RunningStore, api: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(_self: object, _model: object, _row_id: str) -> None:
-        raise OSError(f"disk I/O error in {store.db_path}")
+        raise OSError(f"disk I/O error in {store.home / 'store.db'}")
 
     # GetTask reads its row through the read side (store_service/db/reads.py).
     monkeypatch.setattr(Reads, "get", broken)
     with pytest.raises(grpc.RpcError) as raised:
         api.tasks.GetTask(task_pb2.GetTaskRequest(id="x"), timeout=10)
     assert raised.value.code() == grpc.StatusCode.INTERNAL
-    assert str(store.db_path.parent) not in (raised.value.details() or "")
+    assert str(store.home) not in (raised.value.details() or "")
     assert "/" not in (raised.value.details() or "")
 
 
 def test_not_found_names_no_server_path(store: RunningStore, api: SimpleNamespace) -> None:
     error = call_error(api.tasks.GetTask, task_pb2.GetTaskRequest(id="x"))
-    assert str(store.db_path.parent) not in error.message + repr(error.metadata)
+    assert str(store.home) not in error.message + repr(error.metadata)
 
 
 def test_a_replayed_request_id_with_another_payload_is_refused(api: SimpleNamespace) -> None:

@@ -71,6 +71,14 @@ def test_nan_and_infinity_in_structs_name_the_path(number: float) -> None:
     assert _fields(request) == ["events[0].details.deep.list[1].cost"]
 
 
+def test_strings_holding_nul_name_their_field_anywhere() -> None:
+    assert _fields(account_pb2.GetNextAvailableAccountRequest(provider="\x00")) == ["provider"]
+    task = task_pb2.Task(name="ok", description="a\x00b")
+    assert _fields(task_pb2.CreateTaskRequest(task=task)) == ["task.description"]
+    depends = task_pb2.CreateTaskRequest(task=task_pb2.Task(name="t"), depends_on_task_ids=["a", "b\x00"])
+    assert _fields(depends) == ["depends_on_task_ids[1]"]
+
+
 def test_sizes_over_the_limits_are_refused_with_the_limit_named() -> None:
     assert _violations(task_pb2.CreateTaskRequest(task=task_pb2.Task(name="n" * 250))) == [
         ("task.name", "is 250 characters; at most 200 characters")

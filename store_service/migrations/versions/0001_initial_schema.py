@@ -1,6 +1,10 @@
 """Initial schema: every table of the original except tasks.retry_count, plus change sets,
 the event log and request records.
 
+Holds on SQLite and PostgreSQL alike (boolean defaults written as `false()`, the root-page index
+partial on both, 64-bit sequences on PostgreSQL); on SQLite it makes exactly the schema it always
+made, so databases migrated before are what a new one is.
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
@@ -27,7 +31,7 @@ def upgrade() -> None:
         sa.Column(
             "is_exhausted",
             sa.Boolean(create_constraint=True, name="is_exhausted"),
-            server_default=sa.text("0"),
+            server_default=sa.false(),
             nullable=False,
         ),
         sa.Column("exhausted_until", sa.DateTime(), nullable=True),
@@ -53,7 +57,10 @@ def upgrade() -> None:
 
     op.create_table(
         "events",
-        sa.Column("sequence", sa.Integer(), autoincrement=True, nullable=False),
+        # BIGINT on PostgreSQL (sequences are int64); on SQLite the INTEGER that AUTOINCREMENT needs.
+        sa.Column(
+            "sequence", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False
+        ),
         sa.Column("type", sa.Text(), nullable=False),
         sa.Column("time", sa.DateTime(), nullable=False),
         sa.Column("initiative_id", sa.Text(), nullable=True),
@@ -169,6 +176,7 @@ def upgrade() -> None:
             ["initiative_id"],
             unique=True,
             sqlite_where=sa.text("parent_page_id IS NULL"),
+            postgresql_where=sa.text("parent_page_id IS NULL"),
         )
 
     op.create_table(
@@ -261,7 +269,7 @@ def upgrade() -> None:
         sa.Column(
             "resolved",
             sa.Boolean(create_constraint=True, name="resolved"),
-            server_default=sa.text("0"),
+            server_default=sa.false(),
             nullable=False,
         ),
         sa.Column("id", sa.String(length=21), nullable=False),
@@ -598,7 +606,7 @@ def upgrade() -> None:
         sa.Column(
             "requires_response",
             sa.Boolean(create_constraint=True, name="requires_response"),
-            server_default=sa.text("0"),
+            server_default=sa.false(),
             nullable=False,
         ),
         sa.Column(

@@ -21,8 +21,11 @@ from store_service.domain.errors import (
 
 RowT = TypeVar("RowT", bound=Base)
 
+# How SQLite words a violated constraint; PostgreSQL gives its SQLSTATE and the key instead.
 _UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+)\.(\w+)")
 _NOT_NULL = re.compile(r"NOT NULL constraint failed: \w+\.(\w+)")
+_POSTGRES_KEY = re.compile(r"Key \((\w+)")
+_POSTGRES_KINDS = {"23505": "unique", "23502": "not_null", "23503": "foreign_key"}
 
 
 def resource_name(model: type[Base]) -> str:
@@ -37,18 +40,38 @@ def model_for_table(table_name: str) -> type[Base]:
     raise LookupError(table_name)
 
 
+def violation(error: exc.IntegrityError) -> tuple[str, str | None]:
+    """What the database refused: ("unique" | "not_null" | "foreign_key" | "other", the column it
+    names first, if any), from SQLite's message or PostgreSQL's diagnostics."""
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate is not None:
+        diagnostics = original.diag  # type: ignore[union-attr]
+        kind = _POSTGRES_KINDS.get(sqlstate, "other")
+        if kind == "not_null":
+            return kind, diagnostics.column_name
+        key = _POSTGRES_KEY.match(diagnostics.message_detail or "") if kind == "unique" else None
+        return kind, key.group(1) if key else None
+    text = str(original)
+    if unique := _UNIQUE.search(text):
+        return "unique", unique.group(2)
+    if not_null := _NOT_NULL.search(text):
+        return "not_null", not_null.group(1)
+    return ("foreign_key", None) if "FOREIGN KEY" in text else ("other", None)
+
+
 @contextmanager
 def constraint_errors(model: type[Base]) -> Iterator[None]:
     """Turns a constraint the database enforced into the domain error a client can act on."""
     try:
         yield
     except exc.IntegrityError as error:
-        text = str(error.orig)
-        if unique := _UNIQUE.search(text):
-            raise AlreadyExists(resource_name(model), unique.group(2)) from error
-        if not_null := _NOT_NULL.search(text):
-            raise InvalidArgument.of(not_null.group(1), "is required") from error
-        if "FOREIGN KEY" in text:
+        kind, column = violation(error)
+        if kind == "unique" and column:
+            raise AlreadyExists(resource_name(model), column) from error
+        if kind == "not_null" and column:
+            raise InvalidArgument.of(column, "is required") from error
+        if kind == "foreign_key":
             raise FailedPrecondition("a referenced row does not exist", "MISSING_REFERENCE") from error
         raise FailedPrecondition(f"{resource_name(model)}: constraint violated") from error
 

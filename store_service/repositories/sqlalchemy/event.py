@@ -9,12 +9,23 @@ from sqlalchemy.orm import Session
 from store_service.db.models import Event
 
 
+def next_sequence(session: Session) -> int:
+    """The sequence of the next event: one past the newest. The write transaction holds the
+    database's write lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory write lock), so no other
+    transaction takes the same number, and commits come in sequence order. A transaction that rolls
+    back gives its numbers back: the log has no holes."""
+    return int(session.scalar(select(func.max(Event.sequence))) or 0) + 1
+
+
 class SqlAlchemyEventRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def append(self, event_type: str, details: dict[str, Any], **scope: str | None) -> Event:
-        event = Event(type=event_type, details=details, **{k: v for k, v in scope.items() if v})
+        # Changes not flushed yet record their events first: they come before this one.
+        self.session.flush()
+        scoped = {key: value for key, value in scope.items() if value}
+        event = Event(sequence=next_sequence(self.session), type=event_type, details=details, **scoped)
         self.session.add(event)
         self.session.flush()
         return event

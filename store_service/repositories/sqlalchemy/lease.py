@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exc, select, update
+from sqlalchemy import Connection, delete, exc, select, text, update
 from sqlalchemy.orm import Session
 
-from store_service.db.models import Lease
+from store_service.db.models import Lease, utcnow
 from store_service.db.update_times import next_update_time
 from store_service.domain.errors import LeaseRefused
 
@@ -20,6 +20,15 @@ ATTEMPTS = 5
 
 def _iso(moment: datetime) -> str:
     return moment.replace(tzinfo=UTC).isoformat()
+
+
+def database_now(connection: Connection) -> datetime:
+    """The clock that decides expiry (naive UTC): PostgreSQL's, so that store replicas on several
+    machines decide by one clock; a SQLite file has one store, on its own machine: the store's."""
+    if connection.dialect.name == "postgresql":
+        now: datetime = connection.scalar(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'"))
+        return now
+    return utcnow()
 
 
 def held_elsewhere(lease: Lease) -> LeaseRefused:
@@ -45,6 +54,9 @@ def not_held(name: str, lease: Lease | None) -> LeaseRefused:
 class SqlAlchemyLeaseRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def now(self) -> datetime:
+        return database_now(self.session.connection())
 
     def find(self, name: str) -> Lease | None:
         query = select(Lease).where(Lease.name == name).execution_options(populate_existing=True)

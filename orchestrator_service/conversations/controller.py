@@ -39,6 +39,7 @@ from orchestrator_service.conversations import decide
 from orchestrator_service.conversations.person import Replies
 from orchestrator_service.dispatch import AgentOutcome
 from orchestrator_service.events import event
+from orchestrator_service.review.reports import messages_from
 from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Stale, update
 
@@ -244,7 +245,7 @@ class ConversationController:
         conversation = self.ctx.cache.conversations.get(agent.conversation_id) or await self._read(
             agent.conversation_id
         )
-        requests: list[Message] = [update(agent, **values)]
+        requests: list[Message] = [update(agent, **values), *messages_from(outcome.report, agent)]
         if conversation is not None and conversation.status == PENDING:
             requests += self._answered_or_retried(conversation, text, answered)
         note = event(
@@ -298,7 +299,8 @@ class ConversationController:
         if outcome.session_id and outcome.session_id != agent.session_id:
             values["session_id"] = outcome.session_id
         note = event("agent:waiting_for_input", agent, questions=1, conversation_id=created.id, to=ask.to)
-        await self.ctx.writer.append([note], [update(agent, **values), *await self.replies.delivered(agent)])
+        told = messages_from(outcome.report, agent)
+        await self.ctx.writer.append([note], [update(agent, **values), *told, *await self.replies.delivered(agent)])
         log.info("agent %s asked %s (conversation %s)", agent.name, ask.to, created.id)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cw.store.v1 import agent_pb2, conversation_pb2, phase_pb2, task_pb2
+from cw.store.v1 import agent_pb2, conversation_pb2, message_pb2, phase_pb2, task_pb2
 from orchestrator_service.dispatch import MAX_TASK_RETRIES
 from tests.e2e.cluster import Cluster, cluster, wait_for
 
@@ -29,12 +29,23 @@ def _conversations(c: Cluster, initiative_id: str) -> list[conversation_pb2.Conv
     return list(c.api.conversations.ListConversations(request, timeout=10).conversations)
 
 
+def _sent(c: Cluster, agent_id: str) -> list[message_pb2.Message]:
+    request = message_pb2.ListMessagesRequest(sender_id=agent_id)
+    return list(c.api.messages.ListMessages(request, timeout=10).messages)
+
+
 def test_an_agent_asks_another_and_goes_on_with_the_answer(tmp_path: Path) -> None:
     with cluster(tmp_path, max_agents=1) as c:
         initiative = c.initiative("Talk", c.project())
         phase = c.phase(initiative, "P")
-        answerer = c.task(phase, "b", files={"b.txt": "b"}, answer="b.txt holds b")
-        asker = c.task(phase, "a", after=[answerer.id], ask={"to": answerer.id, "question": "what is in b.txt?"})
+        answerer = c.task(phase, "b", files={"b.txt": "b"}, answer="b.txt holds b", answer_messages=["b was asked"])
+        asker = c.task(
+            phase,
+            "a",
+            after=[answerer.id],
+            ask={"to": answerer.id, "question": "what is in b.txt?"},
+            ask_messages=["a asks b"],
+        )
         c.approve(phase)
         c.wait_phase(phase.id, REVIEW)
         (asked,) = _conversations(c, initiative.id)
@@ -49,6 +60,10 @@ def test_an_agent_asks_another_and_goes_on_with_the_answer(tmp_path: Path) -> No
         assert not b_agent.conversation_id and len(c.agents_of(asker.id)) == 1  # resumed, not restarted
         resumed = [e for e in c.events() if e.type == "agent:resumed" and e.agent_id == b_agent.id]
         assert len(resumed) == 1  # its session, once, to answer
+        # What the ask and the answer runs told the person is stored, once each.
+        a_agent = c.agents_of(asker.id)[0]
+        assert [m.content for m in _sent(c, a_agent.id)] == ["a asks b"]
+        assert [m.content for m in _sent(c, b_agent.id)] == ["b was asked"]
 
         nobody = c.task(phase, "n", ask={"to": "nobody-at-all", "question": "anyone?"})
         c.wait_task(nobody.id, COMPLETED)

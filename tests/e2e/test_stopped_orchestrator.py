@@ -71,9 +71,9 @@ def _deadline(workspace: Path) -> float | None:
 def _running(c: Fleet, task_id: str, on: str = "") -> agent_pb2.Agent | None:
     """The task's live agent (on `on`, when named) once its process runs."""
     for agent in c.live_agents():
-        if agent.task_id == task_id and agent.pid and (not on or agent.orchestrator == on):
-            if agent.id in c.live_processes(agent.orchestrator):
-                return agent
+        mine = agent.task_id == task_id and agent.pid and (not on or agent.orchestrator == on)
+        if mine and agent.id in c.live_processes(agent.orchestrator):
+            return agent
     return None
 
 

@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from cw.store.v1 import agent_pb2, task_pb2
 from orchestrator_service.agents.supervisor import AgentFiles
 from tests.e2e.cluster import wait_for
-from tests.e2e.fleet import Fleet, Sampler, fleet
+from tests.e2e.fleet import LIVE, Fleet, Sampler, fleet
 
 TTL = 3.0
 
@@ -87,3 +87,42 @@ def _taken_over(c: Fleet, agent_id: str) -> dict[str, str] | None:
 def _rejoined(c: Fleet, name: str) -> bool:
     joined = [json_format.MessageToDict(event.details) for event in c.events_of("orchestrator:joined")]
     return any(details["name"] == name and details.get("lapsed") for details in joined)
+
+
+def test_an_orchestrator_back_before_its_lease_lapsed_settles_its_fenced_run(tmp_path: Path) -> None:
+    """Killed right after a renewal and restarted once its agent's shim fenced it (three quarters of
+    the ttl later), but before its lease lapsed: nobody took the run over, and the orchestrator
+    settles it itself, as a crashed attempt that says why; the task is retried and completes."""
+    ttl = 20.0
+    c = fleet(tmp_path, max_agents=2, lease_ttl=ttl)
+    gate = tmp_path / "gate"
+    try:
+        c.start_store()
+        c.start_member("east")
+        c.start_member("west")
+        wait_for("each orchestrator to see the other", lambda: _both_fenced(c), 30)
+        phase = c.phase(c.initiative("Killed", c.project()), "held")
+        task = c.task(phase, "t", files={"t.txt": "x\n"}, wait_for=str(gate))
+        c.approve(phase)
+        first = wait_for("the task's agent running", lambda: _running(c, task.id), 60)
+        victim = first.orchestrator
+        written = _deadline(c.workspace(victim))
+        wait_for("a renewal", lambda: _deadline(c.workspace(victim)) != written, ttl)
+        c.members[victim].kill()  # the orchestrator alone: its agent runs on
+        exit_file = AgentFiles.of(c.workspace(victim), first.id).control / "exit.json"
+        wait_for("the shim to fence the agent", lambda: exit_file.exists(), ttl)
+        assert json.loads(exit_file.read_text())["fenced"] is True and not c.live_processes(victim)
+        c.start_member(victim)
+        crashed = wait_for("the run settled", lambda: _settled(c, first.id), ttl)
+        gate.write_text("open\n")
+        c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED, timeout=60)
+        assert crashed.outcome == agent_pb2.AGENT_OUTCOME_CRASHED and crashed.error.startswith("fenced:")
+        assert _taken_over(c, first.id) is None
+        assert c.get_task(task.id).retry_count == 1
+    finally:
+        c.close()
+
+
+def _settled(c: Fleet, agent_id: str) -> agent_pb2.Agent | None:
+    found = [agent for agent in c.all_agents() if agent.id == agent_id and agent.status not in LIVE]
+    return found[0] if found else None

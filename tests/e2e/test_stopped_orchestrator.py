@@ -110,7 +110,7 @@ def test_an_orchestrator_back_before_its_lease_lapsed_settles_its_fenced_run(tmp
         wait_for("a renewal", lambda: _deadline(c.workspace(victim)) != written, ttl)
         c.members[victim].kill()  # the orchestrator alone: its agent runs on
         exit_file = AgentFiles.of(c.workspace(victim), first.id).control / "exit.json"
-        wait_for("the shim to fence the agent", lambda: exit_file.exists(), ttl)
+        wait_for("the shim to fence the agent", exit_file.exists, ttl)
         assert json.loads(exit_file.read_text())["fenced"] is True and not c.live_processes(victim)
         c.start_member(victim)
         crashed = wait_for("the run settled", lambda: _settled(c, first.id), ttl)

@@ -131,14 +131,26 @@ def end_fenced(control: Path, child: subprocess.Popen[bytes]) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def may_start(control: Path, fence: Path | None) -> bool:
+    """False, with the exit recorded, for a run given up already or already past its deadline
+    (its orchestrator stopped while it started the shim)."""
+    if (control / ABANDONED_FILE).exists():
+        print("cw: this run was given up before it started", flush=True)
+        write_atomically(control / EXIT_FILE, {"exit_code": 125, "signal": 0, "abandoned": True})
+        return False
+    if is_fenced(read_fence(fence), boottime()):
+        print("cw: fenced: the orchestrator's lease was not renewed in time; the agent does not start", flush=True)
+        write_atomically(control / EXIT_FILE, FENCED_EXIT)
+        return False
+    return True
+
+
 def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     """Identity first: if the shim dies before writing it, no agent process was ever started."""
     me = os.getpid()
     identity = {"pid": me, "start_time": process.start_time(me), "output_offset": output_size()}
     write_atomically(control / IDENTITY_FILE, identity)
-    if (control / ABANDONED_FILE).exists():
-        print("cw: this run was given up before it started", flush=True)
-        write_atomically(control / EXIT_FILE, {"exit_code": 125, "signal": 0, "abandoned": True})
+    if not may_start(control, fence):
         return 0
     prompt = control / PROMPT_FILE
     try:

@@ -102,6 +102,15 @@ def test_a_shim_past_its_orchestrators_deadline_ends_its_agent_and_itself(tmp_pa
     wait_for("the helper to be gone", lambda: process.start_time(helper) is None, 10)
 
 
+def test_a_shim_started_past_its_orchestrators_deadline_starts_no_agent(tmp_path: Path) -> None:
+    """The orchestrator was stopped while it started the shim: the shim itself ends normally."""
+    files = _fenced_files(tmp_path)
+    shim.write_fence(files.fence, shim.boottime() - 1.0, 0.02)
+    child = supervisor.spawn(files, [sys.executable, "-c", "open('started', 'w')"], dict(os.environ))
+    assert child.wait(30) == 0
+    assert supervisor.observe(files, time.time()).fenced and not (files.workdir / "started").exists()
+
+
 @pytest.mark.parametrize("deadline", [None, 3600.0])
 def test_a_shim_without_a_deadline_due_lets_its_agent_finish(tmp_path: Path, deadline: float | None) -> None:
     """A lone orchestrator writes no deadline: its agents outlive it. The agent works for a second,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import grpc
 
+from orchestrator_service.agents import supervisor
 from orchestrator_service.cache.feed import Feed
 from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster.membership import Membership
@@ -84,7 +85,8 @@ class Orchestrator:
         self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of, replies))
         self.conversations = ConversationController(self.ctx, self.agents, self.launches, replies)
         self.takeovers = TakeoverController(self.ctx, self.agents)
-        self.membership = Membership(self.ctx.leases, self.writer, settings.name, settings.lease_ttl)
+        fence = supervisor.fence_file(root)
+        self.membership = Membership(self.ctx.leases, self.writer, settings.name, settings.lease_ttl, fence)
         self.membership.listeners += [self._peers, self.takeovers.on_peers, self.merges.on_peers]
         self.membership.fence_listeners.append(self._fenced)
         controllers = (

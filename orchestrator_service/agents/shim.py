@@ -1,4 +1,5 @@
-"""`python -m orchestrator_service.agents.shim DIR -- COMMAND...`: the parent of one agent process.
+"""`python -m orchestrator_service.agents.shim DIR [--fence FILE] -- COMMAND...`: the parent of one
+agent process.
 
 Started in a session of its own, it outlives the orchestrator. It records who it is, runs the
 provider, waits, and records the exit status atomically (temporary file, then rename), so that an
@@ -8,6 +9,14 @@ The provider reads its prompt on standard input, from the agent's prompt file: n
 argument, where a prompt starting with `-` would read as an option, one over the kernel's 128 KiB
 limit for an argument could not start, and any prompt would show in `ps`. Providers that read
 `CW_PROMPT_FILE` instead simply leave standard input alone.
+
+The fence (a dead-man's switch, `--fence FILE`): the orchestrator writes `{"deadline": T, "poll": P}`
+in its workspace after every renewal of its lease, T on CLOCK_BOOTTIME (system-wide, counting
+through a suspend), or `{"deadline": null}` while it is the only orchestrator. The shim reads it
+every P seconds while it waits for the agent; past T, the orchestrator has not renewed its lease in
+time (it is stopped, or its machine froze, and another may take its runs over): the shim records
+the run as fenced and SIGKILLs its process group, itself included. A file that is missing or
+unreadable sets no deadline. The shim imports nothing of the cluster: it stays quick to start.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +38,45 @@ EXIT_FILE = "exit.json"
 PROMPT_FILE = "prompt.md"
 # Written by an orchestrator that gave this run up before the shim recorded itself.
 ABANDONED_FILE = "abandoned"
+# In the orchestrator's workspace: its agents' deadline (see above).
+FENCE_FILE = "fence.json"
+# How often the fence is read when it names no period of its own.
+POLL_SECONDS = 0.5
+FENCED_EXIT = {"exit_code": None, "signal": int(signal.SIGKILL), "fenced": True}
+
+
+def boottime() -> float:
+    """Seconds since boot, suspends included: the fence's clock, shared by every process."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+@dataclass(frozen=True)
+class Fence:
+    deadline: float | None = None
+    poll: float = POLL_SECONDS
+
+
+def read_fence(path: Path | None) -> Fence:
+    if path is None:
+        return Fence()
+    try:
+        data = json.loads(path.read_text())
+        deadline, poll = data.get("deadline"), data.get("poll") or POLL_SECONDS
+        return Fence(None if deadline is None else float(deadline), min(max(float(poll), 0.02), POLL_SECONDS))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return Fence()
+
+
+def is_fenced(fence: Fence, now: float) -> bool:
+    """Whether the agent must end now: its orchestrator set a deadline and `now` is past it."""
+    return fence.deadline is not None and now >= fence.deadline
+
+
+def write_fence(path: Path, deadline: float | None, poll: float) -> None:
+    """Atomic, not synced: the file matters to live processes only (after a reboot no agent runs)."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"deadline": deadline, "poll": poll}))
+    os.replace(temporary, path)
 
 
 def write_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -56,14 +106,51 @@ def run_start_offset(control: Path) -> int:
         return 0
 
 
-def run(control: Path, command: list[str]) -> int:
+def wait(child: subprocess.Popen[bytes], fence: Path | None) -> int | None:
+    """The child's return code, or None once fenced."""
+    poll = POLL_SECONDS
+    while True:
+        try:
+            return child.wait(timeout=poll)
+        except subprocess.TimeoutExpired:
+            pass
+        current = read_fence(fence)
+        if is_fenced(current, boottime()):
+            return None
+        poll = current.poll
+
+
+def end_fenced(control: Path, child: subprocess.Popen[bytes]) -> None:
+    """Records the fenced run, then kills the agent's group (the shim's own session, when it leads
+    one as the orchestrator starts it) and itself."""
+    print("cw: fenced: the orchestrator's lease was not renewed in time; ending the agent", flush=True)
+    write_atomically(control / EXIT_FILE, FENCED_EXIT)
+    if os.getpgid(0) == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    child.kill()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def may_start(control: Path, fence: Path | None) -> bool:
+    """False, with the exit recorded, for a run given up already or already past its deadline
+    (its orchestrator stopped while it started the shim)."""
+    if (control / ABANDONED_FILE).exists():
+        print("cw: this run was given up before it started", flush=True)
+        write_atomically(control / EXIT_FILE, {"exit_code": 125, "signal": 0, "abandoned": True})
+        return False
+    if is_fenced(read_fence(fence), boottime()):
+        print("cw: fenced: the orchestrator's lease was not renewed in time; the agent does not start", flush=True)
+        write_atomically(control / EXIT_FILE, FENCED_EXIT)
+        return False
+    return True
+
+
+def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     """Identity first: if the shim dies before writing it, no agent process was ever started."""
     me = os.getpid()
     identity = {"pid": me, "start_time": process.start_time(me), "output_offset": output_size()}
     write_atomically(control / IDENTITY_FILE, identity)
-    if (control / ABANDONED_FILE).exists():
-        print("cw: this run was given up before it started", flush=True)
-        write_atomically(control / EXIT_FILE, {"exit_code": 125, "signal": 0, "abandoned": True})
+    if not may_start(control, fence):
         return 0
     prompt = control / PROMPT_FILE
     try:
@@ -78,17 +165,23 @@ def run(control: Path, command: list[str]) -> int:
         child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
-    returncode = child.wait()
+    returncode = wait(child, fence)
+    if returncode is None:
+        end_fenced(control, child)
+        return 0
     exit_code = returncode if returncode >= 0 else None
     write_atomically(control / EXIT_FILE, {"exit_code": exit_code, "signal": -returncode if returncode < 0 else 0})
     return 0
 
 
 def main(argv: list[str]) -> int:
+    fence = None
+    if len(argv) >= 3 and argv[1] == "--fence":
+        fence, argv = Path(argv[2]), [argv[0], *argv[3:]]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m orchestrator_service.agents.shim DIR -- COMMAND...", file=sys.stderr)
+        print("usage: python -m orchestrator_service.agents.shim DIR [--fence FILE] -- COMMAND...", file=sys.stderr)
         return 2
-    return run(Path(argv[0]), argv[2:])
+    return run(Path(argv[0]), argv[2:], fence)
 
 
 if __name__ == "__main__":

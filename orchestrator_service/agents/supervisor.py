@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator_service.agents import process
-from orchestrator_service.agents.shim import ABANDONED_FILE, EXIT_FILE, IDENTITY_FILE, PROMPT_FILE
+from orchestrator_service.agents.shim import ABANDONED_FILE, EXIT_FILE, FENCE_FILE, IDENTITY_FILE, PROMPT_FILE
 from orchestrator_service.paths import safe_id
 
 # How long a freshly spawned shim may take to record who it is before it counts as vanished.
@@ -40,6 +40,8 @@ class Observation:
     exit_code: int | None = None
     # The shim saw the run abandoned before starting anything (see `abandon`).
     abandoned: bool = False
+    # The shim ended the run: its orchestrator's lease was not renewed in time (shim.py, the fence).
+    fenced: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class AgentFiles:
     @classmethod
     def of(cls, workspace: Path, agent_id: str) -> AgentFiles:
         return cls(workspace / "agents" / safe_id(agent_id, "agent id"))
+
+    @property
+    def fence(self) -> Path:
+        """The workspace's fence file, which every agent's shim reads (shim.py)."""
+        return fence_file(self.control.parent.parent)
 
     @property
     def workdir(self) -> Path:
@@ -92,6 +99,10 @@ class AgentFiles:
                 os.replace(path, path.with_name(f"{path.stem}.{number}{path.suffix}"))
 
 
+def fence_file(workspace: Path) -> Path:
+    return workspace / FENCE_FILE
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -108,11 +119,13 @@ def make_private_dirs(files: AgentFiles) -> None:
 
 
 def spawn(files: AgentFiles, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Starts the shim in a session of its own, so it outlives the orchestrator."""
+    """Starts the shim in a session of its own, so it outlives the orchestrator (as long as the
+    workspace's fence lets it)."""
     make_private_dirs(files)
+    fence = ["--fence", str(files.fence)]
     with files.output.open("ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "orchestrator_service.agents.shim", str(files.control), "--", *command],
+            [sys.executable, "-m", "orchestrator_service.agents.shim", str(files.control), *fence, "--", *command],
             cwd=files.workdir,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -126,7 +139,7 @@ def observe(files: AgentFiles, spawned_at: float) -> Observation:
     """Running, exited (with its recorded status) or vanished, from the files alone."""
     exited = _read_json(files.control / EXIT_FILE)
     if exited is not None:
-        return Observation(Liveness.EXITED, exited.get("exit_code"), bool(exited.get("abandoned")))
+        return _exited(exited)
     identity = _identity(files)
     if identity is None:
         if time.time() - spawned_at < START_GRACE_SECONDS:
@@ -136,8 +149,13 @@ def observe(files: AgentFiles, spawned_at: float) -> Observation:
         return Observation(Liveness.RUNNING)
     exited = _read_json(files.control / EXIT_FILE)  # it may have finished since the first look
     if exited is not None:
-        return Observation(Liveness.EXITED, exited.get("exit_code"))
+        return _exited(exited)
     return Observation(Liveness.VANISHED)
+
+
+def _exited(recorded: dict[str, Any]) -> Observation:
+    fenced = bool(recorded.get("fenced"))
+    return Observation(Liveness.EXITED, recorded.get("exit_code"), bool(recorded.get("abandoned")), fenced)
 
 
 def _identity(files: AgentFiles) -> tuple[int, int] | None:

@@ -9,7 +9,9 @@ also reads every orchestrator's lease, so the takeovers controller knows which o
 Fencing: an orchestrator that cannot renew (the store is out of its reach) for most of its ttl,
 while others live, tells its `fence_listeners` (core.py ends its agents' processes and starts no
 run), so that its runs never work on once another may take them over; it tells them again, with
-False, once a renewal succeeds.
+False, once a renewal succeeds. A stopped orchestrator (SIGSTOP, a frozen machine) cannot: so after
+every renewal and every read of the leases it also writes its agents' deadline in its workspace's
+fence file, which their shims act on by themselves (agents/shim.py, policy.fence_deadline).
 
 The owner written on the lease is the workspace's own id (`orchestrator.id` in it, made once): a
 restarted orchestrator takes its lease back at once, while another one given the same `--name`
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import grpc
 
+from orchestrator_service.agents import shim
 from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.leases import LeaseHeld, LeaseLost, Leases
 from orchestrator_service.cluster.policy import Peers
@@ -55,7 +58,7 @@ def owner_id(workspace: Path) -> str:
 
 
 class Membership:
-    def __init__(self, leases: Leases, writer: Writer, name: str, ttl: float) -> None:
+    def __init__(self, leases: Leases, writer: Writer, name: str, ttl: float, fence_file: Path | None = None) -> None:
         self.leases = leases
         self.writer = writer
         self.name = name
@@ -66,6 +69,9 @@ class Membership:
         self.fenced = False
         # When the last acquire or renewal that succeeded was sent (time.monotonic()).
         self.renewal_sent = time.monotonic()
+        # The same moment on CLOCK_BOOTTIME, which the agents' shims read the fence on.
+        self.renewal_sent_boot = shim.boottime()
+        self.fence_file = fence_file
 
     @property
     def lease(self) -> str:
@@ -124,10 +130,22 @@ class Membership:
 
     async def _held(self, take: Callable[[str, float], Awaitable[object]]) -> None:
         """An acquire or a renewal: its send time kept once it succeeded."""
-        sent = time.monotonic()
+        sent, sent_boot = time.monotonic(), shim.boottime()
         await take(self.lease, self.ttl)
-        self.renewal_sent = sent
+        self.renewal_sent, self.renewal_sent_boot = sent, sent_boot
+        self._write_fence()
         self._fence(False)
+
+    def _write_fence(self) -> None:
+        """The agents' deadline, for their shims (agents/shim.py): when this orchestrator, were it
+        stopped now, would fence them itself."""
+        if self.fence_file is None:
+            return
+        deadline = policy.fence_deadline(self.renewal_sent_boot, self.ttl, self.peers)
+        try:
+            shim.write_fence(self.fence_file, deadline, policy.fence_poll(self.ttl))
+        except OSError as error:
+            log.error("cannot write the agents' fence %s: %s", self.fence_file, error)
 
     async def keep(self) -> None:
         try:
@@ -144,5 +162,6 @@ class Membership:
     async def refresh(self) -> None:
         leases, read_time = await self.leases.listing(policy.ORCHESTRATOR_LEASES)
         self.peers = policy.peers_from(self.name, leases, read_time)
+        self._write_fence()
         for listener in self.listeners:
             listener(self.peers)

@@ -113,6 +113,24 @@ def must_fence(since_renewal_sent: float, ttl: float, peers: Peers) -> bool:
     return peers.others_alive() and since_renewal_sent >= FENCE_SHARE * ttl
 
 
+def fence_deadline(renewal_sent: float, ttl: float, peers: Peers) -> float | None:
+    """Until when this orchestrator's agents may run on their own (the shim's fence, on the clock
+    `renewal_sent` was read on: the send time of its last successful acquire or renewal): the
+    moment `must_fence` would end them, which a stopped orchestrator or a frozen machine cannot
+    act on. None while no other orchestrator lived when last seen (nobody would take the runs
+    over: they outlive a restart of their orchestrator and a store outage)."""
+    return renewal_sent + FENCE_SHARE * ttl if peers.others_alive() else None
+
+
+def fence_poll(ttl: float) -> float:
+    """How often the shims read the fence: a tenth of the ttl, so a run ends well before its
+    orchestrator's lease may lapse (a quarter of the ttl after the deadline)."""
+    return ttl / 10
+
+
+FENCED_REASON = "fenced: its orchestrator's lease was not renewed in time (stopped, or its machine froze)"
+
+
 def preferred(key: str, peers: Peers) -> str:
     """The live orchestrator that takes on the work keyed `key` before the others: the same one for
     every orchestrator that read the same leases (rendezvous hashing: keys spread evenly, and only

@@ -25,6 +25,7 @@ from orchestrator_service import dispatch, outcomes
 from orchestrator_service.agents import claude_outcome, launcher, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.cache.state import LIVE_AGENT, Change
+from orchestrator_service.cluster import policy
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.stops import Stops, task_of
@@ -144,15 +145,22 @@ class AgentController:
     ) -> bool:
         """Settles the run; False when it is not over after all (a new CLI session took it on)."""
         await self.ctx.shipper.ship(agent, final=True)
-        if observed.liveness == Liveness.VANISHED:
-            await asyncio.to_thread(supervisor.kill_group, files)
-            outcome = dispatch.classify_exit(None, None)
-        else:
-            outcome = await asyncio.to_thread(
-                claude_outcome.run_outcome, agent.provider, files, observed.exit_code, self.ctx.clock()
-            )
+        outcome = await self._outcome_of(agent, files, observed)
         await self._publish(agent, task)
         return await self._settle_outcome(agent, task, outcome)
+
+    async def _outcome_of(
+        self, agent: agent_pb2.Agent, files: AgentFiles, observed: supervisor.Observation
+    ) -> dispatch.AgentOutcome:
+        """A run its shim fenced is a crashed attempt, as one taken over is."""
+        if observed.fenced:
+            return dispatch.AgentOutcome("crash", error=policy.FENCED_REASON)
+        if observed.liveness == Liveness.VANISHED:
+            await asyncio.to_thread(supervisor.kill_group, files)
+            return dispatch.classify_exit(None, None)
+        return await asyncio.to_thread(
+            claude_outcome.run_outcome, agent.provider, files, observed.exit_code, self.ctx.clock()
+        )
 
     async def _publish(self, agent: agent_pb2.Agent, task: task_pb2.Task | None) -> None:
         """The run's commits go to the shared remote before its settlement is written (git first,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cw_edge.tokens import Identity
+from orchestrator_service.agents import shim
 from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster.leases import Busy, Leases, MergeLocks
 from orchestrator_service.cluster.membership import Membership
@@ -136,6 +137,31 @@ def test_a_fenced_orchestrator_is_unfenced_by_its_next_renewal(store: RunningSto
         await member.keep()
         assert told[-1] is False and not member.fenced
         guard.cancel()
+        await client.close()
+        await other.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_agents_deadline_is_written_after_each_renewal_while_others_live(
+    store: RunningStore, tmp_path: Path
+) -> None:
+    """The fence file its agents' shims read: no deadline while alone, then three quarters of the
+    ttl after the last renewal was sent (on CLOCK_BOOTTIME), moved on by every renewal."""
+
+    async def scenario() -> None:
+        client = _client(store)
+        fence = tmp_path / shim.FENCE_FILE
+        member = Membership(Leases(client, "owner-east"), Writer(client, Cache()), "east", TTL, fence)
+        before = shim.boottime()
+        await member.join()
+        assert shim.read_fence(fence) == shim.Fence(None, TTL / 10)
+        _, other, _ = await _member(store, "west")
+        await member.refresh()
+        first = shim.read_fence(fence).deadline
+        assert first is not None and before + 0.75 * TTL <= first <= shim.boottime() + 0.75 * TTL
+        await member.keep()
+        assert (shim.read_fence(fence).deadline or 0) > first
         await client.close()
         await other.close()
 

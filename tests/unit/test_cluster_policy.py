@@ -97,3 +97,12 @@ def test_a_waiting_agent_is_resumed_where_it_ran_while_its_orchestrator_lives() 
     assert not policy.runs_elsewhere(agent_pb2.Agent(status=waiting, orchestrator="c"), peers)  # dead: adopt it
     assert not policy.runs_elsewhere(agent_pb2.Agent(status=waiting, orchestrator="a"), peers)
     assert not policy.runs_elsewhere(agent_pb2.Agent(status=waiting, orchestrator=""), peers)
+
+
+def test_the_agents_deadline_is_when_their_orchestrator_would_fence_them_and_none_while_alone() -> None:
+    together = policy.Peers("a", frozenset({"a", "b"}), True)
+    assert policy.fence_deadline(100.0, 4.0, together) == 100.0 + policy.FENCE_SHARE * 4.0
+    assert policy.must_fence(policy.FENCE_SHARE * 4.0, 4.0, together)  # the same moment
+    assert policy.fence_deadline(100.0, 4.0, policy.Peers("a", frozenset({"a"}), True)) is None
+    assert policy.fence_deadline(100.0, 4.0, policy.Peers("a")) is None  # never read: nobody known
+    assert policy.fence_poll(4.0) == 0.4

@@ -78,22 +78,14 @@ def seed_history(db_path: Path, tasks: int) -> None:
                         )
                     )
                     session.add_all(
-                        [
-                            Event(
-                                sequence=next(sequences),
-                                type="task:dispatched",
-                                task_id=task.id,
-                                initiative_id=initiative.id,
-                                details={},
-                            ),
-                            Event(
-                                sequence=next(sequences),
-                                type="task:completed",
-                                task_id=task.id,
-                                initiative_id=initiative.id,
-                                details={},
-                            ),
-                        ]
+                        Event(
+                            sequence=next(sequences),
+                            type=kind,
+                            task_id=task.id,
+                            initiative_id=initiative.id,
+                            details={},
+                        )
+                        for kind in ("task:dispatched", "task:completed")
                     )
                     made += 1
             session.commit()

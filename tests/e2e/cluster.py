@@ -22,6 +22,7 @@ from cw.store.v1 import (
     agent_pb2,
     event_pb2,
     initiative_pb2,
+    message_pb2,
     phase_pb2,
     project_pb2,
     task_pb2,
@@ -182,6 +183,19 @@ class Cluster:
 
     def agents_of(self, task_id: str) -> list[agent_pb2.Agent]:
         return list(self.api.agents.ListAgents(agent_pb2.ListAgentsRequest(task_id=task_id), timeout=10).agents)
+
+    def messages_from(self, agent_id: str) -> list[message_pb2.Message]:
+        """What the agent told the person (its signal file's `messages`), as stored."""
+        request = message_pb2.ListMessagesRequest(sender_id=agent_id)
+        return list(self.api.messages.ListMessages(request, timeout=10).messages)
+
+    def committed_answers(self, phase_id: str) -> dict[str, str]:
+        """What the scripted askers committed on resume: answers.txt, `{"QUESTION_ID": "answer"}`."""
+        for project in self.diff(phase_id).projects:
+            for line in project.unified_diff.splitlines():
+                if line.startswith("+{"):
+                    return dict(json.loads(line[1:]))
+        return {}
 
     def events(self, after: int = 0) -> list[event_pb2.Event]:
         found: list[event_pb2.Event] = []

@@ -4,10 +4,9 @@ answer saying so; and all of it across a SIGKILL of the orchestrator while the a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from cw.store.v1 import agent_pb2, conversation_pb2, message_pb2, phase_pb2, task_pb2
+from cw.store.v1 import agent_pb2, conversation_pb2, phase_pb2, task_pb2
 from orchestrator_service.dispatch import MAX_TASK_RETRIES
 from tests.e2e.cluster import Cluster, cluster, wait_for
 
@@ -15,23 +14,9 @@ COMPLETED = task_pb2.TASK_STATUS_COMPLETED
 REVIEW = phase_pb2.PHASE_STATUS_PENDING_REVIEW
 
 
-def _answers(c: Cluster, phase_id: str) -> dict[str, str]:
-    """What the askers committed on resume: answers.txt, `{"CONVERSATION_ID": "answer"}`."""
-    for project in c.diff(phase_id).projects:
-        for line in project.unified_diff.splitlines():
-            if line.startswith("+{"):
-                return dict(json.loads(line[1:]))
-    return {}
-
-
 def _conversations(c: Cluster, initiative_id: str) -> list[conversation_pb2.Conversation]:
     request = conversation_pb2.ListConversationsRequest(initiative_id=initiative_id)
     return list(c.api.conversations.ListConversations(request, timeout=10).conversations)
-
-
-def _sent(c: Cluster, agent_id: str) -> list[message_pb2.Message]:
-    request = message_pb2.ListMessagesRequest(sender_id=agent_id)
-    return list(c.api.messages.ListMessages(request, timeout=10).messages)
 
 
 def test_an_agent_asks_another_and_goes_on_with_the_answer(tmp_path: Path) -> None:
@@ -55,22 +40,22 @@ def test_an_agent_asks_another_and_goes_on_with_the_answer(tmp_path: Path) -> No
             "b.txt holds b",
             b_agent.id,
         )
-        assert _answers(c, phase.id) == {asked.id: "b.txt holds b"}
+        assert c.committed_answers(phase.id) == {asked.id: "b.txt holds b"}
         assert c.get_task(answerer.id).status == COMPLETED and b_agent.outcome == agent_pb2.AGENT_OUTCOME_DONE
         assert not b_agent.conversation_id and len(c.agents_of(asker.id)) == 1  # resumed, not restarted
         resumed = [e for e in c.events() if e.type == "agent:resumed" and e.agent_id == b_agent.id]
         assert len(resumed) == 1  # its session, once, to answer
         # What the ask and the answer runs told the person is stored, once each.
         a_agent = c.agents_of(asker.id)[0]
-        assert [m.content for m in _sent(c, a_agent.id)] == ["a asks b"]
-        assert [m.content for m in _sent(c, b_agent.id)] == ["b was asked"]
+        assert [m.content for m in c.messages_from(a_agent.id)] == ["a asks b"]
+        assert [m.content for m in c.messages_from(b_agent.id)] == ["b was asked"]
 
         nobody = c.task(phase, "n", ask={"to": "nobody-at-all", "question": "anyone?"})
         c.wait_task(nobody.id, COMPLETED)
         c.wait_phase(phase.id, REVIEW)
         unanswerable = next(x for x in _conversations(c, initiative.id) if x.id != asked.id)
         assert unanswerable.answer.startswith("cw: no agent or task named 'nobody-at-all'")
-        assert _answers(c, phase.id)[unanswerable.id] == unanswerable.answer
+        assert c.committed_answers(phase.id)[unanswerable.id] == unanswerable.answer
         listed = c.cw("conversations", "--initiative", initiative.id).stdout
         assert b_agent.name in listed and "answered" in listed and "what is in b.txt?" in listed
         c.assert_invariants()
@@ -113,7 +98,7 @@ def test_the_asker_waits_through_a_sigkill_of_the_orchestrator(tmp_path: Path) -
         assert c.get_task(asker.id).status == COMPLETED
         (asked,) = _conversations(c, initiative.id)
         assert asked.answer == "slow but sure"
-        assert _answers(c, later.id) == {asked.id: "slow but sure"}
+        assert c.committed_answers(later.id) == {asked.id: "slow but sure"}
         c.assert_invariants()
 
 
@@ -135,8 +120,8 @@ def test_a_failed_answer_run_is_retried_and_the_last_failure_answers_the_asker(t
         assert (answered.answer, answered.attempts) == ("second time lucky", 1)
         assert failed.answer.startswith(f"cw: {broken_agent.name} could not answer") and failed.attempts == attempts
         assert f"({attempts} attempts)" in failed.answer
-        assert _answers(c, lucky.id) == {answered.id: "second time lucky"}
-        assert _answers(c, unlucky.id) == {failed.id: failed.answer}
+        assert c.committed_answers(lucky.id) == {answered.id: "second time lucky"}
+        assert c.committed_answers(unlucky.id) == {failed.id: failed.answer}
         resumed = [e.agent_id for e in c.events() if e.type == "agent:resumed"]
         assert resumed.count(flaky_agent.id) == 2 and resumed.count(broken_agent.id) == attempts
         c.assert_invariants()

@@ -4,7 +4,6 @@ the orchestrator while it waits; a reply to any other message goes into the task
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from cw.store.v1 import agent_pb2, message_pb2, phase_pb2, task_pb2
@@ -15,18 +14,13 @@ WAITING = agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
 REVIEW = phase_pb2.PHASE_STATUS_PENDING_REVIEW
 
 
-def _sent(c: Cluster, agent_id: str) -> list[message_pb2.Message]:
-    request = message_pb2.ListMessagesRequest(sender_id=agent_id)
-    return list(c.api.messages.ListMessages(request, timeout=10).messages)
-
-
 def _message(c: Cluster, message_id: str) -> message_pb2.Message:
     return c.api.messages.GetMessage(message_pb2.GetMessageRequest(id=message_id), timeout=10)
 
 
 def _waiting_on_message(c: Cluster, task_id: str) -> tuple[agent_pb2.Agent, message_pb2.Message] | None:
     for agent in c.agents_of(task_id):
-        sent = _sent(c, agent.id) if agent.status == WAITING else []
+        sent = c.messages_from(agent.id) if agent.status == WAITING else []
         if sent:
             return agent, sent[0]
     return None
@@ -36,14 +30,6 @@ def _prompts(c: Cluster, task_id: str) -> list[str]:
     """What each run of the task was told, in order (the scripted agent logs it)."""
     text = (c.state_dir / f"prompts-{task_id}.txt").read_text()
     return [run for run in text.split("=== run of ") if run]
-
-
-def _answers(c: Cluster, phase_id: str) -> dict[str, str]:
-    for project in c.diff(phase_id).projects:
-        for line in project.unified_diff.splitlines():
-            if line.startswith("+{"):
-                return dict(json.loads(line[1:]))
-    return {}
 
 
 def _asks_the_person(c: Cluster, name: str) -> tuple[phase_pb2.Phase, task_pb2.Task]:
@@ -57,7 +43,7 @@ def _asks_the_person(c: Cluster, name: str) -> tuple[phase_pb2.Phase, task_pb2.T
 def _reply_resumed_it(c: Cluster, phase: phase_pb2.Phase, asking: task_pb2.Task, message_id: str) -> None:
     c.wait_phase(phase.id, REVIEW)
     assert c.get_task(asking.id).status == COMPLETED and len(c.agents_of(asking.id)) == 1  # resumed, not restarted
-    assert _answers(c, phase.id) == {message_id: "postgres, please"}
+    assert c.committed_answers(phase.id) == {message_id: "postgres, please"}
     runs = _prompts(c, asking.id)
     assert len(runs) == 2 and "postgres, please" in runs[1] and "sqlite or postgres?" in runs[1]
     assert _message(c, message_id).status == message_pb2.MESSAGE_STATUS_RESPONDED
@@ -100,7 +86,7 @@ def test_a_reply_to_a_message_goes_into_the_next_run_once(tmp_path: Path) -> Non
         c.approve(phase)
         c.wait_task(noting.id, task_pb2.TASK_STATUS_BLOCKED)
         first = c.agents_of(noting.id)
-        notes = sorted((m for a in first for m in _sent(c, a.id)), key=lambda m: m.create_time.ToNanoseconds())
+        notes = sorted((m for a in first for m in c.messages_from(a.id)), key=lambda m: m.create_time.ToNanoseconds())
         assert len(notes) == 4 and not any(m.requires_response for m in notes)
         c.cw("reply", notes[0].id, "sqlite is fine")
         c.cw("task", "retry", noting.id)

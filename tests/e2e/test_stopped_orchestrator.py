@@ -13,7 +13,7 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from cw.store.v1 import agent_pb2, task_pb2
+from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
 from orchestrator_service.agents.supervisor import AgentFiles
 from tests.e2e.cluster import wait_for
 from tests.e2e.fleet import LIVE, Fleet, Sampler, fleet
@@ -25,12 +25,7 @@ def test_a_stopped_orchestrators_agent_ends_before_its_run_is_taken_over(tmp_pat
     c = fleet(tmp_path, max_agents=2, lease_ttl=TTL)
     gate = tmp_path / "gate"
     try:
-        c.start_store()
-        c.start_member("east")
-        c.start_member("west")
-        wait_for("each orchestrator to see the other", lambda: _both_fenced(c), 30)
-        phase = c.phase(c.initiative("Stopped", c.project()), "held")
-        task = c.task(phase, "t", files={"t.txt": "x\n"}, wait_for=str(gate))
+        phase, task = _two_members_and_a_held_task(c, "Stopped", gate)
         with Sampler(c) as sampler:
             c.approve(phase)
             first = wait_for("the task's agent running", lambda: _running(c, task.id), 60)
@@ -54,6 +49,17 @@ def test_a_stopped_orchestrators_agent_ends_before_its_run_is_taken_over(tmp_pat
         assert not c.live_processes(victim)
     finally:
         c.close()
+
+
+def _two_members_and_a_held_task(c: Fleet, name: str, gate: Path) -> tuple[phase_pb2.Phase, task_pb2.Task]:
+    """The store, orchestrators east and west that have seen each other, and a phase whose one task
+    holds until `gate` exists."""
+    c.start_store()
+    c.start_member("east")
+    c.start_member("west")
+    wait_for("each orchestrator to see the other", lambda: _both_fenced(c), 30)
+    phase = c.phase(c.initiative(name, c.project()), "held")
+    return phase, c.task(phase, "t", files={"t.txt": "x\n"}, wait_for=str(gate))
 
 
 def _both_fenced(c: Fleet) -> bool:
@@ -97,12 +103,7 @@ def test_an_orchestrator_back_before_its_lease_lapsed_settles_its_fenced_run(tmp
     c = fleet(tmp_path, max_agents=2, lease_ttl=ttl)
     gate = tmp_path / "gate"
     try:
-        c.start_store()
-        c.start_member("east")
-        c.start_member("west")
-        wait_for("each orchestrator to see the other", lambda: _both_fenced(c), 30)
-        phase = c.phase(c.initiative("Killed", c.project()), "held")
-        task = c.task(phase, "t", files={"t.txt": "x\n"}, wait_for=str(gate))
+        phase, task = _two_members_and_a_held_task(c, "Killed", gate)
         c.approve(phase)
         first = wait_for("the task's agent running", lambda: _running(c, task.id), 60)
         victim = first.orchestrator

@@ -77,12 +77,12 @@ class Orchestrator:
         self.initiatives = InitiativeController(self.ctx)
         self.planning = Planning(self.ctx)
         self.agents.extensions.append(self.planning.settle)
-        self.launches.planners.append(self.planning)
+        self.launches.inputs.planners.append(self.planning)
         # The person's replies to agents' messages: in runs' prompts, and resuming who waits for them.
         replies = Replies(self.ctx)
-        self.launches.prompt_hooks.append(replies.prompt_for)
+        self.launches.inputs.prompt_hooks.append(replies.prompt_for)
         self.replies = ReplyController(self.ctx, self.launches, replies)
-        self._install(Reports(self.ctx, self.merger, self.launches.dependencies_of, replies))
+        self._install(Reports(self.ctx, self.merger, self.launches.inputs.dependencies_of, replies))
         self.conversations = ConversationController(self.ctx, self.agents, self.launches, replies)
         self.takeovers = TakeoverController(self.ctx, self.agents)
         fence = supervisor.fence_file(root)
@@ -105,7 +105,7 @@ class Orchestrator:
 
     def _install(self, reports: Reports) -> None:
         """Review's hooks on starting and settling runs."""
-        self.launches.planners.append(reports)
+        self.launches.inputs.planners.append(reports)
         self.agents.checks.append(reports.check)
         self.agents.extensions.append(reports.extend)
 

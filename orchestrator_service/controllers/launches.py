@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import grpc
 
@@ -25,6 +23,7 @@ from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController
+from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunInputs
 from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.events import event
 from orchestrator_service.paths import redact
@@ -40,33 +39,6 @@ class Started:
     agent: agent_pb2.Agent
 
 
-@dataclass(frozen=True)
-class RunInput:
-    """What a run is started with beyond its task: the prompt, and extra environment variables."""
-
-    prompt: str
-    environment: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Continuation:
-    """An agent whose CLI session the next run of a task continues, and what it is told
-    (CW_ANSWERS_FILE), as after questions."""
-
-    agent: agent_pb2.Agent
-    answers: dict[str, str]
-
-
-class RunPlanner(Protocol):
-    """Runs whose task says how to start them (planning: orchestrator_service/planning/)."""
-
-    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput | None:
-        """The prompt of a run of this task, or None for the execute prompt."""
-
-    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
-        """The session the next run of this task continues, or None for a new agent."""
-
-
 class Launches:
     def __init__(self, ctx: Context, agents: AgentController, projects: ProjectController) -> None:
         self.ctx = ctx
@@ -74,9 +46,7 @@ class Launches:
         self.projects = projects
         agents.new_session = self.new_session
         self.workdirs = Workdirs(ctx, projects)
-        self.planners: list[RunPlanner] = []
-        # More for every run's prompt, given its agent and task (the person's replies).
-        self.prompt_hooks: list[Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[str]]] = []
+        self.inputs = RunInputs(ctx)
 
     def provider_for(self, name: str = "") -> Provider:
         settings = self.ctx.settings
@@ -107,7 +77,7 @@ class Launches:
         initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
         if initiative is not None:
             await self.workdirs.prepare_branches(task, initiative)
-        continued = await self._continuation(task)
+        continued = await self.inputs.continuation(task)
         if continued is not None:
             account_id = continued.agent.account_id
             secrets = await self.secrets_for(account_id, provider)
@@ -200,7 +170,7 @@ class Launches:
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
             await self.workdirs.worktrees(files, task, initiative)
-            run = await self.run_input(agent, task)
+            run = await self.inputs.run_input(agent, task)
             mode = dispatch.agent_mode(task)
             launch = launcher.Launch(
                 agent, files, provider, mode, run.prompt, resume=resume, secrets=secrets, environment=run.environment
@@ -212,27 +182,6 @@ class Launches:
             current = self.ctx.cache.tasks.get(task.id)
             await self.agents.write(agent, current, outcomes.never_started(current, reason))
             raise
-
-    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
-        """The task's prompt: a planner's, or the task description with its dependencies' summaries;
-        then what each prompt hook adds (the person's replies: conversations/person.py)."""
-        run = await self._planned_input(agent, task)
-        added = [await hook(agent, task) for hook in self.prompt_hooks]
-        return RunInput(run.prompt + "".join(added), run.environment) if any(added) else run
-
-    async def _planned_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
-        for planner in self.planners:
-            planned = await planner.run_input(agent, task)
-            if planned is not None:
-                return planned
-        return RunInput(dispatch.build_prompt(task, await self.dependencies_of(task)), {})
-
-    async def _continuation(self, task: task_pb2.Task) -> Continuation | None:
-        for planner in self.planners:
-            continued = await planner.continuation(task)
-            if continued is not None:
-                return continued
-        return None
 
     async def _record_continuation(self, task: task_pb2.Task, continued: Continuation) -> agent_pb2.Agent | None:
         """The agent runs again in its CLI session (a chat's next turn): the task's IN_PROGRESS and
@@ -261,17 +210,6 @@ class Launches:
         except Stale:
             return None
         return answer.rows[1].agent
-
-    async def dependencies_of(self, task: task_pb2.Task) -> list[task_pb2.Task]:
-        """The tasks this one depends on, for their summaries: from the cache, or read."""
-        found = []
-        for dependency_id in sorted(self.ctx.cache.depends_on.get(task.id, set())):
-            dependency = self.ctx.cache.tasks.get(dependency_id)
-            if dependency is None:
-                with_history = await self.ctx.store.get_task(dependency_id)
-                dependency = with_history
-            found.append(dependency)
-        return found
 
     async def spawn(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> agent_pb2.Agent:
         """Starts the shim and records its pid with `agent:spawned` (or `agent:resumed`)."""
@@ -317,7 +255,7 @@ class Launches:
         secrets = await self.secrets_for(claimed.account_id, provider)
         mode = agent_pb2.AgentMode.Name(claimed.mode).removeprefix("AGENT_MODE_").lower()
         try:
-            run = await self.run_input(claimed, task) if task is not None else RunInput("", {})
+            run = await self.inputs.run_input(claimed, task) if task is not None else RunInput("", {})
             prompt = run.prompt + dispatch.answers_prompt(answers)
             launch = launcher.Launch(
                 claimed, files, provider, mode, prompt, resume=True, secrets=secrets, environment=run.environment
@@ -337,7 +275,7 @@ class Launches:
         await asyncio.to_thread(files.archive_session)
         fresh = update(agent, session_id=str(uuid.uuid4()))
         renewed = (await self.ctx.writer.append([event("agent:new_session", agent)], [fresh])).rows[0].agent
-        run = await self.run_input(renewed, task)
+        run = await self.inputs.run_input(renewed, task)
         prompt = claude_outcome.fresh_session_prompt(run.prompt, [], answers)
         provider = self.provider_for(renewed.provider)
         secrets = await self.secrets_for(renewed.account_id, provider)

@@ -25,7 +25,7 @@ from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import LIVE_AGENT
 from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.launches import Continuation, RunInput
+from orchestrator_service.controllers.run_inputs import Continuation, RunInput
 from orchestrator_service.planning import material
 from orchestrator_service.planning.chat import Chats, unanswered
 from orchestrator_service.planning.prompts import planning_prompt
@@ -41,7 +41,7 @@ class Planning:
         self.ctx = ctx
         self.chats = Chats(ctx)
 
-    # ---- starting a run (launches.RunPlanner) -----------------------------------------------------
+    # ---- starting a run (run_inputs.RunPlanner) -----------------------------------------------------
 
     async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput | None:
         if dispatch.agent_mode(task) == "execute":

@@ -24,7 +24,7 @@ from orchestrator_service import dispatch, outcomes
 from orchestrator_service.agents.claude_outcome import clip
 from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.launches import Continuation, RunInput
+from orchestrator_service.controllers.run_inputs import Continuation, RunInput
 from orchestrator_service.conversations import replies
 from orchestrator_service.conversations.person import Replies
 from orchestrator_service.dispatch import AgentOutcome

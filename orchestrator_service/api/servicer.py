@@ -37,18 +37,30 @@ MAX_FORWARDED_STREAMS = 64
 T = TypeVar("T")
 
 
+# An error quotes what it refuses (an id, a name); quoted whole, a client's multi-megabyte value
+# would make the answer's trailers exceed gRPC's metadata limit, and the client would see
+# RESOURCE_EXHAUSTED instead of the error. Each text in a status is cut to this many characters.
+MAX_ERROR_TEXT = 500
+
+
+def _bounded(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def error_status(error: OrchestratorError) -> grpc.Status:
-    metadata = dict(error.metadata)
+    metadata = {key: _bounded(value, 200) for key, value in error.metadata.items()}
     details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)]
     if isinstance(error, BadRequest):
-        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.description)
+        description = _bounded(error.description)
+        violation = error_details_pb2.BadRequest.FieldViolation(field=_bounded(error.field), description=description)
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
     packed = []
     for detail in details:
         holder = any_pb2.Any()
         holder.Pack(detail)
         packed.append(holder)
-    return rpc_status.to_status(status_pb2.Status(code=error.code.value[0], message=error.message, details=packed))
+    status = status_pb2.Status(code=error.code.value[0], message=_bounded(error.message), details=packed)
+    return rpc_status.to_status(status)
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):

@@ -69,6 +69,9 @@ def _gone(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] == "Z"
 
 
+_HUGE = orch.QuestionAnswer(question_id="q" * 2**20, answer="a")
+
+
 @pytest.mark.parametrize(
     ("method", "request_message", "code"),
     [
@@ -80,6 +83,13 @@ def _gone(pid: int) -> bool:
         ("GetPhaseDiff", orch.GetPhaseDiffRequest(phase_id="missing"), grpc.StatusCode.NOT_FOUND),
         ("StopAgent", orch.StopAgentRequest(agent_id="missing"), grpc.StatusCode.NOT_FOUND),
         ("AnswerQuestions", orch.AnswerQuestionsRequest(agent_id="missing"), grpc.StatusCode.INVALID_ARGUMENT),
+        # The refusal quotes the id: quoted whole, 1 MiB of it overflowed the answer's trailers and
+        # the client saw RESOURCE_EXHAUSTED (found by the fuzz test).
+        (
+            "AnswerQuestions",
+            orch.AnswerQuestionsRequest(agent_id="a", answers=[_HUGE, _HUGE]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ],
 )
 def test_bad_requests(tmp_path: Path, method: str, request_message: object, code: grpc.StatusCode) -> None:

@@ -65,6 +65,7 @@ class ProjectController:
             return current
         try:
             remote = shared.remote_for(base, project.id)
+            await asyncio.to_thread(shared.create_bare, remote)
             answer = await self.ctx.writer.append([], [update(current, shared_remote=remote)])
         except Stale:
             return self.ctx.cache.projects.get(project.id, project)

@@ -67,17 +67,24 @@ def _commit(path: Path, ref: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
+def create_bare(url: str) -> None:
+    """The bare repository `remote_for` names under this orchestrator's own `--shared-remotes`,
+    made before it is stored as a project's remote. Only there: a remote a person stored is used
+    as it is and never created, so no stored string makes the orchestrator write a directory."""
+    if is_local_path(url) and not (Path(url) / "HEAD").exists():
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        git(Path(url).parent, "init", "--bare", "--quiet", "--", url)
+
+
 def _ensure_remote(ws: Workspace, project: project_pb2.Project) -> Path:
-    """The clone's `cw-shared` remote at the project's shared url (a local bare repository is made
-    on first use); returns the clone's path."""
+    """The clone's `cw-shared` remote at the project's shared url; returns the clone's path."""
     path = ws.repo(project.id)
     url = clone_source(project.shared_remote)
     with _configured_guard:
         if _configured.get(str(path)) == url:
             return path
     if is_local_path(project.shared_remote) and not (Path(url) / "HEAD").exists():
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        git(Path(url).parent, "init", "--bare", "--quiet", "--", url)
+        raise GitError(f"the shared remote of project {project.name!r} is not a git repository")
     current = git(path, "remote", "get-url", "--", REMOTE, check=False)
     if current.returncode != 0:
         git(path, "remote", "add", "--", REMOTE, url)

@@ -12,10 +12,24 @@ import pytest
 
 from cw.store.v1 import initiative_pb2, project_pb2, task_pb2
 from orchestrator_service.git import branches, shared
+from orchestrator_service.git.repo import GitError
 from orchestrator_service.git.workspace import Workspace, task_branch
 from tests.e2e.cluster import make_git_repo
 
 TASK = "tTTTTTTTTTTTTTTTTTTTT"
+
+
+def test_a_stored_remote_that_is_not_a_repository_is_never_created(tmp_path: Path) -> None:
+    """The attack: a client stores a project whose shared remote is a path of its choosing; the
+    orchestrator used to make that directory and a bare repository in it. Now only its own
+    `--shared-remotes` are made (ProjectController); any other missing remote is an error."""
+    origin = make_git_repo(tmp_path / "user" / "app")
+    chosen = tmp_path / "elsewhere" / "planted.git"
+    project = project_pb2.Project(id="p1", name="app", url=str(origin), shared_remote=str(chosen))
+    machine = Machine(tmp_path / "east", project, initiative_pb2.Initiative(id="i1", branch="cw/work"))
+    with pytest.raises(GitError, match="is not a git repository"):
+        machine.prepare()
+    assert not chosen.parent.exists()
 
 
 def _git(path: Path, *args: str) -> str:
@@ -52,6 +66,7 @@ class Machine:
 def machines(tmp_path: Path) -> tuple[Machine, Machine, Path]:
     origin = make_git_repo(tmp_path / "user" / "app")
     remote = tmp_path / "shared" / "p1.git"
+    shared.create_bare(str(remote))
     project = project_pb2.Project(id="p1", name="app", url=str(origin), shared_remote=str(remote))
     initiative = initiative_pb2.Initiative(id="i1", branch="cw/work")
     return Machine(tmp_path / "east", project, initiative), Machine(tmp_path / "west", project, initiative), remote
@@ -60,7 +75,6 @@ def machines(tmp_path: Path) -> tuple[Machine, Machine, Path]:
 def test_a_run_elsewhere_continues_on_the_pushed_branch(machines: tuple[Machine, Machine, Path]) -> None:
     east, west, remote = machines
     east.prepare()
-    assert (remote / "HEAD").exists()  # made on first use
     first = east.commit("first")
     shared.publish_settled(east.ws, east.project, task_branch(TASK))
     west.prepare()  # west had never seen the task

@@ -1,7 +1,7 @@
 """The store's hot path, as ratios against Health/Check measured in the same run.
 
     python -m bench.store_process [--calls 2000] [--clients 8] [--followers 100] [--unread 200]
-                                  [--profile DIR] [--postgres]
+                                  [--profile DIR] [--postgres] [--parts P,..] [--only CALL,..]
 
 The store runs as its own process (`python -m store_service`, synchronous=FULL, its token files in
 a temporary directory; with `--postgres`, on a PostgreSQL server the run starts); every client runs
@@ -59,13 +59,16 @@ def _row(name: str, samples: list[float], baseline: float, extra: str = "") -> s
     return f"  {name:<30} p50 {median:7.3f} ms  p99 {_p99(samples):7.3f} ms  {median / baseline:5.2f}x{extra}"
 
 
-def one_client(target: Target, rows: Seed, calls: int) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Each call `calls` times, in ROUNDS rounds that take turns, so a drift of the machine's speed
-    touches every call alike. Returns the samples and the store's CPU time per call (ms)."""
-    samples: dict[str, list[float]] = {name: [] for name in CALLS}
-    cpu = dict.fromkeys(CALLS, 0.0)
+def one_client(
+    target: Target, rows: Seed, calls: int, names: list[str]
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Each call of `names` `calls` times, in ROUNDS rounds that take turns, so a drift of the
+    machine's speed touches every call alike. Returns the samples and the store's CPU time per call
+    (ms)."""
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    cpu = dict.fromkeys(names, 0.0)
     with grpc.insecure_channel(target.address) as channel:
-        bound = {name: bound_call(channel, target, rows, name) for name in CALLS}
+        bound = {name: bound_call(channel, target, rows, name) for name in names}
         for call in bound.values():
             timed(call, WARM_UP)
         for _ in range(ROUNDS):
@@ -99,10 +102,12 @@ async def _concurrent_call(
     return samples, len(samples) / elapsed
 
 
-def concurrent_clients(target: Target, rows: Seed, calls: int, clients: int) -> dict[str, tuple[list[float], float]]:
-    results: dict[str, tuple[list[float], float]] = {name: ([], 0.0) for name in CALLS}
+def concurrent_clients(
+    target: Target, rows: Seed, calls: int, clients: int, names: list[str]
+) -> dict[str, tuple[list[float], float]]:
+    results: dict[str, tuple[list[float], float]] = {name: ([], 0.0) for name in names}
     for _ in range(ROUNDS):
-        for name in CALLS:
+        for name in names:
             samples, rate = asyncio.run(_concurrent_call(target, rows, name, clients, calls // ROUNDS))
             results[name] = (results[name][0] + samples, results[name][1] + rate / ROUNDS)
     return results
@@ -219,14 +224,21 @@ def _print_fan_out(results: dict[int, FanOut]) -> None:
             )
 
 
+def _chosen_calls(args: argparse.Namespace) -> list[str]:
+    """Health/Check (the baseline) and the calls `--only` names (all when it is not given)."""
+    if not args.only:
+        return list(CALLS)
+    return [BASELINE] + [name for name in CALLS if name != BASELINE and name.split()[0] in args.only.split(",")]
+
+
 def _one_client_part(target: Target, rows: Seed, args: argparse.Namespace) -> None:
-    single, cpu = one_client(target, rows, args.calls)
+    single, cpu = one_client(target, rows, args.calls, _chosen_calls(args))
     cpu_shown = {name: f"  store CPU {ms:5.3f} ms/call" for name, ms in cpu.items()}
     _print_calls(f"One client, {args.calls} calls each; ratio: p50 against Health/Check", single, cpu_shown)
 
 
 def _concurrent_part(target: Target, rows: Seed, args: argparse.Namespace) -> None:
-    many = concurrent_clients(target, rows, args.calls, args.clients)
+    many = concurrent_clients(target, rows, args.calls, args.clients, _chosen_calls(args))
     title = f"{args.clients} concurrent clients, {args.calls} calls each; ratio: p50 against Health/Check"
     rates = {name: f"  {rate:7.0f} calls/s" for name, (_, rate) in many.items()}
     _print_calls(title, {name: samples for name, (samples, _) in many.items()}, rates)
@@ -263,6 +275,7 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=1000, help="paced writes per fan-out measurement")
     parser.add_argument("--profile", type=Path, default=None, help="sample the store with py-spy into DIR")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"some of {','.join(PARTS)}")
+    parser.add_argument("--only", default="", help="calls and concurrent parts: these calls (GetTask,CreateTask,...)")
     parser.add_argument("--postgres", action="store_true", help="the store on PostgreSQL instead of SQLite")
     args = parser.parse_args()
     parts = args.parts.split(",")

@@ -54,6 +54,8 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._tokens = [(token.encode(), identity) for identity, token in tokens.items()]
         self._refusal = refusal
         self._orchestrator_only = frozenset(orchestrator_only)
+        # (method, identity) -> (the handler, it wrapped): a handler is wrapped once, not per call.
+        self._wrapped: dict[tuple[str, Identity | None], tuple[grpc.RpcMethodHandler, Any]] = {}
 
     def identify(self, presented: bytes | None) -> Identity | None:
         """Compares against every known token in constant time, so timing tells nothing."""
@@ -67,21 +69,29 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or details.method.startswith(HEALTH_PREFIX):
             return handler
-        return self._guarded(handler, details.method, presented_token(details.invocation_metadata))
-
-    def _guarded(self, handler: grpc.RpcMethodHandler, method: str, presented: bytes | None) -> Any:
-        """The handler run as the token's identity, or one that refuses the call."""
+        presented = presented_token(details.invocation_metadata)
         identity = self.identify(presented)
+        if identity is None or (details.method in self._orchestrator_only and identity is not Identity.ORCHESTRATOR):
+            return self._refused(handler, details.method, identity, presented)
+        # Only registered methods get here (an unknown one has no handler): the table stays small.
+        key = (details.method, identity)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None or wrapped[0] is not handler:
+            wrapped = self._wrapped[key] = (handler, rewrapped(handler, _as(identity)))
+        return wrapped[1]
+
+    def _refused(
+        self, handler: grpc.RpcMethodHandler, method: str, identity: Identity | None, presented: bytes | None
+    ) -> Any:
+        """A handler that refuses the call, and the refusal logged."""
         if identity is None:
             why = "no bearer token" if presented is None else "the bearer token is not valid here"
             log.info("refused %s: %s", method, why)
             message = f"{why}: send `authorization: Bearer <token>` (clients: $CW_HOME/auth/client.token)"
             return rewrapped(handler, _refusing(self._refusal(grpc.StatusCode.UNAUTHENTICATED, message)))
-        if method in self._orchestrator_only and identity is not Identity.ORCHESTRATOR:
-            log.info("refused %s to the %s identity", method, identity)
-            message = f"{method.rsplit('/', 1)[-1]} is for the orchestrator only"
-            return rewrapped(handler, _refusing(self._refusal(grpc.StatusCode.PERMISSION_DENIED, message)))
-        return rewrapped(handler, _as(identity))
+        log.info("refused %s to the %s identity", method, identity)
+        message = f"{method.rsplit('/', 1)[-1]} is for the orchestrator only"
+        return rewrapped(handler, _refusing(self._refusal(grpc.StatusCode.PERMISSION_DENIED, message)))
 
 
 def rewrapped(handler: grpc.RpcMethodHandler, wrap: Callable[[Behaviour, bool], Behaviour], raw: bool = False) -> Any:

@@ -14,6 +14,7 @@ from cw_edge.interceptor import current_identity
 from cw_edge.tokens import Identity
 from store_service.api import convert, idempotency, in_use, pagination, permissions, preconditions
 from store_service.api.preconditions import NONE, Preconditions
+from store_service.api.shown_rows import Shown, ShownRows
 from store_service.db.database import Database
 from store_service.db.models import Base
 from store_service.db.reads import Reads, Record
@@ -24,10 +25,12 @@ from store_service.repositories.base import PageCursor
 from store_service.repositories.sqlalchemy.base import resource_name
 
 MessageT = TypeVar("MessageT", bound=Message)
+# The messages of rows listed lately, kept by their stored values (shown_rows.py).
+SHOWN_ROWS = ShownRows()
 ShownT = TypeVar("ShownT", bound=Message)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: a key of SHOWN_ROWS
 class Resource(Generic[MessageT]):
     model: type[Base]
     message: type[MessageT]
@@ -42,6 +45,17 @@ class Resource(Generic[MessageT]):
     def to_message(self, row: Base | Record) -> MessageT:
         """The message of an ORM row or a record (`db/reads.py`) alike."""
         return convert.to_message(row, self.message, self.hidden)
+
+    def shower(self, reads: Reads) -> Callable[[tuple[Any, ...]], Shown]:
+        """Shows a row as the driver gives it (for `SHOWN_ROWS`)."""
+        decode = reads.shape(self.model).decode
+
+        def show(stored: tuple[Any, ...]) -> Shown:
+            record = decode(stored)
+            message = self.to_message(record)
+            return Shown(record, message, message.ByteSize())
+
+        return show
 
     def update_row(
         self,
@@ -168,10 +182,17 @@ class ResourceServicer(Generic[MessageT]):
     async def get_rpc(self, request: Any, context: Any = None) -> MessageT:
         row_id = required_id(request.id)
         resource = self.resource
-        row = await self.db.fetch(lambda reads: reads.get(resource.model, row_id))
-        if row is None:
+
+        def work(reads: Reads) -> Message | None:
+            stored = reads.stored(resource.model, row_id)
+            return None if stored is None else SHOWN_ROWS.shown(resource, stored, resource.shower(reads)).message
+
+        kept = await self.db.fetch(work)
+        if kept is None:
             raise NotFound(resource_name(resource.model), row_id)
-        return self.to_message(row)
+        answer: MessageT = resource.message()
+        answer.CopyFrom(kept)  # type: ignore[arg-type]  # the kept message is shared: the caller gets its own
+        return answer
 
     async def update_rpc(self, request: Any, context: Any = None) -> MessageT:
         return await self.update_then(request)
@@ -235,18 +256,21 @@ class ResourceServicer(Generic[MessageT]):
 
         def work(reads: Reads) -> tuple[list[Any], str]:
             page, cursor = pagination.SizedPage(limit, usual_row_bytes=self._row_bytes.get(shown.model)), after
+            show = shown.shower(reads)
             while True:
                 wanted = page.rows_to_read()
                 rows = find_page(reads, shown.model, criteria, wanted, cursor)
-                for row in rows:
-                    cursor = PageCursor(row.create_time, getattr(row, shown.key))
-                    if not page.offer(shown.to_message(row), cursor):
+                for stored in rows:
+                    row = SHOWN_ROWS.shown(shown, stored, show)
+                    if not page.offer(row.message, row.record, row.size):
                         break
+                if page.last is not None:
+                    cursor = PageCursor(page.last.create_time, getattr(page.last, shown.key))
                 if page.more or len(rows) < wanted:
                     break
             if page.messages:
                 self._row_bytes[shown.model] = page.average_bytes()
-            token = pagination.encode_token(page.last, filters) if page.more else ""
+            token = pagination.encode_token(cursor, filters) if page.more and cursor is not None else ""
             return page.messages, token
 
         return await self.db.fetch(work)

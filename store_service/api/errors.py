@@ -82,6 +82,10 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     a malformed one is INVALID_ARGUMENT, not gRPC's INTERNAL), turns a StoreError into its status
     and any other exception into a bare INTERNAL."""
 
+    def __init__(self) -> None:
+        # method -> (the handler, it wrapped): a handler is wrapped once, not per call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -91,17 +95,24 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = details.method
         if handler is None or not method.startswith("/cw."):
             return handler
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method, handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream, method, handler.request_deserializer),
-                response_serializer=_bytes_as_they_are(handler.response_serializer),
-            )
-        return handler
+        wrapped = self._wrapped.get(method)
+        if wrapped is None or wrapped[0] is not handler:
+            wrapped = self._wrapped[method] = (handler, _wrap(handler, method))
+        return wrapped[1]
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary(handler.unary_unary, method, handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            _stream(handler.unary_stream, method, handler.request_deserializer),
+            response_serializer=_bytes_as_they_are(handler.response_serializer),
+        )
+    return handler
 
 
 def _bytes_as_they_are(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:

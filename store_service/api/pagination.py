@@ -76,9 +76,10 @@ class SizedPage:
         # A row beyond this page exists.
         self.more = False
 
-    def offer(self, message: Message, position: Any) -> bool:
-        """Adds the message if it fits; False, and `more` set, once the page is full."""
-        cost = message.ByteSize() + FRAMING_BYTES
+    def offer(self, message: Message, position: Any, size: int | None = None) -> bool:
+        """Adds the message (`size` bytes serialized, measured here when not given) if it fits;
+        False, and `more` set, once the page is full."""
+        cost = (message.ByteSize() if size is None else size) + FRAMING_BYTES
         if len(self.messages) >= self.limit or (self.messages and self.size + cost > self.budget):
             self.more = True
             return False

@@ -82,17 +82,34 @@ class Reads:
         return shape(model, self.connection.dialect)
 
     def get(self, model: type[Base], key: Any) -> Record | None:
-        """The row with this primary key: one cached statement on the driver's own cursor."""
+        """The row with this primary key, as a record."""
+        stored = self.stored(model, key)
+        return None if stored is None else self.shape(model).decode(stored)
+
+    def stored(self, model: type[Base], key: Any) -> tuple[Any, ...] | None:
+        """The row with this primary key as the driver gives it: one cached statement on the
+        driver's own cursor."""
         found = self.shape(model)
         cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         # Read to the end: the statement is then done, so it holds no read transaction open.
-        stored = cursor.execute(found.by_key_sql, found.key_parameters(key)).fetchall()
-        return found.decode(stored[0]) if stored else None
+        rows = cursor.execute(found.by_key_sql, found.key_parameters(key)).fetchall()
+        return tuple(rows[0]) if rows else None
 
     def records(self, model: type[Base], statement: Select[Any]) -> list[Record]:
         """The rows of a statement built on `shape(model).select()`, as records."""
         make = self.shape(model).record._make  # type: ignore[attr-defined]
         return [make(row) for row in self.connection.execute(statement)]
+
+    def stored_rows(self, statement: Select[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a statement built on `shape(model).select()` as the driver gives them,
+        undecoded (`Shape.decode` makes records of them): the lists keep messages by these
+        (`api/shown_rows.py`). SQLAlchemy compiles the statement (cached) and runs it; the rows are
+        read from the driver's cursor, not through SQLAlchemy's result, which would decode each one."""
+        result = self.connection.execute(statement)
+        try:
+            return list(result.cursor.fetchall())
+        finally:
+            result.close()
 
     def scalar(self, statement: Select[Any]) -> Any:
         return self.connection.scalar(statement)

@@ -67,14 +67,15 @@ def find_page(
     criteria: Sequence[ColumnElement[bool]],
     limit: int,
     after: PageCursor | None,
-) -> list[Record]:
+) -> list[tuple[Any, ...]]:
     """Keyset pagination on (create_time, id): a row inserted while a client pages through the
-    list never shifts the rows it has not seen yet. Rows come back as records (`reads`)."""
+    list never shifts the rows it has not seen yet. Rows come back as the driver gives them
+    (`Reads.stored_rows`; `Shape.decode` makes records of them)."""
     created, row_id = model.create_time, model.id  # type: ignore[attr-defined]
     query = reads.shape(model).select().where(*criteria).order_by(created, row_id).limit(limit)
     if after is not None:
         query = query.where(or_(created > after.create_time, (created == after.create_time) & (row_id > after.id)))
-    return reads.records(model, query)
+    return reads.stored_rows(query)
 
 
 def events_after(

@@ -359,7 +359,7 @@ def test_an_unexpected_failure_is_internal_and_names_no_server_path(
         raise OSError(f"disk I/O error in {store.home / 'store.db'}")
 
     # GetTask reads its row through the read side (store_service/db/reads.py).
-    monkeypatch.setattr(Reads, "get", broken)
+    monkeypatch.setattr(Reads, "stored", broken)
     with pytest.raises(grpc.RpcError) as raised:
         api.tasks.GetTask(task_pb2.GetTaskRequest(id="x"), timeout=10)
     assert raised.value.code() == grpc.StatusCode.INTERNAL

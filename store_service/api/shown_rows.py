@@ -1,0 +1,91 @@
+"""The messages of stored rows, kept by the row's stored values, for the lists.
+
+A list answer of 100 rows spent most of its time decoding the same stored rows into records and
+building the same messages again on every call (bench/store_process.py, ListTasks). A row's message
+depends on nothing but its stored values and the resource it is shown as, so it is kept under
+exactly those: the driver's own tuple of the row, undecoded. A row that changed has other stored
+values (its `update_time` at least) and so another key; there is nothing to invalidate, and a hit can
+never show an older row. Rows are held least-recently-used first out, within a budget of bytes, and
+a row too large to be worth keeping is shown and not kept.
+
+Shared by the event loop and, for reads that had to wait (SQLite) or that go to a server
+(PostgreSQL), by the reader threads: one lock around the table.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from store_service.api.limits import KIB, MIB
+from store_service.db.reads import Record
+
+# Bytes of stored values kept at most, all rows together; a row over ROW_BYTES is not kept.
+BUDGET_BYTES = 32 * MIB
+ROW_BYTES = 16 * KIB
+# What a value other than text or bytes is counted as.
+SCALAR_BYTES = 16
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One row as the lists need it: the record (for the page cursor) and its message, whose
+    serialized size is measured once."""
+
+    record: Record
+    message: Message
+    size: int
+
+
+def stored_bytes(stored: Sequence[Any]) -> int:
+    return sum(len(value) if isinstance(value, str | bytes) else SCALAR_BYTES for value in stored)
+
+
+class ShownRows:
+    """Stored values -> Shown, least recently used out first."""
+
+    def __init__(self, budget_bytes: int = BUDGET_BYTES, row_bytes: int = ROW_BYTES) -> None:
+        self.budget_bytes, self.row_bytes = budget_bytes, row_bytes
+        self._rows: OrderedDict[Hashable, tuple[Shown, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def shown(self, kind: Hashable, stored: tuple[Any, ...], show: Callable[[tuple[Any, ...]], Shown]) -> Shown:
+        """The row `stored` shown as `kind` (a resource), by `show` unless kept from an earlier call.
+        A row holding a value that cannot be a key (PostgreSQL's driver gives JSON as a dict) is
+        shown each time."""
+        key = (kind, stored)
+        try:
+            with self._lock:
+                kept = self._rows.get(key)
+                if kept is not None:
+                    self._rows.move_to_end(key)
+                    self.hits += 1
+                    return kept[0]
+        except TypeError:
+            return show(stored)
+        made = show(stored)
+        self._keep(key, made, stored_bytes(stored))
+        return made
+
+    def _keep(self, key: Hashable, made: Shown, size: int) -> None:
+        if size > self.row_bytes:
+            return
+        with self._lock:
+            self.misses += 1
+            if key in self._rows:
+                return
+            self._rows[key] = (made, size)
+            self._bytes += size
+            while self._bytes > self.budget_bytes:
+                _, (_, dropped) = self._rows.popitem(last=False)
+                self._bytes -= dropped
+
+    def __len__(self) -> int:
+        return len(self._rows)

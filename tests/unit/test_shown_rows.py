@@ -1,0 +1,70 @@
+"""The lists' kept messages (store_service/api/shown_rows.py): kept by the stored values, so a
+changed row is never shown as it was; within their byte budget; rows that cannot be keys shown
+anyway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import wrappers_pb2
+
+from store_service.api.shown_rows import Shown, ShownRows, stored_bytes
+
+
+class Counting:
+    """A `show` that counts its calls and shows a row's first value."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, stored: tuple[Any, ...]) -> Shown:
+        self.calls += 1
+        message = wrappers_pb2.StringValue(value=str(stored[0]))
+        return Shown(stored, message, message.ByteSize())
+
+
+def test_the_same_stored_row_is_shown_once_and_a_changed_one_anew() -> None:
+    rows, show = ShownRows(), Counting()
+    first = rows.shown("task", ("a", "2026-11-27 10:00:00.000001"), show)
+    again = rows.shown("task", ("a", "2026-11-27 10:00:00.000001"), show)
+    changed = rows.shown("task", ("b", "2026-11-27 10:00:00.000002"), show)
+    assert show.calls == 2 and again is first
+    assert changed.message == wrappers_pb2.StringValue(value="b")
+
+
+def test_one_row_shown_as_two_resources_is_kept_twice() -> None:
+    rows, show = ShownRows(), Counting()
+    rows.shown("task", ("a",), show)
+    rows.shown("phase", ("a",), show)
+    assert show.calls == 2 and len(rows) == 2
+
+
+def test_the_least_recently_shown_leave_first_within_the_budget() -> None:
+    row = ("x" * 100,)
+    size = stored_bytes(row)
+    rows, show = ShownRows(budget_bytes=3 * size), Counting()
+    for name in "abc":
+        rows.shown(name, row, show)
+    rows.shown("a", row, show)  # used again: "b" is now the oldest
+    rows.shown("d", row, show)
+    assert len(rows) == 3
+    calls = show.calls
+    rows.shown("a", row, show)
+    assert show.calls == calls  # kept
+    rows.shown("b", row, show)
+    assert show.calls == calls + 1  # dropped for "d"
+
+
+def test_a_row_over_the_row_limit_is_shown_and_not_kept() -> None:
+    rows, show = ShownRows(row_bytes=10), Counting()
+    rows.shown("task", ("x" * 11,), show)
+    rows.shown("task", ("x" * 11,), show)
+    assert show.calls == 2 and len(rows) == 0
+
+
+def test_a_row_that_cannot_be_a_key_is_shown_each_time() -> None:
+    rows, show = ShownRows(), Counting()
+    details: dict[str, Any] = {"cost": 1}
+    rows.shown("event", ("a", details), show)
+    rows.shown("event", ("a", details), show)
+    assert show.calls == 2 and len(rows) == 0

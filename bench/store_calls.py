@@ -67,13 +67,13 @@ def seed(target: Target) -> Seed:
             metadata=target.metadata,
         )
         listed = [
-            tasks.CreateTask(_new_task(f"row {index}", phase.id), metadata=target.metadata).id
+            tasks.CreateTask(new_task(f"row {index}", phase.id), metadata=target.metadata).id
             for index in range(LIST_ROWS)
         ]
         return Seed(listed[0], phase.id, tuple(listed[1:4]))
 
 
-def _new_task(name: str, phase_id: str = "") -> task_pb2.CreateTaskRequest:
+def new_task(name: str, phase_id: str = "") -> task_pb2.CreateTaskRequest:
     description = "Add a users table with email and password hash, and its migration. " * 3
     return task_pb2.CreateTaskRequest(task=task_pb2.Task(name=name, phase_id=phase_id, description=description))
 
@@ -100,7 +100,7 @@ CALLS: dict[str, tuple[Any, str, Callable[[Seed], Any]]] = {
         "ListTasks",
         lambda rows: task_pb2.ListTasksRequest(phase_id=rows.phase_id, page_size=LIST_ROWS),
     ),
-    "CreateTask": (task_pb2_grpc.TaskServiceStub, "CreateTask", lambda _rows: _new_task("w")),
+    "CreateTask": (task_pb2_grpc.TaskServiceStub, "CreateTask", lambda _rows: new_task("w")),
     "UpdateTask (mask)": (
         task_pb2_grpc.TaskServiceStub,
         "UpdateTask",
@@ -196,7 +196,7 @@ def writer_role(pipe: Any, target: Target, interval: float) -> None:
         written, next_write = 0, time.monotonic()
         pipe.send("ready")
         while not pipe.poll(max(0.0, next_write - time.monotonic())):
-            create(_new_task("background"), metadata=target.metadata, timeout=30)
+            create(new_task("background"), metadata=target.metadata, timeout=30)
             written += 1
             next_write += interval
         pipe.recv()
@@ -208,12 +208,12 @@ def paced_creates(target: Target, writes: int, interval: float) -> list[tuple[st
     done = []
     with grpc.insecure_channel(target.address) as channel:
         create = task_pb2_grpc.TaskServiceStub(channel).CreateTask
-        create(_new_task("warm-up"), metadata=target.metadata, timeout=30)
+        create(new_task("warm-up"), metadata=target.metadata, timeout=30)
         next_write = time.monotonic()
         for _ in range(writes):
             time.sleep(max(0.0, next_write - time.monotonic()))
             start = time.monotonic()
-            task = create(_new_task("fan-out"), metadata=target.metadata, timeout=30)
+            task = create(new_task("fan-out"), metadata=target.metadata, timeout=30)
             done.append((task.id, start, time.monotonic()))
             next_write += interval
     return done

@@ -5,7 +5,7 @@
 
 The store runs as its own process (`python -m store_service`, synchronous=FULL, its token files in
 a temporary directory; with `--postgres`, on a PostgreSQL server the run starts); every client runs
-in this process or in processes of their own, never in the store's. Four parts:
+in this process or in processes of their own, never in the store's. Five parts:
 
 1. one client, calls one after another: Health/Check (the baseline: no database, no
    authentication), GetTask, ListTasks (a page of 100 rows), CreateTask, UpdateTask with a mask,
@@ -15,7 +15,9 @@ in this process or in processes of their own, never in the store's. Four parts:
    write's request to its event reaching every follower (p50, p99), and the write's own latency
    with followers as a ratio to none;
 4. GetTask while tasks are written every 10 ms, with 200 WatchEvents streams opened and never
-   read, against none.
+   read, against none;
+5. the floor: GetTask, ListTasks and CreateTask answered by a bare grpc.aio server on raw sqlite3
+   (bench/store_floor.py), as ratios against its own Health/Check.
 
 With `--profile DIR` each part is sampled with py-spy (a dev dependency) and the functions that
 hold the most samples in the store are printed after it.
@@ -38,6 +40,7 @@ import grpc
 
 from bench import store_calls
 from bench.store_calls import CALLS, Seed, Target, bound_call, timed
+from bench.store_floor import FLOOR_CALLS, start_floor
 from bench.store_profile import sampled
 from clients.local import Service, start, stop
 from cw_edge.tokens import CLIENT_TOKEN, ORCHESTRATOR_TOKEN, read_token
@@ -204,7 +207,7 @@ def store_process(directory: Path, db: str) -> Iterator[tuple[Service, Target]]:
         stop(service)
 
 
-def _print_calls(title: str, samples: dict[str, list[float]], extra: dict[str, str]) -> None:
+def print_calls(title: str, samples: dict[str, list[float]], extra: dict[str, str]) -> None:
     print(title)
     baseline = statistics.median(samples[BASELINE])
     for name, values in samples.items():
@@ -234,14 +237,25 @@ def _chosen_calls(args: argparse.Namespace) -> list[str]:
 def _one_client_part(target: Target, rows: Seed, args: argparse.Namespace) -> None:
     single, cpu = one_client(target, rows, args.calls, _chosen_calls(args))
     cpu_shown = {name: f"  store CPU {ms:5.3f} ms/call" for name, ms in cpu.items()}
-    _print_calls(f"One client, {args.calls} calls each; ratio: p50 against Health/Check", single, cpu_shown)
+    print_calls(f"One client, {args.calls} calls each; ratio: p50 against Health/Check", single, cpu_shown)
 
 
 def _concurrent_part(target: Target, rows: Seed, args: argparse.Namespace) -> None:
     many = concurrent_clients(target, rows, args.calls, args.clients, _chosen_calls(args))
     title = f"{args.clients} concurrent clients, {args.calls} calls each; ratio: p50 against Health/Check"
     rates = {name: f"  {rate:7.0f} calls/s" for name, (_, rate) in many.items()}
-    _print_calls(title, {name: samples for name, (samples, _) in many.items()}, rates)
+    print_calls(title, {name: samples for name, (samples, _) in many.items()}, rates)
+
+
+def _floor_part(_target: Target, _rows: Seed, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        process, target, rows = start_floor(Path(directory))
+        try:
+            samples, cpu = one_client(target, rows, args.calls, FLOOR_CALLS)
+        finally:
+            process.kill()
+    cpu_shown = {name: f"  CPU {ms:5.3f} ms/call" for name, ms in cpu.items()}
+    print_calls("The floor (bench/store_floor.py): a bare grpc.aio server on raw sqlite3", samples, cpu_shown)
 
 
 def _fan_out_part(target: Target, _rows: Seed, args: argparse.Namespace) -> None:
@@ -261,6 +275,7 @@ def _unread_part(target: Target, rows: Seed, args: argparse.Namespace) -> None:
 PARTS: dict[str, Callable[[Target, Seed, argparse.Namespace], None]] = {
     "calls": _one_client_part,
     "concurrent": _concurrent_part,
+    "floor": _floor_part,
     "fan-out": _fan_out_part,
     "unread": _unread_part,
 }

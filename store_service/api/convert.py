@@ -9,6 +9,7 @@ field named, never a database error.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -173,7 +174,10 @@ def field_value(message: Message, field: FieldDescriptor, path: str) -> Any:
     return None if value == "" else value
 
 
+@functools.cache
 def writable_fields(descriptor: Descriptor, model: type[Base]) -> dict[str, FieldDescriptor]:
+    """The fields of a message a request may set on the model's table (the same every call: kept).
+    Read it, never change it."""
     return {
         field.name: field
         for field in descriptor.fields
@@ -189,22 +193,32 @@ def _is_set(message: Message, field: FieldDescriptor) -> bool:
     return bool(getattr(message, field.name))
 
 
+@functools.cache
+def _required_columns(model: type[Base]) -> tuple[str, ...]:
+    """The attributes a Create must set: not nullable, no default, not the key."""
+    return tuple(
+        name
+        for name, column in model.__mapper__.columns.items()
+        if not column.nullable and column.default is None and column.server_default is None and not column.primary_key
+    )
+
+
 def _required_violations(model: type[Base], values: dict[str, Any], prefix: str) -> list[FieldViolation]:
-    violations = []
-    for name, column in model.__mapper__.columns.items():
-        required = not column.nullable and column.default is None and column.server_default is None
-        if required and not column.primary_key and values.get(name) in (None, ""):
-            violations.append(FieldViolation(f"{prefix}.{name}", "is required"))
-    return violations
+    return [
+        FieldViolation(f"{prefix}.{name}", "is required")
+        for name in _required_columns(model)
+        if values.get(name) in (None, "")
+    ]
 
 
 def values_for_create(message: Message, model: type[Base], prefix: str) -> dict[str, Any]:
     """The column values a Create request sets; unset fields take the column defaults."""
     fields = writable_fields(message.DESCRIPTOR, model)
+    # ListFields: the fields that are set (present, or not their zero value), as _is_set says.
     values = {
-        attribute(name): field_value(message, field, f"{prefix}.{name}")
-        for name, field in fields.items()
-        if _is_set(message, field)
+        attribute(field.name): field_value(message, field, f"{prefix}.{field.name}")
+        for field, _ in message.ListFields()
+        if field.name in fields
     }
     values = {key: value for key, value in values.items() if value is not None}
     violations = _required_violations(model, values, prefix)

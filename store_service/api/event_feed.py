@@ -108,29 +108,35 @@ class Subscription:
         self._wake()
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._waiter is not None:
+            _settle(self._waiter)
 
     async def wait(self, timeout: float) -> bool:
         """True once there is something to take or the subscription is detached; False after
-        `timeout` seconds of nothing."""
+        `timeout` seconds of nothing. A plain timer rather than `asyncio.timeout`, which cost more
+        than the rest of a stream's wake-up (bench/store_process.py, fan-out)."""
         if self.queue or self.detached:
             return True
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter)
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
-        except TimeoutError:
-            return False
+            await waiter
         finally:
+            timer.cancel()
             self._waiter = None
-        return True
+        return bool(self.queue) or self.detached
 
     def take(self) -> list[tuple[int, bytes]]:
         taken = list(self.queue)
         self.queue.clear()
         self.size = 0
         return taken
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventFeed:

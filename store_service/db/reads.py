@@ -57,10 +57,15 @@ class Shape:
         return select(*self.columns)
 
 
+def columns_of(model: type[Base]) -> tuple[ColumnElement[Any], ...]:
+    """Every column of the model's table, in the order of a record's fields."""
+    return tuple(attribute.columns[0] for attribute in model.__mapper__.column_attrs)
+
+
 @functools.cache
 def shape(model: type[Base], dialect: Dialect) -> Shape:
     attributes = list(model.__mapper__.column_attrs)
-    columns = tuple(attribute.columns[0] for attribute in attributes)
+    columns = columns_of(model)
     record = namedtuple(f"{model.__name__}Record", [attribute.key for attribute in attributes])  # type: ignore[misc]
     decoders = []
     for position, column in enumerate(columns):
@@ -70,6 +75,29 @@ def shape(model: type[Base], dialect: Dialect) -> Shape:
     (key,) = model.__mapper__.primary_key
     by_key = select(*columns).where(key == bindparam("key")).compile(dialect=dialect)
     return Shape(model, columns, record, tuple(decoders), by_key.string, by_key.positional)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement compiled once for a dialect: its SQL, the order of its parameters when the
+    driver takes them by position (None: by name), and the values of the parameters the compiler
+    added itself (SQLite's `OFFSET` after a `LIMIT`)."""
+
+    sql: str
+    order: tuple[str, ...] | None
+    defaults: dict[str, Any]
+
+    def arguments(self, given: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        values = self.defaults | given
+        return values if self.order is None else tuple(values[name] for name in self.order)
+
+
+@functools.cache
+def prepared(build: Callable[[], Select[Any]], dialect: Dialect) -> Prepared:
+    """The statement `build` makes, compiled for the dialect."""
+    compiled = build().compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    return Prepared(compiled.string, order, dict(compiled.params))
 
 
 class Reads:
@@ -110,6 +138,16 @@ class Reads:
             return list(result.cursor.fetchall())
         finally:
             result.close()
+
+    def prepared_records(self, model: type[Base], build: Callable[[], Select[Any]], **parameters: Any) -> list[Record]:
+        """The records of the statement `build` makes (on `shape(model).select()`, its values
+        named bind parameters), compiled once and run on the driver's own cursor: for the reads
+        that run after every commit (the event feed's)."""
+        statement = prepared(build, self.connection.dialect)
+        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        decode = self.shape(model).decode
+        rows = cursor.execute(statement.sql, statement.arguments(parameters)).fetchall()
+        return [decode(stored) for stored in rows]
 
     def scalar(self, statement: Select[Any]) -> Any:
         return self.connection.scalar(statement)

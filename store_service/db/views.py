@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 
 from store_service.db.models import Base, Event, Task, TaskDependency
-from store_service.db.reads import Reads, Record
+from store_service.db.reads import Reads, Record, columns_of
 from store_service.repositories.base import PageCursor
 
 
@@ -89,6 +89,8 @@ def events_after(
 ) -> list[Record]:
     """Events after the sequence `after` (up to `until`), oldest first, of these types (any when
     empty) and this initiative (any when None)."""
+    if not types and not initiative_id and until is None:  # the event feed's read, after every commit
+        return reads.prepared_records(Event, _every_event_after, after=after, limit=limit)
     query = reads.shape(Event).select().where(Event.sequence > after)
     if until is not None:
         query = query.where(Event.sequence <= until)
@@ -97,6 +99,11 @@ def events_after(
     if initiative_id:
         query = query.where(Event.initiative_id == initiative_id)
     return reads.records(Event, query.order_by(Event.sequence).limit(limit))
+
+
+def _every_event_after() -> Select[Any]:
+    query = select(*columns_of(Event)).where(Event.sequence > bindparam("after")).order_by(Event.sequence)
+    return query.limit(bindparam("limit"))
 
 
 def last_sequence(reads: Reads) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, insert, inspect
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
 from cw.store.v1 import (
@@ -29,7 +29,6 @@ from store_service.db.models import (
     ChangeSet,
     ChatSession,
     Conversation,
-    Event,
     Initiative,
     Message,
     Phase,
@@ -38,7 +37,7 @@ from store_service.db.models import (
     new_id,
     utcnow,
 )
-from store_service.repositories.sqlalchemy.event import next_sequence
+from store_service.repositories.sqlalchemy.event import record_events
 
 # The proto enum of every table with a `status` column.
 STATUS_ENUMS: dict[type[Base], EnumDescriptor] = {
@@ -92,11 +91,7 @@ def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -
         if isinstance(row, Base) and row.event_entity:
             events.append(_event_for(row, "deleted", {}))
     if events:
-        # A plain INSERT in the flush's transaction: the events need no ORM instance of their own.
-        first = next_sequence(session)
-        for offset, row in enumerate(events):
-            row["sequence"] = first + offset
-        session.connection().execute(insert(Base.metadata.tables[Event.__tablename__]), events)
+        record_events(session, events)
 
 
 def install(session_class: type[Session]) -> None:

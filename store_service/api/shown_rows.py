@@ -14,6 +14,7 @@ Shared by the event loop and, for reads that had to wait (SQLite) or that go to 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -46,6 +47,13 @@ def stored_bytes(stored: Sequence[Any]) -> int:
     return sum(len(value) if isinstance(value, str | bytes) else SCALAR_BYTES for value in stored)
 
 
+def _hashable(stored: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row with each decoded JSON value as its canonical text, which is as good a key."""
+    return tuple(
+        json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict | list) else value for value in stored
+    )
+
+
 class ShownRows:
     """Stored values -> Shown, least recently used out first."""
 
@@ -54,31 +62,28 @@ class ShownRows:
         self._rows: OrderedDict[Hashable, tuple[Shown, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     def shown(self, kind: Hashable, stored: tuple[Any, ...], show: Callable[[tuple[Any, ...]], Shown]) -> Shown:
-        """The row `stored` shown as `kind` (a resource), by `show` unless kept from an earlier call.
-        A row holding a value that cannot be a key (PostgreSQL's driver gives JSON as a dict) is
-        shown each time."""
-        key = (kind, stored)
+        """The row `stored` shown as `kind` (a resource), by `show` unless kept from an earlier call."""
+        values = stored
         try:
-            with self._lock:
-                kept = self._rows.get(key)
-                if kept is not None:
-                    self._rows.move_to_end(key)
-                    self.hits += 1
-                    return kept[0]
-        except TypeError:
-            return show(stored)
+            hash(values)
+        except TypeError:  # PostgreSQL's driver gives a JSON column's value decoded: a list, a dict
+            values = _hashable(stored)
+        key = (kind, values)
+        with self._lock:
+            kept = self._rows.get(key)
+            if kept is not None:
+                self._rows.move_to_end(key)
+                return kept[0]
         made = show(stored)
-        self._keep(key, made, stored_bytes(stored))
+        self._keep(key, made, stored_bytes(values))
         return made
 
     def _keep(self, key: Hashable, made: Shown, size: int) -> None:
         if size > self.row_bytes:
             return
         with self._lock:
-            self.misses += 1
             if key in self._rows:
                 return
             self._rows[key] = (made, size)

@@ -9,8 +9,10 @@ from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2, field_mask_pb2
+from sqlalchemy import select
 
 from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
+from store_service.db.models import Event, Initiative, Phase, new_id
 from tests.support import RunningStore, call_error, stubs
 
 WRITERS = 8
@@ -227,3 +229,31 @@ def test_automatic_events_name_statuses_as_the_api_does(api: SimpleNamespace) ->
         ("task:updated", "TASK_STATUS_COMPLETED"),
         ("phase:updated", "PHASE_STATUS_PENDING_REVIEW"),
     ]
+
+
+def test_events_of_one_flush_keep_each_their_own_scope(store: RunningStore) -> None:
+    """One flush records a new initiative's event (scoped to it alone) and a renamed phase's (scoped
+    to its initiative and itself), in one INSERT: each keeps its own scope, and neither is refused
+    for lacking the other's."""
+    with store.handle.db.units.write() as uow:
+        first = Initiative(id=new_id(), name="first")
+        uow.session.add(first)
+        uow.session.flush()
+        phase = Phase(id=new_id(), initiative_id=first.id, name="p")
+        uow.session.add(phase)
+        uow.session.flush()
+        second = Initiative(id=new_id(), name="second")
+        uow.session.add(second)
+        phase.name = "renamed"
+        uow.session.flush()
+        third = Phase(id=new_id(), initiative_id=first.id, name="q")
+        uow.session.add(third)
+        first.name = "first, renamed"
+        uow.session.flush()
+        uow.commit()
+    with store.handle.db.units.read() as uow:
+        recorded = {(e.type, e.initiative_id, e.phase_id) for e in uow.session.scalars(select(Event))}
+    assert ("initiative:created", second.id, None) in recorded
+    assert ("phase:updated", first.id, phase.id) in recorded
+    assert ("phase:created", first.id, third.id) in recorded
+    assert ("initiative:updated", first.id, None) in recorded

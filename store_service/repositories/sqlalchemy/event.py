@@ -25,13 +25,18 @@ def next_sequence(session: Session) -> int:
     return head_sequence(session) + 1
 
 
+_NO_SCOPE: dict[str, Any] = dict.fromkeys(("initiative_id", "phase_id", "task_id", "agent_id"))
+
+
 def record_events(session: Session, events: list[dict[str, Any]]) -> None:
     """Inserts `events` (each the events table's columns but `sequence`), numbered in their order
     after the newest, in the session's transaction: a plain INSERT, no ORM instance."""
     first = next_sequence(session)
     for offset, row in enumerate(events):
         row["sequence"] = first + offset
-    session.connection().execute(_INSERT_EVENTS, events)
+    # One INSERT for them all takes its columns from the first event: every event names every
+    # scope column, so one event's scope is neither dropped nor asked of another.
+    session.connection().execute(_INSERT_EVENTS, [_NO_SCOPE | row for row in events])
 
 
 def head_sequence(session: Session) -> int:

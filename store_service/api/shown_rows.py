@@ -46,7 +46,10 @@ class Shown:
 
 
 def stored_bytes(stored: Sequence[Any]) -> int:
-    return sum(len(value) if isinstance(value, str | bytes) else SCALAR_BYTES for value in stored)
+    return sum(
+        len(value.encode()) if isinstance(value, str) else len(value) if isinstance(value, bytes) else SCALAR_BYTES
+        for value in stored
+    )
 
 
 def _hashable(stored: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -14,7 +14,8 @@ from google.protobuf import timestamp_pb2
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import event_pb2, initiative_pb2, phase_pb2, task_pb2
 from cw_edge.tokens import Identity
-from tests.e2e.cluster import Cluster, cluster, stubs
+from tests.e2e.cluster import Cluster, cluster
+from tests.support import stubs
 
 REVIEW = phase_pb2.PHASE_STATUS_PENDING_REVIEW
 BURST_ROWS = 4000
@@ -88,7 +89,7 @@ def test_a_phase_approved_during_a_burst_waits_for_every_task(tmp_path: Path) ->
         dispatched_at: dict[str, int] = {}  # the first of each, events being in sequence order
         for event in events:
             if event.type == "task:updated" and _status(event) == "TASK_STATUS_COMPLETED":
-                completed_at.setdefault(event.details["id"], event.sequence)
+                completed_at.setdefault(str(event.details["id"]), event.sequence)
             elif event.type == "task:dispatched":
                 dispatched_at.setdefault(event.task_id, event.sequence)
         review_at = min(

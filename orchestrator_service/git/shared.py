@@ -105,7 +105,7 @@ def pull(ws: Workspace, project: project_pb2.Project, *branches: str) -> list[Ke
     branches = tuple(dict.fromkeys(branches))
     specs = [f"+{head_ref(branch)}*:{_tracking(branch)}*" for branch in branches]
     with repository_lock(path):
-        git(path, "fetch", "--quiet", "--no-tags", "--", REMOTE, *specs)
+        git(path, "fetch", "--quiet", "--no-tags", "--refmap=", "--", REMOTE, *specs)
         return [kept for branch in branches if (kept := _follow(ws, project.id, path, branch)) is not None]
 
 

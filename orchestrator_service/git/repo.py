@@ -8,9 +8,10 @@ Git runs nothing a repository or an agent configured. Agents' worktrees share th
 (and an agent's own clone is all its own), so every command goes through `git()`, which ignores the
 system and global config, sets everything in `HARDENED_CONFIG` on the command line (where it outranks
 the repository's config), and overrides every filter, merge driver and remote program the
-repository's config defines by name (`filter.<name>.*`, `merge.<name>.*`, `remote.<name>.*`): read
-just before the command, with `git config --list`, which runs nothing. Diffs, logs and shows never
-run an external diff or a textconv (`--no-ext-diff --no-textconv`), so a diff is the commits' own.
+repository's config defines by name (`filter.<name>.*`, `merge.<name>.*`): read just before the
+command, with `git config --list`, which runs nothing. Diffs, logs and shows never run an external
+diff or a textconv (`--no-ext-diff --no-textconv`), so a diff is the commits' own; fetches and
+pushes run git's own upload-pack and receive-pack, whatever a remote's config names.
 A config git cannot be told to ignore (`core.worktree`, url rewriting for a network command) is
 refused. What the orchestrator itself needs (its identity, no signing) is set here too, never read.
 """
@@ -74,10 +75,20 @@ DRIVER_OVERRIDES: Mapping[str, tuple[tuple[str, str], ...]] = {
     "filter": (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")),
     # git's own three-way merge of the file, conflict markers and all (exit status: the conflicts).
     "merge": (("driver", "git merge-file -L ours -L base -L theirs -- %A %O %B"),),
-    "remote": (("uploadpack", "git-upload-pack"), ("receivepack", "git-receive-pack")),
 }
-# Subcommands that show diffs: never through an external diff or a textconv, never in colour.
-_DIFFING = frozenset({"diff", "log", "show"})
+# Options every run of a subcommand gets: diffs never through an external diff or a textconv, never
+# in colour; the remote side always git's own (a repository's `remote.<name>.uploadpack` or
+# `receivepack` is read first-wins, so only the command line outranks it).
+_FORCED_OPTIONS: Mapping[str, tuple[str, ...]] = {
+    "diff": ("--no-ext-diff", "--no-textconv", "--no-color"),
+    "log": ("--no-ext-diff", "--no-textconv", "--no-color"),
+    "show": ("--no-ext-diff", "--no-textconv", "--no-color"),
+    "clone": ("--upload-pack=git-upload-pack",),
+    "fetch": ("--upload-pack=git-upload-pack",),
+    "pull": ("--upload-pack=git-upload-pack",),
+    "ls-remote": ("--upload-pack=git-upload-pack",),
+    "push": ("--receive-pack=git-receive-pack",),
+}
 _NETWORK = frozenset({"clone", "fetch", "pull", "push", "ls-remote"})
 # Settings git cannot be told to ignore: refused rather than obeyed.
 _REFUSED = re.compile(r"core\.worktree")
@@ -168,8 +179,7 @@ def git(cwd: Path, *args: str, check: bool = True) -> GitResult:
     (see the module's docstring); the one way the orchestrator runs git."""
     at = _subcommand(args)
     subcommand = args[at] if at < len(args) else ""
-    if subcommand in _DIFFING:
-        args = (*args[: at + 1], "--no-ext-diff", "--no-textconv", "--no-color", *args[at + 1 :])
+    args = (*args[: at + 1], *_FORCED_OPTIONS.get(subcommand, ()), *args[at + 1 :])
     env = hardened_environment(overrides_for(_configured_names(cwd), subcommand))
     completed = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, check=False)
     result = GitResult(completed.returncode, completed.stdout, completed.stderr)

@@ -125,7 +125,12 @@ def from_report(
         if not isinstance(item, dict):
             continue
         path, body, line = item.get("file"), item.get("body"), _line(item)
-        if not isinstance(path, str) or len(path.encode()) > PATH_BYTES or not isinstance(body, str) or not body.strip():
+        if (
+            not isinstance(path, str)
+            or len(path.encode()) > PATH_BYTES
+            or not isinstance(body, str)
+            or not body.strip()
+        ):
             continue
         where = place(files, path, line, removed=item.get("side") == "old")
         if where is None:

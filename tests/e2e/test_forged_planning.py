@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cw.store.v1 import agent_pb2, task_pb2
 from cw.store.v1 import chat_session_pb2 as chat
-from tests.e2e.cluster import cluster, cw_json, script, wait_for
+from tests.e2e.cluster import Cluster, cluster, cw_json, script, wait_for
 
 
 def _rename(target_id: str, title: str, **plan: object) -> str:
@@ -19,9 +19,10 @@ def _rename(target_id: str, title: str, **plan: object) -> str:
     return f"Please call it {title}.\n{script(summary=f'renamed to {title}', proposals=[edit], **plan)}"
 
 
-def _session(c: object, task_id: str) -> chat.ChatSession:
+def _session(c: Cluster, task_id: str) -> chat.ChatSession:
     request = chat.GetActiveChatSessionRequest(target_type=chat.CHAT_TARGET_TYPE_TASK, target_id=task_id)
-    return c.api.chat_sessions.GetActiveChatSession(request)  # type: ignore[attr-defined, no-any-return]
+    session: chat.ChatSession = c.api.chat_sessions.GetActiveChatSession(request)
+    return session
 
 
 def test_a_forged_planning_file_naming_another_chat_changes_nothing_of_it(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ HARDENED_CONFIG: tuple[tuple[str, str], ...] = (
     ("core.askPass", ""),
     ("credential.helper", ""),
     ("core.useReplaceRefs", "false"),
+    ("advice.graftFileDeprecated", "false"),
     ("core.autocrlf", "false"),
     ("core.safecrlf", "false"),
     ("core.quotePath", "true"),
@@ -90,6 +91,9 @@ _FORCED_OPTIONS: Mapping[str, tuple[str, ...]] = {
     "push": ("--receive-pack=git-receive-pack",),
 }
 _NETWORK = frozenset({"clone", "fetch", "pull", "push", "ls-remote"})
+# Subcommands that make a repository: `cwd` is where it goes, and whatever repository encloses
+# `cwd` is none of theirs (nor is its config).
+_CREATING = frozenset({"clone", "init"})
 # Settings git cannot be told to ignore: refused rather than obeyed.
 _REFUSED = re.compile(r"core\.worktree")
 _REFUSED_FOR_NETWORK = re.compile(r"url\..*\.(insteadof|pushinsteadof)|remote\..*\.(vcs|pushurl)")
@@ -180,7 +184,8 @@ def git(cwd: Path, *args: str, check: bool = True) -> GitResult:
     at = _subcommand(args)
     subcommand = args[at] if at < len(args) else ""
     args = (*args[: at + 1], *_FORCED_OPTIONS.get(subcommand, ()), *args[at + 1 :])
-    env = hardened_environment(overrides_for(_configured_names(cwd), subcommand))
+    names = [] if subcommand in _CREATING else _configured_names(cwd)
+    env = hardened_environment(overrides_for(names, subcommand))
     completed = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, check=False)
     result = GitResult(completed.returncode, completed.stdout, completed.stderr)
     if check and completed.returncode != 0:

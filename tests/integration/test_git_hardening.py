@@ -166,3 +166,17 @@ def test_drivers_are_overridden_by_name_and_no_name_splits_a_setting() -> None:
     assert overrides["filter.a=b.clean"] == "" and overrides["filter.a=b.required"] == "false"
     assert overrides["merge.x.y.driver"].startswith("git merge-file ")
     assert not any(key.startswith(("diff.", "core.")) for key in overrides)
+
+
+def test_git_variables_in_the_orchestrator_s_environment_are_not_followed(
+    workspace: tuple[Workspace, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, _ = workspace
+    ws.ensure_branch(PROJECT, "phase", "refs/heads/main")
+    _commit_on(ws, "task", "main", {"shared.txt": "line one\ntask line\n"}, tmp_path)
+    monkeypatch.setenv("GIT_EXTERNAL_DIFF", _program(tmp_path, "external-diff"))
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'core.fsmonitor=" + _program(tmp_path, "fsmonitor") + "'")
+    diff = ws.diff(PROJECT, ws.commit_of(PROJECT, "refs/heads/main"), ws.commit_of(PROJECT, "refs/heads/task"))
+    assert ws.merge(PROJECT, "phase", "task", "Merge task").merged
+    assert _markers(tmp_path) == [] and "+task line\n" in diff.unified

@@ -52,9 +52,7 @@ def test_the_orchestrator_runs_no_program_an_agent_put_in_the_clone_s_config(tmp
         project = c.project()
         phase = c.phase(c.initiative("Hostile", project), "P")
         release = tmp_path / "release"
-        first = c.task(
-            phase, "first", files={".gitattributes": ATTRIBUTES, "a.txt": "real a\n"}, wait_for=str(release)
-        )
+        first = c.task(phase, "first", files={".gitattributes": ATTRIBUTES, "a.txt": "real a\n"}, wait_for=str(release))
         second = c.task(phase, "second", after=[first.id], files={"b.txt": "real b\n"})
         c.approve(phase)
         repo = tmp_path / "workspace" / "repos" / project.id

@@ -83,9 +83,9 @@ class Workspace:
                 return
             if git(path, "remote", "get-url", "origin", check=False).stdout.strip() != source:
                 git(path, "remote", "set-url", "origin", source)
-            # The refspec is given, never read from the clone's config: a rewritten one could map
-            # the project's branches onto cw's and prune them.
-            git(path, "fetch", "--prune", "--quiet", "--refmap=", "--", "origin", ORIGIN_REFSPEC)
+            # The url and the refspec are given, never read from the clone's config: a rewritten
+            # refspec could map the project's branches onto cw's and prune them.
+            git(path, "fetch", "--prune", "--quiet", "--", source, ORIGIN_REFSPEC)
 
     def ensure_branch(self, project_id: str, branch: str, start_point: str) -> None:
         path = self.repo(project_id)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator_service.git import conflicts, delivery
+from cw.store.v1 import project_pb2
+from orchestrator_service.git import conflicts, delivery, shared
 from orchestrator_service.git.repo import GitError, git, overrides_for
 from orchestrator_service.git.workspace import Workspace
 from tests.e2e.cluster import make_git_repo
@@ -180,3 +181,21 @@ def test_git_variables_in_the_orchestrator_s_environment_are_not_followed(
     diff = ws.diff(PROJECT, ws.commit_of(PROJECT, "refs/heads/main"), ws.commit_of(PROJECT, "refs/heads/task"))
     assert ws.merge(PROJECT, "phase", "task", "Merge task").merged
     assert _markers(tmp_path) == [] and "+task line\n" in diff.unified
+
+
+def test_a_repointed_shared_remote_is_not_followed(workspace: tuple[Workspace, Path], tmp_path: Path) -> None:
+    """The clone's `cw-shared` url pointed at a repository of the agent's: pulls and pushes still
+    go to the project's stored shared remote, so no branch of cw's takes the agent's commits."""
+    ws, _ = workspace
+    shared_url = str(tmp_path / "shared.git")
+    _git(tmp_path, "init", "-q", "--bare", shared_url)
+    project = project_pb2.Project(id=PROJECT, name="app", shared_remote=shared_url)
+    ws.ensure_branch(PROJECT, "cw/feature", "refs/heads/main")
+    shared.publish(ws, project, "cw/feature")
+    mine = ws.commit_of(PROJECT, "refs/heads/cw/feature")
+    evil = make_git_repo(tmp_path / "evil", {"evil.txt": "the agent's\n"})
+    _git(evil, "branch", "cw/feature")
+    _git(ws.repo(PROJECT), "remote", "set-url", "cw-shared", str(evil))
+    shared.pull(ws, project, "cw/feature")
+    assert ws.commit_of(PROJECT, "refs/heads/cw/feature") == mine
+    assert _git(Path(shared_url), "rev-parse", "refs/heads/cw/feature") == mine

@@ -7,13 +7,16 @@ first (orchestrator_service/paths.py, `check_branch`). Only plain transports are
 Git runs nothing a repository or an agent configured. Agents' worktrees share their clone's config
 (and an agent's own clone is all its own), so every command goes through `git()`, which ignores the
 system and global config, sets everything in `HARDENED_CONFIG` on the command line (where it outranks
-the repository's config), and overrides every filter, merge driver and remote program the
-repository's config defines by name (`filter.<name>.*`, `merge.<name>.*`): read just before the
-command, with `git config --list`, which runs nothing. Diffs, logs and shows never run an external
+the repository's config), and overrides every filter and merge driver the repository's config
+defines by name (`filter.<name>.*`, `merge.<name>.*`): read just before the command, with
+`git config --list`, which runs nothing. Diffs, logs and shows never run an external
 diff or a textconv (`--no-ext-diff --no-textconv`), so a diff is the commits' own; fetches and
 pushes run git's own upload-pack and receive-pack, whatever a remote's config names.
 A config git cannot be told to ignore (`core.worktree`, url rewriting for a network command) is
 refused. What the orchestrator itself needs (its identity, no signing) is set here too, never read.
+The config is read again for every command: one that changes between that read and the command
+(an agent still running, writing it) is outside what this guards; the sandbox keeps the
+orchestrator's clones out of an agent's reach.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ HARDENED_CONFIG: tuple[tuple[str, str], ...] = (
     ("diff.submodule", "short"),
     ("diff.ignoreSubmodules", "none"),
 )
-# A repository's filter, merge driver or remote of this name gets these values instead of its own.
+# A repository's filter or merge driver of this name gets these values instead of its own.
 DRIVER_OVERRIDES: Mapping[str, tuple[tuple[str, str], ...]] = {
     "filter": (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")),
     # git's own three-way merge of the file, conflict markers and all (exit status: the conflicts).

@@ -17,7 +17,7 @@ import pytest
 
 from cw.store.v1 import project_pb2
 from orchestrator_service.git import conflicts, delivery, shared
-from orchestrator_service.git.repo import GitError, git, overrides_for
+from orchestrator_service.git.repo import GitError, git, hardened_environment, overrides_for
 from orchestrator_service.git.workspace import Workspace
 from tests.e2e.cluster import make_git_repo
 
@@ -199,3 +199,14 @@ def test_a_repointed_shared_remote_is_not_followed(workspace: tuple[Workspace, P
     shared.pull(ws, project, "cw/feature")
     assert ws.commit_of(PROJECT, "refs/heads/cw/feature") == mine
     assert _git(Path(shared_url), "rev-parse", "refs/heads/cw/feature") == mine
+
+
+def test_the_environment_keeps_only_the_operator_s_way_to_remotes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_SSH", "/opt/my ssh")
+    monkeypatch.setenv("GIT_WORK_TREE", "/elsewhere")
+    monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
+    env = hardened_environment([("filter.x.clean", "")])
+    assert env["GIT_SSH_COMMAND"] == "'/opt/my ssh'" and "GIT_WORK_TREE" not in env
+    assert env["GIT_CONFIG_GLOBAL"] == os.devnull and env["GIT_CONFIG_NOSYSTEM"] == "1"
+    count = int(env["GIT_CONFIG_COUNT"])
+    assert (env[f"GIT_CONFIG_KEY_{count - 1}"], env[f"GIT_CONFIG_VALUE_{count - 1}"]) == ("filter.x.clean", "")

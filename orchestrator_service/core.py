@@ -67,7 +67,9 @@ class Orchestrator:
         self.cache = Cache()
         self.writer = Writer(store, self.cache)
         self.feed = Feed(store, self.cache, self.writer)
-        self.ctx = Context(store, self.cache, self.writer, root, settings, OutputShipper(store, root))
+        self.ctx = Context(
+            store, self.cache, self.writer, root, settings, OutputShipper(store, root, settings.max_output_bytes)
+        )
         self.agents = AgentController(self.ctx)
         self.projects = ProjectController(self.ctx)
         self.launches = Launches(self.ctx, self.agents, self.projects)

@@ -7,7 +7,9 @@ Update, AppendEvent's changes, a change set or its revert):
 - an initiative enters PENDING_REVIEW or COMPLETED only when every phase it has is COMPLETED (its
   work may also be tasks outside phases);
 - a task enters IN_PROGRESS, and a running agent is made for a task, only when each task it
-  depends on is COMPLETED and each phase its phase depends on is COMPLETED.
+  depends on is COMPLETED and each phase its phase depends on is COMPLETED;
+- a task has at most one live agent (RUNNING or WAITING_FOR_INPUT) at any moment: an agent becomes
+  live only when no other agent of its task is.
 
 Why here: the orchestrator decides from a cache that follows the event log, and a cache can lag
 behind a burst of writes. A phase whose tasks had not reached the cache yet looked like "every one
@@ -33,33 +35,39 @@ from store_service.domain.errors import FailedPrecondition
 # The ErrorInfo reason of every refusal here: "decide again from fresher state".
 NOT_READY = "NOT_READY"
 _PENDING_KEY = "cw.progress.pending"
+_NEW_KEY = "cw.progress.inserted"
 # How many names a refusal lists before "and N more".
 _NAMES_SHOWN = 5
 
 COMPLETED = "completed"
+LIVE_AGENT = frozenset({"running", "waiting_for_input"})
 _GUARDED: dict[type[Base], frozenset[str]] = {
     Phase: frozenset({"pending_review", COMPLETED}),
     Initiative: frozenset({"pending_review", COMPLETED}),
     Task: frozenset({"in_progress"}),
-    Agent: frozenset({"running"}),
+    Agent: LIVE_AGENT,
 }
 
 
 def _enters_guarded_status(session: Session, row: Any) -> bool:
     """A new row with a guarded status, or a stored one whose status this flush changes to one
-    (an agent only when new: a resumed agent's task started long ago)."""
+    (an agent: from one that is not live; a resumed agent stays the task's one live agent)."""
     guarded = _GUARDED.get(type(row))
     if guarded is None or row.status not in guarded:
         return False
     if row in session.new:
         return not isinstance(row, Agent) or bool(row.task_id)
-    return not isinstance(row, Agent) and inspect(row).attrs.status.history.has_changes()
+    history = inspect(row).attrs.status.history
+    if not history.has_changes():
+        return False
+    return not isinstance(row, Agent) or not any(before in LIVE_AGENT for before in history.deleted)
 
 
 def _note_moves(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     moved = [row for row in (*session.new, *session.dirty) if _enters_guarded_status(session, row)]
     if moved:
         session.info.setdefault(_PENDING_KEY, []).extend(moved)
+        session.info.setdefault(_NEW_KEY, set()).update(id(row) for row in moved if row in session.new)
 
 
 def install(session_class: type[Session]) -> None:
@@ -70,6 +78,7 @@ def install(session_class: type[Session]) -> None:
 def forget(session: Session) -> None:
     """Drops what a transaction that is not committed noted."""
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_NEW_KEY, None)
 
 
 def check(session: Session) -> None:
@@ -77,6 +86,7 @@ def check(session: Session) -> None:
     invariant in the state the transaction leaves."""
     session.flush()
     moved: list[Any] = session.info.pop(_PENDING_KEY, [])
+    inserted: set[int] = session.info.pop(_NEW_KEY, set())
     seen: set[tuple[type[Base], str]] = set()
     for row in moved:
         key = (type(row), row.id)
@@ -85,7 +95,7 @@ def check(session: Session) -> None:
         seen.add(key)
         if row.status not in _GUARDED[type(row)]:
             continue  # moved on again within the same transaction
-        problem = _CHECKS[type(row)](session, row)
+        problem = _CHECKS[type(row)](session, row, id(row) in inserted)
         if problem is not None:
             raise FailedPrecondition(problem, NOT_READY, resource=row.event_entity or "", id=row.id)
 
@@ -97,7 +107,7 @@ def _names(rows: Iterable[tuple[str, str]]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def _phase_problem(session: Session, phase: Phase) -> str | None:
+def _phase_problem(session: Session, phase: Phase, _new: bool) -> str | None:
     tasks = session.execute(select(Task.name, Task.status, Task.merge_time).where(Task.phase_id == phase.id)).all()
     target = phase.status.upper()
     if not tasks and phase.status == "pending_review":
@@ -115,7 +125,7 @@ def _phase_problem(session: Session, phase: Phase) -> str | None:
     return None
 
 
-def _initiative_problem(session: Session, initiative: Initiative) -> str | None:
+def _initiative_problem(session: Session, initiative: Initiative, _new: bool) -> str | None:
     phases = session.execute(select(Phase.name, Phase.status).where(Phase.initiative_id == initiative.id)).all()
     target = initiative.status.upper()
     unfinished = [(name, status) for name, status in phases if status != COMPLETED]
@@ -144,7 +154,7 @@ def _unfinished_dependencies(session: Session, task_id: str, phase_id: str | Non
     return found
 
 
-def _task_problem(session: Session, task: Task) -> str | None:
+def _task_problem(session: Session, task: Task, _new: bool = False) -> str | None:
     missing = _unfinished_dependencies(session, task.id, task.phase_id)
     if missing:
         return f"task {task.id!r} cannot start: it waits for {', '.join(missing[:_NAMES_SHOWN])}" + (
@@ -153,15 +163,24 @@ def _task_problem(session: Session, task: Task) -> str | None:
     return None
 
 
-def _agent_problem(session: Session, agent: Agent) -> str | None:
+def _agent_problem(session: Session, agent: Agent, new: bool) -> str | None:
+    if not agent.task_id:
+        return None
+    other = session.execute(
+        select(Agent.name, Agent.status).where(
+            Agent.task_id == agent.task_id, Agent.id != agent.id, Agent.status.in_(LIVE_AGENT)
+        )
+    ).first()
+    if other is not None:
+        return f"task {agent.task_id!r} already has a live agent: {_names([(other.name, other.status)])}"
     task = session.get(Task, agent.task_id)
-    if task is None:
-        return None  # the reference check names a missing task
+    if task is None or agent.status != "running" or not new:
+        return None  # a missing task is named by the reference check
     problem = _task_problem(session, task)
     return None if problem is None else f"no agent can run for it: {problem}"
 
 
-_CHECKS: dict[type[Base], Callable[[Session, Any], str | None]] = {
+_CHECKS: dict[type[Base], Callable[[Session, Any, bool], str | None]] = {
     Phase: _phase_problem,
     Initiative: _initiative_problem,
     Task: _task_problem,

@@ -156,6 +156,7 @@ class Feed:
                 if error.code() == grpc.StatusCode.OUT_OF_RANGE:
                     log.warning("the store's event log is behind our cursor: listing everything again")
                     self.cursor = 0
+                    self.cache.freshness.restart()
                     await self._retrying_load()
                     continue
                 await asyncio.sleep(backoff.next_delay())

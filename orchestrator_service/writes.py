@@ -29,7 +29,8 @@ from cw.store.v1 import (
     task_pb2,
 )
 from orchestrator_service.cache.state import Cache
-from orchestrator_service.store_client import NotReady, Stale, StoreClient, changed_row, changes
+from orchestrator_service.ports import StorePort
+from orchestrator_service.store_client import NotReady, Stale, changed_row, changes
 
 log = logging.getLogger("cw.orchestrator")
 
@@ -83,7 +84,7 @@ def update(current: Message, **values: Any) -> Message:
 
 
 class Writer:
-    def __init__(self, store: StoreClient, cache: Cache) -> None:
+    def __init__(self, store: StorePort, cache: Cache) -> None:
         self.store = store
         self.cache = cache
         self._in_flight: set[asyncio.Future[None]] = set()

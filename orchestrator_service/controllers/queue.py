@@ -92,6 +92,10 @@ class WorkQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def idle(self) -> bool:
+        """Nothing due or running now (in-process tests wait for every queue to be so)."""
+        return self._idle.is_set()
+
     async def drained(self) -> None:
         """Waits until nothing is due or running (tests and benchmarks use it)."""
         await self._idle.wait()

@@ -1,0 +1,285 @@
+"""The phases, tasks and initiatives controllers, in-process against the in-memory store
+(tests/fakes/): what each decides, in milliseconds, with no server, git or agent process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
+from orchestrator_service.controllers.phases import NO_PROJECTS, NO_TASKS
+from tests.fakes.orchestrator import InProcess
+from tests.fakes.store import FakeStore, Move
+
+Scenario = Callable[[InProcess], Awaitable[None]]
+
+
+@dataclass
+class Plan:
+    initiative: initiative_pb2.Initiative
+    phases: list[phase_pb2.Phase]
+    tasks: dict[str, task_pb2.Task]
+
+
+def _plan(store: FakeStore, phases: dict[str, dict[str, list[str]]], after: dict[str, list[str]] | None = None) -> Plan:
+    """An initiative with a project, and phases of tasks by name (`{"p1": {"a": [], "b": ["a"]}}`:
+    b depends on a); `after` gives the phases each phase depends on."""
+    initiative = store.create_initiative("auth")
+    store.add_project(initiative.id, "app")
+    made: dict[str, phase_pb2.Phase] = {}
+    tasks: dict[str, task_pb2.Task] = {}
+    for phase_name, phase_tasks in phases.items():
+        needed = [made[name].id for name in (after or {}).get(phase_name, [])]
+        made[phase_name] = store.create_phase(initiative.id, phase_name, needed)
+        for task_name, depends_on in phase_tasks.items():
+            tasks[task_name] = store.create_task(made[phase_name], task_name, [tasks[d].id for d in depends_on])
+    return Plan(initiative, list(made.values()), tasks)
+
+
+def _run(tmp_path: Path, store: FakeStore, scenario: Scenario) -> None:
+    async def main() -> None:
+        async with InProcess(tmp_path, store) as orchestrator:
+            await orchestrator.settled()
+            await scenario(orchestrator)
+
+    asyncio.run(main())
+
+
+def _phase(store: FakeStore, phase: phase_pb2.Phase) -> phase_pb2.Phase:
+    return store.tables.rows["phase"][phase.id]
+
+
+def _task(store: FakeStore, task: task_pb2.Task) -> task_pb2.Task:
+    return store.tables.rows["task"][task.id]
+
+
+def _moves(store: FakeStore, kind: str) -> list[Move]:
+    return [move for move in store.history if move.kind == kind]
+
+
+async def _finish_all(orchestrator: InProcess) -> int:
+    """Ends every run the orchestrator knows of, then waits for the controllers; how many ended."""
+    ended = 0
+    for agent in orchestrator.running():
+        ended += await orchestrator.finish(agent.id)
+    await orchestrator.settled()
+    return ended
+
+
+# ---- phases -------------------------------------------------------------------------------------
+
+
+def test_an_approved_phase_runs_its_tasks_and_goes_to_review_once_all_are_done_and_merged(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": [], "sessions": []}})
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+        assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_IN_PROGRESS
+        assert {agent.task_id for agent in orchestrator.running()} == {t.id for t in plan.tasks.values()}
+        await orchestrator.finish(orchestrator.running()[0].id)
+        await orchestrator.settled()
+        assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_IN_PROGRESS
+        await _finish_all(orchestrator)
+
+    _run(tmp_path, store, scenario)
+    assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_PENDING_REVIEW
+    assert all(_task(store, t).HasField("merge_time") for t in plan.tasks.values())
+    assert [move.status for move in _moves(store, "phase")] == ["pending_review"]
+    assert store.refusals == []
+
+
+def test_a_phase_without_tasks_never_goes_to_review_and_says_why(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"empty": {}})
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+
+    _run(tmp_path, store, scenario)
+    phase = _phase(store, plan.phases[0])
+    assert (phase.status, phase.reason) == (phase_pb2.PHASE_STATUS_IN_PROGRESS, NO_TASKS)
+    assert _moves(store, "phase") == []
+
+
+def test_a_phase_of_an_initiative_without_projects_waits_with_its_reason(tmp_path: Path) -> None:
+    store = FakeStore()
+    initiative = store.create_initiative("bare")
+    phase = store.create_phase(initiative.id, "alone")
+    store.create_task(phase, "work")
+
+    async def scenario(orchestrator: InProcess) -> None:
+        store.set_phase_status(phase.id, phase_pb2.PHASE_STATUS_APPROVED)  # ApprovePhase refuses; a person's write
+        await orchestrator.settled()
+
+    _run(tmp_path, store, scenario)
+    assert (_phase(store, phase).status, _phase(store, phase).reason) == (phase_pb2.PHASE_STATUS_APPROVED, NO_PROJECTS)
+    assert _moves(store, "task") == []
+
+
+def test_a_phase_starts_only_once_the_phases_it_depends_on_are_completed(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": []}, "api": {"login": []}}, after={"api": ["schema"]})
+    schema, api = plan.phases
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(schema.id)
+        await orchestrator.approve(api.id)
+        await orchestrator.settled()
+        assert _phase(store, api).status == phase_pb2.PHASE_STATUS_APPROVED
+        assert _phase(store, api).reason == "waits for phases: schema"
+        await _finish_all(orchestrator)
+        assert _phase(store, api).status == phase_pb2.PHASE_STATUS_APPROVED  # schema in review, not merged
+        assert await orchestrator.merge_phase(schema.id)
+        await orchestrator.settled()
+        assert _phase(store, api).status == phase_pb2.PHASE_STATUS_IN_PROGRESS
+        assert [agent.task_id for agent in orchestrator.running()] == [plan.tasks["login"].id]
+
+    _run(tmp_path, store, scenario)
+
+
+def test_a_phase_with_a_blocked_task_is_blocked(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": [], "sessions": []}})
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+        users = plan.tasks["users"].id
+        for _attempt in range(4):  # the first run and its three retries
+            (agent,) = [a for a in orchestrator.running() if a.task_id == users]
+            assert await orchestrator.finish(agent.id, "crash")
+            await orchestrator.settled()
+
+    _run(tmp_path, store, scenario)
+    assert _task(store, plan.tasks["users"]).status == task_pb2.TASK_STATUS_BLOCKED
+    assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_BLOCKED
+
+
+# ---- tasks --------------------------------------------------------------------------------------
+
+
+def test_a_task_starts_only_after_its_dependencies_completed(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": [], "sessions": ["users"], "tokens": ["sessions", "users"]}})
+    started: list[str] = []
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+        while orchestrator.running():
+            started.extend(agent.task_id for agent in orchestrator.running())
+            await _finish_all(orchestrator)
+
+    _run(tmp_path, store, scenario)
+    assert started == [plan.tasks[name].id for name in ("users", "sessions", "tokens")]
+    assert store.refusals == []
+
+
+def test_a_crashed_run_is_retried_by_a_new_run(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": []}})
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+        (first,) = orchestrator.running()
+        assert await orchestrator.finish(first.id, "crash")
+        await orchestrator.settled()
+        (second,) = orchestrator.running()
+        assert second.id != first.id
+        assert _task(store, plan.tasks["users"]).retry_count == 1
+
+    _run(tmp_path, store, scenario)
+
+
+def test_no_more_runs_than_max_agents(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"wide": {f"t{n}": [] for n in range(6)}})
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+        assert len(orchestrator.running()) == orchestrator.ctx.settings.max_agents == 4
+        await _finish_all(orchestrator)
+        assert len(orchestrator.running()) == 2
+
+    _run(tmp_path, store, scenario)
+
+
+# ---- initiatives ----------------------------------------------------------------------------------
+
+
+def test_an_initiative_awaits_review_once_every_phase_is_merged(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": []}, "api": {"login": []}})
+
+    async def scenario(orchestrator: InProcess) -> None:
+        for phase in plan.phases:
+            await orchestrator.approve(phase.id)
+        await orchestrator.settled()
+        await _finish_all(orchestrator)
+        assert await orchestrator.merge_phase(plan.phases[0].id)
+        await orchestrator.settled()
+        assert store.tables.rows["initiative"][plan.initiative.id].status == initiative_pb2.INITIATIVE_STATUS_ACTIVE
+        assert await orchestrator.merge_phase(plan.phases[1].id)
+        await orchestrator.settled()
+
+    _run(tmp_path, store, scenario)
+    initiative = store.tables.rows["initiative"][plan.initiative.id]
+    assert initiative.status == initiative_pb2.INITIATIVE_STATUS_PENDING_REVIEW
+    assert [move.status for move in _moves(store, "initiative")] == ["pending_review"]
+
+
+def test_an_initiative_stays_active_while_a_phase_was_never_approved(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": []}, "later": {"docs": []}})
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+        await _finish_all(orchestrator)
+        assert await orchestrator.merge_phase(plan.phases[0].id)
+        await orchestrator.settled()
+
+    _run(tmp_path, store, scenario)
+    assert store.tables.rows["initiative"][plan.initiative.id].status == initiative_pb2.INITIATIVE_STATUS_ACTIVE
+    assert _moves(store, "initiative") == []
+
+
+# ---- a lagging feed (issue 21) ----------------------------------------------------------------------
+
+
+def test_a_phase_approved_while_the_feed_lags_waits_for_its_tasks(tmp_path: Path) -> None:
+    """The approval's answer reaches the cache at once; the phase's tasks are still in the feed's
+    backlog. The controllers wait for the feed (the freshness gate) and nothing moves early."""
+    store = FakeStore()
+
+    async def main() -> None:
+        gate = asyncio.Event()
+
+        async def held() -> None:
+            await gate.wait()
+
+        async with InProcess(tmp_path, store) as orchestrator:
+            orchestrator.feed.pause = held
+            plan = _plan(store, {"burst": {f"t{n}": ([] if n < 3 else [f"t{n - 3}"]) for n in range(6)}})
+            await orchestrator.approve(plan.phases[0].id)
+            for _turn in range(50):
+                await asyncio.sleep(0)
+            assert store.history == []  # nothing decided from a cache behind the approval
+            assert orchestrator.feed.backlog > 0
+            gate.set()
+            await orchestrator.settled()
+            assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_IN_PROGRESS
+            while orchestrator.running():
+                await _finish_all(orchestrator)
+            assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_PENDING_REVIEW
+
+    asyncio.run(main())
+    assert [move for move in store.history if move.problem] == []
+    assert store.refusals == []

@@ -58,6 +58,8 @@ class Move:
     row_id: str
     status: str
     problem: str | None
+    # Every row as the write left them (for a test's own oracle).
+    tables: Tables
 
 
 @dataclass
@@ -269,7 +271,7 @@ class FakeStore:
             self.events.append(logged)
         for kind, row_id, problem in checked:
             row = staged.rows[kind][row_id]
-            self.history.append(Move(len(self.events), kind, row_id, status_name(kind, row), problem))
+            self.history.append(Move(len(self.events), kind, row_id, status_name(kind, row), problem, staged))
 
     # ---- the invariants, by the store's own rules ----------------------------------------------------
 

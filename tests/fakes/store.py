@@ -28,8 +28,10 @@ from orchestrator_service.store_client import NotReady, Stale, StoreClient
 from store_service.domain import progress as rules
 from store_service.domain.progress import Guarded, Named, PhaseTask
 
-# A pause the test controls: awaited before a write is answered, before a read returns.
+# A pause the test controls: awaited before a write is answered, and (given the port's method
+# name) before a read returns.
 Pause = Callable[[], Awaitable[None]]
+ReadPause = Callable[[str], Awaitable[None]]
 _KINDS = ("initiative", "project", "phase", "task", "agent")
 _ENUMS: dict[str, Any] = {
     "initiative": initiative_pb2.InitiativeStatus,
@@ -40,6 +42,10 @@ _ENUMS: dict[str, Any] = {
 
 
 async def _no_pause() -> None:
+    return None
+
+
+async def _no_read_pause(_method: str) -> None:
     return None
 
 
@@ -93,7 +99,7 @@ class FakeStore:
         self.history: list[Move] = []
         self.refusals: list[str] = []
         self.answer_pause: Pause = _no_pause
-        self.read_pause: Pause = _no_pause
+        self.read_pause: ReadPause = _no_read_pause
         self._clock = itertools.count(1)
 
     # ---- the port ------------------------------------------------------------------------------
@@ -117,14 +123,14 @@ class FakeStore:
         return answer
 
     async def get(self, kind: str, row_id: str) -> Any:
-        await self.read_pause()
+        await self.read_pause("get")
         row = self.tables.rows[kind].get(row_id)
         if row is None:
             raise _not_found(kind, row_id)
         return _copy(row)
 
     async def phase_dependencies(self, phase_id: str) -> list[phase_pb2.Phase]:
-        await self.read_pause()
+        await self.read_pause("phase_dependencies")
         phases = self.tables.rows["phase"]
         return [
             _copy(phases[needed])
@@ -133,16 +139,16 @@ class FakeStore:
         ]
 
     async def phases_in(self, initiative_id: str) -> list[phase_pb2.Phase]:
-        await self.read_pause()
+        await self.read_pause("phases_in")
         return [_copy(p) for p in self.tables.rows["phase"].values() if p.initiative_id == initiative_id]
 
     async def live_agents_of(self, task_id: str) -> list[agent_pb2.Agent]:
-        await self.read_pause()
+        await self.read_pause("live_agents_of")
         live = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
         return [_copy(a) for a in self.tables.rows["agent"].values() if a.task_id == task_id and a.status in live]
 
     async def task_dependencies(self, task_ids: Sequence[str]) -> list[task_pb2.TaskDependency]:
-        await self.read_pause()
+        await self.read_pause("task_dependencies")
         wanted = set(task_ids)
         return [
             task_pb2.TaskDependency(task_id=task_id, depends_on_task_id=needed)
@@ -151,7 +157,7 @@ class FakeStore:
         ]
 
     async def projects_of(self, initiative_id: str) -> list[project_pb2.Project]:
-        await self.read_pause()
+        await self.read_pause("projects_of")
         projects = self.tables.rows["project"]
         return [_copy(projects[pid]) for pid in self.tables.initiative_projects.get(initiative_id, [])]
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
 from tests.fakes.orchestrator import InProcess
-from tests.fakes.store import FakeStore, Move, Pause, Tables
+from tests.fakes.store import FakeStore, Move, Pause, ReadPause, Tables
 
 EXAMPLES = int(os.environ.get("CW_PROPERTY_EXAMPLES", "60"))
 # A pause is this many turns of the event loop, drawn per pause: mostly none, sometimes long.
@@ -145,6 +145,15 @@ def _pauses(rng: random.Random) -> Pause:
     return pause
 
 
+def _read_pauses(rng: random.Random) -> ReadPause:
+    pause = _pauses(rng)
+
+    async def read_pause(_method: str) -> None:
+        await pause()
+
+    return read_pause
+
+
 def early(move: Move) -> str | None:
     """The test's own oracle: what was not yet true when the write moved the row."""
     rows = move.tables.rows
@@ -181,7 +190,7 @@ async def _scenario(
     async with InProcess(root, store) as orchestrator:
         orchestrator.feed.pause = _pauses(rng)
         store.answer_pause = _pauses(rng)
-        store.read_pause = _pauses(rng)
+        store.read_pause = _read_pauses(rng)
         person = Person(store, orchestrator, plan)
         for action in actions:
             name, argument = action[0], action[1]

@@ -284,3 +284,31 @@ def test_a_phase_approved_while_the_feed_lags_waits_for_its_tasks(tmp_path: Path
     asyncio.run(main())
     assert [move for move in store.history if move.problem] == []
     assert store.refusals == []
+
+
+def test_a_task_added_to_a_running_phase_does_not_start_before_its_dependency(tmp_path: Path) -> None:
+    """The feed cached a new task, then read its dependencies: a dispatch in between saw a task
+    depending on nothing and started it (the store refused it: NOT_READY). The feed now reads the
+    dependencies first, so the orchestrator itself does not try (no refusal)."""
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": []}})
+
+    async def slow_edges(method: str) -> None:
+        for _turn in range(200 if method == "task_dependencies" else 0):
+            await asyncio.sleep(0)
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+        (users,) = orchestrator.running()
+        store.read_pause = slow_edges
+        sessions = store.create_task(plan.phases[0], "sessions", [plan.tasks["users"].id])
+        await orchestrator.settled()
+        assert _task(store, sessions).status == task_pb2.TASK_STATUS_PENDING
+        await orchestrator.finish(users.id)
+        await orchestrator.settled()
+        assert [agent.task_id for agent in orchestrator.running()] == [sessions.id]
+
+    _run(tmp_path, store, scenario)
+    assert [move for move in store.history if move.problem] == []
+    assert store.refusals == []

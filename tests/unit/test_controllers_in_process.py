@@ -255,31 +255,41 @@ def test_an_initiative_stays_active_while_a_phase_was_never_approved(tmp_path: P
 
 
 def test_a_phase_approved_while_the_feed_lags_waits_for_its_tasks(tmp_path: Path) -> None:
-    """The approval's answer reaches the cache at once; the phase's tasks are still in the feed's
-    backlog. The controllers wait for the feed (the freshness gate) and nothing moves early."""
+    """Issue 21 in-process: while the feed works through others' burst, a phase of tasks is created
+    and approved. The approval's answer reaches the cache at once, the tasks are still in the
+    backlog: the controllers wait for the feed (the freshness gate) and nothing moves early."""
     store = FakeStore()
+    initiative = store.create_initiative("auth")
+    store.add_project(initiative.id, "app")
 
     async def main() -> None:
-        gate = asyncio.Event()
+        released = asyncio.Event()
 
         async def held() -> None:
-            await gate.wait()
+            await released.wait()
 
         async with InProcess(tmp_path, store) as orchestrator:
+            await orchestrator.settled()  # the initiative and its project are cached
             orchestrator.feed.pause = held
-            plan = _plan(store, {"burst": {f"t{n}": ([] if n < 3 else [f"t{n - 3}"]) for n in range(6)}})
-            await orchestrator.approve(plan.phases[0].id)
+            others = store.create_phase(initiative.id, "others")
+            for n in range(200):
+                store.create_task(others, f"other{n}")
+            phase = store.create_phase(initiative.id, "burst")
+            tasks: list[task_pb2.Task] = []
+            for n in range(6):
+                tasks.append(store.create_task(phase, f"t{n}", [tasks[n - 3].id] if n >= 3 else []))
+            await orchestrator.approve(phase.id)
             for _turn in range(50):
                 await asyncio.sleep(0)
             # Nothing decided from a cache behind the approval: the phase is not even started.
-            assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_APPROVED
-            assert orchestrator.feed.backlog > 0
-            gate.set()
+            assert _phase(store, phase).status == phase_pb2.PHASE_STATUS_APPROVED
+            released.set()
             await orchestrator.settled()
-            assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_IN_PROGRESS
+            assert _phase(store, phase).status == phase_pb2.PHASE_STATUS_IN_PROGRESS
+            assert {agent.task_id for agent in orchestrator.running()} == {task.id for task in tasks[:3]}
             while orchestrator.running():
                 await _finish_all(orchestrator)
-            assert _phase(store, plan.phases[0]).status == phase_pb2.PHASE_STATUS_PENDING_REVIEW
+            assert _phase(store, phase).status == phase_pb2.PHASE_STATUS_PENDING_REVIEW
 
     asyncio.run(main())
     assert [move for move in store.history if move.problem] == []

@@ -112,10 +112,10 @@ class FakeStore:
         notes: list[event_pb2.Event] = []
         moved: list[tuple[str, str]] = []
         for change in changes:
-            kind, row, note = self._apply(staged, change)
+            kind, before, row, note = self._apply(staged, change)
             answer.rows.add().MergeFrom(event_pb2.ChangedRow(**{kind: row}))
             notes.append(note)
-            if self._moves(kind, row, note):
+            if self._moves(kind, before, row):
                 moved.append((kind, row.id))
         self._commit(staged, [*notes, *events], moved)
         answer.last_sequence = len(self.events)
@@ -205,12 +205,13 @@ class FakeStore:
     def set_phase_status(self, phase_id: str, status: phase_pb2.PhaseStatus.ValueType) -> phase_pb2.Phase:
         """A person's write (a merge of the phase, a close): no precondition, the invariants apply."""
         staged = self.tables.copy()
-        row = _copy(staged.rows["phase"][phase_id])
+        before = staged.rows["phase"][phase_id]
+        row = _copy(before)
         row.status = status
         self._stamp(row)
         staged.rows["phase"][phase_id] = row
         note = _row_event("phase", "updated", row.id, ["status"])
-        self._commit(staged, [note], [("phase", phase_id)] if self._moves("phase", row, note) else [])
+        self._commit(staged, [note], [("phase", phase_id)] if self._moves("phase", before, row) else [])
         return _copy(row)
 
     # ---- applying ----------------------------------------------------------------------------------
@@ -226,14 +227,15 @@ class FakeStore:
         row.update_time.CopyFrom(timestamp_pb2.Timestamp(seconds=1_800_000_000 + next(self._clock)))
         return cast(timestamp_pb2.Timestamp, row.update_time)
 
-    def _apply(self, staged: Tables, change: event_pb2.StateChange) -> tuple[str, Any, event_pb2.Event]:
+    def _apply(self, staged: Tables, change: event_pb2.StateChange) -> tuple[str, Any, Any, event_pb2.Event]:
+        """(kind, the row before or None, the row after, its event) of one change, into `staged`."""
         which = change.WhichOneof("change")
         if which == "create_agent":
             agent = _copy(change.create_agent.agent)
             agent.id = _new_id()
             agent.create_time.CopyFrom(self._stamp(agent))
             staged.rows["agent"][agent.id] = agent
-            return "agent", agent, _row_event("agent", "created", agent.id, [])
+            return "agent", None, agent, _row_event("agent", "created", agent.id, [])
         if which is None or not which.startswith("update_"):
             raise NotImplementedError(f"the fake store does not apply {which}")
         kind = which.removeprefix("update_")
@@ -250,21 +252,23 @@ class FakeStore:
             _set_field(row, wanted, path)
         self._stamp(row)
         staged.rows[kind][row.id] = row
-        return kind, row, _row_event(kind, "updated", row.id, list(request.update_mask.paths))
+        return kind, stored, row, _row_event(kind, "updated", row.id, list(request.update_mask.paths))
 
-    def _moves(self, kind: str, row: Any, note: event_pb2.Event) -> bool:
-        """Whether this write moves a guarded row into a guarded status (an agent only when made)."""
-        if kind not in {guarded.value for guarded in Guarded} or not rules.enters_guarded(
-            Guarded(kind), status_name(kind, row)
-        ):
+    @staticmethod
+    def _moves(kind: str, before: Any, row: Any) -> bool:
+        """Whether a write moves a row into a guarded status: a new row made so (an agent only
+        then, and only for a task), or a stored one whose status changes to one."""
+        if kind not in {guarded.value for guarded in Guarded}:
             return False
-        changed = json_changed(note)
-        if kind == "agent":
-            return note.type == "agent:created" and bool(row.task_id)
-        return note.type.endswith(":created") or "status" in changed
+        if not rules.enters_guarded(Guarded(kind), status_name(kind, row)):
+            return False
+        if before is None:
+            return kind != "agent" or bool(row.task_id)
+        return kind != "agent" and before.status != row.status
 
     def _commit(self, staged: Tables, events: Sequence[event_pb2.Event], moved: list[tuple[str, str]]) -> None:
-        checked = [(kind, row_id, self.problem(staged, kind, row_id)) for kind, row_id in moved]
+        still = [(kind, row_id) for kind, row_id in dict.fromkeys(moved) if self._guarded_now(staged, kind, row_id)]
+        checked = [(kind, row_id, self.problem(staged, kind, row_id)) for kind, row_id in still]
         refused = next((problem for _, _, problem in checked if problem is not None), None)
         if refused is not None and self.enforce:
             self.refusals.append(refused)
@@ -280,6 +284,11 @@ class FakeStore:
             self.history.append(Move(len(self.events), kind, row_id, status_name(kind, row), problem, staged))
 
     # ---- the invariants, by the store's own rules ----------------------------------------------------
+
+    @staticmethod
+    def _guarded_now(tables: Tables, kind: str, row_id: str) -> bool:
+        """A row moved on again within the same transaction is not checked (as the SQL store)."""
+        return rules.enters_guarded(Guarded(kind), status_name(kind, tables.rows[kind][row_id]))
 
     def problem(self, tables: Tables, kind: str, row_id: str) -> str | None:
         row = tables.rows[kind][row_id]
@@ -317,11 +326,6 @@ def as_store_client(fake: FakeStore) -> StoreClient:
     uses; the parts under test reach only `StorePort` (ctx.port, the writer, Feed.apply), which
     the fake implements: anything else fails loudly with AttributeError."""
     return cast(StoreClient, fake)
-
-
-def json_changed(note: event_pb2.Event) -> list[str]:
-    changed = note.details.fields.get("changed")
-    return [value.string_value for value in changed.list_value.values] if changed is not None else []
 
 
 def _row_event(kind: str, action: str, row_id: str, changed: list[str]) -> event_pb2.Event:

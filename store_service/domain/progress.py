@@ -61,7 +61,8 @@ def enters_guarded(kind: Guarded, status: str) -> bool:
 
 
 def names(rows: Iterable[tuple[str, str]]) -> str:
-    listed = [f"{name!r} ({status.upper()})" for name, status in rows]
+    """Sorted, so a refusal says the same whatever order a database returned its rows in."""
+    listed = [f"{name!r} ({status.upper()})" for name, status in sorted(rows)]
     shown = ", ".join(listed[:_NAMES_SHOWN])
     more = len(listed) - _NAMES_SHOWN
     return f"{shown} and {more} more" if more > 0 else shown
@@ -101,6 +102,7 @@ def task_problem(task_id: str, task_dependencies: Iterable[Named], phase_depende
     depends on) are as given."""
     missing = [f"task {names([(t.name, t.status)])}" for t in task_dependencies if t.status != COMPLETED]
     missing += [f"phase {names([(p.name, p.status)])}" for p in phase_dependencies if p.status != COMPLETED]
+    missing.sort(key=lambda text: (not text.startswith("task "), text))
     if not missing:
         return None
     more = len(missing) - _NAMES_SHOWN

@@ -87,6 +87,8 @@ class FakeLaunches:
             name=f"agent-{next(self._names)}",
             task_id=task.id,
             initiative_id=self.ctx.cache.initiative_id_of(task),
+            session_id=f"session-{task.id}",
+            worktree_id="(starting)",
             provider="scripted",
             status=agent_pb2.AGENT_STATUS_RUNNING,
             mode=agent_pb2.AGENT_MODE_EXECUTE,

@@ -322,3 +322,26 @@ def test_a_task_added_to_a_running_phase_does_not_start_before_its_dependency(tm
     _run(tmp_path, store, scenario)
     assert [move for move in store.history if move.problem] == []
     assert store.refusals == []
+
+
+# ---- merges -------------------------------------------------------------------------------------------
+
+
+def test_a_completed_task_is_merged_once_as_a_stored_fact(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": [], "sessions": []}})
+
+    async def scenario(orchestrator: InProcess) -> None:
+        await orchestrator.approve(plan.phases[0].id)
+        await orchestrator.settled()
+        users = next(agent for agent in orchestrator.running() if agent.task_id == plan.tasks["users"].id)
+        await orchestrator.finish(users.id)
+        await orchestrator.settled()
+        assert _task(store, plan.tasks["users"]).HasField("merge_time")
+        assert not _task(store, plan.tasks["sessions"]).HasField("merge_time")  # still running
+        orchestrator.merges.queue.add(plan.tasks["users"].id)  # looked at again: nothing more to do
+        await orchestrator.settled()
+
+    _run(tmp_path, store, scenario)
+    merged = [stored.task_id for stored in store.events if stored.type == "task:merged"]
+    assert merged == [plan.tasks["users"].id]

@@ -129,16 +129,19 @@ class FakeFeed:
             self.feed.cursor = stored.sequence
             self.feed.cache.freshness.applied_up_to(stored.sequence)
 
-    async def follow(self) -> None:
+    async def follow(self, wake: asyncio.Event) -> None:
         while True:
             if self.backlog:
                 await self.pause()
                 await self.deliver(1)
             else:
-                await asyncio.sleep(0)
+                wake.clear()
+                await wake.wait()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.follow(), name="fake-feed")
+        wake = asyncio.Event()
+        self.store.on_commit.append(wake.set)
+        self._task = asyncio.create_task(self.follow(wake), name="fake-feed")
 
     async def stop(self) -> None:
         if self._task is not None:

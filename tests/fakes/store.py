@@ -101,6 +101,8 @@ class FakeStore:
         self.answer_pause: Pause = _no_pause
         self.read_pause: ReadPause = _no_read_pause
         self._clock = itertools.count(1)
+        # Called after each commit (the fake feed wakes up on them).
+        self.on_commit: list[Callable[[], None]] = []
 
     # ---- the port ------------------------------------------------------------------------------
 
@@ -279,6 +281,8 @@ class FakeStore:
             logged.CopyFrom(stored)
             logged.sequence = len(self.events) + 1
             self.events.append(logged)
+        for listener in self.on_commit:
+            listener()
         for kind, row_id, problem in checked:
             row = staged.rows[kind][row_id]
             self.history.append(Move(len(self.events), kind, row_id, status_name(kind, row), problem, staged))

@@ -22,6 +22,10 @@ class StorePort(Protocol):
         NotReady (a progress invariant refused it), and then nothing is written."""
         ...
 
+    async def head_sequence(self) -> int:
+        """The sequence of the newest event in the log."""
+        ...
+
     async def get(self, kind: str, row_id: str) -> Any:
         """The row as stored now; a missing one raises the gRPC NOT_FOUND error."""
         ...

@@ -161,6 +161,11 @@ class StoreClient:
                 raise NotReady(error.details() or "not ready") from error
             raise
 
+    async def head_sequence(self) -> int:
+        """The sequence of the newest event in the log."""
+        head = await self.call(self.events.ListEvents, event_pb2.ListEventsRequest(page_size=1))
+        return int(head.head_sequence)
+
     # ---- rows by kind ----------------------------------------------------------------------------
 
     async def get(self, kind: str, row_id: str) -> Any:

@@ -100,6 +100,8 @@ class Writer:
             answer = await self.store.append(events, changes(*requests))
         except Stale as stale:
             log.info("write refused (%s): reading its rows again", stale)
+            if isinstance(stale, NotReady):
+                await self._behind_the_store()
             await self.refresh(requests)
             raise
         finally:
@@ -111,6 +113,12 @@ class Writer:
             if self.cache.holds(kind):
                 self.cache.put(kind, message, answer.last_sequence)
         return answer
+
+    async def _behind_the_store(self) -> None:
+        """The store refused to move work early: it holds rows the cache does not have yet. The next
+        decisions wait until the feed has applied the log as far as the store had it now (the
+        queues' freshness gate), rather than taking the same decision from the same cache again."""
+        self.cache.freshness.saw(await self.store.head_sequence())
 
     async def quiet(self, timeout: float) -> None:
         """Waits (a little) for the writes in flight now to be answered: an event of our own write

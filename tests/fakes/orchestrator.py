@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,14 +163,22 @@ class InProcess:
     """The controllers, their cache and feed over one FakeStore. `gate=False` leaves the queues
     without the freshness gate (only to show a test can fail; never committed so)."""
 
-    def __init__(self, root: Path, store: FakeStore, gate: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        store: FakeStore,
+        gate: bool = True,
+        retry_delays: tuple[float, ...] = (0.0, 0.0, 0.0),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """`clock` is a step clock unless given (a real one, for the retry pauses' timers)."""
         self.store = store
         self.cache = Cache()
         self.writer = Writer(store, self.cache)
-        settings = Settings(providers={}, default_provider="scripted", name=ORCHESTRATOR, retry_delays=(0.0, 0.0, 0.0))
+        settings = Settings(providers={}, default_provider="scripted", name=ORCHESTRATOR, retry_delays=retry_delays)
         client = as_store_client(store)
         self.ctx = Context(
-            client, self.cache, self.writer, root, settings, OutputShipper(client, root), clock=StepClock()
+            client, self.cache, self.writer, root, settings, OutputShipper(client, root), clock=clock or StepClock()
         )
         self.ctx.locks = LocalLocks()
         self.feed = FakeFeed(store, Feed(client, self.cache, self.writer))

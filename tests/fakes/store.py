@@ -124,6 +124,10 @@ class FakeStore:
         await self.answer_pause()
         return answer
 
+    async def head_sequence(self) -> int:
+        await self.read_pause("head_sequence")
+        return len(self.events)
+
     async def get(self, kind: str, row_id: str) -> Any:
         await self.read_pause("get")
         row = self.tables.rows[kind].get(row_id)
@@ -199,10 +203,13 @@ class FakeStore:
         )
         task = cast(task_pb2.Task, self._create("task", row))
         for needed in depends_on:
-            staged = self.tables.copy()
-            staged.task_dependencies.add((task.id, needed))
-            self._commit(staged, [event_pb2.Event(type="task_dependency:created", task_id=task.id)], [])
+            self.add_task_dependency(task.id, needed)
         return task
+
+    def add_task_dependency(self, task_id: str, needed: str) -> None:
+        staged = self.tables.copy()
+        staged.task_dependencies.add((task_id, needed))
+        self._commit(staged, [event_pb2.Event(type="task_dependency:created", task_id=task_id)], [])
 
     def set_phase_status(self, phase_id: str, status: phase_pb2.PhaseStatus.ValueType) -> phase_pb2.Phase:
         """A person's write (a merge of the phase, a close): no precondition, the invariants apply."""

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
+from orchestrator_service.controllers.context import utc_now
 from orchestrator_service.controllers.phases import NO_PROJECTS, NO_TASKS
 from tests.fakes.orchestrator import InProcess
 from tests.fakes.store import FakeStore, Move
@@ -322,6 +324,41 @@ def test_a_task_added_to_a_running_phase_does_not_start_before_its_dependency(tm
     _run(tmp_path, store, scenario)
     assert [move for move in store.history if move.problem] == []
     assert store.refusals == []
+
+
+def test_a_refused_start_waits_for_the_feed_instead_of_trying_again_at_once(tmp_path: Path) -> None:
+    """A retry's timer fires while the feed is behind a dependency a person just added: the start
+    is refused (NOT_READY). The next decisions wait until the feed has what the store had then,
+    rather than starting the same task again and again from the same cache."""
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": [], "sessions": []}})
+
+    async def main() -> None:
+        released = asyncio.Event()
+
+        async def held() -> None:
+            await released.wait()
+
+        async with InProcess(tmp_path, store, retry_delays=(0.2, 0.2, 0.2), clock=utc_now) as orchestrator:
+            await orchestrator.approve(plan.phases[0].id)
+            await orchestrator.settled()
+            crashed = next(a for a in orchestrator.running() if a.task_id == plan.tasks["sessions"].id)
+            assert await orchestrator.finish(crashed.id, "crash")  # retried in 0.2 s
+            while orchestrator.feed.backlog:  # the feed has our write: the gate lets decisions pass
+                await asyncio.sleep(0)
+            orchestrator.feed.pause = held
+            store.add_task_dependency(plan.tasks["sessions"].id, plan.tasks["users"].id)
+            deadline = time.monotonic() + 5
+            while not store.refusals and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # what a loop of refused starts would do meanwhile
+            assert len(store.refusals) == 1, store.refusals[:3]
+            released.set()
+            await orchestrator.settled()
+            assert _task(store, plan.tasks["sessions"]).status == task_pb2.TASK_STATUS_PENDING
+
+    asyncio.run(main())
+    assert [move for move in store.history if move.problem] == []
 
 
 # ---- merges -------------------------------------------------------------------------------------------

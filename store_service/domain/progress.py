@@ -7,7 +7,9 @@ orchestrator's controllers are tested against, tests/fakes/store.py) keeps the s
   close a phase that never had any);
 - an initiative enters PENDING_REVIEW or COMPLETED only when every phase it has is COMPLETED;
 - a task enters IN_PROGRESS, and a running agent is made for a task, only when each task it
-  depends on is COMPLETED and each phase its phase depends on is COMPLETED.
+  depends on is COMPLETED and each phase its phase depends on is COMPLETED;
+- a task has at most one live agent (RUNNING or WAITING_FOR_INPUT) at any moment: an agent becomes
+  live only when no other agent of its task is.
 
 Statuses are the database's names (`"pending_review"`); each rule returns the problem in words
 (what a refusal with reason NOT_READY says), or None.
@@ -22,6 +24,7 @@ from enum import StrEnum
 # The ErrorInfo reason of every refusal: "decide again from fresher state".
 NOT_READY = "NOT_READY"
 COMPLETED = "completed"
+LIVE_AGENT = frozenset({"running", "waiting_for_input"})
 # How many names a refusal lists before "and N more".
 _NAMES_SHOWN = 5
 
@@ -39,7 +42,7 @@ GUARDED_STATUSES: dict[Guarded, frozenset[str]] = {
     Guarded.PHASE: frozenset({"pending_review", COMPLETED}),
     Guarded.INITIATIVE: frozenset({"pending_review", COMPLETED}),
     Guarded.TASK: frozenset({"in_progress"}),
-    Guarded.AGENT: frozenset({"running"}),
+    Guarded.AGENT: LIVE_AGENT,
 }
 
 
@@ -111,6 +114,11 @@ def task_problem(task_id: str, task_dependencies: Iterable[Named], phase_depende
     )
 
 
-def agent_problem(task_problem_text: str | None) -> str | None:
-    """A running agent made for a task: refused exactly when its task could not start."""
+def agent_problem(task_id: str, other_live: Sequence[Named], task_problem_text: str | None) -> str | None:
+    """An agent becoming live for a task: refused while another agent of the task is live (listed
+    in `other_live`), or, for a new running one, exactly when its task could not start
+    (`task_problem_text`, given by the caller only then)."""
+    if other_live:
+        first = other_live[0]
+        return f"task {task_id!r} already has a live agent: {names([(first.name, first.status)])}"
     return None if task_problem_text is None else f"no agent can run for it: {task_problem_text}"

@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
 from orchestrator_service.store_client import NotReady, Stale, StoreClient
 from store_service.domain import progress as rules
-from store_service.domain.progress import Guarded, Named, PhaseTask
+from store_service.domain.progress import LIVE_AGENT, Guarded, Named, PhaseTask
 
 # A pause the test controls: awaited before a write is answered, and (given the port's method
 # name) before a read returns.
@@ -265,19 +265,24 @@ class FakeStore:
 
     @staticmethod
     def _moves(kind: str, before: Any, row: Any) -> bool:
-        """Whether a write moves a row into a guarded status: a new row made so (an agent only
-        then, and only for a task), or a stored one whose status changes to one."""
+        """Whether a write moves a row into a guarded status: a new row made so (an agent only for a
+        task), or a stored one whose status changes to one (an agent: from one that is not live)."""
         if kind not in {guarded.value for guarded in Guarded}:
             return False
         if not rules.enters_guarded(Guarded(kind), status_name(kind, row)):
             return False
         if before is None:
             return kind != "agent" or bool(row.task_id)
-        return kind != "agent" and before.status != row.status
+        if before.status == row.status:
+            return False
+        return kind != "agent" or status_name(kind, before) not in LIVE_AGENT
 
     def _commit(self, staged: Tables, events: Sequence[event_pb2.Event], moved: list[tuple[str, str]]) -> None:
         still = [(kind, row_id) for kind, row_id in dict.fromkeys(moved) if self._guarded_now(staged, kind, row_id)]
-        checked = [(kind, row_id, self.problem(staged, kind, row_id)) for kind, row_id in still]
+        checked = [
+            (kind, row_id, self.problem(staged, kind, row_id, new=row_id not in self.tables.rows[kind]))
+            for kind, row_id in still
+        ]
         refused = next((problem for _, _, problem in checked if problem is not None), None)
         if refused is not None and self.enforce:
             self.refusals.append(refused)
@@ -301,7 +306,8 @@ class FakeStore:
         """A row moved on again within the same transaction is not checked (as the SQL store)."""
         return rules.enters_guarded(Guarded(kind), status_name(kind, tables.rows[kind][row_id]))
 
-    def problem(self, tables: Tables, kind: str, row_id: str) -> str | None:
+    def problem(self, tables: Tables, kind: str, row_id: str, new: bool = False) -> str | None:
+        """What the store's rules say of a row that `tables` leave moved (`new`: made by the write)."""
         row = tables.rows[kind][row_id]
         status = status_name(kind, row)
         if kind == "phase":
@@ -317,8 +323,14 @@ class FakeStore:
             return rules.initiative_problem(row_id, status, phases)
         if kind == "task":
             return self._task_problem(tables, row)
+        others = [
+            Named(a.name, status_name("agent", a))
+            for a in tables.rows["agent"].values()
+            if a.task_id == row.task_id and a.id != row_id and status_name("agent", a) in LIVE_AGENT
+        ]
         task = tables.rows["task"].get(row.task_id)
-        return None if task is None else rules.agent_problem(self._task_problem(tables, task))
+        starts = task is not None and status == "running" and new
+        return rules.agent_problem(row.task_id, others, self._task_problem(tables, task) if starts and task else None)
 
     @staticmethod
     def _task_problem(tables: Tables, task: task_pb2.Task) -> str | None:

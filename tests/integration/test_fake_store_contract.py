@@ -69,18 +69,22 @@ class FakeSeed:
         return self.store.create_task(phase, name, after)
 
 
-def _start(task: task_pb2.Task, initiative_id: str) -> list[object]:
+def _agent(task: task_pb2.Task, initiative_id: str, run: int = 1) -> agent_pb2.CreateAgentRequest:
     agent = agent_pb2.Agent(
-        name=f"run-{task.name}",
+        name=f"run-{run}-{task.name}",
         task_id=task.id,
-        session_id=f"session-{task.name}",
+        session_id=f"session-{run}-{task.name}",
         worktree_id="(starting)",
         initiative_id=initiative_id,
         provider="scripted",
         status=agent_pb2.AGENT_STATUS_RUNNING,
         mode=agent_pb2.AGENT_MODE_EXECUTE,
     )
-    return [update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS), agent_pb2.CreateAgentRequest(agent=agent)]
+    return agent_pb2.CreateAgentRequest(agent=agent)
+
+
+def _start(task: task_pb2.Task, initiative_id: str) -> list[object]:
+    return [update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS), _agent(task, initiative_id)]
 
 
 async def _observe(port: StorePort, seed: Seed) -> list[str]:
@@ -130,6 +134,7 @@ async def _observe(port: StorePort, seed: Seed) -> list[str]:
     await attempt("users from an old read", update(users, reason="late"))
     await attempt("users starts", *_start(await task(users), initiative.id))
     seen.append(f"users runs: {[a.name for a in await port.live_agents_of(users.id)]}")
+    await attempt("users gets a second live agent", _agent(users, initiative.id, run=2))
     done = update(await task(users), status=task_pb2.TASK_STATUS_COMPLETED)
     await attempt(
         "users done, schema to review",
@@ -171,5 +176,5 @@ def test_the_scenario_sees_refusals_at_all() -> None:
     """The comparison above is worth something only if the scenario meets each kind of answer."""
     fake = FakeStore()
     seen = asyncio.run(_observe(fake, FakeSeed(fake)))
-    assert sum(": not ready: " in line for line in seen) == 5
+    assert sum(": not ready: " in line for line in seen) == 6
     assert sum(line.endswith(": stale") for line in seen) == 1

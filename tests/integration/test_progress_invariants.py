@@ -169,3 +169,35 @@ def test_no_agent_runs_for_a_task_whose_dependencies_are_not_done(api: SimpleNam
     _finish(api, base)
     answer = api.events.AppendEvent(request)
     assert answer.rows[0].agent.task_id == dependent.id
+
+
+def _live_agent(name: str, task_id: str) -> event_pb2.StateChange:
+    agent = agent_pb2.Agent(name=name, task_id=task_id, worktree_id="wt", status=agent_pb2.AGENT_STATUS_RUNNING)
+    return event_pb2.StateChange(create_agent=agent_pb2.CreateAgentRequest(agent=agent))
+
+
+def test_a_task_has_at_most_one_live_agent(api: SimpleNamespace) -> None:
+    """Rule 6, whoever decides from what: a second live agent is refused; ending the first in the
+    same write lets the next one live."""
+    task = _task(api, _phase(api, _initiative(api).id, "work"), "t")
+    first = api.events.AppendEvent(event_pb2.AppendEventRequest(changes=[_live_agent("first", task.id)])).rows[0].agent
+    request = event_pb2.AppendEventRequest(changes=[_live_agent("second", task.id)])
+    _refused(api, api.events.AppendEvent, request, "already has a live agent", "'first' (RUNNING)")
+
+    waiting = agent_pb2.Agent(id=first.id, status=agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
+    api.agents.UpdateAgent(
+        agent_pb2.UpdateAgentRequest(agent=waiting, update_mask=field_mask_pb2.FieldMask(paths=["status"]))
+    )
+    _refused(api, api.events.AppendEvent, request, "'first' (WAITING_FOR_INPUT)")
+    ended = agent_pb2.UpdateAgentRequest(
+        agent=agent_pb2.Agent(id=first.id, status=agent_pb2.AGENT_STATUS_CRASHED),
+        update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+    )
+    changes = [event_pb2.StateChange(update_agent=ended), *request.changes]
+    second = api.events.AppendEvent(event_pb2.AppendEventRequest(changes=changes)).rows[1].agent
+    assert second.status == agent_pb2.AGENT_STATUS_RUNNING
+    resumed = agent_pb2.UpdateAgentRequest(
+        agent=agent_pb2.Agent(id=first.id, status=agent_pb2.AGENT_STATUS_RUNNING),
+        update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+    )
+    _refused(api, api.agents.UpdateAgent, resumed, "'second' (RUNNING)")

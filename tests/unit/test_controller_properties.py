@@ -27,7 +27,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, task_pb2
 from tests.fakes.orchestrator import InProcess
 from tests.fakes.store import FakeStore, Move, Pause, ReadPause, Tables
 
@@ -170,9 +170,14 @@ def early(move: Move) -> str | None:
             if p.initiative_id == move.row_id and p.status != phase_pb2.PHASE_STATUS_COMPLETED
         ]
         return f"initiative {move.status} with phases open: {open_phases}" if open_phases else None
-    if move.kind in ("task", "agent"):
-        task_id = move.row_id if move.kind == "task" else rows["agent"][move.row_id].task_id
+    if move.kind == "agent":
+        task_id = rows["agent"][move.row_id].task_id
+        live = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
+        if sum(a.task_id == task_id and a.status in live for a in rows["agent"].values()) > 1:
+            return f"task {task_id} has two live agents"
         return _waiting(move.tables, task_id)
+    if move.kind == "task":
+        return _waiting(move.tables, move.row_id)
     return None
 
 

@@ -7,7 +7,9 @@ Update, AppendEvent's changes, a change set or its revert):
 - an initiative enters PENDING_REVIEW or COMPLETED only when every phase it has is COMPLETED (its
   work may also be tasks outside phases);
 - a task enters IN_PROGRESS, and a running agent is made for a task, only when each task it
-  depends on is COMPLETED and each phase its phase depends on is COMPLETED.
+  depends on is COMPLETED and each phase its phase depends on is COMPLETED;
+- a task has at most one live agent (RUNNING or WAITING_FOR_INPUT) at any moment: an agent becomes
+  live only when no other agent of its task is.
 
 Why here: the orchestrator decides from a cache that follows the event log, and a cache can lag
 behind a burst of writes. A phase whose tasks had not reached the cache yet looked like "every one
@@ -33,11 +35,12 @@ from sqlalchemy.orm import Session, UOWTransaction
 from store_service.db.models import Agent, Base, Initiative, Phase, PhaseDependency, Task, TaskDependency
 from store_service.domain import progress as rules
 from store_service.domain.errors import FailedPrecondition
-from store_service.domain.progress import COMPLETED, Guarded, Named, PhaseTask
+from store_service.domain.progress import COMPLETED, LIVE_AGENT, Guarded, Named, PhaseTask
 
 # The ErrorInfo reason of every refusal here: "decide again from fresher state".
 NOT_READY = rules.NOT_READY
 _PENDING_KEY = "cw.progress.pending"
+_NEW_KEY = "cw.progress.inserted"
 
 _KIND: dict[type[Base], Guarded] = {
     Phase: Guarded.PHASE,
@@ -49,19 +52,23 @@ _KIND: dict[type[Base], Guarded] = {
 
 def _enters_guarded_status(session: Session, row: Any) -> bool:
     """A new row with a guarded status, or a stored one whose status this flush changes to one
-    (an agent only when new: a resumed agent's task started long ago)."""
+    (an agent: from one that is not live; a resumed agent stays the task's one live agent)."""
     kind = _KIND.get(type(row))
     if kind is None or not rules.enters_guarded(kind, row.status):
         return False
     if row in session.new:
         return not isinstance(row, Agent) or bool(row.task_id)
-    return not isinstance(row, Agent) and inspect(row).attrs.status.history.has_changes()
+    history = inspect(row).attrs.status.history
+    if not history.has_changes():
+        return False
+    return not isinstance(row, Agent) or not any(before in LIVE_AGENT for before in history.deleted)
 
 
 def _note_moves(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     moved = [row for row in (*session.new, *session.dirty) if _enters_guarded_status(session, row)]
     if moved:
         session.info.setdefault(_PENDING_KEY, []).extend(moved)
+        session.info.setdefault(_NEW_KEY, set()).update(id(row) for row in moved if row in session.new)
 
 
 def install(session_class: type[Session]) -> None:
@@ -72,6 +79,7 @@ def install(session_class: type[Session]) -> None:
 def forget(session: Session) -> None:
     """Drops what a transaction that is not committed noted."""
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_NEW_KEY, None)
 
 
 def check(session: Session) -> None:
@@ -79,6 +87,7 @@ def check(session: Session) -> None:
     invariant in the state the transaction leaves."""
     session.flush()
     moved: list[Any] = session.info.pop(_PENDING_KEY, [])
+    inserted: set[int] = session.info.pop(_NEW_KEY, set())
     seen: set[tuple[type[Base], str]] = set()
     for row in moved:
         key = (type(row), row.id)
@@ -87,23 +96,23 @@ def check(session: Session) -> None:
         seen.add(key)
         if not rules.enters_guarded(_KIND[type(row)], row.status):
             continue  # moved on again within the same transaction
-        problem = _CHECKS[type(row)](session, row)
+        problem = _CHECKS[type(row)](session, row, id(row) in inserted)
         if problem is not None:
             raise FailedPrecondition(problem, NOT_READY, resource=row.event_entity or "", id=row.id)
 
 
-def _phase_problem(session: Session, phase: Phase) -> str | None:
+def _phase_problem(session: Session, phase: Phase, _new: bool) -> str | None:
     tasks = session.execute(select(Task.name, Task.status, Task.merge_time).where(Task.phase_id == phase.id)).all()
     facts = [PhaseTask(name, status, merged is not None) for name, status, merged in tasks]
     return rules.phase_problem(phase.id, phase.status, facts)
 
 
-def _initiative_problem(session: Session, initiative: Initiative) -> str | None:
+def _initiative_problem(session: Session, initiative: Initiative, _new: bool) -> str | None:
     phases = session.execute(select(Phase.name, Phase.status).where(Phase.initiative_id == initiative.id)).all()
     return rules.initiative_problem(initiative.id, initiative.status, [Named(name, status) for name, status in phases])
 
 
-def _task_problem(session: Session, task: Task) -> str | None:
+def _task_problem(session: Session, task: Task, _new: bool = False) -> str | None:
     tasks = session.execute(
         select(Task.name, Task.status)
         .join(TaskDependency, TaskDependency.depends_on_task_id == Task.id)
@@ -123,14 +132,21 @@ def _task_problem(session: Session, task: Task) -> str | None:
     )
 
 
-def _agent_problem(session: Session, agent: Agent) -> str | None:
+def _agent_problem(session: Session, agent: Agent, new: bool) -> str | None:
+    if not agent.task_id:
+        return None
+    other = session.execute(
+        select(Agent.name, Agent.status).where(
+            Agent.task_id == agent.task_id, Agent.id != agent.id, Agent.status.in_(LIVE_AGENT)
+        )
+    ).first()
+    others = [Named(other.name, other.status)] if other is not None else []
     task = session.get(Task, agent.task_id)
-    if task is None:
-        return None  # the reference check names a missing task
-    return rules.agent_problem(_task_problem(session, task))
+    starts = task is not None and agent.status == "running" and new  # a missing task: the reference check
+    return rules.agent_problem(agent.task_id, others, _task_problem(session, task) if starts and task else None)
 
 
-_CHECKS: dict[type[Base], Callable[[Session, Any], str | None]] = {
+_CHECKS: dict[type[Base], Callable[[Session, Any, bool], str | None]] = {
     Phase: _phase_problem,
     Initiative: _initiative_problem,
     Task: _task_problem,

@@ -144,7 +144,7 @@ def run(rows: int, rounds: int, root: Path) -> None:
         worst = 0.0
         for name, times in loaded.items():
             base, during = statistics.median(quiet[name]), statistics.median(times)
-            worst = max(worst, max(times))
+            worst = max(worst, *times)
             print(
                 f"{name:16s} quiet p50 {base * 1000:7.1f} ms | during the burst p50 {during * 1000:7.1f} ms "
                 f"({during / base:5.2f}x), max {max(times) * 1000:7.1f} ms, {len(times)} calls"

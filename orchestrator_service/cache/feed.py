@@ -140,6 +140,9 @@ class Feed:
             if task_id in self.cache.tasks:
                 self.cache.set_dependencies(task_id, needs)
 
+    async def _dependencies_of(self, task_id: str) -> set[str]:
+        return {edge.depends_on_task_id for edge in await self.store.task_dependencies([task_id])}
+
     # ---- watch -----------------------------------------------------------------------------------
 
     async def follow(self) -> None:
@@ -258,6 +261,9 @@ class Feed:
             await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)
         if cache.has_seen(kind, row_id, sequence):
             return
+        # A new task's dependencies are read before the task, and set as it is cached, with no
+        # await between: a dispatch in between would see a task depending on nothing.
+        needs = await self._dependencies_of(row_id) if kind == "task" and action == "created" else None
         if (kind, row_id) in self._read_ahead:
             row = self._read_ahead[(kind, row_id)]
             if row is None:
@@ -268,10 +274,10 @@ class Feed:
             row = await self.writer.reread(kind, row_id, sequence, external=True)
         if row is None:
             return
+        if needs is not None and row.id in cache.tasks:
+            cache.set_dependencies(row.id, needs)
         if kind in ("task", "phase", "agent"):
             await self.ensure_initiatives([cache.initiative_id_of(row) if kind == "task" else row.initiative_id])
-        if kind == "task" and row.id in cache.tasks and action == "created":
-            await self._load_dependencies([row.id])
         if kind == "initiative" and row.id in cache.initiatives and row.id not in cache.initiative_projects:
             await self.load_projects(row.id)
 

@@ -151,7 +151,7 @@ def _commit_of(repo: Path, ref: str) -> str:
 
 
 def checkpoint(
-    repo: Path, worktree: Path, branch: str, message: str, identity: Identity, max_file_bytes: int
+    repo: Path, worktree: Path, branch: str, message: str, *, identity: Identity, max_file_bytes: int
 ) -> Checkpoint:
     """Commits what is left in `worktree` (a worktree of the clone `repo`) onto `branch`."""
     ref = head_ref(branch)

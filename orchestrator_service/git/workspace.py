@@ -88,7 +88,9 @@ class Workspace:
     ) -> checkpoints.Checkpoint:
         """Whatever is left in the worktree, committed onto the branch (git/checkpoints.py)."""
         repo = self.repo(project_id)
-        return checkpoints.checkpoint(repo, worktree, branch, message, identity, self.max_file_bytes)
+        return checkpoints.checkpoint(
+            repo, worktree, branch, message, identity=identity, max_file_bytes=self.max_file_bytes
+        )
 
     def repo(self, project_id: str) -> Path:
         return self.repos / safe_id(project_id, "project id")

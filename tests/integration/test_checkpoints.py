@@ -24,7 +24,8 @@ def _git(path: Path, *args: str) -> str:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
-    origin = make_git_repo(tmp_path / "user" / "app", {"README.md": "# app\n", "old.txt": "old\n", ".gitignore": "*.log\n"})
+    files = {"README.md": "# app\n", "old.txt": "old\n", ".gitignore": "*.log\n"}
+    origin = make_git_repo(tmp_path / "user" / "app", files)
     workspace = Workspace(tmp_path / "workspace", max_file_bytes=1000)
     workspace.sync(PROJECT, str(origin))
     workspace.ensure_branch(PROJECT, "main", "refs/remotes/origin/main")

@@ -172,6 +172,7 @@ class Launches:
         closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
+            await asyncio.to_thread(supervisor.make_private_dirs, files)  # prompt hooks write there
             run = await self.inputs.run_input(agent, task)
             mode = dispatch.agent_mode(task)
             launch = launcher.Launch(

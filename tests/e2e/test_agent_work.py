@@ -126,7 +126,7 @@ def test_a_killed_run_loses_nothing_and_its_retry_continues_in_the_same_worktree
         )
         c.approve(phase)
         first = wait_for("the first agent with a pid", lambda: [a for a in c.agents_of(task.id) if a.pid])[0]
-        wait_for("half.txt written", lambda: (Path(first.worktree_id) / "half.txt").exists())
+        wait_for("half.txt written", (Path(first.worktree_id) / "half.txt").exists)
         os.killpg(first.pid, signal.SIGKILL)  # the shim and the agent, mid-run
 
         def second_running() -> agent_pb2.Agent | None:
@@ -181,7 +181,7 @@ def test_a_stopped_run_is_checkpointed_once_its_process_is_gone(tmp_path: Path) 
         task = c.task(phase, "t", uncommitted={"draft.txt": "a draft"}, wait_after_leaving=str(never))
         c.approve(phase)
         agent = wait_for("a running agent", lambda: [a for a in c.agents_of(task.id) if a.pid])[0]
-        wait_for("draft.txt written", lambda: (Path(agent.worktree_id) / "draft.txt").exists())
+        wait_for("draft.txt written", (Path(agent.worktree_id) / "draft.txt").exists)
         c.orch.StopAgent(orch.StopAgentRequest(agent_id=agent.id), timeout=30)
         [event] = wait_for("the stop's checkpoint", lambda: _events(c, "agent:checkpointed", {agent.id}))
         assert event["outcome"] == "stopped"

@@ -183,6 +183,19 @@ class Workspace:
             where.parent.mkdir(parents=True, exist_ok=True)
             git(path, "worktree", "add", "--quiet", "--", str(where), check_branch(branch))
 
+    def follow(self, project_id: str, where: Path, branch: str) -> None:
+        """The worktree's files set to its branch's tip after the branch moved under it (pulled from
+        the shared remote: another machine's attempt). The caller checkpointed the worktree before
+        the branch moved, so its own work is a commit (kept under refs/cw-kept/ if the branch went
+        elsewhere); a checkpoint now would commit the old files over the new tip."""
+        path = self.repo(project_id)
+        with repository_lock(path):
+            if not self._holds(project_id, where, branch) or checkpoints.is_clean(path, where, branch):
+                return
+            admin = checkpoints.admin_dir(path, where)
+            if admin is not None:
+                git(path, f"--git-dir={admin}", f"--work-tree={where}", "reset", "--quiet", "--hard", head_ref(branch))
+
     def _holds(self, project_id: str, where: Path, branch: str) -> bool:
         """Whether `where` is a whole worktree of this clone with the branch checked out."""
         whole = (where / ".git").is_file() and checkpoints.admin_dir(self.repo(project_id), where) is not None

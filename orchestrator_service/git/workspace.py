@@ -7,6 +7,7 @@ project. Paths derive from ids; names and refs from data are checked before they
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -241,6 +242,9 @@ class Workspace:
                 git(path, "worktree", "remove", "--force", "--", str(worktree), check=False)
                 shutil.rmtree(worktree, ignore_errors=True)
                 removed = True
+                if worktree.parent.parent == self.tasks:
+                    with contextlib.suppress(OSError):
+                        worktree.parent.rmdir()  # the task's directory, once nothing is left in it
             if removed or not all(Path(listed).exists() for listed in self._worktrees(project_id)):
                 git(path, "worktree", "prune")
             return released

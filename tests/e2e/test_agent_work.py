@@ -165,6 +165,7 @@ def test_several_projects_are_named_and_what_is_written_beside_them_is_reported(
         assert Path(agent.worktree_id) == task_dir
         assert (task_dir / "stray.txt").read_text() == "in no project"  # kept, never merged
         assert "stray.txt" in done.reason and "written beside the worktrees" in done.reason
+        assert f"kept in tasks/{task.id})" in done.reason and str(tmp_path) not in done.reason
         [outside] = _events(c, "agent:wrote_outside", {agent.id})
         assert outside["paths"] == ["stray.txt"]
         prompts = (c.state_dir / f"prompts-{task.id}.txt").read_text()

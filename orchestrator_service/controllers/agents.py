@@ -264,8 +264,6 @@ def outcome_label(outcome: dispatch.AgentOutcome) -> str:
     """How a run ended, in the words of its checkpoint's message and event."""
     if outcome.kind == "questions":
         return "waiting for answers"
-    if outcome.kind == "crash" and outcome.exit_code is None and not outcome.error:
-        return "never reported"
     return _LABELS.get(outcome.kind, outcome.kind)
 
 

@@ -75,12 +75,18 @@ def test_what_a_run_leaves_is_committed_for_it_whatever_it_committed(tmp_path: P
         forgot = c.task(phase, "forgot", uncommitted={"forgot.txt": "never committed"}, beside={"cwd.txt": "in cwd"})
         nothing = c.task(phase, "nothing")
         big = c.task(phase, "big", uncommitted={"big.bin": "x" * (CAP + 1), "small.txt": "small"})
+        limited = c.task(phase, "limited", uncommitted={"limited.txt": "l"}, rate_limited_times=1)
+        failing = c.task(phase, "failing", uncommitted={"failing.txt": "f"}, error_times=1)
         c.approve(phase)
-        for task in (committed, forgot, nothing, big):
+        for task in (committed, forgot, nothing, big, limited, failing):
             c.wait_task(task.id, COMPLETED)
         c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
 
-        assert _files(c, phase.id) == {"committed.txt", "forgot.txt", "cwd.txt", "small.txt"}
+        expected = {"committed.txt", "forgot.txt", "cwd.txt", "small.txt", "limited.txt", "failing.txt"}
+        assert _files(c, phase.id) == expected
+        for task, how in ((limited, "rate limited"), (failing, "failed")):
+            first = c.agents_of(task.id)[0]
+            assert [event["outcome"] for event in _events(c, "agent:checkpointed", {first.id})] == [how]
         [agent] = c.agents_of(committed.id)
         worktree = Path(agent.worktree_id)
         assert worktree == tmp_path / "workspace" / "tasks" / committed.id / "app"  # its cwd: the worktree

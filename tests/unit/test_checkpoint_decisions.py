@@ -10,6 +10,7 @@ import pytest
 
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service import leftovers, outcomes
+from orchestrator_service.controllers.agents import outcome_label
 from orchestrator_service.controllers.workdirs import describe_outside, place_for
 from orchestrator_service.dispatch import AgentOutcome
 from orchestrator_service.git import checkpoints
@@ -151,3 +152,17 @@ def test_nothing_left_changes_nothing() -> None:
     # Changed nothing matters only to a run that completes its task (a question does not).
     waiting = _settled("questions", questions=[{"id": "q1", "question": "?"}])
     assert leftovers.flag(waiting, Left(changed_nothing=True), AGENT, "waiting for answers") == waiting
+
+
+@pytest.mark.parametrize(
+    ("outcome", "label"),
+    [
+        (AgentOutcome("done"), "done"),
+        (AgentOutcome("error", error="x"), "failed"),
+        (AgentOutcome("crash", error="killed or vanished"), "crashed"),
+        (AgentOutcome("rate_limited", retry_after_seconds=5), "rate limited"),
+        (AgentOutcome("questions"), "waiting for answers"),
+    ],
+)
+def test_a_checkpoint_says_how_its_run_ended(outcome: AgentOutcome, label: str) -> None:
+    assert outcome_label(outcome) == label

@@ -85,9 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     medians = run(args.files, args.rounds)
     print(f"checkpoint of a worktree of {args.files} files, {args.rounds} rounds (medians)")
-    print(
-        f"  changed files: checkpoint / the agent's git add -A + commit = {medians['checkpoint'] / medians['commit']:.2f}x"
-    )
+    ratio = medians["checkpoint"] / medians["commit"]
+    print(f"  changed files: checkpoint / the agent's git add -A + commit = {ratio:.2f}x")
     clean = medians["clean checkpoint"] / medians["status"]
     print(f"  nothing left:  checkpoint / git status = {clean:.2f}x")
     print(

@@ -238,7 +238,8 @@ class Launches:
         (its end stays the task's, or the answers')."""
         task = await task_of(self.ctx, agent)
         place = await self.workdirs.ready(agent, task)
-        note = place.prompt_note(task_branch(agent.task_id)) if task is not None else ""
+        commits = launch.mode == "execute"
+        note = place.prompt_note(task_branch(agent.task_id), commits=commits) if task is not None else ""
         identity = checkpoints.agent_identity(agent.name, self.ctx.settings.agent_email_domain)
         return replace(launch, cwd=place.cwd, worktrees=place.worktrees, identity=identity, prompt=note + launch.prompt)
 

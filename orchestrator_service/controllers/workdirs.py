@@ -42,12 +42,17 @@ class Place:
     cwd: Path
     worktrees: dict[str, Path] = field(default_factory=dict)
 
-    def prompt_note(self, branch: str) -> str:
-        """What the prompt says about where the work goes."""
+    def prompt_note(self, branch: str, *, commits: bool = True) -> str:
+        """What the prompt says about where the work goes (`commits`: a run whose work is commits,
+        not a planning run's report)."""
         after = (
-            "Commit your work there (`git add -A && git commit -m ...`; your git identity is set). "
-            "Whatever you leave uncommitted is committed for you when your run ends; files written "
-            "outside the worktrees belong to no project and are not delivered."
+            (
+                "Commit your work there (`git add -A && git commit -m ...`; your git identity is set). "
+                "Whatever you leave uncommitted is committed for you when your run ends; files written "
+                "outside the worktrees belong to no project and are not delivered."
+            )
+            if commits
+            else "Read the code there; this run reports, it changes no file."
         )
         if len(self.worktrees) == 1:
             [(name, path)] = self.worktrees.items()

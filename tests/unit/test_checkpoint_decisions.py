@@ -90,6 +90,7 @@ def test_one_project_the_run_works_in_its_worktree_several_beside_them(tmp_path:
     assert one.cwd == tmp_path / "t1" / "app" and one.worktrees == {"app": tmp_path / "t1" / "app"}
     note = one.prompt_note("cw-task/t1")
     assert f"Your working directory, {tmp_path / 't1' / 'app'}, is the git worktree of project app" in note
+    assert "Commit your work there" in note and "Commit" not in one.prompt_note("b", commits=False)
     two = place_for(tmp_path / "t1", ["web", "api"])
     assert two.cwd == tmp_path / "t1" and list(two.worktrees) == ["api", "web"]
     assert f"- api: {tmp_path / 't1' / 'api'}\n- web: {tmp_path / 't1' / 'web'}" in two.prompt_note("b")

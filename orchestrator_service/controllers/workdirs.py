@@ -126,6 +126,11 @@ class Workdirs:
         await asyncio.to_thread(supervisor.make_private_dirs, files)
         place = self.place_of(agent, task)
         await asyncio.to_thread(_private_dir, place.task_dir)
+        if task is not None and task.status == task_pb2.TASK_STATUS_COMPLETED:
+            # A finished task's agent resumed to answer another's question: its worktrees are kept
+            # until its work is merged, and never made again after; the path stays its session's.
+            await asyncio.to_thread(place.cwd.mkdir, mode=0o700, exist_ok=True)
+            return place
         by_name = {project.name: project for project in self.projects_of(task)}
         for name, where in place.worktrees.items():
             branch = task_branch(agent.task_id)

@@ -16,6 +16,7 @@ from orchestrator_service.agents import sandbox
 from orchestrator_service.agents.providers import provider_table
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers import output
+from orchestrator_service.git import checkpoints
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 
 MIN_LEASE_TTL = 0.5
@@ -81,6 +82,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="BYTES",
         help="what the store keeps of one run's output: its first and its last half of BYTES (default 16 MiB)",
     )
+    parser.add_argument(
+        "--checkpoint-max-file-bytes",
+        type=int,
+        default=checkpoints.DEFAULT_MAX_FILE_BYTES,
+        metavar="BYTES",
+        help="files a run leaves uncommitted over this size stay out of its checkpoint, listed in its reason",
+    )
+    parser.add_argument(
+        "--agent-email-domain",
+        default=checkpoints.DEFAULT_EMAIL_DOMAIN,
+        metavar="DOMAIN",
+        help="agents commit as NAME <NAME@DOMAIN> (GIT_AUTHOR_*, GIT_COMMITTER_*)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
     listen.add_arguments(parser)
     parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
@@ -102,6 +116,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--max-output-bytes must be at least {output.MIN_MAX_OUTPUT_BYTES}")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
+    if args.checkpoint_max_file_bytes < 0:
+        parser.error("--checkpoint-max-file-bytes must not be negative")
+    try:
+        checkpoints.check_email_domain(args.agent_email_domain)
+    except ValueError as error:
+        parser.error(f"--agent-email-domain: {error}")
     if args.lease_ttl < MIN_LEASE_TTL:
         parser.error(f"--lease-ttl must be at least {MIN_LEASE_TTL:g} seconds")
     try:
@@ -138,6 +158,8 @@ async def serve(args: argparse.Namespace) -> None:
         lease_ttl=args.lease_ttl,
         shared_remotes=args.shared_remotes,
         max_output_bytes=args.max_output_bytes,
+        checkpoint_max_file_bytes=args.checkpoint_max_file_bytes,
+        agent_email_domain=args.agent_email_domain,
     )
     starting = asyncio.create_task(server.start(config))
     await asyncio.wait([starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

@@ -33,6 +33,7 @@ from orchestrator_service.controllers.context import Settings
 from orchestrator_service.controllers.output import DEFAULT_MAX_OUTPUT_BYTES
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import OrchestratorError
+from orchestrator_service.git import checkpoints
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 from orchestrator_service.store_client import StoreClient
 
@@ -86,6 +87,8 @@ class Config:
     shared_remotes: str = ""
     # What the store keeps of one run's output (controllers/output.py).
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
+    agent_email_domain: str = checkpoints.DEFAULT_EMAIL_DOMAIN
 
     def settings(self, root: Path) -> Settings:
         """With this orchestrator's name and its workspace's owner id (made in it on first use)."""
@@ -100,6 +103,8 @@ class Config:
             lease_ttl=self.lease_ttl,
             shared_remotes=self.shared_remotes,
             max_output_bytes=self.max_output_bytes,
+            checkpoint_max_file_bytes=self.checkpoint_max_file_bytes,
+            agent_email_domain=self.agent_email_domain,
         )
 
 

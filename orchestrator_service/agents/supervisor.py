@@ -1,8 +1,9 @@
 """Agent processes on disk: where their files live, how they start, how they are seen to end.
 
 Each agent has a control directory `<workspace>/agents/<agent id>/` (output, prompt, signal file,
-the shim's identity and exit files) and a work directory `work/` inside it holding one git worktree
-per project. The directory derives from the agent's id, never from a path stored anywhere, and is
+the shim's identity and exit files). A run works in its task's worktrees, `<workspace>/tasks/<task
+id>/` (controllers/workdirs.py); `work/` in the control directory is the working directory of a
+run without a task. The directory derives from the agent's id, never from a path stored anywhere, and is
 private to the user (0700). Nothing here needs the orchestrator to have watched the process:
 everything can be read back after a restart.
 """
@@ -118,15 +119,17 @@ def make_private_dirs(files: AgentFiles) -> None:
         directory.chmod(0o700)
 
 
-def spawn(files: AgentFiles, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(
+    files: AgentFiles, command: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Starts the shim in a session of its own, so it outlives the orchestrator (as long as the
-    workspace's fence lets it)."""
+    workspace's fence lets it), in `cwd` (its task's worktree) or else its work directory."""
     make_private_dirs(files)
     fence = ["--fence", str(files.fence)]
     with files.output.open("ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "orchestrator_service.agents.shim", str(files.control), *fence, "--", *command],
-            cwd=files.workdir,
+            cwd=cwd or files.workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=output,

@@ -21,11 +21,12 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from cw.store.v1 import account_pb2, agent_pb2, task_pb2
-from orchestrator_service import dispatch, outcomes
+from orchestrator_service import dispatch, leftovers, outcomes
 from orchestrator_service.agents import claude_outcome, launcher, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.cluster import policy
+from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.stops import Stops, task_of
@@ -63,7 +64,8 @@ class AgentController:
         self.extensions: list[SettleExtension] = []
         self.take_overs: list[TakeOver] = []
         self.checks: list[Check] = []
-        self.stops = Stops(ctx)
+        self.checkpointer = Checkpointer(ctx)
+        self.stops = Stops(ctx, self.checkpointer)
 
     def on_change(self, change: Change) -> None:
         if change.kind != "agent":
@@ -146,8 +148,11 @@ class AgentController:
         """Settles the run; False when it is not over after all (a new CLI session took it on)."""
         await self.ctx.shipper.ship(agent, final=True)
         outcome = await self._outcome_of(agent, files, observed)
+        label = "fenced" if observed.fenced else outcome_label(outcome)
+        done = outcome.kind == "done" and agent.mode == agent_pb2.AGENT_MODE_EXECUTE
+        left = await self.checkpointer.after_run(agent, task, label, done)  # before its branch is pushed
         await self._publish(agent, task)
-        return await self._settle_outcome(agent, task, outcome)
+        return await self._settle_outcome(agent, task, outcome, left=left, label=label)
 
     async def _outcome_of(
         self, agent: agent_pb2.Agent, files: AgentFiles, observed: supervisor.Observation
@@ -187,6 +192,9 @@ class AgentController:
         task: task_pb2.Task | None,
         outcome: dispatch.AgentOutcome,
         notes: Sequence[outcomes.Note] = (),
+        *,
+        left: leftovers.Left | None = None,
+        label: str = "",
     ) -> bool:
         for take_over in self.take_overs:
             if await take_over(agent, task, outcome):
@@ -202,7 +210,8 @@ class AgentController:
         )
         if notes:
             settlement = replace(settlement, notes=[*settlement.notes, *notes])
-        await self._extended_write(agent, task, outcome, settlement)
+        said = None if left is None else (left, label or outcome_label(outcome))
+        await self._extended_write(agent, task, outcome, settlement, said)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
         return True
 
@@ -212,12 +221,15 @@ class AgentController:
         task: task_pb2.Task | None,
         outcome: dispatch.AgentOutcome,
         settlement: outcomes.Settlement,
+        left: tuple[leftovers.Left, str] | None = None,
     ) -> None:
-        """Each extension in turn, the last one writing through this controller."""
+        """Each extension in turn, the last one writing through this controller, with what the run
+        left said in the settlement as the extensions made it (one may make a done run wait)."""
 
         async def write_from(index: int, current: outcomes.Settlement) -> None:
             if index == len(self.extensions):
-                await self.write(agent, task, current)
+                flagged = current if left is None else leftovers.flag(current, left[0], agent, left[1])
+                await self.write(agent, task, flagged)
                 return
             extension = self.extensions[index]
             await extension(agent, task, outcome, current, lambda later: write_from(index + 1, later))
@@ -243,6 +255,16 @@ class AgentController:
             event(note.type, agent if note.about == "agent" else task, **note.details) for note in settlement.notes
         ]
         await self.ctx.writer.append(notes, requests)
+
+
+_LABELS = {"done": "done", "error": "failed", "crash": "crashed", "rate_limited": "rate limited"}
+
+
+def outcome_label(outcome: dispatch.AgentOutcome) -> str:
+    """How a run ended, in the words of its checkpoint's message and event."""
+    if outcome.kind == "questions":
+        return "waiting for answers"
+    return _LABELS.get(outcome.kind, outcome.kind)
 
 
 def _rest_account(account_id: str, until: datetime) -> account_pb2.UpdateAccountRequest:

@@ -181,15 +181,16 @@ def _configured_names(cwd: Path) -> list[str]:
     return [name.decode(errors="replace") for name in listing.stdout.split(b"\0") if name]
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> GitResult:
+def git(cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> GitResult:
     """Runs `git args...` in `cwd` with nothing the repository configured able to run a program
-    (see the module's docstring); the one way the orchestrator runs git."""
+    (see the module's docstring); the one way the orchestrator runs git. `env`: variables the
+    orchestrator adds for this command only (a checkpoint's own index file)."""
     at = _subcommand(args)
     subcommand = args[at] if at < len(args) else ""
     args = (*args[: at + 1], *_FORCED_OPTIONS.get(subcommand, ()), *args[at + 1 :])
     names = [] if subcommand in _CREATING else _configured_names(cwd)
-    env = hardened_environment(overrides_for(names, subcommand))
-    completed = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, check=False)
+    hardened = {**hardened_environment(overrides_for(names, subcommand)), **(env or {})}
+    completed = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=hardened, check=False)
     result = GitResult(completed.returncode, completed.stdout, completed.stderr)
     if check and completed.returncode != 0:
         raise GitError(f"git {subcommand or args[0]} failed: {completed.stderr.strip()}")

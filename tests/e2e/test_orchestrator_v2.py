@@ -298,9 +298,10 @@ def test_worktrees_go_once_the_phase_is_merged_and_the_records_stay(tmp_path: Pa
         _approve(c, phase)
         c.wait_phase(phase.id, REVIEW)
         control = tmp_path / "workspace" / "agents" / c.agents_of(task.id)[0].id
-        assert (control / "work" / "app" / "t.txt").exists()  # still there for the review
+        task_dir = tmp_path / "workspace" / "tasks" / task.id
+        assert (task_dir / "app" / "t.txt").exists()  # still there for the review
         c.orch.MergePhase(orch.MergePhaseRequest(phase_id=phase.id), timeout=30)
-        assert not (control / "work" / "app").exists()
+        assert not (task_dir / "app").exists() and not task_dir.exists()
         assert (control / "output.jsonl").exists() and (control / "prompt.md").exists()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from cw_edge import listen
 from orchestrator_service import server
 from orchestrator_service.agents import sandbox
-from orchestrator_service.agents.providers import provider_table
+from orchestrator_service.agents.providers import DEFAULT_CLAUDE_MAX_RETRIES, provider_table
 from orchestrator_service.cluster import policy
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 
@@ -56,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the agents run in a sandbox: run Claude Code with IS_SANDBOX=1, which it needs as root",
     )
     parser.add_argument(
+        "--claude-max-retries",
+        type=int,
+        default=DEFAULT_CLAUDE_MAX_RETRIES,
+        metavar="N",
+        help="how often Claude Code itself retries a refused API request before cw's policy decides",
+    )
+    parser.add_argument(
         "--name",
         default="",
         help="this orchestrator's name among those sharing the store (default: HOST:WORKSPACE)",
@@ -85,11 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if any(delay < 0 for delay in args.retry_delays):
         parser.error("--retry-delays must not be negative")
     try:
-        args.providers = provider_table(args.provider, args.agents_in_sandbox, Path.cwd())
+        args.providers = provider_table(args.provider, args.agents_in_sandbox, Path.cwd(), args.claude_max_retries)
     except ValueError as error:
         parser.error(str(error))
     if args.default_provider not in args.providers:
         parser.error(f"--default-provider {args.default_provider!r} is not a known provider")
+    if args.claude_max_retries < 0:
+        parser.error("--claude-max-retries must not be negative")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
     if args.lease_ttl < MIN_LEASE_TTL:

@@ -145,7 +145,7 @@ def running_phase_status(tasks: Iterable[task_pb2.Task], merged: set[str]) -> ph
 
 
 # `ask` and `answer` are the conversation reports (orchestrator_service/conversations/).
-OutcomeKind = Literal["done", "questions", "error", "rate_limited", "crash", "ask", "answer"]
+OutcomeKind = Literal["done", "questions", "error", "rate_limited", "credentials_refused", "crash", "ask", "answer"]
 
 
 @dataclass(frozen=True)

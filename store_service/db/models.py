@@ -227,6 +227,8 @@ class Account(Timestamped, Base):
     exhausted_until: Mapped[datetime | None] = mapped_column(DateTime)
     last_used_time: Mapped[datetime | None] = mapped_column("last_used_at", DateTime)
     sort_order: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # Why the provider refused the account's credential; NULL or empty while usable.
+    unusable_reason: Mapped[str | None] = mapped_column(Text)
 
     # Never leave the store except through GetAccountSecrets, never in events or logs.
     secret_fields: ClassVar[frozenset[str]] = frozenset({"config_json", "credentials"})

@@ -188,3 +188,13 @@ def test_the_prompt_is_never_an_argument() -> None:
         "--session-id",
         "sid",
     ]
+
+
+@pytest.mark.parametrize("name", ["invalid_api_key.jsonl", "not_logged_in.jsonl", "v2_1_328_invalid_api_key.jsonl"])
+def test_a_refused_credential_is_its_own_outcome(name: str) -> None:
+    """Recorded from the real CLI against a 401 (tests/fixtures/fake_anthropic.py)."""
+    run = summarize_file(TRANSCRIPTS / name, NOW)
+    outcome = outcome_of(1, None, run, NOW)
+    assert outcome.kind == "credentials_refused" and outcome.exit_code == 1
+    assert outcome.error in ("Invalid API key · Fix external API key", "Not logged in · Please run /login")
+    assert outcome.session_id == run.session_id != ""

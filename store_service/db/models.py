@@ -266,7 +266,16 @@ class Agent(Timestamped, Base):
     user_dismiss_time: Mapped[datetime | None] = mapped_column("user_dismissed_at", DateTime)
     # How the latest run ended; NULL (AGENT_OUTCOME_UNSPECIFIED) while it runs, waits or never ran.
     outcome: Mapped[str | None] = mapped_column(
-        choice("agent_outcome", "done", "failed", "crashed", "stopped", "rate_limited", "never_started")
+        choice(
+            "agent_outcome",
+            "done",
+            "failed",
+            "crashed",
+            "stopped",
+            "rate_limited",
+            "never_started",
+            "credentials_refused",
+        )
     )
     error: Mapped[str | None] = mapped_column(Text)
     # The conversation the agent's current run answers. No foreign key: conversations point at

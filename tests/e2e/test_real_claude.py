@@ -29,9 +29,7 @@ from tests.fixtures import fake_anthropic
 from tests.fixtures.fake_anthropic import FakeAnthropic, Reply, Turn, bash, fingerprint, serving, write
 
 ROOT = Path(__file__).resolve().parents[2]
-REAL_CLAUDE = Path(
-    os.environ.get("CW_TEST_CLAUDE") or ROOT / ".cache/npm/claude-code-2.1.197/node_modules/.bin/claude"
-)
+REAL_CLAUDE = Path(os.environ.get("CW_TEST_CLAUDE") or ROOT / ".cache/npm/claude-code-2.1.197/node_modules/.bin/claude")
 # The key a person has in the shell the orchestrator starts from: no run under an account may use it.
 ORCHESTRATOR_KEY = "sk-ant-api03-orchestrator-key-never-an-accounts"
 _TASK_NAME = re.compile(r"# Task: (?P<name>\S+)")

@@ -10,6 +10,7 @@ to start the same scripted agent N times one after another, with no orchestrator
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +47,8 @@ def run_scripted_agent(state: Path, index: int, workdir: Path) -> None:
         "CW_INITIATIVE_ID": "i",
         "CW_AGENT_ID": f"agent-{index}",
         "CW_TEST_STATE_DIR": str(state),
+        "CW_WORKTREES": json.dumps({repo.name: str(repo) for repo in workdir.iterdir() if (repo / ".git").exists()}),
+        **{"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@x"},
     }
     subprocess.run(SCRIPTED.split(), cwd=workdir, env=env, check=True, capture_output=True)
 

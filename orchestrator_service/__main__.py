@@ -15,6 +15,7 @@ from orchestrator_service import server
 from orchestrator_service.agents import sandbox
 from orchestrator_service.agents.providers import DEFAULT_CLAUDE_MAX_RETRIES, provider_table
 from orchestrator_service.cluster import policy
+from orchestrator_service.git import checkpoints
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 
 MIN_LEASE_TTL = 0.5
@@ -80,6 +81,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR|URL",
         help="where projects without a shared remote get one: DIR/<project id>.git (made on first use)",
     )
+    parser.add_argument(
+        "--checkpoint-max-file-bytes",
+        type=int,
+        default=checkpoints.DEFAULT_MAX_FILE_BYTES,
+        metavar="BYTES",
+        help="files a run leaves uncommitted over this size stay out of its checkpoint, listed in its reason",
+    )
+    parser.add_argument(
+        "--agent-email-domain",
+        default=checkpoints.DEFAULT_EMAIL_DOMAIN,
+        metavar="DOMAIN",
+        help="agents commit as NAME <NAME@DOMAIN> (GIT_AUTHOR_*, GIT_COMMITTER_*)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
     listen.add_arguments(parser)
     parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
@@ -101,6 +115,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--claude-max-retries must not be negative")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
+    if args.checkpoint_max_file_bytes < 0:
+        parser.error("--checkpoint-max-file-bytes must not be negative")
+    try:
+        checkpoints.check_email_domain(args.agent_email_domain)
+    except ValueError as error:
+        parser.error(f"--agent-email-domain: {error}")
     if args.lease_ttl < MIN_LEASE_TTL:
         parser.error(f"--lease-ttl must be at least {MIN_LEASE_TTL:g} seconds")
     try:
@@ -136,6 +156,8 @@ async def serve(args: argparse.Namespace) -> None:
         name=args.name,
         lease_ttl=args.lease_ttl,
         shared_remotes=args.shared_remotes,
+        checkpoint_max_file_bytes=args.checkpoint_max_file_bytes,
+        agent_email_domain=args.agent_email_domain,
     )
     starting = asyncio.create_task(server.start(config))
     await asyncio.wait([starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

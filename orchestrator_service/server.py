@@ -32,6 +32,7 @@ from orchestrator_service.cluster.membership import NameTaken, owner_id
 from orchestrator_service.controllers.context import Settings
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import OrchestratorError
+from orchestrator_service.git import checkpoints
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 from orchestrator_service.store_client import StoreClient
 
@@ -83,6 +84,8 @@ class Config:
     name: str = ""
     lease_ttl: float = 15.0
     shared_remotes: str = ""
+    checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
+    agent_email_domain: str = checkpoints.DEFAULT_EMAIL_DOMAIN
 
     def settings(self, root: Path) -> Settings:
         """With this orchestrator's name and its workspace's owner id (made in it on first use)."""
@@ -96,6 +99,8 @@ class Config:
             owner=owner_id(root),
             lease_ttl=self.lease_ttl,
             shared_remotes=self.shared_remotes,
+            checkpoint_max_file_bytes=self.checkpoint_max_file_bytes,
+            agent_email_domain=self.agent_email_domain,
         )
 
 

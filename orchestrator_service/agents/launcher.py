@@ -7,12 +7,14 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cw.store.v1 import account_pb2, agent_pb2
 from cw_edge.tokens import AUTH_ENVIRONMENT
 from orchestrator_service.agents import supervisor
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.git import checkpoints
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class Launch:
     secrets: account_pb2.GetAccountSecretsResponse | None = None
     # Variables some runs add (a planning run's CW_TARGET_ID).
     environment: Mapping[str, str] = field(default_factory=dict)
+    # Where the run works (its project's worktree, or the directory holding several), each
+    # project's worktree by name (CW_WORKTREES), and who its commits name (controllers/workdirs.py).
+    cwd: Path | None = None
+    worktrees: Mapping[str, Path] = field(default_factory=dict)
+    identity: checkpoints.Identity | None = None
 
 
 def _write_private(path: os.PathLike[str], text: str) -> None:
@@ -52,6 +59,8 @@ def environment(launch: Launch) -> dict[str, str]:
         "CW_SIGNAL_FILE": str(files.signal),
         "CW_SESSION_ID": agent.session_id,
         "CW_RESUME": "1" if launch.resume else "0",
+        **(checkpoints.identity_environment(launch.identity) if launch.identity else {}),
+        "CW_WORKTREES": json.dumps({name: str(path) for name, path in launch.worktrees.items()}),
         **launch.environment,
     }
     if launch.resume:
@@ -74,7 +83,7 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
         if launch.secrets.credentials:
             _write_private(files.config_dir / CREDENTIALS_FILE, launch.secrets.credentials)
     command = launch.provider.command(launch.agent.session_id, launch.resume)
-    return supervisor.spawn(files, command, environment(launch))
+    return supervisor.spawn(files, command, environment(launch), cwd=launch.cwd)
 
 
 def read_answers(files: AgentFiles) -> dict[str, str]:

@@ -118,15 +118,17 @@ def make_private_dirs(files: AgentFiles) -> None:
         directory.chmod(0o700)
 
 
-def spawn(files: AgentFiles, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(
+    files: AgentFiles, command: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Starts the shim in a session of its own, so it outlives the orchestrator (as long as the
-    workspace's fence lets it)."""
+    workspace's fence lets it), in `cwd` (its task's worktree) or else its work directory."""
     make_private_dirs(files)
     fence = ["--fence", str(files.fence)]
     with files.output.open("ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "orchestrator_service.agents.shim", str(files.control), *fence, "--", *command],
-            cwd=files.workdir,
+            cwd=cwd or files.workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=output,

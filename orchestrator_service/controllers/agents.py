@@ -21,11 +21,12 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from cw.store.v1 import account_pb2, agent_pb2, task_pb2
-from orchestrator_service import dispatch, outcomes
+from orchestrator_service import dispatch, leftovers, outcomes
 from orchestrator_service.agents import claude_outcome, launcher, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.cluster import policy
+from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.stops import Stops, task_of
@@ -63,7 +64,8 @@ class AgentController:
         self.extensions: list[SettleExtension] = []
         self.take_overs: list[TakeOver] = []
         self.checks: list[Check] = []
-        self.stops = Stops(ctx)
+        self.checkpointer = Checkpointer(ctx)
+        self.stops = Stops(ctx, self.checkpointer)
 
     def on_change(self, change: Change) -> None:
         if change.kind != "agent":
@@ -146,8 +148,11 @@ class AgentController:
         """Settles the run; False when it is not over after all (a new CLI session took it on)."""
         await self.ctx.shipper.ship(agent, final=True)
         outcome = await self._outcome_of(agent, files, observed)
+        label = "fenced" if observed.fenced else outcome_label(outcome)
+        done = outcome.kind == "done" and agent.mode == agent_pb2.AGENT_MODE_EXECUTE
+        left = await self.checkpointer.after_run(agent, task, label, done)  # before its branch is pushed
         await self._publish(agent, task)
-        return await self._settle_outcome(agent, task, outcome)
+        return await self._settle_outcome(agent, task, outcome, left=left, label=label)
 
     async def _outcome_of(
         self, agent: agent_pb2.Agent, files: AgentFiles, observed: supervisor.Observation
@@ -187,6 +192,9 @@ class AgentController:
         task: task_pb2.Task | None,
         outcome: dispatch.AgentOutcome,
         notes: Sequence[outcomes.Note] = (),
+        *,
+        left: leftovers.Left | None = None,
+        label: str = "",
     ) -> bool:
         for take_over in self.take_overs:
             if await take_over(agent, task, outcome):
@@ -202,6 +210,8 @@ class AgentController:
         )
         if notes:
             settlement = replace(settlement, notes=[*settlement.notes, *notes])
+        if left is not None:
+            settlement = leftovers.flag(settlement, left, agent, label or outcome_label(outcome))
         await self._extended_write(agent, task, outcome, settlement)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
         return True
@@ -253,6 +263,24 @@ def _set_aside_account(account_id: str, reason: str) -> account_pb2.UpdateAccoun
         account=account_pb2.Account(id=account_id, unusable_reason=reason),
         update_mask=field_mask_pb2.FieldMask(paths=["unusable_reason"]),
     )
+
+
+_LABELS = {
+    "done": "done",
+    "error": "failed",
+    "crash": "crashed",
+    "rate_limited": "rate limited",
+    "credentials_refused": "credentials refused",
+}
+
+
+def outcome_label(outcome: dispatch.AgentOutcome) -> str:
+    """How a run ended, in the words of its checkpoint's message and event."""
+    if outcome.kind == "questions":
+        return "waiting for answers"
+    if outcome.kind == "crash" and outcome.exit_code is None and not outcome.error:
+        return "never reported"
+    return _LABELS.get(outcome.kind, outcome.kind)
 
 
 def _rest_account(account_id: str, until: datetime) -> account_pb2.UpdateAccountRequest:

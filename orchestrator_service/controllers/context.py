@@ -16,6 +16,7 @@ from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.leases import Leases, MergeLocks
 from orchestrator_service.cluster.policy import Peers
 from orchestrator_service.controllers.output import OutputShipper
+from orchestrator_service.git import checkpoints
 from orchestrator_service.git.workspace import Workspace
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 from orchestrator_service.store_client import StoreClient
@@ -41,6 +42,10 @@ class Settings:
     owner: str = ""
     lease_ttl: float = 15.0
     shared_remotes: str = ""
+    # What agents leave (issue 22): files over this size stay out of checkpoints; agents' commits
+    # name them at this domain (`--checkpoint-max-file-bytes`, `--agent-email-domain`).
+    checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
+    agent_email_domain: str = checkpoints.DEFAULT_EMAIL_DOMAIN
 
 
 @dataclass
@@ -66,7 +71,7 @@ class Context:
     locks: MergeLocks = field(init=False)
 
     def __post_init__(self) -> None:
-        self.git = Workspace(self.root)
+        self.git = Workspace(self.root, self.settings.checkpoint_max_file_bytes)
         self.leases = Leases(self.store, self.settings.owner or self.settings.name)
         self.locks = MergeLocks(self.leases, self.settings.lease_ttl)
         self.peers = Peers(self.settings.name)

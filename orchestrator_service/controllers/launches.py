@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 
@@ -24,8 +24,11 @@ from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunInputs
+from orchestrator_service.controllers.stops import task_of
 from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.events import event
+from orchestrator_service.git import checkpoints
+from orchestrator_service.git.workspace import task_branch
 from orchestrator_service.paths import redact
 from orchestrator_service.writes import Stale, update
 
@@ -169,7 +172,6 @@ class Launches:
         closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
-            await self.workdirs.worktrees(files, task, initiative)
             run = await self.inputs.run_input(agent, task)
             mode = dispatch.agent_mode(task)
             launch = launcher.Launch(
@@ -212,7 +214,9 @@ class Launches:
         return answer.rows[1].agent
 
     async def spawn(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> agent_pb2.Agent:
-        """Starts the shim and records its pid with `agent:spawned` (or `agent:resumed`)."""
+        """Starts the shim, in the task's worktree with the agent's git identity, and records its pid
+        with `agent:spawned` (or `agent:resumed`)."""
+        launch = await self._placed(agent, launch)
         self.ctx.shipper.begin(agent.id)
         child = await asyncio.to_thread(launcher.start, launch)
         self.ctx.children[agent.id] = child
@@ -220,12 +224,21 @@ class Launches:
         files = launch.files
         # Unconditional: the process runs whatever happened to the row meanwhile (a stop waits for
         # this write, see `Context.spawning`), and its pid is a fact to keep.
-        started = update(agent, pid=child.pid, worktree_id=str(files.workdir), output_file_path=str(files.output))
+        where = str(launch.cwd or files.workdir)
+        started = update(agent, pid=child.pid, worktree_id=where, output_file_path=str(files.output))
         started.ClearField("expected_update_time")
         answer = await self.ctx.writer.append([event(kind, agent, pid=child.pid, name=agent.name)], [started])
         recorded = answer.rows[0].agent
         log.info("%s %s for task %s (pid %d)", kind, agent.name, agent.task_id, child.pid)
         return recorded
+
+    async def _placed(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> launcher.Launch:
+        """The launch in its task's directory (worktrees made or kept), the prompt saying where."""
+        task = await task_of(self.ctx, agent)
+        place = await self.workdirs.ready(agent, task)
+        note = place.prompt_note(task_branch(agent.task_id)) if task is not None else ""
+        identity = checkpoints.agent_identity(agent.name, self.ctx.settings.agent_email_domain)
+        return replace(launch, cwd=place.cwd, worktrees=place.worktrees, identity=identity, prompt=launch.prompt + note)
 
     # ---- a waiting agent resumed ------------------------------------------------------------------
 

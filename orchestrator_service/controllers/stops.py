@@ -23,6 +23,7 @@ from orchestrator_service.agents import launcher, process, supervisor
 from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import LIVE_AGENT
+from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.events import event
 from orchestrator_service.writes import Stale, update
@@ -42,8 +43,10 @@ async def task_of(ctx: Context, agent: agent_pb2.Agent) -> task_pb2.Task | None:
 
 
 class Stops:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, checkpointer: Checkpointer | None = None) -> None:
         self.ctx = ctx
+        # Commits what a stopped run left once its process is gone (controllers/checkpointing.py).
+        self.checkpointer = checkpointer
         self._stopping: set[asyncio.Task[None]] = set()
         self._terminating: set[str] = set()
 
@@ -125,6 +128,19 @@ class Stops:
         stopping.add_done_callback(self._stopping.discard)
         stopping.add_done_callback(lambda _: self._terminating.discard(agent.id))
 
+    async def _checkpoint(self, agent: agent_pb2.Agent) -> None:
+        """What the stopped run left, onto its branch; its event tells the person."""
+        assert self.checkpointer is not None
+        try:
+            left = await self.checkpointer.after_stop(agent)
+        except Exception:  # the process is stopped whatever happens here; the next start checkpoints
+            log.exception("the checkpoint of stopped agent %s failed", agent.name)
+            return
+        if left.commits or left.left_out:
+            details = {"outcome": "stopped", "commits": left.commits, "files": left.taken, "left_out": left.left_out}
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await self.ctx.writer.append([event("agent:checkpointed", agent, **details)], [])
+
     async def _terminate(self, agent: agent_pb2.Agent, pgid: int | None) -> None:
         if pgid is not None:
             process.signal_group(pgid, signal.SIGTERM)
@@ -134,4 +150,6 @@ class Stops:
             process.signal_group(pgid, signal.SIGKILL)
         with contextlib.suppress(grpc.aio.AioRpcError):
             await self.ctx.shipper.ship(agent, final=True)
+        if self.checkpointer is not None:
+            await self._checkpoint(agent)
         await asyncio.to_thread(launcher.remove_credentials, AgentFiles.of(self.ctx.root, agent.id))

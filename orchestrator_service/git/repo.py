@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +49,10 @@ class GitResult:
     stderr: str
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> GitResult:
+def git(cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> GitResult:
+    """`env`: variables added for this command only (a checkpoint's own index file)."""
     completed = subprocess.run(
-        ["git", *GIT_CONFIG, *args], cwd=cwd, capture_output=True, text=True, env=_ENV, check=False
+        ["git", *GIT_CONFIG, *args], cwd=cwd, capture_output=True, text=True, env={**_ENV, **(env or {})}, check=False
     )
     result = GitResult(completed.returncode, completed.stdout, completed.stderr)
     if check and completed.returncode != 0:

@@ -7,12 +7,19 @@ project. Paths derive from ids; names and refs from data are checked before they
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator_service.git import checkpoints
 from orchestrator_service.git.repo import GitError, check_branch, git, head_ref, repository_lock
 from orchestrator_service.paths import safe_id, within
+
+log = logging.getLogger("cw.orchestrator")
+# A checkpoint cw makes itself, of a worktree it is about to reuse or remove (the run's own
+# checkpoint, made when it was settled, names the agent and how it ended).
+LEFT_BEHIND = "cw: checkpoint of work left in the worktree"
 
 
 @dataclass(frozen=True)
@@ -57,10 +64,33 @@ def clone_source(url: str) -> str:
 
 
 class Workspace:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES) -> None:
         self.root = root
         self.repos = root / "repos"
         self.merges = root / "merges"
+        # Where tasks' runs work: `tasks/<task id>/`, the same directory for every run of a task.
+        self.tasks = root / "tasks"
+        # Files over this size stay out of checkpoints.
+        self.max_file_bytes = max_file_bytes
+
+    def task_dir(self, task_id: str) -> Path:
+        """The directory a task's runs work in, holding one worktree per project: the same path for
+        every attempt and resume (Claude Code files its sessions by working directory)."""
+        return self.tasks / safe_id(task_id, "task id")
+
+    def checkpoint(
+        self,
+        project_id: str,
+        worktree: Path,
+        branch: str,
+        message: str = LEFT_BEHIND,
+        identity: checkpoints.Identity = checkpoints.CW_IDENTITY,
+    ) -> checkpoints.Checkpoint:
+        """Whatever is left in the worktree, committed onto the branch (git/checkpoints.py)."""
+        repo = self.repo(project_id)
+        return checkpoints.checkpoint(
+            repo, worktree, branch, message, identity=identity, max_file_bytes=self.max_file_bytes
+        )
 
     def repo(self, project_id: str) -> Path:
         return self.repos / safe_id(project_id, "project id")
@@ -131,33 +161,80 @@ class Workspace:
         with repository_lock(path):
             if not self.branch_exists(project_id, branch):
                 git(path, "branch", "--no-track", "--end-of-options", branch, head_ref(base_branch))
-            elif not self.has_commits_beyond(project_id, base_branch, branch):
-                self.release_branch(project_id, branch)
+            elif (
+                not self.has_commits_beyond(project_id, base_branch, branch)
+                and self.release_branch(project_id, branch)
+                and not self.has_commits_beyond(project_id, base_branch, branch)  # what release kept
+            ):
                 git(path, "branch", "-f", "--end-of-options", branch, head_ref(base_branch))
 
     def add_worktree(self, project_id: str, where: Path, branch: str) -> None:
+        """A worktree of the branch at `where`. One that is there already on the branch is kept
+        (checkpointed first): the next run continues in it, in the same path."""
         path = self.repo(project_id)
         with repository_lock(path):
+            if where.exists():
+                self.checkpoint(project_id, where, branch)  # also puts a detached worktree back on it
+                if self._holds(project_id, where, branch):
+                    return
             self.release_branch(project_id, branch)
+            if where.exists():
+                self._clear(project_id, where, branch)
             where.parent.mkdir(parents=True, exist_ok=True)
             git(path, "worktree", "add", "--quiet", "--", str(where), check_branch(branch))
 
-    def release_branch(self, project_id: str, branch: str) -> None:
-        """Removes the worktree (of an earlier agent) that has the branch checked out, if any. Its
-        committed work stays on the branch. Only worktrees inside the workspace are touched."""
+    def _holds(self, project_id: str, where: Path, branch: str) -> bool:
+        """Whether `where` is a whole worktree of this clone with the branch checked out."""
+        whole = (where / ".git").is_file() and checkpoints.admin_dir(self.repo(project_id), where) is not None
+        return whole and self._worktrees(project_id).get(str(where.resolve())) == head_ref(branch)
+
+    def _worktrees(self, project_id: str) -> dict[str, str]:
+        """Each worktree's resolved path and the ref it has checked out ("" when detached)."""
+        listing = git(self.repo(project_id), "worktree", "list", "--porcelain").stdout
+        found: dict[str, str] = {}
+        for block in listing.split("\n\n"):
+            lines = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
+            if "worktree" in lines:
+                found[str(Path(lines["worktree"]).resolve())] = lines.get("branch", "")
+        return found
+
+    def _clear(self, project_id: str, where: Path, branch: str) -> None:
+        """A directory at a worktree's place that is no worktree of the branch (a run that broke
+        it), already checkpointed: removed only if the branch holds everything in it."""
+        path = self.repo(project_id)
+        if not checkpoints.is_clean(path, where, branch):
+            raise GitError(f"{where} holds files that are not in branch {branch}: left as they are")
+        git(path, "worktree", "remove", "--force", "--", str(where), check=False)
+        shutil.rmtree(where, ignore_errors=True)
+        git(path, "worktree", "prune")
+
+    def release_branch(self, project_id: str, branch: str) -> bool:
+        """Removes the worktree (of an earlier run) that has the branch checked out, if any, once
+        its branch holds everything in it: its work is checkpointed first, and a worktree still
+        holding files the branch lacks (over the checkpoints' size cap) stays. True when no
+        worktree holds the branch any more. Only worktrees inside the workspace are touched."""
         path = self.repo(project_id)
         with repository_lock(path):
-            listing = git(path, "worktree", "list", "--porcelain").stdout
-            removed = False
-            for block in listing.split("\n\n"):
-                lines = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
-                worktree = Path(lines.get("worktree", "/"))
-                if lines.get("branch") == head_ref(branch) and within(self.root / "agents", worktree):
-                    git(path, "worktree", "remove", "--force", "--", str(worktree), check=False)
-                    shutil.rmtree(worktree, ignore_errors=True)
-                    removed = True
-            if removed or "prunable" in listing:
+            removed, released = False, True
+            for listed, checked_out in self._worktrees(project_id).items():
+                worktree = Path(listed)
+                if checked_out != head_ref(branch) or not self._agents_own(worktree):
+                    continue
+                self.checkpoint(project_id, worktree, branch)
+                if not checkpoints.is_clean(path, worktree, branch):
+                    log.warning("worktree %s keeps files its branch %s lacks: it stays", worktree, branch)
+                    released = False
+                    continue
+                git(path, "worktree", "remove", "--force", "--", str(worktree), check=False)
+                shutil.rmtree(worktree, ignore_errors=True)
+                removed = True
+            if removed or not all(Path(listed).exists() for listed in self._worktrees(project_id)):
                 git(path, "worktree", "prune")
+            return released
+
+    def _agents_own(self, worktree: Path) -> bool:
+        """Runs' worktrees: under `tasks/` (and `agents/`, where earlier versions made them)."""
+        return within(self.tasks, worktree) or within(self.root / "agents", worktree)
 
     def is_merged(self, project_id: str, source: str, target: str) -> bool:
         return self.is_ancestor(project_id, head_ref(source), head_ref(target))

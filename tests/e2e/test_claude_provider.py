@@ -134,7 +134,7 @@ def test_results_become_reasons_and_summaries_and_long_prompts_arrive_whole(tmp_
 
         [long_call] = calls_of(c, long.id)
         [long_agent] = c.agents_of(long.id)
-        written = (Path(long_agent.worktree_id).parent / "prompt.md").read_bytes()
+        written = (Path(long_agent.output_file_path).parent / "prompt.md").read_bytes()
         assert long_call["prompt_sha256"] == hashlib.sha256(written).hexdigest()
         assert description in written.decode() and long_call["prompt_length"] > 300 * 1024
         assert long_call["argv"][-2:] == ["--session-id", long_agent.session_id]

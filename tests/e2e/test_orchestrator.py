@@ -161,7 +161,7 @@ def test_branch_keeps_a_crashed_attempts_commits(tmp_path: Path) -> None:
         _approve(c, phase)
         assert c.wait_task(task.id, COMPLETED).retry_count == 1
         second = c.agents_of(task.id)[-1]
-        assert (Path(second.worktree_id) / "app" / "work.txt").read_text() == "first attempt"
+        assert (Path(second.worktree_id) / "work.txt").read_text() == "first attempt"  # its worktree
         c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
         assert _files(c.diff(phase.id)) == {"work.txt", "second-attempt-work.txt"}
         c.assert_invariants()

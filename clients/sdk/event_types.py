@@ -34,6 +34,9 @@ LIFECYCLE_EVENT_TYPES = (
     "project:synced",
     "orchestrator:joined",
     "agent:taken_over",
+    "agent:checkpointed",
+    "agent:wrote_outside",
+    "task:changed_nothing",
 )
 
 # Every store write records `<entity>:created|updated|deleted` for one of these.

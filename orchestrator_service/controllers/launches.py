@@ -172,6 +172,7 @@ class Launches:
         closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
+            await asyncio.to_thread(supervisor.make_private_dirs, files)  # prompt hooks write there
             run = await self.inputs.run_input(agent, task)
             mode = dispatch.agent_mode(task)
             launch = launcher.Launch(
@@ -233,12 +234,13 @@ class Launches:
         return recorded
 
     async def _placed(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> launcher.Launch:
-        """The launch in its task's directory (worktrees made or kept), the prompt saying where."""
+        """The launch in its task's directory (worktrees made or kept), the prompt saying where first
+        (its end stays the task's, or the answers')."""
         task = await task_of(self.ctx, agent)
         place = await self.workdirs.ready(agent, task)
         note = place.prompt_note(task_branch(agent.task_id)) if task is not None else ""
         identity = checkpoints.agent_identity(agent.name, self.ctx.settings.agent_email_domain)
-        return replace(launch, cwd=place.cwd, worktrees=place.worktrees, identity=identity, prompt=launch.prompt + note)
+        return replace(launch, cwd=place.cwd, worktrees=place.worktrees, identity=identity, prompt=note + launch.prompt)
 
     # ---- a waiting agent resumed ------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ class Place:
             )
         else:
             return ""
-        return f"\n\n## Where you work\n\n{where}\n{after}\n"
+        return f"## Where you work\n\n{where}\n{after}\n\n"
 
     def outside(self) -> list[str]:
         """What the run left in its directory beside the worktrees (a name per entry)."""

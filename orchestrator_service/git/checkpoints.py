@@ -52,7 +52,7 @@ class Identity:
 CW_IDENTITY = Identity("cw", "cw@localhost")
 # Where agents' commit addresses live (`--agent-email-domain`): reserved, so it reaches nobody.
 DEFAULT_EMAIL_DOMAIN = "agents.cw.invalid"
-_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*")
+_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
 
 def check_email_domain(domain: str) -> str:

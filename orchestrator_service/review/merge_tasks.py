@@ -110,7 +110,16 @@ def for_phase(
     return task_pb2.CreateTaskRequest(task=merge)
 
 
+CONFLICT_REASON_END = "; a merge task resolves it"
+
+
 def conflict_reason(conflict: Conflict) -> str:
     """Why work waits (on the source task, or the phase), for people."""
     files = ", ".join(conflict.files)
-    return f"merging into {conflict.target} conflicts in {conflict.project}: {files}; a merge task resolves it"
+    return f"merging into {conflict.target} conflicts in {conflict.project}: {files}{CONFLICT_REASON_END}"
+
+
+def is_conflict_reason(reason: str) -> bool:
+    """A reason `conflict_reason` wrote: it no longer holds once the work is merged (any other, such
+    as what a run left out of its checkpoint, stays)."""
+    return reason.endswith(CONFLICT_REASON_END)

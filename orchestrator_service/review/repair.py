@@ -40,7 +40,7 @@ class Repair:
         """Writes that the task's work is merged, with the comments its revision resolved; a merge
         task of a phase's conflict merges the phase too, once the rest of it is merged."""
         values: dict[str, object] = {"merge_time": self.ctx.clock()}
-        if task.reason:
+        if merge_tasks.is_conflict_reason(task.reason):
             values["reason"] = None
         requests = [update(task, **values), *await self._resolutions(task)]
         notes = [event("task:merged", task, projects=list(projects))]

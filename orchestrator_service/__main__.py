@@ -30,6 +30,25 @@ def shared_remotes(value: str) -> str:
     return value if "://" in value else str(Path(value).expanduser().resolve())
 
 
+def retry_delays(value: str) -> tuple[float, ...]:
+    """An argparse type: `--retry-delays 5,30,120`, seconds, none negative."""
+    try:
+        delays = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants seconds separated by commas, got {value!r}") from None
+    if any(delay < 0 for delay in delays):
+        raise argparse.ArgumentTypeError("must not be negative")
+    return delays
+
+
+def non_negative(value: str) -> int:
+    """An argparse type: a count that may be zero."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
+    return number
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     home = Path(os.environ.get("CW_HOME", ".cw"))
     parser = argparse.ArgumentParser(prog="cw-orchestrator", description="The cw orchestrator service.")
@@ -47,7 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-agents", type=int, default=4)
     parser.add_argument(
         "--retry-delays",
-        default=",".join(f"{delay:g}" for delay in DEFAULT_RETRY_DELAYS),
+        type=retry_delays,
+        default=DEFAULT_RETRY_DELAYS,
         metavar="SECONDS,...",
         help="pauses before the 1st, 2nd, 3rd retry of a failed attempt (default 5,30,120)",
     )
@@ -58,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--claude-max-retries",
-        type=int,
+        type=non_negative,
         default=DEFAULT_CLAUDE_MAX_RETRIES,
         metavar="N",
         help="how often Claude Code itself retries a refused API request before cw's policy decides",
@@ -100,19 +120,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     listen.from_arguments(args, parser.prog)
     try:
-        args.retry_delays = tuple(float(part) for part in args.retry_delays.split(",") if part.strip())
-    except ValueError:
-        parser.error(f"--retry-delays wants seconds separated by commas, got {args.retry_delays!r}")
-    if any(delay < 0 for delay in args.retry_delays):
-        parser.error("--retry-delays must not be negative")
-    try:
         args.providers = provider_table(args.provider, args.agents_in_sandbox, Path.cwd(), args.claude_max_retries)
     except ValueError as error:
         parser.error(str(error))
     if args.default_provider not in args.providers:
         parser.error(f"--default-provider {args.default_provider!r} is not a known provider")
-    if args.claude_max_retries < 0:
-        parser.error("--claude-max-retries must not be negative")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
     if args.checkpoint_max_file_bytes < 0:

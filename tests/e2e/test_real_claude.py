@@ -253,13 +253,9 @@ def test_questions_answered_resume_the_same_session_with_its_conversation(
         c.assert_invariants()
 
 
-# ---- nothing an agent wrote is lost (needs the agent's cwd and checkpoints: branch agent-work) --
+# ---- nothing an agent wrote is lost -------------------------------------------------------------
 
 
-AGENT_WORK = "needs branch agent-work: the agent works in its worktree and uncommitted work is checkpointed"
-
-
-@pytest.mark.xfail(reason=AGENT_WORK, strict=False)
 def test_a_file_written_with_write_and_never_committed_is_in_the_phase_diff(
     tmp_path: Path, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,7 +287,6 @@ def claude_of(shim_pid: int) -> int | None:
     return int(children[0]) if children else None
 
 
-@pytest.mark.xfail(reason=AGENT_WORK, strict=False)
 def test_a_run_killed_after_writing_a_file_is_retried_with_that_file(
     tmp_path: Path, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -156,8 +156,8 @@ class AgentOutcome:
     error: str = ""
     retry_after_seconds: float = 0.0
     exit_code: int | None = None
-    # The session the CLI reported (Claude Code names a new one on each resume): store it on the
-    # agent and resume that one. Empty when the provider reported none.
+    # The session the CLI reported (Claude Code keeps its id on resume; should a version name a new
+    # one, that one is resumed next): store it on the agent. Empty when the provider reported none.
     session_id: str = ""
     # A resume failed because the CLI does not know the session: start a new session instead.
     unknown_session: bool = False

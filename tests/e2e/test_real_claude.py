@@ -210,6 +210,39 @@ def test_a_refused_credential_sets_its_account_aside_and_another_account_finishe
         c.assert_invariants()
 
 
+# ---- a usage limit ------------------------------------------------------------------------------
+
+
+def test_a_usage_limit_rests_its_account_until_the_reset_and_another_account_finishes(
+    tmp_path: Path, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 429 with the unified rate-limit headers a subscription's limit carries: the CLI says
+    `You've hit your session limit · resets ...` and writes a rejected rate_limit_event with the
+    reset; the account rests until then, as with the stand-in (test_claude_provider.py)."""
+    limited = "sk-ant-oat01-limited"
+    reset = int(time.time()) + 3 * 3600
+
+    def script(turn: Turn) -> Reply:
+        if turn.credential == limited:
+            return fake_anthropic.rate_limited(reset)
+        return Reply(text="finished on the rested account's partner")
+
+    fake.script = script
+    tokens = {"limited@example.com": limited, "free@example.com": "sk-ant-oat01-free"}
+    with real_claude_cluster(tmp_path, fake, tokens, monkeypatch, max_agents=1) as c:
+        phase = c.phase(c.initiative("Limited", c.project()), "P")
+        task = plain_task(c, phase, "t")
+        c.approve(phase)
+        done = c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED, timeout=120)
+        assert done.retry_count == 0 and done.summary == "finished on the rested account's partner"
+        first, _ = sorted(c.agents_of(task.id), key=lambda agent: agent.create_time.ToDatetime())
+        assert first.outcome == agent_pb2.AGENT_OUTCOME_RATE_LIMITED
+        rested = accounts_by_id(c)[first.account_id]
+        assert rested.email == "limited@example.com" and rested.is_exhausted
+        assert rested.exhausted_until.seconds == reset and rested.unusable_reason == ""
+        c.assert_invariants()
+
+
 # ---- questions, answered, resume the same session ------------------------------------------------
 
 

@@ -1,8 +1,9 @@
 """Agent processes on disk: where their files live, how they start, how they are seen to end.
 
 Each agent has a control directory `<workspace>/agents/<agent id>/` (output, prompt, signal file,
-the shim's identity and exit files) and a work directory `work/` inside it holding one git worktree
-per project. The directory derives from the agent's id, never from a path stored anywhere, and is
+the shim's identity and exit files). A run works in its task's worktrees, `<workspace>/tasks/<task
+id>/` (controllers/workdirs.py); `work/` in the control directory is the working directory of a
+run without a task. The directory derives from the agent's id, never from a path stored anywhere, and is
 private to the user (0700). Nothing here needs the orchestrator to have watched the process:
 everything can be read back after a restart.
 """

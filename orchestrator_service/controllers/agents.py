@@ -210,9 +210,8 @@ class AgentController:
         )
         if notes:
             settlement = replace(settlement, notes=[*settlement.notes, *notes])
-        if left is not None:
-            settlement = leftovers.flag(settlement, left, agent, label or outcome_label(outcome))
-        await self._extended_write(agent, task, outcome, settlement)
+        said = None if left is None else (left, label or outcome_label(outcome))
+        await self._extended_write(agent, task, outcome, settlement, said)
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
         return True
 
@@ -222,12 +221,15 @@ class AgentController:
         task: task_pb2.Task | None,
         outcome: dispatch.AgentOutcome,
         settlement: outcomes.Settlement,
+        left: tuple[leftovers.Left, str] | None = None,
     ) -> None:
-        """Each extension in turn, the last one writing through this controller."""
+        """Each extension in turn, the last one writing through this controller, with what the run
+        left said in the settlement as the extensions made it (one may make a done run wait)."""
 
         async def write_from(index: int, current: outcomes.Settlement) -> None:
             if index == len(self.extensions):
-                await self.write(agent, task, current)
+                flagged = current if left is None else leftovers.flag(current, left[0], agent, left[1])
+                await self.write(agent, task, flagged)
                 return
             extension = self.extensions[index]
             await extension(agent, task, outcome, current, lambda later: write_from(index + 1, later))

@@ -97,7 +97,7 @@ class Checkpointer:
             taken,
             left_out,
             outside,
-            describe_outside(outside, place.task_dir) if outside else "",
+            redact(describe_outside(outside, place.task_dir), self.ctx.root) if outside else "",
             failures,
             nothing,
         )

@@ -49,6 +49,9 @@ def prepare_task_branch(
     ran) is the one continued."""
     base = base_branch(task, initiative)
     sources = [task_branch(task.merge_source_task_id)] if task.merge_source_task_id else []
+    worktree = task_worktree(git, project, task)
+    if git.exists(project.id) and git.branch_exists(project.id, task_branch(task.id)):
+        git.checkpoint(project.id, worktree, task_branch(task.id))  # before a pull can move the branch
     shared.pull(git, project, check_branch(initiative.branch), base, task_branch(task.id), *sources)
     ensure_initiative_branch(git, project, initiative, pulled=True)
     if task.phase_id:
@@ -58,8 +61,14 @@ def prepare_task_branch(
         start, merge_in = merge_sides(git, project, initiative, task)
         message = f"Merge {merge_in} into {start}: the conflicts are left for the merge agent"
         conflicts.prepare_merge_branch(git, project.id, task_branch(task.id), start, merge_in, message=message)
-        return
-    git.prepare_task_branch(project.id, task_branch(task.id), base)
+    else:
+        git.prepare_task_branch(project.id, task_branch(task.id), base)
+    git.follow(project.id, worktree, task_branch(task.id))
+
+
+def task_worktree(git: Workspace, project: project_pb2.Project, task: task_pb2.Task) -> Path:
+    """Where the task's runs have the project's worktree (controllers/workdirs.py)."""
+    return git.task_dir(task.id) / safe_component(project.name, "project name")
 
 
 def merge_sides(

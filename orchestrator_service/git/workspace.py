@@ -7,6 +7,7 @@ project. Paths derive from ids; names and refs from data are checked before they
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -183,6 +184,19 @@ class Workspace:
             where.parent.mkdir(parents=True, exist_ok=True)
             git(path, "worktree", "add", "--quiet", "--", str(where), check_branch(branch))
 
+    def follow(self, project_id: str, where: Path, branch: str) -> None:
+        """The worktree's files set to its branch's tip after the branch moved under it (pulled from
+        the shared remote: another machine's attempt). The caller checkpointed the worktree before
+        the branch moved, so its own work is a commit (kept under refs/cw-kept/ if the branch went
+        elsewhere); a checkpoint now would commit the old files over the new tip."""
+        path = self.repo(project_id)
+        with repository_lock(path):
+            if not self._holds(project_id, where, branch) or checkpoints.is_clean(path, where, branch):
+                return
+            admin = checkpoints.admin_dir(path, where)
+            if admin is not None:
+                git(path, f"--git-dir={admin}", f"--work-tree={where}", "reset", "--quiet", "--hard", head_ref(branch))
+
     def _holds(self, project_id: str, where: Path, branch: str) -> bool:
         """Whether `where` is a whole worktree of this clone with the branch checked out."""
         whole = (where / ".git").is_file() and checkpoints.admin_dir(self.repo(project_id), where) is not None
@@ -228,6 +242,9 @@ class Workspace:
                 git(path, "worktree", "remove", "--force", "--", str(worktree), check=False)
                 shutil.rmtree(worktree, ignore_errors=True)
                 removed = True
+                if worktree.parent.parent == self.tasks:
+                    with contextlib.suppress(OSError):
+                        worktree.parent.rmdir()  # the task's directory, once nothing is left in it
             if removed or not all(Path(listed).exists() for listed in self._worktrees(project_id)):
                 git(path, "worktree", "prune")
             return released

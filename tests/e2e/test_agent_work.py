@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
 from orchestrator_service.leftovers import CHANGED_NOTHING
 from tests.e2e.cluster import SCRIPTED, Cluster, wait_for
+from tests.e2e.test_claude_provider import claude_cluster
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
 CAP = 1000
@@ -163,6 +165,7 @@ def test_several_projects_are_named_and_what_is_written_beside_them_is_reported(
         assert Path(agent.worktree_id) == task_dir
         assert (task_dir / "stray.txt").read_text() == "in no project"  # kept, never merged
         assert "stray.txt" in done.reason and "written beside the worktrees" in done.reason
+        assert f"kept in tasks/{task.id})" in done.reason and str(tmp_path) not in done.reason
         [outside] = _events(c, "agent:wrote_outside", {agent.id})
         assert outside["paths"] == ["stray.txt"]
         prompts = (c.state_dir / f"prompts-{task.id}.txt").read_text()
@@ -188,3 +191,54 @@ def test_a_stopped_run_is_checkpointed_once_its_process_is_gone(tmp_path: Path) 
         assert "draft.txt" in _git(Path(agent.worktree_id), "ls-tree", "-r", "--name-only", "HEAD")
         assert _git(Path(agent.worktree_id), "status", "--porcelain") == ""
         c.assert_invariants()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+EXAMPLE_MARKER = "<!-- tested: the example agent runs in tests/e2e/test_agent_work.py -->"
+
+
+def test_the_readme_example_agent_does_a_task_with_a_plain_commit(tmp_path: Path) -> None:
+    text = README.read_text()
+    block = text[text.index(EXAMPLE_MARKER) :].split("```python\n", 1)[1].split("```", 1)[0]
+    agent = tmp_path / "my_agent.py"
+    agent.write_text(block)
+    c = Cluster(tmp_path, [f"mine={sys.executable} {agent}"])
+    try:
+        c.start_store()
+        c.start_orchestrator()
+        phase = c.phase(c.initiative("Example", c.project()), "P")
+        task = c.task(phase, "notes")
+        c.approve(phase)
+        done = c.wait_task(task.id, COMPLETED)
+        assert (done.summary, done.reason) == ("wrote NOTES.md", "")
+        c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+        assert _files(c, phase.id) == {"NOTES.md"}
+        [run] = c.agents_of(task.id)
+        assert _git(Path(run.worktree_id), "log", "-1", "--format=%an %s").strip() == f"{run.name} Notes on the task"
+    finally:
+        c.close()
+
+
+def test_claude_code_resumes_where_it_began_and_what_it_wrote_is_merged(tmp_path: Path) -> None:
+    """What the real CLI did (issue 22): it wrote a file with its Write tool and committed nothing;
+    the task completed with an empty diff, the file beside the worktree. Now the file is in the
+    worktree, its checkpoint is merged, and the resume finds its session in the same directory."""
+    with claude_cluster(tmp_path, ["one@example.com"]) as c:
+        phase = c.phase(c.initiative("Claude", c.project()), "P")
+        task = c.task(phase, "hello", questions_rounds=1, write={"hello.txt": "hello from claude\n"})
+        c.approve(phase)
+        waiting = wait_for(
+            "the question",
+            lambda: [a for a in c.agents_of(task.id) if a.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT],
+        )[0]
+        answer = orch.QuestionAnswer(question_id="q1", answer="spaces")
+        c.orch.AnswerQuestions(orch.AnswerQuestionsRequest(agent_id=waiting.id, answers=[answer]), timeout=10)
+        c.wait_task(task.id, COMPLETED)
+        c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+        assert _files(c, phase.id) == {"hello.txt"}
+        [agent] = c.agents_of(task.id)
+        worktree = tmp_path / "workspace" / "tasks" / task.id / "app"
+        output = Path(agent.output_file_path).read_text().splitlines()
+        started_in = [json.loads(line)["cwd"] for line in output if '"subtype":"init"' in line.replace(" ", "")]
+        assert started_in == [str(worktree), str(worktree)]
+        assert not [p for p in (tmp_path / "workspace" / "tasks" / task.id).iterdir() if p.name != "app"]

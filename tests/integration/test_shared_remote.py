@@ -147,3 +147,30 @@ def test_nothing_happens_without_a_shared_remote(tmp_path: Path) -> None:
     assert shared.pull(machine.ws, project, task_branch(TASK)) == []
     shared.publish_settled(machine.ws, project, task_branch(TASK))
     assert _git(machine.ws.repo("p1"), "remote").split() == ["origin"]
+
+
+def test_a_worktree_left_on_a_machine_follows_what_another_attempt_pushed(
+    machines: tuple[Machine, Machine, Path],
+) -> None:
+    """The attack on checkpoints: a worktree left on one machine still holds an older attempt's
+    files when another machine's attempt moved the branch on; checkpointing it as it is would have
+    committed the old files over the newer work."""
+    east, west, _ = machines
+    east.prepare()
+    where = east.ws.task_dir(TASK)
+    branches.add_task_worktree(east.ws, east.project, east.task, where)
+    (where / "app" / "shared.txt").write_text("east's attempt, never committed\n")
+    assert east.ws.checkpoint("p1", where / "app", task_branch(TASK)).commit  # east's run settled
+    shared.publish_settled(east.ws, east.project, task_branch(TASK))
+    west.prepare()
+    west.commit("west")  # west's attempt adds west.txt and changes shared.txt again
+    (west.ws.root / "agents" / "west" / "work" / "app" / "shared.txt").write_text("west's version\n")
+    _git(west.ws.root / "agents" / "west" / "work" / "app", "commit", "-qam", "west's version")
+    pushed = _git(west.ws.root / "agents" / "west" / "work" / "app", "rev-parse", "HEAD")
+    shared.publish_settled(west.ws, west.project, task_branch(TASK))
+
+    east.prepare()  # east's next attempt
+    branches.add_task_worktree(east.ws, east.project, east.task, where)
+    assert east.tip() == pushed
+    assert (where / "app" / "shared.txt").read_text() == "west's version\n"
+    assert (where / "app" / "west.txt").exists() and _git(where / "app", "status", "--porcelain") == ""

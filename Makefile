@@ -61,7 +61,12 @@ export CW_TEST_CLAUDE := $(CLAUDE_DIR)/node_modules/.bin/claude
 claude-cli: $(CLAUDE_DIR)/.installed-stamp
 
 $(CLAUDE_DIR)/.installed-stamp:
-	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	@command -v npm > /dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+			apt-get update -qq && apt-get install -y -qq nodejs npm > /dev/null; \
+		else \
+			echo "node and npm are missing: install them (sudo apt-get install nodejs npm)"; exit 1; \
+		fi; }
 	npm install --prefix $(CLAUDE_DIR) --cache $(CURDIR)/.cache/npm/_cacache --no-audit --no-fund \
 		--no-save --loglevel error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 	$(CW_TEST_CLAUDE) --version

@@ -287,3 +287,15 @@ def test_a_refused_credential_names_its_status() -> None:
         run = read(name)
         assert run.result is not None and run.result.is_error and run.result.api_error_status == 401
         assert run.result.text == text and run.limit is None
+
+
+def test_a_recorded_session_limit_rests_until_the_events_reset() -> None:
+    """Recorded from 2.1.197 given a 429 with the unified rate-limit headers (fake_anthropic.py):
+    a rejected rate_limit_event with resetsAt, then `You've hit your session limit · resets ...`."""
+    lines = (TRANSCRIPTS / "session_limit_recorded.jsonl").read_text().splitlines()
+    [event] = [json.loads(line) for line in lines if '"rate_limit_event"' in line]
+    run = read("session_limit_recorded.jsonl")
+    assert run.limit is not None and not run.succeeded
+    assert run.limit.reset_at == datetime.fromtimestamp(event["rate_limit_info"]["resetsAt"], UTC)
+    assert "You've hit your session limit" in run.limit.evidence
+    assert run.result is not None and run.result.api_error_status == 429

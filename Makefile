@@ -7,7 +7,7 @@ PROTOS := $(sort $(shell find protos -name '*.proto'))
 export PATH := $(BIN):$(PATH)
 export CW_HOME ?= $(CURDIR)/.cw
 
-.PHONY: install run demo proto proto-check api-baseline lint test bench clean
+.PHONY: install run demo proto proto-check api-baseline lint test bench clean claude-cli
 
 install: $(STAMP)
 
@@ -50,8 +50,30 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) proto-check lint
-	$(BIN)/python -m pytest -q
+# The real Claude Code CLI the tests run offline against a fake API (tests/e2e/test_real_claude.py):
+# pinned, installed once into the checkout (.cache/, ignored by git), so a second run downloads
+# nothing. 2.1.197 is the last version whose package asks only for the node Debian ships (>=18);
+# it brings its own native binary. node and npm come from Debian's packages when missing (as root).
+CLAUDE_CODE_VERSION := 2.1.197
+CLAUDE_DIR := $(CURDIR)/.cache/npm/claude-code-$(CLAUDE_CODE_VERSION)
+export CW_TEST_CLAUDE := $(CLAUDE_DIR)/node_modules/.bin/claude
+
+claude-cli: $(CLAUDE_DIR)/.installed-stamp
+
+$(CLAUDE_DIR)/.installed-stamp:
+	@command -v npm > /dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+			apt-get update -qq && apt-get install -y -qq nodejs npm > /dev/null; \
+		else \
+			echo "node and npm are missing: install them (sudo apt-get install nodejs npm)"; exit 1; \
+		fi; }
+	npm install --prefix $(CLAUDE_DIR) --cache $(CURDIR)/.cache/npm/_cacache --no-audit --no-fund \
+		--no-save --loglevel error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	$(CW_TEST_CLAUDE) --version
+	touch $@
+
+test: $(STAMP) proto-check lint claude-cli
+	CW_REQUIRE_REAL_CLAUDE=1 $(BIN)/python -m pytest -q
 
 # The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
 run: $(STAMP)

@@ -13,7 +13,7 @@ from pathlib import Path
 from cw_edge import listen
 from orchestrator_service import server
 from orchestrator_service.agents import sandbox
-from orchestrator_service.agents.providers import provider_table
+from orchestrator_service.agents.providers import DEFAULT_CLAUDE_MAX_RETRIES, provider_table
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers import output
 from orchestrator_service.git import checkpoints
@@ -29,6 +29,25 @@ def shared_remotes(value: str) -> str:
     if value.startswith("-"):
         raise ValueError("--shared-remotes must not start with '-'")
     return value if "://" in value else str(Path(value).expanduser().resolve())
+
+
+def retry_delays(value: str) -> tuple[float, ...]:
+    """An argparse type: `--retry-delays 5,30,120`, seconds, none negative."""
+    try:
+        delays = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants seconds separated by commas, got {value!r}") from None
+    if any(delay < 0 for delay in delays):
+        raise argparse.ArgumentTypeError("must not be negative")
+    return delays
+
+
+def non_negative(value: str) -> int:
+    """An argparse type: a count that may be zero."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
+    return number
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-agents", type=int, default=4)
     parser.add_argument(
         "--retry-delays",
-        default=",".join(f"{delay:g}" for delay in DEFAULT_RETRY_DELAYS),
+        type=retry_delays,
+        default=DEFAULT_RETRY_DELAYS,
         metavar="SECONDS,...",
         help="pauses before the 1st, 2nd, 3rd retry of a failed attempt (default 5,30,120)",
     )
@@ -56,6 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         sandbox.FLAG,
         action="store_true",
         help="the agents run in a sandbox: run Claude Code with IS_SANDBOX=1, which it needs as root",
+    )
+    parser.add_argument(
+        "--claude-max-retries",
+        type=non_negative,
+        default=DEFAULT_CLAUDE_MAX_RETRIES,
+        metavar="N",
+        help="how often Claude Code itself retries a refused API request before cw's policy decides",
     )
     parser.add_argument(
         "--name",
@@ -101,13 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     listen.from_arguments(args, parser.prog)
     try:
-        args.retry_delays = tuple(float(part) for part in args.retry_delays.split(",") if part.strip())
-    except ValueError:
-        parser.error(f"--retry-delays wants seconds separated by commas, got {args.retry_delays!r}")
-    if any(delay < 0 for delay in args.retry_delays):
-        parser.error("--retry-delays must not be negative")
-    try:
-        args.providers = provider_table(args.provider, args.agents_in_sandbox, Path.cwd())
+        args.providers = provider_table(args.provider, args.agents_in_sandbox, Path.cwd(), args.claude_max_retries)
     except ValueError as error:
         parser.error(str(error))
     if args.default_provider not in args.providers:

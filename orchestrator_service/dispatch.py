@@ -146,7 +146,7 @@ def running_phase_status(tasks: Iterable[task_pb2.Task], merged: set[str]) -> ph
 
 
 # `ask` and `answer` are the conversation reports (orchestrator_service/conversations/).
-OutcomeKind = Literal["done", "questions", "error", "rate_limited", "crash", "ask", "answer"]
+OutcomeKind = Literal["done", "questions", "error", "rate_limited", "credentials_refused", "crash", "ask", "answer"]
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,8 @@ class AgentOutcome:
     error: str = ""
     retry_after_seconds: float = 0.0
     exit_code: int | None = None
-    # The session the CLI reported (Claude Code names a new one on each resume): store it on the
-    # agent and resume that one. Empty when the provider reported none.
+    # The session the CLI reported (Claude Code keeps its id on resume; should a version name a new
+    # one, that one is resumed next): store it on the agent. Empty when the provider reported none.
     session_id: str = ""
     # A resume failed because the CLI does not know the session: start a new session instead.
     unknown_session: bool = False

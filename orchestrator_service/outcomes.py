@@ -38,6 +38,8 @@ class Settlement:
     notes: list[Note]
     # The account rests until then (a rate limit), else None.
     account_rests_until: datetime | None = None
+    # The provider refused the account's credential: why (the account is marked unusable), else None.
+    account_unusable_reason: str | None = None
     # More store requests for the same transaction: what the run reported (review comments,
     # messages...), added by the settlement's extensions (controllers/agents.py).
     creates: tuple[Any, ...] = ()
@@ -105,6 +107,7 @@ _OUTCOMES = {
     "error": agent_pb2.AGENT_OUTCOME_FAILED,
     "crash": agent_pb2.AGENT_OUTCOME_CRASHED,
     "rate_limited": agent_pb2.AGENT_OUTCOME_RATE_LIMITED,
+    "credentials_refused": agent_pb2.AGENT_OUTCOME_CREDENTIALS_REFUSED,
 }
 
 
@@ -124,6 +127,9 @@ def settle(
         # Only a run that answers a conversation may answer; an ask is settled by the conversations
         # controller before this is reached, so here it is a report out of place.
         outcome = replace(outcome, kind="error", error=f"an {outcome.kind!r} report nobody asked for")
+    if outcome.kind == "credentials_refused" and not agent.account_id:
+        # The environment's own key was refused: no account to set aside, a person must fix it.
+        outcome = replace(outcome, kind="error")
     in_progress = task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS
     agent_values: dict[str, Any] = {"result": _result(outcome), "exit_code": outcome.exit_code}
     if outcome.session_id and outcome.session_id != agent.session_id:
@@ -154,7 +160,25 @@ def settle(
             task_values = {"status": task_pb2.TASK_STATUS_PENDING, "reason": "its account hit a rate limit"}
             notes.append(Note("task:queued", "task", {"reason": "rate_limited"}))
         return Settlement(agent_values, task_values, notes, until if agent.account_id else None)
+    if outcome.kind == "credentials_refused":
+        return _credentials_refused(agent_values, in_progress, outcome)
     return _failed(agent_values, task if in_progress else None, outcome, now, output_tail=output_tail, delays=delays)
+
+
+def _credentials_refused(agent_values: dict[str, Any], in_progress: bool, outcome: AgentOutcome) -> Settlement:
+    """The account is set aside with the API's words; the task waits for another account, no
+    attempt spent: the work was never tried (issue 22)."""
+    reason = outcome.error or "the provider refused the account's credential"
+    agent_values |= {"status": agent_pb2.AGENT_STATUS_STOPPED, "error": reason[:REASON_LIMIT]}
+    notes = [Note("agent:stopped", "agent", {"outcome": "AGENT_OUTCOME_CREDENTIALS_REFUSED", "error": reason})]
+    task_values = None
+    if in_progress:
+        task_values = {
+            "status": task_pb2.TASK_STATUS_PENDING,
+            "reason": f"its account's credential was refused: {reason}",
+        }
+        notes.append(Note("task:queued", "task", {"reason": "credentials_refused"}))
+    return Settlement(agent_values, task_values, notes, account_unusable_reason=reason[:REASON_LIMIT])
 
 
 def _failed(

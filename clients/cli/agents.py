@@ -131,16 +131,37 @@ def account_add(session: Session, email: str, provider: str, credentials_file: P
     session.show(created, lambda: console.print(f"account {created.email} ({created.provider}) [dim]{created.id}[/]"))
 
 
+@account.command("update")
+@click.argument("account_id")
+@click.option("--credentials-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--config-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_session
+def account_update(session: Session, account_id: str, credentials_file: Path, config_file: Path | None) -> None:
+    """New credentials for an account; an account whose credential was refused is usable again."""
+    updated = session.store.update_account_credentials(
+        account_id, credentials_file.read_text(), config_file.read_text() if config_file else ""
+    )
+    session.show(updated, lambda: console.print(f"account {updated.email} ({updated.provider}) updated"))
+
+
 @account.command("list")
 @pass_session
 def account_list(session: Session) -> None:
     accounts = session.store.list_accounts()
 
     def render() -> None:
-        grid = table("ID", "EMAIL", "PROVIDER", "EXHAUSTED", "CREDENTIALS")
+        grid = table("ID", "EMAIL", "PROVIDER", "EXHAUSTED", "CREDENTIALS", "UNUSABLE")
         for a in accounts:
+            # The store says EXHAUSTED as of now: a rest whose time passed shows "no".
             exhausted = "yes" if a.is_exhausted else "no"
-            grid.add_row(a.id, a.email, a.provider, exhausted, "stored" if a.has_credentials else "none")
+            grid.add_row(
+                a.id,
+                a.email,
+                a.provider,
+                exhausted,
+                "stored" if a.has_credentials else "none",
+                escape(a.unusable_reason) if a.unusable_reason else "",
+            )
         console.print(grid)
 
     session.show(accounts, render)

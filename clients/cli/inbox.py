@@ -19,7 +19,16 @@ from rich.markup import escape
 from clients.cli.app import CwCommand, Session, console, pass_session
 from clients.cli.views import short, table
 from clients.sdk import StoreClient
-from cw.store.v1 import agent_pb2, conversation_pb2, message_pb2, phase_pb2, project_pb2, proposal_pb2, task_pb2
+from cw.store.v1 import (
+    account_pb2,
+    agent_pb2,
+    conversation_pb2,
+    message_pb2,
+    phase_pb2,
+    project_pb2,
+    proposal_pb2,
+    task_pb2,
+)
 
 # How often `cw inbox --follow` looks again while events arrive (at most).
 FOLLOW_SECONDS = 1.0
@@ -45,6 +54,7 @@ class Snapshot:
     proposals: list[proposal_pb2.Proposal] = field(default_factory=list)
     messages: list[message_pb2.Message] = field(default_factory=list)
     projects: list[project_pb2.Project] = field(default_factory=list)
+    accounts: list[account_pb2.Account] = field(default_factory=list)
     agent_names: dict[str, str] = field(default_factory=dict)
 
 
@@ -107,6 +117,13 @@ def inbox_items(snapshot: Snapshot) -> list[Item]:
             items.append(
                 Item("sync failure", project.id, _when(project.sync_error_time), title, command, project.sync_error)
             )
+    for account in snapshot.accounts:
+        if account.unusable_reason:
+            title = f"account {account.email} ({account.provider}) was refused"
+            command = f"cw account update {account.id} --credentials-file F"
+            items.append(
+                Item("account refused", account.id, _when(account.update_time), title, command, account.unusable_reason)
+            )
     return sorted(items, key=lambda item: item.time, reverse=True)
 
 
@@ -119,13 +136,14 @@ def gather(store: StoreClient) -> Snapshot:
         proposals=store.list_proposals(status="pending"),
         messages=messages,
         projects=store.list_projects(),
+        accounts=store.list_accounts(),
         agent_names={sender: store.get_agent(sender).name for sender in {m.sender_id for m in messages} if sender},
     )
 
 
 def _print(item: Item, prefix: str = "") -> None:
     console.print(f"{prefix}[bold]{escape(item.kind)}[/] {escape(item.title)} [dim]{item.id}[/]")
-    if item.detail and item.kind in ("blocked", "merge conflict", "sync failure"):
+    if item.detail and item.kind in ("blocked", "merge conflict", "sync failure", "account refused"):
         for line in item.detail.splitlines()[-6:]:
             console.print(f"    {escape(line)}", soft_wrap=True)
     console.print(f"    [cyan]{escape(item.command)}[/]")

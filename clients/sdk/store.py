@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import grpc
+from google.protobuf import field_mask_pb2
 
 from clients.sdk.calls import (
     PAGE_SIZE,
@@ -196,6 +197,15 @@ class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
 
     def list_accounts(self) -> list[account_pb2.Account]:
         return every_page(self.accounts.ListAccounts, account_pb2.ListAccountsRequest(), "accounts")
+
+    def update_account_credentials(
+        self, account_id: str, credentials: str, config_json: str = ""
+    ) -> account_pb2.Account:
+        """New credentials (and config, when given); the store clears a refusal's reason with them."""
+        account = account_pb2.Account(id=account_id, credentials=credentials, config_json=config_json)
+        paths = ["credentials", "config_json"] if config_json else ["credentials"]
+        request = account_pb2.UpdateAccountRequest(account=account, update_mask=field_mask_pb2.FieldMask(paths=paths))
+        return call(self.accounts.UpdateAccount, request)
 
     # ---- events
 

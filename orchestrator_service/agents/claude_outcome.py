@@ -6,11 +6,14 @@ so when the file says nothing the run's own output decides (stream_json.py reads
 1. the signal file, when there is one, is the stronger word (CONTRACT.md, agent protocol);
 2. a resume of a session the CLI does not know is reported as such (`unknown_session`), so the
    caller starts a new session with the task's prompt plus the answers (fresh_session_prompt);
-3. a usage limit is `rate_limited` until the reset the CLI named: the account rests, and no attempt
+3. a credential the API refused (an error result with `api_error_status` 401: "Invalid API key ·
+   Fix external API key", "Not logged in · Please run /login") is `credentials_refused`: the account
+   is unusable, and no attempt is spent (the task moves to another account);
+4. a usage limit is `rate_limited` until the reset the CLI named: the account rests, and no attempt
    is spent;
-4. an error result is a failed attempt, its text the reason;
-5. any other non-zero exit is a crash;
-6. a success result completes the task with its text as the summary.
+5. an error result is a failed attempt, its text the reason;
+6. any other non-zero exit is a crash;
+7. a success result completes the task with its text as the summary.
 
 The session id the CLI reported rides along on every outcome, for the caller to store on the agent
 and resume. Everything but `run_outcome` is pure.
@@ -32,6 +35,8 @@ from orchestrator_service.dispatch import AgentOutcome, classify_exit
 # A limit that named no reset time rests this long; a reset already past, at least this long.
 DEFAULT_LIMIT_REST_SECONDS = 300.0
 MIN_LIMIT_REST_SECONDS = 60.0
+# The API's answer to a credential it does not accept.
+UNAUTHORIZED = 401
 # Summaries go into dependent tasks' prompts and, with reasons, into events (64 KiB each at most).
 MAX_REPORTED_BYTES = 16 * 1024
 
@@ -71,6 +76,13 @@ def claude_outcome(exit_code: int | None, signal_text: str | None, run: RunSumma
             error="Claude Code has no conversation with that session id: start a new session",
             exit_code=exit_code,
             unknown_session=True,
+        )
+    if run.result is not None and run.result.is_error and run.result.api_error_status == UNAUTHORIZED:
+        return AgentOutcome(
+            "credentials_refused",
+            error=clip(_error_reason(run.result)),
+            exit_code=exit_code,
+            session_id=session,
         )
     if run.limit is not None and not run.succeeded:
         return AgentOutcome(

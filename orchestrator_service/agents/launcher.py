@@ -67,7 +67,7 @@ def environment(launch: Launch) -> dict[str, str]:
         env["CW_ANSWERS_FILE"] = str(files.answers)
     if launch.secrets is not None:
         env["CLAUDE_CONFIG_DIR"] = str(files.config_dir)
-    return launch.provider.environment(env)
+    return launch.provider.environment(env, under_account=launch.secrets is not None)
 
 
 def start(launch: Launch) -> subprocess.Popen[bytes]:

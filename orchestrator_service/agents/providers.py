@@ -11,6 +11,15 @@ from pathlib import Path
 CLAUDE = "claude"
 # Claude Code refuses --dangerously-skip-permissions as root unless this is exactly "1".
 SANDBOX_VARIABLE = "IS_SANDBOX"
+# Where Claude Code takes a credential from before its config directory's .credentials.json: a run
+# under an account gets none of these from the orchestrator's environment, or the orchestrator's
+# key would be what every account's run spends (issue 22).
+CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+# How often the CLI itself retries a request the API refused (429, 529, 5xx, no connection). Its
+# own default (10, with back-off) holds a slot for minutes before cw sees anything; cw's policy
+# (an account's rest, the task's retries) decides instead.
+MAX_RETRIES_VARIABLE = "CLAUDE_CODE_MAX_RETRIES"
+DEFAULT_CLAUDE_MAX_RETRIES = 1
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,8 @@ class Provider:
     argv: tuple[str, ...]
     # Set by --agents-in-sandbox: the agents run in a sandbox, so Claude Code may run as root.
     in_sandbox: bool = False
+    # CLAUDE_CODE_MAX_RETRIES for Claude Code (`--claude-max-retries`).
+    max_retries: int = DEFAULT_CLAUDE_MAX_RETRIES
 
     def command(self, session_id: str, resume: bool) -> list[str]:
         """Claude Code gets its session, resume and output flags, and reads its prompt on standard
@@ -30,13 +41,20 @@ class Provider:
         session = ["--resume", session_id] if resume else ["--session-id", session_id]
         return [*self.argv, *flags, *session]
 
-    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+    def environment(self, base: Mapping[str, str], under_account: bool = False) -> dict[str, str]:
         """The agent's environment. IS_SANDBOX says only what --agents-in-sandbox says: a value
-        inherited from wherever the orchestrator was started never reaches any provider."""
+        inherited from wherever the orchestrator was started never reaches any provider. For
+        Claude Code, a run under an account uses that account's credentials only (no inherited
+        key), and the CLI's own retries are `max_retries`."""
         env = dict(base)
         env.pop(SANDBOX_VARIABLE, None)
-        if self.name == CLAUDE and self.in_sandbox:
-            env[SANDBOX_VARIABLE] = "1"
+        if self.name == CLAUDE:
+            if self.in_sandbox:
+                env[SANDBOX_VARIABLE] = "1"
+            if under_account:
+                for name in CREDENTIAL_VARIABLES:
+                    env.pop(name, None)
+            env[MAX_RETRIES_VARIABLE] = str(self.max_retries)
         return env
 
     def resolved(self, directory: Path) -> Provider:
@@ -61,21 +79,24 @@ class Provider:
         return None
 
 
-def parse_provider(spec: str, in_sandbox: bool = False) -> Provider:
+def parse_provider(spec: str, in_sandbox: bool = False, max_retries: int = DEFAULT_CLAUDE_MAX_RETRIES) -> Provider:
     """`NAME=COMMAND`, COMMAND split like a shell would split it, never run through a shell."""
     name, separator, command = spec.partition("=")
     argv = tuple(shlex.split(command))
     if not separator or not name.strip() or not argv:
         raise ValueError(f"--provider wants NAME=COMMAND, got {spec!r}")
-    return Provider(name.strip(), argv, in_sandbox and name.strip() == CLAUDE)
+    return Provider(name.strip(), argv, in_sandbox and name.strip() == CLAUDE, max_retries)
 
 
 def provider_table(
-    specs: list[str] | None = None, in_sandbox: bool = False, directory: Path | None = None
+    specs: list[str] | None = None,
+    in_sandbox: bool = False,
+    directory: Path | None = None,
+    claude_max_retries: int = DEFAULT_CLAUDE_MAX_RETRIES,
 ) -> dict[str, Provider]:
     """Claude Code, and the `--provider` commands; relative paths resolved against `directory`."""
-    providers = {CLAUDE: Provider(CLAUDE, (CLAUDE,), in_sandbox)}
+    providers = {CLAUDE: Provider(CLAUDE, (CLAUDE,), in_sandbox, claude_max_retries)}
     for spec in specs or []:
-        provider = parse_provider(spec, in_sandbox)
+        provider = parse_provider(spec, in_sandbox, claude_max_retries)
         providers[provider.name] = provider.resolved(directory) if directory is not None else provider
     return providers

@@ -1,7 +1,7 @@
 """What a Claude Code run said, read back from its `--output-format stream-json` output.
 
 Claude Code knows nothing of cw's signal file: the facts cw needs are in its output. The `system`
-`init` and `result` events name the session (a resumed run reports a new one); the final `result`
+`init` and `result` events name the session (a resumed run keeps its session id); the final `result`
 event holds the answer (`subtype`, `is_error`, `result` text); an exhausted account shows as a
 `rate_limit_event` whose status is not allowed, or as a limit message (`You've hit your limit ·
 resets 4pm (America/Los_Angeles)`, `Claude AI usage limit reached|<epoch>`, ...) in an error result
@@ -11,7 +11,8 @@ found with session ID`.
 The output is the agent's whole stdout and stderr, so it can be large, cut short, or hold anything:
 it is read line by line (memory bounded by MAX_LINE_BYTES), lines that are not JSON are looked at as
 plain text, unknown event types are ignored, and nothing here raises on any input. One version of
-the CLI wrote a `rate_limit_event` into the middle of another event's line; such a line is mended.
+the CLI wrote a `rate_limit_event` into the middle of another event's line; such a line is mended,
+whatever the order of the spliced event's keys (2.1.328 writes a result's "type" late).
 
 Limit messages count only where the CLI speaks (an error result, a plain line), never in the
 agent's own words (assistant events), which may quote them.
@@ -32,14 +33,17 @@ from zoneinfo import ZoneInfo
 MAX_LINE_BYTES = 8 * 1024 * 1024
 # How much of a plain line is kept to explain a crash.
 PLAIN_LINE_KEEP = 500
-# How many embedded `{"type": ...` openings a broken line is searched for, from its end.
-MAX_SALVAGE_TRIES = 16
+# How many object openings (`{"`) a broken line is searched for, from its end: a spliced event's
+# nested objects come first (a 2.1.328 result holds 13), then its own opening.
+MAX_SALVAGE_TRIES = 64
 
 EVENT_TYPES = frozenset({"system", "assistant", "user", "result", "rate_limit_event", "stream_event"})
 ALLOWED_STATUSES = frozenset({"allowed", "allowed_warning"})
 OVERAGE_ALLOWED = frozenset({"allowed", "allowed_warning"})
 
-_EVENT_OPENING = re.compile(r'\{\s*"type"\s*:')
+# Any object's opening, whatever its first key: 2.1.328's result lines start with
+# `{"duration_api_ms":`, their "type" far inside (tests/fixtures/transcripts/v2_1_328_success.jsonl).
+_OBJECT_OPENING = re.compile(r'\{\s*"')
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _UNKNOWN_SESSION = re.compile(r"No conversation found with session ID", re.IGNORECASE)
 _EPOCH_LIMIT = re.compile(r"Claude AI usage limit reached\s*\|\s*(?P<epoch>\d{9,13})(?!\d)", re.IGNORECASE)
@@ -90,6 +94,8 @@ class FinalResult:
     text: str
     errors: tuple[str, ...] = ()
     session_id: str = ""
+    # The HTTP status of the API's refusal that ended the run (401: the credential), else None.
+    api_error_status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -239,7 +245,7 @@ class StreamReader:
     def _salvage(self, line: str) -> bool:
         """A whole event at the end of a broken line was written into the middle of another: take
         it, and keep the head to join with the next line, which holds the rest of the other."""
-        openings = [found.start() for found in _EVENT_OPENING.finditer(line)]
+        openings = [found.start() for found in _OBJECT_OPENING.finditer(line)]
         decoder = json.JSONDecoder()
         for start in reversed(openings[-MAX_SALVAGE_TRIES:]):
             try:
@@ -284,12 +290,14 @@ class StreamReader:
         raw_errors = event.get("errors")
         errors = tuple(str(error) for error in raw_errors) if isinstance(raw_errors, list) else ()
         session_id = event.get("session_id")
+        status = event.get("api_error_status")
         self._result = FinalResult(
             subtype=str(event.get("subtype") or ""),
             is_error=event.get("is_error") is True,
             text=text if isinstance(text, str) else "",
             errors=errors,
             session_id=session_id if isinstance(session_id, str) else "",
+            api_error_status=status if isinstance(status, int) and not isinstance(status, bool) else None,
         )
         self._note_session(session_id)
         if self._result.is_error:

@@ -250,6 +250,8 @@ class AgentController:
             requests.append(update(task, **settlement.task))
         if settlement.account_rests_until is not None and agent.account_id:
             requests.append(_rest_account(agent.account_id, settlement.account_rests_until))
+        if settlement.account_unusable_reason is not None and agent.account_id:
+            requests.append(_set_aside_account(agent.account_id, settlement.account_unusable_reason))
         requests += settlement.creates
         notes = [
             event(note.type, agent if note.about == "agent" else task, **note.details) for note in settlement.notes
@@ -257,7 +259,21 @@ class AgentController:
         await self.ctx.writer.append(notes, requests)
 
 
-_LABELS = {"done": "done", "error": "failed", "crash": "crashed", "rate_limited": "rate limited"}
+def _set_aside_account(account_id: str, reason: str) -> account_pb2.UpdateAccountRequest:
+    """Unconditional, like a rest: a refused credential stays refused until a person updates it."""
+    return account_pb2.UpdateAccountRequest(
+        account=account_pb2.Account(id=account_id, unusable_reason=reason),
+        update_mask=field_mask_pb2.FieldMask(paths=["unusable_reason"]),
+    )
+
+
+_LABELS = {
+    "done": "done",
+    "error": "failed",
+    "crash": "crashed",
+    "rate_limited": "rate limited",
+    "credentials_refused": "credentials refused",
+}
 
 
 def outcome_label(outcome: dispatch.AgentOutcome) -> str:

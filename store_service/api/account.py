@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from cw.store.v1 import account_pb2, account_pb2_grpc
 from store_service.api.convert import timestamp_to_datetime
 from store_service.api.crud import Resource, ResourceServicer, required_id
-from store_service.db.models import Account
+from store_service.db.models import Account, utcnow
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import NotFound
 
@@ -22,16 +23,40 @@ class _AccountResource(Resource[account_pb2.Account]):
 ACCOUNT = _AccountResource(Account, account_pb2.Account, "account", lambda uow: uow.accounts, Account.secret_fields)
 
 
+def exhausted_as_read(account: account_pb2.Account, now: datetime) -> account_pb2.Account:
+    """`is_exhausted` as it is now: a rest whose `exhausted_until` passed is over, though the row
+    keeps the flag until the account is handed out again. Computed on the caller's own copy (the
+    kept messages of shown_rows.py are shared and keyed by stored values, never by the clock)."""
+    if account.is_exhausted and account.HasField("exhausted_until"):
+        until = account.exhausted_until.ToDatetime()
+        account.is_exhausted = until > now
+    return account
+
+
+def _credentials_clear_refusal(_uow: SqlAlchemyUnitOfWork, values: dict[str, Any]) -> None:
+    """New credentials are worth a try: an update that sets them clears the refusal's reason."""
+    if values.get("credentials") and "unusable_reason" not in values:
+        values["unusable_reason"] = None
+
+
 class AccountServicer(ResourceServicer[account_pb2.Account], account_pb2_grpc.AccountServiceServicer):
     resource = ACCOUNT
     CreateAccount = ResourceServicer.create_rpc
-    GetAccount = ResourceServicer.get_rpc
-    UpdateAccount = ResourceServicer.update_rpc
     DeleteAccount = ResourceServicer.delete_rpc
+
+    async def GetAccount(self, request: Any, context: Any = None) -> account_pb2.Account:
+        return exhausted_as_read(await self.get_rpc(request, context), utcnow())
+
+    async def UpdateAccount(self, request: Any, _context: Any = None) -> account_pb2.Account:
+        return exhausted_as_read(await self.update_then(request, _credentials_clear_refusal), utcnow())
 
     async def ListAccounts(self, request: Any, _context: Any) -> account_pb2.ListAccountsResponse:
         accounts, token = await self.list_page(request, ["provider"])
-        return account_pb2.ListAccountsResponse(accounts=accounts, next_page_token=token)
+        response = account_pb2.ListAccountsResponse(accounts=accounts, next_page_token=token)
+        now = utcnow()
+        for account in response.accounts:  # the response's own copies
+            exhausted_as_read(account, now)
+        return response
 
     async def GetNextAvailableAccount(self, request: Any, _context: Any) -> account_pb2.Account:
         provider = request.provider or "claude"
@@ -47,7 +72,8 @@ class AccountServicer(ResourceServicer[account_pb2.Account], account_pb2_grpc.Ac
     async def MarkAccountExhausted(self, request: Any, _context: Any) -> account_pb2.Account:
         account_id = required_id(request.id)
         until = timestamp_to_datetime(request.until) if request.HasField("until") else None
-        return await self.db.write(lambda uow: ACCOUNT.to_message(uow.accounts.mark_exhausted(account_id, until)))
+        marked = await self.db.write(lambda uow: ACCOUNT.to_message(uow.accounts.mark_exhausted(account_id, until)))
+        return exhausted_as_read(marked, utcnow())
 
     async def ClearExpiredExhaustion(self, _request: Any, _context: Any) -> account_pb2.ClearExpiredExhaustionResponse:
         cleared = await self.db.write(lambda uow: uow.accounts.clear_expired_exhaustion())

@@ -227,6 +227,8 @@ class Account(Timestamped, Base):
     exhausted_until: Mapped[datetime | None] = mapped_column(DateTime)
     last_used_time: Mapped[datetime | None] = mapped_column("last_used_at", DateTime)
     sort_order: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # Why the provider refused the account's credential; NULL or empty while usable.
+    unusable_reason: Mapped[str | None] = mapped_column(Text)
 
     # Never leave the store except through GetAccountSecrets, never in events or logs.
     secret_fields: ClassVar[frozenset[str]] = frozenset({"config_json", "credentials"})
@@ -264,7 +266,16 @@ class Agent(Timestamped, Base):
     user_dismiss_time: Mapped[datetime | None] = mapped_column("user_dismissed_at", DateTime)
     # How the latest run ended; NULL (AGENT_OUTCOME_UNSPECIFIED) while it runs, waits or never ran.
     outcome: Mapped[str | None] = mapped_column(
-        choice("agent_outcome", "done", "failed", "crashed", "stopped", "rate_limited", "never_started")
+        choice(
+            "agent_outcome",
+            "done",
+            "failed",
+            "crashed",
+            "stopped",
+            "rate_limited",
+            "never_started",
+            "credentials_refused",
+        )
     )
     error: Mapped[str | None] = mapped_column(Text)
     # The conversation the agent's current run answers. No foreign key: conversations point at

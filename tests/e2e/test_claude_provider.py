@@ -1,6 +1,7 @@
 """The claude provider end to end, against the stand-in `claude` (tests/fixtures/agents/claude),
-which behaves like the real CLI: limits, error results, final texts, new sessions on resume,
-the prompt on stdin, the root guard."""
+which behaves like the real CLI: limits, error results, final texts, the prompt on stdin, the root
+guard. It names a new session id on each resume, which the real CLI does not
+(tests/e2e/test_real_claude.py): cw resumes whichever id was reported last."""
 
 from __future__ import annotations
 

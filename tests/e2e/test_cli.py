@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import field_mask_pb2
 
-from cw.store.v1 import phase_pb2
+from cw.store.v1 import account_pb2, phase_pb2
 from tests.e2e.cluster import Cluster, cluster, cw, cw_json, make_git_repo, script, wait_for
 
 SECRET = "sk-ant-CLI-SECRET-77"
@@ -234,6 +235,17 @@ def test_accounts_never_show_credentials(services: Cluster, tmp_path: Path) -> N
     listed = cw_json(c, "account", "list")
     assert listed[0]["email"] == "dev@example.com" and listed[0]["hasCredentials"]
     assert SECRET not in json.dumps(listed) and SECRET not in cw(c, "account", "list").stdout
+    # A refused account (as the orchestrator marks one) is shown with its reason, and new
+    # credentials put it back in rotation; neither shows the secret.
+    refusal = account_pb2.Account(id=listed[0]["id"], unusable_reason="Invalid API key · Fix external API key")
+    mask = field_mask_pb2.FieldMask(paths=["unusable_reason"])
+    c.api.accounts.UpdateAccount(account_pb2.UpdateAccountRequest(account=refusal, update_mask=mask))
+    assert "Invalid API key" in cw(c, "account", "list").stdout
+    credentials.write_text(json.dumps({"token": SECRET + "-renewed"}))
+    updated = cw(c, "account", "update", listed[0]["id"], "--credentials-file", str(credentials))
+    assert SECRET not in updated.stdout
+    [renewed] = cw_json(c, "account", "list")
+    assert "unusableReason" not in renewed and SECRET not in json.dumps(renewed)
 
 
 @pytest.mark.parametrize(

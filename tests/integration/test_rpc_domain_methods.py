@@ -238,6 +238,52 @@ def test_account_rotation(api: SimpleNamespace) -> None:
     assert none_left.code == grpc.StatusCode.NOT_FOUND
 
 
+def test_an_account_whose_credential_was_refused_is_not_handed_out_until_updated(api: SimpleNamespace) -> None:
+    def create(email: str) -> str:
+        account = account_pb2.Account(email=email, provider="refusals", credentials="old")
+        return str(api.accounts.CreateAccount(account_pb2.CreateAccountRequest(account=account)).id)
+
+    refused, other = create("refused@x"), create("other@x")
+    marked = api.accounts.UpdateAccount(
+        account_pb2.UpdateAccountRequest(
+            account=account_pb2.Account(id=refused, unusable_reason="Invalid API key · Fix external API key"),
+            update_mask=field_mask_pb2.FieldMask(paths=["unusable_reason"]),
+        )
+    )
+    assert marked.unusable_reason == "Invalid API key · Fix external API key"
+    request = account_pb2.GetNextAvailableAccountRequest(provider="refusals")
+    assert [api.accounts.GetNextAvailableAccount(request).id for _ in range(3)] == [other] * 3
+    # New credentials clear the refusal: the account is handed out again.
+    renewed = api.accounts.UpdateAccount(
+        account_pb2.UpdateAccountRequest(
+            account=account_pb2.Account(id=refused, credentials="new"),
+            update_mask=field_mask_pb2.FieldMask(paths=["credentials"]),
+        )
+    )
+    assert renewed.unusable_reason == ""
+    assert api.accounts.GetNextAvailableAccount(request).id == refused
+
+
+def test_exhausted_is_as_of_the_read(api: SimpleNamespace) -> None:
+    """A rest whose `exhausted_until` passed shows as over in every answer, though the row keeps
+    its flag until the account is handed out (`cw account list` said EXHAUSTED the next day)."""
+    created = api.accounts.CreateAccount(account_pb2.CreateAccountRequest(account=account_pb2.Account(email="r@x")))
+    past, future = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
+    past.FromDatetime(datetime.now(UTC) - timedelta(seconds=5))
+    future.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    rest = account_pb2.MarkAccountExhaustedRequest(id=created.id, until=future)
+    assert api.accounts.MarkAccountExhausted(rest).is_exhausted
+    assert api.accounts.GetAccount(account_pb2.GetAccountRequest(id=created.id)).is_exhausted
+    over = api.accounts.MarkAccountExhausted(account_pb2.MarkAccountExhaustedRequest(id=created.id, until=past))
+    assert not over.is_exhausted and over.exhausted_until == past
+    assert not api.accounts.GetAccount(account_pb2.GetAccountRequest(id=created.id)).is_exhausted
+    listed = api.accounts.ListAccounts(account_pb2.ListAccountsRequest(page_size=100)).accounts
+    assert [account.is_exhausted for account in listed if account.id == created.id] == [False]
+    # Resting with no end stays exhausted.
+    open_ended = api.accounts.MarkAccountExhausted(account_pb2.MarkAccountExhaustedRequest(id=created.id))
+    assert open_ended.is_exhausted
+
+
 def test_proposals_by_agent(api: SimpleNamespace) -> None:
     initiative_id = _initiative(api)
     agent = _agent(api, "a")

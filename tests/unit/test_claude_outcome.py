@@ -147,12 +147,34 @@ def test_root_guard() -> None:
 
 def test_claude_environment_says_is_sandbox_only_with_the_flag() -> None:
     inherited = {"PATH": "/bin", "IS_SANDBOX": "yes"}
-    assert provider_table()["claude"].environment(inherited) == {"PATH": "/bin"}
+    assert provider_table()["claude"].environment(inherited) == {"PATH": "/bin", "CLAUDE_CODE_MAX_RETRIES": "1"}
     assert provider_table(in_sandbox=True)["claude"].environment(inherited)["IS_SANDBOX"] == "1"
     overridden = provider_table(["claude=/opt/claude --model x", "mine=run"], in_sandbox=True)
     assert overridden["claude"] == Provider("claude", ("/opt/claude", "--model", "x"), in_sandbox=True)
     assert overridden["mine"].environment(inherited) == {"PATH": "/bin"}  # inherited: never passed on
     assert provider_table(["mine=run"])["mine"].environment(inherited) == {"PATH": "/bin"}
+
+
+def test_a_run_under_an_account_gets_no_credential_from_the_orchestrators_environment() -> None:
+    """The orchestrator's key would override every account's .credentials.json (issue 22)."""
+    inherited = {
+        "PATH": "/bin",
+        "ANTHROPIC_API_KEY": "sk-ant-api03-orchestrator",
+        "ANTHROPIC_AUTH_TOKEN": "token",
+        "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-orchestrator",
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:1",
+    }
+    claude = provider_table(claude_max_retries=3)["claude"]
+    assert claude.environment(inherited, under_account=True) == {
+        "PATH": "/bin",
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:1",
+        "CLAUDE_CODE_MAX_RETRIES": "3",
+    }
+    # With no account, the environment's key is what the run uses (README, "Running with Claude Code").
+    assert claude.environment(inherited)["ANTHROPIC_API_KEY"] == "sk-ant-api03-orchestrator"
+    # Another provider's environment is its own business.
+    mine = provider_table(["mine=run"])["mine"]
+    assert mine.environment(inherited, under_account=True) == inherited
 
 
 def test_the_prompt_is_never_an_argument() -> None:
@@ -167,3 +189,13 @@ def test_the_prompt_is_never_an_argument() -> None:
         "--session-id",
         "sid",
     ]
+
+
+@pytest.mark.parametrize("name", ["invalid_api_key.jsonl", "not_logged_in.jsonl", "v2_1_328_invalid_api_key.jsonl"])
+def test_a_refused_credential_is_its_own_outcome(name: str) -> None:
+    """Recorded from the real CLI against a 401 (tests/fixtures/fake_anthropic.py)."""
+    run = summarize_file(TRANSCRIPTS / name, NOW)
+    outcome = outcome_of(1, None, run, NOW)
+    assert outcome.kind == "credentials_refused" and outcome.exit_code == 1
+    assert outcome.error in ("Invalid API key · Fix external API key", "Not logged in · Please run /login")
+    assert outcome.session_id == run.session_id != ""

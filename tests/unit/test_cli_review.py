@@ -14,7 +14,16 @@ from clients.cli import review
 from clients.cli.inbox import Snapshot, inbox_items
 from clients.sdk import InvalidArgumentError
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import agent_pb2, message_pb2, phase_pb2, project_pb2, proposal_pb2, review_comment_pb2, task_pb2
+from cw.store.v1 import (
+    account_pb2,
+    agent_pb2,
+    message_pb2,
+    phase_pb2,
+    project_pb2,
+    proposal_pb2,
+    review_comment_pb2,
+    task_pb2,
+)
 from tests.support import SMALL_DIFF
 
 
@@ -106,6 +115,14 @@ def test_the_inbox_lists_what_waits_newest_first() -> None:
     assert commands["pr1"].startswith("cw proposals accept pr1") and "cw phase merge p1" in commands["p1"]
     assert "boom" in next(i.detail for i in items if i.id == "t1")
     assert "tidy-jackal" in next(i.title for i in items if i.id == "ms1")
+
+
+def test_an_account_whose_credential_was_refused_is_in_the_inbox_until_updated() -> None:
+    refused = account_pb2.Account(id="ac1", email="dev@example.com", provider="claude", unusable_reason="Not logged in")
+    snapshot = Snapshot(accounts=[_stamp(refused, 10), account_pb2.Account(id="ac2", email="ok@example.com")])
+    [item] = inbox_items(snapshot)
+    assert (item.kind, item.id, item.detail) == ("account refused", "ac1", "Not logged in")
+    assert item.command == "cw account update ac1 --credentials-file F" and "dev@example.com" in item.title
 
 
 def test_an_agent_waiting_only_for_replies_is_listed_as_its_messages() -> None:

@@ -101,3 +101,25 @@ def test_an_agents_words_are_cut_to_what_the_store_keeps() -> None:
     done = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome("done", summary=huge, exit_code=0), NOW)
     assert done.task is not None and len(done.task["summary"].encode()) <= outcomes.SUMMARY_BYTES
     assert len(done.agent["result"].encode()) < 64 * 1024
+
+
+def test_a_refused_credential_sets_the_account_aside_and_spends_no_attempt() -> None:
+    agent = agent_pb2.Agent(id="a", task_id="t", account_id="acc")
+    refused = AgentOutcome("credentials_refused", error="Invalid API key · Fix external API key", exit_code=1)
+    settled = outcomes.settle(agent, RUNNING_TASK, refused, NOW)
+    assert settled.account_unusable_reason == "Invalid API key · Fix external API key"
+    assert settled.account_rests_until is None
+    assert settled.agent["outcome"] == agent_pb2.AGENT_OUTCOME_CREDENTIALS_REFUSED
+    assert settled.agent["status"] == agent_pb2.AGENT_STATUS_STOPPED
+    assert settled.task is not None and settled.task["status"] == task_pb2.TASK_STATUS_PENDING
+    assert "retry_count" not in settled.task and "Invalid API key" in settled.task["reason"]
+    assert [note.type for note in settled.notes] == ["agent:stopped", "task:queued"]
+
+
+def test_a_refused_key_of_the_environment_is_a_failed_attempt() -> None:
+    """No account to set aside: retrying forever at no cost would hide it from the person."""
+    refused = AgentOutcome("credentials_refused", error="Invalid API key · Fix external API key", exit_code=1)
+    settled = outcomes.settle(AGENT, RUNNING_TASK, refused, NOW)
+    assert settled.account_unusable_reason is None
+    assert settled.task is not None and settled.task["retry_count"] == 1
+    assert settled.agent["outcome"] == agent_pb2.AGENT_OUTCOME_FAILED

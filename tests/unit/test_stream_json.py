@@ -252,3 +252,50 @@ def test_a_rate_limit_event_spliced_anywhere_is_read_and_the_line_mended(data: s
     assert run.limit is not None and run.limit.reset_at == datetime.fromtimestamp(1775206800, UTC)
     assert run.result is not None and run.result.text.startswith("Created app/schema.sql")
     assert run.session_id == SESSION
+
+
+def test_a_2_1_328_transcript_is_read() -> None:
+    """Recorded from 2.1.328 against tests/fixtures/fake_anthropic.py: its result line starts with
+    `{"duration_api_ms":`, not with "type"."""
+    last = (TRANSCRIPTS / "v2_1_328_success.jsonl").read_text().splitlines()[-1]
+    assert not last.startswith('{"type"')
+    run = read("v2_1_328_success.jsonl")
+    assert run.succeeded and run.result is not None and run.result.text == "all done"
+    assert run.session_id == json.loads(last)["session_id"] and run.limit is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_2_1_328_result_spliced_into_any_line_is_read_whatever_its_key_order(data: st.DataObject) -> None:
+    """The line repair looked for `{"type":` only and missed a 2.1.328 result written into the
+    middle of another event's line (issue 22); any key order is found now."""
+    *lines, result = (TRANSCRIPTS / "v2_1_328_success.jsonl").read_text().splitlines()
+    index = data.draw(st.integers(1, len(lines) - 1))
+    cut = data.draw(st.integers(1, len(lines[index]) - 1))
+    lines[index] = lines[index][:cut] + result + "\n" + lines[index][cut:]
+    run = summarize_lines([line.encode() for line in "\n".join(lines).split("\n")], NOW)
+    assert run.succeeded and run.result is not None and run.result.text == "all done"
+    assert run.last_plain_line == ""
+
+
+def test_a_refused_credential_names_its_status() -> None:
+    for name, text in (
+        ("invalid_api_key.jsonl", "Invalid API key · Fix external API key"),
+        ("not_logged_in.jsonl", "Not logged in · Please run /login"),
+        ("v2_1_328_invalid_api_key.jsonl", "Invalid API key · Fix external API key"),
+    ):
+        run = read(name)
+        assert run.result is not None and run.result.is_error and run.result.api_error_status == 401
+        assert run.result.text == text and run.limit is None
+
+
+def test_a_recorded_session_limit_rests_until_the_events_reset() -> None:
+    """Recorded from 2.1.197 given a 429 with the unified rate-limit headers (fake_anthropic.py):
+    a rejected rate_limit_event with resetsAt, then `You've hit your session limit · resets ...`."""
+    lines = (TRANSCRIPTS / "session_limit_recorded.jsonl").read_text().splitlines()
+    [event] = [json.loads(line) for line in lines if '"rate_limit_event"' in line]
+    run = read("session_limit_recorded.jsonl")
+    assert run.limit is not None and not run.succeeded
+    assert run.limit.reset_at == datetime.fromtimestamp(event["rate_limit_info"]["resetsAt"], UTC)
+    assert "You've hit your session limit" in run.limit.evidence
+    assert run.result is not None and run.result.api_error_status == 429

@@ -9,10 +9,12 @@ from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
 
 
 def _usable(now: datetime) -> ColumnElement[bool]:
-    return or_(
+    """Not resting (or its rest is over), and its credential not refused."""
+    rested = or_(
         Account.is_exhausted.is_(False),
         (Account.exhausted_until.is_not(None)) & (Account.exhausted_until <= now),
     )
+    return rested & or_(Account.unusable_reason.is_(None), Account.unusable_reason == "")
 
 
 class SqlAlchemyAccountRepository(SqlAlchemyRepository[Account]):

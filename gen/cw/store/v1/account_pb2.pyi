@@ -37,6 +37,7 @@ class Account(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     HAS_CREDENTIALS_FIELD_NUMBER: _builtins.int
     HAS_CONFIG_FIELD_NUMBER: _builtins.int
+    UNUSABLE_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     email: _builtins.str
     provider: _builtins.str
@@ -45,11 +46,17 @@ class Account(_message.Message):
     credentials: _builtins.str
     """Input only: serialized .credentials.json; never returned."""
     is_exhausted: _builtins.bool
+    """As read: true only while `exhausted_until` is unset or still ahead (a rest that passed is over)."""
     sort_order: _builtins.int
     has_credentials: _builtins.bool
     """Output only."""
     has_config: _builtins.bool
     """Output only."""
+    unusable_reason: _builtins.str
+    """Why the provider refused this account's credential (the API answered 401: "Invalid API key",
+    "Not logged in"); empty while it is usable. An account with a reason is never handed out;
+    updating its credentials clears it.
+    """
     @_builtins.property
     def exhausted_until(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -74,10 +81,11 @@ class Account(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         has_credentials: _builtins.bool = ...,
         has_config: _builtins.bool = ...,
+        unusable_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "exhausted_until", b"exhausted_until", "last_used_time", b"last_used_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "create_time", b"create_time", "credentials", b"credentials", "email", b"email", "exhausted_until", b"exhausted_until", "has_config", b"has_config", "has_credentials", b"has_credentials", "id", b"id", "is_exhausted", b"is_exhausted", "last_used_time", b"last_used_time", "provider", b"provider", "sort_order", b"sort_order", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "create_time", b"create_time", "credentials", b"credentials", "email", b"email", "exhausted_until", b"exhausted_until", "has_config", b"has_config", "has_credentials", b"has_credentials", "id", b"id", "is_exhausted", b"is_exhausted", "last_used_time", b"last_used_time", "provider", b"provider", "sort_order", b"sort_order", "unusable_reason", b"unusable_reason", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -64,6 +64,10 @@ class _AgentOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AgentOut
     """Its account hit a rate limit: the task runs again on another account, no attempt spent."""
     AGENT_OUTCOME_NEVER_STARTED: _AgentOutcome.ValueType  # 6
     """Its process never started (for example the orchestrator died in between): no attempt spent."""
+    AGENT_OUTCOME_CREDENTIALS_REFUSED: _AgentOutcome.ValueType  # 7
+    """The provider refused its account's credential (401): the account is marked unusable and the
+    task runs again on another account, no attempt spent.
+    """
 
 class AgentOutcome(_AgentOutcome, metaclass=_AgentOutcomeEnumTypeWrapper):
     """How an agent's latest run ended."""
@@ -82,6 +86,10 @@ AGENT_OUTCOME_RATE_LIMITED: AgentOutcome.ValueType  # 5
 """Its account hit a rate limit: the task runs again on another account, no attempt spent."""
 AGENT_OUTCOME_NEVER_STARTED: AgentOutcome.ValueType  # 6
 """Its process never started (for example the orchestrator died in between): no attempt spent."""
+AGENT_OUTCOME_CREDENTIALS_REFUSED: AgentOutcome.ValueType  # 7
+"""The provider refused its account's credential (401): the account is marked unusable and the
+task runs again on another account, no attempt spent.
+"""
 Global___AgentOutcome: _TypeAlias = AgentOutcome  # noqa: Y015
 
 class _AgentMode:

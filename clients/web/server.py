@@ -1,0 +1,81 @@
+"""`cw web` and `python -m clients.web`: the web server on $CW_WEB (default 127.0.0.1:50053),
+TLS or loopback unless --insecure, as the services listen (cw_edge/listen.py); it prints where it
+listens and a login link."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+
+import uvicorn
+
+from clients.sdk import OrchestratorClient, StoreClient
+from clients.web.app import Site, create_app
+from clients.web.auth import Gate, key_path, load_or_make_key, login_url, mint_token
+from clients.web.views import Clients
+from cw_edge.listen import Listening, check
+
+DEFAULT_WEB = "127.0.0.1:50053"
+# Open event streams are cut after this long at shutdown, so Ctrl-C is never held up by a browser.
+GRACEFUL_SHUTDOWN_SECONDS = 2
+
+
+def web_address(given: str | None = None) -> str:
+    return given or os.environ.get("CW_WEB", DEFAULT_WEB)
+
+
+def base_url(address: str, tls: bool) -> str:
+    return f"{'https' if tls else 'http'}://{address}"
+
+
+def new_login_url(address: str, tls: bool = False, home: Path | None = None) -> str:
+    """What `cw web url` prints: a one-time link signed with the login key under $CW_HOME."""
+    key = load_or_make_key(key_path(home))
+    return login_url(base_url(address, tls), mint_token(key, time.time()))
+
+
+def bound_socket(address: str) -> socket.socket:
+    """The listening socket, bound here so that port 0 tells its real port."""
+    host, _, port = address.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host.strip("[]"), int(port)))
+    listener.listen(128)
+    listener.set_inheritable(True)
+    return listener
+
+
+def serve(
+    listening: Listening,
+    store_address: str | None = None,
+    orchestrator_address: str | None = None,
+    home: Path | None = None,
+) -> None:
+    """Runs until interrupted. Refuses a non-loopback address without TLS or --insecure."""
+    check(listening)
+    store, orchestrator = StoreClient(store_address), OrchestratorClient(orchestrator_address)
+    gate = Gate(load_or_make_key(key_path(home)))
+    site = Site(Clients(store, orchestrator), gate)
+    listener = bound_socket(listening.address)
+    host, port = listener.getsockname()[:2]
+    address = f"{host}:{port}"
+    config = uvicorn.Config(
+        create_app(site),
+        log_level="warning",
+        ssl_certfile=str(listening.tls_cert) if listening.tls_cert else None,
+        ssl_keyfile=str(listening.tls_key) if listening.tls_key else None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        proxy_headers=False,
+        server_header=False,
+    )
+    print(f"cw web listening on {address}", flush=True)
+    print(f"open: {new_login_url(address, listening.tls, home)}  (`cw web url` makes another)", flush=True)
+    try:
+        asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
+    finally:
+        store.close()
+        orchestrator.close()

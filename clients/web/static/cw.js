@@ -1,0 +1,106 @@
+// cw in the browser: live updates over server-sent events, and the inline comment form of a diff.
+// No inline scripts anywhere (the pages' Content-Security-Policy forbids them); every text that
+// arrives here is put in the page as text (textContent), never as HTML.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const REFRESH_DELAY_MS = 50;
+  let refreshTimer = null;
+  let refreshing = false;
+  let again = false;
+
+  function setState(text) {
+    const badge = document.getElementById("live-state");
+    if (badge) { badge.textContent = text; badge.dataset.state = text; }
+  }
+
+  // Replaces every live region ([data-live] with an id) with the same region of the page read anew.
+  async function refresh() {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    try {
+      const answer = await fetch(window.location.href, { credentials: "same-origin", cache: "no-store" });
+      if (!answer.ok || answer.redirected) { return; }
+      const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+      document.querySelectorAll("[data-live][id]").forEach(function (region) {
+        const replacement = fresh.getElementById(region.id);
+        if (replacement) { region.replaceWith(document.importNode(replacement, true)); }
+      });
+      body.dataset.refreshes = String(Number(body.dataset.refreshes || "0") + 1);
+    } finally {
+      refreshing = false;
+      if (again) { again = false; schedule(); }
+    }
+  }
+
+  function schedule() {
+    if (refreshTimer) { return; }
+    refreshTimer = setTimeout(function () { refreshTimer = null; refresh(); }, REFRESH_DELAY_MS);
+  }
+
+  function showEvent(event) {
+    const feed = document.getElementById("event-feed");
+    if (!feed) { return; }
+    const item = document.createElement("li");
+    item.textContent = "#" + event.sequence + " " + event.type + " " + event.entity_id;
+    feed.prepend(item);
+    while (feed.children.length > 50) { feed.lastChild.remove(); }
+  }
+
+  function followEvents() {
+    if (!body.dataset.csrf) { return; }  // not logged in: nothing to follow
+    const params = new URLSearchParams({ after: body.dataset.after || "0" });
+    if (body.dataset.scope) { params.set("initiative", body.dataset.scope); }
+    const source = new EventSource("/live/events?" + params.toString());
+    source.onopen = function () { setState("live"); };
+    source.onerror = function () { setState("reconnecting"); };
+    source.addEventListener("cw", function (message) {
+      body.dataset.lastEvent = message.lastEventId;
+      showEvent(JSON.parse(message.data));
+      schedule();
+    });
+  }
+
+  function followOutput(pre) {
+    const source = new EventSource("/live/agents/" + encodeURIComponent(pre.dataset.agent) + "/output");
+    source.addEventListener("output", function (message) {
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.appendChild(document.createTextNode(JSON.parse(message.data)));
+      if (atEnd) { pre.scrollTop = pre.scrollHeight; }
+    });
+  }
+
+  // A click on a diff line's number opens the comment form under that line.
+  function commentOnClick() {
+    const form = document.getElementById("comment-form");
+    if (!form) { return; }
+    document.addEventListener("click", function (click) {
+      const cell = click.target.closest("table.diff tr.line td.num");
+      if (!cell) { return; }
+      const row = cell.parentElement;
+      const file = row.closest("details.file");
+      form.elements.file.value = file.dataset.path;
+      form.elements.line.value = row.dataset.line;
+      form.elements.side.checked = row.dataset.side === "old";
+      const holder = document.createElement("tr");
+      holder.className = "comment-holder";
+      const cellForForm = document.createElement("td");
+      cellForForm.colSpan = 3;
+      holder.appendChild(cellForForm);
+      document.querySelectorAll("tr.comment-holder").forEach(function (old) {
+        if (!old.contains(form)) { old.remove(); }
+      });
+      row.after(holder);
+      cellForForm.appendChild(form);
+      form.classList.add("open");
+      form.elements.body.focus();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    followEvents();
+    document.querySelectorAll("pre.output[data-agent]").forEach(followOutput);
+    commentOnClick();
+  });
+})();

@@ -1,0 +1,264 @@
+"""What the pages show, read through the SDK: one function per page, each returning the values its
+template needs. Synchronous (the SDK is); the app runs them in a thread. Texts stay as they came:
+the templates escape them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from markdown_it import MarkdownIt
+
+from clients.cli.inbox import gather, inbox_items
+from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
+from clients.sdk import NotFoundError, OrchestratorClient, StoreClient
+from clients.sdk.calls import enum_name
+from cw.store.v1 import (
+    account_pb2,
+    agent_pb2,
+    chat_session_pb2,
+    phase_pb2,
+    proposal_pb2,
+    task_pb2,
+)
+
+# Markdown as CommonMark with raw HTML off: a page's `<script>` is shown as text, and links with
+# unsafe schemes (javascript:) are not made links (markdown-it's validateLink).
+MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False})
+DONE_TASKS = frozenset({task_pb2.TASK_STATUS_COMPLETED})
+# Parallel reads of one page: the store answers each in about a millisecond, so a page of several
+# lists waits for the slowest, not their sum.
+READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cw-web-read")
+
+
+def when(stamp: Timestamp) -> str:
+    if not stamp.seconds and not stamp.nanos:
+        return ""
+    return stamp.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def status_of(enum: Any, value: int) -> str:
+    return enum_name(enum, value) if value else ""
+
+
+def render_markdown(text: str) -> str:
+    return str(MARKDOWN.render(text))
+
+
+@dataclass
+class Clients:
+    store: StoreClient
+    orchestrator: OrchestratorClient
+
+
+def home(clients: Clients) -> dict[str, Any]:
+    store = clients.store
+    initiatives = store.list_initiatives()
+    tasks = store.list_tasks()
+    progress: dict[str, list[int]] = {i.id: [0, 0] for i in initiatives}
+    for task in tasks:
+        counts = progress.setdefault(task.initiative_id, [0, 0])
+        counts[1] += 1
+        counts[0] += task.status in DONE_TASKS
+    items = inbox_items(gather(store))
+    return {"initiatives": initiatives, "progress": progress, "items": items}
+
+
+@dataclass
+class ProposalNode:
+    proposal: proposal_pb2.Proposal
+    children: list[ProposalNode] = field(default_factory=list)
+
+
+def proposal_tree(proposals: Sequence[proposal_pb2.Proposal]) -> list[ProposalNode]:
+    """Proposed phases with their proposed tasks under them, then tasks of existing phases, then pages."""
+    tasks = [p for p in proposals if p.target_type == TASK]
+    placed: set[str] = set()
+    roots: list[ProposalNode] = []
+    for phase in (p for p in proposals if p.target_type == PHASE):
+        node = ProposalNode(phase)
+        for task in tasks:
+            if task.id not in placed and _belongs(task, phase):
+                node.children.append(ProposalNode(task))
+                placed.add(task.id)
+        roots.append(node)
+    roots += [ProposalNode(t) for t in tasks if t.id not in placed]
+    roots += [ProposalNode(p) for p in proposals if p.target_type == PAGE]
+    return roots
+
+
+def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
+    store = clients.store
+    found = store.get_initiative(initiative_id)
+    reads: dict[str, Future[Any]] = {
+        "phases": READERS.submit(store.list_phases, initiative_id),
+        "tasks": READERS.submit(store.list_tasks, "", "", initiative_id),
+        "edges": READERS.submit(store.task_dependencies, "", initiative_id),
+        "proposals": READERS.submit(store.list_proposals, initiative_id),
+        "pages": READERS.submit(store.list_pages, initiative_id),
+        "projects": READERS.submit(store.initiative_projects, initiative_id),
+    }
+    got: dict[str, Any] = {name: future.result() for name, future in reads.items()}
+    phases: list[phase_pb2.Phase] = got["phases"]
+    phase_edges = {p.id: READERS.submit(store.phase_dependencies, p.id) for p in phases}
+    tasks: list[task_pb2.Task] = got["tasks"]
+    names = {t.id: t.name for t in tasks} | {p.id: p.name for p in phases}
+    after: dict[str, list[str]] = {}
+    for edge in got["edges"]:
+        after.setdefault(edge.task_id, []).append(edge.depends_on_task_id)
+    by_phase: dict[str, list[task_pb2.Task]] = {}
+    for task in tasks:
+        by_phase.setdefault(task.phase_id, []).append(task)
+    proposals: list[proposal_pb2.Proposal] = got["proposals"]
+    pending = [p for p in proposals if p.status == proposal_pb2.PROPOSAL_STATUS_PENDING]
+    change_sets = sorted({p.change_set_id for p in proposals if p.change_set_id and p.status == 2})
+    return {
+        "initiative": found,
+        "phases": phases,
+        "phase_after": {pid: [d.id for d in future.result()] for pid, future in phase_edges.items()},
+        "by_phase": by_phase,
+        "after": after,
+        "names": names,
+        "tree": proposal_tree(pending),
+        "change_sets": change_sets,
+        "pages": got["pages"],
+        "projects": got["projects"],
+        "done": sum(t.status in DONE_TASKS for t in tasks),
+        "total": len(tasks),
+    }
+
+
+def chat(store: StoreClient, kind: str, target_id: str) -> dict[str, Any]:
+    session = store.active_chat(kind, target_id)
+    if session is None:
+        return {"messages": [], "change_sets": {}}
+    messages = store.chat_messages(session.id)
+    change_sets = {c.id: c for c in store.change_sets(session.id)}
+    return {"messages": messages, "change_sets": change_sets}
+
+
+def phase(clients: Clients, phase_id: str) -> dict[str, Any]:
+    store = clients.store
+    found = store.get_phase(phase_id)
+    tasks = store.list_tasks(phase_id=phase_id)
+    edges = store.task_dependencies(initiative_id=found.initiative_id)
+    ids = {t.id for t in tasks}
+    after: dict[str, list[str]] = {}
+    for edge in edges:
+        if edge.task_id in ids:
+            after.setdefault(edge.task_id, []).append(edge.depends_on_task_id)
+    return {
+        "phase": found,
+        "initiative": store.get_initiative(found.initiative_id),
+        "tasks": tasks,
+        "after": after,
+        "names": {t.id: t.name for t in tasks},
+        "depends_on": store.phase_dependencies(phase_id),
+        "comments": store.list_comments(phase_id, False),
+        "chat": chat(store, "phase", phase_id),
+    }
+
+
+def task(clients: Clients, task_id: str) -> dict[str, Any]:
+    store = clients.store
+    found = store.get_task(task_id)
+    agents = store.list_agents(task_id=task_id)
+    edges = store.task_dependencies(task_id=task_id)
+    related = {e.task_id for e in edges} | {e.depends_on_task_id for e in edges}
+    names = {t: _task_name(store, t) for t in related - {task_id}}
+    return {
+        "task": found,
+        "phase": store.get_phase(found.phase_id) if found.phase_id else None,
+        "agents": agents,
+        "latest": agents[-1] if agents else None,
+        "waits_for": [e.depends_on_task_id for e in edges if e.task_id == task_id],
+        "waited_by": [e.task_id for e in edges if e.depends_on_task_id == task_id],
+        "names": names,
+        "chat": chat(store, "task", task_id) if found.phase_id else {"messages": [], "change_sets": {}},
+    }
+
+
+def _task_name(store: StoreClient, task_id: str) -> str:
+    try:
+        return store.get_task(task_id).name
+    except NotFoundError:
+        return task_id
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+
+
+def questions_of(agent: agent_pb2.Agent) -> list[Question]:
+    """The pending questions an agent stored (hostile JSON: anything not a list of objects is none)."""
+    try:
+        parsed = json.loads(agent.pending_questions or "[]")
+    except ValueError:
+        return []
+    if not isinstance(parsed, list):
+        return []
+    return [
+        Question(str(q.get("id") or ""), str(q.get("question") or q.get("id") or ""))
+        for q in parsed
+        if isinstance(q, dict) and q.get("id")
+    ]
+
+
+def agent(clients: Clients, agent_id: str) -> dict[str, Any]:
+    found = clients.store.resolve_agent(agent_id)
+    return {
+        "agent": found,
+        "task": clients.store.get_task(found.task_id) if found.task_id else None,
+        "questions": questions_of(found) if found.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT else [],
+        "live": found.status in (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT),
+    }
+
+
+def inbox(clients: Clients) -> dict[str, Any]:
+    snapshot = gather(clients.store)
+    return {"items": inbox_items(snapshot), "messages": {m.id: m for m in snapshot.messages}}
+
+
+def page(clients: Clients, page_id: str) -> dict[str, Any]:
+    found = clients.store.get_page(page_id)
+    return {
+        "page": found,
+        "html": render_markdown(found.content),
+        "pages": clients.store.list_pages(found.initiative_id),
+    }
+
+
+@dataclass(frozen=True)
+class AccountState:
+    account: account_pb2.Account
+    state: str
+    why: str
+
+
+def account_state(account: account_pb2.Account, now: datetime) -> AccountState:
+    """Why an account is not used now: it rests until its limit resets, or it cannot be used."""
+    if not account.has_credentials:
+        return AccountState(account, "unusable", "no credentials stored: `cw account add` with --credentials-file")
+    if account.is_exhausted:
+        until = account.exhausted_until.ToDatetime(tzinfo=UTC) if account.HasField("exhausted_until") else None
+        if until is None or until > now:
+            why = f"rate limited: rests until {when(account.exhausted_until)}" if until else "rate limited"
+            return AccountState(account, "resting", why)
+    return AccountState(account, "ready", "")
+
+
+def accounts(clients: Clients) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"accounts": [account_state(a, now) for a in clients.store.list_accounts()]}
+
+
+def chat_role(message: chat_session_pb2.ChatMessage) -> str:
+    role = enum_name(chat_session_pb2.ChatRole, message.role)
+    return "you" if role == "user" else "agent" if role == "assistant" else role

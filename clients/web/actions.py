@@ -123,6 +123,7 @@ def planning(category: str) -> Action:
             initiative_id, title, target = page.initiative_id, page.title, page.id
         name = f"{category.capitalize()} {title}"
         task = store.create_planning_task(initiative_id, category, name, text(form, "instructions"), target)
+        clients.orchestrator.dispatch_task(task.id)
         return f"/tasks/{task.id}"
 
     return run

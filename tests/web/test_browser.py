@@ -19,6 +19,7 @@ from tests.web.support import WebServer
 
 HOSTILE = '<script>window.__pwned = "script"</script><img src=x onerror="window.__pwned = \'img\'">'
 TIMEOUT_MS = 30_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @contextmanager
@@ -212,8 +213,8 @@ def test_review_loop_in_the_diff_and_hostile_lines_stay_text(
 
 PROPOSED = [
     {"key": "p1", "target_type": "phase", "title": "Schema"},
-    {"key": "t1", "target_type": "task", "title": "Users table", "parent": "p1"},
-    {"key": "t2", "target_type": "task", "title": "Sessions table", "parent": "p1"},
+    {"key": "t1", "target_type": "task", "title": "Users table", "phase": "p1"},
+    {"key": "t2", "target_type": "task", "title": "Sessions table", "phase": "p1"},
     {"key": "p2", "target_type": "phase", "title": "Frontend", "depends_on": ["p1"]},
 ]
 
@@ -225,7 +226,7 @@ def test_accept_part_of_a_plan_and_dismiss_the_rest(
     initiative = c.initiative("Planned", c.project("planned"))
     with logged_in(browser, web) as (_, page):
         page.goto(f"{web.base}/initiatives/{initiative.id}")
-        page.fill('form[action$="/plan/' + initiative.id + '"] input[name="instructions"]', script(proposals=PROPOSED))
+        page.fill('form[action$="/plan/' + initiative.id + '"] textarea[name="instructions"]', script(proposals=PROPOSED))
         page.click('button[data-action="plan"]')
         expect(page.locator("#task-status")).to_have_text("completed")
         page.goto(f"{web.base}/initiatives/{initiative.id}")

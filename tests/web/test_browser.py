@@ -23,24 +23,22 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 
 @contextmanager
-def logged_in(browser: Browser, web: WebServer) -> Iterator[tuple[BrowserContext, Page]]:
+def logged_in(browser: Browser, web: WebServer, c: Cluster) -> Iterator[tuple[BrowserContext, Page]]:
     """A browser context logged in with a fresh one-time link (`cw web url`)."""
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     try:
-        page.goto(mint(web))
+        page.goto(mint(web, c))
         expect(page.locator("h1")).to_have_text("Initiatives")
         yield context, page
     finally:
         context.close()
 
 
-def mint(web: WebServer) -> str:
-    """What `cw web url` prints, with the cluster's CW_HOME."""
-    from clients.web.server import new_login_url
-
-    return new_login_url(web.service.address, home=Path(web.log).parent)
+def mint(web: WebServer, c: Cluster) -> str:
+    """A new one-time link, as a person makes it: `cw web url`."""
+    return c.cw("web", "url", "--listen", web.service.address).stdout.strip()
 
 
 def shot(page: Page, directory: Path, name: str) -> None:
@@ -117,7 +115,7 @@ def test_a_cross_site_form_post_is_refused(browser: Browser, web: WebServer, ser
     thread = threading.Thread(target=attacker.serve_forever, daemon=True)
     thread.start()
     try:
-        with logged_in(browser, web) as (_, page):
+        with logged_in(browser, web, c) as (_, page):
             with page.expect_response(lambda r: "/act/approve/" in r.url) as posted:
                 page.goto(f"http://127.0.0.1:{attacker.server_address[1]}/")
             assert posted.value.status == 403
@@ -136,7 +134,7 @@ def test_a_task_goes_from_pending_to_done_without_a_reload(
     phase = c.phase(initiative, "Build")
     release = tmp_path / "release"
     task = c.task(phase, "Write it", files={"it.txt": "it\n"}, wait_for=str(release), summary="wrote it.txt")
-    with logged_in(browser, web) as (_, page):
+    with logged_in(browser, web, c) as (_, page):
         page.goto(f"{web.base}/tasks/{task.id}")
         expect(page.locator("#task-status")).to_have_text("pending")
         expect(page.locator("#live-state")).to_have_text("live")
@@ -163,7 +161,7 @@ def test_review_loop_in_the_diff_and_hostile_lines_stay_text(
     work = c.task(phase, "Greet", files={"greet.py": content, "notes.txt": "one\ntwo\n"}, say=HOSTILE)
     c.approve(phase)
     c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
-    with logged_in(browser, web) as (_, page):
+    with logged_in(browser, web, c) as (_, page):
         page.goto(f"{web.base}/phases/{phase.id}/diff")
         greet = page.locator('details.file[data-path="greet.py"]')
         expect(greet.locator("tr.line").nth(2)).to_contain_text("<script>")
@@ -193,9 +191,8 @@ def test_review_loop_in_the_diff_and_hostile_lines_stay_text(
         shot(page, screenshots, "agent")
 
         release = tmp_path / "release-revision"
-        c.plan_for_initiative(
-            initiative.id, files={"notes.txt": "one\ntwo apples\n"}, resolved_comments=[stored["id"]], wait_for=str(release)
-        )
+        revised = {"notes.txt": "one\ntwo apples\n"}
+        c.plan_for_initiative(initiative.id, files=revised, resolved_comments=[stored["id"]], wait_for=str(release))
         page.goto(f"{web.base}/phases/{phase.id}/diff")
         page.click('button[data-action="request-changes"]')
         expect(page.locator("#phase-head [data-status]").first).to_have_text("in_progress")
@@ -224,9 +221,10 @@ def test_accept_part_of_a_plan_and_dismiss_the_rest(
 ) -> None:
     c = services
     initiative = c.initiative("Planned", c.project("planned"))
-    with logged_in(browser, web) as (_, page):
+    with logged_in(browser, web, c) as (_, page):
         page.goto(f"{web.base}/initiatives/{initiative.id}")
-        page.fill('form[action$="/plan/' + initiative.id + '"] textarea[name="instructions"]', script(proposals=PROPOSED))
+        instructions = f'form[action$="/plan/{initiative.id}"] textarea[name="instructions"]'
+        page.fill(instructions, script(proposals=PROPOSED))
         page.click('button[data-action="plan"]')
         expect(page.locator("#task-status")).to_have_text("completed")
         page.goto(f"{web.base}/initiatives/{initiative.id}")
@@ -262,7 +260,7 @@ def test_answer_an_agents_question(browser: Browser, web: WebServer, services: C
         "the agent to ask",
         lambda: next((a for a in c.agents_of(task.id) if a.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT), None),
     )
-    with logged_in(browser, web) as (_, page):
+    with logged_in(browser, web, c) as (_, page):
         page.goto(f"{web.base}/inbox")
         expect(page.locator("#inbox")).to_contain_text(f"agent {agent.name} asks")
         shot(page, screenshots, "inbox")
@@ -281,11 +279,11 @@ def test_page_markdown_is_rendered_without_raw_html(browser: Browser, web: WebSe
     c = services
     initiative = c.initiative("Documented", c.project("documented"))
     root = c.cw_json("page", "tree", initiative.id)[0]
-    with logged_in(browser, web) as (_, page):
+    with logged_in(browser, web, c) as (_, page):
         page.goto(f"{web.base}/pages/{root['id']}")
         page.click("details.edit summary")
         page.fill('textarea[name="content"]', f"# Idea\n\n*magic* links\n\n{HOSTILE}\n\n[x](javascript:alert(1))\n")
-        page.click('details.edit form:first-of-type button')
+        page.click("details.edit form:first-of-type button")
         expect(page.locator("#rendered h1")).to_have_text("Idea")
         expect(page.locator("#rendered em")).to_have_text("magic")
         expect(page.locator("#rendered")).to_contain_text("<script>")

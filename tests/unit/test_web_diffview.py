@@ -1,0 +1,85 @@
+"""A phase's diff as the web page shows it (clients/web/diffview.py): highlighted and escaped lines,
+side-by-side pairs, binary files, pages of big files, comments under their lines."""
+
+from __future__ import annotations
+
+from clients.web import diffview
+from cw.orchestrator.v1 import orchestrator_pb2 as orch
+from cw.store.v1 import review_comment_pb2
+
+UNIFIED = """diff --git a/app.py b/app.py
+--- a/app.py
++++ b/app.py
+@@ -1,3 +1,3 @@
+ def f():
+-    return '<old>'
++    return "<script>alert(1)</script>"
+ \"\"\"doc
+diff --git a/logo.png b/logo.png
+new file mode 100644
+Binary files /dev/null and b/logo.png differ
+"""
+
+
+def _diff(unified: str = UNIFIED) -> orch.GetPhaseDiffResponse:
+    files = [
+        orch.FileDiff(path="app.py", additions=1, deletions=1, change=orch.FILE_CHANGE_MODIFIED),
+        orch.FileDiff(path="logo.png", change=orch.FILE_CHANGE_ADDED),
+    ]
+    return orch.GetPhaseDiffResponse(projects=[orch.ProjectDiff(project_name="app", files=files, unified_diff=unified)])
+
+
+def test_lines_are_highlighted_and_escaped() -> None:
+    app, logo = diffview.file_views(_diff())
+    kinds = [(row.kind, row.old, row.new) for row in app.rows]
+    assert kinds == [
+        ("hunk", None, None),
+        ("context", 1, 1),
+        ("removed", 2, None),
+        ("added", None, 2),
+        ("context", 3, 3),
+    ]
+    added = app.rows[3].html
+    assert "<script>" not in added and "&lt;script&gt;" in added and 'class="' in added
+    assert "&lt;old&gt;" in app.rows[2].html
+    assert (logo.binary, logo.rows, logo.change) == (True, [], "added")
+
+
+def test_a_token_over_several_lines_keeps_each_line_apart() -> None:
+    shown = diffview.highlight_lines("a.py", ['x = """one', "two <b>", 'three"""', "y = 1"])
+    assert len(shown) == 4 and "&lt;b&gt;" in shown[1] and "<b>" not in shown[1]
+    assert all("\n" not in line for line in shown)
+
+
+def test_side_by_side_pairs_removed_with_added() -> None:
+    app = diffview.file_views(_diff())[0]
+    pairs = list(diffview.side_by_side(app.rows))
+    assert pairs[0].hunk.startswith("@@")
+    assert (pairs[1].left, pairs[1].right) == (app.rows[1], app.rows[1])
+    assert (pairs[2].left, pairs[2].right) == (app.rows[2], app.rows[3])
+
+
+def test_comments_sit_under_their_line_on_their_side() -> None:
+    on_new = review_comment_pb2.ReviewComment(
+        id="c1", file_path="app.py", line_number=2, line_type=review_comment_pb2.REVIEW_LINE_TYPE_ADDED, body="why"
+    )
+    on_old = review_comment_pb2.ReviewComment(
+        id="c2", file_path="app.py", line_number=2, line_type=review_comment_pb2.REVIEW_LINE_TYPE_REMOVED, body="gone"
+    )
+    app = diffview.file_views(_diff(), [on_new, on_old])[0]
+    assert [c.id for c in app.rows[2].comments] == ["c2"]
+    assert [c.id for c in app.rows[3].comments] == ["c1"]
+
+
+def test_a_big_file_is_collapsed_and_paged() -> None:
+    count = diffview.FILE_PAGE_LINES + 10
+    body = "".join(f"+line {n}\n" for n in range(1, count + 1))
+    unified = f"diff --git a/big.txt b/big.txt\n--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{count} @@\n{body}"
+    entry = orch.FileDiff(path="big.txt", additions=count, change=orch.FILE_CHANGE_ADDED)
+    diff = orch.GetPhaseDiffResponse(
+        projects=[orch.ProjectDiff(project_name="app", files=[entry], unified_diff=unified)]
+    )
+    (first,) = diffview.file_views(diff)
+    assert first.collapsed and first.pages == 2 and len(first.rows) == diffview.FILE_PAGE_LINES
+    (second,) = diffview.file_views(diff, full="big.txt", page=1)
+    assert second.page == 1 and len(second.rows) == 11 and second.rows[-1].new == count

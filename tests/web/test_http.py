@@ -1,0 +1,97 @@
+"""The web server's edge over plain HTTP: headers, CSRF, forged links, a plaintext listener beyond
+loopback, and the event stream resumed with Last-Event-ID (nothing lost, nothing twice)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from cw.store.v1 import phase_pb2
+from tests.e2e.cluster import Cluster
+from tests.web.support import WebServer
+
+
+@contextmanager
+def session(web: WebServer, c: Cluster) -> Iterator[tuple[httpx.Client, str]]:
+    """A client logged in through `cw web url`, and its CSRF token (read from a page)."""
+    link = c.cw("web", "url", "--listen", web.service.address).stdout.strip()
+    with httpx.Client(base_url=web.base, follow_redirects=True, timeout=30) as client:
+        home = client.get(link)
+        assert home.status_code == 200 and "Initiatives" in home.text
+        found = re.search(r'data-csrf="([^"]+)"', home.text)
+        assert found
+        yield client, found.group(1)
+
+
+def test_every_answer_carries_a_policy_without_inline_script(web: WebServer, services: Cluster) -> None:
+    with session(web, services) as (client, _):
+        for path in ("/", "/inbox", "/accounts", "/login", "/static/cw.js"):
+            answer = client.get(path)
+            policy = answer.headers["content-security-policy"]
+            assert "script-src 'self'" in policy and "unsafe-inline" not in policy, path
+            assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_post_without_the_sessions_csrf_token_does_nothing(web: WebServer, services: Cluster) -> None:
+    c = services
+    phase = c.phase(c.initiative("Guarded", c.project("guarded")), "Guarded phase")
+    with session(web, c) as (client, csrf):
+        for given in ({}, {"csrf": "wrong"}, {"csrf": csrf[:-1]}):
+            assert client.post(f"/act/approve/{phase.id}", data=given).status_code == 403
+        assert c.get_phase(phase.id).status == phase_pb2.PHASE_STATUS_PENDING
+        done = client.post(f"/act/approve/{phase.id}", data={"csrf": csrf, "back": "//evil.example/"})
+        assert done.status_code == 200 and str(done.url) == f"{web.base}/"  # back: a path here only
+    assert c.get_phase(phase.id).status != phase_pb2.PHASE_STATUS_PENDING
+
+
+def test_forged_and_replayed_links_open_nothing(web: WebServer, services: Cluster) -> None:
+    link = services.cw("web", "url", "--listen", web.service.address).stdout.strip()
+    nonce, expiry, signature = link.split("token=")[1].split(".")
+    with httpx.Client(base_url=web.base, timeout=30) as client:
+        forged = client.get(f"/login?token={nonce}.{int(expiry) + 86400}.{signature}")
+        assert forged.status_code == 403 and "cw_session" not in forged.cookies
+        assert client.get(link).status_code == 303
+        assert client.get(link).status_code == 403
+        assert client.post("/login", data={"client_token": "guess"}).status_code == 403
+        token = services.client_token_file.read_text().strip()
+        assert client.post("/login", data={"client_token": token}).status_code == 303
+
+
+def test_listening_beyond_loopback_needs_tls_or_insecure(services: Cluster) -> None:
+    env = {**services.client_env(), "CW_WEB": "0.0.0.0:0"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "clients.web"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert refused.returncode == 1 and "without TLS" in refused.stderr
+
+
+def _events(client: httpx.Client, after: int, last_event_id: str, count: int, scope: str) -> list[int]:
+    """The sequences of the next `count` events the stream sends."""
+    headers = {"accept": "text/event-stream", **({"last-event-id": last_event_id} if last_event_id else {})}
+    sequences: list[int] = []
+    with client.stream("GET", f"/live/events?after={after}&initiative={scope}", headers=headers) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                sequences.append(json.loads(line.removeprefix("data: "))["sequence"])
+                if len(sequences) == count:
+                    break
+    return sequences
+
+
+def test_the_event_stream_resumes_from_last_event_id(web: WebServer, services: Cluster) -> None:
+    c = services
+    initiative = c.initiative("Streamed", c.project("streamed"))
+    phase = c.phase(initiative, "One")
+    for name in ("a", "b", "c"):
+        c.task(phase, name)
+    with session(web, c) as (client, _):
+        first = _events(client, 0, "", 3, initiative.id)
+        resumed = _events(client, 0, str(first[-1]), 2, initiative.id)
+        everything = _events(client, 0, "", 5, initiative.id)
+    assert first + resumed == everything and len(set(everything)) == 5

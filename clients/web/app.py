@@ -21,14 +21,14 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clients.cli.review import place_in_diff
 from clients.sdk import CwError
@@ -136,31 +136,46 @@ def same_origin(request: Request) -> bool:
     return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
 
 
-class Guard(BaseHTTPMiddleware):
-    """Sessions and the headers of every answer; CSRF tokens are checked where forms are read."""
+class Guard:
+    """Sessions and the headers of every answer, as plain ASGI (no copy of the answer's body);
+    CSRF tokens are checked where forms are read."""
 
-    def __init__(self, app: Any, site: Site) -> None:
-        super().__init__(app)
+    def __init__(self, app: ASGIApp, site: Site) -> None:
+        self.app = app
         self.site = site
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await self._guarded(request, call_next)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
 
-    async def _guarded(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        request = Request(scope)
+        refusal = self.refusal(request)
+        if refusal is not None:
+            await refusal(scope, receive, with_headers)
+            return
+        await self.app(scope, receive, with_headers)
+
+    def refusal(self, request: Request) -> Response | None:
+        """The answer instead of the page, or None (the session, if any, is put on the request)."""
         if request.method == "POST" and not same_origin(request):
             return Response(Refusal.CROSS_SITE, 403, media_type="text/plain")
         if request.url.path.startswith(OPEN_PATHS):
-            return await call_next(request)
+            return None
         session = self.site.gate.session_of(request.cookies.get(SESSION_COOKIE))
         if session is None:
             if request.method == "GET" and request.headers.get("accept") != "text/event-stream":
                 return RedirectResponse("/login", 303)
             return Response(Refusal.NO_SESSION, 401, media_type="text/plain")
-        request.state.session = session
-        return await call_next(request)
+        request.scope.setdefault("state", {})["session"] = session
+        return None
 
 
 async def checked_form(request: Request) -> FormData:
@@ -244,10 +259,18 @@ def create_app(site: Site) -> Starlette:
             return site.failure(request, error)
         return RedirectResponse(local_path(destination or back, back), 303)
 
+    async def pages_of(request: Request) -> Response:
+        try:
+            where = await run_in_threadpool(views.root_page, site.clients, request.path_params["initiative_id"])
+        except CwError as error:
+            return site.failure(request, error)
+        return RedirectResponse(where, 303)
+
     routes = [
         Route("/", page("home.html", views.home)),
         Route("/initiatives/{initiative_id}", page("initiative.html", views.initiative, "initiative_id")),
         Route("/initiatives/{initiative_id}/diff", initiative_diff_page),
+        Route("/initiatives/{initiative_id}/pages", pages_of),
         Route("/phases/{phase_id}", page("phase.html", views.phase, "phase_id")),
         Route("/phases/{phase_id}/diff", diff_page),
         Route("/tasks/{task_id}", page("task.html", views.task, "task_id")),
@@ -286,11 +309,12 @@ def _diff_page(
     query: dict[str, str],
 ) -> dict[str, Any]:
     page_number = int(query["page"]) if query.get("page", "").isdigit() else 0
-    files = diffview.file_views(diff, [c for c in comments if not c.resolved], query.get("full", ""), page_number)
+    files = diffview.file_views(diff, [c for c in comments if not c.resolved], query.get("file", ""), page_number)
     return {
         "initiative_id": initiative_id,
         "files": files,
         "split": query.get("view") == "split",
+        "focus": query.get("file", ""),
         "additions": sum(f.additions for f in files),
         "deletions": sum(f.deletions for f in files),
         "resolved": [c for c in comments if c.resolved],

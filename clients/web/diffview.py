@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import html
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -28,6 +28,9 @@ from cw_edge import diffs
 # Files with more lines than this start collapsed; past FILE_PAGE_LINES a file is paged.
 COLLAPSE_LINES = 400
 FILE_PAGE_LINES = 2000
+# The rows a diff page renders at first: later files are listed and loaded when opened, so a big
+# diff's page costs about what its first ROW_BUDGET lines cost (bench/web_pages.py).
+ROW_BUDGET = 1000
 CHANGE_NAMES = {
     orch.FILE_CHANGE_ADDED: "added",
     orch.FILE_CHANGE_MODIFIED: "modified",
@@ -82,6 +85,7 @@ class FileView:
     total_rows: int = 0
     page: int = 0
     pages: int = 1
+    deferred: bool = False
 
     @property
     def collapsed(self) -> bool:
@@ -122,7 +126,7 @@ def highlight_lines(path: str, lines: list[str]) -> list[str]:
     return ["".join(parts) for parts in out[: len(lines)]]
 
 
-def _file_rows(path: str, steps: list[diffs.Step]) -> list[Row]:
+def _file_rows(path: str, steps: Sequence[diffs.Step]) -> tuple[Row, ...]:
     old_side = [s.line.text[1:] for s in steps if s.line and s.line.kind != diffs.ADDED]
     new_side = [s.line.text[1:] for s in steps if s.line and s.line.kind != diffs.REMOVED]
     old_html, new_html = iter(highlight_lines(path, old_side)), iter(highlight_lines(path, new_side))
@@ -135,10 +139,19 @@ def _file_rows(path: str, steps: list[diffs.Step]) -> list[Row]:
             shown_old = next(old_html) if line.kind != diffs.ADDED else ""
             shown_new = next(new_html) if line.kind != diffs.REMOVED else ""
             rows.append(Row(line.kind, line.old, line.new, shown_new or shown_old))
-    return rows
+    return tuple(rows)
 
 
-def _steps_by_file(unified: str) -> tuple[dict[str, list[diffs.Step]], set[str]]:
+@dataclass(frozen=True)
+class _Parsed:
+    steps: dict[str, tuple[diffs.Step, ...]]
+    binary: frozenset[str]
+
+
+@lru_cache(maxsize=32)
+def _parsed(unified: str) -> _Parsed:
+    """A project's diff split by file. Cached by the diff's text: a phase's diff is the same text
+    until its branch moves, and people open the same diff again and again."""
     by_file: dict[str, list[diffs.Step]] = {}
     binary: set[str] = set()
     for step in diffs.walk(unified):
@@ -146,7 +159,14 @@ def _steps_by_file(unified: str) -> tuple[dict[str, list[diffs.Step]], set[str]]
             binary.add(_binary_name(step.text))
         elif step.path and (step.starts_hunk or step.line is not None):
             by_file.setdefault(step.path, []).append(step)
-    return by_file, binary
+    return _Parsed({path: tuple(steps) for path, steps in by_file.items()}, frozenset(binary))
+
+
+@lru_cache(maxsize=512)
+def _highlighted(unified: str, path: str, page: int) -> tuple[Row, ...]:
+    """A page of a file's rows, highlighted once per diff text (Pygments is the cost of the page)."""
+    steps = _parsed(unified).steps.get(path, ())
+    return _file_rows(path, steps[page * FILE_PAGE_LINES : (page + 1) * FILE_PAGE_LINES])
 
 
 def _binary_name(text: str) -> str:
@@ -157,10 +177,10 @@ def _binary_name(text: str) -> str:
 
 
 def _with_comments(
-    rows: list[Row], path: str, comments: dict[tuple[str, int, Side], list[review_comment_pb2.ReviewComment]]
+    rows: Iterable[Row], path: str, comments: dict[tuple[str, int, Side], list[review_comment_pb2.ReviewComment]]
 ) -> list[Row]:
     if not comments:
-        return rows
+        return list(rows)
     return [
         Row(r.kind, r.old, r.new, r.html, tuple(comments.get((path, r.number, r.side), ()))) if r.kind != "hunk" else r
         for r in rows
@@ -180,16 +200,19 @@ def comments_by_place(
 def file_views(
     diff: orch.GetPhaseDiffResponse | orch.GetInitiativeDiffResponse,
     comments: Iterable[review_comment_pb2.ReviewComment] = (),
-    full: str = "",
+    focus: str = "",
     page: int = 0,
+    budget: int = ROW_BUDGET,
 ) -> list[FileView]:
-    """Every file of every project's diff; a file past FILE_PAGE_LINES shows page `page` of its rows
-    when it is `full`, its first page otherwise."""
+    """Every file of every project's diff. Without `focus`, files are rendered in order while their
+    rows fit in `budget`; the others are deferred (listed, loaded when opened). With `focus`, only
+    that file is rendered: page `page` of its rows (FILE_PAGE_LINES a page)."""
     placed = comments_by_place(comments)
     several = len(diff.projects) > 1
     views: list[FileView] = []
+    left = budget
     for project in diff.projects:
-        by_file, binary = _steps_by_file(project.unified_diff)
+        parsed = _parsed(project.unified_diff)
         for entry in project.files:
             stored = f"{project.project_name}/{entry.path}" if several else entry.path
             view = FileView(
@@ -199,14 +222,17 @@ def file_views(
                 entry.additions,
                 entry.deletions,
                 CHANGE_NAMES.get(entry.change, "changed"),
-                binary=entry.path in binary,
+                binary=entry.path in parsed.binary,
             )
-            steps = by_file.get(entry.path, [])
-            view.total_rows = len(steps)
-            view.pages = max(1, -(-len(steps) // FILE_PAGE_LINES))
-            view.page = min(max(page, 0), view.pages - 1) if full == stored else 0
-            chosen = steps[view.page * FILE_PAGE_LINES : (view.page + 1) * FILE_PAGE_LINES]
-            view.rows = _with_comments(_file_rows(entry.path, chosen), stored, placed)
+            view.total_rows = len(parsed.steps.get(entry.path, ()))
+            view.pages = max(1, -(-view.total_rows // FILE_PAGE_LINES))
+            shown = stored == focus if focus else min(view.total_rows, FILE_PAGE_LINES) <= left
+            view.deferred = not shown
+            if shown:
+                view.page = min(max(page, 0), view.pages - 1) if focus else 0
+                rows = _highlighted(project.unified_diff, entry.path, view.page)
+                view.rows = _with_comments(rows, stored, placed)
+                left -= len(rows)
             views.append(view)
     return views
 

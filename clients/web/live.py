@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -38,11 +39,21 @@ def resume_point(request: Request, name: str = "after") -> int:
     return max((int(point) for point in points if point.isdigit()), default=0)
 
 
+def short_status(stored: object) -> str:
+    """`TASK_STATUS_IN_PROGRESS` -> `in_progress`, as the pages show statuses ("" for anything else)."""
+    text = str(stored) if isinstance(stored, str) else ""
+    return text.partition("_STATUS_")[2].lower() if "_STATUS_" in text else ""
+
+
 def event_message(event: event_pb2.Event) -> str:
+    """The event as the page's script reads it: what changed and, for a row whose status changed,
+    its new status (the store's change events carry both), which the page shows at once."""
+    details = json_format.MessageToDict(event.details) if event.HasField("details") else {}
     payload = {
         "sequence": event.sequence,
         "type": event.type,
-        "entity_id": event.task_id or event.phase_id or event.agent_id,
+        "entity_id": str(details.get("id") or event.task_id or event.phase_id or event.agent_id),
+        "status": short_status(details.get("status")),
         "initiative_id": event.initiative_id,
     }
     return f"id: {event.sequence}\nevent: cw\ndata: {json.dumps(payload)}\n\n"

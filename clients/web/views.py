@@ -5,8 +5,8 @@ the templates escape them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,12 @@ DONE_TASKS = frozenset({task_pb2.TASK_STATUS_COMPLETED})
 # Parallel reads of one page: the store answers each in about a millisecond, so a page of several
 # lists waits for the slowest, not their sum.
 READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cw-web-read")
+
+
+def parallel(**calls: Callable[[], Any]) -> dict[str, Any]:
+    """The reads of a page at once, on the reader threads; the first failure is raised."""
+    futures = {name: READERS.submit(call) for name, call in calls.items()}
+    return {name: future.result() for name, future in futures.items()}
 
 
 def when(stamp: Timestamp) -> str:
@@ -92,18 +98,30 @@ def proposal_tree(proposals: Sequence[proposal_pb2.Proposal]) -> list[ProposalNo
     return roots
 
 
+TASK_STATUS_NAMES = {value: enum_name(task_pb2.TaskStatus, value) for value in task_pb2.TaskStatus.values()}
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task as the board shows it, its texts made once in Python (a board may hold hundreds)."""
+
+    id: str
+    name: str
+    status: str
+    after: str
+    reason: str
+
+
 def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
     store = clients.store
-    found = store.get_initiative(initiative_id)
-    reads: dict[str, Future[Any]] = {
-        "phases": READERS.submit(store.list_phases, initiative_id),
-        "tasks": READERS.submit(store.list_tasks, "", "", initiative_id),
-        "edges": READERS.submit(store.task_dependencies, "", initiative_id),
-        "proposals": READERS.submit(store.list_proposals, initiative_id),
-        "pages": READERS.submit(store.list_pages, initiative_id),
-        "projects": READERS.submit(store.initiative_projects, initiative_id),
-    }
-    got: dict[str, Any] = {name: future.result() for name, future in reads.items()}
+    got = parallel(
+        initiative=lambda: store.get_initiative(initiative_id),
+        phases=lambda: store.list_phases(initiative_id),
+        tasks=lambda: store.list_tasks(initiative_id=initiative_id),
+        edges=lambda: store.task_dependencies(initiative_id=initiative_id),
+        proposals=lambda: store.list_proposals(initiative_id),
+    )
+    found = got["initiative"]
     phases: list[phase_pb2.Phase] = got["phases"]
     phase_edges = {p.id: READERS.submit(store.phase_dependencies, p.id) for p in phases}
     tasks: list[task_pb2.Task] = got["tasks"]
@@ -111,9 +129,11 @@ def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
     after: dict[str, list[str]] = {}
     for edge in got["edges"]:
         after.setdefault(edge.task_id, []).append(edge.depends_on_task_id)
-    by_phase: dict[str, list[task_pb2.Task]] = {}
+    by_phase: dict[str, list[TaskRow]] = {}
     for task in tasks:
-        by_phase.setdefault(task.phase_id, []).append(task)
+        waits = ", ".join(names.get(other, other) for other in after.get(task.id, ()))
+        row = TaskRow(task.id, task.name, TASK_STATUS_NAMES.get(task.status, ""), waits, task.reason)
+        by_phase.setdefault(task.phase_id, []).append(row)
     proposals: list[proposal_pb2.Proposal] = got["proposals"]
     pending = [p for p in proposals if p.status == proposal_pb2.PROPOSAL_STATUS_PENDING]
     change_sets = sorted({p.change_set_id for p in proposals if p.change_set_id and p.status == 2})
@@ -126,11 +146,14 @@ def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
         "names": names,
         "tree": proposal_tree(pending),
         "change_sets": change_sets,
-        "pages": got["pages"],
-        "projects": got["projects"],
         "done": sum(t.status in DONE_TASKS for t in tasks),
         "total": len(tasks),
     }
+
+
+def root_page(clients: Clients, initiative_id: str) -> str:
+    """Where an initiative's pages start: its root page (made now if it has none yet)."""
+    return f"/pages/{clients.store.root_page(initiative_id).id}"
 
 
 def chat(store: StoreClient, kind: str, target_id: str) -> dict[str, Any]:
@@ -144,42 +167,50 @@ def chat(store: StoreClient, kind: str, target_id: str) -> dict[str, Any]:
 
 def phase(clients: Clients, phase_id: str) -> dict[str, Any]:
     store = clients.store
-    found = store.get_phase(phase_id)
-    tasks = store.list_tasks(phase_id=phase_id)
-    edges = store.task_dependencies(initiative_id=found.initiative_id)
+    got = parallel(
+        phase=lambda: store.get_phase(phase_id),
+        tasks=lambda: store.list_tasks(phase_id=phase_id),
+        depends_on=lambda: store.phase_dependencies(phase_id),
+        comments=lambda: store.list_comments(phase_id, False),
+        chat=lambda: chat(store, "phase", phase_id),
+    )
+    found, tasks = got["phase"], got["tasks"]
+    more = parallel(
+        initiative=lambda: store.get_initiative(found.initiative_id),
+        edges=lambda: store.task_dependencies(initiative_id=found.initiative_id),
+    )
     ids = {t.id for t in tasks}
     after: dict[str, list[str]] = {}
-    for edge in edges:
+    for edge in more["edges"]:
         if edge.task_id in ids:
             after.setdefault(edge.task_id, []).append(edge.depends_on_task_id)
-    return {
-        "phase": found,
-        "initiative": store.get_initiative(found.initiative_id),
-        "tasks": tasks,
-        "after": after,
-        "names": {t.id: t.name for t in tasks},
-        "depends_on": store.phase_dependencies(phase_id),
-        "comments": store.list_comments(phase_id, False),
-        "chat": chat(store, "phase", phase_id),
-    }
+    names = {t.id: t.name for t in tasks}
+    return got | {"initiative": more["initiative"], "after": after, "names": names}
 
 
 def task(clients: Clients, task_id: str) -> dict[str, Any]:
     store = clients.store
-    found = store.get_task(task_id)
-    agents = store.list_agents(task_id=task_id)
-    edges = store.task_dependencies(task_id=task_id)
-    related = {e.task_id for e in edges} | {e.depends_on_task_id for e in edges}
-    names = {t: _task_name(store, t) for t in related - {task_id}}
+    got = parallel(
+        task=lambda: store.get_task(task_id),
+        agents=lambda: store.list_agents(task_id=task_id),
+        edges=lambda: store.task_dependencies(task_id=task_id),
+        chat=lambda: chat(store, "task", task_id),
+    )
+    found, agents, edges = got["task"], got["agents"], got["edges"]
+    related = ({e.task_id for e in edges} | {e.depends_on_task_id for e in edges}) - {task_id}
+    more = parallel(
+        phase=lambda: store.get_phase(found.phase_id) if found.phase_id else None,
+        **{f"name:{other}": (lambda other=other: _task_name(store, other)) for other in related},
+    )
     return {
         "task": found,
-        "phase": store.get_phase(found.phase_id) if found.phase_id else None,
+        "phase": more["phase"],
         "agents": agents,
         "latest": agents[-1] if agents else None,
         "waits_for": [e.depends_on_task_id for e in edges if e.task_id == task_id],
         "waited_by": [e.task_id for e in edges if e.depends_on_task_id == task_id],
-        "names": names,
-        "chat": chat(store, "task", task_id) if found.phase_id else {"messages": [], "change_sets": {}},
+        "names": {other: more[f"name:{other}"] for other in related},
+        "chat": got["chat"],
     }
 
 

@@ -79,7 +79,22 @@ def test_a_big_file_is_collapsed_and_paged() -> None:
     diff = orch.GetPhaseDiffResponse(
         projects=[orch.ProjectDiff(project_name="app", files=[entry], unified_diff=unified)]
     )
-    (first,) = diffview.file_views(diff)
+    (deferred,) = diffview.file_views(diff)
+    assert deferred.deferred and deferred.rows == [] and deferred.total_rows == count + 1
+    (first,) = diffview.file_views(diff, budget=count * 2)
     assert first.collapsed and first.pages == 2 and len(first.rows) == diffview.FILE_PAGE_LINES
-    (second,) = diffview.file_views(diff, full="big.txt", page=1)
+    (second,) = diffview.file_views(diff, focus="big.txt", page=1)
     assert second.page == 1 and len(second.rows) == 11 and second.rows[-1].new == count
+
+
+def test_files_past_the_row_budget_are_deferred_in_order() -> None:
+    files = [orch.FileDiff(path=f"f{n}.txt", additions=3) for n in range(3)]
+    unified = "".join(
+        f"diff --git a/f{n}.txt b/f{n}.txt\n--- /dev/null\n+++ b/f{n}.txt\n@@ -0,0 +1,3 @@\n+a\n+b\n+c\n"
+        for n in range(3)
+    )
+    diff = orch.GetPhaseDiffResponse(projects=[orch.ProjectDiff(project_name="p", files=files, unified_diff=unified)])
+    shown = diffview.file_views(diff, budget=9)
+    assert [f.deferred for f in shown] == [False, False, True]
+    focused = diffview.file_views(diff, focus="f2.txt")
+    assert [f.deferred for f in focused] == [True, True, False] and len(focused[2].rows) == 4

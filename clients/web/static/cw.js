@@ -5,7 +5,7 @@
 
 (function () {
   const body = document.body;
-  const REFRESH_DELAY_MS = 50;
+  const REFRESH_DELAY_MS = 0;  // events of one write arrive together; a refresh in flight coalesces the rest
   let refreshTimer = null;
   let refreshing = false;
   let again = false;
@@ -39,6 +39,14 @@
     refreshTimer = setTimeout(function () { refreshTimer = null; refresh(); }, REFRESH_DELAY_MS);
   }
 
+  // A row's new status, from the event itself: shown before the page is read again.
+  function showStatus(id, status) {
+    document.querySelectorAll('[data-status-of="' + CSS.escape(id) + '"]').forEach(function (badge) {
+      badge.textContent = status;
+      badge.className = "status status-" + status;
+    });
+  }
+
   function showEvent(event) {
     const feed = document.getElementById("event-feed");
     if (!feed) { return; }
@@ -56,8 +64,10 @@
     source.onopen = function () { setState("live"); };
     source.onerror = function () { setState("reconnecting"); };
     source.addEventListener("cw", function (message) {
+      const event = JSON.parse(message.data);
       body.dataset.lastEvent = message.lastEventId;
-      showEvent(JSON.parse(message.data));
+      if (event.status) { showStatus(event.entity_id, event.status); }
+      showEvent(event);
       schedule();
     });
   }
@@ -98,7 +108,28 @@
     });
   }
 
+  // A deferred file of a big diff (not rendered at first) is read when opened: the same page with
+  // only that file, whose rendered file replaces the placeholder.
+  function loadDeferredFiles() {
+    document.querySelectorAll("details.file[data-deferred]").forEach(function (file) {
+      file.addEventListener("toggle", async function () {
+        if (!file.open || file.dataset.loaded) { return; }
+        file.dataset.loaded = "loading";
+        const link = file.querySelector("a.load-file");
+        const answer = await fetch(link.href, { credentials: "same-origin", cache: "no-store" });
+        const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+        const rendered = fresh.getElementById(file.id);
+        if (!answer.ok || !rendered) { file.dataset.loaded = ""; return; }
+        const loaded = document.importNode(rendered, true);
+        loaded.open = true;
+        loaded.dataset.loaded = "yes";
+        file.replaceWith(loaded);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    loadDeferredFiles();
     followEvents();
     document.querySelectorAll("pre.output[data-agent]").forEach(followOutput);
     commentOnClick();

@@ -145,9 +145,10 @@ def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
         "after": after,
         "names": names,
         "tree": proposal_tree(pending),
+        "keys": {p.key: p.title for p in proposals if p.key} | names,
         "change_sets": change_sets,
-        "done": sum(t.status in DONE_TASKS for t in tasks),
-        "total": len(tasks),
+        "done": sum(t.status in DONE_TASKS for t in tasks if t.phase_id),
+        "total": sum(1 for t in tasks if t.phase_id),  # planning runs are no part of the work
     }
 
 

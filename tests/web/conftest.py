@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,5 +38,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="session")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the tests save a screenshot of each page they open."""
-    return tmp_path_factory.mktemp("screenshots")
+    """Where the tests save a screenshot of each page they open: $CW_WEB_SCREENSHOTS, else a
+    temporary directory."""
+    chosen = os.environ.get("CW_WEB_SCREENSHOTS")
+    if not chosen:
+        return tmp_path_factory.mktemp("screenshots")
+    Path(chosen).mkdir(parents=True, exist_ok=True)
+    return Path(chosen)

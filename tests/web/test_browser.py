@@ -176,6 +176,7 @@ def test_review_loop_in_the_diff_and_hostile_lines_stay_text(
         page.reload()
         comment = page.locator('details.file[data-path="notes.txt"] tr.line[data-line="2"] + tr.comment')
         expect(comment).to_contain_text("two of what?")
+        shot(page, screenshots, "diff-comment")
         (stored,) = c.cw_json("review", "list", phase.id)
         assert (stored["filePath"], stored["lineNumber"]) == ("notes.txt", 2)
         page.click("text=side by side")

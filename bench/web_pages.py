@@ -4,7 +4,8 @@
 
 - the diff page of a 5,000-line diff (10 files of 500 added lines, every line rendered and
   highlighted) against GetPhaseDiff for the same phase;
-- the initiative page of 500 tasks against listing those tasks (ListTasks through the SDK);
+- the initiative page of 500 tasks against listing those tasks (ListTasks through the SDK): shown
+  again unchanged (two reads of the log say so), and right after a change (read again);
 - a committed change (a task created) shown in an open page against the time it takes to reach a
   follower of the orchestrator's event stream (what `cw events --follow` reads). The page's side
   is what its script does: the event arrives over the page's server-sent events, then the page is
@@ -75,6 +76,15 @@ def initiative_page(c: Cluster, web: httpx.Client, store: StoreClient, rounds: i
     listing = median_ms(lambda: store.list_tasks(initiative_id=initiative.id), rounds)
     page = median_ms(lambda: web.get(f"/initiatives/{initiative.id}").raise_for_status(), rounds)
     print(f"initiative page, {TASKS} tasks: {page:.1f} ms vs listing them {listing:.1f} ms = {page / listing:.2f}x")
+    other = c.phase(initiative, "Changed")
+    after_change = []
+    for index in range(rounds):
+        c.task(other, f"change {index}")  # the board changed: it is read again (clients/web/boards.py)
+        start = time.perf_counter()
+        web.get(f"/initiatives/{initiative.id}").raise_for_status()
+        after_change.append(time.perf_counter() - start)
+    changed = statistics.median(after_change) * 1000
+    print(f"  the same page right after a change (read again): {changed:.1f} ms = {changed / listing:.2f}x")
 
 
 def _first_event_after(stream: httpx.Response, wanted: str, entity: str, arrived: list[float]) -> None:

@@ -108,13 +108,13 @@ class Site:
         return HTMLResponse(body, status_code)
 
     async def read(self, request: Request, name: str, reader: Callable[..., dict[str, Any]], *args: Any) -> Response:
-        """A page: the log's head first (where its live updates start), then the data."""
+        """A page: the log's head first (where its live updates start), then the data; a reader
+        that knows the head itself (the board) gives it as `head`."""
         try:
-            head = await run_in_threadpool(self.clients.store.head_sequence)
-            values = await run_in_threadpool(reader, self.clients, *args)
+            values = await run_in_threadpool(_with_head, self.clients, reader, *args)
         except CwError as error:
             return self.failure(request, error)
-        return self.render(request, name, {"head": head, **values})
+        return self.render(request, name, values)
 
     def failure(self, request: Request, error: CwError) -> HTMLResponse:
         status_code = 404 if error.code.name == "NOT_FOUND" else 400
@@ -126,6 +126,13 @@ class Site:
         except CwError:
             return False
         return bool(given) and hmac.compare_digest(expected.encode(), given.strip().encode())
+
+
+def _with_head(clients: views.Clients, reader: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    if reader is views.initiative:
+        return reader(clients, *args)
+    head = clients.store.head_sequence()
+    return {"head": head, **reader(clients, *args)}
 
 
 def same_origin(request: Request) -> bool:

@@ -18,6 +18,7 @@ from clients.cli.inbox import gather, inbox_items
 from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
 from clients.sdk import NotFoundError, OrchestratorClient, StoreClient
 from clients.sdk.calls import enum_name
+from clients.web.boards import Boards, Kept, changed_since
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
@@ -60,6 +61,7 @@ def render_markdown(text: str) -> str:
 class Clients:
     store: StoreClient
     orchestrator: OrchestratorClient
+    boards: Boards = field(default_factory=Boards)
 
 
 def home(clients: Clients) -> dict[str, Any]:
@@ -113,6 +115,19 @@ class TaskRow:
 
 
 def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
+    """The board, with `head`: read again only when the log says it changed (clients/web/boards.py)."""
+    kept = clients.boards.get(initiative_id)
+    if kept is not None:
+        changed, head = changed_since(clients.store, initiative_id, kept.sequence, READERS.submit)
+        if not changed:
+            return {**kept.values, "head": head}
+    head = clients.store.head_sequence()
+    values = read_board(clients, initiative_id)
+    clients.boards.keep(initiative_id, Kept(head, values))
+    return {**values, "head": head}
+
+
+def read_board(clients: Clients, initiative_id: str) -> dict[str, Any]:
     store = clients.store
     got = parallel(
         initiative=lambda: store.get_initiative(initiative_id),

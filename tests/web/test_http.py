@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from google.protobuf import field_mask_pb2
 
-from cw.store.v1 import phase_pb2
+from cw.store.v1 import phase_pb2, task_pb2
 from tests.e2e.cluster import Cluster
 from tests.web.support import WebServer
 
@@ -95,3 +96,25 @@ def test_the_event_stream_resumes_from_last_event_id(web: WebServer, services: C
         resumed = _events(client, 0, str(first[-1]), 2, initiative.id)
         everything = _events(client, 0, "", 5, initiative.id)
     assert first + resumed == everything and len(set(everything)) == 5
+
+
+def test_a_board_shown_again_shows_every_change_since(web: WebServer, services: Cluster) -> None:
+    """The board is kept between views (clients/web/boards.py): a change of any kind it shows,
+    a dependency's too (the store scopes those to a task, not the initiative), is read again."""
+    c = services
+    initiative = c.initiative("Kept board", c.project("kept"))
+    phase = c.phase(initiative, "Kept")
+    first, second = c.task(phase, "first"), c.task(phase, "second")
+    with session(web, c) as (client, _):
+        board = client.get(f"/initiatives/{initiative.id}").text
+        assert "after:" not in board and client.get(f"/initiatives/{initiative.id}").text == board
+        c.api.tasks.CreateTaskDependency(
+            task_pb2.CreateTaskDependencyRequest(task_id=second.id, depends_on_task_id=first.id)
+        )
+        assert "after: first" in client.get(f"/initiatives/{initiative.id}").text
+        c.api.tasks.UpdateTask(
+            task_pb2.UpdateTaskRequest(
+                task=task_pb2.Task(id=first.id, name="renamed"), update_mask=field_mask_pb2.FieldMask(paths=["name"])
+            )
+        )
+        assert "renamed" in client.get(f"/initiatives/{initiative.id}").text

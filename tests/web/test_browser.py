@@ -291,3 +291,52 @@ def test_page_markdown_is_rendered_without_raw_html(browser: Browser, web: WebSe
         assert page.locator("#rendered script, #rendered img, #rendered a[href^=javascript]").count() == 0
         never_ran_script(page)
     assert json.loads(json.dumps(root))["id"]
+
+
+def test_reply_to_a_message_and_retry_a_blocked_task(
+    browser: Browser, web: WebServer, services: Cluster, screenshots: Path
+) -> None:
+    c = services
+    initiative = c.initiative("Talked", c.project("talked"))
+    phase = c.phase(initiative, "Talk")
+    asking = c.task(phase, "asks", messages=[{"content": "sqlite <i>or</i> postgres?", "requires_response": True}])
+    failing = c.task(phase, "fails", error_times=4)  # blocked after its attempts; the retry passes
+    c.approve(phase)
+    c.wait_task(failing.id, task_pb2.TASK_STATUS_BLOCKED)
+    wait_for("the message", lambda: [m for a in c.agents_of(asking.id) for m in c.messages_from(a.id)])
+    with logged_in(browser, web, c) as (_, page):
+        page.goto(f"{web.base}/inbox")
+        message = page.locator("li.item-message")
+        expect(message).to_contain_text("sqlite <i>or</i> postgres?")
+        shot(page, screenshots, "inbox-message")
+        message.locator('input[name="text"]').fill("postgres, please")
+        message.locator("button").click()
+        c.wait_task(asking.id, task_pb2.TASK_STATUS_COMPLETED)
+        page.goto(f"{web.base}/tasks/{failing.id}")
+        expect(page.locator("#reason")).to_contain_text("scripted error")
+        page.click('button[data-action="retry"]')
+        expect(page.locator("#task-status")).to_have_text("completed")
+
+
+def test_a_big_file_of_a_diff_loads_when_opened(browser: Browser, web: WebServer, services: Cluster) -> None:
+    c = services
+    initiative = c.initiative("Big", c.project("bigdiff"))
+    phase = c.phase(initiative, "Big")
+    big = "".join(f"line {n}\n" for n in range(1, 1201))
+    c.task(phase, "write", files={"a-big.txt": big, "b-small.txt": "small\n"})
+    c.approve(phase)
+    c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+    with logged_in(browser, web, c) as (_, page):
+        page.goto(f"{web.base}/phases/{phase.id}/diff")
+        deferred = page.locator('details.file[data-path="a-big.txt"]')
+        expect(deferred.locator("tr.line")).to_have_count(0)
+        expect(page.locator('details.file[data-path="b-small.txt"] tr.line')).to_have_count(1)
+        deferred.locator("summary").click()
+        loaded = page.locator('details.file[data-path="a-big.txt"][data-loaded="yes"]')
+        expect(loaded.locator("tr.line")).to_have_count(1200)
+        loaded.locator('tr.line[data-line="1200"] td.num.new').click()
+        page.fill("#comment-form textarea", "the last line")
+        page.click("#comment-form button")
+        expect(page.locator("body")).to_contain_text("Diff of Big")
+    (comment,) = c.cw_json("review", "list", phase.id)
+    assert (comment["filePath"], comment["lineNumber"]) == ("a-big.txt", 1200)

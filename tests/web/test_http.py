@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import httpx
 from google.protobuf import field_mask_pb2
 
+from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import phase_pb2, task_pb2
 from tests.e2e.cluster import Cluster
 from tests.web.support import WebServer
@@ -118,3 +119,26 @@ def test_a_board_shown_again_shows_every_change_since(web: WebServer, services: 
             )
         )
         assert "renamed" in client.get(f"/initiatives/{initiative.id}").text
+
+
+def test_agent_output_resumes_from_last_event_id(web: WebServer, services: Cluster) -> None:
+    c = services
+    phase = c.phase(c.initiative("Talkative", c.project("talkative")), "Talk")
+    task = c.task(phase, "talks", output_bytes=8192, say="é, twice é")
+    c.approve(phase)
+    c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED)
+    (agent,) = c.agents_of(task.id)
+    request = orchestrator_pb2.StreamAgentOutputRequest(agent_id=agent.id)
+    whole = b"".join(chunk.data for chunk in c.orch.StreamAgentOutput(request, timeout=30))
+    start = 100
+    wanted = whole[start:].decode()
+    received = ""
+    with session(web, c) as (client, _):
+        headers = {"accept": "text/event-stream", "last-event-id": str(start)}
+        with client.stream("GET", f"/live/agents/{agent.id}/output", headers=headers) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    received += json.loads(line.removeprefix("data: "))
+                    if len(received) >= len(wanted):
+                        break
+    assert received == wanted and "é, twice é" in received

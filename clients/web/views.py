@@ -270,7 +270,8 @@ def agent(clients: Clients, agent_id: str) -> dict[str, Any]:
 
 def inbox(clients: Clients) -> dict[str, Any]:
     snapshot = gather(clients.store)
-    return {"items": inbox_items(snapshot), "messages": {m.id: m for m in snapshot.messages}}
+    proposals = {p.id: p.initiative_id for p in snapshot.proposals}
+    return {"items": inbox_items(snapshot), "proposal_initiatives": proposals}
 
 
 def page(clients: Clients, page_id: str) -> dict[str, Any]:

@@ -172,7 +172,8 @@ def test_review_loop_in_the_diff_and_hostile_lines_stay_text(
 
         page.locator('details.file[data-path="notes.txt"] tr.line[data-line="2"] td.num.new').click()
         page.fill("#comment-form textarea", "two of what?")
-        page.click("#comment-form button")
+        with page.expect_navigation():
+            page.click("#comment-form button")
         page.reload()
         comment = page.locator('details.file[data-path="notes.txt"] tr.line[data-line="2"] + tr.comment')
         expect(comment).to_contain_text("two of what?")
@@ -183,13 +184,7 @@ def test_review_loop_in_the_diff_and_hostile_lines_stay_text(
         expect(page.locator("table.diff.split").first).to_be_visible()
         shot(page, screenshots, "diff-split")
 
-        agent = c.agents_of(work.id)[0]
-        page.goto(f"{web.base}/agents/{agent.id}")
-        expect(page.locator("#output")).to_contain_text("onerror=", timeout=TIMEOUT_MS)
-        expect(page.locator("#output")).to_contain_text("<script>")
-        assert page.locator("#output img, #output script").count() == 0
-        never_ran_script(page)
-        shot(page, screenshots, "agent")
+        hostile_output_stays_text(page, web, c.agents_of(work.id)[0].id, screenshots)
 
         release = tmp_path / "release-revision"
         revised = {"notes.txt": "one\ntwo apples\n"}
@@ -206,7 +201,26 @@ def test_review_loop_in_the_diff_and_hostile_lines_stay_text(
         expect(page.locator("#resolved")).to_contain_text("two of what?")
         page.click('button[data-action="merge"]')
         expect(page.locator("#phase-status [data-status]")).to_have_text("completed")
+        deliver_from_the_board(page, web, initiative.id, screenshots)
     assert c.get_phase(phase.id).status == phase_pb2.PHASE_STATUS_COMPLETED
+
+
+def deliver_from_the_board(page: Page, web: WebServer, initiative_id: str, screenshots: Path) -> None:
+    page.goto(f"{web.base}/initiatives/{initiative_id}/diff")
+    expect(page.locator("#file-list")).to_contain_text("notes.txt")
+    shot(page, screenshots, "initiative-diff")
+    page.goto(f"{web.base}/initiatives/{initiative_id}")
+    page.click('button[data-action="deliver"]')
+    expect(page.locator(f'h1 [data-status-of="{initiative_id}"]')).to_have_text("completed")
+
+
+def hostile_output_stays_text(page: Page, web: WebServer, agent_id: str, screenshots: Path) -> None:
+    page.goto(f"{web.base}/agents/{agent_id}")
+    expect(page.locator("#output")).to_contain_text("onerror=")
+    expect(page.locator("#output")).to_contain_text("<script>")
+    assert page.locator("#output img, #output script").count() == 0
+    never_ran_script(page)
+    shot(page, screenshots, "agent")
 
 
 PROPOSED = [
@@ -241,9 +255,20 @@ def test_accept_part_of_a_plan_and_dismiss_the_rest(
             page.check(f'input[value="{by_title[title].id}"]')
         page.click('button[value="dismiss"]')
         expect(tree).to_contain_text("no pending proposals")
-    statuses = {p.title: p.status for p in _proposals(c, initiative.id)}
-    accepted, dismissed = proposal_pb2.PROPOSAL_STATUS_ACCEPTED, proposal_pb2.PROPOSAL_STATUS_DISMISSED
-    assert statuses == {"Schema": accepted, "Users table": accepted, "Sessions table": dismissed, "Frontend": dismissed}
+        statuses = {p.title: p.status for p in _proposals(c, initiative.id)}
+        accepted, dismissed = proposal_pb2.PROPOSAL_STATUS_ACCEPTED, proposal_pb2.PROPOSAL_STATUS_DISMISSED
+        assert statuses == {
+            "Schema": accepted,
+            "Users table": accepted,
+            "Sessions table": dismissed,
+            "Frontend": dismissed,
+        }
+        expect(page.locator(".phase h2")).to_have_text(["Schema pending"])
+        page.click('#proposals button[data-action="revert"]')  # the accepted change set, undone
+        expect(tree.locator("li.proposal")).to_have_count(2)
+        expect(page.locator(".phase")).to_have_count(0)
+    pending = proposal_pb2.PROPOSAL_STATUS_PENDING
+    assert {p.title: p.status for p in _proposals(c, initiative.id)}["Users table"] == pending
 
 
 def _proposals(c: Cluster, initiative_id: str) -> list[proposal_pb2.Proposal]:

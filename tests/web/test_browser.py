@@ -365,3 +365,19 @@ def test_a_big_file_of_a_diff_loads_when_opened(browser: Browser, web: WebServer
         expect(page.locator("body")).to_contain_text("Diff of Big")
     (comment,) = c.cw_json("review", "list", phase.id)
     assert (comment["filePath"], comment["lineNumber"]) == ("a-big.txt", 1200)
+
+
+def test_chat_on_a_task_changes_it_and_the_change_reverts(browser: Browser, web: WebServer, services: Cluster) -> None:
+    c = services
+    phase = c.phase(c.initiative("Chatted", c.project("chatted")), "Polish")
+    target = c.task(phase, "Original")
+    edit = {"target_type": "task", "target_id": "$CW_TARGET_ID", "title": "Better name", "content": "Now better."}
+    with logged_in(browser, web, c) as (_, page):
+        page.goto(f"{web.base}/tasks/{target.id}")
+        page.fill("form.chat-form textarea", f"Please rename it.\n{script(summary='renamed it', proposals=[edit])}")
+        page.click("form.chat-form button")
+        expect(page.locator("#chat-messages")).to_contain_text("renamed it")
+        expect(page.locator("#task-head h1")).to_contain_text("Better name")
+        page.click('#chat-messages button[data-action="revert"]')
+        expect(page.locator("#task-head h1")).to_contain_text("Original")
+    assert c.get_task(target.id).name == "Original"

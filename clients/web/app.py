@@ -30,7 +30,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clients.cli.review import place_in_diff
 from clients.sdk import CwError
 from clients.sdk.calls import enum_name
 from clients.sdk.credentials import read_client_token, token_path
@@ -326,6 +325,3 @@ def _diff_page(
         "deletions": sum(f.deletions for f in files),
         "resolved": [c for c in comments if c.resolved],
     }
-
-
-__all__ = ["Site", "create_app", "place_in_diff"]

@@ -68,7 +68,7 @@
       body.dataset.lastEvent = message.lastEventId;
       if (event.status) { showStatus(event.entity_id, event.status); }
       showEvent(event);
-      schedule();
+      if (body.dataset.refresh === "page") { schedule(); }
     });
   }
 

@@ -1,11 +1,16 @@
 """A phase's diff as the web page shows it (clients/web/diffview.py): highlighted and escaped lines,
-side-by-side pairs, binary files, pages of big files, comments under their lines."""
+side-by-side pairs, binary files, pages of big files, comments under their lines; and the pure
+readings of the pages (clients/web/views.py): accounts' states, agents' questions."""
 
 from __future__ import annotations
 
-from clients.web import diffview
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clients.web import diffview, views
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import review_comment_pb2
+from cw.store.v1 import account_pb2, agent_pb2, review_comment_pb2
 
 UNIFIED = """diff --git a/app.py b/app.py
 --- a/app.py
@@ -98,3 +103,22 @@ def test_files_past_the_row_budget_are_deferred_in_order() -> None:
     assert [f.deferred for f in shown] == [False, False, True]
     focused = diffview.file_views(diff, focus="f2.txt")
     assert [f.deferred for f in focused] == [True, True, False] and len(focused[2].rows) == 4
+
+
+def test_an_account_says_why_it_rests_or_cannot_be_used() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    later = Timestamp()
+    later.FromDatetime(now + timedelta(hours=1))
+    resting = account_pb2.Account(has_credentials=True, is_exhausted=True, exhausted_until=later)
+    assert views.account_state(resting, now).state == "resting"
+    assert "rests until" in views.account_state(resting, now).why
+    assert views.account_state(resting, now + timedelta(hours=2)).state == "ready"
+    assert views.account_state(account_pb2.Account(has_credentials=False), now).state == "unusable"
+    assert views.account_state(account_pb2.Account(has_credentials=True), now).why == ""
+
+
+def test_hostile_questions_json_is_no_question() -> None:
+    for stored in ("not json", '{"id": "q"}', '[1, "two", {"question": "no id"}]'):
+        assert views.questions_of(agent_pb2.Agent(pending_questions=stored)) == []
+    asked = agent_pb2.Agent(pending_questions='[{"id": "q1", "question": "<b>why</b>?"}]')
+    assert views.questions_of(asked) == [views.Question("q1", "<b>why</b>?")]

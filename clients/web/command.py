@@ -21,7 +21,11 @@ LISTEN_HELP = f"HOST:PORT to serve on  [env CW_WEB; default {DEFAULT_WEB}]"
 @click.option("--insecure", is_flag=True, help="allow plaintext on a non-loopback address")
 @click.option("--store", "store_address", envvar="CW_STORE", default=None, help="store HOST:PORT  [env CW_STORE]")
 @click.option(
-    "--orchestrator", "orchestrator_address", envvar="CW_ORCHESTRATOR", default=None, help="[env CW_ORCHESTRATOR]"
+    "--orchestrator",
+    "orchestrator_address",
+    envvar="CW_ORCHESTRATOR",
+    default=None,
+    help="orchestrator HOST:PORT  [env CW_ORCHESTRATOR]",
 )
 @click.pass_context
 def web(

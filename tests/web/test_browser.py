@@ -60,6 +60,7 @@ def test_login_from_the_printed_link_once(browser: Browser, web: WebServer, scre
     shot(page, screenshots, "home")
     page.click("nav button")  # log out
     expect(page.locator("h1")).to_have_text("Log in to cw")
+    shot(page, screenshots, "login")
     page.goto(f"{web.base}/")
     assert page.url.endswith("/login")
     first.close()
@@ -301,7 +302,9 @@ def test_answer_an_agents_question(browser: Browser, web: WebServer, services: C
     assert c.committed_answers(phase.id) == {"db": "PostgreSQL"}
 
 
-def test_page_markdown_is_rendered_without_raw_html(browser: Browser, web: WebServer, services: Cluster) -> None:
+def test_page_markdown_is_rendered_without_raw_html(
+    browser: Browser, web: WebServer, services: Cluster, screenshots: Path
+) -> None:
     c = services
     initiative = c.initiative("Documented", c.project("documented"))
     root = c.cw_json("page", "tree", initiative.id)[0]
@@ -315,6 +318,7 @@ def test_page_markdown_is_rendered_without_raw_html(browser: Browser, web: WebSe
         expect(page.locator("#rendered")).to_contain_text("<script>")
         assert page.locator("#rendered script, #rendered img, #rendered a[href^=javascript]").count() == 0
         never_ran_script(page)
+        shot(page, screenshots, "page")
     assert json.loads(json.dumps(root))["id"]
 
 

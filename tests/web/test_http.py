@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 from google.protobuf import field_mask_pb2
 
+from clients.local import start, stop
 from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import phase_pb2, task_pb2
 from tests.e2e.cluster import Cluster
+from tests.e2e.test_auth_processes import _self_signed_pair
 from tests.web.support import WebServer
 
 
@@ -142,3 +146,18 @@ def test_agent_output_resumes_from_last_event_id(web: WebServer, services: Clust
                     if len(received) >= len(wanted):
                         break
     assert received == wanted and "é, twice é" in received
+
+
+def test_served_over_tls_the_link_and_the_cookie_say_so(services: Cluster, tmp_path: Path) -> None:
+    certificate, key = _self_signed_pair(tmp_path)
+    arguments = ["--listen", "127.0.0.1:0", "--tls-cert", str(certificate), "--tls-key", str(key)]
+    log = tmp_path / "web-tls.log"
+    server = start("clients.web", arguments, log, env=services.client_env())
+    try:
+        link = WebServer(server, log).printed_login_url()
+        assert link.startswith(f"https://{server.address}/login?token=")
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(certificate)), timeout=30) as client:
+            answer = client.get(link)
+            assert answer.status_code == 303 and "secure" in answer.headers["set-cookie"].lower()
+    finally:
+        stop(server)

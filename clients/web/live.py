@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -30,7 +31,10 @@ from cw.store.v1 import event_pb2
 HEARTBEAT_SECONDS = 15.0
 RECONNECT_MILLISECONDS = 1000
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-_END = object()
+_END = object()  # the stream was cut: the browser reconnects
+_DONE = object()  # the stream ended by itself
+# Told to the page when an agent's output is complete (the agent ended): it stops reconnecting.
+OUTPUT_FINISHED = "event: finished\ndata: {}\n\n"
 
 
 def resume_point(request: Request, name: str = "after") -> int:
@@ -59,27 +63,36 @@ def event_message(event: event_pb2.Event) -> str:
     return f"id: {event.sequence}\nevent: cw\ndata: {json.dumps(payload)}\n\n"
 
 
-async def pumped(call: Any, lines: Callable[[Any], Iterator[str]]) -> AsyncIterator[str]:
-    """What a gRPC stream yields, read on a thread, each item made into SSE text by `lines`;
-    the call is cancelled when the browser goes away."""
+async def pumped(call: Any, lines: Callable[[Any], Iterator[str]], finished: str = "") -> AsyncIterator[str]:
+    """What a gRPC stream yields, read on a thread, each item made into SSE text by `lines`, and
+    `finished` once the stream has ended by itself (not cut); the call is cancelled when the
+    browser goes away."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
+    def hand_over(item: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the server stopped: its loop is closed
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
     def pump() -> None:
+        ending = _END
         try:
             for item in call:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+                hand_over(item)
+            ending = _DONE
         except grpc.RpcError:
             pass  # cancelled, or the service went away: the browser reconnects with Last-Event-ID
         finally:
-            loop.call_soon_threadsafe(queue.put_nowait, _END)
+            hand_over(ending)
 
     threading.Thread(target=pump, name="cw-web-stream", daemon=True).start()
     try:
         yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
-        while (item := await queue.get()) is not _END:
+        while (item := await queue.get()) not in (_END, _DONE):
             for text in lines(item):
                 yield text
+        if item is _DONE and finished:
+            yield finished
     finally:
         call.cancel()
 
@@ -126,6 +139,8 @@ def output_endpoint(clients: Clients) -> Callable[[Request], Awaitable[Response]
             if text:
                 yield f"id: {end}\nevent: output\ndata: {json.dumps(text)}\n\n"
 
-        return StreamingResponse(pumped(call, lines), media_type="text/event-stream", headers=STREAM_HEADERS)
+        return StreamingResponse(
+            pumped(call, lines, OUTPUT_FINISHED), media_type="text/event-stream", headers=STREAM_HEADERS
+        )
 
     return stream

@@ -220,6 +220,7 @@ def hostile_output_stays_text(page: Page, web: WebServer, agent_id: str, screens
     expect(page.locator("#output")).to_contain_text("onerror=")
     expect(page.locator("#output")).to_contain_text("<script>")
     assert page.locator("#output img, #output script").count() == 0
+    expect(page.locator("#output")).to_have_attribute("data-finished", "yes")  # no reconnecting
     never_ran_script(page)
     shot(page, screenshots, "agent")
 

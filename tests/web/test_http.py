@@ -140,12 +140,15 @@ def test_agent_output_resumes_from_last_event_id(web: WebServer, services: Clust
     with session(web, c) as (client, _):
         headers = {"accept": "text/event-stream", "last-event-id": str(start)}
         with client.stream("GET", f"/live/agents/{agent.id}/output", headers=headers) as stream:
-            for line in stream.iter_lines():
+            lines = stream.iter_lines()
+            for line in lines:
                 if line.startswith("data: "):
                     received += json.loads(line.removeprefix("data: "))
                     if len(received) >= len(wanted):
                         break
+            rest = list(lines)  # the agent ended: the stream ends by itself, saying so
     assert received == wanted and "é, twice é" in received
+    assert "event: finished" in rest
 
 
 def test_served_over_tls_the_link_and_the_cookie_say_so(services: Cluster, tmp_path: Path) -> None:

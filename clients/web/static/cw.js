@@ -79,6 +79,8 @@
       pre.appendChild(document.createTextNode(JSON.parse(message.data)));
       if (atEnd) { pre.scrollTop = pre.scrollHeight; }
     });
+    // The agent ended and all its output is here: no reconnecting.
+    source.addEventListener("finished", function () { source.close(); pre.dataset.finished = "yes"; });
   }
 
   // A click on a diff line's number opens the comment form under that line.

@@ -17,8 +17,8 @@ from google.protobuf import field_mask_pb2
 
 from clients.local import start, stop
 from cw.orchestrator.v1 import orchestrator_pb2
-from cw.store.v1 import phase_pb2, task_pb2
-from tests.e2e.cluster import Cluster
+from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
+from tests.e2e.cluster import Cluster, wait_for
 from tests.e2e.test_auth_processes import _self_signed_pair
 from tests.web.support import WebServer
 
@@ -164,3 +164,31 @@ def test_served_over_tls_the_link_and_the_cookie_say_so(services: Cluster, tmp_p
             assert answer.status_code == 303 and "secure" in answer.headers["set-cookie"].lower()
     finally:
         stop(server)
+
+
+def test_comments_resolved_reopened_deleted_and_an_agent_stopped(
+    web: WebServer, services: Cluster, tmp_path: Path
+) -> None:
+    c = services
+    phase = c.phase(c.initiative("Comments", c.project("comments")), "Commented")
+    c.task(phase, "write", files={"a.txt": "one\ntwo\n"})
+    held = c.task(phase, "held", wait_for=str(tmp_path / "never"))
+    c.approve(phase)
+    agent = wait_for("the held agent", lambda: next((a for a in c.agents_of(held.id) if a.pid), None))
+    with session(web, c) as (client, csrf):
+        posted = client.post(
+            f"/act/comment/{phase.id}", data={"csrf": csrf, "file": "a.txt", "line": "2", "body": "why?"}
+        )
+        assert posted.status_code == 200
+        outside = client.post(
+            f"/act/comment/{phase.id}", data={"csrf": csrf, "file": "a.txt", "line": "9", "body": "x"}
+        )
+        assert outside.status_code == 400 and "not in the phase&#39;s diff" in outside.text
+        (comment,) = c.cw_json("review", "list", phase.id)
+        for action, resolved in (("resolve", True), ("reopen", False)):
+            assert client.post(f"/act/{action}/{comment['id']}", data={"csrf": csrf}).status_code == 200
+            assert c.cw_json("review", "list", phase.id, "--all")[0].get("resolved", False) is resolved
+        assert client.post(f"/act/delete-comment/{comment['id']}", data={"csrf": csrf}).status_code == 200
+        assert c.cw_json("review", "list", phase.id, "--all") == []
+        assert client.post(f"/act/stop/{agent.id}", data={"csrf": csrf}).status_code == 200
+    wait_for("the agent stopped", lambda: c.agents_of(held.id)[0].outcome == agent_pb2.AGENT_OUTCOME_STOPPED)

@@ -145,6 +145,7 @@ def test_a_task_goes_from_pending_to_done_without_a_reload(
         release.write_text("go")
         expect(page.locator("#task-status")).to_have_text("completed")
         expect(page.locator("#summary")).to_have_text("wrote it.txt")
+        expect(page.locator("#output")).to_contain_text("attempt 1")  # its agent's output, followed once it started
         assert page.evaluate("() => window.__sameDocument === true"), "the page was reloaded"
         shot(page, screenshots, "task")
         page.goto(f"{web.base}/initiatives/{initiative.id}")

@@ -27,6 +27,15 @@
         const replacement = fresh.getElementById(region.id);
         if (replacement) { region.replaceWith(document.importNode(replacement, true)); }
       });
+      // Output follows the task's latest agent: a new one (a retry, the first start) is followed anew.
+      document.querySelectorAll("[data-follows][id]").forEach(function (section) {
+        const replacement = fresh.getElementById(section.id);
+        if (!replacement || replacement.dataset.follows === section.dataset.follows) { return; }
+        section.querySelectorAll("pre.output").forEach(function (pre) { if (pre.source) { pre.source.close(); } });
+        const adopted = document.importNode(replacement, true);
+        section.replaceWith(adopted);
+        adopted.querySelectorAll("pre.output[data-agent]").forEach(followOutput);
+      });
       body.dataset.refreshes = String(Number(body.dataset.refreshes || "0") + 1);
     } finally {
       refreshing = false;
@@ -74,6 +83,7 @@
 
   function followOutput(pre) {
     const source = new EventSource("/live/agents/" + encodeURIComponent(pre.dataset.agent) + "/output");
+    pre.source = source;
     source.addEventListener("output", function (message) {
       const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
       pre.appendChild(document.createTextNode(JSON.parse(message.data)));

@@ -18,7 +18,7 @@ from clients.cli.inbox import gather, inbox_items
 from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
 from clients.sdk import NotFoundError, OrchestratorClient, StoreClient
 from clients.sdk.calls import enum_name
-from clients.web.boards import Boards, Kept, changed_since
+from clients.web.boards import Boards, Change, Kept, look_since
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
@@ -115,19 +115,47 @@ class TaskRow:
 
 
 def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
-    """The board, with `head`: read again only when the log says it changed (clients/web/boards.py)."""
+    """The board, with `head`: read again only as far as the log says it changed
+    (clients/web/boards.py)."""
     kept = clients.boards.get(initiative_id)
-    if kept is not None:
-        changed, head = changed_since(clients.store, initiative_id, kept.sequence, READERS.submit)
-        if not changed:
-            return {**kept.values, "head": head}
     head = clients.store.head_sequence()
-    values = read_board(clients, initiative_id)
-    clients.boards.keep(initiative_id, Kept(head, values))
+    if kept is None:
+        rows = read_board(clients, initiative_id)
+    else:
+        seen = look_since(clients.store, initiative_id, kept.sequence, READERS.submit)
+        if seen.change == Change.NONE:
+            clients.boards.keep(initiative_id, Kept(head, kept.rows, kept.values))
+            return {**kept.values, "head": head}
+        if seen.change == Change.TASKS:
+            rows = {**kept.rows, "tasks": tasks_read_again(clients.store, kept.rows["tasks"], seen.task_ids)}
+        else:
+            rows = read_board(clients, initiative_id)
+    values = board_values(rows)
+    clients.boards.keep(initiative_id, Kept(head, rows, values))
     return {**values, "head": head}
 
 
+def tasks_read_again(store: StoreClient, tasks: list[task_pb2.Task], changed: frozenset[str]) -> list[task_pb2.Task]:
+    """The board's tasks with `changed` read again: updated in place, new ones last, deleted gone."""
+    fresh = parallel(**{task_id: (lambda task_id=task_id: _task_or_none(store, task_id)) for task_id in changed})
+    kept = [fresh.get(t.id, t) for t in tasks]
+    known = {t.id for t in tasks}
+    added = sorted(
+        (t for tid, t in fresh.items() if tid not in known and t is not None),
+        key=lambda t: t.create_time.ToNanoseconds(),
+    )
+    return [t for t in kept if t is not None] + added
+
+
+def _task_or_none(store: StoreClient, task_id: str) -> task_pb2.Task | None:
+    try:
+        return store.get_task(task_id)
+    except NotFoundError:
+        return None
+
+
 def read_board(clients: Clients, initiative_id: str) -> dict[str, Any]:
+    """Everything the board shows, as the store holds it now."""
     store = clients.store
     got = parallel(
         initiative=lambda: store.get_initiative(initiative_id),
@@ -136,26 +164,32 @@ def read_board(clients: Clients, initiative_id: str) -> dict[str, Any]:
         edges=lambda: store.task_dependencies(initiative_id=initiative_id),
         proposals=lambda: store.list_proposals(initiative_id),
     )
-    found = got["initiative"]
-    phases: list[phase_pb2.Phase] = got["phases"]
-    phase_edges = {p.id: READERS.submit(store.phase_dependencies, p.id) for p in phases}
-    tasks: list[task_pb2.Task] = got["tasks"]
+    phase_edges = {p.id: READERS.submit(store.phase_dependencies, p.id) for p in got["phases"]}
+    got["phase_after"] = {pid: [d.id for d in future.result()] for pid, future in phase_edges.items()}
+    return got
+
+
+def board_values(rows: dict[str, Any]) -> dict[str, Any]:
+    """What the board's template shows, made from what was read (pure)."""
+    phases: list[phase_pb2.Phase] = rows["phases"]
+    tasks: list[task_pb2.Task] = rows["tasks"]
     names = {t.id: t.name for t in tasks} | {p.id: p.name for p in phases}
     after: dict[str, list[str]] = {}
-    for edge in got["edges"]:
+    for edge in rows["edges"]:
         after.setdefault(edge.task_id, []).append(edge.depends_on_task_id)
     by_phase: dict[str, list[TaskRow]] = {}
     for task in tasks:
         waits = ", ".join(names.get(other, other) for other in after.get(task.id, ()))
         row = TaskRow(task.id, task.name, TASK_STATUS_NAMES.get(task.status, ""), waits, task.reason)
         by_phase.setdefault(task.phase_id, []).append(row)
-    proposals: list[proposal_pb2.Proposal] = got["proposals"]
+    proposals: list[proposal_pb2.Proposal] = rows["proposals"]
     pending = [p for p in proposals if p.status == proposal_pb2.PROPOSAL_STATUS_PENDING]
-    change_sets = sorted({p.change_set_id for p in proposals if p.change_set_id and p.status == 2})
+    accepted = proposal_pb2.PROPOSAL_STATUS_ACCEPTED
+    change_sets = sorted({p.change_set_id for p in proposals if p.change_set_id and p.status == accepted})
     return {
-        "initiative": found,
+        "initiative": rows["initiative"],
         "phases": phases,
-        "phase_after": {pid: [d.id for d in future.result()] for pid, future in phase_edges.items()},
+        "phase_after": rows["phase_after"],
         "by_phase": by_phase,
         "after": after,
         "names": names,

@@ -123,6 +123,17 @@ def test_a_board_shown_again_shows_every_change_since(web: WebServer, services: 
             )
         )
         assert "renamed" in client.get(f"/initiatives/{initiative.id}").text
+        added = c.task(phase, "third")
+        assert f'id="task-{added.id}"' in client.get(f"/initiatives/{initiative.id}").text
+        c.api.tasks.DeleteTask(task_pb2.DeleteTaskRequest(id=added.id))
+        assert f'id="task-{added.id}"' not in client.get(f"/initiatives/{initiative.id}").text
+        c.api.phases.UpdatePhase(
+            phase_pb2.UpdatePhaseRequest(
+                phase=phase_pb2.Phase(id=phase.id, name="Kept, renamed"),
+                update_mask=field_mask_pb2.FieldMask(paths=["name"]),
+            )
+        )
+        assert "Kept, renamed" in client.get(f"/initiatives/{initiative.id}").text
 
 
 def test_agent_output_resumes_from_last_event_id(web: WebServer, services: Cluster) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from clients.cli.inbox import gather, inbox_items
 from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
@@ -105,13 +106,24 @@ TASK_STATUS_NAMES = {value: enum_name(task_pb2.TaskStatus, value) for value in t
 
 @dataclass(frozen=True)
 class TaskRow:
-    """A task as the board shows it, its texts made once in Python (a board may hold hundreds)."""
+    """A task as the board shows it, made once in Python when the board is read (a board may hold
+    hundreds, and a kept board is shown again and again: bench/web_pages.py)."""
 
     id: str
     name: str
     status: str
     after: str
     reason: str
+
+    @property
+    def html(self) -> Markup:
+        """The row's list item, every text escaped (as the templates' badge macro makes a badge)."""
+        after = Markup('<span class="after">after: {}</span>').format(self.after) if self.after else ""
+        reason = Markup('<div class="reason">{}</div>').format(self.reason) if self.reason else ""
+        return Markup(
+            '<li class="task" id="task-{0}"><a href="/tasks/{0}">{1}</a> '
+            '<span class="status status-{2}" data-status data-status-of="{0}">{2}</span>{3}{4}</li>'
+        ).format(self.id, self.name, self.status, after, reason)
 
 
 def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
@@ -177,11 +189,11 @@ def board_values(rows: dict[str, Any]) -> dict[str, Any]:
     after: dict[str, list[str]] = {}
     for edge in rows["edges"]:
         after.setdefault(edge.task_id, []).append(edge.depends_on_task_id)
-    by_phase: dict[str, list[TaskRow]] = {}
+    by_phase: dict[str, list[Markup]] = {}
     for task in tasks:
         waits = ", ".join(names.get(other, other) for other in after.get(task.id, ()))
         row = TaskRow(task.id, task.name, TASK_STATUS_NAMES.get(task.status, ""), waits, task.reason)
-        by_phase.setdefault(task.phase_id, []).append(row)
+        by_phase.setdefault(task.phase_id, []).append(row.html)
     proposals: list[proposal_pb2.Proposal] = rows["proposals"]
     pending = [p for p in proposals if p.status == proposal_pb2.PROPOSAL_STATUS_PENDING]
     accepted = proposal_pb2.PROPOSAL_STATUS_ACCEPTED

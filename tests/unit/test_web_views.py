@@ -122,3 +122,10 @@ def test_hostile_questions_json_is_no_question() -> None:
         assert views.questions_of(agent_pb2.Agent(pending_questions=stored)) == []
     asked = agent_pb2.Agent(pending_questions='[{"id": "q1", "question": "<b>why</b>?"}]')
     assert views.questions_of(asked) == [views.Question("q1", "<b>why</b>?")]
+
+
+def test_a_board_row_escapes_what_an_agent_named() -> None:
+    row = views.TaskRow('t"1', "<img src=x onerror=alert(1)>", "blocked", "<b>a</b>", "<script>x</script>")
+    shown = str(row.html)
+    assert "<img" not in shown and "<script>" not in shown and "<b>" not in shown
+    assert "&lt;img src=x onerror=alert(1)&gt;" in shown and 'id="task-t&#34;1"' in shown

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -117,13 +118,19 @@ class TaskRow:
 
     @property
     def html(self) -> Markup:
-        """The row's list item, every text escaped (as the templates' badge macro makes a badge)."""
-        after = Markup('<span class="after">after: {}</span>').format(self.after) if self.after else ""
-        reason = Markup('<div class="reason">{}</div>').format(self.reason) if self.reason else ""
-        return Markup(
-            '<li class="task" id="task-{0}"><a href="/tasks/{0}">{1}</a> '
-            '<span class="status status-{2}" data-status data-status-of="{0}">{2}</span>{3}{4}</li>'
-        ).format(self.id, self.name, self.status, after, reason)
+        return row_html(self)
+
+
+@lru_cache(maxsize=20_000)
+def row_html(row: TaskRow) -> Markup:
+    """A board row's list item, every text escaped (as the templates' badge macro makes a badge);
+    kept by the row's value, so a board read again makes only its changed rows anew."""
+    after = Markup('<span class="after">after: {}</span>').format(row.after) if row.after else ""
+    reason = Markup('<div class="reason">{}</div>').format(row.reason) if row.reason else ""
+    return Markup(
+        '<li class="task" id="task-{0}"><a href="/tasks/{0}">{1}</a> '
+        '<span class="status status-{2}" data-status data-status-of="{0}">{2}</span>{3}{4}</li>'
+    ).format(row.id, row.name, row.status, after, reason)
 
 
 def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:

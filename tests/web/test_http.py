@@ -17,8 +17,8 @@ from google.protobuf import field_mask_pb2
 
 from clients.local import start, stop
 from cw.orchestrator.v1 import orchestrator_pb2
-from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
-from tests.e2e.cluster import Cluster, wait_for
+from cw.store.v1 import agent_pb2, phase_pb2, proposal_pb2, task_pb2
+from tests.e2e.cluster import Cluster, script, wait_for
 from tests.e2e.test_auth_processes import _self_signed_pair
 from tests.web.support import WebServer
 
@@ -203,3 +203,24 @@ def test_comments_resolved_reopened_deleted_and_an_agent_stopped(
         assert c.cw_json("review", "list", phase.id, "--all") == []
         assert client.post(f"/act/stop/{agent.id}", data={"csrf": csrf}).status_code == 200
     wait_for("the agent stopped", lambda: c.agents_of(held.id)[0].outcome == agent_pb2.AGENT_OUTCOME_STOPPED)
+
+
+def test_detail_a_phase_and_refine_a_page_from_their_pages(web: WebServer, services: Cluster) -> None:
+    c = services
+    initiative = c.initiative("Detailed", c.project("detailed"))
+    phase = c.phase(initiative, "Rough")
+    steps = [{"key": "s1", "target_type": "task", "title": "First step", "phase": "$CW_TARGET_ID"}]
+    root = c.cw_json("page", "tree", initiative.id)[0]
+    edit = [{"target_type": "page", "target_id": "$CW_TARGET_ID", "title": root["title"], "content": "# Better\n"}]
+    with session(web, c) as (client, csrf):
+        for action, subject, proposals in (("detail", phase.id, steps), ("refine", root["id"], edit)):
+            ran = client.post(
+                f"/act/{action}/{subject}", data={"csrf": csrf, "instructions": script(proposals=proposals)}
+            )
+            assert ran.status_code == 200 and ran.url.path.startswith("/tasks/")
+            c.wait_task(ran.url.path.removeprefix("/tasks/"), task_pb2.TASK_STATUS_COMPLETED)
+    titles = {
+        p.title
+        for p in c.api.proposals.ListProposals(proposal_pb2.ListProposalsRequest(initiative_id=initiative.id)).proposals
+    }
+    assert titles == {"First step", root["title"]}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clients.sdk.channel import DEFAULT_ORCHESTRATOR, DEFAULT_STORE
-from clients.web.server import DEFAULT_WEB, new_login_url
+from clients.web.links import DEFAULT_WEB, new_login_url
 
 LISTENING = re.compile(r"listening on ([\d.]+:\d+)")
 START_TIMEOUT_SECONDS = 60.0

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from clients.cli.app import Session
-from clients.web.server import DEFAULT_WEB, new_login_url, serve, web_address
+from clients.web.links import DEFAULT_WEB, new_login_url, web_address
 from cw_edge.listen import Listening, ListenRefused
 
 LISTEN_HELP = f"HOST:PORT to serve on  [env CW_WEB; default {DEFAULT_WEB}]"
@@ -44,6 +44,9 @@ def web(
     session = ctx.find_object(Session)
     store_address = store_address or (session.store_address if session else None)
     orchestrator_address = orchestrator_address or (session.orchestrator_address if session else None)
+    # Imported here: every other `cw` command starts without the web server's libraries (~100 ms).
+    from clients.web.server import serve  # noqa: PLC0415
+
     try:
         serve(Listening(listen, tls_cert, tls_key, insecure), store_address, orchestrator_address)
     except ListenRefused as refused:

@@ -5,36 +5,20 @@ listens and a login link."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import time
 from pathlib import Path
 
 import uvicorn
 
 from clients.sdk import OrchestratorClient, StoreClient
 from clients.web.app import Site, create_app
-from clients.web.auth import Gate, key_path, load_or_make_key, login_url, mint_token
+from clients.web.auth import Gate, key_path, load_or_make_key
+from clients.web.links import new_login_url
 from clients.web.views import Clients
 from cw_edge.listen import Listening, check
 
-DEFAULT_WEB = "127.0.0.1:50053"
 # Open event streams are cut after this long at shutdown, so Ctrl-C is never held up by a browser.
 GRACEFUL_SHUTDOWN_SECONDS = 2
-
-
-def web_address(given: str | None = None) -> str:
-    return given or os.environ.get("CW_WEB", DEFAULT_WEB)
-
-
-def base_url(address: str, tls: bool) -> str:
-    return f"{'https' if tls else 'http'}://{address}"
-
-
-def new_login_url(address: str, tls: bool = False, home: Path | None = None) -> str:
-    """What `cw web url` prints: a one-time link signed with the login key under $CW_HOME."""
-    key = load_or_make_key(key_path(home))
-    return login_url(base_url(address, tls), mint_token(key, time.time()))
 
 
 def bound_socket(address: str) -> socket.socket:

@@ -7,7 +7,7 @@ PROTOS := $(sort $(shell find protos -name '*.proto'))
 export PATH := $(BIN):$(PATH)
 export CW_HOME ?= $(CURDIR)/.cw
 
-.PHONY: install run demo proto proto-check api-baseline lint test bench clean claude-cli
+.PHONY: install browser run demo proto proto-check api-baseline lint test bench clean claude-cli
 
 install: $(STAMP)
 
@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The web tests' browser: Debian's chromium, driven by Playwright through its path (Playwright's own
+# browser download is not reachable from CI). Installed here when missing (CI runs as root).
+browser:
+	@command -v chromium > /dev/null || command -v chromium-browser > /dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 # Regenerates the committed Python code (messages, stubs, typed .pyi) from protos/.
 proto: $(STAMP)
@@ -72,7 +78,7 @@ $(CLAUDE_DIR)/.installed-stamp:
 	$(CW_TEST_CLAUDE) --version
 	touch $@
 
-test: $(STAMP) proto-check lint claude-cli
+test: $(STAMP) browser proto-check lint claude-cli
 	CW_REQUIRE_REAL_CLAUDE=1 $(BIN)/python -m pytest -q
 
 # The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
@@ -89,6 +95,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.orchestrator_phase
 	$(BIN)/python -m bench.orchestrator_history
 	$(BIN)/python -m bench.scale_out
+	$(BIN)/python -m bench.web_pages
 
 clean:
 	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache

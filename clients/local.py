@@ -1,8 +1,10 @@
-"""`python -m clients.local`: the store and the orchestrator in the foreground, on $CW_HOME.
+"""`python -m clients.local`: the store, the orchestrator and the web server in the foreground, on
+$CW_HOME.
 
-What `make run` starts. Ctrl-C (or SIGTERM) stops both cleanly: the orchestrator first, then the
-store. Extra arguments go to the orchestrator (`--provider NAME=COMMAND`, `--max-agents N`, ...).
-They listen where the clients look for them: $CW_STORE and $CW_ORCHESTRATOR, else the defaults.
+What `make run` starts. Ctrl-C (or SIGTERM) stops them cleanly: the web server, the orchestrator,
+then the store. Extra arguments go to the orchestrator (`--provider NAME=COMMAND`, `--max-agents N`,
+...). They listen where the clients look for them: $CW_STORE, $CW_ORCHESTRATOR and $CW_WEB, else the
+defaults; it prints a one-time login link for the web pages (`cw web url` makes another).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clients.sdk.channel import DEFAULT_ORCHESTRATOR, DEFAULT_STORE
+from clients.web.links import DEFAULT_WEB, new_login_url
 
 LISTENING = re.compile(r"listening on ([\d.]+:\d+)")
 START_TIMEOUT_SECONDS = 60.0
@@ -97,6 +100,14 @@ def start_both(
     return store, orchestrator
 
 
+def start_web(home: Path, store: Service, orchestrator: Service, listen: str) -> Service:
+    """The web server (`cw web`), a client of the two services like the CLI."""
+    addresses = {"CW_STORE": store.address, "CW_ORCHESTRATOR": orchestrator.address, "CW_WEB": listen}
+    web = start("clients.web", [], home / "web.log", env={**os.environ, "CW_HOME": str(home), **addresses})
+    web.name = "web server"
+    return web
+
+
 def main(argv: list[str]) -> int:
     home = Path(os.environ.get("CW_HOME", ".cw")).resolve()
     store_listen = os.environ.get("CW_STORE", DEFAULT_STORE)
@@ -107,6 +118,13 @@ def main(argv: list[str]) -> int:
         flush=True,
     )
     store, orchestrator = start_both(home, argv, store_listen, orchestrator_listen)
+    try:
+        web = start_web(home, store, orchestrator, os.environ.get("CW_WEB", DEFAULT_WEB))
+    except BaseException:
+        stop(orchestrator)
+        stop(store)
+        raise
+    print(f"web pages on http://{web.address} ($CW_WEB); log in: {new_login_url(web.address, home=home)}", flush=True)
     print(f"cw is running (logs in {home}); Ctrl-C stops it", flush=True)
     stopping = False
 
@@ -116,9 +134,11 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    while not stopping and store.process.poll() is None and orchestrator.process.poll() is None:
+    services = (store, orchestrator, web)
+    while not stopping and all(service.process.poll() is None for service in services):
         time.sleep(0.2)
-    deaths = [] if stopping else [death for death in (store.death(), orchestrator.death()) if death]
+    deaths = [] if stopping else [death for death in (service.death() for service in services) if death]
+    stop(web)
     stop(orchestrator)
     stop(store)
     for death in deaths:

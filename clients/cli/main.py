@@ -15,6 +15,7 @@ from clients.cli.review import review
 from clients.cli.tasks import task
 from clients.cli.watch import watch
 from clients.cli.work import initiative, phase, project
+from clients.web.command import web
 
 
 @click.group(cls=CwGroup)
@@ -41,6 +42,8 @@ phase.add_command(phase_detail)
 # Review and repair (issue 12): review, the inbox, conversations, an editable plan, delivery.
 for command in (review, inbox, reply, conversations):
     cli.add_command(command)
+# cw in the browser (clients/web/).
+cli.add_command(web)
 for group, commands in (
     (task, (edits.task_edit, edits.task_move, edits.task_delete)),
     (phase, (edits.phase_edit, edits.phase_delete)),

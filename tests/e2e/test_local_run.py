@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -17,7 +18,8 @@ from tests.e2e.cluster import SCRIPTED, wait_for
 
 def _launch(home: Path) -> tuple[subprocess.Popen[str], list[str]]:
     """`python -m clients.local` on `home`, once it says it runs; with what it printed until then."""
-    env = {**os.environ, "CW_HOME": str(home), "CW_STORE": "127.0.0.1:0", "CW_ORCHESTRATOR": "127.0.0.1:0"}
+    ports = {"CW_STORE": "127.0.0.1:0", "CW_ORCHESTRATOR": "127.0.0.1:0", "CW_WEB": "127.0.0.1:0"}
+    env = {**os.environ, "CW_HOME": str(home), **ports}
     # A scripted default provider: as root (CI), claude as the default would be refused.
     scripted = ["--provider", f"scripted={SCRIPTED}", "--default-provider", "scripted"]
     launcher = subprocess.Popen(
@@ -44,6 +46,11 @@ def test_run_starts_both_and_ctrl_c_stops_both(tmp_path: Path) -> None:
     assert "($CW_STORE)" in lines[0] and "($CW_ORCHESTRATOR)" in lines[0]
     addresses = re.findall(r"listening on ([\d.]+:\d+)", "".join(lines))
     assert len(addresses) == 2 and (tmp_path / "store.db").exists()
+    login = re.search(r"log in: (http://[\d.:]+/login\?token=\S+)", "".join(lines))
+    assert login, lines
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # keeps the session cookie
+    with browser.open(login.group(1), timeout=10) as page:  # the web server's one-time link
+        assert page.status == 200 and b"Initiatives" in page.read()
     for address in addresses:
         with grpc.insecure_channel(address) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
@@ -51,6 +58,7 @@ def test_run_starts_both_and_ctrl_c_stops_both(tmp_path: Path) -> None:
     launcher.send_signal(signal.SIGINT)
     assert launcher.wait(30) == 0
     assert "cw stopped" in launcher.stdout.read()
+    assert "Traceback" not in (tmp_path / "web.log").read_text()
     for log in ("store.log", "orchestrator.log"):
         text = (tmp_path / log).read_text()
         assert "shutting down" in text and "Traceback" not in text

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cw_edge import listen
 from orchestrator_service import server
-from orchestrator_service.agents import sandbox
+from orchestrator_service.agents import sandbox, usage
 from orchestrator_service.agents.providers import provider_table
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers import output
@@ -81,6 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="BYTES",
         help="what the store keeps of one run's output: its first and its last half of BYTES (default 16 MiB)",
     )
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='for CLIs that report no cost: JSON {"MODEL": {"input": USD, "output": USD, "cache_read": USD,'
+        ' "cache_write": USD}}, USD per million tokens',
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
     listen.add_arguments(parser)
     parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
@@ -100,6 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--default-provider {args.default_provider!r} is not a known provider")
     if args.max_output_bytes < output.MIN_MAX_OUTPUT_BYTES:
         parser.error(f"--max-output-bytes must be at least {output.MIN_MAX_OUTPUT_BYTES}")
+    try:
+        args.prices = usage.parse_prices(args.prices.read_text()) if args.prices else {}
+    except (OSError, ValueError) as error:
+        parser.error(f"--prices: {error}")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
     if args.lease_ttl < MIN_LEASE_TTL:
@@ -138,6 +150,7 @@ async def serve(args: argparse.Namespace) -> None:
         lease_ttl=args.lease_ttl,
         shared_remotes=args.shared_remotes,
         max_output_bytes=args.max_output_bytes,
+        prices=args.prices,
     )
     starting = asyncio.create_task(server.start(config))
     await asyncio.wait([starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

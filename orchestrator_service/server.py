@@ -24,6 +24,7 @@ from cw_edge.parsing import ParsedRequests
 from cw_edge.reflection import serve_reflection
 from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from orchestrator_service.agents.providers import Provider, provider_table
+from orchestrator_service.agents.usage import Price
 from orchestrator_service.api.operations import Operations
 from orchestrator_service.api.review import Review
 from orchestrator_service.api.servicer import OrchestratorServicer, error_status
@@ -86,6 +87,8 @@ class Config:
     shared_remotes: str = ""
     # What the store keeps of one run's output (controllers/output.py).
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    # USD per million tokens per model, for CLIs that report no cost (`--prices`, agents/usage.py).
+    prices: dict[str, Price] = field(default_factory=dict)
 
     def settings(self, root: Path) -> Settings:
         """With this orchestrator's name and its workspace's owner id (made in it on first use)."""
@@ -100,6 +103,7 @@ class Config:
             lease_ttl=self.lease_ttl,
             shared_remotes=self.shared_remotes,
             max_output_bytes=self.max_output_bytes,
+            prices=self.prices,
         )
 
 

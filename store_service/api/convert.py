@@ -103,7 +103,9 @@ def _flat_message(field: FieldDescriptor, columns: tuple[str, ...]) -> Callable[
     message_class = _message_class(field)
 
     def shown(row: Any) -> Message:
-        values = {part.name: getattr(row, column) for part, column in zip(field.message_type.fields, columns)}
+        values = {
+            part.name: getattr(row, column) for part, column in zip(field.message_type.fields, columns, strict=True)
+        }
         return message_class(**{name: value for name, value in values.items() if value is not None})
 
     return shown
@@ -256,7 +258,9 @@ def values_for_create(message: Message, model: type[Base], prefix: str) -> dict[
     """The column values a Create request sets; unset fields take the column defaults."""
     fields = writable_fields(message.DESCRIPTOR, model)
     # ListFields: the fields that are set (present, or not their zero value), as _is_set says.
-    values = _stored_values(message, model, [field.name for field, _ in message.ListFields() if field.name in fields], prefix)
+    values = _stored_values(
+        message, model, [field.name for field, _ in message.ListFields() if field.name in fields], prefix
+    )
     values = {key: value for key, value in values.items() if value is not None}
     violations = _required_violations(model, values, prefix)
     if violations:

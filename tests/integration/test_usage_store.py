@@ -32,7 +32,8 @@ def _tree(api: SimpleNamespace) -> tuple[Any, Any, Any, Any]:
     return initiative, phase, first, second
 
 
-def _agent(api: SimpleNamespace, name: str, task: Any, account_id: str, provider: str, usage: agent_pb2.Usage) -> Any:
+def _agent(api: SimpleNamespace, name: str, task: Any, owner: tuple[str, str], usage: agent_pb2.Usage) -> Any:
+    account_id, provider = owner
     agent = api.agents.CreateAgent(
         agent_pb2.CreateAgentRequest(
             agent=agent_pb2.Agent(
@@ -64,13 +65,13 @@ def test_usage_is_stored_as_written_and_summed_per_group(api: SimpleNamespace) -
         input_tokens=2**40, output_tokens=7, cache_read_tokens=11, cache_write_tokens=13, cost_usd=0.25
     )
     small = agent_pb2.Usage(input_tokens=1, output_tokens=2, cache_read_tokens=3, cache_write_tokens=4, cost_usd=0.5)
-    one = _agent(api, "a-one", first, account.id, "claude", big)
+    one = _agent(api, "a-one", first, (account.id, "claude"), big)
     assert one.usage == big
     assert api.agents.GetAgent(agent_pb2.GetAgentRequest(id=one.id)).usage == big
-    _agent(api, "a-two", first, "", "mine", small)
-    _agent(api, "a-three", second, account.id, "claude", small)
+    _agent(api, "a-two", first, ("", "mine"), small)
+    _agent(api, "a-three", second, (account.id, "claude"), small)
 
-    def sums(group: int, **filters: str) -> dict[str, tuple[agent_pb2.Usage, int]]:
+    def sums(group: agent_pb2.UsageGroup.ValueType, **filters: str) -> dict[str, tuple[agent_pb2.Usage, int]]:
         answer = api.agents.SumAgentUsage(agent_pb2.SumAgentUsageRequest(group_by=group, **filters))
         return {row.key: (row.usage, row.agent_count) for row in answer.sums}
 
@@ -104,7 +105,7 @@ def test_budgets_are_cleared_with_the_mask(api: SimpleNamespace) -> None:
 
 def test_a_client_cannot_write_usage(api: SimpleNamespace, client_api: SimpleNamespace) -> None:
     _, _, first, _ = _tree(api)
-    agent = _agent(api, "a-one", first, "", "claude", agent_pb2.Usage(output_tokens=5))
+    agent = _agent(api, "a-one", first, ("", "claude"), agent_pb2.Usage(output_tokens=5))
     error = call_error(
         client_api.agents.UpdateAgent,
         agent_pb2.UpdateAgentRequest(
@@ -113,5 +114,5 @@ def test_a_client_cannot_write_usage(api: SimpleNamespace, client_api: SimpleNam
         ),
     )
     assert error.code == grpc.StatusCode.PERMISSION_DENIED
-    bad = call_error(api.agents.SumAgentUsage, agent_pb2.SumAgentUsageRequest(group_by=99))
+    bad = call_error(api.agents.SumAgentUsage, agent_pb2.SumAgentUsageRequest(group_by=99))  # type: ignore[arg-type]
     assert bad.code == grpc.StatusCode.INVALID_ARGUMENT

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import field_mask_pb2
@@ -37,7 +38,7 @@ def c(tmp_path: Path) -> Iterator[Cluster]:
         running.close()
 
 
-def _budget_task(c: Cluster, phase: phase_pb2.Phase, budget_tokens: int, **plan: object) -> task_pb2.Task:
+def _budget_task(c: Cluster, phase: phase_pb2.Phase, budget_tokens: int, **plan: Any) -> task_pb2.Task:
     task = c.task(phase, "budgeted", **plan)
     return c.api.tasks.UpdateTask(
         task_pb2.UpdateTaskRequest(

@@ -13,6 +13,7 @@ from clients.cli.live import events
 from clients.cli.planning import discuss, page, phase_detail, plan, proposals
 from clients.cli.review import review
 from clients.cli.tasks import task
+from clients.cli.usage import budget, usage
 from clients.cli.watch import watch
 from clients.cli.work import initiative, phase, project
 
@@ -40,6 +41,9 @@ for planning_command in (page, plan, discuss, proposals, chat):
 phase.add_command(phase_detail)
 # Review and repair (issue 12): review, the inbox, conversations, an editable plan, delivery.
 for command in (review, inbox, reply, conversations):
+    cli.add_command(command)
+# Usage and budgets (issue 27).
+for command in (usage, budget):
     cli.add_command(command)
 for group, commands in (
     (task, (edits.task_edit, edits.task_move, edits.task_delete)),

@@ -79,6 +79,8 @@ def test_a_task_past_its_budget_is_stopped_within_the_turn_and_resumed_once_rais
     assert "turn 3" not in Path(agent.output_file_path).read_text()
     events = [e.type for e in c.events() if e.task_id == task.id]
     assert "task:blocked" in events
+    (item,) = [item for item in c.cw_json("inbox") if item["id"] == task.id]
+    assert item["kind"] == "budget" and item["detail"] == blocked.reason and "cw budget task" in item["command"]
 
     # Retried without raising the budget: it waits, with the reason, and starts nothing.
     c.orch.RetryBlockedTask(orchestrator_pb2.RetryBlockedTaskRequest(task_id=task.id), timeout=10)
@@ -86,12 +88,7 @@ def test_a_task_past_its_budget_is_stopped_within_the_turn_and_resumed_once_rais
     assert waiting.reason.startswith("the task's budget is spent")
     assert len(c.agents_of(task.id)) == 1 and c.agents_of(task.id)[0].status == agent_pb2.AGENT_STATUS_STOPPED
 
-    c.api.tasks.UpdateTask(
-        task_pb2.UpdateTaskRequest(
-            task=task_pb2.Task(id=task.id, budget_tokens=10_000),
-            update_mask=field_mask_pb2.FieldMask(paths=["budget_tokens"]),
-        )
-    )
+    c.cw("budget", "task", task.id, "--tokens", "10000")
     c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED)
     (resumed,) = c.agents_of(task.id)
     assert resumed.id == agent.id and resumed.session_id == agent.session_id
@@ -113,6 +110,17 @@ def test_a_task_past_its_budget_is_stopped_within_the_turn_and_resumed_once_rais
     assert _usage(c, agent_pb2.USAGE_GROUP_INITIATIVE, initiative.id).usage == final
     assert _usage(c, agent_pb2.USAGE_GROUP_PHASE, phase.id).usage == final
     assert _usage(c, agent_pb2.USAGE_GROUP_PROVIDER, "scripted").usage == final
+    shown = c.cw_json("task", "show", task.id)
+    assert shown["usage"] == {
+        "inputTokens": "307",
+        "outputTokens": "153",
+        "cacheReadTokens": "1000",
+        "cacheWriteTokens": "10",
+        "costUsd": pytest.approx(first_cost + 0.25),
+    }
+    assert "470 of 10,000 tokens" in c.cw("task", "show", task.id).stdout
+    (row,) = c.cw_json("usage", "--by", "task")
+    assert row["id"] == task.id and row["budgetTokensUsed"] == "470"
 
 
 def test_an_initiative_past_its_budget_starts_nothing_until_raised(c: Cluster) -> None:
@@ -131,18 +139,16 @@ def test_an_initiative_past_its_budget_starts_nothing_until_raised(c: Cluster) -
     waiting = wait_for("the second task to wait for the budget", lambda: _waiting_with_reason(c, second.id))
     assert waiting.reason == "the initiative's budget is spent: 150 tokens used of 100"
     assert c.agents_of(second.id) == []
+    (item,) = [item for item in c.cw_json("inbox") if item["kind"] == "budget"]
+    assert item["id"] == initiative.id and item["detail"] == waiting.reason
+    assert "150 of 100 tokens" in c.cw("initiative", "show", initiative.id).stdout
     (recorded,) = c.agents_of(first.id)
     assert (recorded.usage.input_tokens, recorded.usage.output_tokens, recorded.usage.cache_read_tokens) == (
         120,
         30,
         9,
     )
-    c.api.initiatives.UpdateInitiative(
-        initiative_pb2.UpdateInitiativeRequest(
-            initiative=initiative_pb2.Initiative(id=initiative.id, budget_tokens=1000),
-            update_mask=field_mask_pb2.FieldMask(paths=["budget_tokens"]),
-        )
-    )
+    c.cw("budget", "initiative", initiative.id, "--tokens", "1000")
     c.wait_task(second.id, task_pb2.TASK_STATUS_COMPLETED)
     total = _usage(c, agent_pb2.USAGE_GROUP_INITIATIVE, initiative.id)
     assert total.budget_tokens_used == 150 and total.budget_tokens == 1000 and total.agent_count == 2

@@ -7,7 +7,7 @@ PROTOS := $(sort $(shell find protos -name '*.proto'))
 export PATH := $(BIN):$(PATH)
 export CW_HOME ?= $(CURDIR)/.cw
 
-.PHONY: install run demo proto proto-check api-baseline lint test bench clean
+.PHONY: install agent-clis run demo proto proto-check api-baseline lint test bench clean
 
 install: $(STAMP)
 
@@ -16,6 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The real agent CLIs the tests run (against fake model APIs on 127.0.0.1), pinned, from the npm
+# registry, cached in the checkout (.cache/agent-clis/, not committed).
+CODEX_VERSION := 0.171.0
+AGENT_CLIS := .cache/agent-clis
+CODEX := $(AGENT_CLIS)/codex/node_modules/.bin/codex
+export CW_TEST_CODEX := $(CURDIR)/$(CODEX)
+
+agent-clis: $(CODEX)
+
+$(CODEX):
+	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	npm install --no-audit --no-fund --silent --prefix $(AGENT_CLIS)/codex @openai/codex@$(CODEX_VERSION)
+	$(CODEX) --version | grep -q '$(CODEX_VERSION)' || (echo "codex is not $(CODEX_VERSION)" && exit 1)
 
 # Regenerates the committed Python code (messages, stubs, typed .pyi) from protos/.
 proto: $(STAMP)
@@ -50,7 +64,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) proto-check lint
+test: $(STAMP) agent-clis proto-check lint
 	$(BIN)/python -m pytest -q
 
 # The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
@@ -69,4 +83,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scale_out
 
 clean:
-	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache $(AGENT_CLIS)

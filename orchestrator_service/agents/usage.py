@@ -8,6 +8,12 @@ the `result` line that ends an invocation carries the invocation's summed `usage
 its runs: the output file holds them one after the other, and each run starts where the shim
 recorded it (`output_offset` in its identity file), or after a `result` line.
 
+Codex (`codex exec --json`) prints `thread.started {thread_id}` and, after each turn,
+`turn.completed {usage}` holding the thread's usage so far (a resumed thread's first turn reports
+the earlier runs' tokens too: tests/integration/test_codex_usage.py), so the last one of each thread
+counts: `input_tokens` (which, as OpenAI counts, include the cached ones), `cached_input_tokens` as
+cache reads, `cache_write_input_tokens` as cache writes, `output_tokens` (reasoning included).
+
 Every number is the agent's own output, so hostile input: counts that are not whole numbers in
 [0, MAX_TOKENS] and costs that are not finite numbers in [0, MAX_COST_USD] count as absent, lines
 longer than MAX_LINE_BYTES are skipped, and nothing here raises on any byte.
@@ -29,7 +35,14 @@ MAX_COST_USD = 10.0**9
 MAX_LINE_BYTES = 8 * 1024 * 1024
 READ_BYTES = 1024 * 1024
 # Only lines holding one of these are parsed (the rest of the output costs a substring search).
-_MARKERS = (b'"usage"', b'"total_cost_usd"')
+_MARKERS = (b'"usage"', b'"total_cost_usd"', b'"thread_id"')
+# Codex's names for them.
+_CODEX_FIELDS = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cached_input_tokens": "cache_read_tokens",
+    "cache_write_input_tokens": "cache_write_tokens",
+}
 # Claude Code's names for the four counts.
 _CLAUDE_FIELDS = {
     "input_tokens": "input_tokens",
@@ -130,11 +143,12 @@ def _cost(value: Any) -> float | None:
     return number if math.isfinite(number) and 0.0 <= number <= MAX_COST_USD else None
 
 
-def counts_of(usage: Any) -> Counts | None:
-    """Claude Code's `usage` object as Counts; None when it is no such object."""
+def counts_of(usage: Any, names: Mapping[str, str] = _CLAUDE_FIELDS) -> Counts | None:
+    """A CLI's `usage` object (Claude Code's names unless told) as Counts; None when it is no such
+    object."""
     if not isinstance(usage, dict):
         return None
-    values = {ours: _count(usage.get(theirs)) or 0 for theirs, ours in _CLAUDE_FIELDS.items()}
+    values = {ours: _count(usage.get(theirs)) or 0 for theirs, ours in names.items()}
     return Counts(**values)
 
 
@@ -175,6 +189,9 @@ class UsageReader:
     skipping: bool = False
     # Where the last line read began: a run start after it and up to the next line ends a run.
     last_line: int = -1
+    # Codex: the thread being read, and the last usage each thread reported (its total).
+    codex_thread: str = ""
+    codex_threads: dict[str, Counts] = field(default_factory=dict)
 
     def read(self, output: Path, run_starts: Iterable[int], prices: Prices) -> Counts:
         """Whatever the file gained since the last call; the agent's usage so far."""
@@ -189,7 +206,10 @@ class UsageReader:
         return self.total(prices)
 
     def total(self, prices: Prices) -> Counts:
-        return self.closed.plus(self.run.total(prices))
+        total = self.closed.plus(self.run.total(prices))
+        for thread in self.codex_threads.values():
+            total = total.plus(thread)
+        return total
 
     def _feed(self, data: bytes, starts: list[int], prices: Prices) -> None:
         position = self.offset - len(self.pending)
@@ -221,6 +241,15 @@ class UsageReader:
 
     def _event(self, event: dict[str, Any], prices: Prices) -> None:
         kind = event.get("type")
+        if kind == "thread.started":
+            thread = event.get("thread_id")
+            self.codex_thread = thread if isinstance(thread, str) else ""
+            return
+        if kind == "turn.completed":
+            counts = counts_of(event.get("usage"), _CODEX_FIELDS)
+            if counts is not None:
+                self.codex_threads[self.codex_thread] = counts
+            return
         if kind == "assistant" and isinstance(event.get("message"), dict):
             message = event["message"]
             counts = counts_of(message.get("usage"))

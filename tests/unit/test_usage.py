@@ -101,3 +101,19 @@ def test_budgets_count_input_output_and_cache_writes() -> None:
     assert spent(used, None, 1.0, "x") is None
     assert spent(used, None, 0.5, "x") is not None
     assert spent(used, None, None, "x") is None
+
+
+def test_codex_threads_report_their_totals_so_far(tmp_path: Path) -> None:
+    output = tmp_path / "output.jsonl"
+
+    def turn(input_tokens: int, cached: int, out: int) -> str:
+        usage = {"input_tokens": input_tokens, "cached_input_tokens": cached, "output_tokens": out}
+        return json.dumps({"type": "turn.completed", "usage": usage}) + "\n"
+
+    started = '{"type": "thread.started", "thread_id": "%s"}\n'
+    _write(output, started % "t1", '{"type": "turn.started"}\n', turn(100, 20, 30))
+    resumed = output.stat().st_size
+    _write(output, started % "t1", turn(250, 50, 45))  # the same thread resumed: its total so far
+    new_thread = output.stat().st_size
+    _write(output, started % "t2", turn(10, 0, 1))  # a new session: counted besides
+    assert UsageReader().read(output, [0, resumed, new_thread], {}) == Counts(260, 46, 50, 0)

@@ -163,3 +163,35 @@ def _settled_usage(c: Cluster, agent_id: str) -> agent_pb2.Usage | None:
 def _waiting_with_reason(c: Cluster, task_id: str) -> task_pb2.Task | None:
     task = c.get_task(task_id)
     return task if task.status == task_pb2.TASK_STATUS_PENDING and "budget" in task.reason else None
+
+
+def test_usage_survives_an_orchestrator_killed_mid_run_and_is_counted_once(c: Cluster) -> None:
+    """The restarted orchestrator reads the agent's output again from its start: the turns it had
+    stored are not counted twice, the ones printed while it was down are not lost."""
+    hold, killed = c.root / "hold", c.root / "killed"
+    initiative = c.initiative("Restart", c.project())
+    phase = c.phase(initiative, "work")
+    turns = [
+        {"input": 11, "output": 5, "cache_read": 3, "cache_write": 2, "wait_for": str(killed)},
+        {"input": 13, "output": 7, "wait_for": str(hold)},
+    ]
+    task = c.task(phase, "restarted", usage_turns=turns, files={"r.txt": "r"})
+    c.approve(phase)
+    first = wait_for("the first turn stored", lambda: _agent_with_input(c, task.id, 11))
+    assert c.orchestrator is not None
+    c.orchestrator.kill()
+    killed.touch()  # the second turn is printed while no orchestrator runs
+    wait_for("the second turn printed", lambda: "turn 2" in Path(first.output_file_path).read_text() or None)
+    c.start_orchestrator()
+    wait_for("the second turn stored", lambda: _agent_with_input(c, task.id, 24))
+    hold.touch()
+    c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED)
+    (agent,) = c.agents_of(task.id)
+    used = agent.usage
+    # The run's result line (the two turns summed) is what counts once it is printed.
+    assert (used.input_tokens, used.output_tokens, used.cache_read_tokens, used.cache_write_tokens) == (24, 12, 3, 2)
+
+
+def _agent_with_input(c: Cluster, task_id: str, input_tokens: int) -> agent_pb2.Agent | None:
+    agents = c.agents_of(task_id)
+    return agents[0] if agents and agents[0].usage.input_tokens == input_tokens else None

@@ -34,6 +34,11 @@ MAX_TOKENS = 10**15
 MAX_COST_USD = 10.0**9
 MAX_LINE_BYTES = 8 * 1024 * 1024
 READ_BYTES = 1024 * 1024
+# What is remembered per run (messages by id) and per agent (Codex threads), at most: past that, a
+# new message's usage is added as it comes and a new thread's is not counted (memory stays bounded
+# whatever an agent prints).
+MAX_MESSAGES = 100_000
+MAX_THREADS = 1_000
 # Only lines holding one of these are parsed (the rest of the output costs a substring search).
 _MARKERS = (b'"usage"', b'"total_cost_usd"', b'"thread_id"')
 # Codex's names for them.
@@ -157,6 +162,8 @@ class _Run:
     """One invocation of the CLI so far: its messages by id (with their model), its result."""
 
     messages: dict[str, tuple[str, Counts]] = field(default_factory=dict)
+    # Messages past MAX_MESSAGES, summed as they came.
+    overflow: Counts = Counts()
     result: Counts | None = None
     result_cost: float | None = None
 
@@ -168,14 +175,20 @@ class _Run:
             if len(models) == 1 and next(iter(models)) in prices:
                 priced = prices[next(iter(models))].cost(tokens)
         else:
-            tokens = Counts()
+            tokens = self.overflow
             for _, counts in self.messages.values():
                 tokens = tokens.plus(counts)
         cost = self.result_cost if self.result_cost is not None else priced
         return replace(tokens, cost_usd=cost)
 
     def empty(self) -> bool:
-        return not self.messages and self.result is None and self.result_cost is None
+        return not self.messages and self.result is None and self.result_cost is None and self.overflow == Counts()
+
+    def add(self, key: str, model: str, counts: Counts) -> None:
+        if key in self.messages or len(self.messages) < MAX_MESSAGES:
+            self.messages[key] = (model, counts)
+        else:
+            self.overflow = self.overflow.plus(counts)
 
 
 @dataclass
@@ -201,8 +214,8 @@ class UsageReader:
                 handle.seek(self.offset)
                 while data := handle.read(READ_BYTES):
                     self._feed(data, starts, prices)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # no output yet, or none readable: what was read so far stands
         return self.total(prices)
 
     def total(self, prices: Prices) -> Counts:
@@ -247,7 +260,9 @@ class UsageReader:
             return
         if kind == "turn.completed":
             counts = counts_of(event.get("usage"), _CODEX_FIELDS)
-            if counts is not None:
+            if counts is not None and (
+                self.codex_thread in self.codex_threads or len(self.codex_threads) < MAX_THREADS
+            ):
                 self.codex_threads[self.codex_thread] = counts
             return
         if kind == "assistant" and isinstance(event.get("message"), dict):
@@ -257,7 +272,7 @@ class UsageReader:
             if counts is not None:
                 key = identity if isinstance(identity, str) else f"line-{len(self.run.messages)}"
                 model = message.get("model")
-                self.run.messages[key] = (model if isinstance(model, str) else "", counts)
+                self.run.add(key, model if isinstance(model, str) else "", counts)
         elif kind == "result":
             self.run.result = counts_of(event.get("usage"))
             self.run.result_cost = _cost(event.get("total_cost_usd"))

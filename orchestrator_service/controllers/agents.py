@@ -99,7 +99,14 @@ class AgentController:
                 for agent in running:
                     with contextlib.suppress(grpc.aio.AioRpcError):
                         await self.ctx.shipper.ship(agent, final=False)
-                        await self.meter(agent)
+                    await self._meter_safely(agent)
+
+    async def _meter_safely(self, agent: agent_pb2.Agent) -> None:
+        """One agent's usage must never stop the watch of the others: a failure waits for the next tick."""
+        try:
+            await self.meter(agent)
+        except (grpc.aio.AioRpcError, Stale, OSError) as error:
+            log.warning("usage of agent %s (%s) not recorded this time: %s", agent.name, agent.id, error)
 
     async def meter(self, agent: agent_pb2.Agent) -> None:
         """Stores the agent's usage so far; a run whose task's budget it passed is stopped and the

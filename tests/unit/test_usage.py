@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cw.store.v1 import agent_pb2
+from orchestrator_service.agents import usage as usage_module
 from orchestrator_service.agents.usage import MAX_LINE_BYTES, Counts, Price, UsageReader, parse_prices
 from orchestrator_service.controllers.usage import spent
 
@@ -117,3 +118,19 @@ def test_codex_threads_report_their_totals_so_far(tmp_path: Path) -> None:
     new_thread = output.stat().st_size
     _write(output, started % "t2", turn(10, 0, 1))  # a new session: counted besides
     assert UsageReader().read(output, [0, resumed, new_thread], {}) == Counts(260, 46, 50, 0)
+
+
+def test_memory_stays_bounded_whatever_ids_an_agent_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage_module, "MAX_MESSAGES", 3)
+    monkeypatch.setattr(usage_module, "MAX_THREADS", 2)
+    output = tmp_path / "output.jsonl"
+    _write(output, *(_assistant(f"m{number}", input_tokens=1) for number in range(10)))
+    _write(output, _assistant("m9", input_tokens=1))  # past the cap: added again, never lost
+    reader = UsageReader()
+    assert reader.read(output, [0], {}) == Counts(11)
+    assert len(reader.run.messages) == 3
+    for thread in ("a", "b", "c"):
+        usage = {"input_tokens": 5, "output_tokens": 0}
+        _write(output, json.dumps({"type": "thread.started", "thread_id": thread}) + "\n")
+        _write(output, json.dumps({"type": "turn.completed", "usage": usage}) + "\n")
+    assert reader.read(output, [0], {}) == Counts(21) and set(reader.codex_threads) == {"a", "b"}

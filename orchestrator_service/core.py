@@ -84,7 +84,9 @@ class Orchestrator:
         self.planning = Planning(self.ctx)
         self.agents.extensions.append(self.planning.settle)
         self.launches.inputs.planners.append(self.planning)
-        self.launches.inputs.planners.append(BudgetResumes(self.ctx))
+        budget_resumes = BudgetResumes(self.ctx)
+        self.launches.inputs.planners.append(budget_resumes)
+        self.launches.inputs.prompt_hooks.append(budget_resumes.prompt_for)
         # The person's replies to agents' messages: in runs' prompts, and resuming who waits for them.
         replies = Replies(self.ctx)
         self.launches.inputs.prompt_hooks.append(replies.prompt_for)

@@ -73,12 +73,24 @@ def run_starts(files: AgentFiles) -> list[int]:
     return starts
 
 
-def stopped_by_budget(agent: agent_pb2.Agent) -> bool:
+BUDGET_NOTE = (
+    "\n\n## Your budget\n\nYour previous run was stopped: {reason}. The budget has been raised. Go on "
+    "from where you stopped; what you committed is on your branch.\n"
+)
+
+
+def budget_reason(agent: agent_pb2.Agent) -> str | None:
+    """Why the agent's last run was stopped by its task's budget (its `result`), or None."""
     try:
         result = json.loads(agent.result or "{}")
     except ValueError:
-        return False
-    return agent.outcome == agent_pb2.AGENT_OUTCOME_STOPPED and isinstance(result, dict) and BUDGET_KEY in result
+        return None
+    reason = result.get(BUDGET_KEY) if isinstance(result, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
+def stopped_by_budget(agent: agent_pb2.Agent) -> bool:
+    return agent.outcome == agent_pb2.AGENT_OUTCOME_STOPPED and budget_reason(agent) is not None
 
 
 class UsageMeter:
@@ -139,6 +151,11 @@ class BudgetResumes:
 
     async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput | None:
         return None
+
+    async def prompt_for(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> str:
+        """A prompt hook (run_inputs.RunInputs): the resumed run is told why it was stopped."""
+        reason = budget_reason(agent)
+        return BUDGET_NOTE.format(reason=reason) if reason is not None and agent.session_id else ""
 
     async def continuation(self, task: task_pb2.Task) -> Continuation | None:
         if not has_budget(task):

@@ -134,3 +134,13 @@ def test_memory_stays_bounded_whatever_ids_an_agent_prints(tmp_path: Path, monke
         _write(output, json.dumps({"type": "thread.started", "thread_id": thread}) + "\n")
         _write(output, json.dumps({"type": "turn.completed", "usage": usage}) + "\n")
     assert reader.read(output, [0], {}) == Counts(21) and set(reader.codex_threads) == {"a", "b"}
+
+
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
+
+
+def test_a_claude_code_transcript_counts_its_result() -> None:
+    """tests/fixtures/transcripts/success.jsonl, as Claude Code prints it: four turns, then the
+    result's summed usage and cost, which is what counts."""
+    used = UsageReader().read(TRANSCRIPTS / "success.jsonl", [0], {})
+    assert used == Counts(31, 1873, 88211, 9120, 0.18342)

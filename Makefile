@@ -7,7 +7,7 @@ PROTOS := $(sort $(shell find protos -name '*.proto'))
 export PATH := $(BIN):$(PATH)
 export CW_HOME ?= $(CURDIR)/.cw
 
-.PHONY: install browser run demo proto proto-check api-baseline lint test bench clean claude-cli
+.PHONY: install browser agent-clis run demo proto proto-check api-baseline lint test bench clean claude-cli
 
 install: $(STAMP)
 
@@ -22,6 +22,19 @@ $(STAMP): pyproject.toml
 browser:
 	@command -v chromium > /dev/null || command -v chromium-browser > /dev/null || \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+# The real agent CLIs the tests run (against fake model APIs on 127.0.0.1), pinned, from the npm
+# registry, cached in the checkout (.cache/agent-clis/, not committed).
+CODEX_VERSION := 0.171.0
+AGENT_CLIS := .cache/agent-clis
+CODEX := $(AGENT_CLIS)/codex/node_modules/.bin/codex
+export CW_TEST_CODEX := $(CURDIR)/$(CODEX)
+
+agent-clis: $(CODEX)
+
+$(CODEX):
+	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	npm install --no-audit --no-fund --silent --prefix $(AGENT_CLIS)/codex @openai/codex@$(CODEX_VERSION)
+	$(CODEX) --version | grep -q '$(CODEX_VERSION)' || (echo "codex is not $(CODEX_VERSION)" && exit 1)
 
 # Regenerates the committed Python code (messages, stubs, typed .pyi) from protos/.
 proto: $(STAMP)
@@ -78,7 +91,7 @@ $(CLAUDE_DIR)/.installed-stamp:
 	$(CW_TEST_CLAUDE) --version
 	touch $@
 
-test: $(STAMP) browser proto-check lint claude-cli
+test: $(STAMP) browser agent-clis proto-check lint claude-cli
 	CW_REQUIRE_REAL_CLAUDE=1 $(BIN)/python -m pytest -q
 
 # The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
@@ -98,4 +111,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.web_pages
 
 clean:
-	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache $(AGENT_CLIS)

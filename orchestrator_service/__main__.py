@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cw_edge import listen
 from orchestrator_service import server
-from orchestrator_service.agents import sandbox
+from orchestrator_service.agents import sandbox, usage
 from orchestrator_service.agents.providers import DEFAULT_CLAUDE_MAX_RETRIES, provider_table
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers import output
@@ -122,6 +122,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DOMAIN",
         help="agents commit as NAME <NAME@DOMAIN> (GIT_AUTHOR_*, GIT_COMMITTER_*)",
     )
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='for CLIs that report no cost: JSON {"MODEL": {"input": USD, "output": USD, "cache_read": USD,'
+        ' "cache_write": USD}}, USD per million tokens',
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
     listen.add_arguments(parser)
     parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
@@ -133,16 +141,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(error))
     if args.default_provider not in args.providers:
         parser.error(f"--default-provider {args.default_provider!r} is not a known provider")
-    if args.max_output_bytes < output.MIN_MAX_OUTPUT_BYTES:
-        parser.error(f"--max-output-bytes must be at least {output.MIN_MAX_OUTPUT_BYTES}")
-    if args.max_agents < 1:
-        parser.error("--max-agents must be at least 1")
-    if args.checkpoint_max_file_bytes < 0:
-        parser.error("--checkpoint-max-file-bytes must not be negative")
-    try:
-        checkpoints.check_email_domain(args.agent_email_domain)
-    except ValueError as error:
-        parser.error(f"--agent-email-domain: {error}")
+    _check_run_settings(parser, args)
     if args.lease_ttl < MIN_LEASE_TTL:
         parser.error(f"--lease-ttl must be at least {MIN_LEASE_TTL:g} seconds")
     try:
@@ -154,6 +153,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if refusal:
         parser.exit(2, f"cw-orchestrator: {refusal}\n")
     return args
+
+
+def _check_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What runs are given and kept: output, prices, slots, checkpoints, identities."""
+    if args.max_output_bytes < output.MIN_MAX_OUTPUT_BYTES:
+        parser.error(f"--max-output-bytes must be at least {output.MIN_MAX_OUTPUT_BYTES}")
+    try:
+        args.prices = usage.parse_prices(args.prices.read_text()) if args.prices else {}
+    except (OSError, ValueError) as error:
+        parser.error(f"--prices: {error}")
+    if args.max_agents < 1:
+        parser.error("--max-agents must be at least 1")
+    if args.checkpoint_max_file_bytes < 0:
+        parser.error("--checkpoint-max-file-bytes must not be negative")
+    try:
+        checkpoints.check_email_domain(args.agent_email_domain)
+    except ValueError as error:
+        parser.error(f"--agent-email-domain: {error}")
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -181,6 +198,7 @@ async def serve(args: argparse.Namespace) -> None:
         max_output_bytes=args.max_output_bytes,
         checkpoint_max_file_bytes=args.checkpoint_max_file_bytes,
         agent_email_domain=args.agent_email_domain,
+        prices=args.prices,
     )
     starting = asyncio.create_task(server.start(config))
     await asyncio.wait([starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

@@ -47,6 +47,7 @@ from orchestrator_service.controllers.phases import PhaseController
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.tasks import DISPATCH_KEY, TaskController
+from orchestrator_service.controllers.usage import BudgetResumes
 from orchestrator_service.conversations.controller import ConversationController
 from orchestrator_service.conversations.person import Replies, ReplyController
 from orchestrator_service.dispatch import Backoff
@@ -83,6 +84,9 @@ class Orchestrator:
         self.planning = Planning(self.ctx)
         self.agents.extensions.append(self.planning.settle)
         self.launches.inputs.planners.append(self.planning)
+        budget_resumes = BudgetResumes(self.ctx)
+        self.launches.inputs.planners.append(budget_resumes)
+        self.launches.inputs.prompt_hooks.append(budget_resumes.prompt_for)
         # The person's replies to agents' messages: in runs' prompts, and resuming who waits for them.
         replies = Replies(self.ctx)
         self.launches.inputs.prompt_hooks.append(replies.prompt_for)

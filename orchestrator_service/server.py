@@ -24,6 +24,7 @@ from cw_edge.parsing import ParsedRequests
 from cw_edge.reflection import serve_reflection
 from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from orchestrator_service.agents.providers import Provider, provider_table
+from orchestrator_service.agents.usage import Price
 from orchestrator_service.api.operations import Operations
 from orchestrator_service.api.review import Review
 from orchestrator_service.api.servicer import OrchestratorServicer, error_status
@@ -89,6 +90,8 @@ class Config:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
     agent_email_domain: str = checkpoints.DEFAULT_EMAIL_DOMAIN
+    # USD per million tokens per model, for CLIs that report no cost (`--prices`, agents/usage.py).
+    prices: dict[str, Price] = field(default_factory=dict)
 
     def settings(self, root: Path) -> Settings:
         """With this orchestrator's name and its workspace's owner id (made in it on first use)."""
@@ -105,6 +108,7 @@ class Config:
             max_output_bytes=self.max_output_bytes,
             checkpoint_max_file_bytes=self.checkpoint_max_file_bytes,
             agent_email_domain=self.agent_email_domain,
+            prices=self.prices,
         )
 
 

@@ -32,6 +32,10 @@ from cw.store.v1 import (
 
 # How often `cw inbox --follow` looks again while events arrive (at most).
 FOLLOW_SECONDS = 1.0
+# How the orchestrator's reasons start when a budget stopped a task or holds an initiative's tasks
+# (orchestrator_service/controllers/usage.py, `spent`).
+TASK_BUDGET_REASON = "the task's budget is spent"
+INITIATIVE_BUDGET_REASON = "the initiative's budget is spent"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class Snapshot:
     messages: list[message_pb2.Message] = field(default_factory=list)
     projects: list[project_pb2.Project] = field(default_factory=list)
     accounts: list[account_pb2.Account] = field(default_factory=list)
+    # PENDING tasks, for those held by their initiative's budget.
+    pending: list[task_pb2.Task] = field(default_factory=list)
     agent_names: dict[str, str] = field(default_factory=dict)
 
 
@@ -97,7 +103,10 @@ def inbox_items(snapshot: Snapshot) -> list[Item]:
     for phase in snapshot.in_review:
         command = f"cw phase diff {phase.id}; then cw phase merge {phase.id} or cw review request-changes {phase.id}"
         items.append(Item("review", phase.id, _when(phase.update_time), f"phase {phase.name} awaits review", command))
+    items += _budget_items(snapshot)
     for task in snapshot.blocked:
+        if task.reason.startswith(TASK_BUDGET_REASON):
+            continue  # a budget item
         merge = task.category == task_pb2.TASK_CATEGORY_MERGE
         title = f"merge conflict: {task.name}" if merge else f"task {task.name} is blocked"
         kind = "merge conflict" if merge else "blocked"
@@ -127,6 +136,32 @@ def inbox_items(snapshot: Snapshot) -> list[Item]:
     return sorted(items, key=lambda item: item.time, reverse=True)
 
 
+def _budget_items(snapshot: Snapshot) -> list[Item]:
+    """A task a budget stopped (raise it, then retry); an initiative whose budget holds its tasks."""
+    items = [
+        Item(
+            "budget",
+            task.id,
+            _when(task.update_time),
+            f"task {task.name} is past its budget",
+            f"cw budget task {task.id} --tokens N (or --usd X); then cw task retry {task.id}",
+            task.reason,
+        )
+        for task in snapshot.blocked
+        if task.reason.startswith(TASK_BUDGET_REASON)
+    ]
+    held: dict[str, list[task_pb2.Task]] = {}
+    for task in snapshot.pending:
+        if task.reason.startswith(INITIATIVE_BUDGET_REASON) and task.initiative_id:
+            held.setdefault(task.initiative_id, []).append(task)
+    for initiative_id, tasks in held.items():
+        latest = max(tasks, key=lambda task: task.update_time.ToNanoseconds())
+        title = f"initiative {initiative_id} is past its budget: {len(tasks)} task(s) wait"
+        command = f"cw budget initiative {initiative_id} --tokens N (or --usd X)"
+        items.append(Item("budget", initiative_id, _when(latest.update_time), title, command, latest.reason))
+    return items
+
+
 def gather(store: StoreClient) -> Snapshot:
     messages = store.messages_for_user()
     return Snapshot(
@@ -137,13 +172,14 @@ def gather(store: StoreClient) -> Snapshot:
         messages=messages,
         projects=store.list_projects(),
         accounts=store.list_accounts(),
+        pending=store.list_tasks(status="pending"),
         agent_names={sender: store.get_agent(sender).name for sender in {m.sender_id for m in messages} if sender},
     )
 
 
 def _print(item: Item, prefix: str = "") -> None:
     console.print(f"{prefix}[bold]{escape(item.kind)}[/] {escape(item.title)} [dim]{item.id}[/]")
-    if item.detail and item.kind in ("blocked", "merge conflict", "sync failure", "account refused"):
+    if item.detail and item.kind in ("blocked", "merge conflict", "sync failure", "account refused", "budget"):
         for line in item.detail.splitlines()[-6:]:
             console.print(f"    {escape(line)}", soft_wrap=True)
     console.print(f"    [cyan]{escape(item.command)}[/]")

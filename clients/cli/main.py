@@ -13,6 +13,7 @@ from clients.cli.live import events
 from clients.cli.planning import discuss, page, phase_detail, plan, proposals
 from clients.cli.review import review
 from clients.cli.tasks import task
+from clients.cli.usage import budget, usage
 from clients.cli.watch import watch
 from clients.cli.work import initiative, phase, project
 from clients.web.command import web
@@ -44,6 +45,9 @@ for command in (review, inbox, reply, conversations):
     cli.add_command(command)
 # cw in the browser (clients/web/).
 cli.add_command(web)
+# Usage and budgets (issue 27).
+for command in (usage, budget):
+    cli.add_command(command)
 for group, commands in (
     (task, (edits.task_edit, edits.task_move, edits.task_delete)),
     (phase, (edits.phase_edit, edits.phase_delete)),

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.usage import budget_line, usage_line
 from clients.cli.views import agent_state, clock, last_lines, short, styled, table
 from clients.sdk import CwError
 from clients.sdk.calls import enum_name
@@ -110,6 +111,7 @@ def task_show(session: Session, task_id: str) -> None:
         "dependents": details.dependents,
         "agents": details.agents,
         "output": details.output,
+        "usage": task_usage(details.agents),
     }
     session.show(shown, lambda: console.print(task_view(details)))
 
@@ -144,6 +146,12 @@ def task_view(details: TaskDetails) -> RenderableType:
     if found.reason:
         facts.add_row("reason", Text(found.reason))
     facts.add_row("retries", str(found.retry_count))
+    used = task_usage(details.agents)
+    facts.add_row("usage", usage_line(used))
+    tokens = found.budget_tokens if found.HasField("budget_tokens") else None
+    usd = found.budget_usd if found.HasField("budget_usd") else None
+    if tokens is not None or usd is not None:
+        facts.add_row("budget", budget_line(budget_tokens_of(used), used.cost_usd, tokens, usd))
     for label, stamp in (("next attempt", found.next_attempt_time), ("merged", found.merge_time)):
         if stamp.seconds:
             facts.add_row(label, clock(stamp))
@@ -151,15 +159,35 @@ def task_view(details: TaskDetails) -> RenderableType:
     facts.add_row("needed by", _task_names(details.dependents))
     parts: list[RenderableType] = [facts]
     if details.agents:
-        runs = table("AGENT", "STATE", "EXIT", "ERROR")
+        runs = table("AGENT", "STATE", "EXIT", "ERROR", "TOKENS", "COST USD")
         for agent in details.agents:
             exit_code = str(agent.exit_code) if agent.HasField("exit_code") else ""
-            runs.add_row(escape(agent.name), styled(agent_state(agent)), exit_code, escape(short(agent.error)))
+            tokens_used, cost = f"{budget_tokens_of(agent.usage):,}", f"{agent.usage.cost_usd:,.4f}"
+            runs.add_row(
+                escape(agent.name), styled(agent_state(agent)), exit_code, escape(short(agent.error)), tokens_used, cost
+            )
         parts += ["", runs]
     if details.output_note:
         output = Text("\n".join(details.output), no_wrap=True, overflow="ellipsis")
         parts += ["", f"[bold]{escape(details.output_note)}[/]", output]
     return Group(*parts)
+
+
+def task_usage(agents: list[agent_pb2.Agent]) -> agent_pb2.Usage:
+    """The task's usage: its agents' (every attempt and resume), summed."""
+    total = agent_pb2.Usage()
+    for agent in agents:
+        total.input_tokens += agent.usage.input_tokens
+        total.output_tokens += agent.usage.output_tokens
+        total.cache_read_tokens += agent.usage.cache_read_tokens
+        total.cache_write_tokens += agent.usage.cache_write_tokens
+        total.cost_usd += agent.usage.cost_usd
+    return total
+
+
+def budget_tokens_of(used: agent_pb2.Usage) -> int:
+    """Tokens as budgets count them: input + output + cache writes."""
+    return used.input_tokens + used.output_tokens + used.cache_write_tokens
 
 
 def _task_names(tasks: list[task_pb2.Task]) -> str:

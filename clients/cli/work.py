@@ -14,7 +14,9 @@ from rich.tree import Tree
 
 from clients.cli import review
 from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.usage import budget_line, usage_line
 from clients.cli.views import after_note, merged_line, reason_note, short, styled, table, waits_for
+from clients.sdk import CwError
 from clients.sdk.calls import enum_name
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, review_comment_pb2, task_pb2
@@ -100,14 +102,40 @@ def initiative_show(session: Session, initiative_id: str) -> None:
         for d in session.store.phase_dependencies(p.id)
     ]
     task_edges = session.store.task_dependencies(initiative_id=found.id)
+    used = initiative_usage(session, found)
     shown = {
         "initiative": found,
         "phases": phases,
         "tasks": tasks,
         "phaseDependencies": phase_edges,
         "taskDependencies": task_edges,
+        "usage": used if used is not None else {},
     }
-    session.show(shown, lambda: console.print(initiative_tree(found, phases, tasks, phase_edges, task_edges)))
+
+    def render() -> None:
+        console.print(initiative_tree(found, phases, tasks, phase_edges, task_edges))
+        console.print(initiative_usage_line(found, used))
+
+    session.show(shown, render)
+
+
+def initiative_usage(session: Session, found: initiative_pb2.Initiative) -> orch.UsageTotal | None:
+    """Its agents' usage, summed by the orchestrator; None when the orchestrator cannot say."""
+    try:
+        totals = session.orchestrator.usage("initiative", found.id).totals
+    except CwError:
+        return None
+    return totals[0] if totals else None
+
+
+def initiative_usage_line(found: initiative_pb2.Initiative, used: orch.UsageTotal | None) -> str:
+    if used is None:
+        return "[dim]usage: not available (the orchestrator does not answer)[/]"
+    line = f"usage: {usage_line(used.usage)}"
+    tokens = found.budget_tokens if found.HasField("budget_tokens") else None
+    usd = found.budget_usd if found.HasField("budget_usd") else None
+    budget = budget_line(used.budget_tokens_used, used.usage.cost_usd, tokens, usd)
+    return f"{line}; budget: {budget}" if budget else line
 
 
 def initiative_tree(

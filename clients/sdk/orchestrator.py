@@ -90,3 +90,9 @@ class OrchestratorClient(ServiceClient):
             return self.stub.StreamEvents(with_heartbeat(request, heartbeat_seconds))
 
         return resumable(open_stream, after_sequence, on_state=on_state, heartbeats=heartbeat_seconds is not None)
+
+    def usage(self, scope: str = "", id: str = "") -> orch.GetUsageResponse:
+        """What agents used: `scope` is task, phase, initiative, account or provider (empty: all);
+        one total for `id`, or one per member of the scope."""
+        group = agent_pb2.UsageGroup.Value(f"USAGE_GROUP_{scope.upper()}") if scope else 0
+        return call(self.stub.GetUsage, orch.GetUsageRequest(scope=group, id=id))  # type: ignore[arg-type]

@@ -244,3 +244,15 @@ class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
             return self.events.WatchEvents(with_heartbeat(request, heartbeat_seconds))
 
         return resumable(open_stream, after_sequence, on_state=on_state, heartbeats=heartbeat_seconds is not None)
+
+    def set_budget(
+        self, kind: str, row_id: str, tokens: int | None, usd: float | None
+    ) -> task_pb2.Task | initiative_pb2.Initiative:
+        """The budget of a task or initiative (`kind`); None clears that part."""
+        mask = field_mask_pb2.FieldMask(paths=["budget_tokens", "budget_usd"])
+        if kind == "task":
+            task = task_pb2.Task(id=row_id, budget_tokens=tokens, budget_usd=usd)
+            return call(self.tasks.UpdateTask, task_pb2.UpdateTaskRequest(task=task, update_mask=mask))
+        initiative = initiative_pb2.Initiative(id=row_id, budget_tokens=tokens, budget_usd=usd)
+        request = initiative_pb2.UpdateInitiativeRequest(initiative=initiative, update_mask=mask)
+        return call(self.initiatives.UpdateInitiative, request)

@@ -23,6 +23,7 @@ from cw.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from cw.store.v1 import agent_pb2, event_pb2
 from orchestrator_service.agents import supervisor
 from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.api import usage
 from orchestrator_service.api.operations import Operations
 from orchestrator_service.api.review import Review
 from orchestrator_service.errors import BadRequest, NotAllowedNow, OrchestratorError
@@ -140,6 +141,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     @handled
     async def AnswerQuestions(self, request: Any, context: Any) -> Any:
         return await self.operations.answer_questions(required(request.agent_id, "agent_id"), answers_of(request))
+
+    @handled
+    async def GetUsage(self, request: Any, context: Any) -> Any:
+        orchestrator = self.operations.orchestrator
+        return await usage.get_usage(self.store, orchestrator.cache, request)
 
     @handled
     async def SendChatMessage(self, request: Any, context: Any) -> Any:

@@ -30,6 +30,7 @@ from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.stops import Stops, task_of
+from orchestrator_service.controllers.usage import UsageMeter
 from orchestrator_service.events import event
 from orchestrator_service.git import shared
 from orchestrator_service.git.workspace import task_branch
@@ -66,6 +67,8 @@ class AgentController:
         self.checks: list[Check] = []
         self.checkpointer = Checkpointer(ctx)
         self.stops = Stops(ctx, self.checkpointer)
+        self.usage = UsageMeter(ctx)
+        self.stops.after_end.append(lambda agent: self.usage.record(agent, final=True))
 
     def on_change(self, change: Change) -> None:
         if change.kind != "agent":
@@ -98,6 +101,26 @@ class AgentController:
                 for agent in running:
                     with contextlib.suppress(grpc.aio.AioRpcError):
                         await self.ctx.shipper.ship(agent, final=False)
+                    await self._meter_safely(agent)
+
+    async def _meter_safely(self, agent: agent_pb2.Agent) -> None:
+        """One agent's usage must never stop the watch of the others: a failure waits for the next tick."""
+        try:
+            await self.meter(agent)
+        except (grpc.aio.AioRpcError, Stale, OSError) as error:
+            log.warning("usage of agent %s (%s) not recorded this time: %s", agent.name, agent.id, error)
+
+    async def meter(self, agent: agent_pb2.Agent) -> None:
+        """Stores the agent's usage so far; a run whose task's budget it passed is stopped and the
+        task BLOCKED with the budget as its reason (controllers/usage.py)."""
+        recorded = await self.usage.record(agent)
+        task = self.ctx.cache.tasks.get(agent.task_id) if agent.task_id else None
+        if recorded.usage == agent.usage or task is None or recorded.status != agent_pb2.AGENT_STATUS_RUNNING:
+            return
+        passed = await self.usage.task_spent(task)
+        if passed is not None:
+            log.info("agent %s (%s): %s; stopping it", agent.name, agent.id, passed.reason)
+            await self.stops.stop(agent.id, budget=passed.reason)
 
     def _reap_children(self) -> None:
         for agent_id, child in list(self.ctx.children.items()):
@@ -147,6 +170,7 @@ class AgentController:
     ) -> bool:
         """Settles the run; False when it is not over after all (a new CLI session took it on)."""
         await self.ctx.shipper.ship(agent, final=True)
+        agent = await self.usage.record(agent, final=True)
         outcome = await self._outcome_of(agent, files, observed)
         label = "fenced" if observed.fenced else outcome_label(outcome)
         done = outcome.kind == "done" and agent.mode == agent_pb2.AGENT_MODE_EXECUTE

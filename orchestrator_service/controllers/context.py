@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cw.store.v1 import agent_pb2
 from orchestrator_service.agents.providers import Provider
+from orchestrator_service.agents.usage import Price
 from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.leases import Leases, MergeLocks
@@ -49,6 +50,8 @@ class Settings:
     # name them at this domain (`--checkpoint-max-file-bytes`, `--agent-email-domain`).
     checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
     agent_email_domain: str = checkpoints.DEFAULT_EMAIL_DOMAIN
+    # USD per million tokens per model (`--prices`), for CLIs that report no cost (agents/usage.py).
+    prices: Mapping[str, Price] = field(default_factory=dict)
 
 
 @dataclass

@@ -78,6 +78,7 @@ class Launches:
         if blocked:
             raise CannotStartYet(blocked)
         initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
+        await self._within_budgets(task, initiative)
         if initiative is not None:
             await self.workdirs.prepare_branches(task, initiative)
         continued = await self.inputs.continuation(task)
@@ -100,6 +101,14 @@ class Launches:
             spawned.set()
             self.ctx.spawning.pop(task.id, None)
         return Started(agent)
+
+    async def _within_budgets(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None) -> None:
+        """A task or initiative past its budget starts no run until the budget is raised: the task
+        waits (PENDING) with the reason, no attempt spent (controllers/usage.py)."""
+        meter = self.agents.usage
+        passed = await meter.task_spent(task) or (await meter.initiative_spent(initiative) if initiative else None)
+        if passed is not None:
+            raise CannotStartYet(passed.reason)
 
     async def _account(self, provider: Provider) -> tuple[str, account_pb2.GetAccountSecretsResponse | None]:
         if provider.name not in self.ctx.cache.providers_with_accounts():

@@ -15,6 +15,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -49,6 +50,8 @@ class Stops:
         self.checkpointer = checkpointer
         self._stopping: set[asyncio.Task[None]] = set()
         self._terminating: set[str] = set()
+        # Run once a stopped agent's process has ended (its usage recorded: controllers/usage.py).
+        self.after_end: list[Callable[[agent_pb2.Agent], Awaitable[object]]] = []
 
     def end_leftover(self, agent: agent_pb2.Agent) -> None:
         """Someone else ended (or took) a run of ours whose process may still work here: a person's
@@ -79,9 +82,10 @@ class Stops:
                 log.warning("agent %s runs here but is no longer ours to run: ending it", agent_id)
                 supervisor.kill_group(AgentFiles(identity.parent))
 
-    async def stop(self, agent_id: str) -> agent_pb2.Agent:
+    async def stop(self, agent_id: str, budget: str = "") -> agent_pb2.Agent:
         """StopAgent: the agent is STOPPED and its task BLOCKED (not retried automatically), then its
-        process group gets SIGTERM, and SIGKILL after a grace period."""
+        process group gets SIGTERM, and SIGKILL after a grace period. `budget`: the task's budget
+        stopped it, for this reason (controllers/usage.py); its session is resumed on retry."""
         for _ in range(3):
             agent = await self.ctx.store.get_agent(agent_id)
             spawning = self.ctx.spawning.get(agent.task_id)
@@ -97,15 +101,14 @@ class Stops:
                     agent,
                     status=agent_pb2.AGENT_STATUS_STOPPED,
                     outcome=agent_pb2.AGENT_OUTCOME_STOPPED,
-                    result=json.dumps({"status": "stopped"}),
+                    result=json.dumps({"status": "stopped", **({"budget": budget} if budget else {})}),
                 )
             ]
             notes = [event("agent:stopped", agent, outcome="AGENT_OUTCOME_STOPPED")]
             if task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS:
-                requests.append(
-                    update(task, status=task_pb2.TASK_STATUS_BLOCKED, reason="its agent was stopped by a person")
-                )
-                notes.append(event("task:blocked", task, reason="agent stopped"))
+                why = budget or "its agent was stopped by a person"
+                requests.append(update(task, status=task_pb2.TASK_STATUS_BLOCKED, reason=why))
+                notes.append(event("task:blocked", task, reason="budget" if budget else "agent stopped"))
             try:
                 answer = await self.ctx.writer.append(notes, requests)
             except Stale:
@@ -150,6 +153,8 @@ class Stops:
             process.signal_group(pgid, signal.SIGKILL)
         with contextlib.suppress(grpc.aio.AioRpcError):
             await self.ctx.shipper.ship(agent, final=True)
+            for hook in self.after_end:
+                await hook(agent)
         if self.checkpointer is not None:
             await self._checkpoint(agent)
         await asyncio.to_thread(launcher.remove_credentials, AgentFiles.of(self.ctx.root, agent.id))

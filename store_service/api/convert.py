@@ -2,7 +2,8 @@
 
 Row attributes carry the proto field names, enums map `TASK_STATUS_IN_PROGRESS` <-> 'in_progress',
 maps of scalars are JSON objects, repeated strings JSON lists, an empty string, an empty map or an
-unset optional means NULL.
+unset optional means NULL. A message of scalars (Agent.usage) is stored flat, one column per field
+named `<field>_<its field>`, so the database can sum it.
 Everything a client sends passes `validate_*` first, so a bad value is INVALID_ARGUMENT with the
 field named, never a database error.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, message_factory, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from store_service.db.models import Base
@@ -88,6 +89,38 @@ def attribute(field_name: str) -> str:
     return ATTRIBUTE_ALIASES.get(field_name, field_name)
 
 
+def flat_columns(field: FieldDescriptor, owner: Any) -> tuple[str, ...]:
+    """The columns a message of scalars is stored in (`usage` -> `usage_input_tokens`, ...), when
+    `owner` (a model or a record class) has them all; empty otherwise."""
+    if field.message_type is None or _is_timestamp(field) or _is_map(field) or field.is_repeated:
+        return ()
+    columns = tuple(f"{field.name}_{part.name}" for part in field.message_type.fields)
+    return columns if all(hasattr(owner, column) for column in columns) else ()
+
+
+def _flat_message(field: FieldDescriptor, columns: tuple[str, ...]) -> Callable[[Any], Any]:
+    """How a row's flat columns become the message (`to_message`)."""
+    message_class = _message_class(field)
+
+    def shown(row: Any) -> Message:
+        values = {
+            part.name: getattr(row, column) for part, column in zip(field.message_type.fields, columns, strict=True)
+        }
+        return message_class(**{name: value for name, value in values.items() if value is not None})
+
+    return shown
+
+
+def _message_class(field: FieldDescriptor) -> type[Message]:
+    return message_factory.GetMessageClass(field.message_type)
+
+
+def flatten(message: Message, field: FieldDescriptor) -> dict[str, Any]:
+    """A message of scalars as the values of its flat columns (unset fields as zero)."""
+    value = getattr(message, field.name)
+    return {f"{field.name}_{part.name}": getattr(value, part.name) for part in field.message_type.fields}
+
+
 @dataclass(frozen=True)
 class _Shown:
     """One field `to_message` fills: from which attribute, and how its stored value becomes the
@@ -96,6 +129,8 @@ class _Shown:
     name: str
     attribute: str
     shown: Callable[[Any], Any] | None
+    # A flat message: `shown` is given the whole row.
+    whole_row: bool = False
 
 
 def timestamp_of(value: datetime) -> timestamp_pb2.Timestamp:
@@ -128,6 +163,10 @@ def _fields_of(message_type: type[Message], row_type: type, skip: frozenset[str]
     fields = []
     for field in message_type.DESCRIPTOR.fields:
         name = field.name
+        flat = flat_columns(field, row_type)
+        if flat and name not in skip:
+            fields.append(_Shown(name, name, _flat_message(field, flat), whole_row=True))
+            continue
         if name in skip or not hasattr(row_type, attribute(name)):
             continue
         if field.enum_type is not None:
@@ -145,6 +184,9 @@ def to_message(row: Any, message_type: type[MessageT], skip: Iterable[str] = ())
     carry the proto field names. Unset (None) values leave their field unset."""
     values = {}
     for field in _shown_fields(message_type, type(row), frozenset(skip)):
+        if field.whole_row and field.shown is not None:
+            values[field.name] = field.shown(row)
+            continue
         value = getattr(row, field.attribute)
         if value is not None:
             values[field.name] = value if field.shown is None else field.shown(value)
@@ -181,7 +223,8 @@ def writable_fields(descriptor: Descriptor, model: type[Base]) -> dict[str, Fiel
     return {
         field.name: field
         for field in descriptor.fields
-        if field.name not in OUTPUT_ONLY and attribute(field.name) in model.__mapper__.attrs
+        if field.name not in OUTPUT_ONLY
+        and (attribute(field.name) in model.__mapper__.attrs or flat_columns(field, model))
     }
 
 
@@ -215,11 +258,9 @@ def values_for_create(message: Message, model: type[Base], prefix: str) -> dict[
     """The column values a Create request sets; unset fields take the column defaults."""
     fields = writable_fields(message.DESCRIPTOR, model)
     # ListFields: the fields that are set (present, or not their zero value), as _is_set says.
-    values = {
-        attribute(field.name): field_value(message, field, f"{prefix}.{field.name}")
-        for field, _ in message.ListFields()
-        if field.name in fields
-    }
+    values = _stored_values(
+        message, model, [field.name for field, _ in message.ListFields() if field.name in fields], prefix
+    )
     values = {key: value for key, value in values.items() if value is not None}
     violations = _required_violations(model, values, prefix)
     if violations:
@@ -239,7 +280,7 @@ def values_for_update(message: Message, model: type[Base], prefix: str, mask_pat
         chosen = mask_paths
     else:
         chosen = [name for name, field in fields.items() if _is_set(message, field)]
-    values = {attribute(name): field_value(message, fields[name], f"{prefix}.{name}") for name in chosen}
+    values = _stored_values(message, model, chosen, prefix)
     columns = model.__mapper__.columns
     violations = [
         FieldViolation(f"{prefix}.{name}", "cannot be cleared")
@@ -248,6 +289,19 @@ def values_for_update(message: Message, model: type[Base], prefix: str, mask_pat
     ]
     if violations:
         raise InvalidArgument(violations)
+    return values
+
+
+def _stored_values(message: Message, model: type[Base], names: Iterable[str], prefix: str) -> dict[str, Any]:
+    """The column values of the named fields: one column each, or a flat message's columns."""
+    fields = writable_fields(message.DESCRIPTOR, model)
+    values: dict[str, Any] = {}
+    for name in names:
+        field = fields[name]
+        if flat_columns(field, model):
+            values.update(flatten(message, field))
+        else:
+            values[attribute(name)] = field_value(message, field, f"{prefix}.{name}")
     return values
 
 

@@ -64,6 +64,8 @@ CLIENT_RIGHTS: Mapping[str, Rights] = {
         orchestrator_fields=frozenset(
             {"worktree_id", "output_file_path", "pid", "session_id", "exit_code", "outcome", "error"}
             | {"result", "pending_questions", "status", "conversation_id", "orchestrator"}
+            | {"usage_input_tokens", "usage_output_tokens", "usage_cache_read_tokens", "usage_cache_write_tokens"}
+            | {"usage_cost_usd"}
         ),
         client_fields=frozenset({"user_dismiss_time"}),
     ),

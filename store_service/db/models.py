@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -77,6 +78,11 @@ def _fk(target: str, ondelete: str, nullable: bool = True, **kwargs: Any) -> Any
     return mapped_column(ForeignKey(target, ondelete=ondelete), nullable=nullable, **kwargs)
 
 
+def _usage_column(kind: Any) -> Any:
+    """A part of an agent's usage: zero until its CLI reports some."""
+    return mapped_column(kind, nullable=False, default=0, server_default="0")
+
+
 class Timestamped:
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     create_time: Mapped[datetime] = mapped_column("created_at", DateTime, nullable=False, default=utcnow)
@@ -101,6 +107,8 @@ class Initiative(Timestamped, Base):
         server_default="active",
     )
     branch: Mapped[str | None] = mapped_column(Text, unique=True)
+    budget_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    budget_usd: Mapped[float | None] = mapped_column(Double)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.id}
@@ -189,6 +197,8 @@ class Task(Timestamped, Base):
     review_comment_ids: Mapped[list[str] | None] = mapped_column(JSON)
     resolved_comment_ids: Mapped[list[str] | None] = mapped_column(JSON)
     merge_source_task_id: Mapped[str | None] = _fk("tasks.id", "SET NULL")
+    budget_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    budget_usd: Mapped[float | None] = mapped_column(Double)
     merge_source_phase_id: Mapped[str | None] = _fk("phases.id", "SET NULL")
 
     def event_scope(self) -> dict[str, str | None]:
@@ -283,6 +293,12 @@ class Agent(Timestamped, Base):
     conversation_id: Mapped[str | None] = mapped_column(Text)
     # The orchestrator (by name) that runs the agent: it alone watches and settles its runs.
     orchestrator: Mapped[str | None] = mapped_column(Text, index=True)
+    # Agent.usage, flat (api/convert.py), so that SumAgentUsage sums it in the database.
+    usage_input_tokens: Mapped[int] = _usage_column(BigInteger)
+    usage_output_tokens: Mapped[int] = _usage_column(BigInteger)
+    usage_cache_read_tokens: Mapped[int] = _usage_column(BigInteger)
+    usage_cache_write_tokens: Mapped[int] = _usage_column(BigInteger)
+    usage_cost_usd: Mapped[float] = _usage_column(Double)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "task_id": self.task_id, "agent_id": self.id}

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Select, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Dialect, Float, Select, bindparam, select
 
 from store_service.db.models import Base
 
@@ -69,6 +69,8 @@ def shape(model: type[Base], dialect: Dialect) -> Shape:
     record = namedtuple(f"{model.__name__}Record", [attribute.key for attribute in attributes])  # type: ignore[misc]
     decoders = []
     for position, column in enumerate(columns):
+        if isinstance(column.type, Float) and not column.type.asdecimal:
+            continue  # both drivers answer floats; psycopg's processor wants the column's type code
         decoder = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if decoder is not None:
             decoders.append((position, decoder))

@@ -105,6 +105,11 @@ class OrchestratorServiceStub:
                 request_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageRequest.SerializeToString,
                 response_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/cw.orchestrator.v1.OrchestratorService/GetUsage',
+                request_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -218,6 +223,15 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """What agents used, as their CLIs reported it: one total for `id` in `scope` (a task, phase,
+        initiative, account or provider), or with no `id` one total per member of the scope. Each
+        total with the budget of its task or initiative, if it has one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +299,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.SendChatMessage,
                     request_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageRequest.FromString,
                     response_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.FromString,
+                    response_serializer=cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -639,6 +658,33 @@ class OrchestratorService:
             '/cw.orchestrator.v1.OrchestratorService/SendChatMessage',
             cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageRequest.SerializeToString,
             cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SendChatMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.orchestrator.v1.OrchestratorService/GetUsage',
+            cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.SerializeToString,
+            cw_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -84,6 +84,11 @@ class OrchestratorServiceStub:
     (a new session), `chat_message:created`, `task:queued` (reason chat). Errors: a phase or task
     that does not exist (NOT_FOUND); no target or no content (INVALID_ARGUMENT).
     """
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetUsageRequest, _orchestrator_pb2.GetUsageResponse]
+    """What agents used, as their CLIs reported it: one total for `id` in `scope` (a task, phase,
+    initiative, account or provider), or with no `id` one total per member of the scope. Each
+    total with the budget of its task or initiative, if it has one.
+    """
 
 @_typing.type_check_only
 class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
@@ -135,6 +140,11 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     a turn runs is answered by the next turn. Events: `chat_session:created`, `task:created`
     (a new session), `chat_message:created`, `task:queued` (reason chat). Errors: a phase or task
     that does not exist (NOT_FOUND); no target or no content (INVALID_ARGUMENT).
+    """
+    GetUsage: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetUsageRequest, _orchestrator_pb2.GetUsageResponse]  # type: ignore[assignment]
+    """What agents used, as their CLIs reported it: one total for `id` in `scope` (a task, phase,
+    initiative, account or provider), or with no `id` one total per member of the scope. Each
+    total with the budget of its task or initiative, if it has one.
     """
 
 class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -262,6 +272,17 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         a turn runs is answered by the next turn. Events: `chat_session:created`, `task:created`
         (a new session), `chat_message:created`, `task:queued` (reason chat). Errors: a phase or task
         that does not exist (NOT_FOUND); no target or no content (INVALID_ARGUMENT).
+        """
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _orchestrator_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.GetUsageResponse, _abc.Awaitable[_orchestrator_pb2.GetUsageResponse]]:
+        """What agents used, as their CLIs reported it: one total for `id` in `scope` (a task, phase,
+        initiative, account or provider), or with no `id` one total per member of the scope. Each
+        total with the budget of its task or initiative, if it has one.
         """
 
 def add_OrchestratorServiceServicer_to_server(servicer: OrchestratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

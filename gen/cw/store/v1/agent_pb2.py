@@ -27,33 +27,43 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63w/store/v1/agent.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x04\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x13\n\x0bworktree_id\x18\x06 \x01(\t\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x12\n\naccount_id\x18\x08 \x01(\t\x12(\n\x06status\x18\t \x01(\x0e\x32\x18.cw.store.v1.AgentStatus\x12$\n\x04mode\x18\n \x01(\x0e\x32\x16.cw.store.v1.AgentMode\x12\x10\n\x03pid\x18\x0b \x01(\x05H\x00\x88\x01\x01\x12\x16\n\texit_code\x18\x0c \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10output_file_path\x18\r \x01(\t\x12\x0e\n\x06result\x18\x0e \x01(\t\x12\x19\n\x11pending_questions\x18\x0f \x01(\t\x12\x35\n\x11user_dismiss_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07outcome\x18\x13 \x01(\x0e\x32\x19.cw.store.v1.AgentOutcome\x12\r\n\x05\x65rror\x18\x14 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x15 \x01(\t\x12\x14\n\x0corchestrator\x18\x16 \x01(\tB\x06\n\x04_pidB\x0c\n\n_exit_code\"K\n\x12\x43reateAgentRequest\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Agent\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xf0\x01\n\x11ListAgentsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.cw.store.v1.AgentStatus\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x15\n\rinitiative_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12*\n\x08statuses\x18\x08 \x03(\x0e\x32\x18.cw.store.v1.AgentStatus\x12\x14\n\x0corchestrator\x18\t \x01(\t\"Q\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd7\x01\n\x12UpdateAgentRequest\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x18.cw.store.v1.AgentStatus\" \n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t*\xb4\x01\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41GENT_STATUS_IDLE\x10\x01\x12\x18\n\x14\x41GENT_STATUS_RUNNING\x10\x02\x12\"\n\x1e\x41GENT_STATUS_WAITING_FOR_INPUT\x10\x03\x12\x18\n\x14\x41GENT_STATUS_STOPPED\x10\x04\x12\x18\n\x14\x41GENT_STATUS_CRASHED\x10\x05*\xfd\x01\n\x0c\x41gentOutcome\x12\x1d\n\x19\x41GENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_OUTCOME_DONE\x10\x01\x12\x18\n\x14\x41GENT_OUTCOME_FAILED\x10\x02\x12\x19\n\x15\x41GENT_OUTCOME_CRASHED\x10\x03\x12\x19\n\x15\x41GENT_OUTCOME_STOPPED\x10\x04\x12\x1e\n\x1a\x41GENT_OUTCOME_RATE_LIMITED\x10\x05\x12\x1f\n\x1b\x41GENT_OUTCOME_NEVER_STARTED\x10\x06\x12%\n!AGENT_OUTCOME_CREDENTIALS_REFUSED\x10\x07*\x9a\x01\n\tAgentMode\x12\x1a\n\x16\x41GENT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_MODE_EXECUTE\x10\x01\x12\x16\n\x12\x41GENT_MODE_DISCUSS\x10\x02\x12\x13\n\x0f\x41GENT_MODE_PLAN\x10\x03\x12\x15\n\x11\x41GENT_MODE_DETAIL\x10\x04\x12\x15\n\x11\x41GENT_MODE_REFINE\x10\x05\x32\xeb\x02\n\x0c\x41gentService\x12\x42\n\x0b\x43reateAgent\x12\x1f.cw.store.v1.CreateAgentRequest\x1a\x12.cw.store.v1.Agent\x12<\n\x08GetAgent\x12\x1c.cw.store.v1.GetAgentRequest\x1a\x12.cw.store.v1.Agent\x12M\n\nListAgents\x12\x1e.cw.store.v1.ListAgentsRequest\x1a\x1f.cw.store.v1.ListAgentsResponse\x12\x42\n\x0bUpdateAgent\x12\x1f.cw.store.v1.UpdateAgentRequest\x1a\x12.cw.store.v1.Agent\x12\x46\n\x0b\x44\x65leteAgent\x12\x1f.cw.store.v1.DeleteAgentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63w/store/v1/agent.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x05\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x13\n\x0bworktree_id\x18\x06 \x01(\t\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x12\n\naccount_id\x18\x08 \x01(\t\x12(\n\x06status\x18\t \x01(\x0e\x32\x18.cw.store.v1.AgentStatus\x12$\n\x04mode\x18\n \x01(\x0e\x32\x16.cw.store.v1.AgentMode\x12\x10\n\x03pid\x18\x0b \x01(\x05H\x00\x88\x01\x01\x12\x16\n\texit_code\x18\x0c \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10output_file_path\x18\r \x01(\t\x12\x0e\n\x06result\x18\x0e \x01(\t\x12\x19\n\x11pending_questions\x18\x0f \x01(\t\x12\x35\n\x11user_dismiss_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07outcome\x18\x13 \x01(\x0e\x32\x19.cw.store.v1.AgentOutcome\x12\r\n\x05\x65rror\x18\x14 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x15 \x01(\t\x12\x14\n\x0corchestrator\x18\x16 \x01(\t\x12!\n\x05usage\x18\x17 \x01(\x0b\x32\x12.cw.store.v1.UsageB\x06\n\x04_pidB\x0c\n\n_exit_code\"}\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x19\n\x11\x63\x61\x63he_read_tokens\x18\x03 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x04 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x05 \x01(\x01\"\xa1\x01\n\x14SumAgentUsageRequest\x12)\n\x08group_by\x18\x01 \x01(\x0e\x32\x17.cw.store.v1.UsageGroup\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x10\n\x08phase_id\x18\x03 \x01(\t\x12\x15\n\rinitiative_id\x18\x04 \x01(\t\x12\x12\n\naccount_id\x18\x05 \x01(\t\x12\x10\n\x08provider\x18\x06 \x01(\t\"O\n\x08UsageSum\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05usage\x18\x02 \x01(\x0b\x32\x12.cw.store.v1.Usage\x12\x13\n\x0b\x61gent_count\x18\x03 \x01(\x05\"<\n\x15SumAgentUsageResponse\x12#\n\x04sums\x18\x01 \x03(\x0b\x32\x15.cw.store.v1.UsageSum\"K\n\x12\x43reateAgentRequest\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Agent\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xf0\x01\n\x11ListAgentsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.cw.store.v1.AgentStatus\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x15\n\rinitiative_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12*\n\x08statuses\x18\x08 \x03(\x0e\x32\x18.cw.store.v1.AgentStatus\x12\x14\n\x0corchestrator\x18\t \x01(\t\"Q\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.cw.store.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd7\x01\n\x12UpdateAgentRequest\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.cw.store.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x18.cw.store.v1.AgentStatus\" \n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t*\xb4\x01\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41GENT_STATUS_IDLE\x10\x01\x12\x18\n\x14\x41GENT_STATUS_RUNNING\x10\x02\x12\"\n\x1e\x41GENT_STATUS_WAITING_FOR_INPUT\x10\x03\x12\x18\n\x14\x41GENT_STATUS_STOPPED\x10\x04\x12\x18\n\x14\x41GENT_STATUS_CRASHED\x10\x05*\xfd\x01\n\x0c\x41gentOutcome\x12\x1d\n\x19\x41GENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_OUTCOME_DONE\x10\x01\x12\x18\n\x14\x41GENT_OUTCOME_FAILED\x10\x02\x12\x19\n\x15\x41GENT_OUTCOME_CRASHED\x10\x03\x12\x19\n\x15\x41GENT_OUTCOME_STOPPED\x10\x04\x12\x1e\n\x1a\x41GENT_OUTCOME_RATE_LIMITED\x10\x05\x12\x1f\n\x1b\x41GENT_OUTCOME_NEVER_STARTED\x10\x06\x12%\n!AGENT_OUTCOME_CREDENTIALS_REFUSED\x10\x07*\x9a\x01\n\tAgentMode\x12\x1a\n\x16\x41GENT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_MODE_EXECUTE\x10\x01\x12\x16\n\x12\x41GENT_MODE_DISCUSS\x10\x02\x12\x13\n\x0f\x41GENT_MODE_PLAN\x10\x03\x12\x15\n\x11\x41GENT_MODE_DETAIL\x10\x04\x12\x15\n\x11\x41GENT_MODE_REFINE\x10\x05*\xa5\x01\n\nUsageGroup\x12\x1b\n\x17USAGE_GROUP_UNSPECIFIED\x10\x00\x12\x14\n\x10USAGE_GROUP_TASK\x10\x01\x12\x15\n\x11USAGE_GROUP_PHASE\x10\x02\x12\x1a\n\x16USAGE_GROUP_INITIATIVE\x10\x03\x12\x17\n\x13USAGE_GROUP_ACCOUNT\x10\x04\x12\x18\n\x14USAGE_GROUP_PROVIDER\x10\x05\x32\xc3\x03\n\x0c\x41gentService\x12\x42\n\x0b\x43reateAgent\x12\x1f.cw.store.v1.CreateAgentRequest\x1a\x12.cw.store.v1.Agent\x12<\n\x08GetAgent\x12\x1c.cw.store.v1.GetAgentRequest\x1a\x12.cw.store.v1.Agent\x12M\n\nListAgents\x12\x1e.cw.store.v1.ListAgentsRequest\x1a\x1f.cw.store.v1.ListAgentsResponse\x12\x42\n\x0bUpdateAgent\x12\x1f.cw.store.v1.UpdateAgentRequest\x1a\x12.cw.store.v1.Agent\x12\x46\n\x0b\x44\x65leteAgent\x12\x1f.cw.store.v1.DeleteAgentRequest\x1a\x16.google.protobuf.Empty\x12V\n\rSumAgentUsage\x12!.cw.store.v1.SumAgentUsageRequest\x1a\".cw.store.v1.SumAgentUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AGENTSTATUS']._serialized_start=1450
-  _globals['_AGENTSTATUS']._serialized_end=1630
-  _globals['_AGENTOUTCOME']._serialized_start=1633
-  _globals['_AGENTOUTCOME']._serialized_end=1886
-  _globals['_AGENTMODE']._serialized_start=1889
-  _globals['_AGENTMODE']._serialized_end=2043
+  _globals['_AGENTSTATUS']._serialized_start=1919
+  _globals['_AGENTSTATUS']._serialized_end=2099
+  _globals['_AGENTOUTCOME']._serialized_start=2102
+  _globals['_AGENTOUTCOME']._serialized_end=2355
+  _globals['_AGENTMODE']._serialized_start=2358
+  _globals['_AGENTMODE']._serialized_end=2512
+  _globals['_USAGEGROUP']._serialized_start=2515
+  _globals['_USAGEGROUP']._serialized_end=2680
   _globals['_AGENT']._serialized_start=137
-  _globals['_AGENT']._serialized_end=761
-  _globals['_CREATEAGENTREQUEST']._serialized_start=763
-  _globals['_CREATEAGENTREQUEST']._serialized_end=838
-  _globals['_GETAGENTREQUEST']._serialized_start=840
-  _globals['_GETAGENTREQUEST']._serialized_end=869
-  _globals['_LISTAGENTSREQUEST']._serialized_start=872
-  _globals['_LISTAGENTSREQUEST']._serialized_end=1112
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=1114
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=1195
-  _globals['_UPDATEAGENTREQUEST']._serialized_start=1198
-  _globals['_UPDATEAGENTREQUEST']._serialized_end=1413
-  _globals['_DELETEAGENTREQUEST']._serialized_start=1415
-  _globals['_DELETEAGENTREQUEST']._serialized_end=1447
-  _globals['_AGENTSERVICE']._serialized_start=2046
-  _globals['_AGENTSERVICE']._serialized_end=2409
+  _globals['_AGENT']._serialized_end=796
+  _globals['_USAGE']._serialized_start=798
+  _globals['_USAGE']._serialized_end=923
+  _globals['_SUMAGENTUSAGEREQUEST']._serialized_start=926
+  _globals['_SUMAGENTUSAGEREQUEST']._serialized_end=1087
+  _globals['_USAGESUM']._serialized_start=1089
+  _globals['_USAGESUM']._serialized_end=1168
+  _globals['_SUMAGENTUSAGERESPONSE']._serialized_start=1170
+  _globals['_SUMAGENTUSAGERESPONSE']._serialized_end=1230
+  _globals['_CREATEAGENTREQUEST']._serialized_start=1232
+  _globals['_CREATEAGENTREQUEST']._serialized_end=1307
+  _globals['_GETAGENTREQUEST']._serialized_start=1309
+  _globals['_GETAGENTREQUEST']._serialized_end=1338
+  _globals['_LISTAGENTSREQUEST']._serialized_start=1341
+  _globals['_LISTAGENTSREQUEST']._serialized_end=1581
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=1583
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1664
+  _globals['_UPDATEAGENTREQUEST']._serialized_start=1667
+  _globals['_UPDATEAGENTREQUEST']._serialized_end=1882
+  _globals['_DELETEAGENTREQUEST']._serialized_start=1884
+  _globals['_DELETEAGENTREQUEST']._serialized_end=1916
+  _globals['_AGENTSERVICE']._serialized_start=2683
+  _globals['_AGENTSERVICE']._serialized_end=3134
 # @@protoc_insertion_point(module_scope)

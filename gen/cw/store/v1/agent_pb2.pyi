@@ -115,6 +115,32 @@ AGENT_MODE_DETAIL: AgentMode.ValueType  # 4
 AGENT_MODE_REFINE: AgentMode.ValueType  # 5
 Global___AgentMode: _TypeAlias = AgentMode  # noqa: Y015
 
+class _UsageGroup:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UsageGroupEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UsageGroup.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    USAGE_GROUP_UNSPECIFIED: _UsageGroup.ValueType  # 0
+    """One total."""
+    USAGE_GROUP_TASK: _UsageGroup.ValueType  # 1
+    USAGE_GROUP_PHASE: _UsageGroup.ValueType  # 2
+    USAGE_GROUP_INITIATIVE: _UsageGroup.ValueType  # 3
+    USAGE_GROUP_ACCOUNT: _UsageGroup.ValueType  # 4
+    USAGE_GROUP_PROVIDER: _UsageGroup.ValueType  # 5
+
+class UsageGroup(_UsageGroup, metaclass=_UsageGroupEnumTypeWrapper):
+    """What SumAgentUsage groups by."""
+
+USAGE_GROUP_UNSPECIFIED: UsageGroup.ValueType  # 0
+"""One total."""
+USAGE_GROUP_TASK: UsageGroup.ValueType  # 1
+USAGE_GROUP_PHASE: UsageGroup.ValueType  # 2
+USAGE_GROUP_INITIATIVE: UsageGroup.ValueType  # 3
+USAGE_GROUP_ACCOUNT: UsageGroup.ValueType  # 4
+USAGE_GROUP_PROVIDER: UsageGroup.ValueType  # 5
+Global___UsageGroup: _TypeAlias = UsageGroup  # noqa: Y015
+
 @_typing.final
 class Agent(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -141,6 +167,7 @@ class Agent(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     ORCHESTRATOR_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     """Unique adjective-animal alias."""
@@ -184,6 +211,12 @@ class Agent(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Changes on every write, strictly increasing per row: usable as an etag."""
 
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """What its CLI reported it used, over every run of the agent (resumes included), updated as it
+        runs (each turn). Written by the orchestrator.
+        """
+
     def __init__(
         self,
         *,
@@ -209,10 +242,11 @@ class Agent(_message.Message):
         error: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
         orchestrator: _builtins.str = ...,
+        usage: Global___Usage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "create_time", b"create_time", "exit_code", b"exit_code", "pid", b"pid", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "create_time", b"create_time", "exit_code", b"exit_code", "pid", b"pid", "update_time", b"update_time", "usage", b"usage", "user_dismiss_time", b"user_dismiss_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "account_id", b"account_id", "conversation_id", b"conversation_id", "create_time", b"create_time", "error", b"error", "exit_code", b"exit_code", "id", b"id", "initiative_id", b"initiative_id", "mode", b"mode", "name", b"name", "orchestrator", b"orchestrator", "outcome", b"outcome", "output_file_path", b"output_file_path", "pending_questions", b"pending_questions", "pid", b"pid", "provider", b"provider", "result", b"result", "session_id", b"session_id", "status", b"status", "task_id", b"task_id", "update_time", b"update_time", "user_dismiss_time", b"user_dismiss_time", "worktree_id", b"worktree_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_pid", b"_pid", "account_id", b"account_id", "conversation_id", b"conversation_id", "create_time", b"create_time", "error", b"error", "exit_code", b"exit_code", "id", b"id", "initiative_id", b"initiative_id", "mode", b"mode", "name", b"name", "orchestrator", b"orchestrator", "outcome", b"outcome", "output_file_path", b"output_file_path", "pending_questions", b"pending_questions", "pid", b"pid", "provider", b"provider", "result", b"result", "session_id", b"session_id", "status", b"status", "task_id", b"task_id", "update_time", b"update_time", "usage", b"usage", "user_dismiss_time", b"user_dismiss_time", "worktree_id", b"worktree_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -224,6 +258,125 @@ class Agent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__pid) -> _WhichOneofReturnType__pid | None: ...
 
 Global___Agent: _TypeAlias = Agent  # noqa: Y015
+
+@_typing.final
+class Usage(_message.Message):
+    """Tokens and cost as an agent's CLI reports them (not metered by cw)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_READ_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    input_tokens: _builtins.int
+    output_tokens: _builtins.int
+    cache_read_tokens: _builtins.int
+    cache_write_tokens: _builtins.int
+    """Tokens written to the provider's prompt cache (Claude: cache_creation_input_tokens)."""
+    cost_usd: _builtins.float
+    """As the CLI reports it, else from the orchestrator's price table (`--prices`); 0 when neither."""
+    def __init__(
+        self,
+        *,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        cache_read_tokens: _builtins.int = ...,
+        cache_write_tokens: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_read_tokens", b"cache_read_tokens", "cache_write_tokens", b"cache_write_tokens", "cost_usd", b"cost_usd", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Usage: _TypeAlias = Usage  # noqa: Y015
+
+@_typing.final
+class SumAgentUsageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    PHASE_ID_FIELD_NUMBER: _builtins.int
+    INITIATIVE_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    group_by: Global___UsageGroup.ValueType
+    task_id: _builtins.str
+    """Filters; they combine with AND, and an empty one filters nothing."""
+    phase_id: _builtins.str
+    initiative_id: _builtins.str
+    account_id: _builtins.str
+    provider: _builtins.str
+    def __init__(
+        self,
+        *,
+        group_by: Global___UsageGroup.ValueType = ...,
+        task_id: _builtins.str = ...,
+        phase_id: _builtins.str = ...,
+        initiative_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        provider: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "group_by", b"group_by", "initiative_id", b"initiative_id", "phase_id", b"phase_id", "provider", b"provider", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SumAgentUsageRequest: _TypeAlias = SumAgentUsageRequest  # noqa: Y015
+
+@_typing.final
+class UsageSum(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    AGENT_COUNT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """The group's task, phase, initiative or account id, or provider name; empty for one total."""
+    agent_count: _builtins.int
+    @_builtins.property
+    def usage(self) -> Global___Usage: ...
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        usage: Global___Usage | None = ...,
+        agent_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_count", b"agent_count", "key", b"key", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageSum: _TypeAlias = UsageSum  # noqa: Y015
+
+@_typing.final
+class SumAgentUsageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sums(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageSum]:
+        """Ordered by key."""
+
+    def __init__(
+        self,
+        *,
+        sums: _abc.Iterable[Global___UsageSum] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sums", b"sums"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SumAgentUsageResponse: _TypeAlias = SumAgentUsageResponse  # noqa: Y015
 
 @_typing.final
 class CreateAgentRequest(_message.Message):

@@ -61,6 +61,11 @@ class AgentServiceStub:
                 request_serializer=cw_dot_store_dot_v1_dot_agent__pb2.DeleteAgentRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.SumAgentUsage = channel.unary_unary(
+                '/cw.store.v1.AgentService/SumAgentUsage',
+                request_serializer=cw_dot_store_dot_v1_dot_agent__pb2.SumAgentUsageRequest.SerializeToString,
+                response_deserializer=cw_dot_store_dot_v1_dot_agent__pb2.SumAgentUsageResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -99,6 +104,15 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SumAgentUsage(self, request, context):
+        """The usage of the agents that match every filter given, summed: one total, or one per task,
+        phase, initiative, account or provider (`group_by`). An agent of no task counts under the
+        empty key when grouped by task or phase.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +140,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.DeleteAgent,
                     request_deserializer=cw_dot_store_dot_v1_dot_agent__pb2.DeleteAgentRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'SumAgentUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SumAgentUsage,
+                    request_deserializer=cw_dot_store_dot_v1_dot_agent__pb2.SumAgentUsageRequest.FromString,
+                    response_serializer=cw_dot_store_dot_v1_dot_agent__pb2.SumAgentUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +283,33 @@ class AgentService:
             '/cw.store.v1.AgentService/DeleteAgent',
             cw_dot_store_dot_v1_dot_agent__pb2.DeleteAgentRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SumAgentUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cw.store.v1.AgentService/SumAgentUsage',
+            cw_dot_store_dot_v1_dot_agent__pb2.SumAgentUsageRequest.SerializeToString,
+            cw_dot_store_dot_v1_dot_agent__pb2.SumAgentUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,11 @@ class AgentServiceStub:
     UpdateAgent: _grpc.UnaryUnaryMultiCallable[_agent_pb2.UpdateAgentRequest, _agent_pb2.Agent]
     DeleteAgent: _grpc.UnaryUnaryMultiCallable[_agent_pb2.DeleteAgentRequest, _empty_pb2.Empty]
     """Deletes the agent; its log chunks stay."""
+    SumAgentUsage: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SumAgentUsageRequest, _agent_pb2.SumAgentUsageResponse]
+    """The usage of the agents that match every filter given, summed: one total, or one per task,
+    phase, initiative, account or provider (`group_by`). An agent of no task counts under the
+    empty key when grouped by task or phase.
+    """
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
@@ -54,6 +59,11 @@ class AgentServiceAsyncStub(AgentServiceStub):
     UpdateAgent: _aio.UnaryUnaryMultiCallable[_agent_pb2.UpdateAgentRequest, _agent_pb2.Agent]  # type: ignore[assignment]
     DeleteAgent: _aio.UnaryUnaryMultiCallable[_agent_pb2.DeleteAgentRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes the agent; its log chunks stay."""
+    SumAgentUsage: _aio.UnaryUnaryMultiCallable[_agent_pb2.SumAgentUsageRequest, _agent_pb2.SumAgentUsageResponse]  # type: ignore[assignment]
+    """The usage of the agents that match every filter given, summed: one total, or one per task,
+    phase, initiative, account or provider (`group_by`). An agent of no task counts under the
+    empty key when grouped by task or phase.
+    """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Agents are provider processes working on a task in their own worktree."""
@@ -94,5 +104,16 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """Deletes the agent; its log chunks stay."""
+
+    @_abc_1.abstractmethod
+    def SumAgentUsage(
+        self,
+        request: _agent_pb2.SumAgentUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.SumAgentUsageResponse, _abc.Awaitable[_agent_pb2.SumAgentUsageResponse]]:
+        """The usage of the agents that match every filter given, summed: one total, or one per task,
+        phase, initiative, account or provider (`group_by`). An agent of no task counts under the
+        empty key when grouped by task or phase.
+        """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

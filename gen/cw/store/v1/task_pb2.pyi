@@ -135,6 +135,8 @@ class Task(_message.Message):
     RESOLVED_COMMENT_IDS_FIELD_NUMBER: _builtins.int
     MERGE_SOURCE_TASK_ID_FIELD_NUMBER: _builtins.int
     MERGE_SOURCE_PHASE_ID_FIELD_NUMBER: _builtins.int
+    BUDGET_TOKENS_FIELD_NUMBER: _builtins.int
+    BUDGET_USD_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     phase_id: _builtins.str
     initiative_id: _builtins.str
@@ -167,6 +169,11 @@ class Task(_message.Message):
     initiative branch (MergePhase); once it is merged, the phase is merged. Written by the
     orchestrator.
     """
+    budget_tokens: _builtins.int
+    """A budget for every run of the task together (issue 27): tokens counted as input + output +
+    cache writes, and/or USD. A run that passes it is stopped and the task BLOCKED; unset: none.
+    """
+    budget_usd: _builtins.float
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -229,12 +236,21 @@ class Task(_message.Message):
         resolved_comment_ids: _abc.Iterable[_builtins.str] | None = ...,
         merge_source_task_id: _builtins.str = ...,
         merge_source_phase_id: _builtins.str = ...,
+        budget_tokens: _builtins.int | None = ...,
+        budget_usd: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "merge_time", b"merge_time", "next_attempt_time", b"next_attempt_time", "queue_time", b"queue_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "merge_time", b"merge_time", "next_attempt_time", b"next_attempt_time", "queue_time", b"queue_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_source_phase_id", b"merge_source_phase_id", "merge_source_task_id", b"merge_source_task_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "queue_time", b"queue_time", "reason", b"reason", "resolved_comment_ids", b"resolved_comment_ids", "retry_count", b"retry_count", "review_comment_ids", b"review_comment_ids", "status", b"status", "summary", b"summary", "target_id", b"target_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_source_phase_id", b"merge_source_phase_id", "merge_source_task_id", b"merge_source_task_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "queue_time", b"queue_time", "reason", b"reason", "resolved_comment_ids", b"resolved_comment_ids", "retry_count", b"retry_count", "review_comment_ids", b"review_comment_ids", "status", b"status", "summary", b"summary", "target_id", b"target_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__budget_tokens: _TypeAlias = _typing.Literal["budget_tokens"]  # noqa: Y015
+    _WhichOneofArgType__budget_tokens: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__budget_usd: _TypeAlias = _typing.Literal["budget_usd"]  # noqa: Y015
+    _WhichOneofArgType__budget_usd: _TypeAlias = _typing.Literal["_budget_usd", b"_budget_usd"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__budget_tokens) -> _WhichOneofReturnType__budget_tokens | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__budget_usd) -> _WhichOneofReturnType__budget_usd | None: ...
 
 Global___Task: _TypeAlias = Task  # noqa: Y015
 

@@ -32,11 +32,22 @@ def project() -> None:
 @pass_session
 def project_add(session: Session, name: str, url: str, default_branch: str) -> None:
     """Register a repository (a path or a URL) as project NAME. A local path is taken relative to
-    where you are (the store keeps it absolute)."""
+    where you are (the store keeps it absolute); one that does not exist is refused here, where the
+    mistake is made, rather than when an initiative first fails to clone it."""
     if "://" not in url and not url.startswith("-"):
         url = str(Path(url).expanduser().resolve())
+    local = _local_path(url)
+    if local is not None and not local.is_dir():
+        raise click.BadParameter(f"{local} is not a directory (a git repository, or a URL)", param_hint="URL")
     created = session.store.create_project(name, url, default_branch)
     session.show(created, lambda: console.print(f"project {created.name} [dim]{created.id}[/]"))
+
+
+def _local_path(url: str) -> Path | None:
+    """The directory a local project names (a path, or a file:// URL); None for remote URLs."""
+    if url.startswith("file://"):
+        return Path(url.removeprefix("file://"))
+    return None if "://" in url or url.startswith("-") else Path(url)
 
 
 @project.command("list")

@@ -284,3 +284,12 @@ def test_project_add_takes_a_path_relative_to_where_you_are(services: Cluster) -
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["url"] == str(repo.resolve())
+
+
+def test_project_add_refuses_a_local_path_that_does_not_exist(services: Cluster) -> None:
+    """It used to be accepted; the error appeared only when an initiative first cloned it."""
+    c = services
+    for missing in ("/does/not/exist", "file:///does/not/exist"):
+        result = cw(c, "project", "add", "ghost", missing, check=False)
+        assert result.returncode != 0 and "/does/not/exist is not a directory" in result.stderr
+    assert "ghost" not in {p["name"] for p in cw_json(c, "project", "list")}

@@ -19,7 +19,16 @@ from rich.markup import escape
 from clients.cli.app import CwCommand, Session, console, pass_session
 from clients.cli.views import short, table
 from clients.sdk import StoreClient
-from cw.store.v1 import agent_pb2, conversation_pb2, message_pb2, phase_pb2, project_pb2, proposal_pb2, task_pb2
+from cw.store.v1 import (
+    agent_pb2,
+    conversation_pb2,
+    initiative_pb2,
+    message_pb2,
+    phase_pb2,
+    project_pb2,
+    proposal_pb2,
+    task_pb2,
+)
 
 # How often `cw inbox --follow` looks again while events arrive (at most).
 FOLLOW_SECONDS = 1.0
@@ -45,6 +54,8 @@ class Snapshot:
     proposals: list[proposal_pb2.Proposal] = field(default_factory=list)
     messages: list[message_pb2.Message] = field(default_factory=list)
     projects: list[project_pb2.Project] = field(default_factory=list)
+    # Initiatives whose phases are all merged (PENDING_REVIEW): only delivering them is left.
+    deliverable: list[initiative_pb2.Initiative] = field(default_factory=list)
     agent_names: dict[str, str] = field(default_factory=dict)
 
 
@@ -107,6 +118,10 @@ def inbox_items(snapshot: Snapshot) -> list[Item]:
             items.append(
                 Item("sync failure", project.id, _when(project.sync_error_time), title, command, project.sync_error)
             )
+    for initiative in snapshot.deliverable:
+        title = f"initiative {initiative.name} is ready to deliver"
+        command = f"cw initiative diff {initiative.id}; then cw initiative deliver {initiative.id}"
+        items.append(Item("ready to deliver", initiative.id, _when(initiative.update_time), title, command))
     return sorted(items, key=lambda item: item.time, reverse=True)
 
 
@@ -119,6 +134,7 @@ def gather(store: StoreClient) -> Snapshot:
         proposals=store.list_proposals(status="pending"),
         messages=messages,
         projects=store.list_projects(),
+        deliverable=store.list_initiatives(status="pending_review"),
         agent_names={sender: store.get_agent(sender).name for sender in {m.sender_id for m in messages} if sender},
     )
 

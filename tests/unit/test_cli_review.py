@@ -14,7 +14,16 @@ from clients.cli import review
 from clients.cli.inbox import Snapshot, inbox_items
 from clients.sdk import InvalidArgumentError
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import agent_pb2, message_pb2, phase_pb2, project_pb2, proposal_pb2, review_comment_pb2, task_pb2
+from cw.store.v1 import (
+    agent_pb2,
+    initiative_pb2,
+    message_pb2,
+    phase_pb2,
+    project_pb2,
+    proposal_pb2,
+    review_comment_pb2,
+    task_pb2,
+)
 from tests.support import SMALL_DIFF
 
 
@@ -88,10 +97,12 @@ def test_the_inbox_lists_what_waits_newest_first() -> None:
             _stamp(project_pb2.Project(id="pj1", name="ghost", sync_error="no such path"), 70, "sync_error_time"),
             project_pb2.Project(id="pj2", name="fine"),
         ],
+        deliverable=[_stamp(initiative_pb2.Initiative(id="i1", name="User auth"), 80)],
         agent_names={"a1": "tidy-jackal"},
     )
     items = inbox_items(snapshot)
     assert [(i.kind, i.id) for i in items] == [
+        ("ready to deliver", "i1"),
         ("sync failure", "pj1"),
         ("message", "ms1"),
         ("proposal", "pr1"),
@@ -106,6 +117,8 @@ def test_the_inbox_lists_what_waits_newest_first() -> None:
     assert commands["pr1"].startswith("cw proposals accept pr1") and "cw phase merge p1" in commands["p1"]
     assert "boom" in next(i.detail for i in items if i.id == "t1")
     assert "tidy-jackal" in next(i.title for i in items if i.id == "ms1")
+    assert commands["i1"] == "cw initiative diff i1; then cw initiative deliver i1"
+    assert "User auth is ready to deliver" in next(i.title for i in items if i.id == "i1")
 
 
 def test_an_agent_waiting_only_for_replies_is_listed_as_its_messages() -> None:

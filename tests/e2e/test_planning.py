@@ -229,6 +229,10 @@ def test_chat_two_messages_each_reply_linked_to_its_changes_and_undo_reverts_the
         first["reply"]["changeSetId"]: chat.CHANGE_SET_STATUS_APPLIED,
         second["reply"]["changeSetId"]: chat.CHANGE_SET_STATUS_REVERTED,
     }
+    # What was undone does not come back to the inbox as pending.
+    pending = {item["id"] for item in cw_json(c, "inbox") if item["kind"] == "proposal"}
+    undone = c.api.proposals.ListProposals(proposal_pb2.ListProposalsRequest(initiative_id=phase.initiative_id))
+    assert undone.proposals and not pending & {p.id for p in undone.proposals}
 
 
 def test_proposals_are_stored_once_across_orchestrator_kills(tmp_path: Path) -> None:

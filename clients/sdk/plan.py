@@ -122,6 +122,9 @@ class PlanAndReview:
         request = message_pb2.ListMessagesRequest(pending_for_user=True)
         return every_page(self.messages.ListMessages, request, "messages")
 
+    def get_message(self, message_id: str) -> message_pb2.Message:
+        return call(self.messages.GetMessage, message_pb2.GetMessageRequest(id=message_id))
+
     def reply(self, message_id: str, text: str) -> message_pb2.Message:
         """A reply to an agent's message; the store marks the message RESPONDED with it."""
         original = call(self.messages.GetMessage, message_pb2.GetMessageRequest(id=message_id))

@@ -74,7 +74,12 @@ def test_run_says_which_service_died_and_fails(tmp_path: Path) -> None:
 def _run_refused(home: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CW_HOME": str(home), "CW_STORE": "127.0.0.1:0", "CW_ORCHESTRATOR": "127.0.0.1:0"}
     return subprocess.run(
-        [sys.executable, "-m", "clients.local", *arguments], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "clients.local", *arguments],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 

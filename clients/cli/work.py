@@ -6,14 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
-from google.protobuf import json_format
 from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
 from clients.cli import review
-from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.app import CwGroup, Session, console, message_dict, pass_session
 from clients.cli.views import after_note, merged_line, reason_note, short, styled, table, waits_for
 from clients.sdk.calls import enum_name
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
@@ -185,7 +184,7 @@ def phase_diff(session: Session, phase_id: str, stat: bool) -> None:
     """The phase's work, with the open review comments under their lines."""
     diff = session.orchestrator.phase_diff(phase_id)
     comments = session.store.list_comments(phase_id, resolved=False)
-    shown = {**json_format.MessageToDict(diff), "comments": [json_format.MessageToDict(c) for c in comments]}
+    shown = {**message_dict(diff), "comments": [message_dict(c) for c in comments]}
     session.show(shown, lambda: print_diff(diff.projects, stat, comments))
 
 

@@ -133,6 +133,10 @@ def _check_event_filters(c: Cluster, initiative_id: str) -> None:
     assert not any(e["type"].startswith("log_chunk:") for e in cw_json(c, "events"))
     output = cw_json(c, "events", "--type", "log_chunk:created")
     assert output and {e["type"] for e in output} == {"log_chunk:created"}
+    spawned = cw(c, "--json", "events", "--type", "agent:spawned").stdout
+    pids = [e["details"]["pid"] for e in json.loads(spawned)]
+    assert pids and all(isinstance(pid, int) for pid in pids)
+    assert not re.search(r'"pid": \d+\.', spawned)  # it said 18956.0
     assert {e["type"] for e in cw_json(c, "events", "--all")} >= {"log_chunk:created", "phase:completed"}
     refused = cw(c, "events", "--type", "phase:finished", check=False)
     assert refused.returncode == 2 and "unknown event type 'phase:finished'" in refused.stderr

@@ -9,10 +9,11 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from cw.store.v1 import agent_pb2, message_pb2, phase_pb2, review_comment_pb2, task_pb2
+from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, message_pb2, phase_pb2, review_comment_pb2, task_pb2
 from cw_edge import diffs
 from orchestrator_service import dispatch, outcomes
 from orchestrator_service.review import comments, merge_tasks
+from orchestrator_service.review.delivery import repeats_delivery
 from orchestrator_service.review.reports import messages_from
 from tests.support import SMALL_DIFF
 
@@ -165,3 +166,18 @@ def test_messages_from_a_report() -> None:
         (message_pb2.PARTICIPANT_TYPE_AGENT, "a", message_pb2.PARTICIPANT_TYPE_USER)
     }
     assert messages_from({"messages": "not a list"}, agent) == []
+
+
+def test_a_delivery_repeats_only_when_completed_with_the_same_branch_and_commits() -> None:
+    delivered = event_pb2.Event(type="initiative:delivered")
+    delivered.details.update({"branch": "cw/x", "projects": ["p1"], "commits": {"p1": "abc"}})
+    done = initiative_pb2.Initiative(id="i", status=initiative_pb2.INITIATIVE_STATUS_COMPLETED)
+    active = initiative_pb2.Initiative(id="i", status=initiative_pb2.INITIATIVE_STATUS_ACTIVE)
+    assert repeats_delivery(done, delivered, "cw/x", {"p1": "abc"})
+    assert not repeats_delivery(done, delivered, "cw/x", {"p1": "def"})  # new work: delivered again
+    assert not repeats_delivery(done, delivered, "cw/x", {"p1": "abc", "p2": "abc"})
+    assert not repeats_delivery(active, delivered, "cw/x", {"p1": "abc"})
+    assert not repeats_delivery(done, None, "cw/x", {"p1": "abc"})
+    older = event_pb2.Event(type="initiative:delivered")  # recorded before commits were
+    older.details.update({"branch": "cw/x", "projects": ["p1"]})
+    assert not repeats_delivery(done, older, "cw/x", {"p1": "abc"})

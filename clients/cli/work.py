@@ -201,7 +201,7 @@ def print_diff(
                 change = orch.FileChange.Name(f.change).removeprefix("FILE_CHANGE_").lower()
                 console.print(f"  {f.path}  [green]+{f.additions}[/] [red]-{f.deletions}[/]  {change}")
         elif comments:
-            lines = review.annotated(project_diff.unified_diff, project_diff.project_name, comments)
+            lines = review.annotated(project_diff.unified_diff, project_diff, comments)
             if console.is_terminal:
                 console.print(review.render_lines(lines), end="")
             else:

@@ -83,10 +83,12 @@ class PlanAndReview:
     # ---- review comments
 
     def create_comment(
-        self, phase_id: str, file_path: str, line: int, line_type: str, body: str
+        self, phase_id: str, file_path: str, line: int, line_type: str, body: str, *, project_id: str = ""
     ) -> review_comment_pb2.ReviewComment:
+        """A comment on a line of `file_path`, a path in the worktree of project `project_id`."""
         comment = review_comment_pb2.ReviewComment(
             phase_id=phase_id,
+            project_id=project_id,
             file_path=file_path,
             line_number=line,
             line_type=enum_value(review_comment_pb2.ReviewLineType, line_type),

@@ -17,7 +17,7 @@ from orchestrator_service.review.delivery import repeats_delivery
 from orchestrator_service.review.reports import messages_from
 from tests.support import SMALL_DIFF
 
-FILES = {"app": diffs.by_path(SMALL_DIFF)}
+FILES = [comments.ProjectFiles("id-app", "app", diffs.by_path(SMALL_DIFF))]
 
 
 def _comment(comment_id: str, line: int, kind: Any, body: str = "fix it") -> review_comment_pb2.ReviewComment:
@@ -33,7 +33,7 @@ def test_a_revision_prompt_holds_every_comment_with_its_place_and_hunk() -> None
         review_comment_pb2.ReviewComment(id="c3", file_path="gone.txt", line_number=1, body="elsewhere"),
     ]
     prompt = comments.revision_prompt("Schema", found, FILES)
-    assert "## Comment c1 on a.txt:2 (added), by you" in prompt and "why new?" in prompt
+    assert "## Comment c1 on a.txt:2 (added) in project app, by you" in prompt and "why new?" in prompt
     assert "## Comment c2 on a.txt:2 (removed)" in prompt and prompt.count("```diff") == 2
     assert "@@ -1,2 +1,2 @@\n keep\n-old\n+new" in prompt
     assert "## Comment c3 on gone.txt:1" in prompt and '"resolved_comments"' in prompt
@@ -65,13 +65,47 @@ def test_a_review_agent_s_comments_take_their_line_type_from_the_diff() -> None:
     assert kinds == [
         ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_ADDED),
         ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_REMOVED),
-        ("app/a.txt", 1, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
+        ("a.txt", 1, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),  # `app/` was the project's name
         ("a.txt", 40, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
     ]
+    assert {c.project_id for c in found} == {"id-app"}
     assert {(c.author, c.phase_id) for c in found} == {("tidy-jackal", "ph")}
     many = {"review_comments": [{"file": "a.txt", "line": 2, "body": "x" * 40000}] * 80}
     capped = comments.from_report(many, "ph", "a", FILES)
     assert len(capped) == comments.MAX_AGENT_COMMENTS and len(capped[0].body.encode()) <= comments.BODY_BYTES
+
+
+def test_comments_carry_their_project_and_a_path_in_it() -> None:
+    """Issue 25: a path that starts with its project's name is the project's own path, and with
+    several projects a comment says whose file it is."""
+    own = SMALL_DIFF.replace("a.txt", "inflection/__init__.py")
+    files = [
+        comments.ProjectFiles("id-inflection", "inflection", diffs.by_path(own)),
+        comments.ProjectFiles("id-app", "app", diffs.by_path(SMALL_DIFF)),
+    ]
+    report = {
+        "review_comments": [
+            {"file": "inflection/__init__.py", "line": 2, "body": "own path"},
+            {"project": "app", "file": "a.txt", "line": 2, "body": "named project"},
+            {"file": "app/a.txt", "line": 2, "body": "prefixed, as the prompt used to ask"},
+            {"project": "inflection", "file": "a.txt", "line": 2, "body": "not its file: context, its project kept"},
+        ]
+    }
+    found = [(c.project_id, c.file_path, c.line_type) for c in comments.from_report(report, "ph", "a", files)]
+    added, context = review_comment_pb2.REVIEW_LINE_TYPE_ADDED, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT
+    assert found == [
+        ("id-inflection", "inflection/__init__.py", added),
+        ("id-app", "a.txt", added),
+        ("id-app", "a.txt", added),
+        ("id-inflection", "a.txt", context),
+    ]
+    comment = review_comment_pb2.ReviewComment(
+        id="c1", project_id="id-inflection", file_path="inflection/__init__.py", line_number=2,
+        line_type=added, body="b",
+    )  # fmt: skip
+    prompt = comments.revision_prompt("P", [comment], files)
+    assert "## Comment c1 on inflection/__init__.py:2 (added) in project inflection" in prompt
+    assert "```diff\n@@ -1,2 +1,2 @@" in prompt  # the hunk found in its project
 
 
 def test_a_review_prompt_shows_the_diff_and_cuts_a_huge_one() -> None:
@@ -91,7 +125,11 @@ def test_a_task_conflict_becomes_a_merge_task_with_both_sides() -> None:
     made = merge_tasks.for_task(source, conflict, merged).task
     assert (made.category, made.phase_id, made.merge_source_task_id) == (task_pb2.TASK_CATEGORY_MERGE, "p", "t1")
     assert made.priority == task_pb2.TASK_PRIORITY_HIGH and made.name == "Resolve merge conflict: left"
-    for needed in ("- app/shared.txt", "- left: wrote left", "- right: wrote right", "- quiet: (no summary)"):
+    assert "these files of project app (paths in the project, in its directory app/):\n- shared.txt\n" in (
+        made.description
+    )
+    assert "the merge is committed" in made.description
+    for needed in ("- left: wrote left", "- right: wrote right", "- quiet: (no summary)"):
         assert needed in made.description
     assert "cw-phase/p" in merge_tasks.conflict_reason(conflict) and "shared.txt" in merge_tasks.conflict_reason(
         conflict

@@ -84,7 +84,7 @@ class Writer:
 
     def until_refused(self, attempts: int, size: int) -> tuple[ErrorDetails, list[str]]:
         """Writes pages until one is refused: the refusal, and the titles written before it."""
-        written = []
+        written: list[str] = []
         for number in range(attempts):
             title = f"bulk {number}"
             try:

@@ -28,6 +28,7 @@ from cw.store.v1 import (
     task_pb2,
 )
 from cw_edge.tokens import AUTH_ENVIRONMENT, CLIENT_TOKEN, Identity
+from tests.processes import end_processes_within
 from tests.support import authorized_channel, start_store_process, stubs, tokens_in
 
 AGENTS = Path(__file__).resolve().parents[1] / "fixtures" / "agents"
@@ -131,6 +132,9 @@ class Cluster:
         for channel in self.channels:
             channel.close()
         kill_leftover_agents(self.root / "workspace")
+        # A shim started just before the orchestrator was killed writes its pid file too late for
+        # the line above: the process table finds it (and any CLI a test left running).
+        end_processes_within(self.root)
 
     # ---- building work --------------------------------------------------------------------
 

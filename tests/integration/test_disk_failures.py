@@ -21,9 +21,10 @@ import grpc
 import pytest
 
 from clients.local import StartFailed
-from cw.store.v1 import event_pb2, initiative_pb2, page_pb2, project_pb2
+from cw.store.v1 import event_pb2, initiative_pb2, page_pb2, phase_pb2, project_pb2, task_pb2
 from cw_edge.tokens import Identity
 from store_service.db import health
+from tests.e2e.cluster import SCRIPTED, Cluster, wait_for
 from tests.support import ErrorDetails, call_error, error_details, start_store_process, store_in_thread, stubs
 
 DISK_BYTES = 8 * 1024 * 1024
@@ -172,3 +173,41 @@ def test_damage_found_while_running_refuses_every_later_write(tmp_path: Path) ->
         project = project_pb2.CreateProjectRequest(project=project_pb2.Project(name="p", url="/r"))
         later = call_error(api.projects.CreateProject, project)
         assert (later.code, later.reason) == (grpc.StatusCode.DATA_LOSS, "DATABASE_DAMAGED")
+
+
+def test_the_orchestrator_rides_out_a_full_disk_and_loses_nothing(tmp_path: Path) -> None:
+    """Its run ends while the store's disk is full: the settlement is refused (RESOURCE_EXHAUSTED),
+    the lease lapses unrenewed, the log says why in the store's words and that the lease lapsed
+    (it said "not yours", naming this orchestrator); once space is back the run is settled as it
+    ended and its work is in the phase."""
+    release = tmp_path / "release"
+    running = Cluster(
+        tmp_path,
+        [f"scripted={SCRIPTED}"],
+        orchestrator_flags=["--lease-ttl", "2"],
+        db_path=tmp_path / "disk" / "store.db",
+    )
+    with small_disk(tmp_path / "disk") as disk:
+        try:
+            running.start_store()
+            running.start_orchestrator()
+            c = running
+            phase = c.phase(c.initiative("Full", c.project()), "P")
+            task = c.task(phase, "t", files={"kept.txt": "made while the disk was full"}, wait_for=str(release))
+            c.approve(phase)
+            wait_for("the agent to run", lambda: c.all_spawned([task]))
+            filler = _fill(disk)
+            release.touch()
+            store_log, orchestrator_log = tmp_path / "store.log", tmp_path / "orchestrator.log"
+            wait_for("a write refused: the disk is full", lambda: "the disk is full" in store_log.read_text())
+            wait_for("the lease to lapse", lambda: "lapsed at" in orchestrator_log.read_text(), timeout=60)
+            filler.unlink()
+            c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED)
+            c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+            assert {f.path for p in c.diff(phase.id).projects for f in p.files} == {"kept.txt"}
+            said = orchestrator_log.read_text()
+            assert health.DISK_FULL_MESSAGE in said and "(RESOURCE_EXHAUSTED)" in said  # the store's words
+            assert "is not yours" not in said and "internal error in the store" not in said
+            c.assert_invariants()
+        finally:
+            running.close()

@@ -122,13 +122,30 @@ def _named_project(projects: Sequence[ProjectFiles], item: Mapping[str, Any]) ->
     return next((p.project_id for p in projects if named in (p.name, p.project_id)), "")
 
 
+def place(
+    projects: Sequence[ProjectFiles], path: str, line: int, removed: bool = False, project_id: str = ""
+) -> tuple[str, str, str] | None:
+    """Where a comment on `path:line` goes, checked as a person's comment is (clients/cli/review.py,
+    `place_in_diff`): its project's id, its path in that project and the line's kind; or None when
+    the path is not a file of the diff (absolute, with a `..` part, unknown, or in several projects'
+    diffs without naming one) or the line is not in it."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or ".." in parts or "" in parts or line <= 0:
+        return None
+    target = locate(projects, path, project_id)
+    at = target[2].find(line, removed) if target is not None else None
+    if target is None or at is None:
+        return None
+    return target[0].project_id, target[1], at[1].kind
+
+
 def from_report(
     report: Mapping[str, Any], phase_id: str, author: str, files: Sequence[ProjectFiles]
 ) -> list[review_comment_pb2.ReviewComment]:
-    """A review agent's `review_comments` as comments by it (unusable items are left out): the
-    project is the one `"project"` names, else the one whose diff holds the file (the only project
-    when a single one changed); the line type comes from the diff, `"side": "old"` names a removed
-    line, a line outside the diff is context."""
+    """A review agent's `review_comments` as comments by it: the project is the one `"project"`
+    names, else the one whose diff holds the file; the line type comes from the diff, `"side":
+    "old"` names a removed line. An agent's comment gets the same checks as a person's (`place`):
+    one on a file or a line outside the diff is left out, like any unusable item."""
     items = report.get("review_comments")
     if not isinstance(items, list):
         return []
@@ -137,23 +154,23 @@ def from_report(
         if not isinstance(item, dict):
             continue
         path, body, line = item.get("file"), item.get("body"), _line(item)
-        if not isinstance(path, str) or not path or not isinstance(body, str) or not body.strip() or line <= 0:
+        if (
+            not isinstance(path, str)
+            or len(path.encode()) > PATH_BYTES
+            or not isinstance(body, str)
+            or not body.strip()
+        ):
             continue
-        project_id = _named_project(files, item)
-        target = locate(files, path, project_id)
-        place = target[2].find(line, removed=item.get("side") == "old") if target is not None else None
-        kind = place[1].kind if place is not None else diffs.CONTEXT
-        if target is not None:
-            project_id, path = target[0].project_id, target[1]
-        elif not project_id and len(files) == 1:
-            project_id = files[0].project_id
+        where = place(files, path, line, item.get("side") == "old", _named_project(files, item))
+        if where is None:
+            continue
         found.append(
             review_comment_pb2.ReviewComment(
                 phase_id=phase_id,
-                project_id=project_id,
-                file_path=clip(path, PATH_BYTES),
+                project_id=where[0],
+                file_path=where[1],
                 line_number=line,
-                line_type=LINE_TYPES[kind],
+                line_type=LINE_TYPES[where[2]],
                 body=clip(body, BODY_BYTES),
                 author=author,
             )

@@ -46,13 +46,18 @@ def test_only_comments_given_to_the_revision_are_resolved() -> None:
     assert comments.resolved_by(task, {}) == []
 
 
-def test_a_review_agent_s_comments_take_their_line_type_from_the_diff() -> None:
+def test_a_review_agent_s_comments_take_their_line_type_from_the_diff_and_its_checks_from_a_person_s() -> None:
     report = {
         "review_comments": [
             {"file": "a.txt", "line": 2, "body": "new what?"},
             {"file": "a.txt", "line": "2", "side": "old", "body": "was fine"},
             {"file": "app/a.txt", "line": 1, "body": "context"},
             {"file": "a.txt", "line": 40, "body": "outside the diff"},
+            {"file": "a.txt", "line": 999999, "body": "far outside the file"},
+            {"file": "../../../etc/passwd", "line": 1, "body": "outside the worktree"},
+            {"file": "app/../a.txt", "line": 1, "body": "a dot-dot part"},
+            {"file": "/a.txt", "line": 1, "body": "absolute"},
+            {"file": "b.txt", "line": 1, "body": "a file the diff does not touch"},
             {"file": "a.txt", "line": 0, "body": "no line"},
             {"file": "a.txt", "line": True, "body": "not a number"},
             {"file": "", "line": 1, "body": "no file"},
@@ -66,7 +71,6 @@ def test_a_review_agent_s_comments_take_their_line_type_from_the_diff() -> None:
         ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_ADDED),
         ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_REMOVED),
         ("a.txt", 1, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),  # `app/` was the project's name
-        ("a.txt", 40, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
     ]
     assert {c.project_id for c in found} == {"id-app"}
     assert {(c.author, c.phase_id) for c in found} == {("tidy-jackal", "ph")}
@@ -88,16 +92,15 @@ def test_comments_carry_their_project_and_a_path_in_it() -> None:
             {"file": "inflection/__init__.py", "line": 2, "body": "own path"},
             {"project": "app", "file": "a.txt", "line": 2, "body": "named project"},
             {"file": "app/a.txt", "line": 2, "body": "prefixed, as the prompt used to ask"},
-            {"project": "inflection", "file": "a.txt", "line": 2, "body": "not its file: context, its project kept"},
+            {"project": "inflection", "file": "a.txt", "line": 2, "body": "not a file of its project: left out"},
         ]
     }
     found = [(c.project_id, c.file_path, c.line_type) for c in comments.from_report(report, "ph", "a", files)]
-    added, context = review_comment_pb2.REVIEW_LINE_TYPE_ADDED, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT
+    added = review_comment_pb2.REVIEW_LINE_TYPE_ADDED
     assert found == [
         ("id-inflection", "inflection/__init__.py", added),
         ("id-app", "a.txt", added),
         ("id-app", "a.txt", added),
-        ("id-inflection", "a.txt", context),
     ]
     comment = review_comment_pb2.ReviewComment(
         id="c1", project_id="id-inflection", file_path="inflection/__init__.py", line_number=2,
@@ -106,6 +109,17 @@ def test_comments_carry_their_project_and_a_path_in_it() -> None:
     prompt = comments.revision_prompt("P", [comment], files)
     assert "## Comment c1 on inflection/__init__.py:2 (added) in project inflection" in prompt
     assert "```diff\n@@ -1,2 +1,2 @@" in prompt  # the hunk found in its project
+
+
+def test_a_comment_names_its_project_where_several_diffs_hold_its_path() -> None:
+    both = [
+        comments.ProjectFiles("id-app", "app", diffs.by_path(SMALL_DIFF)),
+        comments.ProjectFiles("id-lib", "lib", diffs.by_path(SMALL_DIFF)),
+    ]
+    assert comments.place(both, "a.txt", 2) is None  # ambiguous, as for a person
+    assert comments.place(both, "lib/a.txt", 2) == ("id-lib", "a.txt", diffs.ADDED)
+    assert comments.place(both, "lib/a.txt", 2, removed=True) == ("id-lib", "a.txt", diffs.REMOVED)
+    assert comments.place(both, "a.txt", 2, project_id="id-app") == ("id-app", "a.txt", diffs.ADDED)
 
 
 def test_a_review_prompt_shows_the_diff_and_cuts_a_huge_one() -> None:

@@ -25,6 +25,17 @@ LISTENING = re.compile(r"listening on ([\d.]+:\d+)")
 START_TIMEOUT_SECONDS = 60.0
 
 
+class StartFailed(RuntimeError):
+    """A service exited before it listened: its message is the last line it wrote, which says why
+    (a refusal, a usage error, the exception), and the person is shown that line, not a traceback."""
+
+    def __init__(self, module: str, output: str, log_path: Path) -> None:
+        lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+        self.reason = lines[-1] if lines else "it wrote nothing"
+        self.log_path = log_path
+        super().__init__(f"{module} did not start: {self.reason} (its log: {log_path})")
+
+
 @dataclass
 class Service:
     process: subprocess.Popen[str]
@@ -64,7 +75,7 @@ def start(
                 print(text.strip().splitlines()[-1], flush=True)
             return Service(process, found.group(1), module.removesuffix("_service"), log_path)
         if process.poll() is not None:
-            raise RuntimeError(f"{module} exited:\n{text}")
+            raise StartFailed(module, text, log_path)
         time.sleep(0.05)
     process.kill()
     raise TimeoutError(f"{module} did not start within {START_TIMEOUT_SECONDS:.0f}s; see {log_path}")
@@ -117,7 +128,11 @@ def main(argv: list[str]) -> int:
         "set them to listen elsewhere; the cw CLI reads the same variables",
         flush=True,
     )
-    store, orchestrator = start_both(home, argv, store_listen, orchestrator_listen)
+    try:
+        store, orchestrator = start_both(home, argv, store_listen, orchestrator_listen)
+    except StartFailed as failure:
+        print(f"cw: {failure}", file=sys.stderr, flush=True)
+        return 2
     try:
         web = start_web(home, store, orchestrator, os.environ.get("CW_WEB", DEFAULT_WEB))
     except BaseException:

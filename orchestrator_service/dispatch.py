@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from cw.store.v1 import phase_pb2, task_pb2
@@ -200,13 +201,39 @@ def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcom
     return AgentOutcome("error", error=str(signal.get("error") or f"status {status!r}"), exit_code=0, report=signal)
 
 
-def build_prompt(task: task_pb2.Task, dependencies: Iterable[task_pb2.Task]) -> str:
-    """The task description, plus what the tasks it depends on reported."""
+@dataclass(frozen=True)
+class Neighbour:
+    """A task an execute run may ask (`{"status": "ask", "to": ...}`): one it depends on, or
+    another task of its phase, with its agent's name once it has one."""
+
+    task: task_pb2.Task
+    agent_name: str = ""
+
+    def line(self) -> str:
+        status = task_pb2.TaskStatus.Name(self.task.status).removeprefix("TASK_STATUS_").lower()
+        agent = f", agent {self.agent_name}" if self.agent_name else ", no agent yet"
+        summary = f": {self.task.summary}" if self.task.summary else ""
+        return f"- {self.task.name} (task {self.task.id}{agent}, {status}){summary}"
+
+
+def build_prompt(
+    task: task_pb2.Task,
+    dependencies: Iterable[task_pb2.Task],
+    siblings: Iterable[Neighbour] = (),
+    agent_names: Mapping[str, str] | None = None,
+) -> str:
+    """The task description, the tasks it depends on (what they reported) and the other tasks of
+    its phase, each with its id and agent's name: whom the run may ask, and how."""
+    names = agent_names or {}
     parts = [f"# Task: {task.name}", "", task.description or "(no description)"]
-    done = [dependency for dependency in dependencies if dependency.summary]
-    if done:
-        parts += ["", "## What the tasks this one depends on did"]
-        parts += [f"- {dependency.name}: {dependency.summary}" for dependency in done]
+    depended = [Neighbour(dependency, names.get(dependency.id, "")) for dependency in dependencies]
+    others = list(siblings)
+    if depended:
+        parts += ["", "## The tasks this one depends on (what they reported)"]
+        parts += [neighbour.line() for neighbour in depended]
+    if others:
+        parts += ["", "## The other tasks of this phase"]
+        parts += [neighbour.line() for neighbour in others]
     parts += [
         "",
         "## When you finish",
@@ -214,6 +241,11 @@ def build_prompt(task: task_pb2.Task, dependencies: Iterable[task_pb2.Task]) -> 
         'or {"status": "questions", "questions": [{"id": "q1", "question": "..."}]} if you need answers; '
         'or {"status": "error", "error": "..."}. Commit your work in each project directory first.',
     ]
+    if depended or others:
+        parts.append(
+            'To ask the agent of a task listed above, write {"status": "ask", "to": "TASK_ID or AGENT_NAME", '
+            '"question": "..."}: you are resumed with its answer.'
+        )
     return "\n".join(parts) + "\n"
 
 
@@ -235,6 +267,32 @@ MODE_BY_CATEGORY = {
 
 def agent_mode(task: task_pb2.Task) -> str:
     return MODE_BY_CATEGORY.get(task.category, "execute")
+
+
+class RunKind(StrEnum):
+    """What a run is for, in its environment as CW_RUN_KIND (CW_MODE keeps its four values:
+    merge, review and revision runs are all `execute` there)."""
+
+    EXECUTE = "execute"
+    MERGE = "merge"
+    REVIEW = "review"
+    REVISION = "revision"
+    DISCUSS = "discuss"
+    PLAN = "plan"
+    DETAIL = "detail"
+    REFINE = "refine"
+    # A run resumed to answer another agent's question (conversations/controller.py).
+    ANSWER = "answer"
+
+
+def run_kind(task: task_pb2.Task) -> RunKind:
+    if task.category == task_pb2.TASK_CATEGORY_MERGE or task.merge_source_task_id or task.merge_source_phase_id:
+        return RunKind.MERGE
+    if task.category == task_pb2.TASK_CATEGORY_REVIEW:
+        return RunKind.REVIEW
+    if task.review_comment_ids:
+        return RunKind.REVISION
+    return RunKind(agent_mode(task))
 
 
 # Categories whose agents answer with words, not commits: a review agent's answer is its comments.

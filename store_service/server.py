@@ -67,6 +67,7 @@ from store_service.api.proposal import ProposalServicer
 from store_service.api.review_comment import ReviewCommentServicer
 from store_service.api.task import TaskServicer
 from store_service.auth_files import SECRETS_KEY, AuthFiles, ensure_auth_files
+from store_service.db import health as disk_health
 from store_service.db.database import Database
 from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous
 from store_service.db.file_modes import make_database_files_private
@@ -162,9 +163,13 @@ def _default_auth_dir(location: DatabaseLocation) -> Path:
 
 
 def _open_database(location: DatabaseLocation, synchronous: Synchronous, secrets: SecretBox) -> Database:
-    """The database, migrated to head; one line, never a password, when it cannot be reached."""
+    """The database, checked (a damaged SQLite file is refused: db/health.py) and migrated to head;
+    one line, never a password, when it cannot be reached."""
     if isinstance(location, SqliteFile):
         make_database_files_private(location.path)
+        damage = disk_health.quick_check(location.path)
+        if damage:
+            raise StartupRefused(f"database {location.describe()}: {disk_health.damaged_message(damage)}")
     db = Database(location, synchronous, secrets)
     try:
         db.migrate()

@@ -13,10 +13,26 @@ from store_service.db.database import create_engines
 from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile
 from store_service.db.unit_of_work import UnitOfWorkFactory
 from tests.postgres import PostgresServer
+from tests.processes import end_processes_within, left_behind
 from tests.support import RunningStore, store_in_thread, stubs
 
 # Every store test runs on each database the store supports.
 DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite fails if a process a test started (an agent, a shim, a CLI, a server) still runs
+    once every test and fixture ended: on a machine that runs the suite often they piled up. Set up
+    before every other session fixture, so it looks after the last of them ended; what it finds
+    is ended too, so that a failed run leaves nothing either."""
+    base = tmp_path_factory.getbasetemp()
+    yield
+    left = left_behind(base)
+    if left:
+        end_processes_within(base)
+        listed = "\n".join(f"  {process}" for process in left)
+        pytest.fail(f"{len(left)} process(es) started by the tests outlived them:\n{listed}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -55,11 +55,32 @@ class Session:
 
 def as_plain(value: Any) -> Any:
     if isinstance(value, Message):
-        return json_format.MessageToDict(value)
+        return message_dict(value)
     if isinstance(value, dict):
         return {key: as_plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [as_plain(item) for item in value]
+    return value
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """The message as protobuf's JSON mapping gives it, whole numbers as integers: a Struct (an
+    event's details) holds every number as a double, so a pid came out as `18956.0`."""
+    plain: dict[str, Any] = whole_numbers(json_format.MessageToDict(message))
+    return plain
+
+
+# Doubles above this are not all exact integers: they stay as they are.
+EXACT_INTEGERS = 2**53
+
+
+def whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= EXACT_INTEGERS:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
     return value
 
 

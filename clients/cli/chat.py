@@ -15,7 +15,7 @@ import grpc
 from rich.markup import escape
 
 from clients.cli.app import CwGroup, Session, console, pass_session
-from clients.cli.planning import POLL_SECONDS, WAIT_HELP, show_questions
+from clients.cli.planning import POLL_SECONDS, WAIT_HELP, Attempts, show_questions
 from clients.cli.planning_views import chat_transcript
 from clients.sdk.errors import FailedPreconditionError, NotFoundError
 from cw.store.v1 import chat_session_pb2, task_pb2
@@ -34,7 +34,9 @@ def _send(session: Session, kind: str, target_id: str, message: str, no_wait: bo
     if no_wait:
         session.show(sent, lambda: console.print(f"sent [dim]{sent.message.id}[/]"))
         return
-    reply = _wait_for_reply(session, sent.chat_session.id, sent.message.id, sent.task.id)
+    # The chat's task answers every message: only attempts that fail from now on are told.
+    attempts = Attempts.since(session.store.list_agents(task_id=sent.task.id))
+    reply = _wait_for_reply(session, sent.chat_session.id, sent.message.id, sent.task.id, attempts)
     if reply is None:
         return
     change_set = session.store.get_change_set(reply.change_set_id) if reply.change_set_id else None
@@ -50,9 +52,10 @@ def _send(session: Session, kind: str, target_id: str, message: str, no_wait: bo
 
 
 def _wait_for_reply(
-    session: Session, session_id: str, message_id: str, task_id: str
+    session: Session, session_id: str, message_id: str, task_id: str, attempts: Attempts
 ) -> chat_session_pb2.ChatMessage | None:
-    """The first reply after the message; None (questions shown) when the agent asks first."""
+    """The first reply after the message; None (questions shown) when the agent asks first; each
+    failed attempt told as it happens."""
     store = session.store
     while True:
         messages = store.chat_messages(session_id)
@@ -62,6 +65,7 @@ def _wait_for_reply(
         if reply is not None:
             return reply
         task = store.get_task(task_id)
+        attempts.tell(task, store.list_agents(task_id=task_id))
         if task.status == task_pb2.TASK_STATUS_BLOCKED:
             raise FailedPreconditionError(grpc.StatusCode.FAILED_PRECONDITION, f"the agent failed: {task.reason}")
         waiting = store.list_agents(task_id=task_id, status="waiting_for_input")

@@ -19,10 +19,12 @@ from rich.markup import escape
 from clients.cli.app import CwCommand, Session, console, pass_session
 from clients.cli.views import short, table
 from clients.sdk import StoreClient
+from clients.sdk.errors import NotFoundError
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
     conversation_pb2,
+    initiative_pb2,
     message_pb2,
     phase_pb2,
     project_pb2,
@@ -61,6 +63,8 @@ class Snapshot:
     accounts: list[account_pb2.Account] = field(default_factory=list)
     # PENDING tasks, for those held by their initiative's budget.
     pending: list[task_pb2.Task] = field(default_factory=list)
+    # Initiatives whose phases are all merged (PENDING_REVIEW): only delivering them is left.
+    deliverable: list[initiative_pb2.Initiative] = field(default_factory=list)
     agent_names: dict[str, str] = field(default_factory=dict)
 
 
@@ -133,6 +137,10 @@ def inbox_items(snapshot: Snapshot) -> list[Item]:
             items.append(
                 Item("account refused", account.id, _when(account.update_time), title, command, account.unusable_reason)
             )
+    for initiative in snapshot.deliverable:
+        title = f"initiative {initiative.name} is ready to deliver"
+        command = f"cw initiative diff {initiative.id}; then cw initiative deliver {initiative.id}"
+        items.append(Item("ready to deliver", initiative.id, _when(initiative.update_time), title, command))
     return sorted(items, key=lambda item: item.time, reverse=True)
 
 
@@ -173,6 +181,7 @@ def gather(store: StoreClient) -> Snapshot:
         projects=store.list_projects(),
         accounts=store.list_accounts(),
         pending=store.list_tasks(status="pending"),
+        deliverable=store.list_initiatives(status="pending_review"),
         agent_names={sender: store.get_agent(sender).name for sender in {m.sender_id for m in messages} if sender},
     )
 
@@ -242,9 +251,36 @@ def _show_change(session: Session, change: str, item: Item) -> None:
 @click.argument("text")
 @pass_session
 def reply(session: Session, message_id: str, text: str) -> None:
-    """Answer an agent's message (it leaves the inbox)."""
+    """Answer an agent's message (it leaves the inbox). A reply reaches the next run of the agent's
+    task; when there will be none, it says so (on stderr), and the reply is kept all the same."""
     sent = session.store.reply(message_id, text)
     session.show(sent, lambda: console.print(f"replied [dim]{sent.id}[/]"))
+    note = unread_reply_note(_replied_task(session.store, message_id))
+    if note:
+        click.echo(f"cw: {note}", err=True)
+
+
+def _replied_task(store: StoreClient, message_id: str) -> task_pb2.Task | None:
+    """The task whose next run would read a reply to the message (None: no task runs for it)."""
+    original = store.get_message(message_id)
+    if original.sender_type != message_pb2.PARTICIPANT_TYPE_AGENT or not original.sender_id:
+        return None
+    try:
+        task_id = store.get_agent(original.sender_id).task_id
+        return store.get_task(task_id) if task_id else None
+    except NotFoundError:
+        return None
+
+
+def unread_reply_note(task: task_pb2.Task | None) -> str:
+    """Why no run may read a reply now, and what would make one ("" when a run will)."""
+    if task is None:
+        return "the agent that wrote this message has no task that runs again: no run will read this reply"
+    if task.status == task_pb2.TASK_STATUS_COMPLETED:
+        return f"task {task.name} ({task.id}) is completed: no run will read this reply (it is kept)"
+    if task.status == task_pb2.TASK_STATUS_BLOCKED:
+        return f"task {task.name} is blocked: its next run reads this reply once you retry it (cw task retry {task.id})"
+    return ""
 
 
 @click.command("conversations", cls=CwCommand)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import click
-from google.protobuf import json_format
 
-from clients.cli.app import CwCommand, Session, console, errors, pass_session
+from clients.cli.app import CwCommand, Session, console, errors, message_dict, pass_session
 from clients.cli.views import event_line, stream_notice
 from clients.sdk import CwError
 from clients.sdk.calls import StreamState
@@ -58,6 +57,6 @@ def events(
         if not wanted(event):
             continue
         if session.as_json:
-            click.echo(json.dumps(json_format.MessageToDict(event), sort_keys=True))
+            click.echo(json.dumps(message_dict(event), sort_keys=True))
         else:
             console.print(event_line(event), markup=False, soft_wrap=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -17,7 +19,7 @@ import grpc
 from rich.markdown import Markdown
 from rich.markup import escape
 
-from clients.cli.app import CwCommand, CwGroup, Session, console, pass_session
+from clients.cli.app import CwCommand, CwGroup, Session, console, errors, pass_session
 from clients.cli.planning_views import Existing, page_tree, proposal_detail, proposals_tree
 from clients.sdk.calls import enum_name
 from clients.sdk.errors import FailedPreconditionError
@@ -65,11 +67,56 @@ def run_planning(session: Session, task: task_pb2.Task, *, wait: bool) -> None:
     session.show({"task": task, "proposals": proposals}, render)
 
 
+FAILED_OUTCOMES = (
+    agent_pb2.AGENT_OUTCOME_FAILED,
+    agent_pb2.AGENT_OUTCOME_CRASHED,
+    agent_pb2.AGENT_OUTCOME_NEVER_STARTED,
+)
+
+
+@dataclass
+class Attempts:
+    """What a person waiting for a run has been told of its failed attempts: each one as it
+    happens, on stderr (stdout keeps the answer), not only the last one's error minutes later.
+    An attempt is an agent of the task (one per attempt; a resumed one keeps its agent), told once
+    per error it ended with."""
+
+    told: set[tuple[str, str]] = field(default_factory=set)
+
+    @classmethod
+    def since(cls, agents: list[agent_pb2.Agent]) -> Attempts:
+        """Only what fails from now on: what these agents ended with is old news."""
+        return cls({(agent.id, agent.error) for agent in agents})
+
+    def news(self, task: task_pb2.Task, agents: list[agent_pb2.Agent]) -> list[str]:
+        """The lines to show since the last call (pure but for what it remembers)."""
+        lines = []
+        ordered = sorted(agents, key=lambda agent: agent.create_time.ToNanoseconds())
+        for number, agent in enumerate(ordered, start=1):
+            if agent.outcome not in FAILED_OUTCOMES or not agent.error or (agent.id, agent.error) in self.told:
+                continue
+            self.told.add((agent.id, agent.error))
+            why = agent.error.strip().splitlines()[0]
+            lines.append(f"attempt {number} (agent {agent.name}) failed: {why}")
+        if lines and task.status == task_pb2.TASK_STATUS_BLOCKED:
+            lines[-1] += " - no attempt left"
+        elif lines and task.HasField("next_attempt_time"):
+            at = task.next_attempt_time.ToDatetime(tzinfo=UTC).astimezone().strftime("%H:%M:%S")
+            lines[-1] += f" - next attempt at {at}"
+        return lines
+
+    def tell(self, task: task_pb2.Task, agents: list[agent_pb2.Agent]) -> None:
+        for line in self.news(task, agents):
+            errors.print(f"cw: {escape(line)}", soft_wrap=True)
+
+
 def wait_for_run(session: Session, task_id: str) -> tuple[task_pb2.Task, agent_pb2.Agent | None]:
-    """Until the task is done or blocked, or its agent waits for answers."""
+    """Until the task is done or blocked, or its agent waits for answers; each failed attempt told."""
+    attempts = Attempts()
     while True:
         task = session.store.get_task(task_id)
         agents = session.store.list_agents(task_id=task_id)
+        attempts.tell(task, agents)
         latest = agents[-1] if agents else None
         if task.status in DONE or (latest is not None and latest.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT):
             return task, latest

@@ -8,6 +8,7 @@ comments under their lines (`annotated`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import click
 import grpc
@@ -32,39 +33,69 @@ def split_place(place: str) -> tuple[str, int]:
     return path, int(line)
 
 
-def place_in_diff(diff: orch.GetPhaseDiffResponse, path: str, line: int, old: bool = False) -> tuple[str, str]:
-    """The comment's stored path (prefixed with the project's name when several projects' diffs
-    hold it) and its line type, as the diff shows that line; InvalidArgumentError when it does not."""
-    holding: list[tuple[str, str, diffs.FileDiff]] = []
-    for project_diff in diff.projects:
-        files = diffs.by_path(project_diff.unified_diff)
-        name = path if path in files else path.removeprefix(f"{project_diff.project_name}/")
-        if name in files:
-            holding.append((project_diff.project_name, name, files[name]))
-    if not holding:
+@dataclass(frozen=True)
+class Place:
+    """Where a comment goes: a project, a path in that project's worktree, and the line's type."""
+
+    project_id: str
+    project_name: str
+    path: str
+    kind: str
+
+
+def place_in_diff(diff: orch.GetPhaseDiffResponse, path: str, line: int, old: bool = False, project: str = "") -> Place:
+    """The project and file a comment names, as the diff shows that line; InvalidArgumentError
+    when it does not. The path is the project's own (`inflection/__init__.py` in project
+    `inflection` is that file); `PROJECT/PATH` names a project when several diffs hold PATH, as
+    `--project` does."""
+    chosen = [d for d in diff.projects if project in ("", d.project_id, d.project_name)]
+    if not chosen:
+        raise _refused(f"project {project!r} has no diff in this phase")
+    holding = [(d, path, diffs.by_path(d.unified_diff).get(path)) for d in chosen]
+    exact = [(d, name, found) for d, name, found in holding if found is not None]
+    prefixed = [
+        (
+            d,
+            path.removeprefix(f"{d.project_name}/"),
+            diffs.by_path(d.unified_diff).get(path.removeprefix(f"{d.project_name}/")),
+        )
+        for d in chosen
+        if path.startswith(f"{d.project_name}/")
+    ]
+    candidates = exact or [(d, name, found) for d, name, found in prefixed if found is not None]
+    if not candidates:
         raise _refused(f"{path!r} is not in the phase's diff")
-    if len(holding) > 1 and not any(path.startswith(f"{p}/") for p, _, _ in holding):
-        names = ", ".join(f"{p}/{path}" for p, _, _ in holding)
-        raise _refused(f"{path!r} is in several projects' diffs: name one of {names}")
-    project, name, found = holding[0]
+    if len(candidates) > 1:
+        names = ", ".join(d.project_name for d, _, _ in candidates)
+        raise _refused(f"{path!r} is in several projects' diffs ({names}): name one with --project")
+    project_diff, name, found = candidates[0]
+    assert found is not None
     place = found.find(line, removed=old)
     if place is None:
         raise _refused(f"line {line} ({'old' if old else 'new'} side) of {path!r} is not in the phase's diff")
-    stored = f"{project}/{name}" if len(diff.projects) > 1 else name
-    return stored, place[1].kind
+    return Place(project_diff.project_id, project_diff.project_name, name, place[1].kind)
 
 
 def _refused(message: str) -> InvalidArgumentError:
     return InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
-def annotated(unified: str, project: str, comments: Iterable[review_comment_pb2.ReviewComment]) -> list[str]:
-    """The diff's lines with each comment after the line it is about, as `  >> ...` lines."""
+def annotated(
+    unified: str, project: orch.ProjectDiff, comments: Iterable[review_comment_pb2.ReviewComment]
+) -> list[str]:
+    """The project's diff lines with each of its comments after the line it is about, as `  >> ...`
+    lines. A comment is the project's by its project_id; one stored without (before migration
+    0008 could tell its project) by its path, with or without the project's name before it."""
     by_place: dict[tuple[str, int, bool], list[review_comment_pb2.ReviewComment]] = {}
     for comment in comments:
-        path = comment.file_path.removeprefix(f"{project}/")
+        if comment.project_id and comment.project_id != project.project_id:
+            continue
         removed = comment.line_type == review_comment_pb2.REVIEW_LINE_TYPE_REMOVED
-        by_place.setdefault((path, comment.line_number, removed), []).append(comment)
+        paths = {comment.file_path}
+        if not comment.project_id:
+            paths.add(comment.file_path.removeprefix(f"{project.project_name}/"))
+        for path in paths:
+            by_place.setdefault((path, comment.line_number, removed), []).append(comment)
     shown: list[str] = []
     for step in diffs.walk(unified):
         shown.append(step.text)
@@ -95,13 +126,16 @@ def review() -> None:
 @click.argument("place", metavar="FILE:LINE")
 @click.argument("body")
 @click.option("--old", is_flag=True, help="LINE is a line number of the old side (a removed line)")
+@click.option("--project", default="", help="the project (name or id) whose FILE it is, when several diffs hold it")
 @pass_session
-def review_comment(session: Session, phase_id: str, place: str, body: str, old: bool) -> None:
-    """Comment on a line of the phase's diff; its type (added, removed, context) comes from the diff."""
+def review_comment(session: Session, phase_id: str, place: str, body: str, *, old: bool, project: str) -> None:
+    """Comment on a line of the phase's diff; FILE is a path in its project (as the diff shows it),
+    and the line's type (added, removed, context) comes from the diff."""
     path, line = split_place(place)
-    stored, kind = place_in_diff(session.orchestrator.phase_diff(phase_id), path, line, old)
-    created = session.store.create_comment(phase_id, stored, line, kind, body)
-    session.show(created, lambda: console.print(f"comment [dim]{created.id}[/] on {escape(stored)}:{line} ({kind})"))
+    found = place_in_diff(session.orchestrator.phase_diff(phase_id), path, line, old, project)
+    created = session.store.create_comment(phase_id, found.path, line, found.kind, body, project_id=found.project_id)
+    where = f"{found.project_name}: {found.path}:{line}"
+    session.show(created, lambda: console.print(f"comment [dim]{created.id}[/] on {escape(where)} ({found.kind})"))
 
 
 @review.command("list")
@@ -112,13 +146,14 @@ def review_list(session: Session, phase_id: str, everything: bool) -> None:
     comments = session.store.list_comments(phase_id, None if everything else False)
 
     def render() -> None:
-        grid = table("ID", "PLACE", "TYPE", "AUTHOR", "STATE", "COMMENT")
+        projects = {p.id: p.name for p in session.store.list_projects()}
+        grid = table("ID", "PROJECT", "PLACE", "TYPE", "AUTHOR", "STATE", "COMMENT")
         for c in comments:
             kind = review_comment_pb2.ReviewLineType.Name(c.line_type).removeprefix("REVIEW_LINE_TYPE_").lower()
             state = "resolved" if c.resolved else "open"
-            grid.add_row(
-                c.id, escape(f"{c.file_path}:{c.line_number}"), kind, escape(c.author), state, escape(short(c.body))
-            )
+            project = escape(projects.get(c.project_id, c.project_id))
+            place = escape(f"{c.file_path}:{c.line_number}")
+            grid.add_row(c.id, project, place, kind, escape(c.author), state, escape(short(c.body)))
         console.print(grid)
 
     session.show(comments, render)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.markup import escape
 from rich.table import Table
 
+from clients.cli.app import message_dict
 from clients.sdk.calls import StreamState, enum_name
 from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
 
@@ -132,20 +131,9 @@ def event_line(event: event_pb2.Event) -> str:
         for name, value in (("phase", event.phase_id), ("task", event.task_id), ("agent", event.agent_id))
         if value
     )
-    details = json.dumps(_whole_numbers(json_format.MessageToDict(event.details)), sort_keys=True)
+    details = json.dumps(message_dict(event.details), sort_keys=True)
     details = details if event.details.fields else ""
     return f"{event.sequence:>6} {when} {event.type:<26} {subject} {details}".rstrip()
-
-
-def _whole_numbers(value: Any) -> Any:
-    """Struct numbers are doubles: a pid or an exit code reads better as `3` than as `3.0`."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _whole_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers(item) for item in value]
-    return value
 
 
 def stream_notice(what: str, address: str, state: StreamState) -> str:

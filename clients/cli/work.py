@@ -6,14 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
-from google.protobuf import json_format
 from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
 from clients.cli import review
-from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.app import CwGroup, Session, console, message_dict, pass_session
 from clients.cli.usage import budget_line, usage_line
 from clients.cli.views import after_note, merged_line, reason_note, short, styled, table, waits_for
 from clients.sdk import CwError
@@ -34,11 +33,22 @@ def project() -> None:
 @pass_session
 def project_add(session: Session, name: str, url: str, default_branch: str) -> None:
     """Register a repository (a path or a URL) as project NAME. A local path is taken relative to
-    where you are (the store keeps it absolute)."""
+    where you are (the store keeps it absolute); one that does not exist is refused here, where the
+    mistake is made, rather than when an initiative first fails to clone it."""
     if "://" not in url and not url.startswith("-"):
         url = str(Path(url).expanduser().resolve())
+    local = _local_path(url)
+    if local is not None and not local.is_dir():
+        raise click.BadParameter(f"{local} is not a directory (a git repository, or a URL)", param_hint="URL")
     created = session.store.create_project(name, url, default_branch)
     session.show(created, lambda: console.print(f"project {created.name} [dim]{created.id}[/]"))
+
+
+def _local_path(url: str) -> Path | None:
+    """The directory a local project names (a path, or a file:// URL); None for remote URLs."""
+    if url.startswith("file://"):
+        return Path(url.removeprefix("file://"))
+    return None if "://" in url or url.startswith("-") else Path(url)
 
 
 @project.command("list")
@@ -202,7 +212,7 @@ def phase_diff(session: Session, phase_id: str, stat: bool) -> None:
     """The phase's work, with the open review comments under their lines."""
     diff = session.orchestrator.phase_diff(phase_id)
     comments = session.store.list_comments(phase_id, resolved=False)
-    shown = {**json_format.MessageToDict(diff), "comments": [json_format.MessageToDict(c) for c in comments]}
+    shown = {**message_dict(diff), "comments": [message_dict(c) for c in comments]}
     session.show(shown, lambda: print_diff(diff.projects, stat, comments))
 
 
@@ -219,7 +229,7 @@ def print_diff(
                 change = orch.FileChange.Name(f.change).removeprefix("FILE_CHANGE_").lower()
                 console.print(f"  {f.path}  [green]+{f.additions}[/] [red]-{f.deletions}[/]  {change}")
         elif comments:
-            lines = review.annotated(project_diff.unified_diff, project_diff.project_name, comments)
+            lines = review.annotated(project_diff.unified_diff, project_diff, comments)
             if console.is_terminal:
                 console.print(review.render_lines(lines), end="")
             else:

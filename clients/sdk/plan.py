@@ -83,10 +83,12 @@ class PlanAndReview:
     # ---- review comments
 
     def create_comment(
-        self, phase_id: str, file_path: str, line: int, line_type: str, body: str
+        self, phase_id: str, file_path: str, line: int, line_type: str, body: str, *, project_id: str = ""
     ) -> review_comment_pb2.ReviewComment:
+        """A comment on a line of `file_path`, a path in the worktree of project `project_id`."""
         comment = review_comment_pb2.ReviewComment(
             phase_id=phase_id,
+            project_id=project_id,
             file_path=file_path,
             line_number=line,
             line_type=enum_value(review_comment_pb2.ReviewLineType, line_type),
@@ -121,6 +123,9 @@ class PlanAndReview:
     def messages_for_user(self) -> list[message_pb2.Message]:
         request = message_pb2.ListMessagesRequest(pending_for_user=True)
         return every_page(self.messages.ListMessages, request, "messages")
+
+    def get_message(self, message_id: str) -> message_pb2.Message:
+        return call(self.messages.GetMessage, message_pb2.GetMessageRequest(id=message_id))
 
     def reply(self, message_id: str, text: str) -> message_pb2.Message:
         """A reply to an agent's message; the store marks the message RESPONDED with it."""

@@ -91,8 +91,12 @@ class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
     def get_initiative(self, initiative_id: str) -> initiative_pb2.Initiative:
         return call(self.initiatives.GetInitiative, initiative_pb2.GetInitiativeRequest(id=initiative_id))
 
-    def list_initiatives(self) -> list[initiative_pb2.Initiative]:
-        return every_page(self.initiatives.ListInitiatives, initiative_pb2.ListInitiativesRequest(), "initiatives")
+    def list_initiatives(self, status: str = "") -> list[initiative_pb2.Initiative]:
+        """Every initiative, or those in one status (`pending_review`: all phases merged)."""
+        request = initiative_pb2.ListInitiativesRequest()
+        if status:
+            request.status = enum_value(initiative_pb2.InitiativeStatus, status)
+        return every_page(self.initiatives.ListInitiatives, request, "initiatives")
 
     def initiative_projects(self, initiative_id: str) -> list[project_pb2.Project]:
         request = project_pb2.ListInitiativeProjectsRequest(initiative_id=initiative_id)

@@ -49,8 +49,9 @@ def comment(clients: Clients, phase_id: str, form: FormData) -> str:
     if not line.isdigit():
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, "line is not a number")
     old = text(form, "side") == "old"
-    stored, kind = place_in_diff(clients.orchestrator.phase_diff(phase_id), path, int(line), old)
-    clients.store.create_comment(phase_id, stored, int(line), kind, _required(form, "body"))
+    found = place_in_diff(clients.orchestrator.phase_diff(phase_id), path, int(line), old, text(form, "project"))
+    body = _required(form, "body")
+    clients.store.create_comment(phase_id, found.path, int(line), found.kind, body, project_id=found.project_id)
     return ""
 
 

@@ -59,7 +59,10 @@ class Review:
                     f"phase {phase_id!r} has no open review comment: comment first (cw review comment)",
                     "NO_OPEN_COMMENTS",
                 )
-            files = {project.name: diffs.by_path(diff.unified) for project, diff in await self.merger.diffs(phase)}
+            files = [
+                comments.ProjectFiles(project.id, project.name, diffs.by_path(diff.unified))
+                for project, diff in await self.merger.diffs(phase)
+            ]
             revision = task_pb2.Task(
                 phase_id=phase.id,
                 initiative_id=phase.initiative_id,

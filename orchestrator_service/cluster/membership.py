@@ -109,7 +109,9 @@ class Membership:
                 await self.keep()
                 await self.refresh()
             except grpc.aio.AioRpcError as error:
-                log.warning("lease %s: the store is not reachable (%s)", self.lease, error.code().name)
+                # The store's own words: unreachable, or answering that it cannot write (a full disk).
+                why = error.details() or "the store is not reachable"
+                log.warning("lease %s not renewed: %s (%s)", self.lease, why, error.code().name)
 
     async def guard_forever(self) -> None:
         """Fences this orchestrator while its lease may be lapsing (every tenth of its ttl)."""

@@ -52,17 +52,21 @@ class RunInputs:
 
     async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
         """The task's prompt: a planner's, or the task description with its dependencies' summaries;
-        then what each prompt hook adds (the person's replies: conversations/person.py)."""
+        then what each prompt hook adds (the person's replies: conversations/person.py). Every run
+        says its kind in CW_RUN_KIND."""
         run = await self._planned_input(agent, task)
         added = [await hook(agent, task) for hook in self.prompt_hooks]
-        return RunInput(run.prompt + "".join(added), run.environment) if any(added) else run
+        environment = {"CW_RUN_KIND": dispatch.run_kind(task).value, **run.environment}
+        return RunInput(run.prompt + "".join(added), environment)
 
     async def _planned_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
         for planner in self.planners:
             planned = await planner.run_input(agent, task)
             if planned is not None:
                 return planned
-        return RunInput(dispatch.build_prompt(task, await self.dependencies_of(task)), {})
+        dependencies = await self.dependencies_of(task)
+        siblings, names = await self._neighbourhood(task, {dependency.id for dependency in dependencies})
+        return RunInput(dispatch.build_prompt(task, dependencies, siblings, names), {})
 
     async def continuation(self, task: task_pb2.Task) -> Continuation | None:
         for planner in self.planners:
@@ -70,6 +74,25 @@ class RunInputs:
             if continued is not None:
                 return continued
         return None
+
+    async def _neighbourhood(
+        self, task: task_pb2.Task, dependencies: set[str]
+    ) -> tuple[list[dispatch.Neighbour], dict[str, str]]:
+        """The other tasks of the task's phase, and the name of the latest agent of each task of
+        the initiative (read: a finished task is no longer cached)."""
+        store = self.ctx.store
+        request = agent_pb2.ListAgentsRequest(initiative_id=task.initiative_id)
+        agents = await store.list_all(store.agents.ListAgents, request, "agents")
+        names = {a.task_id: a.name for a in sorted(agents, key=lambda a: a.create_time.ToNanoseconds())}
+        if not task.phase_id:
+            return [], names
+        listed = await store.list_all(store.tasks.ListTasks, task_pb2.ListTasksRequest(phase_id=task.phase_id), "tasks")
+        siblings = [
+            dispatch.Neighbour(other, names.get(other.id, ""))
+            for other in listed
+            if other.id != task.id and other.id not in dependencies and other.category == task.category
+        ]
+        return siblings, names
 
     async def dependencies_of(self, task: task_pb2.Task) -> list[task_pb2.Task]:
         """The tasks this one depends on, for their summaries: from the cache, or read."""

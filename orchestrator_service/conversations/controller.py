@@ -37,8 +37,11 @@ from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.conversations import decide
 from orchestrator_service.conversations.person import Replies
-from orchestrator_service.dispatch import AgentOutcome
+from orchestrator_service.dispatch import AgentOutcome, RunKind
 from orchestrator_service.events import event
+from orchestrator_service.git import branches, changes
+from orchestrator_service.git.repo import GitError
+from orchestrator_service.git.workspace import task_branch
 from orchestrator_service.review.reports import messages_from
 from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Stale, update
@@ -180,7 +183,8 @@ class ConversationController:
             claim.append(update(task))  # changes nothing; fails if the task moved since it was read
         claimed = (await self.ctx.writer.append([], claim)).rows[0].agent
         asker_task = await self._task(asker.task_id) if asker.task_id else None
-        prompt = decide.discuss_prompt(asker.name, asker_task.name if asker_task else "", conversation.question)
+        own = decide.OwnWork(task, await self._changed_files(task))
+        prompt = decide.discuss_prompt(asker.name, asker_task, conversation.question, own)
         secrets = await self.launches.secrets_for(claimed.account_id, provider)
         launch = launcher.Launch(
             claimed,
@@ -190,7 +194,7 @@ class ConversationController:
             prompt,
             resume=True,
             secrets=secrets,
-            environment={"CW_CONVERSATION_ID": conversation.id},
+            environment={"CW_CONVERSATION_ID": conversation.id, "CW_RUN_KIND": RunKind.ANSWER.value},
         )
         try:
             await self.launches.spawn(claimed, launch)
@@ -201,6 +205,25 @@ class ConversationController:
             await self._write_answer(
                 conversation, [], [back, conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=text)]
             )
+
+    async def _changed_files(self, task: task_pb2.Task | None) -> dict[str, list[str]]:
+        """Per project name, the files the task's branch changed (none when it cannot be told)."""
+        if task is None:
+            return {}
+        initiative = self.ctx.cache.initiatives.get(task.initiative_id) or await self.ctx.store.get_initiative(
+            task.initiative_id
+        )
+        found: dict[str, list[str]] = {}
+        for project in await self.ctx.store.projects_of(initiative.id):
+            try:
+                base, branch = branches.base_branch(task, initiative), task_branch(task.id)
+                if await asyncio.to_thread(self.ctx.git.branch_exists, project.id, branch):
+                    found[project.name] = await asyncio.to_thread(
+                        changes.changed_files, self.ctx.git, project.id, base, branch
+                    )
+            except GitError as error:
+                log.warning("changed files of task %s in %s unknown: %s", task.id, project.name, error)
+        return found
 
     async def _deliver(self, conversation: conversation_pb2.Conversation) -> None:
         """The asker, if it still waits on this conversation, resumed with the answer."""

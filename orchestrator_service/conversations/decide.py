@@ -10,7 +10,7 @@ decision is taken again from them after a restart.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -161,16 +161,38 @@ def answer_of(outcome: AgentOutcome, name: str) -> tuple[str, bool]:
     return f"{CW_SAYS}{name} could not answer: {clip(why, ANSWER_BYTES)}", False
 
 
-def discuss_prompt(asker_name: str, asker_task: str, question: str) -> str:
-    """What the recipient reads when resumed: the question, and how to answer."""
-    about = f" (working on task {asker_task!r})" if asker_task else ""
-    lines = [
-        f"# A question from agent {asker_name}{about}",
-        "",
-        question,
+@dataclass(frozen=True)
+class OwnWork:
+    """What the answering agent did, for its prompt: a stateless agent knows nothing else of it."""
+
+    task: task_pb2.Task | None
+    # Project name -> the files its task's branch changed.
+    changed: Mapping[str, Sequence[str]]
+
+
+# How much of a task's description an answer prompt quotes.
+DESCRIPTION_BYTES = 4000
+
+
+def discuss_prompt(asker_name: str, asker_task: task_pb2.Task | None, question: str, own: OwnWork | None = None) -> str:
+    """What the recipient reads when resumed: the question with the asker's task, its own task,
+    summary and changed files, and how to answer."""
+    about = f" (working on task {asker_task.name!r})" if asker_task else ""
+    lines = [f"# A question from agent {asker_name}{about}", "", question]
+    if asker_task is not None and asker_task.description:
+        lines += ["", "## The asker's task", "", clip(asker_task.description, DESCRIPTION_BYTES)]
+    if own is not None and own.task is not None:
+        lines += ["", f"## Your task: {own.task.name} ({own.task.id})", ""]
+        lines.append(clip(own.task.description, DESCRIPTION_BYTES) or "(no description)")
+        if own.task.summary:
+            lines += ["", f"What you reported: {own.task.summary}"]
+    if own is not None and any(own.changed.values()):
+        lines += ["", "## The files your work changed (paths in each project)"]
+        lines += [f"- {project}: {', '.join(files)}" for project, files in own.changed.items() if files]
+    lines += [
         "",
         "## How to answer",
-        "Answer from what you know of your own work; change nothing. Write "
+        "Answer from what you know of your own work (your working directory holds it); change nothing. Write "
         '{"status": "answer", "answer": "..."} to the file named by $CW_SIGNAL_FILE.',
     ]
     return "\n".join(lines) + "\n"

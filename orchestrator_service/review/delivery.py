@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from google.protobuf import json_format
+
 from cw.orchestrator.v1 import orchestrator_pb2
-from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2
+from cw.store.v1 import event_pb2, initiative_pb2, phase_pb2, project_pb2
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController, ProjectUnavailable
 from orchestrator_service.errors import NotAllowedNow
@@ -32,6 +34,7 @@ DELIVERABLE = (
     initiative_pb2.INITIATIVE_STATUS_COMPLETED,
 )
 ATTEMPTS = 5
+DELIVERED = "initiative:delivered"
 
 
 class Delivery:
@@ -99,7 +102,10 @@ class Delivery:
     async def _completed(self, initiative_id: str, branch: str, pushed: dict[str, str]) -> initiative_pb2.Initiative:
         for _ in range(ATTEMPTS):
             initiative = await self.ctx.store.get_initiative(initiative_id)
-            note = event("initiative:delivered", initiative, branch=branch, projects=sorted(pushed))
+            if repeats_delivery(initiative, await self._last_delivered(initiative_id), branch, pushed):
+                log.info("initiative %s was already delivered as %s: nothing new recorded", initiative_id, branch)
+                return initiative
+            note = event(DELIVERED, initiative, branch=branch, projects=sorted(pushed), commits=dict(pushed))
             done = update(initiative, status=initiative_pb2.INITIATIVE_STATUS_COMPLETED)
             try:
                 answer = await self.ctx.writer.append([note], [done])
@@ -108,3 +114,27 @@ class Delivery:
             log.info("initiative %s delivered as %s to %d projects", initiative_id, branch, len(pushed))
             return answer.rows[0].initiative
         raise NotAllowedNow(f"initiative {initiative_id!r} kept changing; deliver it again", "INITIATIVE_CHANGED")
+
+    async def _last_delivered(self, initiative_id: str) -> event_pb2.Event | None:
+        """The initiative's latest `initiative:delivered` (a few per initiative at most)."""
+        store, after, last = self.ctx.store, 0, None
+        while True:
+            request = event_pb2.ListEventsRequest(
+                after_sequence=after, types=[DELIVERED], initiative_id=initiative_id, page_size=100
+            )
+            page = await store.call(store.events.ListEvents, request)
+            if not page.events:
+                return last
+            last, after = page.events[-1], page.last_sequence
+
+
+def repeats_delivery(
+    initiative: initiative_pb2.Initiative, last: event_pb2.Event | None, branch: str, pushed: dict[str, str]
+) -> bool:
+    """A delivery already recorded: the initiative is COMPLETED and its latest delivery pushed the
+    same branch at the same commits. A retry after any kill (the push done, the answer lost) then
+    records nothing more; a delivery that brings new commits is recorded again."""
+    if initiative.status != initiative_pb2.INITIATIVE_STATUS_COMPLETED or last is None:
+        return False
+    details = json_format.MessageToDict(last.details)
+    return details.get("branch") == branch and details.get("commits") == pushed

@@ -55,9 +55,10 @@ def description(what: str, conflict: Conflict, source: list[str], target: list[s
     parts = [
         f"Resolve a merge conflict: {what} conflicts with {conflict.target} in project {conflict.project}.",
         "",
-        f"Your worktree is on a branch where {conflict.target} is already merged in, with git's conflict markers "
-        "(<<<<<<<, =======, >>>>>>>) left in these files:",
-        *(f"- {conflict.project}/{name}" for name in conflict.files),
+        f"Your worktree is on a branch where {conflict.target} is already merged in: the merge is committed, "
+        "with git's conflict markers (<<<<<<<, =======, >>>>>>>) left in these files of project "
+        f"{conflict.project} (paths in the project, in its directory {conflict.project}/):",
+        *(f"- {name}" for name in conflict.files),
         "",
         "Edit each file so that it keeps what both sides meant, remove every marker, and commit. A run that "
         "leaves a marker in the files it changes is a failed attempt.",

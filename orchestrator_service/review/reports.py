@@ -74,9 +74,12 @@ class Reports:
         self.replies = found
         self.dependencies = dependencies  # the tasks a task depends on (Launches.dependencies_of)
 
-    async def _files(self, phase_id: str) -> dict[str, dict[str, diffs.FileDiff]]:
+    async def _files(self, phase_id: str) -> list[comments.ProjectFiles]:
         phase = self.ctx.cache.phases.get(phase_id) or await self.ctx.store.get_phase(phase_id)
-        return {project.name: diffs.by_path(diff.unified) for project, diff in await self.merger.diffs(phase)}
+        return [
+            comments.ProjectFiles(project.id, project.name, diffs.by_path(diff.unified))
+            for project, diff in await self.merger.diffs(phase)
+        ]
 
     # ---- starting ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from store_service.api.validation import parse_request
 from store_service.domain.errors import (
     Aborted,
     AlreadyExists,
+    DatabaseDamaged,
     FailedPrecondition,
     InvalidArgument,
     LeaseRefused,
@@ -45,6 +46,8 @@ _CODES: list[tuple[type[StoreError], int]] = [
     (Unauthenticated, code_pb2.UNAUTHENTICATED),
     (PermissionDenied, code_pb2.PERMISSION_DENIED),
     (ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
+    # gRPC's code for "unrecoverable data loss or corruption".
+    (DatabaseDamaged, code_pb2.DATA_LOSS),
 ]
 
 

@@ -16,22 +16,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from store_service.db import engine, migrate, postgres, secret_box
+from store_service.db import engine, health, migrate, postgres, secret_box
 from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous, is_busy
 from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile, located
 from store_service.db.reads import Reads
 from store_service.db.secret_box import SecretBox
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
+from store_service.domain.errors import DatabaseDamaged, DiskFull
 
 T = TypeVar("T")
+log = logging.getLogger("cw.store")
 READER_THREADS = 4
 
 
@@ -71,27 +74,58 @@ class Database:
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="store-reader")
+        # Why writes are refused (a damaged database found while running; one found at start stops
+        # the start: server.py); None: they are not.
+        self.damage: str | None = None
 
     def migrate(self) -> None:
         migrate.upgrade(self._writer_engine)
 
     async def write(self, work: Callable[[SqlAlchemyUnitOfWork], T]) -> T:
-        """Runs `work` in one write transaction and commits it, unless it raises."""
+        """Runs `work` in one write transaction and commits it, unless it raises; refused while the
+        database is damaged."""
 
         def run() -> T:
+            if self.damage:
+                raise DatabaseDamaged(self.damage)
             with self.units.write() as uow:
                 result = work(uow)
                 uow.commit()
                 return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        return await asyncio.get_running_loop().run_in_executor(self._writer, lambda: self._watched(run))
 
     async def read(self, work: Callable[[SqlAlchemyUnitOfWork], T]) -> T:
         def run() -> T:
             with self.units.read() as uow:
                 return work(uow)
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        return await asyncio.get_running_loop().run_in_executor(self._readers, lambda: self._watched(run))
+
+    def _watched(self, run: Callable[[], T]) -> T:
+        """`run`, its disk failures told as such (health.py): DiskFull, or DatabaseDamaged."""
+        try:
+            return run()
+        except (DiskFull, DatabaseDamaged):
+            raise
+        except Exception as error:
+            self._reraise(error)
+
+    def _reraise(self, error: Exception) -> NoReturn:
+        failure = health.failure_of(error)
+        if failure == health.Failure.DISK_FULL:
+            log.error("a write to %s failed: the disk is full (%s)", self.location.describe(), error)
+            raise DiskFull(health.DISK_FULL_MESSAGE) from error
+        if failure == health.Failure.DAMAGED:
+            raise self._damaged(str(getattr(error, "orig", None) or error)) from error
+        raise error
+
+    def _damaged(self, found: str) -> DatabaseDamaged:
+        """From now on, writes are refused, saying why and what to do."""
+        if not self.damage:
+            self.damage = health.damaged_message(found)
+            log.error("database %s: %s", self.location.describe(), self.damage)
+        return DatabaseDamaged(self.damage)
 
     async def fetch(self, work: Callable[[Reads], T]) -> T:
         """SQLite: runs `work` now, on this thread (call it from the event loop only), on a
@@ -104,13 +138,13 @@ class Database:
                 return _reading(self._loop_connection, work)
             except Exception as error:
                 if not is_busy(error):
-                    raise
+                    self._reraise(error)
 
         def run() -> T:
             with self._reader_engine.connect() as connection:
                 return _reading(connection, work)
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        return await asyncio.get_running_loop().run_in_executor(self._readers, lambda: self._watched(run))
 
     def commit_notifications(self) -> AsyncIterator[None] | None:
         """Wake-ups after commits by other processes (PostgreSQL: every replica's); None on SQLite,

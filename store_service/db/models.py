@@ -525,6 +525,9 @@ class ReviewComment(Timestamped, Base):
     event_entity = "review_comment"
 
     phase_id: Mapped[str] = _fk("phases.id", "CASCADE", nullable=False, index=True)
+    # The project whose worktree `file_path` is relative to (NULL: an older comment whose project
+    # could not be told, migration 0008).
+    project_id: Mapped[str | None] = _fk("projects.id", "SET NULL")
     file_path: Mapped[str] = mapped_column(Text, nullable=False)
     line_number: Mapped[int] = mapped_column(Integer, nullable=False)
     line_type: Mapped[str] = mapped_column(choice("review_line_type", "added", "removed", "context"), nullable=False)

@@ -113,3 +113,17 @@ class ResourceExhausted(StoreError):
 
     def __init__(self, message: str, **metadata: str) -> None:
         super().__init__(message, "RESOURCE_EXHAUSTED", dict(metadata))
+
+
+class DiskFull(ResourceExhausted):
+    """The disk under the database is full: the write rolled back whole (db/health.py)."""
+
+    def __init__(self, message: str) -> None:
+        StoreError.__init__(self, message, "DISK_FULL", {})
+
+
+class DatabaseDamaged(StoreError):
+    """The database file is damaged: the store refuses writes until it is repaired (db/health.py)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "DATABASE_DAMAGED", {})

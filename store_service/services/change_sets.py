@@ -194,12 +194,20 @@ def revert_change_set(uow: SqlAlchemyUnitOfWork, change_set_id: str) -> ChangeSe
         else:
             repository.create(**restore(model, entry["before"]))
     change_set.status = "reverted"
-    _reopen_proposals(uow.session, change_set.id)
+    _settle_proposals(uow.session, change_set)
     uow.session.flush()
     return change_set
 
 
-def _reopen_proposals(session: Session, change_set_id: str) -> None:
-    """Proposals the change set accepted are pending again: what they made is gone."""
-    for proposal in session.scalars(select(Proposal).where(Proposal.change_set_id == change_set_id)):
-        proposal.status, proposal.change_set_id, proposal.entity_id = "pending", None, None
+def _settle_proposals(session: Session, change_set: ChangeSet) -> None:
+    """What the change set's proposals become once what they made is gone. Accepted by a person
+    (`cw proposals revert`): pending again, to choose anew. Applied by a chat (`cw chat undo`): the
+    person undid the agent's reply, so they are dismissed, keeping the reverted change set as their
+    trace; pending, they came back to the inbox as if never seen."""
+    proposals = session.scalars(select(Proposal).where(Proposal.change_set_id == change_set.id))
+    for proposal in proposals:
+        proposal.entity_id = None
+        if change_set.chat_session_id:
+            proposal.status = "dismissed"
+        else:
+            proposal.status, proposal.change_set_id = "pending", None

@@ -28,6 +28,7 @@ from cw.store.v1 import (
     task_pb2,
 )
 from cw_edge.tokens import AUTH_ENVIRONMENT, CLIENT_TOKEN, Identity
+from tests.processes import end_processes_within
 from tests.support import authorized_channel, start_store_process, stubs, tokens_in
 
 AGENTS = Path(__file__).resolve().parents[1] / "fixtures" / "agents"
@@ -74,6 +75,8 @@ class Cluster:
     retry_delays: str = "0"
     # Extra orchestrator flags, e.g. --agents-in-sandbox for the tests that run the claude stand-in.
     orchestrator_flags: list[str] = field(default_factory=list)
+    # Where the store's database is (default: `root/store.db`); its token files stay in `root/auth`.
+    db_path: Path | None = None
     store: Service | None = None
     orchestrator: Service | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
@@ -100,7 +103,10 @@ class Cluster:
 
     def start_store(self) -> None:
         listen = self.store.address if self.store else "127.0.0.1:0"
-        self.store = start_store_process(self.root / "store.db", self.root / "store.log", listen, self.store_log_level)
+        db = self.db_path or self.root / "store.db"
+        self.store = start_store_process(
+            db, self.root / "store.log", listen, self.store_log_level, auth_dir=self.auth_dir
+        )
         self.api = stubs(self._channel(self.store.address))
 
     def start_orchestrator(self, faults: str = "", extra: tuple[str, ...] = ()) -> None:
@@ -131,6 +137,9 @@ class Cluster:
         for channel in self.channels:
             channel.close()
         kill_leftover_agents(self.root / "workspace")
+        # A shim started just before the orchestrator was killed writes its pid file too late for
+        # the line above: the process table finds it (and any CLI a test left running).
+        end_processes_within(self.root)
 
     # ---- building work --------------------------------------------------------------------
 

@@ -124,7 +124,8 @@ def test_results_become_reasons_and_summaries_and_long_prompts_arrive_whole(tmp_
 
         assert c.get_task(schema.id).summary == "Created the users table."
         [dependent_call] = calls_of(c, queries.id)
-        assert "- schema: Created the users table." in Path(dependent_call["prompt_file"]).read_text()
+        told = Path(dependent_call["prompt_file"]).read_text()
+        assert f"- schema (task {schema.id}, agent " in told and "completed): Created the users table." in told
 
         retried = c.get_task(failing.id)
         assert (retried.retry_count, retried.summary) == (1, "Done.")

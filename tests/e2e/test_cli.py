@@ -134,6 +134,10 @@ def _check_event_filters(c: Cluster, initiative_id: str) -> None:
     assert not any(e["type"].startswith("log_chunk:") for e in cw_json(c, "events"))
     output = cw_json(c, "events", "--type", "log_chunk:created")
     assert output and {e["type"] for e in output} == {"log_chunk:created"}
+    spawned = cw(c, "--json", "events", "--type", "agent:spawned").stdout
+    pids = [e["details"]["pid"] for e in json.loads(spawned)]
+    assert pids and all(isinstance(pid, int) for pid in pids)
+    assert not re.search(r'"pid": \d+\.', spawned)  # it said 18956.0
     assert {e["type"] for e in cw_json(c, "events", "--all")} >= {"log_chunk:created", "phase:completed"}
     refused = cw(c, "events", "--type", "phase:finished", check=False)
     assert refused.returncode == 2 and "unknown event type 'phase:finished'" in refused.stderr
@@ -296,3 +300,12 @@ def test_project_add_takes_a_path_relative_to_where_you_are(services: Cluster) -
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["url"] == str(repo.resolve())
+
+
+def test_project_add_refuses_a_local_path_that_does_not_exist(services: Cluster) -> None:
+    """It used to be accepted; the error appeared only when an initiative first cloned it."""
+    c = services
+    for missing in ("/does/not/exist", "file:///does/not/exist"):
+        result = cw(c, "project", "add", "ghost", missing, check=False)
+        assert result.returncode != 0 and "/does/not/exist is not a directory" in result.stderr
+    assert "ghost" not in {p["name"] for p in cw_json(c, "project", "list")}

@@ -49,6 +49,12 @@ def test_an_agent_asks_another_and_goes_on_with_the_answer(tmp_path: Path) -> No
         a_agent = c.agents_of(asker.id)[0]
         assert [m.content for m in c.messages_from(a_agent.id)] == ["a asks b"]
         assert [m.content for m in c.messages_from(b_agent.id)] == ["b was asked"]
+        # The asker was told whom it may ask; the answerer, both tasks and what its work changed.
+        asked_runs = (c.state_dir / f"prompts-{asker.id}.txt").read_text()
+        assert f"- b (task {answerer.id}, agent {b_agent.name}, completed)" in asked_runs
+        answer_runs = (c.state_dir / f"prompts-{answerer.id}.txt").read_text().split("=== run of ")[1:]
+        assert [run.split("kind ")[1].split(")")[0] for run in answer_runs] == ["execute", "answer"]
+        assert "## Your task: b" in answer_runs[1] and "- app: b.txt" in answer_runs[1]
 
         nobody = c.task(phase, "n", ask={"to": "nobody-at-all", "question": "anyone?"})
         c.wait_task(nobody.id, COMPLETED)

@@ -8,12 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.processes import end_processes_within
+
 
 def test_demo_passes(tmp_path: Path) -> None:
     env = {**os.environ, "CW_DEMO_HOME": str(tmp_path / "home"), "CW_HOME": str(tmp_path / "unused")}
-    result = subprocess.run(
-        [sys.executable, "-m", "clients.demo"], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "clients.demo"], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+    finally:
+        # A demo killed by the timeout cannot stop its services and agents itself.
+        end_processes_within(tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "demo passed" in result.stdout
     assert "ok: the crashed agent's task was retried once, then completed" in result.stdout

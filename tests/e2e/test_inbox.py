@@ -147,3 +147,9 @@ def test_the_inbox_lists_what_waits_and_forgets_what_is_handled(tmp_path: Path) 
         answered = c.api.agents.GetAgent(agent_pb2.GetAgentRequest(id=waiting.question.id))
         assert answered.status != agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
         c.wait_task(waiting.telling.id, task_pb2.TASK_STATUS_COMPLETED)  # the reply resumed it
+        # Its only phase merged, "Reviewed" waits for one thing: delivering (it used to say nothing waits).
+        delivered = waiting.reviewed.initiative_id
+        ready = wait_for("the ready initiative", lambda: _inbox(c).get(delivered))
+        assert ready["kind"] == "ready to deliver" and f"cw initiative deliver {delivered}" in ready["command"]
+        c.cw("initiative", "deliver", delivered)
+        assert delivered not in _inbox(c)

@@ -77,3 +77,36 @@ def test_run_says_which_service_died_and_fails(tmp_path: Path) -> None:
     assert f"cw: the orchestrator was killed by SIGKILL; its log: {tmp_path / 'orchestrator.log'}" in said
     assert "cw stopped because a service died" in said
     assert "shutting down" in (tmp_path / "store.log").read_text()  # the store was stopped cleanly
+
+
+def _run_refused(home: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CW_HOME": str(home), "CW_STORE": "127.0.0.1:0", "CW_ORCHESTRATOR": "127.0.0.1:0"}
+    return subprocess.run(
+        [sys.executable, "-m", "clients.local", *arguments],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_a_service_that_refuses_to_start_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """What a new user saw from `make run` as root: a traceback with the useful line buried in it.
+    Here the refusal every user can meet (an orchestrator flag it rejects); as root, the next test."""
+    ended = _run_refused(tmp_path, "--max-agents", "many")
+    assert ended.returncode == 2
+    assert "Traceback" not in ended.stderr + ended.stdout
+    said = ended.stderr.strip().splitlines()
+    assert len(said) == 1 and "--max-agents" in said[0] and "invalid int value" in said[0]
+    assert str(tmp_path / "orchestrator.log") in said[0]
+
+
+def test_make_run_as_root_says_the_refusal_in_one_line(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        return  # only root is refused; CI runs as root
+    ended = _run_refused(tmp_path)
+    assert ended.returncode == 2
+    assert "Traceback" not in ended.stderr + ended.stdout
+    said = ended.stderr.strip().splitlines()
+    assert len(said) == 1 and "refusing to start as root" in said[0] and "--agents-in-sandbox" in said[0]

@@ -98,7 +98,14 @@ def test_deliver_pushes_a_branch_and_leaves_the_checkout_alone(tmp_path: Path) -
         assert (_git(user, "rev-parse", "refs/heads/main"), _git(user, "status", "--porcelain")) == before
         assert _git(user, "symbolic-ref", "HEAD") == "refs/heads/main" and not (user / "feature.txt").exists()
         assert (user / "README.md").read_text() == "# edited, not committed\n"
-        assert any(e.type == "initiative:delivered" and e.initiative_id == initiative.id for e in c.events())
+        # The retry of a client whose answer was lost: the orchestrator killed, the delivery asked again.
+        assert c.orchestrator is not None
+        c.orchestrator.kill()
+        c.start_orchestrator()
+        again = c.cw_json("initiative", "deliver", initiative.id)
+        assert again["status"] == "INITIATIVE_STATUS_COMPLETED"
+        deliveries = [e for e in c.events() if e.type == "initiative:delivered" and e.initiative_id == initiative.id]
+        assert len(deliveries) == 1, deliveries  # it used to record a second one
 
         _git(user, "checkout", "-q", branch)
         refused = c.cw("initiative", "deliver", initiative.id, check=False)

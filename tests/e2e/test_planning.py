@@ -229,6 +229,10 @@ def test_chat_two_messages_each_reply_linked_to_its_changes_and_undo_reverts_the
         first["reply"]["changeSetId"]: chat.CHANGE_SET_STATUS_APPLIED,
         second["reply"]["changeSetId"]: chat.CHANGE_SET_STATUS_REVERTED,
     }
+    # What was undone does not come back to the inbox as pending.
+    pending = {item["id"] for item in cw_json(c, "inbox") if item["kind"] == "proposal"}
+    undone = c.api.proposals.ListProposals(proposal_pb2.ListProposalsRequest(initiative_id=phase.initiative_id))
+    assert undone.proposals and not pending & {p.id for p in undone.proposals}
 
 
 def test_proposals_are_stored_once_across_orchestrator_kills(tmp_path: Path) -> None:
@@ -309,3 +313,21 @@ def test_discuss_asks_first_then_proposes_the_page_edit_recording_the_answer(ser
     assert "- q1: Email links" in prompt and "Talk the initiative through" in prompt
     shown = cw(c, "proposals", "list", initiative.id).stdout
     assert f"edit of page {root.title}" in shown and "+Email links, no passwords." in shown
+
+
+def test_a_shortcut_tells_each_failed_attempt_as_it_happens(services: Cluster) -> None:
+    """Issue 25: `cw page refine` with a bad report waited minutes in silence while its attempts
+    failed, then showed only the last error."""
+    c = services
+    initiative = c.initiative("Retries", c.project("retries"))
+    plan = script(crash_times=2, summary="third time lucky", proposals=PHASES[:1])
+    ran = cw(c, "plan", initiative.id, "--instructions", plan)
+    told = [line for line in ran.stderr.splitlines() if line.startswith("cw: attempt")]
+    assert [line.split(" (agent ")[0] for line in told] == ["cw: attempt 1", "cw: attempt 2"], ran.stderr
+    assert all("failed: exited with 3" in line for line in told)
+    assert "third time lucky" in ran.stdout and "attempt" not in ran.stdout
+    # A report that is no report: every attempt told, the last one as the last, then the error.
+    refused = cw(c, "plan", initiative.id, "--instructions", script(raw_signal="not json"), check=False)
+    told = [line for line in refused.stderr.splitlines() if line.startswith("cw: attempt")]
+    assert refused.returncode == 1 and len(told) >= 2 and told[-1].endswith("no attempt left"), refused.stderr
+    assert refused.stderr.index("no attempt left") < refused.stderr.index("the planning run failed")

@@ -1,4 +1,6 @@
-"""The README's `buf curl` examples, run as they are written against a real store."""
+"""The README's examples, run as they are written: the `buf curl` lines against a real store; the
+walk-through from an empty repository to its delivered branch, with the README's own agent, and
+the SDK example after it, against real services."""
 
 from __future__ import annotations
 
@@ -8,16 +10,19 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from cw.store.v1 import initiative_pb2
+from tests.e2e.cluster import cluster
 from tests.support import start_store_process
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "<!-- tested: these lines run in tests/e2e/test_readme.py -->"
 
 
-def _block_after(marker: str) -> str:
+def _block_after(marker: str, language: str = "sh") -> str:
     readme = (ROOT / "README.md").read_text()
     after = readme[readme.index(marker) + len(marker) :]
-    found = re.search(r"```sh\n(.*?)```", after, re.S)
+    found = re.search(rf"\A\s*```{language}\n(.*?)```", after, re.S) if language != "sh" else None
+    found = found or re.search(rf"```{language}\n(.*?)```", after, re.S)
     assert found is not None
     return found.group(1)
 
@@ -70,3 +75,47 @@ def test_grpcurl_line_carries_the_same_header(tmp_path: Path) -> None:
         result = _run(f"{_tested_block().splitlines()[0]}\n{line}", tmp_path)
         assert result.returncode == 0, result.stderr
         assert '"branch": "cw/user-auth"' in result.stdout
+
+
+AGENT = "<!-- tested: the agent of the walk-through, run by tests/e2e/test_readme.py -->"
+WALK_THROUGH = "<!-- tested: the walk-through, run by tests/e2e/test_readme.py -->"
+SDK = "<!-- tested: the SDK example, run by tests/e2e/test_readme.py -->"
+# A person's git identity, as the machine of someone who commits has one (the user's own first
+# commit needs it; cw's agents are given theirs).
+PERSON = {
+    "GIT_AUTHOR_NAME": "A Person",
+    "GIT_AUTHOR_EMAIL": "person@example.invalid",
+    "GIT_COMMITTER_NAME": "A Person",
+    "GIT_COMMITTER_EMAIL": "person@example.invalid",
+}
+
+
+def test_the_walk_through_goes_from_an_idea_to_a_delivered_branch_then_the_sdk_example(tmp_path: Path) -> None:
+    """The new user's hour, as the README writes it: their agent, `make run` with it (the same
+    flags), the commands pasted in order in a fresh directory, no step by hand; then the SDK."""
+    agent = tmp_path / "my_agent.py"
+    agent.write_text(_block_after(AGENT, "python"))
+    user, home = tmp_path / "user", tmp_path / "cw"
+    user.mkdir()
+    home.mkdir()
+    with cluster(home, providers=[f"mine=python3 {agent}"]) as c:
+        env = {**c.client_env(), **PERSON, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+        walked = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _block_after(WALK_THROUGH)],
+            cwd=user, capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        assert walked.returncode == 0, walked.stdout + walked.stderr
+        assert walked.stdout.rstrip().endswith("hello")  # `git show cw/greeting:hello.txt`, in their repository
+        assert "Greeting" in walked.stdout and "+hello" in walked.stdout  # the proposals, the diff
+        sdk = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), "-c", _block_after(SDK, "python")],
+            cwd=user, capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        assert sdk.returncode == 0, sdk.stderr
+        assert sdk.stdout.strip() == "['hello.txt']"
+        delivered = c.api.initiatives.ListInitiatives(initiative_pb2.ListInitiativesRequest()).initiatives
+        statuses = {i.name: i.status for i in delivered}
+        assert statuses == {
+            "Greeting": initiative_pb2.INITIATIVE_STATUS_COMPLETED,
+            "Hello again": initiative_pb2.INITIATIVE_STATUS_PENDING_REVIEW,  # merged: only delivery is left
+        }

@@ -88,11 +88,15 @@ def test_a_reply_to_a_message_goes_into_the_next_run_once(tmp_path: Path) -> Non
         first = c.agents_of(noting.id)
         notes = sorted((m for a in first for m in c.messages_from(a.id)), key=lambda m: m.create_time.ToNanoseconds())
         assert len(notes) == 4 and not any(m.requires_response for m in notes)
-        c.cw("reply", notes[0].id, "sqlite is fine")
+        said = c.cw("reply", notes[0].id, "sqlite is fine").stderr
+        assert f"its next run reads this reply once you retry it (cw task retry {noting.id})" in said
         c.cw("task", "retry", noting.id)
         c.wait_phase(phase.id, REVIEW)
         runs = _prompts(c, noting.id)
         assert len(runs) == 5 and ["sqlite is fine" in run for run in runs] == [False] * 4 + [True]
         (reply,) = c.api.messages.ListMessages(message_pb2.ListMessagesRequest(parent_message_id=notes[0].id)).messages
         assert reply.status == message_pb2.MESSAGE_STATUS_READ
+        # The task is done: a second reply is kept, and the person is told no run will read it.
+        late = c.cw("reply", notes[1].id, "and use WAL")
+        assert late.returncode == 0 and "is completed: no run will read this reply" in late.stderr
         c.assert_invariants()

@@ -80,3 +80,34 @@ def test_request_changes_cycle(tmp_path: Path) -> None:
         assert "+one, because" in added and "+bee" in added
         assert any(e.type == "phase:changes_requested" and e.phase_id == phase.id for e in c.events())
         c.assert_invariants()
+
+
+def test_a_comment_on_a_file_named_like_its_project_shows_under_its_line(tmp_path: Path) -> None:
+    """Issue 25: in project `inflection`, a comment on `inflection/__init__.py` was stored and never
+    shown (the CLI took `inflection/` for the project's name); a review agent's comment the same."""
+    with cluster(tmp_path) as c:
+        project = c.project("inflection")
+        phase = c.phase(c.initiative("Named", project), "P")
+        work = c.task(phase, "work", files={"inflection/__init__.py": "one\ntwo\n"})
+        remark = {"project": "inflection", "file": "inflection/__init__.py", "line": 2, "body": "two what?"}
+        c.cw(
+            "task", "add", phase.id, "review it", "--category", "review", "--after", work.id,
+            "--description", script(review_comments=[remark]),
+        )  # fmt: skip
+        c.approve(phase)
+        c.wait_phase(phase.id, REVIEW)
+        mine = c.cw_json("review", "comment", phase.id, "inflection/__init__.py:1", "say why one")
+        assert (mine["projectId"], mine["filePath"]) == (project.id, "inflection/__init__.py")
+        by_agent = next(x for x in c.cw_json("review", "list", phase.id) if x["id"] != mine["id"])
+        assert (by_agent["projectId"], by_agent["filePath"]) == (project.id, "inflection/__init__.py")
+        shown = c.cw("phase", "diff", phase.id).stdout.splitlines()
+        assert shown[shown.index("+one") + 1] == f"  >> [{mine['id']}] you: say why one"
+        assert shown[shown.index("+two") + 1].endswith("two what?")
+        assert "inflection" in c.cw("review", "list", phase.id).stdout
+        c.plan_for_initiative(phase.initiative_id, files={"inflection/__init__.py": "one, because\ntwo\n"})
+        c.cw("review", "request-changes", phase.id)
+        revision = next(
+            t for t in c.api.tasks.ListTasks(task_pb2.ListTasksRequest(phase_id=phase.id)).tasks if t.review_comment_ids
+        )
+        assert "on inflection/__init__.py:1 (added) in project inflection" in revision.description
+        assert "+one" in revision.description  # the hunk, found in its project's diff

@@ -64,6 +64,21 @@ def test_renewal_keeps_it_only_for_its_owner_and_only_before_it_lapses(api: Simp
     assert lapsed.reason == "LEASE_NOT_HELD" and lapsed.metadata["holder"] == "two"
 
 
+def test_an_owner_whose_own_lease_lapsed_is_told_it_lapsed_not_that_it_is_someone_else_s(api: SimpleNamespace) -> None:
+    """Issue 25: after a full disk stopped its renewals, an orchestrator read "lease ... is not
+    yours: 'me' holds it", its own id."""
+    first = _acquire(api, "one", 0.2)
+    expiry = first.expire_time.ToDatetime()
+    wait_for("the lease's expiry to pass", lambda: utcnow() > expiry, timeout=10, interval=0.05)
+    renew = lease_pb2.RenewLeaseRequest(name="orchestrator/a", owner="one", ttl=_ttl(5))
+    refused = call_error(api.leases.RenewLease, renew)
+    assert refused.reason == "LEASE_NOT_HELD" and refused.metadata["holder"] == "one"
+    assert (
+        "lapsed at" in refused.message and "not yours" not in refused.message and "acquire it again" in refused.message
+    )
+    assert _acquire(api, "one", 60).acquire_time != first.acquire_time  # taken again: a new holding
+
+
 def _try_acquire(api: SimpleNamespace, owner: str) -> lease_pb2.Lease | None:
     try:
         return _acquire(api, owner, 60)

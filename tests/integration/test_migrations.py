@@ -39,7 +39,7 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     scale_out = script.get_revision("0007")
     assert scale_out is not None and scale_out.down_revision == "0006" and "leases" in (scale_out.doc or "")
     head = script.get_revision("head")
-    assert head is not None and head.down_revision == "0008" and "budget" in (head.doc or "")
+    assert head is not None and head.down_revision == "0009" and "project_id" in (head.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models_and_goes_back_to_empty(empty_database: DatabaseLocation) -> None:
@@ -290,3 +290,43 @@ def test_review_and_repair_columns_start_empty_and_go_back(tmp_path: Path) -> No
     assert columns.isdisjoint({"review_comment_ids", "merge_source_task_id", "merge_source_phase_id"})
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM tasks").scalar() == 6
+
+
+def test_review_comments_get_their_project_and_paths_relative_to_it(tmp_path: Path) -> None:
+    """Issue 25: a comment's path was prefixed with its project's name only when the diff held
+    several projects; the upgrade stores the project and the path in its worktree, and goes back."""
+    engine = create_writer_engine(tmp_path / "store.db")
+    migrate.upgrade(engine, "0007")
+    stamp = {"created_at": datetime(2026, 1, 1), "updated_at": datetime(2026, 1, 1)}
+    comment = {"line_number": 1, "line_type": "added", "body": "b", "author": "you", "resolved": False, **stamp}
+    with engine.begin() as connection:
+        for project in ("inflection", "web", "webapp"):
+            _insert(connection, "projects", id=project, name=project, url=f"/r/{project}", **stamp)
+        for initiative, projects in (("one", ["inflection"]), ("several", ["inflection", "web", "webapp"])):
+            _insert(connection, "initiatives", id=initiative, name=initiative, status="active", **stamp)
+            _insert(connection, "phases", id=f"p-{initiative}", initiative_id=initiative, name="p", **stamp)
+            for project in projects:
+                link = {"id": f"{initiative}-{project}", "created_at": stamp["created_at"]}
+                _insert(connection, "initiative_projects", initiative_id=initiative, project_id=project, **link)
+        placed = {
+            "own-path": ("p-one", "inflection/__init__.py"),  # one project: its own path, kept whole
+            "prefixed": ("p-several", "inflection/inflection/__init__.py"),
+            "longest-name": ("p-several", "webapp/index.html"),
+            "unknown": ("p-several", "README.md"),
+        }
+        for comment_id, (phase_id, path) in placed.items():
+            _insert(connection, "review_comments", id=comment_id, phase_id=phase_id, file_path=path, **comment)
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT id, project_id, file_path FROM review_comments").fetchall()
+    assert {row[0]: (row[1], row[2]) for row in rows} == {
+        "own-path": ("inflection", "inflection/__init__.py"),
+        "prefixed": ("inflection", "inflection/__init__.py"),
+        "longest-name": ("webapp", "index.html"),
+        "unknown": (None, "README.md"),
+    }
+    migrate.downgrade(engine, "0007")
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT id, file_path FROM review_comments").fetchall()
+    assert dict(rows) == {path_id: path for path_id, (_, path) in placed.items()}
+    engine.dispose()

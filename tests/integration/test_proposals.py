@@ -209,3 +209,25 @@ def test_dismissed_proposals_are_not_accepted_and_accepted_ones_are_not_dismisse
         ),
     )
     assert forged.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_undoing_a_chat_reply_dismisses_its_proposals_rather_than_reopening_them(api: SimpleNamespace) -> None:
+    """`cw chat undo` used to put the reply's proposals back in the inbox as pending."""
+    initiative_id, agent_id = _agent(api)
+    session = api.chat_sessions.CreateChatSession(
+        chat.CreateChatSessionRequest(
+            chat_session=chat.ChatSession(
+                target_type=chat.CHAT_TARGET_TYPE_PHASE, target_id="any", initiative_id=initiative_id
+            )
+        )
+    )
+    (proposal,) = _propose(api, initiative_id, agent_id, {"key": "p1", "target_type": PHASE, "title": "Split"})
+    request = pr.AcceptProposalsRequest(proposal_ids=[proposal.id], chat_session_id=session.id)
+    applied = api.proposals.AcceptProposals(request)
+    api.chat_sessions.RevertChangeSet(chat.RevertChangeSetRequest(id=applied.change_set_id))
+    assert _phases(api, initiative_id) == {}
+    undone = api.proposals.GetProposal(pr.GetProposalRequest(id=proposal.id))
+    assert undone.status == pr.PROPOSAL_STATUS_DISMISSED and not undone.entity_id
+    assert undone.change_set_id == applied.change_set_id  # the trace: applied, then reverted
+    pending = api.proposals.ListProposals(pr.ListProposalsRequest(status=pr.PROPOSAL_STATUS_PENDING)).proposals
+    assert proposal.id not in {p.id for p in pending}

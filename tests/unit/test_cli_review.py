@@ -17,6 +17,7 @@ from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
+    initiative_pb2,
     message_pb2,
     phase_pb2,
     project_pb2,
@@ -27,9 +28,9 @@ from cw.store.v1 import (
 from tests.support import SMALL_DIFF
 
 
-def _diff(*projects: str) -> orch.GetPhaseDiffResponse:
+def _diff(*projects: str, unified: str = SMALL_DIFF) -> orch.GetPhaseDiffResponse:
     return orch.GetPhaseDiffResponse(
-        projects=[orch.ProjectDiff(project_name=p, unified_diff=SMALL_DIFF) for p in projects]
+        projects=[orch.ProjectDiff(project_id=f"id-{p}", project_name=p, unified_diff=unified) for p in projects]
     )
 
 
@@ -42,29 +43,51 @@ def test_a_place_is_file_and_line() -> None:
 
 def test_the_line_type_comes_from_the_diff() -> None:
     one = _diff("app")
-    assert review.place_in_diff(one, "a.txt", 2) == ("a.txt", "added")
-    assert review.place_in_diff(one, "a.txt", 1) == ("a.txt", "context")
-    assert review.place_in_diff(one, "a.txt", 2, old=True) == ("a.txt", "removed")
+    assert review.place_in_diff(one, "a.txt", 2) == review.Place("id-app", "app", "a.txt", "added")
+    assert review.place_in_diff(one, "a.txt", 1).kind == "context"
+    assert review.place_in_diff(one, "a.txt", 2, old=True).kind == "removed"
     for path, line in (("b.txt", 1), ("a.txt", 7)):
         with pytest.raises(InvalidArgumentError):
             review.place_in_diff(one, path, line)
     two = _diff("app", "web")
-    with pytest.raises(InvalidArgumentError, match=r"web/a\.txt"):
+    with pytest.raises(InvalidArgumentError, match=r"several projects' diffs \(app, web\): name one with --project"):
         review.place_in_diff(two, "a.txt", 2)
-    assert review.place_in_diff(two, "web/a.txt", 2) == ("web/a.txt", "added")
+    assert review.place_in_diff(two, "web/a.txt", 2) == review.Place("id-web", "web", "a.txt", "added")
+    assert review.place_in_diff(two, "a.txt", 2, project="web") == review.Place("id-web", "web", "a.txt", "added")
+    assert review.place_in_diff(two, "a.txt", 2, project="id-app").project_id == "id-app"
+
+
+NAMED_LIKE_ITS_PROJECT = SMALL_DIFF.replace("a.txt", "inflection/__init__.py")
+
+
+def test_a_path_that_starts_with_the_project_name_is_the_project_own_path() -> None:
+    """Issue 25: in project `inflection`, `inflection/__init__.py` lost its comments (the CLI took
+    the first part for the project's name)."""
+    diff = _diff("inflection", unified=NAMED_LIKE_ITS_PROJECT)
+    place = review.place_in_diff(diff, "inflection/__init__.py", 2)
+    assert place == review.Place("id-inflection", "inflection", "inflection/__init__.py", "added")
+    comment = review_comment_pb2.ReviewComment(
+        id="c1", project_id=place.project_id, file_path=place.path, line_number=2,
+        line_type=review_comment_pb2.REVIEW_LINE_TYPE_ADDED, body="why?",
+    )  # fmt: skip
+    lines = review.annotated(NAMED_LIKE_ITS_PROJECT, diff.projects[0], [comment])
+    assert lines[lines.index("+new") + 1] == "  >> [c1] you: why?"
+    other = orch.ProjectDiff(project_id="id-other", project_name="other", unified_diff=NAMED_LIKE_ITS_PROJECT)
+    assert "  >> [c1] you: why?" not in review.annotated(NAMED_LIKE_ITS_PROJECT, other, [comment])
 
 
 def test_comments_show_under_their_lines() -> None:
     comments = [
         review_comment_pb2.ReviewComment(
-            id="c1", file_path="a.txt", line_number=2, line_type=review_comment_pb2.REVIEW_LINE_TYPE_ADDED, body="why?"
+            id="c1", project_id="id-app", file_path="a.txt", line_number=2,
+            line_type=review_comment_pb2.REVIEW_LINE_TYPE_ADDED, body="why?",
         ),
-        review_comment_pb2.ReviewComment(
+        review_comment_pb2.ReviewComment(  # stored before comments had their project: by its path
             id="c2", file_path="app/a.txt", line_number=2, line_type=review_comment_pb2.REVIEW_LINE_TYPE_REMOVED,
             body="keep", author="tidy-jackal",
         ),
     ]  # fmt: skip
-    lines = review.annotated(SMALL_DIFF, "app", comments)
+    lines = review.annotated(SMALL_DIFF, _diff("app").projects[0], comments)
     assert lines[lines.index("-old") + 1] == "  >> [c2] tidy-jackal: keep"
     assert lines[lines.index("+new") + 1] == "  >> [c1] you: why?"
     assert len(lines) == len(SMALL_DIFF.splitlines()) + 2
@@ -97,10 +120,12 @@ def test_the_inbox_lists_what_waits_newest_first() -> None:
             _stamp(project_pb2.Project(id="pj1", name="ghost", sync_error="no such path"), 70, "sync_error_time"),
             project_pb2.Project(id="pj2", name="fine"),
         ],
+        deliverable=[_stamp(initiative_pb2.Initiative(id="i1", name="User auth"), 80)],
         agent_names={"a1": "tidy-jackal"},
     )
     items = inbox_items(snapshot)
     assert [(i.kind, i.id) for i in items] == [
+        ("ready to deliver", "i1"),
         ("sync failure", "pj1"),
         ("message", "ms1"),
         ("proposal", "pr1"),
@@ -115,6 +140,8 @@ def test_the_inbox_lists_what_waits_newest_first() -> None:
     assert commands["pr1"].startswith("cw proposals accept pr1") and "cw phase merge p1" in commands["p1"]
     assert "boom" in next(i.detail for i in items if i.id == "t1")
     assert "tidy-jackal" in next(i.title for i in items if i.id == "ms1")
+    assert commands["i1"] == "cw initiative diff i1; then cw initiative deliver i1"
+    assert "User auth is ready to deliver" in next(i.title for i in items if i.id == "i1")
 
 
 def test_an_account_whose_credential_was_refused_is_in_the_inbox_until_updated() -> None:

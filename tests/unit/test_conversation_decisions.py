@@ -95,9 +95,20 @@ def test_what_an_answering_run_answered() -> None:
 
 
 def test_the_question_prompt_says_how_to_answer() -> None:
-    prompt = decide.discuss_prompt("a-name", "Users table", "which column?")
+    prompt = decide.discuss_prompt("a-name", task_pb2.Task(name="Users table"), "which column?")
     assert prompt.startswith("# A question from agent a-name (working on task 'Users table')")
     assert "which column?" in prompt and '{"status": "answer"' in prompt and "$CW_SIGNAL_FILE" in prompt
+
+
+def test_the_question_prompt_tells_the_answerer_what_both_sides_work_on() -> None:
+    """Issue 25: an answering run was given only the question, which a stateless agent cannot answer."""
+    asker = task_pb2.Task(name="API", description="Add the endpoints over the users table.")
+    mine = task_pb2.Task(id="t1", name="Users table", description="Create it.", summary="made users(email)")
+    own = decide.OwnWork(mine, {"app": ["db/users.sql", "db/index.sql"], "docs": []})
+    prompt = decide.discuss_prompt("a-name", asker, "which column is unique?", own)
+    assert "## The asker's task\n\nAdd the endpoints over the users table." in prompt
+    assert "## Your task: Users table (t1)\n\nCreate it." in prompt and "What you reported: made users(email)" in prompt
+    assert "- app: db/users.sql, db/index.sql" in prompt and "- docs" not in prompt
 
 
 NOW = datetime(2026, 12, 18, 12, 0, tzinfo=UTC)

@@ -135,7 +135,29 @@ def test_prompt_holds_description_and_dependency_summaries() -> None:
     task = _task("t", name="Write API", description="Add the endpoints.")
     dependencies = [_task("d", name="Schema", summary="tables created"), _task("e", name="Empty")]
     prompt = dispatch.build_prompt(task, dependencies)
-    assert "Add the endpoints." in prompt and "- Schema: tables created" in prompt and "Empty" not in prompt
+    assert "Add the endpoints." in prompt and "- Schema (task d, no agent yet, pending): tables created" in prompt
+
+
+def test_an_execute_prompt_names_whom_it_may_ask() -> None:
+    """Issue 25: dependencies were listed by title only, while `"to"` wants a task id or an agent."""
+    task = _task("t", name="Write API")
+    sibling = dispatch.Neighbour(_task("s", name="Docs"), "tidy-jackal")
+    prompt = dispatch.build_prompt(task, [_task("d", name="Schema", summary="done")], [sibling], {"d": "busy-otter"})
+    assert "- Schema (task d, agent busy-otter, pending): done" in prompt
+    assert "## The other tasks of this phase\n- Docs (task s, agent tidy-jackal, pending)" in prompt
+    assert '"status": "ask", "to": "TASK_ID or AGENT_NAME"' in prompt
+    assert '"ask"' not in dispatch.build_prompt(task, [])  # nobody to ask: not offered
+
+
+def test_every_run_kind() -> None:
+    kinds = {
+        dispatch.RunKind.MERGE: _task("m", category=task_pb2.TASK_CATEGORY_MERGE),
+        dispatch.RunKind.REVIEW: _task("r", category=task_pb2.TASK_CATEGORY_REVIEW),
+        dispatch.RunKind.REVISION: task_pb2.Task(id="v", review_comment_ids=["c1"]),
+        dispatch.RunKind.PLAN: _task("p", category=task_pb2.TASK_CATEGORY_PLAN),
+        dispatch.RunKind.EXECUTE: _task("e"),
+    }
+    assert {kind: dispatch.run_kind(task) for kind, task in kinds.items()} == {kind: kind for kind in kinds}
 
 
 def test_providers() -> None:

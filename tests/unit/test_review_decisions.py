@@ -9,14 +9,15 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from cw.store.v1 import agent_pb2, message_pb2, phase_pb2, review_comment_pb2, task_pb2
+from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, message_pb2, phase_pb2, review_comment_pb2, task_pb2
 from cw_edge import diffs
 from orchestrator_service import dispatch, outcomes
 from orchestrator_service.review import comments, merge_tasks
+from orchestrator_service.review.delivery import repeats_delivery
 from orchestrator_service.review.reports import messages_from
 from tests.support import SMALL_DIFF
 
-FILES = {"app": diffs.by_path(SMALL_DIFF)}
+FILES = [comments.ProjectFiles("id-app", "app", diffs.by_path(SMALL_DIFF))]
 
 
 def _comment(comment_id: str, line: int, kind: Any, body: str = "fix it") -> review_comment_pb2.ReviewComment:
@@ -32,7 +33,7 @@ def test_a_revision_prompt_holds_every_comment_with_its_place_and_hunk() -> None
         review_comment_pb2.ReviewComment(id="c3", file_path="gone.txt", line_number=1, body="elsewhere"),
     ]
     prompt = comments.revision_prompt("Schema", found, FILES)
-    assert "## Comment c1 on a.txt:2 (added), by you" in prompt and "why new?" in prompt
+    assert "## Comment c1 on a.txt:2 (added) in project app, by you" in prompt and "why new?" in prompt
     assert "## Comment c2 on a.txt:2 (removed)" in prompt and prompt.count("```diff") == 2
     assert "@@ -1,2 +1,2 @@\n keep\n-old\n+new" in prompt
     assert "## Comment c3 on gone.txt:1" in prompt and '"resolved_comments"' in prompt
@@ -69,19 +70,56 @@ def test_a_review_agent_s_comments_take_their_line_type_from_the_diff_and_its_ch
     assert kinds == [
         ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_ADDED),
         ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_REMOVED),
-        ("a.txt", 1, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
+        ("a.txt", 1, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),  # `app/` was the project's name
     ]
+    assert {c.project_id for c in found} == {"id-app"}
     assert {(c.author, c.phase_id) for c in found} == {("tidy-jackal", "ph")}
     many = {"review_comments": [{"file": "a.txt", "line": 2, "body": "x" * 40000}] * 80}
     capped = comments.from_report(many, "ph", "a", FILES)
     assert len(capped) == comments.MAX_AGENT_COMMENTS and len(capped[0].body.encode()) <= comments.BODY_BYTES
 
 
+def test_comments_carry_their_project_and_a_path_in_it() -> None:
+    """Issue 25: a path that starts with its project's name is the project's own path, and with
+    several projects a comment says whose file it is."""
+    own = SMALL_DIFF.replace("a.txt", "inflection/__init__.py")
+    files = [
+        comments.ProjectFiles("id-inflection", "inflection", diffs.by_path(own)),
+        comments.ProjectFiles("id-app", "app", diffs.by_path(SMALL_DIFF)),
+    ]
+    report = {
+        "review_comments": [
+            {"file": "inflection/__init__.py", "line": 2, "body": "own path"},
+            {"project": "app", "file": "a.txt", "line": 2, "body": "named project"},
+            {"file": "app/a.txt", "line": 2, "body": "prefixed, as the prompt used to ask"},
+            {"project": "inflection", "file": "a.txt", "line": 2, "body": "not a file of its project: left out"},
+        ]
+    }
+    found = [(c.project_id, c.file_path, c.line_type) for c in comments.from_report(report, "ph", "a", files)]
+    added = review_comment_pb2.REVIEW_LINE_TYPE_ADDED
+    assert found == [
+        ("id-inflection", "inflection/__init__.py", added),
+        ("id-app", "a.txt", added),
+        ("id-app", "a.txt", added),
+    ]
+    comment = review_comment_pb2.ReviewComment(
+        id="c1", project_id="id-inflection", file_path="inflection/__init__.py", line_number=2,
+        line_type=added, body="b",
+    )  # fmt: skip
+    prompt = comments.revision_prompt("P", [comment], files)
+    assert "## Comment c1 on inflection/__init__.py:2 (added) in project inflection" in prompt
+    assert "```diff\n@@ -1,2 +1,2 @@" in prompt  # the hunk found in its project
+
+
 def test_a_comment_names_its_project_where_several_diffs_hold_its_path() -> None:
-    both = {"app": diffs.by_path(SMALL_DIFF), "lib": diffs.by_path(SMALL_DIFF)}
+    both = [
+        comments.ProjectFiles("id-app", "app", diffs.by_path(SMALL_DIFF)),
+        comments.ProjectFiles("id-lib", "lib", diffs.by_path(SMALL_DIFF)),
+    ]
     assert comments.place(both, "a.txt", 2) is None  # ambiguous, as for a person
-    assert comments.place(both, "lib/a.txt", 2) == ("lib/a.txt", diffs.ADDED)
-    assert comments.place(both, "lib/a.txt", 2, removed=True) == ("lib/a.txt", diffs.REMOVED)
+    assert comments.place(both, "lib/a.txt", 2) == ("id-lib", "a.txt", diffs.ADDED)
+    assert comments.place(both, "lib/a.txt", 2, removed=True) == ("id-lib", "a.txt", diffs.REMOVED)
+    assert comments.place(both, "a.txt", 2, project_id="id-app") == ("id-app", "a.txt", diffs.ADDED)
 
 
 def test_a_review_prompt_shows_the_diff_and_cuts_a_huge_one() -> None:
@@ -101,7 +139,11 @@ def test_a_task_conflict_becomes_a_merge_task_with_both_sides() -> None:
     made = merge_tasks.for_task(source, conflict, merged).task
     assert (made.category, made.phase_id, made.merge_source_task_id) == (task_pb2.TASK_CATEGORY_MERGE, "p", "t1")
     assert made.priority == task_pb2.TASK_PRIORITY_HIGH and made.name == "Resolve merge conflict: left"
-    for needed in ("- app/shared.txt", "- left: wrote left", "- right: wrote right", "- quiet: (no summary)"):
+    assert "these files of project app (paths in the project, in its directory app/):\n- shared.txt\n" in (
+        made.description
+    )
+    assert "the merge is committed" in made.description
+    for needed in ("- left: wrote left", "- right: wrote right", "- quiet: (no summary)"):
         assert needed in made.description
     assert "cw-phase/p" in merge_tasks.conflict_reason(conflict) and "shared.txt" in merge_tasks.conflict_reason(
         conflict
@@ -176,3 +218,18 @@ def test_messages_from_a_report() -> None:
         (message_pb2.PARTICIPANT_TYPE_AGENT, "a", message_pb2.PARTICIPANT_TYPE_USER)
     }
     assert messages_from({"messages": "not a list"}, agent) == []
+
+
+def test_a_delivery_repeats_only_when_completed_with_the_same_branch_and_commits() -> None:
+    delivered = event_pb2.Event(type="initiative:delivered")
+    delivered.details.update({"branch": "cw/x", "projects": ["p1"], "commits": {"p1": "abc"}})
+    done = initiative_pb2.Initiative(id="i", status=initiative_pb2.INITIATIVE_STATUS_COMPLETED)
+    active = initiative_pb2.Initiative(id="i", status=initiative_pb2.INITIATIVE_STATUS_ACTIVE)
+    assert repeats_delivery(done, delivered, "cw/x", {"p1": "abc"})
+    assert not repeats_delivery(done, delivered, "cw/x", {"p1": "def"})  # new work: delivered again
+    assert not repeats_delivery(done, delivered, "cw/x", {"p1": "abc", "p2": "abc"})
+    assert not repeats_delivery(active, delivered, "cw/x", {"p1": "abc"})
+    assert not repeats_delivery(done, None, "cw/x", {"p1": "abc"})
+    older = event_pb2.Event(type="initiative:delivered")  # recorded before commits were
+    older.details.update({"branch": "cw/x", "projects": ["p1"]})
+    assert not repeats_delivery(done, older, "cw/x", {"p1": "abc"})

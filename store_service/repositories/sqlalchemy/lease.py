@@ -40,9 +40,18 @@ def held_elsewhere(lease: Lease) -> LeaseRefused:
     )
 
 
-def not_held(name: str, lease: Lease | None) -> LeaseRefused:
+def not_held(name: str, lease: Lease | None, owner: str) -> LeaseRefused:
+    """Why `owner` cannot renew or release the lease. Its own lease that expired (renewals that
+    failed, a store that could not write) lapsed: it was called "not yours", naming the caller."""
     if lease is None:
         return LeaseRefused(f"lease {name!r} is not held by anyone: acquire it", "LEASE_NOT_HELD")
+    if lease.owner == owner:
+        return LeaseRefused(
+            f"lease {name!r} lapsed at {_iso(lease.expire_time)}, before {owner!r} renewed it: acquire it again",
+            "LEASE_NOT_HELD",
+            lease.owner,
+            _iso(lease.expire_time),
+        )
     return LeaseRefused(
         f"lease {name!r} is not yours: {lease.owner!r} holds it until {_iso(lease.expire_time)}",
         "LEASE_NOT_HELD",
@@ -81,17 +90,17 @@ class SqlAlchemyLeaseRepository:
         for _ in range(ATTEMPTS):
             current = self.find(name)
             if current is None or current.owner != owner or current.expire_time <= now:
-                raise not_held(name, current)
+                raise not_held(name, current, owner)
             if self._swap(current, owner, now + ttl, current.acquire_time, now):
                 return self._read(name)
-        raise not_held(name, self.find(name))
+        raise not_held(name, self.find(name), owner)
 
     def release(self, name: str, owner: str) -> None:
         current = self.find(name)
         if current is None:
             return
         if current.owner != owner:
-            raise not_held(name, current)
+            raise not_held(name, current, owner)
         self.session.execute(
             delete(Lease).where(Lease.name == name, Lease.owner == owner),
             execution_options={"synchronize_session": False},

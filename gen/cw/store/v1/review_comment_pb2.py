@@ -26,31 +26,31 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n cw/store/v1/review_comment.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x02\n\rReviewComment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08phase_id\x18\x02 \x01(\t\x12\x11\n\tfile_path\x18\x03 \x01(\t\x12\x13\n\x0bline_number\x18\x04 \x01(\x05\x12.\n\tline_type\x18\x05 \x01(\x0e\x32\x1b.cw.store.v1.ReviewLineType\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x07 \x01(\t\x12\x10\n\x08resolved\x18\x08 \x01(\x08\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x1a\x43reateReviewCommentRequest\x12\x32\n\x0ereview_comment\x18\x01 \x01(\x0b\x32\x1a.cw.store.v1.ReviewComment\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"%\n\x17GetReviewCommentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"x\n\x19ListReviewCommentsRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\x08resolved\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\x0b\n\t_resolved\"j\n\x1aListReviewCommentsResponse\x12\x33\n\x0freview_comments\x18\x01 \x03(\x0b\x32\x1a.cw.store.v1.ReviewComment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x1bResolveReviewCommentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"+\n\x1dUnresolveReviewCommentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"(\n\x1a\x44\x65leteReviewCommentRequest\x12\n\n\x02id\x18\x01 \x01(\t*\x8a\x01\n\x0eReviewLineType\x12 \n\x1cREVIEW_LINE_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REVIEW_LINE_TYPE_ADDED\x10\x01\x12\x1c\n\x18REVIEW_LINE_TYPE_REMOVED\x10\x02\x12\x1c\n\x18REVIEW_LINE_TYPE_CONTEXT\x10\x03\x32\xc7\x04\n\x14ReviewCommentService\x12Z\n\x13\x43reateReviewComment\x12\'.cw.store.v1.CreateReviewCommentRequest\x1a\x1a.cw.store.v1.ReviewComment\x12T\n\x10GetReviewComment\x12$.cw.store.v1.GetReviewCommentRequest\x1a\x1a.cw.store.v1.ReviewComment\x12\x65\n\x12ListReviewComments\x12&.cw.store.v1.ListReviewCommentsRequest\x1a\'.cw.store.v1.ListReviewCommentsResponse\x12\\\n\x14ResolveReviewComment\x12(.cw.store.v1.ResolveReviewCommentRequest\x1a\x1a.cw.store.v1.ReviewComment\x12`\n\x16UnresolveReviewComment\x12*.cw.store.v1.UnresolveReviewCommentRequest\x1a\x1a.cw.store.v1.ReviewComment\x12V\n\x13\x44\x65leteReviewComment\x12\'.cw.store.v1.DeleteReviewCommentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n cw/store/v1/review_comment.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x02\n\rReviewComment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08phase_id\x18\x02 \x01(\t\x12\x11\n\tfile_path\x18\x03 \x01(\t\x12\x13\n\x0bline_number\x18\x04 \x01(\x05\x12.\n\tline_type\x18\x05 \x01(\x0e\x32\x1b.cw.store.v1.ReviewLineType\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x07 \x01(\t\x12\x10\n\x08resolved\x18\x08 \x01(\x08\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nproject_id\x18\x0b \x01(\t\"d\n\x1a\x43reateReviewCommentRequest\x12\x32\n\x0ereview_comment\x18\x01 \x01(\x0b\x32\x1a.cw.store.v1.ReviewComment\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"%\n\x17GetReviewCommentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"x\n\x19ListReviewCommentsRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\x08resolved\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\x0b\n\t_resolved\"j\n\x1aListReviewCommentsResponse\x12\x33\n\x0freview_comments\x18\x01 \x03(\x0b\x32\x1a.cw.store.v1.ReviewComment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x1bResolveReviewCommentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"+\n\x1dUnresolveReviewCommentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"(\n\x1a\x44\x65leteReviewCommentRequest\x12\n\n\x02id\x18\x01 \x01(\t*\x8a\x01\n\x0eReviewLineType\x12 \n\x1cREVIEW_LINE_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REVIEW_LINE_TYPE_ADDED\x10\x01\x12\x1c\n\x18REVIEW_LINE_TYPE_REMOVED\x10\x02\x12\x1c\n\x18REVIEW_LINE_TYPE_CONTEXT\x10\x03\x32\xc7\x04\n\x14ReviewCommentService\x12Z\n\x13\x43reateReviewComment\x12\'.cw.store.v1.CreateReviewCommentRequest\x1a\x1a.cw.store.v1.ReviewComment\x12T\n\x10GetReviewComment\x12$.cw.store.v1.GetReviewCommentRequest\x1a\x1a.cw.store.v1.ReviewComment\x12\x65\n\x12ListReviewComments\x12&.cw.store.v1.ListReviewCommentsRequest\x1a\'.cw.store.v1.ListReviewCommentsResponse\x12\\\n\x14ResolveReviewComment\x12(.cw.store.v1.ResolveReviewCommentRequest\x1a\x1a.cw.store.v1.ReviewComment\x12`\n\x16UnresolveReviewComment\x12*.cw.store.v1.UnresolveReviewCommentRequest\x1a\x1a.cw.store.v1.ReviewComment\x12V\n\x13\x44\x65leteReviewComment\x12\'.cw.store.v1.DeleteReviewCommentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.review_comment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REVIEWLINETYPE']._serialized_start=895
-  _globals['_REVIEWLINETYPE']._serialized_end=1033
+  _globals['_REVIEWLINETYPE']._serialized_start=915
+  _globals['_REVIEWLINETYPE']._serialized_end=1053
   _globals['_REVIEWCOMMENT']._serialized_start=112
-  _globals['_REVIEWCOMMENT']._serialized_end=391
-  _globals['_CREATEREVIEWCOMMENTREQUEST']._serialized_start=393
-  _globals['_CREATEREVIEWCOMMENTREQUEST']._serialized_end=493
-  _globals['_GETREVIEWCOMMENTREQUEST']._serialized_start=495
-  _globals['_GETREVIEWCOMMENTREQUEST']._serialized_end=532
-  _globals['_LISTREVIEWCOMMENTSREQUEST']._serialized_start=534
-  _globals['_LISTREVIEWCOMMENTSREQUEST']._serialized_end=654
-  _globals['_LISTREVIEWCOMMENTSRESPONSE']._serialized_start=656
-  _globals['_LISTREVIEWCOMMENTSRESPONSE']._serialized_end=762
-  _globals['_RESOLVEREVIEWCOMMENTREQUEST']._serialized_start=764
-  _globals['_RESOLVEREVIEWCOMMENTREQUEST']._serialized_end=805
-  _globals['_UNRESOLVEREVIEWCOMMENTREQUEST']._serialized_start=807
-  _globals['_UNRESOLVEREVIEWCOMMENTREQUEST']._serialized_end=850
-  _globals['_DELETEREVIEWCOMMENTREQUEST']._serialized_start=852
-  _globals['_DELETEREVIEWCOMMENTREQUEST']._serialized_end=892
-  _globals['_REVIEWCOMMENTSERVICE']._serialized_start=1036
-  _globals['_REVIEWCOMMENTSERVICE']._serialized_end=1619
+  _globals['_REVIEWCOMMENT']._serialized_end=411
+  _globals['_CREATEREVIEWCOMMENTREQUEST']._serialized_start=413
+  _globals['_CREATEREVIEWCOMMENTREQUEST']._serialized_end=513
+  _globals['_GETREVIEWCOMMENTREQUEST']._serialized_start=515
+  _globals['_GETREVIEWCOMMENTREQUEST']._serialized_end=552
+  _globals['_LISTREVIEWCOMMENTSREQUEST']._serialized_start=554
+  _globals['_LISTREVIEWCOMMENTSREQUEST']._serialized_end=674
+  _globals['_LISTREVIEWCOMMENTSRESPONSE']._serialized_start=676
+  _globals['_LISTREVIEWCOMMENTSRESPONSE']._serialized_end=782
+  _globals['_RESOLVEREVIEWCOMMENTREQUEST']._serialized_start=784
+  _globals['_RESOLVEREVIEWCOMMENTREQUEST']._serialized_end=825
+  _globals['_UNRESOLVEREVIEWCOMMENTREQUEST']._serialized_start=827
+  _globals['_UNRESOLVEREVIEWCOMMENTREQUEST']._serialized_end=870
+  _globals['_DELETEREVIEWCOMMENTREQUEST']._serialized_start=872
+  _globals['_DELETEREVIEWCOMMENTREQUEST']._serialized_end=912
+  _globals['_REVIEWCOMMENTSERVICE']._serialized_start=1056
+  _globals['_REVIEWCOMMENTSERVICE']._serialized_end=1639
 # @@protoc_insertion_point(module_scope)

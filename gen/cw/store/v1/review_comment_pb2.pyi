@@ -53,15 +53,23 @@ class ReviewComment(_message.Message):
     RESOLVED_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     phase_id: _builtins.str
     file_path: _builtins.str
+    """Relative to the worktree of the project `project_id` (the project's own paths, never prefixed
+    with its name).
+    """
     line_number: _builtins.int
     """New-side line number, or old-side for a removed line."""
     line_type: Global___ReviewLineType.ValueType
     body: _builtins.str
     author: _builtins.str
     resolved: _builtins.bool
+    project_id: _builtins.str
+    """The project whose file `file_path` is. Empty only on comments stored before projects were
+    recorded whose project could not be told (see migration 0008).
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -79,10 +87,11 @@ class ReviewComment(_message.Message):
         resolved: _builtins.bool = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        project_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "body", b"body", "create_time", b"create_time", "file_path", b"file_path", "id", b"id", "line_number", b"line_number", "line_type", b"line_type", "phase_id", b"phase_id", "resolved", b"resolved", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "body", b"body", "create_time", b"create_time", "file_path", b"file_path", "id", b"id", "line_number", b"line_number", "line_type", b"line_type", "phase_id", b"phase_id", "project_id", b"project_id", "resolved", b"resolved", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 
-from clients.cli.app import Session
+from clients.cli.app import CwCommand, Session
 from clients.web.links import DEFAULT_WEB, new_login_url, web_address
 from cw_edge.listen import Listening, ListenRefused
 
@@ -56,9 +57,12 @@ def web(
         sys.exit(130)
 
 
-@web.command("url")
+@web.command("url", cls=CwCommand)
 @click.option("--listen", envvar="CW_WEB", default=None, help="where cw web listens  [env CW_WEB]")
 @click.option("--https", is_flag=True, help="the server serves TLS")
-def web_url(listen: str | None, https: bool) -> None:
+@click.pass_context
+def web_url(ctx: click.Context, listen: str | None, https: bool) -> None:
     """A one-time login link for the web pages (valid for 10 minutes, once)."""
-    click.echo(new_login_url(web_address(listen), https))
+    url = new_login_url(web_address(listen), https)
+    session = ctx.find_object(Session)
+    click.echo(json.dumps({"url": url}) if session is not None and session.as_json else url)

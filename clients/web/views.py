@@ -4,6 +4,7 @@ the templates escape them."""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,11 +17,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from clients.cli.inbox import gather, inbox_items
+from clients.cli.inbox import INITIATIVE_BUDGET_REASON, TASK_BUDGET_REASON, gather, inbox_items
 from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
+from clients.cli.usage import budget_line, usage_line
 from clients.sdk import NotFoundError, OrchestratorClient, StoreClient
 from clients.sdk.calls import enum_name
 from clients.web.boards import Boards, Change, Kept, look_since
+from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
@@ -64,6 +67,53 @@ class Clients:
     store: StoreClient
     orchestrator: OrchestratorClient
     boards: Boards = field(default_factory=Boards)
+
+
+@dataclass(frozen=True)
+class UsageView:
+    """What a task, phase, initiative or account used, as a page shows it, and its budget if it
+    has one (the orchestrator's GetUsage says both)."""
+
+    used: str
+    agents: int
+    budget: str = ""
+    spent: bool = False  # the budget is passed: its task stops, its initiative starts nothing more
+
+
+def usage_view(total: orchestrator_pb2.UsageTotal | None) -> UsageView:
+    """A total as shown (pure); None (nothing ran yet) is no usage."""
+    if total is None:
+        return UsageView(usage_line(agent_pb2.Usage()), 0)
+    tokens = total.budget_tokens if total.HasField("budget_tokens") else None
+    usd = total.budget_usd if total.HasField("budget_usd") else None
+    # Passed, as the orchestrator decides it (orchestrator_service/controllers/usage.py, `spent`).
+    spent = (tokens is not None and total.budget_tokens_used > tokens) or (
+        usd is not None and total.usage.cost_usd > usd
+    )
+    budget = budget_line(total.budget_tokens_used, total.usage.cost_usd, tokens, usd)
+    return UsageView(usage_line(total.usage), total.agent_count, budget, spent)
+
+
+def usage_of(clients: Clients, scope: str, row_id: str) -> UsageView:
+    """One row's usage and budget, read from the orchestrator."""
+    totals = clients.orchestrator.usage(scope, row_id).totals
+    return usage_view(next((t for t in totals if t.id == row_id), None))
+
+
+class BudgetStop(enum.StrEnum):
+    """Why a budget holds a task, from the reason the orchestrator gave it."""
+
+    NONE = ""
+    TASK = "task"
+    INITIATIVE = "initiative"
+
+
+def budget_stop(found: task_pb2.Task) -> BudgetStop:
+    if found.status == task_pb2.TASK_STATUS_BLOCKED and found.reason.startswith(TASK_BUDGET_REASON):
+        return BudgetStop.TASK
+    if found.status == task_pb2.TASK_STATUS_PENDING and found.reason.startswith(INITIATIVE_BUDGET_REASON):
+        return BudgetStop.INITIATIVE
+    return BudgetStop.NONE
 
 
 def home(clients: Clients) -> dict[str, Any]:
@@ -134,6 +184,12 @@ def row_html(row: TaskRow) -> Markup:
 
 
 def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
+    """The board, with `head` and the initiative's usage (read beside the board, at once)."""
+    usage = READERS.submit(usage_of, clients, "initiative", initiative_id)
+    return {**board(clients, initiative_id), "usage": usage.result()}
+
+
+def board(clients: Clients, initiative_id: str) -> dict[str, Any]:
     """The board, with `head`: read again only as far as the log says it changed
     (clients/web/boards.py)."""
     kept = clients.boards.get(initiative_id)
@@ -242,6 +298,7 @@ def phase(clients: Clients, phase_id: str) -> dict[str, Any]:
         depends_on=lambda: store.phase_dependencies(phase_id),
         comments=lambda: store.list_comments(phase_id, False),
         chat=lambda: chat(store, "phase", phase_id),
+        usage=lambda: usage_of(clients, "phase", phase_id),
     )
     found, tasks = got["phase"], got["tasks"]
     more = parallel(
@@ -264,6 +321,7 @@ def task(clients: Clients, task_id: str) -> dict[str, Any]:
         agents=lambda: store.list_agents(task_id=task_id),
         edges=lambda: store.task_dependencies(task_id=task_id),
         chat=lambda: chat(store, "task", task_id),
+        usage=lambda: usage_of(clients, "task", task_id),
     )
     found, agents, edges = got["task"], got["agents"], got["edges"]
     related = ({e.task_id for e in edges} | {e.depends_on_task_id for e in edges}) - {task_id}
@@ -280,6 +338,8 @@ def task(clients: Clients, task_id: str) -> dict[str, Any]:
         "waited_by": [e.task_id for e in edges if e.depends_on_task_id == task_id],
         "names": {other: more[f"name:{other}"] for other in related},
         "chat": got["chat"],
+        "usage": got["usage"],
+        "budget_stop": budget_stop(found),
     }
 
 
@@ -336,28 +396,48 @@ def page(clients: Clients, page_id: str) -> dict[str, Any]:
     }
 
 
+class AccountUse(enum.StrEnum):
+    READY = "ready"
+    RESTING = "resting"
+    UNUSABLE = "unusable"
+
+
 @dataclass(frozen=True)
 class AccountState:
     account: account_pb2.Account
-    state: str
+    state: AccountUse
     why: str
+    usage: UsageView
 
 
-def account_state(account: account_pb2.Account, now: datetime) -> AccountState:
-    """Why an account is not used now: it rests until its limit resets, or it cannot be used."""
+def account_state(account: account_pb2.Account, now: datetime, usage: UsageView | None = None) -> AccountState:
+    """Why an account is not used now: it cannot be used (no credentials, or the provider refused
+    them), or it rests until its limit resets (pure)."""
+    used = usage or usage_view(None)
     if not account.has_credentials:
-        return AccountState(account, "unusable", "no credentials stored: `cw account add` with --credentials-file")
+        why = "no credentials stored: `cw account add` with --credentials-file"
+        return AccountState(account, AccountUse.UNUSABLE, why, used)
+    if account.unusable_reason:
+        fix = f"`cw account update {account.id} --credentials-file F`"
+        why = f"the provider refused its credentials: {account.unusable_reason} ({fix})"
+        return AccountState(account, AccountUse.UNUSABLE, why, used)
     if account.is_exhausted:
         until = account.exhausted_until.ToDatetime(tzinfo=UTC) if account.HasField("exhausted_until") else None
         if until is None or until > now:
             why = f"rate limited: rests until {when(account.exhausted_until)}" if until else "rate limited"
-            return AccountState(account, "resting", why)
-    return AccountState(account, "ready", "")
+            return AccountState(account, AccountUse.RESTING, why, used)
+    return AccountState(account, AccountUse.READY, "", used)
 
 
 def accounts(clients: Clients) -> dict[str, Any]:
+    """Every account with its state, why, and what its agents used (one GetUsage for all)."""
+    got = parallel(
+        accounts=clients.store.list_accounts,
+        usage=lambda: clients.orchestrator.usage("account").totals,
+    )
+    usage = {total.id: usage_view(total) for total in got["usage"]}
     now = datetime.now(UTC)
-    return {"accounts": [account_state(a, now) for a in clients.store.list_accounts()]}
+    return {"accounts": [account_state(a, now, usage.get(a.id)) for a in got["accounts"]]}
 
 
 def chat_role(message: chat_session_pb2.ChatMessage) -> str:

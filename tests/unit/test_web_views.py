@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from clients.cli.usage import usage_line
 from clients.web import diffview, views
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import account_pb2, agent_pb2, review_comment_pb2, task_pb2
@@ -122,7 +123,7 @@ def test_an_account_says_why_it_rests_or_cannot_be_used() -> None:
 
 
 def test_usage_says_its_budget_and_when_it_is_spent() -> None:
-    assert views.usage_view(None) == views.UsageView(views.usage_line(agent_pb2.Usage()), 0)
+    assert views.usage_view(None) == views.UsageView(usage_line(agent_pb2.Usage()), 0)
     used = agent_pb2.Usage(input_tokens=80, output_tokens=20, cost_usd=0.5)
     plain = views.usage_view(orch.UsageTotal(id="t", usage=used, agent_count=2, budget_tokens_used=100))
     assert (plain.agents, plain.budget, plain.spent) == (2, "", False)

@@ -8,16 +8,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from google.protobuf import field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
+from playwright.sync_api import Browser, expect
 
 from clients.sdk import StoreClient
 from cw.store.v1 import account_pb2, agent_pb2, task_pb2
 from tests.e2e.cluster import Cluster, cluster, wait_for
 from tests.web.support import WebServer, web_server
+from tests.web.test_browser import logged_in, never_ran_script, shot
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -140,7 +143,25 @@ def test_usage_shown_again_follows_a_raised_budget(
 ) -> None:
     c, _ = own
     board = text_of(client.get(f"/initiatives/{ran['initiative']}").text)  # the board is kept now
-    assert "of 100,000 tokens" in board
+    assert "of 100,000 tokens" in board and "Past its budget" not in board
     c.cw("budget", "initiative", ran["initiative"], "--tokens", "200")
     again = text_of(client.get(f"/initiatives/{ran['initiative']}").text)
-    assert "budget: 660 of 200 tokens (spent)" in again
+    assert "budget: 660 of 200 tokens (spent)" in again and "Past its budget" in again
+    assert f"cw budget initiative {ran['initiative']} --tokens N" in again
+
+
+def test_in_the_browser_a_refusal_stays_text_and_a_budget_stop_shows(
+    own: tuple[Cluster, WebServer], ran: dict[str, str], browser: Browser, screenshots: Path
+) -> None:
+    c, web = own
+    with logged_in(browser, web, c) as (_, page):
+        page.goto(f"{web.base}/accounts")
+        expect(page.locator(f"#account-{ran['refused']} td.why")).to_contain_text(REFUSAL)  # as text
+        expect(page.locator(f"#account-{ran['resting']} [data-status]")).to_have_text("resting")
+        expect(page.locator(f"#account-{ran['ready']} td.usage")).to_contain_text("2 agent runs")
+        never_ran_script(page)
+        shot(page, screenshots, "accounts-usage")
+        page.goto(f"{web.base}/tasks/{ran['stopped']}")
+        expect(page.locator("#budget-stop")).to_contain_text("Stopped by its budget")
+        expect(page.locator("#task-usage")).to_contain_text("budget: 500 of 100 tokens (spent)")
+        shot(page, screenshots, "task-budget")

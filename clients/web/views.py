@@ -21,13 +21,14 @@ from clients.cli.inbox import INITIATIVE_BUDGET_REASON, TASK_BUDGET_REASON, gath
 from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
 from clients.cli.usage import budget_line, usage_line
 from clients.sdk import NotFoundError, OrchestratorClient, StoreClient
-from clients.sdk.calls import enum_name
+from clients.sdk.calls import call, enum_name
 from clients.web.boards import Boards, Change, Kept, look_since
 from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
     chat_session_pb2,
+    initiative_pb2,
     phase_pb2,
     proposal_pb2,
     task_pb2,
@@ -184,30 +185,52 @@ def row_html(row: TaskRow) -> Markup:
 
 
 def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
-    """The board, with `head` and the initiative's usage (read beside the board, at once)."""
-    usage = READERS.submit(usage_of, clients, "initiative", initiative_id)
-    return {**board(clients, initiative_id), "usage": usage.result()}
-
-
-def board(clients: Clients, initiative_id: str) -> dict[str, Any]:
     """The board, with `head`: read again only as far as the log says it changed
-    (clients/web/boards.py)."""
+    (clients/web/boards.py), its usage summed again only when one of its agents changed."""
     kept = clients.boards.get(initiative_id)
     head = clients.store.head_sequence()
     if kept is None:
         rows = read_board(clients, initiative_id)
     else:
         seen = look_since(clients.store, initiative_id, kept.sequence, READERS.submit)
-        if seen.change == Change.NONE:
+        if seen.change == Change.NONE and not seen.agents:
             clients.boards.keep(initiative_id, Kept(head, kept.rows, kept.values))
             return {**kept.values, "head": head}
-        if seen.change == Change.TASKS:
-            rows = {**kept.rows, "tasks": tasks_read_again(clients.store, kept.rows["tasks"], seen.task_ids)}
-        else:
+        if seen.change == Change.EVERYTHING:
             rows = read_board(clients, initiative_id)
+        else:
+            usage = READERS.submit(summed_usage, clients.store, initiative_id) if seen.agents else None
+            rows = {**kept.rows, "tasks": tasks_read_again(clients.store, kept.rows["tasks"], seen.task_ids)}
+            rows["usage"] = usage.result() if usage is not None else kept.rows["usage"]
     values = board_values(rows)
     clients.boards.keep(initiative_id, Kept(head, rows, values))
     return {**values, "head": head}
+
+
+def summed_usage(store: StoreClient, initiative_id: str) -> agent_pb2.UsageSum | None:
+    """The usage of the initiative's agents, summed by the store (one hop: the board is shown often,
+    bench/web_pages.py); set against the initiative's budget as the board read it."""
+    sums = call(store.agents.SumAgentUsage, agent_pb2.SumAgentUsageRequest(initiative_id=initiative_id)).sums
+    return sums[0] if sums else None
+
+
+def budget_total(
+    row: initiative_pb2.Initiative | task_pb2.Task, summed: agent_pb2.UsageSum | None
+) -> orchestrator_pb2.UsageTotal:
+    """A row's summed usage (None: no agent yet) with its budget, as GetUsage answers it (pure)."""
+    summed = summed or agent_pb2.UsageSum()
+    used = summed.usage
+    total = orchestrator_pb2.UsageTotal(
+        id=row.id,
+        usage=used,
+        agent_count=summed.agent_count,
+        budget_tokens_used=used.input_tokens + used.output_tokens + used.cache_write_tokens,
+    )
+    if row.HasField("budget_tokens"):
+        total.budget_tokens = row.budget_tokens
+    if row.HasField("budget_usd"):
+        total.budget_usd = row.budget_usd
+    return total
 
 
 def tasks_read_again(store: StoreClient, tasks: list[task_pb2.Task], changed: frozenset[str]) -> list[task_pb2.Task]:
@@ -238,6 +261,7 @@ def read_board(clients: Clients, initiative_id: str) -> dict[str, Any]:
         tasks=lambda: store.list_tasks(initiative_id=initiative_id),
         edges=lambda: store.task_dependencies(initiative_id=initiative_id),
         proposals=lambda: store.list_proposals(initiative_id),
+        usage=lambda: summed_usage(store, initiative_id),
     )
     phase_edges = {p.id: READERS.submit(store.phase_dependencies, p.id) for p in got["phases"]}
     got["phase_after"] = {pid: [d.id for d in future.result()] for pid, future in phase_edges.items()}
@@ -271,6 +295,7 @@ def board_values(rows: dict[str, Any]) -> dict[str, Any]:
         "tree": proposal_tree(pending),
         "keys": {p.key: p.title for p in proposals if p.key} | names,
         "change_sets": change_sets,
+        "usage": usage_view(budget_total(rows["initiative"], rows["usage"])),
         "done": sum(t.status in DONE_TASKS for t in tasks if t.phase_id),
         "total": sum(1 for t in tasks if t.phase_id),  # planning runs are no part of the work
     }

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clients.cli.usage import usage_line
 from clients.web import diffview, views
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import account_pb2, agent_pb2, review_comment_pb2, task_pb2
+from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, review_comment_pb2, task_pb2
 
 UNIFIED = """diff --git a/app.py b/app.py
 --- a/app.py
@@ -135,6 +135,17 @@ def test_usage_says_its_budget_and_when_it_is_spent() -> None:
     assert views.usage_view(past).spent
     by_cost = orch.UsageTotal(id="t", usage=used, budget_usd=0.25)
     assert views.usage_view(by_cost).spent and views.usage_view(by_cost).budget == "$0.5000 of $0.2500"
+
+
+def test_the_boards_usage_is_set_against_its_initiatives_budget() -> None:
+    initiative = initiative_pb2.Initiative(id="i", budget_tokens=100)
+    none_yet = views.budget_total(initiative, None)
+    assert (none_yet.budget_tokens, none_yet.budget_tokens_used, none_yet.agent_count) == (100, 0, 0)
+    used = agent_pb2.Usage(input_tokens=60, output_tokens=30, cache_read_tokens=500, cache_write_tokens=11)
+    total = views.budget_total(initiative, agent_pb2.UsageSum(usage=used, agent_count=3))
+    assert total.budget_tokens_used == 101 and not total.HasField("budget_usd")  # cache reads left out
+    assert views.usage_view(total).spent and views.usage_view(total).budget == "101 of 100 tokens"
+    assert views.usage_view(views.budget_total(initiative_pb2.Initiative(id="i"), None)).budget == ""
 
 
 def test_a_task_held_by_a_budget_says_which() -> None:

@@ -17,7 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from playwright.sync_api import Browser, expect
 
 from clients.sdk import StoreClient
-from cw.store.v1 import account_pb2, agent_pb2, task_pb2
+from cw.store.v1 import account_pb2, agent_pb2, agent_pb2_grpc, task_pb2
+from cw_edge.tokens import Identity
 from tests.e2e.cluster import Cluster, cluster, wait_for
 from tests.web.support import WebServer, web_server
 from tests.web.test_browser import logged_in, never_ran_script, shot
@@ -165,3 +166,24 @@ def test_in_the_browser_a_refusal_stays_text_and_a_budget_stop_shows(
         expect(page.locator("#budget-stop")).to_contain_text("Stopped by its budget")
         expect(page.locator("#task-usage")).to_contain_text("budget: 500 of 100 tokens (spent)")
         shot(page, screenshots, "task-budget")
+
+
+def test_a_kept_board_sums_its_usage_again_when_an_agent_changed(
+    own: tuple[Cluster, WebServer], client: httpx.Client, ran: dict[str, str]
+) -> None:
+    """The board is kept between views (clients/web/boards.py); an agent's usage written after it
+    was kept (as the orchestrator writes it while the agent runs) is shown on the next view."""
+    c, _ = own
+    board = text_of(client.get(f"/initiatives/{ran['initiative']}").text)
+    assert "usage: 500 in," in board
+    (agent,) = c.agents_of(ran["done"])
+    more = agent_pb2.Usage(input_tokens=1100, output_tokens=50, cache_write_tokens=10, cost_usd=0.25)
+    assert c.store is not None
+    as_the_orchestrator = agent_pb2_grpc.AgentServiceStub(c._channel(c.store.address, Identity.ORCHESTRATOR))
+    as_the_orchestrator.UpdateAgent(
+        agent_pb2.UpdateAgentRequest(
+            agent=agent_pb2.Agent(id=agent.id, usage=more), update_mask=field_mask_pb2.FieldMask(paths=["usage"])
+        )
+    )
+    again = text_of(client.get(f"/initiatives/{ran['initiative']}").text)
+    assert "usage: 1,500 in, 150 out, 0 cache read, 10 cache write, $0.2500 · 2 agent runs" in again

@@ -1,15 +1,17 @@
 """The web pages against the calls they are made of, as ratios in one run.
 
-    python -m bench.web_pages [--rounds 15]
+    python -m bench.web_pages [--rounds 15] [--only diff|board|live]
 
 - the diff page of a 5,000-line diff (10 files of 500 added lines, every line rendered and
   highlighted) against GetPhaseDiff for the same phase;
 - the initiative page of 500 tasks against listing those tasks (ListTasks through the SDK): shown
   again unchanged (two reads of the log say so), and right after a task was created (it is read);
-- a committed change (a task created) shown in an open page against the time it takes to reach a
-  follower of the orchestrator's event stream (what `cw events --follow` reads). The page's side
-  is what its script does: the event arrives over the page's server-sent events; a status is shown
-  from the event itself, anything else by reading the page again (the board, for a created task).
+- a committed change shown in an open page against the time it takes to reach a follower of the
+  orchestrator's event stream (what `cw events --follow` reads): a phase approved (its status) and
+  a task created on an open board. The page's side is what its script does: the event arrives over
+  the page's server-sent events; a status is shown from the event itself, a created task from the
+  row its board's stream sends with the event (`rows=tasks`: one GetTask, clients/web/live.py);
+  for comparison, the old way too: the event, then the board read again.
 
 Both services and the web server run as processes, on loopback; medians of --rounds samples.
 """
@@ -87,12 +89,14 @@ def initiative_page(c: Cluster, web: httpx.Client, store: StoreClient, rounds: i
     print(f"  the same page right after a task was created: {changed:.1f} ms = {changed / listing:.2f}x")
 
 
-def _first_event_after(stream: httpx.Response, wanted: str, entity: str, arrived: list[float]) -> None:
+def _first_event_after(stream: httpx.Response, watched: Watched, entity: str, arrived: list[float]) -> None:
     for line in stream.iter_lines():
         if not line.startswith("data: "):
             continue
         event = json.loads(line[6:])
-        if event["type"] == wanted and entity in ("", event["entity_id"]):
+        if event["type"] == watched.wanted and entity in ("", event["entity_id"]):
+            if watched.rows and "row" not in event:
+                raise AssertionError(f"no row with {event}")  # the page could not show it from the event
             arrived.append(time.perf_counter())
             return
 
@@ -103,8 +107,9 @@ class Watched:
 
     wanted: str  # the event type that says so
     change: Callable[[int], object]
-    reread: str  # "" when the page shows it from the event itself (a status), else the page read again
+    reread: str  # "" when the page shows it from the event itself, else the page read again
     entity: Callable[[int], str] = lambda _round: ""  # the row whose event it must be ("" any)
+    rows: str = ""  # the page's stream sends created tasks' rows (a board: "tasks"), shown from the event
 
 
 def time_to_show(
@@ -126,13 +131,11 @@ def time_to_show(
                     return
 
         page_saw: list[float] = []
-        url = f"/live/events?after={head}&initiative={scope}"
+        url = f"/live/events?after={head}&initiative={scope}&rows={watched.rows}"
         with web.stream("GET", url, headers={"accept": "text/event-stream"}) as stream:
             follower = threading.Thread(target=follow, daemon=True)
             follower.start()
-            reader = threading.Thread(
-                target=_first_event_after, args=(stream, watched.wanted, entity, page_saw), daemon=True
-            )
+            reader = threading.Thread(target=_first_event_after, args=(stream, watched, entity, page_saw), daemon=True)
             reader.start()
             time.sleep(0.3)  # both streams open and idle before the write (not a synchronisation)
             start = time.perf_counter()
@@ -154,10 +157,19 @@ def live_changes(c: Cluster, web: httpx.Client, clients: tuple[StoreClient, Orch
     board = c.phase(initiative, "Watched")
     phases = [c.phase(initiative, f"to approve {n}") for n in range(rounds + 1)]
     approve = Watched("phase:updated", lambda n: c.approve(phases[n]), "", lambda n: phases[n].id)
-    create = Watched("task:created", lambda n: c.task(board, f"new {n}"), f"/initiatives/{initiative.id}")
+    created = 0
+
+    def create(_round: int) -> object:
+        nonlocal created
+        created += 1
+        return c.task(board, f"new {created}")
+
+    shown_row = Watched("task:created", create, "", rows="tasks")
+    reread = Watched("task:created", create, f"/initiatives/{initiative.id}")
     for what, watched in (
         ("a phase approved (its status)", approve),
-        ("a task created (the board read again)", create),
+        ("a task created on a board (its row sent with the event)", shown_row),
+        ("  for comparison, a task created and the board read again", reread),
     ):
         follower, page = time_to_show(web, clients, initiative.id, watched, rounds)
         ratio = page / follower
@@ -167,6 +179,7 @@ def live_changes(c: Cluster, web: httpx.Client, clients: tuple[StoreClient, Orch
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--only", choices=["diff", "board", "live"], default="", help="one of the three measures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         c = Cluster(Path(directory), [f"scripted={SCRIPTED}"])
@@ -178,9 +191,12 @@ def main() -> None:
             orchestrator = OrchestratorClient(env["CW_ORCHESTRATOR"], token_file=c.client_token_file)
             with web_server(c) as server, httpx.Client(base_url=server.base, follow_redirects=True, timeout=60) as web:
                 log_in(c, web, server.service.address)
-                diff_page(c, web, orchestrator, args.rounds)
-                initiative_page(c, web, store, args.rounds)
-                live_changes(c, web, (store, orchestrator), args.rounds)
+                if args.only in ("", "diff"):
+                    diff_page(c, web, orchestrator, args.rounds)
+                if args.only in ("", "board"):
+                    initiative_page(c, web, store, args.rounds)
+                if args.only in ("", "live"):
+                    live_changes(c, web, (store, orchestrator), args.rounds)
         finally:
             c.close()
     sys.stdout.flush()

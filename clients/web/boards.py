@@ -6,6 +6,8 @@ two small reads of the log, made at once, say what changed since: the initiative
 output aside), and dependencies' events (the store scopes those to their task or phase, not to the
 initiative). Nothing changed: the kept board is shown. Only tasks changed (the common case while
 agents work): those tasks are read again, one each. Anything else: the whole board is read again.
+The initiative's usage is summed again when one of its agents changed (an agent's usage is
+written on its row as it runs) or the whole board is read.
 The log's head is read first: the board is kept with it, and the page's live updates start there.
 Nothing is shown stale: every change has an event, and an event means a read. `verdict` is the
 pure decision.
@@ -31,7 +33,16 @@ PATCH_LIMIT = 100
 DEPENDENCY_TYPES = tuple(t for t in KNOWN_EVENT_TYPES if t.startswith(("task_dependency:", "phase_dependency:")))
 BOARD_TYPES = tuple(t for t in KNOWN_EVENT_TYPES if shown_by_default(t) and t not in DEPENDENCY_TYPES)
 # Events about rows the board does not show.
-NOT_ON_THE_BOARD = ("agent:", "chat_message:", "chat_session:", "conversation:", "message:", "page:", "review_comment:")
+AGENT_EVENTS = "agent:"
+NOT_ON_THE_BOARD = (
+    AGENT_EVENTS,
+    "chat_message:",
+    "chat_session:",
+    "conversation:",
+    "message:",
+    "page:",
+    "review_comment:",
+)
 
 
 class Change(enum.StrEnum):
@@ -44,21 +55,24 @@ class Change(enum.StrEnum):
 class Verdict:
     change: Change
     task_ids: frozenset[str] = frozenset()
+    # An agent of the initiative changed (its usage is written as it runs): its usage is summed again.
+    agents: bool = False
 
 
 def verdict(events: Sequence[event_pb2.Event], more: bool, dependencies_changed: bool) -> Verdict:
     """What to read again, given the initiative's events since the board was read (`more`: there
     were more than these) and whether a dependency changed."""
     if more or dependencies_changed:
-        return Verdict(Change.EVERYTHING)
+        return Verdict(Change.EVERYTHING, agents=True)
     tasks: set[str] = set()
+    agents = any(event.type.startswith(AGENT_EVENTS) for event in events)
     for event in events:
         if event.type.startswith(NOT_ON_THE_BOARD):
             continue
         if not event.type.startswith("task:") or not event.task_id:
-            return Verdict(Change.EVERYTHING)
+            return Verdict(Change.EVERYTHING, agents=True)
         tasks.add(event.task_id)
-    return Verdict(Change.TASKS, frozenset(tasks)) if tasks else Verdict(Change.NONE)
+    return Verdict(Change.TASKS, frozenset(tasks), agents) if tasks else Verdict(Change.NONE, agents=agents)
 
 
 def look_since(store: StoreClient, initiative_id: str, sequence: int, submit: Callable[..., Any]) -> Verdict:

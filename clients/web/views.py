@@ -4,6 +4,7 @@ the templates escape them."""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,15 +17,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from clients.cli.inbox import gather, inbox_items
+from clients.cli.inbox import INITIATIVE_BUDGET_REASON, TASK_BUDGET_REASON, gather, inbox_items
 from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
+from clients.cli.usage import budget_line, usage_line
 from clients.sdk import NotFoundError, OrchestratorClient, StoreClient
-from clients.sdk.calls import enum_name
+from clients.sdk.calls import call, enum_name
 from clients.web.boards import Boards, Change, Kept, look_since
+from cw.orchestrator.v1 import orchestrator_pb2
 from cw.store.v1 import (
     account_pb2,
     agent_pb2,
     chat_session_pb2,
+    initiative_pb2,
     phase_pb2,
     proposal_pb2,
     task_pb2,
@@ -64,6 +68,53 @@ class Clients:
     store: StoreClient
     orchestrator: OrchestratorClient
     boards: Boards = field(default_factory=Boards)
+
+
+@dataclass(frozen=True)
+class UsageView:
+    """What a task, phase, initiative or account used, as a page shows it, and its budget if it
+    has one (the orchestrator's GetUsage says both)."""
+
+    used: str
+    agents: int
+    budget: str = ""
+    spent: bool = False  # the budget is passed: its task stops, its initiative starts nothing more
+
+
+def usage_view(total: orchestrator_pb2.UsageTotal | None) -> UsageView:
+    """A total as shown (pure); None (nothing ran yet) is no usage."""
+    if total is None:
+        return UsageView(usage_line(agent_pb2.Usage()), 0)
+    tokens = total.budget_tokens if total.HasField("budget_tokens") else None
+    usd = total.budget_usd if total.HasField("budget_usd") else None
+    # Passed, as the orchestrator decides it (orchestrator_service/controllers/usage.py, `spent`).
+    spent = (tokens is not None and total.budget_tokens_used > tokens) or (
+        usd is not None and total.usage.cost_usd > usd
+    )
+    budget = budget_line(total.budget_tokens_used, total.usage.cost_usd, tokens, usd)
+    return UsageView(usage_line(total.usage), total.agent_count, budget, spent)
+
+
+def usage_of(clients: Clients, scope: str, row_id: str) -> UsageView:
+    """One row's usage and budget, read from the orchestrator."""
+    totals = clients.orchestrator.usage(scope, row_id).totals
+    return usage_view(next((t for t in totals if t.id == row_id), None))
+
+
+class BudgetStop(enum.StrEnum):
+    """Why a budget holds a task, from the reason the orchestrator gave it."""
+
+    NONE = ""
+    TASK = "task"
+    INITIATIVE = "initiative"
+
+
+def budget_stop(found: task_pb2.Task) -> BudgetStop:
+    if found.status == task_pb2.TASK_STATUS_BLOCKED and found.reason.startswith(TASK_BUDGET_REASON):
+        return BudgetStop.TASK
+    if found.status == task_pb2.TASK_STATUS_PENDING and found.reason.startswith(INITIATIVE_BUDGET_REASON):
+        return BudgetStop.INITIATIVE
+    return BudgetStop.NONE
 
 
 def home(clients: Clients) -> dict[str, Any]:
@@ -135,23 +186,51 @@ def row_html(row: TaskRow) -> Markup:
 
 def initiative(clients: Clients, initiative_id: str) -> dict[str, Any]:
     """The board, with `head`: read again only as far as the log says it changed
-    (clients/web/boards.py)."""
+    (clients/web/boards.py), its usage summed again only when one of its agents changed."""
     kept = clients.boards.get(initiative_id)
     head = clients.store.head_sequence()
     if kept is None:
         rows = read_board(clients, initiative_id)
     else:
         seen = look_since(clients.store, initiative_id, kept.sequence, READERS.submit)
-        if seen.change == Change.NONE:
+        if seen.change == Change.NONE and not seen.agents:
             clients.boards.keep(initiative_id, Kept(head, kept.rows, kept.values))
             return {**kept.values, "head": head}
-        if seen.change == Change.TASKS:
-            rows = {**kept.rows, "tasks": tasks_read_again(clients.store, kept.rows["tasks"], seen.task_ids)}
-        else:
+        if seen.change == Change.EVERYTHING:
             rows = read_board(clients, initiative_id)
+        else:
+            usage = READERS.submit(summed_usage, clients.store, initiative_id) if seen.agents else None
+            rows = {**kept.rows, "tasks": tasks_read_again(clients.store, kept.rows["tasks"], seen.task_ids)}
+            rows["usage"] = usage.result() if usage is not None else kept.rows["usage"]
     values = board_values(rows)
     clients.boards.keep(initiative_id, Kept(head, rows, values))
     return {**values, "head": head}
+
+
+def summed_usage(store: StoreClient, initiative_id: str) -> agent_pb2.UsageSum | None:
+    """The usage of the initiative's agents, summed by the store (one hop: the board is shown often,
+    bench/web_pages.py); set against the initiative's budget as the board read it."""
+    sums = call(store.agents.SumAgentUsage, agent_pb2.SumAgentUsageRequest(initiative_id=initiative_id)).sums
+    return sums[0] if sums else None
+
+
+def budget_total(
+    row: initiative_pb2.Initiative | task_pb2.Task, summed: agent_pb2.UsageSum | None
+) -> orchestrator_pb2.UsageTotal:
+    """A row's summed usage (None: no agent yet) with its budget, as GetUsage answers it (pure)."""
+    summed = summed or agent_pb2.UsageSum()
+    used = summed.usage
+    total = orchestrator_pb2.UsageTotal(
+        id=row.id,
+        usage=used,
+        agent_count=summed.agent_count,
+        budget_tokens_used=used.input_tokens + used.output_tokens + used.cache_write_tokens,
+    )
+    if row.HasField("budget_tokens"):
+        total.budget_tokens = row.budget_tokens
+    if row.HasField("budget_usd"):
+        total.budget_usd = row.budget_usd
+    return total
 
 
 def tasks_read_again(store: StoreClient, tasks: list[task_pb2.Task], changed: frozenset[str]) -> list[task_pb2.Task]:
@@ -182,6 +261,7 @@ def read_board(clients: Clients, initiative_id: str) -> dict[str, Any]:
         tasks=lambda: store.list_tasks(initiative_id=initiative_id),
         edges=lambda: store.task_dependencies(initiative_id=initiative_id),
         proposals=lambda: store.list_proposals(initiative_id),
+        usage=lambda: summed_usage(store, initiative_id),
     )
     phase_edges = {p.id: READERS.submit(store.phase_dependencies, p.id) for p in got["phases"]}
     got["phase_after"] = {pid: [d.id for d in future.result()] for pid, future in phase_edges.items()}
@@ -215,6 +295,7 @@ def board_values(rows: dict[str, Any]) -> dict[str, Any]:
         "tree": proposal_tree(pending),
         "keys": {p.key: p.title for p in proposals if p.key} | names,
         "change_sets": change_sets,
+        "usage": usage_view(budget_total(rows["initiative"], rows["usage"])),
         "done": sum(t.status in DONE_TASKS for t in tasks if t.phase_id),
         "total": sum(1 for t in tasks if t.phase_id),  # planning runs are no part of the work
     }
@@ -242,6 +323,7 @@ def phase(clients: Clients, phase_id: str) -> dict[str, Any]:
         depends_on=lambda: store.phase_dependencies(phase_id),
         comments=lambda: store.list_comments(phase_id, False),
         chat=lambda: chat(store, "phase", phase_id),
+        usage=lambda: usage_of(clients, "phase", phase_id),
     )
     found, tasks = got["phase"], got["tasks"]
     more = parallel(
@@ -264,6 +346,7 @@ def task(clients: Clients, task_id: str) -> dict[str, Any]:
         agents=lambda: store.list_agents(task_id=task_id),
         edges=lambda: store.task_dependencies(task_id=task_id),
         chat=lambda: chat(store, "task", task_id),
+        usage=lambda: usage_of(clients, "task", task_id),
     )
     found, agents, edges = got["task"], got["agents"], got["edges"]
     related = ({e.task_id for e in edges} | {e.depends_on_task_id for e in edges}) - {task_id}
@@ -280,6 +363,8 @@ def task(clients: Clients, task_id: str) -> dict[str, Any]:
         "waited_by": [e.task_id for e in edges if e.depends_on_task_id == task_id],
         "names": {other: more[f"name:{other}"] for other in related},
         "chat": got["chat"],
+        "usage": got["usage"],
+        "budget_stop": budget_stop(found),
     }
 
 
@@ -336,28 +421,48 @@ def page(clients: Clients, page_id: str) -> dict[str, Any]:
     }
 
 
+class AccountUse(enum.StrEnum):
+    READY = "ready"
+    RESTING = "resting"
+    UNUSABLE = "unusable"
+
+
 @dataclass(frozen=True)
 class AccountState:
     account: account_pb2.Account
-    state: str
+    state: AccountUse
     why: str
+    usage: UsageView
 
 
-def account_state(account: account_pb2.Account, now: datetime) -> AccountState:
-    """Why an account is not used now: it rests until its limit resets, or it cannot be used."""
+def account_state(account: account_pb2.Account, now: datetime, usage: UsageView | None = None) -> AccountState:
+    """Why an account is not used now: it cannot be used (no credentials, or the provider refused
+    them), or it rests until its limit resets (pure)."""
+    used = usage or usage_view(None)
     if not account.has_credentials:
-        return AccountState(account, "unusable", "no credentials stored: `cw account add` with --credentials-file")
+        why = "no credentials stored: `cw account add` with --credentials-file"
+        return AccountState(account, AccountUse.UNUSABLE, why, used)
+    if account.unusable_reason:
+        fix = f"`cw account update {account.id} --credentials-file F`"
+        why = f"the provider refused its credentials: {account.unusable_reason} ({fix})"
+        return AccountState(account, AccountUse.UNUSABLE, why, used)
     if account.is_exhausted:
         until = account.exhausted_until.ToDatetime(tzinfo=UTC) if account.HasField("exhausted_until") else None
         if until is None or until > now:
             why = f"rate limited: rests until {when(account.exhausted_until)}" if until else "rate limited"
-            return AccountState(account, "resting", why)
-    return AccountState(account, "ready", "")
+            return AccountState(account, AccountUse.RESTING, why, used)
+    return AccountState(account, AccountUse.READY, "", used)
 
 
 def accounts(clients: Clients) -> dict[str, Any]:
+    """Every account with its state, why, and what its agents used (one GetUsage for all)."""
+    got = parallel(
+        accounts=clients.store.list_accounts,
+        usage=lambda: clients.orchestrator.usage("account").totals,
+    )
+    usage = {total.id: usage_view(total) for total in got["usage"]}
     now = datetime.now(UTC)
-    return {"accounts": [account_state(a, now) for a in clients.store.list_accounts()]}
+    return {"accounts": [account_state(a, now, usage.get(a.id)) for a in got["accounts"]]}
 
 
 def chat_role(message: chat_session_pb2.ChatMessage) -> str:

@@ -11,9 +11,21 @@ def _event(kind: str, task_id: str = "") -> event_pb2.Event:
 
 
 def test_nothing_on_the_board_changed() -> None:
-    quiet = [_event("agent:spawned", "t1"), _event("chat_message:created"), _event("page:updated")]
+    quiet = [_event("chat_message:created"), _event("page:updated")]
     assert verdict(quiet, more=False, dependencies_changed=False) == Verdict(Change.NONE)
     assert verdict([], more=False, dependencies_changed=False) == Verdict(Change.NONE)
+
+
+def test_an_agent_changed_sums_the_usage_again() -> None:
+    """An agent's usage is written on its row as it runs (agent:updated): the board's usage is
+    summed again, nothing else read."""
+    spawned = [_event("agent:spawned", "t1"), _event("agent:updated", "t1")]
+    assert verdict(spawned, more=False, dependencies_changed=False) == Verdict(Change.NONE, agents=True)
+    with_task = [*spawned, _event("task:updated", "t1")]
+    assert verdict(with_task, more=False, dependencies_changed=False) == Verdict(
+        Change.TASKS, frozenset({"t1"}), agents=True
+    )
+    assert verdict([_event("phase:updated")], more=False, dependencies_changed=False).agents  # all read again
 
 
 def test_only_tasks_changed_reads_those_tasks() -> None:

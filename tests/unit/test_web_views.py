@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from clients.cli.usage import usage_line
 from clients.web import diffview, views
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import account_pb2, agent_pb2, review_comment_pb2
+from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, review_comment_pb2, task_pb2
 
 UNIFIED = """diff --git a/app.py b/app.py
 --- a/app.py
@@ -115,6 +116,45 @@ def test_an_account_says_why_it_rests_or_cannot_be_used() -> None:
     assert views.account_state(resting, now + timedelta(hours=2)).state == "ready"
     assert views.account_state(account_pb2.Account(has_credentials=False), now).state == "unusable"
     assert views.account_state(account_pb2.Account(has_credentials=True), now).why == ""
+    refused = account_pb2.Account(id="a1", has_credentials=True, unusable_reason="Invalid API key")
+    assert views.account_state(refused, now).state == views.AccountUse.UNUSABLE
+    assert "refused its credentials: Invalid API key" in views.account_state(refused, now).why
+    assert "cw account update a1" in views.account_state(refused, now).why
+
+
+def test_usage_says_its_budget_and_when_it_is_spent() -> None:
+    assert views.usage_view(None) == views.UsageView(usage_line(agent_pb2.Usage()), 0)
+    used = agent_pb2.Usage(input_tokens=80, output_tokens=20, cost_usd=0.5)
+    plain = views.usage_view(orch.UsageTotal(id="t", usage=used, agent_count=2, budget_tokens_used=100))
+    assert (plain.agents, plain.budget, plain.spent) == (2, "", False)
+    under = orch.UsageTotal(id="t", usage=used, budget_tokens_used=100, budget_tokens=101)
+    assert views.usage_view(under).budget == "100 of 101 tokens" and not views.usage_view(under).spent
+    at = orch.UsageTotal(id="t", usage=used, budget_tokens_used=100, budget_tokens=100)
+    assert not views.usage_view(at).spent  # reached is not passed (the orchestrator's `spent`)
+    past = orch.UsageTotal(id="t", usage=used, budget_tokens_used=101, budget_tokens=100)
+    assert views.usage_view(past).spent
+    by_cost = orch.UsageTotal(id="t", usage=used, budget_usd=0.25)
+    assert views.usage_view(by_cost).spent and views.usage_view(by_cost).budget == "$0.5000 of $0.2500"
+
+
+def test_the_boards_usage_is_set_against_its_initiatives_budget() -> None:
+    initiative = initiative_pb2.Initiative(id="i", budget_tokens=100)
+    none_yet = views.budget_total(initiative, None)
+    assert (none_yet.budget_tokens, none_yet.budget_tokens_used, none_yet.agent_count) == (100, 0, 0)
+    used = agent_pb2.Usage(input_tokens=60, output_tokens=30, cache_read_tokens=500, cache_write_tokens=11)
+    total = views.budget_total(initiative, agent_pb2.UsageSum(usage=used, agent_count=3))
+    assert total.budget_tokens_used == 101 and not total.HasField("budget_usd")  # cache reads left out
+    assert views.usage_view(total).spent and views.usage_view(total).budget == "101 of 100 tokens"
+    assert views.usage_view(views.budget_total(initiative_pb2.Initiative(id="i"), None)).budget == ""
+
+
+def test_a_task_held_by_a_budget_says_which() -> None:
+    blocked, pending = task_pb2.TASK_STATUS_BLOCKED, task_pb2.TASK_STATUS_PENDING
+    stopped = task_pb2.Task(status=blocked, reason="the task's budget is spent: 460 tokens used of 300")
+    assert views.budget_stop(stopped) == views.BudgetStop.TASK
+    held = task_pb2.Task(status=pending, reason="the initiative's budget is spent: 9 tokens used of 1")
+    assert views.budget_stop(held) == views.BudgetStop.INITIATIVE
+    assert views.budget_stop(task_pb2.Task(status=blocked, reason="crashed")) == views.BudgetStop.NONE
 
 
 def test_hostile_questions_json_is_no_question() -> None:

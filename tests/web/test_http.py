@@ -186,6 +186,10 @@ def test_comments_resolved_reopened_deleted_and_an_agent_stopped(
     held = c.task(phase, "held", wait_for=str(tmp_path / "never"))
     c.approve(phase)
     agent = wait_for("the held agent", lambda: next((a for a in c.agents_of(held.id) if a.pid), None))
+    # A comment is refused on a line not in the diff: wait for the write to reach it.
+    wait_for(
+        "a.txt in the phase's diff", lambda: any("+++ b/a.txt" in p.unified_diff for p in c.diff(phase.id).projects)
+    )
     with session(web, c) as (client, csrf):
         posted = client.post(
             f"/act/comment/{phase.id}", data={"csrf": csrf, "file": "a.txt", "line": "2", "body": "why?"}

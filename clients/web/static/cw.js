@@ -56,6 +56,21 @@
     });
   }
 
+  // A created task's row, sent with its event (a board's stream: rows=tasks), added to its phase
+  // at once; the page is read again after, for what else changed (counts). The row is the
+  // server's, escaped as the board's own rows are, parsed inert (DOMParser runs no script).
+  function showNewRow(event) {
+    if (!event.row || !event.phase_id || document.getElementById("task-" + event.entity_id)) { return; }
+    const list = document.querySelector("#phase-" + CSS.escape(event.phase_id) + " ul.tasks");
+    if (!list) { return; }
+    const parsed = new DOMParser().parseFromString("<ul>" + event.row + "</ul>", "text/html");
+    const item = parsed.querySelector("li.task");
+    if (!item) { return; }
+    list.querySelectorAll(":scope > li.dim").forEach(function (empty) { empty.remove(); });
+    list.appendChild(document.importNode(item, true));
+    body.dataset.rowsShown = String(Number(body.dataset.rowsShown || "0") + 1);
+  }
+
   function showEvent(event) {
     const feed = document.getElementById("event-feed");
     if (!feed) { return; }
@@ -69,6 +84,7 @@
     if (!body.dataset.csrf) { return; }  // not logged in: nothing to follow
     const params = new URLSearchParams({ after: body.dataset.after || "0" });
     if (body.dataset.scope) { params.set("initiative", body.dataset.scope); }
+    if (body.dataset.rows) { params.set("rows", body.dataset.rows); }
     const source = new EventSource("/live/events?" + params.toString());
     source.onopen = function () { setState("live"); };
     source.onerror = function () { setState("reconnecting"); };
@@ -76,6 +92,7 @@
       const event = JSON.parse(message.data);
       body.dataset.lastEvent = message.lastEventId;
       if (event.status) { showStatus(event.entity_id, event.status); }
+      showNewRow(event);
       showEvent(event);
       if (body.dataset.refresh === "page") { schedule(); }
     });

@@ -93,8 +93,8 @@ def test_a_task_past_its_budget_is_stopped_within_the_turn_and_resumed_once_rais
     (resumed,) = c.agents_of(task.id)
     assert resumed.id == agent.id and resumed.session_id == agent.session_id
     prompts = (c.state_dir / f"prompts-{task.id}.txt").read_text()
-    assert "(resume 1)" in prompts
-    resumed_prompt = prompts.split("(resume 1)")[1]
+    assert "(resume 1, " in prompts
+    resumed_prompt = prompts.split("(resume 1, ")[1]
     assert f"Your previous run was stopped: {blocked.reason}. The budget has been raised." in resumed_prompt
     c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
     diff = "".join(project.unified_diff for project in c.diff(phase.id).projects)

@@ -91,8 +91,11 @@ $(CLAUDE_DIR)/.installed-stamp:
 	$(CW_TEST_CLAUDE) --version
 	touch $@
 
+# Four workers on two cores: most tests wait on processes they started (pytest-xdist).
+TEST_WORKERS ?= 4
+
 test: $(STAMP) browser agent-clis proto-check lint claude-cli
-	CW_REQUIRE_REAL_CLAUDE=1 $(BIN)/python -m pytest -q
+	CW_REQUIRE_REAL_CLAUDE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
 run: $(STAMP)

@@ -81,7 +81,9 @@ def test_three_orchestrators_share_an_initiative_and_one_dies_with_its_machine(
 ) -> None:
     """On one PostgreSQL database served by two store replicas (the orchestrators on one or the
     other)."""
-    c = fleet(tmp_path, max_agents=4, lease_ttl=2.0, database=postgres_database, replicas=2)
+    # A 5 s lease: the suite runs in parallel on two cores, where a 2 s lease could lapse between
+    # two renewals of a starved orchestrator (its agents then fenced, their attempts spent).
+    c = fleet(tmp_path, max_agents=4, lease_ttl=5.0, database=postgres_database, replicas=2)
     gate = tmp_path / "gate"
     try:
         c.start_store()

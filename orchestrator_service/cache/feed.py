@@ -54,6 +54,8 @@ class Feed:
         self.loaded = asyncio.Event()
         # Rows read for the batch being applied (apply_batch), by (kind, id).
         self._read_ahead: dict[tuple[str, str], Any] = {}
+        # The dependencies of the batch's new tasks the cache keeps, read with the rows.
+        self._dependencies_ahead: dict[str, set[str]] = {}
 
     # ---- list ------------------------------------------------------------------------------------
 
@@ -143,6 +145,13 @@ class Feed:
     async def _dependencies_of(self, task_id: str) -> set[str]:
         return {edge.depends_on_task_id for edge in await self.store.task_dependencies([task_id])}
 
+    async def _new_task_dependencies(self, task_id: str) -> set[str] | None:
+        """A created task's dependencies: read with its batch, or now; None when the row read with
+        the batch shows the cache will not keep it (or it is gone)."""
+        if ("task", task_id) in self._read_ahead:
+            return self._dependencies_ahead.get(task_id)
+        return await self._dependencies_of(task_id)
+
     # ---- watch -----------------------------------------------------------------------------------
 
     async def follow(self) -> None:
@@ -177,7 +186,7 @@ class Feed:
                 self.cursor = stored.sequence
                 self.cache.freshness.applied_up_to(stored.sequence)
         finally:
-            self._read_ahead = {}
+            self._read_ahead, self._dependencies_ahead = {}, {}
 
     async def _read_rows(self, batch: list[event_pb2.Event]) -> dict[tuple[str, str], object]:
         """The rows the batch's events would read again: (kind, id) -> the row as stored now, or
@@ -200,8 +209,25 @@ class Feed:
                         raise
                     return None
 
-        rows = await asyncio.gather(*(read(kind, row_id) for kind, row_id in wanted))
-        return dict(zip(wanted, rows, strict=True))
+        rows = dict(zip(wanted, await asyncio.gather(*(read(kind, row_id) for kind, row_id in wanted)), strict=True))
+        await self._read_dependencies(batch, rows)
+        return rows
+
+    async def _read_dependencies(self, batch: list[event_pb2.Event], rows: dict[tuple[str, str], Any]) -> None:
+        """The dependencies of the batch's new tasks that the cache will keep, in one listing (a
+        task the cache drops at once, finished history, needs none)."""
+        created = {
+            row_id
+            for stored in batch
+            if stored.type.partition(":")[::2] == ("task", "created")
+            and (row_id := str(json_format.MessageToDict(stored.details).get("id") or ""))
+            and rows.get(("task", row_id)) is not None
+            and self.cache.keeps("task", rows[("task", row_id)])
+        }
+        found: dict[str, set[str]] = {task_id: set() for task_id in created}
+        for edge in await self.store.task_dependencies(sorted(created)) if created else []:
+            found[edge.task_id].add(edge.depends_on_task_id)
+        self._dependencies_ahead = found
 
     async def _retrying_load(self) -> None:
         backoff = Backoff()
@@ -263,7 +289,7 @@ class Feed:
             return
         # A new task's dependencies are read before the task, and set as it is cached, with no
         # await between: a dispatch in between would see a task depending on nothing.
-        needs = await self._dependencies_of(row_id) if kind == "task" and action == "created" else None
+        needs = await self._new_task_dependencies(row_id) if kind == "task" and action == "created" else None
         if (kind, row_id) in self._read_ahead:
             row = self._read_ahead[(kind, row_id)]
             if row is None:

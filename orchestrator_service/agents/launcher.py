@@ -7,10 +7,11 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cw.store.v1 import account_pb2, agent_pb2
 from cw_edge.tokens import AUTH_ENVIRONMENT
-from orchestrator_service.agents import supervisor
+from orchestrator_service.agents import control_files, supervisor
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.supervisor import AgentFiles
 
@@ -28,10 +29,9 @@ class Launch:
     environment: Mapping[str, str] = field(default_factory=dict)
 
 
-def _write_private(path: os.PathLike[str], text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
+def _write_private(path: Path, text: str) -> None:
+    """Never through a symlink an agent left in place of the file (control_files.py)."""
+    control_files.write_private(path, text)
 
 
 CREDENTIALS_FILE = ".credentials.json"
@@ -69,6 +69,8 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
     _write_private(files.prompt, launch.prompt)
     if launch.secrets is not None:
         files.config_dir.mkdir(mode=0o700, exist_ok=True)
+        if files.config_dir.is_symlink():
+            raise control_files.UnsafeControlFile("config: a symlink, not a directory")
         if launch.secrets.config_json:
             _write_private(files.config_dir / ".claude.json", launch.secrets.config_json)
         if launch.secrets.credentials:
@@ -80,8 +82,9 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
 def read_answers(files: AgentFiles) -> dict[str, str]:
     """The answers last written for the agent (none when unreadable)."""
     try:
-        answers = json.loads(files.answers.read_text())
-    except (FileNotFoundError, ValueError):
+        text = control_files.read_bytes(files.answers)
+        answers = json.loads(text) if text is not None else {}
+    except (OSError, ValueError):
         return {}
     return {str(key): str(value) for key, value in answers.items()} if isinstance(answers, dict) else {}
 

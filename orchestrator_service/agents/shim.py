@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator_service.agents import process
+from orchestrator_service.agents import control_files, process
 
 IDENTITY_FILE = "shim.json"
 EXIT_FILE = "exit.json"
@@ -42,6 +42,7 @@ ABANDONED_FILE = "abandoned"
 FENCE_FILE = "fence.json"
 # How often the fence is read when it names no period of its own.
 POLL_SECONDS = 0.5
+SMALL_FILE_CAP = 64 * 1024
 FENCED_EXIT = {"exit_code": None, "signal": int(signal.SIGKILL), "fenced": True}
 
 
@@ -60,7 +61,10 @@ def read_fence(path: Path | None) -> Fence:
     if path is None:
         return Fence()
     try:
-        data = json.loads(path.read_text())
+        text = control_files.read_bytes(path, SMALL_FILE_CAP)
+        if text is None:
+            return Fence()
+        data = json.loads(text)
         deadline, poll = data.get("deadline"), data.get("poll") or POLL_SECONDS
         return Fence(None if deadline is None else float(deadline), min(max(float(poll), 0.02), POLL_SECONDS))
     except (OSError, ValueError, TypeError, AttributeError):
@@ -80,12 +84,8 @@ def write_fence(path: Path, deadline: float | None, poll: float) -> None:
 
 
 def write_atomically(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("w") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Synced, through a fresh temporary name: never through a symlink or FIFO an agent planted."""
+    control_files.write_private(path, json.dumps(data), sync=True)
 
 
 def output_size() -> int | None:
@@ -100,7 +100,8 @@ def output_size() -> int | None:
 def run_start_offset(control: Path) -> int:
     """The offset the shim of the latest run recorded (0 when it recorded none)."""
     try:
-        identity = json.loads((control / IDENTITY_FILE).read_text())
+        text = control_files.read_bytes(control / IDENTITY_FILE, SMALL_FILE_CAP)
+        identity = json.loads(text) if text is not None else {}
         return max(int(identity.get("output_offset") or 0), 0)
     except (OSError, ValueError, TypeError, AttributeError):
         return 0
@@ -145,6 +146,13 @@ def may_start(control: Path, fence: Path | None) -> bool:
     return True
 
 
+def _prompt_input(prompt: Path) -> Any:
+    """The prompt file, a plain file of its own (never what a symlink planted there names)."""
+    if not prompt.exists() and not prompt.is_symlink():
+        return open(os.devnull, "rb")
+    return control_files.open_plain(prompt)
+
+
 def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     """Identity first: if the shim dies before writing it, no agent process was ever started."""
     me = os.getpid()
@@ -154,7 +162,7 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
         return 0
     prompt = control / PROMPT_FILE
     try:
-        with prompt.open("rb") if prompt.exists() else open(os.devnull, "rb") as stdin:
+        with _prompt_input(prompt) as stdin:
             child = subprocess.Popen(command, stdin=stdin)
     except OSError as error:
         print(f"cw: cannot start {command[0]!r}: {error}", flush=True)

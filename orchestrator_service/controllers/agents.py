@@ -156,7 +156,7 @@ class AgentController:
         if observed.fenced:
             return dispatch.AgentOutcome("crash", error=policy.FENCED_REASON)
         if observed.liveness == Liveness.VANISHED:
-            await asyncio.to_thread(supervisor.kill_group, files)
+            await asyncio.to_thread(supervisor.kill_group, files, agent.pid)
             return dispatch.classify_exit(None, None)
         return await asyncio.to_thread(
             claude_outcome.run_outcome, agent.provider, files, observed.exit_code, self.ctx.clock()

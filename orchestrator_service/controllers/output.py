@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from cw.store.v1 import agent_pb2, log_chunk_pb2
-from orchestrator_service.agents import supervisor
+from orchestrator_service.agents import control_files, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.store_client import StoreClient
 
@@ -57,7 +57,7 @@ class OutputShipper:
         """A run that starts now: everything in its output file so far is shipped already (a new
         agent has none; a resumed one shipped its earlier sessions when they were settled)."""
         files = AgentFiles.of(self.root, agent_id)
-        self._offsets[agent_id] = files.output.stat().st_size if files.output.exists() else 0
+        self._offsets[agent_id] = control_files.size(files.output)
 
     def forget(self, agent_id: str) -> None:
         """A settled run: its next session (a resume) reads the offset back from the store."""

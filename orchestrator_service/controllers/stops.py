@@ -52,7 +52,7 @@ class Stops:
         stop through another orchestrator, or a takeover while this one was cut off from the store.
         The process ends as the row says (a process that has ended already is left alone)."""
         files = AgentFiles.of(self.ctx.root, agent.id)
-        if supervisor.live_process_group(files) is not None or agent.id in self.ctx.children:
+        if supervisor.live_process_group(files, agent.pid) is not None or agent.id in self.ctx.children:
             log.warning("agent %s is no longer ours to run (status %s): ending its process", agent.name, agent.status)
             self._terminate_later(agent)
 
@@ -64,7 +64,7 @@ class Stops:
             child = self.ctx.children.get(agent.id)
             if child is not None and child.poll() is None:
                 process.signal_group(child.pid, signal.SIGKILL)
-            supervisor.kill_group(AgentFiles.of(self.ctx.root, agent.id))
+            supervisor.kill_group(AgentFiles.of(self.ctx.root, agent.id), agent.pid)
 
     def sweep(self) -> None:
         """At start: processes left in this workspace by runs that are no longer ours to run (taken
@@ -119,7 +119,9 @@ class Stops:
         files = AgentFiles.of(self.ctx.root, agent.id)
         child = self.ctx.children.get(agent.id)
         # A shim this process started leads its own group even before it recorded itself.
-        pgid = child.pid if child is not None and child.poll() is None else supervisor.live_process_group(files)
+        pgid = (
+            child.pid if child is not None and child.poll() is None else supervisor.live_process_group(files, agent.pid)
+        )
         stopping = asyncio.create_task(self._terminate(agent, pgid))
         self._stopping.add(stopping)
         stopping.add_done_callback(self._stopping.discard)

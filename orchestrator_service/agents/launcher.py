@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cw.store.v1 import account_pb2, agent_pb2
 from cw_edge.tokens import AUTH_ENVIRONMENT
-from orchestrator_service.agents import control_files, supervisor
+from orchestrator_service.agents import control_files, sandbox, supervisor
 from orchestrator_service.agents.providers import Provider
+from orchestrator_service.agents.sandbox import SandboxPolicy
 from orchestrator_service.agents.supervisor import AgentFiles
 
 
@@ -27,6 +28,10 @@ class Launch:
     secrets: account_pb2.GetAccountSecretsResponse | None = None
     # Variables some runs add (a planning run's CW_TARGET_ID).
     environment: Mapping[str, str] = field(default_factory=dict)
+    # cw's sandbox (sandbox.py); disabled: the person's sandbox holds the agents already.
+    sandbox: SandboxPolicy = field(default_factory=lambda: SandboxPolicy(enabled=False))
+    # What the run reads besides its own files: the object stores its repositories borrow from.
+    readable: tuple[Path, ...] = ()
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -76,7 +81,33 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
         if launch.secrets.credentials:
             _write_private(files.config_dir / CREDENTIALS_FILE, launch.secrets.credentials)
     command = launch.provider.command(launch.agent.session_id, launch.resume)
+    if launch.sandbox.enabled:
+        command = sandboxed(launch, command)
     return supervisor.spawn(files, command, environment(launch))
+
+
+PASSWD_FILE = "passwd"
+GROUP_FILE = "group"
+
+
+def sandboxed(launch: Launch, command: list[str]) -> list[str]:
+    """`command` in the run's sandbox: it writes its work directory, its config directory (its
+    HOME) and its outbox; it reads its prompt and answers; nothing else of the control directory."""
+    files = launch.files
+    files.config_dir.mkdir(mode=0o700, exist_ok=True)
+    passwd, group = sandbox.account_files(files.config_dir)
+    control_files.write_private(files.control / PASSWD_FILE, passwd)
+    control_files.write_private(files.control / GROUP_FILE, group)
+    mounts = sandbox.RunMounts(
+        writable=(files.workdir, files.config_dir, files.outbox),
+        readable=(files.prompt, files.answers, *launch.readable),
+        home=files.config_dir,
+        cwd=files.workdir,
+        passwd=files.control / PASSWD_FILE,
+        group=files.control / GROUP_FILE,
+    )
+    policy = replace(launch.sandbox, hidden=tuple(path for path in launch.sandbox.hidden if path.exists()))
+    return sandbox.bwrap_command(policy, mounts, command, sandbox.system_mounts())
 
 
 def read_answers(files: AgentFiles) -> dict[str, str]:

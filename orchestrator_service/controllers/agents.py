@@ -28,7 +28,7 @@ from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.controllers.stops import Stops, task_of
+from orchestrator_service.controllers.stops import Stops, fetch_back, task_of
 from orchestrator_service.events import event
 from orchestrator_service.git import shared
 from orchestrator_service.git.workspace import task_branch
@@ -120,6 +120,7 @@ class AgentController:
         observed = await asyncio.to_thread(supervisor.observe, files, agent.update_time.seconds)
         if observed.liveness == Liveness.RUNNING:
             return
+        await fetch_back(self.ctx, agent)
         task = await self._task_of(agent)
         try:
             if await self._never_started(agent, files, observed):

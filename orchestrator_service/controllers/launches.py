@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import grpc
 
@@ -26,6 +27,7 @@ from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunInputs
 from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.events import event
+from orchestrator_service.git import agent_repos
 from orchestrator_service.paths import redact
 from orchestrator_service.writes import Stale, update
 
@@ -62,7 +64,7 @@ class Launches:
         if missing:
             return missing
         if provider.name == CLAUDE:
-            return sandbox.claude_blocked_reason(sandbox.running_as_root(), provider.in_sandbox)
+            return sandbox.claude_blocked_reason(sandbox.agent_is_root(self.ctx.settings.sandbox), provider.in_sandbox)
         return None
 
     # ---- a new run ------------------------------------------------------------------------------
@@ -214,6 +216,7 @@ class Launches:
     async def spawn(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> agent_pb2.Agent:
         """Starts the shim and records its pid with `agent:spawned` (or `agent:resumed`)."""
         self.ctx.shipper.begin(agent.id)
+        launch = replace(launch, sandbox=self.ctx.settings.sandbox, readable=self._borrowed_objects(agent))
         child = await asyncio.to_thread(launcher.start, launch)
         self.ctx.children[agent.id] = child
         kind = "agent:resumed" if launch.resume else "agent:spawned"
@@ -226,6 +229,14 @@ class Launches:
         recorded = answer.rows[0].agent
         log.info("%s %s for task %s (pid %d)", kind, agent.name, agent.task_id, child.pid)
         return recorded
+
+    def _borrowed_objects(self, agent: agent_pb2.Agent) -> tuple[Path, ...]:
+        """The object stores of the orchestrator's clones the agent's repositories borrow from
+        (git/agent_repos.py): read-only in its sandbox, and nothing else of those clones."""
+        if not agent.initiative_id:
+            return ()
+        projects = self.ctx.cache.projects_of(agent.initiative_id)
+        return tuple(agent_repos.borrowed_objects(self.ctx.git.repo(project.id)) for project in projects)
 
     # ---- a waiting agent resumed ------------------------------------------------------------------
 

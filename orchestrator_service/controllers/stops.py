@@ -25,6 +25,7 @@ from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import LIVE_AGENT
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.events import event
+from orchestrator_service.git import branches
 from orchestrator_service.writes import Stale, update
 
 log = logging.getLogger("cw.orchestrator")
@@ -39,6 +40,14 @@ async def task_of(ctx: Context, agent: agent_pb2.Agent) -> task_pb2.Task | None:
     if not agent.task_id:
         return None
     return ctx.cache.tasks.get(agent.task_id) or await ctx.writer.reread("task", agent.task_id)
+
+
+async def fetch_back(ctx: Context, agent: agent_pb2.Agent) -> None:
+    """The run's task branches, as it left them in its own repositories, into the orchestrator's
+    clones (git/agent_repos.py): before anything reads them, and after a stop."""
+    files = AgentFiles.of(ctx.root, agent.id)
+    projects = ctx.cache.projects_of(agent.initiative_id) if agent.initiative_id else []
+    await asyncio.to_thread(branches.fetch_run_branches, ctx.git, projects, agent.task_id, files.workdir)
 
 
 class Stops:
@@ -134,6 +143,7 @@ class Stops:
             while time.monotonic() < deadline and process.start_time(pgid) is not None:
                 await asyncio.sleep(0.1)
             process.signal_group(pgid, signal.SIGKILL)
+        await fetch_back(self.ctx, agent)
         with contextlib.suppress(grpc.aio.AioRpcError):
             await self.ctx.shipper.ship(agent, final=True)
         await asyncio.to_thread(launcher.remove_credentials, AgentFiles.of(self.ctx.root, agent.id))

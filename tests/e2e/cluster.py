@@ -30,7 +30,8 @@ from cw.store.v1 import (
 from cw_edge.tokens import AUTH_ENVIRONMENT, CLIENT_TOKEN, Identity
 from tests.support import authorized_channel, start_store_process, stubs, tokens_in
 
-AGENTS = Path(__file__).resolve().parents[1] / "fixtures" / "agents"
+ROOT = Path(__file__).resolve().parents[2]
+AGENTS = ROOT / "tests" / "fixtures" / "agents"
 SCRIPTED = f"{sys.executable} {AGENTS / 'scripted.py'}"
 T = TypeVar("T")
 
@@ -57,6 +58,15 @@ def make_git_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     subprocess.run([*run, "add", "-A"], cwd=path, check=True)
     subprocess.run([*run, "commit", "-q", "-m", "initial"], cwd=path, check=True)
     return path
+
+
+def sandbox_paths(root: Path | None, state_dir: Path) -> list[str]:
+    """What the scripted agents need of this machine inside cw's sandbox: this checkout (their
+    script and its virtualenv) and the Python it was made from, read-only; the test's directory
+    read-only (the files tests hold agents with; cw hides its workspace and tokens under it), and
+    the test's state directory (attempt counters, plans), writable."""
+    paths = [str(ROOT), sys.base_prefix, *([str(root)] if root else []), f"{state_dir}:rw"]
+    return [argument for path in paths if not path.startswith("/usr/") for argument in ("--agent-path", path)]
 
 
 def script(**plan: Any) -> str:
@@ -113,6 +123,8 @@ class Cluster:
             arguments += ["--provider", provider]
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
         arguments += ["--retry-delays", self.retry_delays, *self.orchestrator_flags, *extra]
+        if "--agents-in-sandbox" not in arguments:
+            arguments += sandbox_paths(self.root, self.state_dir)
         self.state_dir.mkdir(exist_ok=True)
         env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir), "CW_FAULTS": faults}
         self.orchestrator = start("orchestrator_service", arguments, self.root / "orchestrator.log", env=env)

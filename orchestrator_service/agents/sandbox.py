@@ -137,6 +137,21 @@ def _limits(policy: SandboxPolicy) -> list[str]:
     return ["prlimit", *limits, "--"] if limits else []
 
 
+PRIVATE_TMP = (Path("/tmp"), Path("/var/tmp"))
+
+
+def _tops_in_private_tmp(paths: Sequence[Path]) -> list[Path]:
+    """The directories right under the private /tmp that hold a mounted path: each gets a tmpfs of
+    its own, made read-only once mounted on, so that the directories bwrap makes there to hold
+    the mounts cannot be written (the rest of /tmp stays the agent's)."""
+    tops = set()
+    for path in paths:
+        for tmp in PRIVATE_TMP:
+            if path.is_relative_to(tmp) and path != tmp:
+                tops.add(tmp / path.relative_to(tmp).parts[0])
+    return sorted(tops)
+
+
 def bwrap_command(policy: SandboxPolicy, run: RunMounts, command: Sequence[str], system: Sequence[str]) -> list[str]:
     """The command that runs `command` in the run's sandbox. Order matters to bwrap: later mounts
     cover earlier ones, so the system and the person's paths come first, then what must stay
@@ -146,6 +161,9 @@ def bwrap_command(policy: SandboxPolicy, run: RunMounts, command: Sequence[str],
         arguments.append("--share-net")
     arguments += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "cw-agent", "--cap-drop", "ALL"]
     arguments += [*system, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+    tops = _tops_in_private_tmp([*run.readable, *run.writable, *(extra.path for extra in policy.paths)])
+    for top in tops:
+        arguments += ["--tmpfs", str(top)]
     arguments += ["--ro-bind", str(run.passwd), "/etc/passwd", "--ro-bind", str(run.group), "/etc/group"]
     for extra in policy.paths:
         arguments += ["--bind" if extra.mode == Mode.READ_WRITE else "--ro-bind", str(extra.path), str(extra.path)]
@@ -157,7 +175,10 @@ def bwrap_command(policy: SandboxPolicy, run: RunMounts, command: Sequence[str],
     for path in run.writable:
         arguments += ["--bind", str(path), str(path)]
     arguments += ["--setenv", "HOME", str(run.home), "--setenv", "TMPDIR", "/tmp", "--setenv", "USER", SANDBOX_USER]
-    arguments += [*run.extra, "--chdir", str(run.cwd), "--", *_limits(policy), *command]
+    # The directories bwrap made to hold those mounts stay read-only: nothing written there.
+    for top in tops:
+        arguments += ["--remount-ro", str(top)]
+    arguments += ["--remount-ro", "/", *run.extra, "--chdir", str(run.cwd), "--", *_limits(policy), *command]
     return arguments
 
 

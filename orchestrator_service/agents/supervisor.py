@@ -181,8 +181,9 @@ def spawn(
         )
 
 
-def observe(files: AgentFiles, spawned_at: float) -> Observation:
-    """Running, exited (with its recorded status) or vanished, from the files alone."""
+def observe(files: AgentFiles, spawned_at: float, spawned_pid: int = 0) -> Observation:
+    """Running, exited (with its recorded status) or vanished, from the files and the pid the
+    orchestrator recorded when it spawned the shim (a forged shim.json names no shim of ours)."""
     exited = _read_json(files.control / EXIT_FILE)
     if exited is not None:
         return _exited(exited)
@@ -191,7 +192,7 @@ def observe(files: AgentFiles, spawned_at: float) -> Observation:
         if time.time() - spawned_at < START_GRACE_SECONDS:
             return Observation(Liveness.RUNNING)
         return Observation(Liveness.VANISHED)
-    if _is_our_shim(files, *identity):
+    if _is_our_shim(files, *identity) or (spawned_pid > 0 and _is_shim_pid(files, spawned_pid)):
         return Observation(Liveness.RUNNING)
     exited = _read_json(files.control / EXIT_FILE)  # it may have finished since the first look
     if exited is not None:

@@ -106,7 +106,7 @@ class AgentController:
         return [
             agent.id
             for agent in agents
-            if supervisor.observe(AgentFiles.of(self.ctx.root, agent.id), agent.update_time.seconds).liveness
+            if supervisor.observe(AgentFiles.of(self.ctx.root, agent.id), agent.update_time.seconds, agent.pid).liveness
             != Liveness.RUNNING
         ]
 
@@ -117,7 +117,7 @@ class AgentController:
         if agent is None or agent.status != agent_pb2.AGENT_STATUS_RUNNING or not self.ctx.mine(agent):
             return
         files = AgentFiles.of(self.ctx.root, agent.id)
-        observed = await asyncio.to_thread(supervisor.observe, files, agent.update_time.seconds)
+        observed = await asyncio.to_thread(supervisor.observe, files, agent.update_time.seconds, agent.pid)
         if observed.liveness == Liveness.RUNNING:
             return
         await fetch_back(self.ctx, agent)

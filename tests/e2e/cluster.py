@@ -84,6 +84,9 @@ class Cluster:
     retry_delays: str = "0"
     # Extra orchestrator flags, e.g. --agents-in-sandbox for the tests that run the claude stand-in.
     orchestrator_flags: list[str] = field(default_factory=list)
+    # The test's directory readable in the agents' sandbox (`sandbox_paths`); False for the tests
+    # about what an agent cannot see.
+    sandbox_root: bool = True
     store: Service | None = None
     orchestrator: Service | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
@@ -124,7 +127,7 @@ class Cluster:
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
         arguments += ["--retry-delays", self.retry_delays, *self.orchestrator_flags, *extra]
         if "--agents-in-sandbox" not in arguments:
-            arguments += sandbox_paths(self.root, self.state_dir)
+            arguments += sandbox_paths(self.root if self.sandbox_root else None, self.state_dir)
         self.state_dir.mkdir(exist_ok=True)
         env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir), "CW_FAULTS": faults}
         self.orchestrator = start("orchestrator_service", arguments, self.root / "orchestrator.log", env=env)

@@ -135,10 +135,14 @@ def sandbox_policy(args: argparse.Namespace, home: Path) -> sandbox.SandboxPolic
     """cw's sandbox, unless --agents-in-sandbox; cw's home, its workspace and its tokens stay
     hidden even under an --agent-path that holds them."""
     hidden = tuple(path.expanduser().absolute() for path in (home, args.workspace, args.auth_dir))
+    paths = tuple(sandbox.parse_agent_path(spec) for spec in args.agent_path)
+    missing = [str(extra.path) for extra in paths if not extra.path.exists()]
+    if missing:  # bwrap could not start a single agent with them
+        raise ValueError(f"{sandbox.PATH_FLAG}: no such path: {', '.join(missing)}")
     return sandbox.SandboxPolicy(
         enabled=not args.agents_in_sandbox,
         network=sandbox.Network(args.agent_network),
-        paths=tuple(sandbox.parse_agent_path(spec) for spec in args.agent_path),
+        paths=paths,
         hidden=hidden,
         max_memory_bytes=args.agent_max_memory * 1024 * 1024 or None,
         max_processes=args.agent_max_processes or None,

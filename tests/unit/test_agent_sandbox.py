@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator_service.agents import control_files, sandbox
+from cw.store.v1 import agent_pb2
+from orchestrator_service.agents import control_files, launcher, sandbox
 from orchestrator_service.agents.control_files import UnsafeControlFile
+from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.sandbox import AgentPath, Mode, Network, RunMounts, SandboxPolicy
+from orchestrator_service.agents.supervisor import AgentFiles
 
 RUN = RunMounts(
     writable=(Path("/ws/agents/a/work"), Path("/ws/agents/a/config"), Path("/ws/agents/a/outbox")),
@@ -131,3 +134,15 @@ def test_a_control_directory_replaced_by_a_symlink_is_refused(tmp_path: Path) ->
     with pytest.raises(UnsafeControlFile):
         control_files.write_private(tmp_path / "control" / "answers.json", "{}")
     assert list((tmp_path / "real").iterdir()) == []
+
+
+def test_an_inherited_is_sandbox_reaches_no_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    agent = agent_pb2.Agent(id="a", name="n", task_id="t", session_id="s")
+    for provider in (Provider("mine", ("run",)), Provider("claude", ("claude",))):
+        launch = launcher.Launch(agent, AgentFiles(tmp_path), provider, "execute", "prompt")
+        assert "IS_SANDBOX" not in launcher.environment(launch)
+    claude = Provider("claude", ("claude",), in_sandbox=True)
+    assert (
+        launcher.environment(launcher.Launch(agent, AgentFiles(tmp_path), claude, "execute", "p"))["IS_SANDBOX"] == "1"
+    )

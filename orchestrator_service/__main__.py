@@ -15,6 +15,7 @@ from orchestrator_service import server
 from orchestrator_service.agents import sandbox
 from orchestrator_service.agents.providers import provider_table
 from orchestrator_service.cluster import policy
+from orchestrator_service.controllers import output
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 
 MIN_LEASE_TTL = 0.5
@@ -93,6 +94,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR|URL",
         help="where projects without a shared remote get one: DIR/<project id>.git (made on first use)",
     )
+    parser.add_argument(
+        "--max-output-bytes",
+        type=int,
+        default=output.DEFAULT_MAX_OUTPUT_BYTES,
+        metavar="BYTES",
+        help="what the store keeps of one run's output: its first and its last half of BYTES (default 16 MiB)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("CW_LOG_LEVEL", "INFO"))
     listen.add_arguments(parser)
     parser.add_argument("--store-tls-ca", type=Path, default=None, help="PEM CA of the store's TLS certificate")
@@ -110,6 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(error))
     if args.default_provider not in args.providers:
         parser.error(f"--default-provider {args.default_provider!r} is not a known provider")
+    if args.max_output_bytes < output.MIN_MAX_OUTPUT_BYTES:
+        parser.error(f"--max-output-bytes must be at least {output.MIN_MAX_OUTPUT_BYTES}")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
     if args.lease_ttl < MIN_LEASE_TTL:
@@ -119,6 +129,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.shared_remotes = shared_remotes(args.shared_remotes)
     except ValueError as error:
         parser.error(str(error))
+    check_sandbox(parser, args, home)
+    return args
+
+
+def check_sandbox(parser: argparse.ArgumentParser, args: argparse.Namespace, home: Path) -> None:
+    """`args.sandbox`; the one line the orchestrator stops with where agents cannot run as asked."""
     try:
         args.sandbox = sandbox_policy(args, home)
     except ValueError as error:
@@ -128,7 +144,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     refusal = refusal or sandbox.sandbox_refusal(args.sandbox, args.sandbox.enabled and sandbox.cannot_sandbox())
     if refusal:
         parser.exit(2, f"cw-orchestrator: {refusal}\n")
-    return args
 
 
 def sandbox_policy(args: argparse.Namespace, home: Path) -> sandbox.SandboxPolicy:
@@ -172,6 +187,7 @@ async def serve(args: argparse.Namespace) -> None:
         name=args.name,
         lease_ttl=args.lease_ttl,
         shared_remotes=args.shared_remotes,
+        max_output_bytes=args.max_output_bytes,
     )
     starting = asyncio.create_task(server.start(config))
     await asyncio.wait([starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

@@ -10,8 +10,11 @@
 
 Every change to a cached row (read from the store, or answered by the store to our own write)
 is routed to the controllers, each of which queues the keys it cares about. A controller's
-handler decides from the cache alone (pure decisions in dispatch.py and outcomes.py) and writes
-with preconditions; a stale cache costs a retry, never a wrong state.
+handler first waits until the feed has applied the log up to our newest answered write
+(cache/freshness.py), then decides from the cache alone (pure decisions in dispatch.py and
+outcomes.py) and writes with preconditions; a stale cache costs a retry, never a wrong state, and
+the store refuses any write that would move work early (a phase to review, a task started, an
+initiative done: store_service/repositories/sqlalchemy/progress.py), which is decided again.
 
 Several orchestrators may share one store (issue 13): each holds its lease `orchestrator/<name>`
 (cluster/membership.py), runs and settles only its own agents, and takes over the running agents of
@@ -64,7 +67,9 @@ class Orchestrator:
         self.cache = Cache()
         self.writer = Writer(store, self.cache)
         self.feed = Feed(store, self.cache, self.writer)
-        self.ctx = Context(store, self.cache, self.writer, root, settings, OutputShipper(store, root))
+        self.ctx = Context(
+            store, self.cache, self.writer, root, settings, OutputShipper(store, root, settings.max_output_bytes)
+        )
         self.agents = AgentController(self.ctx)
         self.projects = ProjectController(self.ctx)
         self.launches = Launches(self.ctx, self.agents, self.projects)
@@ -101,6 +106,8 @@ class Orchestrator:
             self.takeovers,
         )
         self.cache.listeners += [controller.on_change for controller in controllers]
+        for queue in self.queues():
+            queue.gate = self.cache.freshness.reached  # no decision on a cache behind our own writes
         self._background: list[asyncio.Task[None]] = []
 
     def _install(self, reports: Reports) -> None:

@@ -135,11 +135,12 @@ def phases_to_start(phases: Iterable[phase_pb2.Phase], depends_on: Mapping[str, 
 
 def running_phase_status(tasks: Iterable[task_pb2.Task], merged: set[str]) -> phase_pb2.PhaseStatus.ValueType:
     """Where an IN_PROGRESS or BLOCKED phase belongs now: BLOCKED while any task is, PENDING_REVIEW
-    once every task is COMPLETED and merged, else IN_PROGRESS."""
+    once it has tasks and every one is COMPLETED and merged, else IN_PROGRESS (no tasks is not
+    "all done": the store refuses that move too)."""
     task_list = list(tasks)
     if any(task.status == task_pb2.TASK_STATUS_BLOCKED for task in task_list):
         return phase_pb2.PHASE_STATUS_BLOCKED
-    if all(task.status == task_pb2.TASK_STATUS_COMPLETED and task.id in merged for task in task_list):
+    if task_list and all(task.status == task_pb2.TASK_STATUS_COMPLETED and task.id in merged for task in task_list):
         return phase_pb2.PHASE_STATUS_PENDING_REVIEW
     return phase_pb2.PHASE_STATUS_IN_PROGRESS
 

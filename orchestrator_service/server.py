@@ -31,6 +31,7 @@ from orchestrator_service.api.servicer import OrchestratorServicer, error_status
 from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.membership import NameTaken, owner_id
 from orchestrator_service.controllers.context import Settings
+from orchestrator_service.controllers.output import DEFAULT_MAX_OUTPUT_BYTES
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import OrchestratorError
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
@@ -86,6 +87,8 @@ class Config:
     name: str = ""
     lease_ttl: float = 15.0
     shared_remotes: str = ""
+    # What the store keeps of one run's output (controllers/output.py).
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 
     def settings(self, root: Path) -> Settings:
         """With this orchestrator's name and its workspace's owner id (made in it on first use)."""
@@ -100,6 +103,7 @@ class Config:
             owner=owner_id(root),
             lease_ttl=self.lease_ttl,
             shared_remotes=self.shared_remotes,
+            max_output_bytes=self.max_output_bytes,
         )
 
 

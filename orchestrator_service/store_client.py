@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from cw.store.v1 import (
     account_pb2,
@@ -45,6 +47,27 @@ T = TypeVar("T")
 
 class Stale(Exception):
     """A conditional write found the row changed since it was read: re-read, decide again."""
+
+
+class NotReady(Stale):
+    """The store refused to move work early (a phase to review with tasks not done, a task started
+    before its dependencies): what the decision was taken from was behind the store. Decide again
+    once the cache has caught up; the missing rows' events queue the key again."""
+
+
+# The ErrorInfo reason of the store's progress invariants (store_service/repositories/sqlalchemy/progress.py).
+NOT_READY_REASON = "NOT_READY"
+
+
+def error_reason(error: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason a failed call carries, or ""."""
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
 
 
 class _Signer:
@@ -134,6 +157,8 @@ class StoreClient:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.ABORTED:
                 raise Stale(error.details() or "changed since read") from error
+            if error.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(error) == NOT_READY_REASON:
+                raise NotReady(error.details() or "not ready") from error
             raise
 
     # ---- rows by kind ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ re-reads the rows it meant to change, and the controller decides again from fres
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,7 +29,7 @@ from cw.store.v1 import (
     task_pb2,
 )
 from orchestrator_service.cache.state import Cache
-from orchestrator_service.store_client import Stale, StoreClient, changed_row, changes
+from orchestrator_service.store_client import NotReady, Stale, StoreClient, changed_row, changes
 
 log = logging.getLogger("cw.orchestrator")
 
@@ -87,27 +86,25 @@ class Writer:
     def __init__(self, store: StoreClient, cache: Cache) -> None:
         self.store = store
         self.cache = cache
-        self._in_flight = 0
-        self._quiet = asyncio.Event()
-        self._quiet.set()
+        self._in_flight: set[asyncio.Future[None]] = set()
 
     async def append(
         self, events: Sequence[event_pb2.Event], requests: Sequence[Message] = ()
     ) -> event_pb2.AppendEventResponse:
         """Writes the changes and events in one transaction and caches the rows they left. On a
         stale precondition, refreshes those rows from the store and raises Stale."""
-        self._in_flight += 1
-        self._quiet.clear()
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight.add(answered)
         try:
             answer = await self.store.append(events, changes(*requests))
         except Stale as stale:
-            log.info("write refused, a row changed since it was read (%s): reading it again", stale)
+            log.info("write refused (%s): reading its rows again", stale)
             await self.refresh(requests)
             raise
         finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._quiet.set()
+            self._in_flight.discard(answered)
+            answered.set_result(None)
+        self.cache.freshness.saw(answer.last_sequence)
         for row in answer.rows:
             kind, message = changed_row(row)
             if self.cache.holds(kind):
@@ -115,10 +112,12 @@ class Writer:
         return answer
 
     async def quiet(self, timeout: float) -> None:
-        """Waits (a little) for the writes in flight to be answered: an event of our own write can
-        arrive before its answer, and the answer already carries the row, so no read is needed."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._quiet.wait(), timeout)
+        """Waits (a little) for the writes in flight now to be answered: an event of our own write
+        can arrive before its answer, and the answer already carries the row, so no read is needed.
+        Writes sent later cannot have made the event: under a steady stream of our own writes the
+        feed does not wait for a moment with none in flight."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
 
     async def refresh(self, requests: Sequence[Message]) -> None:
         for request in requests:
@@ -141,4 +140,4 @@ class Writer:
         return row
 
 
-__all__ = ["Stale", "Writer", "kind_of", "timestamp", "update"]
+__all__ = ["NotReady", "Stale", "Writer", "kind_of", "timestamp", "update"]

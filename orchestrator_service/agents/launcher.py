@@ -12,7 +12,7 @@ from pathlib import Path
 from cw.store.v1 import account_pb2, agent_pb2
 from cw_edge.tokens import AUTH_ENVIRONMENT
 from orchestrator_service.agents import control_files, sandbox, supervisor
-from orchestrator_service.agents.providers import SANDBOX_VARIABLE, Provider
+from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.sandbox import SandboxPolicy
 from orchestrator_service.agents.supervisor import AgentFiles
 
@@ -45,9 +45,7 @@ CREDENTIALS_FILE = ".credentials.json"
 def environment(launch: Launch) -> dict[str, str]:
     files, agent = launch.files, launch.agent
     # An agent gets no credential for cw's services, nor a pointer to one.
-    # Nor an IS_SANDBOX from wherever the orchestrator was started: only --agents-in-sandbox sets it.
-    dropped = {*AUTH_ENVIRONMENT, SANDBOX_VARIABLE}
-    inherited = {name: value for name, value in os.environ.items() if name not in dropped}
+    inherited = {name: value for name, value in os.environ.items() if name not in AUTH_ENVIRONMENT}
     env = {
         **inherited,
         "CW_AGENT_ID": agent.id,

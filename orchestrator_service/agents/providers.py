@@ -31,13 +31,12 @@ class Provider:
         return [*self.argv, *flags, *session]
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
-        """The agent's environment. For Claude Code, IS_SANDBOX says only what --agents-in-sandbox
-        says: a value inherited from wherever the orchestrator was started never counts."""
+        """The agent's environment. IS_SANDBOX says only what --agents-in-sandbox says: a value
+        inherited from wherever the orchestrator was started never reaches any provider."""
         env = dict(base)
-        if self.name == CLAUDE:
-            env.pop(SANDBOX_VARIABLE, None)
-            if self.in_sandbox:
-                env[SANDBOX_VARIABLE] = "1"
+        env.pop(SANDBOX_VARIABLE, None)
+        if self.name == CLAUDE and self.in_sandbox:
+            env[SANDBOX_VARIABLE] = "1"
         return env
 
     def resolved(self, directory: Path) -> Provider:

@@ -71,6 +71,7 @@ class Feed:
         await self._load_initiatives()
         await self._load_dependencies(list(cache.tasks))
         self.cursor = max(self.cursor, position)
+        self.cache.freshness.applied_up_to(self.cursor)
         self.loaded.set()
 
     async def _live_tasks(self) -> list[task_pb2.Task]:
@@ -145,6 +146,7 @@ class Feed:
                         continue  # heartbeat
                     await self.apply(stored)
                     self.cursor = stored.sequence
+                    self.cache.freshness.applied_up_to(stored.sequence)
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.OUT_OF_RANGE:
                     log.warning("the store's event log is behind our cursor: listing everything again")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cw.store.v1 import account_pb2, agent_pb2, conversation_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
+from orchestrator_service.cache.freshness import Freshness
 
 LIVE_AGENT = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
 LIVE_PHASE = (
@@ -70,6 +71,8 @@ class Cache:
     # (kind, id) -> the newest event sequence the cached row is known to reflect.
     seen: dict[tuple[str, str], int] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
+    # How far the rows follow the store's log; decisions wait on it (freshness.py).
+    freshness: Freshness = field(default_factory=Freshness)
 
     # ---- what stays ----------------------------------------------------------------------------
 

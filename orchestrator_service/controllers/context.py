@@ -16,7 +16,7 @@ from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.leases import Leases, MergeLocks
 from orchestrator_service.cluster.policy import Peers
-from orchestrator_service.controllers.output import OutputShipper
+from orchestrator_service.controllers.output import DEFAULT_MAX_OUTPUT_BYTES, OutputShipper
 from orchestrator_service.git.workspace import Workspace
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 from orchestrator_service.store_client import StoreClient
@@ -44,6 +44,8 @@ class Settings:
     owner: str = ""
     lease_ttl: float = 15.0
     shared_remotes: str = ""
+    # What the store keeps of one run's output (`--max-output-bytes`, controllers/output.py).
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 
 
 @dataclass

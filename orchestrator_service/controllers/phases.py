@@ -25,6 +25,7 @@ from orchestrator_service.writes import Stale, update
 log = logging.getLogger("cw.orchestrator")
 
 NO_PROJECTS = "its initiative has no projects: add one with `cw project add` and attach it"
+NO_TASKS = "it has no tasks: it goes to review once it has tasks and every one is done and merged"
 
 
 class PhaseController:
@@ -91,13 +92,22 @@ class PhaseController:
         )
 
     async def _follow_tasks(self, phase: phase_pb2.Phase) -> None:
+        """Moves the phase where its tasks put it. The cache is at least as fresh as our newest
+        write (the queue's gate); should it still lack something, the store refuses the move
+        (NotReady, a Stale) and the missing rows' events bring the phase back here."""
         tasks = self.ctx.cache.tasks_of(phase.id)
+        if not tasks:
+            await self._note(phase, NO_TASKS)
+            return
         merged = {task.id for task in tasks if is_merged(task)}
         target = dispatch.running_phase_status(tasks, merged)
-        if target == phase.status:
+        values: dict[str, object] = {"reason": None} if phase.reason == NO_TASKS else {}
+        if target != phase.status:
+            values["status"] = target
+        if not values:
             return
         notes = [event("phase:pending_review", phase)] if target == phase_pb2.PHASE_STATUS_PENDING_REVIEW else []
-        await self.ctx.writer.append(notes, [update(phase, status=target)])
+        await self.ctx.writer.append(notes if "status" in values else [], [update(phase, **values)])
 
     async def _note(self, phase: phase_pb2.Phase, reason: str) -> None:
         """Why the phase does not start, for people; written only when it changes."""

@@ -22,6 +22,9 @@ log = logging.getLogger("cw.orchestrator")
 
 Handler = Callable[[str], Awaitable[None]]
 ErrorHook = Callable[[str, Exception], Awaitable[None]]
+# Awaited before each handling of a key: the orchestrator's is "the cache has caught up with our
+# own writes" (cache/freshness.py), so no decision is taken from a cache behind what triggered it.
+Gate = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -47,6 +50,7 @@ class WorkQueue:
         self._loop_task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self.gate: Gate | None = None
 
     # ---- adding work -----------------------------------------------------------------------
 
@@ -125,6 +129,8 @@ class WorkQueue:
     async def _work(self, key: str) -> None:
         failed = False
         try:
+            if self.gate is not None:
+                await self.gate()
             await self._handler(key)
         except asyncio.CancelledError:
             raise

@@ -76,6 +76,12 @@ def create_bare(url: str) -> None:
         git(Path(url).parent, "init", "--bare", "--quiet", "--", url)
 
 
+def _url(project: project_pb2.Project) -> str:
+    """Where fetches and pushes go: the stored url itself, never the clone's `cw-shared` remote,
+    whose url an agent sharing the clone's config could have pointed elsewhere."""
+    return clone_source(project.shared_remote)
+
+
 def _ensure_remote(ws: Workspace, project: project_pb2.Project) -> Path:
     """The clone's `cw-shared` remote at the project's shared url; returns the clone's path."""
     path = ws.repo(project.id)
@@ -105,7 +111,7 @@ def pull(ws: Workspace, project: project_pb2.Project, *branches: str) -> list[Ke
     branches = tuple(dict.fromkeys(branches))
     specs = [f"+{head_ref(branch)}*:{_tracking(branch)}*" for branch in branches]
     with repository_lock(path):
-        git(path, "fetch", "--quiet", "--no-tags", "--", REMOTE, *specs)
+        git(path, "fetch", "--quiet", "--no-tags", "--", _url(project), *specs)
         return [kept for branch in branches if (kept := _follow(ws, project.id, path, branch)) is not None]
 
 
@@ -144,7 +150,7 @@ def publish(ws: Workspace, project: project_pb2.Project, branch: str) -> None:
     with repository_lock(path):
         if _commit(path, ref) == _commit(path, _tracking(branch)):
             return  # the remote's as last seen (a push updates what we saw)
-        result = git(path, "push", "--porcelain", "--", REMOTE, f"{ref}:{ref}", check=False)
+        result = git(path, "push", "--porcelain", "--", _url(project), f"{ref}:{ref}", check=False)
     if result.returncode != 0:
         said = [line for line in result.stdout.splitlines() if line.startswith("!")] or result.stderr.splitlines()
         raise PushRejected(f"the shared remote refused {branch}: {said[-1].split(chr(9))[-1] if said else 'refused'}")
@@ -155,7 +161,7 @@ def keep_remotely(ws: Workspace, project: project_pb2.Project, kept: Kept) -> No
     that they outlive this machine too."""
     path = _ensure_remote(ws, project)
     with repository_lock(path):
-        git(path, "push", "--quiet", "--", REMOTE, f"{kept.ref}:{kept.ref}")
+        git(path, "push", "--quiet", "--", _url(project), f"{kept.ref}:{kept.ref}")
 
 
 def ensure_shared_branch(

@@ -39,6 +39,9 @@ class Diff:
     unified: str
 
 
+ORIGIN_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
+
+
 def phase_branch(phase_id: str) -> str:
     """Phase and task branches live beside `cw/<initiative>`, never under it: git cannot hold both
     `a/b` and `a/b/c`."""
@@ -80,7 +83,9 @@ class Workspace:
                 return
             if git(path, "remote", "get-url", "origin", check=False).stdout.strip() != source:
                 git(path, "remote", "set-url", "origin", source)
-            git(path, "fetch", "--prune", "--quiet", "origin")
+            # The url and the refspec are given, never read from the clone's config: a rewritten
+            # refspec could map the project's branches onto cw's and prune them.
+            git(path, "fetch", "--prune", "--quiet", "--", source, ORIGIN_REFSPEC)
 
     def ensure_branch(self, project_id: str, branch: str, start_point: str) -> None:
         path = self.repo(project_id)

@@ -20,7 +20,7 @@ class TargetGone(Exception):
     """The page, phase or task a planning task works on no longer exists."""
 
 
-async def _found(store: StoreClient, method: Callable[..., Awaitable[Any]], request: Any) -> Any:
+async def found_or_none(store: StoreClient, method: Callable[..., Awaitable[Any]], request: Any) -> Any:
     """The answer, or None for NOT_FOUND."""
     try:
         return await store.call(method, request)
@@ -38,7 +38,7 @@ async def target_of(store: StoreClient, target_id: str) -> tuple[str, Row] | Non
         ("task", store.tasks.GetTask, task_pb2.GetTaskRequest(id=target_id)),
     ]
     for kind, method, request in lookups:
-        row = await _found(store, method, request)
+        row = await found_or_none(store, method, request)
         if row is not None:
             return kind, row
     return None
@@ -48,7 +48,9 @@ async def active_chat(store: StoreClient, kind: str, target_id: str) -> chat_ses
     if kind not in CHAT_TARGETS:
         return None
     request = chat_session_pb2.GetActiveChatSessionRequest(target_type=CHAT_TARGETS[kind], target_id=target_id)
-    found: chat_session_pb2.ChatSession | None = await _found(store, store.chat_sessions.GetActiveChatSession, request)
+    found: chat_session_pb2.ChatSession | None = await found_or_none(
+        store, store.chat_sessions.GetActiveChatSession, request
+    )
     return found
 
 

@@ -16,22 +16,23 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 
-from cw.store.v1 import agent_pb2, event_pb2, proposal_pb2, task_pb2
+from cw.store.v1 import agent_pb2, chat_session_pb2, event_pb2, proposal_pb2, task_pb2
 from orchestrator_service import dispatch, faults, outcomes
-from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import LIVE_AGENT
 from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.run_inputs import Continuation, RunInput
+from orchestrator_service.paths import safe_id
 from orchestrator_service.planning import material
 from orchestrator_service.planning.chat import Chats, unanswered
 from orchestrator_service.planning.prompts import planning_prompt
 from orchestrator_service.planning.report import BadReport, RunView, proposals_of
 
-VIEW_FILE = "planning.json"
+VIEW_DIRECTORY = "planning"
 # The store names a refused proposal by its place among the changes: the report names it by its own.
 _CHANGE_PATH = re.compile(r"changes\[(\d+)\]\.create_proposal\.proposal\.")
 
@@ -47,8 +48,7 @@ class Planning:
         if dispatch.agent_mode(task) == "execute":
             return None
         shown = await material.gather(self.ctx.store, task)
-        files = AgentFiles.of(self.ctx.root, agent.id)
-        await asyncio.to_thread((files.control / VIEW_FILE).write_text, shown.view().to_json())
+        await asyncio.to_thread(self._keep_view, agent.id, shown.view())
         environment = {"CW_TARGET_ID": task.target_id} if task.target_id else {}
         return RunInput(planning_prompt(shown), environment)
 
@@ -80,7 +80,7 @@ class Planning:
         if task is None or dispatch.agent_mode(task) == "execute" or outcome.kind != "done" or settlement.task is None:
             await write(settlement)
             return
-        view = await asyncio.to_thread(self._view, agent)
+        view = await self._bound(task, await asyncio.to_thread(self._view, agent))
         report_id = view.answering or agent.id
         initiative_id = self.ctx.cache.initiative_id_of(task)
         try:
@@ -97,12 +97,35 @@ class Planning:
         async with self.chats.lock(view.chat_session_id):
             await write(await self.chats.answered(agent, view, outcome.summary, stored, settlement))
 
+    def _view_file(self, agent_id: str) -> Path:
+        """Where what a run was shown is kept: the orchestrator's, never in an agent's directory."""
+        return self.ctx.root / VIEW_DIRECTORY / f"{safe_id(agent_id, 'agent id')}.json"
+
+    def _keep_view(self, agent_id: str, view: RunView) -> None:
+        path = self._view_file(agent_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(view.to_json())
+
     def _view(self, agent: agent_pb2.Agent) -> RunView:
         """What the run was shown; nothing when the file is missing (no target can be named)."""
         try:
-            return RunView.from_json((AgentFiles.of(self.ctx.root, agent.id).control / VIEW_FILE).read_text())
+            return RunView.from_json(self._view_file(agent.id).read_text())
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return RunView()
+
+    async def _bound(self, task: task_pb2.Task, view: RunView) -> RunView:
+        """The view with the chat session the store binds to the run's task (the session whose
+        `task_id` it is), and the message it answers only when that is one of the session's."""
+        session = None
+        if view.chat_session_id:
+            request = chat_session_pb2.GetChatSessionRequest(id=view.chat_session_id)
+            session = await material.found_or_none(self.ctx.store, self.ctx.store.chat_sessions.GetChatSession, request)
+        if session is None or session.task_id != task.id:
+            session = await material.chat_of(self.ctx.store, task)
+        if session is None:
+            return replace(view, chat_session_id="", answering="")
+        messages = {message.id for message in await self.chats.messages(session.id)}
+        return replace(view, chat_session_id=session.id, answering=view.answering if view.answering in messages else "")
 
     async def _stored(
         self, agent_id: str, report_id: str, proposals: list[proposal_pb2.Proposal]

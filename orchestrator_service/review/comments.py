@@ -89,12 +89,34 @@ def _line(item: Mapping[str, Any]) -> int:
         return 0
 
 
+def place(files: ProjectFiles, path: str, line: int, removed: bool = False) -> tuple[str, str] | None:
+    """Where a comment on `path:line` goes, checked as a person's comment is (clients/cli/review.py,
+    `place_in_diff`): the path as stored (the project's name first when several projects' diffs
+    hold it) and the line's kind, or None when the path is not a file of the diff (absolute, with a
+    `..` part, unknown, or in several projects' diffs without naming one) or the line is not in it."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or ".." in parts or "" in parts or line <= 0:
+        return None
+    holding = []
+    for project, by_path in files.items():
+        name = path if path in by_path else path.removeprefix(f"{project}/")
+        if name in by_path:
+            holding.append((project, name, by_path[name]))
+    if not holding or (len(holding) > 1 and not any(path.startswith(f"{p}/") for p, _, _ in holding)):
+        return None
+    project, name, found = next((h for h in holding if path.startswith(f"{h[0]}/")), holding[0])
+    at = found.find(line, removed)
+    if at is None:
+        return None
+    return (f"{project}/{name}" if len(files) > 1 else name), at[1].kind
+
+
 def from_report(
     report: Mapping[str, Any], phase_id: str, author: str, files: ProjectFiles
 ) -> list[review_comment_pb2.ReviewComment]:
-    """A review agent's `review_comments` as comments by it (unusable items are left out): the line
-    type comes from the diff, `"side": "old"` names a removed line, a line outside the diff is
-    context."""
+    """A review agent's `review_comments` as comments by it: the line type comes from the diff,
+    `"side": "old"` names a removed line. An agent's comment gets the same checks as a person's
+    (`place`): one on a file or a line outside the diff is left out, like any unusable item."""
     items = report.get("review_comments")
     if not isinstance(items, list):
         return []
@@ -103,17 +125,22 @@ def from_report(
         if not isinstance(item, dict):
             continue
         path, body, line = item.get("file"), item.get("body"), _line(item)
-        if not isinstance(path, str) or not path or not isinstance(body, str) or not body.strip() or line <= 0:
+        if (
+            not isinstance(path, str)
+            or len(path.encode()) > PATH_BYTES
+            or not isinstance(body, str)
+            or not body.strip()
+        ):
             continue
-        target = locate(files, path)
-        place = target.find(line, removed=item.get("side") == "old") if target is not None else None
-        kind = place[1].kind if place is not None else diffs.CONTEXT
+        where = place(files, path, line, removed=item.get("side") == "old")
+        if where is None:
+            continue
         found.append(
             review_comment_pb2.ReviewComment(
                 phase_id=phase_id,
-                file_path=clip(path, PATH_BYTES),
+                file_path=where[0],
                 line_number=line,
-                line_type=LINE_TYPES[kind],
+                line_type=LINE_TYPES[where[1]],
                 body=clip(body, BODY_BYTES),
                 author=author,
             )

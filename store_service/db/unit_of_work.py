@@ -24,6 +24,7 @@ from store_service.repositories.phase import PhaseRepository
 from store_service.repositories.project import ProjectRepository
 from store_service.repositories.proposal import ProposalRepository
 from store_service.repositories.review_comment import ReviewCommentRepository
+from store_service.repositories.sqlalchemy import progress
 from store_service.repositories.sqlalchemy.account import SqlAlchemyAccountRepository
 from store_service.repositories.sqlalchemy.agent import SqlAlchemyAgentRepository
 from store_service.repositories.sqlalchemy.chat_session import SqlAlchemyChatSessionRepository
@@ -88,10 +89,13 @@ class SqlAlchemyUnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        progress.forget(self.session)
         self.session.rollback()
         self.session.close()
 
     def commit(self) -> None:
+        """Keeps the transaction, once the progress invariants hold in the state it leaves."""
+        progress.check(self.session)
         self.session.commit()
         self._on_commit()
 
@@ -120,6 +124,7 @@ class UnitOfWorkFactory:
     ) -> None:
         change_events.install(Session)
         update_times.install(Session)
+        progress.install(Session)
         self._writer, self._reader = writer, reader
         self.on_commit = on_commit
 

@@ -20,7 +20,13 @@ def test_request_changes_cycle(tmp_path: Path) -> None:
         remark = {"file": "a.txt", "line": 2, "body": "two what?"}
         reviewer = c.cw_json(
             "task", "add", phase.id, "review it", "--category", "review", "--after", work.id,
-            "--description", script(review_comments=[remark, {"file": "a.txt", "line": 0, "body": "no line"}]),
+            "--description", script(review_comments=[
+                remark,
+                {"file": "a.txt", "line": 0, "body": "no line"},
+                # Checked as a person's comment is: outside the worktree, outside the file.
+                {"file": "../../../etc/passwd", "line": 1, "body": "outside"},
+                {"file": "a.txt", "line": 999999, "body": "far below"},
+            ]),
         )  # fmt: skip
         c.approve(phase)
         c.wait_phase(phase.id, REVIEW)

@@ -219,7 +219,7 @@ def test_automatic_events_name_statuses_as_the_api_does(api: SimpleNamespace) ->
         )
     )
     api.phases.UpdatePhase(
-        phase_pb2.UpdatePhaseRequest(phase=phase_pb2.Phase(id=phase.id, status=phase_pb2.PHASE_STATUS_PENDING_REVIEW))
+        phase_pb2.UpdatePhaseRequest(phase=phase_pb2.Phase(id=phase.id, status=phase_pb2.PHASE_STATUS_IN_PROGRESS))
     )
     events = api.events.ListEvents(
         event_pb2.ListEventsRequest(types=["phase:created", "task:updated", "phase:updated"])
@@ -227,7 +227,7 @@ def test_automatic_events_name_statuses_as_the_api_does(api: SimpleNamespace) ->
     assert [(e.type, e.details["status"]) for e in events.events] == [
         ("phase:created", "PHASE_STATUS_APPROVED"),
         ("task:updated", "TASK_STATUS_COMPLETED"),
-        ("phase:updated", "PHASE_STATUS_PENDING_REVIEW"),
+        ("phase:updated", "PHASE_STATUS_IN_PROGRESS"),
     ]
 
 

@@ -99,8 +99,10 @@ def test_a_bad_dependency_creates_nothing(client_api: SimpleNamespace) -> None:
 
 def test_a_merged_phase_takes_a_task_only_when_reopened(api: SimpleNamespace, client_api: SimpleNamespace) -> None:
     initiative = _initiative(api)
-    merged, other = _phase(api, initiative.id, "merged"), _phase(api, initiative.id, "other")
-    moving = _task(client_api, other, "moving")
+    merged = _phase(api, initiative.id, "merged")
+    moving = client_api.tasks.CreateTask(
+        task_pb2.CreateTaskRequest(task=task_pb2.Task(initiative_id=initiative.id, name="moving"))
+    )
     _set_status(api, merged, phase_pb2.PHASE_STATUS_COMPLETED)
     _set_status(api, initiative, initiative_pb2.INITIATIVE_STATUS_PENDING_REVIEW)
     refused = call_error(
@@ -117,6 +119,10 @@ def test_a_merged_phase_takes_a_task_only_when_reopened(api: SimpleNamespace, cl
     assert client_api.phases.GetPhase(phase_pb2.GetPhaseRequest(id=merged.id)).status == phase_pb2.PHASE_STATUS_APPROVED
     again = client_api.initiatives.GetInitiative(initiative_pb2.GetInitiativeRequest(id=initiative.id))
     assert again.status == initiative_pb2.INITIATIVE_STATUS_ACTIVE and late.phase_id == merged.id
+    done = task_pb2.Task(id=late.id, status=task_pb2.TASK_STATUS_COMPLETED, merge_time=late.create_time)
+    api.tasks.UpdateTask(
+        task_pb2.UpdateTaskRequest(task=done, update_mask=field_mask_pb2.FieldMask(paths=["status", "merge_time"]))
+    )
     _set_status(api, merged, phase_pb2.PHASE_STATUS_COMPLETED)
     move.reopen_phase = True
     assert client_api.tasks.UpdateTask(move).phase_id == merged.id

@@ -152,7 +152,8 @@ def test_claude_environment_says_is_sandbox_only_with_the_flag() -> None:
     assert provider_table(in_sandbox=True)["claude"].environment(inherited)["IS_SANDBOX"] == "1"
     overridden = provider_table(["claude=/opt/claude --model x", "mine=run"], in_sandbox=True)
     assert overridden["claude"] == Provider("claude", ("/opt/claude", "--model", "x"), in_sandbox=True)
-    assert overridden["mine"].environment(inherited) == inherited
+    assert overridden["mine"].environment(inherited) == {"PATH": "/bin"}  # inherited: never passed on
+    assert provider_table(["mine=run"])["mine"].environment(inherited) == {"PATH": "/bin"}
 
 
 def test_the_prompt_is_never_an_argument() -> None:

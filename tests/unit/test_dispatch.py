@@ -95,7 +95,7 @@ def test_phases_start_when_their_dependencies_completed() -> None:
         ([P.TASK_STATUS_COMPLETED, P.TASK_STATUS_COMPLETED], {"t0"}, phase_pb2.PHASE_STATUS_IN_PROGRESS),
         ([P.TASK_STATUS_COMPLETED, P.TASK_STATUS_BLOCKED], {"t0"}, phase_pb2.PHASE_STATUS_BLOCKED),
         ([P.TASK_STATUS_IN_PROGRESS, P.TASK_STATUS_PENDING], set(), phase_pb2.PHASE_STATUS_IN_PROGRESS),
-        ([], set(), phase_pb2.PHASE_STATUS_PENDING_REVIEW),
+        ([], set(), phase_pb2.PHASE_STATUS_IN_PROGRESS),
     ],
 )
 def test_running_phase_status(statuses: list[int], merged: set[str], expected: int) -> None:

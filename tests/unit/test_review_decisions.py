@@ -45,13 +45,18 @@ def test_only_comments_given_to_the_revision_are_resolved() -> None:
     assert comments.resolved_by(task, {}) == []
 
 
-def test_a_review_agent_s_comments_take_their_line_type_from_the_diff() -> None:
+def test_a_review_agent_s_comments_take_their_line_type_from_the_diff_and_its_checks_from_a_person_s() -> None:
     report = {
         "review_comments": [
             {"file": "a.txt", "line": 2, "body": "new what?"},
             {"file": "a.txt", "line": "2", "side": "old", "body": "was fine"},
             {"file": "app/a.txt", "line": 1, "body": "context"},
             {"file": "a.txt", "line": 40, "body": "outside the diff"},
+            {"file": "a.txt", "line": 999999, "body": "far outside the file"},
+            {"file": "../../../etc/passwd", "line": 1, "body": "outside the worktree"},
+            {"file": "app/../a.txt", "line": 1, "body": "a dot-dot part"},
+            {"file": "/a.txt", "line": 1, "body": "absolute"},
+            {"file": "b.txt", "line": 1, "body": "a file the diff does not touch"},
             {"file": "a.txt", "line": 0, "body": "no line"},
             {"file": "a.txt", "line": True, "body": "not a number"},
             {"file": "", "line": 1, "body": "no file"},
@@ -64,13 +69,19 @@ def test_a_review_agent_s_comments_take_their_line_type_from_the_diff() -> None:
     assert kinds == [
         ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_ADDED),
         ("a.txt", 2, review_comment_pb2.REVIEW_LINE_TYPE_REMOVED),
-        ("app/a.txt", 1, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
-        ("a.txt", 40, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
+        ("a.txt", 1, review_comment_pb2.REVIEW_LINE_TYPE_CONTEXT),
     ]
     assert {(c.author, c.phase_id) for c in found} == {("tidy-jackal", "ph")}
     many = {"review_comments": [{"file": "a.txt", "line": 2, "body": "x" * 40000}] * 80}
     capped = comments.from_report(many, "ph", "a", FILES)
     assert len(capped) == comments.MAX_AGENT_COMMENTS and len(capped[0].body.encode()) <= comments.BODY_BYTES
+
+
+def test_a_comment_names_its_project_where_several_diffs_hold_its_path() -> None:
+    both = {"app": diffs.by_path(SMALL_DIFF), "lib": diffs.by_path(SMALL_DIFF)}
+    assert comments.place(both, "a.txt", 2) is None  # ambiguous, as for a person
+    assert comments.place(both, "lib/a.txt", 2) == ("lib/a.txt", diffs.ADDED)
+    assert comments.place(both, "lib/a.txt", 2, removed=True) == ("lib/a.txt", diffs.REMOVED)
 
 
 def test_a_review_prompt_shows_the_diff_and_cuts_a_huge_one() -> None:

@@ -1,0 +1,188 @@
+"""Progress invariants, kept by the store in the write's own transaction, whichever RPC writes (an
+Update, AppendEvent's changes, a change set or its revert):
+
+- a phase enters PENDING_REVIEW only when it has tasks and every one of them is COMPLETED and
+  merged into the phase branch (`merge_time` set); it enters COMPLETED (merged) only when every task
+  it has is (a person may close a phase that never had any);
+- an initiative enters PENDING_REVIEW or COMPLETED only when every phase it has is COMPLETED (its
+  work may also be tasks outside phases);
+- a task enters IN_PROGRESS, and a running agent is made for a task, only when each task it
+  depends on is COMPLETED and each phase its phase depends on is COMPLETED;
+- a task has at most one live agent (RUNNING or WAITING_FOR_INPUT) at any moment: an agent becomes
+  live only when no other agent of its task is.
+
+Why here: the orchestrator decides from a cache that follows the event log, and a cache can lag
+behind a burst of writes. A phase whose tasks had not reached the cache yet looked like "every one
+of its (zero) tasks is done". Kept in the write, no reader can move work early however far behind
+it is: its write answers FAILED_PRECONDITION naming what is missing, and it decides again.
+
+The rows a transaction moves are noted as it flushes (`install`) and checked once, at commit
+(`check`), against what the transaction leaves: so the order of the changes inside one
+AppendEvent (a task's merge, then its phase's review) does not matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session, UOWTransaction
+
+from store_service.db.models import Agent, Base, Initiative, Phase, PhaseDependency, Task, TaskDependency
+from store_service.domain.errors import FailedPrecondition
+
+# The ErrorInfo reason of every refusal here: "decide again from fresher state".
+NOT_READY = "NOT_READY"
+_PENDING_KEY = "cw.progress.pending"
+_NEW_KEY = "cw.progress.inserted"
+# How many names a refusal lists before "and N more".
+_NAMES_SHOWN = 5
+
+COMPLETED = "completed"
+LIVE_AGENT = frozenset({"running", "waiting_for_input"})
+_GUARDED: dict[type[Base], frozenset[str]] = {
+    Phase: frozenset({"pending_review", COMPLETED}),
+    Initiative: frozenset({"pending_review", COMPLETED}),
+    Task: frozenset({"in_progress"}),
+    Agent: LIVE_AGENT,
+}
+
+
+def _enters_guarded_status(session: Session, row: Any) -> bool:
+    """A new row with a guarded status, or a stored one whose status this flush changes to one
+    (an agent: from one that is not live; a resumed agent stays the task's one live agent)."""
+    guarded = _GUARDED.get(type(row))
+    if guarded is None or row.status not in guarded:
+        return False
+    if row in session.new:
+        return not isinstance(row, Agent) or bool(row.task_id)
+    history = inspect(row).attrs.status.history
+    if not history.has_changes():
+        return False
+    return not isinstance(row, Agent) or not any(before in LIVE_AGENT for before in history.deleted)
+
+
+def _note_moves(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    moved = [row for row in (*session.new, *session.dirty) if _enters_guarded_status(session, row)]
+    if moved:
+        session.info.setdefault(_PENDING_KEY, []).extend(moved)
+        session.info.setdefault(_NEW_KEY, set()).update(id(row) for row in moved if row in session.new)
+
+
+def install(session_class: type[Session]) -> None:
+    if not event.contains(session_class, "before_flush", _note_moves):
+        event.listen(session_class, "before_flush", _note_moves)
+
+
+def forget(session: Session) -> None:
+    """Drops what a transaction that is not committed noted."""
+    session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_NEW_KEY, None)
+
+
+def check(session: Session) -> None:
+    """Raises FailedPrecondition (reason NOT_READY) if a row this transaction moved breaks an
+    invariant in the state the transaction leaves."""
+    session.flush()
+    moved: list[Any] = session.info.pop(_PENDING_KEY, [])
+    inserted: set[int] = session.info.pop(_NEW_KEY, set())
+    seen: set[tuple[type[Base], str]] = set()
+    for row in moved:
+        key = (type(row), row.id)
+        if key in seen or row not in session:
+            continue
+        seen.add(key)
+        if row.status not in _GUARDED[type(row)]:
+            continue  # moved on again within the same transaction
+        problem = _CHECKS[type(row)](session, row, id(row) in inserted)
+        if problem is not None:
+            raise FailedPrecondition(problem, NOT_READY, resource=row.event_entity or "", id=row.id)
+
+
+def _names(rows: Iterable[tuple[str, str]]) -> str:
+    listed = [f"{name!r} ({status.upper()})" for name, status in rows]
+    shown = ", ".join(listed[:_NAMES_SHOWN])
+    more = len(listed) - _NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _phase_problem(session: Session, phase: Phase, _new: bool) -> str | None:
+    tasks = session.execute(select(Task.name, Task.status, Task.merge_time).where(Task.phase_id == phase.id)).all()
+    target = phase.status.upper()
+    if not tasks and phase.status == "pending_review":
+        return f"phase {phase.id!r} has no tasks: it cannot become {target}"
+    unfinished = [
+        (name, "completed, not merged" if status == COMPLETED else status)
+        for name, status, merged in tasks
+        if status != COMPLETED or merged is None
+    ]
+    if unfinished:
+        return (
+            f"phase {phase.id!r} cannot become {target}: {len(unfinished)} of its {len(tasks)} tasks are not "
+            f"COMPLETED and merged: {_names(unfinished)}"
+        )
+    return None
+
+
+def _initiative_problem(session: Session, initiative: Initiative, _new: bool) -> str | None:
+    phases = session.execute(select(Phase.name, Phase.status).where(Phase.initiative_id == initiative.id)).all()
+    target = initiative.status.upper()
+    unfinished = [(name, status) for name, status in phases if status != COMPLETED]
+    if unfinished:
+        return (
+            f"initiative {initiative.id!r} cannot become {target}: {len(unfinished)} of its {len(phases)} phases "
+            f"are not COMPLETED: {_names(unfinished)}"
+        )
+    return None
+
+
+def _unfinished_dependencies(session: Session, task_id: str, phase_id: str | None) -> list[str]:
+    tasks = session.execute(
+        select(Task.name, Task.status)
+        .join(TaskDependency, TaskDependency.depends_on_task_id == Task.id)
+        .where(TaskDependency.task_id == task_id, Task.status != COMPLETED)
+    ).all()
+    found = [f"task {_names([(name, status)])}" for name, status in tasks]
+    if phase_id:
+        phases = session.execute(
+            select(Phase.name, Phase.status)
+            .join(PhaseDependency, PhaseDependency.depends_on_phase_id == Phase.id)
+            .where(PhaseDependency.phase_id == phase_id, Phase.status != COMPLETED)
+        ).all()
+        found += [f"phase {_names([(name, status)])}" for name, status in phases]
+    return found
+
+
+def _task_problem(session: Session, task: Task, _new: bool = False) -> str | None:
+    missing = _unfinished_dependencies(session, task.id, task.phase_id)
+    if missing:
+        return f"task {task.id!r} cannot start: it waits for {', '.join(missing[:_NAMES_SHOWN])}" + (
+            f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else ""
+        )
+    return None
+
+
+def _agent_problem(session: Session, agent: Agent, new: bool) -> str | None:
+    if not agent.task_id:
+        return None
+    other = session.execute(
+        select(Agent.name, Agent.status).where(
+            Agent.task_id == agent.task_id, Agent.id != agent.id, Agent.status.in_(LIVE_AGENT)
+        )
+    ).first()
+    if other is not None:
+        return f"task {agent.task_id!r} already has a live agent: {_names([(other.name, other.status)])}"
+    task = session.get(Task, agent.task_id)
+    if task is None or agent.status != "running" or not new:
+        return None  # a missing task is named by the reference check
+    problem = _task_problem(session, task)
+    return None if problem is None else f"no agent can run for it: {problem}"
+
+
+_CHECKS: dict[type[Base], Callable[[Session, Any, bool], str | None]] = {
+    Phase: _phase_problem,
+    Initiative: _initiative_problem,
+    Task: _task_problem,
+    Agent: _agent_problem,
+}

@@ -82,6 +82,15 @@ def add_task_worktree(git: Workspace, project: project_pb2.Project, task: task_p
     agent_repos.make(git.repo(project.id), task_repo(project, workdir), task_branch(task.id))
 
 
+def release_task(git: Workspace, project: project_pb2.Project, task_id: str) -> None:
+    """The task's work is merged: its agents' repositories go (and a worktree of an earlier cw);
+    the branch keeps every commit."""
+    if git.exists(project.id):
+        git.release_branch(project.id, task_branch(task_id))
+    name = safe_component(project.name, "project name")
+    agent_repos.remove_for_branch(git.root / "agents", name, task_branch(task_id))
+
+
 def task_repo(project: project_pb2.Project, workdir: Path) -> Path:
     return workdir / safe_component(project.name, "project name")
 

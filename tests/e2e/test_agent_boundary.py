@@ -153,6 +153,7 @@ def test_output_symlinked_to_the_orchestrators_token_is_never_handed_out(tmp_pat
 def test_a_forged_shim_json_naming_another_process_does_not_get_it_killed(tmp_path: Path) -> None:
     victim = subprocess.Popen(["sleep", "300"], start_new_session=True)
     gate = tmp_path / "gate"
+    shims: list[int] = []  # the cluster's cleanup reads shim.json, which names the victim here
     try:
         started = process.start_time(victim.pid)
         forged = json.dumps({"pid": victim.pid, "start_time": started, "output_offset": 0})
@@ -162,6 +163,7 @@ def test_a_forged_shim_json_naming_another_process_does_not_get_it_killed(tmp_pa
             approve(c, phase)
             wait_for("the forged shim.json", lambda: _control_with(c, task.id, "shim.json", containing=forged))
             [agent] = c.agents_of(task.id)
+            shims.append(agent.pid)
             assert c.orchestrator is not None
             c.orchestrator.kill()  # a restart: the orchestrator now knows the shim by its files only
             c.start_orchestrator()
@@ -176,6 +178,9 @@ def test_a_forged_shim_json_naming_another_process_does_not_get_it_killed(tmp_pa
     finally:
         victim.kill()
         victim.wait(10)
+        for shim in shims:
+            if process.start_time(shim) is not None:
+                process.signal_group(shim, signal.SIGKILL)
 
 
 def test_a_nosy_agent_in_the_sandbox_fails_at_every_try_and_its_work_lands(tmp_path: Path) -> None:

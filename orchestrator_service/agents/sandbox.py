@@ -37,6 +37,9 @@ FLAG = "--agents-in-sandbox"
 PATH_FLAG = "--agent-path"
 NETWORK_FLAG = "--agent-network"
 BWRAP = "bwrap"
+# The shim starts bwrap with SIGTERM ignored (shim.py); the agent gets its default back, so that a
+# stop reaches the agent alone and it ends as it chooses.
+DEFAULT_TERM = ("env", "--default-signal=TERM")
 # The agent's uid and gid inside its user namespace: an ordinary user's.
 SANDBOX_UID = 1000
 SANDBOX_USER = "agent"
@@ -178,8 +181,8 @@ def bwrap_command(policy: SandboxPolicy, run: RunMounts, command: Sequence[str],
     # The directories bwrap made to hold those mounts stay read-only: nothing written there.
     for top in tops:
         arguments += ["--remount-ro", str(top)]
-    arguments += ["--remount-ro", "/", *run.extra, "--chdir", str(run.cwd), "--", *_limits(policy), *command]
-    return arguments
+    arguments += ["--remount-ro", "/", *run.extra, "--chdir", str(run.cwd), "--", *DEFAULT_TERM, *_limits(policy)]
+    return [*arguments, *command]
 
 
 def account_files(home: Path) -> tuple[str, str]:

@@ -43,6 +43,8 @@ FENCE_FILE = "fence.json"
 # How often the fence is read when it names no period of its own.
 POLL_SECONDS = 0.5
 SMALL_FILE_CAP = 64 * 1024
+# The sandbox's program (agents/sandbox.py), named here so that the shim imports nothing more.
+SANDBOX_PROGRAM = "bwrap"
 FENCED_EXIT = {"exit_code": None, "signal": int(signal.SIGKILL), "fenced": True}
 
 
@@ -146,6 +148,17 @@ def may_start(control: Path, fence: Path | None) -> bool:
     return True
 
 
+def _is_sandbox(command: list[str]) -> bool:
+    return Path(command[0]).name == SANDBOX_PROGRAM
+
+
+def _ignore_term() -> None:
+    """bwrap (outside its sandbox) ignores SIGTERM: a stop signals the whole process group, and
+    bwrap dying at once would SIGKILL the agent (`--die-with-parent`) before it could end as it
+    chooses. The agent gets SIGTERM's default back inside (sandbox.py, `env --default-signal`)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _prompt_input(prompt: Path) -> Any:
     """The prompt file, a plain file of its own (never what a symlink planted there names)."""
     if not prompt.exists() and not prompt.is_symlink():
@@ -162,6 +175,8 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
         return 0
     prompt = control / PROMPT_FILE
     try:
+        if _is_sandbox(command):
+            _ignore_term()  # inherited by bwrap; the shim's own handler follows once it runs
         with _prompt_input(prompt) as stdin:
             child = subprocess.Popen(command, stdin=stdin)
     except OSError as error:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator_service.agents import sandbox
+from orchestrator_service.agents import process, sandbox, supervisor
 from orchestrator_service.agents.sandbox import AgentPath, Network, RunMounts, SandboxPolicy
+from orchestrator_service.agents.shim import EXIT_FILE
+from orchestrator_service.agents.supervisor import AgentFiles
 
 pytestmark = pytest.mark.skipif(sandbox.cannot_sandbox() is not None, reason="bubblewrap cannot run here")
 
@@ -74,3 +78,35 @@ def test_network_off_reaches_not_even_the_machines_loopback(tmp_path: Path) -> N
         assert seen["loopback"] == "ConnectionRefusedError"
     finally:
         listener.close()
+
+
+def test_a_stop_reaches_the_sandboxed_agent_which_ends_as_it_chooses(tmp_path: Path) -> None:
+    """SIGTERM to the shim's process group, as StopAgent sends it: bwrap outside does not die of it
+    (it would SIGKILL the agent), the agent gets it and runs its handler to the end."""
+    files = AgentFiles(tmp_path / "agents" / "a")
+    supervisor.make_private_dirs(files)
+    files.config_dir.mkdir()
+    passwd, group = sandbox.account_files(files.config_dir)
+    (files.control / "passwd").write_text(passwd)
+    (files.control / "group").write_text(group)
+    run = RunMounts(
+        (files.workdir, files.outbox),
+        (),
+        files.config_dir,
+        files.workdir,
+        files.control / "passwd",
+        files.control / "group",
+    )
+    agent = ["sh", "-c", 'trap "echo stopping; sleep 0.5; echo ended; exit 0" TERM; echo ready; sleep 100 & wait']
+    shim = supervisor.spawn(files, sandbox.bwrap_command(SandboxPolicy(), run, agent, sandbox.system_mounts()), {})
+    try:
+        deadline = time.monotonic() + 30
+        while b"ready" not in files.output.read_bytes():
+            assert time.monotonic() < deadline and shim.poll() is None, files.output.read_bytes()
+            time.sleep(0.05)
+        process.signal_group(shim.pid, signal.SIGTERM)
+        shim.wait(30)
+    finally:
+        process.signal_group(shim.pid, signal.SIGKILL)
+    assert files.output.read_bytes().split() == [b"ready", b"stopping", b"ended"]
+    assert json.loads((files.control / EXIT_FILE).read_text())["exit_code"] == 0

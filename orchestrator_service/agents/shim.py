@@ -192,9 +192,19 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     if returncode is None:
         end_fenced(control, child)
         return 0
+    if _is_sandbox(command):
+        returncode = sandboxed_returncode(returncode)
     exit_code = returncode if returncode >= 0 else None
     write_atomically(control / EXIT_FILE, {"exit_code": exit_code, "signal": -returncode if returncode < 0 else 0})
     return 0
+
+
+def sandboxed_returncode(returncode: int) -> int:
+    """bwrap exits 128 + N when its agent died of signal N: recorded as that death, as a run
+    outside the sandbox would be (Popen's -N)."""
+    if returncode > 128 and returncode - 128 in set(signal.Signals):
+        return -(returncode - 128)
+    return returncode
 
 
 def main(argv: list[str]) -> int:

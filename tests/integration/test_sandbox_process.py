@@ -83,6 +83,29 @@ def test_network_off_reaches_not_even_the_machines_loopback(tmp_path: Path) -> N
 def test_a_stop_reaches_the_sandboxed_agent_which_ends_as_it_chooses(tmp_path: Path) -> None:
     """SIGTERM to the shim's process group, as StopAgent sends it: bwrap outside does not die of it
     (it would SIGKILL the agent), the agent gets it and runs its handler to the end."""
+    agent = ["sh", "-c", 'trap "echo stopping; sleep 0.5; echo ended; exit 0" TERM; echo ready; sleep 100 & wait']
+    files, shim = _shim_of(tmp_path, agent)
+    try:
+        deadline = time.monotonic() + 30
+        while b"ready" not in files.output.read_bytes():
+            assert time.monotonic() < deadline and shim.poll() is None, files.output.read_bytes()
+            time.sleep(0.05)
+        process.signal_group(shim.pid, signal.SIGTERM)
+        shim.wait(30)
+    finally:
+        process.signal_group(shim.pid, signal.SIGKILL)
+    assert files.output.read_bytes().split() == [b"ready", b"stopping", b"ended"]
+    assert json.loads((files.control / EXIT_FILE).read_text())["exit_code"] == 0
+
+
+def test_an_agent_killed_by_a_signal_in_its_sandbox_is_recorded_as_killed(tmp_path: Path) -> None:
+    files, shim = _shim_of(tmp_path, ["sh", "-c", "kill -9 $$"])
+    shim.wait(30)
+    assert json.loads((files.control / EXIT_FILE).read_text()) == {"exit_code": None, "signal": 9}
+
+
+def _shim_of(tmp_path: Path, agent: list[str]) -> tuple[AgentFiles, subprocess.Popen[bytes]]:
+    """`agent` started as the orchestrator starts one: under the shim, in its sandbox."""
     files = AgentFiles(tmp_path / "agents" / "a")
     supervisor.make_private_dirs(files)
     files.config_dir.mkdir()
@@ -97,16 +120,5 @@ def test_a_stop_reaches_the_sandboxed_agent_which_ends_as_it_chooses(tmp_path: P
         files.control / "passwd",
         files.control / "group",
     )
-    agent = ["sh", "-c", 'trap "echo stopping; sleep 0.5; echo ended; exit 0" TERM; echo ready; sleep 100 & wait']
-    shim = supervisor.spawn(files, sandbox.bwrap_command(SandboxPolicy(), run, agent, sandbox.system_mounts()), {})
-    try:
-        deadline = time.monotonic() + 30
-        while b"ready" not in files.output.read_bytes():
-            assert time.monotonic() < deadline and shim.poll() is None, files.output.read_bytes()
-            time.sleep(0.05)
-        process.signal_group(shim.pid, signal.SIGTERM)
-        shim.wait(30)
-    finally:
-        process.signal_group(shim.pid, signal.SIGKILL)
-    assert files.output.read_bytes().split() == [b"ready", b"stopping", b"ended"]
-    assert json.loads((files.control / EXIT_FILE).read_text())["exit_code"] == 0
+    command = sandbox.bwrap_command(SandboxPolicy(), run, agent, sandbox.system_mounts())
+    return files, supervisor.spawn(files, command, {})

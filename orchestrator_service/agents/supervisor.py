@@ -162,9 +162,7 @@ def open_output(files: AgentFiles) -> int:
     raise UnsafeControlFile(f"{files.output.name}: cannot be made a plain file")
 
 
-def spawn(
-    files: AgentFiles, command: list[str], env: dict[str, str], cwd: Path | None = None
-) -> subprocess.Popen[bytes]:
+def spawn(files: AgentFiles, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Starts the shim in a session of its own, so it outlives the orchestrator (as long as the
     workspace's fence lets it)."""
     make_private_dirs(files)
@@ -172,7 +170,7 @@ def spawn(
     with os.fdopen(open_output(files), "ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "orchestrator_service.agents.shim", str(files.control), *fence, "--", *command],
-            cwd=cwd or files.workdir,
+            cwd=files.workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=output,

@@ -83,7 +83,7 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
     command = launch.provider.command(launch.agent.session_id, launch.resume)
     if launch.sandbox.enabled:
         command = sandboxed(launch, command)
-    return supervisor.spawn(files, command, environment(launch))
+    return supervisor.spawn(files, command, environment(launch), launch.sandbox.max_processes)
 
 
 PASSWD_FILE = "passwd"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator_service.agents import control_files, process
+from orchestrator_service.agents import control_files, pids_cgroup, process
 
 IDENTITY_FILE = "shim.json"
 EXIT_FILE = "exit.json"
@@ -207,14 +207,36 @@ def sandboxed_returncode(returncode: int) -> int:
     return returncode
 
 
+USAGE = "usage: python -m orchestrator_service.agents.shim DIR [--fence FILE] [--max-processes N] -- COMMAND..."
+
+
 def main(argv: list[str]) -> int:
-    fence = None
-    if len(argv) >= 3 and argv[1] == "--fence":
-        fence, argv = Path(argv[2]), [argv[0], *argv[3:]]
+    fence, max_processes = None, 0
+    while len(argv) >= 3 and argv[1] in ("--fence", "--max-processes"):
+        if argv[1] == "--fence":
+            fence = Path(argv[2])
+        else:
+            max_processes = int(argv[2])
+        argv = [argv[0], *argv[3:]]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m orchestrator_service.agents.shim DIR [--fence FILE] -- COMMAND...", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
-    return run(Path(argv[0]), argv[2:], fence)
+    control = Path(argv[0])
+    group = _limit_processes(control, max_processes) if max_processes > 0 else None
+    try:
+        return run(control, argv[2:], fence)
+    finally:
+        if group is not None:
+            pids_cgroup.leave(group)
+
+
+def _limit_processes(control: Path, limit: int) -> Path | None:
+    """The run's pids cgroup (pids_cgroup.py), or None, said in the output, where there is none."""
+    try:
+        return pids_cgroup.join(control.name, limit)
+    except OSError as error:
+        print(f"cw: no process limit for this run: {error}", flush=True)
+        return None
 
 
 if __name__ == "__main__":

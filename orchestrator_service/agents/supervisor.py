@@ -162,11 +162,15 @@ def open_output(files: AgentFiles) -> int:
     raise UnsafeControlFile(f"{files.output.name}: cannot be made a plain file")
 
 
-def spawn(files: AgentFiles, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(
+    files: AgentFiles, command: list[str], env: dict[str, str], max_processes: int | None = None
+) -> subprocess.Popen[bytes]:
     """Starts the shim in a session of its own, so it outlives the orchestrator (as long as the
-    workspace's fence lets it)."""
+    workspace's fence lets it); `max_processes`: the run's pids cgroup (pids_cgroup.py)."""
     make_private_dirs(files)
     fence = ["--fence", str(files.fence)]
+    if max_processes:
+        fence += ["--max-processes", str(max_processes)]
     with os.fdopen(open_output(files), "ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "orchestrator_service.agents.shim", str(files.control), *fence, "--", *command],

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator_service.agents import process, sandbox, supervisor
+from orchestrator_service.agents import pids_cgroup, process, sandbox, supervisor
 from orchestrator_service.agents.sandbox import AgentPath, Network, RunMounts, SandboxPolicy
 from orchestrator_service.agents.shim import EXIT_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
@@ -104,7 +104,9 @@ def test_an_agent_killed_by_a_signal_in_its_sandbox_is_recorded_as_killed(tmp_pa
     assert json.loads((files.control / EXIT_FILE).read_text()) == {"exit_code": None, "signal": 9}
 
 
-def _shim_of(tmp_path: Path, agent: list[str]) -> tuple[AgentFiles, subprocess.Popen[bytes]]:
+def _shim_of(
+    tmp_path: Path, agent: list[str], max_processes: int | None = None
+) -> tuple[AgentFiles, subprocess.Popen[bytes]]:
     """`agent` started as the orchestrator starts one: under the shim, in its sandbox."""
     files = AgentFiles(tmp_path / "agents" / "a")
     supervisor.make_private_dirs(files)
@@ -121,4 +123,15 @@ def _shim_of(tmp_path: Path, agent: list[str]) -> tuple[AgentFiles, subprocess.P
         files.control / "group",
     )
     command = sandbox.bwrap_command(SandboxPolicy(), run, agent, sandbox.system_mounts())
-    return files, supervisor.spawn(files, command, {})
+    return files, supervisor.spawn(files, command, {}, max_processes)
+
+
+@pytest.mark.skipif(not os.access(pids_cgroup.PIDS_V1, os.W_OK), reason="no cgroup v1 pids hierarchy to write")
+def test_max_processes_holds_for_every_process_of_the_run_and_its_group_goes(tmp_path: Path) -> None:
+    # The shim, bwrap outside and its init inside count too: 8 leaves the agent room for 5.
+    agent = ["sh", "-c", "n=0; for i in $(seq 20); do sleep 30 2>/dev/null & n=$((n+1)); done; echo started; kill 0"]
+    files, shim = _shim_of(tmp_path, agent, max_processes=8)
+    shim.wait(60)
+    output = files.output.read_text()
+    assert "fork" in output.lower() or "resource temporarily unavailable" in output.lower(), output
+    assert not list(pids_cgroup.PIDS_V1.glob(f"**/{pids_cgroup.GROUP_PARENT}/{files.control.name}"))

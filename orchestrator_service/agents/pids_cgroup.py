@@ -37,6 +37,12 @@ def join(name: str, limit: int, root: Path = PIDS_V1) -> Path:
     return group
 
 
+def remove(name: str, root: Path = PIDS_V1) -> None:
+    """A run's group its shim could not remove (it was killed): empty once the run has ended."""
+    with contextlib.suppress(OSError, ValueError):
+        (_current_group(root) / GROUP_PARENT / name).rmdir()
+
+
 def leave(group: Path) -> None:
     """Back into the group this run's was made in; the run's group goes once empty."""
     with contextlib.suppress(OSError):

@@ -22,7 +22,7 @@ from google.protobuf import field_mask_pb2
 
 from cw.store.v1 import account_pb2, agent_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
-from orchestrator_service.agents import claude_outcome, launcher, supervisor
+from orchestrator_service.agents import claude_outcome, launcher, pids_cgroup, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.cluster import policy
@@ -121,6 +121,8 @@ class AgentController:
         if observed.liveness == Liveness.RUNNING:
             return
         await fetch_back(self.ctx, agent)
+        if self.ctx.settings.sandbox.max_processes:
+            await asyncio.to_thread(pids_cgroup.remove, agent.id)
         task = await self._task_of(agent)
         try:
             if await self._never_started(agent, files, observed):

@@ -9,6 +9,7 @@ sandbox and fails at every try from inside.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -269,3 +270,15 @@ def _peak_memory_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise AssertionError("no VmHWM")
+
+
+def test_limits_and_network_off_leave_ordinary_work_done(tmp_path: Path) -> None:
+    flags = ["--agent-max-processes", "64", "--agent-max-memory", "2048", "--agent-network", "off"]
+    with hostile_cluster(tmp_path, flags) as c:
+        phase = c.phase(c.initiative("Limited", c.project()), "P")
+        honest = attack_task(c, phase)
+        approve(c, phase)
+        c.wait_task(honest.id, COMPLETED)
+        [agent] = c.agents_of(honest.id)
+        output = (tmp_path / "workspace" / "agents" / agent.id / "output.jsonl").read_text()
+        assert "no process limit" not in output or not os.access("/sys/fs/cgroup/pids", os.W_OK)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 PIDS_V1 = Path("/sys/fs/cgroup/pids")
 GROUP_PARENT = "cw-agents"
+EMPTY_WAIT_SECONDS = 2.0
 
 
 def _current_group(root: Path) -> Path:
@@ -43,8 +45,18 @@ def remove(name: str, root: Path = PIDS_V1) -> None:
         (_current_group(root) / GROUP_PARENT / name).rmdir()
 
 
-def leave(group: Path) -> None:
-    """Back into the group this run's was made in; the run's group goes once empty."""
+def leave(group: Path, wait: float = EMPTY_WAIT_SECONDS) -> None:
+    """Back into the group this run's was made in; the run's group goes once empty (the last of
+    the run's processes may take a moment to be gone once the sandbox's init has ended; what is
+    left then goes when the run is settled, `remove`)."""
     with contextlib.suppress(OSError):
         (group.parent.parent / "cgroup.procs").write_text(f"{os.getpid()}\n")
-        group.rmdir()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                return
+        time.sleep(0.02)

@@ -161,6 +161,11 @@ class StoreClient:
                 raise NotReady(error.details() or "not ready") from error
             raise
 
+    async def head_sequence(self) -> int:
+        """The sequence of the newest event in the log."""
+        head = await self.call(self.events.ListEvents, event_pb2.ListEventsRequest(page_size=1))
+        return int(head.head_sequence)
+
     # ---- rows by kind ----------------------------------------------------------------------------
 
     async def get(self, kind: str, row_id: str) -> Any:
@@ -190,6 +195,17 @@ class StoreClient:
     async def projects_of(self, initiative_id: str) -> list[project_pb2.Project]:
         request = project_pb2.ListInitiativeProjectsRequest(initiative_id=initiative_id)
         return list((await self.call(self.projects.ListInitiativeProjects, request)).projects)
+
+    async def phases_in(self, initiative_id: str) -> list[phase_pb2.Phase]:
+        """Every phase of the initiative, whatever its status."""
+        request = phase_pb2.ListPhasesRequest(initiative_id=initiative_id)
+        return await self.list_all(self.phases.ListPhases, request, "phases")
+
+    async def live_agents_of(self, task_id: str) -> list[agent_pb2.Agent]:
+        """The task's agents that are RUNNING or WAITING_FOR_INPUT."""
+        statuses = [agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT]
+        request = agent_pb2.ListAgentsRequest(task_id=task_id, statuses=statuses)
+        return await self.list_all(self.agents.ListAgents, request, "agents")
 
     async def phase_dependencies(self, phase_id: str) -> list[phase_pb2.Phase]:
         request = phase_pb2.ListPhaseDependenciesRequest(phase_id=phase_id)

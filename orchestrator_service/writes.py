@@ -29,7 +29,8 @@ from cw.store.v1 import (
     task_pb2,
 )
 from orchestrator_service.cache.state import Cache
-from orchestrator_service.store_client import NotReady, Stale, StoreClient, changed_row, changes
+from orchestrator_service.ports import StorePort
+from orchestrator_service.store_client import NotReady, Stale, changed_row, changes
 
 log = logging.getLogger("cw.orchestrator")
 
@@ -83,7 +84,7 @@ def update(current: Message, **values: Any) -> Message:
 
 
 class Writer:
-    def __init__(self, store: StoreClient, cache: Cache) -> None:
+    def __init__(self, store: StorePort, cache: Cache) -> None:
         self.store = store
         self.cache = cache
         self._in_flight: set[asyncio.Future[None]] = set()
@@ -99,6 +100,8 @@ class Writer:
             answer = await self.store.append(events, changes(*requests))
         except Stale as stale:
             log.info("write refused (%s): reading its rows again", stale)
+            if isinstance(stale, NotReady):
+                await self._behind_the_store()
             await self.refresh(requests)
             raise
         finally:
@@ -110,6 +113,12 @@ class Writer:
             if self.cache.holds(kind):
                 self.cache.put(kind, message, answer.last_sequence)
         return answer
+
+    async def _behind_the_store(self) -> None:
+        """The store refused to move work early: it holds rows the cache does not have yet. The next
+        decisions wait until the feed has applied the log as far as the store had it now (the
+        queues' freshness gate), rather than taking the same decision from the same cache again."""
+        self.cache.freshness.saw(await self.store.head_sequence())
 
     async def quiet(self, timeout: float) -> None:
         """Waits (a little) for the writes in flight now to be answered: an event of our own write

@@ -10,8 +10,11 @@ A slow periodic resync lists everything again, to catch a bug, not as the main p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import json_format
@@ -30,8 +33,12 @@ from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Writer
 
 log = logging.getLogger("cw.orchestrator")
+T = TypeVar("T")
 
 ROW_KINDS = ("task", "phase", "agent", "initiative", "project", "account", "conversation")
+# At most this many events are applied as one batch, and this many of their rows read at once.
+MAX_BATCH = 256
+READS_IN_FLIGHT = 16
 RESYNC_SECONDS = 120.0
 # How long an event may wait for the answer to a write of ours still in flight.
 OWN_WRITE_WAIT_SECONDS = 0.5
@@ -45,6 +52,8 @@ class Feed:
         self.resync_seconds = resync_seconds
         self.cursor = 0
         self.loaded = asyncio.Event()
+        # Rows read for the batch being applied (apply_batch), by (kind, id).
+        self._read_ahead: dict[tuple[str, str], Any] = {}
 
     # ---- list ------------------------------------------------------------------------------------
 
@@ -131,6 +140,9 @@ class Feed:
             if task_id in self.cache.tasks:
                 self.cache.set_dependencies(task_id, needs)
 
+    async def _dependencies_of(self, task_id: str) -> set[str]:
+        return {edge.depends_on_task_id for edge in await self.store.task_dependencies([task_id])}
+
     # ---- watch -----------------------------------------------------------------------------------
 
     async def follow(self) -> None:
@@ -140,20 +152,56 @@ class Feed:
         while True:
             try:
                 request = event_pb2.WatchEventsRequest(after_sequence=self.cursor)
-                async for stored in self.store.events.WatchEvents(request):
+                async for batch in _batches(self.store.events.WatchEvents(request), MAX_BATCH):
                     backoff.reset()
-                    if stored.sequence == 0:
-                        continue  # heartbeat
-                    await self.apply(stored)
-                    self.cursor = stored.sequence
-                    self.cache.freshness.applied_up_to(stored.sequence)
+                    await self.apply_batch([stored for stored in batch if stored.sequence])  # 0: heartbeat
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.OUT_OF_RANGE:
                     log.warning("the store's event log is behind our cursor: listing everything again")
                     self.cursor = 0
+                    self.cache.freshness.restart()
                     await self._retrying_load()
                     continue
                 await asyncio.sleep(backoff.next_delay())
+
+    async def apply_batch(self, batch: list[event_pb2.Event]) -> None:
+        """The events that arrived together, in order, the rows they name read beforehand all at
+        once (a burst of other clients' writes is caught up at the pace of concurrent reads, not of
+        one read after another)."""
+        if batch:
+            await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)
+        self._read_ahead = await self._read_rows(batch)
+        try:
+            for stored in batch:
+                await self.apply(stored)
+                self.cursor = stored.sequence
+                self.cache.freshness.applied_up_to(stored.sequence)
+        finally:
+            self._read_ahead = {}
+
+    async def _read_rows(self, batch: list[event_pb2.Event]) -> dict[tuple[str, str], object]:
+        """The rows the batch's events would read again: (kind, id) -> the row as stored now, or
+        None when it is gone."""
+        wanted: dict[tuple[str, str], None] = {}
+        for stored in batch:
+            key = _row_key(stored)
+            if key is not None and not self.cache.has_seen(*key, stored.sequence):
+                wanted[key] = None
+        if len(wanted) < 2:
+            return {}
+        slots = asyncio.Semaphore(READS_IN_FLIGHT)
+
+        async def read(kind: str, row_id: str) -> object:
+            async with slots:
+                try:
+                    return await self.store.get(kind, row_id)
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+                    return None
+
+        rows = await asyncio.gather(*(read(kind, row_id) for kind, row_id in wanted))
+        return dict(zip(wanted, rows, strict=True))
 
     async def _retrying_load(self) -> None:
         backoff = Backoff()
@@ -213,13 +261,23 @@ class Feed:
             await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)
         if cache.has_seen(kind, row_id, sequence):
             return
-        row = await self.writer.reread(kind, row_id, sequence, external=True)
+        # A new task's dependencies are read before the task, and set as it is cached, with no
+        # await between: a dispatch in between would see a task depending on nothing.
+        needs = await self._dependencies_of(row_id) if kind == "task" and action == "created" else None
+        if (kind, row_id) in self._read_ahead:
+            row = self._read_ahead[(kind, row_id)]
+            if row is None:
+                cache.drop(kind, row_id, external=True)
+                return
+            cache.put(kind, row, sequence, external=True)
+        else:
+            row = await self.writer.reread(kind, row_id, sequence, external=True)
         if row is None:
             return
+        if needs is not None and row.id in cache.tasks:
+            cache.set_dependencies(row.id, needs)
         if kind in ("task", "phase", "agent"):
             await self.ensure_initiatives([cache.initiative_id_of(row) if kind == "task" else row.initiative_id])
-        if kind == "task" and row.id in cache.tasks and action == "created":
-            await self._load_dependencies([row.id])
         if kind == "initiative" and row.id in cache.initiatives and row.id not in cache.initiative_projects:
             await self.load_projects(row.id)
 
@@ -240,3 +298,62 @@ class Feed:
                 ids = [pid for pid in cache.initiative_projects[initiative_id] if pid != row_id]
                 cache.set_initiative_projects(initiative_id, ids)
         cache.drop(kind, row_id, external=True)
+
+
+def _row_key(stored: event_pb2.Event) -> tuple[str, str] | None:
+    """The cached row an event names and the feed would read again, if any."""
+    entity, _, action = stored.type.partition(":")
+    if entity not in ROW_KINDS or action not in ("created", "updated"):
+        return None
+    details = json_format.MessageToDict(stored.details)
+    row_id = details.get("id")
+    if not isinstance(row_id, str) or not row_id:
+        return None
+    if entity == "account" and details.get("changed") == ["last_used_time"]:
+        return None
+    return entity, row_id
+
+
+async def _batches(stream: AsyncIterator[T], limit: int) -> AsyncIterator[list[T]]:
+    """What a stream has delivered so far, in order, as lists of at most `limit`: a reader keeps
+    receiving while the caller works on the previous batch. A failure of the stream is raised
+    after the items that came before it."""
+    queue: asyncio.Queue[T | _End] = asyncio.Queue(maxsize=limit)
+
+    async def pump() -> None:
+        try:
+            async for item in stream:
+                await queue.put(item)
+        except BaseException as error:  # handed over, raised by the consumer
+            await queue.put(_End(error))
+            return
+        await queue.put(_End(None))
+
+    reader = asyncio.create_task(pump(), name="feed-reader")
+    try:
+        while True:
+            batch: list[T] = []
+            item = await queue.get()
+            while True:
+                if isinstance(item, _End):
+                    if batch:
+                        yield batch
+                    if item.error is not None:
+                        raise item.error
+                    return
+                batch.append(item)
+                if len(batch) >= limit or queue.empty():
+                    break
+                item = queue.get_nowait()
+            yield batch
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+@dataclass(frozen=True)
+class _End:
+    """The stream ended: cleanly (`error` None) or with an error."""
+
+    error: BaseException | None

@@ -37,13 +37,18 @@ class Freshness:
 
     def applied_up_to(self, sequence: int) -> None:
         """The feed has applied every event up to `sequence`."""
-        if sequence <= self.applied:
-            return
-        self.applied = sequence
-        while self._waiting and self._waiting[0][0] <= sequence:
+        self.applied = max(self.applied, sequence)
+        while self._waiting and self._waiting[0][0] <= self.applied:
             _, _, waiter = heapq.heappop(self._waiting)
             if not waiter.done():
                 waiter.set_result(None)
+
+    def restart(self) -> None:
+        """The store's log is not the one our sequences came from (its database was replaced): the
+        marks start again from the next listing, which then releases every decision waiting."""
+        self.applied = self.needed = 0
+        self._waiting = [(0, order, waiter) for _, order, waiter in self._waiting]
+        heapq.heapify(self._waiting)
 
     async def reached(self, sequence: int | None = None) -> None:
         """Returns once the cache holds every event up to `sequence` (default: the newest write of

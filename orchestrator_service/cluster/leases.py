@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -48,7 +49,11 @@ class Leases:
     def __init__(self, store: StoreClient, owner: str) -> None:
         self.store = store
         self.owner = owner
-        self.stub = lease_pb2_grpc.LeaseServiceStub(store.channel)
+
+    @functools.cached_property
+    def stub(self) -> lease_pb2_grpc.LeaseServiceStub:
+        """Made on first use: the in-process tests' fake store has no channel and takes no lease."""
+        return lease_pb2_grpc.LeaseServiceStub(self.store.channel)
 
     async def acquire(self, name: str, ttl: float) -> lease_pb2.Lease:
         request = lease_pb2.AcquireLeaseRequest(name=name, owner=self.owner, ttl=_duration(ttl))

@@ -19,6 +19,7 @@ from orchestrator_service.cluster.policy import Peers
 from orchestrator_service.controllers.output import DEFAULT_MAX_OUTPUT_BYTES, OutputShipper
 from orchestrator_service.git.workspace import Workspace
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
+from orchestrator_service.ports import StorePort
 from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Writer
 
@@ -75,6 +76,12 @@ class Context:
         self.leases = Leases(self.store, self.settings.owner or self.settings.name)
         self.locks = MergeLocks(self.leases, self.settings.lease_ttl)
         self.peers = Peers(self.settings.name)
+
+    @property
+    def port(self) -> StorePort:
+        """The store as the deciding controllers (phases, tasks, initiatives, merges) reach it: only
+        what ports.py names, which the in-memory fake of the tests implements too."""
+        return self.store
 
     def mine(self, agent: agent_pb2.Agent) -> bool:
         """This orchestrator runs the agent: it watches and settles it."""

@@ -25,10 +25,7 @@ class InitiativeController:
             return
         if self.ctx.cache.phases_of(initiative_id):
             return  # phases still in play are cached: not done
-        store = self.ctx.store
-        phases = await store.list_all(
-            store.phases.ListPhases, phase_pb2.ListPhasesRequest(initiative_id=initiative_id), "phases"
-        )
+        phases = await self.ctx.port.phases_in(initiative_id)
         if not phases or any(phase.status != phase_pb2.PHASE_STATUS_COMPLETED for phase in phases):
             return
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from cw.store.v1 import phase_pb2
+from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2
 from orchestrator_service import dispatch
 from orchestrator_service.cache.state import ACTIVE_PHASE, Change, is_merged
 from orchestrator_service.controllers.context import Context
@@ -68,7 +68,7 @@ class PhaseController:
         cache = self.ctx.cache
         waiting_for = [
             dep.name
-            for dep in await self.ctx.store.phase_dependencies(phase.id)
+            for dep in await self.ctx.port.phase_dependencies(phase.id)
             if dep.status != phase_pb2.PHASE_STATUS_COMPLETED
         ]
         if waiting_for:
@@ -79,6 +79,17 @@ class PhaseController:
         if initiative is None or not projects:
             await self._note(phase, NO_PROJECTS)
             return
+        await self.prepare_branches(phase, initiative, projects)
+        await self.ctx.writer.append(
+            [event("phase:started", phase)],
+            [update(phase, status=phase_pb2.PHASE_STATUS_IN_PROGRESS, reason=None)],
+        )
+
+    async def prepare_branches(
+        self, phase: phase_pb2.Phase, initiative: initiative_pb2.Initiative, projects: list[project_pb2.Project]
+    ) -> None:
+        """Every project synced and the phase's branch cut from the initiative's (git: the one step
+        the in-process tests of this controller replace)."""
         for listed in projects:
             try:
                 project = await self.projects.sync(listed, fresh=True)
@@ -86,10 +97,6 @@ class PhaseController:
                 await self._note(phase, str(error))
                 raise
             await asyncio.to_thread(branches.ensure_phase_branch, self.ctx.git, project, initiative, phase.id)
-        await self.ctx.writer.append(
-            [event("phase:started", phase)],
-            [update(phase, status=phase_pb2.PHASE_STATUS_IN_PROGRESS, reason=None)],
-        )
 
     async def _follow_tasks(self, phase: phase_pb2.Phase) -> None:
         """Moves the phase where its tasks put it. The cache is at least as fresh as our newest

@@ -3,8 +3,8 @@ fails waits on its own back-off, and no key ever delays another.
 
 This is the shape of a Kubernetes controller's queue: events only say "look at this object again";
 the handler decides from current state what to do. Adding a key that is already waiting merges the
-two requests; adding a key while it is being handled runs it once more afterwards, so a change that
-lands mid-handling is never lost.
+two requests; adding a key while it is being handled runs it once more afterwards (not before the
+delay asked for), so a change that lands mid-handling is never lost.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class WorkQueue:
         self._on_error = on_error
         self._waiting: dict[str, _KeyState] = {}
         self._running: set[str] = set()
-        self._again: set[str] = set()
+        # Keys asked for again while running, with the earliest time asked for.
+        self._again: dict[str, float] = {}
         self._failures: dict[str, _KeyState] = {}
         self._wakeup = asyncio.Event()
         self._workers: set[asyncio.Task[None]] = set()
@@ -67,7 +68,7 @@ class WorkQueue:
         if failure is not None and not reset:
             due = max(due, failure.due)
         if key in self._running:
-            self._again.add(key)
+            self._again[key] = min(due, self._again.get(key, due))
             return
         current = self._waiting.get(key)
         if current is None or due < current.due:
@@ -91,6 +92,10 @@ class WorkQueue:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def idle(self) -> bool:
+        """Nothing due or running now (in-process tests wait for every queue to be so)."""
+        return self._idle.is_set()
 
     async def drained(self) -> None:
         """Waits until nothing is due or running (tests and benchmarks use it)."""
@@ -141,12 +146,11 @@ class WorkQueue:
             self._failures.pop(key, None)
         finally:
             self._running.discard(key)
-            again = key in self._again
-            self._again.discard(key)
+            again = self._again.pop(key, None)
             if failed:
                 self.add(key)  # at its back-off time, or later
-            elif again:
-                self.add(key)
+            elif again is not None:
+                self.add(key, delay=max(again - time.monotonic(), 0.0))  # when it was asked for
             self._wakeup.set()
 
     async def _failed(self, key: str, error: Exception) -> None:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import logging
 
-from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
+from cw.store.v1 import phase_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
-from orchestrator_service.cache.state import LIVE_AGENT, Change
+from orchestrator_service.cache.state import Change
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.workdirs import CannotStartYet
 from orchestrator_service.events import event
 from orchestrator_service.paths import redact
+from orchestrator_service.ports import RunStarter
 from orchestrator_service.writes import Stale, update
 
 log = logging.getLogger("cw.orchestrator")
@@ -32,7 +32,7 @@ RUNNING_PHASES = (phase_pb2.PHASE_STATUS_IN_PROGRESS, phase_pb2.PHASE_STATUS_BLO
 
 
 class TaskController:
-    def __init__(self, ctx: Context, launches: Launches) -> None:
+    def __init__(self, ctx: Context, launches: RunStarter) -> None:
         self.ctx = ctx
         self.launches = launches
         self.queue = WorkQueue("tasks", self.recover, concurrency=4)
@@ -71,9 +71,7 @@ class TaskController:
         """The store's word before a task is declared orphaned: another orchestrator's start makes
         the task IN_PROGRESS and its agent in one transaction, but the cache reads the two rows one
         after the other. A live agent found is cached (so the task is not looked at again for it)."""
-        store = self.ctx.store
-        request = agent_pb2.ListAgentsRequest(task_id=task_id, statuses=LIVE_AGENT)
-        live = await store.list_all(store.agents.ListAgents, request, "agents")
+        live = await self.ctx.port.live_agents_of(task_id)
         for agent in live:
             self.ctx.cache.put("agent", agent)
         return bool(live)

@@ -163,7 +163,7 @@ class PhaseMerger:
                 return await self._conflict(phase, project.id, conflict, requests=requests, notes=notes)
             await asyncio.to_thread(shared.publish, self.git, project, target)
             commits[project.id] = result.commit
-        task_ids = [task.id for task in self.ctx.cache.tasks_of(phase.id)]
+        task_ids = [task.id for task in await self._tasks_of(phase)]
         done = update(phase, status=phase_pb2.PHASE_STATUS_COMPLETED, merge_commits=commits, reason=None)
         answer = await self.ctx.writer.append([event("phase:completed", phase), *notes], [done, *requests])
         await self._remove_worktrees(task_ids, projects)
@@ -178,12 +178,19 @@ class PhaseMerger:
         requests: Sequence[Any],
         notes: Sequence[event_pb2.Event],
     ) -> phase_pb2.Phase:
-        own = self.ctx.cache.tasks_of(phase.id)
+        own = await self._tasks_of(phase)
         merge = merge_tasks.for_phase(phase, conflict, own, await self._merged_phases(phase))
         back = update(phase, status=phase_pb2.PHASE_STATUS_IN_PROGRESS, reason=merge_tasks.conflict_reason(conflict))
         note = event("phase:merge_conflict", phase, project_id=project_id, files=list(conflict.files))
         answer = await self.ctx.writer.append([note, *notes], [back, merge, *requests])
         return answer.rows[0].phase
+
+    async def _tasks_of(self, phase: phase_pb2.Phase) -> list[task_pb2.Task]:
+        """The phase's tasks as stored: a merge is asked for by a person, whose call may come
+        before the cache has read every task of the phase (the store refuses COMPLETED while one is
+        not merged; the worktrees to remove and a merge task's context come from here)."""
+        store = self.ctx.store
+        return await store.list_all(store.tasks.ListTasks, task_pb2.ListTasksRequest(phase_id=phase.id), "tasks")
 
     async def _merged_phases(self, phase: phase_pb2.Phase) -> list[tuple[str, list[task_pb2.Task]]]:
         """The other side of a phase's conflict: the phases already merged into the initiative."""

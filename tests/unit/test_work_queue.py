@@ -93,3 +93,29 @@ def test_reset_retries_a_failing_key_at_once() -> None:
         await queue.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_key_a_handler_adds_back_with_a_delay_waits_for_that_delay() -> None:
+    """The dispatcher asks to be woken when a retry pause ends, from inside its own handling: that
+    request keeps its delay (it ran again at once, thousands of times a second for the whole pause)."""
+
+    async def scenario() -> None:
+        runs: list[float] = []
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        async def handle(key: str) -> None:
+            runs.append(loop.time())
+            if len(runs) == 1:
+                queue.add(key, delay=0.3)
+            else:
+                done.set()
+
+        queue = WorkQueue("test", handle)
+        queue.start()
+        queue.add("k")
+        await _settle(queue, done)
+        assert len(runs) == 2 and runs[1] - runs[0] >= 0.3
+        await queue.stop()
+
+    asyncio.run(scenario())

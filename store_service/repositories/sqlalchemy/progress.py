@@ -16,6 +16,9 @@ behind a burst of writes. A phase whose tasks had not reached the cache yet look
 of its (zero) tasks is done". Kept in the write, no reader can move work early however far behind
 it is: its write answers FAILED_PRECONDITION naming what is missing, and it decides again.
 
+The rules themselves are pure (store_service/domain/progress.py), shared with the in-memory fake
+store the orchestrator's controllers are tested against; this module feeds them the rows.
+
 The rows a transaction moves are noted as it flushes (`install`) and checked once, at commit
 (`check`), against what the transaction leaves: so the order of the changes inside one
 AppendEvent (a task's merge, then its phase's review) does not matter.
@@ -23,37 +26,35 @@ AppendEvent (a task's merge, then its phase's review) does not matter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, UOWTransaction
 
 from store_service.db.models import Agent, Base, Initiative, Phase, PhaseDependency, Task, TaskDependency
+from store_service.domain import progress as rules
 from store_service.domain.errors import FailedPrecondition
+from store_service.domain.progress import COMPLETED, LIVE_AGENT, Guarded, Named, PhaseTask
 
 # The ErrorInfo reason of every refusal here: "decide again from fresher state".
-NOT_READY = "NOT_READY"
+NOT_READY = rules.NOT_READY
 _PENDING_KEY = "cw.progress.pending"
 _NEW_KEY = "cw.progress.inserted"
-# How many names a refusal lists before "and N more".
-_NAMES_SHOWN = 5
 
-COMPLETED = "completed"
-LIVE_AGENT = frozenset({"running", "waiting_for_input"})
-_GUARDED: dict[type[Base], frozenset[str]] = {
-    Phase: frozenset({"pending_review", COMPLETED}),
-    Initiative: frozenset({"pending_review", COMPLETED}),
-    Task: frozenset({"in_progress"}),
-    Agent: LIVE_AGENT,
+_KIND: dict[type[Base], Guarded] = {
+    Phase: Guarded.PHASE,
+    Initiative: Guarded.INITIATIVE,
+    Task: Guarded.TASK,
+    Agent: Guarded.AGENT,
 }
 
 
 def _enters_guarded_status(session: Session, row: Any) -> bool:
     """A new row with a guarded status, or a stored one whose status this flush changes to one
     (an agent: from one that is not live; a resumed agent stays the task's one live agent)."""
-    guarded = _GUARDED.get(type(row))
-    if guarded is None or row.status not in guarded:
+    kind = _KIND.get(type(row))
+    if kind is None or not rules.enters_guarded(kind, row.status):
         return False
     if row in session.new:
         return not isinstance(row, Agent) or bool(row.task_id)
@@ -93,74 +94,42 @@ def check(session: Session) -> None:
         if key in seen or row not in session:
             continue
         seen.add(key)
-        if row.status not in _GUARDED[type(row)]:
+        if not rules.enters_guarded(_KIND[type(row)], row.status):
             continue  # moved on again within the same transaction
         problem = _CHECKS[type(row)](session, row, id(row) in inserted)
         if problem is not None:
             raise FailedPrecondition(problem, NOT_READY, resource=row.event_entity or "", id=row.id)
 
 
-def _names(rows: Iterable[tuple[str, str]]) -> str:
-    listed = [f"{name!r} ({status.upper()})" for name, status in rows]
-    shown = ", ".join(listed[:_NAMES_SHOWN])
-    more = len(listed) - _NAMES_SHOWN
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
 def _phase_problem(session: Session, phase: Phase, _new: bool) -> str | None:
     tasks = session.execute(select(Task.name, Task.status, Task.merge_time).where(Task.phase_id == phase.id)).all()
-    target = phase.status.upper()
-    if not tasks and phase.status == "pending_review":
-        return f"phase {phase.id!r} has no tasks: it cannot become {target}"
-    unfinished = [
-        (name, "completed, not merged" if status == COMPLETED else status)
-        for name, status, merged in tasks
-        if status != COMPLETED or merged is None
-    ]
-    if unfinished:
-        return (
-            f"phase {phase.id!r} cannot become {target}: {len(unfinished)} of its {len(tasks)} tasks are not "
-            f"COMPLETED and merged: {_names(unfinished)}"
-        )
-    return None
+    facts = [PhaseTask(name, status, merged is not None) for name, status, merged in tasks]
+    return rules.phase_problem(phase.id, phase.status, facts)
 
 
 def _initiative_problem(session: Session, initiative: Initiative, _new: bool) -> str | None:
     phases = session.execute(select(Phase.name, Phase.status).where(Phase.initiative_id == initiative.id)).all()
-    target = initiative.status.upper()
-    unfinished = [(name, status) for name, status in phases if status != COMPLETED]
-    if unfinished:
-        return (
-            f"initiative {initiative.id!r} cannot become {target}: {len(unfinished)} of its {len(phases)} phases "
-            f"are not COMPLETED: {_names(unfinished)}"
-        )
-    return None
-
-
-def _unfinished_dependencies(session: Session, task_id: str, phase_id: str | None) -> list[str]:
-    tasks = session.execute(
-        select(Task.name, Task.status)
-        .join(TaskDependency, TaskDependency.depends_on_task_id == Task.id)
-        .where(TaskDependency.task_id == task_id, Task.status != COMPLETED)
-    ).all()
-    found = [f"task {_names([(name, status)])}" for name, status in tasks]
-    if phase_id:
-        phases = session.execute(
-            select(Phase.name, Phase.status)
-            .join(PhaseDependency, PhaseDependency.depends_on_phase_id == Phase.id)
-            .where(PhaseDependency.phase_id == phase_id, Phase.status != COMPLETED)
-        ).all()
-        found += [f"phase {_names([(name, status)])}" for name, status in phases]
-    return found
+    return rules.initiative_problem(initiative.id, initiative.status, [Named(name, status) for name, status in phases])
 
 
 def _task_problem(session: Session, task: Task, _new: bool = False) -> str | None:
-    missing = _unfinished_dependencies(session, task.id, task.phase_id)
-    if missing:
-        return f"task {task.id!r} cannot start: it waits for {', '.join(missing[:_NAMES_SHOWN])}" + (
-            f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else ""
+    tasks = session.execute(
+        select(Task.name, Task.status)
+        .join(TaskDependency, TaskDependency.depends_on_task_id == Task.id)
+        .where(TaskDependency.task_id == task.id, Task.status != COMPLETED)
+    ).all()
+    phases: list[Any] = []
+    if task.phase_id:
+        phases = list(
+            session.execute(
+                select(Phase.name, Phase.status)
+                .join(PhaseDependency, PhaseDependency.depends_on_phase_id == Phase.id)
+                .where(PhaseDependency.phase_id == task.phase_id, Phase.status != COMPLETED)
+            ).all()
         )
-    return None
+    return rules.task_problem(
+        task.id, [Named(name, status) for name, status in tasks], [Named(name, status) for name, status in phases]
+    )
 
 
 def _agent_problem(session: Session, agent: Agent, new: bool) -> str | None:
@@ -171,13 +140,10 @@ def _agent_problem(session: Session, agent: Agent, new: bool) -> str | None:
             Agent.task_id == agent.task_id, Agent.id != agent.id, Agent.status.in_(LIVE_AGENT)
         )
     ).first()
-    if other is not None:
-        return f"task {agent.task_id!r} already has a live agent: {_names([(other.name, other.status)])}"
+    others = [Named(other.name, other.status)] if other is not None else []
     task = session.get(Task, agent.task_id)
-    if task is None or agent.status != "running" or not new:
-        return None  # a missing task is named by the reference check
-    problem = _task_problem(session, task)
-    return None if problem is None else f"no agent can run for it: {problem}"
+    starts = task is not None and agent.status == "running" and new  # a missing task: the reference check
+    return rules.agent_problem(agent.task_id, others, _task_problem(session, task) if starts and task else None)
 
 
 _CHECKS: dict[type[Base], Callable[[Session, Any, bool], str | None]] = {

@@ -1,0 +1,180 @@
+"""The in-memory store (tests/fakes/store.py) answers the orchestrator's port as the real store
+does: one scenario through `StorePort`, against the real store (gRPC, each database) and against
+the fake, must observe the same things (reads, refusals and their words, what a write leaves)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Protocol
+
+from google.protobuf import timestamp_pb2
+
+from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, task_pb2
+from cw_edge.tokens import Identity
+from orchestrator_service.ports import StorePort
+from orchestrator_service.store_client import NotReady, Stale, StoreClient, changes
+from orchestrator_service.writes import update
+from tests.fakes.store import FakeStore
+from tests.support import RunningStore
+
+MERGED_AT = timestamp_pb2.Timestamp(seconds=1_700_000_000)
+
+
+class Seed(Protocol):
+    """What a person writes through other clients before the orchestrator acts."""
+
+    def initiative(self) -> initiative_pb2.Initiative: ...
+
+    def phase(self, initiative_id: str, name: str, after: Sequence[str] = ()) -> phase_pb2.Phase: ...
+
+    def task(self, phase: phase_pb2.Phase, name: str, after: Sequence[str] = ()) -> task_pb2.Task: ...
+
+
+class RealSeed:
+    def __init__(self, api: SimpleNamespace) -> None:
+        self.api = api
+
+    def initiative(self) -> initiative_pb2.Initiative:
+        initiative = self.api.initiatives.CreateInitiative(
+            initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="contract"))
+        )
+        return initiative
+
+    def phase(self, initiative_id: str, name: str, after: Sequence[str] = ()) -> phase_pb2.Phase:
+        request = phase_pb2.CreatePhaseRequest(
+            phase=phase_pb2.Phase(initiative_id=initiative_id, name=name), depends_on_phase_ids=list(after)
+        )
+        return self.api.phases.CreatePhase(request)
+
+    def task(self, phase: phase_pb2.Phase, name: str, after: Sequence[str] = ()) -> task_pb2.Task:
+        request = task_pb2.CreateTaskRequest(
+            task=task_pb2.Task(phase_id=phase.id, name=name), depends_on_task_ids=list(after)
+        )
+        return self.api.tasks.CreateTask(request)
+
+
+class FakeSeed:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def initiative(self) -> initiative_pb2.Initiative:
+        return self.store.create_initiative("contract")
+
+    def phase(self, initiative_id: str, name: str, after: Sequence[str] = ()) -> phase_pb2.Phase:
+        return self.store.create_phase(initiative_id, name, after)
+
+    def task(self, phase: phase_pb2.Phase, name: str, after: Sequence[str] = ()) -> task_pb2.Task:
+        return self.store.create_task(phase, name, after)
+
+
+def _agent(task: task_pb2.Task, initiative_id: str, run: int = 1) -> agent_pb2.CreateAgentRequest:
+    agent = agent_pb2.Agent(
+        name=f"run-{run}-{task.name}",
+        task_id=task.id,
+        session_id=f"session-{run}-{task.name}",
+        worktree_id="(starting)",
+        initiative_id=initiative_id,
+        provider="scripted",
+        status=agent_pb2.AGENT_STATUS_RUNNING,
+        mode=agent_pb2.AGENT_MODE_EXECUTE,
+    )
+    return agent_pb2.CreateAgentRequest(agent=agent)
+
+
+def _start(task: task_pb2.Task, initiative_id: str) -> list[object]:
+    return [update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS), _agent(task, initiative_id)]
+
+
+async def _observe(port: StorePort, seed: Seed) -> list[str]:
+    initiative = seed.initiative()
+    schema = seed.phase(initiative.id, "schema")
+    api = seed.phase(initiative.id, "api", [schema.id])
+    users = seed.task(schema, "users")
+    sessions = seed.task(schema, "sessions", [users.id])
+    login = seed.task(api, "login")
+    names = {row.id: row.name for row in (initiative, schema, api, users, sessions, login)}
+    seen: list[str] = []
+
+    def words(text: str) -> str:
+        for row_id, name in names.items():
+            text = text.replace(row_id, f"<{name}>")
+        return text
+
+    async def attempt(label: str, *requests: object) -> None:
+        try:
+            answer = await port.append([], changes(*requests))
+        except NotReady as refused:
+            seen.append(f"{label}: not ready: {words(str(refused))}")
+        except Stale:
+            seen.append(f"{label}: stale")
+        else:
+            kinds = [row.WhichOneof("row") for row in answer.rows]
+            seen.append(f"{label}: written {kinds}, sequence moved {answer.last_sequence > 0}")
+
+    async def task(row: task_pb2.Task) -> task_pb2.Task:
+        return await port.get("task", row.id)
+
+    seen.append(f"phases: {sorted(p.name for p in await port.phases_in(initiative.id))}")
+    seen.append(f"api waits for: {[p.name for p in await port.phase_dependencies(api.id)]}")
+    edges = await port.task_dependencies([sessions.id, login.id])
+    seen.append(f"edges: {[(names[e.task_id], names[e.depends_on_task_id]) for e in edges]}")
+    seen.append(f"projects: {list(await port.projects_of(initiative.id))}")
+    await attempt("sessions starts", *_start(await task(sessions), initiative.id))
+    await attempt("login starts", *_start(await task(login), initiative.id))
+    await attempt(
+        "schema to review", update(await port.get("phase", schema.id), status=phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+    )
+    await attempt(
+        "initiative done",
+        update(await port.get("initiative", initiative.id), status=initiative_pb2.INITIATIVE_STATUS_COMPLETED),
+    )
+    await attempt("users renamed", update(await task(users), name="users table"))
+    await attempt("users from an old read", update(users, reason="late"))
+    await attempt("users starts", *_start(await task(users), initiative.id))
+    seen.append(f"users runs: {[a.name for a in await port.live_agents_of(users.id)]}")
+    await attempt("users gets a second live agent", _agent(users, initiative.id, run=2))
+    done = update(await task(users), status=task_pb2.TASK_STATUS_COMPLETED)
+    await attempt(
+        "users done, schema to review",
+        done,
+        update(await port.get("phase", schema.id), status=phase_pb2.PHASE_STATUS_PENDING_REVIEW),
+    )
+    merged = update(await task(users), status=task_pb2.TASK_STATUS_COMPLETED, merge_time=MERGED_AT)
+    await attempt("users done and merged", merged)
+    await attempt("sessions starts again", *_start(await task(sessions), initiative.id))
+    stored = await task(users)
+    seen.append(
+        f"users: {task_pb2.TaskStatus.Name(stored.status)}, merged {stored.HasField('merge_time')}, {stored.name!r}"
+    )
+    seen.append(f"no such phase: {await _missing(port)}")
+    return seen
+
+
+async def _missing(port: StorePort) -> str:
+    try:
+        await port.get("phase", "no-such-phase")
+    except Exception as error:
+        return type(error).__name__
+    return "found"
+
+
+def test_the_fake_store_observes_what_the_real_one_does(store: RunningStore, api: SimpleNamespace) -> None:
+    async def real() -> list[str]:
+        client = StoreClient(store.address, store.handle.auth.tokens[Identity.ORCHESTRATOR])
+        try:
+            return await _observe(client, RealSeed(api))
+        finally:
+            await client.close()
+
+    fake = FakeStore()
+    assert asyncio.run(_observe(fake, FakeSeed(fake))) == asyncio.run(real())
+
+
+def test_the_scenario_sees_refusals_at_all() -> None:
+    """The comparison above is worth something only if the scenario meets each kind of answer."""
+    fake = FakeStore()
+    seen = asyncio.run(_observe(fake, FakeSeed(fake)))
+    assert sum(": not ready: " in line for line in seen) == 6
+    assert sum(line.endswith(": stale") for line in seen) == 1

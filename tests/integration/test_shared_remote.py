@@ -50,12 +50,14 @@ class Machine:
         branches.prepare_task_branch(self.ws, self.project, self.initiative, self.task)
 
     def commit(self, name: str) -> str:
-        """An agent's commit on the task branch, in a worktree of its own."""
+        """An agent's commit on the task branch, in a repository of its own, fetched back into the
+        orchestrator's clone when its run ends (git/agent_repos.py)."""
         where = self.ws.root / "agents" / name / "work"
         branches.add_task_worktree(self.ws, self.project, self.task, where)
         (where / self.project.name / f"{name}.txt").write_text(name)
         _git(where / self.project.name, "add", "-A")
         _git(where / self.project.name, "commit", "-q", "-m", name)
+        assert branches.fetch_task_branch(self.ws, self.project, TASK, where)
         return _git(where / self.project.name, "rev-parse", "HEAD")
 
     def tip(self) -> str:

@@ -166,9 +166,11 @@ def test_a_worktree_left_on_a_machine_follows_what_another_attempt_pushed(
     shared.publish_settled(east.ws, east.project, task_branch(TASK))
     west.prepare()
     west.commit("west")  # west's attempt adds west.txt and changes shared.txt again
-    (west.ws.root / "agents" / "west" / "work" / "app" / "shared.txt").write_text("west's version\n")
-    _git(west.ws.root / "agents" / "west" / "work" / "app", "commit", "-qam", "west's version")
-    pushed = _git(west.ws.root / "agents" / "west" / "work" / "app", "rev-parse", "HEAD")
+    west_work = west.ws.root / "agents" / "west" / "work"
+    (west_work / "app" / "shared.txt").write_text("west's version\n")
+    _git(west_work / "app", "commit", "-qam", "west's version")
+    pushed = _git(west_work / "app", "rev-parse", "HEAD")
+    assert branches.fetch_task_branch(west.ws, west.project, TASK, west_work)  # west's run settled
     shared.publish_settled(west.ws, west.project, task_branch(TASK))
 
     east.prepare()  # east's next attempt

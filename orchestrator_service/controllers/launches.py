@@ -252,7 +252,9 @@ class Launches:
         commits = launch.mode == "execute"
         note = place.prompt_note(task_branch(agent.task_id), commits=commits) if task is not None else ""
         identity = checkpoints.agent_identity(agent.name, self.ctx.settings.agent_email_domain)
-        writable = tuple(dict.fromkeys((place.task_dir, *place.worktrees.values())))
+        # A finished task's project directory released meanwhile is no mount (bwrap needs it there).
+        mounted = [path for path in (place.task_dir, *place.worktrees.values()) if path.is_dir()]
+        writable = tuple(dict.fromkeys(mounted))
         return replace(
             launch,
             cwd=place.cwd,

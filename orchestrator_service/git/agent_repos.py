@@ -95,16 +95,18 @@ def renew(clone: Path, where: Path, branch: str, scratch: Path) -> None:
         git(where, "reset", "--quiet", head_ref(branch), check=False)
 
 
-def fetch_back(clone: Path, where: Path, branch: str) -> bool:
+def fetch_back(clone: Path, where: Path, branch: str, *, force: bool = True) -> bool:
     """The task branch as the agent left it in its repository, into the orchestrator's clone.
     False (logged) when there is nothing to fetch: no repository of its own there, or the agent
-    deleted its branch; the orchestrator's branch then stays as it was."""
+    deleted its branch; the orchestrator's branch then stays as it was. `force` False: only
+    forward (commits of a run no settlement fetched, never over a branch cw moved since)."""
     if not is_agent_repo(where):
         return False
     ref = head_ref(branch)
     with repository_lock(clone):
         try:
-            git(clone, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", str(where), f"+{ref}:{ref}")
+            refspec = f"{'+' if force else ''}{ref}:{ref}"
+            git(clone, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", str(where), refspec)
         except GitError as error:
             log.warning("the task branch %s was not fetched back from %s: %s", branch, where.name, error)
             return False

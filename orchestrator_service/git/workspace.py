@@ -183,11 +183,15 @@ class Workspace:
     ) -> checkpoints.Checkpoint:
         """Whatever is left in the task's directory of the project, committed onto the branch
         (git/checkpoints.py); its repository then set on the branch's new tip (agent_repos.renew),
-        so that the next run starts from a clean `git status` on the checkpoint."""
+        so that the next run starts from a clean `git status` on the checkpoint. A settled run's
+        branch was fetched back first (forced: the branch is the agent's to move)."""
         if worktree.is_symlink():
             return checkpoints.Checkpoint()  # never read through a link
         repo = self.repo(project_id)
         with repository_lock(repo):
+            # Commits of a run that no settlement fetched back (settled elsewhere, or not yet):
+            # taken if they only add to the branch, before its `.git` is renewed.
+            agent_repos.fetch_back(repo, worktree, branch, force=False)
             made = checkpoints.checkpoint(
                 repo, worktree, branch, message, identity=identity, max_file_bytes=self.max_file_bytes
             )

@@ -142,3 +142,18 @@ def test_a_directory_git_forgot_is_checkpointed_before_it_goes(ws: Workspace) ->
     assert (where / "kept.txt").read_text() == "kept\n"
     assert "kept.txt" in _files_at(ws, f"refs/heads/{BRANCH}")
     assert _git(where, "status", "--porcelain") == ""
+
+
+def test_commits_no_settlement_fetched_are_kept_when_the_next_run_starts(ws: Workspace) -> None:
+    """A run whose settlement never fetched its branch back (its orchestrator died, the run was
+    settled elsewhere): its commits still reach the branch before its `.git` is renewed."""
+    where = _worktree(ws)
+    (where / "late.txt").write_text("committed, never fetched\n")
+    _git(where, "add", "late.txt")
+    _git(where, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "late work")
+    late = _git(where, "rev-parse", "HEAD").strip()
+    _worktree(ws)  # the next run
+    assert _git(ws.repo(PROJECT), "merge-base", "--is-ancestor", late, f"refs/heads/{BRANCH}") == ""
+    assert (
+        _git(where, "rev-parse", "HEAD").strip() == _git(ws.repo(PROJECT), "rev-parse", f"refs/heads/{BRANCH}").strip()
+    )

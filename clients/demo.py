@@ -306,7 +306,7 @@ def main() -> int:
     for variable in ("CW_TOKEN_FILE", "CW_TLS_CA"):
         os.environ.pop(variable, None)
     state = home / "agent-state"  # where the scripted agent counts its attempts: never cw's home itself
-    state.mkdir(exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
     os.environ["CW_TEST_STATE_DIR"] = str(state)
     provider = f"scripted={sys.executable} {SCRIPTED_AGENT}"
     say(f"Starting the store and the orchestrator on {home}")

@@ -7,7 +7,7 @@ PROTOS := $(sort $(shell find protos -name '*.proto'))
 export PATH := $(BIN):$(PATH)
 export CW_HOME ?= $(CURDIR)/.cw
 
-.PHONY: install browser agent-clis run demo proto proto-check api-baseline lint test bench clean claude-cli
+.PHONY: install browser agent-clis sandbox run demo proto proto-check api-baseline lint test bench clean claude-cli
 
 install: $(STAMP)
 
@@ -35,6 +35,17 @@ $(CODEX):
 	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq npm)
 	npm install --no-audit --no-fund --silent --prefix $(AGENT_CLIS)/codex @openai/codex@$(CODEX_VERSION)
 	$(CODEX) --version | grep -q '$(CODEX_VERSION)' || (echo "codex is not $(CODEX_VERSION)" && exit 1)
+# bubblewrap, which every agent runs in (README, "What an agent can and cannot do"). Installed
+# with apt-get when missing and run as root (as CI does); anyone else is told how.
+sandbox:
+	@command -v bwrap > /dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+			apt-get install -y -qq bubblewrap > /dev/null || \
+			{ apt-get update -qq && apt-get install -y -qq bubblewrap > /dev/null; }; \
+		else \
+			echo "bubblewrap (bwrap) is missing: install it (sudo apt-get install bubblewrap)," \
+				"or run agents in a sandbox of yours: make run ARGS=--agents-in-sandbox"; exit 1; \
+		fi; }
 
 # Regenerates the committed Python code (messages, stubs, typed .pyi) from protos/.
 proto: $(STAMP)
@@ -94,15 +105,15 @@ $(CLAUDE_DIR)/.installed-stamp:
 # Four workers on two cores: most tests wait on processes they started (pytest-xdist).
 TEST_WORKERS ?= 4
 
-test: $(STAMP) browser agent-clis proto-check lint claude-cli
+test: $(STAMP) sandbox browser agent-clis proto-check lint claude-cli
 	CW_REQUIRE_REAL_CLAUDE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
-run: $(STAMP)
+run: $(STAMP) $(if $(findstring --agents-in-sandbox,$(ARGS)),,sandbox)
 	$(BIN)/python -m clients.local $(ARGS)
 
 # A scripted walkthrough on a fresh temporary CW_HOME; exits non-zero if anything went wrong.
-demo: $(STAMP)
+demo: $(STAMP) sandbox
 	$(BIN)/python -m clients.demo
 
 bench: $(STAMP)
@@ -112,6 +123,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.orchestrator_history
 	$(BIN)/python -m bench.scale_out
 	$(BIN)/python -m bench.web_pages
+	$(BIN)/python -m bench.sandbox_start
 
 clean:
 	rm -rf $(VENV) .cw .pytest_cache .mypy_cache .ruff_cache $(AGENT_CLIS)

@@ -291,18 +291,28 @@ def walkthrough(home: Path, events: EventLog) -> None:
     expect(events.saw("task:retried"), "the live event stream showed the retry")
 
 
+def agent_paths(state: Path) -> list[str]:
+    """What the scripted agents need inside their sandbox: this checkout (their script and its
+    virtualenv) and the Python it was made from, read-only, and their state directory, writable."""
+    checkout = Path(__file__).resolve().parents[1]
+    paths = [str(checkout), sys.base_prefix, f"{state}:rw"]
+    return [argument for path in paths if not path.startswith("/usr/") for argument in ("--agent-path", path)]
+
+
 def main() -> int:
     home = Path(os.environ.get("CW_DEMO_HOME") or tempfile.mkdtemp(prefix="cw-demo-"))
     os.environ["CW_HOME"] = str(home)
     # The CLI reads the token the demo's own store creates in $CW_HOME/auth, whatever else is set.
     for variable in ("CW_TOKEN_FILE", "CW_TLS_CA"):
         os.environ.pop(variable, None)
-    os.environ["CW_TEST_STATE_DIR"] = str(home)  # where the scripted agent counts its attempts
+    state = home / "agent-state"  # where the scripted agent counts its attempts: never cw's home itself
+    state.mkdir(parents=True, exist_ok=True)
+    os.environ["CW_TEST_STATE_DIR"] = str(state)
     provider = f"scripted={sys.executable} {SCRIPTED_AGENT}"
     say(f"Starting the store and the orchestrator on {home}")
     services: tuple[Service, Service] = start_both(
         home,
-        ["--provider", provider, "--default-provider", "scripted", "--max-agents", "4"],
+        ["--provider", provider, "--default-provider", "scripted", "--max-agents", "4", *agent_paths(state)],
         "127.0.0.1:0",
         "127.0.0.1:0",
     )

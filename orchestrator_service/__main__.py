@@ -50,6 +50,30 @@ def non_negative(value: str) -> int:
     return number
 
 
+def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    """The agents' sandbox (agents/sandbox.py; README, \"What an agent can and cannot do\")."""
+    parser.add_argument(
+        sandbox.FLAG,
+        action="store_true",
+        help="the agents run in a sandbox: run Claude Code with IS_SANDBOX=1, which it needs as root",
+    )
+    parser.add_argument(
+        sandbox.PATH_FLAG,
+        action="append",
+        default=[],
+        metavar="PATH[:ro|:rw]",
+        help="more of the machine for every agent: read-only, or writable with a trailing :rw (repeatable)",
+    )
+    parser.add_argument(
+        sandbox.NETWORK_FLAG,
+        choices=[network.value for network in sandbox.Network],
+        default=sandbox.Network.ON.value,
+        help="off: agents get no network at all (a loopback of their own only)",
+    )
+    parser.add_argument("--agent-max-memory", type=int, default=0, metavar="MIB", help="address space per process")
+    parser.add_argument("--agent-max-processes", type=int, default=0, metavar="N", help="see README: not as root")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     home = Path(os.environ.get("CW_HOME", ".cw"))
     parser = argparse.ArgumentParser(prog="cw-orchestrator", description="The cw orchestrator service.")
@@ -72,11 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS,...",
         help="pauses before the 1st, 2nd, 3rd retry of a failed attempt (default 5,30,120)",
     )
-    parser.add_argument(
-        sandbox.FLAG,
-        action="store_true",
-        help="the agents run in a sandbox: run Claude Code with IS_SANDBOX=1, which it needs as root",
-    )
+    add_sandbox_arguments(parser)
     parser.add_argument(
         "--claude-max-retries",
         type=non_negative,
@@ -149,10 +169,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.shared_remotes = shared_remotes(args.shared_remotes)
     except ValueError as error:
         parser.error(str(error))
-    refusal = sandbox.startup_refusal(args.default_provider, sandbox.running_as_root(), args.agents_in_sandbox)
+    check_sandbox(parser, args, home)
+    return args
+
+
+def check_sandbox(parser: argparse.ArgumentParser, args: argparse.Namespace, home: Path) -> None:
+    """`args.sandbox`; the one line the orchestrator stops with where agents cannot run as asked."""
+    try:
+        args.sandbox = sandbox_policy(args, home)
+    except ValueError as error:
+        parser.error(str(error))
+    is_root = sandbox.agent_is_root(args.sandbox)
+    refusal = sandbox.startup_refusal(args.default_provider, is_root, args.agents_in_sandbox)
+    refusal = refusal or sandbox.sandbox_refusal(args.sandbox, args.sandbox.enabled and sandbox.cannot_sandbox())
     if refusal:
         parser.exit(2, f"cw-orchestrator: {refusal}\n")
-    return args
+
+
+def sandbox_policy(args: argparse.Namespace, home: Path) -> sandbox.SandboxPolicy:
+    """cw's sandbox, unless --agents-in-sandbox; cw's home, its workspace and its tokens stay
+    hidden even under an --agent-path that holds them."""
+    hidden = tuple(path.expanduser().absolute() for path in (home, args.workspace, args.auth_dir))
+    paths = tuple(sandbox.parse_agent_path(spec) for spec in args.agent_path)
+    missing = [str(extra.path) for extra in paths if not extra.path.exists()]
+    if missing:  # bwrap could not start a single agent with them
+        raise ValueError(f"{sandbox.PATH_FLAG}: no such path: {', '.join(missing)}")
+    return sandbox.SandboxPolicy(
+        enabled=not args.agents_in_sandbox,
+        network=sandbox.Network(args.agent_network),
+        paths=paths,
+        hidden=hidden,
+        max_memory_bytes=args.agent_max_memory * 1024 * 1024 or None,
+        max_processes=args.agent_max_processes or None,
+    )
 
 
 def _check_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -187,6 +236,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.max_agents,
         args.retry_delays,
         agents_in_sandbox=args.agents_in_sandbox,
+        sandbox=args.sandbox,
         auth_dir=args.auth_dir,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

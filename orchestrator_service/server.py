@@ -24,6 +24,7 @@ from cw_edge.parsing import ParsedRequests
 from cw_edge.reflection import serve_reflection
 from cw_edge.tokens import TOKEN_FILES, Identity, read_token
 from orchestrator_service.agents.providers import Provider, provider_table
+from orchestrator_service.agents.sandbox import SandboxPolicy
 from orchestrator_service.agents.usage import Price
 from orchestrator_service.api.operations import Operations
 from orchestrator_service.api.review import Review
@@ -76,6 +77,8 @@ class Config:
     max_agents: int = 4
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     agents_in_sandbox: bool = False
+    # cw's own sandbox for every run (agents/sandbox.py): on unless --agents-in-sandbox.
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
     auth_dir: Path = Path(".cw/auth")
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -101,6 +104,7 @@ class Config:
             self.max_agents,
             self.retry_delays,
             self.agents_in_sandbox,
+            sandbox=self.sandbox,
             name=self.name or policy.default_name(socket.gethostname(), root),
             owner=owner_id(root),
             lease_ttl=self.lease_ttl,

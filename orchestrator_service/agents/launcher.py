@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cw.store.v1 import account_pb2, agent_pb2
 from cw_edge.tokens import AUTH_ENVIRONMENT
-from orchestrator_service.agents import supervisor
+from orchestrator_service.agents import control_files, sandbox, supervisor
 from orchestrator_service.agents.providers import Provider
+from orchestrator_service.agents.sandbox import SandboxPolicy
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.git import checkpoints
 
@@ -33,12 +34,19 @@ class Launch:
     cwd: Path | None = None
     worktrees: Mapping[str, Path] = field(default_factory=dict)
     identity: checkpoints.Identity | None = None
+    # cw's sandbox (sandbox.py); disabled: the person's sandbox holds the agents already.
+    sandbox: SandboxPolicy = field(default_factory=lambda: SandboxPolicy(enabled=False))
+    # What the run reads besides its own files: the object stores its repositories borrow from.
+    readable: tuple[Path, ...] = ()
+    # What the run writes in its sandbox besides its own files: its task's directory and each
+    # project's repository in it, each a mount of its own (which the agent can neither move nor
+    # replace with a symlink); none: its work directory.
+    writable: tuple[Path, ...] = ()
 
 
-def _write_private(path: os.PathLike[str], text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
+def _write_private(path: Path, text: str) -> None:
+    """Never through a symlink an agent left in place of the file (control_files.py)."""
+    control_files.write_private(path, text)
 
 
 CREDENTIALS_FILE = ".credentials.json"
@@ -78,19 +86,49 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
     _write_private(files.prompt, launch.prompt)
     if launch.secrets is not None:
         files.config_dir.mkdir(mode=0o700, exist_ok=True)
+        if files.config_dir.is_symlink():
+            raise control_files.UnsafeControlFile("config: a symlink, not a directory")
         if launch.secrets.config_json:
             _write_private(files.config_dir / ".claude.json", launch.secrets.config_json)
         if launch.secrets.credentials:
             _write_private(files.config_dir / CREDENTIALS_FILE, launch.secrets.credentials)
     command = launch.provider.command(launch.agent.session_id, launch.resume)
-    return supervisor.spawn(files, command, environment(launch), cwd=launch.cwd)
+    if launch.sandbox.enabled:
+        command = sandboxed(launch, command)
+    return supervisor.spawn(files, command, environment(launch), launch.cwd, launch.sandbox.max_processes)
+
+
+PASSWD_FILE = "passwd"
+GROUP_FILE = "group"
+
+
+def sandboxed(launch: Launch, command: list[str]) -> list[str]:
+    """`command` in the run's sandbox: it writes its task's directory (or its work directory), its
+    config directory (its HOME) and its outbox; it reads its prompt and answers; nothing else of
+    the control directory."""
+    files = launch.files
+    files.config_dir.mkdir(mode=0o700, exist_ok=True)
+    passwd, group = sandbox.account_files(files.config_dir)
+    control_files.write_private(files.control / PASSWD_FILE, passwd)
+    control_files.write_private(files.control / GROUP_FILE, group)
+    mounts = sandbox.RunMounts(
+        writable=(*(launch.writable or (files.workdir,)), files.config_dir, files.outbox),
+        readable=(files.prompt, files.answers, *launch.readable),
+        home=files.config_dir,
+        cwd=launch.cwd or files.workdir,
+        passwd=files.control / PASSWD_FILE,
+        group=files.control / GROUP_FILE,
+    )
+    policy = replace(launch.sandbox, hidden=tuple(path for path in launch.sandbox.hidden if path.exists()))
+    return sandbox.bwrap_command(policy, mounts, command, sandbox.system_mounts())
 
 
 def read_answers(files: AgentFiles) -> dict[str, str]:
     """The answers last written for the agent (none when unreadable)."""
     try:
-        answers = json.loads(files.answers.read_text())
-    except (FileNotFoundError, ValueError):
+        text = control_files.read_bytes(files.answers)
+        answers = json.loads(text) if text is not None else {}
+    except (OSError, ValueError):
         return {}
     return {str(key): str(value) for key, value in answers.items()} if isinstance(answers, dict) else {}
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator_service.agents import process
+from orchestrator_service.agents import control_files, pids_cgroup, process
 
 IDENTITY_FILE = "shim.json"
 EXIT_FILE = "exit.json"
@@ -42,6 +42,9 @@ ABANDONED_FILE = "abandoned"
 FENCE_FILE = "fence.json"
 # How often the fence is read when it names no period of its own.
 POLL_SECONDS = 0.5
+SMALL_FILE_CAP = 64 * 1024
+# The sandbox's program (agents/sandbox.py), named here so that the shim imports nothing more.
+SANDBOX_PROGRAM = "bwrap"
 FENCED_EXIT = {"exit_code": None, "signal": int(signal.SIGKILL), "fenced": True}
 
 
@@ -60,7 +63,10 @@ def read_fence(path: Path | None) -> Fence:
     if path is None:
         return Fence()
     try:
-        data = json.loads(path.read_text())
+        text = control_files.read_bytes(path, SMALL_FILE_CAP)
+        if text is None:
+            return Fence()
+        data = json.loads(text)
         deadline, poll = data.get("deadline"), data.get("poll") or POLL_SECONDS
         return Fence(None if deadline is None else float(deadline), min(max(float(poll), 0.02), POLL_SECONDS))
     except (OSError, ValueError, TypeError, AttributeError):
@@ -80,12 +86,8 @@ def write_fence(path: Path, deadline: float | None, poll: float) -> None:
 
 
 def write_atomically(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("w") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Synced, through a fresh temporary name: never through a symlink or FIFO an agent planted."""
+    control_files.write_private(path, json.dumps(data), sync=True)
 
 
 def output_size() -> int | None:
@@ -100,7 +102,8 @@ def output_size() -> int | None:
 def run_start_offset(control: Path) -> int:
     """The offset the shim of the latest run recorded (0 when it recorded none)."""
     try:
-        identity = json.loads((control / IDENTITY_FILE).read_text())
+        text = control_files.read_bytes(control / IDENTITY_FILE, SMALL_FILE_CAP)
+        identity = json.loads(text) if text is not None else {}
         return max(int(identity.get("output_offset") or 0), 0)
     except (OSError, ValueError, TypeError, AttributeError):
         return 0
@@ -145,6 +148,24 @@ def may_start(control: Path, fence: Path | None) -> bool:
     return True
 
 
+def _is_sandbox(command: list[str]) -> bool:
+    return Path(command[0]).name == SANDBOX_PROGRAM
+
+
+def _ignore_term() -> None:
+    """bwrap (outside its sandbox) ignores SIGTERM: a stop signals the whole process group, and
+    bwrap dying at once would SIGKILL the agent (`--die-with-parent`) before it could end as it
+    chooses. The agent gets SIGTERM's default back inside (sandbox.py, `env --default-signal`)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _prompt_input(prompt: Path) -> Any:
+    """The prompt file, a plain file of its own (never what a symlink planted there names)."""
+    if not prompt.exists() and not prompt.is_symlink():
+        return open(os.devnull, "rb")
+    return control_files.open_plain(prompt)
+
+
 def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     """Identity first: if the shim dies before writing it, no agent process was ever started."""
     me = os.getpid()
@@ -154,7 +175,9 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
         return 0
     prompt = control / PROMPT_FILE
     try:
-        with prompt.open("rb") if prompt.exists() else open(os.devnull, "rb") as stdin:
+        if _is_sandbox(command):
+            _ignore_term()  # inherited by bwrap; the shim's own handler follows once it runs
+        with _prompt_input(prompt) as stdin:
             child = subprocess.Popen(command, stdin=stdin)
     except OSError as error:
         print(f"cw: cannot start {command[0]!r}: {error}", flush=True)
@@ -169,19 +192,51 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     if returncode is None:
         end_fenced(control, child)
         return 0
+    if _is_sandbox(command):
+        returncode = sandboxed_returncode(returncode)
     exit_code = returncode if returncode >= 0 else None
     write_atomically(control / EXIT_FILE, {"exit_code": exit_code, "signal": -returncode if returncode < 0 else 0})
     return 0
 
 
+def sandboxed_returncode(returncode: int) -> int:
+    """bwrap exits 128 + N when its agent died of signal N: recorded as that death, as a run
+    outside the sandbox would be (Popen's -N)."""
+    if returncode > 128 and returncode - 128 in set(signal.Signals):
+        return -(returncode - 128)
+    return returncode
+
+
+USAGE = "usage: python -m orchestrator_service.agents.shim DIR [--fence FILE] [--max-processes N] -- COMMAND..."
+
+
 def main(argv: list[str]) -> int:
-    fence = None
-    if len(argv) >= 3 and argv[1] == "--fence":
-        fence, argv = Path(argv[2]), [argv[0], *argv[3:]]
+    fence, max_processes = None, 0
+    while len(argv) >= 3 and argv[1] in ("--fence", "--max-processes"):
+        if argv[1] == "--fence":
+            fence = Path(argv[2])
+        else:
+            max_processes = int(argv[2])
+        argv = [argv[0], *argv[3:]]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m orchestrator_service.agents.shim DIR [--fence FILE] -- COMMAND...", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
-    return run(Path(argv[0]), argv[2:], fence)
+    control = Path(argv[0])
+    group = _limit_processes(control, max_processes) if max_processes > 0 else None
+    try:
+        return run(control, argv[2:], fence)
+    finally:
+        if group is not None:
+            pids_cgroup.leave(group)
+
+
+def _limit_processes(control: Path, limit: int) -> Path | None:
+    """The run's pids cgroup (pids_cgroup.py), or None, said in the output, where there is none."""
+    try:
+        return pids_cgroup.join(control.name, limit)
+    except OSError as error:
+        print(f"cw: no process limit for this run: {error}", flush=True)
+        return None
 
 
 if __name__ == "__main__":

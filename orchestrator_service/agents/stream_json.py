@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
+from orchestrator_service.agents import control_files
+
 # Longer lines (a huge tool result) are skipped: nothing cw needs is ever that long.
 MAX_LINE_BYTES = 8 * 1024 * 1024
 # How much of a plain line is kept to explain a crash.
@@ -360,8 +362,8 @@ def summarize_file(path: Path, now: datetime, start: int = 0) -> RunSummary:
     """The run whose output begins at byte `start` of `path` (a resumed agent appends its runs to
     one file). A missing file is a run that said nothing."""
     try:
-        with path.open("rb") as handle:
+        with control_files.open_plain(path) as handle:
             handle.seek(start)
             return summarize_lines(read_lines(handle), now)
-    except FileNotFoundError:
+    except OSError:  # missing, or not a plain file of its own (control_files.py)
         return RunSummary()

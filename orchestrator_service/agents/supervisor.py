@@ -10,9 +10,11 @@ everything can be read back after a restart.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -21,10 +23,17 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from orchestrator_service.agents import process
+from orchestrator_service.agents import control_files, process
+from orchestrator_service.agents.control_files import UnsafeControlFile
 from orchestrator_service.agents.shim import ABANDONED_FILE, EXIT_FILE, FENCE_FILE, IDENTITY_FILE, PROMPT_FILE
 from orchestrator_service.paths import safe_id
 
+# The largest signal file read (a report with its proposals); shim and exit files are far smaller.
+SIGNAL_CAP = 4 * 1024 * 1024
+SMALL_FILE_CAP = 64 * 1024
+# What one unbounded read of the output hands out at most.
+OUTPUT_READ_CAP = 64 * 1024 * 1024
+SHIM_MODULE = "orchestrator_service.agents.shim"
 # How long a freshly spawned shim may take to record who it is before it counts as vanished.
 START_GRACE_SECONDS = 15.0
 
@@ -71,8 +80,13 @@ class AgentFiles:
         return self.control / PROMPT_FILE
 
     @property
+    def outbox(self) -> Path:
+        """The only part of the control directory a sandboxed agent may write: its signal file."""
+        return self.control / "outbox"
+
+    @property
     def signal(self) -> Path:
-        return self.control / "signal.json"
+        return self.outbox / "signal.json"
 
     @property
     def answers(self) -> Path:
@@ -83,10 +97,14 @@ class AgentFiles:
         return self.control / "config"
 
     def read_signal(self) -> str | None:
+        """The agent's report; one that is not a plain file of its own (a FIFO, a symlink to
+        /dev/zero) or is too large reads as the run's error."""
         try:
-            return self.signal.read_text()
-        except FileNotFoundError:
-            return None
+            return control_files.read_text(self.signal, SIGNAL_CAP)
+        except UnsafeControlFile as error:
+            return json.dumps({"status": "error", "error": f"unreadable signal file: {error}"})
+        except OSError as error:
+            return json.dumps({"status": "error", "error": f"unreadable signal file: {error.strerror}"})
 
     def session_number(self) -> int:
         """1 for the first run, previous + 1 after each resume (counted by the archived runs)."""
@@ -105,28 +123,61 @@ def fence_file(workspace: Path) -> Path:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A small JSON object the shim wrote; anything else (missing, not a plain file, too large,
+    not JSON) reads as nothing."""
     try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
+        text = control_files.read_bytes(path, SMALL_FILE_CAP)
+        data = json.loads(text) if text is not None else None
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
 def make_private_dirs(files: AgentFiles) -> None:
     """The control and work directories, readable by the user alone."""
-    for directory in (files.control.parent, files.control, files.workdir):
+    for directory in (files.control.parent, files.control, files.workdir, files.outbox):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if directory.is_symlink():
+            raise UnsafeControlFile(f"{directory.name}: a symlink, not a directory")
         directory.chmod(0o700)
 
 
+def open_output(files: AgentFiles) -> int:
+    """The output file for appending: a plain file of its own. Anything else standing there (a
+    symlink to a file of the orchestrator's, a FIFO) is moved aside, never written through."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    with control_files.directory(files.control) as parent:
+        for _ in range(2):
+            try:
+                descriptor = os.open(files.output.name, flags, 0o600, dir_fd=parent)
+                status = os.fstat(descriptor)
+                if stat.S_ISREG(status.st_mode) and status.st_nlink == 1:
+                    os.set_blocking(descriptor, True)
+                    return descriptor
+                os.close(descriptor)
+            except OSError as error:
+                if error.errno not in (errno.ELOOP, errno.ENXIO):
+                    raise
+            aside = f"{files.output.name}.unsafe.{time.time_ns()}"
+            os.replace(files.output.name, aside, src_dir_fd=parent, dst_dir_fd=parent)
+    raise UnsafeControlFile(f"{files.output.name}: cannot be made a plain file")
+
+
 def spawn(
-    files: AgentFiles, command: list[str], env: dict[str, str], cwd: Path | None = None
+    files: AgentFiles,
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    max_processes: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Starts the shim in a session of its own, so it outlives the orchestrator (as long as the
-    workspace's fence lets it), in `cwd` (its task's worktree) or else its work directory."""
+    workspace's fence lets it), in `cwd` (its task's worktree) or else its work directory;
+    `max_processes`: the run's pids cgroup (pids_cgroup.py)."""
     make_private_dirs(files)
     fence = ["--fence", str(files.fence)]
-    with files.output.open("ab") as output:
+    if max_processes:
+        fence += ["--max-processes", str(max_processes)]
+    with os.fdopen(open_output(files), "ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "orchestrator_service.agents.shim", str(files.control), *fence, "--", *command],
             cwd=cwd or files.workdir,
@@ -138,8 +189,9 @@ def spawn(
         )
 
 
-def observe(files: AgentFiles, spawned_at: float) -> Observation:
-    """Running, exited (with its recorded status) or vanished, from the files alone."""
+def observe(files: AgentFiles, spawned_at: float, spawned_pid: int = 0) -> Observation:
+    """Running, exited (with its recorded status) or vanished, from the files and the pid the
+    orchestrator recorded when it spawned the shim (a forged shim.json names no shim of ours)."""
     exited = _read_json(files.control / EXIT_FILE)
     if exited is not None:
         return _exited(exited)
@@ -148,7 +200,7 @@ def observe(files: AgentFiles, spawned_at: float) -> Observation:
         if time.time() - spawned_at < START_GRACE_SECONDS:
             return Observation(Liveness.RUNNING)
         return Observation(Liveness.VANISHED)
-    if process.is_alive(*identity):
+    if _is_our_shim(files, *identity) or (spawned_pid > 0 and _is_shim_pid(files, spawned_pid)):
         return Observation(Liveness.RUNNING)
     exited = _read_json(files.control / EXIT_FILE)  # it may have finished since the first look
     if exited is not None:
@@ -170,22 +222,46 @@ def _identity(files: AgentFiles) -> tuple[int, int] | None:
         return None
 
 
-def live_process_group(files: AgentFiles) -> int | None:
-    """The group of a shim that still runs (never a pid that has since been reused)."""
+def _is_our_shim(files: AgentFiles, pid: int, started: int) -> bool:
+    """Whether `pid` runs, with the recorded start time, as the shim of this very control
+    directory: shim.json is a file an agent outside cw's sandbox can forge, naming any process."""
+    if not process.is_alive(pid, started):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return os.fsencode(SHIM_MODULE) in argv and os.fsencode(str(files.control)) in argv
+
+
+def live_process_group(files: AgentFiles, spawned_pid: int = 0) -> int | None:
+    """The group of a shim that still runs (never a pid that has since been reused, nor a
+    process a forged shim.json names); `spawned_pid`, the pid the orchestrator recorded in the
+    store, when shim.json names no shim of ours."""
     identity = _identity(files)
-    if identity and process.is_alive(*identity):
+    if identity and _is_our_shim(files, *identity):
         return identity[0]
-    return None
+    return spawned_pid if spawned_pid > 0 and _is_shim_pid(files, spawned_pid) else None
 
 
-def kill_group(files: AgentFiles) -> None:
+def kill_group(files: AgentFiles, spawned_pid: int = 0) -> None:
     """Whatever is left of a vanished agent (a provider whose shim was killed) must not keep
     working on a branch another agent is about to take. Signalled only while the group can still
-    be ours: its leader alive with the recorded start time, or gone (a group id stays reserved
-    while any member lives, so then only the agent's own processes carry it)."""
+    be ours: its leader is our shim (`_is_our_shim`), or it is gone and its pid is the one the
+    orchestrator itself spawned (`spawned_pid`, from the store: a group id stays reserved while
+    any member lives, so then only the agent's own processes carry it)."""
     identity = _identity(files)
-    if identity is not None and process.group_is_ours(*identity):
+    if identity is not None and _is_our_shim(files, *identity):
         process.signal_group(identity[0], signal.SIGKILL)
+        return
+    leader_gone = process.start_time(spawned_pid) is None and (identity is None or identity[0] == spawned_pid)
+    if spawned_pid > 0 and (leader_gone or _is_shim_pid(files, spawned_pid)):
+        process.signal_group(spawned_pid, signal.SIGKILL)
+
+
+def _is_shim_pid(files: AgentFiles, pid: int) -> bool:
+    started = process.start_time(pid)
+    return started is not None and _is_our_shim(files, pid, started)
 
 
 def abandon(files: AgentFiles) -> bool:
@@ -195,7 +271,7 @@ def abandon(files: AgentFiles) -> bool:
     write the mark, then check for the identity. Whatever the interleaving, either the shim sees
     the mark and starts nothing, or we see its identity and treat the run as started."""
     files.control.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (files.control / ABANDONED_FILE).write_text("abandoned\n")
+    control_files.write_private(files.control / ABANDONED_FILE, "abandoned\n")
     return _identity(files) is None
 
 
@@ -204,11 +280,11 @@ def read_new_output(files: AgentFiles, offset: int, final: bool, limit: int = -1
     of it once it has finished), and a line longer than `limit` cut where no UTF-8 character is
     split in two."""
     try:
-        with files.output.open("rb") as handle:
+        with control_files.open_plain(files.output) as handle:
             handle.seek(offset)
-            data = handle.read(limit if limit > 0 else -1)
-            more = limit > 0 and bool(handle.read(1))
-    except FileNotFoundError:
+            data = handle.read(limit if limit > 0 else OUTPUT_READ_CAP)
+            more = bool(handle.read(1)) if limit > 0 else False
+    except OSError:  # missing, or not a plain file of its own: nothing of it is handed out
         return b"", offset
     if final and not more:
         return data, offset + len(data)
@@ -236,11 +312,11 @@ def _character_boundary(data: bytes) -> int:
 def output_tail(files: AgentFiles, lines: int = 15, window: int = 16384) -> str:
     """The last lines of the agent's output, for a person reading why it failed."""
     try:
-        with files.output.open("rb") as handle:
+        with control_files.open_plain(files.output) as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(size - window, 0))
-            data = handle.read()
-    except FileNotFoundError:
+            data = handle.read(window)
+    except OSError:
         return ""
     return "\n".join(data.decode(errors="replace").splitlines()[-lines:])

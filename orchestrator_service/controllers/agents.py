@@ -22,14 +22,14 @@ from google.protobuf import field_mask_pb2
 
 from cw.store.v1 import account_pb2, agent_pb2, task_pb2
 from orchestrator_service import dispatch, leftovers, outcomes
-from orchestrator_service.agents import claude_outcome, launcher, supervisor
+from orchestrator_service.agents import claude_outcome, launcher, pids_cgroup, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.cache.state import LIVE_AGENT, Change
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.controllers.stops import Stops, task_of
+from orchestrator_service.controllers.stops import Stops, fetch_back, task_of
 from orchestrator_service.controllers.usage import UsageMeter
 from orchestrator_service.events import event
 from orchestrator_service.git import shared
@@ -131,7 +131,7 @@ class AgentController:
         return [
             agent.id
             for agent in agents
-            if supervisor.observe(AgentFiles.of(self.ctx.root, agent.id), agent.update_time.seconds).liveness
+            if supervisor.observe(AgentFiles.of(self.ctx.root, agent.id), agent.update_time.seconds, agent.pid).liveness
             != Liveness.RUNNING
         ]
 
@@ -142,9 +142,12 @@ class AgentController:
         if agent is None or agent.status != agent_pb2.AGENT_STATUS_RUNNING or not self.ctx.mine(agent):
             return
         files = AgentFiles.of(self.ctx.root, agent.id)
-        observed = await asyncio.to_thread(supervisor.observe, files, agent.update_time.seconds)
+        observed = await asyncio.to_thread(supervisor.observe, files, agent.update_time.seconds, agent.pid)
         if observed.liveness == Liveness.RUNNING:
             return
+        await fetch_back(self.ctx, agent)
+        if self.ctx.settings.sandbox.max_processes:
+            await asyncio.to_thread(pids_cgroup.remove, agent.id)
         task = await self._task_of(agent)
         try:
             if await self._never_started(agent, files, observed):
@@ -185,7 +188,7 @@ class AgentController:
         if observed.fenced:
             return dispatch.AgentOutcome("crash", error=policy.FENCED_REASON)
         if observed.liveness == Liveness.VANISHED:
-            await asyncio.to_thread(supervisor.kill_group, files)
+            await asyncio.to_thread(supervisor.kill_group, files, agent.pid)
             return dispatch.classify_exit(None, None)
         return await asyncio.to_thread(
             claude_outcome.run_outcome, agent.provider, files, observed.exit_code, self.ctx.clock()

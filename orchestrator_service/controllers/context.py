@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cw.store.v1 import agent_pb2
 from orchestrator_service.agents.providers import Provider
+from orchestrator_service.agents.sandbox import SandboxPolicy
 from orchestrator_service.agents.usage import Price
 from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster import policy
@@ -38,6 +39,8 @@ class Settings:
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     # Claude Code runs with IS_SANDBOX=1 (CONTRACT.md, `--agents-in-sandbox`).
     agents_in_sandbox: bool = False
+    # cw's own sandbox for every run (agents/sandbox.py); disabled by --agents-in-sandbox.
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
     # Several orchestrators on one store (issue 13): this one's name (`--name`), the owner id its
     # leases carry (its workspace's), their ttl, and where new shared remotes go (`--shared-remotes`).
     name: str = ""

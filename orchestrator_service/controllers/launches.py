@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import grpc
 
@@ -27,7 +28,7 @@ from orchestrator_service.controllers.run_inputs import Continuation, RunInput, 
 from orchestrator_service.controllers.stops import task_of
 from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.events import event
-from orchestrator_service.git import checkpoints
+from orchestrator_service.git import agent_repos, checkpoints
 from orchestrator_service.git.workspace import task_branch
 from orchestrator_service.paths import redact
 from orchestrator_service.writes import Stale, update
@@ -65,7 +66,7 @@ class Launches:
         if missing:
             return missing
         if provider.name == CLAUDE:
-            return sandbox.claude_blocked_reason(sandbox.running_as_root(), provider.in_sandbox)
+            return sandbox.claude_blocked_reason(sandbox.agent_is_root(self.ctx.settings.sandbox), provider.in_sandbox)
         return None
 
     # ---- a new run ------------------------------------------------------------------------------
@@ -228,6 +229,7 @@ class Launches:
         with `agent:spawned` (or `agent:resumed`)."""
         launch = await self._placed(agent, launch)
         self.ctx.shipper.begin(agent.id)
+        launch = replace(launch, sandbox=self.ctx.settings.sandbox, readable=self._borrowed_objects(agent))
         child = await asyncio.to_thread(launcher.start, launch)
         self.ctx.children[agent.id] = child
         kind = "agent:resumed" if launch.resume else "agent:spawned"
@@ -250,7 +252,25 @@ class Launches:
         commits = launch.mode == "execute"
         note = place.prompt_note(task_branch(agent.task_id), commits=commits) if task is not None else ""
         identity = checkpoints.agent_identity(agent.name, self.ctx.settings.agent_email_domain)
-        return replace(launch, cwd=place.cwd, worktrees=place.worktrees, identity=identity, prompt=note + launch.prompt)
+        # A finished task's project directory released meanwhile is no mount (bwrap needs it there).
+        mounted = [path for path in (place.task_dir, *place.worktrees.values()) if path.is_dir()]
+        writable = tuple(dict.fromkeys(mounted))
+        return replace(
+            launch,
+            cwd=place.cwd,
+            worktrees=place.worktrees,
+            writable=writable,
+            identity=identity,
+            prompt=note + launch.prompt,
+        )
+
+    def _borrowed_objects(self, agent: agent_pb2.Agent) -> tuple[Path, ...]:
+        """The object stores of the orchestrator's clones the agent's repositories borrow from
+        (git/agent_repos.py): read-only in its sandbox, and nothing else of those clones."""
+        if not agent.initiative_id:
+            return ()
+        projects = self.ctx.cache.projects_of(agent.initiative_id)
+        return tuple(agent_repos.borrowed_objects(self.ctx.git.repo(project.id)) for project in projects)
 
     # ---- a waiting agent resumed ------------------------------------------------------------------
 

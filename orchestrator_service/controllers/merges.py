@@ -111,7 +111,7 @@ class MergeController:
             # Its work is in the initiative branch now. A phase's tasks keep their worktrees until
             # the phase is merged: people may look at them during review.
             for project in cache.projects_of(initiative.id):
-                await asyncio.to_thread(self.ctx.git.release_branch, project.id, task_branch(task.id))
+                await asyncio.to_thread(branches.release_task, self.ctx.git, project, task.id)
 
     async def _merge_project(
         self, task: task_pb2.Task, initiative: initiative_pb2.Initiative, project: project_pb2.Project

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cw.store.v1 import agent_pb2, log_chunk_pb2
-from orchestrator_service.agents import supervisor
+from orchestrator_service.agents import control_files, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.store_client import StoreClient
 
@@ -87,7 +87,7 @@ class OutputShipper:
 
     async def _ship_tail(self, agent: agent_pb2.Agent, session: int, files: AgentFiles, run: _Run) -> None:
         """After the head, the run's last `tail_bytes`, with a marker for what lies between."""
-        size = await asyncio.to_thread(lambda: files.output.stat().st_size if files.output.exists() else 0)
+        size = await asyncio.to_thread(control_files.size, files.output)
         start = max(run.offset, size - self.tail_bytes)
         if start > run.offset:
             await self._store(agent, session, cut_marker(start - run.offset))
@@ -117,7 +117,7 @@ class OutputShipper:
         """A run that starts now: everything in its output file so far is shipped already (a new
         agent has none; a resumed one shipped its earlier sessions when they were settled)."""
         files = AgentFiles.of(self.root, agent_id)
-        self._runs[agent_id] = _Run(files.output.stat().st_size if files.output.exists() else 0)
+        self._runs[agent_id] = _Run(control_files.size(files.output))
 
     def forget(self, agent_id: str) -> None:
         """A settled run: its next session (a resume) reads the offset back from the store."""

@@ -27,6 +27,7 @@ from orchestrator_service.cache.state import LIVE_AGENT
 from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.events import event
+from orchestrator_service.git import branches
 from orchestrator_service.writes import Stale, update
 
 log = logging.getLogger("cw.orchestrator")
@@ -41,6 +42,13 @@ async def task_of(ctx: Context, agent: agent_pb2.Agent) -> task_pb2.Task | None:
     if not agent.task_id:
         return None
     return ctx.cache.tasks.get(agent.task_id) or await ctx.writer.reread("task", agent.task_id)
+
+
+async def fetch_back(ctx: Context, agent: agent_pb2.Agent) -> None:
+    """The run's task branches, as it left them in its own repositories, into the orchestrator's
+    clones (git/agent_repos.py): before anything reads them, and after a stop."""
+    projects = ctx.cache.projects_of(agent.initiative_id) if agent.initiative_id else []
+    await asyncio.to_thread(branches.fetch_run_branches, ctx.git, projects, agent.task_id)
 
 
 class Stops:
@@ -58,7 +66,7 @@ class Stops:
         stop through another orchestrator, or a takeover while this one was cut off from the store.
         The process ends as the row says (a process that has ended already is left alone)."""
         files = AgentFiles.of(self.ctx.root, agent.id)
-        if supervisor.live_process_group(files) is not None or agent.id in self.ctx.children:
+        if supervisor.live_process_group(files, agent.pid) is not None or agent.id in self.ctx.children:
             log.warning("agent %s is no longer ours to run (status %s): ending its process", agent.name, agent.status)
             self._terminate_later(agent)
 
@@ -70,7 +78,7 @@ class Stops:
             child = self.ctx.children.get(agent.id)
             if child is not None and child.poll() is None:
                 process.signal_group(child.pid, signal.SIGKILL)
-            supervisor.kill_group(AgentFiles.of(self.ctx.root, agent.id))
+            supervisor.kill_group(AgentFiles.of(self.ctx.root, agent.id), agent.pid)
 
     def sweep(self) -> None:
         """At start: processes left in this workspace by runs that are no longer ours to run (taken
@@ -125,7 +133,9 @@ class Stops:
         files = AgentFiles.of(self.ctx.root, agent.id)
         child = self.ctx.children.get(agent.id)
         # A shim this process started leads its own group even before it recorded itself.
-        pgid = child.pid if child is not None and child.poll() is None else supervisor.live_process_group(files)
+        pgid = (
+            child.pid if child is not None and child.poll() is None else supervisor.live_process_group(files, agent.pid)
+        )
         stopping = asyncio.create_task(self._terminate(agent, pgid))
         self._stopping.add(stopping)
         stopping.add_done_callback(self._stopping.discard)
@@ -151,6 +161,7 @@ class Stops:
             while time.monotonic() < deadline and process.start_time(pgid) is not None:
                 await asyncio.sleep(0.1)
             process.signal_group(pgid, signal.SIGKILL)
+        await fetch_back(self.ctx, agent)
         with contextlib.suppress(grpc.aio.AioRpcError):
             await self.ctx.shipper.ship(agent, final=True)
             for hook in self.after_end:

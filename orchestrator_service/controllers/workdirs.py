@@ -1,5 +1,7 @@
 """Where a run works: its task's branches made ready in every project (cloned on first use, pulled
-from the shared remote), and a worktree of each on the task's branch, in the task's directory.
+from the shared remote), and a worktree of each on the task's branch, in the task's directory: the
+task's own repository of the project (git/agent_repos.py), which is all of git an agent in cw's
+sandbox can write; this module calls them worktrees.
 
 Every run of a task works in the same directory, `<workspace>/tasks/<task id>/`, whichever agent
 and attempt it is (Claude Code files its sessions by working directory, so a resume must run where

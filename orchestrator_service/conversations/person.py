@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf.message import Message
 
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
+from orchestrator_service.agents import control_files
 from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import Change
@@ -42,15 +42,13 @@ def delivered_file(files: AgentFiles) -> Path:
 
 
 def _write_private(path: Path, text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
+    control_files.write_private(path, text)  # never through a symlink an agent planted
 
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text()
-    except FileNotFoundError:
+        return control_files.read_text(path, 64 * 1024)
+    except OSError:
         return None
 
 

@@ -7,10 +7,11 @@ starts, not per task). cw's own branches come from the project's shared remote w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from cw.store.v1 import initiative_pb2, project_pb2, task_pb2
-from orchestrator_service.git import conflicts, shared
+from orchestrator_service.git import agent_repos, conflicts, shared
 from orchestrator_service.git.repo import check_branch
 from orchestrator_service.git.workspace import Workspace, phase_branch, task_branch
 from orchestrator_service.paths import safe_component
@@ -85,5 +86,31 @@ def merge_sides(
 
 
 def add_task_worktree(git: Workspace, project: project_pb2.Project, task: task_pb2.Task, workdir: Path) -> None:
-    """The project's worktree at `<workdir>/<project name>/`, on the task's branch."""
-    git.add_worktree(project.id, workdir / safe_component(project.name, "project name"), task_branch(task.id))
+    """The project's repository at `<workdir>/<project name>/`, on the task's branch: the task's
+    own, borrowing the clone's objects (git/agent_repos.py)."""
+    git.add_worktree(project.id, task_repo(project, workdir), task_branch(task.id))
+
+
+def release_task(git: Workspace, project: project_pb2.Project, task_id: str) -> None:
+    """The task's work is merged: its repository goes (and a worktree of an earlier cw) once its
+    branch holds everything in it; the branch keeps every commit."""
+    if git.exists(project.id):
+        git.release_branch(project.id, task_branch(task_id))
+
+
+def task_repo(project: project_pb2.Project, workdir: Path) -> Path:
+    return workdir / safe_component(project.name, "project name")
+
+
+def fetch_run_branches(git: Workspace, projects: Sequence[project_pb2.Project], task_id: str) -> None:
+    """After a run (settled, stopped): its task branch in every project, fetched back."""
+    if task_id:
+        for project in projects:
+            fetch_task_branch(git, project, task_id, git.task_dir(task_id))
+
+
+def fetch_task_branch(git: Workspace, project: project_pb2.Project, task_id: str, workdir: Path) -> bool:
+    """The task branch as the run left it in `<workdir>/<project name>/`, back into the clone."""
+    if not git.exists(project.id):
+        return False
+    return agent_repos.fetch_back(git.repo(project.id), task_repo(project, workdir), task_branch(task_id))

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator_service.git import checkpoints
+from orchestrator_service.git import agent_repos, checkpoints
 from orchestrator_service.git.repo import GitError, check_branch, git, head_ref, repository_lock
 from orchestrator_service.paths import safe_id, within
 
@@ -81,20 +81,6 @@ class Workspace:
         """The directory a task's runs work in, holding one worktree per project: the same path for
         every attempt and resume (Claude Code files its sessions by working directory)."""
         return self.tasks / safe_id(task_id, "task id")
-
-    def checkpoint(
-        self,
-        project_id: str,
-        worktree: Path,
-        branch: str,
-        message: str = LEFT_BEHIND,
-        identity: checkpoints.Identity = checkpoints.CW_IDENTITY,
-    ) -> checkpoints.Checkpoint:
-        """Whatever is left in the worktree, committed onto the branch (git/checkpoints.py)."""
-        repo = self.repo(project_id)
-        return checkpoints.checkpoint(
-            repo, worktree, branch, message, identity=identity, max_file_bytes=self.max_file_bytes
-        )
 
     def repo(self, project_id: str) -> Path:
         return self.repos / safe_id(project_id, "project id")
@@ -175,37 +161,112 @@ class Workspace:
                 git(path, "branch", "-f", "--end-of-options", branch, head_ref(base_branch))
 
     def add_worktree(self, project_id: str, where: Path, branch: str) -> None:
-        """A worktree of the branch at `where`. One that is there already on the branch is kept
-        (checkpointed first): the next run continues in it, in the same path."""
+        """The task's own repository of the project at `where`, on the branch (git/agent_repos.py).
+        One that is there already is kept (checkpointed first, which sets its repository on the
+        branch's tip): the next run continues in it, in the same path."""
         path = self.repo(project_id)
         with repository_lock(path):
-            if where.exists():
-                self.checkpoint(project_id, where, branch)  # also puts a detached worktree back on it
-                if self._holds(project_id, where, branch):
-                    return
-            self.release_branch(project_id, branch)
-            if where.exists():
-                self._clear(project_id, where, branch)
-            where.parent.mkdir(parents=True, exist_ok=True)
-            git(path, "worktree", "add", "--quiet", "--", str(where), check_branch(branch))
+            if where.is_symlink() or (where.exists() and not where.is_dir()):
+                where.unlink()  # never followed: no run works through a link
+            if where.is_dir():
+                self.checkpoint(project_id, where, branch)
+                return
+            agent_repos.make(path, where, branch)
+
+    def checkpoint(
+        self,
+        project_id: str,
+        worktree: Path,
+        branch: str,
+        message: str = LEFT_BEHIND,
+        identity: checkpoints.Identity = checkpoints.CW_IDENTITY,
+    ) -> checkpoints.Checkpoint:
+        """Whatever is left in the task's directory of the project, committed onto the branch
+        (git/checkpoints.py); its repository then set on the branch's new tip (agent_repos.renew),
+        so that the next run starts from a clean `git status` on the checkpoint. A settled run's
+        branch was fetched back first (forced: the branch is the agent's to move)."""
+        if worktree.is_symlink():
+            return checkpoints.Checkpoint()  # never read through a link
+        repo = self.repo(project_id)
+        with repository_lock(repo):
+            # Commits of a run that no settlement fetched back (settled elsewhere, or not yet):
+            # taken if they only add to the branch, before its `.git` is renewed.
+            agent_repos.fetch_back(repo, worktree, branch, force=False)
+            made = checkpoints.checkpoint(
+                repo, worktree, branch, message, identity=identity, max_file_bytes=self.max_file_bytes
+            )
+            if worktree.is_dir():
+                agent_repos.renew(repo, worktree, branch, self.root)
+            return made
 
     def follow(self, project_id: str, where: Path, branch: str) -> None:
-        """The worktree's files set to its branch's tip after the branch moved under it (pulled from
-        the shared remote: another machine's attempt). The caller checkpointed the worktree before
-        the branch moved, so its own work is a commit (kept under refs/cw-kept/ if the branch went
-        elsewhere); a checkpoint now would commit the old files over the new tip."""
+        """The task's repository set to its branch's tip after the branch moved under it (pulled
+        from the shared remote: another machine's attempt; reset to a new base). The caller
+        checkpointed it before the branch moved, so its own work is a commit (kept under
+        refs/cw-kept/ if the branch went elsewhere); a checkpoint now would commit the old files
+        over the new tip."""
         path = self.repo(project_id)
         with repository_lock(path):
-            if not self._holds(project_id, where, branch) or checkpoints.is_clean(path, where, branch):
+            if where.is_symlink() or not where.is_dir():
                 return
-            admin = checkpoints.admin_dir(path, where)
-            if admin is not None:
-                git(path, f"--git-dir={admin}", f"--work-tree={where}", "reset", "--quiet", "--hard", head_ref(branch))
+            agent_repos.renew(path, where, branch, self.root)
+            if not checkpoints.is_clean(path, where, branch):
+                git(where, "reset", "--quiet", "--hard", head_ref(branch))
 
-    def _holds(self, project_id: str, where: Path, branch: str) -> bool:
-        """Whether `where` is a whole worktree of this clone with the branch checked out."""
-        whole = (where / ".git").is_file() and checkpoints.admin_dir(self.repo(project_id), where) is not None
-        return whole and self._worktrees(project_id).get(str(where.resolve())) == head_ref(branch)
+    def _task_repos(self, project_id: str, branch: str) -> list[Path]:
+        """The task's repositories of this project (`tasks/<task id>/<project>`, borrowing this
+        clone's objects) whose branch this is."""
+        prefix = task_branch("x")[:-1]
+        if not branch.startswith(prefix):
+            return []
+        try:
+            task_dir = self.task_dir(branch[len(prefix) :])
+        except ValueError:
+            return []
+        if not task_dir.is_dir() or task_dir.is_symlink():
+            return []
+        clone = self.repo(project_id)
+        return [where for where in sorted(task_dir.iterdir()) if agent_repos.borrows_from(where, clone)]
+
+    def release_branch(self, project_id: str, branch: str) -> bool:
+        """Removes the task's repository (and a worktree of an earlier cw) that has the branch,
+        if any, once its branch holds everything in it: its work is checkpointed first, and one
+        still holding files the branch lacks (over the checkpoints' size cap) stays. True when
+        none holds the branch any more. Only directories inside the workspace are touched."""
+        path = self.repo(project_id)
+        with repository_lock(path):
+            released = all([self._release(project_id, where, branch) for where in self._task_repos(project_id, branch)])
+            removed = False
+            for listed, checked_out in self._worktrees(project_id).items():
+                worktree = Path(listed)
+                if checked_out != head_ref(branch) or not self._agents_own(worktree):
+                    continue
+                if self._release(project_id, worktree, branch, renew=False):
+                    git(path, "worktree", "remove", "--force", "--", str(worktree), check=False)
+                    removed = True
+                else:
+                    released = False
+            if removed or not all(Path(listed).exists() for listed in self._worktrees(project_id)):
+                git(path, "worktree", "prune")
+            return released
+
+    def _release(self, project_id: str, where: Path, branch: str, *, renew: bool = True) -> bool:
+        """Checkpointed, then removed if the branch holds everything in it."""
+        path = self.repo(project_id)
+        if renew:
+            self.checkpoint(project_id, where, branch)
+        else:
+            checkpoints.checkpoint(
+                path, where, branch, LEFT_BEHIND, identity=checkpoints.CW_IDENTITY, max_file_bytes=self.max_file_bytes
+            )
+        if not checkpoints.is_clean(path, where, branch):
+            log.warning("%s keeps files its branch %s lacks: it stays", where, branch)
+            return False
+        shutil.rmtree(where, ignore_errors=True)
+        if where.parent.parent == self.tasks:
+            with contextlib.suppress(OSError):
+                where.parent.rmdir()  # the task's directory, once nothing is left in it
+        return True
 
     def _worktrees(self, project_id: str) -> dict[str, str]:
         """Each worktree's resolved path and the ref it has checked out ("" when detached)."""
@@ -217,45 +278,8 @@ class Workspace:
                 found[str(Path(lines["worktree"]).resolve())] = lines.get("branch", "")
         return found
 
-    def _clear(self, project_id: str, where: Path, branch: str) -> None:
-        """A directory at a worktree's place that is no worktree of the branch (a run that broke
-        it), already checkpointed: removed only if the branch holds everything in it."""
-        path = self.repo(project_id)
-        if not checkpoints.is_clean(path, where, branch):
-            raise GitError(f"{where} holds files that are not in branch {branch}: left as they are")
-        git(path, "worktree", "remove", "--force", "--", str(where), check=False)
-        shutil.rmtree(where, ignore_errors=True)
-        git(path, "worktree", "prune")
-
-    def release_branch(self, project_id: str, branch: str) -> bool:
-        """Removes the worktree (of an earlier run) that has the branch checked out, if any, once
-        its branch holds everything in it: its work is checkpointed first, and a worktree still
-        holding files the branch lacks (over the checkpoints' size cap) stays. True when no
-        worktree holds the branch any more. Only worktrees inside the workspace are touched."""
-        path = self.repo(project_id)
-        with repository_lock(path):
-            removed, released = False, True
-            for listed, checked_out in self._worktrees(project_id).items():
-                worktree = Path(listed)
-                if checked_out != head_ref(branch) or not self._agents_own(worktree):
-                    continue
-                self.checkpoint(project_id, worktree, branch)
-                if not checkpoints.is_clean(path, worktree, branch):
-                    log.warning("worktree %s keeps files its branch %s lacks: it stays", worktree, branch)
-                    released = False
-                    continue
-                git(path, "worktree", "remove", "--force", "--", str(worktree), check=False)
-                shutil.rmtree(worktree, ignore_errors=True)
-                removed = True
-                if worktree.parent.parent == self.tasks:
-                    with contextlib.suppress(OSError):
-                        worktree.parent.rmdir()  # the task's directory, once nothing is left in it
-            if removed or not all(Path(listed).exists() for listed in self._worktrees(project_id)):
-                git(path, "worktree", "prune")
-            return released
-
     def _agents_own(self, worktree: Path) -> bool:
-        """Runs' worktrees: under `tasks/` (and `agents/`, where earlier versions made them)."""
+        """Runs' worktrees of earlier versions: under `tasks/` and `agents/`."""
         return within(self.tasks, worktree) or within(self.root / "agents", worktree)
 
     def is_merged(self, project_id: str, source: str, target: str) -> bool:

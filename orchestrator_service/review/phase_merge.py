@@ -25,9 +25,9 @@ from orchestrator_service.cluster.leases import Busy
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.errors import NotAllowedNow
 from orchestrator_service.events import event
-from orchestrator_service.git import shared
+from orchestrator_service.git import branches, shared
 from orchestrator_service.git.repo import GitError, check_branch
-from orchestrator_service.git.workspace import Diff, phase_branch, task_branch
+from orchestrator_service.git.workspace import Diff, phase_branch
 from orchestrator_service.review import merge_tasks
 from orchestrator_service.writes import update
 
@@ -210,5 +210,4 @@ class PhaseMerger:
         agents' control files and logs stay)."""
         for task_id in task_ids:
             for project in projects:
-                if await asyncio.to_thread(self.git.exists, project.id):
-                    await asyncio.to_thread(self.git.release_branch, project.id, task_branch(task_id))
+                await asyncio.to_thread(branches.release_task, self.git, project, task_id)

@@ -31,7 +31,8 @@ from cw_edge.tokens import AUTH_ENVIRONMENT, CLIENT_TOKEN, Identity
 from tests.processes import end_processes_within
 from tests.support import authorized_channel, start_store_process, stubs, tokens_in
 
-AGENTS = Path(__file__).resolve().parents[1] / "fixtures" / "agents"
+ROOT = Path(__file__).resolve().parents[2]
+AGENTS = ROOT / "tests" / "fixtures" / "agents"
 SCRIPTED = f"{sys.executable} {AGENTS / 'scripted.py'}"
 T = TypeVar("T")
 
@@ -60,6 +61,15 @@ def make_git_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     return path
 
 
+def sandbox_paths(root: Path | None, state_dir: Path) -> list[str]:
+    """What the scripted agents need of this machine inside cw's sandbox: this checkout (their
+    script and its virtualenv) and the Python it was made from, read-only; the test's directory
+    read-only (the files tests hold agents with; cw hides its workspace and tokens under it), and
+    the test's state directory (attempt counters, plans), writable."""
+    paths = [str(ROOT), sys.base_prefix, *([str(root)] if root else []), f"{state_dir}:rw"]
+    return [argument for path in paths if not path.startswith("/usr/") for argument in ("--agent-path", path)]
+
+
 def script(**plan: Any) -> str:
     """A task description the scripted agent follows."""
     return f"Scripted test task.\nscript: {json.dumps(plan)}\n"
@@ -77,6 +87,9 @@ class Cluster:
     orchestrator_flags: list[str] = field(default_factory=list)
     # Where the store's database is (default: `root/store.db`); its token files stay in `root/auth`.
     db_path: Path | None = None
+    # The test's directory readable in the agents' sandbox (`sandbox_paths`); False for the tests
+    # about what an agent cannot see.
+    sandbox_root: bool = True
     store: Service | None = None
     orchestrator: Service | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
@@ -119,6 +132,8 @@ class Cluster:
             arguments += ["--provider", provider]
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
         arguments += ["--retry-delays", self.retry_delays, *self.orchestrator_flags, *extra]
+        if "--agents-in-sandbox" not in arguments:
+            arguments += sandbox_paths(self.root if self.sandbox_root else None, self.state_dir)
         self.state_dir.mkdir(exist_ok=True)
         env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir), "CW_FAULTS": faults}
         self.orchestrator = start("orchestrator_service", arguments, self.root / "orchestrator.log", env=env)

@@ -25,7 +25,7 @@ from cw.store.v1 import agent_pb2, event_pb2, project_pb2
 from orchestrator_service.agents import supervisor
 from orchestrator_service.agents.supervisor import AgentFiles
 from store_service.db.location import DatabaseLocation, SqliteFile
-from tests.e2e.cluster import SCRIPTED, Cluster, kill_leftover_agents
+from tests.e2e.cluster import SCRIPTED, Cluster, kill_leftover_agents, sandbox_paths
 from tests.support import db_argument, stubs
 
 LIVE = [agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT]
@@ -82,6 +82,7 @@ class Fleet(Cluster):
         for provider in self.providers:
             arguments += ["--provider", provider]
         arguments += ["--default-provider", self.providers[0].split("=")[0], "--max-agents", str(self.max_agents)]
+        arguments += sandbox_paths(self.root, self.state_dir)
         self.state_dir.mkdir(exist_ok=True)
         env = {**os.environ, "CW_TEST_STATE_DIR": str(self.state_dir)}
         service = start("orchestrator_service", arguments, self.root / f"orchestrator-{name}.log", env=env)

@@ -129,7 +129,7 @@ def test_starts_and_serves_whatever_is_wrong_with_one_row(tmp_path: Path) -> Non
 
 def _another_orchestrator(c: Cluster, listen: str, workspace: Path) -> subprocess.CompletedProcess[str]:
     assert c.store is not None
-    arguments = ["--store", c.store.address, "--listen", listen, "--workspace", str(workspace), "--agents-in-sandbox"]
+    arguments = ["--store", c.store.address, "--listen", listen, "--workspace", str(workspace)]
     return subprocess.run(
         [sys.executable, "-m", "orchestrator_service", *arguments],
         capture_output=True,

@@ -3,8 +3,10 @@
 with the program users run.
 
 The CLI is the pinned version `make claude-cli` installs into .cache/ (`make test` depends on it and
-sets CW_REQUIRE_REAL_CLAUDE, so there a missing CLI fails instead of skipping). As root, before the
-agents get a sandbox of their own, the orchestrator runs with --agents-in-sandbox.
+sets CW_REQUIRE_REAL_CLAUDE, so there a missing CLI fails instead of skipping). It runs as cw runs
+every agent, in cw's sandbox: an ordinary user there, so Claude Code takes
+--dangerously-skip-permissions without IS_SANDBOX (which cw does not set), with the CLI's install
+directory given read-only (`--agent-path`).
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ def real_claude_cluster(
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)  # the orchestrator, started below, inherits them
-    running = Cluster(root, [f"claude={REAL_CLAUDE}"], max_agents, orchestrator_flags=["--agents-in-sandbox"])
+    install = REAL_CLAUDE.parent.parent.parent  # <install>/node_modules/.bin/claude
+    running = Cluster(root, [f"claude={REAL_CLAUDE}"], max_agents, orchestrator_flags=["--agent-path", str(install)])
     try:
         running.start_store()
         for order, (email, token) in enumerate(accounts.items()):

@@ -1,14 +1,16 @@
-"""Checkpoints on real git: whatever a run left in its worktree ends on its task branch, before the
-worktree is reused or removed; files over the cap stay out, listed, and keep their worktree."""
+"""Checkpoints on real git: whatever a run left in its task's repository ends on its task branch,
+before the repository is reused or removed; files over the cap stay out, listed, and keep their
+repository (git/agent_repos.py)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from orchestrator_service.git import checkpoints
+from orchestrator_service.git import agent_repos
 from orchestrator_service.git.checkpoints import Identity
 from orchestrator_service.git.workspace import Workspace, task_branch
 from tests.e2e.cluster import make_git_repo
@@ -65,14 +67,12 @@ def test_a_checkpoint_takes_every_change_but_ignored_and_oversized_files(ws: Wor
     assert ws.checkpoint(PROJECT, where, BRANCH).commit == ""  # nothing new: no empty commit
 
 
-def test_a_run_that_broke_its_worktree_cannot_keep_its_files_out(ws: Workspace) -> None:
+def test_a_run_that_broke_its_repository_cannot_keep_its_files_out(ws: Workspace) -> None:
     """The attack: a run that dies mid-`git add` leaves index.lock; one that detaches HEAD hides
     its commit from the branch. Both used to make the next attempt's worktree lose the work."""
     where = _worktree(ws)
     _git(where, "checkout", "-q", "--detach")
-    admin = checkpoints.admin_dir(ws.repo(PROJECT), where)
-    assert admin is not None
-    (admin / "index.lock").write_text("")
+    (where / ".git" / "index.lock").write_text("")
     (where / "work.txt").write_text("uncommitted\n")
 
     made = ws.checkpoint(PROJECT, where, BRANCH)
@@ -80,6 +80,38 @@ def test_a_run_that_broke_its_worktree_cannot_keep_its_files_out(ws: Workspace) 
     assert "work.txt" in _files_at(ws, f"refs/heads/{BRANCH}") and made.taken == ["work.txt"]
     assert _git(where, "symbolic-ref", "HEAD").strip() == f"refs/heads/{BRANCH}"
     assert _git(where, "status", "--porcelain") == ""
+
+
+def test_the_agents_commits_are_fetched_back_then_checkpointed_and_nothing_it_configured_runs(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The agent's repository is its own: its commits come back, what it left uncommitted is
+    checkpointed on top of them, and the hooks, fsmonitor and refs it planted in its `.git` are
+    neither run nor kept (the next run gets a fresh `.git` on the checkpoint)."""
+    where = _worktree(ws)
+    (where / "done.txt").write_text("committed by the agent\n")
+    _git(where, "add", "done.txt")
+    _git(where, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "the agent's work")
+    agent_commit = _git(where, "rev-parse", "HEAD").strip()
+    (where / "half.txt").write_text("left uncommitted\n")
+    ran = tmp_path / "ran"
+    with (where / ".git" / "config").open("a") as config:
+        config.write(f"[core]\n\tfsmonitor = touch {ran}\n\thooksPath = hooks\n")
+    hook = where / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    hook.chmod(0o755)
+    _git(where, "branch", "planted")
+
+    assert agent_repos.fetch_back(ws.repo(PROJECT), where, BRANCH)
+    made = ws.checkpoint(PROJECT, where, BRANCH, "checkpoint", AGENT)
+
+    assert _git(ws.repo(PROJECT), "rev-parse", f"{made.commit}^").strip() == agent_commit
+    assert {"done.txt", "half.txt"} <= _files_at(ws, f"refs/heads/{BRANCH}")
+    assert not ran.exists()
+    assert _git(where, "rev-parse", "HEAD").strip() == made.commit
+    assert _git(where, "status", "--porcelain") == ""
+    assert _git(where, "branch", "--list", "planted") == "" and not hook.exists()
+    assert "planted" not in _git(ws.repo(PROJECT), "branch", "--list")
 
 
 def test_the_next_run_continues_in_the_same_worktree_from_the_checkpoint(ws: Workspace) -> None:
@@ -104,9 +136,24 @@ def test_a_worktree_is_removed_only_when_its_branch_holds_everything(ws: Workspa
 
 def test_a_directory_git_forgot_is_checkpointed_before_it_goes(ws: Workspace) -> None:
     where = _worktree(ws)
-    (where / ".git").unlink()  # the run deleted its worktree's .git file
+    shutil.rmtree(where / ".git")  # the run deleted its repository's .git
     (where / "kept.txt").write_text("kept\n")
     _worktree(ws)
     assert (where / "kept.txt").read_text() == "kept\n"
     assert "kept.txt" in _files_at(ws, f"refs/heads/{BRANCH}")
     assert _git(where, "status", "--porcelain") == ""
+
+
+def test_commits_no_settlement_fetched_are_kept_when_the_next_run_starts(ws: Workspace) -> None:
+    """A run whose settlement never fetched its branch back (its orchestrator died, the run was
+    settled elsewhere): its commits still reach the branch before its `.git` is renewed."""
+    where = _worktree(ws)
+    (where / "late.txt").write_text("committed, never fetched\n")
+    _git(where, "add", "late.txt")
+    _git(where, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "late work")
+    late = _git(where, "rev-parse", "HEAD").strip()
+    _worktree(ws)  # the next run
+    assert _git(ws.repo(PROJECT), "merge-base", "--is-ancestor", late, f"refs/heads/{BRANCH}") == ""
+    assert (
+        _git(where, "rev-parse", "HEAD").strip() == _git(ws.repo(PROJECT), "rev-parse", f"refs/heads/{BRANCH}").strip()
+    )

@@ -50,12 +50,14 @@ class Machine:
         branches.prepare_task_branch(self.ws, self.project, self.initiative, self.task)
 
     def commit(self, name: str) -> str:
-        """An agent's commit on the task branch, in a worktree of its own."""
+        """An agent's commit on the task branch, in a repository of its own, fetched back into the
+        orchestrator's clone when its run ends (git/agent_repos.py)."""
         where = self.ws.root / "agents" / name / "work"
         branches.add_task_worktree(self.ws, self.project, self.task, where)
         (where / self.project.name / f"{name}.txt").write_text(name)
         _git(where / self.project.name, "add", "-A")
         _git(where / self.project.name, "commit", "-q", "-m", name)
+        assert branches.fetch_task_branch(self.ws, self.project, TASK, where)
         return _git(where / self.project.name, "rev-parse", "HEAD")
 
     def tip(self) -> str:
@@ -164,9 +166,11 @@ def test_a_worktree_left_on_a_machine_follows_what_another_attempt_pushed(
     shared.publish_settled(east.ws, east.project, task_branch(TASK))
     west.prepare()
     west.commit("west")  # west's attempt adds west.txt and changes shared.txt again
-    (west.ws.root / "agents" / "west" / "work" / "app" / "shared.txt").write_text("west's version\n")
-    _git(west.ws.root / "agents" / "west" / "work" / "app", "commit", "-qam", "west's version")
-    pushed = _git(west.ws.root / "agents" / "west" / "work" / "app", "rev-parse", "HEAD")
+    west_work = west.ws.root / "agents" / "west" / "work"
+    (west_work / "app" / "shared.txt").write_text("west's version\n")
+    _git(west_work / "app", "commit", "-qam", "west's version")
+    pushed = _git(west_work / "app", "rev-parse", "HEAD")
+    assert branches.fetch_task_branch(west.ws, west.project, TASK, west_work)  # west's run settled
     shared.publish_settled(west.ws, west.project, task_branch(TASK))
 
     east.prepare()  # east's next attempt

@@ -114,6 +114,7 @@ def _finished_run(tmp_path: Path, transcript: str, offset_from: str | None = Non
 def test_run_outcome_reads_the_latest_run_of_the_files(tmp_path: Path) -> None:
     files = _finished_run(tmp_path, "resume_unknown_session.jsonl", offset_from="success.jsonl")
     assert claude_outcome.run_outcome("claude", files, 1, NOW).unknown_session
+    files.signal.parent.mkdir()
     files.signal.write_text(DONE)
     assert claude_outcome.run_outcome("claude", files, 1, NOW).summary == "from the signal file"
 

@@ -137,6 +137,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="files a run leaves uncommitted over this size stay out of its checkpoint, listed in its reason",
     )
     parser.add_argument(
+        "--agent-max-worktree-bytes",
+        type=int,
+        default=checkpoints.DEFAULT_MAX_WORKTREE_BYTES,
+        metavar="BYTES",
+        help="a run's worktree holding more than this when it settles is said in its task's reason (default 2 GiB)",
+    )
+    parser.add_argument(
         "--agent-email-domain",
         default=checkpoints.DEFAULT_EMAIL_DOMAIN,
         metavar="DOMAIN",
@@ -214,8 +221,8 @@ def _check_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"--prices: {error}")
     if args.max_agents < 1:
         parser.error("--max-agents must be at least 1")
-    if args.checkpoint_max_file_bytes < 0:
-        parser.error("--checkpoint-max-file-bytes must not be negative")
+    if args.checkpoint_max_file_bytes < 0 or args.agent_max_worktree_bytes < 0:
+        parser.error("--checkpoint-max-file-bytes and --agent-max-worktree-bytes must not be negative")
     try:
         checkpoints.check_email_domain(args.agent_email_domain)
     except ValueError as error:
@@ -247,6 +254,7 @@ async def serve(args: argparse.Namespace) -> None:
         shared_remotes=args.shared_remotes,
         max_output_bytes=args.max_output_bytes,
         checkpoint_max_file_bytes=args.checkpoint_max_file_bytes,
+        max_worktree_bytes=args.agent_max_worktree_bytes,
         agent_email_domain=args.agent_email_domain,
         prices=args.prices,
     )

@@ -37,18 +37,23 @@ class Left:
     failures: list[str] = field(default_factory=list)
     # An execute run that ended done with its task's branches holding nothing beyond their base.
     changed_nothing: bool = False
+    # One line per project whose directory grew past the limit a run may leave (its size, checked
+    # as the run settles: git/checkpoints.worktree_bytes).
+    oversize: list[str] = field(default_factory=list)
 
     def reasons(self) -> list[str]:
-        return [*self.left_out, *([self.outside_reason] if self.outside else []), *self.failures]
+        return [*self.oversize, *self.left_out, *([self.outside_reason] if self.outside else []), *self.failures]
 
 
 def flag(settlement: Settlement, left: Left, agent: agent_pb2.Agent, label: str) -> Settlement:
     """The settlement with what the run left said in its task's reason, its events and the inbox."""
     notes = list(settlement.notes)
-    if left.commits or left.left_out or left.failures:
+    if left.commits or left.left_out or left.failures or left.oversize:
         details: dict[str, Any] = {"outcome": label, "commits": dict(left.commits), "files": left.taken}
         if left.left_out or left.failures:
             details["left_out"] = [*left.left_out, *left.failures]
+        if left.oversize:
+            details["oversize"] = list(left.oversize)
         notes.append(Note("agent:checkpointed", "agent", details))
     if left.outside:
         notes.append(Note("agent:wrote_outside", "agent", {"paths": left.outside[:20], "count": len(left.outside)}))

@@ -92,6 +92,7 @@ class Config:
     # What the store keeps of one run's output (controllers/output.py).
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
+    max_worktree_bytes: int = checkpoints.DEFAULT_MAX_WORKTREE_BYTES
     agent_email_domain: str = checkpoints.DEFAULT_EMAIL_DOMAIN
     # USD per million tokens per model, for CLIs that report no cost (`--prices`, agents/usage.py).
     prices: dict[str, Price] = field(default_factory=dict)
@@ -111,6 +112,7 @@ class Config:
             shared_remotes=self.shared_remotes,
             max_output_bytes=self.max_output_bytes,
             checkpoint_max_file_bytes=self.checkpoint_max_file_bytes,
+            max_worktree_bytes=self.max_worktree_bytes,
             agent_email_domain=self.agent_email_domain,
             prices=self.prices,
         )

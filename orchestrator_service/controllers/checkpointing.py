@@ -73,6 +73,7 @@ class Checkpointer:
         commits: dict[str, str] = {}
         left_out: list[str] = []
         failures: list[str] = []
+        oversize: list[str] = []
         taken = 0
         for name, where in place.worktrees.items():
             try:
@@ -90,6 +91,9 @@ class Checkpointer:
             if made.left_out:
                 limit = self.ctx.git.max_file_bytes
                 left_out.append(checkpoints.describe_left_out(made.left_out, limit, name))
+            size, most = checkpoints.worktree_bytes(where), self.ctx.settings.max_worktree_bytes
+            if size > most:
+                oversize.append(checkpoints.describe_oversize(size, most, name))
         outside = place.outside()
         nothing = done and dispatch.merges_work(task) and not (failures or left_out) and self._changed_nothing(task)
         return Left(
@@ -100,6 +104,7 @@ class Checkpointer:
             redact(describe_outside(outside, place.task_dir), self.ctx.root) if outside else "",
             failures,
             nothing,
+            oversize,
         )
 
     def _changed_nothing(self, task: task_pb2.Task) -> bool:

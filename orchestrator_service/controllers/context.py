@@ -52,6 +52,8 @@ class Settings:
     # What agents leave (issue 22): files over this size stay out of checkpoints; agents' commits
     # name them at this domain (`--checkpoint-max-file-bytes`, `--agent-email-domain`).
     checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
+    # What a run's worktree may hold when it settles (`--agent-max-worktree-bytes`): past it, said.
+    max_worktree_bytes: int = checkpoints.DEFAULT_MAX_WORKTREE_BYTES
     agent_email_domain: str = checkpoints.DEFAULT_EMAIL_DOMAIN
     # USD per million tokens per model (`--prices`), for CLIs that report no cost (agents/usage.py).
     prices: Mapping[str, Price] = field(default_factory=dict)

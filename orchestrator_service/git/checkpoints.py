@@ -17,6 +17,7 @@ is git through `repo.git`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -53,6 +54,30 @@ CW_IDENTITY = Identity("cw", "cw@localhost")
 # Where agents' commit addresses live (`--agent-email-domain`): reserved, so it reaches nobody.
 DEFAULT_EMAIL_DOMAIN = "agents.cw.invalid"
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+DEFAULT_MAX_WORKTREE_BYTES = 2 * 1024**3
+
+
+def worktree_bytes(directory: Path) -> int:
+    """What a run's directory holds, its repository's own `.git` aside: files counted once, by
+    their size, without following symlinks."""
+    total = 0
+    for root, directories, files in os.walk(directory, followlinks=False):
+        directories[:] = [name for name in directories if name != ".git"]
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def describe_oversize(size: int, limit: int, project: str) -> str:
+    """The reason's line for a project whose directory grew past `--agent-max-worktree-bytes`."""
+    return (
+        f"the worktree of project {project} holds {size / 1024**2:.0f} MiB, over the "
+        f"{limit / 1024**2:.0f} MiB a run may leave (--agent-max-worktree-bytes): its checkpoint keeps what "
+        "git takes; clean it up or raise the limit"
+    )
 
 
 def check_email_domain(domain: str) -> str:

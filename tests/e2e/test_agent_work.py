@@ -248,3 +248,29 @@ def test_claude_code_resumes_where_it_began_and_what_it_wrote_is_merged(tmp_path
         started_in = [json.loads(line)["cwd"] for line in output if '"subtype":"init"' in line.replace(" ", "")]
         assert started_in == [str(worktree), str(worktree)]
         assert not [p for p in (tmp_path / "workspace" / "tasks" / task.id).iterdir() if p.name != "app"]
+
+
+def test_a_worktree_grown_past_its_limit_is_said_when_its_run_settles(tmp_path: Path) -> None:
+    """Issue 23's size check: measured as the run settles, said in the task's reason and the
+    checkpoint's event; nothing is removed or left out for it."""
+    limit = 20_000
+    c = Cluster(tmp_path, [f"scripted={SCRIPTED}"], orchestrator_flags=["--agent-max-worktree-bytes", str(limit)])
+    try:
+        c.start_store()
+        c.start_orchestrator()
+        phase = c.phase(c.initiative("Bulky", c.project()), "P")
+        bulky = c.task(phase, "bulky", uncommitted={"bulk.txt": "x" * (limit + 10_000)})
+        lean = c.task(phase, "lean", uncommitted={"lean.txt": "small"})
+        c.approve(phase)
+        for task in (bulky, lean):
+            c.wait_task(task.id, COMPLETED)
+        said = c.get_task(bulky.id).reason
+        assert "the worktree of project app holds" in said and "--agent-max-worktree-bytes" in said, said
+        assert c.get_task(lean.id).reason == ""
+        [agent] = c.agents_of(bulky.id)
+        [checkpointed] = _events(c, "agent:checkpointed", {agent.id})
+        assert "over the" in str(checkpointed["oversize"])
+        c.wait_phase(phase.id, phase_pb2.PHASE_STATUS_PENDING_REVIEW)
+        assert {"bulk.txt", "lean.txt"} <= _files(c, phase.id)
+    finally:
+        c.close()

@@ -167,3 +167,17 @@ def test_nothing_left_changes_nothing() -> None:
 )
 def test_a_checkpoint_says_how_its_run_ended(outcome: AgentOutcome, label: str) -> None:
     assert outcome_label(outcome) == label
+
+
+def test_a_worktrees_size_leaves_its_git_directory_and_symlinks_targets_aside(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "objects").write_bytes(b"o" * 5000)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_bytes(b"a" * 300)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.write_bytes(b"z" * 9000)
+    (tmp_path / "link").symlink_to(outside)
+    assert checkpoints.worktree_bytes(tmp_path) == 300 + len(str(outside))
+    line = checkpoints.describe_oversize(3 * 1024**2, 1024**2, "app")
+    assert line.startswith("the worktree of project app holds 3 MiB, over the 1 MiB")
+    assert leftovers.Left(oversize=[line]).reasons() == [line]

@@ -198,6 +198,7 @@ def sandbox_policy(args: argparse.Namespace, home: Path) -> sandbox.SandboxPolic
     hidden even under an --agent-path that holds them."""
     hidden = tuple(path.expanduser().absolute() for path in (home, args.workspace, args.auth_dir))
     paths = tuple(sandbox.parse_agent_path(spec) for spec in args.agent_path)
+    paths += sandbox.provider_files(args.providers.values(), paths)
     missing = [str(extra.path) for extra in paths if not extra.path.exists()]
     if missing:  # bwrap could not start a single agent with them
         raise ValueError(f"{sandbox.PATH_FLAG}: no such path: {', '.join(missing)}")

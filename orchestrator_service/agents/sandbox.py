@@ -26,12 +26,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from orchestrator_service.agents.providers import CLAUDE
+from orchestrator_service.agents.providers import CLAUDE, Provider
 
 FLAG = "--agents-in-sandbox"
 PATH_FLAG = "--agent-path"
@@ -69,6 +69,20 @@ class AgentPath:
 
     path: Path
     mode: Mode = Mode.READ_ONLY
+
+
+def provider_files(providers: Iterable[Provider], given: Iterable[AgentPath] = ()) -> tuple[AgentPath, ...]:
+    """The files the providers' commands name (an agent's own script, `python3 my_agent.py`),
+    read-only in the sandbox: without them the command could not start there. Files under the
+    system directories, or under a path already given, are in it already."""
+    covered = [*(Path(name) for name in SYSTEM_DIRECTORIES), *(extra.path for extra in given)]
+    found: dict[Path, None] = {}
+    for provider in providers:
+        for argument in provider.argv:
+            path = Path(argument)
+            if path.is_absolute() and path.is_file() and not any(path.is_relative_to(top) for top in covered):
+                found[path] = None
+    return tuple(AgentPath(path, Mode.READ_ONLY) for path in found)
 
 
 def parse_agent_path(spec: str) -> AgentPath:

@@ -146,3 +146,17 @@ def test_an_inherited_is_sandbox_reaches_no_provider(tmp_path: Path, monkeypatch
     assert (
         launcher.environment(launcher.Launch(agent, AgentFiles(tmp_path), claude, "execute", "p"))["IS_SANDBOX"] == "1"
     )
+
+
+def test_the_files_a_providers_command_names_are_readable_in_the_sandbox(tmp_path: Path) -> None:
+    """`--provider mine="python3 my_agent.py"` starts in the sandbox with no --agent-path: the
+    script (outside the system directories) is bound read-only; a program on PATH, an option and a
+    file under a path already given are not added again."""
+    script, given_dir = tmp_path / "my_agent.py", tmp_path / "given"
+    script.write_text("print('hi')\n")
+    given_dir.mkdir()
+    (given_dir / "other.py").write_text("")
+    mine = Provider("mine", ("python3", str(script), "--fast"))
+    other = Provider("other", ("python3", str(given_dir / "other.py")))
+    given = (sandbox.AgentPath(given_dir, sandbox.Mode.READ_ONLY),)
+    assert sandbox.provider_files([mine, other], given) == (sandbox.AgentPath(script, sandbox.Mode.READ_ONLY),)

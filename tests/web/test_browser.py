@@ -133,7 +133,7 @@ def test_a_task_goes_from_pending_to_done_without_a_reload(
     c = services
     initiative = c.initiative("Live board", c.project("live"))
     phase = c.phase(initiative, "Build")
-    release = tmp_path / "release"
+    release = services.state_dir / "release"  # where agents see it inside their sandbox
     task = c.task(phase, "Write it", files={"it.txt": "it\n"}, wait_for=str(release), summary="wrote it.txt")
     with logged_in(browser, web, c) as (_, page):
         page.goto(f"{web.base}/tasks/{task.id}")
@@ -188,7 +188,7 @@ def test_review_loop_in_the_diff_and_hostile_lines_stay_text(
 
         hostile_output_stays_text(page, web, c.agents_of(work.id)[0].id, screenshots)
 
-        release = tmp_path / "release-revision"
+        release = services.state_dir / "release-revision"
         revised = {"notes.txt": "one\ntwo apples\n"}
         c.plan_for_initiative(initiative.id, files=revised, resolved_comments=[stored["id"]], wait_for=str(release))
         page.goto(f"{web.base}/phases/{phase.id}/diff")

@@ -99,20 +99,25 @@ class Writer:
         try:
             answer = await self.store.append(events, changes(*requests))
         except Stale as stale:
+            self._answered(answered)  # it made no event: the feed need not wait for the reads below
             log.info("write refused (%s): reading its rows again", stale)
             if isinstance(stale, NotReady):
                 await self._behind_the_store()
             await self.refresh(requests)
             raise
         finally:
-            self._in_flight.discard(answered)
-            answered.set_result(None)
+            self._answered(answered)
         self.cache.freshness.saw(answer.last_sequence)
         for row in answer.rows:
             kind, message = changed_row(row)
             if self.cache.holds(kind):
                 self.cache.put(kind, message, answer.last_sequence)
         return answer
+
+    def _answered(self, answered: asyncio.Future[None]) -> None:
+        self._in_flight.discard(answered)
+        if not answered.done():
+            answered.set_result(None)
 
     async def _behind_the_store(self) -> None:
         """The store refused to move work early: it holds rows the cache does not have yet. The next

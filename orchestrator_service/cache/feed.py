@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,8 +59,10 @@ class Feed:
 
     # ---- list ------------------------------------------------------------------------------------
 
-    async def load(self) -> None:
-        """Takes the log position, then lists every live row into the cache."""
+    async def load(self, advance: bool = True) -> None:
+        """Takes the log position, then lists every live row into the cache; `advance`: the cursor
+        and the freshness mark move to that position (not for a resync while the log is followed,
+        which has not applied the events before it)."""
         head = await self.store.call(self.store.events.ListEvents, event_pb2.ListEventsRequest(page_size=1))
         position = head.head_sequence
         store, cache = self.store, self.cache
@@ -81,8 +83,9 @@ class Feed:
             cache.put("conversation", conversation)
         await self._load_initiatives()
         await self._load_dependencies(list(cache.tasks))
-        self.cursor = max(self.cursor, position)
-        self.cache.freshness.applied_up_to(self.cursor)
+        if advance:
+            self.cursor = max(self.cursor, position)
+            self.cache.freshness.applied_up_to(self.cursor)
         self.loaded.set()
 
     async def _live_tasks(self) -> list[task_pb2.Task]:
@@ -161,9 +164,11 @@ class Feed:
         while True:
             try:
                 request = event_pb2.WatchEventsRequest(after_sequence=self.cursor)
-                async for batch in _batches(self.store.events.WatchEvents(request), MAX_BATCH):
-                    backoff.reset()
-                    await self.apply_batch([stored for stored in batch if stored.sequence])  # 0: heartbeat
+                stream = _batches(self.store.events.WatchEvents(request), MAX_BATCH)
+                async with contextlib.aclosing(stream) as batches:  # its reader ends with this loop
+                    async for batch in batches:
+                        backoff.reset()
+                        await self.apply_batch([stored for stored in batch if stored.sequence])  # 0: heartbeat
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.OUT_OF_RANGE:
                     log.warning("the store's event log is behind our cursor: listing everything again")
@@ -171,6 +176,9 @@ class Feed:
                     self.cache.freshness.restart()
                     await self._retrying_load()
                     continue
+                await asyncio.sleep(backoff.next_delay())
+            except Exception:  # a bug in applying one event must not stop the feed (and every gate)
+                log.exception("applying the store's events failed; following again from %d", self.cursor)
                 await asyncio.sleep(backoff.next_delay())
 
     async def apply_batch(self, batch: list[event_pb2.Event]) -> None:
@@ -251,7 +259,7 @@ class Feed:
         """Lists again, reads again whatever the cache holds that the lists no longer show, and
         asks every controller to look at every live row once more."""
         before = {kind: set(self.cache.table(kind)) for kind in ("task", "phase", "agent", "conversation")}
-        await self.load()
+        await self.load(advance=False)
         for kind, ids in before.items():
             for row_id in ids & set(self.cache.table(kind)):
                 row = self.cache.table(kind)[row_id]
@@ -283,8 +291,8 @@ class Feed:
             return
         if kind == "account" and action == "updated" and details.get("changed") == ["last_used_time"]:
             return  # an account was handed out: not news for any decision
-        if not cache.has_seen(kind, row_id, sequence):
-            await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)
+        if not cache.has_seen(kind, row_id, sequence) and (kind, row_id) not in self._read_ahead:
+            await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)  # (a batch's rows: quiet once, for all)
         if cache.has_seen(kind, row_id, sequence):
             return
         # A new task's dependencies are read before the task, and set as it is cached, with no
@@ -340,7 +348,7 @@ def _row_key(stored: event_pb2.Event) -> tuple[str, str] | None:
     return entity, row_id
 
 
-async def _batches(stream: AsyncIterator[T], limit: int) -> AsyncIterator[list[T]]:
+async def _batches(stream: AsyncIterator[T], limit: int) -> AsyncGenerator[list[T], None]:
     """What a stream has delivered so far, in order, as lists of at most `limit`: a reader keeps
     receiving while the caller works on the previous batch. A failure of the stream is raised
     after the items that came before it."""
@@ -350,6 +358,8 @@ async def _batches(stream: AsyncIterator[T], limit: int) -> AsyncIterator[list[T
         try:
             async for item in stream:
                 await queue.put(item)
+        except asyncio.CancelledError:
+            raise  # the consumer is gone: nothing waits for an end marker
         except BaseException as error:  # handed over, raised by the consumer
             await queue.put(_End(error))
             return

@@ -30,6 +30,7 @@ class Freshness:
         self.needed = 0  # the newest sequence a write of ours was answered with
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+        self._reloading = False  # the log was replaced: nothing is fresh until listed again
 
     def saw(self, sequence: int) -> None:
         """A write of ours was answered with this sequence (its rows are cached already)."""
@@ -38,6 +39,7 @@ class Freshness:
     def applied_up_to(self, sequence: int) -> None:
         """The feed has applied every event up to `sequence`."""
         self.applied = max(self.applied, sequence)
+        self._reloading = False
         while self._waiting and self._waiting[0][0] <= self.applied:
             _, _, waiter = heapq.heappop(self._waiting)
             if not waiter.done():
@@ -47,6 +49,7 @@ class Freshness:
         """The store's log is not the one our sequences came from (its database was replaced): the
         marks start again from the next listing, which then releases every decision waiting."""
         self.applied = self.needed = 0
+        self._reloading = True
         self._waiting = [(0, order, waiter) for _, order, waiter in self._waiting]
         heapq.heapify(self._waiting)
 
@@ -54,7 +57,7 @@ class Freshness:
         """Returns once the cache holds every event up to `sequence` (default: the newest write of
         ours answered so far)."""
         target = self.needed if sequence is None else sequence
-        if target <= self.applied:
+        if target <= self.applied and not self._reloading:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (target, next(self._order), waiter))

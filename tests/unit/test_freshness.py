@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from orchestrator_service.cache.feed import _batches
@@ -82,3 +83,38 @@ def test_batches_keep_order_and_size_and_raise_after_what_came_before() -> None:
 
     assert asyncio.run(collect(fail=False)) == list(range(10))
     assert asyncio.run(collect(fail=True)) == [*range(10), -1]
+
+
+def test_after_a_replaced_log_a_new_decision_waits_for_the_listing_too() -> None:
+    async def scenario() -> None:
+        freshness = Freshness()
+        freshness.applied_up_to(50)
+        freshness.restart()
+        later = asyncio.create_task(freshness.reached())
+        await asyncio.sleep(0)
+        assert not later.done()  # the cache still holds the replaced database's rows
+        freshness.applied_up_to(3)
+        await asyncio.wait_for(later, 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_consumer_that_fails_leaves_no_reader_behind() -> None:
+    """The reader is blocked on a full queue when the consumer stops: it ends with it."""
+
+    async def endless() -> AsyncIterator[int]:
+        number = 0
+        while True:
+            yield number
+            number += 1
+            await asyncio.sleep(0)
+
+    async def scenario() -> int:
+        with contextlib.suppress(RuntimeError):
+            async with contextlib.aclosing(_batches(endless(), 2)) as batches:  # as the feed uses it
+                async for _batch in batches:
+                    await asyncio.sleep(0.01)  # the reader fills the queue meanwhile
+                    raise RuntimeError("applying failed")
+        return len([t for t in asyncio.all_tasks() if t.get_name() == "feed-reader" and not t.done()])
+
+    assert asyncio.run(scenario()) == 0

@@ -200,10 +200,13 @@ class Feed:
         """The rows the batch's events would read again: (kind, id) -> the row as stored now, or
         None when it is gone."""
         wanted: dict[tuple[str, str], None] = {}
+        created: list[str] = []  # new tasks, whose dependencies may be wanted too
         for stored in batch:
             key = _row_key(stored)
             if key is not None and not self.cache.has_seen(*key, stored.sequence):
                 wanted[key] = None
+                if key[0] == "task" and stored.type.endswith(":created"):
+                    created.append(key[1])
         if len(wanted) < 2:
             return {}
         slots = asyncio.Semaphore(READS_IN_FLIGHT)
@@ -218,22 +221,17 @@ class Feed:
                     return None
 
         rows = dict(zip(wanted, await asyncio.gather(*(read(kind, row_id) for kind, row_id in wanted)), strict=True))
-        await self._read_dependencies(batch, rows)
+        await self._read_dependencies(created, rows)
         return rows
 
-    async def _read_dependencies(self, batch: list[event_pb2.Event], rows: dict[tuple[str, str], Any]) -> None:
+    async def _read_dependencies(self, created: list[str], rows: dict[tuple[str, str], Any]) -> None:
         """The dependencies of the batch's new tasks that the cache will keep, in one listing (a
         task the cache drops at once, finished history, needs none)."""
-        created = {
-            row_id
-            for stored in batch
-            if stored.type.partition(":")[::2] == ("task", "created")
-            and (row_id := str(json_format.MessageToDict(stored.details).get("id") or ""))
-            and rows.get(("task", row_id)) is not None
-            and self.cache.keeps("task", rows[("task", row_id)])
-        }
-        found: dict[str, set[str]] = {task_id: set() for task_id in created}
-        for edge in await self.store.task_dependencies(sorted(created)) if created else []:
+        kept = sorted(
+            {task_id for task_id in created if (row := rows.get(("task", task_id))) and self.cache.keeps("task", row)}
+        )
+        found: dict[str, set[str]] = {task_id: set() for task_id in kept}
+        for edge in await self.store.task_dependencies(kept) if kept else []:
             found[edge.task_id].add(edge.depends_on_task_id)
         self._dependencies_ahead = found
 

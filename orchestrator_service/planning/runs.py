@@ -2,8 +2,8 @@
 
 - Start (Launches, `run_input`): the run is shown the initiative's pages and phases, its target and
   the tasks of the phase concerned (material.py); the prompt says what to propose (prompts.py), and
-  what it showed is kept beside it (`planning.json` in the agent's directory, with each row's
-  `update_time`), so that its report is read against exactly that.
+  what it showed is kept where the agent cannot write (`planning/<agent id>.json` in cw's root,
+  with each row's `update_time`), so that its report is read against exactly that.
 - End (AgentController, `settle`): a run that reports done has its proposals validated
   (report.py) and stored PENDING before the run is settled, at most once per report (a settlement
   done again after a crash finds them stored); a report that cannot be stored is a failed attempt

@@ -25,6 +25,10 @@ def _session(c: Cluster, task_id: str) -> chat.ChatSession:
     return session
 
 
+def _existing(path: Path) -> Path | None:
+    return path if path.is_dir() else None
+
+
 def test_a_forged_planning_file_naming_another_chat_changes_nothing_of_it(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         victim_task = c.task(c.phase(c.initiative("Victim", c.project("victim")), "V"), "Victim task")
@@ -46,7 +50,9 @@ def test_a_forged_planning_file_naming_another_chat_changes_nothing_of_it(tmp_pa
             "chat_session_id": victim.id,
             "answering": victim_messages.chat_messages[-1].id,
         }
-        (c.root / "workspace" / "agents" / agent.id / "planning.json").write_text(json.dumps(forged))
+        # The store has the agent before its directory is made: forge once the run is there.
+        directory = wait_for("the agent's directory", lambda: _existing(c.root / "workspace" / "agents" / agent.id))
+        (directory / "planning.json").write_text(json.dumps(forged))
         release.touch()
 
         ended = wait_for(

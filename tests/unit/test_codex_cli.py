@@ -10,14 +10,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator_service.agents import clis, stream_json
+from cw.store.v1 import account_pb2, agent_pb2
+from orchestrator_service.agents import clis, launcher, stream_json, supervisor
 from orchestrator_service.agents.claude_outcome import claude_outcome as outcome_of
 from orchestrator_service.agents.clis import codex
 from orchestrator_service.agents.clis.base import SessionOrigin
 from orchestrator_service.agents.providers import provider_table
+from orchestrator_service.agents.supervisor import AgentFiles
 from tests.unit.claude_transcripts import TRANSCRIPTS
 
 # When the transcripts were recorded (TZ=UTC): the limits' resets are relative to it.
@@ -214,3 +217,22 @@ def test_reset_far_in_the_past_still_rests_a_minute() -> None:
     run = run_of("usage_limit")
     later = NOW + timedelta(days=30)
     assert outcome_of(1, None, run, later, "Codex").retry_after_seconds == 60.0
+
+
+def test_the_launcher_gives_a_codex_run_its_accounts_files_and_takes_the_key_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-orchestrator")
+    files = AgentFiles(tmp_path / "agent")
+    agent = agent_pb2.Agent(id="a", name="n", task_id="t", session_id=THREAD, provider="codex")
+    secrets = account_pb2.GetAccountSecretsResponse(config_json='model = "gpt-5"\n', credentials="sk-account")
+    launch = launcher.Launch(agent, files, provider_table()["codex"], "execute", "p", resume=True, secrets=secrets)
+    env = launcher.environment(launch)
+    assert env["CODEX_HOME"] == str(files.config_dir) and "OPENAI_API_KEY" not in env
+    assert "CLAUDE_CONFIG_DIR" not in env
+    supervisor.make_private_dirs(files)
+    files.config_dir.mkdir(mode=0o700)
+    for name, text in codex.Codex().account_files(secrets.config_json, secrets.credentials).items():
+        (files.config_dir / name).write_text(text)
+    launcher.remove_credentials(files)
+    assert sorted(path.name for path in files.config_dir.iterdir()) == ["config.toml"]

@@ -41,7 +41,7 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     comments = script.get_revision("0010")
     assert comments is not None and comments.down_revision == "0009" and "project_id" in (comments.doc or "")
     head = script.get_revision("head")
-    assert head is not None and head.down_revision == "0010" and "max_concurrent_agents" in (head.doc or "")
+    assert head is not None and head.down_revision == "0010" and "fallback" in (head.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models_and_goes_back_to_empty(empty_database: DatabaseLocation) -> None:

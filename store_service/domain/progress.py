@@ -131,4 +131,5 @@ def account_problem(account_id: str, cap: int, live: Sequence[Named]) -> str | N
     write leaves, itself included: refused past the account's cap (0: none)."""
     if cap <= 0 or len(live) <= cap:
         return None
-    return f"account {account_id!r} runs at most {cap} agent(s) at once; live now: {names((a.name, a.status) for a in live)}"
+    listed = names((agent.name, agent.status) for agent in live)
+    return f"account {account_id!r} runs at most {cap} agent(s) at once; live now: {listed}"

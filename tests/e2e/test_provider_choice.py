@@ -39,6 +39,12 @@ def _approve(c: Cluster, phase: phase_pb2.Phase) -> None:
     c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
 
 
+def _with_reason(c: Cluster, task_id: str, start: str = "") -> task_pb2.Task | None:
+    """The task once its reason (starting so) is there."""
+    task = c.get_task(task_id)
+    return task if task.reason and task.reason.startswith(start) else None
+
+
 def _providers(c: Cluster, task_id: str) -> list[str]:
     return [agent.provider for agent in c.agents_of(task_id)]
 
@@ -79,7 +85,7 @@ def test_a_rate_limit_on_the_only_account_moves_a_task_that_allows_it_to_the_nex
         _approve(c, other_phase)
         waiting = wait_for(
             "the task without a fallback to wait, saying why",
-            lambda: (t := c.get_task(waiting_id)).reason.startswith("every account of scripted is resting until") and t,
+            lambda: _with_reason(c, waiting_id, "every account of scripted is resting until"),
         )
         assert (waiting.status, c.agents_of(waiting_id)) == (task_pb2.TASK_STATUS_PENDING, [])
 
@@ -112,7 +118,7 @@ def test_a_tasks_own_provider_wins_over_its_initiatives_and_the_default(tmp_path
         )
         assert c.cw_json("task", "show", own)["task"]["provider"] == "beta"
 
-        stuck = wait_for("the unknown provider's reason", lambda: (t := c.get_task(unknown)).reason and t)
+        stuck = wait_for("the unknown provider's reason", lambda: _with_reason(c, unknown))
         assert stuck.status == task_pb2.TASK_STATUS_PENDING and c.agents_of(unknown) == []
         assert "'nosuch' is not known to this orchestrator" in stuck.reason
         assert [item["id"] for item in c.cw_json("inbox") if item["kind"] == "unknown provider"] == [unknown]

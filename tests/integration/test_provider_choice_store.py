@@ -98,7 +98,9 @@ def test_bad_fallback_providers_are_refused_naming_the_field(
     client_api: SimpleNamespace, names: list[str], field: str, words: str
 ) -> None:
     initiative = initiative_pb2.Initiative(name="bad", fallback_providers=names)
-    error = call_error(client_api.initiatives.CreateInitiative, initiative_pb2.CreateInitiativeRequest(initiative=initiative))
+    error = call_error(
+        client_api.initiatives.CreateInitiative, initiative_pb2.CreateInitiativeRequest(initiative=initiative)
+    )
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in error.message and words in error.message, error.message
     listed = client_api.initiatives.ListInitiatives(initiative_pb2.ListInitiativesRequest(page_size=10)).initiatives
@@ -129,11 +131,15 @@ def test_an_account_at_its_cap_is_not_handed_out_until_an_agent_ends(api: Simple
     first, second = _task(api, initiative.id, "first"), _task(api, initiative.id, "second")
     assert _next(api) == capped.id
     running = _live_agent(api, "runner", first.id, capped.id)
-    error = call_error(api.accounts.GetNextAvailableAccount, account_pb2.GetNextAvailableAccountRequest(provider="capped"))
+    error = call_error(
+        api.accounts.GetNextAvailableAccount, account_pb2.GetNextAvailableAccountRequest(provider="capped")
+    )
     assert error.code == grpc.StatusCode.NOT_FOUND
     # Waiting for input still holds the slot; ending frees it.
     _set_agent_status(api, running.id, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
-    assert call_error(api.accounts.GetNextAvailableAccount, account_pb2.GetNextAvailableAccountRequest(provider="capped"))
+    assert call_error(
+        api.accounts.GetNextAvailableAccount, account_pb2.GetNextAvailableAccountRequest(provider="capped")
+    )
     _set_agent_status(api, running.id, agent_pb2.AGENT_STATUS_STOPPED)
     assert _next(api) == capped.id
     _live_agent(api, "next", second.id, capped.id)

@@ -51,6 +51,25 @@ MOVED_SESSION_NOTE = (
 )
 
 
+def choose_provider(
+    ctx: Context, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None
+) -> provider_choice.Choice:
+    """The task's provider, or its initiative's fallback when every account of it rests
+    (controllers/provider_choice.py), from the cache; CannotStartYet when none can take it now."""
+    settings = ctx.settings
+    chosen = provider_choice.choose(
+        task,
+        initiative,
+        settings.default_provider,
+        known=settings.providers,
+        accounts=ctx.cache.accounts.values(),
+        now=ctx.clock(),
+    )
+    if isinstance(chosen, provider_choice.Wait):
+        raise CannotStartYet(chosen.reason)
+    return chosen
+
+
 def moved_session_note(continued: Continuation, choice: provider_choice.Choice) -> str:
     """What a run told to continue another provider's session is told instead: that its session is
     new, why, and what it was given to answer (a chat's messages, the answers to its questions)."""
@@ -133,20 +152,7 @@ class Launches:
     def choose_provider(
         self, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None
     ) -> provider_choice.Choice:
-        """The task's provider, or its initiative's fallback when every account of it rests
-        (controllers/provider_choice.py); CannotStartYet when none can take it now."""
-        settings, cache = self.ctx.settings, self.ctx.cache
-        chosen = provider_choice.choose(
-            task,
-            initiative,
-            settings.default_provider,
-            known=settings.providers,
-            accounts=cache.accounts.values(),
-            now=self.ctx.clock(),
-        )
-        if isinstance(chosen, provider_choice.Wait):
-            raise CannotStartYet(chosen.reason)
-        return chosen
+        return choose_provider(self.ctx, task, initiative)
 
     def _slot_free(self, account_id: str) -> None:
         """A continued session keeps its account: it waits while that account is at its cap (the

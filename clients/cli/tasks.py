@@ -170,18 +170,18 @@ def task_view(details: TaskDetails) -> RenderableType:
     facts.add_row("needed by", _task_names(details.dependents))
     parts: list[RenderableType] = [facts]
     if details.agents:
-        runs = table("AGENT", "PROVIDER", "STATE", "EXIT", "ERROR", "TOKENS", "COST USD")
+        runs = table("AGENT", "STATE", "EXIT", "ERROR", "TOKENS", "COST USD", "PROVIDER")
         for agent in details.agents:
             exit_code = str(agent.exit_code) if agent.HasField("exit_code") else ""
             tokens_used, cost = f"{budget_tokens_of(agent.usage):,}", f"{agent.usage.cost_usd:,.4f}"
             runs.add_row(
                 escape(agent.name),
-                escape(agent.provider),
                 styled(agent_state(agent)),
                 exit_code,
                 escape(short(agent.error)),
                 tokens_used,
                 cost,
+                escape(agent.provider),
             )
         parts += ["", runs]
     if details.output_note:

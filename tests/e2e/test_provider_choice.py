@@ -7,9 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import account_pb2, phase_pb2, task_pb2
 from tests.e2e.cluster import SCRIPTED, Cluster, cluster, script, wait_for
+from tests.web.support import web_server
+from tests.web.test_usage_pages import text_of
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
 
@@ -126,6 +130,21 @@ def test_a_tasks_own_provider_wins_over_its_initiatives_and_the_default(tmp_path
         assert c.wait_task(unknown, COMPLETED).retry_count == 0
         assert _providers(c, unknown) == ["beta"]
         c.assert_invariants()
+        with web_server(c) as web, httpx.Client(base_url=web.base, follow_redirects=True, timeout=30) as browser:
+            assert browser.get(c.cw("web", "url", "--listen", web.service.address).stdout.strip()).status_code == 200
+            assert "provider beta" in text_of(browser.get(f"/tasks/{own}").text)
+            board = text_of(browser.get(f"/initiatives/{chosen}").text)
+            assert "provider alpha · fallback none" in board
+        ordered = c.cw_json(
+            "initiative", "update", chosen, "--fallback-provider", "beta", "--fallback-provider", "scripted"
+        )
+        assert (ordered["provider"], ordered["fallbackProviders"]) == ("alpha", ["beta", "scripted"])
+        cleared = c.cw_json("initiative", "update", chosen, "--provider", "", "--no-fallback")
+        assert "provider" not in cleared and "fallbackProviders" not in cleared
+        refused = c.cw(
+            "initiative", "update", chosen, "--fallback-provider", "beta", "--fallback-provider", "beta", check=False
+        )
+        assert refused.returncode != 0 and "named twice" in refused.stderr
 
 
 def test_an_account_capped_at_one_never_runs_two_agents_at_once(tmp_path: Path) -> None:
@@ -163,4 +182,6 @@ def test_an_account_capped_at_one_never_runs_two_agents_at_once(tmp_path: Path) 
         assert {a.account_id for t in tasks for a in c.agents_of(t)} == {account["id"]}
         listed = c.api.accounts.GetAccount(account_pb2.GetAccountRequest(id=account["id"]))
         assert listed.max_concurrent_agents == 1
+        uncapped = c.cw_json("account", "update", account["id"], "--max-agents", "0")
+        assert "maxConcurrentAgents" not in uncapped
         c.assert_invariants()

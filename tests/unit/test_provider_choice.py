@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, task_pb2
-from orchestrator_service.controllers import provider_choice
+from orchestrator_service.controllers import launches, provider_choice
 from orchestrator_service.controllers.provider_choice import Choice, Wait
+from orchestrator_service.controllers.run_inputs import Continuation
 
 NOW = datetime(2026, 12, 7, 23, 0, tzinfo=UTC)
 KNOWN = ("claude", "codex", "gemini")
@@ -125,3 +126,13 @@ def test_the_choice_is_the_first_provider_in_order_that_does_not_rest(
         assert chosen.moved == (free[0] != wanted)
     else:
         assert isinstance(chosen, Wait)
+
+
+def test_a_session_moved_to_another_provider_is_told_it_is_new_and_what_it_was_to_answer() -> None:
+    earlier = agent_pb2.Agent(provider="claude", session_id="s")
+    choice = Choice("codex", "claude", "every account of claude is resting until 2026-12-07 23:30:00 UTC")
+    note = launches.moved_session_note(Continuation(earlier, {}), choice)
+    assert "ran before on provider claude, whose session cannot be continued on codex" in note
+    assert "every account of claude is resting until" in note and "on your branch" in note
+    answered = launches.moved_session_note(Continuation(earlier, {"m1": "use PostgreSQL"}), choice)
+    assert answered.startswith(note.rstrip("\n")) and "- m1: use PostgreSQL" in answered

@@ -93,21 +93,25 @@ class Initiative(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         budget_tokens: _builtins.int | None = ...,
         budget_usd: _builtins.float | None = ...,
-        provider: _builtins.str = ...,
+        provider: _builtins.str | None = ...,
         fallback_providers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "_provider", b"_provider", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "provider", b"provider", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "branch", b"branch", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "fallback_providers", b"fallback_providers", "id", b"id", "name", b"name", "provider", b"provider", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "_provider", b"_provider", "branch", b"branch", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "fallback_providers", b"fallback_providers", "id", b"id", "name", b"name", "provider", b"provider", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__budget_tokens: _TypeAlias = _typing.Literal["budget_tokens"]  # noqa: Y015
     _WhichOneofArgType__budget_tokens: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens"]  # noqa: Y015
     _WhichOneofReturnType__budget_usd: _TypeAlias = _typing.Literal["budget_usd"]  # noqa: Y015
     _WhichOneofArgType__budget_usd: _TypeAlias = _typing.Literal["_budget_usd", b"_budget_usd"]  # noqa: Y015
+    _WhichOneofReturnType__provider: _TypeAlias = _typing.Literal["provider"]  # noqa: Y015
+    _WhichOneofArgType__provider: _TypeAlias = _typing.Literal["_provider", b"_provider"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__budget_tokens) -> _WhichOneofReturnType__budget_tokens | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__budget_usd) -> _WhichOneofReturnType__budget_usd | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__provider) -> _WhichOneofReturnType__provider | None: ...
 
 Global___Initiative: _TypeAlias = Initiative  # noqa: Y015
 

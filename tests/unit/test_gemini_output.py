@@ -97,6 +97,15 @@ def test_a_refused_key_reads_as_a_refused_credential(name: str) -> None:
     assert run.result is not None and run.result.is_error
     assert run.result.api_error_status == gemini.REFUSED_CREDENTIAL
     assert run.limit is None and not run.succeeded and run.session_id == SESSION
+    assert run.result.text.startswith("Gemini API: ") and "{" not in run.result.text
+
+
+def test_a_refused_keys_reason_is_the_apis_own_words() -> None:
+    run = read("bad_key")
+    assert run.result is not None
+    assert run.result.text == "Gemini API: API key not valid. Please pass a valid API key. (INVALID_ARGUMENT)"
+    assert gemini.readable("[API Error: {not json}]") == "[API Error: {not json}]"
+    assert gemini.readable('[API Error: {"error": []}]') == '[API Error: {"error": []}]'
 
 
 def test_errors_usage_is_zero_not_absent() -> None:
@@ -182,7 +191,7 @@ def test_gemini_counts(stats: object, counts: Counts | None) -> None:
     assert gemini_counts(stats) == counts
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=4000))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     run = gemini.summarize_lines(stream_json.read_lines(io.BytesIO(data)), NOW)
@@ -196,7 +205,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from([*gemini.Event, "other"]),
     st.dictionaries(

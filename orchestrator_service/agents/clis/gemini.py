@@ -1,4 +1,22 @@
-"""Gemini CLI (`gemini -o stream-json`, issue 27): what a run said, read back from its output.
+"""Gemini CLI (`gemini -o stream-json`, issue 27): how cw runs it, and what a run said, read back.
+
+How it runs (0.61.0, pinned by `make agent-clis`): `gemini -p "" -o stream-json --approval-mode yolo
+--skip-trust` with the prompt on standard input (`-p` appends its text, empty, to it, and forces
+the headless mode); `--session-id ID` (a UUID cw picks) starts a session, `--resume ID` continues
+it. The CLI keeps its sessions under `$GEMINI_CLI_HOME/.gemini/tmp/<project>/chats/`, so a resume
+needs the same config directory and the same work directory. No model is chosen here: the CLI's
+default routes each request between models ("auto"); give one with `--provider gemini='gemini -m
+MODEL'` or in the account's settings (`model.name`).
+
+Under an account, `GEMINI_CLI_HOME` is the run's private config directory (the sandbox's HOME too),
+holding `.gemini/settings.json` (cw's settings, below, under the account's `config_json` when that
+is a JSON object) and `.gemini/.env` holding the account's key (`Account.credentials`: a Gemini API
+key) as `GEMINI_API_KEY`, removed after each run. The CLI reads that file only when no variable of
+that name is set, so the inherited credential variables are removed from the run's environment, and
+with `advanced.ignoreLocalEnv` no `.env` of the repository's stands in front of it. cw's settings
+select API-key auth (the CLI refuses a custom `GOOGLE_GEMINI_BASE_URL` without it), turn off
+telemetry, usage statistics and update checks, and cap the CLI's own attempts per request at
+MAX_ATTEMPTS (cw's policy, an account's rest, decides instead of minutes of back-off).
 
 The lines (0.61.0; real ones in tests/fixtures/transcripts/gemini_*.jsonl): `init {session_id,
 model}`, `message {role, content, delta}` (the assistant's text arrives in pieces, `delta: true`),
@@ -25,14 +43,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from orchestrator_service.agents import control_files
+from orchestrator_service.agents.clis.base import Cli, PromptInput, RunRequest, SessionOrigin
 from orchestrator_service.agents.stream_json import (
     PLAIN_LINE_KEEP,
     FinalResult,
@@ -40,6 +59,15 @@ from orchestrator_service.agents.stream_json import (
     RunSummary,
     read_lines,
 )
+
+NAME = "gemini"
+SETTINGS_FILE = ".gemini/settings.json"
+KEY_FILE = ".gemini/.env"
+KEY_VARIABLE = "GEMINI_API_KEY"
+# The CLI's attempts per request (its default, 10, waits out per-minute quotas for minutes).
+MAX_ATTEMPTS = 2
+# A key goes into a .env line single-quoted: these characters, and nothing else, may be in it.
+_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=:-]{1,512}")
 
 # The answer kept (the summary cw stores is shorter still: claude_outcome.MAX_REPORTED_BYTES).
 MAX_ANSWER_CHARS = 256 * 1024
@@ -97,6 +125,27 @@ def api_status(message: str) -> int | None:
     if code is None and _QUOTA.search(message):
         return QUOTA_STATUS
     return code
+
+
+_API_ERROR_BODY = re.compile(r"^\[API Error: (?P<body>\{.*\})\]", re.DOTALL)
+
+
+def readable(message: str) -> str:
+    """An error result's message as a person reads it: the API's own words (`error.message`, its
+    status name) in place of the JSON body the CLI quotes; anything else as it is."""
+    found = _API_ERROR_BODY.match(message.strip())
+    if found is None:
+        return message
+    try:
+        body = json.loads(found.group("body"))
+    except (ValueError, RecursionError):
+        return message
+    error = body.get("error") if isinstance(body, dict) else None
+    said = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(said, str) or not said.strip():
+        return message
+    status = error.get("status") if isinstance(error, dict) else None
+    return f"Gemini API: {said.strip()}" + (f" ({status})" if isinstance(status, str) and status else "")
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -208,7 +257,8 @@ class Reader:
         kind = error.get("type")
         subtype = kind if isinstance(kind, str) and kind else str(status or "error")
         code = api_status(message)
-        self._result = FinalResult(subtype[:PLAIN_LINE_KEEP], True, message, tuple(self._errors), "", code)
+        text = readable(message)
+        self._result = FinalResult(subtype[:PLAIN_LINE_KEEP], True, text, tuple(self._errors), "", code)
         self._note_cli_text(message)
         if code == QUOTA_STATUS and not self._quota_said:
             self._quota_said.append(message[:PLAIN_LINE_KEEP] or "API error 429")
@@ -243,3 +293,77 @@ def summarize_file(path: Path, now: datetime, start: int = 0) -> RunSummary:
             return summarize_lines(read_lines(handle), now)
     except OSError:  # missing, or not a plain file of its own (control_files.py)
         return RunSummary()
+
+
+# ---- running it -------------------------------------------------------------------------------
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `over`'s values, objects merged key by key."""
+    result = dict(base)
+    for key, value in over.items():
+        current = result.get(key)
+        result[key] = _merged(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+    return result
+
+
+CW_SETTINGS: dict[str, Any] = {
+    "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False, "maxAttempts": MAX_ATTEMPTS},
+    "privacy": {"usageStatisticsEnabled": False},
+    "telemetry": {"enabled": False},
+    "advanced": {"ignoreLocalEnv": True},
+}
+# What an account's settings cannot change: its key is what the run uses.
+FORCED_SETTINGS: dict[str, Any] = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
+
+
+def settings(config_json: str) -> str:
+    """The run's settings.json: cw's, under the account's own (a JSON object; anything else is not
+    settings and is left out), API-key auth whatever the account says."""
+    try:
+        own = json.loads(config_json) if config_json else {}
+    except (ValueError, RecursionError):
+        own = {}
+    own = own if isinstance(own, dict) else {}
+    return json.dumps(_merged(_merged(CW_SETTINGS, own), FORCED_SETTINGS), indent=2)
+
+
+def key_file(credentials: str) -> str | None:
+    """The .env line holding the account's key; None when it is not one key (no line is written
+    that could set anything else)."""
+    key = credentials.strip()
+    return f"{KEY_VARIABLE}='{key}'\n" if _KEY_CHARACTERS.fullmatch(key) else None
+
+
+class Gemini(Cli):
+    name: ClassVar[str] = NAME
+    label: ClassVar[str] = "Gemini CLI"
+    program: ClassVar[str] = "gemini"
+    prompt_input: ClassVar[PromptInput] = PromptInput.STDIN
+    session_origin: ClassVar[SessionOrigin] = SessionOrigin.CW
+    # Where the CLI takes a key or another Google credential from before its .env file.
+    credential_variables: ClassVar[tuple[str, ...]] = (
+        KEY_VARIABLE,
+        "GOOGLE_API_KEY",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_CLOUD_ACCESS_TOKEN",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+        "GOOGLE_GENAI_USE_GCA",
+    )
+    config_dir_variable: ClassVar[str] = "GEMINI_CLI_HOME"
+    secret_files: ClassVar[tuple[str, ...]] = (KEY_FILE,)
+
+    def arguments(self, run: RunRequest) -> list[str]:
+        flags = ["-p", "", "-o", "stream-json", "--approval-mode", "yolo", "--skip-trust"]
+        session = ["--resume", run.session_id] if run.resume else ["--session-id", run.session_id]
+        return [*flags, *session]
+
+    def account_files(self, config_json: str, credentials: str) -> dict[str, str]:
+        files = {SETTINGS_FILE: settings(config_json)} if config_json or credentials else {}
+        key = key_file(credentials) if credentials else None
+        if key is not None:
+            files[KEY_FILE] = key
+        return files
+
+    def summarize(self, output: Path, start: int, now: datetime) -> RunSummary:
+        return summarize_file(output, now, start)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MODEL = "gemini-2.5-pro"
+# The CLI names where it works in its first message's session context ("- **Workspace Directories:**
+# / - /path").
+_WORKSPACE = re.compile(r"Workspace Directories:\**\s*\n\s*-\s*(?P<path>/\S+)")
+_SESSION_CONTEXT = "<session_context>"
 
 
 def fingerprint(credential: str) -> str:
@@ -119,10 +124,11 @@ def unauthorized() -> Reply:
 
 @dataclass(frozen=True)
 class Turn:
-    """A conversation request: which step (model turns in its history), the first and latest user
-    texts, whose key, the request itself."""
+    """A conversation request: which step (model turns in its history), where the CLI works, the
+    first and latest user texts (the CLI's session context left out), whose key, the request."""
 
     step: int
+    working_directory: str
     prompt: str
     latest: str
     credential: str
@@ -182,15 +188,18 @@ class FakeGemini:
         step = sum(1 for item in contents if item.get("role") == "model")
         users = [_text(item) for item in contents if item.get("role") == "user"]
         users = [text for text in users if text]
-        turn = Turn(step, users[0] if users else "", users[-1] if users else "", credential, body)
+        found = _WORKSPACE.search(_text(contents[0], with_context=True)) if contents else None
+        directory = found.group("path") if found else ""
+        turn = Turn(step, directory, users[0] if users else "", users[-1] if users else "", credential, body)
         return turn, self.script(turn)
 
 
-def _text(content: dict[str, Any]) -> str:
+def _text(content: dict[str, Any], with_context: bool = False) -> str:
     parts = content.get("parts")
     if not isinstance(parts, list):
         return ""
-    return "\n".join(str(part["text"]) for part in parts if isinstance(part, dict) and "text" in part)
+    texts = [str(part["text"]) for part in parts if isinstance(part, dict) and "text" in part]
+    return "\n".join(text for text in texts if with_context or not text.startswith(_SESSION_CONTEXT))
 
 
 def response(reply: Reply, model: str) -> dict[str, Any]:

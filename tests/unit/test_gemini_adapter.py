@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from orchestrator_service.agents import clis, launcher
+from orchestrator_service.agents import claude_outcome, clis, launcher, shim
 from orchestrator_service.agents.clis import gemini
 from orchestrator_service.agents.clis.base import RunRequest
 from orchestrator_service.agents.providers import provider_table
+from orchestrator_service.dispatch import AgentOutcome
 
 ADAPTER = gemini.Gemini()
 
@@ -88,3 +90,41 @@ def test_the_key_file_is_written_into_its_directory_and_removed_never_through_a_
     with pytest.raises(OSError):
         launcher._write_account_file(config, gemini.KEY_FILE, "GEMINI_API_KEY='k'\n")
     assert (elsewhere / ".env").read_text() == "theirs"
+
+
+# ---- what a run's outcome is -------------------------------------------------------------------
+
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
+NOW = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)
+
+
+def outcome(name: str, exit_code: int | None, signal_text: str | None = None) -> AgentOutcome:
+    run = ADAPTER.summarize(TRANSCRIPTS / f"gemini_{name}.jsonl", 0, NOW)
+    return claude_outcome.claude_outcome(exit_code, signal_text, run, NOW, ADAPTER.label)
+
+
+@pytest.mark.parametrize(("name", "status"), [("bad_key", 400), ("unauthorized", 401), ("forbidden", 403)])
+def test_a_refused_key_is_refused_whatever_its_exit_read_as(name: str, status: int) -> None:
+    """The CLI exits with the HTTP status mod 256; in the sandbox 144, 145, 147 read as signals."""
+    exit_code = shim.sandboxed_returncode(status % 256)
+    assert exit_code < 0  # read as a death by signal: the shim records no exit code
+    assert outcome(name, None).kind == "credentials_refused"
+    assert outcome(name, status % 256).kind == "credentials_refused"
+
+
+def test_an_exhausted_quota_rests_the_account() -> None:
+    limited = outcome("rate_limit_daily", 429 % 256)
+    assert limited.kind == "rate_limited" and limited.retry_after_seconds is not None
+    assert limited.retry_after_seconds == pytest.approx(
+        3600 - (NOW - datetime(2026, 12, 7, 23, 9, 7, 625000, tzinfo=UTC)).total_seconds()
+    )
+    assert outcome("rate_limit_daily", None).kind == "rate_limited"
+
+
+def test_success_is_done_with_the_answer_and_a_kill_without_a_result_is_a_crash() -> None:
+    done = outcome("tool_use", 0)
+    assert done.kind == "done" and done.summary == "Wrote hello.txt and staged it."
+    assert outcome("tool_use", None).kind == "crash"
+    assert outcome("unknown_session", 42).unknown_session
+    # A signal file a run left is not read when the process was killed.
+    assert outcome("tool_use", None, '{"status": "done", "summary": "x"}').kind == "crash"

@@ -116,7 +116,7 @@ $(CLAUDE_DIR)/.installed-stamp:
 TEST_WORKERS ?= 4
 
 test: $(STAMP) sandbox browser agent-clis proto-check lint claude-cli
-	CW_REQUIRE_REAL_CLAUDE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	CW_REQUIRE_REAL_CLAUDE=1 CW_REQUIRE_REAL_CLIS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
 run: $(STAMP) $(if $(findstring --agents-in-sandbox,$(ARGS)),,sandbox)

@@ -110,6 +110,7 @@ def test_a_refused_key_is_refused_whatever_its_exit_read_as(name: str, status: i
     assert exit_code < 0  # read as a death by signal: the shim records no exit code
     assert outcome(name, None).kind == "credentials_refused"
     assert outcome(name, status % 256).kind == "credentials_refused"
+    assert outcome(name, None).error.startswith("Gemini API: ")
 
 
 def test_an_exhausted_quota_rests_the_account() -> None:

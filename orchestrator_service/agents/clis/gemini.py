@@ -88,6 +88,7 @@ class Event(StrEnum):
 
 
 SUCCESS = "success"
+UNKNOWN_ERROR = "unknown"
 ASSISTANT = "assistant"
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -255,7 +256,8 @@ class Reader:
         message = error.get("message")
         message = message if isinstance(message, str) else ""
         kind = error.get("type")
-        subtype = kind if isinstance(kind, str) and kind else str(status or "error")
+        # The CLI's error type names its own error classes; "unknown" (an API error) says nothing.
+        subtype = kind if isinstance(kind, str) and kind != UNKNOWN_ERROR else ""
         code = api_status(message)
         text = readable(message)
         self._result = FinalResult(subtype[:PLAIN_LINE_KEEP], True, text, tuple(self._errors), "", code)

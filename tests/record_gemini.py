@@ -60,9 +60,9 @@ def record(name: str) -> str:
             runs = []
             if name == "resume":
                 runs.append(gemini_cli.run(home, work, fake.base_url, "write the file", session=SESSION))
-                runs.append(gemini_cli.run(home, work, fake.base_url, "answer.txt", resume=SESSION))
+                runs.append(gemini_cli.run(home, work, fake.base_url, "answer.txt", session=SESSION, resume=True))
             elif name == "unknown_session":
-                runs.append(gemini_cli.run(home, work, fake.base_url, "go on", resume=SESSION))
+                runs.append(gemini_cli.run(home, work, fake.base_url, "go on", session=SESSION, resume=True))
             else:
                 runs.append(gemini_cli.run(home, work, fake.base_url, "do the task", session=SESSION))
         text = "".join(ran.stdout + ran.stderr for ran in runs)

@@ -95,7 +95,7 @@ def test_the_key_file_is_written_into_its_directory_and_removed_never_through_a_
 # ---- what a run's outcome is -------------------------------------------------------------------
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
-NOW = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)
+NOW = datetime(2026, 12, 7, 23, 45, tzinfo=UTC)
 
 
 def outcome(name: str, exit_code: int | None, signal_text: str | None = None) -> AgentOutcome:
@@ -117,7 +117,7 @@ def test_an_exhausted_quota_rests_the_account() -> None:
     limited = outcome("rate_limit_daily", 429 % 256)
     assert limited.kind == "rate_limited" and limited.retry_after_seconds is not None
     assert limited.retry_after_seconds == pytest.approx(
-        3600 - (NOW - datetime(2026, 12, 7, 23, 9, 7, 625000, tzinfo=UTC)).total_seconds()
+        3600 - (NOW - datetime(2026, 12, 7, 23, 32, 18, 396000, tzinfo=UTC)).total_seconds()
     )
     assert outcome("rate_limit_daily", None).kind == "rate_limited"
 

@@ -21,7 +21,7 @@ from orchestrator_service.agents.usage import Counts, Price, UsageReader, gemini
 from tests.unit.claude_transcripts import TRANSCRIPTS
 
 SESSION = "5f0c6a53-3b1e-4d8e-9a51-0c2d7e9b4a11"
-NOW = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)
+NOW = datetime(2026, 12, 7, 23, 45, tzinfo=UTC)
 
 
 def read(name: str, start: int = 0) -> stream_json.RunSummary:
@@ -79,8 +79,8 @@ def test_an_unknown_session_on_resume() -> None:
 def test_a_daily_quota_rests_until_the_delay_the_api_named() -> None:
     run = read("rate_limit_daily")
     assert run.limit is not None and run.result is not None and run.result.is_error
-    # The result at 23:09:07.625; the API's RetryInfo said 3600s (in the CLI's report on stderr).
-    assert run.limit.reset_at == datetime(2026, 12, 7, 23, 9, 7, 625000, tzinfo=UTC) + timedelta(seconds=3600)
+    # The result at 23:32:18.396; the API's RetryInfo said 3600s (in the CLI's report on stderr).
+    assert run.limit.reset_at == datetime(2026, 12, 7, 23, 32, 18, 396000, tzinfo=UTC) + timedelta(seconds=3600)
     assert "exhausted your daily quota" in run.limit.evidence
     assert run.result.api_error_status == gemini.QUOTA_STATUS
 
@@ -88,7 +88,7 @@ def test_a_daily_quota_rests_until_the_delay_the_api_named() -> None:
 def test_a_per_minute_quota_the_cli_retried_names_its_delay() -> None:
     run = read("rate_limit_retry")
     assert run.limit is not None
-    assert run.limit.reset_at == datetime(2026, 12, 7, 23, 9, 20, 552000, tzinfo=UTC) + timedelta(seconds=2)
+    assert run.limit.reset_at == datetime(2026, 12, 7, 23, 32, 37, 227000, tzinfo=UTC) + timedelta(seconds=2)
 
 
 @pytest.mark.parametrize("name", ["bad_key", "unauthorized", "forbidden"])

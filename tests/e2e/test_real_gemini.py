@@ -202,3 +202,37 @@ def test_a_refused_key_sets_its_account_aside_and_another_account_finishes(
         assert reason == "Gemini API: API key not valid. Please pass a valid API key. (INVALID_ARGUMENT)"
         assert revoked not in c.cw("account", "list").stdout
         c.assert_invariants()
+
+
+def test_a_session_the_cli_lost_starts_over_with_the_answers(
+    tmp_path: Path, fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's session files are gone when the answer comes (`Error resuming session`): the same
+    agent starts a new session whose prompt holds the task and the answer."""
+    questions = json.dumps({"status": "questions", "questions": [{"id": "q1", "question": "Which name?"}]})
+
+    def script(turn: Turn) -> Reply:
+        if "Answers to the questions you asked earlier" in turn.prompt:
+            said = "answer.txt" if "answer.txt" in turn.prompt else "no answer seen"
+            return Reply(text=f"Started over and used {said}.")
+        if turn.step == 0:
+            return Reply(calls=(shell(f"printf '%s' '{questions}' > \"$CW_SIGNAL_FILE\""),))
+        return Reply(text="I asked my question.")
+
+    fake.script = script
+    with real_gemini_cluster(tmp_path, fake, {"dev@example.com": "AIza-dev"}, monkeypatch) as c:
+        phase = c.phase(c.initiative("Lost", c.project()), "P")
+        task = plain_task(c, phase, "t")
+        c.approve(phase)
+        asking = wait_for("the agent's question", partial(waiting, c, task.id), timeout=180)
+        chats = list((c.root / "workspace").rglob(f"agents/{asking.id}/config/.gemini/tmp/*/chats/*"))
+        assert chats  # where the CLI keeps the session: the agent's own config directory
+        for chat in chats:
+            chat.unlink()
+        answer = orch.QuestionAnswer(question_id="q1", answer="answer.txt")
+        c.orch.AnswerQuestions(orch.AnswerQuestionsRequest(agent_id=asking.id, answers=[answer]), timeout=10)
+        done = c.wait_task(task.id, task_pb2.TASK_STATUS_COMPLETED, timeout=180)
+        assert done.summary == "Started over and used answer.txt." and done.retry_count == 0
+        [agent] = c.agents_of(task.id)
+        assert agent.id == asking.id and agent.session_id != asking.session_id
+        c.assert_invariants()

@@ -44,6 +44,8 @@ def run(
     env = {
         "PATH": os.environ["PATH"],
         "GEMINI_CLI_HOME": str(home),
+        # Its error reports go to the temporary directory: the run's own, not the machine's /tmp.
+        "TMPDIR": str(home),
         "GEMINI_API_KEY": key,
         "GOOGLE_GEMINI_BASE_URL": base_url,
     }

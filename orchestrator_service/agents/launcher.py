@@ -49,6 +49,26 @@ def _write_private(path: Path, text: str) -> None:
     control_files.write_private(path, text)
 
 
+def _write_account_file(config_dir: Path, name: str, text: str) -> None:
+    """`name` (relative: `.gemini/settings.json`) in the run's config directory, the directories
+    on its way made private; a symlink an agent left on the way is refused, never followed."""
+    parent = config_dir
+    for part in Path(name).parent.parts:
+        parent = parent / part
+        parent.mkdir(mode=0o700, exist_ok=True)
+    _write_private(config_dir / name, text)
+
+
+def _remove_account_file(config_dir: Path, name: str) -> None:
+    """Removed from its own directory, never through a symlink an agent put on the way."""
+    path = config_dir / name
+    try:
+        with control_files.directory(path.parent) as parent:
+            os.unlink(path.name, dir_fd=parent)
+    except (FileNotFoundError, control_files.UnsafeControlFile):
+        pass
+
+
 def environment(launch: Launch) -> dict[str, str]:
     files, agent = launch.files, launch.agent
     # An agent gets no credential for cw's services, nor a pointer to one.
@@ -87,7 +107,7 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
         if files.config_dir.is_symlink():
             raise control_files.UnsafeControlFile("config: a symlink, not a directory")
         for name, text in cli.account_files(launch.secrets.config_json, launch.secrets.credentials).items():
-            _write_private(files.config_dir / name, text)
+            _write_account_file(files.config_dir, name, text)
     command = launch.provider.command(launch.agent.session_id, launch.resume, launch.prompt)
     if launch.sandbox.enabled:
         command = sandboxed(launch, command)
@@ -139,4 +159,4 @@ def remove_credentials(files: AgentFiles) -> None:
     transcripts stay, a resume needs them); `start` writes them again on resume. Every built-in
     CLI's credential files, whichever ran: a file some other CLI would read is no credential left."""
     for name in clis.secret_files():
-        (files.config_dir / name).unlink(missing_ok=True)
+        _remove_account_file(files.config_dir, name)

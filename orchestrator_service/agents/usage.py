@@ -14,6 +14,16 @@ the earlier runs' tokens too: tests/integration/test_codex_usage.py), so the las
 counts: `input_tokens` (which, as OpenAI counts, include the cached ones), `cached_input_tokens` as
 cache reads, `cache_write_input_tokens` as cache writes, `output_tokens` (reasoning included).
 
+Gemini CLI (`-o stream-json`, clis/gemini.py) reports usage once per run, in the `stats` of the
+`result` line that ends it (a resumed session's run counts only its own requests), summed over the
+run's API responses: `input_tokens` (the prompts' `promptTokenCount`, cached tokens included, as
+Codex counts them), `cached` as cache reads (`cachedContentTokenCount`), and as output the answers'
+`candidatesTokenCount` plus the thinking the API bills as output (`thoughtsTokenCount`), which the
+CLI counts only in `total_tokens`: output is `total_tokens - input_tokens` when that is more than
+its `output_tokens`. The API has no cache writes. The CLI states no cost: it comes from the price
+table, per model of `stats.models`. A run stopped before its result (a budget, a crash) shows no
+usage: the CLI prints none before.
+
 Every number is the agent's own output, so hostile input: counts that are not whole numbers in
 [0, MAX_TOKENS] and costs that are not finite numbers in [0, MAX_COST_USD] count as absent, lines
 longer than MAX_LINE_BYTES are skipped, and nothing here raises on any byte.
@@ -40,7 +50,7 @@ READ_BYTES = 1024 * 1024
 MAX_MESSAGES = 100_000
 MAX_THREADS = 1_000
 # Only lines holding one of these are parsed (the rest of the output costs a substring search).
-_MARKERS = (b'"usage"', b'"total_cost_usd"', b'"thread_id"')
+_MARKERS = (b'"usage"', b'"total_cost_usd"', b'"thread_id"', b'"stats"')
 # Codex's names for them.
 _CODEX_FIELDS = {
     "input_tokens": "input_tokens",
@@ -146,6 +156,30 @@ def _cost(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) and 0.0 <= number <= MAX_COST_USD else None
+
+
+def gemini_counts(stats: Any) -> Counts | None:
+    """Gemini CLI's `stats` (of a run, or of one model in its `models`) as Counts; None when it is
+    no such object. Output includes thinking (see the module's docstring)."""
+    if not isinstance(stats, dict):
+        return None
+    input_tokens = _count(stats.get("input_tokens")) or 0
+    output_tokens = _count(stats.get("output_tokens")) or 0
+    total = _count(stats.get("total_tokens"))
+    if total is not None and total - input_tokens > output_tokens:
+        output_tokens = total - input_tokens
+    return Counts(input_tokens, output_tokens, _count(stats.get("cached")) or 0, 0)
+
+
+def gemini_cost(stats: Any, prices: Prices) -> float | None:
+    """A Gemini run's cost from the price table, model by model; None when no model is priced."""
+    models = stats.get("models") if isinstance(stats, dict) else None
+    if not isinstance(models, dict):
+        return None
+    priced = [(prices[model], gemini_counts(entry)) for model, entry in models.items() if model in prices]
+    if not priced:
+        return None
+    return sum((price.cost(counts) for price, counts in priced if counts is not None), 0.0)
 
 
 def counts_of(usage: Any, names: Mapping[str, str] = _CLAUDE_FIELDS) -> Counts | None:
@@ -273,6 +307,10 @@ class UsageReader:
                 key = identity if isinstance(identity, str) else f"line-{len(self.run.messages)}"
                 model = message.get("model")
                 self.run.add(key, model if isinstance(model, str) else "", counts)
+        elif kind == "result" and "usage" not in event and "stats" in event:
+            self.run.result = gemini_counts(event.get("stats"))
+            self.run.result_cost = gemini_cost(event.get("stats"), prices)
+            self._close(prices)
         elif kind == "result":
             self.run.result = counts_of(event.get("usage"))
             self.run.result_cost = _cost(event.get("total_cost_usd"))

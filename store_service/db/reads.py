@@ -17,9 +17,10 @@ import functools
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Float, Select, bindparam, select
+from sqlalchemy import ClauseElement, ColumnElement, Connection, Dialect, Float, Select, bindparam, select
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from store_service.db.models import Base
 
@@ -99,9 +100,9 @@ class Prepared:
         return values if self.order is None else tuple(values[name] for name in self.order)
 
 
-def compiled_once(statement: Select[Any], dialect: Dialect) -> Prepared:
+def compiled_once(statement: ClauseElement, dialect: Dialect) -> Prepared:
     """`statement` compiled for the dialect, to be run on the driver's cursor (`Reads.prepared_rows`)."""
-    compiled = statement.compile(dialect=dialect)
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
     order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
     processors = []
     for name, parameter in compiled.binds.items():

@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ import psycopg
 from grpc_health.v1 import health, health_pb2_grpc
 
 from bench import store_calls
-from bench.store_calls import LIST_ROWS, Seed, Target, bound_call, database, new_task, store_process
+from bench.store_calls import LIST_ROWS, Seed, Target, bound_call, cpu_seconds, database, new_task, store_process
 from bench.store_profile import sampled
 from cw.store.v1 import task_pb2, task_pb2_grpc
 
@@ -200,31 +201,47 @@ def paired(store: Callable[[], Any], floor: Callable[[], Any], count: int, first
     return pairs
 
 
+@dataclass
+class Paired:
+    """One call's pairs (store ms, floor ms), and the CPU time each server spent on them (s)."""
+
+    pairs: list[tuple[float, float]] = field(default_factory=list)
+    store_cpu: float = 0.0
+    floor_cpu: float = 0.0
+
+
 def against_floor(
     store: tuple[Target, Seed], floor: tuple[Target, Seed], calls: int, names: list[str]
-) -> dict[str, list[tuple[float, float]]]:
+) -> dict[str, Paired]:
     """Each call of `names` `calls` times to the store and to the floor, in ROUNDS rounds that take
-    turns between the calls."""
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    turns between the calls; with each server's CPU time (the kernel's count for its process),
+    which a busy machine disturbs less than latency."""
+    results = {name: Paired() for name in names}
     with grpc.insecure_channel(store[0].address) as ours, grpc.insecure_channel(floor[0].address) as bare:
         bound = {name: (bound_call(ours, *store, name), bound_call(bare, *floor, name)) for name in names}
         for store_call, floor_call in bound.values():
             paired(store_call, floor_call, WARM_UP, 0)
         for round_number in range(ROUNDS):
             for name, (store_call, floor_call) in bound.items():
-                results[name] += paired(store_call, floor_call, calls // ROUNDS, round_number)
+                store_before, floor_before = cpu_seconds(store[0].pid), cpu_seconds(floor[0].pid)
+                results[name].pairs += paired(store_call, floor_call, calls // ROUNDS, round_number)
+                results[name].store_cpu += cpu_seconds(store[0].pid) - store_before
+                results[name].floor_cpu += cpu_seconds(floor[0].pid) - floor_before
     return results
 
 
-def print_pairs(title: str, results: dict[str, list[tuple[float, float]]]) -> None:
+def print_pairs(title: str, results: dict[str, Paired]) -> None:
     print(title)
-    for name, pairs in results.items():
-        ratios = [store_ms / floor_ms for store_ms, floor_ms in pairs]
-        store_p50 = statistics.median(store_ms for store_ms, _ in pairs)
-        floor_p50 = statistics.median(floor_ms for _, floor_ms in pairs)
+    for name, result in results.items():
+        ratios = [store_ms / floor_ms for store_ms, floor_ms in result.pairs]
+        store_p50 = statistics.median(store_ms for store_ms, _ in result.pairs)
+        floor_p50 = statistics.median(floor_ms for _, floor_ms in result.pairs)
+        calls = len(result.pairs)
+        store_cpu, floor_cpu = 1000 * result.store_cpu / calls, 1000 * result.floor_cpu / calls
         print(
             f"  {name:<22} store p50 {store_p50:7.3f} ms  floor p50 {floor_p50:7.3f} ms  "
-            f"store/floor {statistics.median(ratios):5.2f}x (median of {len(pairs)} pairs)"
+            f"store/floor {statistics.median(ratios):5.2f}x (median of {calls} pairs)  "
+            f"CPU {store_cpu:5.3f} / {floor_cpu:5.3f} ms/call = {store_cpu / max(floor_cpu, 1e-9):4.2f}x"
         )
 
 

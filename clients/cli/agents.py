@@ -36,7 +36,7 @@ def agent_list(session: Session, status: str) -> None:
         grid = table("ID", "NAME", "STATE", "TASK", "PROVIDER", "AGE")
         for a in agents:
             grid.add_row(a.id, a.name, styled(agent_state(a)), a.task_id, a.provider, age(a.create_time))
-        console.print(grid)
+        console().print(grid)
 
     session.show(agents, render)
 
@@ -47,7 +47,7 @@ def agent_list(session: Session, status: str) -> None:
 def agent_show(session: Session, agent_id: str) -> None:
     """One agent (by id or name): its task, how its run ended, its error and exit code."""
     found = session.store.resolve_agent(agent_id)
-    session.show(found, lambda: console.print(agent_view(found)))
+    session.show(found, lambda: console().print(agent_view(found)))
 
 
 def agent_view(found: agent_pb2.Agent) -> Table:
@@ -89,7 +89,7 @@ def agent_logs(session: Session, agent_id: str, follow: bool) -> None:
 def agent_stop(session: Session, agent_id: str) -> None:
     """End the agent's processes (by id or name); its task is blocked until retried."""
     stopped = session.orchestrator.stop_agent(session.store.resolve_agent(agent_id).id)
-    session.show(stopped, lambda: console.print(f"agent {escape(stopped.name)} stopped"))
+    session.show(stopped, lambda: console().print(f"agent {escape(stopped.name)} stopped"))
 
 
 @agent.command("answer")
@@ -110,7 +110,7 @@ def agent_answer(session: Session, agent_id: str, given: tuple[str, ...]) -> Non
         for question in questions:
             answers[str(question.get("id"))] = click.prompt(str(question.get("question") or question.get("id")))
     resumed = session.orchestrator.answer_questions(waiting.id, answers)
-    session.show(resumed, lambda: console.print(f"agent {escape(resumed.name)} resumed"))
+    session.show(resumed, lambda: console().print(f"agent {escape(resumed.name)} resumed"))
 
 
 @click.group(cls=CwGroup)
@@ -128,7 +128,7 @@ def account_add(session: Session, email: str, provider: str, credentials_file: P
     created = session.store.create_account(
         email, provider, credentials_file.read_text(), config_file.read_text() if config_file else ""
     )
-    session.show(created, lambda: console.print(f"account {created.email} ({created.provider}) [dim]{created.id}[/]"))
+    session.show(created, lambda: console().print(f"account {created.email} ({created.provider}) [dim]{created.id}[/]"))
 
 
 @account.command("update")
@@ -141,7 +141,7 @@ def account_update(session: Session, account_id: str, credentials_file: Path, co
     updated = session.store.update_account_credentials(
         account_id, credentials_file.read_text(), config_file.read_text() if config_file else ""
     )
-    session.show(updated, lambda: console.print(f"account {updated.email} ({updated.provider}) updated"))
+    session.show(updated, lambda: console().print(f"account {updated.email} ({updated.provider}) updated"))
 
 
 @account.command("list")
@@ -162,6 +162,6 @@ def account_list(session: Session) -> None:
                 "stored" if a.has_credentials else "none",
                 escape(a.unusable_reason) if a.unusable_reason else "",
             )
-        console.print(grid)
+        console().print(grid)
 
     session.show(accounts, render)

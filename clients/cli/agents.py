@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from clients.cli.app import CwGroup, Session, console, pass_session
-from clients.cli.views import age, agent_state, short, styled, table
+from clients.cli.views import age, agent_state, escape, short, styled, table
 from clients.sdk.calls import enum_name
 from cw.store.v1 import agent_pb2
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 AGENT_STATUSES = ["", "idle", "running", "waiting_for_input", "stopped", "crashed"]
 AGENT_ARGUMENT = "AGENT"  # an agent's id or its name (`tidy-jackal`)
@@ -51,6 +52,9 @@ def agent_show(session: Session, agent_id: str) -> None:
 
 
 def agent_view(found: agent_pb2.Agent) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from clients.cli.app import CwCommand, Session, console, pass_session
+from clients.cli.views import escape
 from clients.cli.work import print_diff
 
 CATEGORIES = ["execute", "research", "discuss", "plan", "detail", "refine", "verify", "merge", "review"]

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 import grpc
-from rich.markup import escape
-from rich.text import Text
 
 from clients.cli.app import CwGroup, Session, console, pass_session
-from clients.cli.views import short, table
+from clients.cli.views import escape, short, table
 from clients.sdk import InvalidArgumentError
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import review_comment_pb2
 from cw_edge import diffs
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 LINE_STYLES = {"+": "green", "-": "red", "@": "cyan"}
 
@@ -109,6 +111,8 @@ def annotated(
 
 
 def render_lines(lines: Iterable[str]) -> Text:
+    from rich.text import Text
+
     out = Text()
     for line in lines:
         style = "yellow" if line.startswith("  >> ") else LINE_STYLES.get(line[:1], "")

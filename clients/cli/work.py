@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
-from rich.syntax import Syntax
-from rich.table import Table
-from rich.tree import Tree
 
-from clients.cli import review
 from clients.cli.app import CwGroup, Session, console, message_dict, pass_session
 from clients.cli.views import (
     after_note,
     budget_line,
+    escape,
     merged_line,
     reason_note,
     short,
@@ -26,8 +23,17 @@ from clients.cli.views import (
 )
 from clients.sdk import CwError
 from clients.sdk.calls import enum_name
-from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, review_comment_pb2, task_pb2
+from clients.sdk.lazy import lazy_modules
+from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, task_pb2
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.tree import Tree
+
+    from cw.orchestrator.v1 import orchestrator_pb2 as orch
+    from cw.store.v1 import review_comment_pb2
+else:
+    (orch,) = lazy_modules("cw.orchestrator.v1", "orchestrator_pb2")
 
 
 @click.group(cls=CwGroup)
@@ -166,6 +172,8 @@ def initiative_tree(
     phase_edges: list[phase_pb2.PhaseDependency],
     task_edges: list[task_pb2.TaskDependency],
 ) -> Tree:
+    from rich.tree import Tree
+
     phase_after = waits_for(phase_edges, {p.id: p.name for p in phases})
     task_after = waits_for(task_edges, {t.id: t.name for t in tasks})
     status = enum_name(initiative_pb2.InitiativeStatus, found.status)
@@ -231,6 +239,8 @@ def print_diff(
     projects: Sequence[orch.ProjectDiff], stat: bool, comments: Sequence[review_comment_pb2.ReviewComment] = ()
 ) -> None:
     """Per project: the files and their counts (`stat`), or the diff, coloured on a terminal."""
+    from clients.cli import review
+
     for project_diff in projects:
         console().print(
             f"[bold]{project_diff.project_name}[/] {project_diff.base_commit[:10]}..{project_diff.head_commit[:10]}"
@@ -246,6 +256,8 @@ def print_diff(
             else:
                 click.echo("\n".join(lines))
         elif console().is_terminal:
+            from rich.syntax import Syntax
+
             console().print(Syntax(project_diff.unified_diff, "diff", theme="ansi_dark", background_color="default"))
         else:
             click.echo(project_diff.unified_diff, nl=False)

@@ -121,7 +121,7 @@ class View:
     live: Live | None = None
 
     def __enter__(self) -> View:
-        if console().is_terminal and not self.session.as_json:
+        if not self.session.as_json and console().is_terminal:
             from rich.live import Live
 
             self.live = Live(console=console(), get_renderable=self.renderable, refresh_per_second=4)

@@ -57,10 +57,12 @@ sandbox:
 				"or run agents in a sandbox of yours: make run ARGS=--agents-in-sandbox"; exit 1; \
 		fi; }
 
-# Regenerates the committed Python code (messages, stubs, typed .pyi) from protos/.
+# Regenerates the committed Python code (messages, stubs, typed .pyi) from protos/, and the SDK's
+# table of unary methods (clients/sdk/methods.py).
 proto: $(STAMP)
 	rm -rf gen/cw
 	$(call generate,gen)
+	$(BIN)/python -m clients.sdk.methods
 
 define generate
 	mkdir -p $(1)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from clients.cli.app import CwGroup, Session, console, pass_session
-from clients.cli.views import age, agent_state, short, styled, table
+from clients.cli.views import age, agent_state, escape, short, styled, table
 from clients.sdk.calls import enum_name
 from cw.store.v1 import agent_pb2
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 AGENT_STATUSES = ["", "idle", "running", "waiting_for_input", "stopped", "crashed"]
 AGENT_ARGUMENT = "AGENT"  # an agent's id or its name (`tidy-jackal`)
@@ -36,7 +37,7 @@ def agent_list(session: Session, status: str) -> None:
         grid = table("ID", "NAME", "STATE", "TASK", "PROVIDER", "AGE")
         for a in agents:
             grid.add_row(a.id, a.name, styled(agent_state(a)), a.task_id, a.provider, age(a.create_time))
-        console.print(grid)
+        console().print(grid)
 
     session.show(agents, render)
 
@@ -47,10 +48,13 @@ def agent_list(session: Session, status: str) -> None:
 def agent_show(session: Session, agent_id: str) -> None:
     """One agent (by id or name): its task, how its run ended, its error and exit code."""
     found = session.store.resolve_agent(agent_id)
-    session.show(found, lambda: console.print(agent_view(found)))
+    session.show(found, lambda: console().print(agent_view(found)))
 
 
 def agent_view(found: agent_pb2.Agent) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
@@ -89,7 +93,7 @@ def agent_logs(session: Session, agent_id: str, follow: bool) -> None:
 def agent_stop(session: Session, agent_id: str) -> None:
     """End the agent's processes (by id or name); its task is blocked until retried."""
     stopped = session.orchestrator.stop_agent(session.store.resolve_agent(agent_id).id)
-    session.show(stopped, lambda: console.print(f"agent {escape(stopped.name)} stopped"))
+    session.show(stopped, lambda: console().print(f"agent {escape(stopped.name)} stopped"))
 
 
 @agent.command("answer")
@@ -110,7 +114,7 @@ def agent_answer(session: Session, agent_id: str, given: tuple[str, ...]) -> Non
         for question in questions:
             answers[str(question.get("id"))] = click.prompt(str(question.get("question") or question.get("id")))
     resumed = session.orchestrator.answer_questions(waiting.id, answers)
-    session.show(resumed, lambda: console.print(f"agent {escape(resumed.name)} resumed"))
+    session.show(resumed, lambda: console().print(f"agent {escape(resumed.name)} resumed"))
 
 
 MAX_AGENTS_HELP = "at most this many agents use it at once (0: no cap)"
@@ -134,7 +138,7 @@ def account_add(
     created = session.store.create_account(
         email, provider, credentials_file.read_text(), config_file.read_text() if config_file else "", max_agents
     )
-    session.show(created, lambda: console.print(f"account {created.email} ({created.provider}) [dim]{created.id}[/]"))
+    session.show(created, lambda: console().print(f"account {created.email} ({created.provider}) [dim]{created.id}[/]"))
 
 
 @account.command("update")
@@ -160,7 +164,7 @@ def account_update(
     if max_agents is not None:
         updated = session.store.set_account_cap(account_id, max_agents)
     assert updated is not None
-    session.show(updated, lambda: console.print(f"account {updated.email} ({updated.provider}) updated"))
+    session.show(updated, lambda: console().print(f"account {updated.email} ({updated.provider}) updated"))
 
 
 @account.command("list")
@@ -182,6 +186,6 @@ def account_list(session: Session) -> None:
                 "stored" if a.has_credentials else "none",
                 escape(a.unusable_reason) if a.unusable_reason else "",
             )
-        console.print(grid)
+        console().print(grid)
 
     session.show(accounts, render)

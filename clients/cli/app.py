@@ -1,26 +1,47 @@
 """The `cw` command group: global options, lazily made clients, output as text or JSON, and
-one clear line (no stack trace) when a call fails."""
+one clear line (no stack trace) when a call fails.
+
+What a command does not use it does not import (issue 28): the clients are made on their first
+call, rich when something is printed for people, protobuf's JSON mapping for --json.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import click
 import grpc
-from google.protobuf import json_format
 from google.protobuf.message import Message
-from rich.console import Console
 
-from clients.sdk import CwError, OrchestratorClient, StoreClient
-from clients.sdk.errors import from_rpc_error
+from clients.sdk.errors import CwError, from_rpc_error
+from clients.sdk.lazy import import_module
 
-# Piped output is not cut to 80 columns: ids must survive a copy and paste.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 250)
-errors = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from clients.cli.verbs import Verb
+    from clients.sdk import OrchestratorClient, StoreClient
+
+
+@cache
+def console() -> Console:
+    """Where output for people goes. Piped output is not cut to 80 columns: ids must survive a
+    copy and paste."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 250)
+
+
+@cache
+def errors() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 @dataclass
@@ -34,6 +55,8 @@ class Session:
     @property
     def store(self) -> StoreClient:
         if self._store is None:
+            from clients.sdk.store import StoreClient
+
             self._store = StoreClient(self.store_address)
             self._store.ensure_reachable()
         return self._store
@@ -41,6 +64,8 @@ class Session:
     @property
     def orchestrator(self) -> OrchestratorClient:
         if self._orchestrator is None:
+            from clients.sdk.orchestrator import OrchestratorClient
+
             self._orchestrator = OrchestratorClient(self.orchestrator_address)
             self._orchestrator.ensure_reachable()
         return self._orchestrator
@@ -66,6 +91,8 @@ def as_plain(value: Any) -> Any:
 def message_dict(message: Message) -> dict[str, Any]:
     """The message as protobuf's JSON mapping gives it, whole numbers as integers: a Struct (an
     event's details) holds every number as a double, so a pid came out as `18956.0`."""
+    from google.protobuf import json_format
+
     plain: dict[str, Any] = whole_numbers(json_format.MessageToDict(message))
     return plain
 
@@ -116,13 +143,56 @@ class CwCommand(click.Command):
 def _fail(ctx: click.Context, error: CwError) -> None:
     arguments = [str(ctx.params[p.name]) for p in ctx.command.params if isinstance(p, click.Argument) and p.name]
     what = " ".join([ctx.command_path, *arguments])
-    errors.print(f"error: {what}: {error.message} ({error.code.name.lower()})", markup=False, soft_wrap=True)
+    errors().print(f"error: {what}: {error.message} ({error.code.name.lower()})", markup=False, soft_wrap=True)
     sys.exit(1)
 
 
 class CwGroup(click.Group):
+    """A group whose `lazy` commands (clients/cli/verbs.py) are imported when first resolved: when
+    invoked, or when their own help is asked for. The group's help lists them from their table
+    entry, as click would list them loaded."""
+
     command_class = CwCommand
     group_class = type
+
+    def __init__(self, *args: Any, lazy: Mapping[str, Verb] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, Verb] = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(load_verb(self.lazy[cmd_name]), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing (click.Group.format_commands), with a command not imported yet stood in
+        for by one carrying its short help: shortened for the width as the command's own would be."""
+        listed = [(name, self._listed(name)) for name in self.list_commands(ctx)]
+        shown = [(name, command) for name, command in listed if command is not None and not command.hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in shown])
+
+    def _listed(self, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        return click.Command(name, help=self.lazy[name].short_help)
+
+
+def load_verb(verb: Verb) -> click.Command:
+    """The command `verb.target` names, with the commands other modules add to it (as lazy)."""
+    module, _, attribute = verb.target.partition(":")
+    command: click.Command = getattr(import_module(module), attribute)
+    if verb.more:
+        if not isinstance(command, CwGroup):
+            raise TypeError(f"{verb.target} is not a CwGroup: it cannot take {', '.join(verb.more)}")
+        command.lazy.update(verb.more)
+    return command
 
 
 pass_session = click.make_pass_decorator(Session)

@@ -32,7 +32,7 @@ def chat() -> None:
 def _send(session: Session, kind: str, target_id: str, message: str, no_wait: bool) -> None:
     sent = session.orchestrator.send_chat_message(kind, target_id, message)
     if no_wait:
-        session.show(sent, lambda: console.print(f"sent [dim]{sent.message.id}[/]"))
+        session.show(sent, lambda: console().print(f"sent [dim]{sent.message.id}[/]"))
         return
     # The chat's task answers every message: only attempts that fail from now on are told.
     attempts = Attempts.since(session.store.list_agents(task_id=sent.task.id))
@@ -42,9 +42,9 @@ def _send(session: Session, kind: str, target_id: str, message: str, no_wait: bo
     change_set = session.store.get_change_set(reply.change_set_id) if reply.change_set_id else None
 
     def render() -> None:
-        console.print(escape(reply.content))
+        console().print(escape(reply.content))
         if change_set is not None:
-            console.print(
+            console().print(
                 f"[dim]applied {len(change_set.entries)} changes ({change_set.id}): cw chat undo {kind} {target_id}[/]"
             )
 
@@ -113,7 +113,7 @@ def chat_show(session: Session, kind: str, target_id: str) -> None:
     messages = session.store.chat_messages(found.id)
     change_sets = {change_set.id: change_set for change_set in session.store.change_sets(found.id)}
     session.show(
-        {"chatSession": found, "messages": messages}, lambda: console.print(chat_transcript(messages, change_sets))
+        {"chatSession": found, "messages": messages}, lambda: console().print(chat_transcript(messages, change_sets))
     )
 
 
@@ -129,11 +129,11 @@ def chat_undo(session: Session, kind: str, target_id: str) -> None:
     if not applied:
         raise FailedPreconditionError(grpc.StatusCode.FAILED_PRECONDITION, "nothing to undo in this chat")
     reverted = session.store.revert_change_set(applied[-1].id)
-    session.show(reverted, lambda: console.print(f"reverted {len(reverted.entries)} changes ({reverted.id})"))
+    session.show(reverted, lambda: console().print(f"reverted {len(reverted.entries)} changes ({reverted.id})"))
 
 
 @about_target("close")
 def chat_close(session: Session, kind: str, target_id: str) -> None:
     """End the chat: the next message opens a new one, with a new agent."""
     closed = session.store.close_chat(_active(session, kind, target_id).id)
-    session.show(closed, lambda: console.print("chat closed"))
+    session.show(closed, lambda: console().print("chat closed"))

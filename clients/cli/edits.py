@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from clients.cli.app import CwCommand, Session, console, pass_session
+from clients.cli.views import escape
 from clients.cli.work import print_diff
 
 CATEGORIES = ["execute", "research", "discuss", "plan", "detail", "refine", "verify", "merge", "review"]
@@ -53,7 +53,7 @@ def task_edit(
         category=category,
         provider=provider,
     )
-    session.show(edited, lambda: console.print(f"task {escape(edited.name)} changed"))
+    session.show(edited, lambda: console().print(f"task {escape(edited.name)} changed"))
 
 
 @click.command("move", cls=CwCommand)
@@ -64,7 +64,7 @@ def task_edit(
 def task_move(session: Session, task_id: str, phase_id: str, reopen: bool) -> None:
     """Move a task to another phase of its initiative."""
     moved = session.store.update_task(task_id, reopen=reopen, phase_id=phase_id)
-    session.show(moved, lambda: console.print(f"task {escape(moved.name)} moved to phase {moved.phase_id}"))
+    session.show(moved, lambda: console().print(f"task {escape(moved.name)} moved to phase {moved.phase_id}"))
 
 
 def _delete_command(what: str, delete: Callable[[Session, str], None], doc: str) -> click.Command:
@@ -73,7 +73,7 @@ def _delete_command(what: str, delete: Callable[[Session, str], None], doc: str)
     @pass_session
     def command(session: Session, row_id: str) -> None:
         delete(session, row_id)
-        session.show({"deleted": row_id}, lambda: console.print(f"{what} {row_id} deleted"))
+        session.show({"deleted": row_id}, lambda: console().print(f"{what} {row_id} deleted"))
 
     return command
 
@@ -101,7 +101,7 @@ def phase_edit(
 ) -> None:
     """Change a phase (refused while an agent works on one of its tasks)."""
     edited = session.store.update_phase(phase_id, name=name, content=_text(content, content_file))
-    session.show(edited, lambda: console.print(f"phase {escape(edited.name)} changed"))
+    session.show(edited, lambda: console().print(f"phase {escape(edited.name)} changed"))
 
 
 @click.command("edit", cls=CwCommand)
@@ -116,7 +116,7 @@ def project_edit(session: Session, project: str, name: str | None, url: str | No
     if url is not None and "://" not in url and not url.startswith("-"):
         url = str(Path(url).expanduser().resolve())
     edited = session.store.update_project(found.id, name=name, url=url, default_branch=default_branch)
-    session.show(edited, lambda: console.print(f"project {escape(edited.name)} changed"))
+    session.show(edited, lambda: console().print(f"project {escape(edited.name)} changed"))
 
 
 @click.command("remove", cls=CwCommand)
@@ -126,7 +126,7 @@ def project_remove(session: Session, project: str) -> None:
     """Forget a project (your repository is not touched; refused while an agent works in it)."""
     found = session.store.find_project(project)
     session.store.delete_project(found.id)
-    session.show({"deleted": found.id}, lambda: console.print(f"project {escape(found.name)} removed"))
+    session.show({"deleted": found.id}, lambda: console().print(f"project {escape(found.name)} removed"))
 
 
 @click.command("diff", cls=CwCommand)
@@ -148,7 +148,7 @@ def initiative_deliver(session: Session, initiative_id: str) -> None:
     delivered = session.orchestrator.deliver_initiative(initiative_id)
     session.show(
         delivered,
-        lambda: console.print(
+        lambda: console().print(
             f"initiative {escape(delivered.name)} delivered: branch {delivered.branch} in each project"
         ),
     )

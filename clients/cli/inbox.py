@@ -11,26 +11,32 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
-from google.protobuf.timestamp_pb2 import Timestamp
-from rich.markup import escape
 
 from clients.cli.app import CwCommand, Session, console, pass_session
-from clients.cli.views import short, table
-from clients.sdk import StoreClient
+from clients.cli.views import escape, short, table
 from clients.sdk.errors import NotFoundError
-from cw.store.v1 import (
-    account_pb2,
-    agent_pb2,
-    conversation_pb2,
-    initiative_pb2,
-    message_pb2,
-    phase_pb2,
-    project_pb2,
-    proposal_pb2,
-    task_pb2,
-)
+from clients.sdk.lazy import lazy_modules
+
+if TYPE_CHECKING:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from clients.sdk import StoreClient
+    from cw.store.v1 import (
+        account_pb2,
+        agent_pb2,
+        conversation_pb2,
+        initiative_pb2,
+        message_pb2,
+        phase_pb2,
+        project_pb2,
+        proposal_pb2,
+        task_pb2,
+    )
+else:
+    conversation_pb2, message_pb2, task_pb2 = lazy_modules("cw.store.v1", "conversation_pb2", "message_pb2", "task_pb2")
 
 # How often `cw inbox --follow` looks again while events arrive (at most).
 FOLLOW_SECONDS = 1.0
@@ -216,19 +222,19 @@ def gather(store: StoreClient) -> Snapshot:
 
 
 def _print(item: Item, prefix: str = "") -> None:
-    console.print(f"{prefix}[bold]{escape(item.kind)}[/] {escape(item.title)} [dim]{item.id}[/]")
+    console().print(f"{prefix}[bold]{escape(item.kind)}[/] {escape(item.title)} [dim]{item.id}[/]")
     shown_details = ("blocked", "merge conflict", "sync failure", "account refused", "budget", *PROVIDER_KINDS)
     if item.detail and item.kind in shown_details:
         for line in item.detail.splitlines()[-6:]:
-            console.print(f"    {escape(line)}", soft_wrap=True)
-    console.print(f"    [cyan]{escape(item.command)}[/]")
+            console().print(f"    {escape(line)}", soft_wrap=True)
+    console().print(f"    [cyan]{escape(item.command)}[/]")
 
 
 def _print_all(items: list[Item]) -> None:
     for item in items:
         _print(item)
     if not items:
-        console.print("nothing waits for you")
+        console().print("nothing waits for you")
 
 
 def _changes(store: StoreClient, after: int) -> Iterator[list[Item]]:
@@ -273,7 +279,7 @@ def _show_change(session: Session, change: str, item: Item) -> None:
     elif change == "new":
         _print(item, "+ ")
     else:
-        console.print(f"- handled: {escape(item.title)} [dim]{item.id}[/]")
+        console().print(f"- handled: {escape(item.title)} [dim]{item.id}[/]")
 
 
 @click.command("reply", cls=CwCommand)
@@ -284,7 +290,7 @@ def reply(session: Session, message_id: str, text: str) -> None:
     """Answer an agent's message (it leaves the inbox). A reply reaches the next run of the agent's
     task; when there will be none, it says so (on stderr), and the reply is kept all the same."""
     sent = session.store.reply(message_id, text)
-    session.show(sent, lambda: console.print(f"replied [dim]{sent.id}[/]"))
+    session.show(sent, lambda: console().print(f"replied [dim]{sent.id}[/]"))
     note = unread_reply_note(_replied_task(session.store, message_id))
     if note:
         click.echo(f"cw: {note}", err=True)
@@ -333,6 +339,6 @@ def conversations(session: Session, initiative_id: str) -> None:
                 escape(short(c.question)),
                 escape(short(c.answer)),
             )
-        console.print(grid)
+        console().print(grid)
 
     session.show(found, render)

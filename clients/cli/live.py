@@ -44,14 +44,14 @@ def events(
 
         def render() -> None:
             for event in found:
-                console.print(event_line(event), markup=False, soft_wrap=True)
+                console().print(event_line(event), markup=False, soft_wrap=True)
 
         session.show(found, render)
         return
     orchestrator = session.orchestrator
 
     def tell(state: StreamState) -> None:
-        errors.print(stream_notice("orchestrator", orchestrator.address, state), markup=False, soft_wrap=True)
+        errors().print(stream_notice("orchestrator", orchestrator.address, state), markup=False, soft_wrap=True)
 
     for event in orchestrator.events(since, types, initiative_id, FOLLOW_HEARTBEAT_SECONDS, tell):
         if not wanted(event):
@@ -59,4 +59,4 @@ def events(
         if session.as_json:
             click.echo(json.dumps(message_dict(event), sort_keys=True))
         else:
-            console.print(event_line(event), markup=False, soft_wrap=True)
+            console().print(event_line(event), markup=False, soft_wrap=True)

@@ -45,10 +45,10 @@ def run_planning(session: Session, task: task_pb2.Task, *, wait: bool) -> None:
     initiative_id = task.initiative_id
     category = enum_name(task_pb2.TaskCategory, task.category)
     if not wait:
-        session.show(task, lambda: console.print(f"{category} task {escape(task.name)} [dim]{task.id}[/] queued"))
+        session.show(task, lambda: console().print(f"{category} task {escape(task.name)} [dim]{task.id}[/] queued"))
         return
     if not session.as_json:
-        console.print(f"{category} task {escape(task.name)} [dim]{task.id}[/]: waiting for its agent...")
+        console().print(f"{category} task {escape(task.name)} [dim]{task.id}[/]: waiting for its agent...")
     task, agent = wait_for_run(session, task.id)
     if task.status == task_pb2.TASK_STATUS_BLOCKED:
         raise FailedPreconditionError(grpc.StatusCode.FAILED_PRECONDITION, f"the planning run failed: {task.reason}")
@@ -59,10 +59,10 @@ def run_planning(session: Session, task: task_pb2.Task, *, wait: bool) -> None:
     existing = existing_rows(session, initiative_id)
 
     def render() -> None:
-        console.print(f"[bold]{escape(task.summary or 'done')}[/]")
-        console.print(proposals_tree(proposals, existing))
+        console().print(f"[bold]{escape(task.summary or 'done')}[/]")
+        console().print(proposals_tree(proposals, existing))
         if proposals:
-            console.print(f"accept them: cw proposals accept --initiative {initiative_id}")
+            console().print(f"accept them: cw proposals accept --initiative {initiative_id}")
 
     session.show({"task": task, "proposals": proposals}, render)
 
@@ -107,7 +107,7 @@ class Attempts:
 
     def tell(self, task: task_pb2.Task, agents: list[agent_pb2.Agent]) -> None:
         for line in self.news(task, agents):
-            errors.print(f"cw: {escape(line)}", soft_wrap=True)
+            errors().print(f"cw: {escape(line)}", soft_wrap=True)
 
 
 def wait_for_run(session: Session, task_id: str) -> tuple[task_pb2.Task, agent_pb2.Agent | None]:
@@ -127,10 +127,10 @@ def show_questions(session: Session, task: task_pb2.Task, agent: agent_pb2.Agent
     questions = json.loads(agent.pending_questions or "[]")
 
     def render() -> None:
-        console.print(f"agent {agent.name} asks:")
+        console().print(f"agent {agent.name} asks:")
         for question in questions:
-            console.print(f"  {escape(str(question.get('id')))}: {escape(str(question.get('question')))}")
-        console.print(f"answer: cw agent answer {agent.name} --answer ID=TEXT ...")
+            console().print(f"  {escape(str(question.get('id')))}: {escape(str(question.get('question')))}")
+        console().print(f"answer: cw agent answer {agent.name} --answer ID=TEXT ...")
 
     session.show({"task": task, "agent": agent}, render)
 
@@ -198,7 +198,7 @@ def page() -> None:
 def page_tree_command(session: Session, initiative_id: str) -> None:
     session.store.root_page(initiative_id)
     pages = session.store.list_pages(initiative_id)
-    session.show(pages, lambda: console.print(page_tree(pages)))
+    session.show(pages, lambda: console().print(page_tree(pages)))
 
 
 @page.command("show")
@@ -208,9 +208,9 @@ def page_show(session: Session, page_id: str) -> None:
     found = session.store.get_page(page_id)
 
     def render() -> None:
-        console.print(f"[bold]{escape(found.title)}[/] [dim]{found.id}[/]")
-        if console.is_terminal:
-            console.print(Markdown(found.content or "(empty)"))
+        console().print(f"[bold]{escape(found.title)}[/] [dim]{found.id}[/]")
+        if console().is_terminal:
+            console().print(Markdown(found.content or "(empty)"))
         else:
             click.echo(found.content, nl=False)
 
@@ -233,10 +233,10 @@ def page_edit(session: Session, page_id: str, file: Path | None) -> None:
     found = session.store.get_page(page_id)
     content = _text_of(file, found.content)
     if content is None or content == found.content:
-        session.show(found, lambda: console.print("unchanged"))
+        session.show(found, lambda: console().print("unchanged"))
         return
     updated = session.store.set_page_content(found.id, content)
-    session.show(updated, lambda: console.print(f"page {escape(updated.title)} saved"))
+    session.show(updated, lambda: console().print(f"page {escape(updated.title)} saved"))
 
 
 @page.command("add")
@@ -248,7 +248,7 @@ def page_edit(session: Session, page_id: str, file: Path | None) -> None:
 def page_add(session: Session, initiative_id: str, title: str, parent: str, file: Path | None) -> None:
     content = file.read_text() if file is not None else ""
     created = session.store.create_page(initiative_id, title, content, parent)
-    session.show(created, lambda: console.print(f"page {escape(created.title)} [dim]{created.id}[/]"))
+    session.show(created, lambda: console().print(f"page {escape(created.title)} [dim]{created.id}[/]"))
 
 
 page.add_command(shortcut("refine", "refine", "PAGE", _page, "An agent proposes an edit of the page (a diff)."))
@@ -269,7 +269,7 @@ def proposals() -> None:
 def proposals_list(session: Session, initiative_id: str, every: bool) -> None:
     found = session.store.list_proposals(initiative_id, "" if every else "pending")
     existing = existing_rows(session, initiative_id)
-    session.show(found, lambda: console.print(proposals_tree(found, existing)))
+    session.show(found, lambda: console().print(proposals_tree(found, existing)))
 
 
 @proposals.command("show")
@@ -278,7 +278,7 @@ def proposals_list(session: Session, initiative_id: str, every: bool) -> None:
 def proposals_show(session: Session, proposal_id: str) -> None:
     found = session.store.get_proposal(proposal_id)
     existing = existing_rows(session, found.initiative_id)
-    session.show(found, lambda: console.print(proposal_detail(found, existing)))
+    session.show(found, lambda: console().print(proposal_detail(found, existing)))
 
 
 def choosing(name: str) -> Callable[[Callable[..., None]], click.Command]:
@@ -304,15 +304,15 @@ def proposals_accept(session: Session, proposal_ids: tuple[str, ...], initiative
     """Apply proposals as one change set (undone by `cw proposals revert CHANGE_SET`)."""
     chosen = _chosen(session, proposal_ids, initiative_id)
     if not chosen:
-        session.show({"proposals": []}, lambda: console.print("no pending proposals"))
+        session.show({"proposals": []}, lambda: console().print("no pending proposals"))
         return
     accepted = session.store.accept_proposals(chosen)
 
     def render() -> None:
-        console.print(f"accepted {len(accepted.proposals)} as change set [dim]{accepted.change_set_id}[/]")
+        console().print(f"accepted {len(accepted.proposals)} as change set [dim]{accepted.change_set_id}[/]")
         for proposal in accepted.proposals:
             kind = enum_name(proposal_pb2.ProposalTargetType, proposal.target_type)
-            console.print(f"  {kind} {escape(proposal.title)} [dim]{proposal.entity_id}[/]")
+            console().print(f"  {kind} {escape(proposal.title)} [dim]{proposal.entity_id}[/]")
 
     session.show(accepted, render)
 
@@ -322,7 +322,7 @@ def proposals_dismiss(session: Session, proposal_ids: tuple[str, ...], initiativ
     chosen = _chosen(session, proposal_ids, initiative_id)
     dismissed = session.store.dismiss_proposals(chosen) if chosen else None
     count = len(dismissed.proposals) if dismissed is not None else 0
-    session.show(dismissed or {"proposals": []}, lambda: console.print(f"dismissed {count}"))
+    session.show(dismissed or {"proposals": []}, lambda: console().print(f"dismissed {count}"))
 
 
 @proposals.command("revert")
@@ -332,4 +332,4 @@ def proposals_revert(session: Session, change_set_id: str) -> None:
     """Undo an accepted batch: what it made goes, what it changed comes back; its proposals are
     pending again. Refused when something changed since."""
     reverted = session.store.revert_change_set(change_set_id)
-    session.show(reverted, lambda: console.print(f"reverted {len(reverted.entries)} changes"))
+    session.show(reverted, lambda: console().print(f"reverted {len(reverted.entries)} changes"))

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 import grpc
-from rich.markup import escape
-from rich.text import Text
 
 from clients.cli.app import CwGroup, Session, console, pass_session
-from clients.cli.views import short, table
+from clients.cli.views import escape, short, table
 from clients.sdk import InvalidArgumentError
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import review_comment_pb2
 from cw_edge import diffs
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 LINE_STYLES = {"+": "green", "-": "red", "@": "cyan"}
 
@@ -109,6 +111,8 @@ def annotated(
 
 
 def render_lines(lines: Iterable[str]) -> Text:
+    from rich.text import Text
+
     out = Text()
     for line in lines:
         style = "yellow" if line.startswith("  >> ") else LINE_STYLES.get(line[:1], "")
@@ -135,7 +139,7 @@ def review_comment(session: Session, phase_id: str, place: str, body: str, *, ol
     found = place_in_diff(session.orchestrator.phase_diff(phase_id), path, line, old, project)
     created = session.store.create_comment(phase_id, found.path, line, found.kind, body, project_id=found.project_id)
     where = f"{found.project_name}: {found.path}:{line}"
-    session.show(created, lambda: console.print(f"comment [dim]{created.id}[/] on {escape(where)} ({found.kind})"))
+    session.show(created, lambda: console().print(f"comment [dim]{created.id}[/] on {escape(where)} ({found.kind})"))
 
 
 @review.command("list")
@@ -154,7 +158,7 @@ def review_list(session: Session, phase_id: str, everything: bool) -> None:
             project = escape(projects.get(c.project_id, c.project_id))
             place = escape(f"{c.file_path}:{c.line_number}")
             grid.add_row(c.id, project, place, kind, escape(c.author), state, escape(short(c.body)))
-        console.print(grid)
+        console().print(grid)
 
     session.show(comments, render)
 
@@ -164,7 +168,7 @@ def _resolution(name: str, resolved: bool) -> click.Command:
     @pass_session
     def command(session: Session, comment_id: str) -> None:
         changed = session.store.resolve_comment(comment_id, resolved)
-        session.show(changed, lambda: console.print(f"comment {changed.id} {name}d"))
+        session.show(changed, lambda: console().print(f"comment {changed.id} {name}d"))
 
     command.__doc__ = f"{name.capitalize()} a comment."
     return review.command(name)(command)
@@ -179,7 +183,7 @@ review_unresolve = _resolution("unresolve", False)
 @pass_session
 def review_delete(session: Session, comment_id: str) -> None:
     session.store.delete_comment(comment_id)
-    session.show({"deleted": comment_id}, lambda: console.print(f"comment {comment_id} deleted"))
+    session.show({"deleted": comment_id}, lambda: console().print(f"comment {comment_id} deleted"))
 
 
 @review.command("request-changes")
@@ -191,5 +195,5 @@ def review_request_changes(session: Session, phase_id: str) -> None:
     phase = session.orchestrator.request_changes(phase_id)
     session.show(
         phase,
-        lambda: console.print(f"phase {escape(phase.name)} sent back: a revision task addresses the open comments"),
+        lambda: console().print(f"phase {escape(phase.name)} sent back: a revision task addresses the open comments"),
     )

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Group, RenderableType
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from clients.cli.app import CwGroup, Session, console, pass_session
-from clients.cli.usage import budget_line, usage_line
-from clients.cli.views import agent_state, clock, last_lines, short, styled, table
+from clients.cli.views import agent_state, budget_line, clock, escape, last_lines, short, styled, table, usage_line
 from clients.sdk import CwError
 from clients.sdk.calls import enum_name
-from cw.store.v1 import agent_pb2, task_pb2
+from clients.sdk.lazy import lazy_modules
+from cw.store.v1 import task_pb2
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
+
+    from cw.store.v1 import agent_pb2
+else:
+    (agent_pb2,) = lazy_modules("cw.store.v1", "agent_pb2")
 
 OUTPUT_LINES = 10
 
@@ -62,7 +67,7 @@ def task_add(
         reopen=reopen,
         provider=provider,
     )
-    session.show(created, lambda: console.print(f"task {escape(created.name)} [dim]{created.id}[/]"))
+    session.show(created, lambda: console().print(f"task {escape(created.name)} [dim]{created.id}[/]"))
 
 
 @task.command("list")
@@ -77,7 +82,7 @@ def task_add(
 def task_list(session: Session, phase_id: str, status: str) -> None:
     """Tasks with their status and, for a blocked or waiting one, why (`cw task show ID` says more)."""
     tasks = session.store.list_tasks(phase_id=phase_id, status=status)
-    session.show(tasks, lambda: console.print(tasks_table(tasks)))
+    session.show(tasks, lambda: console().print(tasks_table(tasks)))
 
 
 def tasks_table(tasks: list[task_pb2.Task]) -> Table:
@@ -122,7 +127,7 @@ def task_show(session: Session, task_id: str) -> None:
         "output": details.output,
         "usage": task_usage(details.agents),
     }
-    session.show(shown, lambda: console.print(task_view(details)))
+    session.show(shown, lambda: console().print(task_view(details)))
 
 
 def _gather(session: Session, task_id: str) -> TaskDetails:
@@ -145,6 +150,10 @@ def _gather(session: Session, task_id: str) -> TaskDetails:
 
 
 def task_view(details: TaskDetails) -> RenderableType:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     found = details.task
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
@@ -221,4 +230,4 @@ def _task_names(tasks: list[task_pb2.Task]) -> str:
 def task_retry(session: Session, task_id: str) -> None:
     """Run a BLOCKED task again, with its retry count reset."""
     retried = session.orchestrator.retry_blocked_task(task_id)
-    session.show(retried, lambda: console.print(f"task {escape(retried.name)} queued again"))
+    session.show(retried, lambda: console().print(f"task {escape(retried.name)} queued again"))

@@ -4,35 +4,19 @@ budget (tokens count input + output + cache writes, as the orchestrator counts t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from clients.cli.app import CwCommand, CwGroup, Session, console, pass_session
-from clients.cli.views import table
-from cw.orchestrator.v1 import orchestrator_pb2
-from cw.store.v1 import agent_pb2
+from clients.cli.views import budget_line, escape, table
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from cw.orchestrator.v1 import orchestrator_pb2
 
 SCOPES = ["task", "phase", "initiative", "account", "provider"]
-
-
-def usage_line(used: agent_pb2.Usage) -> str:
-    """One line of usage for people: the four counts and the cost."""
-    return (
-        f"{used.input_tokens:,} in, {used.output_tokens:,} out, {used.cache_read_tokens:,} cache read, "
-        f"{used.cache_write_tokens:,} cache write, ${used.cost_usd:,.4f}"
-    )
-
-
-def budget_line(tokens_used: int, cost_usd: float, budget_tokens: int | None, budget_usd: float | None) -> str:
-    """What a budget allows and how much of it is used; empty without a budget."""
-    parts = []
-    if budget_tokens is not None:
-        parts.append(f"{tokens_used:,} of {budget_tokens:,} tokens")
-    if budget_usd is not None:
-        parts.append(f"${cost_usd:,.4f} of ${budget_usd:,.4f}")
-    return ", ".join(parts)
 
 
 def totals_table(scope: str, totals: list[orchestrator_pb2.UsageTotal]) -> Table:
@@ -68,7 +52,7 @@ def usage(session: Session, scope: str, member: str) -> None:
     if member and not scope:
         raise click.UsageError("--id needs --by task|phase|initiative|account|provider")
     totals = list(session.orchestrator.usage(scope, member).totals)
-    session.show(totals, lambda: console.print(totals_table(scope, totals)))
+    session.show(totals, lambda: console().print(totals_table(scope, totals)))
 
 
 @click.group(cls=CwGroup)
@@ -91,7 +75,7 @@ def _budget_options(function: Callable[..., None]) -> Callable[..., None]:
 def budget_task(session: Session, row_id: str, tokens: int | None, usd: float | None) -> None:
     """Set (or, with neither option, clear) a task's budget; then `cw task retry ID` resumes a task it stopped."""
     updated = session.store.set_budget("task", row_id, tokens, usd)
-    session.show(updated, lambda: console.print(f"task {escape(updated.name)}: {_budget_text(tokens, usd)}"))
+    session.show(updated, lambda: console().print(f"task {escape(updated.name)}: {_budget_text(tokens, usd)}"))
 
 
 @budget.command("initiative")
@@ -100,7 +84,7 @@ def budget_task(session: Session, row_id: str, tokens: int | None, usd: float | 
 def budget_initiative(session: Session, row_id: str, tokens: int | None, usd: float | None) -> None:
     """Set (or, with neither option, clear) an initiative's budget; its waiting tasks start once it allows."""
     updated = session.store.set_budget("initiative", row_id, tokens, usd)
-    session.show(updated, lambda: console.print(f"initiative {escape(updated.name)}: {_budget_text(tokens, usd)}"))
+    session.show(updated, lambda: console().print(f"initiative {escape(updated.name)}: {_budget_text(tokens, usd)}"))
 
 
 def _budget_text(tokens: int | None, usd: float | None) -> str:

@@ -1,19 +1,29 @@
 """How the CLI shows things: pure functions from messages to text, no calls (so they are unit-tested
-with messages made by hand)."""
+with messages made by hand).
+
+Importing this module imports neither rich nor the messages it shows (issue 28: a command prints
+JSON without them): each is imported when first used.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-from rich.markup import escape
-from rich.table import Table
+from functools import cache
+from typing import TYPE_CHECKING
 
 from clients.cli.app import message_dict
 from clients.sdk.calls import StreamState, enum_name
-from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
+from clients.sdk.lazy import lazy_modules
+
+if TYPE_CHECKING:
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from rich.table import Table
+
+    from cw.store.v1 import agent_pb2, event_pb2, phase_pb2, task_pb2
+else:
+    agent_pb2, phase_pb2, task_pb2 = lazy_modules("cw.store.v1", "agent_pb2", "phase_pb2", "task_pb2")
 
 STATUS_STYLE = {
     "completed": "green",
@@ -30,16 +40,32 @@ STATUS_STYLE = {
     "rate limited": "yellow",
     "never started": "dim",
 }
-OUTCOME_LABELS = {
-    agent_pb2.AGENT_OUTCOME_DONE: "done",
-    agent_pb2.AGENT_OUTCOME_FAILED: "failed",
-    agent_pb2.AGENT_OUTCOME_CRASHED: "crashed",
-    agent_pb2.AGENT_OUTCOME_STOPPED: "stopped by you",
-    agent_pb2.AGENT_OUTCOME_RATE_LIMITED: "rate limited",
-    agent_pb2.AGENT_OUTCOME_NEVER_STARTED: "never started",
-}
-LIVE_AGENT_STATUSES = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
 REASON_WIDTH = 60
+
+
+@cache
+def outcome_labels() -> dict[int, str]:
+    """How a run ended, in words, by AgentOutcome."""
+    return {
+        agent_pb2.AGENT_OUTCOME_DONE: "done",
+        agent_pb2.AGENT_OUTCOME_FAILED: "failed",
+        agent_pb2.AGENT_OUTCOME_CRASHED: "crashed",
+        agent_pb2.AGENT_OUTCOME_STOPPED: "stopped by you",
+        agent_pb2.AGENT_OUTCOME_RATE_LIMITED: "rate limited",
+        agent_pb2.AGENT_OUTCOME_NEVER_STARTED: "never started",
+    }
+
+
+def is_live(agent: agent_pb2.Agent) -> bool:
+    """RUNNING or WAITING_FOR_INPUT: its process lives (or will be resumed)."""
+    return agent.status in (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
+
+
+def escape(text: str) -> str:
+    """`text` shown as it is in rich markup (rich.markup.escape, imported on first use)."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(text)
 
 
 def styled(status: str) -> str:
@@ -47,6 +73,8 @@ def styled(status: str) -> str:
 
 
 def table(*columns: str) -> Table:
+    from rich.table import Table
+
     grid = Table(box=None, header_style="bold", pad_edge=False)
     for column in columns:
         if column == "ID" or column.endswith(" ID") or column in ("TASK", "PHASE"):
@@ -65,8 +93,8 @@ def short(text: str, width: int = REASON_WIDTH) -> str:
 def agent_state(agent: agent_pb2.Agent) -> str:
     """What a person wants to know about an agent: running or waiting while it lives, and once it
     ended, how (done, crashed, stopped by you...) rather than the bare status `stopped`."""
-    if agent.status not in LIVE_AGENT_STATUSES and agent.outcome in OUTCOME_LABELS:
-        return OUTCOME_LABELS[agent.outcome]
+    if not is_live(agent) and agent.outcome in outcome_labels():
+        return outcome_labels()[agent.outcome]
     return enum_name(agent_pb2.AgentStatus, agent.status)
 
 
@@ -145,3 +173,21 @@ def stream_notice(what: str, address: str, state: StreamState) -> str:
         f"the {what} at {address} is unreachable ({why}); reconnecting, "
         f"from event {state.after_sequence} on (Ctrl-C stops)"
     )
+
+
+def usage_line(used: agent_pb2.Usage) -> str:
+    """One line of usage for people: the four counts and the cost."""
+    return (
+        f"{used.input_tokens:,} in, {used.output_tokens:,} out, {used.cache_read_tokens:,} cache read, "
+        f"{used.cache_write_tokens:,} cache write, ${used.cost_usd:,.4f}"
+    )
+
+
+def budget_line(tokens_used: int, cost_usd: float, budget_tokens: int | None, budget_usd: float | None) -> str:
+    """What a budget allows and how much of it is used; empty without a budget."""
+    parts = []
+    if budget_tokens is not None:
+        parts.append(f"{tokens_used:,} of {budget_tokens:,} tokens")
+    if budget_usd is not None:
+        parts.append(f"${cost_usd:,.4f} of ${budget_usd:,.4f}")
+    return ", ".join(parts)

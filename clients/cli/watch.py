@@ -10,20 +10,22 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Group, RenderableType
-from rich.live import Live
-from rich.markup import escape
-from rich.progress_bar import ProgressBar
-from rich.table import Table
 
 from clients.cli.app import CwCommand, Session, console, errors, pass_session
-from clients.cli.views import LIVE_AGENT_STATUSES, age, agent_state, event_line, short, stream_notice, styled
-from clients.sdk import CwError, StoreClient
+from clients.cli.views import age, agent_state, escape, event_line, is_live, short, stream_notice, styled
+from clients.sdk import CwError
 from clients.sdk.calls import StreamState, enum_name
 from clients.sdk.event_types import LIFECYCLE_EVENT_TYPES, shown_by_default
 from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.live import Live
+
+    from clients.sdk import StoreClient
 
 # An idle stream hears from the store this often: how soon the view notices the store is back.
 WATCH_HEARTBEAT_SECONDS = 1.0
@@ -57,6 +59,10 @@ class Board:
         return ""
 
     def render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
         grid = Table(box=None, show_header=False, pad_edge=False)
         for column in ("name", "bar", "count", "status"):
             grid.add_column(column)
@@ -71,7 +77,7 @@ class Board:
         for task in stuck:
             status = styled(enum_name(task_pb2.TaskStatus, task.status))
             parts.append(f"task {escape(task.name)} {status} [dim]{task.id}[/]{_why(task.reason)}")
-        live = [a for a in self.agents if a.status in LIVE_AGENT_STATUSES]
+        live = [a for a in self.agents if is_live(a)]
         if live:
             agents = Table(box=None, header_style="bold", pad_edge=False)
             for column in ("AGENT", "STATE", "TASK", "AGE"):
@@ -115,11 +121,13 @@ class View:
     live: Live | None = None
 
     def __enter__(self) -> View:
-        if console.is_terminal and not self.session.as_json:
-            self.live = Live(console=console, get_renderable=self.renderable, refresh_per_second=4)
+        if not self.session.as_json and console().is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=console(), get_renderable=self.renderable, refresh_per_second=4)
             self.live.start()
         elif not self.session.as_json:
-            console.print(f"watching {self.board.initiative.name} ({self.board.initiative.id}); Ctrl-C stops")
+            console().print(f"watching {self.board.initiative.name} ({self.board.initiative.id}); Ctrl-C stops")
         return self
 
     def __exit__(
@@ -129,6 +137,8 @@ class View:
             self.live.stop()
 
     def renderable(self) -> RenderableType:
+        from rich.console import Group
+
         events = [escape(line) for line in self.recent]
         notes = [f"[bold red]{escape(self.notice)}[/]"] if self.notice else []
         notes += [f"[bold]{escape(self.reason)}[/]"] if self.reason else []
@@ -138,13 +148,13 @@ class View:
         line = event_line(event)
         self.recent.append(line)
         if self.live is None and not self.session.as_json:
-            console.print(line, markup=False, soft_wrap=True)
+            console().print(line, markup=False, soft_wrap=True)
 
     def stream_state(self, state: StreamState) -> None:
         text = stream_notice("store", self.session.store.address, state)
         self.notice = "" if state.connected else text
         if self.live is None:
-            (errors if self.session.as_json else console).print(text, markup=False, soft_wrap=True)
+            (errors() if self.session.as_json else console()).print(text, markup=False, soft_wrap=True)
 
     def finish(self, reason: str) -> None:
         self.notice, self.reason = "", reason
@@ -153,8 +163,8 @@ class View:
         elif self.session.as_json:
             self.session.show({"initiative": self.board.initiative, "reason": reason}, lambda: None)
         else:
-            console.print(self.board.render())
-            console.print(f"[bold]{escape(reason)}[/]")
+            console().print(self.board.render())
+            console().print(f"[bold]{escape(reason)}[/]")
 
 
 @click.command(cls=CwCommand)

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
-from rich.syntax import Syntax
-from rich.table import Table
-from rich.tree import Tree
 
-from clients.cli import review
 from clients.cli.app import CwGroup, Session, console, message_dict, pass_session
-from clients.cli.usage import budget_line, usage_line
-from clients.cli.views import after_note, merged_line, reason_note, short, styled, table, waits_for
+from clients.cli.views import (
+    after_note,
+    budget_line,
+    escape,
+    merged_line,
+    reason_note,
+    short,
+    styled,
+    table,
+    usage_line,
+    waits_for,
+)
 from clients.sdk import CwError
 from clients.sdk.calls import enum_name
-from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, review_comment_pb2, task_pb2
+from clients.sdk.lazy import lazy_modules
+from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, task_pb2
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.tree import Tree
+
+    from cw.orchestrator.v1 import orchestrator_pb2 as orch
+    from cw.store.v1 import review_comment_pb2
+else:
+    (orch,) = lazy_modules("cw.orchestrator.v1", "orchestrator_pb2")
 
 
 @click.group(cls=CwGroup)
@@ -41,7 +56,7 @@ def project_add(session: Session, name: str, url: str, default_branch: str) -> N
     if local is not None and not local.is_dir():
         raise click.BadParameter(f"{local} is not a directory (a git repository, or a URL)", param_hint="URL")
     created = session.store.create_project(name, url, default_branch)
-    session.show(created, lambda: console.print(f"project {created.name} [dim]{created.id}[/]"))
+    session.show(created, lambda: console().print(f"project {created.name} [dim]{created.id}[/]"))
 
 
 def _local_path(url: str) -> Path | None:
@@ -55,7 +70,7 @@ def _local_path(url: str) -> Path | None:
 @pass_session
 def project_list(session: Session) -> None:
     projects = session.store.list_projects()
-    session.show(projects, lambda: console.print(projects_table(projects)))
+    session.show(projects, lambda: console().print(projects_table(projects)))
 
 
 def projects_table(projects: list[project_pb2.Project]) -> Table:
@@ -90,7 +105,9 @@ def initiative_create(
     ids = [session.store.find_project(p).id for p in projects]
     created = session.store.create_initiative(name, ids, provider=provider, fallback_providers=fallbacks)
     session.store.root_page(created.id)  # where its idea goes (`cw page edit`), and what planning reads
-    session.show(created, lambda: console.print(f"initiative {created.name} [dim]{created.id}[/] on {created.branch}"))
+    session.show(
+        created, lambda: console().print(f"initiative {created.name} [dim]{created.id}[/] on {created.branch}")
+    )
 
 
 @initiative.command("update")
@@ -114,7 +131,7 @@ def initiative_update(
     if provider is None and chosen is None:
         raise click.UsageError("nothing to change: give --provider, --fallback-provider or --no-fallback")
     updated = session.store.set_initiative_providers(initiative_id, provider, chosen)
-    session.show(updated, lambda: console.print(f"initiative {escape(updated.name)}: {providers_line(updated)}"))
+    session.show(updated, lambda: console().print(f"initiative {escape(updated.name)}: {providers_line(updated)}"))
 
 
 def providers_line(found: initiative_pb2.Initiative) -> str:
@@ -133,7 +150,7 @@ def initiative_list(session: Session) -> None:
         grid = table("ID", "NAME", "STATUS", "BRANCH")
         for i in initiatives:
             grid.add_row(i.id, i.name, styled(enum_name(initiative_pb2.InitiativeStatus, i.status)), i.branch)
-        console.print(grid)
+        console().print(grid)
 
     session.show(initiatives, render)
 
@@ -163,9 +180,9 @@ def initiative_show(session: Session, initiative_id: str) -> None:
     }
 
     def render() -> None:
-        console.print(initiative_tree(found, phases, tasks, phase_edges, task_edges))
-        console.print(providers_line(found))
-        console.print(initiative_usage_line(found, used))
+        console().print(initiative_tree(found, phases, tasks, phase_edges, task_edges))
+        console().print(providers_line(found))
+        console().print(initiative_usage_line(found, used))
 
     session.show(shown, render)
 
@@ -196,6 +213,8 @@ def initiative_tree(
     phase_edges: list[phase_pb2.PhaseDependency],
     task_edges: list[task_pb2.TaskDependency],
 ) -> Tree:
+    from rich.tree import Tree
+
     phase_after = waits_for(phase_edges, {p.id: p.name for p in phases})
     task_after = waits_for(task_edges, {t.id: t.name for t in tasks})
     status = enum_name(initiative_pb2.InitiativeStatus, found.status)
@@ -233,7 +252,7 @@ def phase() -> None:
 @pass_session
 def phase_add(session: Session, initiative_id: str, name: str, after: tuple[str, ...]) -> None:
     created = session.store.create_phase(initiative_id, name, list(after))
-    session.show(created, lambda: console.print(f"phase {created.name} [dim]{created.id}[/]"))
+    session.show(created, lambda: console().print(f"phase {created.name} [dim]{created.id}[/]"))
 
 
 @phase.command("approve")
@@ -242,7 +261,7 @@ def phase_add(session: Session, initiative_id: str, name: str, after: tuple[str,
 def phase_approve(session: Session, phase_id: str) -> None:
     """Queue the phase: it starts once the phases it waits for are merged."""
     approved = session.orchestrator.approve_phase(phase_id)
-    session.show(approved, lambda: console.print(f"phase {approved.name} approved"))
+    session.show(approved, lambda: console().print(f"phase {approved.name} approved"))
 
 
 @phase.command("diff")
@@ -261,22 +280,26 @@ def print_diff(
     projects: Sequence[orch.ProjectDiff], stat: bool, comments: Sequence[review_comment_pb2.ReviewComment] = ()
 ) -> None:
     """Per project: the files and their counts (`stat`), or the diff, coloured on a terminal."""
+    from clients.cli import review
+
     for project_diff in projects:
-        console.print(
+        console().print(
             f"[bold]{project_diff.project_name}[/] {project_diff.base_commit[:10]}..{project_diff.head_commit[:10]}"
         )
         if stat:
             for f in project_diff.files:
                 change = orch.FileChange.Name(f.change).removeprefix("FILE_CHANGE_").lower()
-                console.print(f"  {f.path}  [green]+{f.additions}[/] [red]-{f.deletions}[/]  {change}")
+                console().print(f"  {f.path}  [green]+{f.additions}[/] [red]-{f.deletions}[/]  {change}")
         elif comments:
             lines = review.annotated(project_diff.unified_diff, project_diff, comments)
-            if console.is_terminal:
-                console.print(review.render_lines(lines), end="")
+            if console().is_terminal:
+                console().print(review.render_lines(lines), end="")
             else:
                 click.echo("\n".join(lines))
-        elif console.is_terminal:
-            console.print(Syntax(project_diff.unified_diff, "diff", theme="ansi_dark", background_color="default"))
+        elif console().is_terminal:
+            from rich.syntax import Syntax
+
+            console().print(Syntax(project_diff.unified_diff, "diff", theme="ansi_dark", background_color="default"))
         else:
             click.echo(project_diff.unified_diff, nl=False)
 
@@ -290,8 +313,8 @@ def phase_merge(session: Session, phase_id: str) -> None:
     merged = session.orchestrator.merge_phase(phase_id)
     if merged.status != phase_pb2.PHASE_STATUS_COMPLETED:
         session.show(
-            merged, lambda: console.print(f"phase {escape(merged.name)} not merged yet: {escape(merged.reason)}")
+            merged, lambda: console().print(f"phase {escape(merged.name)} not merged yet: {escape(merged.reason)}")
         )
         return
     projects = session.store.initiative_projects(merged.initiative_id) if merged.merge_commits else []
-    session.show(merged, lambda: console.print(merged_line(merged, {p.id: p.name for p in projects})))
+    session.show(merged, lambda: console().print(merged_line(merged, {p.id: p.name for p in projects})))

@@ -7,16 +7,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from clients.sdk.errors import CwError, InvalidArgumentError, from_rpc_error
-from cw.orchestrator.v1 import orchestrator_pb2
-from cw.store.v1 import event_pb2
+
+if TYPE_CHECKING:
+    from cw.orchestrator.v1 import orchestrator_pb2
+    from cw.store.v1 import event_pb2
 
 T = TypeVar("T")
-R = TypeVar("R", event_pb2.WatchEventsRequest, orchestrator_pb2.StreamEventsRequest)
+R = TypeVar("R", "event_pb2.WatchEventsRequest", "orchestrator_pb2.StreamEventsRequest")
 PAGE_SIZE = 1000
 RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)
 

@@ -8,12 +8,10 @@ waited for rather than failed on. Streams get no default deadline: they are mean
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import ClassVar
 
 import grpc
@@ -34,36 +32,19 @@ RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
-_STORE_SERVICES = (
-    "account",
-    "agent",
-    "chat_session",
-    "conversation",
-    "event",
-    "initiative",
-    "log_chunk",
-    "message",
-    "page",
-    "phase",
-    "project",
-    "proposal",
-    "review_comment",
-    "task",
-)
-STORE_MODULES = tuple(importlib.import_module(f"cw.store.v1.{name}_pb2") for name in _STORE_SERVICES)
 _SAFE_TO_REPEAT = ("Get", "List", "Count", "Create", "ApprovePhase")
+ServiceMethods = Mapping[str, tuple[str, ...]]
 
 
-def _unary_methods(modules: tuple[ModuleType, ...]) -> Iterator[dict[str, str]]:
-    for module in modules:
-        for service in module.DESCRIPTOR.services_by_name.values():
-            for method in service.methods:
-                if not method.server_streaming:
-                    yield {"service": service.full_name, "method": method.name}
+def _unary_methods(services: ServiceMethods) -> Iterator[dict[str, str]]:
+    for service, methods in services.items():
+        for method in methods:
+            yield {"service": service, "method": method}
 
 
-def service_config(modules: tuple[ModuleType, ...]) -> str:
-    methods = list(_unary_methods(modules))
+def service_config(services: ServiceMethods) -> str:
+    """`services`: each gRPC service's unary methods (clients/sdk/methods.py), by full name."""
+    methods = list(_unary_methods(services))
     retried = [name for name in methods if name["method"].startswith(_SAFE_TO_REPEAT)]
     others = [name for name in methods if name not in retried]
     return json.dumps(
@@ -94,21 +75,21 @@ def ensure_reachable(channel: grpc.Channel, what: str, address: str, timeout: fl
         raise UnavailableError(grpc.StatusCode.UNAVAILABLE, message, "UNREACHABLE") from None
 
 
-def _channel(
-    address: str, modules: tuple[ModuleType, ...], token_file: Path | None, tls_ca: Path | None
-) -> grpc.Channel:
-    options = [("grpc.enable_retries", 1), ("grpc.service_config", service_config(modules))]
+def _channel(address: str, services: ServiceMethods, token_file: Path | None, tls_ca: Path | None) -> grpc.Channel:
+    options = [("grpc.enable_retries", 1), ("grpc.service_config", service_config(services))]
     return authenticated_channel(address, options, token_file, tls_ca)
 
 
 class ServiceClient:
     """One channel to one of cw's services, carrying the client token: what StoreClient and
-    OrchestratorClient share. Subclasses name the service and make their stubs in `bind`."""
+    OrchestratorClient share. Subclasses name the service and its unary methods (`methods`, from
+    clients/sdk/methods.py); each of their stubs is made, and its generated module imported, the
+    first time a call uses it."""
 
     service: ClassVar[str]
     address_variable: ClassVar[str]
     default_address: ClassVar[str]
-    modules: ClassVar[tuple[ModuleType, ...]]
+    methods: ClassVar[ServiceMethods]
 
     def __init__(
         self,
@@ -120,11 +101,7 @@ class ServiceClient:
         """`token_file`: else $CW_TOKEN_FILE, else $CW_HOME/auth/client.token. `tls_ca`: the PEM CA of
         the service's certificate (else $CW_TLS_CA; neither: plaintext)."""
         self.address = address or os.environ.get(self.address_variable, self.default_address)
-        self.channel = channel or _channel(self.address, self.modules, token_file, tls_ca)
-        self.bind(self.channel)
-
-    def bind(self, channel: grpc.Channel) -> None:
-        raise NotImplementedError
+        self.channel = channel or _channel(self.address, self.methods, token_file, tls_ca)
 
     def ensure_reachable(self, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
         """Raises UnavailableError, saying where it tried, if the service refuses or does not answer."""

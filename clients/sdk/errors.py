@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from clients.sdk.lazy import lazy_modules
+
+if TYPE_CHECKING:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+else:
+    # Read only when a call fails.
+    (error_details_pb2,) = lazy_modules("google.rpc", "error_details_pb2")
+    (rpc_status,) = lazy_modules("grpc_status", "rpc_status")
 
 
 class CwError(Exception):

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import grpc
 
 from clients.sdk.calls import StreamListener, call, request_id, resumable, with_heartbeat
 from clients.sdk.channel import DEFAULT_ORCHESTRATOR, ServiceClient
 from clients.sdk.errors import from_rpc_error
-from clients.sdk.planning import CHAT_TARGETS
-from cw.orchestrator.v1 import orchestrator_pb2 as orch
-from cw.orchestrator.v1 import orchestrator_pb2_grpc
-from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
+from clients.sdk.lazy import lazy_modules
+from clients.sdk.methods import UNARY_METHODS
+from clients.sdk.planning import chat_target
+
+if TYPE_CHECKING:
+    from cw.orchestrator.v1 import orchestrator_pb2 as orch
+    from cw.orchestrator.v1 import orchestrator_pb2_grpc
+    from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
+else:
+    orch, orchestrator_pb2_grpc = lazy_modules("cw.orchestrator.v1", "orchestrator_pb2", "orchestrator_pb2_grpc")
+    (agent_pb2,) = lazy_modules("cw.store.v1", "agent_pb2")
 
 
 class OrchestratorClient(ServiceClient):
     """One client per orchestrator address (default: $CW_ORCHESTRATOR, else 127.0.0.1:50052)."""
 
     service, address_variable, default_address = "orchestrator", "CW_ORCHESTRATOR", DEFAULT_ORCHESTRATOR
-    modules = (orch,)
+    methods = UNARY_METHODS["orchestrator"]
 
-    def bind(self, channel: grpc.Channel) -> None:
-        self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+    @cached_property
+    def stub(self) -> orchestrator_pb2_grpc.OrchestratorServiceStub:
+        return orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
 
     def approve_phase(self, phase_id: str) -> phase_pb2.Phase:
         return call(self.stub.ApprovePhase, orch.ApprovePhaseRequest(phase_id=phase_id))
@@ -61,7 +71,7 @@ class OrchestratorClient(ServiceClient):
     def send_chat_message(self, kind: str, target_id: str, content: str) -> orch.SendChatMessageResponse:
         """`kind` is phase or task: the message goes to the target's active chat, answered by its agent."""
         request = orch.SendChatMessageRequest(
-            target_type=CHAT_TARGETS[kind], target_id=target_id, content=content, request_id=request_id()
+            target_type=chat_target(kind), target_id=target_id, content=content, request_id=request_id()
         )
         return call(self.stub.SendChatMessage, request)
 

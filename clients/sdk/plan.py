@@ -4,24 +4,51 @@ comments, conversations, messages and the proposals a person still has to decide
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import field_mask_pb2
 from google.protobuf.internal import enum_type_wrapper
 
 from clients.sdk.calls import call, enum_value, every_page, request_id
-from cw.store.v1 import (
-    conversation_pb2,
-    conversation_pb2_grpc,
-    message_pb2,
-    message_pb2_grpc,
-    phase_pb2,
-    project_pb2,
-    review_comment_pb2,
-    review_comment_pb2_grpc,
-    task_pb2,
-)
+from clients.sdk.lazy import lazy_modules
+
+if TYPE_CHECKING:
+    from cw.store.v1 import (
+        conversation_pb2,
+        conversation_pb2_grpc,
+        message_pb2,
+        message_pb2_grpc,
+        phase_pb2,
+        project_pb2,
+        review_comment_pb2,
+        review_comment_pb2_grpc,
+        task_pb2,
+    )
+else:
+    (
+        conversation_pb2,
+        conversation_pb2_grpc,
+        message_pb2,
+        message_pb2_grpc,
+        phase_pb2,
+        project_pb2,
+        review_comment_pb2,
+        review_comment_pb2_grpc,
+        task_pb2,
+    ) = lazy_modules(
+        "cw.store.v1",
+        "conversation_pb2",
+        "conversation_pb2_grpc",
+        "message_pb2",
+        "message_pb2_grpc",
+        "phase_pb2",
+        "project_pb2",
+        "review_comment_pb2",
+        "review_comment_pb2_grpc",
+        "task_pb2",
+    )
 
 
 def _masked(message: Any, fields: dict[str, Any]) -> field_mask_pb2.FieldMask:
@@ -38,14 +65,22 @@ def _masked(message: Any, fields: dict[str, Any]) -> field_mask_pb2.FieldMask:
 
 
 class PlanAndReview:
+    channel: grpc.Channel
     tasks: Any
     phases: Any
     projects: Any
 
-    def bind_plan_and_review(self, channel: grpc.Channel) -> None:
-        self.review_comments = review_comment_pb2_grpc.ReviewCommentServiceStub(channel)
-        self.conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
-        self.messages = message_pb2_grpc.MessageServiceStub(channel)
+    @cached_property
+    def review_comments(self) -> review_comment_pb2_grpc.ReviewCommentServiceStub:
+        return review_comment_pb2_grpc.ReviewCommentServiceStub(self.channel)
+
+    @cached_property
+    def conversations(self) -> conversation_pb2_grpc.ConversationServiceStub:
+        return conversation_pb2_grpc.ConversationServiceStub(self.channel)
+
+    @cached_property
+    def messages(self) -> message_pb2_grpc.MessageServiceStub:
+        return message_pb2_grpc.MessageServiceStub(self.channel)
 
     # ---- editing the plan (refused while a live agent depends on what changes)
 

@@ -5,35 +5,74 @@ Mixed into StoreClient (clients/sdk/store.py), which binds the stubs.
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import TYPE_CHECKING
+
 import grpc
 from google.protobuf import field_mask_pb2
 
 from clients.sdk.calls import call, enum_value, every_page, request_id
 from clients.sdk.errors import NotFoundError
-from cw.store.v1 import (
-    chat_session_pb2,
-    chat_session_pb2_grpc,
-    page_pb2,
-    page_pb2_grpc,
-    proposal_pb2,
-    proposal_pb2_grpc,
-    task_pb2,
-    task_pb2_grpc,
-)
+from clients.sdk.lazy import lazy_modules
 
-CHAT_TARGETS = {"phase": chat_session_pb2.CHAT_TARGET_TYPE_PHASE, "task": chat_session_pb2.CHAT_TARGET_TYPE_TASK}
+if TYPE_CHECKING:
+    from cw.store.v1 import (
+        chat_session_pb2,
+        chat_session_pb2_grpc,
+        page_pb2,
+        page_pb2_grpc,
+        proposal_pb2,
+        proposal_pb2_grpc,
+        task_pb2,
+        task_pb2_grpc,
+    )
+else:
+    (
+        chat_session_pb2,
+        chat_session_pb2_grpc,
+        page_pb2,
+        page_pb2_grpc,
+        proposal_pb2,
+        proposal_pb2_grpc,
+        task_pb2,
+        task_pb2_grpc,
+    ) = lazy_modules(
+        "cw.store.v1",
+        "chat_session_pb2",
+        "chat_session_pb2_grpc",
+        "page_pb2",
+        "page_pb2_grpc",
+        "proposal_pb2",
+        "proposal_pb2_grpc",
+        "task_pb2",
+        "task_pb2_grpc",
+    )
+
+
+def chat_target(kind: str) -> chat_session_pb2.ChatTargetType.ValueType:
+    """`phase` or `task` as the ChatTargetType the calls take."""
+    targets = {"phase": chat_session_pb2.CHAT_TARGET_TYPE_PHASE, "task": chat_session_pb2.CHAT_TARGET_TYPE_TASK}
+    return targets[kind]
 
 
 class PlanningCalls:
-    pages: page_pb2_grpc.PageServiceStub
-    proposals: proposal_pb2_grpc.ProposalServiceStub
-    chat_sessions: chat_session_pb2_grpc.ChatSessionServiceStub
-    tasks: task_pb2_grpc.TaskServiceStub
+    channel: grpc.Channel
 
-    def bind_planning(self, channel: grpc.Channel) -> None:
-        self.pages = page_pb2_grpc.PageServiceStub(channel)
-        self.proposals = proposal_pb2_grpc.ProposalServiceStub(channel)
-        self.chat_sessions = chat_session_pb2_grpc.ChatSessionServiceStub(channel)
+    @cached_property
+    def tasks(self) -> task_pb2_grpc.TaskServiceStub:
+        return task_pb2_grpc.TaskServiceStub(self.channel)
+
+    @cached_property
+    def pages(self) -> page_pb2_grpc.PageServiceStub:
+        return page_pb2_grpc.PageServiceStub(self.channel)
+
+    @cached_property
+    def proposals(self) -> proposal_pb2_grpc.ProposalServiceStub:
+        return proposal_pb2_grpc.ProposalServiceStub(self.channel)
+
+    @cached_property
+    def chat_sessions(self) -> chat_session_pb2_grpc.ChatSessionServiceStub:
+        return chat_session_pb2_grpc.ChatSessionServiceStub(self.channel)
 
     # ---- pages
 
@@ -96,7 +135,7 @@ class PlanningCalls:
     # ---- chat sessions and change sets
 
     def active_chat(self, kind: str, target_id: str) -> chat_session_pb2.ChatSession | None:
-        request = chat_session_pb2.GetActiveChatSessionRequest(target_type=CHAT_TARGETS[kind], target_id=target_id)
+        request = chat_session_pb2.GetActiveChatSessionRequest(target_type=chat_target(kind), target_id=target_id)
         try:
             return call(self.chat_sessions.GetActiveChatSession, request)
         except NotFoundError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -17,45 +19,93 @@ from clients.sdk.calls import (
     resumable,
     with_heartbeat,
 )
-from clients.sdk.channel import DEFAULT_STORE, STORE_MODULES, ServiceClient
+from clients.sdk.channel import DEFAULT_STORE, ServiceClient
 from clients.sdk.errors import NotFoundError
+from clients.sdk.lazy import lazy_modules
+from clients.sdk.methods import UNARY_METHODS
 from clients.sdk.plan import PlanAndReview
 from clients.sdk.planning import PlanningCalls
-from cw.store.v1 import (
-    account_pb2,
-    account_pb2_grpc,
-    agent_pb2,
-    agent_pb2_grpc,
-    event_pb2,
-    event_pb2_grpc,
-    initiative_pb2,
-    initiative_pb2_grpc,
-    phase_pb2,
-    phase_pb2_grpc,
-    project_pb2,
-    project_pb2_grpc,
-    task_pb2,
-    task_pb2_grpc,
-)
+
+if TYPE_CHECKING:
+    from cw.store.v1 import (
+        account_pb2,
+        account_pb2_grpc,
+        agent_pb2,
+        agent_pb2_grpc,
+        event_pb2,
+        event_pb2_grpc,
+        initiative_pb2,
+        initiative_pb2_grpc,
+        phase_pb2,
+        phase_pb2_grpc,
+        project_pb2,
+        project_pb2_grpc,
+        task_pb2,
+    )
+else:
+    (
+        account_pb2,
+        account_pb2_grpc,
+        agent_pb2,
+        agent_pb2_grpc,
+        event_pb2,
+        event_pb2_grpc,
+        initiative_pb2,
+        initiative_pb2_grpc,
+        phase_pb2,
+        phase_pb2_grpc,
+        project_pb2,
+        project_pb2_grpc,
+        task_pb2,
+    ) = lazy_modules(
+        "cw.store.v1",
+        "account_pb2",
+        "account_pb2_grpc",
+        "agent_pb2",
+        "agent_pb2_grpc",
+        "event_pb2",
+        "event_pb2_grpc",
+        "initiative_pb2",
+        "initiative_pb2_grpc",
+        "phase_pb2",
+        "phase_pb2_grpc",
+        "project_pb2",
+        "project_pb2_grpc",
+        "task_pb2",
+    )
 
 
 class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
     """One client per store address (default: $CW_STORE, else 127.0.0.1:50051). Planning calls:
     clients/sdk/planning.py; editing the plan, review comments, conversations, messages:
-    clients/sdk/plan.py."""
+    clients/sdk/plan.py. Each service's stub is made on its first call (`tasks`: PlanningCalls)."""
 
-    service, address_variable, default_address, modules = "store", "CW_STORE", DEFAULT_STORE, STORE_MODULES
+    service, address_variable, default_address = "store", "CW_STORE", DEFAULT_STORE
+    methods = UNARY_METHODS["store"]
 
-    def bind(self, channel: grpc.Channel) -> None:
-        self.initiatives = initiative_pb2_grpc.InitiativeServiceStub(channel)
-        self.phases = phase_pb2_grpc.PhaseServiceStub(channel)
-        self.tasks = task_pb2_grpc.TaskServiceStub(channel)
-        self.agents = agent_pb2_grpc.AgentServiceStub(channel)
-        self.projects = project_pb2_grpc.ProjectServiceStub(channel)
-        self.accounts = account_pb2_grpc.AccountServiceStub(channel)
-        self.events = event_pb2_grpc.EventServiceStub(channel)
-        self.bind_planning(channel)
-        self.bind_plan_and_review(channel)
+    @cached_property
+    def initiatives(self) -> initiative_pb2_grpc.InitiativeServiceStub:
+        return initiative_pb2_grpc.InitiativeServiceStub(self.channel)
+
+    @cached_property
+    def phases(self) -> phase_pb2_grpc.PhaseServiceStub:
+        return phase_pb2_grpc.PhaseServiceStub(self.channel)
+
+    @cached_property
+    def agents(self) -> agent_pb2_grpc.AgentServiceStub:
+        return agent_pb2_grpc.AgentServiceStub(self.channel)
+
+    @cached_property
+    def projects(self) -> project_pb2_grpc.ProjectServiceStub:
+        return project_pb2_grpc.ProjectServiceStub(self.channel)
+
+    @cached_property
+    def accounts(self) -> account_pb2_grpc.AccountServiceStub:
+        return account_pb2_grpc.AccountServiceStub(self.channel)
+
+    @cached_property
+    def events(self) -> event_pb2_grpc.EventServiceStub:
+        return event_pb2_grpc.EventServiceStub(self.channel)
 
     # ---- projects and initiatives
 

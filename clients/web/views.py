@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from clients.cli.inbox import INITIATIVE_BUDGET_REASON, TASK_BUDGET_REASON, gather, inbox_items
 from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
-from clients.cli.usage import budget_line, usage_line
+from clients.cli.views import budget_line, usage_line
 from clients.sdk import NotFoundError, OrchestratorClient, StoreClient
 from clients.sdk.calls import call, enum_name
 from clients.web.boards import Boards, Change, Kept, look_since

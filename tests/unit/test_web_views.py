@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clients.cli.usage import usage_line
+from clients.cli.views import usage_line
 from clients.web import diffview, views
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, review_comment_pb2, task_pb2

@@ -74,13 +74,14 @@ def updated(row: Base, changed: list[str]) -> dict[str, Any]:
     message = shown_message(row, fields)
     shown = json_format.MessageToDict(message, preserving_proto_field_name=True) if message is not None else {}
     left_out = [field for field in LEFT_OUT.get(type(row), ()) if field in fields]
-    return within_cap({field: shown.get(field) for field in fields if field not in left_out}, left_out)
+    return within_cap({field: shown.get(field) for field in fields}, left_out)
 
 
 def within_cap(values: dict[str, Any], left_out: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """`values` as far as they fit in `VALUES_BYTES`; those that do not, the largest first, and
     `left_out` named in `omitted`."""
     omitted = list(left_out)
+    values = {name: value for name, value in values.items() if name not in left_out}
     if _struct_bytes(values) > VALUES_BYTES:
         sizes = {name: _struct_bytes({name: value}) for name, value in values.items()}
         room = VALUES_BYTES

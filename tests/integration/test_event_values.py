@@ -66,7 +66,7 @@ def _from_values(message_type: type[Message], values: dict[str, Any]) -> Message
     return json_format.ParseDict(values, message_type())
 
 
-def _resources(api: SimpleNamespace) -> list[tuple[Any, str, Any, Message, str, Any]]:
+def _resources(api: SimpleNamespace) -> list[tuple[Any, str, Any, Message, str | None, Any]]:
     """(stub, kind, module, message to create, a field to update, its new value) of each resource."""
     initiative = api.initiatives.CreateInitiative(
         initiative_pb2.CreateInitiativeRequest(initiative=initiative_pb2.Initiative(name="i"))
@@ -75,7 +75,6 @@ def _resources(api: SimpleNamespace) -> list[tuple[Any, str, Any, Message, str, 
     phase = api.phases.CreatePhase(
         phase_pb2.CreatePhaseRequest(phase=phase_pb2.Phase(initiative_id=initiative.id, name="p0"))
     )
-    agent_fields = {"name": "m", "worktree_id": "/w", "pid": 7, "usage": agent_pb2.Usage(input_tokens=5)}
     return [
         (api.initiatives, "Initiative", initiative_pb2, initiative_pb2.Initiative(name="j"), "name", "k"),
         (api.phases, "Phase", phase_pb2, phase_pb2.Phase(initiative_id=initiative.id, name="p"), "name", "q"),
@@ -87,7 +86,14 @@ def _resources(api: SimpleNamespace) -> list[tuple[Any, str, Any, Message, str, 
             "summary",
             "done",
         ),
-        (api.agents, "Agent", agent_pb2, agent_pb2.Agent(**agent_fields), "usage", agent_pb2.Usage(cost_usd=2)),
+        (
+            api.agents,
+            "Agent",
+            agent_pb2,
+            agent_pb2.Agent(name="m", worktree_id="/w", pid=7, usage=agent_pb2.Usage(input_tokens=5)),
+            "usage",
+            agent_pb2.Usage(cost_usd=2),
+        ),
         (
             api.messages,
             "Message",

@@ -62,6 +62,8 @@ class Feed:
         # tasks whose dependencies were looked for there (absent from the first: not kept).
         self._dependencies_ahead: dict[str, set[str]] = {}
         self._dependencies_looked: set[str] = set()
+        # Applying a batch (apply_batch), which waited for our writes in flight at its start.
+        self._in_batch = False
 
     # ---- list ------------------------------------------------------------------------------------
 
@@ -195,6 +197,11 @@ class Feed:
             await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)
         parsed = [(stored, _details(stored)) for stored in batch]
         self._read_ahead = await self._read_rows(parsed)
+        # Waited for our writes once for the whole batch: applying its events (mostly from their
+        # values, without a read) does not stop between two events of one transaction to wait again,
+        # which let a controller see half of another orchestrator's start (a task IN_PROGRESS
+        # without its agent) and read the store for it.
+        self._in_batch = True
         try:
             for stored, details in parsed:
                 await self.apply(stored, details)
@@ -202,6 +209,7 @@ class Feed:
                 self.cache.freshness.applied_up_to(stored.sequence)
         finally:
             self._read_ahead, self._dependencies_ahead, self._dependencies_looked = {}, {}, set()
+            self._in_batch = False
 
     async def _read_rows(self, batch: list[tuple[event_pb2.Event, dict[str, Any]]]) -> dict[tuple[str, str], object]:
         """The rows the batch's events do not carry, read at once when there are several: (kind,
@@ -317,8 +325,8 @@ class Feed:
             return
         if kind == "account" and action == "updated" and details.get("changed") == ["last_used_time"]:
             return  # an account was handed out: not news for any decision
-        if not cache.has_seen(kind, row_id, sequence) and (kind, row_id) not in self._read_ahead:
-            await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)  # (a batch's rows: quiet once, for all)
+        if not cache.has_seen(kind, row_id, sequence) and not self._in_batch:
+            await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)  # (a batch's events: quiet once, for all)
         if cache.has_seen(kind, row_id, sequence):
             return
         # A new task's dependencies are read before the task, and set as it is cached, with no

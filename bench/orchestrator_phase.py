@@ -2,9 +2,10 @@
 
     python -m bench.orchestrator_phase [--tasks 50] [--max-agents 4 8]
 
-Both services run as processes; the store logs every request at debug level, so the RPCs the
-orchestrator makes are counted from the store's own log. The baseline of the same run is the time
-to start the same scripted agent N times one after another, with no orchestrator at all.
+Both services run as processes; the store logs every request at debug level, with its caller, so
+the RPCs the orchestrator makes (not the bench's own polling) are counted from the store's own log,
+in all and by method. The baseline of the same run is the time to start the same scripted agent N
+times one after another, with no orchestrator at all.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
+from bench.scale_out import BY_ORCHESTRATOR, RPC
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import phase_pb2
 from tests.e2e.cluster import SCRIPTED, Cluster, make_git_repo, wait_for
@@ -53,7 +56,17 @@ def run_scripted_agent(state: Path, index: int, workdir: Path) -> None:
     subprocess.run(SCRIPTED.split(), cwd=workdir, env=env, check=True, capture_output=True)
 
 
-def _phase_run(tasks: int, max_agents: int, root: Path) -> tuple[float, float]:
+def orchestrator_rpcs(log: Path) -> Counter[str]:
+    """The store RPCs the orchestrator made, by method, from the store's debug log."""
+    counted: Counter[str] = Counter()
+    for line in log.read_text().splitlines():
+        at = line.find(RPC)
+        if at >= 0 and line.endswith(BY_ORCHESTRATOR):
+            counted[line[at + len(RPC) :].split()[0]] += 1
+    return counted
+
+
+def _phase_run(tasks: int, max_agents: int, root: Path) -> tuple[float, Counter[str]]:
     root.mkdir(parents=True)
     # At debug level the store logs every request it serves: one line per RPC.
     c = Cluster(root, [f"scripted={SCRIPTED}"], max_agents, store_log_level="DEBUG")
@@ -63,7 +76,7 @@ def _phase_run(tasks: int, max_agents: int, root: Path) -> tuple[float, float]:
         phase = c.phase(c.initiative(f"Bench {max_agents}", c.project()), "P")
         for index in range(tasks):
             c.task(phase, f"t{index}", files={f"f{index}.txt": str(index)})
-        before = (root / "store.log").read_text().count("rpc /cw.store.v1.")
+        before = orchestrator_rpcs(root / "store.log")
         start = time.perf_counter()
         c.orch.ApprovePhase(orch.ApprovePhaseRequest(phase_id=phase.id), timeout=10)
         wait_for(
@@ -73,8 +86,7 @@ def _phase_run(tasks: int, max_agents: int, root: Path) -> tuple[float, float]:
             interval=0.05,
         )
         elapsed = time.perf_counter() - start
-        calls = (root / "store.log").read_text().count("rpc /cw.store.v1.") - before
-        return elapsed, calls / tasks
+        return elapsed, orchestrator_rpcs(root / "store.log") - before
     finally:
         c.close()
 
@@ -89,11 +101,14 @@ def main() -> None:
         baseline = _baseline(args.tasks, root / "baseline")
         print(f"baseline: {args.tasks} scripted agents run one after another without cw: {baseline:.2f}s")
         for max_agents in args.max_agents:
-            elapsed, per_dispatch = _phase_run(args.tasks, max_agents, root / f"run-{max_agents}")
+            elapsed, rpcs = _phase_run(args.tasks, max_agents, root / f"run-{max_agents}")
             print(
                 f"--max-agents {max_agents}: phase of {args.tasks} tasks in {elapsed:.2f}s "
-                f"({elapsed / baseline:.2f}x baseline), {per_dispatch:.1f} store RPCs per dispatched task"
+                f"({elapsed / baseline:.2f}x baseline), {rpcs.total() / args.tasks:.1f} store RPCs of the "
+                "orchestrator per dispatched task"
             )
+            for method, count in rpcs.most_common():
+                print(f"  {count / args.tasks:5.2f} per task  {method}")
     sys.stdout.flush()
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clients.cli.app import message_dict
 from clients.sdk.calls import StreamState, enum_name
@@ -159,9 +159,26 @@ def event_line(event: event_pb2.Event) -> str:
         for name, value in (("phase", event.phase_id), ("task", event.task_id), ("agent", event.agent_id))
         if value
     )
-    details = json.dumps(message_dict(event.details), sort_keys=True)
+    details = json.dumps(shown_details(message_dict(event.details)), sort_keys=True)
     details = details if event.details.fields else ""
     return f"{event.sequence:>6} {when} {event.type:<26} {subject} {details}".rstrip()
+
+
+def shown_details(details: dict[str, Any]) -> dict[str, Any]:
+    """An event's details for one line: an update's changed fields with their new values (a text
+    cut short: `changed: {"reason": "merge conflict in a.py"}`); a created row's values are the
+    whole row, left to `cw events --json` and the row's own `show`."""
+    values = details.get("values")
+    if not isinstance(values, dict):
+        return details  # an event of the orchestrator's own, or of before events carried values
+    shown = {key: value for key, value in details.items() if key != "values"}
+    if "changed" in details:
+        shown["changed"] = {
+            name: short(value) if isinstance(value, str) else value
+            for name, value in values.items()
+            if name != "update_time"
+        }
+    return shown
 
 
 def stream_notice(what: str, address: str, state: StreamState) -> str:

@@ -1,10 +1,13 @@
 """Fills the cache: list the live rows once, then follow the store's event log.
 
 The position in the log is taken before listing, so a write that lands while the lists are read is
-seen twice at worst (events are only "look again" signals, applying a row twice is harmless) and
-never missed. Each `<entity>:created|updated|deleted` event names its row: the feed reads that row
-again, unless the cache already holds a version at least as new (the orchestrator's own writes).
-A slow periodic resync lists everything again, to catch a bug, not as the main path.
+seen twice at worst (applying a row twice is harmless, an older version never replaces a newer
+one) and never missed. Each `<entity>:created|updated|deleted` event names its row and carries its
+values: the feed builds the row from them (carried.py), and reads it again only when they are not
+enough (an older event without values, a value too large for the event, an update of a row the
+cache does not hold); never when the cache already holds a version at least as new (the
+orchestrator's own writes). A slow periodic resync lists everything again, to catch a bug, not as
+the main path.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import grpc
 from google.protobuf import json_format
 
 from cw.store.v1 import account_pb2, agent_pb2, conversation_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
+from orchestrator_service.cache.carried import carried_row, carries, is_newer
 from orchestrator_service.cache.state import (
     ACTIVE_PHASE,
     LIVE_AGENT,
@@ -54,8 +58,12 @@ class Feed:
         self.loaded = asyncio.Event()
         # Rows read for the batch being applied (apply_batch), by (kind, id).
         self._read_ahead: dict[tuple[str, str], Any] = {}
-        # The dependencies of the batch's new tasks the cache keeps, read with the rows.
+        # The dependencies of the batch's new tasks the cache keeps, read with the rows; the new
+        # tasks whose dependencies were looked for there (absent from the first: not kept).
         self._dependencies_ahead: dict[str, set[str]] = {}
+        self._dependencies_looked: set[str] = set()
+        # Applying a batch (apply_batch), which waited for our writes in flight at its start.
+        self._in_batch = False
 
     # ---- list ------------------------------------------------------------------------------------
 
@@ -151,7 +159,7 @@ class Feed:
     async def _new_task_dependencies(self, task_id: str) -> set[str] | None:
         """A created task's dependencies: read with its batch, or now; None when the row read with
         the batch shows the cache will not keep it (or it is gone)."""
-        if ("task", task_id) in self._read_ahead:
+        if task_id in self._dependencies_looked:
             return self._dependencies_ahead.get(task_id)
         return await self._dependencies_of(task_id)
 
@@ -187,28 +195,58 @@ class Feed:
         one read after another)."""
         if batch:
             await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)
-        self._read_ahead = await self._read_rows(batch)
+        parsed = [(stored, _details(stored)) for stored in batch]
+        self._read_ahead = await self._read_rows(parsed)
+        # Waited for our writes once for the whole batch: applying its events (mostly from their
+        # values, without a read) does not stop between two events of one transaction to wait again,
+        # which let a controller see half of another orchestrator's start (a task IN_PROGRESS
+        # without its agent) and read the store for it.
+        self._in_batch = True
         try:
-            for stored in batch:
-                await self.apply(stored)
+            for stored, details in parsed:
+                await self.apply(stored, details)
                 self.cursor = stored.sequence
                 self.cache.freshness.applied_up_to(stored.sequence)
         finally:
-            self._read_ahead, self._dependencies_ahead = {}, {}
+            self._read_ahead, self._dependencies_ahead, self._dependencies_looked = {}, {}, set()
+            self._in_batch = False
 
-    async def _read_rows(self, batch: list[event_pb2.Event]) -> dict[tuple[str, str], object]:
-        """The rows the batch's events would read again: (kind, id) -> the row as stored now, or
-        None when it is gone."""
+    async def _read_rows(self, batch: list[tuple[event_pb2.Event, dict[str, Any]]]) -> dict[tuple[str, str], object]:
+        """The rows the batch's events do not carry, read at once when there are several: (kind,
+        id) -> the row as stored now, or None when it is gone. With them, in one listing, the
+        dependencies of the batch's new tasks whose rows are known by then."""
+        wanted, created = self._not_carried(batch)
+        rows = await self._read_wanted(wanted) if len(wanted) >= 2 else {}
+        known = {
+            task_id: row if row is not None else rows[("task", task_id)]
+            for task_id, row in created.items()
+            if row is not None or ("task", task_id) in rows
+        }
+        await self._read_dependencies(known)
+        return rows
+
+    def _not_carried(
+        self, batch: list[tuple[event_pb2.Event, dict[str, Any]]]
+    ) -> tuple[dict[tuple[str, str], None], dict[str, Any]]:
+        """The rows the batch's events name but do not carry (to read), and its new tasks, each
+        with its row when the event carries it."""
         wanted: dict[tuple[str, str], None] = {}
-        created: list[str] = []  # new tasks, whose dependencies may be wanted too
-        for stored in batch:
-            key = _row_key(stored)
-            if key is not None and not self.cache.has_seen(*key, stored.sequence):
+        created: dict[str, Any] = {}
+        held: set[tuple[str, str]] = set()  # rows the cache will hold when the event is applied
+        for stored, details in batch:
+            key = _row_key(stored, details)
+            if key is None or self.cache.has_seen(*key, stored.sequence):
+                continue
+            action = stored.type.partition(":")[2]
+            if carries(action, details, key in held or key[1] in self.cache.table(key[0])):
+                held.add(key)
+            else:
                 wanted[key] = None
-                if key[0] == "task" and stored.type.endswith(":created"):
-                    created.append(key[1])
-        if len(wanted) < 2:
-            return {}
+            if key[0] == "task" and action == "created":
+                created[key[1]] = carried_row("task", action, details, None)
+        return wanted, created
+
+    async def _read_wanted(self, wanted: dict[tuple[str, str], None]) -> dict[tuple[str, str], object]:
         slots = asyncio.Semaphore(READS_IN_FLIGHT)
 
         async def read(kind: str, row_id: str) -> object:
@@ -220,20 +258,17 @@ class Feed:
                         raise
                     return None
 
-        rows = dict(zip(wanted, await asyncio.gather(*(read(kind, row_id) for kind, row_id in wanted)), strict=True))
-        await self._read_dependencies(created, rows)
-        return rows
+        return dict(zip(wanted, await asyncio.gather(*(read(kind, row_id) for kind, row_id in wanted)), strict=True))
 
-    async def _read_dependencies(self, created: list[str], rows: dict[tuple[str, str], Any]) -> None:
-        """The dependencies of the batch's new tasks that the cache will keep, in one listing (a
-        task the cache drops at once, finished history, needs none)."""
-        kept = sorted(
-            {task_id for task_id in created if (row := rows.get(("task", task_id))) and self.cache.keeps("task", row)}
-        )
+    async def _read_dependencies(self, created: dict[str, Any]) -> None:
+        """The dependencies of the batch's new tasks (id -> the row, known from the event or read,
+        None: gone) that the cache will keep, in one listing (a task the cache drops at once,
+        finished history, needs none)."""
+        kept = sorted(task_id for task_id, row in created.items() if row is not None and self.cache.keeps("task", row))
         found: dict[str, set[str]] = {task_id: set() for task_id in kept}
         for edge in await self.store.task_dependencies(kept) if kept else []:
             found[edge.task_id].add(edge.depends_on_task_id)
-        self._dependencies_ahead = found
+        self._dependencies_ahead, self._dependencies_looked = found, set(created)
 
     async def _retrying_load(self) -> None:
         backoff = Backoff()
@@ -263,12 +298,13 @@ class Feed:
                 row = self.cache.table(kind)[row_id]
                 self.cache.notify(Change(kind, row_id, row, row, True))
 
-    async def apply(self, stored: event_pb2.Event) -> None:
-        """One event: read again the row it names (or drop it), so the cache follows the store."""
+    async def apply(self, stored: event_pb2.Event, details: dict[str, Any] | None = None) -> None:
+        """One event: the row it names as it left it (from its values, or read again), or dropped,
+        so the cache follows the store. `details`: the event's, parsed already."""
         entity, _, action = stored.type.partition(":")
         if action not in ("created", "updated", "deleted"):
             return  # the orchestrator's own event types ride with row changes that are applied
-        details = json_format.MessageToDict(stored.details)
+        details = _details(stored) if details is None else details
         row_id = str(details.get("id") or "")
         if entity in ROW_KINDS and row_id:
             await self._apply_row(entity, action, row_id, stored.sequence, details)
@@ -277,7 +313,7 @@ class Feed:
         elif entity == "initiative_project" and stored.initiative_id in self.cache.initiatives:
             await self.load_projects(stored.initiative_id)
         elif entity == "task_dependency" and stored.task_id in self.cache.tasks:
-            await self._load_dependencies([stored.task_id])
+            await self._apply_dependency(stored.task_id, action, details)
         elif entity == "phase_dependency" and stored.phase_id in self.cache.phases:
             phase = self.cache.phases[stored.phase_id]
             self.cache.notify(Change("phase", phase.id, phase, phase, True))
@@ -289,14 +325,17 @@ class Feed:
             return
         if kind == "account" and action == "updated" and details.get("changed") == ["last_used_time"]:
             return  # an account was handed out: not news for any decision
-        if not cache.has_seen(kind, row_id, sequence) and (kind, row_id) not in self._read_ahead:
-            await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)  # (a batch's rows: quiet once, for all)
+        if not cache.has_seen(kind, row_id, sequence) and not self._in_batch:
+            await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)  # (a batch's events: quiet once, for all)
         if cache.has_seen(kind, row_id, sequence):
             return
         # A new task's dependencies are read before the task, and set as it is cached, with no
         # await between: a dispatch in between would see a task depending on nothing.
         needs = await self._new_task_dependencies(row_id) if kind == "task" and action == "created" else None
-        if (kind, row_id) in self._read_ahead:
+        carried = carried_row(kind, action, details, cache.table(kind).get(row_id))
+        if carried is not None:
+            row = self._put_carried(kind, carried, sequence)
+        elif (kind, row_id) in self._read_ahead:
             row = self._read_ahead[(kind, row_id)]
             if row is None:
                 cache.drop(kind, row_id, external=True)
@@ -312,6 +351,25 @@ class Feed:
             await self.ensure_initiatives([cache.initiative_id_of(row) if kind == "task" else row.initiative_id])
         if kind == "initiative" and row.id in cache.initiatives and row.id not in cache.initiative_projects:
             await self.load_projects(row.id)
+
+    def _put_carried(self, kind: str, row: Any, sequence: int) -> Any:
+        """Caches a row built from an event's values, unless the cache holds a newer version (read
+        by a listing, or answered to a write of ours, after the event was written)."""
+        held = self.cache.table(kind).get(row.id)
+        if is_newer(row, held):
+            self.cache.put(kind, row, sequence, external=True)
+            return row
+        self.cache.saw(kind, row.id, sequence)
+        return held
+
+    async def _apply_dependency(self, task_id: str, action: str, details: dict[str, Any]) -> None:
+        """A new edge of a cached task from its values; any other change of its edges read again."""
+        values = details.get("values")
+        depends_on = values.get("depends_on_task_id") if isinstance(values, dict) else None
+        if action == "created" and isinstance(depends_on, str) and depends_on:
+            self.cache.set_dependencies(task_id, self.cache.depends_on.get(task_id, set()) | {depends_on})
+        else:
+            await self._load_dependencies([task_id])
 
     def _drop_cascade(self, kind: str, row_id: str) -> None:
         """Rows the database deleted with this one (foreign keys cascade without events)."""
@@ -332,12 +390,15 @@ class Feed:
         cache.drop(kind, row_id, external=True)
 
 
-def _row_key(stored: event_pb2.Event) -> tuple[str, str] | None:
-    """The cached row an event names and the feed would read again, if any."""
+def _details(stored: event_pb2.Event) -> dict[str, Any]:
+    return json_format.MessageToDict(stored.details)
+
+
+def _row_key(stored: event_pb2.Event, details: dict[str, Any]) -> tuple[str, str] | None:
+    """The cached row an event names and the feed would apply (or read again), if any."""
     entity, _, action = stored.type.partition(":")
     if entity not in ROW_KINDS or action not in ("created", "updated"):
         return None
-    details = json_format.MessageToDict(stored.details)
     row_id = details.get("id")
     if not isinstance(row_id, str) or not row_id:
         return None

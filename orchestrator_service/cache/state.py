@@ -127,6 +127,11 @@ class Cache:
             for task in [t for t in self.tasks.values() if t.phase_id == row.id and not self.keeps("task", t)]:
                 self.drop("task", task.id)
 
+    def saw(self, kind: str, row_id: str, sequence: int) -> None:
+        """The cached row reflects the event at `sequence` already (it is that version or newer)."""
+        key = (kind, row_id)
+        self.seen[key] = max(self.seen.get(key, 0), sequence)
+
     def drop(self, kind: str, row_id: str, external: bool = False) -> None:
         before = self.table(kind).pop(row_id, None)
         self._forget(kind, row_id)

@@ -94,11 +94,14 @@ class AgentController:
             await asyncio.sleep(WATCH_SECONDS)
             self._reap_children()
             running = self.ctx.my_running()
-            for agent_id in await asyncio.to_thread(self._ended, running):
+            ended = await asyncio.to_thread(self._ended, running)
+            for agent_id in ended:
                 self.queue.add(agent_id)
             if time.monotonic() - last_ship >= SHIP_SECONDS:
                 last_ship = time.monotonic()
-                for agent in running:
+                # A run that ended is shipped whole by its settlement; shipped here too, after the
+                # settlement forgot it, it looked the store's chunks up again (ListLogChunks).
+                for agent in [agent for agent in running if agent.id not in ended]:
                     with contextlib.suppress(grpc.aio.AioRpcError):
                         await self.ctx.shipper.ship(agent, final=False)
                     await self._meter_safely(agent)

@@ -67,7 +67,11 @@ class OutputShipper:
 
     async def ship(self, agent: agent_pb2.Agent, final: bool) -> None:
         """Copies output written since the last call into chunks (all of it when `final`), up to
-        the head's share of the cap; once the run has ended (`final`), its tail after a marker."""
+        the head's share of the cap; once the run has ended (`final`), its tail after a marker.
+        A run whose process is not recorded yet (claimed, being placed) has written nothing: the
+        periodic call skips it rather than look in the store for chunks it cannot have."""
+        if not final and not agent.HasField("pid"):
+            return
         async with self._locks[agent.id]:
             files = AgentFiles.of(self.root, agent.id)
             session = await asyncio.to_thread(files.session_number)

@@ -54,12 +54,17 @@ class TaskController:
     # ---- rule 3 ---------------------------------------------------------------------------------
 
     async def recover(self, task_id: str) -> None:
-        cache = self.ctx.cache
-        task = cache.tasks.get(task_id)
-        if task is None or task.status != task_pb2.TASK_STATUS_IN_PROGRESS:
+        if not self._looks_orphaned(task_id):
             return
-        if cache.live_agents_of(task_id) or task_id in self.starting or await self._has_live_agent(task_id):
+        # The cache may hold half of another orchestrator's transaction: a start (the task IN_PROGRESS,
+        # its agent not applied yet) or a settlement (the agent stopped, the task not COMPLETED yet).
+        # The log as far as the store has it now holds the rest: once it is applied, what still
+        # looks orphaned is (a read of the live agents instead found none in the second case, and
+        # the orphan's write was refused, read again: four calls for nothing).
+        await self.ctx.cache.freshness.reached(await self.ctx.port.head_sequence())
+        if not self._looks_orphaned(task_id):
             return
+        task = self.ctx.cache.tasks[task_id]
         values, note = outcomes.orphaned(task, self.ctx.clock(), self.ctx.settings.retry_delays)
         try:
             await self.ctx.writer.append([event(note.type, task, **note.details)], [update(task, **values)])
@@ -67,14 +72,13 @@ class TaskController:
             return  # the re-read row is queued again if it still needs us
         log.info("task %s was in progress without a live agent: %s", task_id, note.type)
 
-    async def _has_live_agent(self, task_id: str) -> bool:
-        """The store's word before a task is declared orphaned: another orchestrator's start makes
-        the task IN_PROGRESS and its agent in one transaction, but the cache reads the two rows one
-        after the other. A live agent found is cached (so the task is not looked at again for it)."""
-        live = await self.ctx.port.live_agents_of(task_id)
-        for agent in live:
-            self.ctx.cache.put("agent", agent)
-        return bool(live)
+    def _looks_orphaned(self, task_id: str) -> bool:
+        """IN_PROGRESS, as cached, with no live agent cached and no start of ours under way."""
+        cache = self.ctx.cache
+        task = cache.tasks.get(task_id)
+        if task is None or task.status != task_pb2.TASK_STATUS_IN_PROGRESS:
+            return False
+        return not cache.live_agents_of(task_id) and task_id not in self.starting
 
     # ---- what starts now ------------------------------------------------------------------------
 

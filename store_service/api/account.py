@@ -6,6 +6,7 @@ from typing import Any
 from cw.store.v1 import account_pb2, account_pb2_grpc
 from store_service.api.convert import timestamp_to_datetime
 from store_service.api.crud import Resource, ResourceServicer, required_id
+from store_service.db import messages
 from store_service.db.models import Account, utcnow
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import NotFound
@@ -14,13 +15,12 @@ from store_service.domain.errors import NotFound
 class _AccountResource(Resource[account_pb2.Account]):
     def to_message(self, row: Any) -> account_pb2.Account:
         message = super().to_message(row)
-        message.has_credentials = bool(row.credentials)
-        message.has_config = bool(row.config_json)
+        messages.show_presence(message, row)
         return message
 
 
 # Secrets go in on Create and Update and never come back out, except through GetAccountSecrets.
-ACCOUNT = _AccountResource(Account, account_pb2.Account, "account", lambda uow: uow.accounts, Account.secret_fields)
+ACCOUNT = _AccountResource(Account, account_pb2.Account, "account", lambda uow: uow.accounts, messages.hidden(Account))
 
 
 def exhausted_as_read(account: account_pb2.Account, now: datetime) -> account_pb2.Account:

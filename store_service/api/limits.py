@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from store_service.db.event_values import DETAILS_BYTES
 from store_service.domain.errors import InvalidArgument
 
 KIB = 1024
@@ -74,8 +75,8 @@ FIELD_LIMITS: dict[str, Limit] = {
     "error": TEXT,
     "result": TEXT,
     "pending_questions": TEXT,
-    # Serialized size of the google.protobuf.Struct.
-    "details": Limit(64 * KIB, "bytes"),
+    # Serialized size of the google.protobuf.Struct: the cap the store's own events keep too.
+    "details": Limit(DETAILS_BYTES, "bytes"),
     "url": REFERENCE,
     "shared_remote": REFERENCE,
     "branch": REFERENCE,

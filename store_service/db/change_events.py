@@ -2,7 +2,8 @@
 
 Hooked into the session rather than left to each repository, so that no write can forget its event,
 and the event always lands in the transaction of the change it records. Details speak the API's
-vocabulary: a status is its enum name (`TASK_STATUS_COMPLETED`), as clients read it everywhere else.
+vocabulary: a status is its enum name (`TASK_STATUS_COMPLETED`), as clients read it everywhere else,
+and carry the row's new values (event_values.py), so a follower need not read the row again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from cw.store.v1 import (
     proposal_pb2,
     task_pb2,
 )
-from store_service.api.convert import EnumDescriptor, enum_name
+from store_service.db import event_values, update_times
+from store_service.db.messages import EnumDescriptor, enum_name
 from store_service.db.models import (
     Agent,
     Base,
@@ -81,12 +83,14 @@ def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -
         if isinstance(row, Base) and row.event_entity:
             if getattr(row, "id", None) is None:
                 row.id = new_id()  # type: ignore[attr-defined]
-            events.append(_event_for(row, "created", _status_details(row)))
+            values = event_values.created(row)  # first: it gives the row its defaults (its status)
+            events.append(_event_for(row, "created", {**_status_details(row), **values}))
     for row in session.dirty:
         if isinstance(row, Base) and row.event_entity:
             changed = changed_fields(row)
             if changed:
                 details = {"changed": changed, **(_status_details(row) if "status" in changed else {})}
+                details |= event_values.updated(row, changed)
                 events.append(_event_for(row, "updated", details))
     for row in session.deleted:
         if isinstance(row, Base) and row.event_entity:
@@ -96,5 +100,7 @@ def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -
 
 
 def install(session_class: type[Session]) -> None:
+    """Hooks the events in; `update_time` is stamped first, so an update's event carries the new one."""
+    update_times.install(session_class)
     if not event.contains(session_class, "before_flush", _record_changes):
         event.listen(session_class, "before_flush", _record_changes)

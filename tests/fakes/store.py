@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import grpc
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
 from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
@@ -100,6 +100,8 @@ class FakeStore:
         self.history: list[Move] = []
         self.refusals: list[str] = []
         self.answer_pause: Pause = _no_pause
+        # Events carry the rows' values, as the store's do (False: as its events of before did).
+        self.carry_values = True
         self.read_pause: ReadPause = _no_read_pause
         self._clock = itertools.count(1)
         # Called after each commit (the fake feed wakes up on them).
@@ -235,7 +237,7 @@ class FakeStore:
         row.status = status
         self._stamp(row)
         staged.rows["phase"][phase_id] = row
-        note = _row_event("phase", "updated", row.id, ["status"])
+        note = _row_event("phase", "updated", row, ["status"], self.carry_values)
         self._commit(staged, [note], [("phase", phase_id)] if self._moves("phase", before, row) else [])
         return _copy(row)
 
@@ -245,7 +247,7 @@ class FakeStore:
         staged = self.tables.copy()
         row.create_time.CopyFrom(self._stamp(row))
         staged.rows[kind][row.id] = row
-        self._commit(staged, [_row_event(kind, "created", row.id, [])], [])
+        self._commit(staged, [_row_event(kind, "created", row, [], self.carry_values)], [])
         return _copy(row)
 
     def _stamp(self, row: Any) -> timestamp_pb2.Timestamp:
@@ -260,7 +262,7 @@ class FakeStore:
             agent.id = _new_id()
             agent.create_time.CopyFrom(self._stamp(agent))
             staged.rows["agent"][agent.id] = agent
-            return "agent", None, agent, _row_event("agent", "created", agent.id, [])
+            return "agent", None, agent, _row_event("agent", "created", agent, [], self.carry_values)
         if which is None or not which.startswith("update_"):
             raise NotImplementedError(f"the fake store does not apply {which}")
         kind = which.removeprefix("update_")
@@ -277,7 +279,8 @@ class FakeStore:
             _set_field(row, wanted, path)
         self._stamp(row)
         staged.rows[kind][row.id] = row
-        return kind, stored, row, _row_event(kind, "updated", row.id, list(request.update_mask.paths))
+        changed = list(request.update_mask.paths)
+        return kind, stored, row, _row_event(kind, "updated", row, changed, self.carry_values)
 
     @staticmethod
     def _moves(kind: str, before: Any, row: Any) -> bool:
@@ -381,9 +384,18 @@ def as_store_client(fake: FakeStore) -> StoreClient:
     return cast(StoreClient, fake)
 
 
-def _row_event(kind: str, action: str, row_id: str, changed: list[str]) -> event_pb2.Event:
+def _row_event(kind: str, action: str, row: Any, changed: list[str], carry_values: bool) -> event_pb2.Event:
+    """The store's event of a row's change: with the row's values (all of a created row; the
+    changed fields and `update_time` of an update), as store_service/db/event_values.py writes
+    them, unless the fake plays a store of before they did."""
+    row_id = row.id
     note = event_pb2.Event(type=f"{kind}:{action}")
     note.details.update({"id": row_id, **({"changed": changed} if changed else {})})
+    if carry_values:
+        shown = json_format.MessageToDict(row, preserving_proto_field_name=True)
+        if action == "updated":
+            shown = {name: shown.get(name) for name in [*changed, "update_time"]}
+        note.details.update({"values": shown})
     scope = {"task": "task_id", "phase": "phase_id", "agent": "agent_id", "initiative": "initiative_id"}.get(kind)
     if scope:
         setattr(note, scope, row_id)

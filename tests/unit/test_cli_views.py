@@ -194,6 +194,18 @@ def test_event_lines_show_whole_numbers_as_such() -> None:
     assert line.startswith("     7 ") and '"exit_code": 3,' in line and '"ratio": 0.5' in line
 
 
+def test_an_update_s_line_shows_each_changed_field_with_its_new_value() -> None:
+    event = event_pb2.Event(sequence=8, type="phase:updated", phase_id="p1")
+    values = {"reason": "merge conflict in a.py\nand more", "update_time": "2026-01-01T00:00:00Z"}
+    event.details.update({"id": "p1", "changed": ["reason"], "values": values})
+    line = event_line(event)
+    assert '"changed": {"reason": "merge conflict in a.py"}' in line
+    assert "update_time" not in line and "and more" not in line
+    created = event_pb2.Event(sequence=9, type="task:created", task_id="t1")
+    created.details.update({"id": "t1", "status": "TASK_STATUS_PENDING", "values": {"description": "long text"}})
+    assert "long text" not in event_line(created) and "TASK_STATUS_PENDING" in event_line(created)
+
+
 def test_every_verb_takes_json_after_it() -> None:
     def verbs(group: click.Group) -> list[click.Command]:
         """Every command under `group`, those imported on first use (clients/cli/verbs.py) too."""

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
 from orchestrator_service.controllers.context import utc_now
 from orchestrator_service.controllers.phases import NO_PROJECTS, NO_TASKS
@@ -256,11 +258,14 @@ def test_an_initiative_stays_active_while_a_phase_was_never_approved(tmp_path: P
 # ---- a lagging feed (issue 21) ----------------------------------------------------------------------
 
 
-def test_a_phase_approved_while_the_feed_lags_waits_for_its_tasks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("carry_values", [True, False], ids=["events-with-values", "events-of-before"])
+def test_a_phase_approved_while_the_feed_lags_waits_for_its_tasks(tmp_path: Path, carry_values: bool) -> None:
     """Issue 21 in-process: while the feed works through others' burst, a phase of tasks is created
     and approved. The approval's answer reaches the cache at once, the tasks are still in the
-    backlog: the controllers wait for the feed (the freshness gate) and nothing moves early."""
+    backlog: the controllers wait for the feed (the freshness gate) and nothing moves early.
+    Whether the feed builds the rows from the events' values or reads them (older events)."""
     store = FakeStore()
+    store.carry_values = carry_values
     initiative = store.create_initiative("auth")
     store.add_project(initiative.id, "app")
 
@@ -298,11 +303,15 @@ def test_a_phase_approved_while_the_feed_lags_waits_for_its_tasks(tmp_path: Path
     assert store.refusals == []
 
 
-def test_a_task_added_to_a_running_phase_does_not_start_before_its_dependency(tmp_path: Path) -> None:
+@pytest.mark.parametrize("carry_values", [True, False], ids=["events-with-values", "events-of-before"])
+def test_a_task_added_to_a_running_phase_does_not_start_before_its_dependency(
+    tmp_path: Path, carry_values: bool
+) -> None:
     """The feed cached a new task, then read its dependencies: a dispatch in between saw a task
     depending on nothing and started it (the store refused it: NOT_READY). The feed now reads the
     dependencies first, so the orchestrator itself does not try (no refusal)."""
     store = FakeStore()
+    store.carry_values = carry_values
     plan = _plan(store, {"schema": {"users": []}})
 
     async def slow_edges(method: str) -> None:

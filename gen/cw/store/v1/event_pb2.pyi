@@ -47,7 +47,9 @@ class Event(_message.Message):
     """Strictly increasing, assigned by the store; 0 only on heartbeats."""
     type: _builtins.str
     """`<entity>:created|updated|deleted` for every store write (details: `id`, `changed` field names,
-    `status` by its enum name when set or changed), and the orchestrator's own types, each with the
+    `status` by its enum name when set or changed, `values`: the created row or each changed field's
+    new value and `update_time`, secrets never, `omitted`: fields left out, to be read; docs/api.md),
+    and the orchestrator's own types, each with the
     change it announces: task:queued, task:dispatched, task:completed, task:retried, task:blocked,
     task:merged, agent:spawned, agent:resumed, agent:stopped, agent:crashed,
     agent:waiting_for_input, agent:new_session, phase:started, phase:pending_review,

@@ -221,7 +221,9 @@ class FakeStore:
         row.exhausted_until.FromDatetime(until)
         self._stamp(row)
         staged.rows["account"][account_id] = row
-        self._commit(staged, [_row_event("account", "updated", row.id, ["is_exhausted", "exhausted_until"])], [])
+        self._commit(
+            staged, [_row_event("account", "updated", row, ["is_exhausted", "exhausted_until"], self.carry_values)], []
+        )
         return cast(account_pb2.Account, _copy(row))
 
     def add_task_dependency(self, task_id: str, needed: str) -> None:

@@ -126,10 +126,11 @@ def test_every_account_resting_moves_the_task_to_the_fallback_and_it_says_so(tmp
     account = store.create_account("scripted", "only@x")
     phase, (task,) = _setup(store, 1)
     initiative: initiative_pb2.Initiative = store.tables.rows["initiative"][phase.initiative_id]
-    initiative.fallback_providers.append("spare")
 
     async def main() -> None:
         async with InProcess(tmp_path, store, providers=("scripted", "spare")) as orchestrator:
+            # Through the store's log, as a person's update does: the cache takes it from its event.
+            await store.append([], changes(update(initiative, fallback_providers=["spare"])))
             await orchestrator.settled()
             store.rest_account(account.id, orchestrator.ctx.clock() + timedelta(hours=1))
             await orchestrator.settled()

@@ -1,7 +1,10 @@
-"""What a finished Claude Code run means, from its exit, its signal file and its stream-json output.
+"""What a finished run of a built-in CLI means, from its exit, its signal file and its output.
 
-Claude Code knows nothing of `CW_SIGNAL_FILE` (the agent writes it only when it follows its prompt),
-so when the file says nothing the run's own output decides (stream_json.py reads it):
+Written for Claude Code, the policy holds for every built-in CLI (clis/): each adapter reads its
+own output into a `RunSummary` (Claude Code's stream-json: stream_json.py; Codex's JSONL:
+clis/codex.py), and the outcome follows from that. The CLI knows nothing of `CW_SIGNAL_FILE` (the
+agent writes it only when it follows its prompt), so when the file says nothing the run's own
+output decides:
 
 1. the signal file, when there is one, is the stronger word (CONTRACT.md, agent protocol);
 2. a resume of a session the CLI does not know is reported as such (`unknown_session`), so the
@@ -26,9 +29,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from orchestrator_service.agents import shim
-from orchestrator_service.agents.providers import CLAUDE
-from orchestrator_service.agents.stream_json import FinalResult, Limit, RunSummary, summarize_file
+from orchestrator_service.agents import clis, shim
+from orchestrator_service.agents.stream_json import FinalResult, Limit, RunSummary
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.dispatch import AgentOutcome, classify_exit
 
@@ -55,16 +57,19 @@ def rest_seconds(limit: Limit, now: datetime) -> float:
     return max((limit.reset_at - now).total_seconds(), MIN_LIMIT_REST_SECONDS)
 
 
-def _error_reason(result: FinalResult) -> str:
+def _error_reason(result: FinalResult, label: str) -> str:
     said = result.text or "; ".join(result.errors)
     if result.subtype and result.subtype != "success":
-        return f"{result.subtype}: {said}" if said else f"Claude Code stopped: {result.subtype}"
-    return said or "Claude Code reported an error"
+        return f"{result.subtype}: {said}" if said else f"{label} stopped: {result.subtype}"
+    return said or f"{label} reported an error"
 
 
-def claude_outcome(exit_code: int | None, signal_text: str | None, run: RunSummary, now: datetime) -> AgentOutcome:
-    """The outcome of one claude run. `exit_code` None: killed by a signal or vanished. `now` is
-    an aware datetime, for the time left until a limit's reset."""
+def claude_outcome(
+    exit_code: int | None, signal_text: str | None, run: RunSummary, now: datetime, label: str = "Claude Code"
+) -> AgentOutcome:
+    """The outcome of one run of a built-in CLI (`label` names it in reasons). `exit_code` None:
+    killed by a signal or vanished. `now` is an aware datetime, for the time left until a limit's
+    reset."""
     session = run.session_id
     if exit_code is None:
         return replace(classify_exit(None, None), session_id=session)
@@ -73,14 +78,14 @@ def claude_outcome(exit_code: int | None, signal_text: str | None, run: RunSumma
     if run.unknown_session:
         return AgentOutcome(
             "error",
-            error="Claude Code has no conversation with that session id: start a new session",
+            error=f"{label} has no conversation with that session id: start a new session",
             exit_code=exit_code,
             unknown_session=True,
         )
     if run.result is not None and run.result.is_error and run.result.api_error_status == UNAUTHORIZED:
         return AgentOutcome(
             "credentials_refused",
-            error=clip(_error_reason(run.result)),
+            error=clip(_error_reason(run.result, label)),
             exit_code=exit_code,
             session_id=session,
         )
@@ -93,7 +98,8 @@ def claude_outcome(exit_code: int | None, signal_text: str | None, run: RunSumma
             session_id=session,
         )
     if run.result is not None and run.result.is_error:
-        return AgentOutcome("error", error=clip(_error_reason(run.result)), exit_code=exit_code, session_id=session)
+        reason = clip(_error_reason(run.result, label))
+        return AgentOutcome("error", error=reason, exit_code=exit_code, session_id=session)
     if exit_code != 0:
         crash = classify_exit(exit_code, None)
         said = f": {run.last_plain_line}" if run.last_plain_line else ""
@@ -120,15 +126,16 @@ def fresh_session_prompt(task_prompt: str, questions: Sequence[Mapping[str, Any]
 
 def run_outcome(provider: str, files: AgentFiles, exit_code: int | None, now: datetime) -> AgentOutcome:
     """Reads a finished run from its files (signal file, the offset at which its output began, the
-    output) and classifies it: the claude policy above for the claude provider, `classify_exit` for
-    any other. The output can be large: call it off the event loop."""
+    output) and classifies it: the policy above for a built-in CLI (its adapter reads the output),
+    `classify_exit` for any other provider. The output can be large: call it off the event loop."""
     signal_text = files.read_signal()
-    if provider != CLAUDE:
+    cli = clis.adapter(provider)
+    if cli is None:
         return classify_exit(exit_code, signal_text)
     try:
         written = datetime.fromtimestamp(files.output.stat().st_mtime).astimezone()
     except OSError:
         written = now.astimezone()
     # Wall-clock resets ("resets 4pm") are relative to when the CLI wrote them, not to now.
-    run = summarize_file(files.output, min(written, now.astimezone()), shim.run_start_offset(files.control))
-    return claude_outcome(exit_code, signal_text, run, now)
+    run = cli.summarize(files.output, shim.run_start_offset(files.control), min(written, now.astimezone()))
+    return claude_outcome(exit_code, signal_text, run, now, cli.label)

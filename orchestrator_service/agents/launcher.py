@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cw.store.v1 import account_pb2, agent_pb2
 from cw_edge.tokens import AUTH_ENVIRONMENT
-from orchestrator_service.agents import control_files, sandbox, supervisor
+from orchestrator_service.agents import clis, control_files, sandbox, supervisor
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.sandbox import SandboxPolicy
 from orchestrator_service.agents.supervisor import AgentFiles
@@ -49,9 +49,6 @@ def _write_private(path: Path, text: str) -> None:
     control_files.write_private(path, text)
 
 
-CREDENTIALS_FILE = ".credentials.json"
-
-
 def environment(launch: Launch) -> dict[str, str]:
     files, agent = launch.files, launch.agent
     # An agent gets no credential for cw's services, nor a pointer to one.
@@ -73,9 +70,9 @@ def environment(launch: Launch) -> dict[str, str]:
     }
     if launch.resume:
         env["CW_ANSWERS_FILE"] = str(files.answers)
-    if launch.secrets is not None:
-        env["CLAUDE_CONFIG_DIR"] = str(files.config_dir)
-    return launch.provider.environment(env, under_account=launch.secrets is not None)
+    under_account = launch.secrets is not None
+    config_dir = files.config_dir if under_account else None
+    return launch.provider.environment(env, under_account=under_account, config_dir=config_dir)
 
 
 def start(launch: Launch) -> subprocess.Popen[bytes]:
@@ -84,15 +81,14 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
     files = launch.files
     supervisor.make_private_dirs(files)
     _write_private(files.prompt, launch.prompt)
-    if launch.secrets is not None:
+    cli = launch.provider.cli
+    if launch.secrets is not None and cli is not None:
         files.config_dir.mkdir(mode=0o700, exist_ok=True)
         if files.config_dir.is_symlink():
             raise control_files.UnsafeControlFile("config: a symlink, not a directory")
-        if launch.secrets.config_json:
-            _write_private(files.config_dir / ".claude.json", launch.secrets.config_json)
-        if launch.secrets.credentials:
-            _write_private(files.config_dir / CREDENTIALS_FILE, launch.secrets.credentials)
-    command = launch.provider.command(launch.agent.session_id, launch.resume)
+        for name, text in cli.account_files(launch.secrets.config_json, launch.secrets.credentials).items():
+            _write_private(files.config_dir / name, text)
+    command = launch.provider.command(launch.agent.session_id, launch.resume, launch.prompt)
     if launch.sandbox.enabled:
         command = sandboxed(launch, command)
     return supervisor.spawn(files, command, environment(launch), launch.cwd, launch.sandbox.max_processes)
@@ -140,5 +136,7 @@ def write_answers(files: AgentFiles, answers: dict[str, str]) -> None:
 
 def remove_credentials(files: AgentFiles) -> None:
     """After each run: the account's credentials leave the agent's config directory (its session
-    transcripts stay, `--resume` needs them); `start` writes them again on resume."""
-    (files.config_dir / CREDENTIALS_FILE).unlink(missing_ok=True)
+    transcripts stay, a resume needs them); `start` writes them again on resume. Every built-in
+    CLI's credential files, whichever ran: a file some other CLI would read is no credential left."""
+    for name in clis.secret_files():
+        (files.config_dir / name).unlink(missing_ok=True)

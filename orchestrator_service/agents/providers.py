@@ -1,4 +1,4 @@
-"""Provider command lines: the real Claude Code CLI, or any `NAME=COMMAND` from the command line."""
+"""Provider command lines: the built-in CLIs (clis/), or any `NAME=COMMAND` from the command line."""
 
 from __future__ import annotations
 
@@ -8,54 +8,65 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-CLAUDE = "claude"
-# Claude Code refuses --dangerously-skip-permissions as root unless this is exactly "1".
-SANDBOX_VARIABLE = "IS_SANDBOX"
-# Where Claude Code takes a credential from before its config directory's .credentials.json: a run
-# under an account gets none of these from the orchestrator's environment, or the orchestrator's
-# key would be what every account's run spends (issue 22).
-CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
-# How often the CLI itself retries a request the API refused (429, 529, 5xx, no connection). Its
-# own default (10, with back-off) holds a slot for minutes before cw sees anything; cw's policy
-# (an account's rest, the task's retries) decides instead.
-MAX_RETRIES_VARIABLE = "CLAUDE_CODE_MAX_RETRIES"
-DEFAULT_CLAUDE_MAX_RETRIES = 1
+from orchestrator_service.agents import clis
+from orchestrator_service.agents.clis import claude
+from orchestrator_service.agents.clis.base import SANDBOX_VARIABLE, Cli, RunRequest
+
+CLAUDE = claude.NAME
+DEFAULT_CLAUDE_MAX_RETRIES = claude.DEFAULT_MAX_RETRIES
+# Kept under their old names: the Claude adapter owns them now (clis/claude.py).
+CREDENTIAL_VARIABLES = claude.Claude.credential_variables
+MAX_RETRIES_VARIABLE = claude.MAX_RETRIES_VARIABLE
+__all__ = ["CLAUDE", "CREDENTIAL_VARIABLES", "MAX_RETRIES_VARIABLE", "SANDBOX_VARIABLE", "Provider", "provider_table"]
 
 
 @dataclass(frozen=True)
 class Provider:
     name: str
     argv: tuple[str, ...]
-    # Set by --agents-in-sandbox: the agents run in a sandbox, so Claude Code may run as root.
+    # Set by --agents-in-sandbox for the built-in CLIs: the agents run in a sandbox (Claude Code
+    # may run as root).
     in_sandbox: bool = False
-    # CLAUDE_CODE_MAX_RETRIES for Claude Code (`--claude-max-retries`).
+    # How often the built-in CLI itself retries a refused request (`--claude-max-retries`).
     max_retries: int = DEFAULT_CLAUDE_MAX_RETRIES
 
-    def command(self, session_id: str, resume: bool) -> list[str]:
-        """Claude Code gets its session, resume and output flags, and reads its prompt on standard
-        input (the shim gives it the prompt file); other providers read the CW_* environment and
-        get their command as given."""
-        if self.name != CLAUDE:
-            return list(self.argv)
-        flags = ["-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
-        session = ["--resume", session_id] if resume else ["--session-id", session_id]
-        return [*self.argv, *flags, *session]
+    @property
+    def cli(self) -> Cli | None:
+        """The built-in CLI this provider runs (by its name); None: a generic provider."""
+        return clis.adapter(self.name)
 
-    def environment(self, base: Mapping[str, str], under_account: bool = False) -> dict[str, str]:
+    def run_request(
+        self,
+        session_id: str,
+        resume: bool,
+        prompt: str = "",
+        *,
+        under_account: bool = False,
+        config_dir: Path | None = None,
+    ) -> RunRequest:
+        return RunRequest(session_id, resume, prompt, self.in_sandbox, self.max_retries, under_account, config_dir)
+
+    def command(self, session_id: str, resume: bool, prompt: str = "") -> list[str]:
+        """A built-in CLI gets its session, resume and output flags from its adapter; other
+        providers read the CW_* environment and get their command as given."""
+        cli = self.cli
+        if cli is None:
+            return list(self.argv)
+        return [*self.argv, *cli.arguments(self.run_request(session_id, resume, prompt))]
+
+    def environment(
+        self, base: Mapping[str, str], under_account: bool = False, config_dir: Path | None = None
+    ) -> dict[str, str]:
         """The agent's environment. IS_SANDBOX says only what --agents-in-sandbox says: a value
-        inherited from wherever the orchestrator was started never reaches any provider. For
-        Claude Code, a run under an account uses that account's credentials only (no inherited
-        key), and the CLI's own retries are `max_retries`."""
+        inherited from wherever the orchestrator was started never reaches any provider. A
+        built-in CLI's run under an account uses that account's credentials only (no inherited
+        key: its adapter says which variables), in `config_dir` when given."""
         env = dict(base)
         env.pop(SANDBOX_VARIABLE, None)
-        if self.name == CLAUDE:
-            if self.in_sandbox:
-                env[SANDBOX_VARIABLE] = "1"
-            if under_account:
-                for name in CREDENTIAL_VARIABLES:
-                    env.pop(name, None)
-            env[MAX_RETRIES_VARIABLE] = str(self.max_retries)
-        return env
+        cli = self.cli
+        if cli is None:
+            return env
+        return cli.environment(env, self.run_request("", False, under_account=under_account, config_dir=config_dir))
 
     def resolved(self, directory: Path) -> Provider:
         """Agents run in their own work directory: a program or script named by a relative path
@@ -85,7 +96,7 @@ def parse_provider(spec: str, in_sandbox: bool = False, max_retries: int = DEFAU
     argv = tuple(shlex.split(command))
     if not separator or not name.strip() or not argv:
         raise ValueError(f"--provider wants NAME=COMMAND, got {spec!r}")
-    return Provider(name.strip(), argv, in_sandbox and name.strip() == CLAUDE, max_retries)
+    return Provider(name.strip(), argv, in_sandbox and clis.adapter(name.strip()) is not None, max_retries)
 
 
 def provider_table(
@@ -94,8 +105,11 @@ def provider_table(
     directory: Path | None = None,
     claude_max_retries: int = DEFAULT_CLAUDE_MAX_RETRIES,
 ) -> dict[str, Provider]:
-    """Claude Code, and the `--provider` commands; relative paths resolved against `directory`."""
-    providers = {CLAUDE: Provider(CLAUDE, (CLAUDE,), in_sandbox, claude_max_retries)}
+    """Every built-in CLI (its usual program name), and the `--provider` commands (which replace a
+    built-in's program when they share its name); relative paths resolved against `directory`."""
+    providers = {
+        name: Provider(name, (cli.program,), in_sandbox, claude_max_retries) for name, cli in clis.BUILT_IN.items()
+    }
     for spec in specs or []:
         provider = parse_provider(spec, in_sandbox, claude_max_retries)
         providers[provider.name] = provider.resolved(directory) if directory is not None else provider

@@ -31,9 +31,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from orchestrator_service.agents.providers import CLAUDE, Provider
+from orchestrator_service.agents import clis
+from orchestrator_service.agents.clis import claude
+from orchestrator_service.agents.clis.base import AGENTS_IN_SANDBOX_FLAG
+from orchestrator_service.agents.providers import Provider
 
-FLAG = "--agents-in-sandbox"
+FLAG = AGENTS_IN_SANDBOX_FLAG
 PATH_FLAG = "--agent-path"
 NETWORK_FLAG = "--agent-network"
 BWRAP = "bwrap"
@@ -244,18 +247,12 @@ def agent_is_root(policy: SandboxPolicy) -> bool:
 
 def claude_blocked_reason(is_root: bool, in_sandbox: bool) -> str | None:
     """Why a claude run cannot start now (None: it can). A task waiting on this spends no attempt.
-    `is_root`: the agent itself would run as root (outside cw's sandbox)."""
-    if is_root and not in_sandbox:
-        return (
-            "Claude Code refuses --dangerously-skip-permissions as root unless IS_SANDBOX=1; "
-            f"start the orchestrator with {FLAG} if its agents run in a sandbox, or run it as another user"
-        )
-    return None
+    `is_root`: the agent itself would run as root (outside cw's sandbox). clis/claude.py says it."""
+    return claude.blocked_reason(is_root, in_sandbox)
 
 
 def startup_refusal(default_provider: str, is_root: bool, in_sandbox: bool) -> str | None:
     """One line saying why the orchestrator will not start (None: it may)."""
-    if default_provider != CLAUDE:
-        return None
-    reason = claude_blocked_reason(is_root, in_sandbox)
-    return f"refusing to start as root with claude as the default provider: {reason}" if reason else None
+    cli = clis.adapter(default_provider)
+    reason = cli.blocked_reason(is_root, in_sandbox) if cli is not None else None
+    return f"refusing to start as root with {default_provider} as the default provider: {reason}" if reason else None

@@ -19,7 +19,7 @@ import grpc
 from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, task_pb2
 from orchestrator_service import dispatch, faults, outcomes
 from orchestrator_service.agents import claude_outcome, launcher, names, sandbox, supervisor
-from orchestrator_service.agents.providers import CLAUDE, Provider
+from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
@@ -57,16 +57,17 @@ class Launches:
         return settings.providers.get(name) or settings.providers[settings.default_provider]
 
     def cannot_run(self, provider: Provider) -> str | None:
-        """Why a run of `provider` cannot start here now: its program is missing, or it is Claude
-        Code as root outside a sandbox, or this orchestrator is fenced (its lease may be lapsing).
-        The task waits with this reason; no attempt is spent."""
+        """Why a run of `provider` cannot start here now: its program is missing, or its CLI refuses
+        (Claude Code as root outside a sandbox), or this orchestrator is fenced (its lease may be
+        lapsing). The task waits with this reason; no attempt is spent."""
         if self.ctx.fenced:
             return "this orchestrator cannot renew its lease with the store: no run starts here until it can"
         missing = provider.missing_program()
         if missing:
             return missing
-        if provider.name == CLAUDE:
-            return sandbox.claude_blocked_reason(sandbox.agent_is_root(self.ctx.settings.sandbox), provider.in_sandbox)
+        cli = provider.cli
+        if cli is not None:
+            return cli.blocked_reason(sandbox.agent_is_root(self.ctx.settings.sandbox), provider.in_sandbox)
         return None
 
     # ---- a new run ------------------------------------------------------------------------------
@@ -127,8 +128,9 @@ class Launches:
         return account.id, await self.secrets_for(account.id, provider)
 
     async def secrets_for(self, account_id: str, provider: Provider) -> account_pb2.GetAccountSecretsResponse | None:
-        """Claude Code reads an account's config and credentials from its own config directory."""
-        if not account_id or provider.name != CLAUDE:
+        """A built-in CLI reads an account's config and credentials from its own config directory
+        (its adapter writes them there); a generic provider gets none."""
+        if not account_id or provider.cli is None:
             return None
         store = self.ctx.store
         return await store.call(store.accounts.GetAccountSecrets, account_pb2.GetAccountSecretsRequest(id=account_id))

@@ -87,6 +87,9 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
         if files.config_dir.is_symlink():
             raise control_files.UnsafeControlFile("config: a symlink, not a directory")
         for name, text in cli.account_files(launch.secrets.config_json, launch.secrets.credentials).items():
+            # A name may hold directories (OpenCode's .config/opencode/opencode.json): made, never
+            # through a symlink the agent left in its config directory.
+            control_files.make_directories(files.config_dir, Path(name).parent)
             _write_private(files.config_dir / name, text)
     command = launch.provider.command(launch.agent.session_id, launch.resume, launch.prompt)
     if launch.sandbox.enabled:
@@ -139,4 +142,4 @@ def remove_credentials(files: AgentFiles) -> None:
     transcripts stay, a resume needs them); `start` writes them again on resume. Every built-in
     CLI's credential files, whichever ran: a file some other CLI would read is no credential left."""
     for name in clis.secret_files():
-        (files.config_dir / name).unlink(missing_ok=True)
+        control_files.unlink_beneath(files.config_dir, Path(name))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from orchestrator_service.agents import stream_json
 from orchestrator_service.agents.clis import opencode
-from orchestrator_service.agents.usage import Counts
+from orchestrator_service.agents.usage import Counts, UsageReader, opencode_step_counts
 from tests.fixtures import record_opencode
 
 TRANSCRIPTS = Path(__file__).parents[1] / "fixtures" / "transcripts"
@@ -137,9 +137,9 @@ def test_the_agents_own_words_are_no_limit_nor_lost_session() -> None:
 def test_hostile_counts_count_as_absent() -> None:
     tokens = {"input": -1, "output": True, "reasoning": 10**30, "cache": {"read": "7", "write": 3.5}}
     event = {"type": "step_finish", "part": {"tokens": tokens, "cost": float("nan")}}
-    assert opencode.step_counts(event) == Counts()
-    assert opencode.step_counts({"type": "step_finish", "part": {"tokens": {"cache": []}}}) == Counts()
-    assert opencode.step_counts({"type": "text", "part": {"tokens": {}}}) is None
+    assert opencode_step_counts(event) == Counts()
+    assert opencode_step_counts({"type": "step_finish", "part": {"tokens": {"cache": []}}}) == Counts()
+    assert opencode_step_counts({"type": "text", "part": {"tokens": {}}}) is None
 
 
 def test_a_line_past_the_cap_is_skipped_whole() -> None:
@@ -193,3 +193,29 @@ def test_events_of_any_shape_never_raise(kind: str, fields: dict[str, object]) -
     line = json.dumps({"type": kind, **fields}).encode()
     reader = opencode.read([line, line], NOW)
     assert isinstance(reader.summary(), stream_json.RunSummary) and isinstance(reader.usage, Counts)
+
+
+def test_an_agents_usage_sums_its_runs_steps_with_the_costs_opencode_reported(tmp_path: Path) -> None:
+    """usage.py reads the agent's output file, its runs one after the other (the resumed run at
+    the offset the shim recorded)."""
+    output = tmp_path / "output"
+    first = b"".join(lines("success"))
+    output.write_bytes(first + b"".join(lines("resume")))
+    total = UsageReader().read(output, [0, len(first)], {})
+    reply, resumed = record_opencode.SUCCESS, record_opencode.RESUMED
+    assert (total.input_tokens, total.output_tokens) == (
+        reply.input_tokens + resumed.input_tokens,
+        reply.output_tokens + resumed.output_tokens,
+    )
+    assert (total.cache_read_tokens, total.cache_write_tokens) == (reply.cache_read_tokens, reply.cache_write_tokens)
+    assert total.cost_usd == pytest.approx(0.00066885 + 0.000153)
+
+
+def test_an_agents_usage_counts_a_step_once_however_often_it_is_read(tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    data = b"".join(lines("tool_use"))
+    output.write_bytes(data[:-40])
+    reader = UsageReader()
+    reader.read(output, [0], {})
+    output.write_bytes(data)
+    assert reader.read(output, [0], {}).input_tokens == 41

@@ -30,15 +30,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from orchestrator_service.agents import control_files, stream_json
+from orchestrator_service.agents.clis.base import Cli, PromptInput, RunRequest, SessionOrigin
 from orchestrator_service.agents.stream_json import FinalResult, Limit, RunSummary
-from orchestrator_service.agents.usage import Counts, counts_of
+from orchestrator_service.agents.usage import Counts, opencode_step_counts
 
 NAME = "opencode"
 # A run: JSON events, and every permission the agent asks for granted (cw's sandbox holds it, as
-# --dangerously-skip-permissions does for Claude Code); the prompt is the last argument.
+# --dangerously-skip-permissions does for Claude Code); the prompt comes on standard input.
 RUN_FLAGS = ("run", "--format", "json", "--auto")
 SESSION_FLAG = "-s"
 # Nothing fetched at run time: the models.dev list, updates, language servers, default plugins,
@@ -66,10 +67,16 @@ CREDENTIAL_VARIABLES = (
     "GEMINI_API_KEY",
     "GOOGLE_GENERATIVE_AI_API_KEY",
 )
+# The account's files, by their path in the run's config directory (its HOME in the sandbox).
 CONFIG_FILE = Path(".config/opencode/opencode.json")
 AUTH_FILE = Path(".local/share/opencode/auth.json")
+# OpenCode installs this into each config directory it may write, unless that directory has a
+# `node_modules` (here: a directory holding PLUGIN_MARKER) and a `package-lock.json` naming it.
 PLUGIN_PACKAGE = "@opencode-ai/plugin"
 PLUGIN_LOCK = {"packages": {"": {"dependencies": {PLUGIN_PACKAGE: "*"}}}}
+PLUGIN_LOCK_FILE = Path(".config/opencode/package-lock.json")
+PLUGIN_MARKER = Path(".config/opencode/node_modules/.cw")
+PLUGIN_MARKER_TEXT = "Written by cw: OpenCode installs nothing here at run time.\n"
 SESSION_NOT_FOUND = "Session not found"
 TOO_MANY_REQUESTS = 429
 # Step-finish reasons that end the run's work (anything else, `tool-calls`, means it goes on).
@@ -79,85 +86,76 @@ MAX_ERRORS = 100
 MAX_TEXT_PARTS = 1_000
 
 
-# ---- the run's home ---------------------------------------------------------------------------
+# ---- the adapter ------------------------------------------------------------------------------
 
 
-def run_environment(home: Path) -> dict[str, str]:
-    """HOME and the XDG directories in the run's home (never the orchestrator's), and ENVIRONMENT."""
+def xdg_directories(home: Path) -> dict[str, str]:
+    """Where OpenCode keeps its config, sessions (its database), state and cache: in `home`, laid
+    out as under a HOME (so in the sandbox, whose HOME is the run's config directory, the same)."""
     return {
-        "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local/share"),
         "XDG_STATE_HOME": str(home / ".local/state"),
         "XDG_CACHE_HOME": str(home / ".cache"),
-        **ENVIRONMENT,
     }
+
+
+def run_environment(home: Path) -> dict[str, str]:
+    """HOME and the XDG directories in `home`, and ENVIRONMENT (tests/fixtures/record_opencode.py)."""
+    return {"HOME": str(home), **xdg_directories(home), **ENVIRONMENT}
+
+
+def account_files(config_json: str, credentials: str) -> dict[str, str]:
+    """The account's opencode.json and auth.json, and the plugin lock, by their path in the home."""
+    files = {str(PLUGIN_MARKER): PLUGIN_MARKER_TEXT, str(PLUGIN_LOCK_FILE): json.dumps(PLUGIN_LOCK)}
+    if config_json:
+        files[str(CONFIG_FILE)] = config_json
+    if credentials:
+        files[str(AUTH_FILE)] = credentials
+    return files
 
 
 def write_account_files(home: Path, config_json: str, credentials: str) -> None:
-    """The account's opencode.json and auth.json (private), and the plugin lock, into `home`."""
-    config = home / CONFIG_FILE
-    config.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (config.parent / "node_modules").mkdir(mode=0o700, exist_ok=True)
-    control_files.write_private(config.parent / "package-lock.json", json.dumps(PLUGIN_LOCK))
-    if config_json:
-        control_files.write_private(config, config_json)
-    if credentials:
-        (home / AUTH_FILE).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        control_files.write_private(home / AUTH_FILE, credentials)
+    """`account_files` written into `home` (as launcher.start writes them into the run's)."""
+    for name, text in account_files(config_json, credentials).items():
+        control_files.make_directories(home, Path(name).parent)
+        control_files.write_private(home / name, text)
 
 
-def remove_credentials(home: Path) -> None:
-    """After each run: the key leaves the home (the session database stays, `-s` needs it)."""
-    (home / AUTH_FILE).unlink(missing_ok=True)
+class OpenCode(Cli):
+    name: ClassVar[str] = NAME
+    label: ClassVar[str] = "OpenCode"
+    program: ClassVar[str] = "opencode"
+    # `opencode run` reads its message from standard input when that is no terminal.
+    prompt_input: ClassVar[PromptInput] = PromptInput.STDIN
+    session_origin: ClassVar[SessionOrigin] = SessionOrigin.CLI
+    credential_variables: ClassVar[tuple[str, ...]] = CREDENTIAL_VARIABLES
+    # Set to the run's config directory's `.config` (environment sets the other XDG directories).
+    config_dir_variable: ClassVar[str] = "XDG_CONFIG_HOME"
+    secret_files: ClassVar[tuple[str, ...]] = (str(AUTH_FILE),)
+
+    def arguments(self, run: RunRequest) -> list[str]:
+        """A new run, or `-s ID` to resume the session OpenCode named (none known: a new one)."""
+        session = [SESSION_FLAG, run.session_id] if run.resume and run.session_id else []
+        return [*RUN_FLAGS, *session]
+
+    def environment(self, env: Mapping[str, str], run: RunRequest) -> dict[str, str]:
+        """ENVIRONMENT always (nothing downloaded); under an account, every XDG directory in the
+        run's config directory, so that OpenCode reads that account's files and no one else's."""
+        result = super().environment(env, run)
+        if run.config_dir is not None:
+            result.update(xdg_directories(run.config_dir))
+        result.update(ENVIRONMENT)
+        return result
+
+    def account_files(self, config_json: str, credentials: str) -> dict[str, str]:
+        return account_files(config_json, credentials)
+
+    def summarize(self, output: Path, start: int, now: datetime) -> RunSummary:
+        return summarize_file(output, now, start)
 
 
 # ---- reading a run's output -------------------------------------------------------------------
-
-
-def step_counts(event: Mapping[str, Any]) -> Counts | None:
-    """A `step_finish` event's tokens and cost as Counts (reasoning counted as output, as the API
-    bills it); None for any other event, or one without tokens."""
-    part = event.get("part")
-    if event.get("type") != "step_finish" or not isinstance(part, dict):
-        return None
-    tokens = part.get("tokens")
-    if not isinstance(tokens, dict):
-        return None
-    cache = _object(tokens.get("cache"))
-    flat = {
-        "input": tokens.get("input"),
-        "output": tokens.get("output"),
-        "reasoning": tokens.get("reasoning"),
-        "read": cache.get("read"),
-        "write": cache.get("write"),
-    }
-    counts = counts_of(
-        flat,
-        {
-            "input": "input_tokens",
-            "output": "output_tokens",
-            "read": "cache_read_tokens",
-            "write": "cache_write_tokens",
-        },
-    )
-    reasoning = counts_of(flat, {"reasoning": "output_tokens"})
-    if counts is None or reasoning is None:
-        return None
-    return Counts(
-        counts.input_tokens,
-        counts.output_tokens + reasoning.output_tokens,
-        counts.cache_read_tokens,
-        counts.cache_write_tokens,
-        _cost(part.get("cost")),
-    )
-
-
-def _cost(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0.0
-    number = float(value)
-    return number if math.isfinite(number) and 0.0 <= number <= 1e9 else 0.0
 
 
 @dataclass
@@ -228,7 +226,7 @@ class Reader:
         if kind == "text" and isinstance(part.get("text"), str):
             self._add_text(message, _text(part.get("text")))
         elif kind == "step_finish":
-            counts = step_counts(event)
+            counts = opencode_step_counts(event)
             if counts is not None:
                 self._usage = self._usage.plus(counts)
             self._finished = None if part.get("reason") == _CONTINUING else message

@@ -89,7 +89,7 @@ def test_a_429_is_a_limit_until_the_reset_the_api_named() -> None:
 def test_a_refused_key_is_a_401_and_no_limit() -> None:
     run = read("bad_key").summary()
     assert run.result is not None and run.result.is_error and run.result.api_error_status == 401
-    assert run.result.text == "invalid x-api-key" and run.limit is None
+    assert run.result.text == "invalid x-api-key" and run.result.subtype == "APIError" and run.limit is None
 
 
 def error_line(status: int, headers: dict[str, object], timestamp: int = 1_796_684_400_000) -> bytes:

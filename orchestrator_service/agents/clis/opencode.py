@@ -168,6 +168,7 @@ class Reader:
     _texts: dict[str, list[str]] = field(default_factory=dict, init=False)
     _finished: str | None = field(default=None, init=False)  # the message whose step ended the work
     _errors: list[tuple[str, int | None]] = field(default_factory=list, init=False)
+    _error_name: str = field(default="", init=False)  # the last error's (`APIError`): the subtype
     _limits: list[Limit] = field(default_factory=list, init=False)
     _unknown_session: bool = field(default=False, init=False)
     _last_plain: str = field(default="", init=False)
@@ -201,7 +202,7 @@ class Reader:
         if self._errors:
             said = [message for message, _ in self._errors]
             status = next((status for _, status in reversed(self._errors) if status is not None), None)
-            return FinalResult("error", True, said[-1], tuple(said), session, status)
+            return FinalResult(self._error_name or "error", True, said[-1], tuple(said), session, status)
         if self._finished is None:
             return None
         text = "\n\n".join(self._texts.get(self._finished, []))
@@ -243,7 +244,8 @@ class Reader:
     def _take_error(self, event: dict[str, Any]) -> None:
         error = _object(event.get("error"))
         data = _object(error.get("data"))
-        message = _text(data.get("message")) or _text(error.get("name")) or "error"
+        self._error_name = _text(error.get("name"))[: stream_json.PLAIN_LINE_KEEP]
+        message = _text(data.get("message")) or self._error_name or "error"
         raw_status = data.get("statusCode")
         status = raw_status if isinstance(raw_status, int) and not isinstance(raw_status, bool) else None
         if len(self._errors) < MAX_ERRORS:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator_service.agents import stream_json
+from orchestrator_service.agents import claude_outcome, stream_json
 from orchestrator_service.agents.clis import opencode
 from orchestrator_service.agents.usage import Counts, UsageReader, opencode_step_counts
 from tests.fixtures import record_opencode
@@ -219,3 +219,28 @@ def test_an_agents_usage_counts_a_step_once_however_often_it_is_read(tmp_path: P
     reader.read(output, [0], {})
     output.write_bytes(data)
     assert reader.read(output, [0], {}).input_tokens == 41
+
+
+@pytest.mark.parametrize(
+    ("name", "exit_code", "kind", "detail"),
+    [
+        ("success", 0, "done", record_opencode.SUCCESS.text),
+        ("tool_use", 0, "done", "Wrote hello.txt."),
+        ("rate_limit", 1, "rate_limited", "API error 429: Rate limited"),
+        ("bad_key", 1, "credentials_refused", "APIError: invalid x-api-key"),
+        ("unknown_session", 1, "error", "OpenCode has no conversation with that session id: start a new session"),
+    ],
+)
+def test_each_recorded_run_means_what_it_means_for_claude_code(
+    name: str, exit_code: int, kind: str, detail: str
+) -> None:
+    """The same policy as Claude Code's runs (claude_outcome.py), on OpenCode's real output; the
+    rate-limited run's rest lasts until the reset its headers named."""
+    run = read(name).summary()
+    outcome = claude_outcome.claude_outcome(exit_code, None, run, NOW, opencode.OpenCode.label)
+    assert outcome.kind == kind and (outcome.summary or outcome.error) == detail
+    assert outcome.unknown_session == (name == "unknown_session")
+    assert outcome.session_id == run.session_id
+    if kind == "rate_limited":
+        reset = datetime.fromtimestamp(record_opencode.RESET_EPOCH, UTC)
+        assert outcome.retry_after_seconds == (reset - NOW).total_seconds()

@@ -85,7 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=COMMAND",
-        help="an agent command; split like a shell would, never run through one (repeatable)",
+        help="an agent command; split like a shell would, never run through one (repeatable); for a built-in "
+        "CLI's name (claude, codex) it only says which program runs",
     )
     parser.add_argument("--default-provider", default="claude")
     parser.add_argument("--max-agents", type=int, default=4)
@@ -273,7 +274,9 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for provider in args.providers.values():
+    # A built-in CLI nobody named (the default, or a --provider) is not installed on most machines.
+    named = {spec.partition("=")[0].strip() for spec in args.provider} | {args.default_provider}
+    for provider in (provider for name, provider in args.providers.items() if name in named):
         missing = provider.missing_program()
         if missing:  # not fatal: its tasks wait, with this reason, until the program is there
             logging.getLogger("cw.orchestrator").warning("%s; tasks that need it will wait", missing)

@@ -157,6 +157,9 @@ class AgentOutcome:
     questions: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
     retry_after_seconds: float = 0.0
+    # The reset the CLI named, when it named one: the rest ends exactly then (the seconds above,
+    # counted from an earlier clock reading than the settlement's, could end it a second late).
+    rest_until: datetime | None = None
     exit_code: int | None = None
     # The session the CLI reported (Claude Code keeps its id on resume; should a version name a new
     # one, that one is resumed next): store it on the agent. Empty when the provider reported none.

@@ -153,7 +153,7 @@ def settle(
         return Settlement(agent_values, task_values, notes)
     if outcome.kind == "rate_limited":
         agent_values["status"] = agent_pb2.AGENT_STATUS_STOPPED
-        until = now + timedelta(seconds=outcome.retry_after_seconds)
+        until = outcome.rest_until or now + timedelta(seconds=outcome.retry_after_seconds)
         notes = [Note("agent:stopped", "agent", {"outcome": "AGENT_OUTCOME_RATE_LIMITED"})]
         task_values = None
         if in_progress:

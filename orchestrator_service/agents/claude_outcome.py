@@ -57,6 +57,13 @@ def rest_seconds(limit: Limit, now: datetime) -> float:
     return max((limit.reset_at - now).total_seconds(), MIN_LIMIT_REST_SECONDS)
 
 
+def rest_until(limit: Limit, now: datetime) -> datetime | None:
+    """The named reset, when it is at least the shortest rest away (else the rest is counted)."""
+    if limit.reset_at is None or (limit.reset_at - now).total_seconds() < MIN_LIMIT_REST_SECONDS:
+        return None
+    return limit.reset_at
+
+
 def _error_reason(result: FinalResult, label: str) -> str:
     said = result.text or "; ".join(result.errors)
     if result.subtype and result.subtype != "success":
@@ -94,6 +101,7 @@ def claude_outcome(
             "rate_limited",
             error=clip(run.limit.evidence),
             retry_after_seconds=rest_seconds(run.limit, now),
+            rest_until=rest_until(run.limit, now),
             exit_code=exit_code,
             session_id=session,
         )

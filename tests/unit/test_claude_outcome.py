@@ -43,6 +43,7 @@ def test_the_signal_file_is_the_stronger_word() -> None:
 def test_a_limit_rests_the_account_until_its_reset(name: str, reset: datetime) -> None:
     outcome = outcome_of(1, None, run_of(name), NOW)
     assert outcome.kind == "rate_limited" and outcome.retry_after_seconds == (reset - NOW).total_seconds()
+    assert outcome.rest_until == reset  # exactly: the settlement's later clock cannot move it
     assert outcome.error  # the evidence, for the agent's record
 
 

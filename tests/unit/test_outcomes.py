@@ -48,6 +48,14 @@ def test_rate_limit_rests_the_account_and_spends_no_attempt() -> None:
     assert "retry_count" not in settled.task
 
 
+def test_a_named_reset_ends_the_rest_exactly_then_whatever_the_settlements_clock() -> None:
+    agent = agent_pb2.Agent(id="a", task_id="t", account_id="acc")
+    reset = NOW + timedelta(hours=3)
+    limited = AgentOutcome("rate_limited", retry_after_seconds=3 * 3600, rest_until=reset)
+    settled = outcomes.settle(agent, RUNNING_TASK, limited, NOW + timedelta(seconds=1))
+    assert settled.account_rests_until == reset
+
+
 def test_a_crash_is_retried_after_a_pause_with_its_reason_and_output() -> None:
     crash = AgentOutcome("crash", error="exited with 3", exit_code=3)
     settled = outcomes.settle(AGENT, RUNNING_TASK, crash, NOW, output_tail="Traceback\nBoom", delays=(5, 30, 120))

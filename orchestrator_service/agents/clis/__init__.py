@@ -40,9 +40,10 @@ from __future__ import annotations
 
 from orchestrator_service.agents.clis.base import Cli, PromptInput, RunRequest, SessionOrigin
 from orchestrator_service.agents.clis.claude import Claude
+from orchestrator_service.agents.clis.codex import Codex
 from orchestrator_service.agents.clis.opencode import OpenCode
 
-BUILT_IN: dict[str, Cli] = {cli.name: cli for cli in (Claude(), OpenCode())}
+BUILT_IN: dict[str, Cli] = {cli.name: cli for cli in (Claude(), Codex(), OpenCode())}
 
 
 def adapter(provider: str) -> Cli | None:

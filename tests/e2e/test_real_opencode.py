@@ -130,6 +130,9 @@ def test_a_task_completes_with_its_file_in_the_diff_its_summary_and_the_usage_th
         conversation = [request for request in fake.recorded() if request.conversation]
         assert [request.step for request in conversation] == [0, 1]
         assert {request.fingerprint for request in fake.recorded()} == {fingerprint("sk-ant-api03-dev")}
+        # OpenCode installed nothing at run time: its plugin's node_modules holds only cw's marker.
+        [installed] = tmp_path.rglob(".config/opencode/node_modules")
+        assert [path.name for path in installed.iterdir()] == [".cw"] and not list(tmp_path.rglob(".npm"))
         c.assert_invariants()
 
 
@@ -224,6 +227,7 @@ def test_a_refused_key_sets_its_account_aside_and_another_account_finishes_witho
         assert by_email["revoked@example.com"].unusable_reason == "APIError: invalid x-api-key"
         assert by_email["good@example.com"].unusable_reason == ""
         assert revoked not in c.cw("account", "list").stdout
-        # The key left the run's config directory when the run ended.
-        assert not list(c.state_dir.parent.rglob("auth.json"))
+        # The key left each run's config directory when the run ended; its config stayed.
+        assert len(list(tmp_path.rglob("opencode/opencode.json"))) == 2
+        assert not list(tmp_path.rglob("auth.json"))
         c.assert_invariants()

@@ -3,7 +3,8 @@ the tests serve (tests/fixtures/fake_anthropic.py), each account's opencode.json
 the `anthropic` provider's baseURL and its auth.json holding the account's key
 (orchestrator_service/agents/clis/opencode.py says what cw sets).
 
-The CLI is the pinned version `make agent-clis` installs into .cache/agent-clis/ (CW_TEST_OPENCODE).
+The CLI is the pinned version `make agent-clis` installs into .cache/agent-clis/ (CW_TEST_OPENCODE);
+without it these tests fail, as `make test` would.
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ REAL_OPENCODE = Path(
 ORCHESTRATOR_KEY = "sk-ant-api03-orchestrator-key-never-an-accounts"
 _TASK_NAME = re.compile(r"# Task: (?P<name>\S+)")
 
-if not REAL_OPENCODE.exists():
-    pytestmark = pytest.mark.skip(reason=f"no OpenCode CLI at {REAL_OPENCODE} (`make agent-clis` installs it)")
-
 
 def task_of(turn: Turn) -> str:
     found = _TASK_NAME.search(turn.prompt)
@@ -58,6 +56,7 @@ def real_opencode_cluster(
 ) -> Iterator[Cluster]:
     """Both services as processes; opencode is the real CLI and the default provider; `accounts`
     maps each account's email to its key (created in that order: the first is handed out first)."""
+    assert REAL_OPENCODE.exists(), f"{REAL_OPENCODE} is missing: run `make agent-clis`"
     home = root / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))

@@ -43,7 +43,9 @@ NAME = "opencode"
 RUN_FLAGS = ("run", "--format", "json", "--auto")
 SESSION_FLAG = "-s"
 # Nothing fetched at run time: the models.dev list, updates, language servers, default plugins,
-# shares; no config from the repository (it could point the account's key at another server).
+# shares; nothing from the repository (its opencode.json could point the account's key at another
+# server or name plugins to install; its .opencode/ would get OpenCode's node_modules). That also
+# leaves out the repository's AGENTS.md (README, "Running with OpenCode").
 ENVIRONMENT = {
     "OPENCODE_DISABLE_AUTOUPDATE": "1",
     "OPENCODE_DISABLE_MODELS_FETCH": "1",

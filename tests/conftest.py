@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.orm import sessionmaker
 
 from cw_edge.tokens import Identity
@@ -15,6 +16,11 @@ from store_service.db.unit_of_work import UnitOfWorkFactory
 from tests.postgres import PostgresServer
 from tests.processes import end_processes_within, left_behind
 from tests.support import RunningStore, store_in_thread, stubs
+
+# Property tests check what holds, never how fast: on 2 busy cores a slow example is no failure
+# (Hypothesis' default 200 ms deadline made test_validation fail under load; too_slow likewise).
+settings.register_profile("cw", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cw")
 
 # Every store test runs on each database the store supports.
 DATABASES = ["sqlite", "postgresql"]

@@ -31,6 +31,7 @@ def _text(value: str | None, file: Path | None) -> str | None:
 @click.option("--description-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--priority", type=click.Choice(["low", "medium", "high"]))
 @click.option("--category", type=click.Choice(CATEGORIES))
+@click.option("--provider", help="the provider its runs use ('' for its initiative's, else the default)")
 @pass_session
 def task_edit(
     session: Session,
@@ -41,6 +42,7 @@ def task_edit(
     description_file: Path | None,
     priority: str | None,
     category: str | None,
+    provider: str | None,
 ) -> None:
     """Change a task (refused while an agent works on it)."""
     edited = session.store.update_task(
@@ -49,6 +51,7 @@ def task_edit(
         description=_text(description, description_file),
         priority=priority,
         category=category,
+        provider=provider,
     )
     session.show(edited, lambda: console.print(f"task {escape(edited.name)} changed"))
 

@@ -38,6 +38,14 @@ FOLLOW_SECONDS = 1.0
 # (orchestrator_service/controllers/usage.py, `spent`).
 TASK_BUDGET_REASON = "the task's budget is spent"
 INITIATIVE_BUDGET_REASON = "the initiative's budget is spent"
+# How the orchestrator's reasons start when a task runs on a fallback provider, or names a provider
+# it does not know (orchestrator_service/controllers/provider_choice.py).
+MOVED_REASON = "moved from provider "
+UNKNOWN_PROVIDER_REASON = "provider "
+UNKNOWN_PROVIDER_WORDS = "is not known to this orchestrator"
+
+
+PROVIDER_KINDS = ("provider moved", "unknown provider")
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,10 @@ class Snapshot:
     messages: list[message_pb2.Message] = field(default_factory=list)
     projects: list[project_pb2.Project] = field(default_factory=list)
     accounts: list[account_pb2.Account] = field(default_factory=list)
-    # PENDING tasks, for those held by their initiative's budget.
+    # PENDING tasks, for those held by their initiative's budget or naming an unknown provider.
     pending: list[task_pb2.Task] = field(default_factory=list)
+    # IN_PROGRESS tasks, for those moved to a fallback provider.
+    running: list[task_pb2.Task] = field(default_factory=list)
     # Initiatives whose phases are all merged (PENDING_REVIEW): only delivering them is left.
     deliverable: list[initiative_pb2.Initiative] = field(default_factory=list)
     agent_names: dict[str, str] = field(default_factory=dict)
@@ -108,6 +118,7 @@ def inbox_items(snapshot: Snapshot) -> list[Item]:
         command = f"cw phase diff {phase.id}; then cw phase merge {phase.id} or cw review request-changes {phase.id}"
         items.append(Item("review", phase.id, _when(phase.update_time), f"phase {phase.name} awaits review", command))
     items += _budget_items(snapshot)
+    items += _provider_items(snapshot)
     for task in snapshot.blocked:
         if task.reason.startswith(TASK_BUDGET_REASON):
             continue  # a budget item
@@ -170,6 +181,23 @@ def _budget_items(snapshot: Snapshot) -> list[Item]:
     return items
 
 
+def _provider_items(snapshot: Snapshot) -> list[Item]:
+    """A task that runs on a fallback provider because every account of its own rests (informs:
+    gone once the run ends); a task naming a provider the orchestrator does not know (waits)."""
+    items = []
+    for task in [*snapshot.pending, *snapshot.running]:
+        reason = task.reason
+        if reason.startswith(MOVED_REASON):
+            title = f"task {task.name} runs on another provider"
+            command = f"cw task show {task.id}; cw account list"
+            items.append(Item("provider moved", task.id, _when(task.update_time), title, command, reason))
+        elif reason.startswith(UNKNOWN_PROVIDER_REASON) and UNKNOWN_PROVIDER_WORDS in reason:
+            title = f"task {task.name} waits for a provider this orchestrator does not run"
+            command = f"cw task edit {task.id} --provider NAME (or start the orchestrator with --provider NAME=COMMAND)"
+            items.append(Item("unknown provider", task.id, _when(task.update_time), title, command, reason))
+    return items
+
+
 def gather(store: StoreClient) -> Snapshot:
     messages = store.messages_for_user()
     return Snapshot(
@@ -181,6 +209,7 @@ def gather(store: StoreClient) -> Snapshot:
         projects=store.list_projects(),
         accounts=store.list_accounts(),
         pending=store.list_tasks(status="pending"),
+        running=store.list_tasks(status="in_progress"),
         deliverable=store.list_initiatives(status="pending_review"),
         agent_names={sender: store.get_agent(sender).name for sender in {m.sender_id for m in messages} if sender},
     )
@@ -188,7 +217,8 @@ def gather(store: StoreClient) -> Snapshot:
 
 def _print(item: Item, prefix: str = "") -> None:
     console.print(f"{prefix}[bold]{escape(item.kind)}[/] {escape(item.title)} [dim]{item.id}[/]")
-    if item.detail and item.kind in ("blocked", "merge conflict", "sync failure", "account refused", "budget"):
+    shown_details = ("blocked", "merge conflict", "sync failure", "account refused", "budget", *PROVIDER_KINDS)
+    if item.detail and item.kind in shown_details:
         for line in item.detail.splitlines()[-6:]:
             console.print(f"    {escape(line)}", soft_wrap=True)
     console.print(f"    [cyan]{escape(item.command)}[/]")

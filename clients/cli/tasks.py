@@ -38,6 +38,7 @@ def task() -> None:
     show_default=True,
 )
 @click.option("--reopen", is_flag=True, help="the phase is merged: reopen it (it runs and is reviewed again)")
+@click.option("--provider", default="", help="the provider its runs use (default: its initiative's, else the default)")
 @pass_session
 def task_add(
     session: Session,
@@ -49,9 +50,17 @@ def task_add(
     priority: str,
     category: str,
     reopen: bool,
+    provider: str,
 ) -> None:
     created = session.store.create_task(
-        phase_id, name, description=description, after=list(after), priority=priority, category=category, reopen=reopen
+        phase_id,
+        name,
+        description=description,
+        after=list(after),
+        priority=priority,
+        category=category,
+        reopen=reopen,
+        provider=provider,
     )
     session.show(created, lambda: console.print(f"task {escape(created.name)} [dim]{created.id}[/]"))
 
@@ -143,6 +152,8 @@ def task_view(details: TaskDetails) -> RenderableType:
     status = enum_name(task_pb2.TaskStatus, found.status)
     facts.add_row("task", f"{escape(found.name)} {styled(status)} [dim]{found.id}[/]")
     facts.add_row("phase", found.phase_id or "(none)")
+    default = "[dim](its initiative's, else the default)[/]"
+    facts.add_row("provider", escape(found.provider) if found.provider else default)
     if found.reason:
         facts.add_row("reason", Text(found.reason))
     facts.add_row("retries", str(found.retry_count))
@@ -159,12 +170,18 @@ def task_view(details: TaskDetails) -> RenderableType:
     facts.add_row("needed by", _task_names(details.dependents))
     parts: list[RenderableType] = [facts]
     if details.agents:
-        runs = table("AGENT", "STATE", "EXIT", "ERROR", "TOKENS", "COST USD")
+        runs = table("AGENT", "STATE", "EXIT", "ERROR", "TOKENS", "COST USD", "PROVIDER")
         for agent in details.agents:
             exit_code = str(agent.exit_code) if agent.HasField("exit_code") else ""
             tokens_used, cost = f"{budget_tokens_of(agent.usage):,}", f"{agent.usage.cost_usd:,.4f}"
             runs.add_row(
-                escape(agent.name), styled(agent_state(agent)), exit_code, escape(short(agent.error)), tokens_used, cost
+                escape(agent.name),
+                styled(agent_state(agent)),
+                exit_code,
+                escape(short(agent.error)),
+                tokens_used,
+                cost,
+                escape(agent.provider),
             )
         parts += ["", runs]
     if details.output_note:

@@ -76,12 +76,52 @@ def initiative() -> None:
 @initiative.command("create")
 @click.argument("name")
 @click.option("--project", "projects", multiple=True, required=True, help="project id or name (repeatable)")
+@click.option("--provider", default="", help="the provider its tasks run on (default: the orchestrator's)")
+@click.option(
+    "--fallback-provider",
+    "fallbacks",
+    multiple=True,
+    help="where its tasks go while every account of theirs rests, in the order given (repeatable)",
+)
 @pass_session
-def initiative_create(session: Session, name: str, projects: tuple[str, ...]) -> None:
+def initiative_create(
+    session: Session, name: str, projects: tuple[str, ...], provider: str, fallbacks: tuple[str, ...]
+) -> None:
     ids = [session.store.find_project(p).id for p in projects]
-    created = session.store.create_initiative(name, ids)
+    created = session.store.create_initiative(name, ids, provider=provider, fallback_providers=fallbacks)
     session.store.root_page(created.id)  # where its idea goes (`cw page edit`), and what planning reads
     session.show(created, lambda: console.print(f"initiative {created.name} [dim]{created.id}[/] on {created.branch}"))
+
+
+@initiative.command("update")
+@click.argument("initiative_id")
+@click.option("--provider", help="the provider its tasks run on ('' for the orchestrator's default)")
+@click.option(
+    "--fallback-provider",
+    "fallbacks",
+    multiple=True,
+    help="where its tasks go while every account of theirs rests, in the order given (repeatable; replaces the list)",
+)
+@click.option("--no-fallback", is_flag=True, help="no fallback providers")
+@pass_session
+def initiative_update(
+    session: Session, initiative_id: str, provider: str | None, fallbacks: tuple[str, ...], no_fallback: bool
+) -> None:
+    """Change which provider the initiative's tasks run on and where they fall back to."""
+    if no_fallback and fallbacks:
+        raise click.UsageError("--no-fallback and --fallback-provider together")
+    chosen = [] if no_fallback else (list(fallbacks) or None)
+    if provider is None and chosen is None:
+        raise click.UsageError("nothing to change: give --provider, --fallback-provider or --no-fallback")
+    updated = session.store.set_initiative_providers(initiative_id, provider, chosen)
+    session.show(updated, lambda: console.print(f"initiative {escape(updated.name)}: {providers_line(updated)}"))
+
+
+def providers_line(found: initiative_pb2.Initiative) -> str:
+    """Which provider its tasks run on, and where they fall back to."""
+    provider = escape(found.provider) if found.provider else "the orchestrator's default"
+    fallbacks = ", ".join(escape(name) for name in found.fallback_providers) or "none"
+    return f"provider: {provider}; fallback: {fallbacks}"
 
 
 @initiative.command("list")
@@ -124,6 +164,7 @@ def initiative_show(session: Session, initiative_id: str) -> None:
 
     def render() -> None:
         console.print(initiative_tree(found, phases, tasks, phase_edges, task_edges))
+        console.print(providers_line(found))
         console.print(initiative_usage_line(found, used))
 
     session.show(shown, render)

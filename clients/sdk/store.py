@@ -74,12 +74,15 @@ class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
                 return project
         raise NotFoundError(grpc.StatusCode.NOT_FOUND, f"project {id_or_name!r} not found", "NOT_FOUND")
 
-    def create_initiative(self, name: str, project_ids: list[str]) -> initiative_pb2.Initiative:
+    def create_initiative(
+        self, name: str, project_ids: list[str], provider: str = "", fallback_providers: Sequence[str] = ()
+    ) -> initiative_pb2.Initiative:
+        """`provider`: what its tasks run on (empty: the orchestrator's default); `fallback_providers`:
+        where they go, in order, while every account of theirs rests."""
+        made = initiative_pb2.Initiative(name=name, provider=provider, fallback_providers=list(fallback_providers))
         initiative = call(
             self.initiatives.CreateInitiative,
-            initiative_pb2.CreateInitiativeRequest(
-                initiative=initiative_pb2.Initiative(name=name), request_id=request_id()
-            ),
+            initiative_pb2.CreateInitiativeRequest(initiative=made, request_id=request_id()),
         )
         if project_ids:
             call(
@@ -139,9 +142,11 @@ class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
         priority: str = "medium",
         category: str = "execute",
         reopen: bool = False,
+        provider: str = "",
     ) -> task_pb2.Task:
         """The task and the tasks it waits for, in one transaction: a bad `after` creates nothing.
-        A COMPLETED phase takes it only with `reopen` (the phase runs and is reviewed again)."""
+        A COMPLETED phase takes it only with `reopen` (the phase runs and is reviewed again).
+        `provider`: what its runs use (empty: its initiative's, else the orchestrator's default)."""
         phase = self.get_phase(phase_id)
         task = task_pb2.Task(
             initiative_id=phase.initiative_id,
@@ -150,6 +155,7 @@ class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
             description=description,
             priority=enum_value(task_pb2.TaskPriority, priority),
             category=enum_value(task_pb2.TaskCategory, category),
+            provider=provider,
         )
         request = task_pb2.CreateTaskRequest(
             task=task, request_id=request_id(), depends_on_task_ids=list(after), reopen_phase=reopen
@@ -193,8 +199,17 @@ class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
             raise NotFoundError(grpc.StatusCode.NOT_FOUND, f"agent {id_or_name!r} not found", "NOT_FOUND")
         return named[0]
 
-    def create_account(self, email: str, provider: str, credentials: str, config_json: str = "") -> account_pb2.Account:
-        account = account_pb2.Account(email=email, provider=provider, credentials=credentials, config_json=config_json)
+    def create_account(
+        self, email: str, provider: str, credentials: str, config_json: str = "", max_concurrent_agents: int = 0
+    ) -> account_pb2.Account:
+        """`max_concurrent_agents`: at most this many agents use it at once (0: no cap)."""
+        account = account_pb2.Account(
+            email=email,
+            provider=provider,
+            credentials=credentials,
+            config_json=config_json,
+            max_concurrent_agents=max_concurrent_agents,
+        )
         return call(
             self.accounts.CreateAccount, account_pb2.CreateAccountRequest(account=account, request_id=request_id())
         )
@@ -210,6 +225,30 @@ class StoreClient(PlanningCalls, PlanAndReview, ServiceClient):
         paths = ["credentials", "config_json"] if config_json else ["credentials"]
         request = account_pb2.UpdateAccountRequest(account=account, update_mask=field_mask_pb2.FieldMask(paths=paths))
         return call(self.accounts.UpdateAccount, request)
+
+    def set_account_cap(self, account_id: str, max_concurrent_agents: int) -> account_pb2.Account:
+        """At most this many agents use the account at once (0: no cap)."""
+        account = account_pb2.Account(id=account_id, max_concurrent_agents=max_concurrent_agents)
+        mask = field_mask_pb2.FieldMask(paths=["max_concurrent_agents"])
+        return call(self.accounts.UpdateAccount, account_pb2.UpdateAccountRequest(account=account, update_mask=mask))
+
+    def set_initiative_providers(
+        self, initiative_id: str, provider: str | None = None, fallback_providers: Sequence[str] | None = None
+    ) -> initiative_pb2.Initiative:
+        """Its provider ("" clears it) and/or its fallback providers, in order (empty clears them);
+        None leaves that part as it is."""
+        initiative = initiative_pb2.Initiative(id=initiative_id)
+        paths: list[str] = []
+        if provider is not None:
+            initiative.provider = provider
+            paths.append("provider")
+        if fallback_providers is not None:
+            initiative.fallback_providers.extend(fallback_providers)
+            paths.append("fallback_providers")
+        request = initiative_pb2.UpdateInitiativeRequest(
+            initiative=initiative, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+        return call(self.initiatives.UpdateInitiative, request)
 
     # ---- events
 

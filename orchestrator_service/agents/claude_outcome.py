@@ -78,9 +78,13 @@ def claude_outcome(
     killed by a signal or vanished. `now` is an aware datetime, for the time left until a limit's
     reset."""
     session = run.session_id
-    if exit_code is None:
+    # In the sandbox an exit of 128 + N reads as death by signal N (shim.sandboxed_returncode), and
+    # Gemini CLI exits with the API's HTTP status, mod 256 (400: 144 = 128 + SIGSTKFLT): a run that
+    # printed an error result ended by itself, and its result says why.
+    reported_error = run.result is not None and run.result.is_error
+    if exit_code is None and not reported_error:
         return replace(classify_exit(None, None), session_id=session)
-    if signal_text is not None and signal_text.strip():
+    if exit_code is not None and signal_text is not None and signal_text.strip():
         return replace(classify_exit(0, signal_text), exit_code=exit_code, session_id=session)
     if run.unknown_session:
         return AgentOutcome(

@@ -49,6 +49,19 @@ def _write_private(path: Path, text: str) -> None:
     control_files.write_private(path, text)
 
 
+def _write_account_file(config_dir: Path, name: str, text: str) -> None:
+    """`name` (relative: `.gemini/settings.json`, `.config/opencode/opencode.json`) in the run's
+    config directory, the directories on its way made private; a symlink an agent left anywhere on
+    the way is refused, never followed (each directory is opened without following one)."""
+    control_files.make_directories(config_dir, Path(name).parent)
+    _write_private(config_dir / name, text)
+
+
+def _remove_account_file(config_dir: Path, name: str) -> None:
+    """Removed from its own directory, never through a symlink an agent put anywhere on the way."""
+    control_files.unlink_beneath(config_dir, Path(name))
+
+
 def environment(launch: Launch) -> dict[str, str]:
     files, agent = launch.files, launch.agent
     # An agent gets no credential for cw's services, nor a pointer to one.
@@ -87,10 +100,7 @@ def start(launch: Launch) -> subprocess.Popen[bytes]:
         if files.config_dir.is_symlink():
             raise control_files.UnsafeControlFile("config: a symlink, not a directory")
         for name, text in cli.account_files(launch.secrets.config_json, launch.secrets.credentials).items():
-            # A name may hold directories (OpenCode's .config/opencode/opencode.json): made, never
-            # through a symlink the agent left in its config directory.
-            control_files.make_directories(files.config_dir, Path(name).parent)
-            _write_private(files.config_dir / name, text)
+            _write_account_file(files.config_dir, name, text)
     command = launch.provider.command(launch.agent.session_id, launch.resume, launch.prompt)
     if launch.sandbox.enabled:
         command = sandboxed(launch, command)
@@ -142,4 +152,4 @@ def remove_credentials(files: AgentFiles) -> None:
     transcripts stay, a resume needs them); `start` writes them again on resume. Every built-in
     CLI's credential files, whichever ran: a file some other CLI would read is no credential left."""
     for name in clis.secret_files():
-        control_files.unlink_beneath(files.config_dir, Path(name))
+        _remove_account_file(files.config_dir, name)

@@ -14,6 +14,16 @@ the earlier runs' tokens too: tests/integration/test_codex_usage.py), so the las
 counts: `input_tokens` (which, as OpenAI counts, include the cached ones), `cached_input_tokens` as
 cache reads, `cache_write_input_tokens` as cache writes, `output_tokens` (reasoning included).
 
+Gemini CLI (`-o stream-json`, clis/gemini.py) reports usage once per run, in the `stats` of the
+`result` line that ends it (a resumed session's run counts only its own requests), summed over the
+run's API responses: `input_tokens` (the prompts' `promptTokenCount`, cached tokens included, as
+Codex counts them), `cached` as cache reads (`cachedContentTokenCount`), and as output the answers'
+`candidatesTokenCount` plus the thinking the API bills as output (`thoughtsTokenCount`), which the
+CLI counts only in `total_tokens`: output is `total_tokens - input_tokens` when that is more than
+its `output_tokens`. The API has no cache writes. The CLI states no cost: it comes from the price
+table, per model of `stats.models`. A run stopped before its result (a budget, a crash) shows no
+usage: the CLI prints none before.
+
 OpenCode (`opencode run --format json`) prints a `step_finish` after each model request, holding
 that step's `tokens` (`input`, `output`, `reasoning`, `cache.read`, `cache.write`) and `cost` (USD,
 from its own price list): a run's usage is the sum of its steps, reasoning counted as output.
@@ -44,7 +54,7 @@ READ_BYTES = 1024 * 1024
 MAX_MESSAGES = 100_000
 MAX_THREADS = 1_000
 # Only lines holding one of these are parsed (the rest of the output costs a substring search).
-_MARKERS = (b'"usage"', b'"total_cost_usd"', b'"thread_id"', b'"step_finish"')
+_MARKERS = (b'"usage"', b'"total_cost_usd"', b'"thread_id"', b'"stats"', b'"step_finish"')
 # Codex's names for them.
 _CODEX_FIELDS = {
     "input_tokens": "input_tokens",
@@ -159,6 +169,30 @@ def _cost(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) and 0.0 <= number <= MAX_COST_USD else None
+
+
+def gemini_counts(stats: Any) -> Counts | None:
+    """Gemini CLI's `stats` (of a run, or of one model in its `models`) as Counts; None when it is
+    no such object. Output includes thinking (see the module's docstring)."""
+    if not isinstance(stats, dict):
+        return None
+    input_tokens = _count(stats.get("input_tokens")) or 0
+    output_tokens = _count(stats.get("output_tokens")) or 0
+    total = _count(stats.get("total_tokens"))
+    if total is not None and total - input_tokens > output_tokens:
+        output_tokens = total - input_tokens
+    return Counts(input_tokens, output_tokens, _count(stats.get("cached")) or 0, 0)
+
+
+def gemini_cost(stats: Any, prices: Prices) -> float | None:
+    """A Gemini run's cost from the price table, model by model; None when no model is priced."""
+    models = stats.get("models") if isinstance(stats, dict) else None
+    if not isinstance(models, dict):
+        return None
+    priced = [(prices[model], gemini_counts(entry)) for model, entry in models.items() if model in prices]
+    if not priced:
+        return None
+    return sum((price.cost(counts) for price, counts in priced if counts is not None), 0.0)
 
 
 def counts_of(usage: Any, names: Mapping[str, str] = _CLAUDE_FIELDS) -> Counts | None:
@@ -311,6 +345,10 @@ class UsageReader:
                 self.run.add(key, model if isinstance(model, str) else "", counts)
         elif kind == "step_finish":
             self._opencode_step(event)
+        elif kind == "result" and "usage" not in event and "stats" in event:
+            self.run.result = gemini_counts(event.get("stats"))
+            self.run.result_cost = gemini_cost(event.get("stats"), prices)
+            self._close(prices)
         elif kind == "result":
             self.run.result = counts_of(event.get("usage"))
             self.run.result_cost = _cost(event.get("total_cost_usd"))

@@ -21,6 +21,7 @@ from orchestrator_service import dispatch, faults, outcomes
 from orchestrator_service.agents import claude_outcome, launcher, names, sandbox, supervisor
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.controllers import provider_choice
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController
@@ -41,6 +42,42 @@ NAME_ATTEMPTS = 12
 @dataclass(frozen=True)
 class Started:
     agent: agent_pb2.Agent
+
+
+MOVED_SESSION_NOTE = (
+    "\n\n## A new session\n\nThis task ran before on provider {old}, whose session cannot be continued "
+    "on {new} ({why}). This is a new session: what the earlier runs committed is on your branch; go on "
+    "from there.\n"
+)
+
+
+def choose_provider(
+    ctx: Context, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None
+) -> provider_choice.Choice:
+    """The task's provider, or its initiative's fallback when every account of it rests
+    (controllers/provider_choice.py), from the cache; CannotStartYet when none can take it now."""
+    settings = ctx.settings
+    chosen = provider_choice.choose(
+        task,
+        initiative,
+        settings.default_provider,
+        known=settings.providers,
+        accounts=ctx.cache.accounts.values(),
+        now=ctx.clock(),
+    )
+    if isinstance(chosen, provider_choice.Wait):
+        raise CannotStartYet(chosen.reason)
+    return chosen
+
+
+def moved_session_note(continued: Continuation, choice: provider_choice.Choice) -> str:
+    """What a run told to continue another provider's session is told instead: that its session is
+    new, why, and what it was given to answer (a chat's messages, the answers to its questions)."""
+    why = choice.why or f"the task now runs on {choice.provider}"
+    note = MOVED_SESSION_NOTE.format(old=continued.agent.provider, new=choice.provider, why=why)
+    if not continued.answers:
+        return note
+    return claude_outcome.fresh_session_prompt(note, [], continued.answers)
 
 
 class Launches:
@@ -73,19 +110,26 @@ class Launches:
     # ---- a new run ------------------------------------------------------------------------------
 
     async def start(self, task: task_pb2.Task) -> Started | None:
-        """Starts one run of a PENDING task. None when the task changed meanwhile; raises
-        CannotStartYet when it must wait."""
-        provider = self.provider_for()
+        """Starts one run of a PENDING task, on the provider `provider_choice` chooses. None when
+        the task changed meanwhile; raises CannotStartYet when it must wait."""
+        initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
+        choice = self.choose_provider(task, initiative)
+        provider = self.provider_for(choice.provider)
         blocked = self.cannot_run(provider)
         if blocked:
             raise CannotStartYet(blocked)
-        initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
         await self._within_budgets(task, initiative)
         if initiative is not None:
             await self.workdirs.prepare_branches(task, initiative)
         continued = await self.inputs.continuation(task)
+        moved_session = ""
+        if continued is not None and continued.agent.provider != provider.name:
+            # Another CLI's session cannot be resumed: a new agent, a new session, from the branch.
+            moved_session = moved_session_note(continued, choice)
+            continued = None
         if continued is not None:
             account_id = continued.agent.account_id
+            self._slot_free(account_id)
             secrets = await self.secrets_for(account_id, provider)
         else:
             account_id, secrets = await self._account(provider)
@@ -94,15 +138,30 @@ class Launches:
             if continued is not None:
                 agent = await self._record_continuation(task, continued)
             else:
-                agent = await self._record_start(task, initiative, provider, account_id)
+                agent = await self._record_start(task, initiative, provider, account_id, choice)
             if agent is None:
                 return None
             faults.point("before-spawn")
-            await self._spawn(agent, task, initiative, provider, secrets, resume=continued is not None)
+            await self._spawn(
+                agent, task, initiative, provider, secrets, resume=continued is not None, more_prompt=moved_session
+            )
         finally:
             spawned.set()
             self.ctx.spawning.pop(task.id, None)
         return Started(agent)
+
+    def choose_provider(
+        self, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None
+    ) -> provider_choice.Choice:
+        return choose_provider(self.ctx, task, initiative)
+
+    def _slot_free(self, account_id: str) -> None:
+        """A continued session keeps its account: it waits while that account is at its cap (the
+        store refuses the start otherwise; this saves the refused write)."""
+        account = self.ctx.cache.accounts.get(account_id) if account_id else None
+        busy = provider_choice.at_cap(account, provider_choice.live_on(account_id, self.ctx.cache.agents.values()))
+        if busy is not None:
+            raise CannotStartYet(busy)
 
     async def _within_budgets(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None) -> None:
         """A task or initiative past its budget starts no run until the budget is raised: the task
@@ -136,9 +195,16 @@ class Launches:
         return await store.call(store.accounts.GetAccountSecrets, account_pb2.GetAccountSecretsRequest(id=account_id))
 
     async def _record_start(
-        self, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None, provider: Provider, account_id: str
+        self,
+        task: task_pb2.Task,
+        initiative: initiative_pb2.Initiative | None,
+        provider: Provider,
+        account_id: str,
+        choice: provider_choice.Choice,
     ) -> agent_pb2.Agent | None:
-        """The agent row and the task's IN_PROGRESS, only if the task is still as read."""
+        """The agent row and the task's IN_PROGRESS, only if the task is still as read. A run moved
+        to a fallback provider says so in the task's reason while it runs (the inbox shows it) and
+        in its `task:dispatched`."""
         mode = dispatch.agent_mode(task)
         for attempt in range(NAME_ATTEMPTS):
             name = names.random_name(attempt)
@@ -155,10 +221,15 @@ class Launches:
                 mode=agent_pb2.AgentMode.Value(f"AGENT_MODE_{mode.upper()}"),
                 orchestrator=self.ctx.settings.name,
             )
-            started = update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS, reason=None, next_attempt_time=None)
+            note = choice.note() or None
+            started = update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS, reason=note, next_attempt_time=None)
+            moved = {"moved_from": choice.wanted, "reason": note} if choice.moved else {}
+            dispatched = event(
+                "task:dispatched", task, agent_name=name, account_id=account_id or None, provider=provider.name, **moved
+            )
             try:
                 answer = await self.ctx.writer.append(
-                    [event("task:dispatched", task, agent_name=name, account_id=account_id or None)],
+                    [dispatched],
                     [started, agent_pb2.CreateAgentRequest(agent=agent)],
                 )
             except Stale:
@@ -179,16 +250,19 @@ class Launches:
         secrets: account_pb2.GetAccountSecretsResponse | None,
         *,
         resume: bool = False,
+        more_prompt: str = "",
     ) -> None:
         """The agent's directory, worktrees and process. A start that fails once the agent row exists
-        closes the agent as never started (no attempt spent) and raises, for the start's back-off."""
+        closes the agent as never started (no attempt spent) and raises, for the start's back-off.
+        `more_prompt` ends the prompt (a session moved from another provider)."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
             await asyncio.to_thread(supervisor.make_private_dirs, files)  # prompt hooks write there
             run = await self.inputs.run_input(agent, task)
             mode = dispatch.agent_mode(task)
+            prompt = run.prompt + more_prompt
             launch = launcher.Launch(
-                agent, files, provider, mode, run.prompt, resume=resume, secrets=secrets, environment=run.environment
+                agent, files, provider, mode, prompt, resume=resume, secrets=secrets, environment=run.environment
             )
             await self.spawn(agent, launch)
         except Exception as error:

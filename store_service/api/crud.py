@@ -19,7 +19,7 @@ from store_service.db.database import Database
 from store_service.db.models import Base
 from store_service.db.reads import Reads, Record
 from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
-from store_service.db.views import AnyOf, find_page, matching
+from store_service.db.views import AnyOf, find_filtered_page, find_page
 from store_service.domain.errors import InvalidArgument, NotFound
 from store_service.repositories.base import PageCursor
 from store_service.repositories.sqlalchemy.base import resource_name
@@ -239,18 +239,19 @@ class ResourceServicer(Generic[MessageT]):
         """One page of rows matching the request's filters, and the token for the next page."""
         shown = resource or self.resource
         filters = request_filters(request, filter_names) | (extra_filters or {})
-        return await self.page_of(request, shown, filters, matching(shown.model, filters))
+        return await self.page_of(request, shown, filters)
 
     async def page_of(
         self,
         request: Any,
         shown: Resource[Any],
         filters: Mapping[str, Any],
-        criteria: Sequence[ColumnElement[bool]],
+        criteria: Sequence[ColumnElement[bool]] | None = None,
         default_size: int = pagination.DEFAULT_PAGE_SIZE,
     ) -> tuple[list[Any], str]:
-        """The paging loop of every list: rows meeting `criteria`, with page tokens bound to
-        `filters` (what the request asked for)."""
+        """The paging loop of every list: rows meeting `criteria` (None: those `matching` the
+        filters, read with a statement compiled once), with page tokens bound to `filters` (what the
+        request asked for)."""
         limit = pagination.page_size(request.page_size, default_size)
         after = pagination.decode_token(request.page_token, filters)
 
@@ -259,11 +260,12 @@ class ResourceServicer(Generic[MessageT]):
             show = shown.shower(reads)
             while True:
                 wanted = page.rows_to_read()
-                rows = find_page(reads, shown.model, criteria, wanted, cursor)
-                for stored in rows:
-                    row = SHOWN_ROWS.shown(shown, stored, show)
-                    if not page.offer(row.message, row.record, row.size):
-                        break
+                if criteria is None:
+                    rows = find_filtered_page(reads, shown.model, filters, wanted, cursor)
+                else:
+                    rows = find_page(reads, shown.model, criteria, wanted, cursor)
+                read = SHOWN_ROWS.shown_page(shown, rows, show)
+                page.offer_all(read.messages, read.records, read.reach)
                 if page.last is not None:
                     cursor = PageCursor(page.last.create_time, getattr(page.last, shown.key))
                 if page.more or len(rows) < wanted:

@@ -136,7 +136,8 @@ def _caller() -> str:
 
 def _unary(behaviour: Callable[..., Any], method: str, parse: Callable[[bytes], Any]) -> Callable[..., Any]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        log.debug("rpc %s by %s", method, _caller())
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("rpc %s by %s", method, _caller())
         try:
             return await behaviour(parse_request(raw, parse), context)
         except StoreError as error:

@@ -54,6 +54,7 @@ FIELD_LIMITS: dict[str, Limit] = {
     "title": NAME,
     "email": NAME,
     "provider": NAME,
+    "fallback_providers": NAME,
     "author": NAME,
     "agent_name": NAME,
     "type": NAME,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,6 +87,23 @@ class SizedPage:
         self.size += cost
         self.last = position
         return True
+
+    def offer_all(self, messages: Sequence[Message], positions: Sequence[Any], reach: Sequence[int]) -> None:
+        """`offer` of each message in turn until one does not fit, `reach[i]` being the serialized
+        bytes of the first i+1 messages together: in one step when every row that the page has room
+        for fits its budget, as they do but on the largest pages."""
+        take = min(self.limit - len(self.messages), len(messages))
+        cost = reach[take - 1] + take * FRAMING_BYTES if take else 0
+        if take and self.size + cost <= self.budget:
+            self.messages.extend(messages[:take])
+            self.size += cost
+            self.last = positions[take - 1]
+            self.more = self.more or take < len(messages)
+            return
+        for index, message in enumerate(messages):
+            size = reach[index] - (reach[index - 1] if index else 0)
+            if not self.offer(message, positions[index], size):
+                return
 
     def rows_to_read(self) -> int:
         """How many rows the next read should fetch: as many as may still fit, judging by the rows

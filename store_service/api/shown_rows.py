@@ -14,6 +14,7 @@ Shared by the event loop and, for reads that had to wait (SQLite) or that go to 
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections import OrderedDict
@@ -33,6 +34,11 @@ BUDGET_BYTES = 4 * MIB
 ROW_BYTES = 16 * KIB
 # What a value other than text or bytes is counted as.
 SCALAR_BYTES = 16
+# Whole pages kept (`ShownRows.shown_page`): at most this many serialized bytes of messages, all
+# pages together, and none larger than PAGE_BYTES. A page's rows are kept as the driver gave them
+# (its key), beside the rows kept one by one.
+PAGES_BUDGET_BYTES = 4 * MIB
+PAGE_BYTES = 1 * MIB
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,28 @@ class Shown:
     record: Record
     message: Message
     size: int
+
+
+@dataclass(frozen=True)
+class ShownPage:
+    """The rows of one read, shown: their records (the page cursor), their messages, and the
+    serialized bytes of the first i+1 messages together at `reach[i]` (pagination.SizedPage)."""
+
+    records: tuple[Record, ...]
+    messages: tuple[Message, ...]
+    reach: tuple[int, ...]
+
+    @classmethod
+    def of(cls, rows: list[Shown]) -> ShownPage:
+        return cls(
+            tuple(row.record for row in rows),
+            tuple(row.message for row in rows),
+            tuple(itertools.accumulate(row.size for row in rows)),
+        )
+
+    @property
+    def bytes(self) -> int:
+        return self.reach[-1] if self.reach else 0
 
 
 def stored_bytes(stored: Sequence[Any]) -> int:
@@ -62,10 +90,14 @@ def _hashable(stored: tuple[Any, ...]) -> tuple[Any, ...]:
 class ShownRows:
     """Stored values -> Shown, least recently used out first."""
 
-    def __init__(self, budget_bytes: int = BUDGET_BYTES, row_bytes: int = ROW_BYTES) -> None:
-        self.budget_bytes, self.row_bytes = budget_bytes, row_bytes
+    def __init__(
+        self, budget_bytes: int = BUDGET_BYTES, row_bytes: int = ROW_BYTES, pages_budget_bytes: int = PAGES_BUDGET_BYTES
+    ) -> None:
+        self.budget_bytes, self.row_bytes, self.pages_budget_bytes = budget_bytes, row_bytes, pages_budget_bytes
         self._rows: OrderedDict[Hashable, tuple[Shown, int]] = OrderedDict()
         self._bytes = 0
+        self._pages: OrderedDict[Hashable, ShownPage] = OrderedDict()
+        self._page_bytes = 0
         self._lock = threading.Lock()
 
     def shown(self, kind: Hashable, stored: tuple[Any, ...], show: Callable[[tuple[Any, ...]], Shown]) -> Shown:
@@ -83,6 +115,33 @@ class ShownRows:
                 return kept[0]
         made = show(stored)
         self._keep(key, made, stored_bytes(values))
+        return made
+
+    def shown_page(
+        self, kind: Hashable, rows: list[tuple[Any, ...]], show: Callable[[tuple[Any, ...]], Shown]
+    ) -> ShownPage:
+        """The rows of one read shown as `kind`: kept whole when the same rows (every stored value,
+        in the same order) were read before, so a list read again costs one look-up, not one per
+        row; else shown row by row (`shown`) and kept."""
+        key = (kind, tuple(rows))
+        try:
+            hash(key)
+        except TypeError:  # PostgreSQL's decoded JSON: row by row only
+            return ShownPage.of([self.shown(kind, stored, show) for stored in rows])
+        with self._lock:
+            kept = self._pages.get(key)
+            if kept is not None:
+                self._pages.move_to_end(key)
+                return kept
+        made = ShownPage.of([self.shown(kind, stored, show) for stored in rows])
+        if made.bytes <= min(PAGE_BYTES, self.pages_budget_bytes):
+            with self._lock:
+                if key not in self._pages:
+                    self._pages[key] = made
+                    self._page_bytes += made.bytes
+                while self._page_bytes > self.pages_budget_bytes:
+                    _, dropped = self._pages.popitem(last=False)
+                    self._page_bytes -= dropped.bytes
         return made
 
     def _keep(self, key: Hashable, made: Shown, size: int) -> None:

@@ -109,6 +109,10 @@ class Initiative(Timestamped, Base):
     branch: Mapped[str | None] = mapped_column(Text, unique=True)
     budget_tokens: Mapped[int | None] = mapped_column(BigInteger)
     budget_usd: Mapped[float | None] = mapped_column(Double)
+    # The provider its tasks run on (NULL: the orchestrator's default), and where they go, in
+    # order, when every account of theirs rests (a JSON list of names; NULL: nowhere).
+    provider: Mapped[str | None] = mapped_column(Text)
+    fallback_providers: Mapped[list[str] | None] = mapped_column(JSON)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.id}
@@ -200,6 +204,8 @@ class Task(Timestamped, Base):
     budget_tokens: Mapped[int | None] = mapped_column(BigInteger)
     budget_usd: Mapped[float | None] = mapped_column(Double)
     merge_source_phase_id: Mapped[str | None] = _fk("phases.id", "SET NULL")
+    # The provider its runs use (NULL: its initiative's, else the orchestrator's default).
+    provider: Mapped[str | None] = mapped_column(Text)
 
     def event_scope(self) -> dict[str, str | None]:
         return {"initiative_id": self.initiative_id, "phase_id": self.phase_id, "task_id": self.id}
@@ -239,6 +245,8 @@ class Account(Timestamped, Base):
     sort_order: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     # Why the provider refused the account's credential; NULL or empty while usable.
     unusable_reason: Mapped[str | None] = mapped_column(Text)
+    # At most this many live agents use it at once; 0: no cap.
+    max_concurrent_agents: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     # Never leave the store except through GetAccountSecrets, never in events or logs.
     secret_fields: ClassVar[frozenset[str]] = frozenset({"config_json", "credentials"})

@@ -17,9 +17,10 @@ import functools
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Float, Select, bindparam, select
+from sqlalchemy import ClauseElement, ColumnElement, Connection, Dialect, Float, Select, bindparam, select
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from store_service.db.models import Base
 
@@ -82,24 +83,39 @@ def shape(model: type[Base], dialect: Dialect) -> Shape:
 @dataclass(frozen=True)
 class Prepared:
     """A statement compiled once for a dialect: its SQL, the order of its parameters when the
-    driver takes them by position (None: by name), and the values of the parameters the compiler
-    added itself (SQLite's `OFFSET` after a `LIMIT`)."""
+    driver takes them by position (None: by name), the values of the parameters the compiler added
+    itself (SQLite's `OFFSET` after a `LIMIT`), and the bind processors of the typed parameters
+    (SQLite's datetimes are stored as text of SQLAlchemy's format)."""
 
     sql: str
     order: tuple[str, ...] | None
     defaults: dict[str, Any]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
 
     def arguments(self, given: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         values = self.defaults | given
+        for name, process in self.processors:
+            if name in values:
+                values[name] = process(values[name])
         return values if self.order is None else tuple(values[name] for name in self.order)
+
+
+def compiled_once(statement: ClauseElement, dialect: Dialect) -> Prepared:
+    """`statement` compiled for the dialect, to be run on the driver's cursor (`Reads.prepared_rows`)."""
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    processors = []
+    for name, parameter in compiled.binds.items():
+        process = parameter.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((name, process))
+    return Prepared(compiled.string, order, dict(compiled.params), tuple(processors))
 
 
 @functools.cache
 def prepared(build: Callable[[], Select[Any]], dialect: Dialect) -> Prepared:
     """The statement `build` makes, compiled for the dialect."""
-    compiled = build().compile(dialect=dialect)
-    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-    return Prepared(compiled.string, order, dict(compiled.params))
+    return compiled_once(build(), dialect)
 
 
 class Reads:
@@ -150,6 +166,15 @@ class Reads:
         decode = self.shape(model).decode
         rows = cursor.execute(statement.sql, statement.arguments(parameters)).fetchall()
         return [decode(stored) for stored in rows]
+
+    def prepared_rows(self, statement: Prepared, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of a statement compiled once (`compiled_once`), as the driver gives them, run on
+        the driver's own cursor inside the connection's read transaction (begun here if it is not
+        yet), so the reads of one call share one snapshot as those SQLAlchemy runs do."""
+        if not self.connection.in_transaction():
+            self.connection.begin()
+        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        return list(cursor.execute(statement.sql, statement.arguments(parameters)).fetchall())
 
     def scalar(self, statement: Select[Any]) -> Any:
         return self.connection.scalar(statement)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from types import TracebackType
 from typing import Self
 
@@ -44,47 +45,78 @@ from store_service.repositories.task import TaskRepository
 
 
 class SqlAlchemyUnitOfWork:
-    """Use as a context manager; nothing is kept unless `commit()` is called inside it."""
+    """Use as a context manager; nothing is kept unless `commit()` is called inside it. Each
+    repository is made the first time the work uses it: most writes use one or two of them."""
 
     session: Session
-    initiatives: InitiativeRepository
-    phases: PhaseRepository
-    tasks: TaskRepository
-    agents: AgentRepository
-    messages: MessageRepository
-    pages: PageRepository
-    projects: ProjectRepository
-    accounts: AccountRepository
-    proposals: ProposalRepository
-    log_chunks: LogChunkRepository
-    conversations: ConversationRepository
-    chat_sessions: ChatSessionRepository
-    review_comments: ReviewCommentRepository
-    events: EventRepository
-    leases: LeaseRepository
 
     def __init__(self, session_factory: sessionmaker[Session], on_commit: Callable[[], None]) -> None:
         self._session_factory = session_factory
         self._on_commit = on_commit
 
     def __enter__(self) -> Self:
-        session = self.session = self._session_factory()
-        self.initiatives = SqlAlchemyInitiativeRepository(session)
-        self.phases = SqlAlchemyPhaseRepository(session)
-        self.tasks = SqlAlchemyTaskRepository(session)
-        self.agents = SqlAlchemyAgentRepository(session)
-        self.messages = SqlAlchemyMessageRepository(session)
-        self.pages = SqlAlchemyPageRepository(session)
-        self.projects = SqlAlchemyProjectRepository(session)
-        self.accounts = SqlAlchemyAccountRepository(session)
-        self.proposals = SqlAlchemyProposalRepository(session)
-        self.log_chunks = SqlAlchemyLogChunkRepository(session)
-        self.conversations = SqlAlchemyConversationRepository(session)
-        self.chat_sessions = SqlAlchemyChatSessionRepository(session)
-        self.review_comments = SqlAlchemyReviewCommentRepository(session)
-        self.events = SqlAlchemyEventRepository(session)
-        self.leases = SqlAlchemyLeaseRepository(session)
+        self.session = self._session_factory()
         return self
+
+    @cached_property
+    def initiatives(self) -> InitiativeRepository:
+        return SqlAlchemyInitiativeRepository(self.session)
+
+    @cached_property
+    def phases(self) -> PhaseRepository:
+        return SqlAlchemyPhaseRepository(self.session)
+
+    @cached_property
+    def tasks(self) -> TaskRepository:
+        return SqlAlchemyTaskRepository(self.session)
+
+    @cached_property
+    def agents(self) -> AgentRepository:
+        return SqlAlchemyAgentRepository(self.session)
+
+    @cached_property
+    def messages(self) -> MessageRepository:
+        return SqlAlchemyMessageRepository(self.session)
+
+    @cached_property
+    def pages(self) -> PageRepository:
+        return SqlAlchemyPageRepository(self.session)
+
+    @cached_property
+    def projects(self) -> ProjectRepository:
+        return SqlAlchemyProjectRepository(self.session)
+
+    @cached_property
+    def accounts(self) -> AccountRepository:
+        return SqlAlchemyAccountRepository(self.session)
+
+    @cached_property
+    def proposals(self) -> ProposalRepository:
+        return SqlAlchemyProposalRepository(self.session)
+
+    @cached_property
+    def log_chunks(self) -> LogChunkRepository:
+        return SqlAlchemyLogChunkRepository(self.session)
+
+    @cached_property
+    def conversations(self) -> ConversationRepository:
+        return SqlAlchemyConversationRepository(self.session)
+
+    @cached_property
+    def chat_sessions(self) -> ChatSessionRepository:
+        return SqlAlchemyChatSessionRepository(self.session)
+
+    @cached_property
+    def review_comments(self) -> ReviewCommentRepository:
+        return SqlAlchemyReviewCommentRepository(self.session)
+
+    @cached_property
+    def events(self) -> EventRepository:
+        return SqlAlchemyEventRepository(self.session)
+
+    @cached_property
+    def leases(self) -> LeaseRepository:
+        return SqlAlchemyLeaseRepository(self.session)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

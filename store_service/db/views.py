@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Dialect, Select, bindparam, false, func, or_, select
 
 from store_service.db.models import Base, Event, Task, TaskDependency
-from store_service.db.reads import Reads, Record, columns_of
+from store_service.db.reads import Prepared, Reads, Record, columns_of, compiled_once
 from store_service.repositories.base import PageCursor
 
 
@@ -76,6 +77,63 @@ def find_page(
     if after is not None:
         query = query.where(or_(created > after.create_time, (created == after.create_time) & (row_id > after.id)))
     return reads.stored_rows(query)
+
+
+# How one filter value restricts its column, for the statement's cache key: ("eq",), ("null",),
+# ("in", how many values), ("set", expected).
+FilterKind = tuple[Any, ...]
+
+
+def _kind(value: Any) -> FilterKind:
+    if isinstance(value, AnyOf):
+        return ("in", len(value.values))
+    if isinstance(value, IsSet):
+        return ("set", value.expected)
+    return ("null",) if value is None else ("eq",)
+
+
+def _filter_criterion(model: type[Base], position: int, name: str, kind: FilterKind) -> ColumnElement[bool]:
+    """`matching`'s criterion for one filter, its values bind parameters `f<position>[_<n>]`."""
+    column: ColumnElement[Any] = getattr(model, name)
+    if kind[0] == "in":
+        values = [bindparam(f"f{position}_{index}", type_=column.type) for index in range(kind[1])]
+        return column.in_(values) if values else false()
+    if kind[0] == "set":
+        return column.is_not(None) if kind[1] else column.is_(None)
+    return column.is_(None) if kind[0] == "null" else column == bindparam(f"f{position}", type_=column.type)
+
+
+@functools.lru_cache(maxsize=1024)
+def _page_statement(
+    model: type[Base], filters: tuple[tuple[str, FilterKind], ...], after: bool, dialect: Dialect
+) -> Prepared:
+    """find_page's statement for one shape of filters, compiled once."""
+    created, row_id = model.create_time, model.id  # type: ignore[attr-defined]
+    criteria = [_filter_criterion(model, position, name, kind) for position, (name, kind) in enumerate(filters)]
+    query = select(*columns_of(model)).where(*criteria).order_by(created, row_id).limit(bindparam("limit"))
+    if after:
+        at = bindparam("after_time", type_=created.type)
+        query = query.where(or_(created > at, (created == at) & (row_id > bindparam("after_id", type_=row_id.type))))
+    return compiled_once(query, dialect)
+
+
+def find_filtered_page(
+    reads: Reads, model: type[Base], filters: Mapping[str, Any], limit: int, after: PageCursor | None
+) -> list[tuple[Any, ...]]:
+    """`find_page` with the criteria of `matching(model, filters)`, from a statement compiled once
+    per shape of filters and run on the driver's cursor: building and compiling the statement cost
+    more than running it (bench/store_floor.py, ListTasks)."""
+    shape = tuple((name, _kind(value)) for name, value in filters.items())
+    parameters: dict[str, Any] = {"limit": limit}
+    for position, value in enumerate(filters.values()):
+        if isinstance(value, AnyOf):
+            parameters |= {f"f{position}_{index}": item for index, item in enumerate(value.values)}
+        elif not isinstance(value, IsSet) and value is not None:
+            parameters[f"f{position}"] = value
+    if after is not None:
+        parameters |= {"after_time": after.create_time, "after_id": after.id}
+    statement = _page_statement(model, shape, after is not None, reads.connection.dialect)
+    return reads.prepared_rows(statement, parameters)
 
 
 def events_after(

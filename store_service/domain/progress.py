@@ -9,7 +9,9 @@ orchestrator's controllers are tested against, tests/fakes/store.py) keeps the s
 - a task enters IN_PROGRESS, and a running agent is made for a task, only when each task it
   depends on is COMPLETED and each phase its phase depends on is COMPLETED;
 - a task has at most one live agent (RUNNING or WAITING_FOR_INPUT) at any moment: an agent becomes
-  live only when no other agent of its task is.
+  live only when no other agent of its task is;
+- an account with a cap (`max_concurrent_agents` above 0) has at most that many live agents: an
+  agent using it becomes live only while fewer are.
 
 Statuses are the database's names (`"pending_review"`); each rule returns the problem in words
 (what a refusal with reason NOT_READY says), or None.
@@ -122,3 +124,12 @@ def agent_problem(task_id: str, other_live: Sequence[Named], task_problem_text: 
         first = other_live[0]
         return f"task {task_id!r} already has a live agent: {names([(first.name, first.status)])}"
     return None if task_problem_text is None else f"no agent can run for it: {task_problem_text}"
+
+
+def account_problem(account_id: str, cap: int, live: Sequence[Named]) -> str | None:
+    """An agent using the account becoming live, `live` being every live agent of the account the
+    write leaves, itself included: refused past the account's cap (0: none)."""
+    if cap <= 0 or len(live) <= cap:
+        return None
+    listed = names((agent.name, agent.status) for agent in live)
+    return f"account {account_id!r} runs at most {cap} agent(s) at once; live now: {listed}"

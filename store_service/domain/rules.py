@@ -89,3 +89,45 @@ def _normal_path(path: str) -> str:
     if not path.startswith("/"):
         return path
     return "/" + posixpath.normpath(path).lstrip("/")
+
+
+# ---- providers (issue 27): the names a task or initiative chooses, and an account's cap ----------
+
+# An initiative names at most this many providers to fall back to, in order.
+MAX_FALLBACK_PROVIDERS = 16
+# An account's cap on live agents: above any orchestrator's --max-agents, below int32's end.
+MAX_CONCURRENT_AGENTS_CAP = 100_000
+_WHITESPACE = re.compile(r"\s")
+
+
+def provider_name_problem(name: str) -> str | None:
+    """A provider's name as the orchestrator knows it (`claude`, or `--provider NAME=...`): one
+    word, no control characters (its length is `limits.py`'s, as for every name)."""
+    if not name:
+        return "must not be empty"
+    if _WHITESPACE.search(name) or _CONTROL.search(name):
+        return f"{name[:100]!r} is no provider name: no spaces or control characters"
+    return None
+
+
+def fallback_providers_problems(names: list[str]) -> list[tuple[int | None, str]]:
+    """(index of the name, problem) for each bad name, (None, problem) for the list as a whole:
+    at most MAX_FALLBACK_PROVIDERS names, each a provider name, none twice."""
+    found: list[tuple[int | None, str]] = []
+    if len(names) > MAX_FALLBACK_PROVIDERS:
+        found.append((None, f"holds {len(names)} providers; at most {MAX_FALLBACK_PROVIDERS}"))
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        problem = provider_name_problem(name)
+        if problem is None and name in seen:
+            problem = f"{name[:100]!r} is named twice"
+        if problem is not None:
+            found.append((index, problem))
+        seen.add(name)
+    return found
+
+
+def max_concurrent_agents_problem(cap: int) -> str | None:
+    if not 0 <= cap <= MAX_CONCURRENT_AGENTS_CAP:
+        return f"must lie in 0..{MAX_CONCURRENT_AGENTS_CAP} (0: no cap)"
+    return None

@@ -5,9 +5,11 @@ process. What is replaced, and only that:
 - git: a phase's branches (`prepare_branches`) and a task's merge (`_merge_project` finds nothing to
   merge, so the merge is the stored fact `merge_time`, written by the real Repair);
 - merge leases: in-process locks only (one orchestrator);
-- a run's start: the real start's one transaction (the task IN_PROGRESS and its RUNNING agent, both
-  guarded), and no process; the run ends when the test says (`finish`), settled by the real
-  policy (outcomes.settle) and written by the real AgentController.write;
+- a run's start: the real choice of its provider (launches.choose_provider), the store's
+  GetNextAvailableAccount read from the cache (which may lag: the store's rule on an account's cap
+  refuses what it gets wrong), the real start's one transaction (the task IN_PROGRESS and its
+  RUNNING agent, both guarded), and no process; the run ends when the test says (`finish`),
+  settled by the real policy (outcomes.settle) and written by the real AgentController.write;
 - the event feed: the real `Feed.apply` for each event, delivered in sequence order with pauses
   the test chooses (`FakeFeed`).
 """
@@ -25,9 +27,11 @@ from pathlib import Path
 
 from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
+from orchestrator_service.agents.providers import Provider
 from orchestrator_service.cache.feed import Feed
 from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster.leases import MergeLocks
+from orchestrator_service.controllers import launches, provider_choice
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context, Settings
 from orchestrator_service.controllers.initiatives import InitiativeController
@@ -37,6 +41,7 @@ from orchestrator_service.controllers.phases import PhaseController
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.tasks import TaskController
+from orchestrator_service.controllers.workdirs import CannotStartYet
 from orchestrator_service.events import event
 from orchestrator_service.git.workspace import MergeResult
 from orchestrator_service.review.phase_merge import PhaseMerger
@@ -75,26 +80,39 @@ class LocalLocks(MergeLocks):
             yield
 
 
+async def _no_pause() -> None:
+    return None
+
+
 class FakeLaunches:
     """A start as launches.py records it (one guarded transaction), with no process."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._names = itertools.count(1)
+        # Awaited between the account's choice and the start's write (the test's moment for
+        # another orchestrator's write: the real start prepares git there).
+        self.before_write: Pause = _no_pause
 
     async def start(self, task: task_pb2.Task) -> agent_pb2.Agent | None:
+        cache = self.ctx.cache
+        initiative = cache.initiatives.get(cache.initiative_id_of(task))
+        choice = launches.choose_provider(self.ctx, task, initiative)
         agent = agent_pb2.Agent(
             name=f"agent-{next(self._names)}",
             task_id=task.id,
-            initiative_id=self.ctx.cache.initiative_id_of(task),
+            initiative_id=cache.initiative_id_of(task),
             session_id=f"session-{task.id}",
             worktree_id="(starting)",
-            provider="scripted",
+            provider=choice.provider,
+            account_id=self._account(choice.provider),
             status=agent_pb2.AGENT_STATUS_RUNNING,
             mode=agent_pb2.AGENT_MODE_EXECUTE,
             orchestrator=self.ctx.settings.name,
         )
-        started = update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS, reason=None, next_attempt_time=None)
+        note = choice.note() or None
+        started = update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS, reason=note, next_attempt_time=None)
+        await self.before_write()
         try:
             answer = await self.ctx.writer.append(
                 [event("task:dispatched", task, agent_name=agent.name)],
@@ -104,9 +122,18 @@ class FakeLaunches:
             return None
         return answer.rows[1].agent
 
-
-async def _no_pause() -> None:
-    return None
+    def _account(self, provider: str) -> str:
+        """GetNextAvailableAccount as the cache sees the accounts: one of the provider's neither
+        resting nor at its cap ("" when the provider has none); CannotStartYet when all are."""
+        cache, now = self.ctx.cache, self.ctx.clock()
+        own = [account for account in cache.accounts.values() if account.provider == provider]
+        if not own:
+            return ""
+        for account in sorted(own, key=lambda account: account.id):
+            live = provider_choice.live_on(account.id, cache.agents.values())
+            if not provider_choice.rests(account, now) and provider_choice.at_cap(account, live) is None:
+                return account.id
+        raise CannotStartYet(f"waiting for a free account of provider {provider!r}")
 
 
 @dataclass
@@ -170,12 +197,17 @@ class InProcess:
         gate: bool = True,
         retry_delays: tuple[float, ...] = (0.0, 0.0, 0.0),
         clock: Callable[[], datetime] | None = None,
+        *,
+        providers: tuple[str, ...] = ("scripted",),
     ) -> None:
-        """`clock` is a step clock unless given (a real one, for the retry pauses' timers)."""
+        """`clock` is a step clock unless given (a real one, for the retry pauses' timers);
+        `providers` the names this orchestrator runs, the first its default."""
         self.store = store
         self.cache = Cache()
         self.writer = Writer(store, self.cache)
-        settings = Settings(providers={}, default_provider="scripted", name=ORCHESTRATOR, retry_delays=retry_delays)
+        known = {name: Provider(name, ("true",)) for name in providers}
+        default = providers[0]
+        settings = Settings(providers=known, default_provider=default, name=ORCHESTRATOR, retry_delays=retry_delays)
         client = as_store_client(store)
         self.ctx = Context(
             client, self.cache, self.writer, root, settings, OutputShipper(client, root), clock=clock or StepClock()
@@ -184,7 +216,8 @@ class InProcess:
         self.feed = FakeFeed(store, Feed(client, self.cache, self.writer))
         self.agents = AgentController(self.ctx)  # its `write` settles runs; it watches no process here
         self.phases = NoGitPhases(self.ctx, ProjectController(self.ctx))
-        self.tasks = TaskController(self.ctx, FakeLaunches(self.ctx))
+        self.launches = FakeLaunches(self.ctx)
+        self.tasks = TaskController(self.ctx, self.launches)
         self.initiatives = InitiativeController(self.ctx)
         self.merges = NoGitMerges(self.ctx, Repair(self.ctx, PhaseMerger(self.ctx)))
         controllers = (self.tasks, self.merges, self.phases, self.initiatives)

@@ -17,13 +17,14 @@ import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
-from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
+from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
 from orchestrator_service.store_client import NotReady, Stale, StoreClient
 from store_service.domain import progress as rules
 from store_service.domain.progress import LIVE_AGENT, Guarded, Named, PhaseTask
@@ -32,7 +33,7 @@ from store_service.domain.progress import LIVE_AGENT, Guarded, Named, PhaseTask
 # name) before a read returns.
 Pause = Callable[[], Awaitable[None]]
 ReadPause = Callable[[str], Awaitable[None]]
-_KINDS = ("initiative", "project", "phase", "task", "agent")
+_KINDS = ("initiative", "project", "phase", "task", "agent", "account")
 _ENUMS: dict[str, Any] = {
     "initiative": initiative_pb2.InitiativeStatus,
     "phase": phase_pb2.PhaseStatus,
@@ -206,6 +207,21 @@ class FakeStore:
             self.add_task_dependency(task.id, needed)
         return task
 
+    def create_account(self, provider: str, email: str, cap: int = 0) -> account_pb2.Account:
+        row = account_pb2.Account(id=_new_id(), email=email, provider=provider, max_concurrent_agents=cap)
+        return cast(account_pb2.Account, self._create("account", row))
+
+    def rest_account(self, account_id: str, until: datetime) -> account_pb2.Account:
+        """A rate limit's rest (MarkAccountExhausted), until then."""
+        staged = self.tables.copy()
+        row = _copy(staged.rows["account"][account_id])
+        row.is_exhausted = True
+        row.exhausted_until.FromDatetime(until)
+        self._stamp(row)
+        staged.rows["account"][account_id] = row
+        self._commit(staged, [_row_event("account", "updated", row.id, ["is_exhausted", "exhausted_until"])], [])
+        return cast(account_pb2.Account, _copy(row))
+
     def add_task_dependency(self, task_id: str, needed: str) -> None:
         staged = self.tables.copy()
         staged.task_dependencies.add((task_id, needed))
@@ -330,7 +346,21 @@ class FakeStore:
         ]
         task = tables.rows["task"].get(row.task_id)
         starts = task is not None and status == "running" and new
-        return rules.agent_problem(row.task_id, others, self._task_problem(tables, task) if starts and task else None)
+        blocked = self._task_problem(tables, task) if starts and task else None
+        problem = rules.agent_problem(row.task_id, others, blocked)
+        return problem or self._account_problem(tables, row)
+
+    @staticmethod
+    def _account_problem(tables: Tables, agent: agent_pb2.Agent) -> str | None:
+        account = tables.rows["account"].get(agent.account_id)
+        if account is None:
+            return None
+        live = [
+            Named(a.name, status_name("agent", a))
+            for a in tables.rows["agent"].values()
+            if a.account_id == account.id and status_name("agent", a) in LIVE_AGENT
+        ]
+        return rules.account_problem(account.id, account.max_concurrent_agents, live)
 
     @staticmethod
     def _task_problem(tables: Tables, task: task_pb2.Task) -> str | None:

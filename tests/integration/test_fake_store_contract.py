@@ -11,7 +11,7 @@ from typing import Protocol
 
 from google.protobuf import timestamp_pb2
 
-from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, phase_pb2, task_pb2
 from cw_edge.tokens import Identity
 from orchestrator_service.ports import StorePort
 from orchestrator_service.store_client import NotReady, Stale, StoreClient, changes
@@ -30,6 +30,8 @@ class Seed(Protocol):
     def phase(self, initiative_id: str, name: str, after: Sequence[str] = ()) -> phase_pb2.Phase: ...
 
     def task(self, phase: phase_pb2.Phase, name: str, after: Sequence[str] = ()) -> task_pb2.Task: ...
+
+    def account(self, cap: int) -> account_pb2.Account: ...
 
 
 class RealSeed:
@@ -54,6 +56,10 @@ class RealSeed:
         )
         return self.api.tasks.CreateTask(request)
 
+    def account(self, cap: int) -> account_pb2.Account:
+        account = account_pb2.Account(email="capped@x", provider="scripted", max_concurrent_agents=cap)
+        return self.api.accounts.CreateAccount(account_pb2.CreateAccountRequest(account=account))
+
 
 class FakeSeed:
     def __init__(self, store: FakeStore) -> None:
@@ -68,8 +74,11 @@ class FakeSeed:
     def task(self, phase: phase_pb2.Phase, name: str, after: Sequence[str] = ()) -> task_pb2.Task:
         return self.store.create_task(phase, name, after)
 
+    def account(self, cap: int) -> account_pb2.Account:
+        return self.store.create_account("scripted", "capped@x", cap)
 
-def _agent(task: task_pb2.Task, initiative_id: str, run: int = 1) -> agent_pb2.CreateAgentRequest:
+
+def _agent(task: task_pb2.Task, initiative_id: str, run: int = 1, account: str = "") -> agent_pb2.CreateAgentRequest:
     agent = agent_pb2.Agent(
         name=f"run-{run}-{task.name}",
         task_id=task.id,
@@ -77,14 +86,15 @@ def _agent(task: task_pb2.Task, initiative_id: str, run: int = 1) -> agent_pb2.C
         worktree_id="(starting)",
         initiative_id=initiative_id,
         provider="scripted",
+        account_id=account,
         status=agent_pb2.AGENT_STATUS_RUNNING,
         mode=agent_pb2.AGENT_MODE_EXECUTE,
     )
     return agent_pb2.CreateAgentRequest(agent=agent)
 
 
-def _start(task: task_pb2.Task, initiative_id: str) -> list[object]:
-    return [update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS), _agent(task, initiative_id)]
+def _start(task: task_pb2.Task, initiative_id: str, account: str = "") -> list[object]:
+    return [update(task, status=task_pb2.TASK_STATUS_IN_PROGRESS), _agent(task, initiative_id, account=account)]
 
 
 async def _observe(port: StorePort, seed: Seed) -> list[str]:
@@ -149,6 +159,12 @@ async def _observe(port: StorePort, seed: Seed) -> list[str]:
         f"users: {task_pb2.TaskStatus.Name(stored.status)}, merged {stored.HasField('merge_time')}, {stored.name!r}"
     )
     seen.append(f"no such phase: {await _missing(port)}")
+    capped = seed.account(cap=1)
+    names[capped.id] = "capped"
+    tokens, extra = seed.task(schema, "tokens"), seed.task(schema, "extra")
+    names |= {tokens.id: "tokens", extra.id: "extra"}
+    await attempt("tokens starts on the capped account", *_start(await task(tokens), initiative.id, capped.id))
+    await attempt("extra starts on it too", *_start(await task(extra), initiative.id, capped.id))
     return seen
 
 
@@ -176,5 +192,6 @@ def test_the_scenario_sees_refusals_at_all() -> None:
     """The comparison above is worth something only if the scenario meets each kind of answer."""
     fake = FakeStore()
     seen = asyncio.run(_observe(fake, FakeSeed(fake)))
-    assert sum(": not ready: " in line for line in seen) == 6
+    assert sum(": not ready: " in line for line in seen) == 7
+    assert "runs at most 1 agent(s) at once" in seen[-1]
     assert sum(line.endswith(": stale") for line in seen) == 1

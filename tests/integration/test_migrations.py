@@ -38,8 +38,10 @@ def test_retry_count_is_its_own_step_and_stored_facts_follow_it() -> None:
     assert attempts is not None and attempts.down_revision == "0005" and "attempts" in (attempts.doc or "")
     scale_out = script.get_revision("0007")
     assert scale_out is not None and scale_out.down_revision == "0006" and "leases" in (scale_out.doc or "")
+    comments = script.get_revision("0010")
+    assert comments is not None and comments.down_revision == "0009" and "project_id" in (comments.doc or "")
     head = script.get_revision("head")
-    assert head is not None and head.down_revision == "0009" and "project_id" in (head.doc or "")
+    assert head is not None and head.down_revision == "0010" and "fallback" in (head.doc or "")
 
 
 def test_upgrade_from_empty_matches_the_models_and_goes_back_to_empty(empty_database: DatabaseLocation) -> None:

@@ -71,3 +71,31 @@ def test_a_row_holding_decoded_json_is_kept_by_its_content() -> None:
     rows.shown("task", ("a", ["c1", "c3"]), show)
     rows.shown("task", ("a", {"c": 1}), show)
     assert show.calls == 3 and len(rows) == 3
+
+
+def test_a_page_read_again_is_one_look_up_and_a_changed_page_reuses_its_unchanged_rows() -> None:
+    rows, show = ShownRows(), Counting()
+    read = [("a", "t1"), ("b", "t1")]
+    first = rows.shown_page("task", read, show)
+    again = rows.shown_page("task", [tuple(row) for row in read], show)
+    assert again is first and show.calls == 2
+    changed = rows.shown_page("task", [("a", "t1"), ("b", "t2")], show)
+    assert show.calls == 3  # "a" kept row by row
+    assert [message.value for message in changed.messages] == ["a", "b"]  # type: ignore[attr-defined]
+    assert changed.reach == (3, 6) and changed.records == (("a", "t1"), ("b", "t2"))
+
+
+def test_pages_leave_oldest_first_within_their_budget() -> None:
+    rows, show = ShownRows(pages_budget_bytes=6), Counting()
+    first = rows.shown_page("task", [("a",), ("b",)], show)
+    second = rows.shown_page("task", [("c",), ("d",)], show)  # 6 bytes each: the first page leaves
+    assert rows.shown_page("task", [("c",), ("d",)], show) is second
+    assert rows.shown_page("task", [("a",), ("b",)], show) is not first
+    assert show.calls == 4  # its rows are still kept one by one
+
+
+def test_a_page_holding_decoded_json_is_shown_row_by_row() -> None:
+    rows, show = ShownRows(), Counting()
+    first = rows.shown_page("task", [("a", ["c1"])], show)
+    again = rows.shown_page("task", [("a", ["c1"])], show)
+    assert again is not first and again.messages == first.messages and show.calls == 1

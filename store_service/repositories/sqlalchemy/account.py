@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 
-from store_service.db.models import Account, utcnow
+from store_service.db.models import Account, Agent, utcnow
+from store_service.domain.progress import LIVE_AGENT
+from store_service.repositories.sqlalchemy import providers
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
 
 
@@ -17,14 +20,34 @@ def _usable(now: datetime) -> ColumnElement[bool]:
     return rested & or_(Account.unusable_reason.is_(None), Account.unusable_reason == "")
 
 
+def _below_cap() -> ColumnElement[bool]:
+    """No cap, or fewer live agents (RUNNING or WAITING_FOR_INPUT) using it than its cap. Read in
+    the write's transaction, which holds the store's write lock: no other write counts meanwhile."""
+    live = (
+        select(func.count(Agent.id))
+        .where(Agent.account_id == Account.id, Agent.status.in_(LIVE_AGENT))
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    return or_(Account.max_concurrent_agents == 0, live < Account.max_concurrent_agents)
+
+
 class SqlAlchemyAccountRepository(SqlAlchemyRepository[Account]):
     model = Account
+
+    def create(self, **values: Any) -> Account:
+        providers.check("account", values)
+        return super().create(**values)
+
+    def update(self, row_id: str, **values: Any) -> Account:
+        providers.check("account", values)
+        return super().update(row_id, **values)
 
     def find_next_available(self, provider: str) -> Account | None:
         now = utcnow()
         account = self.session.scalars(
             select(Account)
-            .where(Account.provider == provider, _usable(now))
+            .where(Account.provider == provider, _usable(now), _below_cap())
             .order_by(
                 Account.last_used_time.is_not(None),
                 Account.last_used_time,

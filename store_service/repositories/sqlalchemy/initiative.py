@@ -8,6 +8,7 @@ from sqlalchemy import select
 from store_service.db.models import Initiative, Project
 from store_service.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from store_service.domain.rules import branches_collide, initiative_branch_problem
+from store_service.repositories.sqlalchemy import providers
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
 
 MAX_BRANCH_SUFFIX = 10_000
@@ -22,6 +23,7 @@ class SqlAlchemyInitiativeRepository(SqlAlchemyRepository[Initiative]):
     model = Initiative
 
     def create(self, **values: Any) -> Initiative:
+        providers.check("initiative", values)
         if values.get("branch"):
             self._check_branch(values["branch"], None)
         else:
@@ -29,6 +31,7 @@ class SqlAlchemyInitiativeRepository(SqlAlchemyRepository[Initiative]):
         return super().create(**values)
 
     def update(self, row_id: str, **values: Any) -> Initiative:
+        providers.check("initiative", values)
         if values.get("branch"):
             self._check_branch(values["branch"], row_id)
         return super().update(row_id, **values)

@@ -9,7 +9,10 @@ Update, AppendEvent's changes, a change set or its revert):
 - a task enters IN_PROGRESS, and a running agent is made for a task, only when each task it
   depends on is COMPLETED and each phase its phase depends on is COMPLETED;
 - a task has at most one live agent (RUNNING or WAITING_FOR_INPUT) at any moment: an agent becomes
-  live only when no other agent of its task is.
+  live only when no other agent of its task is;
+- an account has at most `max_concurrent_agents` live agents (when above 0): two orchestrators that
+  both took an account's last slot (GetNextAvailableAccount, then the agent's write) cannot both
+  start a run on it: the second write is refused.
 
 Why here: the orchestrator decides from a cache that follows the event log, and a cache can lag
 behind a burst of writes. A phase whose tasks had not reached the cache yet looked like "every one
@@ -32,7 +35,7 @@ from typing import Any
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, UOWTransaction
 
-from store_service.db.models import Agent, Base, Initiative, Phase, PhaseDependency, Task, TaskDependency
+from store_service.db.models import Account, Agent, Base, Initiative, Phase, PhaseDependency, Task, TaskDependency
 from store_service.domain import progress as rules
 from store_service.domain.errors import FailedPrecondition
 from store_service.domain.progress import COMPLETED, LIVE_AGENT, Guarded, Named, PhaseTask
@@ -143,7 +146,18 @@ def _agent_problem(session: Session, agent: Agent, new: bool) -> str | None:
     others = [Named(other.name, other.status)] if other is not None else []
     task = session.get(Task, agent.task_id)
     starts = task is not None and agent.status == "running" and new  # a missing task: the reference check
-    return rules.agent_problem(agent.task_id, others, _task_problem(session, task) if starts and task else None)
+    problem = rules.agent_problem(agent.task_id, others, _task_problem(session, task) if starts and task else None)
+    return problem or _account_problem(session, agent)
+
+
+def _account_problem(session: Session, agent: Agent) -> str | None:
+    account = session.get(Account, agent.account_id) if agent.account_id else None
+    if account is None or not account.max_concurrent_agents:
+        return None
+    live = session.execute(
+        select(Agent.name, Agent.status).where(Agent.account_id == account.id, Agent.status.in_(LIVE_AGENT))
+    ).all()
+    return rules.account_problem(account.id, account.max_concurrent_agents, [Named(n, s) for n, s in live])
 
 
 _CHECKS: dict[type[Base], Callable[[Session, Any, bool], str | None]] = {

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from store_service.db.models import Task, TaskDependency
 from store_service.db.views import task_dependency_criteria
-from store_service.repositories.sqlalchemy import consistency
+from store_service.repositories.sqlalchemy import consistency, providers
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, constraint_errors
 from store_service.repositories.sqlalchemy.dependencies import check_new_edge
 
@@ -15,9 +15,11 @@ class SqlAlchemyTaskRepository(SqlAlchemyRepository[Task]):
     model = Task
 
     def create(self, **values: Any) -> Task:
+        providers.check("task", values)
         return super().create(**consistency.check_task(self.session, None, None, values))
 
     def update(self, row_id: str, **values: Any) -> Task:
+        providers.check("task", values)
         stored = self.get(row_id)
         return super().update(row_id, **consistency.check_task(self.session, row_id, stored, values))
 

@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63w/store/v1/account.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x03\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x04 \x01(\t\x12\x13\n\x0b\x63redentials\x18\x05 \x01(\t\x12\x14\n\x0cis_exhausted\x18\x06 \x01(\x08\x12\x33\n\x0f\x65xhausted_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsort_order\x18\t \x01(\x05\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fhas_credentials\x18\x0c \x01(\x08\x12\x12\n\nhas_config\x18\r \x01(\x08\x12\x17\n\x0funusable_reason\x18\x0e \x01(\t\"Q\n\x14\x43reateAccountRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.cw.store.v1.Account\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x11GetAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\"N\n\x13ListAccountsRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x14ListAccountsResponse\x12&\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.cw.store.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x01\n\x14UpdateAccountRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.cw.store.v1.Account\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x14\x44\x65leteAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x1eGetNextAvailableAccountRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\"T\n\x1bMarkAccountExhaustedRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\x1d\x43learExpiredExhaustionRequest\"7\n\x1e\x43learExpiredExhaustionResponse\x12\x15\n\rcleared_count\x18\x01 \x01(\x05\"&\n\x18GetAccountSecretsRequest\x12\n\n\x02id\x18\x01 \x01(\t\"E\n\x19GetAccountSecretsResponse\x12\x13\n\x0b\x63onfig_json\x18\x01 \x01(\t\x12\x13\n\x0b\x63redentials\x18\x02 \x01(\t2\x96\x06\n\x0e\x41\x63\x63ountService\x12H\n\rCreateAccount\x12!.cw.store.v1.CreateAccountRequest\x1a\x14.cw.store.v1.Account\x12\x42\n\nGetAccount\x12\x1e.cw.store.v1.GetAccountRequest\x1a\x14.cw.store.v1.Account\x12S\n\x0cListAccounts\x12 .cw.store.v1.ListAccountsRequest\x1a!.cw.store.v1.ListAccountsResponse\x12H\n\rUpdateAccount\x12!.cw.store.v1.UpdateAccountRequest\x1a\x14.cw.store.v1.Account\x12J\n\rDeleteAccount\x12!.cw.store.v1.DeleteAccountRequest\x1a\x16.google.protobuf.Empty\x12\\\n\x17GetNextAvailableAccount\x12+.cw.store.v1.GetNextAvailableAccountRequest\x1a\x14.cw.store.v1.Account\x12V\n\x14MarkAccountExhausted\x12(.cw.store.v1.MarkAccountExhaustedRequest\x1a\x14.cw.store.v1.Account\x12q\n\x16\x43learExpiredExhaustion\x12*.cw.store.v1.ClearExpiredExhaustionRequest\x1a+.cw.store.v1.ClearExpiredExhaustionResponse\x12\x62\n\x11GetAccountSecrets\x12%.cw.store.v1.GetAccountSecretsRequest\x1a&.cw.store.v1.GetAccountSecretsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63w/store/v1/account.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x03\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x04 \x01(\t\x12\x13\n\x0b\x63redentials\x18\x05 \x01(\t\x12\x14\n\x0cis_exhausted\x18\x06 \x01(\x08\x12\x33\n\x0f\x65xhausted_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsort_order\x18\t \x01(\x05\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fhas_credentials\x18\x0c \x01(\x08\x12\x12\n\nhas_config\x18\r \x01(\x08\x12\x17\n\x0funusable_reason\x18\x0e \x01(\t\x12\x1d\n\x15max_concurrent_agents\x18\x0f \x01(\x05\"Q\n\x14\x43reateAccountRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.cw.store.v1.Account\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x11GetAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\"N\n\x13ListAccountsRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x14ListAccountsResponse\x12&\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.cw.store.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x01\n\x14UpdateAccountRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.cw.store.v1.Account\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x14\x44\x65leteAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x1eGetNextAvailableAccountRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\"T\n\x1bMarkAccountExhaustedRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\x1d\x43learExpiredExhaustionRequest\"7\n\x1e\x43learExpiredExhaustionResponse\x12\x15\n\rcleared_count\x18\x01 \x01(\x05\"&\n\x18GetAccountSecretsRequest\x12\n\n\x02id\x18\x01 \x01(\t\"E\n\x19GetAccountSecretsResponse\x12\x13\n\x0b\x63onfig_json\x18\x01 \x01(\t\x12\x13\n\x0b\x63redentials\x18\x02 \x01(\t2\x96\x06\n\x0e\x41\x63\x63ountService\x12H\n\rCreateAccount\x12!.cw.store.v1.CreateAccountRequest\x1a\x14.cw.store.v1.Account\x12\x42\n\nGetAccount\x12\x1e.cw.store.v1.GetAccountRequest\x1a\x14.cw.store.v1.Account\x12S\n\x0cListAccounts\x12 .cw.store.v1.ListAccountsRequest\x1a!.cw.store.v1.ListAccountsResponse\x12H\n\rUpdateAccount\x12!.cw.store.v1.UpdateAccountRequest\x1a\x14.cw.store.v1.Account\x12J\n\rDeleteAccount\x12!.cw.store.v1.DeleteAccountRequest\x1a\x16.google.protobuf.Empty\x12\\\n\x17GetNextAvailableAccount\x12+.cw.store.v1.GetNextAvailableAccountRequest\x1a\x14.cw.store.v1.Account\x12V\n\x14MarkAccountExhausted\x12(.cw.store.v1.MarkAccountExhaustedRequest\x1a\x14.cw.store.v1.Account\x12q\n\x16\x43learExpiredExhaustion\x12*.cw.store.v1.ClearExpiredExhaustionRequest\x1a+.cw.store.v1.ClearExpiredExhaustionResponse\x12\x62\n\x11GetAccountSecrets\x12%.cw.store.v1.GetAccountSecretsRequest\x1a&.cw.store.v1.GetAccountSecretsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,31 +35,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.account_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ACCOUNT']._serialized_start=139
-  _globals['_ACCOUNT']._serialized_end=550
-  _globals['_CREATEACCOUNTREQUEST']._serialized_start=552
-  _globals['_CREATEACCOUNTREQUEST']._serialized_end=633
-  _globals['_GETACCOUNTREQUEST']._serialized_start=635
-  _globals['_GETACCOUNTREQUEST']._serialized_end=666
-  _globals['_LISTACCOUNTSREQUEST']._serialized_start=668
-  _globals['_LISTACCOUNTSREQUEST']._serialized_end=746
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=748
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=835
-  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=838
-  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=1006
-  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1008
-  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1042
-  _globals['_GETNEXTAVAILABLEACCOUNTREQUEST']._serialized_start=1044
-  _globals['_GETNEXTAVAILABLEACCOUNTREQUEST']._serialized_end=1094
-  _globals['_MARKACCOUNTEXHAUSTEDREQUEST']._serialized_start=1096
-  _globals['_MARKACCOUNTEXHAUSTEDREQUEST']._serialized_end=1180
-  _globals['_CLEAREXPIREDEXHAUSTIONREQUEST']._serialized_start=1182
-  _globals['_CLEAREXPIREDEXHAUSTIONREQUEST']._serialized_end=1213
-  _globals['_CLEAREXPIREDEXHAUSTIONRESPONSE']._serialized_start=1215
-  _globals['_CLEAREXPIREDEXHAUSTIONRESPONSE']._serialized_end=1270
-  _globals['_GETACCOUNTSECRETSREQUEST']._serialized_start=1272
-  _globals['_GETACCOUNTSECRETSREQUEST']._serialized_end=1310
-  _globals['_GETACCOUNTSECRETSRESPONSE']._serialized_start=1312
-  _globals['_GETACCOUNTSECRETSRESPONSE']._serialized_end=1381
-  _globals['_ACCOUNTSERVICE']._serialized_start=1384
-  _globals['_ACCOUNTSERVICE']._serialized_end=2174
+  _globals['_ACCOUNT']._serialized_end=581
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=583
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=664
+  _globals['_GETACCOUNTREQUEST']._serialized_start=666
+  _globals['_GETACCOUNTREQUEST']._serialized_end=697
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=699
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=777
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=779
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=866
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=869
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=1037
+  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1039
+  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1073
+  _globals['_GETNEXTAVAILABLEACCOUNTREQUEST']._serialized_start=1075
+  _globals['_GETNEXTAVAILABLEACCOUNTREQUEST']._serialized_end=1125
+  _globals['_MARKACCOUNTEXHAUSTEDREQUEST']._serialized_start=1127
+  _globals['_MARKACCOUNTEXHAUSTEDREQUEST']._serialized_end=1211
+  _globals['_CLEAREXPIREDEXHAUSTIONREQUEST']._serialized_start=1213
+  _globals['_CLEAREXPIREDEXHAUSTIONREQUEST']._serialized_end=1244
+  _globals['_CLEAREXPIREDEXHAUSTIONRESPONSE']._serialized_start=1246
+  _globals['_CLEAREXPIREDEXHAUSTIONRESPONSE']._serialized_end=1301
+  _globals['_GETACCOUNTSECRETSREQUEST']._serialized_start=1303
+  _globals['_GETACCOUNTSECRETSREQUEST']._serialized_end=1341
+  _globals['_GETACCOUNTSECRETSRESPONSE']._serialized_start=1343
+  _globals['_GETACCOUNTSECRETSRESPONSE']._serialized_end=1412
+  _globals['_ACCOUNTSERVICE']._serialized_start=1415
+  _globals['_ACCOUNTSERVICE']._serialized_end=2205
 # @@protoc_insertion_point(module_scope)

@@ -38,6 +38,7 @@ class Account(_message.Message):
     HAS_CREDENTIALS_FIELD_NUMBER: _builtins.int
     HAS_CONFIG_FIELD_NUMBER: _builtins.int
     UNUSABLE_REASON_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_AGENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     email: _builtins.str
     provider: _builtins.str
@@ -56,6 +57,11 @@ class Account(_message.Message):
     """Why the provider refused this account's credential (the API answered 401: "Invalid API key",
     "Not logged in"); empty while it is usable. An account with a reason is never handed out;
     updating its credentials clears it.
+    """
+    max_concurrent_agents: _builtins.int
+    """At most this many live agents (RUNNING or WAITING_FOR_INPUT) use the account at once; 0: no
+    cap. GetNextAvailableAccount hands out no account at its cap, and the store refuses (reason
+    NOT_READY) a write that would make an agent live past it.
     """
     @_builtins.property
     def exhausted_until(self) -> _timestamp_pb2.Timestamp: ...
@@ -82,10 +88,11 @@ class Account(_message.Message):
         has_credentials: _builtins.bool = ...,
         has_config: _builtins.bool = ...,
         unusable_reason: _builtins.str = ...,
+        max_concurrent_agents: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "exhausted_until", b"exhausted_until", "last_used_time", b"last_used_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "create_time", b"create_time", "credentials", b"credentials", "email", b"email", "exhausted_until", b"exhausted_until", "has_config", b"has_config", "has_credentials", b"has_credentials", "id", b"id", "is_exhausted", b"is_exhausted", "last_used_time", b"last_used_time", "provider", b"provider", "sort_order", b"sort_order", "unusable_reason", b"unusable_reason", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "create_time", b"create_time", "credentials", b"credentials", "email", b"email", "exhausted_until", b"exhausted_until", "has_config", b"has_config", "has_credentials", b"has_credentials", "id", b"id", "is_exhausted", b"is_exhausted", "last_used_time", b"last_used_time", "max_concurrent_agents", b"max_concurrent_agents", "provider", b"provider", "sort_order", b"sort_order", "unusable_reason", b"unusable_reason", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

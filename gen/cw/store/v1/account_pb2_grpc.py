@@ -119,7 +119,8 @@ class AccountServiceServicer:
 
     def GetNextAvailableAccount(self, request, context):
         """findNextAvailable: the least recently used account of the provider that is not exhausted
-        (an expired `exhausted_until` counts as available) nor unusable; stamps its `last_used_time`.
+        (an expired `exhausted_until` counts as available) nor unusable nor at its
+        `max_concurrent_agents`; stamps its `last_used_time`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

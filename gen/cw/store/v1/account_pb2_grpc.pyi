@@ -41,7 +41,8 @@ class AccountServiceStub:
     DeleteAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.DeleteAccountRequest, _empty_pb2.Empty]
     GetNextAvailableAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.GetNextAvailableAccountRequest, _account_pb2.Account]
     """findNextAvailable: the least recently used account of the provider that is not exhausted
-    (an expired `exhausted_until` counts as available) nor unusable; stamps its `last_used_time`.
+    (an expired `exhausted_until` counts as available) nor unusable nor at its
+    `max_concurrent_agents`; stamps its `last_used_time`.
     """
     MarkAccountExhausted: _grpc.UnaryUnaryMultiCallable[_account_pb2.MarkAccountExhaustedRequest, _account_pb2.Account]
     ClearExpiredExhaustion: _grpc.UnaryUnaryMultiCallable[_account_pb2.ClearExpiredExhaustionRequest, _account_pb2.ClearExpiredExhaustionResponse]
@@ -60,7 +61,8 @@ class AccountServiceAsyncStub(AccountServiceStub):
     DeleteAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.DeleteAccountRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     GetNextAvailableAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.GetNextAvailableAccountRequest, _account_pb2.Account]  # type: ignore[assignment]
     """findNextAvailable: the least recently used account of the provider that is not exhausted
-    (an expired `exhausted_until` counts as available) nor unusable; stamps its `last_used_time`.
+    (an expired `exhausted_until` counts as available) nor unusable nor at its
+    `max_concurrent_agents`; stamps its `last_used_time`.
     """
     MarkAccountExhausted: _aio.UnaryUnaryMultiCallable[_account_pb2.MarkAccountExhaustedRequest, _account_pb2.Account]  # type: ignore[assignment]
     ClearExpiredExhaustion: _aio.UnaryUnaryMultiCallable[_account_pb2.ClearExpiredExhaustionRequest, _account_pb2.ClearExpiredExhaustionResponse]  # type: ignore[assignment]
@@ -112,7 +114,8 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.Account, _abc.Awaitable[_account_pb2.Account]]:
         """findNextAvailable: the least recently used account of the provider that is not exhausted
-        (an expired `exhausted_until` counts as available) nor unusable; stamps its `last_used_time`.
+        (an expired `exhausted_until` counts as available) nor unusable nor at its
+        `max_concurrent_agents`; stamps its `last_used_time`.
         """
 
     @_abc_1.abstractmethod

@@ -27,29 +27,29 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63w/store/v1/initiative.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x02\n\nInitiative\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.cw.store.v1.InitiativeStatus\x12\x0e\n\x06\x62ranch\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\rbudget_tokens\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nbudget_usd\x18\x08 \x01(\x01H\x01\x88\x01\x01\x42\x10\n\x0e_budget_tokensB\r\n\x0b_budget_usd\"Z\n\x17\x43reateInitiativeRequest\x12+\n\ninitiative\x18\x01 \x01(\x0b\x32\x17.cw.store.v1.Initiative\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\"\n\x14GetInitiativeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x9f\x01\n\x16ListInitiativesRequest\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.cw.store.v1.InitiativeStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12/\n\x08statuses\x18\x04 \x03(\x0e\x32\x1d.cw.store.v1.InitiativeStatus\"`\n\x17ListInitiativesResponse\x12,\n\x0binitiatives\x18\x01 \x03(\x0b\x32\x17.cw.store.v1.Initiative\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xeb\x01\n\x17UpdateInitiativeRequest\x12+\n\ninitiative\x18\x01 \x01(\x0b\x32\x17.cw.store.v1.Initiative\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x1d.cw.store.v1.InitiativeStatus\"%\n\x17\x44\x65leteInitiativeRequest\x12\n\n\x02id\x18\x01 \x01(\t*\xba\x01\n\x10InitiativeStatus\x12!\n\x1dINITIATIVE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18INITIATIVE_STATUS_ACTIVE\x10\x01\x12$\n INITIATIVE_STATUS_PENDING_REVIEW\x10\x02\x12\x1f\n\x1bINITIATIVE_STATUS_COMPLETED\x10\x03\x12\x1e\n\x1aINITIATIVE_STATUS_ARCHIVED\x10\x04\x32\xb6\x03\n\x11InitiativeService\x12Q\n\x10\x43reateInitiative\x12$.cw.store.v1.CreateInitiativeRequest\x1a\x17.cw.store.v1.Initiative\x12K\n\rGetInitiative\x12!.cw.store.v1.GetInitiativeRequest\x1a\x17.cw.store.v1.Initiative\x12\\\n\x0fListInitiatives\x12#.cw.store.v1.ListInitiativesRequest\x1a$.cw.store.v1.ListInitiativesResponse\x12Q\n\x10UpdateInitiative\x12$.cw.store.v1.UpdateInitiativeRequest\x1a\x17.cw.store.v1.Initiative\x12P\n\x10\x44\x65leteInitiative\x12$.cw.store.v1.DeleteInitiativeRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63w/store/v1/initiative.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x02\n\nInitiative\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.cw.store.v1.InitiativeStatus\x12\x0e\n\x06\x62ranch\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\rbudget_tokens\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nbudget_usd\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08provider\x18\t \x01(\tH\x02\x88\x01\x01\x12\x1a\n\x12\x66\x61llback_providers\x18\n \x03(\tB\x10\n\x0e_budget_tokensB\r\n\x0b_budget_usdB\x0b\n\t_provider\"Z\n\x17\x43reateInitiativeRequest\x12+\n\ninitiative\x18\x01 \x01(\x0b\x32\x17.cw.store.v1.Initiative\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\"\n\x14GetInitiativeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x9f\x01\n\x16ListInitiativesRequest\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.cw.store.v1.InitiativeStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12/\n\x08statuses\x18\x04 \x03(\x0e\x32\x1d.cw.store.v1.InitiativeStatus\"`\n\x17ListInitiativesResponse\x12,\n\x0binitiatives\x18\x01 \x03(\x0b\x32\x17.cw.store.v1.Initiative\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xeb\x01\n\x17UpdateInitiativeRequest\x12+\n\ninitiative\x18\x01 \x01(\x0b\x32\x17.cw.store.v1.Initiative\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x1d.cw.store.v1.InitiativeStatus\"%\n\x17\x44\x65leteInitiativeRequest\x12\n\n\x02id\x18\x01 \x01(\t*\xba\x01\n\x10InitiativeStatus\x12!\n\x1dINITIATIVE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18INITIATIVE_STATUS_ACTIVE\x10\x01\x12$\n INITIATIVE_STATUS_PENDING_REVIEW\x10\x02\x12\x1f\n\x1bINITIATIVE_STATUS_COMPLETED\x10\x03\x12\x1e\n\x1aINITIATIVE_STATUS_ARCHIVED\x10\x04\x32\xb6\x03\n\x11InitiativeService\x12Q\n\x10\x43reateInitiative\x12$.cw.store.v1.CreateInitiativeRequest\x1a\x17.cw.store.v1.Initiative\x12K\n\rGetInitiative\x12!.cw.store.v1.GetInitiativeRequest\x1a\x17.cw.store.v1.Initiative\x12\\\n\x0fListInitiatives\x12#.cw.store.v1.ListInitiativesRequest\x1a$.cw.store.v1.ListInitiativesResponse\x12Q\n\x10UpdateInitiative\x12$.cw.store.v1.UpdateInitiativeRequest\x1a\x17.cw.store.v1.Initiative\x12P\n\x10\x44\x65leteInitiative\x12$.cw.store.v1.DeleteInitiativeRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.initiative_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INITIATIVESTATUS']._serialized_start=1095
-  _globals['_INITIATIVESTATUS']._serialized_end=1281
+  _globals['_INITIATIVESTATUS']._serialized_start=1159
+  _globals['_INITIATIVESTATUS']._serialized_end=1345
   _globals['_INITIATIVE']._serialized_start=142
-  _globals['_INITIATIVE']._serialized_end=427
-  _globals['_CREATEINITIATIVEREQUEST']._serialized_start=429
-  _globals['_CREATEINITIATIVEREQUEST']._serialized_end=519
-  _globals['_GETINITIATIVEREQUEST']._serialized_start=521
-  _globals['_GETINITIATIVEREQUEST']._serialized_end=555
-  _globals['_LISTINITIATIVESREQUEST']._serialized_start=558
-  _globals['_LISTINITIATIVESREQUEST']._serialized_end=717
-  _globals['_LISTINITIATIVESRESPONSE']._serialized_start=719
-  _globals['_LISTINITIATIVESRESPONSE']._serialized_end=815
-  _globals['_UPDATEINITIATIVEREQUEST']._serialized_start=818
-  _globals['_UPDATEINITIATIVEREQUEST']._serialized_end=1053
-  _globals['_DELETEINITIATIVEREQUEST']._serialized_start=1055
-  _globals['_DELETEINITIATIVEREQUEST']._serialized_end=1092
-  _globals['_INITIATIVESERVICE']._serialized_start=1284
-  _globals['_INITIATIVESERVICE']._serialized_end=1722
+  _globals['_INITIATIVE']._serialized_end=491
+  _globals['_CREATEINITIATIVEREQUEST']._serialized_start=493
+  _globals['_CREATEINITIATIVEREQUEST']._serialized_end=583
+  _globals['_GETINITIATIVEREQUEST']._serialized_start=585
+  _globals['_GETINITIATIVEREQUEST']._serialized_end=619
+  _globals['_LISTINITIATIVESREQUEST']._serialized_start=622
+  _globals['_LISTINITIATIVESREQUEST']._serialized_end=781
+  _globals['_LISTINITIATIVESRESPONSE']._serialized_start=783
+  _globals['_LISTINITIATIVESRESPONSE']._serialized_end=879
+  _globals['_UPDATEINITIATIVEREQUEST']._serialized_start=882
+  _globals['_UPDATEINITIATIVEREQUEST']._serialized_end=1117
+  _globals['_DELETEINITIATIVEREQUEST']._serialized_start=1119
+  _globals['_DELETEINITIATIVEREQUEST']._serialized_end=1156
+  _globals['_INITIATIVESERVICE']._serialized_start=1348
+  _globals['_INITIATIVESERVICE']._serialized_end=1786
 # @@protoc_insertion_point(module_scope)

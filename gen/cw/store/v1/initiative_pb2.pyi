@@ -54,6 +54,8 @@ class Initiative(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     BUDGET_TOKENS_FIELD_NUMBER: _builtins.int
     BUDGET_USD_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    FALLBACK_PROVIDERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     status: Global___InitiativeStatus.ValueType
@@ -63,11 +65,22 @@ class Initiative(_message.Message):
     no run of it starts until it is raised. Unset: none.
     """
     budget_usd: _builtins.float
+    provider: _builtins.str
+    """The provider its tasks run on unless a task names its own (issue 27); empty: the
+    orchestrator's `--default-provider`.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Changes on every write, strictly increasing per row: usable as an etag."""
+
+    @_builtins.property
+    def fallback_providers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Where its tasks go, in this order, when every account of their provider is resting
+        (`exhausted_until`) or unusable: the first provider with a free account, or needing none. No
+        attempt is spent; the run starts a new session from the task branch. Distinct names.
+        """
 
     def __init__(
         self,
@@ -80,19 +93,25 @@ class Initiative(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         budget_tokens: _builtins.int | None = ...,
         budget_usd: _builtins.float | None = ...,
+        provider: _builtins.str | None = ...,
+        fallback_providers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "_provider", b"_provider", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "provider", b"provider", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "branch", b"branch", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "id", b"id", "name", b"name", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "_provider", b"_provider", "branch", b"branch", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "fallback_providers", b"fallback_providers", "id", b"id", "name", b"name", "provider", b"provider", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__budget_tokens: _TypeAlias = _typing.Literal["budget_tokens"]  # noqa: Y015
     _WhichOneofArgType__budget_tokens: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens"]  # noqa: Y015
     _WhichOneofReturnType__budget_usd: _TypeAlias = _typing.Literal["budget_usd"]  # noqa: Y015
     _WhichOneofArgType__budget_usd: _TypeAlias = _typing.Literal["_budget_usd", b"_budget_usd"]  # noqa: Y015
+    _WhichOneofReturnType__provider: _TypeAlias = _typing.Literal["provider"]  # noqa: Y015
+    _WhichOneofArgType__provider: _TypeAlias = _typing.Literal["_provider", b"_provider"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__budget_tokens) -> _WhichOneofReturnType__budget_tokens | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__budget_usd) -> _WhichOneofReturnType__budget_usd | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__provider) -> _WhichOneofReturnType__provider | None: ...
 
 Global___Initiative: _TypeAlias = Initiative  # noqa: Y015
 

@@ -27,43 +27,43 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63w/store/v1/task.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x06\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08phase_id\x18\x02 \x01(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x16\n\x0eparent_task_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12#\n\x04type\x18\x07 \x01(\x0e\x32\x15.cw.store.v1.TaskType\x12+\n\x08\x63\x61tegory\x18\x08 \x01(\x0e\x32\x19.cw.store.v1.TaskCategory\x12+\n\x08priority\x18\t \x01(\x0e\x32\x19.cw.store.v1.TaskPriority\x12\'\n\x06status\x18\n \x01(\x0e\x32\x17.cw.store.v1.TaskStatus\x12\r\n\x05order\x18\x0b \x01(\x05\x12\x0f\n\x07summary\x18\x0c \x01(\t\x12\x13\n\x0bretry_count\x18\r \x01(\x05\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nmerge_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nqueue_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x12 \x01(\t\x12\x35\n\x11next_attempt_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttarget_id\x18\x14 \x01(\t\x12\x1a\n\x12review_comment_ids\x18\x15 \x03(\t\x12\x1c\n\x14resolved_comment_ids\x18\x16 \x03(\t\x12\x1c\n\x14merge_source_task_id\x18\x17 \x01(\t\x12\x1d\n\x15merge_source_phase_id\x18\x18 \x01(\t\x12\x1a\n\rbudget_tokens\x18\x19 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nbudget_usd\x18\x1a \x01(\x01H\x01\x88\x01\x01\x42\x10\n\x0e_budget_tokensB\r\n\x0b_budget_usd\"n\n\x0eTaskDependency\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65pends_on_task_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"{\n\x11\x43reateTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.cw.store.v1.Task\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x1b\n\x13\x64\x65pends_on_task_ids\x18\x03 \x03(\t\x12\x14\n\x0creopen_phase\x18\x04 \x01(\x08\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xee\x01\n\x10ListTasksRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x15\n\rinitiative_id\x18\x02 \x01(\t\x12\x16\n\x0eparent_task_id\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.cw.store.v1.TaskStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\x12)\n\x08statuses\x18\x07 \x03(\x0e\x32\x17.cw.store.v1.TaskStatus\x12\x13\n\x06merged\x18\x08 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_merged\"N\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.cw.store.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xe9\x01\n\x11UpdateTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.cw.store.v1.Task\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x17.cw.store.v1.TaskStatus\x12\x14\n\x0creopen_phase\x18\x05 \x01(\x08\"\x1f\n\x11\x44\x65leteTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x1b\x43reateTaskDependencyRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65pends_on_task_id\x18\x02 \x01(\t\"\x90\x01\n\x1bListTaskDependenciesRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08phase_id\x18\x02 \x01(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x10\n\x08task_ids\x18\x04 \x03(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"j\n\x1cListTaskDependenciesResponse\x12\x31\n\x0c\x64\x65pendencies\x18\x01 \x03(\x0b\x32\x1b.cw.store.v1.TaskDependency\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*9\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eTASK_TYPE_AUTO\x10\x01*\x98\x02\n\x0cTaskCategory\x12\x1d\n\x19TASK_CATEGORY_UNSPECIFIED\x10\x00\x12\x19\n\x15TASK_CATEGORY_EXECUTE\x10\x01\x12\x1a\n\x16TASK_CATEGORY_RESEARCH\x10\x02\x12\x19\n\x15TASK_CATEGORY_DISCUSS\x10\x03\x12\x16\n\x12TASK_CATEGORY_PLAN\x10\x04\x12\x18\n\x14TASK_CATEGORY_DETAIL\x10\x05\x12\x18\n\x14TASK_CATEGORY_REFINE\x10\x06\x12\x18\n\x14TASK_CATEGORY_VERIFY\x10\x07\x12\x17\n\x13TASK_CATEGORY_MERGE\x10\x08\x12\x18\n\x14TASK_CATEGORY_REVIEW\x10\t*v\n\x0cTaskPriority\x12\x1d\n\x19TASK_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_PRIORITY_LOW\x10\x01\x12\x18\n\x14TASK_PRIORITY_MEDIUM\x10\x02\x12\x16\n\x12TASK_PRIORITY_HIGH\x10\x03*\x93\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x1b\n\x17TASK_STATUS_IN_PROGRESS\x10\x02\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x03\x12\x17\n\x13TASK_STATUS_BLOCKED\x10\x04\x32\xa8\x04\n\x0bTaskService\x12?\n\nCreateTask\x12\x1e.cw.store.v1.CreateTaskRequest\x1a\x11.cw.store.v1.Task\x12\x39\n\x07GetTask\x12\x1b.cw.store.v1.GetTaskRequest\x1a\x11.cw.store.v1.Task\x12J\n\tListTasks\x12\x1d.cw.store.v1.ListTasksRequest\x1a\x1e.cw.store.v1.ListTasksResponse\x12?\n\nUpdateTask\x12\x1e.cw.store.v1.UpdateTaskRequest\x1a\x11.cw.store.v1.Task\x12\x44\n\nDeleteTask\x12\x1e.cw.store.v1.DeleteTaskRequest\x1a\x16.google.protobuf.Empty\x12]\n\x14\x43reateTaskDependency\x12(.cw.store.v1.CreateTaskDependencyRequest\x1a\x1b.cw.store.v1.TaskDependency\x12k\n\x14ListTaskDependencies\x12(.cw.store.v1.ListTaskDependenciesRequest\x1a).cw.store.v1.ListTaskDependenciesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63w/store/v1/task.proto\x12\x0b\x63w.store.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe0\x06\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08phase_id\x18\x02 \x01(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x16\n\x0eparent_task_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12#\n\x04type\x18\x07 \x01(\x0e\x32\x15.cw.store.v1.TaskType\x12+\n\x08\x63\x61tegory\x18\x08 \x01(\x0e\x32\x19.cw.store.v1.TaskCategory\x12+\n\x08priority\x18\t \x01(\x0e\x32\x19.cw.store.v1.TaskPriority\x12\'\n\x06status\x18\n \x01(\x0e\x32\x17.cw.store.v1.TaskStatus\x12\r\n\x05order\x18\x0b \x01(\x05\x12\x0f\n\x07summary\x18\x0c \x01(\t\x12\x13\n\x0bretry_count\x18\r \x01(\x05\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nmerge_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nqueue_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x12 \x01(\t\x12\x35\n\x11next_attempt_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttarget_id\x18\x14 \x01(\t\x12\x1a\n\x12review_comment_ids\x18\x15 \x03(\t\x12\x1c\n\x14resolved_comment_ids\x18\x16 \x03(\t\x12\x1c\n\x14merge_source_task_id\x18\x17 \x01(\t\x12\x1d\n\x15merge_source_phase_id\x18\x18 \x01(\t\x12\x1a\n\rbudget_tokens\x18\x19 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nbudget_usd\x18\x1a \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08provider\x18\x1b \x01(\tH\x02\x88\x01\x01\x42\x10\n\x0e_budget_tokensB\r\n\x0b_budget_usdB\x0b\n\t_provider\"n\n\x0eTaskDependency\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65pends_on_task_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"{\n\x11\x43reateTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.cw.store.v1.Task\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x1b\n\x13\x64\x65pends_on_task_ids\x18\x03 \x03(\t\x12\x14\n\x0creopen_phase\x18\x04 \x01(\x08\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xee\x01\n\x10ListTasksRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x15\n\rinitiative_id\x18\x02 \x01(\t\x12\x16\n\x0eparent_task_id\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.cw.store.v1.TaskStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\x12)\n\x08statuses\x18\x07 \x03(\x0e\x32\x17.cw.store.v1.TaskStatus\x12\x13\n\x06merged\x18\x08 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_merged\"N\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.cw.store.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xe9\x01\n\x11UpdateTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.cw.store.v1.Task\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x38\n\x14\x65xpected_update_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x11\x65xpected_statuses\x18\x04 \x03(\x0e\x32\x17.cw.store.v1.TaskStatus\x12\x14\n\x0creopen_phase\x18\x05 \x01(\x08\"\x1f\n\x11\x44\x65leteTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x1b\x43reateTaskDependencyRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65pends_on_task_id\x18\x02 \x01(\t\"\x90\x01\n\x1bListTaskDependenciesRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08phase_id\x18\x02 \x01(\t\x12\x15\n\rinitiative_id\x18\x03 \x01(\t\x12\x10\n\x08task_ids\x18\x04 \x03(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"j\n\x1cListTaskDependenciesResponse\x12\x31\n\x0c\x64\x65pendencies\x18\x01 \x03(\x0b\x32\x1b.cw.store.v1.TaskDependency\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*9\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eTASK_TYPE_AUTO\x10\x01*\x98\x02\n\x0cTaskCategory\x12\x1d\n\x19TASK_CATEGORY_UNSPECIFIED\x10\x00\x12\x19\n\x15TASK_CATEGORY_EXECUTE\x10\x01\x12\x1a\n\x16TASK_CATEGORY_RESEARCH\x10\x02\x12\x19\n\x15TASK_CATEGORY_DISCUSS\x10\x03\x12\x16\n\x12TASK_CATEGORY_PLAN\x10\x04\x12\x18\n\x14TASK_CATEGORY_DETAIL\x10\x05\x12\x18\n\x14TASK_CATEGORY_REFINE\x10\x06\x12\x18\n\x14TASK_CATEGORY_VERIFY\x10\x07\x12\x17\n\x13TASK_CATEGORY_MERGE\x10\x08\x12\x18\n\x14TASK_CATEGORY_REVIEW\x10\t*v\n\x0cTaskPriority\x12\x1d\n\x19TASK_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_PRIORITY_LOW\x10\x01\x12\x18\n\x14TASK_PRIORITY_MEDIUM\x10\x02\x12\x16\n\x12TASK_PRIORITY_HIGH\x10\x03*\x93\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x1b\n\x17TASK_STATUS_IN_PROGRESS\x10\x02\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x03\x12\x17\n\x13TASK_STATUS_BLOCKED\x10\x04\x32\xa8\x04\n\x0bTaskService\x12?\n\nCreateTask\x12\x1e.cw.store.v1.CreateTaskRequest\x1a\x11.cw.store.v1.Task\x12\x39\n\x07GetTask\x12\x1b.cw.store.v1.GetTaskRequest\x1a\x11.cw.store.v1.Task\x12J\n\tListTasks\x12\x1d.cw.store.v1.ListTasksRequest\x1a\x1e.cw.store.v1.ListTasksResponse\x12?\n\nUpdateTask\x12\x1e.cw.store.v1.UpdateTaskRequest\x1a\x11.cw.store.v1.Task\x12\x44\n\nDeleteTask\x12\x1e.cw.store.v1.DeleteTaskRequest\x1a\x16.google.protobuf.Empty\x12]\n\x14\x43reateTaskDependency\x12(.cw.store.v1.CreateTaskDependencyRequest\x1a\x1b.cw.store.v1.TaskDependency\x12k\n\x14ListTaskDependencies\x12(.cw.store.v1.ListTaskDependenciesRequest\x1a).cw.store.v1.ListTaskDependenciesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cw.store.v1.task_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKTYPE']._serialized_start=2154
-  _globals['_TASKTYPE']._serialized_end=2211
-  _globals['_TASKCATEGORY']._serialized_start=2214
-  _globals['_TASKCATEGORY']._serialized_end=2494
-  _globals['_TASKPRIORITY']._serialized_start=2496
-  _globals['_TASKPRIORITY']._serialized_end=2614
-  _globals['_TASKSTATUS']._serialized_start=2617
-  _globals['_TASKSTATUS']._serialized_end=2764
+  _globals['_TASKTYPE']._serialized_start=2190
+  _globals['_TASKTYPE']._serialized_end=2247
+  _globals['_TASKCATEGORY']._serialized_start=2250
+  _globals['_TASKCATEGORY']._serialized_end=2530
+  _globals['_TASKPRIORITY']._serialized_start=2532
+  _globals['_TASKPRIORITY']._serialized_end=2650
+  _globals['_TASKSTATUS']._serialized_start=2653
+  _globals['_TASKSTATUS']._serialized_end=2800
   _globals['_TASK']._serialized_start=136
-  _globals['_TASK']._serialized_end=964
-  _globals['_TASKDEPENDENCY']._serialized_start=966
-  _globals['_TASKDEPENDENCY']._serialized_end=1076
-  _globals['_CREATETASKREQUEST']._serialized_start=1078
-  _globals['_CREATETASKREQUEST']._serialized_end=1201
-  _globals['_GETTASKREQUEST']._serialized_start=1203
-  _globals['_GETTASKREQUEST']._serialized_end=1231
-  _globals['_LISTTASKSREQUEST']._serialized_start=1234
-  _globals['_LISTTASKSREQUEST']._serialized_end=1472
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1474
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1552
-  _globals['_UPDATETASKREQUEST']._serialized_start=1555
-  _globals['_UPDATETASKREQUEST']._serialized_end=1788
-  _globals['_DELETETASKREQUEST']._serialized_start=1790
-  _globals['_DELETETASKREQUEST']._serialized_end=1821
-  _globals['_CREATETASKDEPENDENCYREQUEST']._serialized_start=1823
-  _globals['_CREATETASKDEPENDENCYREQUEST']._serialized_end=1897
-  _globals['_LISTTASKDEPENDENCIESREQUEST']._serialized_start=1900
-  _globals['_LISTTASKDEPENDENCIESREQUEST']._serialized_end=2044
-  _globals['_LISTTASKDEPENDENCIESRESPONSE']._serialized_start=2046
-  _globals['_LISTTASKDEPENDENCIESRESPONSE']._serialized_end=2152
-  _globals['_TASKSERVICE']._serialized_start=2767
-  _globals['_TASKSERVICE']._serialized_end=3319
+  _globals['_TASK']._serialized_end=1000
+  _globals['_TASKDEPENDENCY']._serialized_start=1002
+  _globals['_TASKDEPENDENCY']._serialized_end=1112
+  _globals['_CREATETASKREQUEST']._serialized_start=1114
+  _globals['_CREATETASKREQUEST']._serialized_end=1237
+  _globals['_GETTASKREQUEST']._serialized_start=1239
+  _globals['_GETTASKREQUEST']._serialized_end=1267
+  _globals['_LISTTASKSREQUEST']._serialized_start=1270
+  _globals['_LISTTASKSREQUEST']._serialized_end=1508
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1510
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1588
+  _globals['_UPDATETASKREQUEST']._serialized_start=1591
+  _globals['_UPDATETASKREQUEST']._serialized_end=1824
+  _globals['_DELETETASKREQUEST']._serialized_start=1826
+  _globals['_DELETETASKREQUEST']._serialized_end=1857
+  _globals['_CREATETASKDEPENDENCYREQUEST']._serialized_start=1859
+  _globals['_CREATETASKDEPENDENCYREQUEST']._serialized_end=1933
+  _globals['_LISTTASKDEPENDENCIESREQUEST']._serialized_start=1936
+  _globals['_LISTTASKDEPENDENCIESREQUEST']._serialized_end=2080
+  _globals['_LISTTASKDEPENDENCIESRESPONSE']._serialized_start=2082
+  _globals['_LISTTASKDEPENDENCIESRESPONSE']._serialized_end=2188
+  _globals['_TASKSERVICE']._serialized_start=2803
+  _globals['_TASKSERVICE']._serialized_end=3355
 # @@protoc_insertion_point(module_scope)

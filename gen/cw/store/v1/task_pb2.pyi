@@ -137,6 +137,7 @@ class Task(_message.Message):
     MERGE_SOURCE_PHASE_ID_FIELD_NUMBER: _builtins.int
     BUDGET_TOKENS_FIELD_NUMBER: _builtins.int
     BUDGET_USD_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     phase_id: _builtins.str
     initiative_id: _builtins.str
@@ -174,6 +175,11 @@ class Task(_message.Message):
     cache writes, and/or USD. A run that passes it is stopped and the task BLOCKED; unset: none.
     """
     budget_usd: _builtins.float
+    provider: _builtins.str
+    """The provider (agent CLI, as the orchestrator names it: `claude`, or a `--provider NAME=...`)
+    the task's runs use (issue 27); empty: its initiative's `provider`, else the orchestrator's
+    `--default-provider`. A name the orchestrator does not know keeps the task PENDING, saying so.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -238,19 +244,24 @@ class Task(_message.Message):
         merge_source_phase_id: _builtins.str = ...,
         budget_tokens: _builtins.int | None = ...,
         budget_usd: _builtins.float | None = ...,
+        provider: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "merge_time", b"merge_time", "next_attempt_time", b"next_attempt_time", "queue_time", b"queue_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "_provider", b"_provider", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "create_time", b"create_time", "merge_time", b"merge_time", "next_attempt_time", b"next_attempt_time", "provider", b"provider", "queue_time", b"queue_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_source_phase_id", b"merge_source_phase_id", "merge_source_task_id", b"merge_source_task_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "queue_time", b"queue_time", "reason", b"reason", "resolved_comment_ids", b"resolved_comment_ids", "retry_count", b"retry_count", "review_comment_ids", b"review_comment_ids", "status", b"status", "summary", b"summary", "target_id", b"target_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens", "_budget_usd", b"_budget_usd", "_provider", b"_provider", "budget_tokens", b"budget_tokens", "budget_usd", b"budget_usd", "category", b"category", "create_time", b"create_time", "description", b"description", "id", b"id", "initiative_id", b"initiative_id", "merge_source_phase_id", b"merge_source_phase_id", "merge_source_task_id", b"merge_source_task_id", "merge_time", b"merge_time", "name", b"name", "next_attempt_time", b"next_attempt_time", "order", b"order", "parent_task_id", b"parent_task_id", "phase_id", b"phase_id", "priority", b"priority", "provider", b"provider", "queue_time", b"queue_time", "reason", b"reason", "resolved_comment_ids", b"resolved_comment_ids", "retry_count", b"retry_count", "review_comment_ids", b"review_comment_ids", "status", b"status", "summary", b"summary", "target_id", b"target_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__budget_tokens: _TypeAlias = _typing.Literal["budget_tokens"]  # noqa: Y015
     _WhichOneofArgType__budget_tokens: _TypeAlias = _typing.Literal["_budget_tokens", b"_budget_tokens"]  # noqa: Y015
     _WhichOneofReturnType__budget_usd: _TypeAlias = _typing.Literal["budget_usd"]  # noqa: Y015
     _WhichOneofArgType__budget_usd: _TypeAlias = _typing.Literal["_budget_usd", b"_budget_usd"]  # noqa: Y015
+    _WhichOneofReturnType__provider: _TypeAlias = _typing.Literal["provider"]  # noqa: Y015
+    _WhichOneofArgType__provider: _TypeAlias = _typing.Literal["_provider", b"_provider"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__budget_tokens) -> _WhichOneofReturnType__budget_tokens | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__budget_usd) -> _WhichOneofReturnType__budget_usd | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__provider) -> _WhichOneofReturnType__provider | None: ...
 
 Global___Task: _TypeAlias = Task  # noqa: Y015
 

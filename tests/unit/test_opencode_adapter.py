@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator_service.agents import clis, control_files
+from orchestrator_service.agents import clis, control_files, launcher
 from orchestrator_service.agents.clis import opencode
 from orchestrator_service.agents.clis.base import RunRequest, SessionOrigin
 from orchestrator_service.agents.providers import provider_table
@@ -81,3 +81,17 @@ def test_removing_the_key_removes_it_and_a_missing_one_is_no_error(tmp_path: Pat
     assert not (tmp_path / opencode.AUTH_FILE).exists() and (tmp_path / opencode.CONFIG_FILE).exists()
     control_files.unlink_beneath(tmp_path, opencode.AUTH_FILE)
     control_files.unlink_beneath(tmp_path / "absent", opencode.AUTH_FILE)
+
+
+def test_the_launcher_refuses_a_symlinked_directory_anywhere_on_an_account_files_way(tmp_path: Path) -> None:
+    """Not only the file's own directory: `.local` two levels up, left as a symlink by the agent."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    (elsewhere / "share/opencode").mkdir(parents=True)
+    other = elsewhere / "share/opencode/auth.json"
+    other.write_text("someone else's")
+    (home / ".local").symlink_to(elsewhere)
+    with pytest.raises(control_files.UnsafeControlFile):
+        launcher._write_account_file(home, str(opencode.AUTH_FILE), "key")
+    launcher._remove_account_file(home, str(opencode.AUTH_FILE))
+    assert other.read_text() == "someone else's"

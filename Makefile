@@ -32,7 +32,13 @@ GEMINI := $(AGENT_CLIS)/gemini-$(GEMINI_VERSION)/node_modules/.bin/gemini
 export CW_TEST_CODEX := $(CURDIR)/$(CODEX)
 export CW_TEST_GEMINI := $(CURDIR)/$(GEMINI)
 
-agent-clis: $(CODEX) $(GEMINI)
+# OpenCode: its package's postinstall puts the native binary (an optional dependency) in its
+# place; its --version runs in a home of its own (it writes there).
+OPENCODE_VERSION := 1.18.33
+OPENCODE := $(AGENT_CLIS)/opencode/node_modules/.bin/opencode
+export CW_TEST_OPENCODE := $(CURDIR)/$(OPENCODE)
+
+agent-clis: $(CODEX) $(GEMINI) $(OPENCODE)
 
 $(CODEX):
 	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq npm)
@@ -45,6 +51,12 @@ $(GEMINI):
 	npm install --no-audit --no-fund --silent --prefix $(AGENT_CLIS)/gemini-$(GEMINI_VERSION) \
 		@google/gemini-cli@$(GEMINI_VERSION)
 	$(GEMINI) --version | grep -q '$(GEMINI_VERSION)' || (echo "gemini is not $(GEMINI_VERSION)" && exit 1)
+
+$(OPENCODE):
+	command -v npm > /dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	npm install --no-audit --no-fund --silent --prefix $(AGENT_CLIS)/opencode opencode-ai@$(OPENCODE_VERSION)
+	HOME=$(AGENT_CLIS)/opencode/home $(OPENCODE) --version | grep -qx '$(OPENCODE_VERSION)' || \
+		(echo "opencode is not $(OPENCODE_VERSION)" && exit 1)
 # bubblewrap, which every agent runs in (README, "What an agent can and cannot do"). Installed
 # with apt-get when missing and run as root (as CI does); anyone else is told how.
 sandbox:

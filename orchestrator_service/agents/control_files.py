@@ -99,6 +99,53 @@ def size(path: Path) -> int:
         return 0
 
 
+@contextlib.contextmanager
+def directory_beneath(root: Path, relative: Path, create: bool = False) -> Iterator[int | None]:
+    """A descriptor of `root/relative` reached one directory at a time, never through a symlink
+    (an agent may have left one anywhere under its own directories); missing directories made
+    (private) when `create`, else None. UnsafeControlFile when a part is no directory of its own."""
+    with directory(root) as top:
+        current = os.dup(top)
+    try:
+        for part in relative.parts:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o700, dir_fd=current)
+            try:
+                following = os.open(part, _DIRECTORY_FLAGS, dir_fd=current)
+            except FileNotFoundError:
+                if create:
+                    raise
+                os.close(current)
+                current = -1
+                break
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafeControlFile(f"{part}: not a directory of its own") from error
+                raise
+            os.close(current)
+            current = following
+        yield current if current >= 0 else None
+    finally:
+        if current >= 0:
+            os.close(current)
+
+
+def make_directories(root: Path, relative: Path) -> None:
+    """`root/relative` made (private), no part of it through a symlink."""
+    with directory_beneath(root, relative, create=True):
+        pass
+
+
+def unlink_beneath(root: Path, relative: Path) -> None:
+    """`root/relative` removed when it is there, reached without following any symlink: a file of
+    that name elsewhere, where a symlink an agent left would lead, stays (and nothing is said:
+    what is not under `root` is no file of the run's)."""
+    with contextlib.suppress(FileNotFoundError, UnsafeControlFile), directory_beneath(root, relative.parent) as parent:
+        if parent is not None:
+            os.unlink(relative.name, dir_fd=parent)
+
+
 def write_private(path: Path, data: str | bytes, sync: bool = False) -> None:
     """`data` as the whole of `path`, readable by the user alone, replacing whatever stands there
     (a symlink is replaced, never followed)."""

@@ -50,23 +50,16 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _write_account_file(config_dir: Path, name: str, text: str) -> None:
-    """`name` (relative: `.gemini/settings.json`) in the run's config directory, the directories
-    on its way made private; a symlink an agent left on the way is refused, never followed."""
-    parent = config_dir
-    for part in Path(name).parent.parts:
-        parent = parent / part
-        parent.mkdir(mode=0o700, exist_ok=True)
+    """`name` (relative: `.gemini/settings.json`, `.config/opencode/opencode.json`) in the run's
+    config directory, the directories on its way made private; a symlink an agent left anywhere on
+    the way is refused, never followed (each directory is opened without following one)."""
+    control_files.make_directories(config_dir, Path(name).parent)
     _write_private(config_dir / name, text)
 
 
 def _remove_account_file(config_dir: Path, name: str) -> None:
-    """Removed from its own directory, never through a symlink an agent put on the way."""
-    path = config_dir / name
-    try:
-        with control_files.directory(path.parent) as parent:
-            os.unlink(path.name, dir_fd=parent)
-    except (FileNotFoundError, control_files.UnsafeControlFile):
-        pass
+    """Removed from its own directory, never through a symlink an agent put anywhere on the way."""
+    control_files.unlink_beneath(config_dir, Path(name))
 
 
 def environment(launch: Launch) -> dict[str, str]:

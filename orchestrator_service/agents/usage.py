@@ -24,6 +24,10 @@ its `output_tokens`. The API has no cache writes. The CLI states no cost: it com
 table, per model of `stats.models`. A run stopped before its result (a budget, a crash) shows no
 usage: the CLI prints none before.
 
+OpenCode (`opencode run --format json`) prints a `step_finish` after each model request, holding
+that step's `tokens` (`input`, `output`, `reasoning`, `cache.read`, `cache.write`) and `cost` (USD,
+from its own price list): a run's usage is the sum of its steps, reasoning counted as output.
+
 Every number is the agent's own output, so hostile input: counts that are not whole numbers in
 [0, MAX_TOKENS] and costs that are not finite numbers in [0, MAX_COST_USD] count as absent, lines
 longer than MAX_LINE_BYTES are skipped, and nothing here raises on any byte.
@@ -50,7 +54,7 @@ READ_BYTES = 1024 * 1024
 MAX_MESSAGES = 100_000
 MAX_THREADS = 1_000
 # Only lines holding one of these are parsed (the rest of the output costs a substring search).
-_MARKERS = (b'"usage"', b'"total_cost_usd"', b'"thread_id"', b'"stats"')
+_MARKERS = (b'"usage"', b'"total_cost_usd"', b'"thread_id"', b'"stats"', b'"step_finish"')
 # Codex's names for them.
 _CODEX_FIELDS = {
     "input_tokens": "input_tokens",
@@ -64,6 +68,15 @@ _CLAUDE_FIELDS = {
     "output_tokens": "output_tokens",
     "cache_read_input_tokens": "cache_read_tokens",
     "cache_creation_input_tokens": "cache_write_tokens",
+}
+
+
+# OpenCode's names (its `cache` object flattened into `read` and `write`).
+_OPENCODE_FIELDS = {
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "read": "cache_read_tokens",
+    "write": "cache_write_tokens",
 }
 
 
@@ -191,6 +204,20 @@ def counts_of(usage: Any, names: Mapping[str, str] = _CLAUDE_FIELDS) -> Counts |
     return Counts(**values)
 
 
+def opencode_step_counts(event: Mapping[str, Any]) -> Counts | None:
+    """An OpenCode `step_finish` event's tokens and cost (reasoning counted as output, as the API
+    bills it); None for any other event, or one without tokens."""
+    part = event.get("part")
+    if event.get("type") != "step_finish" or not isinstance(part, dict) or not isinstance(part.get("tokens"), dict):
+        return None
+    tokens = part["tokens"]
+    cache = tokens.get("cache") if isinstance(tokens.get("cache"), dict) else {}
+    flat = {**tokens, "read": cache.get("read"), "write": cache.get("write")}
+    counts = counts_of(flat, _OPENCODE_FIELDS) or Counts()
+    reasoning = _count(tokens.get("reasoning")) or 0
+    return replace(counts, output_tokens=counts.output_tokens + reasoning, cost_usd=_cost(part.get("cost")) or 0.0)
+
+
 @dataclass
 class _Run:
     """One invocation of the CLI so far: its messages by id (with their model), its result."""
@@ -200,6 +227,8 @@ class _Run:
     overflow: Counts = Counts()
     result: Counts | None = None
     result_cost: float | None = None
+    # The costs the CLI reported per step (OpenCode), summed.
+    step_cost: float | None = None
 
     def total(self, prices: Prices) -> Counts:
         priced = sum((prices[model].cost(counts) for model, counts in self.messages.values() if model in prices), 0.0)
@@ -212,11 +241,18 @@ class _Run:
             tokens = self.overflow
             for _, counts in self.messages.values():
                 tokens = tokens.plus(counts)
-        cost = self.result_cost if self.result_cost is not None else priced
+        reported = self.result_cost if self.result_cost is not None else self.step_cost
+        cost = reported if reported is not None else priced
         return replace(tokens, cost_usd=cost)
 
     def empty(self) -> bool:
-        return not self.messages and self.result is None and self.result_cost is None and self.overflow == Counts()
+        return (
+            not self.messages
+            and self.result is None
+            and self.result_cost is None
+            and self.step_cost is None
+            and self.overflow == Counts()
+        )
 
     def add(self, key: str, model: str, counts: Counts) -> None:
         if key in self.messages or len(self.messages) < MAX_MESSAGES:
@@ -307,6 +343,8 @@ class UsageReader:
                 key = identity if isinstance(identity, str) else f"line-{len(self.run.messages)}"
                 model = message.get("model")
                 self.run.add(key, model if isinstance(model, str) else "", counts)
+        elif kind == "step_finish":
+            self._opencode_step(event)
         elif kind == "result" and "usage" not in event and "stats" in event:
             self.run.result = gemini_counts(event.get("stats"))
             self.run.result_cost = gemini_cost(event.get("stats"), prices)
@@ -315,6 +353,15 @@ class UsageReader:
             self.run.result = counts_of(event.get("usage"))
             self.run.result_cost = _cost(event.get("total_cost_usd"))
             self._close(prices)
+
+    def _opencode_step(self, event: dict[str, Any]) -> None:
+        counts = opencode_step_counts(event)
+        if counts is None:
+            return
+        part = event["part"]
+        identity = part.get("id")
+        self.run.add(identity if isinstance(identity, str) else f"line-{len(self.run.messages)}", "", counts)
+        self.run.step_cost = (self.run.step_cost or 0.0) + counts.cost_usd
 
     def _close(self, prices: Prices) -> None:
         self.closed = self.closed.plus(self.run.total(prices))

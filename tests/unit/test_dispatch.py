@@ -168,7 +168,7 @@ def test_providers() -> None:
         with pytest.raises(ValueError):
             parse_provider(bad)
     table = provider_table(["fake=run"])
-    assert set(table) == {"claude", "codex", "gemini", "fake"}
+    assert set(table) == {"claude", "codex", "gemini", "opencode", "fake"}
     claude = table["claude"].command("sid", resume=False)
     assert claude[:2] == ["claude", "-p"] and claude[-2:] == ["--session-id", "sid"]
     assert table["claude"].command("sid", resume=True)[-2:] == ["--resume", "sid"]

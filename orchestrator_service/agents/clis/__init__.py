@@ -42,8 +42,9 @@ from orchestrator_service.agents.clis.base import Cli, PromptInput, RunRequest, 
 from orchestrator_service.agents.clis.claude import Claude
 from orchestrator_service.agents.clis.codex import Codex
 from orchestrator_service.agents.clis.gemini import Gemini
+from orchestrator_service.agents.clis.opencode import OpenCode
 
-BUILT_IN: dict[str, Cli] = {cli.name: cli for cli in (Claude(), Codex(), Gemini())}
+BUILT_IN: dict[str, Cli] = {cli.name: cli for cli in (Claude(), Codex(), Gemini(), OpenCode())}
 
 
 def adapter(provider: str) -> Cli | None:

@@ -15,7 +15,7 @@ from store_service.domain.errors import NotFound
 class _AccountResource(Resource[account_pb2.Account]):
     def to_message(self, row: Any) -> account_pb2.Account:
         message = super().to_message(row)
-        messages.show_presence(message, row)
+        messages.show_presence(message, row, model=Account)  # a row read as a record too
         return message
 
 

@@ -260,9 +260,12 @@ def hidden(model: type[Base]) -> frozenset[str]:
     return secrets
 
 
-def show_presence(message: Message, row: Any, only: Collection[str] | None = None) -> None:
-    """Fills the fields that say whether each secret of the row is set."""
-    for field, secret in PRESENCE.get(type(row), {}).items():
+def show_presence(
+    message: Message, row: Any, only: Collection[str] | None = None, model: type[Base] | None = None
+) -> None:
+    """Fills the fields that say whether each secret of the row is set. `model`: the row's table,
+    for a row that is a record of the driver's (db/reads.py) rather than an ORM object."""
+    for field, secret in PRESENCE.get(model or type(row), {}).items():
         if only is None or field in only:
             setattr(message, field, bool(getattr(row, secret)))
 

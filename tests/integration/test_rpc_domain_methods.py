@@ -200,6 +200,8 @@ def test_accounts_keep_their_secrets(api: SimpleNamespace) -> None:
     fetched = api.accounts.GetAccount(account_pb2.GetAccountRequest(id=created.id))
     for shown in (created, listed, fetched):
         assert secret not in str(shown) and "CONFIGX" not in str(shown)
+    # Whether each is set, on every read (a page or a Get read as the driver's records too).
+    assert all(account.has_credentials and account.has_config for account in (*listed.accounts, fetched))
     secrets = api.accounts.GetAccountSecrets(account_pb2.GetAccountSecretsRequest(id=created.id))
     assert (secrets.credentials, secrets.config_json) == (secret, '{"c": "CONFIGX"}')
     updated = api.accounts.UpdateAccount(

@@ -27,11 +27,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from orchestrator_service.agents import control_files, pids_cgroup, process
+
+# typing is not imported at run time: annotations only (mypy reads this name as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 IDENTITY_FILE = "shim.json"
 EXIT_FILE = "exit.json"
@@ -53,10 +57,24 @@ def boottime() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-@dataclass(frozen=True)
 class Fence:
-    deadline: float | None = None
-    poll: float = POLL_SECONDS
+    """The fence as read: a plain class (no dataclasses, no typing: each run's shim imports as
+    little as it can, see `supervisor.shim_command`)."""
+
+    __slots__ = ("deadline", "poll")
+
+    def __init__(self, deadline: float | None = None, poll: float = POLL_SECONDS) -> None:
+        self.deadline = deadline
+        self.poll = poll
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fence) and (self.deadline, self.poll) == (other.deadline, other.poll)
+
+    def __hash__(self) -> int:
+        return hash((self.deadline, self.poll))
+
+    def __repr__(self) -> str:
+        return f"Fence(deadline={self.deadline!r}, poll={self.poll!r})"
 
 
 def read_fence(path: Path | None) -> Fence:
@@ -85,7 +103,7 @@ def write_fence(path: Path, deadline: float | None, poll: float) -> None:
     os.replace(temporary, path)
 
 
-def write_atomically(path: Path, data: dict[str, Any]) -> None:
+def write_atomically(path: Path, data: Mapping[str, object]) -> None:
     """Synced, through a fresh temporary name: never through a symlink or FIFO an agent planted."""
     control_files.write_private(path, json.dumps(data), sync=True)
 

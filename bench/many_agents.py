@@ -197,21 +197,20 @@ def floor_start(root: Path, agents: int) -> float:
 
 
 def spawned_count(c: Cluster, after: int) -> int:
-    page = c.api.events.ListEvents(
-        event_pb2.ListEventsRequest(after_sequence=after, types=["agent:spawned"], page_size=1000)
-    )
-    return len(page.events)
+    """`agent:spawned` events since `after`, every page of the log read."""
+    return sum(event.type == "agent:spawned" for event in c.events(after))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--window", type=float, default=10.0, help="seconds the running agents are measured")
+    parser.add_argument("--keep", type=Path, default=None, help="work in this new directory and keep it (its logs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cw-bench-many-") as directory:
-        root = Path(directory)
+        root = Path(directory) if args.keep is None else args.keep
         c = Cluster(root / "cluster", [f"scripted={SCRIPTED}"], args.agents)
-        (root / "cluster").mkdir()
+        (root / "cluster").mkdir(parents=True)
         try:
             measure(c, args.agents, args.window, root)
         finally:

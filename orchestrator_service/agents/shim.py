@@ -213,7 +213,9 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     """Identity first: if the shim dies before writing it, no agent process was ever started."""
     me = os.getpid()
     identity = {"pid": me, "start_time": process.start_time(me), "output_offset": output_size()}
-    write_atomically(control / IDENTITY_FILE, identity)
+    # Atomic but not synced (the exit is): it names a live process, which a reboot ends anyway,
+    # and its fsync stood between every agent and its start.
+    control_files.write_private(control / IDENTITY_FILE, json.dumps(identity))
     if not may_start(control, fence):
         return 0
     prompt = control / PROMPT_FILE

@@ -33,6 +33,9 @@ from orchestrator_service.git.repo import GitError, git, head_ref, repository_lo
 log = logging.getLogger("cw.orchestrator")
 # The longest `objects/info/alternates` read when looking for a clone's task repositories.
 ALTERNATES_CAP = 4096
+# A task's repository gets no template files (sample hooks, `description`, `info/exclude`): half
+# the files of its `.git`, made at every start and renewal and removed at the next renewal.
+NO_TEMPLATE = ("--template=",)
 
 
 def borrowed_objects(clone: Path) -> Path:
@@ -68,7 +71,7 @@ def make(clone: Path, where: Path, branch: str) -> None:
     git work goes on. The task repository's lock is a leaf: no other lock is taken under it."""
     where.parent.mkdir(parents=True, exist_ok=True)
     with repository_lock(where):
-        arguments = ["clone", "--quiet", "--shared", "--single-branch", "--no-tags", "--branch", branch]
+        arguments = ["clone", "--quiet", *NO_TEMPLATE, "--shared", "--single-branch", "--no-tags", "--branch", branch]
         git(where.parent, *arguments, "--", str(clone), str(where))
 
 
@@ -83,6 +86,7 @@ def renew(clone: Path, where: Path, branch: str, scratch: Path) -> None:
         arguments = [
             "clone",
             "--quiet",
+            *NO_TEMPLATE,
             "--shared",
             "--no-checkout",
             "--single-branch",

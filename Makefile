@@ -145,6 +145,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.store_process
 	$(BIN)/python -m bench.orchestrator_phase
 	$(BIN)/python -m bench.orchestrator_history
+	$(BIN)/python -m bench.many_agents
 	$(BIN)/python -m bench.scale_out
 	$(BIN)/python -m bench.web_pages
 	$(BIN)/python -m bench.sandbox_start

@@ -38,6 +38,13 @@ def _baseline(tasks: int, root: Path) -> float:
 def run_scripted_agent(state: Path, index: int, workdir: Path) -> None:
     """The scripted agent run by hand, as cw would run it for task `t<index>`: it writes and
     commits one file in each project directory under `workdir`."""
+    agent = start_scripted_agent(state, index, workdir)
+    if agent.wait() != 0:
+        raise subprocess.CalledProcessError(agent.returncode, SCRIPTED)
+
+
+def start_scripted_agent(state: Path, index: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """`run_scripted_agent`, started: the process."""
     prompt = state / "prompt.md"
     prompt.write_text(f'script: {{"files": {{"f{index}.txt": "x"}}}}\n')
     env = {
@@ -53,7 +60,9 @@ def run_scripted_agent(state: Path, index: int, workdir: Path) -> None:
         "CW_WORKTREES": json.dumps({repo.name: str(repo) for repo in workdir.iterdir() if (repo / ".git").exists()}),
         **{"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@x"},
     }
-    subprocess.run(SCRIPTED.split(), cwd=workdir, env=env, check=True, capture_output=True)
+    return subprocess.Popen(
+        SCRIPTED.split(), cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def orchestrator_rpcs(log: Path) -> Counter[str]:

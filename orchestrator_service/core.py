@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -60,6 +61,11 @@ from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Writer
 
 log = logging.getLogger("cw.orchestrator")
+
+# Threads for git, files and process starts (asyncio.to_thread). Python's default (cores + 4) let a
+# few starts waiting on one repository's lock hold up every other start's file work and spawn,
+# and the many short waits on git processes need no core each.
+IO_THREADS = 32
 
 
 class Orchestrator:
@@ -139,6 +145,9 @@ class Orchestrator:
         controllers and follows the log. Whatever is wrong with one object, start-up goes on: that
         object's key fails on its own back-off. Raises NameTaken when another live orchestrator
         runs under this one's name."""
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="cw-io")
+        )
         await _until_reachable(self.feed.load)
         await _until_reachable(self.membership.join)
         await asyncio.to_thread(self.agents.stops.sweep)

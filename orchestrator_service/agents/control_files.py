@@ -16,11 +16,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+
+# Every agent's shim imports this module: typing and collections.abc only for annotations (mypy
+# reads this name as true), `secrets` not at all (`os.urandom` is what it reads from).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import BinaryIO
 
 # More than any control file cw writes or reads back needs (a prompt, a signal file, a report).
 DEFAULT_CAP = 4 * 1024 * 1024
@@ -150,7 +154,7 @@ def write_private(path: Path, data: str | bytes, sync: bool = False) -> None:
     """`data` as the whole of `path`, readable by the user alone, replacing whatever stands there
     (a symlink is replaced, never followed)."""
     payload = data.encode() if isinstance(data, str) else data
-    temporary = f".{path.name}.{secrets.token_hex(8)}.tmp"
+    temporary = f".{path.name}.{os.urandom(8).hex()}.tmp"
     with directory(path.parent) as parent:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         descriptor = os.open(temporary, flags, 0o600, dir_fd=parent)

@@ -23,15 +23,20 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from orchestrator_service.agents import control_files, pids_cgroup, process
+
+# typing is not imported at run time: annotations only (mypy reads this name as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 IDENTITY_FILE = "shim.json"
 EXIT_FILE = "exit.json"
@@ -53,10 +58,24 @@ def boottime() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-@dataclass(frozen=True)
 class Fence:
-    deadline: float | None = None
-    poll: float = POLL_SECONDS
+    """The fence as read: a plain class (no dataclasses, no typing: each run's shim imports as
+    little as it can, see `supervisor.shim_command`)."""
+
+    __slots__ = ("deadline", "poll")
+
+    def __init__(self, deadline: float | None = None, poll: float = POLL_SECONDS) -> None:
+        self.deadline = deadline
+        self.poll = poll
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fence) and (self.deadline, self.poll) == (other.deadline, other.poll)
+
+    def __hash__(self) -> int:
+        return hash((self.deadline, self.poll))
+
+    def __repr__(self) -> str:
+        return f"Fence(deadline={self.deadline!r}, poll={self.poll!r})"
 
 
 def read_fence(path: Path | None) -> Fence:
@@ -85,7 +104,7 @@ def write_fence(path: Path, deadline: float | None, poll: float) -> None:
     os.replace(temporary, path)
 
 
-def write_atomically(path: Path, data: dict[str, Any]) -> None:
+def write_atomically(path: Path, data: Mapping[str, object]) -> None:
     """Synced, through a fresh temporary name: never through a symlink or FIFO an agent planted."""
     control_files.write_private(path, json.dumps(data), sync=True)
 
@@ -110,17 +129,41 @@ def run_start_offset(control: Path) -> int:
 
 
 def wait(child: subprocess.Popen[bytes], fence: Path | None) -> int | None:
-    """The child's return code, or None once fenced."""
+    """The child's return code, or None once fenced. The shim sleeps until the child exits or the
+    fence is due for a look (a pidfd: `Popen.wait` with a timeout wakes every 50 ms, which 200
+    waiting shims pay for in CPU)."""
     poll = POLL_SECONDS
-    while True:
+    descriptor = _pidfd(child.pid)
+    try:
+        while True:
+            returncode = _exited_within(child, descriptor, poll)
+            if returncode is not None:
+                return returncode
+            current = read_fence(fence)
+            if is_fenced(current, boottime()):
+                return None
+            poll = current.poll
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _exited_within(child: subprocess.Popen[bytes], descriptor: int | None, seconds: float) -> int | None:
+    """The child's return code once it exits within `seconds`, else None."""
+    if descriptor is None:
         try:
-            return child.wait(timeout=poll)
+            return child.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            pass
-        current = read_fence(fence)
-        if is_fenced(current, boottime()):
             return None
-        poll = current.poll
+    select.select([descriptor], [], [], seconds)  # readable once the child has exited
+    return child.poll()
 
 
 def end_fenced(control: Path, child: subprocess.Popen[bytes]) -> None:
@@ -170,7 +213,9 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     """Identity first: if the shim dies before writing it, no agent process was ever started."""
     me = os.getpid()
     identity = {"pid": me, "start_time": process.start_time(me), "output_offset": output_size()}
-    write_atomically(control / IDENTITY_FILE, identity)
+    # Atomic but not synced (the exit is): it names a live process, which a reboot ends anyway,
+    # and its fsync stood between every agent and its start.
+    control_files.write_private(control / IDENTITY_FILE, json.dumps(identity))
     if not may_start(control, fence):
         return 0
     prompt = control / PROMPT_FILE

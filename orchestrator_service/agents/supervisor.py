@@ -34,6 +34,25 @@ SMALL_FILE_CAP = 64 * 1024
 # What one unbounded read of the output hands out at most.
 OUTPUT_READ_CAP = 64 * 1024 * 1024
 SHIM_MODULE = "orchestrator_service.agents.shim"
+# Where the `orchestrator_service` package lies (a checkout, or site-packages).
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+# How a shim starts: isolated and without `site` (`-I -S`: no site-packages, no editable-install
+# finders, no PYTHON* variables; it needs the standard library and its own modules alone), which
+# saves a good part of its start's CPU (bench/many_agents.py); its argv still names SHIM_MODULE,
+# by which its process is known (`_is_our_shim`). sys.argv: ["-c", package parent, SHIM_MODULE,
+# the shim's own arguments...].
+_SHIM_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from orchestrator_service.agents.shim import main; sys.exit(main(sys.argv[3:]))"
+)
+
+
+def shim_command(control: Path, options: list[str], command: list[str]) -> list[str]:
+    """The shim's command line for the agent whose control directory is `control`."""
+    boot = [sys.executable, "-I", "-S", "-c", _SHIM_BOOT, _PACKAGE_PARENT, SHIM_MODULE]
+    return [*boot, str(control), *options, "--", *command]
+
+
 # How long a freshly spawned shim may take to record who it is before it counts as vanished.
 START_GRACE_SECONDS = 15.0
 
@@ -52,6 +71,9 @@ class Observation:
     abandoned: bool = False
     # The shim ended the run: its orchestrator's lease was not renewed in time (shim.py, the fence).
     fenced: bool = False
+    # Running, and the process is the shim this run's files name, checked (not just a young run
+    # that has not recorded itself yet).
+    identified: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +201,7 @@ def spawn(
         fence += ["--max-processes", str(max_processes)]
     with os.fdopen(open_output(files), "ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "orchestrator_service.agents.shim", str(files.control), *fence, "--", *command],
+            shim_command(files.control, fence, command),
             cwd=cwd or files.workdir,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -201,7 +223,7 @@ def observe(files: AgentFiles, spawned_at: float, spawned_pid: int = 0) -> Obser
             return Observation(Liveness.RUNNING)
         return Observation(Liveness.VANISHED)
     if _is_our_shim(files, *identity) or (spawned_pid > 0 and _is_shim_pid(files, spawned_pid)):
-        return Observation(Liveness.RUNNING)
+        return Observation(Liveness.RUNNING, identified=True)
     exited = _read_json(files.control / EXIT_FILE)  # it may have finished since the first look
     if exited is not None:
         return _exited(exited)

@@ -1,17 +1,23 @@
 """The agents controller: notices runs that ended, ships their output, and settles them (rule 2).
 
-A watch loop looks at every running agent's files a few times a second (no store call) and queues
-the ones that ended; settling one is a key of its own, so a slow or failing settlement never holds
-up another. The outcome of a run is decided by pure policy (orchestrator_service/outcomes.py) and
-written with preconditions: if a person stopped the agent meanwhile, the write answers ABORTED and
-the settlement is decided again from what is stored.
+A shim this process started is watched through a pidfd: its exit queues the agent's settlement at
+once (a run's slot is free again as soon as it is settled, not at the next look). A watch loop
+also looks at every running agent a few times a second (no store call) and queues the ones that
+ended: a run this process did not start (before a restart, taken over), or a shim whose exit the
+pidfd missed. A shim that is our live child and was seen running as itself costs that loop one
+`waitpid`, not a look at its files; its output is read again only once its file has grown.
+Settling one is a key of its own, so a slow or failing settlement never holds up another. The
+outcome of a run is decided by pure policy (orchestrator_service/outcomes.py) and written with
+preconditions: if a person stopped the agent meanwhile, the write answers ABORTED and the
+settlement is decided again from what is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -69,6 +75,31 @@ class AgentController:
         self.stops = Stops(ctx, self.checkpointer)
         self.usage = UsageMeter(ctx)
         self.stops.after_end.append(lambda agent: self.usage.record(agent, final=True))
+        # Agents whose shim, our live child, was seen running as itself (`supervisor.observe`): the
+        # child it was seen as. While that child runs, the run does (its pid cannot be reused
+        # before we reap it).
+        self._seen_running: dict[str, subprocess.Popen[bytes]] = {}
+        # The size of each running agent's output file when it was last shipped and metered.
+        self._shipped_sizes: dict[str, int] = {}
+
+    def child_started(self, agent_id: str, child: subprocess.Popen[bytes]) -> None:
+        """A shim this process just started for the agent: reaped, and its run settled, as soon as
+        it exits (a pidfd on the event loop; where there is none, the watch loop sees it)."""
+        self.ctx.children[agent_id] = child
+        try:
+            descriptor = os.pidfd_open(child.pid)
+        except (AttributeError, OSError):
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_reader(descriptor, self._child_exited, agent_id, child, descriptor)
+
+    def _child_exited(self, agent_id: str, child: subprocess.Popen[bytes], descriptor: int) -> None:
+        asyncio.get_running_loop().remove_reader(descriptor)
+        os.close(descriptor)
+        child.poll()
+        if self.ctx.children.get(agent_id) is child:
+            del self.ctx.children[agent_id]
+        self.queue.add(agent_id)
 
     def on_change(self, change: Change) -> None:
         if change.kind != "agent":
@@ -101,17 +132,47 @@ class AgentController:
                 last_ship = time.monotonic()
                 # A run that ended is shipped whole by its settlement; shipped here too, after the
                 # settlement forgot it, it looked the store's chunks up again (ListLogChunks).
-                for agent in [agent for agent in running if agent.id not in ended]:
-                    with contextlib.suppress(grpc.aio.AioRpcError):
-                        await self.ctx.shipper.ship(agent, final=False)
-                    await self._meter_safely(agent)
+                await self._ship_grown([agent for agent in running if agent.id not in ended])
 
-    async def _meter_safely(self, agent: agent_pb2.Agent) -> None:
-        """One agent's usage must never stop the watch of the others: a failure waits for the next tick."""
+    async def _ship_grown(self, running: list[agent_pb2.Agent]) -> None:
+        """Ships and meters the output of the running agents whose output file grew since it was
+        last shipped and metered (one look at every file's size; nothing more for the others)."""
+        sizes = await asyncio.to_thread(self._output_sizes, running)
+        for gone in self._shipped_sizes.keys() - sizes.keys():
+            del self._shipped_sizes[gone]
+        for agent in running:
+            size = sizes.get(agent.id)
+            if size is not None and self._shipped_sizes.get(agent.id) == size:
+                continue
+            shipped = True
+            try:
+                await self.ctx.shipper.ship(agent, final=False)
+            except grpc.aio.AioRpcError:
+                shipped = False
+            if await self._meter_safely(agent) and shipped and size is not None:
+                self._shipped_sizes[agent.id] = size
+            else:
+                self._shipped_sizes.pop(agent.id, None)
+
+    def _output_sizes(self, agents: list[agent_pb2.Agent]) -> dict[str, int | None]:
+        """Each agent's output file size (None: there is none to tell)."""
+        sizes: dict[str, int | None] = {}
+        for agent in agents:
+            try:
+                sizes[agent.id] = os.lstat(AgentFiles.of(self.ctx.root, agent.id).output).st_size
+            except (OSError, ValueError):
+                sizes[agent.id] = None
+        return sizes
+
+    async def _meter_safely(self, agent: agent_pb2.Agent) -> bool:
+        """One agent's usage must never stop the watch of the others: a failure waits for the next
+        tick. True when its usage is recorded as its output says."""
         try:
             await self.meter(agent)
         except (grpc.aio.AioRpcError, Stale, OSError) as error:
             log.warning("usage of agent %s (%s) not recorded this time: %s", agent.name, agent.id, error)
+            return False
+        return True
 
     async def meter(self, agent: agent_pb2.Agent) -> None:
         """Stores the agent's usage so far; a run whose task's budget it passed is stopped and the
@@ -131,12 +192,23 @@ class AgentController:
                 del self.ctx.children[agent_id]
 
     def _ended(self, agents: list[agent_pb2.Agent]) -> list[str]:
-        return [
-            agent.id
-            for agent in agents
-            if supervisor.observe(AgentFiles.of(self.ctx.root, agent.id), agent.update_time.seconds, agent.pid).liveness
-            != Liveness.RUNNING
-        ]
+        ended = []
+        running = {agent.id for agent in agents}
+        for gone in self._seen_running.keys() - running:
+            del self._seen_running[gone]
+        for agent in agents:
+            child = self.ctx.children.get(agent.id)
+            if child is not None and self._seen_running.get(agent.id) is child and child.poll() is None:
+                continue  # seen running as our shim, and still our unreaped child: still running
+            files = AgentFiles.of(self.ctx.root, agent.id)
+            observed = supervisor.observe(files, agent.update_time.seconds, agent.pid)
+            if observed.liveness != Liveness.RUNNING:
+                ended.append(agent.id)
+            elif child is not None and observed.identified:
+                self._seen_running[agent.id] = child
+            else:
+                self._seen_running.pop(agent.id, None)
+        return ended
 
     # ---- settling -------------------------------------------------------------------------------
 
@@ -180,7 +252,10 @@ class AgentController:
         outcome = await self._outcome_of(agent, files, observed)
         label = "fenced" if observed.fenced else outcome_label(outcome)
         done = outcome.kind == "done" and agent.mode == agent_pb2.AGENT_MODE_EXECUTE
-        left = await self.checkpointer.after_run(agent, task, label, done)  # before its branch is pushed
+        # Before its branch is pushed. A run whose shim recorded its exit has no process left to
+        # commit after the fetch back `settle` made; one that vanished is fetched again.
+        fetched = observed.liveness == Liveness.EXITED
+        left = await self.checkpointer.after_run(agent, task, label, done, fetched=fetched)
         await self._publish(agent, task)
         return await self._settle_outcome(agent, task, outcome, left=left, label=label)
 

@@ -44,12 +44,15 @@ class Checkpointer:
     def place(self, task: task_pb2.Task) -> Place:
         return place_for(self.ctx.git.task_dir(task.id), [project.name for project in self._projects(task)])
 
-    async def after_run(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, label: str, done: bool) -> Left:
+    async def after_run(
+        self, agent: agent_pb2.Agent, task: task_pb2.Task | None, label: str, done: bool, *, fetched: bool = False
+    ) -> Left:
         """Checkpoints the run's worktrees; `done`: an execute run that reported done, whose task is
-        then checked for having changed anything at all."""
+        then checked for having changed anything at all; `fetched`: its branches were fetched back
+        once its process had ended (not fetched again)."""
         if task is None or not agent.task_id:
             return Left()
-        return await asyncio.to_thread(self._checkpoint_all, agent, task, label, done)
+        return await asyncio.to_thread(self._checkpoint_all, agent, task, label, done, fetched)
 
     async def after_stop(self, agent: agent_pb2.Agent) -> Left:
         """A stopped run's process is gone: what it left goes onto its branch (and out to the shared
@@ -66,7 +69,9 @@ class Checkpointer:
                     log.warning("the checkpoint of stopped agent %s was not pushed: %s", agent.name, error)
         return left
 
-    def _checkpoint_all(self, agent: agent_pb2.Agent, task: task_pb2.Task, label: str, done: bool) -> Left:
+    def _checkpoint_all(
+        self, agent: agent_pb2.Agent, task: task_pb2.Task, label: str, done: bool, fetched: bool = False
+    ) -> Left:
         place = self.place(task)
         by_name = {project.name: project for project in self._projects(task)}
         identity = checkpoints.agent_identity(agent.name, self.ctx.settings.agent_email_domain)
@@ -77,9 +82,8 @@ class Checkpointer:
         taken = 0
         for name, where in place.worktrees.items():
             try:
-                made = self.ctx.git.checkpoint(
-                    by_name[name].id, where, task_branch(task.id), message(agent, task, label), identity
-                )
+                branch, said = task_branch(task.id), message(agent, task, label)
+                made = self.ctx.git.checkpoint(by_name[name].id, where, branch, said, identity, fetched=fetched)
             except (GitError, OSError) as error:
                 said = redact(str(error), self.ctx.root)
                 log.warning("checkpoint of %s's worktree of %s failed: %s", agent.name, name, said)

@@ -307,7 +307,7 @@ class Launches:
         self.ctx.shipper.begin(agent.id)
         launch = replace(launch, sandbox=self.ctx.settings.sandbox, readable=self._borrowed_objects(agent))
         child = await asyncio.to_thread(launcher.start, launch)
-        self.ctx.children[agent.id] = child
+        self.agents.child_started(agent.id, child)
         kind = "agent:resumed" if launch.resume else "agent:spawned"
         files = launch.files
         # Unconditional: the process runs whatever happened to the row meanwhile (a stop waits for

@@ -29,6 +29,10 @@ DISPATCH_KEY = "*"
 # How soon a task that could not start (no free account, a missing program) is looked at again.
 WAIT_RECHECK_SECONDS = 5.0
 RUNNING_PHASES = (phase_pb2.PHASE_STATUS_IN_PROGRESS, phase_pb2.PHASE_STATUS_BLOCKED)
+# Starts under way at once, however many agents may run: a start is CPU (git, the shim, the
+# sandbox) and two store writes, so more at once only queue there; 200 at once made the store's
+# answers miss their deadlines (bench/many_agents.py), failing starts whose processes ran.
+STARTS_AT_ONCE = 16
 
 
 class TaskController:
@@ -37,7 +41,8 @@ class TaskController:
         self.launches = launches
         self.queue = WorkQueue("tasks", self.recover, concurrency=4)
         self.dispatch_queue = WorkQueue("dispatch", self.dispatch, concurrency=1)
-        self.starts = WorkQueue("starts", self.start, concurrency=ctx.settings.max_agents, on_error=self.start_failed)
+        concurrency = min(ctx.settings.max_agents, STARTS_AT_ONCE)
+        self.starts = WorkQueue("starts", self.start, concurrency=concurrency, on_error=self.start_failed)
         self.starting: set[str] = set()
 
     def queues(self) -> list[WorkQueue]:

@@ -33,6 +33,9 @@ from orchestrator_service.git.repo import GitError, git, head_ref, repository_lo
 log = logging.getLogger("cw.orchestrator")
 # The longest `objects/info/alternates` read when looking for a clone's task repositories.
 ALTERNATES_CAP = 4096
+# A task's repository gets no template files (sample hooks, `description`, `info/exclude`): half
+# the files of its `.git`, made at every start and renewal and removed at the next renewal.
+NO_TEMPLATE = ("--template=",)
 
 
 def borrowed_objects(clone: Path) -> Path:
@@ -60,10 +63,15 @@ def borrows_from(where: Path, clone: Path) -> bool:
 
 
 def make(clone: Path, where: Path, branch: str) -> None:
-    """The task's repository at `where` (which does not exist), on `branch` as the clone holds it."""
+    """The task's repository at `where` (which does not exist), on `branch` as the clone holds it.
+
+    Under the task repository's own lock, not the clone's: a clone only reads the clone's refs and
+    objects, each of which git writes atomically (a new file renamed into place), and nothing cw
+    does removes an object (`gc.auto` is 0), so one task's repository is made while other tasks'
+    git work goes on. The task repository's lock is a leaf: no other lock is taken under it."""
     where.parent.mkdir(parents=True, exist_ok=True)
-    with repository_lock(clone):
-        arguments = ["clone", "--quiet", "--shared", "--single-branch", "--no-tags", "--branch", branch]
+    with repository_lock(where):
+        arguments = ["clone", "--quiet", *NO_TEMPLATE, "--shared", "--single-branch", "--no-tags", "--branch", branch]
         git(where.parent, *arguments, "--", str(clone), str(where))
 
 
@@ -71,13 +79,14 @@ def renew(clone: Path, where: Path, branch: str, scratch: Path) -> None:
     """`where` keeps its files but gets a fresh `.git`, on `branch` as the clone holds it, its index
     that tip's (nothing of the files is touched): whatever the agent left in its old `.git` (refs,
     config, hooks, symlinks) goes. Built in `scratch` (beside the tasks, on the same filesystem)
-    and moved into place."""
+    and moved into place. Under the task repository's lock alone (see `make`)."""
     scratch.mkdir(parents=True, exist_ok=True)
-    with repository_lock(clone), tempfile.TemporaryDirectory(prefix="cw-repo-", dir=scratch) as building:
+    with repository_lock(where), tempfile.TemporaryDirectory(prefix="cw-repo-", dir=scratch) as building:
         fresh = Path(building) / "repo"
         arguments = [
             "clone",
             "--quiet",
+            *NO_TEMPLATE,
             "--shared",
             "--no-checkout",
             "--single-branch",

@@ -51,7 +51,8 @@ def prepare_task_branch(
     base = base_branch(task, initiative)
     sources = [task_branch(task.merge_source_task_id)] if task.merge_source_task_id else []
     worktree = task_worktree(git, project, task)
-    if git.exists(project.id) and git.branch_exists(project.id, task_branch(task.id)):
+    exists = git.exists(project.id) and git.branch_exists(project.id, task_branch(task.id))
+    if exists:
         git.checkpoint(project.id, worktree, task_branch(task.id))  # before a pull can move the branch
     shared.pull(git, project, check_branch(initiative.branch), base, task_branch(task.id), *sources)
     ensure_initiative_branch(git, project, initiative, pulled=True)
@@ -63,7 +64,9 @@ def prepare_task_branch(
         message = f"Merge {merge_in} into {start}: the conflicts are left for the merge agent"
         conflicts.prepare_merge_branch(git, project.id, task_branch(task.id), start, merge_in, message=message)
     else:
-        git.prepare_task_branch(project.id, task_branch(task.id), base)
+        # A pull from the shared remote may have made the branch since it was looked for.
+        known = None if project.shared_remote else exists
+        git.prepare_task_branch(project.id, task_branch(task.id), base, exists=known)
     git.follow(project.id, worktree, task_branch(task.id))
 
 

@@ -168,11 +168,14 @@ def _size(worktree: Path, path: str) -> int | None:
     return found.st_size if os.path.isfile(worktree / path) and not os.path.islink(worktree / path) else None
 
 
-def _commit_of(repo: Path, ref: str) -> str:
-    result = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)
-    if result.returncode != 0:
+def _commit_and_tree(repo: Path, ref: str) -> tuple[str, str]:
+    """The commit a branch (`refs/heads/...`, never an option) points at and that commit's tree,
+    in one git process."""
+    result = git(repo, "rev-parse", f"{ref}^{{commit}}", f"{ref}^{{tree}}", check=False)
+    found = result.stdout.split()
+    if result.returncode != 0 or len(found) != 2:
         raise GitError(f"{ref} is not a branch of this repository")
-    return result.stdout.strip()
+    return found[0], found[1]
 
 
 def checkpoint(
@@ -186,7 +189,7 @@ def checkpoint(
         index = Path(scratch) / "index"
         env = {"GIT_INDEX_FILE": str(index)}
         on = ["--literal-pathspecs", f"--git-dir={repo / '.git'}", f"--work-tree={worktree}"]
-        tip = _commit_of(repo, ref)
+        tip, tip_tree = _commit_and_tree(repo, ref)
         git(repo, *on, "read-tree", ref, env=env)
         status = git(repo, *on, "status", "--porcelain", "-z", "--no-renames", "--untracked-files=all", env=env)
         chosen = select((Change(path, _size(worktree, path)) for path in parse_status(status.stdout)), max_file_bytes)
@@ -197,7 +200,7 @@ def checkpoint(
             git(repo, *on, *add, env=env)
         tree = git(repo, *on, "write-tree", env=env).stdout.strip()
         commit = ""
-        if tree != git(repo, "rev-parse", f"{tip}^{{tree}}").stdout.strip():
+        if tree != tip_tree:
             commit = git(repo, *identity.config(), "commit-tree", tree, "-p", tip, "-m", message).stdout.strip()
             git(repo, "update-ref", "-m", "cw: checkpoint", ref, commit, tip)
         _settle_worktree(repo, worktree, ref, index)

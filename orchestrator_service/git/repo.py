@@ -14,9 +14,12 @@ diff or a textconv (`--no-ext-diff --no-textconv`), so a diff is the commits' ow
 pushes run git's own upload-pack and receive-pack, whatever a remote's config names.
 A config git cannot be told to ignore (`core.worktree`, url rewriting for a network command) is
 refused. What the orchestrator itself needs (its identity, no signing) is set here too, never read.
-The config is read again for every command: one that changes between that read and the command
-(an agent still running, writing it) is outside what this guards; the sandbox keeps the
-orchestrator's clones out of an agent's reach.
+The config's names are read again whenever one of the repository's config files may have changed
+since they were last read (`ConfigNames`: each file's inode, size, mtime and ctime, the last of
+which no write can keep; a file written too recently to tell, or a config that includes other
+files, is read every time): half of the orchestrator's git processes were these reads. One that
+changes between that read and the command (an agent still running, writing it) is outside what
+this guards; the sandbox keeps the orchestrator's clones out of an agent's reach.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import re
 import shlex
 import subprocess
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -168,7 +172,7 @@ def _subcommand(args: tuple[str, ...]) -> int:
     return next((index for index, arg in enumerate(args) if not arg.startswith("-")), len(args))
 
 
-def _configured_names(cwd: Path) -> list[str]:
+def _list_configured_names(cwd: Path) -> list[str]:
     listing = subprocess.run(
         ["git", "config", "--list", "--name-only", "-z"],
         cwd=cwd,
@@ -181,6 +185,104 @@ def _configured_names(cwd: Path) -> list[str]:
     return [name.decode(errors="replace") for name in listing.stdout.split(b"\0") if name]
 
 
+# A config file written less than this long before its names were read may change again within
+# the same tick of the filesystem's clock, leaving its stat as it was: such a read is not kept.
+RACY_SECONDS = 0.1
+# Repositories whose config names are kept at once (a task's repository goes with its task).
+CONFIG_NAMES_KEPT = 4096
+# A file's identity and state: (inode, size, mtime, ctime) in nanoseconds; None when missing.
+FileState = tuple[int, int, int, int] | None
+
+
+def _file_state(path: Path) -> FileState:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
+def config_files(cwd: Path) -> list[Path] | None:
+    """The files git reads the repository's own config from when run in `cwd` (system and global
+    config are ignored: `hardened_environment`), the repository's config first, when that is plain
+    to tell: `cwd` holds a repository's `.git` with its HEAD and config (a directory, or a
+    worktree's `gitdir:` file; a `.git` git would not take is passed over for a parent's, whose
+    config no state here follows). None otherwise."""
+    dot_git = cwd / ".git"
+    if dot_git.is_symlink():
+        return None
+    if dot_git.is_dir():
+        if (dot_git / "commondir").exists() or not (dot_git / "HEAD").is_file():
+            return None
+        found = [dot_git / "config", dot_git / "config.worktree"]
+    else:
+        try:
+            pointer = dot_git.read_text()[:4096]
+            admin = (cwd / pointer.removeprefix("gitdir: ").strip()).resolve()
+            common = (admin / (admin / "commondir").read_text()[:4096].strip()).resolve()
+        except OSError:
+            return None
+        if not pointer.startswith("gitdir: ") or not (admin / "HEAD").is_file():
+            return None
+        found = [common / "config", admin / "config.worktree", dot_git]
+    return found if found[0].is_file() else None
+
+
+def unchanged_since_read(
+    before: list[FileState], after: list[FileState], read_at_ns: int, racy_seconds: float = RACY_SECONDS
+) -> bool:
+    """Pure: whether names read between two looks at the config files stand for them as they are
+    while their states stay `after`: nothing changed during the read, and no file was written so
+    shortly before it that a later write could leave the same state."""
+    if before != after:
+        return False
+    racy = read_at_ns - int(racy_seconds * 1e9)
+    return all(state is None or (state[2] < racy and state[3] < racy) for state in after)
+
+
+def includes_others(names: list[str]) -> bool:
+    """An `include.path` or `includeIf.*.path` reads files whose changes no state here shows."""
+    return any(name.lower().startswith(("include.", "includeif.")) for name in names)
+
+
+class ConfigNames:
+    """The names a repository's config sets (`git config --list --name-only`), read once and kept
+    while none of its config files changes: the read is a git process of its own."""
+
+    def __init__(self, racy_seconds: float = RACY_SECONDS) -> None:
+        self.racy_seconds = racy_seconds
+        self._kept: dict[str, tuple[list[FileState], list[str]]] = {}
+        self._guard = threading.Lock()
+
+    def kept(self, cwd: Path) -> bool:
+        """Whether names of `cwd` are kept (tests)."""
+        with self._guard:
+            return str(cwd) in self._kept
+
+    def of(self, cwd: Path) -> list[str]:
+        files = config_files(cwd)
+        if files is None:
+            return _list_configured_names(cwd)
+        key = str(cwd)
+        states = [_file_state(path) for path in files]
+        with self._guard:
+            kept = self._kept.get(key)
+        if kept is not None and kept[0] == states:
+            return list(kept[1])
+        read_at = time.time_ns()
+        names = _list_configured_names(cwd)
+        after = [_file_state(path) for path in files]
+        if unchanged_since_read(states, after, read_at, self.racy_seconds) and not includes_others(names):
+            with self._guard:
+                if len(self._kept) >= CONFIG_NAMES_KEPT:
+                    self._kept.clear()
+                self._kept[key] = (after, names)
+        return names
+
+
+CONFIG_NAMES = ConfigNames()
+
+
 def git(cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> GitResult:
     """Runs `git args...` in `cwd` with nothing the repository configured able to run a program
     (see the module's docstring); the one way the orchestrator runs git. `env`: variables the
@@ -188,7 +290,7 @@ def git(cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None
     at = _subcommand(args)
     subcommand = args[at] if at < len(args) else ""
     args = (*args[: at + 1], *_FORCED_OPTIONS.get(subcommand, ()), *args[at + 1 :])
-    names = [] if subcommand in _CREATING else _configured_names(cwd)
+    names = [] if subcommand in _CREATING else CONFIG_NAMES.of(cwd)
     hardened = {**hardened_environment(overrides_for(names, subcommand)), **(env or {})}
     completed = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=hardened, check=False)
     result = GitResult(completed.returncode, completed.stdout, completed.stderr)

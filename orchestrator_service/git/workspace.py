@@ -146,12 +146,15 @@ class Workspace:
         except (GitError, ValueError):
             return True
 
-    def prepare_task_branch(self, project_id: str, branch: str, base_branch: str) -> None:
+    def prepare_task_branch(
+        self, project_id: str, branch: str, base_branch: str, *, exists: bool | None = None
+    ) -> None:
         """Creates the task branch from its base, or moves an empty one up to the base. A branch
-        with commits of its own is never moved: the next agent continues on it."""
+        with commits of its own is never moved: the next agent continues on it. `exists`: whether
+        the branch exists, when the caller has just looked (no other start of the task runs)."""
         path = self.repo(project_id)
         with repository_lock(path):
-            if not self.branch_exists(project_id, branch):
+            if not (self.branch_exists(project_id, branch) if exists is None else exists):
                 git(path, "branch", "--no-track", "--end-of-options", branch, head_ref(base_branch))
             elif (
                 not self.has_commits_beyond(project_id, base_branch, branch)
@@ -163,15 +166,14 @@ class Workspace:
     def add_worktree(self, project_id: str, where: Path, branch: str) -> None:
         """The task's own repository of the project at `where`, on the branch (git/agent_repos.py).
         One that is there already is kept (checkpointed first, which sets its repository on the
-        branch's tip): the next run continues in it, in the same path."""
-        path = self.repo(project_id)
-        with repository_lock(path):
-            if where.is_symlink() or (where.exists() and not where.is_dir()):
-                where.unlink()  # never followed: no run works through a link
-            if where.is_dir():
-                self.checkpoint(project_id, where, branch)
-                return
-            agent_repos.make(path, where, branch)
+        branch's tip): the next run continues in it, in the same path. A new one is made without
+        the clone's lock (agent_repos.make): one task's clone never waits on another's git work."""
+        if where.is_symlink() or (where.exists() and not where.is_dir()):
+            where.unlink()  # never followed: no run works through a link
+        if where.is_dir():
+            self.checkpoint(project_id, where, branch)
+            return
+        agent_repos.make(self.repo(project_id), where, branch)
 
     def checkpoint(
         self,
@@ -180,24 +182,30 @@ class Workspace:
         branch: str,
         message: str = LEFT_BEHIND,
         identity: checkpoints.Identity = checkpoints.CW_IDENTITY,
+        *,
+        fetched: bool = False,
+        renew: bool = True,
     ) -> checkpoints.Checkpoint:
         """Whatever is left in the task's directory of the project, committed onto the branch
-        (git/checkpoints.py); its repository then set on the branch's new tip (agent_repos.renew),
-        so that the next run starts from a clean `git status` on the checkpoint. A settled run's
-        branch was fetched back first (forced: the branch is the agent's to move)."""
+        (git/checkpoints.py); its repository then set on the branch's new tip (agent_repos.renew,
+        after the clone's lock is let go: it only reads the clone), so that the next run starts
+        from a clean `git status` on the checkpoint. A settled run's branch was fetched back first
+        (forced: the branch is the agent's to move), `fetched`: by the caller, just now, with the
+        run over. `renew` False: the caller removes the directory next, or renews it itself."""
         if worktree.is_symlink():
             return checkpoints.Checkpoint()  # never read through a link
         repo = self.repo(project_id)
         with repository_lock(repo):
-            # Commits of a run that no settlement fetched back (settled elsewhere, or not yet):
-            # taken if they only add to the branch, before its `.git` is renewed.
-            agent_repos.fetch_back(repo, worktree, branch, force=False)
+            if not fetched:
+                # Commits of a run that no settlement fetched back (settled elsewhere, or not yet):
+                # taken if they only add to the branch, before its `.git` is renewed.
+                agent_repos.fetch_back(repo, worktree, branch, force=False)
             made = checkpoints.checkpoint(
                 repo, worktree, branch, message, identity=identity, max_file_bytes=self.max_file_bytes
             )
-            if worktree.is_dir():
-                agent_repos.renew(repo, worktree, branch, self.root)
-            return made
+        if renew and worktree.is_dir():
+            agent_repos.renew(repo, worktree, branch, self.root)
+        return made
 
     def follow(self, project_id: str, where: Path, branch: str) -> None:
         """The task's repository set to its branch's tip after the branch moved under it (pulled
@@ -251,16 +259,19 @@ class Workspace:
             return released
 
     def _release(self, project_id: str, where: Path, branch: str, *, renew: bool = True) -> bool:
-        """Checkpointed, then removed if the branch holds everything in it."""
+        """Checkpointed, then removed if the branch holds everything in it (its repository is
+        renewed only when it stays: one about to go needs no fresh `.git`)."""
         path = self.repo(project_id)
         if renew:
-            self.checkpoint(project_id, where, branch)
+            self.checkpoint(project_id, where, branch, renew=False)
         else:
             checkpoints.checkpoint(
                 path, where, branch, LEFT_BEHIND, identity=checkpoints.CW_IDENTITY, max_file_bytes=self.max_file_bytes
             )
         if not checkpoints.is_clean(path, where, branch):
             log.warning("%s keeps files its branch %s lacks: it stays", where, branch)
+            if renew and where.is_dir():
+                agent_repos.renew(path, where, branch, self.root)
             return False
         shutil.rmtree(where, ignore_errors=True)
         if where.parent.parent == self.tasks:

@@ -98,6 +98,7 @@ def test_the_agents_commits_are_fetched_back_then_checkpointed_and_nothing_it_co
     with (where / ".git" / "config").open("a") as config:
         config.write(f"[core]\n\tfsmonitor = touch {ran}\n\thooksPath = hooks\n")
     hook = where / ".git" / "hooks" / "reference-transaction"
+    hook.parent.mkdir(exist_ok=True)  # a task's repository comes without git's template files
     hook.write_text(f"#!/bin/sh\ntouch {ran}\n")
     hook.chmod(0o755)
     _git(where, "branch", "planted")

@@ -17,7 +17,15 @@ import pytest
 
 from cw.store.v1 import project_pb2
 from orchestrator_service.git import conflicts, delivery, shared
-from orchestrator_service.git.repo import GitError, git, hardened_environment, overrides_for
+from orchestrator_service.git.repo import (
+    ConfigNames,
+    GitError,
+    git,
+    hardened_environment,
+    includes_others,
+    overrides_for,
+    unchanged_since_read,
+)
 from orchestrator_service.git.workspace import Workspace
 from tests.e2e.cluster import make_git_repo
 
@@ -210,3 +218,51 @@ def test_the_environment_keeps_only_the_operator_s_way_to_remotes(monkeypatch: p
     assert env["GIT_CONFIG_GLOBAL"] == os.devnull and env["GIT_CONFIG_NOSYSTEM"] == "1"
     count = int(env["GIT_CONFIG_COUNT"])
     assert (env[f"GIT_CONFIG_KEY_{count - 1}"], env[f"GIT_CONFIG_VALUE_{count - 1}"]) == ("filter.x.clean", "")
+
+
+def test_config_names_are_read_again_once_the_config_changes(tmp_path: Path) -> None:
+    """The names are kept between commands (a git process each), never past a change of any
+    config file: git rewrites its config through a new file, an agent in place (its size, mtime
+    or ctime then moves)."""
+    repo = make_git_repo(tmp_path / "repo")
+    names = ConfigNames(racy_seconds=0)
+    assert "filter.evil.clean" not in names.of(repo)
+    assert names.kept(repo)
+    _git(repo, "config", "filter.evil.clean", "touch marker")
+    assert "filter.evil.clean" in names.of(repo)
+    with (repo / ".git" / "config").open("a") as config:
+        config.write('[merge "evil"]\n\tdriver = touch marker\n')
+    assert "merge.evil.driver" in names.of(repo)
+
+
+def test_a_worktree_s_config_names_follow_its_clone_s_config(tmp_path: Path) -> None:
+    repo = make_git_repo(tmp_path / "repo")
+    _git(repo, "worktree", "add", "--quiet", "--detach", str(tmp_path / "merges"))
+    names = ConfigNames(racy_seconds=0)
+    assert "filter.evil.clean" not in names.of(tmp_path / "merges")
+    assert names.kept(tmp_path / "merges")
+    _git(repo, "config", "filter.evil.clean", "touch marker")
+    assert "filter.evil.clean" in names.of(tmp_path / "merges")
+
+
+def test_a_config_that_includes_other_files_is_read_every_time(tmp_path: Path) -> None:
+    repo = make_git_repo(tmp_path / "repo")
+    included = tmp_path / "included.cfg"
+    included.write_text("[core]\n\tbare = false\n")
+    _git(repo, "config", "include.path", str(included))
+    names = ConfigNames(racy_seconds=0)
+    names.of(repo)
+    assert not names.kept(repo)
+    included.write_text('[filter "evil"]\n\tclean = touch marker\n')
+    assert "filter.evil.clean" in names.of(repo)
+
+
+def test_names_read_while_or_just_after_their_config_was_written_are_not_kept() -> None:
+    second = 1_000_000_000
+    old = (1, 10, 5 * second, 5 * second)
+    assert unchanged_since_read([old, None], [old, None], 10 * second)
+    assert not unchanged_since_read([old, None], [(1, 10, 5 * second, 9 * second), None], 10 * second)
+    assert not unchanged_since_read([old], [(1, 10, 5 * second, int(9.95 * second))], 10 * second)
+    fresh = (1, 10, int(9.95 * second), int(9.95 * second))
+    assert not unchanged_since_read([fresh], [fresh], 10 * second)
+    assert includes_others(["core.bare", "includeIf.gitdir:/x/.path"]) and not includes_others(["core.bare"])

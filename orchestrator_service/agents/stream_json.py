@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
 from orchestrator_service.agents import control_files
@@ -351,19 +351,34 @@ def read_lines(handle: BinaryIO) -> Iterator[bytes]:
         yield line
 
 
-def summarize_lines(lines: Iterable[bytes], now: datetime) -> RunSummary:
-    reader = StreamReader(now)
+class OutputReader(Protocol):
+    """What every CLI's reader of its output is: fed line by line, then asked what the run said."""
+
+    def feed(self, raw: bytes) -> None: ...
+
+    def summary(self) -> RunSummary: ...
+
+
+def summarize_with(reader: OutputReader, lines: Iterable[bytes]) -> RunSummary:
     for line in lines:
         reader.feed(line)
     return reader.summary()
 
 
-def summarize_file(path: Path, now: datetime, start: int = 0) -> RunSummary:
+def summarize_output(reader: OutputReader, path: Path, start: int = 0) -> RunSummary:
     """The run whose output begins at byte `start` of `path` (a resumed agent appends its runs to
-    one file). A missing file is a run that said nothing."""
+    one file), read by `reader`. A missing file is a run that said nothing."""
     try:
         with control_files.open_plain(path) as handle:
             handle.seek(start)
-            return summarize_lines(read_lines(handle), now)
+            return summarize_with(reader, read_lines(handle))
     except OSError:  # missing, or not a plain file of its own (control_files.py)
         return RunSummary()
+
+
+def summarize_lines(lines: Iterable[bytes], now: datetime) -> RunSummary:
+    return summarize_with(StreamReader(now), lines)
+
+
+def summarize_file(path: Path, now: datetime, start: int = 0) -> RunSummary:
+    return summarize_output(StreamReader(now), path, start)

@@ -37,14 +37,13 @@ from datetime import date, datetime, time, tzinfo
 from pathlib import Path
 from typing import Any, ClassVar
 
-from orchestrator_service.agents import control_files
+from orchestrator_service.agents import stream_json
 from orchestrator_service.agents.clis.base import Cli, PromptInput, RunRequest, SessionOrigin
 from orchestrator_service.agents.stream_json import (
     PLAIN_LINE_KEEP,
     FinalResult,
     Limit,
     RunSummary,
-    read_lines,
 )
 
 NAME = "codex"
@@ -182,20 +181,11 @@ class CodexReader:
 
 
 def summarize_lines(lines: Iterable[bytes], now: datetime) -> RunSummary:
-    reader = CodexReader(now)
-    for line in lines:
-        reader.feed(line)
-    return reader.summary()
+    return stream_json.summarize_with(CodexReader(now), lines)
 
 
 def summarize_file(path: Path, now: datetime, start: int = 0) -> RunSummary:
-    """The run whose output begins at byte `start` of `path`; a missing file said nothing."""
-    try:
-        with control_files.open_plain(path) as handle:
-            handle.seek(start)
-            return summarize_lines(read_lines(handle), now)
-    except OSError:  # missing, or not a plain file of its own (control_files.py)
-        return RunSummary()
+    return stream_json.summarize_output(CodexReader(now), path, start)
 
 
 def auth_json(credentials: str) -> str:

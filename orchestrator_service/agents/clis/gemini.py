@@ -50,14 +50,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from orchestrator_service.agents import control_files
+from orchestrator_service.agents import stream_json
 from orchestrator_service.agents.clis.base import Cli, PromptInput, RunRequest, SessionOrigin
 from orchestrator_service.agents.stream_json import (
     PLAIN_LINE_KEEP,
     FinalResult,
     Limit,
     RunSummary,
-    read_lines,
 )
 
 NAME = "gemini"
@@ -280,21 +279,11 @@ class Reader:
 
 
 def summarize_lines(lines: Iterable[bytes], now: datetime) -> RunSummary:
-    reader = Reader(now)
-    for line in lines:
-        reader.feed(line)
-    return reader.summary()
+    return stream_json.summarize_with(Reader(now), lines)
 
 
 def summarize_file(path: Path, now: datetime, start: int = 0) -> RunSummary:
-    """The run whose output begins at byte `start` of `path` (a resumed agent appends its runs to
-    one file). A missing file is a run that said nothing."""
-    try:
-        with control_files.open_plain(path) as handle:
-            handle.seek(start)
-            return summarize_lines(read_lines(handle), now)
-    except OSError:  # missing, or not a plain file of its own (control_files.py)
-        return RunSummary()
+    return stream_json.summarize_output(Reader(now), path, start)
 
 
 # ---- running it -------------------------------------------------------------------------------

@@ -356,10 +356,4 @@ def summarize_lines(lines: Iterable[bytes], now: datetime) -> RunSummary:
 
 
 def summarize_file(path: Path, now: datetime, start: int = 0) -> RunSummary:
-    """The run whose output begins at byte `start` of `path`; a missing file said nothing."""
-    try:
-        with control_files.open_plain(path) as handle:
-            handle.seek(start)
-            return summarize_lines(stream_json.read_lines(handle), now)
-    except OSError:
-        return RunSummary()
+    return stream_json.summarize_output(Reader(now), path, start)

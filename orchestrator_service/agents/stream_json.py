@@ -351,6 +351,22 @@ def read_lines(handle: BinaryIO) -> Iterator[bytes]:
         yield line
 
 
+def event_or_text(raw: bytes) -> dict[str, Any] | str | None:
+    """One line of a CLI's output: its JSON object, or its text when it is no JSON; None for an
+    empty line, or a line that starts as JSON but is broken or no object (the agent's words as much
+    as the CLI's: never taken as what the CLI said in plain text)."""
+    line = raw.decode("utf-8", errors="replace").strip()
+    if not line:
+        return None
+    if not line.startswith("{"):
+        return line
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return event if isinstance(event, dict) else None
+
+
 class OutputReader(Protocol):
     """What every CLI's reader of its output is: fed line by line, then asked what the run said."""
 

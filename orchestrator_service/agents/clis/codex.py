@@ -121,16 +121,11 @@ class CodexReader:
     _last_plain: str = field(default="", init=False)
 
     def feed(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").strip()
-        if not line:
+        line = stream_json.event_or_text(raw)
+        if isinstance(line, dict):
+            self._take(line)
             return
-        if line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except (ValueError, RecursionError):
-                return  # a broken event is the agent's words as much as the CLI's: not plain
-            if isinstance(event, dict):
-                self._take(event)
+        if line is None:
             return
         text = _ANSI.sub("", line)
         self._last_plain = text[:PLAIN_LINE_KEEP]

@@ -177,18 +177,11 @@ class Reader:
     _last_plain: str = field(default="", init=False)
 
     def feed(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").strip()
-        if not line:
-            return
-        if line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except (ValueError, RecursionError):
-                return  # a broken event is the agent's words as much as the CLI's: not plain
-            if isinstance(event, dict):
-                self._take_event(event)
-            return
-        self._take_plain(line)
+        line = stream_json.event_or_text(raw)
+        if isinstance(line, dict):
+            self._take_event(line)
+        elif line is not None:
+            self._take_plain(line)
 
     def summary(self) -> RunSummary:
         return RunSummary(

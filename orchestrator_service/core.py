@@ -18,7 +18,7 @@ initiative done: store_service/repositories/sqlalchemy/progress.py), which is de
 
 Several orchestrators may share one store (issue 13): each holds its lease `orchestrator/<name>`
 (cluster/membership.py), runs and settles only its own agents, and takes over the running agents of
-one whose lease lapsed (cluster/takeovers.py).
+one whose lease lapsed (controllers/takeovers.py).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from orchestrator_service.cache.feed import Feed
 from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster.membership import Membership
 from orchestrator_service.cluster.policy import Peers
-from orchestrator_service.cluster.takeovers import TakeoverController
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context, Settings
 from orchestrator_service.controllers.initiatives import InitiativeController
@@ -47,6 +46,7 @@ from orchestrator_service.controllers.output import OutputShipper
 from orchestrator_service.controllers.phases import PhaseController
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.controllers.takeovers import TakeoverController
 from orchestrator_service.controllers.tasks import DISPATCH_KEY, TaskController
 from orchestrator_service.controllers.usage import BudgetResumes
 from orchestrator_service.conversations.controller import ConversationController

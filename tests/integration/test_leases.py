@@ -49,8 +49,10 @@ def test_a_held_lease_is_refused_to_others_naming_its_holder_and_expiry(api: Sim
 
 
 def test_renewal_keeps_it_only_for_its_owner_and_only_before_it_lapses(api: SimpleNamespace) -> None:
-    _acquire(api, "one", 0.3)
-    renew = lease_pb2.RenewLeaseRequest(name="orchestrator/a", owner="one", ttl=_ttl(0.3))
+    # Long enough that the renewal comes before the lapse on a loaded machine (0.3 s did not, once,
+    # on PostgreSQL); the lapse is then waited for, never assumed.
+    _acquire(api, "one", 2.0)
+    renew = lease_pb2.RenewLeaseRequest(name="orchestrator/a", owner="one", ttl=_ttl(2.0))
     assert api.leases.RenewLease(renew, timeout=10).owner == "one"
     stranger = call_error(
         api.leases.RenewLease, lease_pb2.RenewLeaseRequest(name="orchestrator/a", owner="two", ttl=_ttl(5))

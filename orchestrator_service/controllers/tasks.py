@@ -10,6 +10,7 @@ Three queues, so nothing waits on anything it does not need:
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from cw.store.v1 import phase_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
@@ -92,29 +93,31 @@ class TaskController:
         if capacity <= 0:
             return
         failing = self.starts.failing()
-        ready = policy.spread(self.ready(), self.ctx.peers)
+        ready, wake_at = self.ready_tasks()
+        if wake_at is not None:  # a retry pause ends later: look again then
+            delay = (wake_at - self.ctx.clock()).total_seconds()
+            self.dispatch_queue.add(DISPATCH_KEY, delay=max(delay, 0.0))
+        ready = policy.spread(ready, self.ctx.peers)
         for task in [task for task in ready if task.id not in failing][:capacity]:
             self.starting.add(task.id)
             self.starts.add(task.id)
 
-    def ready(self, busy: bool = True) -> list[task_pb2.Task]:
-        """PENDING tasks whose dependencies are done, in a running phase (or queued without one),
-        whose retry pause has passed, in dispatch order; unless `busy` is False, without those
-        being started already."""
+    def ready_tasks(self, busy: bool = True) -> tuple[list[task_pb2.Task], datetime | None]:
+        """A query of the cache, nothing more: PENDING tasks whose dependencies are done, in a
+        running phase (or queued without one), whose retry pause has passed, in dispatch order
+        (unless `busy` is False, without those being started already); and when the earliest retry
+        pause still running ends (None: there is none)."""
         cache = self.ctx.cache
         running_phases = {phase.id for phase in cache.phases.values() if phase.status in RUNNING_PHASES}
         queued = {task.id for task in cache.tasks.values() if not task.phase_id and task.HasField("queue_time")}
         not_due, wake_at = dispatch.retry_not_due(cache.tasks.values(), self.ctx.clock())
-        if wake_at is not None:
-            delay = (wake_at - self.ctx.clock()).total_seconds()
-            self.dispatch_queue.add(DISPATCH_KEY, delay=max(delay, 0.0))
         candidates = [
             task
             for task in cache.tasks.values()
             if task.id not in not_due and not (busy and task.id in self.starting) and not cache.live_agents_of(task.id)
         ]
         finished = dispatch.finished_dependencies(cache.tasks, cache.depends_on)
-        return dispatch.ready_tasks(candidates, cache.depends_on, running_phases, queued, finished)
+        return dispatch.ready_tasks(candidates, cache.depends_on, running_phases, queued, finished), wake_at
 
     # ---- one start --------------------------------------------------------------------------------
 
@@ -126,7 +129,7 @@ class TaskController:
             others = len(self.starting) - 1
             if len(self.ctx.my_running()) + others >= self.ctx.settings.max_agents:
                 return
-            task = next((ready for ready in self.ready(busy=False) if ready.id == task_id), None)
+            task = next((ready for ready in self.ready_tasks(busy=False)[0] if ready.id == task_id), None)
             if task is None:
                 return
             try:

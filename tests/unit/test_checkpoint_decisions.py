@@ -10,6 +10,7 @@ import pytest
 
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service import leftovers, outcomes
+from orchestrator_service.agents import launcher
 from orchestrator_service.controllers.agents import outcome_label
 from orchestrator_service.controllers.workdirs import describe_outside, place_for
 from orchestrator_service.dispatch import AgentOutcome
@@ -63,7 +64,7 @@ def test_the_left_out_files_are_listed_then_counted() -> None:
 def test_an_agent_commits_as_itself_at_the_configured_domain() -> None:
     identity = checkpoints.agent_identity("tidy-jackal", "agents.example.org")
     assert identity == Identity("tidy-jackal", "tidy-jackal@agents.example.org")
-    assert checkpoints.identity_environment(identity) == {
+    assert launcher.identity_environment(identity) == {
         "GIT_AUTHOR_NAME": "tidy-jackal",
         "GIT_AUTHOR_EMAIL": "tidy-jackal@agents.example.org",
         "GIT_COMMITTER_NAME": "tidy-jackal",

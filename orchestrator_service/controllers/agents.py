@@ -251,7 +251,7 @@ class AgentController:
         agent = await self.usage.record(agent, final=True)
         outcome = await self._outcome_of(agent, files, observed)
         label = "fenced" if observed.fenced else outcome_label(outcome)
-        done = outcome.kind == "done" and agent.mode == agent_pb2.AGENT_MODE_EXECUTE
+        done = outcome.kind == dispatch.OutcomeKind.DONE and agent.mode == agent_pb2.AGENT_MODE_EXECUTE
         # Before its branch is pushed. A run whose shim recorded its exit has no process left to
         # commit after the fetch back `settle` made; one that vanished is fetched again.
         fetched = observed.liveness == Liveness.EXITED
@@ -264,7 +264,7 @@ class AgentController:
     ) -> dispatch.AgentOutcome:
         """A run its shim fenced is a crashed attempt, as one taken over is."""
         if observed.fenced:
-            return dispatch.AgentOutcome("crash", error=policy.FENCED_REASON)
+            return dispatch.AgentOutcome(dispatch.OutcomeKind.CRASH, error=policy.FENCED_REASON)
         if observed.liveness == Liveness.VANISHED:
             await asyncio.to_thread(supervisor.kill_group, files, agent.pid)
             return dispatch.classify_exit(None, None)
@@ -289,7 +289,7 @@ class AgentController:
     async def settle_lost(self, agent: agent_pb2.Agent, reason: str, note: outcomes.Note) -> None:
         """The run of an orchestrator that died: settled as a crash, with `note` (takeovers)."""
         task = await self._task_of(agent)
-        await self._settle_outcome(agent, task, dispatch.AgentOutcome("crash", error=reason), [note])
+        await self._settle_outcome(agent, task, dispatch.AgentOutcome(dispatch.OutcomeKind.CRASH, error=reason), [note])
 
     async def _settle_outcome(
         self,
@@ -309,7 +309,11 @@ class AgentController:
             return False
         for check in self.checks:
             outcome = await check(agent, task, outcome)
-        tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
+        tail = (
+            await self.ctx.shipper.tail(agent.id)
+            if outcome.kind in (dispatch.OutcomeKind.CRASH, dispatch.OutcomeKind.ERROR)
+            else ""
+        )
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
         )
@@ -373,17 +377,17 @@ def _set_aside_account(account_id: str, reason: str) -> account_pb2.UpdateAccoun
 
 
 _LABELS = {
-    "done": "done",
-    "error": "failed",
-    "crash": "crashed",
-    "rate_limited": "rate limited",
-    "credentials_refused": "credentials refused",
+    dispatch.OutcomeKind.DONE: "done",
+    dispatch.OutcomeKind.ERROR: "failed",
+    dispatch.OutcomeKind.CRASH: "crashed",
+    dispatch.OutcomeKind.RATE_LIMITED: "rate limited",
+    dispatch.OutcomeKind.CREDENTIALS_REFUSED: "credentials refused",
 }
 
 
 def outcome_label(outcome: dispatch.AgentOutcome) -> str:
     """How a run ended, in the words of its checkpoint's message and event."""
-    if outcome.kind == "questions":
+    if outcome.kind == dispatch.OutcomeKind.QUESTIONS:
         return "waiting for answers"
     return _LABELS.get(outcome.kind, outcome.kind)
 

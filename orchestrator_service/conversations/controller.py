@@ -37,7 +37,7 @@ from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.conversations import decide
 from orchestrator_service.conversations.person import Replies
-from orchestrator_service.dispatch import AgentOutcome, RunKind
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind, RunKind
 from orchestrator_service.events import event
 from orchestrator_service.git import branches, changes
 from orchestrator_service.git.repo import GitError
@@ -245,7 +245,7 @@ class ConversationController:
         if agent.conversation_id:
             await self._settle_answer(agent, outcome)
             return True
-        if outcome.kind == "ask":
+        if outcome.kind == OutcomeKind.ASK:
             await self._settle_ask(agent, task, outcome)
             return True
         return False
@@ -293,7 +293,9 @@ class ConversationController:
     async def _settle_ask(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome) -> None:
         ask = decide.ask_of(outcome)
         if ask is None:
-            error = AgentOutcome("error", error='an "ask" needs "to" and "question"', exit_code=outcome.exit_code)
+            error = AgentOutcome(
+                OutcomeKind.ERROR, error='an "ask" needs "to" and "question"', exit_code=outcome.exit_code
+            )
             settled = outcomes.settle(agent, task, error, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
             await self.agents.write(agent, task, settled)
             return

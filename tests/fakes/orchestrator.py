@@ -265,14 +265,16 @@ class InProcess:
         """The runs the orchestrator knows of (its cache): those whose end it would notice."""
         return self.ctx.my_running()
 
-    async def finish(self, agent_id: str, kind: dispatch.OutcomeKind = "done") -> bool:
+    async def finish(self, agent_id: str, kind: dispatch.OutcomeKind = dispatch.OutcomeKind.DONE) -> bool:
         """The run ended (`done`, or `crash`) and is settled as the agents controller does; False
         when its precondition failed (settled again later, as the controller would)."""
         agent = self.cache.agents.get(agent_id)
         if agent is None or agent.status != agent_pb2.AGENT_STATUS_RUNNING:
             return False
         task = self.cache.tasks.get(agent.task_id) or await self.writer.reread("task", agent.task_id)
-        outcome = dispatch.AgentOutcome(kind, summary=f"{kind} by the test", exit_code=0 if kind == "done" else 1)
+        outcome = dispatch.AgentOutcome(
+            kind, summary=f"{kind} by the test", exit_code=0 if kind == dispatch.OutcomeKind.DONE else 1
+        )
         settlement = outcomes.settle(agent, task, outcome, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
         try:
             await self.agents.write(agent, task, settlement)

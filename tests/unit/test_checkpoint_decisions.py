@@ -13,7 +13,7 @@ from orchestrator_service import leftovers, outcomes
 from orchestrator_service.agents import launcher
 from orchestrator_service.controllers.agents import outcome_label
 from orchestrator_service.controllers.workdirs import describe_outside, place_for
-from orchestrator_service.dispatch import AgentOutcome
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind
 from orchestrator_service.git import checkpoints
 from orchestrator_service.git.checkpoints import Change, Identity
 from orchestrator_service.git.repo import GitError
@@ -159,11 +159,11 @@ def test_nothing_left_changes_nothing() -> None:
 @pytest.mark.parametrize(
     ("outcome", "label"),
     [
-        (AgentOutcome("done"), "done"),
-        (AgentOutcome("error", error="x"), "failed"),
-        (AgentOutcome("crash", error="killed or vanished"), "crashed"),
-        (AgentOutcome("rate_limited", retry_after_seconds=5), "rate limited"),
-        (AgentOutcome("questions"), "waiting for answers"),
+        (AgentOutcome(OutcomeKind.DONE), "done"),
+        (AgentOutcome(OutcomeKind.ERROR, error="x"), "failed"),
+        (AgentOutcome(OutcomeKind.CRASH, error="killed or vanished"), "crashed"),
+        (AgentOutcome(OutcomeKind.RATE_LIMITED, retry_after_seconds=5), "rate limited"),
+        (AgentOutcome(OutcomeKind.QUESTIONS), "waiting for answers"),
     ],
 )
 def test_a_checkpoint_says_how_its_run_ended(outcome: AgentOutcome, label: str) -> None:

@@ -30,7 +30,7 @@ from cw.store.v1 import account_pb2, agent_pb2, task_pb2
 from orchestrator_service import dispatch, leftovers, outcomes
 from orchestrator_service.agents import claude_outcome, launcher, pids_cgroup, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
-from orchestrator_service.cache.state import LIVE_AGENT, Change
+from orchestrator_service.cache.state import LIVE_AGENT, AgentChange, Change, RowKind
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
@@ -102,7 +102,7 @@ class AgentController:
         self.queue.add(agent_id)
 
     def on_change(self, change: Change) -> None:
-        if change.kind != "agent":
+        if change.kind != RowKind.AGENT:
             return
         after = change.after
         if after is not None and after.status == agent_pb2.AGENT_STATUS_RUNNING and self.ctx.mine(after):
@@ -110,7 +110,7 @@ class AgentController:
         if change.before is not None and self._no_longer_ours(change):
             self.stops.end_leftover(change.before)
 
-    def _no_longer_ours(self, change: Change) -> bool:
+    def _no_longer_ours(self, change: AgentChange) -> bool:
         """Someone else ended or took a run of ours (its process may still work here)."""
         before, after = change.before, change.after
         if not change.external or before is None or before.status not in LIVE_AGENT or not self.ctx.mine(before):
@@ -280,7 +280,7 @@ class AgentController:
         projects = [p for p in self.ctx.cache.projects_of(initiative_id) if p.shared_remote] if initiative_id else []
         if task is None or not projects:
             return
-        fresh = await self.ctx.writer.reread("agent", agent.id)
+        fresh = await self.ctx.writer.reread(RowKind.AGENT, agent.id)
         if fresh is None or fresh.status != agent_pb2.AGENT_STATUS_RUNNING or not self.ctx.mine(fresh):
             raise Stale(f"agent {agent.id} is no longer ours to settle")
         for project in projects:

@@ -26,6 +26,7 @@ from cw.store.v1 import account_pb2, agent_pb2, conversation_pb2, event_pb2, ini
 from orchestrator_service.cache.carried import carried_row, carries, is_newer
 from orchestrator_service.cache.state import (
     ACTIVE_PHASE,
+    CACHED_KINDS,
     DEPENDENCIES,
     LIVE_AGENT,
     LIVE_PHASE,
@@ -43,7 +44,7 @@ from orchestrator_service.writes import Writer
 log = logging.getLogger("cw.orchestrator")
 T = TypeVar("T")
 
-ROW_KINDS = ("task", "phase", "agent", "initiative", "project", "account", "conversation")
+ROW_KINDS = CACHED_KINDS  # the entities whose events name a cached row
 # At most this many events are applied as one batch, and this many of their rows read at once.
 MAX_BATCH = 256
 READS_IN_FLIGHT = 16
@@ -319,7 +320,7 @@ class Feed:
         row_id = str(details.get("id") or "")
         if entity in ROW_KINDS and row_id:
             await self._apply_row(RowKind(entity), action, row_id, stored.sequence, details)
-        elif entity == "message" and row_id:
+        elif entity == RowKind.MESSAGE and row_id:
             self.cache.notify(MessageChange(row_id, None, None, True))  # not cached: a reply's news
         elif entity == "initiative_project" and stored.initiative_id in self.cache.initiatives:
             await self.load_projects(stored.initiative_id)
@@ -415,7 +416,7 @@ def _row_key(stored: event_pb2.Event, details: dict[str, Any]) -> tuple[RowKind,
     row_id = details.get("id")
     if not isinstance(row_id, str) or not row_id:
         return None
-    if entity == "account" and details.get("changed") == ["last_used_time"]:
+    if entity == RowKind.ACCOUNT and details.get("changed") == ["last_used_time"]:
         return None
     return RowKind(entity), row_id
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from cw.store.v1 import phase_pb2, task_pb2
 
@@ -146,8 +146,19 @@ def running_phase_status(tasks: Iterable[task_pb2.Task], merged: set[str]) -> ph
     return phase_pb2.PHASE_STATUS_IN_PROGRESS
 
 
-# `ask` and `answer` are the conversation reports (orchestrator_service/conversations/).
-OutcomeKind = Literal["done", "questions", "error", "rate_limited", "credentials_refused", "crash", "ask", "answer"]
+class OutcomeKind(StrEnum):
+    """How a run ended: its signal file's `status`, or what cw saw of its process. A str, so it
+    reads as its value in a log line, an event's details or a JSON report."""
+
+    DONE = "done"
+    QUESTIONS = "questions"
+    ERROR = "error"
+    RATE_LIMITED = "rate_limited"
+    CREDENTIALS_REFUSED = "credentials_refused"
+    CRASH = "crash"
+    # The conversation reports (orchestrator_service/conversations/).
+    ASK = "ask"
+    ANSWER = "answer"
 
 
 @dataclass(frozen=True)
@@ -176,32 +187,34 @@ def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcom
     the process died by a signal or vanished without recording an exit."""
     if exit_code is None or exit_code != 0:
         reason = "killed or vanished" if exit_code is None else f"exited with {exit_code}"
-        return AgentOutcome("crash", error=reason, exit_code=exit_code)
+        return AgentOutcome(OutcomeKind.CRASH, error=reason, exit_code=exit_code)
     if signal_text is None or not signal_text.strip():
-        return AgentOutcome("done", exit_code=0)
+        return AgentOutcome(OutcomeKind.DONE, exit_code=0)
     try:
         signal = json.loads(signal_text)
     except ValueError as error:
-        return AgentOutcome("error", error=f"unreadable signal file: not JSON ({error})", exit_code=0)
+        return AgentOutcome(OutcomeKind.ERROR, error=f"unreadable signal file: not JSON ({error})", exit_code=0)
     if not isinstance(signal, dict) or "status" not in signal:
-        return AgentOutcome("error", error='unreadable signal file: no object with a "status"', exit_code=0)
+        return AgentOutcome(OutcomeKind.ERROR, error='unreadable signal file: no object with a "status"', exit_code=0)
     status = signal["status"]
     if status == "done":
-        return AgentOutcome("done", summary=str(signal.get("summary") or ""), exit_code=0, report=signal)
+        return AgentOutcome(OutcomeKind.DONE, summary=str(signal.get("summary") or ""), exit_code=0, report=signal)
     if status in ("ask", "answer"):
-        return AgentOutcome(status, exit_code=0, report=signal)
+        return AgentOutcome(OutcomeKind(status), exit_code=0, report=signal)
     if status == "questions":
         questions = [q for q in signal.get("questions") or [] if isinstance(q, dict)]
         if questions:
-            return AgentOutcome("questions", questions=questions, exit_code=0, report=signal)
-        return AgentOutcome("error", error="questions without any question", exit_code=0)
+            return AgentOutcome(OutcomeKind.QUESTIONS, questions=questions, exit_code=0, report=signal)
+        return AgentOutcome(OutcomeKind.ERROR, error="questions without any question", exit_code=0)
     if status == "rate_limited":
         try:
             retry_after = max(float(signal.get("retry_after_seconds") or 0), 0.0)
         except (TypeError, ValueError):
             retry_after = 0.0
-        return AgentOutcome("rate_limited", retry_after_seconds=retry_after, exit_code=0)
-    return AgentOutcome("error", error=str(signal.get("error") or f"status {status!r}"), exit_code=0, report=signal)
+        return AgentOutcome(OutcomeKind.RATE_LIMITED, retry_after_seconds=retry_after, exit_code=0)
+    return AgentOutcome(
+        OutcomeKind.ERROR, error=str(signal.get("error") or f"status {status!r}"), exit_code=0, report=signal
+    )
 
 
 @dataclass(frozen=True)

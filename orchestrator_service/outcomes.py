@@ -15,7 +15,7 @@ from typing import Any
 
 from cw.store.v1 import agent_pb2, task_pb2
 from orchestrator_service.agents.claude_outcome import clip
-from orchestrator_service.dispatch import AgentOutcome, after_crash
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind, after_crash
 
 # Pauses before the 1st, 2nd and 3rd retry of a failed attempt (README, "Retries").
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (5.0, 30.0, 120.0)
@@ -103,11 +103,11 @@ def _result(outcome: AgentOutcome) -> str:
 
 
 _OUTCOMES = {
-    "done": agent_pb2.AGENT_OUTCOME_DONE,
-    "error": agent_pb2.AGENT_OUTCOME_FAILED,
-    "crash": agent_pb2.AGENT_OUTCOME_CRASHED,
-    "rate_limited": agent_pb2.AGENT_OUTCOME_RATE_LIMITED,
-    "credentials_refused": agent_pb2.AGENT_OUTCOME_CREDENTIALS_REFUSED,
+    OutcomeKind.DONE: agent_pb2.AGENT_OUTCOME_DONE,
+    OutcomeKind.ERROR: agent_pb2.AGENT_OUTCOME_FAILED,
+    OutcomeKind.CRASH: agent_pb2.AGENT_OUTCOME_CRASHED,
+    OutcomeKind.RATE_LIMITED: agent_pb2.AGENT_OUTCOME_RATE_LIMITED,
+    OutcomeKind.CREDENTIALS_REFUSED: agent_pb2.AGENT_OUTCOME_CREDENTIALS_REFUSED,
 }
 
 
@@ -123,18 +123,18 @@ def settle(
     """The writes that settle one finished run. The task changes only while it is IN_PROGRESS (a
     person may have stopped it meanwhile)."""
     outcome = within_limits(outcome)
-    if outcome.kind in ("ask", "answer"):
+    if outcome.kind in (OutcomeKind.ASK, OutcomeKind.ANSWER):
         # Only a run that answers a conversation may answer; an ask is settled by the conversations
         # controller before this is reached, so here it is a report out of place.
-        outcome = replace(outcome, kind="error", error=f"an {outcome.kind!r} report nobody asked for")
-    if outcome.kind == "credentials_refused" and not agent.account_id:
+        outcome = replace(outcome, kind=OutcomeKind.ERROR, error=f"an {outcome.kind.value!r} report nobody asked for")
+    if outcome.kind == OutcomeKind.CREDENTIALS_REFUSED and not agent.account_id:
         # The environment's own key was refused: no account to set aside, a person must fix it.
-        outcome = replace(outcome, kind="error")
+        outcome = replace(outcome, kind=OutcomeKind.ERROR)
     in_progress = task is not None and task.status == task_pb2.TASK_STATUS_IN_PROGRESS
     agent_values: dict[str, Any] = {"result": _result(outcome), "exit_code": outcome.exit_code}
     if outcome.session_id and outcome.session_id != agent.session_id:
         agent_values["session_id"] = outcome.session_id  # the CLI's own: the next resume uses it
-    if outcome.kind == "questions":
+    if outcome.kind == OutcomeKind.QUESTIONS:
         agent_values |= {
             "status": agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT,
             "pending_questions": json.dumps(outcome.questions, ensure_ascii=False),
@@ -143,7 +143,7 @@ def settle(
             agent_values, None, [Note("agent:waiting_for_input", "agent", {"questions": len(outcome.questions)})]
         )
     agent_values["outcome"] = _OUTCOMES[outcome.kind]
-    if outcome.kind == "done":
+    if outcome.kind == OutcomeKind.DONE:
         agent_values["status"] = agent_pb2.AGENT_STATUS_STOPPED
         notes = [Note("agent:stopped", "agent", {"outcome": "AGENT_OUTCOME_DONE"})]
         task_values = None
@@ -151,7 +151,7 @@ def settle(
             task_values = {"status": task_pb2.TASK_STATUS_COMPLETED, "summary": outcome.summary, "reason": None}
             notes.append(Note("task:completed", "task", {"summary": outcome.summary}))
         return Settlement(agent_values, task_values, notes)
-    if outcome.kind == "rate_limited":
+    if outcome.kind == OutcomeKind.RATE_LIMITED:
         agent_values["status"] = agent_pb2.AGENT_STATUS_STOPPED
         until = outcome.rest_until or now + timedelta(seconds=outcome.retry_after_seconds)
         notes = [Note("agent:stopped", "agent", {"outcome": "AGENT_OUTCOME_RATE_LIMITED"})]
@@ -160,7 +160,7 @@ def settle(
             task_values = {"status": task_pb2.TASK_STATUS_PENDING, "reason": "its account hit a rate limit"}
             notes.append(Note("task:queued", "task", {"reason": "rate_limited"}))
         return Settlement(agent_values, task_values, notes, until if agent.account_id else None)
-    if outcome.kind == "credentials_refused":
+    if outcome.kind == OutcomeKind.CREDENTIALS_REFUSED:
         return _credentials_refused(agent_values, in_progress, outcome)
     return _failed(agent_values, task if in_progress else None, outcome, now, output_tail=output_tail, delays=delays)
 
@@ -190,7 +190,7 @@ def _failed(
     output_tail: str,
     delays: Sequence[float],
 ) -> Settlement:
-    error = outcome.error or ("crashed" if outcome.kind == "crash" else "failed")
+    error = outcome.error or ("crashed" if outcome.kind == OutcomeKind.CRASH else "failed")
     agent_values |= {"status": agent_pb2.AGENT_STATUS_CRASHED, "error": error[:REASON_LIMIT]}
     notes = [Note("agent:crashed", "agent", {"error": error, "exit_code": outcome.exit_code})]
     if task is None:

@@ -28,7 +28,7 @@ from cw.store.v1 import (
     project_pb2,
     task_pb2,
 )
-from orchestrator_service.cache.state import Cache
+from orchestrator_service.cache.state import Cache, RowKind
 from orchestrator_service.ports import StorePort
 from orchestrator_service.store_client import NotReady, Stale, changed_row, changes
 
@@ -111,7 +111,7 @@ class Writer:
         for row in answer.rows:
             kind, message = changed_row(row)
             if self.cache.holds(kind):
-                self.cache.put(kind, message, answer.last_sequence)
+                self.cache.put(RowKind(kind), message, answer.last_sequence)
         return answer
 
     def _answered(self, answered: asyncio.Future[None]) -> None:
@@ -136,12 +136,12 @@ class Writer:
     async def refresh(self, requests: Sequence[Message]) -> None:
         for request in requests:
             kind = next((k for k, (t, _, _) in _UPDATES.items() if isinstance(request, t)), None)
-            if kind is None:
-                continue
+            if kind is None or not self.cache.holds(kind):
+                continue  # a message is not cached (nor read by kind)
             row_id = getattr(request, _UPDATES[kind][2]).id
-            await self.reread(kind, row_id)
+            await self.reread(RowKind(kind), row_id)
 
-    async def reread(self, kind: str, row_id: str, sequence: int = 0, external: bool = False) -> Any:
+    async def reread(self, kind: RowKind, row_id: str, sequence: int = 0, external: bool = False) -> Any:
         """The row as stored now, into the cache; gone from the cache when it no longer exists."""
         try:
             row = await self.store.get(kind, row_id)

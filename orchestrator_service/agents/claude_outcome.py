@@ -32,7 +32,7 @@ from typing import Any
 from orchestrator_service.agents import clis, shim
 from orchestrator_service.agents.stream_json import FinalResult, Limit, RunSummary
 from orchestrator_service.agents.supervisor import AgentFiles
-from orchestrator_service.dispatch import AgentOutcome, classify_exit
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind, classify_exit
 
 # A limit that named no reset time rests this long; a reset already past, at least this long.
 DEFAULT_LIMIT_REST_SECONDS = 300.0
@@ -88,21 +88,21 @@ def claude_outcome(
         return replace(classify_exit(0, signal_text), exit_code=exit_code, session_id=session)
     if run.unknown_session:
         return AgentOutcome(
-            "error",
+            OutcomeKind.ERROR,
             error=f"{label} has no conversation with that session id: start a new session",
             exit_code=exit_code,
             unknown_session=True,
         )
     if run.result is not None and run.result.is_error and run.result.api_error_status == UNAUTHORIZED:
         return AgentOutcome(
-            "credentials_refused",
+            OutcomeKind.CREDENTIALS_REFUSED,
             error=clip(_error_reason(run.result, label)),
             exit_code=exit_code,
             session_id=session,
         )
     if run.limit is not None and not run.succeeded:
         return AgentOutcome(
-            "rate_limited",
+            OutcomeKind.RATE_LIMITED,
             error=clip(run.limit.evidence),
             retry_after_seconds=rest_seconds(run.limit, now),
             rest_until=rest_until(run.limit, now),
@@ -111,13 +111,13 @@ def claude_outcome(
         )
     if run.result is not None and run.result.is_error:
         reason = clip(_error_reason(run.result, label))
-        return AgentOutcome("error", error=reason, exit_code=exit_code, session_id=session)
+        return AgentOutcome(OutcomeKind.ERROR, error=reason, exit_code=exit_code, session_id=session)
     if exit_code != 0:
         crash = classify_exit(exit_code, None)
         said = f": {run.last_plain_line}" if run.last_plain_line else ""
         return replace(crash, error=clip(crash.error + said), session_id=session)
     summary = run.result.text if run.result is not None else ""
-    return AgentOutcome("done", summary=clip(summary), exit_code=0, session_id=session)
+    return AgentOutcome(OutcomeKind.DONE, summary=clip(summary), exit_code=0, session_id=session)
 
 
 def fresh_session_prompt(task_prompt: str, questions: Sequence[Mapping[str, Any]], answers: Mapping[str, str]) -> str:

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from cw.store.v1 import account_pb2, agent_pb2
 from cw_edge.tokens import AUTH_ENVIRONMENT
@@ -15,7 +16,27 @@ from orchestrator_service.agents import clis, control_files, sandbox, supervisor
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.sandbox import SandboxPolicy
 from orchestrator_service.agents.supervisor import AgentFiles
-from orchestrator_service.git import checkpoints
+
+
+class CommitIdentity(Protocol):
+    """Who a run's commits name (git/checkpoints.py's `Identity`): only read here, so the agents
+    package need not import git's."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def email(self) -> str: ...
+
+
+def identity_environment(identity: CommitIdentity) -> dict[str, str]:
+    """What makes a plain `git commit` work without any git configuration (and name the agent)."""
+    return {
+        "GIT_AUTHOR_NAME": identity.name,
+        "GIT_AUTHOR_EMAIL": identity.email,
+        "GIT_COMMITTER_NAME": identity.name,
+        "GIT_COMMITTER_EMAIL": identity.email,
+    }
 
 
 @dataclass(frozen=True)
@@ -33,7 +54,7 @@ class Launch:
     # project's worktree by name (CW_WORKTREES), and who its commits name (controllers/workdirs.py).
     cwd: Path | None = None
     worktrees: Mapping[str, Path] = field(default_factory=dict)
-    identity: checkpoints.Identity | None = None
+    identity: CommitIdentity | None = None
     # cw's sandbox (sandbox.py); disabled: the person's sandbox holds the agents already.
     sandbox: SandboxPolicy = field(default_factory=lambda: SandboxPolicy(enabled=False))
     # What the run reads besides its own files: the object stores its repositories borrow from.
@@ -77,7 +98,7 @@ def environment(launch: Launch) -> dict[str, str]:
         "CW_SIGNAL_FILE": str(files.signal),
         "CW_SESSION_ID": agent.session_id,
         "CW_RESUME": "1" if launch.resume else "0",
-        **(checkpoints.identity_environment(launch.identity) if launch.identity else {}),
+        **(identity_environment(launch.identity) if launch.identity else {}),
         "CW_WORKTREES": json.dumps({name: str(path) for name, path in launch.worktrees.items()}),
         **launch.environment,
     }

@@ -12,15 +12,16 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from cw.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from cw.store.v1 import agent_pb2, event_pb2
+from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, task_pb2
 from orchestrator_service.agents import supervisor
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.api import usage
@@ -36,6 +37,9 @@ OUTPUT_POLL_SECONDS = 0.2
 # StreamEvents streams open at once, all callers together (docs/api.md, limits).
 MAX_FORWARDED_STREAMS = 64
 T = TypeVar("T")
+RequestT = TypeVar("RequestT", bound=Message)
+# A unary method of the servicer: its generated request message in, its answer out.
+Handler = Callable[["OrchestratorServicer", RequestT, grpc.aio.ServicerContext], Awaitable[T]]
 
 
 # An error quotes what it refuses (an id, a name); quoted whole, a client's multi-megabyte value
@@ -85,9 +89,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         raise error
 
     @staticmethod
-    def handled(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    def handled(method: Handler[RequestT, T]) -> Handler[RequestT, T]:
         @functools.wraps(method)
-        async def wrapper(self: OrchestratorServicer, request: Any, context: grpc.aio.ServicerContext) -> T:
+        async def wrapper(self: OrchestratorServicer, request: RequestT, context: grpc.aio.ServicerContext) -> T:
             log.debug("rpc /cw.orchestrator.v1.OrchestratorService/%s", method.__name__)
             try:
                 return await method(self, request, context)
@@ -103,55 +107,81 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         return wrapper
 
     @handled
-    async def ApprovePhase(self, request: Any, context: Any) -> Any:
+    async def ApprovePhase(
+        self, request: orchestrator_pb2.ApprovePhaseRequest, context: grpc.aio.ServicerContext
+    ) -> phase_pb2.Phase:
         return await self.operations.approve_phase(required(request.phase_id, "phase_id"))
 
     @handled
-    async def DispatchTask(self, request: Any, context: Any) -> Any:
+    async def DispatchTask(
+        self, request: orchestrator_pb2.DispatchTaskRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.Task:
         return await self.operations.dispatch_task(required(request.task_id, "task_id"))
 
     @handled
-    async def GetPhaseDiff(self, request: Any, context: Any) -> Any:
+    async def GetPhaseDiff(
+        self, request: orchestrator_pb2.GetPhaseDiffRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.GetPhaseDiffResponse:
         return await self.review.phase_diff(required(request.phase_id, "phase_id"))
 
     @handled
-    async def MergePhase(self, request: Any, context: Any) -> Any:
+    async def MergePhase(
+        self, request: orchestrator_pb2.MergePhaseRequest, context: grpc.aio.ServicerContext
+    ) -> phase_pb2.Phase:
         return await self.review.merge_phase(required(request.phase_id, "phase_id"))
 
     @handled
-    async def RequestChanges(self, request: Any, context: Any) -> Any:
+    async def RequestChanges(
+        self, request: orchestrator_pb2.RequestChangesRequest, context: grpc.aio.ServicerContext
+    ) -> phase_pb2.Phase:
         return await self.review.request_changes(required(request.phase_id, "phase_id"))
 
     @handled
-    async def GetInitiativeDiff(self, request: Any, context: Any) -> Any:
+    async def GetInitiativeDiff(
+        self, request: orchestrator_pb2.GetInitiativeDiffRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.GetInitiativeDiffResponse:
         return await self.review.initiative_diff(required(request.initiative_id, "initiative_id"))
 
     @handled
-    async def DeliverInitiative(self, request: Any, context: Any) -> Any:
+    async def DeliverInitiative(
+        self, request: orchestrator_pb2.DeliverInitiativeRequest, context: grpc.aio.ServicerContext
+    ) -> initiative_pb2.Initiative:
         return await self.review.deliver(required(request.initiative_id, "initiative_id"))
 
     @handled
-    async def RetryBlockedTask(self, request: Any, context: Any) -> Any:
+    async def RetryBlockedTask(
+        self, request: orchestrator_pb2.RetryBlockedTaskRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.Task:
         return await self.operations.retry_blocked_task(required(request.task_id, "task_id"))
 
     @handled
-    async def StopAgent(self, request: Any, context: Any) -> Any:
+    async def StopAgent(
+        self, request: orchestrator_pb2.StopAgentRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.Agent:
         return await self.operations.stop_agent(required(request.agent_id, "agent_id"))
 
     @handled
-    async def AnswerQuestions(self, request: Any, context: Any) -> Any:
+    async def AnswerQuestions(
+        self, request: orchestrator_pb2.AnswerQuestionsRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.Agent:
         return await self.operations.answer_questions(required(request.agent_id, "agent_id"), answers_of(request))
 
     @handled
-    async def GetUsage(self, request: Any, context: Any) -> Any:
+    async def GetUsage(
+        self, request: orchestrator_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.GetUsageResponse:
         orchestrator = self.operations.orchestrator
         return await usage.get_usage(self.store, orchestrator.cache, request)
 
     @handled
-    async def SendChatMessage(self, request: Any, context: Any) -> Any:
+    async def SendChatMessage(
+        self, request: orchestrator_pb2.SendChatMessageRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.SendChatMessageResponse:
         return await self.operations.orchestrator.planning.chats.send(request)
 
-    async def StreamEvents(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def StreamEvents(
+        self, request: orchestrator_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[event_pb2.Event]:
         """The store's log, replayed then followed; a client that reconnects with its last
         sequence misses nothing, whichever of the two services restarted."""
         log.debug("rpc /cw.orchestrator.v1.OrchestratorService/StreamEvents (stream)")
@@ -172,7 +202,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         finally:
             self._open_streams -= 1
 
-    async def _forwarded(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def _forwarded(
+        self, request: orchestrator_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[event_pb2.Event]:
         forwarded = event_pb2.WatchEventsRequest(
             after_sequence=request.after_sequence, types=request.types, initiative_id=request.initiative_id
         )
@@ -184,7 +216,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         except grpc.aio.AioRpcError as error:
             await self._abort_for(context, error)
 
-    async def StreamAgentOutput(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def StreamAgentOutput(
+        self, request: orchestrator_pb2.StreamAgentOutputRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[orchestrator_pb2.StreamAgentOutputResponse]:
         log.debug("rpc /cw.orchestrator.v1.OrchestratorService/StreamAgentOutput (stream)")
         try:
             agent = await self.store.get_agent(required(request.agent_id, "agent_id"))

@@ -12,7 +12,7 @@ event), or an update of a row the cache does not hold.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -57,7 +57,7 @@ def carried_row(kind: str, action: str, details: dict[str, Any], held: Row | Non
     )
     if not getattr(row, "id", ""):
         row.id = str(details.get("id") or "")  # type: ignore[attr-defined]
-    return row
+    return cast(Row, row)  # MESSAGES holds only cached message types
 
 
 def is_newer(row: Row, held: Row | None) -> bool:

@@ -26,11 +26,16 @@ from cw.store.v1 import account_pb2, agent_pb2, conversation_pb2, event_pb2, ini
 from orchestrator_service.cache.carried import carried_row, carries, is_newer
 from orchestrator_service.cache.state import (
     ACTIVE_PHASE,
+    CACHED_KINDS,
+    DEPENDENCIES,
     LIVE_AGENT,
     LIVE_PHASE,
     UNFINISHED_TASK,
     Cache,
-    Change,
+    MessageChange,
+    PhaseChange,
+    RowKind,
+    change_of,
 )
 from orchestrator_service.dispatch import Backoff
 from orchestrator_service.store_client import StoreClient
@@ -39,7 +44,7 @@ from orchestrator_service.writes import Writer
 log = logging.getLogger("cw.orchestrator")
 T = TypeVar("T")
 
-ROW_KINDS = ("task", "phase", "agent", "initiative", "project", "account", "conversation")
+ROW_KINDS = CACHED_KINDS  # the entities whose events name a cached row
 # At most this many events are applied as one batch, and this many of their rows read at once.
 MAX_BATCH = 256
 READS_IN_FLIGHT = 16
@@ -57,7 +62,7 @@ class Feed:
         self.cursor = 0
         self.loaded = asyncio.Event()
         # Rows read for the batch being applied (apply_batch), by (kind, id).
-        self._read_ahead: dict[tuple[str, str], Any] = {}
+        self._read_ahead: dict[tuple[RowKind, str], Any] = {}
         # The dependencies of the batch's new tasks the cache keeps, read with the rows; the new
         # tasks whose dependencies were looked for there (absent from the first: not kept).
         self._dependencies_ahead: dict[str, set[str]] = {}
@@ -75,20 +80,20 @@ class Feed:
         position = head.head_sequence
         store, cache = self.store, self.cache
         for account in await store.list_all(store.accounts.ListAccounts, account_pb2.ListAccountsRequest(), "accounts"):
-            cache.put("account", account)
+            cache.put(RowKind.ACCOUNT, account)
         for agent in await store.list_all(
             store.agents.ListAgents, agent_pb2.ListAgentsRequest(statuses=LIVE_AGENT), "agents"
         ):
-            cache.put("agent", agent)
+            cache.put(RowKind.AGENT, agent)
         for phase in await store.list_all(
             store.phases.ListPhases, phase_pb2.ListPhasesRequest(statuses=LIVE_PHASE), "phases"
         ):
-            cache.put("phase", phase)
+            cache.put(RowKind.PHASE, phase)
         for task in await self._live_tasks():
-            cache.put("task", task)
+            cache.put(RowKind.TASK, task)
         pending = conversation_pb2.ListConversationsRequest(status=conversation_pb2.CONVERSATION_STATUS_PENDING)
         for conversation in await store.list_all(store.conversations.ListConversations, pending, "conversations"):
-            cache.put("conversation", conversation)
+            cache.put(RowKind.CONVERSATION, conversation)
         await self._load_initiatives()
         await self._load_dependencies(list(cache.tasks))
         if advance:
@@ -120,7 +125,7 @@ class Feed:
             initiative_pb2.ListInitiativesRequest(statuses=[initiative_pb2.INITIATIVE_STATUS_ACTIVE]),
             "initiatives",
         ):
-            cache.put("initiative", initiative)
+            cache.put(RowKind.INITIATIVE, initiative)
         await self.ensure_initiatives(self._referenced_initiatives())
         for initiative_id in list(cache.initiatives):
             await self.load_projects(initiative_id)
@@ -136,13 +141,13 @@ class Feed:
         """Initiatives that cached rows belong to, whatever their status, with their projects."""
         for initiative_id in ids:
             missing = initiative_id and initiative_id not in self.cache.initiatives
-            if missing and await self.writer.reread("initiative", initiative_id) is not None:
+            if missing and await self.writer.reread(RowKind.INITIATIVE, initiative_id) is not None:
                 await self.load_projects(initiative_id)
 
     async def load_projects(self, initiative_id: str) -> None:
         projects = await self.store.projects_of(initiative_id)
         for project in projects:
-            self.cache.put("project", project)
+            self.cache.put(RowKind.PROJECT, project)
         self.cache.set_initiative_projects(initiative_id, [project.id for project in projects])
 
     async def _load_dependencies(self, task_ids: list[str]) -> None:
@@ -211,28 +216,30 @@ class Feed:
             self._read_ahead, self._dependencies_ahead, self._dependencies_looked = {}, {}, set()
             self._in_batch = False
 
-    async def _read_rows(self, batch: list[tuple[event_pb2.Event, dict[str, Any]]]) -> dict[tuple[str, str], object]:
+    async def _read_rows(
+        self, batch: list[tuple[event_pb2.Event, dict[str, Any]]]
+    ) -> dict[tuple[RowKind, str], object]:
         """The rows the batch's events do not carry, read at once when there are several: (kind,
         id) -> the row as stored now, or None when it is gone. With them, in one listing, the
         dependencies of the batch's new tasks whose rows are known by then."""
         wanted, created = self._not_carried(batch)
         rows = await self._read_wanted(wanted) if len(wanted) >= 2 else {}
         known = {
-            task_id: row if row is not None else rows[("task", task_id)]
+            task_id: row if row is not None else rows[(RowKind.TASK, task_id)]
             for task_id, row in created.items()
-            if row is not None or ("task", task_id) in rows
+            if row is not None or (RowKind.TASK, task_id) in rows
         }
         await self._read_dependencies(known)
         return rows
 
     def _not_carried(
         self, batch: list[tuple[event_pb2.Event, dict[str, Any]]]
-    ) -> tuple[dict[tuple[str, str], None], dict[str, Any]]:
+    ) -> tuple[dict[tuple[RowKind, str], None], dict[str, Any]]:
         """The rows the batch's events name but do not carry (to read), and its new tasks, each
         with its row when the event carries it."""
-        wanted: dict[tuple[str, str], None] = {}
+        wanted: dict[tuple[RowKind, str], None] = {}
         created: dict[str, Any] = {}
-        held: set[tuple[str, str]] = set()  # rows the cache will hold when the event is applied
+        held: set[tuple[RowKind, str]] = set()  # rows the cache will hold when the event is applied
         for stored, details in batch:
             key = _row_key(stored, details)
             if key is None or self.cache.has_seen(*key, stored.sequence):
@@ -242,14 +249,14 @@ class Feed:
                 held.add(key)
             else:
                 wanted[key] = None
-            if key[0] == "task" and action == "created":
-                created[key[1]] = carried_row("task", action, details, None)
+            if key[0] == RowKind.TASK and action == "created":
+                created[key[1]] = carried_row(RowKind.TASK, action, details, None)
         return wanted, created
 
-    async def _read_wanted(self, wanted: dict[tuple[str, str], None]) -> dict[tuple[str, str], object]:
+    async def _read_wanted(self, wanted: dict[tuple[RowKind, str], None]) -> dict[tuple[RowKind, str], object]:
         slots = asyncio.Semaphore(READS_IN_FLIGHT)
 
-        async def read(kind: str, row_id: str) -> object:
+        async def read(kind: RowKind, row_id: str) -> object:
             async with slots:
                 try:
                     return await self.store.get(kind, row_id)
@@ -264,7 +271,9 @@ class Feed:
         """The dependencies of the batch's new tasks (id -> the row, known from the event or read,
         None: gone) that the cache will keep, in one listing (a task the cache drops at once,
         finished history, needs none)."""
-        kept = sorted(task_id for task_id, row in created.items() if row is not None and self.cache.keeps("task", row))
+        kept = sorted(
+            task_id for task_id, row in created.items() if row is not None and self.cache.keeps(RowKind.TASK, row)
+        )
         found: dict[str, set[str]] = {task_id: set() for task_id in kept}
         for edge in await self.store.task_dependencies(kept) if kept else []:
             found[edge.task_id].add(edge.depends_on_task_id)
@@ -291,12 +300,15 @@ class Feed:
     async def resync(self) -> None:
         """Lists again, reads again whatever the cache holds that the lists no longer show, and
         asks every controller to look at every live row once more."""
-        before = {kind: set(self.cache.table(kind)) for kind in ("task", "phase", "agent", "conversation")}
+        before = {
+            kind: set(self.cache.table(kind))
+            for kind in (RowKind.TASK, RowKind.PHASE, RowKind.AGENT, RowKind.CONVERSATION)
+        }
         await self.load(advance=False)
         for kind, ids in before.items():
             for row_id in ids & set(self.cache.table(kind)):
                 row = self.cache.table(kind)[row_id]
-                self.cache.notify(Change(kind, row_id, row, row, True))
+                self.cache.notify(change_of(kind, row_id, row, row, True))
 
     async def apply(self, stored: event_pb2.Event, details: dict[str, Any] | None = None) -> None:
         """One event: the row it names as it left it (from its values, or read again), or dropped,
@@ -307,23 +319,25 @@ class Feed:
         details = _details(stored) if details is None else details
         row_id = str(details.get("id") or "")
         if entity in ROW_KINDS and row_id:
-            await self._apply_row(entity, action, row_id, stored.sequence, details)
-        elif entity == "message" and row_id:
-            self.cache.notify(Change("message", row_id, None, None, True))  # not cached: a reply's news
+            await self._apply_row(RowKind(entity), action, row_id, stored.sequence, details)
+        elif entity == RowKind.MESSAGE and row_id:
+            self.cache.notify(MessageChange(row_id, None, None, True))  # not cached: a reply's news
         elif entity == "initiative_project" and stored.initiative_id in self.cache.initiatives:
             await self.load_projects(stored.initiative_id)
         elif entity == "task_dependency" and stored.task_id in self.cache.tasks:
             await self._apply_dependency(stored.task_id, action, details)
         elif entity == "phase_dependency" and stored.phase_id in self.cache.phases:
             phase = self.cache.phases[stored.phase_id]
-            self.cache.notify(Change("phase", phase.id, phase, phase, True))
+            self.cache.notify(PhaseChange(phase.id, phase, phase, True, frozenset({DEPENDENCIES})))
 
-    async def _apply_row(self, kind: str, action: str, row_id: str, sequence: int, details: dict[str, object]) -> None:
+    async def _apply_row(
+        self, kind: RowKind, action: str, row_id: str, sequence: int, details: dict[str, object]
+    ) -> None:
         cache = self.cache
         if action == "deleted":
             self._drop_cascade(kind, row_id)
             return
-        if kind == "account" and action == "updated" and details.get("changed") == ["last_used_time"]:
+        if kind == RowKind.ACCOUNT and action == "updated" and details.get("changed") == ["last_used_time"]:
             return  # an account was handed out: not news for any decision
         if not cache.has_seen(kind, row_id, sequence) and not self._in_batch:
             await self.writer.quiet(OWN_WRITE_WAIT_SECONDS)  # (a batch's events: quiet once, for all)
@@ -331,7 +345,7 @@ class Feed:
             return
         # A new task's dependencies are read before the task, and set as it is cached, with no
         # await between: a dispatch in between would see a task depending on nothing.
-        needs = await self._new_task_dependencies(row_id) if kind == "task" and action == "created" else None
+        needs = await self._new_task_dependencies(row_id) if kind == RowKind.TASK and action == "created" else None
         carried = carried_row(kind, action, details, cache.table(kind).get(row_id))
         if carried is not None:
             row = self._put_carried(kind, carried, sequence)
@@ -347,12 +361,12 @@ class Feed:
             return
         if needs is not None and row.id in cache.tasks:
             cache.set_dependencies(row.id, needs)
-        if kind in ("task", "phase", "agent"):
-            await self.ensure_initiatives([cache.initiative_id_of(row) if kind == "task" else row.initiative_id])
-        if kind == "initiative" and row.id in cache.initiatives and row.id not in cache.initiative_projects:
+        if kind in (RowKind.TASK, RowKind.PHASE, RowKind.AGENT):
+            await self.ensure_initiatives([cache.initiative_id_of(row) if kind == RowKind.TASK else row.initiative_id])
+        if kind == RowKind.INITIATIVE and row.id in cache.initiatives and row.id not in cache.initiative_projects:
             await self.load_projects(row.id)
 
-    def _put_carried(self, kind: str, row: Any, sequence: int) -> Any:
+    def _put_carried(self, kind: RowKind, row: Any, sequence: int) -> Any:
         """Caches a row built from an event's values, unless the cache holds a newer version (read
         by a listing, or answered to a write of ours, after the event was written)."""
         held = self.cache.table(kind).get(row.id)
@@ -371,19 +385,19 @@ class Feed:
         else:
             await self._load_dependencies([task_id])
 
-    def _drop_cascade(self, kind: str, row_id: str) -> None:
+    def _drop_cascade(self, kind: RowKind, row_id: str) -> None:
         """Rows the database deleted with this one (foreign keys cascade without events)."""
         cache = self.cache
-        if kind == "initiative":
+        if kind == RowKind.INITIATIVE:
             for phase in [p for p in cache.phases.values() if p.initiative_id == row_id]:
-                self._drop_cascade("phase", phase.id)
+                self._drop_cascade(RowKind.PHASE, phase.id)
             for task in [t for t in cache.tasks.values() if t.initiative_id == row_id]:
-                cache.drop("task", task.id, external=True)
+                cache.drop(RowKind.TASK, task.id, external=True)
             cache.initiative_projects.pop(row_id, None)
-        elif kind == "phase":
+        elif kind == RowKind.PHASE:
             for task in cache.tasks_of(row_id):
-                cache.drop("task", task.id, external=True)
-        elif kind == "project":
+                cache.drop(RowKind.TASK, task.id, external=True)
+        elif kind == RowKind.PROJECT:
             for initiative_id in cache.initiatives_using(row_id):
                 ids = [pid for pid in cache.initiative_projects[initiative_id] if pid != row_id]
                 cache.set_initiative_projects(initiative_id, ids)
@@ -394,7 +408,7 @@ def _details(stored: event_pb2.Event) -> dict[str, Any]:
     return json_format.MessageToDict(stored.details)
 
 
-def _row_key(stored: event_pb2.Event, details: dict[str, Any]) -> tuple[str, str] | None:
+def _row_key(stored: event_pb2.Event, details: dict[str, Any]) -> tuple[RowKind, str] | None:
     """The cached row an event names and the feed would apply (or read again), if any."""
     entity, _, action = stored.type.partition(":")
     if entity not in ROW_KINDS or action not in ("created", "updated"):
@@ -402,9 +416,9 @@ def _row_key(stored: event_pb2.Event, details: dict[str, Any]) -> tuple[str, str
     row_id = details.get("id")
     if not isinstance(row_id, str) or not row_id:
         return None
-    if entity == "account" and details.get("changed") == ["last_used_time"]:
+    if entity == RowKind.ACCOUNT and details.get("changed") == ["last_used_time"]:
         return None
-    return entity, row_id
+    return RowKind(entity), row_id
 
 
 async def _batches(stream: AsyncIterator[T], limit: int) -> AsyncGenerator[list[T], None]:

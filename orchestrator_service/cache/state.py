@@ -12,9 +12,11 @@ orchestrator's own write answered with the row) is not read again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from functools import cached_property
+from typing import Any, Generic, Literal, Never, TypeVar, cast
 
 from cw.store.v1 import account_pb2, agent_pb2, conversation_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
 from orchestrator_service.cache.freshness import Freshness
@@ -34,20 +36,147 @@ ACTIVE_PHASE = (
 )
 UNFINISHED_TASK = (task_pb2.TASK_STATUS_PENDING, task_pb2.TASK_STATUS_IN_PROGRESS, task_pb2.TASK_STATUS_BLOCKED)
 
-Row = Any  # one of the cached message types
-CACHED_KINDS = frozenset({"initiative", "project", "phase", "task", "agent", "account", "conversation"})
+
+class RowKind(StrEnum):
+    """The kinds of row a change is about: the store's entity names (`task:updated`), so a kind
+    reads as its value in events, logs and store calls."""
+
+    INITIATIVE = "initiative"
+    PROJECT = "project"
+    PHASE = "phase"
+    TASK = "task"
+    AGENT = "agent"
+    ACCOUNT = "account"
+    CONVERSATION = "conversation"
+    # Not cached: a change of this kind only says a message arrived (conversations/person.py).
+    MESSAGE = "message"
+
+
+# One of the cached message types.
+Row = (
+    initiative_pb2.Initiative
+    | project_pb2.Project
+    | phase_pb2.Phase
+    | task_pb2.Task
+    | agent_pb2.Agent
+    | account_pb2.Account
+    | conversation_pb2.Conversation
+)
+CACHED_KINDS = frozenset(RowKind) - {RowKind.MESSAGE}
+# What a change names besides a row's own fields: the cache's edges, set apart from the rows.
+DEPENDENCIES = "depends_on"  # a task's (set_dependencies) or a phase's
+PROJECTS = "projects"  # an initiative's (set_initiative_projects)
+
+R = TypeVar("R", bound=Row)
 
 
 @dataclass(frozen=True)
-class Change:
+class RowChange(Generic[R]):
     """A cached row that appeared, changed or went away. `external` when someone else wrote it
     (a person, or the store on its own), so a key in back-off should look again at once."""
 
-    kind: str
     id: str
-    before: Row | None
-    after: Row | None
-    external: bool
+    before: R | None
+    after: R | None
+    external: bool = False
+    # What changed when the rows cannot say (an edge of the cache: DEPENDENCIES, PROJECTS).
+    touched: frozenset[str] | None = None
+
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        """The names of the fields that changed, so a controller can skip a change that is none
+        of its business. A row that appeared or went away changed every field; so did a row told
+        again as it is (`before is after`: the cache asks its listeners to look at it again)."""
+        if self.touched is not None:
+            return self.touched
+        before, after = self.before, self.after
+        if before is None or after is None or before is after:
+            row = after if after is not None else before
+            return frozenset() if row is None else frozenset(f.name for f in row.DESCRIPTOR.fields) | _EDGES
+        return frozenset(f.name for f in after.DESCRIPTOR.fields if getattr(before, f.name) != getattr(after, f.name))
+
+    def touches(self, *names: str) -> bool:
+        """Whether any of these fields changed."""
+        return not self.fields.isdisjoint(names)
+
+
+_EDGES = frozenset({DEPENDENCIES, PROJECTS})
+
+
+@dataclass(frozen=True)
+class InitiativeChange(RowChange[initiative_pb2.Initiative]):
+    kind: Literal[RowKind.INITIATIVE] = field(default=RowKind.INITIATIVE, init=False)
+
+
+@dataclass(frozen=True)
+class ProjectChange(RowChange[project_pb2.Project]):
+    kind: Literal[RowKind.PROJECT] = field(default=RowKind.PROJECT, init=False)
+
+
+@dataclass(frozen=True)
+class PhaseChange(RowChange[phase_pb2.Phase]):
+    kind: Literal[RowKind.PHASE] = field(default=RowKind.PHASE, init=False)
+
+
+@dataclass(frozen=True)
+class TaskChange(RowChange[task_pb2.Task]):
+    kind: Literal[RowKind.TASK] = field(default=RowKind.TASK, init=False)
+
+
+@dataclass(frozen=True)
+class AgentChange(RowChange[agent_pb2.Agent]):
+    kind: Literal[RowKind.AGENT] = field(default=RowKind.AGENT, init=False)
+
+
+@dataclass(frozen=True)
+class AccountChange(RowChange[account_pb2.Account]):
+    kind: Literal[RowKind.ACCOUNT] = field(default=RowKind.ACCOUNT, init=False)
+
+
+@dataclass(frozen=True)
+class ConversationChange(RowChange[conversation_pb2.Conversation]):
+    kind: Literal[RowKind.CONVERSATION] = field(default=RowKind.CONVERSATION, init=False)
+
+
+@dataclass(frozen=True)
+class MessageChange(RowChange[Never]):
+    kind: Literal[RowKind.MESSAGE] = field(default=RowKind.MESSAGE, init=False)
+
+
+# A change of any kind: comparing its `kind` with a RowKind narrows it to that kind's rows.
+Change = (
+    InitiativeChange
+    | ProjectChange
+    | PhaseChange
+    | TaskChange
+    | AgentChange
+    | AccountChange
+    | ConversationChange
+    | MessageChange
+)
+_CHANGES: dict[RowKind, type[RowChange[Any]]] = {
+    RowKind.INITIATIVE: InitiativeChange,
+    RowKind.PROJECT: ProjectChange,
+    RowKind.PHASE: PhaseChange,
+    RowKind.TASK: TaskChange,
+    RowKind.AGENT: AgentChange,
+    RowKind.ACCOUNT: AccountChange,
+    RowKind.CONVERSATION: ConversationChange,
+    RowKind.MESSAGE: MessageChange,
+}
+
+
+def change_of(
+    kind: RowKind,
+    row_id: str,
+    before: Row | None,
+    after: Row | None,
+    external: bool = False,
+    *,
+    touched: frozenset[str] | None = None,
+) -> Change:
+    """The change of `kind` (the rows must be of that kind's message type)."""
+    return cast(Change, _CHANGES[kind](row_id, before, after, external, touched))
 
 
 Listener = Callable[[Change], None]
@@ -69,33 +198,38 @@ class Cache:
     accounts: dict[str, account_pb2.Account] = field(default_factory=dict)
     conversations: dict[str, conversation_pb2.Conversation] = field(default_factory=dict)
     # (kind, id) -> the newest event sequence the cached row is known to reflect.
-    seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    seen: dict[tuple[RowKind, str], int] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
     # How far the rows follow the store's log; decisions wait on it (freshness.py).
     freshness: Freshness = field(default_factory=Freshness)
 
     # ---- what stays ----------------------------------------------------------------------------
 
-    def keeps(self, kind: str, row: Row) -> bool:
-        if kind == "task":
+    def keeps(self, kind: RowKind, row: Row) -> bool:
+        """Whether a row of `kind` stays cached (by its own type: `kind` names the same)."""
+        if isinstance(row, task_pb2.Task):
             return bool(row.status in UNFINISHED_TASK or not is_merged(row) or row.phase_id in self.phases)
-        if kind == "phase":
+        if isinstance(row, phase_pb2.Phase):
             return bool(row.status in LIVE_PHASE)
-        if kind == "agent":
+        if isinstance(row, agent_pb2.Agent):
             return bool(row.status in LIVE_AGENT)
-        if kind == "conversation":
+        if isinstance(row, conversation_pb2.Conversation):
             return bool(row.status == conversation_pb2.CONVERSATION_STATUS_PENDING)
         return True
 
-    def table(self, kind: str) -> dict[str, Any]:
-        tables: dict[str, dict[str, Any]] = {
-            "initiative": self.initiatives,
-            "project": self.projects,
-            "phase": self.phases,
-            "task": self.tasks,
-            "agent": self.agents,
-            "account": self.accounts,
-            "conversation": self.conversations,
+    def table(self, kind: RowKind) -> Mapping[str, Row]:
+        """The cached rows of `kind` (read only: `put` and `drop` change them, telling listeners)."""
+        return self._table(kind)
+
+    def _table(self, kind: RowKind) -> dict[str, Any]:
+        tables: dict[RowKind, dict[str, Any]] = {
+            RowKind.INITIATIVE: self.initiatives,
+            RowKind.PROJECT: self.projects,
+            RowKind.PHASE: self.phases,
+            RowKind.TASK: self.tasks,
+            RowKind.AGENT: self.agents,
+            RowKind.ACCOUNT: self.accounts,
+            RowKind.CONVERSATION: self.conversations,
         }
         return tables[kind]
 
@@ -106,9 +240,9 @@ class Cache:
 
     # ---- changes -------------------------------------------------------------------------------
 
-    def put(self, kind: str, row: Row, sequence: int = 0, external: bool = False) -> None:
+    def put(self, kind: RowKind, row: Row, sequence: int = 0, external: bool = False) -> None:
         """Stores (or drops, when finished) the row as read or as written, and tells listeners."""
-        table = self.table(kind)
+        table = self._table(kind)
         key = (kind, row.id)
         if sequence and self.seen.get(key, 0) > sequence:
             return  # an older read than what we hold
@@ -122,43 +256,43 @@ class Cache:
         else:
             table.pop(row.id, None)
             self._forget(kind, row.id)
-        self.notify(Change(kind, row.id, before, row, external))
-        if kind == "phase" and not self.keeps(kind, row):
-            for task in [t for t in self.tasks.values() if t.phase_id == row.id and not self.keeps("task", t)]:
-                self.drop("task", task.id)
+        self.notify(change_of(kind, row.id, before, row, external))
+        if kind == RowKind.PHASE and not self.keeps(kind, row):
+            for task in [t for t in self.tasks.values() if t.phase_id == row.id and not self.keeps(RowKind.TASK, t)]:
+                self.drop(RowKind.TASK, task.id)
 
-    def saw(self, kind: str, row_id: str, sequence: int) -> None:
+    def saw(self, kind: RowKind, row_id: str, sequence: int) -> None:
         """The cached row reflects the event at `sequence` already (it is that version or newer)."""
         key = (kind, row_id)
         self.seen[key] = max(self.seen.get(key, 0), sequence)
 
-    def drop(self, kind: str, row_id: str, external: bool = False) -> None:
-        before = self.table(kind).pop(row_id, None)
+    def drop(self, kind: RowKind, row_id: str, external: bool = False) -> None:
+        before = self._table(kind).pop(row_id, None)
         self._forget(kind, row_id)
         if before is not None:
-            self.notify(Change(kind, row_id, before, None, external))
+            self.notify(change_of(kind, row_id, before, None, external))
 
-    def _forget(self, kind: str, row_id: str) -> None:
-        if kind == "task":
+    def _forget(self, kind: RowKind, row_id: str) -> None:
+        if kind == RowKind.TASK:
             self.depends_on.pop(row_id, None)
 
     def set_dependencies(self, task_id: str, depends_on: Iterable[str]) -> None:
         self.depends_on[task_id] = set(depends_on)
         task = self.tasks.get(task_id)
         if task is not None:
-            self.notify(Change("task", task_id, task, task, True))
+            self.notify(TaskChange(task_id, task, task, True, frozenset({DEPENDENCIES})))
 
     def set_initiative_projects(self, initiative_id: str, project_ids: list[str]) -> None:
         self.initiative_projects[initiative_id] = project_ids
         initiative = self.initiatives.get(initiative_id)
         if initiative is not None:
-            self.notify(Change("initiative", initiative_id, initiative, initiative, True))
+            self.notify(InitiativeChange(initiative_id, initiative, initiative, True, frozenset({PROJECTS})))
 
     def notify(self, change: Change) -> None:
         for listener in self.listeners:
             listener(change)
 
-    def has_seen(self, kind: str, row_id: str, sequence: int) -> bool:
+    def has_seen(self, kind: RowKind, row_id: str, sequence: int) -> bool:
         return self.seen.get((kind, row_id), 0) >= sequence
 
     # ---- questions decisions ask ----------------------------------------------------------------

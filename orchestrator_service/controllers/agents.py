@@ -30,7 +30,7 @@ from cw.store.v1 import account_pb2, agent_pb2, task_pb2
 from orchestrator_service import dispatch, leftovers, outcomes
 from orchestrator_service.agents import claude_outcome, launcher, pids_cgroup, supervisor
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
-from orchestrator_service.cache.state import LIVE_AGENT, Change
+from orchestrator_service.cache.state import LIVE_AGENT, AgentChange, Change, RowKind
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
@@ -102,7 +102,7 @@ class AgentController:
         self.queue.add(agent_id)
 
     def on_change(self, change: Change) -> None:
-        if change.kind != "agent":
+        if change.kind != RowKind.AGENT:
             return
         after = change.after
         if after is not None and after.status == agent_pb2.AGENT_STATUS_RUNNING and self.ctx.mine(after):
@@ -110,7 +110,7 @@ class AgentController:
         if change.before is not None and self._no_longer_ours(change):
             self.stops.end_leftover(change.before)
 
-    def _no_longer_ours(self, change: Change) -> bool:
+    def _no_longer_ours(self, change: AgentChange) -> bool:
         """Someone else ended or took a run of ours (its process may still work here)."""
         before, after = change.before, change.after
         if not change.external or before is None or before.status not in LIVE_AGENT or not self.ctx.mine(before):
@@ -251,7 +251,7 @@ class AgentController:
         agent = await self.usage.record(agent, final=True)
         outcome = await self._outcome_of(agent, files, observed)
         label = "fenced" if observed.fenced else outcome_label(outcome)
-        done = outcome.kind == "done" and agent.mode == agent_pb2.AGENT_MODE_EXECUTE
+        done = outcome.kind == dispatch.OutcomeKind.DONE and agent.mode == agent_pb2.AGENT_MODE_EXECUTE
         # Before its branch is pushed. A run whose shim recorded its exit has no process left to
         # commit after the fetch back `settle` made; one that vanished is fetched again.
         fetched = observed.liveness == Liveness.EXITED
@@ -264,7 +264,7 @@ class AgentController:
     ) -> dispatch.AgentOutcome:
         """A run its shim fenced is a crashed attempt, as one taken over is."""
         if observed.fenced:
-            return dispatch.AgentOutcome("crash", error=policy.FENCED_REASON)
+            return dispatch.AgentOutcome(dispatch.OutcomeKind.CRASH, error=policy.FENCED_REASON)
         if observed.liveness == Liveness.VANISHED:
             await asyncio.to_thread(supervisor.kill_group, files, agent.pid)
             return dispatch.classify_exit(None, None)
@@ -280,7 +280,7 @@ class AgentController:
         projects = [p for p in self.ctx.cache.projects_of(initiative_id) if p.shared_remote] if initiative_id else []
         if task is None or not projects:
             return
-        fresh = await self.ctx.writer.reread("agent", agent.id)
+        fresh = await self.ctx.writer.reread(RowKind.AGENT, agent.id)
         if fresh is None or fresh.status != agent_pb2.AGENT_STATUS_RUNNING or not self.ctx.mine(fresh):
             raise Stale(f"agent {agent.id} is no longer ours to settle")
         for project in projects:
@@ -289,7 +289,7 @@ class AgentController:
     async def settle_lost(self, agent: agent_pb2.Agent, reason: str, note: outcomes.Note) -> None:
         """The run of an orchestrator that died: settled as a crash, with `note` (takeovers)."""
         task = await self._task_of(agent)
-        await self._settle_outcome(agent, task, dispatch.AgentOutcome("crash", error=reason), [note])
+        await self._settle_outcome(agent, task, dispatch.AgentOutcome(dispatch.OutcomeKind.CRASH, error=reason), [note])
 
     async def _settle_outcome(
         self,
@@ -309,7 +309,11 @@ class AgentController:
             return False
         for check in self.checks:
             outcome = await check(agent, task, outcome)
-        tail = await self.ctx.shipper.tail(agent.id) if outcome.kind in ("crash", "error") else ""
+        tail = (
+            await self.ctx.shipper.tail(agent.id)
+            if outcome.kind in (dispatch.OutcomeKind.CRASH, dispatch.OutcomeKind.ERROR)
+            else ""
+        )
         settlement = outcomes.settle(
             agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
         )
@@ -373,17 +377,17 @@ def _set_aside_account(account_id: str, reason: str) -> account_pb2.UpdateAccoun
 
 
 _LABELS = {
-    "done": "done",
-    "error": "failed",
-    "crash": "crashed",
-    "rate_limited": "rate limited",
-    "credentials_refused": "credentials refused",
+    dispatch.OutcomeKind.DONE: "done",
+    dispatch.OutcomeKind.ERROR: "failed",
+    dispatch.OutcomeKind.CRASH: "crashed",
+    dispatch.OutcomeKind.RATE_LIMITED: "rate limited",
+    dispatch.OutcomeKind.CREDENTIALS_REFUSED: "credentials refused",
 }
 
 
 def outcome_label(outcome: dispatch.AgentOutcome) -> str:
     """How a run ended, in the words of its checkpoint's message and event."""
-    if outcome.kind == "questions":
+    if outcome.kind == dispatch.OutcomeKind.QUESTIONS:
         return "waiting for answers"
     return _LABELS.get(outcome.kind, outcome.kind)
 

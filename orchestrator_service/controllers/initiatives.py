@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cw.store.v1 import initiative_pb2, phase_pb2
-from orchestrator_service.cache.state import Change
+from orchestrator_service.cache.state import Change, RowKind
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.writes import Stale, update
@@ -15,8 +15,10 @@ class InitiativeController:
         self.queue = WorkQueue("initiatives", self.reconcile, concurrency=2)
 
     def on_change(self, change: Change) -> None:
+        if change.kind != RowKind.PHASE:
+            return
         row = change.after or change.before
-        if change.kind == "phase" and row is not None and row.status == phase_pb2.PHASE_STATUS_COMPLETED:
+        if row is not None and row.status == phase_pb2.PHASE_STATUS_COMPLETED:
             self.queue.add(row.initiative_id)
 
     async def reconcile(self, initiative_id: str) -> None:

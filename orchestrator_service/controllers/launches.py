@@ -383,7 +383,9 @@ class Launches:
             )
             return await self.spawn(claimed, launch)
         except Exception as error:
-            crash = dispatch.AgentOutcome("crash", error=f"could not resume: {redact(str(error), self.ctx.root)}")
+            crash = dispatch.AgentOutcome(
+                dispatch.OutcomeKind.CRASH, error=f"could not resume: {redact(str(error), self.ctx.root)}"
+            )
             settlement = outcomes.settle(claimed, task, crash, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
             await self.agents.write(claimed, task, settlement)
             raise

@@ -22,7 +22,7 @@ import logging
 
 from cw.store.v1 import initiative_pb2, project_pb2, task_pb2
 from orchestrator_service import dispatch, faults
-from orchestrator_service.cache.state import ACTIVE_PHASE, Change, is_merged
+from orchestrator_service.cache.state import ACTIVE_PHASE, Change, RowKind, is_merged
 from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.leases import Busy
 from orchestrator_service.cluster.policy import Peers
@@ -56,11 +56,11 @@ class MergeController:
                     self.queue.add(task.id)
 
     def on_change(self, change: Change) -> None:
-        if change.kind == "task" and change.after is not None and change.after.merge_source_task_id:
+        if change.kind == RowKind.TASK and change.after is not None and change.after.merge_source_task_id:
             self.queue.add(change.after.merge_source_task_id)  # its merge task moved: look again
-        if change.kind == "task" and change.after is not None and self.wants_merge(change.after):
+        if change.kind == RowKind.TASK and change.after is not None and self.wants_merge(change.after):
             self.queue.add(change.id, reset=change.external)
-        elif change.kind == "phase" and change.after is not None:
+        elif change.kind == RowKind.PHASE and change.after is not None:
             for task in self.ctx.cache.tasks_of(change.id):
                 if self.wants_merge(task):
                     self.queue.add(task.id)

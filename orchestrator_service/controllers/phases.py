@@ -14,7 +14,7 @@ import logging
 
 from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2
 from orchestrator_service import dispatch
-from orchestrator_service.cache.state import ACTIVE_PHASE, Change, is_merged
+from orchestrator_service.cache.state import ACTIVE_PHASE, Change, RowKind, is_merged
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController, ProjectUnavailable
 from orchestrator_service.controllers.queue import WorkQueue
@@ -28,6 +28,11 @@ NO_PROJECTS = "its initiative has no projects: add one with `cw project add` and
 NO_TASKS = "it has no tasks: it goes to review once it has tasks and every one is done and merged"
 
 
+# What a running phase's move reads of its tasks (`_follow_tasks`): a change of any other field of
+# a task (its summary, its retry count, its agent's session) moves no phase.
+FOLLOWED_TASK_FIELDS = ("status", "merge_time", "phase_id")
+
+
 class PhaseController:
     def __init__(self, ctx: Context, projects: ProjectController) -> None:
         self.ctx = ctx
@@ -36,18 +41,18 @@ class PhaseController:
 
     def on_change(self, change: Change) -> None:
         cache = self.ctx.cache
-        if change.kind == "phase":
+        if change.kind == RowKind.PHASE:
             self.queue.add(change.id, reset=change.external)
             if change.after is not None and change.after.status == phase_pb2.PHASE_STATUS_COMPLETED:
                 for dependent in cache.phases.values():
                     if dependent.status == phase_pb2.PHASE_STATUS_APPROVED:
                         self.queue.add(dependent.id)
-        elif change.kind == "task":
-            row = change.after or change.before
-            if row is not None and row.phase_id:
-                self.queue.add(row.phase_id)
-        elif change.kind in ("project", "initiative"):
-            initiatives = cache.initiatives_using(change.id) if change.kind == "project" else [change.id]
+        elif change.kind == RowKind.TASK and change.touches(*FOLLOWED_TASK_FIELDS):
+            rows = (change.before, change.after)  # a task that moved leaves a phase too
+            for phase_id in sorted({row.phase_id for row in rows if row is not None and row.phase_id}):
+                self.queue.add(phase_id)
+        elif change.kind in (RowKind.PROJECT, RowKind.INITIATIVE):
+            initiatives = cache.initiatives_using(change.id) if change.kind == RowKind.PROJECT else [change.id]
             for initiative_id in initiatives:
                 for phase in cache.phases_of(initiative_id):
                     self.queue.add(phase.id, reset=change.external)

@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 
 from cw.store.v1 import project_pb2
-from orchestrator_service.cache.state import Change
+from orchestrator_service.cache.state import Change, RowKind
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.events import event
@@ -39,7 +39,7 @@ class ProjectController:
         self._synced_at: dict[str, float] = {}
 
     def on_change(self, change: Change) -> None:
-        if change.kind == "project" and change.external and change.after is not None and change.after.sync_error:
+        if change.kind == RowKind.PROJECT and change.external and change.after is not None and change.after.sync_error:
             self.queue.add(change.id, reset=True)
 
     async def retry(self, project_id: str) -> None:

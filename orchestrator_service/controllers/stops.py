@@ -23,7 +23,7 @@ from cw.store.v1 import agent_pb2, task_pb2
 from orchestrator_service.agents import launcher, process, supervisor
 from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
-from orchestrator_service.cache.state import LIVE_AGENT
+from orchestrator_service.cache.state import LIVE_AGENT, RowKind
 from orchestrator_service.controllers.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.events import event
@@ -41,7 +41,7 @@ async def task_of(ctx: Context, agent: agent_pb2.Agent) -> task_pb2.Task | None:
     """The agent's task: from the cache, or read."""
     if not agent.task_id:
         return None
-    return ctx.cache.tasks.get(agent.task_id) or await ctx.writer.reread("task", agent.task_id)
+    return ctx.cache.tasks.get(agent.task_id) or await ctx.writer.reread(RowKind.TASK, agent.task_id)
 
 
 async def fetch_back(ctx: Context, agent: agent_pb2.Agent) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator_service.cache.state import Change
+from orchestrator_service.cache.state import Change, RowKind
 from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.policy import Peers
 from orchestrator_service.controllers.agents import AgentController
@@ -37,7 +37,7 @@ class TakeoverController:
                 self.queue.add(agent.id)
 
     def on_change(self, change: Change) -> None:
-        if change.kind == "agent" and change.after is not None and policy.abandoned(change.after, self.ctx.peers):
+        if change.kind == RowKind.AGENT and change.after is not None and policy.abandoned(change.after, self.ctx.peers):
             self.queue.add(change.id)
 
     async def take_over(self, agent_id: str) -> None:

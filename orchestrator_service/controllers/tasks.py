@@ -14,7 +14,7 @@ from datetime import datetime
 
 from cw.store.v1 import phase_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
-from orchestrator_service.cache.state import Change
+from orchestrator_service.cache.state import Change, RowKind
 from orchestrator_service.cluster import policy
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
@@ -36,6 +36,11 @@ RUNNING_PHASES = (phase_pb2.PHASE_STATUS_IN_PROGRESS, phase_pb2.PHASE_STATUS_BLO
 STARTS_AT_ONCE = 16
 
 
+# What makes a task look orphaned (`_looks_orphaned`) of its agents: one leaving the cache (its
+# status) or moving to another task. Usage and output counters of a running agent change neither.
+ORPHANING_AGENT_FIELDS = ("status", "task_id")
+
+
 class TaskController:
     def __init__(self, ctx: Context, launches: RunStarter) -> None:
         self.ctx = ctx
@@ -50,11 +55,16 @@ class TaskController:
         return [self.queue, self.dispatch_queue, self.starts]
 
     def on_change(self, change: Change) -> None:
-        if change.kind == "task":
+        if change.kind == RowKind.TASK:
             self.queue.add(change.id, reset=change.external)
-        elif change.kind == "agent" and change.before is not None and change.before.task_id:
+        elif (
+            change.kind == RowKind.AGENT
+            and change.before is not None
+            and change.before.task_id
+            and change.touches(*ORPHANING_AGENT_FIELDS)
+        ):
             self.queue.add(change.before.task_id)
-        if change.kind in ("task", "agent", "phase", "account", "initiative"):
+        if change.kind in (RowKind.TASK, RowKind.AGENT, RowKind.PHASE, RowKind.ACCOUNT, RowKind.INITIATIVE):
             self.dispatch_queue.add(DISPATCH_KEY)
 
     # ---- rule 3 ---------------------------------------------------------------------------------

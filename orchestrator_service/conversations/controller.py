@@ -30,14 +30,14 @@ from cw.store.v1 import agent_pb2, conversation_pb2, event_pb2, task_pb2
 from orchestrator_service import outcomes
 from orchestrator_service.agents import launcher
 from orchestrator_service.agents.supervisor import AgentFiles
-from orchestrator_service.cache.state import Change
+from orchestrator_service.cache.state import Change, RowKind, TaskChange
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.conversations import decide
 from orchestrator_service.conversations.person import Replies
-from orchestrator_service.dispatch import AgentOutcome, RunKind
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind, RunKind
 from orchestrator_service.events import event
 from orchestrator_service.git import branches, changes
 from orchestrator_service.git.repo import GitError
@@ -63,9 +63,9 @@ class ConversationController:
 
     def on_change(self, change: Change) -> None:
         cache = self.ctx.cache
-        if change.kind == "conversation":
+        if change.kind == RowKind.CONVERSATION:
             self.queue.add(change.id)
-        elif change.kind == "agent":
+        elif change.kind == RowKind.AGENT:
             row = change.after or change.before
             if row is None:
                 return
@@ -75,7 +75,7 @@ class ConversationController:
             if change.after is not None and change.after.status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT:
                 for conversation_id in decide.asks_an_agent(change.after):
                     self.queue.add(conversation_id)
-        elif change.kind == "task" and _moved(change):
+        elif change.kind == RowKind.TASK and _moved(change):
             for conversation_id in list(cache.conversations):
                 self.queue.add(conversation_id)  # a recipient may wait for its task's run to end
 
@@ -84,7 +84,7 @@ class ConversationController:
     async def reconcile(self, conversation_id: str) -> None:
         conversation = self.ctx.cache.conversations.get(conversation_id) or await self._read(conversation_id)
         if conversation is None:
-            self.ctx.cache.drop("conversation", conversation_id)  # gone with its agents
+            self.ctx.cache.drop(RowKind.CONVERSATION, conversation_id)  # gone with its agents
             return
         if conversation.status == ANSWERED:
             await self._deliver(conversation)
@@ -111,13 +111,13 @@ class ConversationController:
         return self.ctx.runs_elsewhere(agent)
 
     async def _read(self, conversation_id: str) -> conversation_pb2.Conversation | None:
-        return await self._stored("conversation", conversation_id)  # type: ignore[no-any-return]
+        return await self._stored(RowKind.CONVERSATION, conversation_id)  # type: ignore[no-any-return]
 
     async def _agent(self, agent_id: str) -> agent_pb2.Agent | None:
-        return self.ctx.cache.agents.get(agent_id) or await self._stored("agent", agent_id)
+        return self.ctx.cache.agents.get(agent_id) or await self._stored(RowKind.AGENT, agent_id)
 
     async def _task(self, task_id: str) -> task_pb2.Task | None:
-        return self.ctx.cache.tasks.get(task_id) or await self._stored("task", task_id)
+        return self.ctx.cache.tasks.get(task_id) or await self._stored(RowKind.TASK, task_id)
 
     async def _stored(self, kind: str, row_id: str) -> Any:
         """A row read from the store and not put in the cache: finished rows are not live work, and
@@ -148,7 +148,7 @@ class ConversationController:
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
                 raise
-            await self.ctx.writer.reread("conversation", conversation.id)  # answered meanwhile: not pending
+            await self.ctx.writer.reread(RowKind.CONVERSATION, conversation.id)  # answered meanwhile: not pending
 
     async def _resume_answerer(
         self,
@@ -245,7 +245,7 @@ class ConversationController:
         if agent.conversation_id:
             await self._settle_answer(agent, outcome)
             return True
-        if outcome.kind == "ask":
+        if outcome.kind == OutcomeKind.ASK:
             await self._settle_ask(agent, task, outcome)
             return True
         return False
@@ -293,7 +293,9 @@ class ConversationController:
     async def _settle_ask(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome) -> None:
         ask = decide.ask_of(outcome)
         if ask is None:
-            error = AgentOutcome("error", error='an "ask" needs "to" and "question"', exit_code=outcome.exit_code)
+            error = AgentOutcome(
+                OutcomeKind.ERROR, error='an "ask" needs "to" and "question"', exit_code=outcome.exit_code
+            )
             settled = outcomes.settle(agent, task, error, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
             await self.agents.write(agent, task, settled)
             return
@@ -327,7 +329,7 @@ class ConversationController:
         log.info("agent %s asked %s (conversation %s)", agent.name, ask.to, created.id)
 
 
-def _moved(change: Change) -> bool:
+def _moved(change: TaskChange) -> bool:
     """A cached row whose status changed (not one that merely came into or left the cache)."""
     return change.before is not None and change.after is not None and change.before.status != change.after.status
 

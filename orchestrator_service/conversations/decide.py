@@ -18,7 +18,7 @@ from cw.store.v1 import agent_pb2, conversation_pb2, task_pb2
 from orchestrator_service import outcomes
 from orchestrator_service.agents.claude_outcome import clip
 from orchestrator_service.cache.state import LIVE_AGENT
-from orchestrator_service.dispatch import AgentOutcome
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind
 
 QUESTION_BYTES = 16 * 1024
 ANSWER_BYTES = 16 * 1024
@@ -145,17 +145,17 @@ def after_failed_answer(
     return AnswerRetry(runs, None, f"{why} ({runs} attempts)")
 
 
-INSTEAD = {"questions": "it asked questions instead", "ask": "it asked another agent instead"}
+INSTEAD = {OutcomeKind.QUESTIONS: "it asked questions instead", OutcomeKind.ASK: "it asked another agent instead"}
 
 
 def answer_of(outcome: AgentOutcome, name: str) -> tuple[str, bool]:
     """What the recipient's discuss run answered, and whether it did: its `answer`, or (a CLI that
     wrote no signal file) its final words; otherwise cw says why there is no answer."""
-    if outcome.kind == "answer":
+    if outcome.kind == OutcomeKind.ANSWER:
         said = outcome.report.get("answer")
         if isinstance(said, str) and said.strip():
             return clip(said, ANSWER_BYTES), True
-    if outcome.kind == "done" and outcome.summary.strip():
+    if outcome.kind == OutcomeKind.DONE and outcome.summary.strip():
         return clip(outcome.summary, ANSWER_BYTES), True
     why = outcome.error or INSTEAD.get(outcome.kind, f"it ended with {outcome.kind}")
     return f"{CW_SAYS}{name} could not answer: {clip(why, ANSWER_BYTES)}", False

@@ -26,7 +26,7 @@ from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service.agents import control_files
 from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
-from orchestrator_service.cache.state import Change
+from orchestrator_service.cache.state import Change, RowKind
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
@@ -127,9 +127,9 @@ class ReplyController:
         self.queue = WorkQueue("replies", self.reconcile, concurrency=2)
 
     def on_change(self, change: Change) -> None:
-        if change.kind == "agent" and change.after is not None and replies.awaited_messages(change.after):
+        if change.kind == RowKind.AGENT and change.after is not None and replies.awaited_messages(change.after):
             self.queue.add(change.id, reset=change.external)
-        elif change.kind == "message":
+        elif change.kind == RowKind.MESSAGE:
             for agent in list(self.ctx.cache.agents.values()):
                 if change.id in replies.awaited_messages(agent):
                     self.queue.add(agent.id, reset=True)
@@ -147,7 +147,7 @@ class ReplyController:
             return  # a reply is still missing: a message's change brings the agent back
         task = self.ctx.cache.tasks.get(agent.task_id) if agent.task_id else None
         if agent.task_id and task is None:
-            task = await self.ctx.writer.reread("task", agent.task_id)
+            task = await self.ctx.writer.reread(RowKind.TASK, agent.task_id)
         try:
             await self.launches.resume(agent, task, answers)
         except Stale:

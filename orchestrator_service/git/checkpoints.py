@@ -92,16 +92,6 @@ def agent_identity(agent_name: str, domain: str = DEFAULT_EMAIL_DOMAIN) -> Ident
     return Identity(agent_name, f"{agent_name}@{domain}")
 
 
-def identity_environment(identity: Identity) -> dict[str, str]:
-    """What makes a plain `git commit` work without any git configuration (and name the agent)."""
-    return {
-        "GIT_AUTHOR_NAME": identity.name,
-        "GIT_AUTHOR_EMAIL": identity.email,
-        "GIT_COMMITTER_NAME": identity.name,
-        "GIT_COMMITTER_EMAIL": identity.email,
-    }
-
-
 @dataclass(frozen=True)
 class Change:
     """A path git sees changed in the worktree, with the size of what is there now (None: deleted,

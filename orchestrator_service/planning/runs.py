@@ -77,7 +77,12 @@ class Planning:
         settlement: outcomes.Settlement,
         write: Write,
     ) -> None:
-        if task is None or dispatch.agent_mode(task) == "execute" or outcome.kind != "done" or settlement.task is None:
+        if (
+            task is None
+            or dispatch.agent_mode(task) == "execute"
+            or outcome.kind != dispatch.OutcomeKind.DONE
+            or settlement.task is None
+        ):
             await write(settlement)
             return
         view = await self._bound(task, await asyncio.to_thread(self._view, agent))
@@ -153,5 +158,5 @@ class Planning:
     def _bad_report(
         self, agent: agent_pb2.Agent, task: task_pb2.Task, outcome: dispatch.AgentOutcome, reason: str
     ) -> outcomes.Settlement:
-        failed = replace(outcome, kind="error", error=f"bad proposal file: {reason}", report={})
+        failed = replace(outcome, kind=dispatch.OutcomeKind.ERROR, error=f"bad proposal file: {reason}", report={})
         return outcomes.settle(agent, task, failed, self.ctx.clock(), delays=self.ctx.settings.retry_delays)

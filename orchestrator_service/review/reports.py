@@ -27,7 +27,7 @@ from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.run_inputs import Continuation, RunInput
 from orchestrator_service.conversations import replies
 from orchestrator_service.conversations.person import Replies
-from orchestrator_service.dispatch import AgentOutcome
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind
 from orchestrator_service.git import branches, conflicts
 from orchestrator_service.git.workspace import task_branch
 from orchestrator_service.outcomes import Settlement
@@ -100,7 +100,7 @@ class Reports:
 
     async def check(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome) -> AgentOutcome:
         """A merge task's "done" with conflict markers left in its branch is a failed attempt."""
-        if outcome.kind != "done" or task is None or not merge_tasks.is_merge_task(task):
+        if outcome.kind != OutcomeKind.DONE or task is None or not merge_tasks.is_merge_task(task):
             return outcome
         initiative = self.ctx.cache.initiatives.get(self.ctx.cache.initiative_id_of(task))
         if initiative is None:
@@ -116,7 +116,9 @@ class Reports:
             left += [f"{project.name}/{name}" for name in files]
         if not left:
             return outcome
-        return dataclasses.replace(outcome, kind="error", error="conflict markers remain in " + ", ".join(left))
+        return dataclasses.replace(
+            outcome, kind=OutcomeKind.ERROR, error="conflict markers remain in " + ", ".join(left)
+        )
 
     async def extend(
         self,
@@ -138,7 +140,7 @@ class Reports:
             delivered = []  # the replies go to the next attempt's new session as well
         creates: list[Any] = [*settlement.creates, *messages, *delivered]
         task_values = settlement.task
-        completing = task is not None and task_values is not None and outcome.kind == "done"
+        completing = task is not None and task_values is not None and outcome.kind == OutcomeKind.DONE
         if completing and task is not None and task.category == task_pb2.TASK_CATEGORY_REVIEW and task.phase_id:
             found = comments.from_report(outcome.report, task.phase_id, agent.name, await self._files(task.phase_id))
             creates += [review_comment_pb2.CreateReviewCommentRequest(review_comment=c) for c in found]
@@ -158,7 +160,7 @@ class Reports:
         stays IN_PROGRESS, no slot held); the messages are stored first, for their ids."""
         created = await self.replies.create(agent, messages)
         questions = [*replies.message_questions(created), *outcome.questions]
-        asked = dataclasses.replace(outcome, kind="questions", questions=questions)
+        asked = dataclasses.replace(outcome, kind=OutcomeKind.QUESTIONS, questions=questions)
         waiting = outcomes.settle(agent, task, asked, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
         return dataclasses.replace(waiting, creates=kept)
 
@@ -167,4 +169,4 @@ def may_wait(task: task_pb2.Task | None, outcome: AgentOutcome) -> bool:
     """A run that ends well (done, or questions) may wait for replies; a failed one does not (its
     messages are stored, and their replies go to the task's next attempt), nor a planning run."""
     planning = task is not None and dispatch.agent_mode(task) != "execute"
-    return outcome.kind in ("done", "questions") and not planning
+    return outcome.kind in (OutcomeKind.DONE, OutcomeKind.QUESTIONS) and not planning

@@ -29,7 +29,7 @@ from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, project_pb2, task_
 from orchestrator_service import dispatch, outcomes
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.cache.feed import Feed
-from orchestrator_service.cache.state import Cache
+from orchestrator_service.cache.state import Cache, RowKind
 from orchestrator_service.cluster.leases import MergeLocks
 from orchestrator_service.controllers import launches, provider_choice
 from orchestrator_service.controllers.agents import AgentController
@@ -265,14 +265,16 @@ class InProcess:
         """The runs the orchestrator knows of (its cache): those whose end it would notice."""
         return self.ctx.my_running()
 
-    async def finish(self, agent_id: str, kind: dispatch.OutcomeKind = "done") -> bool:
+    async def finish(self, agent_id: str, kind: dispatch.OutcomeKind = dispatch.OutcomeKind.DONE) -> bool:
         """The run ended (`done`, or `crash`) and is settled as the agents controller does; False
         when its precondition failed (settled again later, as the controller would)."""
         agent = self.cache.agents.get(agent_id)
         if agent is None or agent.status != agent_pb2.AGENT_STATUS_RUNNING:
             return False
-        task = self.cache.tasks.get(agent.task_id) or await self.writer.reread("task", agent.task_id)
-        outcome = dispatch.AgentOutcome(kind, summary=f"{kind} by the test", exit_code=0 if kind == "done" else 1)
+        task = self.cache.tasks.get(agent.task_id) or await self.writer.reread(RowKind.TASK, agent.task_id)
+        outcome = dispatch.AgentOutcome(
+            kind, summary=f"{kind} by the test", exit_code=0 if kind == dispatch.OutcomeKind.DONE else 1
+        )
         settlement = outcomes.settle(agent, task, outcome, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
         try:
             await self.agents.write(agent, task, settlement)

@@ -11,7 +11,7 @@ from google.protobuf import field_mask_pb2
 
 from cw.store.v1 import event_pb2, initiative_pb2, phase_pb2, task_pb2
 from cw_edge.tokens import Identity
-from orchestrator_service.cache.state import Cache
+from orchestrator_service.cache.state import Cache, RowKind
 from orchestrator_service.events import event
 from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Stale, Writer, update
@@ -36,7 +36,7 @@ def test_a_stale_write_changes_nothing_and_refreshes_the_cache(store: RunningSto
         client = StoreClient(store.address, store.handle.auth.tokens[Identity.ORCHESTRATOR])
         cache = Cache()
         writer = Writer(client, cache)
-        cache.put("task", read)
+        cache.put(RowKind.TASK, read)
         with pytest.raises(Stale):
             await writer.append(
                 [event("task:blocked", read)], [update(read, status=task_pb2.TASK_STATUS_BLOCKED, reason="x")]

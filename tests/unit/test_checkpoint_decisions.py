@@ -10,9 +10,10 @@ import pytest
 
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service import leftovers, outcomes
+from orchestrator_service.agents import launcher
 from orchestrator_service.controllers.agents import outcome_label
 from orchestrator_service.controllers.workdirs import describe_outside, place_for
-from orchestrator_service.dispatch import AgentOutcome
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind
 from orchestrator_service.git import checkpoints
 from orchestrator_service.git.checkpoints import Change, Identity
 from orchestrator_service.git.repo import GitError
@@ -63,7 +64,7 @@ def test_the_left_out_files_are_listed_then_counted() -> None:
 def test_an_agent_commits_as_itself_at_the_configured_domain() -> None:
     identity = checkpoints.agent_identity("tidy-jackal", "agents.example.org")
     assert identity == Identity("tidy-jackal", "tidy-jackal@agents.example.org")
-    assert checkpoints.identity_environment(identity) == {
+    assert launcher.identity_environment(identity) == {
         "GIT_AUTHOR_NAME": "tidy-jackal",
         "GIT_AUTHOR_EMAIL": "tidy-jackal@agents.example.org",
         "GIT_COMMITTER_NAME": "tidy-jackal",
@@ -158,11 +159,11 @@ def test_nothing_left_changes_nothing() -> None:
 @pytest.mark.parametrize(
     ("outcome", "label"),
     [
-        (AgentOutcome("done"), "done"),
-        (AgentOutcome("error", error="x"), "failed"),
-        (AgentOutcome("crash", error="killed or vanished"), "crashed"),
-        (AgentOutcome("rate_limited", retry_after_seconds=5), "rate limited"),
-        (AgentOutcome("questions"), "waiting for answers"),
+        (AgentOutcome(OutcomeKind.DONE), "done"),
+        (AgentOutcome(OutcomeKind.ERROR, error="x"), "failed"),
+        (AgentOutcome(OutcomeKind.CRASH, error="killed or vanished"), "crashed"),
+        (AgentOutcome(OutcomeKind.RATE_LIMITED, retry_after_seconds=5), "rate limited"),
+        (AgentOutcome(OutcomeKind.QUESTIONS), "waiting for answers"),
     ],
 )
 def test_a_checkpoint_says_how_its_run_ended(outcome: AgentOutcome, label: str) -> None:

@@ -14,7 +14,7 @@ from orchestrator_service.agents.claude_outcome import claude_outcome as outcome
 from orchestrator_service.agents.providers import Provider, provider_table
 from orchestrator_service.agents.stream_json import FinalResult, Limit, RunSummary, summarize_file
 from orchestrator_service.agents.supervisor import AgentFiles
-from orchestrator_service.dispatch import AgentOutcome
+from orchestrator_service.dispatch import AgentOutcome, OutcomeKind
 from tests.unit.claude_transcripts import LIMIT_RESETS, NOW, SESSION, TRANSCRIPTS
 
 DONE = json.dumps({"status": "done", "summary": "from the signal file"})
@@ -26,7 +26,7 @@ def run_of(name: str) -> RunSummary:
 
 def test_success_text_is_the_summary_and_the_session_rides_along() -> None:
     outcome = outcome_of(0, None, run_of("success.jsonl"), NOW)
-    assert outcome.kind == "done" and outcome.summary.startswith("Created app/schema.sql")
+    assert outcome.kind == OutcomeKind.DONE and outcome.summary.startswith("Created app/schema.sql")
     assert outcome.session_id == SESSION and outcome.exit_code == 0
 
 
@@ -36,13 +36,13 @@ def test_the_signal_file_is_the_stronger_word() -> None:
         assert (outcome.kind, outcome.summary, outcome.exit_code) == ("done", "from the signal file", 1)
         assert outcome.session_id == SESSION
     questions = json.dumps({"status": "questions", "questions": [{"id": "q1", "question": "?"}]})
-    assert outcome_of(0, questions, run_of("success.jsonl"), NOW).kind == "questions"
+    assert outcome_of(0, questions, run_of("success.jsonl"), NOW).kind == OutcomeKind.QUESTIONS
 
 
 @pytest.mark.parametrize(("name", "reset"), LIMIT_RESETS)
 def test_a_limit_rests_the_account_until_its_reset(name: str, reset: datetime) -> None:
     outcome = outcome_of(1, None, run_of(name), NOW)
-    assert outcome.kind == "rate_limited" and outcome.retry_after_seconds == (reset - NOW).total_seconds()
+    assert outcome.kind == OutcomeKind.RATE_LIMITED and outcome.retry_after_seconds == (reset - NOW).total_seconds()
     assert outcome.rest_until == reset  # exactly: the settlement's later clock cannot move it
     assert outcome.error  # the evidence, for the agent's record
 
@@ -56,7 +56,7 @@ def test_limit_rest_without_a_reset_and_with_one_already_past() -> None:
 
 def test_a_limit_does_not_undo_a_successful_run() -> None:
     run = RunSummary(result=FinalResult("success", False, "all done"), limit=Limit(NOW, "rate_limit_event five_hour"))
-    assert outcome_of(0, None, run, NOW).kind == "done"
+    assert outcome_of(0, None, run, NOW).kind == OutcomeKind.DONE
 
 
 @pytest.mark.parametrize(
@@ -70,24 +70,24 @@ def test_a_limit_does_not_undo_a_successful_run() -> None:
 def test_an_error_result_is_a_failed_attempt_with_its_reason(name: str, reason: str) -> None:
     for exit_code in (0, 1):
         outcome = outcome_of(exit_code, None, run_of(name), NOW)
-        assert outcome.kind == "error" and outcome.error.startswith(reason) and not outcome.unknown_session
+        assert outcome.kind == OutcomeKind.ERROR and outcome.error.startswith(reason) and not outcome.unknown_session
 
 
 def test_an_unknown_session_is_reported_as_such() -> None:
     outcome = outcome_of(1, None, run_of("resume_unknown_session.jsonl"), NOW)
-    assert outcome.unknown_session and outcome.kind == "error" and outcome.session_id == ""
+    assert outcome.unknown_session and outcome.kind == OutcomeKind.ERROR and outcome.session_id == ""
 
 
 def test_crashes_say_what_the_cli_printed() -> None:
     refused = outcome_of(1, None, run_of("root_refused.jsonl"), NOW)
-    assert refused.kind == "crash" and "root/sudo privileges" in refused.error
-    assert outcome_of(None, DONE, run_of("success.jsonl"), NOW).kind == "crash"
+    assert refused.kind == OutcomeKind.CRASH and "root/sudo privileges" in refused.error
+    assert outcome_of(None, DONE, run_of("success.jsonl"), NOW).kind == OutcomeKind.CRASH
     cut = outcome_of(137, None, run_of("cut_short.jsonl"), NOW)
     assert (cut.kind, cut.error, cut.session_id) == ("crash", "exited with 137", SESSION)
 
 
 def test_exit_zero_with_nothing_said_is_done_without_summary() -> None:
-    assert outcome_of(0, None, RunSummary(), NOW) == AgentOutcome("done", exit_code=0)
+    assert outcome_of(0, None, RunSummary(), NOW) == AgentOutcome(OutcomeKind.DONE, exit_code=0)
 
 
 def test_reported_texts_are_clipped_to_fit_events() -> None:
@@ -122,7 +122,7 @@ def test_run_outcome_reads_the_latest_run_of_the_files(tmp_path: Path) -> None:
 
 def test_run_outcome_leaves_other_providers_to_classify_exit(tmp_path: Path) -> None:
     files = _finished_run(tmp_path, "success.jsonl")
-    assert claude_outcome.run_outcome("scripted", files, 0, NOW) == AgentOutcome("done", exit_code=0)
+    assert claude_outcome.run_outcome("scripted", files, 0, NOW) == AgentOutcome(OutcomeKind.DONE, exit_code=0)
     assert claude_outcome.run_outcome("claude", files, 0, NOW).session_id == SESSION
 
 
@@ -198,6 +198,6 @@ def test_a_refused_credential_is_its_own_outcome(name: str) -> None:
     """Recorded from the real CLI against a 401 (tests/fixtures/fake_anthropic.py)."""
     run = summarize_file(TRANSCRIPTS / name, NOW)
     outcome = outcome_of(1, None, run, NOW)
-    assert outcome.kind == "credentials_refused" and outcome.exit_code == 1
+    assert outcome.kind == OutcomeKind.CREDENTIALS_REFUSED and outcome.exit_code == 1
     assert outcome.error in ("Invalid API key · Fix external API key", "Not logged in · Please run /login")
     assert outcome.session_id == run.session_id != ""

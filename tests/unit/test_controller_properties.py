@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, task_pb2
+from orchestrator_service.dispatch import OutcomeKind
 from tests.fakes.orchestrator import InProcess
 from tests.fakes.store import FakeStore, Move, Pause, ReadPause, Tables
 
@@ -116,7 +117,7 @@ class Person:
         agent = running[index % len(running)]
         task = self.store.tables.rows["task"][agent.task_id]
         crash = kind == "crash" and task.retry_count < MAX_CRASHES
-        return await self.orchestrator.finish(agent.id, "crash" if crash else "done")
+        return await self.orchestrator.finish(agent.id, OutcomeKind.CRASH if crash else OutcomeKind.DONE)
 
     async def merge(self, index: int) -> bool:
         return index < len(self.phases) and await self.orchestrator.merge_phase(self.phases[index].id)
@@ -131,7 +132,7 @@ class Person:
             await self.orchestrator.settled()
             moved = False
             for agent in self.orchestrator.running():
-                moved |= await self.orchestrator.finish(agent.id, "done")
+                moved |= await self.orchestrator.finish(agent.id, OutcomeKind.DONE)
             for index in range(len(self.phases)):
                 moved |= await self.merge(index)
             if not moved:

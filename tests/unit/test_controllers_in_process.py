@@ -14,6 +14,7 @@ import pytest
 from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
 from orchestrator_service.controllers.context import utc_now
 from orchestrator_service.controllers.phases import NO_PROJECTS, NO_TASKS
+from orchestrator_service.dispatch import OutcomeKind
 from tests.fakes.orchestrator import InProcess
 from tests.fakes.store import FakeStore, Move
 
@@ -156,7 +157,7 @@ def test_a_phase_with_a_blocked_task_is_blocked(tmp_path: Path) -> None:
         users = plan.tasks["users"].id
         for _attempt in range(4):  # the first run and its three retries
             (agent,) = [a for a in orchestrator.running() if a.task_id == users]
-            assert await orchestrator.finish(agent.id, "crash")
+            assert await orchestrator.finish(agent.id, OutcomeKind.CRASH)
             await orchestrator.settled()
 
     _run(tmp_path, store, scenario)
@@ -192,7 +193,7 @@ def test_a_crashed_run_is_retried_by_a_new_run(tmp_path: Path) -> None:
         await orchestrator.approve(plan.phases[0].id)
         await orchestrator.settled()
         (first,) = orchestrator.running()
-        assert await orchestrator.finish(first.id, "crash")
+        assert await orchestrator.finish(first.id, OutcomeKind.CRASH)
         await orchestrator.settled()
         (second,) = orchestrator.running()
         assert second.id != first.id
@@ -352,7 +353,7 @@ def test_a_refused_start_waits_for_the_feed_instead_of_trying_again_at_once(tmp_
             await orchestrator.approve(plan.phases[0].id)
             await orchestrator.settled()
             crashed = next(a for a in orchestrator.running() if a.task_id == plan.tasks["sessions"].id)
-            assert await orchestrator.finish(crashed.id, "crash")  # retried in 0.2 s
+            assert await orchestrator.finish(crashed.id, OutcomeKind.CRASH)  # retried in 0.2 s
             while orchestrator.feed.backlog:  # the feed has our write: the gate lets decisions pass
                 await asyncio.sleep(0)
             orchestrator.feed.pause = held

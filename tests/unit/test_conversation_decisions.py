@@ -10,7 +10,7 @@ import pytest
 
 from cw.store.v1 import agent_pb2, conversation_pb2, task_pb2
 from orchestrator_service.conversations import decide
-from orchestrator_service.dispatch import MAX_TASK_RETRIES, AgentOutcome
+from orchestrator_service.dispatch import MAX_TASK_RETRIES, AgentOutcome, OutcomeKind
 
 RUNNING = agent_pb2.AGENT_STATUS_RUNNING
 WAITING = agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
@@ -24,9 +24,9 @@ def _agent(agent_id: str, status: int = STOPPED, seconds: int = 0, **fields: str
 
 
 def test_an_ask_needs_whom_and_what() -> None:
-    assert decide.ask_of(AgentOutcome("ask", report={"to": " b ", "question": "q?"})) == decide.Ask("b", "q?")
+    assert decide.ask_of(AgentOutcome(OutcomeKind.ASK, report={"to": " b ", "question": "q?"})) == decide.Ask("b", "q?")
     for report in ({"to": "b"}, {"question": "q"}, {"to": "", "question": "q"}, {"to": 3, "question": "q"}):
-        assert decide.ask_of(AgentOutcome("ask", report=report)) is None
+        assert decide.ask_of(AgentOutcome(OutcomeKind.ASK, report=report)) is None
 
 
 def test_the_recipient_is_the_named_agent_or_the_task_s_newest_agent() -> None:
@@ -83,13 +83,16 @@ def test_what_a_pending_conversation_needs(
 
 
 def test_what_an_answering_run_answered() -> None:
-    assert decide.answer_of(AgentOutcome("answer", report={"answer": "42"}), "b") == ("42", True)
-    assert decide.answer_of(AgentOutcome("done", summary="claude's last words"), "b") == ("claude's last words", True)
+    assert decide.answer_of(AgentOutcome(OutcomeKind.ANSWER, report={"answer": "42"}), "b") == ("42", True)
+    assert decide.answer_of(AgentOutcome(OutcomeKind.DONE, summary="claude's last words"), "b") == (
+        "claude's last words",
+        True,
+    )
     for outcome, why in [
-        (AgentOutcome("crash", error="killed or vanished"), "killed or vanished"),
-        (AgentOutcome("questions"), "it asked questions instead"),
-        (AgentOutcome("answer", report={"answer": "  "}), "it ended with answer"),
-        (AgentOutcome("done"), "it ended with done"),
+        (AgentOutcome(OutcomeKind.CRASH, error="killed or vanished"), "killed or vanished"),
+        (AgentOutcome(OutcomeKind.QUESTIONS), "it asked questions instead"),
+        (AgentOutcome(OutcomeKind.ANSWER, report={"answer": "  "}), "it ended with answer"),
+        (AgentOutcome(OutcomeKind.DONE), "it ended with done"),
     ]:
         assert decide.answer_of(outcome, "b") == (f"cw: b could not answer: {why}", False)
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from cw.store.v1 import agent_pb2, task_pb2
 from orchestrator_service import outcomes
-from orchestrator_service.dispatch import MAX_TASK_RETRIES, AgentOutcome
+from orchestrator_service.dispatch import MAX_TASK_RETRIES, AgentOutcome, OutcomeKind
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 RUNNING_TASK = task_pb2.Task(id="t", status=task_pb2.TASK_STATUS_IN_PROGRESS)
@@ -19,7 +19,7 @@ AGENT = agent_pb2.Agent(id="a", task_id="t", status=agent_pb2.AGENT_STATUS_RUNNI
 
 
 def test_done_completes_the_task_with_its_summary() -> None:
-    settled = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome("done", summary="wrote it", exit_code=0), NOW)
+    settled = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome(OutcomeKind.DONE, summary="wrote it", exit_code=0), NOW)
     assert settled.agent["status"] == agent_pb2.AGENT_STATUS_STOPPED
     assert settled.agent["outcome"] == agent_pb2.AGENT_OUTCOME_DONE
     assert settled.task == {"status": task_pb2.TASK_STATUS_COMPLETED, "summary": "wrote it", "reason": None}
@@ -28,13 +28,13 @@ def test_done_completes_the_task_with_its_summary() -> None:
 
 def test_a_task_a_person_stopped_is_left_alone() -> None:
     blocked = task_pb2.Task(id="t", status=task_pb2.TASK_STATUS_BLOCKED)
-    settled = outcomes.settle(AGENT, blocked, AgentOutcome("done", exit_code=0), NOW)
+    settled = outcomes.settle(AGENT, blocked, AgentOutcome(OutcomeKind.DONE, exit_code=0), NOW)
     assert settled.task is None
 
 
 def test_questions_keep_the_task_running() -> None:
     questions = [{"id": "q1", "question": "?"}]
-    settled = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome("questions", questions=questions), NOW)
+    settled = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome(OutcomeKind.QUESTIONS, questions=questions), NOW)
     assert settled.agent["status"] == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT
     assert json.loads(settled.agent["pending_questions"]) == questions
     assert settled.task is None
@@ -42,7 +42,7 @@ def test_questions_keep_the_task_running() -> None:
 
 def test_rate_limit_rests_the_account_and_spends_no_attempt() -> None:
     agent = agent_pb2.Agent(id="a", task_id="t", account_id="acc")
-    settled = outcomes.settle(agent, RUNNING_TASK, AgentOutcome("rate_limited", retry_after_seconds=90), NOW)
+    settled = outcomes.settle(agent, RUNNING_TASK, AgentOutcome(OutcomeKind.RATE_LIMITED, retry_after_seconds=90), NOW)
     assert settled.account_rests_until == NOW + timedelta(seconds=90)
     assert settled.task is not None and settled.task["status"] == task_pb2.TASK_STATUS_PENDING
     assert "retry_count" not in settled.task
@@ -51,13 +51,13 @@ def test_rate_limit_rests_the_account_and_spends_no_attempt() -> None:
 def test_a_named_reset_ends_the_rest_exactly_then_whatever_the_settlements_clock() -> None:
     agent = agent_pb2.Agent(id="a", task_id="t", account_id="acc")
     reset = NOW + timedelta(hours=3)
-    limited = AgentOutcome("rate_limited", retry_after_seconds=3 * 3600, rest_until=reset)
+    limited = AgentOutcome(OutcomeKind.RATE_LIMITED, retry_after_seconds=3 * 3600, rest_until=reset)
     settled = outcomes.settle(agent, RUNNING_TASK, limited, NOW + timedelta(seconds=1))
     assert settled.account_rests_until == reset
 
 
 def test_a_crash_is_retried_after_a_pause_with_its_reason_and_output() -> None:
-    crash = AgentOutcome("crash", error="exited with 3", exit_code=3)
+    crash = AgentOutcome(OutcomeKind.CRASH, error="exited with 3", exit_code=3)
     settled = outcomes.settle(AGENT, RUNNING_TASK, crash, NOW, output_tail="Traceback\nBoom", delays=(5, 30, 120))
     assert settled.task is not None
     assert settled.task["status"] == task_pb2.TASK_STATUS_PENDING and settled.task["retry_count"] == 1
@@ -68,7 +68,7 @@ def test_a_crash_is_retried_after_a_pause_with_its_reason_and_output() -> None:
 
 def test_the_last_failure_blocks_the_task() -> None:
     task = task_pb2.Task(id="t", status=task_pb2.TASK_STATUS_IN_PROGRESS, retry_count=MAX_TASK_RETRIES)
-    settled = outcomes.settle(AGENT, task, AgentOutcome("error", error="gave up", exit_code=0), NOW)
+    settled = outcomes.settle(AGENT, task, AgentOutcome(OutcomeKind.ERROR, error="gave up", exit_code=0), NOW)
     assert settled.task is not None and settled.task["status"] == task_pb2.TASK_STATUS_BLOCKED
     assert "next_attempt_time" not in settled.task
     assert settled.agent["outcome"] == agent_pb2.AGENT_OUTCOME_FAILED
@@ -104,16 +104,16 @@ def test_an_orphaned_task_counts_a_crash() -> None:
 def test_an_agents_words_are_cut_to_what_the_store_keeps() -> None:
     huge = "é" * 200_000
     questions = [{"id": f"q{i}", "question": huge} for i in range(50)]
-    asked = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome("questions", questions=questions), NOW)
+    asked = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome(OutcomeKind.QUESTIONS, questions=questions), NOW)
     assert len(asked.agent["pending_questions"].encode()) < 64 * 1024
-    done = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome("done", summary=huge, exit_code=0), NOW)
+    done = outcomes.settle(AGENT, RUNNING_TASK, AgentOutcome(OutcomeKind.DONE, summary=huge, exit_code=0), NOW)
     assert done.task is not None and len(done.task["summary"].encode()) <= outcomes.SUMMARY_BYTES
     assert len(done.agent["result"].encode()) < 64 * 1024
 
 
 def test_a_refused_credential_sets_the_account_aside_and_spends_no_attempt() -> None:
     agent = agent_pb2.Agent(id="a", task_id="t", account_id="acc")
-    refused = AgentOutcome("credentials_refused", error="Invalid API key · Fix external API key", exit_code=1)
+    refused = AgentOutcome(OutcomeKind.CREDENTIALS_REFUSED, error="Invalid API key · Fix external API key", exit_code=1)
     settled = outcomes.settle(agent, RUNNING_TASK, refused, NOW)
     assert settled.account_unusable_reason == "Invalid API key · Fix external API key"
     assert settled.account_rests_until is None
@@ -126,7 +126,7 @@ def test_a_refused_credential_sets_the_account_aside_and_spends_no_attempt() -> 
 
 def test_a_refused_key_of_the_environment_is_a_failed_attempt() -> None:
     """No account to set aside: retrying forever at no cost would hide it from the person."""
-    refused = AgentOutcome("credentials_refused", error="Invalid API key · Fix external API key", exit_code=1)
+    refused = AgentOutcome(OutcomeKind.CREDENTIALS_REFUSED, error="Invalid API key · Fix external API key", exit_code=1)
     settled = outcomes.settle(AGENT, RUNNING_TASK, refused, NOW)
     assert settled.account_unusable_reason is None
     assert settled.task is not None and settled.task["retry_count"] == 1

@@ -188,11 +188,11 @@ def test_a_task_blocked_after_its_work_was_done_was_blocked_by_its_merge() -> No
 
 def test_signal_reports_ride_with_the_outcome() -> None:
     done = dispatch.classify_exit(0, json.dumps({"status": "done", "summary": "s", "resolved_comments": ["c1"]}))
-    assert done.kind == "done" and done.report["resolved_comments"] == ["c1"]
+    assert done.kind == dispatch.OutcomeKind.DONE and done.report["resolved_comments"] == ["c1"]
     ask = dispatch.classify_exit(0, json.dumps({"status": "ask", "to": "t", "question": "q"}))
     answer = dispatch.classify_exit(0, json.dumps({"status": "answer", "answer": "a"}))
     assert (ask.kind, answer.kind, answer.report["answer"]) == ("ask", "answer", "a")
-    assert dispatch.classify_exit(0, "[1, 2]").kind == "error"
+    assert dispatch.classify_exit(0, "[1, 2]").kind == dispatch.OutcomeKind.ERROR
     assert not dispatch.merges_work(_task(category=task_pb2.TASK_CATEGORY_REVIEW))
     assert dispatch.merges_work(_task(category=task_pb2.TASK_CATEGORY_MERGE)) and dispatch.merges_work(_task())
     assert not dispatch.merges_work(_task(category=task_pb2.TASK_CATEGORY_PLAN))
@@ -201,7 +201,9 @@ def test_signal_reports_ride_with_the_outcome() -> None:
 def test_an_answer_nobody_asked_for_is_a_failed_attempt() -> None:
     agent = agent_pb2.Agent(id="a")
     task = _task(id="t", status=task_pb2.TASK_STATUS_IN_PROGRESS)
-    settled = outcomes.settle(agent, task, dispatch.AgentOutcome("answer", exit_code=0), datetime.now(UTC))
+    settled = outcomes.settle(
+        agent, task, dispatch.AgentOutcome(dispatch.OutcomeKind.ANSWER, exit_code=0), datetime.now(UTC)
+    )
     assert settled.agent["status"] == agent_pb2.AGENT_STATUS_CRASHED and "nobody asked for" in settled.agent["error"]
     assert settled.task is not None and settled.task["retry_count"] == 1
 

@@ -6,6 +6,7 @@ the controllers make, filtered as the store filters them. A call nobody taught i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from tests.fakes.store import FakeStore
 
 Call = Callable[..., Awaitable[Any]]
+_LIVE = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT)
 
 # List method -> (the kind of row listed, its answer's type, the answer's field, the request's
 # fields that filter by equality when set).
@@ -94,6 +96,8 @@ class Services:
             return log_chunk_pb2.ListLogChunksResponse(log_chunks=await store.log_chunks_of(request.agent_id))
         if method == "ListLeases":
             return self._leases(request)
+        if method == "GetNextAvailableAccount":
+            return self._next_account(request.provider)
         if method == "GetAccountSecrets":
             return account_pb2.GetAccountSecretsResponse()
         raise NotImplementedError(f"the fake store does not answer {method}")
@@ -134,3 +138,16 @@ class Services:
         answer = lease_pb2.ListLeasesResponse(leases=found)
         answer.read_time.FromNanoseconds(int(self.store.lease_clock * 1e9))
         return answer
+
+    def _next_account(self, provider: str) -> account_pb2.Account:
+        """The provider's first account neither set aside, resting nor at its cap; NOT_FOUND when
+        none is (the start waits for one)."""
+        now = time.time()
+        agents = self.store.tables.rows["agent"].values()
+        for account in sorted(self.store.tables.rows["account"].values(), key=lambda row: row.id):
+            resting = account.is_exhausted and account.exhausted_until.ToNanoseconds() / 1e9 > now
+            live = [a for a in agents if a.account_id == account.id and a.status in _LIVE]
+            full = account.max_concurrent_agents and len(live) >= account.max_concurrent_agents
+            if account.provider == provider and not account.unusable_reason and not resting and not full:
+                return account
+        raise grpc.aio.AioRpcError(grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), grpc.aio.Metadata())

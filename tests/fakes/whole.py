@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cw.store.v1 import agent_pb2, initiative_pb2, project_pb2, task_pb2
+from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
 from orchestrator_service.agents import launcher
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.shim import EXIT_FILE, IDENTITY_FILE
@@ -33,6 +33,7 @@ from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.events import event
 from orchestrator_service.git.workspace import MergeResult
+from orchestrator_service.store_client import changes
 from orchestrator_service.writes import update
 from tests.fakes.git import FakeGit
 from tests.fakes.orchestrator import FakeFeed, LocalLocks
@@ -122,6 +123,13 @@ class Whole:
         for listed in projects:
             await self.orchestrator.projects.sync(listed, fresh=True)
 
+    # ---- what a person does ------------------------------------------------------------------------
+
+    async def approve(self, phase_id: str) -> None:
+        """ApprovePhase (api/operations.py): the stored phase, moved with its precondition."""
+        phase = await self.store.get("phase", phase_id)
+        await self.ctx.writer.append([], [update(phase, status=phase_pb2.PHASE_STATUS_APPROVED)])
+
     # ---- runs ----------------------------------------------------------------------------------------
 
     def running(self) -> list[agent_pb2.Agent]:
@@ -165,3 +173,23 @@ class Whole:
         while not condition():
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             await asyncio.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class OneTask:
+    initiative: initiative_pb2.Initiative
+    project: project_pb2.Project
+    phase: phase_pb2.Phase
+    task: task_pb2.Task
+
+
+def one_task(store: FakeStore, name: str = "users", **task_values: Any) -> OneTask:
+    """An initiative with one project and one phase (not approved yet) of one task."""
+    initiative = store.create_initiative("auth")
+    project = store.add_project(initiative.id, "app")
+    phase = store.create_phase(initiative.id, "schema")
+    task = store.create_task(phase, name)
+    if task_values:
+        asyncio.run(store.append([], changes(update(task, **task_values))))
+        task = store.tables.rows["task"][task.id]
+    return OneTask(initiative, project, phase, task)

@@ -1,6 +1,7 @@
 """A stand-in for the orchestrator's git workspace (orchestrator_service/git/workspace.py) in the
 in-process tests: the paths are the real ones, the few git calls the controllers make here answer
-from memory. A project's clone "exists" once synced; a sync fails for a url the test made
+from memory (no shared remote: the branch calls git/shared.py makes then are these). A project's
+clone "exists" once synced; a sync fails for a url the test made
 unreachable, with git's kind of message; a checkpoint commits nothing; a task branch holds commits
 unless the test says it holds none (a run that changed nothing)."""
 
@@ -20,8 +21,10 @@ class FakeGit(Workspace):
         self.unreachable: set[str] = set()
         self.cloned: set[str] = set()
         self.syncs: list[tuple[str, str]] = []
-        # Task branches without commits beyond their base (task id -> True).
+        # Task ids whose branches hold no commit beyond their base (a run that changed nothing).
         self.empty_branches: set[str] = set()
+        # (project id, branch) made: a phase's, an initiative's, a task's.
+        self.branches: set[tuple[str, str]] = set()
 
     def exists(self, project_id: str) -> bool:
         return project_id in self.cloned
@@ -43,3 +46,12 @@ class FakeGit(Workspace):
 
     def add_worktree(self, project_id: str, where: Path, branch: str) -> None:
         where.mkdir(parents=True, exist_ok=True)
+
+    def ensure_branch(self, project_id: str, branch: str, start_point: str) -> None:
+        self.branches.add((project_id, branch))
+
+    def prepare_task_branch(self, project_id: str, branch: str, base_branch: str, *, exists: bool | None = None) -> None:
+        self.branches.add((project_id, branch))
+
+    def follow(self, project_id: str, where: Path, branch: str) -> None:
+        return None

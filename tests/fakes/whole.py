@@ -3,8 +3,8 @@ over the in-memory store (tests/fakes/store.py). Only its edges are replaced:
 
 - the store: the fake, its services answering the few List/Get/Sum calls (tests/fakes/services.py),
   its leases the ones the test holds;
-- git: tests/fakes/git.py (clones that exist once synced, checkpoints that commit nothing), a task's
-  branches not cut (`prepare_branches` syncs the projects only) and a task's merge the stored fact;
+- git: tests/fakes/git.py (clones that exist once synced, branches made in memory, checkpoints that
+  commit nothing), and a task's merge the stored fact;
 - a run's process: `Launches.spawn` records the launch and its pid, as the real one does, and starts
   nothing; the run ends when the test writes what its shim would (`end`: exit.json, the agent's
   report) and queues the agent, as the pidfd or the watch loop would, so the agents controller
@@ -28,8 +28,6 @@ from orchestrator_service.agents.shim import EXIT_FILE, IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cluster.policy import Peers
 from orchestrator_service.controllers.context import Settings
-from orchestrator_service.controllers.projects import ProjectUnavailable
-from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.events import event
 from orchestrator_service.git.workspace import MergeResult
@@ -42,18 +40,6 @@ from tests.fakes.store import FakeStore, as_store_client
 NAME = "here"
 # The pid a fake run records: no process of this test's (a shim's identity naming it is no shim).
 FAKE_PID = 4_194_301
-
-
-class BranchlessWorkdirs(Workdirs):
-    """A task's projects synced as the real start syncs them (a project that cannot be synced keeps
-    the task waiting, with the reason), and no branch cut."""
-
-    async def prepare_branches(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative) -> None:
-        for listed in self.ctx.cache.projects_of(initiative.id):
-            try:
-                await self.projects.sync(listed)
-            except ProjectUnavailable as error:
-                raise CannotStartYet(str(error)) from error
 
 
 @dataclass(frozen=True)
@@ -84,11 +70,8 @@ class Whole:
         ctx.locks = LocalLocks()
         ctx.leases.stub = store.lease_service  # type: ignore[misc]
         ctx.peers = Peers(NAME)
-        launches = self.orchestrator.launches
-        launches.workdirs = BranchlessWorkdirs(ctx, self.orchestrator.projects)
-        launches.spawn = self._spawn  # type: ignore[method-assign]
+        self.orchestrator.launches.spawn = self._spawn  # type: ignore[method-assign]
         self.orchestrator.merges._merge_project = self._no_merge  # type: ignore[method-assign]
-        self.orchestrator.phases.prepare_branches = self._phase_branches  # type: ignore[method-assign]
         self.feed = FakeFeed(store, self.orchestrator.feed)
         self.launched: list[Launched] = []
 
@@ -118,10 +101,6 @@ class Whole:
 
     async def _no_merge(self, *_: object) -> MergeResult | None:
         return None  # nothing to merge in git: the merge is the stored fact alone
-
-    async def _phase_branches(self, phase: Any, initiative: Any, projects: list[project_pb2.Project]) -> None:
-        for listed in projects:
-            await self.orchestrator.projects.sync(listed, fresh=True)
 
     # ---- what a person does ------------------------------------------------------------------------
 

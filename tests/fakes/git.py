@@ -7,6 +7,7 @@ unless the test says it holds none (a run that changed nothing)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from orchestrator_service.git import checkpoints
@@ -33,15 +34,21 @@ class FakeGit(Workspace):
         self.syncs.append((project_id, url))
         if url in self.unreachable:
             raise GitError(f"fatal: repository '{url}' does not exist")
+        if project_id not in self.cloned:
+            # An empty repository, for what reads the clone with git itself (a task's changed files
+            # for an answering agent's prompt: none to tell).
+            subprocess.run(["git", "init", "--quiet", str(self.repo(project_id))], check=True)
         self.cloned.add(project_id)
 
     def branch_exists(self, project_id: str, branch: str) -> bool:
-        return project_id in self.cloned
+        return (project_id, branch) in self.branches
 
     def has_commits_beyond(self, project_id: str, base: str, branch: str) -> bool:
         return branch.removeprefix("cw-task/") not in self.empty_branches
 
-    def checkpoint(self, project_id: str, worktree: Path, branch: str, *args: object, **kwargs: object) -> checkpoints.Checkpoint:
+    def checkpoint(
+        self, project_id: str, worktree: Path, branch: str, *args: object, **kwargs: object
+    ) -> checkpoints.Checkpoint:
         return checkpoints.Checkpoint()
 
     def add_worktree(self, project_id: str, where: Path, branch: str) -> None:
@@ -50,7 +57,9 @@ class FakeGit(Workspace):
     def ensure_branch(self, project_id: str, branch: str, start_point: str) -> None:
         self.branches.add((project_id, branch))
 
-    def prepare_task_branch(self, project_id: str, branch: str, base_branch: str, *, exists: bool | None = None) -> None:
+    def prepare_task_branch(
+        self, project_id: str, branch: str, base_branch: str, *, exists: bool | None = None
+    ) -> None:
         self.branches.add((project_id, branch))
 
     def follow(self, project_id: str, where: Path, branch: str) -> None:

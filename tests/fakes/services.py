@@ -34,7 +34,12 @@ _LIVE = (agent_pb2.AGENT_STATUS_RUNNING, agent_pb2.AGENT_STATUS_WAITING_FOR_INPU
 # List method -> (the kind of row listed, its answer's type, the answer's field, the request's
 # fields that filter by equality when set).
 _LISTS: dict[str, tuple[str, Any, str, tuple[str, ...]]] = {
-    "ListAgents": ("agent", agent_pb2.ListAgentsResponse, "agents", ("task_id", "name", "initiative_id", "status", "session_id", "orchestrator")),
+    "ListAgents": (
+        "agent",
+        agent_pb2.ListAgentsResponse,
+        "agents",
+        ("task_id", "name", "initiative_id", "status", "session_id", "orchestrator"),
+    ),
     "ListTasks": ("task", task_pb2.ListTasksResponse, "tasks", ("phase_id", "initiative_id", "status")),
     "ListPhases": ("phase", phase_pb2.ListPhasesResponse, "phases", ("initiative_id",)),
     "ListMessages": (

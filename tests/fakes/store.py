@@ -418,7 +418,12 @@ class FakeStore:
         row.ClearField("next_attempt_time")
         self._stamp(row)
         staged.rows["conversation"][row.id] = row
-        return "conversation", stored, row, _row_event("conversation", "updated", row, ["status", "answer"], self.carry_values)
+        return (
+            "conversation",
+            stored,
+            row,
+            _row_event("conversation", "updated", row, ["status", "answer"], self.carry_values),
+        )
 
     @staticmethod
     def _moves(kind: str, before: Any, row: Any) -> bool:

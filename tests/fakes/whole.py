@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
 from orchestrator_service.agents import launcher
@@ -68,7 +68,7 @@ class Whole:
         self.git = FakeGit(root)
         ctx.git = self.git
         ctx.locks = LocalLocks()
-        ctx.leases.stub = store.lease_service  # type: ignore[misc]
+        ctx.leases.stub = cast(Any, store.lease_service)  # the leases the test holds
         ctx.peers = Peers(NAME)
         self.orchestrator.launches.spawn = self._spawn  # type: ignore[method-assign]
         self.orchestrator.merges._merge_project = self._no_merge  # type: ignore[method-assign]
@@ -99,7 +99,9 @@ class Whole:
         recorded: agent_pb2.Agent = answer.rows[0].agent
         return recorded
 
-    async def _no_merge(self, *_: object) -> MergeResult | None:
+    async def _no_merge(
+        self, task: task_pb2.Task, initiative: initiative_pb2.Initiative, project: project_pb2.Project
+    ) -> MergeResult | None:
         return None  # nothing to merge in git: the merge is the stored fact alone
 
     # ---- what a person does ------------------------------------------------------------------------

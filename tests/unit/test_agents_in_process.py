@@ -147,7 +147,10 @@ def test_a_run_whose_process_never_started_spends_no_attempt(tmp_path: Path) -> 
             whole.orchestrator.agents.queue.add(first.id)
             await whole.settled()
             never = _agent(store, first.id)
-            assert (never.status, never.outcome) == (agent_pb2.AGENT_STATUS_STOPPED, agent_pb2.AGENT_OUTCOME_NEVER_STARTED)
+            assert (never.status, never.outcome) == (
+                agent_pb2.AGENT_STATUS_STOPPED,
+                agent_pb2.AGENT_OUTCOME_NEVER_STARTED,
+            )
             (second,) = whole.running()
             assert second.id != first.id
 

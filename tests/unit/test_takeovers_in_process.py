@@ -104,6 +104,10 @@ def test_a_waiting_agent_of_a_lapsed_orchestrator_is_not_taken_over(tmp_path: Pa
         async with Whole(tmp_path, store) as whole:
             await whole.settled()
             await _leases_read(whole)
+            # Its row changes while it waits (a question of its answered): still not taken.
+            waiting = store.tables.rows["agent"][agent.id]
+            await store.append([], changes(update(waiting, pending_questions='[{"id": "q1", "question": "?"}]')))
+            await whole.settled()
 
     asyncio.run(main())
     assert store.tables.rows["agent"][agent.id].status == agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT

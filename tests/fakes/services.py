@@ -145,11 +145,12 @@ class Services:
         return answer
 
     def _next_account(self, provider: str) -> account_pb2.Account:
-        """The provider's first account neither set aside, resting nor at its cap; NOT_FOUND when
-        none is (the start waits for one)."""
+        """The provider's first account (by `sort_order`) neither set aside, resting nor at its cap;
+        NOT_FOUND when none is (the start waits for one). The store's turn-taking among several
+        free ones is its own (tests/integration/test_rpc_domain_methods.py)."""
         now = time.time()
         agents = self.store.tables.rows["agent"].values()
-        for account in sorted(self.store.tables.rows["account"].values(), key=lambda row: row.id):
+        for account in sorted(self.store.tables.rows["account"].values(), key=lambda row: (row.sort_order, row.id)):
             resting = account.is_exhausted and account.exhausted_until.ToNanoseconds() / 1e9 > now
             live = [a for a in agents if a.account_id == account.id and a.status in _LIVE]
             full = account.max_concurrent_agents and len(live) >= account.max_concurrent_agents

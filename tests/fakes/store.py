@@ -265,8 +265,10 @@ class FakeStore:
             self.add_task_dependency(task.id, needed)
         return task
 
-    def create_account(self, provider: str, email: str, cap: int = 0) -> account_pb2.Account:
-        row = account_pb2.Account(id=_new_id(), email=email, provider=provider, max_concurrent_agents=cap)
+    def create_account(self, provider: str, email: str, cap: int = 0, sort_order: int = 0) -> account_pb2.Account:
+        row = account_pb2.Account(
+            id=_new_id(), email=email, provider=provider, max_concurrent_agents=cap, sort_order=sort_order
+        )
         return cast(account_pb2.Account, self._create("account", row))
 
     def rest_account(self, account_id: str, until: datetime) -> account_pb2.Account:

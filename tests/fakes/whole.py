@@ -18,6 +18,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -51,6 +52,8 @@ class Launched:
     prompt: str
     resume: bool
     environment: dict[str, str]
+    # When it started, by the orchestrator's clock (the store's stamps here are the fake's own).
+    at: datetime
 
 
 class Whole:
@@ -90,7 +93,8 @@ class Whole:
 
     async def _spawn(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> agent_pb2.Agent:
         """Launches.spawn without a process: its pid recorded with `agent:spawned` (or resumed)."""
-        self.launched.append(Launched(agent, launch.mode, launch.prompt, launch.resume, dict(launch.environment)))
+        at = self.ctx.clock()
+        self.launched.append(Launched(agent, launch.mode, launch.prompt, launch.resume, dict(launch.environment), at))
         self.ctx.shipper.begin(agent.id)
         kind = "agent:resumed" if launch.resume else "agent:spawned"
         started = update(agent, pid=FAKE_PID, worktree_id=str(launch.files.workdir))

@@ -104,10 +104,10 @@ def test_a_failed_attempt_waits_its_delay_before_a_new_run(tmp_path: Path) -> No
             crashed = _agent(store, first.id)
             assert (crashed.status, crashed.error) == (agent_pb2.AGENT_STATUS_CRASHED, "exited with 3")
             assert whole.running() == []
-            await whole.until("the second run", lambda: bool(whole.running()))
+            await whole.until("the second run", lambda: len(whole.launched) == 2)
             (second,) = whole.running()
-            assert second.id != first.id
-            assert second.create_time.ToDatetime(UTC) >= waiting.next_attempt_time.ToDatetime(UTC)
+            assert second.id == whole.launched[1].agent.id != first.id
+            assert whole.launched[1].at >= waiting.next_attempt_time.ToDatetime(UTC)
             whole.end(second.id, DONE)
             await whole.settled()
 
@@ -198,6 +198,30 @@ def test_a_rate_limited_run_rests_its_account_and_the_task_waits_for_another(tmp
     assert rested.exhausted_until.ToDatetime(UTC) > datetime.now(UTC) + timedelta(seconds=500)
     waiting = _task(store, plan)
     assert (waiting.status, waiting.retry_count) == (task_pb2.TASK_STATUS_PENDING, 0)
+
+
+def test_a_rate_limited_run_moves_the_task_to_the_next_account_spending_no_attempt(tmp_path: Path) -> None:
+    store = FakeStore()
+    first = store.create_account("scripted", "first@x", sort_order=0)
+    second = store.create_account("scripted", "second@x", sort_order=1)
+    plan = one_task(store)
+
+    async def main() -> None:
+        async with Whole(tmp_path, store) as whole:
+            agent = await _started(whole, plan)
+            whole.end(agent.id, {"status": "rate_limited", "retry_after_seconds": 600})
+            await whole.settled()
+            (again,) = whole.running()
+            whole.end(again.id, DONE)
+            await whole.settled()
+
+    asyncio.run(main())
+    done = _task(store, plan)
+    assert (done.status, done.retry_count) == (task_pb2.TASK_STATUS_COMPLETED, 0)
+    agents = sorted(store.tables.rows["agent"].values(), key=lambda agent: agent.create_time.ToNanoseconds())
+    assert [agent.account_id for agent in agents] == [first.id, second.id]
+    assert store.tables.rows["account"][first.id].is_exhausted
+    assert not store.tables.rows["account"][second.id].is_exhausted
 
 
 def test_a_stopped_agent_blocks_its_task_and_is_not_run_again(tmp_path: Path) -> None:

@@ -285,3 +285,31 @@ def test_a_task_past_its_budget_is_stopped_blocked_and_resumed_in_its_session_on
             assert BUDGET_NOTE.format(reason=blocked.reason) in whole.launched[-1].prompt
 
     asyncio.run(main())
+
+
+def test_an_initiative_past_its_budget_starts_nothing_until_raised(tmp_path: Path) -> None:
+    store = FakeStore()
+    plan = one_task(store, "first")
+    second = store.create_task(plan.phase, "second", [plan.task.id])
+    asyncio.run(store.append([], changes(update(plan.initiative, budget_tokens=100))))
+
+    def waiting() -> task_pb2.Task:
+        return store.tables.rows["task"][second.id]
+
+    async def main() -> None:
+        async with Whole(tmp_path, store) as whole:
+            agent = await _started(whole, plan)
+            AgentFiles.of(tmp_path, agent.id).output.write_text(_usage_line(120, 30, "m1"))
+            whole.end(agent.id, DONE)  # its usage is recorded with its settlement
+            await whole.until("the budget's reason", lambda: "budget" in waiting().reason)
+            assert waiting().reason == "the initiative's budget is spent: 150 tokens used of 100"
+            assert (waiting().status, waiting().retry_count) == (task_pb2.TASK_STATUS_PENDING, 0)
+            assert whole.running() == []
+            initiative = store.tables.rows["initiative"][plan.initiative.id]
+            await store.append([], changes(update(initiative, budget_tokens=1000)))  # `cw budget initiative`
+            await whole.until("the second run", lambda: len(whole.launched) == 2)
+            assert whole.launched[1].agent.task_id == second.id
+
+    asyncio.run(main())
+    (first,) = [agent for agent in store.tables.rows["agent"].values() if agent.task_id == plan.task.id]
+    assert (first.usage.input_tokens, first.usage.output_tokens) == (120, 30)

@@ -210,27 +210,6 @@ def test_questions_then_answers_resume_the_same_session(tmp_path: Path) -> None:
         c.assert_invariants()
 
 
-def test_rate_limit_moves_to_the_next_account(tmp_path: Path) -> None:
-    with cluster(tmp_path) as c:
-        accounts = [
-            c.api.accounts.CreateAccount(
-                account_pb2.CreateAccountRequest(
-                    account=account_pb2.Account(email=f"{n}@example.com", provider="scripted", sort_order=i)
-                )
-            )
-            for i, n in enumerate(("first", "second"))
-        ]
-        phase = c.phase(c.initiative("Rate limits", c.project()), "P")
-        task = c.task(phase, "t", files={"t.txt": "t"}, rate_limited_times=1)
-        _approve(c, phase)
-        done = c.wait_task(task.id, COMPLETED)
-        assert done.retry_count == 0
-        assert [a.account_id for a in c.agents_of(task.id)] == [accounts[0].id, accounts[1].id]
-        first = c.api.accounts.GetAccount(account_pb2.GetAccountRequest(id=accounts[0].id))
-        assert first.is_exhausted
-        c.assert_invariants()
-
-
 def test_max_agents_and_waiting_for_an_account(tmp_path: Path) -> None:
     release = tmp_path / "release"
     with cluster(tmp_path, max_agents=2) as c:

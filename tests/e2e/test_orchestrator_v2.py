@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -17,7 +16,7 @@ from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import agent_pb2, log_chunk_pb2, phase_pb2, project_pb2, task_pb2
 from cw_edge.tokens import Identity
 from orchestrator_service.api.servicer import MAX_FORWARDED_STREAMS
-from tests.e2e.cluster import SCRIPTED, Cluster, cluster, cw, cw_json, make_git_repo, script, wait_for
+from tests.e2e.cluster import Cluster, cluster, cw, cw_json, make_git_repo, script, wait_for
 from tests.support import call_error, error_details, stubs
 
 COMPLETED = task_pb2.TASK_STATUS_COMPLETED
@@ -263,32 +262,6 @@ def test_a_missing_provider_program_waits_with_its_reason(tmp_path: Path) -> Non
         assert waited.status == task_pb2.TASK_STATUS_PENDING and waited.retry_count == 0
         assert not c.agents_of(task.id)
         assert "program '/nowhere/ghost-agent' not found" in (tmp_path / "orchestrator.log").read_text()
-
-
-def test_a_failed_attempt_waits_before_its_retry(tmp_path: Path) -> None:
-    running = Cluster(tmp_path, [f"scripted={SCRIPTED}"], retry_delays="2")
-    try:
-        running.start_store()
-        running.start_orchestrator()
-        c = running
-        phase = c.phase(c.initiative("Pause", c.project()), "P")
-        task = c.task(phase, "t", files={"t.txt": "t"}, crash_times=1)
-        _approve(c, phase)
-
-        def paused() -> task_pb2.Task | None:
-            current = c.get_task(task.id)
-            return current if current.HasField("next_attempt_time") else None
-
-        waiting = wait_for("the retry to be scheduled", paused)
-        assert waiting.status == task_pb2.TASK_STATUS_PENDING and waiting.retry_count == 1
-        assert waiting.reason.startswith("exited with 3")
-        done = c.wait_task(task.id, COMPLETED)
-        first, second = c.agents_of(task.id)
-        assert second.create_time.ToDatetime() >= waiting.next_attempt_time.ToDatetime()
-        assert second.create_time.ToDatetime() - first.update_time.ToDatetime() >= timedelta(seconds=1.5)
-        assert done.retry_count == 1 and not done.reason
-    finally:
-        running.close()
 
 
 def test_worktrees_go_once_the_phase_is_merged_and_the_records_stay(tmp_path: Path) -> None:

@@ -24,16 +24,28 @@ import grpc
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
-from cw.store.v1 import account_pb2, agent_pb2, event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2
+from cw.store.v1 import (
+    account_pb2,
+    agent_pb2,
+    conversation_pb2,
+    event_pb2,
+    initiative_pb2,
+    lease_pb2,
+    message_pb2,
+    phase_pb2,
+    project_pb2,
+    task_pb2,
+)
 from orchestrator_service.store_client import NotReady, Stale, StoreClient
 from store_service.domain import progress as rules
 from store_service.domain.progress import LIVE_AGENT, Guarded, Named, PhaseTask
+from tests.fakes.services import Services
 
 # A pause the test controls: awaited before a write is answered, and (given the port's method
 # name) before a read returns.
 Pause = Callable[[], Awaitable[None]]
 ReadPause = Callable[[str], Awaitable[None]]
-_KINDS = ("initiative", "project", "phase", "task", "agent", "account")
+_KINDS = ("initiative", "project", "phase", "task", "agent", "account", "conversation", "message")
 _ENUMS: dict[str, Any] = {
     "initiative": initiative_pb2.InitiativeStatus,
     "phase": phase_pb2.PhaseStatus,
@@ -104,8 +116,22 @@ class FakeStore:
         self.carry_values = True
         self.read_pause: ReadPause = _no_read_pause
         self._clock = itertools.count(1)
+        self._requests: dict[str, str] = {}
+        self._side_notes: list[event_pb2.Event] = []
         # Called after each commit (the fake feed wakes up on them).
         self.on_commit: list[Callable[[], None]] = []
+        # The rest of the store's API the orchestrator calls by method (`call`, `list_all`): the
+        # few List/Get/Sum calls of its controllers, over the same tables (tests/fakes/services.py).
+        services = Services(self)
+        self.agents, self.tasks, self.phases, self.initiatives = services, services, services, services
+        self.messages, self.conversations, self.accounts, self.log_chunks = services, services, services, services
+        self.review_comments, self.proposals, self.chat_sessions = services, services, services
+        self.lease_service = services
+        # Leases by name (the orchestrators' and merges'), and the store's clock that reads them.
+        self.leases: dict[str, Any] = {}
+        self.lease_clock = 1_800_000_000.0
+        # Output chunks stored by the shipper (CreateLogChunk).
+        self.chunks: list[Any] = []
 
     # ---- the port ------------------------------------------------------------------------------
 
@@ -117,9 +143,10 @@ class FakeStore:
         notes: list[event_pb2.Event] = []
         moved: list[tuple[str, str]] = []
         for change in changes:
+            self._side_notes = []
             kind, before, row, note = self._apply(staged, change)
             answer.rows.add().MergeFrom(event_pb2.ChangedRow(**{kind: row}))
-            notes.append(note)
+            notes += [note, *self._side_notes]
             if self._moves(kind, before, row):
                 moved.append((kind, row.id))
         self._commit(staged, [*notes, *events], moved)
@@ -170,6 +197,34 @@ class FakeStore:
         projects = self.tables.rows["project"]
         return [_copy(projects[pid]) for pid in self.tables.initiative_projects.get(initiative_id, [])]
 
+    # ---- the rest of the client the controllers use ------------------------------------------------
+
+    async def call(self, method: Callable[..., Awaitable[Any]], request: Any) -> Any:
+        """StoreClient.call: one unary call (here, a method of `Services`)."""
+        return await method(request)
+
+    async def list_all(self, method: Callable[..., Awaitable[Any]], request: Any, field: str) -> list[Any]:
+        """StoreClient.list_all: every row in one page."""
+        return list(getattr(await method(request), field))
+
+    async def get_task(self, task_id: str) -> task_pb2.Task:
+        return cast(task_pb2.Task, await self.get("task", task_id))
+
+    async def get_phase(self, phase_id: str) -> phase_pb2.Phase:
+        return cast(phase_pb2.Phase, await self.get("phase", phase_id))
+
+    async def get_agent(self, agent_id: str) -> agent_pb2.Agent:
+        return cast(agent_pb2.Agent, await self.get("agent", agent_id))
+
+    async def get_initiative(self, initiative_id: str) -> initiative_pb2.Initiative:
+        return cast(initiative_pb2.Initiative, await self.get("initiative", initiative_id))
+
+    async def open_comments(self, phase_id: str) -> list[Any]:
+        return []
+
+    async def log_chunks_of(self, agent_id: str) -> list[Any]:
+        return [chunk for chunk in self.chunks if chunk.agent_id == agent_id]
+
     # ---- what a person does through other clients -------------------------------------------------
 
     def create_initiative(self, name: str) -> initiative_pb2.Initiative:
@@ -178,8 +233,9 @@ class FakeStore:
         )
         return cast(initiative_pb2.Initiative, self._create("initiative", row))
 
-    def add_project(self, initiative_id: str, name: str) -> project_pb2.Project:
-        project = cast(project_pb2.Project, self._create("project", project_pb2.Project(id=_new_id(), name=name)))
+    def add_project(self, initiative_id: str, name: str, url: str = "") -> project_pb2.Project:
+        row = project_pb2.Project(id=_new_id(), name=name, url=url or f"/srv/git/{name}")
+        project = cast(project_pb2.Project, self._create("project", row))
         staged = self.tables.copy()
         staged.initiative_projects.setdefault(initiative_id, []).append(project.id)
         self._commit(staged, [event_pb2.Event(type="initiative_project:created", initiative_id=initiative_id)], [])
@@ -209,8 +265,10 @@ class FakeStore:
             self.add_task_dependency(task.id, needed)
         return task
 
-    def create_account(self, provider: str, email: str, cap: int = 0) -> account_pb2.Account:
-        row = account_pb2.Account(id=_new_id(), email=email, provider=provider, max_concurrent_agents=cap)
+    def create_account(self, provider: str, email: str, cap: int = 0, sort_order: int = 0) -> account_pb2.Account:
+        row = account_pb2.Account(
+            id=_new_id(), email=email, provider=provider, max_concurrent_agents=cap, sort_order=sort_order
+        )
         return cast(account_pb2.Account, self._create("account", row))
 
     def rest_account(self, account_id: str, until: datetime) -> account_pb2.Account:
@@ -243,6 +301,35 @@ class FakeStore:
         self._commit(staged, [note], [("phase", phase_id)] if self._moves("phase", before, row) else [])
         return _copy(row)
 
+    def create_agent(self, agent: agent_pb2.Agent) -> agent_pb2.Agent:
+        """An agent row as another orchestrator (or an earlier run) left it."""
+        row = _copy(agent)
+        row.id = row.id or _new_id()
+        return cast(agent_pb2.Agent, self._create("agent", row))
+
+    def reply(self, message_id: str, content: str) -> message_pb2.Message:
+        """`cw reply`: the person's reply to an agent's message, which answers it (RESPONDED)."""
+        parent = self.tables.rows["message"][message_id]
+        reply = message_pb2.Message(
+            sender_type=message_pb2.PARTICIPANT_TYPE_USER,
+            recipient_type=message_pb2.PARTICIPANT_TYPE_AGENT,
+            recipient_id=parent.sender_id,
+            parent_message_id=message_id,
+            content=content,
+        )
+        staged = self.tables.copy()
+        self._side_notes = []
+        _, _, row, note = self._create_row(staged, "message", message_pb2.CreateMessageRequest(message=reply))
+        self._commit(staged, [note, *self._side_notes], [])
+        return cast(message_pb2.Message, _copy(row))
+
+    def hold_lease(self, orchestrator: str, seconds: float) -> None:
+        """An orchestrator's lease (`orchestrator/<name>`), lapsing `seconds` after the store's clock
+        (negative: lapsed already)."""
+        name = f"orchestrator/{orchestrator}"
+        lease = self.leases.setdefault(name, lease_pb2.Lease(name=name, owner=orchestrator))
+        lease.expire_time.FromNanoseconds(int((self.lease_clock + seconds) * 1e9))
+
     # ---- applying ----------------------------------------------------------------------------------
 
     def _create(self, kind: str, row: Any) -> Any:
@@ -265,6 +352,10 @@ class FakeStore:
             agent.create_time.CopyFrom(self._stamp(agent))
             staged.rows["agent"][agent.id] = agent
             return "agent", None, agent, _row_event("agent", "created", agent, [], self.carry_values)
+        if which in ("create_conversation", "create_message"):
+            return self._create_row(staged, which.removeprefix("create_"), getattr(change, which))
+        if which == "answer_conversation":
+            return self._answer(staged, change.answer_conversation)
         if which is None or not which.startswith("update_"):
             raise NotImplementedError(f"the fake store does not apply {which}")
         kind = which.removeprefix("update_")
@@ -283,6 +374,58 @@ class FakeStore:
         staged.rows[kind][row.id] = row
         changed = list(request.update_mask.paths)
         return kind, stored, row, _row_event(kind, "updated", row, changed, self.carry_values)
+
+    def _create_row(self, staged: Tables, kind: str, request: Any) -> tuple[str, Any, Any, event_pb2.Event]:
+        """A conversation or message made; the same request_id answers the row made the first time
+        (as the store's idempotent creates). A person's reply answers its message (RESPONDED), as
+        store_service/api/message.py does."""
+        made = self._requests.get(request.request_id) if request.request_id else None
+        if made is not None and made in staged.rows[kind]:
+            row = staged.rows[kind][made]
+            return kind, row, row, _row_event(kind, "updated", row, [], self.carry_values)
+        row = _copy(getattr(request, kind))
+        row.id = _new_id()
+        if kind == "conversation" and not row.status:
+            row.status = conversation_pb2.CONVERSATION_STATUS_PENDING
+        if kind == "message" and not row.status:
+            row.status = message_pb2.MESSAGE_STATUS_PENDING
+        row.create_time.CopyFrom(self._stamp(row))
+        staged.rows[kind][row.id] = row
+        if request.request_id:
+            self._requests[request.request_id] = row.id
+        if kind == "message" and row.parent_message_id and row.sender_type == message_pb2.PARTICIPANT_TYPE_USER:
+            parent = _copy(staged.rows["message"][row.parent_message_id])
+            parent.status = message_pb2.MESSAGE_STATUS_RESPONDED
+            self._stamp(parent)
+            staged.rows["message"][parent.id] = parent
+            self._side_notes.append(_row_event("message", "updated", parent, ["status"], self.carry_values))
+        return kind, None, row, _row_event(kind, "created", row, [], self.carry_values)
+
+    def _answer(
+        self, staged: Tables, request: conversation_pb2.AnswerConversationRequest
+    ) -> tuple[str, Any, Any, event_pb2.Event]:
+        """AnswerConversation: only a PENDING conversation (else FAILED_PRECONDITION, as the store)."""
+        stored = staged.rows["conversation"].get(request.id)
+        if stored is None:
+            raise _not_found("conversation", request.id)
+        if stored.status != conversation_pb2.CONVERSATION_STATUS_PENDING:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details=f"conversation {request.id!r} is answered already",
+            )
+        row = _copy(stored)
+        row.status, row.answer = conversation_pb2.CONVERSATION_STATUS_ANSWERED, request.answer
+        row.ClearField("next_attempt_time")
+        self._stamp(row)
+        staged.rows["conversation"][row.id] = row
+        return (
+            "conversation",
+            stored,
+            row,
+            _row_event("conversation", "updated", row, ["status", "answer"], self.carry_values),
+        )
 
     @staticmethod
     def _moves(kind: str, before: Any, row: Any) -> bool:

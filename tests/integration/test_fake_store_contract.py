@@ -5,18 +5,19 @@ the fake, must observe the same things (reads, refusals and their words, what a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import SimpleNamespace
-from typing import Protocol
+from typing import Any, Protocol
 
+import grpc
 from google.protobuf import timestamp_pb2
 
-from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import account_pb2, agent_pb2, conversation_pb2, initiative_pb2, message_pb2, phase_pb2, task_pb2
 from cw_edge.tokens import Identity
 from orchestrator_service.ports import StorePort
-from orchestrator_service.store_client import NotReady, Stale, StoreClient, changes
+from orchestrator_service.store_client import NotReady, Stale, StoreClient, changed_row, changes
 from orchestrator_service.writes import update
-from tests.fakes.store import FakeStore
+from tests.fakes.store import FakeStore, as_store_client
 from tests.support import RunningStore
 
 MERGED_AT = timestamp_pb2.Timestamp(seconds=1_700_000_000)
@@ -195,3 +196,123 @@ def test_the_scenario_sees_refusals_at_all() -> None:
     assert sum(": not ready: " in line for line in seen) == 7
     assert "runs at most 1 agent(s) at once" in seen[-1]
     assert sum(line.endswith(": stale") for line in seen) == 1
+
+
+# ---- conversations and messages (the conversations and replies controllers' part of the store) ----
+
+
+async def _observe_talk(client: StoreClient, reply: Callable[[str, str], None], agents: list[str]) -> list[str]:
+    """An agent's messages and the person's reply, a conversation asked and answered, through what
+    the controllers call (AppendEvent's changes, ListMessages, GetConversation)."""
+    asker, answerer = agents
+    seen: list[str] = []
+
+    async def attempt(label: str, *requests: object) -> list[Any]:
+        try:
+            answer = await client.append([], changes(*requests))
+        except Stale:
+            seen.append(f"{label}: stale")
+        except grpc.aio.AioRpcError as error:
+            seen.append(f"{label}: {error.code().name}")
+        else:
+            seen.append(f"{label}: written {[row.WhichOneof('row') for row in answer.rows]}")
+            return [changed_row(row)[1] for row in answer.rows]
+        return []
+
+    async def messages(**where: str) -> list[message_pb2.Message]:
+        request = message_pb2.ListMessagesRequest(**where)  # type: ignore[arg-type]
+        return await client.list_all(client.messages.ListMessages, request, "messages")
+
+    def status(row: message_pb2.Message) -> str:
+        return message_pb2.MessageStatus.Name(row.status)
+
+    question = message_pb2.Message(
+        sender_type=message_pb2.PARTICIPANT_TYPE_AGENT,
+        sender_id=asker,
+        recipient_type=message_pb2.PARTICIPANT_TYPE_USER,
+        content="sqlite or postgres?",
+        requires_response=True,
+    )
+    ask = message_pb2.CreateMessageRequest(message=question, request_id="message-run-1")
+    (made,) = await attempt("the run's message", ask)
+    (again,) = await attempt("the same message again", ask)
+    seen.append(f"the same row: {again.id == made.id}, {status(made)}")
+    reply(made.id, "postgres, please")
+    (parent,) = await messages(sender_id=asker)
+    (received,) = await messages(recipient_id=asker)
+    seen.append(f"after the reply: {status(parent)}; the reply {status(received)}, {received.content!r}")
+    seen.append(f"replies to it: {[m.content for m in await messages(parent_message_id=parent.id)]}")
+    await attempt("the reply read", update(received, status=message_pb2.MESSAGE_STATUS_READ))
+    seen.append(f"the reply now: {[status(m) for m in await messages(recipient_id=asker)]}")
+
+    talk = conversation_pb2.Conversation(from_agent_id=asker, to_agent_id=answerer, question="what is in b.txt?")
+    create = conversation_pb2.CreateConversationRequest(conversation=talk, request_id="ask-run-1")
+    (asked,) = await attempt("asked", create)
+    (same,) = await attempt("asked again", create)
+    pending = await client.get("conversation", asked.id)
+    seen.append(f"the same: {same.id == asked.id}, {conversation_pb2.ConversationStatus.Name(pending.status)}")
+    await attempt("a failed answer run counted", update(pending, attempts=1))
+    await attempt("counted from an old read", update(pending, attempts=2))
+    await attempt("answered", conversation_pb2.AnswerConversationRequest(id=asked.id, answer="b"))
+    await attempt("answered again", conversation_pb2.AnswerConversationRequest(id=asked.id, answer="c"))
+    answered = await client.get("conversation", asked.id)
+    shown = (conversation_pb2.ConversationStatus.Name(answered.status), answered.answer, answered.attempts)
+    seen.append(f"the conversation: {shown}")
+    return seen
+
+
+def _two_agents(
+    seed: Seed, start: Callable[[list[agent_pb2.CreateAgentRequest]], Awaitable[list[str]]]
+) -> Awaitable[list[str]]:
+    initiative = seed.initiative()
+    phase = seed.phase(initiative.id, "talk")
+    tasks = [seed.task(phase, "a"), seed.task(phase, "b")]
+    stopped = []
+    for task in tasks:
+        request = _agent(task, initiative.id)
+        request.agent.status = agent_pb2.AGENT_STATUS_STOPPED
+        stopped.append(request)
+    return start(stopped)
+
+
+def test_the_fake_store_keeps_conversations_and_messages_as_the_real_one(
+    store: RunningStore, api: SimpleNamespace
+) -> None:
+    def real_reply(message_id: str, content: str) -> None:
+        parent = api.messages.GetMessage(message_pb2.GetMessageRequest(id=message_id))
+        reply = message_pb2.Message(
+            sender_type=message_pb2.PARTICIPANT_TYPE_USER,
+            recipient_type=message_pb2.PARTICIPANT_TYPE_AGENT,
+            recipient_id=parent.sender_id,
+            parent_message_id=message_id,
+            content=content,
+        )
+        api.messages.CreateMessage(message_pb2.CreateMessageRequest(message=reply))
+
+    async def real() -> list[str]:
+        client = StoreClient(store.address, store.handle.auth.tokens[Identity.ORCHESTRATOR])
+
+        async def talk(agents: list[agent_pb2.CreateAgentRequest]) -> list[str]:
+            made = await client.append([], changes(*agents))
+            return await _observe_talk(client, real_reply, [row.agent.id for row in made.rows])
+
+        try:
+            return await _two_agents(RealSeed(api), talk)
+        finally:
+            await client.close()
+
+    fake = FakeStore()
+
+    def fake_reply(message_id: str, content: str) -> None:
+        fake.reply(message_id, content)
+
+    async def faked() -> list[str]:
+        async def talk(agents: list[agent_pb2.CreateAgentRequest]) -> list[str]:
+            made = await fake.append([], changes(*agents))
+            return await _observe_talk(as_store_client(fake), fake_reply, [row.agent.id for row in made.rows])
+
+        return await _two_agents(FakeSeed(fake), talk)
+
+    seen = asyncio.run(faked())
+    assert seen == asyncio.run(real())
+    assert "answered again: FAILED_PRECONDITION" in seen and "counted from an old read: stale" in seen

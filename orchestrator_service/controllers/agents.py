@@ -1,4 +1,4 @@
-"""The agents controller: notices runs that ended, ships their output, and settles them (rule 2).
+"""The agents controller: notices runs that ended, ships their output, and settles them.
 
 A shim this process started is watched through a pidfd: its exit queues the agent's settlement at
 once (a run's slot is free again as soon as it is settled, not at the next look). A watch loop
@@ -9,8 +9,9 @@ pidfd missed. A shim that is our live child and was seen running as itself costs
 Settling one is a key of its own, so a slow or failing settlement never holds up another. Once
 its output is shipped and its work checkpointed and published, the run is settled by its kind
 (`RunSettler`: the table of run kinds, orchestrator_service/runs/, wired by core.py), decided by
-pure policy (orchestrator_service/outcomes.py) and written here (`write`) with preconditions: if a person stopped the agent meanwhile, the write answers ABORTED and the
-settlement is decided again from what is stored.
+pure policy (orchestrator_service/outcomes.py) and written here (`write`) with preconditions: if
+a person stopped the agent meanwhile, the write answers ABORTED and the settlement is decided again
+from what is stored.
 """
 
 from __future__ import annotations

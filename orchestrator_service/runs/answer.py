@@ -35,7 +35,7 @@ PENDING = conversation_pb2.CONVERSATION_STATUS_PENDING
 def answer_input(start: decide.AnswerStart) -> RunInput:
     """Pure: the prompt and environment of a run resumed to answer."""
     prompt = decide.discuss_prompt(start.asker_name, start.asker_task, start.conversation.question, start.own)
-    environment = {"CW_CONVERSATION_ID": start.conversation.id, "CW_RUN_KIND": RunKind.ANSWER.value}
+    environment = {"CW_CONVERSATION_ID": start.conversation.id, "CW_RUN_KIND": AnswerRun.kind.value}
     return RunInput(prompt, environment)
 
 

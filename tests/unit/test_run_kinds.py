@@ -295,7 +295,7 @@ def test_an_ask_is_settled_before_anything_else_a_malformed_one_is_a_failed_atte
     assert "needs" in settled.agent["error"]
 
 
-def test_a_take_overs_note_and_what_the_run_left_go_with_its_settlement(tmp_path: Path) -> None:
+def test_a_take_overs_note_goes_with_its_settlement(tmp_path: Path) -> None:
     h = _harness(tmp_path)
     task = h.task_in()
     note = outcomes.Note("agent:taken_over", "agent", {"by": "o"})

@@ -5,6 +5,7 @@
                                                               phases | initiatives | projects
                                                               conversations | replies
                                                               takeovers
+ a run's start and end --> the table of run kinds (runs/table.py)
  store leases --> Membership --(peers)--------> takeovers | merges
 ```
 
@@ -46,9 +47,9 @@ from orchestrator_service.controllers.output import OutputShipper
 from orchestrator_service.controllers.phases import PhaseController
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.controllers.run_inputs import RunInputs
 from orchestrator_service.controllers.takeovers import TakeoverController
 from orchestrator_service.controllers.tasks import DISPATCH_KEY, TaskController
-from orchestrator_service.controllers.usage import BudgetResumes
 from orchestrator_service.conversations.controller import ConversationController
 from orchestrator_service.conversations.person import Replies, ReplyController
 from orchestrator_service.dispatch import Backoff
@@ -56,7 +57,8 @@ from orchestrator_service.planning.runs import Planning
 from orchestrator_service.review.delivery import Delivery
 from orchestrator_service.review.phase_merge import PhaseMerger
 from orchestrator_service.review.repair import Repair
-from orchestrator_service.review.reports import Reports
+from orchestrator_service.runs import table
+from orchestrator_service.runs.steps import Tools
 from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Writer
 
@@ -88,17 +90,16 @@ class Orchestrator:
         self.phases = PhaseController(self.ctx, self.projects)
         self.initiatives = InitiativeController(self.ctx)
         self.planning = Planning(self.ctx)
-        self.agents.extensions.append(self.planning.settle)
-        self.launches.inputs.planners.append(self.planning)
-        budget_resumes = BudgetResumes(self.ctx)
-        self.launches.inputs.planners.append(budget_resumes)
-        self.launches.inputs.prompt_hooks.append(budget_resumes.prompt_for)
         # The person's replies to agents' messages: in runs' prompts, and resuming who waits for them.
         replies = Replies(self.ctx)
-        self.launches.inputs.prompt_hooks.append(replies.prompt_for)
         self.replies = ReplyController(self.ctx, self.launches, replies)
-        self._install(Reports(self.ctx, self.merger, self.launches.inputs.dependencies_of, replies))
-        self.conversations = ConversationController(self.ctx, self.agents, self.launches, replies)
+        # How each kind of run starts and ends (runs/table.py): given to the launches and the agents
+        # controller here, and nowhere else.
+        tools = Tools(self.ctx, self.agents, self.launches, RunInputs(self.ctx), replies)
+        self.runs = table.build(tools, self.planning, self.merger)
+        self.launches.inputs = self.runs
+        self.agents.kinds = self.runs
+        self.conversations = ConversationController(self.ctx, self.launches, self.runs.answer.inputs)
         self.takeovers = TakeoverController(self.ctx, self.agents)
         fence = supervisor.fence_file(root)
         self.membership = Membership(self.ctx.leases, self.writer, settings.name, settings.lease_ttl, fence)
@@ -119,12 +120,6 @@ class Orchestrator:
         for queue in self.queues():
             queue.gate = self.cache.freshness.reached  # no decision on a cache behind our own writes
         self._background: list[asyncio.Task[None]] = []
-
-    def _install(self, reports: Reports) -> None:
-        """Review's hooks on starting and settling runs."""
-        self.launches.inputs.planners.append(reports)
-        self.agents.checks.append(reports.check)
-        self.agents.extensions.append(reports.extend)
 
     def queues(self) -> list[WorkQueue]:
         return [

@@ -41,7 +41,7 @@ class Settlement:
     # The provider refused the account's credential: why (the account is marked unusable), else None.
     account_unusable_reason: str | None = None
     # More store requests for the same transaction: what the run reported (review comments,
-    # messages...), added by the settlement's extensions (controllers/agents.py).
+    # messages...), added by the run's kind (orchestrator_service/runs/).
     creates: tuple[Any, ...] = ()
 
 

@@ -1,4 +1,4 @@
-"""The agents controller: notices runs that ended, ships their output, and settles them (rule 2).
+"""The agents controller: notices runs that ended, ships their output, and settles them.
 
 A shim this process started is watched through a pidfd: its exit queues the agent's settlement at
 once (a run's slot is free again as soon as it is settled, not at the next look). A watch loop
@@ -6,10 +6,12 @@ also looks at every running agent a few times a second (no store call) and queue
 ended: a run this process did not start (before a restart, taken over), or a shim whose exit the
 pidfd missed. A shim that is our live child and was seen running as itself costs that loop one
 `waitpid`, not a look at its files; its output is read again only once its file has grown.
-Settling one is a key of its own, so a slow or failing settlement never holds up another. The
-outcome of a run is decided by pure policy (orchestrator_service/outcomes.py) and written with
-preconditions: if a person stopped the agent meanwhile, the write answers ABORTED and the
-settlement is decided again from what is stored.
+Settling one is a key of its own, so a slow or failing settlement never holds up another. Once
+its output is shipped and its work checkpointed and published, the run is settled by its kind
+(`RunSettler`: the table of run kinds, orchestrator_service/runs/, wired by core.py), decided by
+pure policy (orchestrator_service/outcomes.py) and written here (`write`) with preconditions: if
+a person stopped the agent meanwhile, the write answers ABORTED and the settlement is decided again
+from what is stored.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -47,30 +50,38 @@ log = logging.getLogger("cw.orchestrator")
 WATCH_SECONDS = 0.2
 SHIP_SECONDS = 1.0
 
-# More hooks on settling a run (review/ and conversations/, issue 12): a take-over settles the run
-# itself and says so (a question to another agent, an answer to one); a check may turn the outcome
-# into another before it is settled (a merge agent that left conflict markers).
-TakeOver = Callable[[agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome], Awaitable[bool]]
-Check = Callable[[agent_pb2.Agent, "task_pb2.Task | None", dispatch.AgentOutcome], Awaitable[dispatch.AgentOutcome]]
 
-Write = Callable[[outcomes.Settlement], Awaitable[None]]
-# Settles some runs further (planning: orchestrator_service/planning/): given the agent, its task,
-# the outcome and the settlement decided, may store what the run reported and change the
-# settlement, and must call `write` (once) to record it.
-SettleExtension = Callable[
-    [agent_pb2.Agent, task_pb2.Task | None, dispatch.AgentOutcome, outcomes.Settlement, Write], Awaitable[None]
-]
+@dataclass(frozen=True)
+class RunEnd:
+    """A run that ended, for its kind to settle (runs/table.py): its agent and task as read, how it
+    ended, the notes it ends with (a take-over's), and what it left in its worktree with the label
+    of its end (leftovers.py), when its checkpoint was made."""
+
+    agent: agent_pb2.Agent
+    task: task_pb2.Task | None
+    outcome: dispatch.AgentOutcome
+    notes: tuple[outcomes.Note, ...] = ()
+    left: tuple[leftovers.Left, str] | None = None
+
+
+class RunSettler(Protocol):
+    """Settles a run as its kind says (the table of run kinds, runs/table.py, wired in core.py)."""
+
+    async def settle(self, end: RunEnd) -> bool:
+        """Writes the run's settlement; False when it is not over (a new CLI session took it on)."""
+
+
+class _Unwired:
+    async def settle(self, end: RunEnd) -> bool:
+        raise RuntimeError("no table of run kinds wired (core.py wires runs/table.py)")
 
 
 class AgentController:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.queue = WorkQueue("agents", self.settle, concurrency=8)
-        # Starts a new CLI session for a run whose resume the CLI could not do (Launches sets it).
-        self.new_session: Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[None]] | None = None
-        self.extensions: list[SettleExtension] = []
-        self.take_overs: list[TakeOver] = []
-        self.checks: list[Check] = []
+        # How each kind of run is settled: the table of run kinds (runs/table.py), wired by core.py.
+        self.kinds: RunSettler = _Unwired()
         self.checkpointer = Checkpointer(ctx)
         self.stops = Stops(ctx, self.checkpointer)
         self.usage = UsageMeter(ctx)
@@ -301,49 +312,12 @@ class AgentController:
         left: leftovers.Left | None = None,
         label: str = "",
     ) -> bool:
-        for take_over in self.take_overs:
-            if await take_over(agent, task, outcome):
-                return True
-        if outcome.unknown_session and task is not None and self.new_session is not None:
-            await self.new_session(agent, task)  # the CLI lost the session: start over, with the answers
-            return False
-        for check in self.checks:
-            outcome = await check(agent, task, outcome)
-        tail = (
-            await self.ctx.shipper.tail(agent.id)
-            if outcome.kind in (dispatch.OutcomeKind.CRASH, dispatch.OutcomeKind.ERROR)
-            else ""
-        )
-        settlement = outcomes.settle(
-            agent, task, outcome, self.ctx.clock(), output_tail=tail, delays=self.ctx.settings.retry_delays
-        )
-        if notes:
-            settlement = replace(settlement, notes=[*settlement.notes, *notes])
+        """The run settled by its kind (runs/table.py); False when it goes on in a new session."""
         said = None if left is None else (left, label or outcome_label(outcome))
-        await self._extended_write(agent, task, outcome, settlement, said)
+        if not await self.kinds.settle(RunEnd(agent, task, outcome, tuple(notes), said)):
+            return False
         log.info("agent %s (%s) settled: %s", agent.name, agent.id, outcome.kind)
         return True
-
-    async def _extended_write(
-        self,
-        agent: agent_pb2.Agent,
-        task: task_pb2.Task | None,
-        outcome: dispatch.AgentOutcome,
-        settlement: outcomes.Settlement,
-        left: tuple[leftovers.Left, str] | None = None,
-    ) -> None:
-        """Each extension in turn, the last one writing through this controller, with what the run
-        left said in the settlement as the extensions made it (one may make a done run wait)."""
-
-        async def write_from(index: int, current: outcomes.Settlement) -> None:
-            if index == len(self.extensions):
-                flagged = current if left is None else leftovers.flag(current, left[0], agent, left[1])
-                await self.write(agent, task, flagged)
-                return
-            extension = self.extensions[index]
-            await extension(agent, task, outcome, current, lambda later: write_from(index + 1, later))
-
-        await write_from(0, settlement)
 
     async def _task_of(self, agent: agent_pb2.Agent) -> task_pb2.Task | None:
         return await task_of(self.ctx, agent)

@@ -25,7 +25,7 @@ from orchestrator_service.controllers import provider_choice
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController
-from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunInputs
+from orchestrator_service.controllers.run_inputs import UNWIRED, Continuation, RunInput, RunKindInputs
 from orchestrator_service.controllers.stops import task_of
 from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.events import event
@@ -85,9 +85,9 @@ class Launches:
         self.ctx = ctx
         self.agents = agents
         self.projects = projects
-        agents.new_session = self.new_session
         self.workdirs = Workdirs(ctx, projects)
-        self.inputs = RunInputs(ctx)
+        # What each kind of run starts with: the table of run kinds (runs/table.py), wired by core.py.
+        self.inputs: RunKindInputs = UNWIRED
 
     def provider_for(self, name: str = "") -> Provider:
         settings = self.ctx.settings
@@ -257,7 +257,7 @@ class Launches:
         `more_prompt` ends the prompt (a session moved from another provider)."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
-            await asyncio.to_thread(supervisor.make_private_dirs, files)  # prompt hooks write there
+            await asyncio.to_thread(supervisor.make_private_dirs, files)  # a run's inputs write there (replies given)
             run = await self.inputs.run_input(agent, task)
             mode = dispatch.agent_mode(task)
             prompt = run.prompt + more_prompt
@@ -391,8 +391,9 @@ class Launches:
             raise
 
     async def new_session(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> None:
-        """The CLI could not resume the agent's session (it no longer knows it): the same agent
-        starts a new session whose prompt holds the task and the answers it was given."""
+        """The CLI could not resume the agent's session (it no longer knows it: runs/steps.py
+        `restarted_lost_session`): the same agent starts a new session whose prompt holds the task
+        and the answers it was given."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         answers = await asyncio.to_thread(launcher.read_answers, files)
         await asyncio.to_thread(files.archive_session)

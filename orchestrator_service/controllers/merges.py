@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import Protocol
 
 from cw.store.v1 import initiative_pb2, project_pb2, task_pb2
 from orchestrator_service import dispatch, faults
@@ -30,7 +32,6 @@ from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.git import branches, shared
 from orchestrator_service.git.workspace import MergeResult, task_branch
-from orchestrator_service.review.repair import Repair
 from orchestrator_service.writes import Stale
 
 log = logging.getLogger("cw.orchestrator")
@@ -39,8 +40,22 @@ log = logging.getLogger("cw.orchestrator")
 BUSY_RETRY_SECONDS = 0.5
 
 
+class Repairs(Protocol):
+    """Review's repair of a task's merge (review/repair.py), given by core.py: the merge task a
+    conflict makes, the wait for it, the comments a merged revision resolves."""
+
+    def waits(self, task: task_pb2.Task) -> bool:
+        """A merge task resolves this task's conflict: its merge waits for that one's."""
+
+    async def conflict(self, task: task_pb2.Task, project: project_pb2.Project, files: list[str], target: str) -> None:
+        """The merge task for the conflict, the reason on the task."""
+
+    async def merged(self, task: task_pb2.Task, projects: Sequence[str]) -> None:
+        """That the task's work is merged."""
+
+
 class MergeController:
-    def __init__(self, ctx: Context, repair: Repair) -> None:
+    def __init__(self, ctx: Context, repair: Repairs) -> None:
         self.ctx = ctx
         self.repair = repair
         self.queue = WorkQueue("merges", self.merge, concurrency=4)

@@ -1,13 +1,12 @@
 """What a run is started with: its prompt and environment, and which session it continues.
 
-The execute prompt (the task with its dependencies' summaries) unless a planner of the task's
-kind says otherwise (planning: orchestrator_service/planning/; review: review/reports.py), then
-whatever each prompt hook adds (the person's replies: conversations/person.py).
+Each kind of run says it (the table of run kinds, runs/table.py, given to Launches as its
+`RunKindInputs` by core.py). `RunInputs` reads what the execute prompt shows: the task with its
+dependencies' summaries and the other tasks of its phase.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,47 +32,46 @@ class Continuation:
     answers: dict[str, str]
 
 
-class RunPlanner(Protocol):
-    """Runs whose task says how to start them (planning: orchestrator_service/planning/)."""
+@dataclass(frozen=True)
+class RunStart:
+    """A run about to start: its agent row (claimed) and its task."""
 
-    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput | None:
-        """The prompt of a run of this task, or None for the execute prompt."""
+    agent: agent_pb2.Agent
+    task: task_pb2.Task
+
+
+class RunKindInputs(Protocol):
+    """What each kind of run is started with (runs/table.py)."""
+
+    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
+        """The run's prompt and environment (CW_RUN_KIND among it)."""
 
     async def continuation(self, task: task_pb2.Task) -> Continuation | None:
         """The session the next run of this task continues, or None for a new agent."""
 
 
+class _Unwired:
+    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
+        raise RuntimeError("no table of run kinds wired (core.py wires runs/table.py)")
+
+    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
+        raise RuntimeError("no table of run kinds wired (core.py wires runs/table.py)")
+
+
+UNWIRED: RunKindInputs = _Unwired()
+
+
 class RunInputs:
+    """The reads of the execute prompt (runs/execute.py)."""
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.planners: list[RunPlanner] = []
-        # More for every run's prompt, given its agent and task (the person's replies).
-        self.prompt_hooks: list[Callable[[agent_pb2.Agent, task_pb2.Task], Awaitable[str]]] = []
 
-    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
-        """The task's prompt: a planner's, or the task description with its dependencies' summaries;
-        then what each prompt hook adds (the person's replies: conversations/person.py). Every run
-        says its kind in CW_RUN_KIND."""
-        run = await self._planned_input(agent, task)
-        added = [await hook(agent, task) for hook in self.prompt_hooks]
-        environment = {"CW_RUN_KIND": dispatch.run_kind(task).value, **run.environment}
-        return RunInput(run.prompt + "".join(added), environment)
-
-    async def _planned_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
-        for planner in self.planners:
-            planned = await planner.run_input(agent, task)
-            if planned is not None:
-                return planned
+    async def execute_input(self, task: task_pb2.Task) -> RunInput:
+        """The task description with its dependencies' summaries and its phase's other tasks."""
         dependencies = await self.dependencies_of(task)
         siblings, names = await self._neighbourhood(task, {dependency.id for dependency in dependencies})
         return RunInput(dispatch.build_prompt(task, dependencies, siblings, names), {})
-
-    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
-        for planner in self.planners:
-            continued = await planner.continuation(task)
-            if continued is not None:
-                return continued
-        return None
 
     async def _neighbourhood(
         self, task: task_pb2.Task, dependencies: set[str]

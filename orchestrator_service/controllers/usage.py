@@ -23,7 +23,7 @@ from orchestrator_service.agents import usage
 from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.run_inputs import Continuation, RunInput
+from orchestrator_service.controllers.run_inputs import Continuation
 from orchestrator_service.writes import update
 
 log = logging.getLogger("cw.orchestrator")
@@ -142,28 +142,16 @@ class UsageMeter:
         return spent(await self.used(initiative_id=initiative.id), *budget_of(initiative), "the initiative's")
 
 
-class BudgetResumes:
-    """A run planner (run_inputs.RunPlanner): a task whose last run its budget stopped goes on in
-    that agent's CLI session once retried, its work kept, instead of starting a new one."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput | None:
+async def budget_continuation(ctx: Context, task: task_pb2.Task) -> Continuation | None:
+    """A task whose last run its budget stopped goes on in that agent's CLI session once retried,
+    its work kept, instead of starting a new one (every kind of run: runs/steps.py); the resumed
+    run is told why it was stopped (BUDGET_NOTE)."""
+    if not has_budget(task):
+        return None  # only a budget stops a run this way
+    store = ctx.store
+    request = agent_pb2.ListAgentsRequest(task_id=task.id)
+    agents = await store.list_all(store.agents.ListAgents, request, "agents")
+    latest = max(agents, key=lambda agent: (agent.create_time.ToNanoseconds(), agent.id), default=None)
+    if latest is None or not latest.session_id or not stopped_by_budget(latest):
         return None
-
-    async def prompt_for(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> str:
-        """A prompt hook (run_inputs.RunInputs): the resumed run is told why it was stopped."""
-        reason = budget_reason(agent)
-        return BUDGET_NOTE.format(reason=reason) if reason is not None and agent.session_id else ""
-
-    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
-        if not has_budget(task):
-            return None  # only a budget stops a run this way
-        store = self.ctx.store
-        request = agent_pb2.ListAgentsRequest(task_id=task.id)
-        agents = await store.list_all(store.agents.ListAgents, request, "agents")
-        latest = max(agents, key=lambda agent: (agent.create_time.ToNanoseconds(), agent.id), default=None)
-        if latest is None or not latest.session_id or not stopped_by_budget(latest):
-            return None
-        return Continuation(latest, {})
+    return Continuation(latest, {})

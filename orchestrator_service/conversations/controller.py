@@ -6,10 +6,11 @@
 2. Once the recipient runs nothing else (after its current run, and its task's), its CLI session is
    resumed in discuss mode with `CW_CONVERSATION_ID` and the question as its prompt; the agent row
    records the conversation it answers (`conversation_id`).
-3. That run's report answers the conversation (ANSWERED) in the transaction that settles it. A run
-   that gives no answer is a failed attempt, counted on the conversation (`attempts`) and retried
-   as a task's run is (the same attempts and delays: `next_attempt_time`); after the last one cw
-   answers, saying why, so no asker waits forever.
+3. That run's report answers the conversation (ANSWERED) in the transaction that settles it
+   (runs/answer.py; the ask of step 1 is settled by runs/asking.py). A run that gives no answer is
+   a failed attempt, counted on the conversation (`attempts`) and retried as a task's run is (the
+   same attempts and delays: `next_attempt_time`); after the last one cw answers, saying why, so no
+   asker waits forever.
 4. An answered conversation resumes its asker with `CW_ANSWERS_FILE` = `{"CONVERSATION_ID": "answer"}`.
 
 Each step is decided from stored rows (decide.py), keyed by conversation id, so a restart at any
@@ -19,31 +20,25 @@ point picks up where things stand.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 
 from cw.store.v1 import agent_pb2, conversation_pb2, event_pb2, task_pb2
-from orchestrator_service import outcomes
 from orchestrator_service.agents import launcher
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import Change, RowKind, TaskChange
-from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
+from orchestrator_service.controllers.run_inputs import RunInput
 from orchestrator_service.conversations import decide
-from orchestrator_service.conversations.person import Replies
-from orchestrator_service.dispatch import AgentOutcome, OutcomeKind, RunKind
-from orchestrator_service.events import event
 from orchestrator_service.git import branches, changes
 from orchestrator_service.git.repo import GitError
 from orchestrator_service.git.workspace import task_branch
-from orchestrator_service.review.reports import messages_from
-from orchestrator_service.store_client import StoreClient
 from orchestrator_service.writes import Stale, update
 
 log = logging.getLogger("cw.orchestrator")
@@ -53,13 +48,14 @@ ID_BYTES = 128
 
 
 class ConversationController:
-    def __init__(self, ctx: Context, agents: AgentController, launches: Launches, replies: Replies) -> None:
+    def __init__(
+        self, ctx: Context, launches: Launches, answer_input: Callable[[decide.AnswerStart], RunInput]
+    ) -> None:
+        """`answer_input`: what a run resumed to answer starts with (runs/answer.py)."""
         self.ctx = ctx
-        self.agents = agents
         self.launches = launches
-        self.replies = replies  # the person's replies an asking run was given are READ with its ask
+        self.answer_input = answer_input
         self.queue = WorkQueue("conversations", self.reconcile, concurrency=4)
-        agents.take_overs.append(self.settle)
 
     def on_change(self, change: Change) -> None:
         cache = self.ctx.cache
@@ -184,17 +180,10 @@ class ConversationController:
         claimed = (await self.ctx.writer.append([], claim)).rows[0].agent
         asker_task = await self._task(asker.task_id) if asker.task_id else None
         own = decide.OwnWork(task, await self._changed_files(task))
-        prompt = decide.discuss_prompt(asker.name, asker_task, conversation.question, own)
+        run = self.answer_input(decide.AnswerStart(conversation, asker.name, asker_task, own))
         secrets = await self.launches.secrets_for(claimed.account_id, provider)
         launch = launcher.Launch(
-            claimed,
-            files,
-            provider,
-            "discuss",
-            prompt,
-            resume=True,
-            secrets=secrets,
-            environment={"CW_CONVERSATION_ID": conversation.id, "CW_RUN_KIND": RunKind.ANSWER.value},
+            claimed, files, provider, "discuss", run.prompt, resume=True, secrets=secrets, environment=run.environment
         )
         try:
             await self.launches.spawn(claimed, launch)
@@ -238,108 +227,7 @@ class ConversationController:
         except Stale:
             return
 
-    # ---- settling the runs of a conversation --------------------------------------------------------
-
-    async def settle(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome) -> bool:
-        """Takes over the settlement of a run that answers a conversation, or that asks one."""
-        if agent.conversation_id:
-            await self._settle_answer(agent, outcome)
-            return True
-        if outcome.kind == OutcomeKind.ASK:
-            await self._settle_ask(agent, task, outcome)
-            return True
-        return False
-
-    async def _settle_answer(self, agent: agent_pb2.Agent, outcome: AgentOutcome) -> None:
-        """The recipient's discuss run ends: the conversation is answered (by it, or by cw saying
-        why not) and the agent goes back to how it was; its task is not touched."""
-        text, answered = decide.answer_of(outcome, agent.name)
-        kind = agent_pb2.AGENT_OUTCOME_DONE if answered else agent_pb2.AGENT_OUTCOME_FAILED
-        values: dict[str, object] = {
-            "status": agent_pb2.AGENT_STATUS_STOPPED,
-            "outcome": kind,
-            "conversation_id": None,
-            "exit_code": outcome.exit_code,
-            "result": json.dumps({"status": outcome.kind, "answer": text}, ensure_ascii=False),
-            "error": None if answered else text[:4000],
-        }
-        if outcome.session_id and outcome.session_id != agent.session_id:
-            values["session_id"] = outcome.session_id
-        conversation = self.ctx.cache.conversations.get(agent.conversation_id) or await self._read(
-            agent.conversation_id
-        )
-        requests: list[Message] = [update(agent, **values), *messages_from(outcome.report, agent)]
-        if conversation is not None and conversation.status == PENDING:
-            requests += self._answered_or_retried(conversation, text, answered)
-        note = event(
-            "agent:stopped", agent, outcome=agent_pb2.AgentOutcome.Name(kind), conversation_id=agent.conversation_id
-        )
-        await self.ctx.writer.append([note], requests)
-
-    def _answered_or_retried(
-        self, conversation: conversation_pb2.Conversation, text: str, answered: bool
-    ) -> list[Message]:
-        """The answer; or, for a run that gave none, the failed attempt counted and the next one
-        due after the tasks' retry delay; after the last attempt, cw's answer saying why."""
-        if answered:
-            return [conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=text)]
-        retry = decide.after_failed_answer(conversation, text, self.ctx.clock(), self.ctx.settings.retry_delays)
-        counted = update(conversation, attempts=retry.attempts, next_attempt_time=retry.next_attempt_time)
-        if retry.next_attempt_time is not None:
-            log.info("conversation %s: answer run %d failed, retried", conversation.id, retry.attempts)
-            return [counted]
-        return [counted, conversation_pb2.AnswerConversationRequest(id=conversation.id, answer=retry.text)]
-
-    async def _settle_ask(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, outcome: AgentOutcome) -> None:
-        ask = decide.ask_of(outcome)
-        if ask is None:
-            error = AgentOutcome(
-                OutcomeKind.ERROR, error='an "ask" needs "to" and "question"', exit_code=outcome.exit_code
-            )
-            settled = outcomes.settle(agent, task, error, self.ctx.clock(), delays=self.ctx.settings.retry_delays)
-            await self.agents.write(agent, task, settled)
-            return
-        store = self.ctx.store
-        found, why = decide.recipient(ask, agent, await _named(store, ask.to), await _task_agents(store, ask.to))
-        conversation = conversation_pb2.Conversation(
-            from_agent_id=agent.id,
-            to_agent_id=found.id if found is not None else agent.id,
-            initiative_id=agent.initiative_id,
-            phase_id=task.phase_id if task is not None else "",
-            task_id=task.id if task is not None else "",
-            question=ask.question,
-        )
-        if found is None:
-            conversation.status, conversation.answer = ANSWERED, why
-        stamp = agent.update_time
-        request_id = f"ask-{agent.id}-{stamp.seconds}.{stamp.nanos}-{found.id if found is not None else ''}"
-        create = conversation_pb2.CreateConversationRequest(conversation=conversation, request_id=request_id)
-        created = (await self.ctx.writer.append([], [create])).rows[0].conversation
-        values: dict[str, object] = {
-            "status": agent_pb2.AGENT_STATUS_WAITING_FOR_INPUT,
-            "pending_questions": decide.waiting_question(created.id, ask),
-            "exit_code": outcome.exit_code,
-            "result": json.dumps({"status": "ask", "to": ask.to}, ensure_ascii=False),
-        }
-        if outcome.session_id and outcome.session_id != agent.session_id:
-            values["session_id"] = outcome.session_id
-        note = event("agent:waiting_for_input", agent, questions=1, conversation_id=created.id, to=ask.to)
-        told = messages_from(outcome.report, agent)
-        await self.ctx.writer.append([note], [update(agent, **values), *told, *await self.replies.delivered(agent)])
-        log.info("agent %s asked %s (conversation %s)", agent.name, ask.to, created.id)
-
 
 def _moved(change: TaskChange) -> bool:
     """A cached row whose status changed (not one that merely came into or left the cache)."""
     return change.before is not None and change.after is not None and change.before.status != change.after.status
-
-
-async def _named(store: StoreClient, name: str) -> agent_pb2.Agent | None:
-    found = await store.call(store.agents.ListAgents, agent_pb2.ListAgentsRequest(name=name, page_size=1))
-    return found.agents[0] if found.agents else None
-
-
-async def _task_agents(store: StoreClient, task_id: str) -> list[agent_pb2.Agent]:
-    if len(task_id.encode()) > ID_BYTES:
-        return []
-    return await store.list_all(store.agents.ListAgents, agent_pb2.ListAgentsRequest(task_id=task_id), "agents")

@@ -196,3 +196,13 @@ def discuss_prompt(asker_name: str, asker_task: task_pb2.Task | None, question: 
         '{"status": "answer", "answer": "..."} to the file named by $CW_SIGNAL_FILE.',
     ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class AnswerStart:
+    """A recipient resumed to answer a conversation: what its run is started with (runs/answer.py)."""
+
+    conversation: conversation_pb2.Conversation
+    asker_name: str
+    asker_task: task_pb2.Task | None
+    own: OwnWork

@@ -1,9 +1,9 @@
 """The person's replies to agents' messages (`cw reply`): given to runs, and resuming the agents
 that wait for them. Decisions are in replies.py.
 
-- Starting a run (a hook in Launches.run_input): the PENDING replies to the messages of the task's
+- Starting a run (each kind of run, runs/steps.py `replies_given`): the PENDING replies to the messages of the task's
   agents go into its prompt, and their ids into `replies.json` in the agent's control directory.
-- Settling that run (the settlement's extension, a conversation's ask): those replies are READ in
+- Settling that run (runs/steps.py `told`, an ask: runs/asking.py): those replies are READ in
   the transaction that settles it. A run whose process never started (no shim identity) gives
   none: its replies go to the next run. An orchestrator killed in between settles the run later,
   from its files.
@@ -82,7 +82,7 @@ class Replies:
     # ---- a run starts ---------------------------------------------------------------------------
 
     async def prompt_for(self, agent: agent_pb2.Agent, task: task_pb2.Task | None) -> str:
-        """The replies this run is given (a prompt hook, controllers/launches.py); recorded in the
+        """The replies this run is given (runs/steps.py `replies_given`); recorded in the
         agent's control directory, so its settlement marks them READ."""
         given = await self.exchanges(agent, task)
         files = AgentFiles.of(self.ctx.root, agent.id)

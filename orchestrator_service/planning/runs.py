@@ -1,10 +1,12 @@
 """Planning runs: a task of category discuss, plan, detail or refine (dispatch.agent_mode).
 
-- Start (Launches, `run_input`): the run is shown the initiative's pages and phases, its target and
+The planning kinds of run (runs/planning.py) call these.
+
+- Start (`run_input`): the run is shown the initiative's pages and phases, its target and
   the tasks of the phase concerned (material.py); the prompt says what to propose (prompts.py), and
   what it showed is kept where the agent cannot write (`planning/<agent id>.json` in cw's root,
   with each row's `update_time`), so that its report is read against exactly that.
-- End (AgentController, `settle`): a run that reports done has its proposals validated
+- End (`settle`): a run that reports done has its proposals validated
   (report.py) and stored PENDING before the run is settled, at most once per report (a settlement
   done again after a crash finds them stored); a report that cannot be stored is a failed attempt
   with the reason. A chat turn's proposals are applied at once and its reply stored (chat.py).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +26,6 @@ import grpc
 from cw.store.v1 import agent_pb2, chat_session_pb2, event_pb2, proposal_pb2, task_pb2
 from orchestrator_service import dispatch, faults, outcomes
 from orchestrator_service.cache.state import LIVE_AGENT
-from orchestrator_service.controllers.agents import Write
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.run_inputs import Continuation, RunInput
 from orchestrator_service.paths import safe_id
@@ -34,6 +36,8 @@ from orchestrator_service.planning.report import BadReport, RunView, proposals_o
 
 VIEW_DIRECTORY = "planning"
 # The store names a refused proposal by its place among the changes: the report names it by its own.
+# Writes the run's settlement (runs/steps.py: its messages, then the agents controller's write).
+Write = Callable[[outcomes.Settlement], Awaitable[None]]
 _CHANGE_PATH = re.compile(r"changes\[(\d+)\]\.create_proposal\.proposal\.")
 
 
@@ -42,11 +46,10 @@ class Planning:
         self.ctx = ctx
         self.chats = Chats(ctx)
 
-    # ---- starting a run (run_inputs.RunPlanner) -----------------------------------------------------
+    # ---- starting a run -----------------------------------------------------------------------------
 
-    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput | None:
-        if dispatch.agent_mode(task) == "execute":
-            return None
+    async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
+        """What the run is shown, kept where the agent cannot write, and the prompt."""
         shown = await material.gather(self.ctx.store, task)
         await asyncio.to_thread(self._keep_view, agent.id, shown.view())
         environment = {"CW_TARGET_ID": task.target_id} if task.target_id else {}
@@ -67,7 +70,7 @@ class Planning:
         messages = unanswered(await self.chats.messages(session.id))
         return Continuation(earlier[-1], {message.id: message.content for message in messages})
 
-    # ---- settling a run (controllers.agents.SettleExtension) --------------------------------------
+    # ---- settling a run ---------------------------------------------------------------------------
 
     async def settle(
         self,
@@ -77,12 +80,9 @@ class Planning:
         settlement: outcomes.Settlement,
         write: Write,
     ) -> None:
-        if (
-            task is None
-            or dispatch.agent_mode(task) == "execute"
-            or outcome.kind != dispatch.OutcomeKind.DONE
-            or settlement.task is None
-        ):
+        """A report's proposals stored, then `write` called once with the settlement (a bad
+        report's failed attempt, a chat turn's reply with it, under the chat's lock)."""
+        if task is None or outcome.kind != dispatch.OutcomeKind.DONE or settlement.task is None:
             await write(settlement)
             return
         view = await self._bound(task, await asyncio.to_thread(self._view, agent))

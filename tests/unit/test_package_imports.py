@@ -12,8 +12,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("orchestrator_service", "store_service", "clients")
 # Left by issue 24's restructuring (run kinds, one write path), each named once, in order.
 KNOWN_LOOPS = {
-    ("orchestrator_service.controllers", "orchestrator_service.review"),
-    ("orchestrator_service.conversations", "orchestrator_service.review"),
     ("store_service.db", "store_service.repositories"),
 }
 

@@ -14,7 +14,7 @@ from cw_edge import diffs
 from orchestrator_service import dispatch, outcomes
 from orchestrator_service.review import comments, merge_tasks
 from orchestrator_service.review.delivery import repeats_delivery
-from orchestrator_service.review.reports import messages_from
+from orchestrator_service.runs.messages import messages_from
 from tests.support import SMALL_DIFF
 
 FILES = [comments.ProjectFiles("id-app", "app", diffs.by_path(SMALL_DIFF))]

@@ -1,0 +1,43 @@
+"""A merge run: an agent resolves a conflict between a task's (or a phase's) branch and its base
+(review/merge_tasks.py makes the task).
+
+- Inputs: as an execute run's (the task's description says what conflicts).
+- Settle, in this order: an `ask` waits for another agent; a session the CLI lost starts anew; a
+  "done" that left conflict markers in the files its branch changes is a failed attempt, whatever
+  it said (steps.conflict_markers); then pure policy, its messages and replies, the write.
+"""
+
+from __future__ import annotations
+
+from cw.store.v1 import task_pb2
+from orchestrator_service.controllers.agents import RunEnd
+from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunStart
+from orchestrator_service.dispatch import RunKind
+from orchestrator_service.runs import steps
+
+
+class MergeRun:
+    kind = RunKind.MERGE
+    follows = "its branch is merged like an execute run's, then the task it resolves is merged again"
+
+    def __init__(self, tools: steps.Tools) -> None:
+        self.tools = tools
+
+    async def inputs(self, start: RunStart) -> RunInput:
+        run = await self.tools.inputs.execute_input(start.task)
+        more = steps.budget_note(start.agent) + await steps.replies_given(self.tools, start.agent, start.task)
+        return RunInput(run.prompt + more, run.environment)
+
+    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
+        return await steps.budget_resumed(self.tools, task)
+
+    async def settle(self, end: RunEnd) -> bool:
+        tools = self.tools
+        if await steps.asked_another_agent(tools, end):
+            return True
+        if await steps.restarted_lost_session(tools, end):
+            return False
+        outcome = await steps.conflict_markers(tools.ctx, end.task, end.outcome)
+        settlement = await steps.decided(tools, end, outcome)
+        await steps.told_and_written(tools, end, outcome, settlement)
+        return True

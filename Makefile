@@ -97,12 +97,15 @@ API_BASELINE := protos/baseline.binpb
 api-baseline: $(STAMP)
 	$(BIN)/buf build --exclude-source-info -o $(API_BASELINE)
 
+# The import graph too: a new loop between two packages fails lint (tests/unit/test_package_imports.py,
+# which reads the sources and imports none of them).
 lint: $(STAMP)
 	$(BIN)/buf lint
 	$(BIN)/buf breaking --against $(API_BASELINE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -q tests/unit/test_package_imports.py
 
 # The real Claude Code CLI the tests run offline against a fake API (tests/e2e/test_real_claude.py):
 # pinned, installed once into the checkout (.cache/, ignored by git), so a second run downloads

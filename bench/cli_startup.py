@@ -1,5 +1,5 @@
 """How long a `cw` command makes a person wait, against the least a program making the same calls
-can take, as ratios pair by pair in one run (issue 28, point 1).
+can take, as ratios pair by pair in one run.
 
     python -m bench.cli_startup [--pairs 9] [--cw VENV ...]
 

@@ -1,4 +1,4 @@
-"""Many concurrent agents on one orchestrator (issue 28, point 4), each in cw's sandbox.
+"""Many concurrent agents on one orchestrator, each in cw's sandbox.
 
     python -m bench.many_agents [--agents 200] [--window 10]
 

@@ -1,4 +1,5 @@
-"""Several orchestrators on one store (issue 13): throughput, and how long a dead one's work waits.
+"""Several orchestrators on one store (README.md, "Several orchestrators"): throughput, and how long
+a dead one's work waits.
 
     python -m bench.scale_out [--tasks 200] [--members 1 3] [--max-agents 4] [--kills 3] [--lease-ttl 15]
                               [--postgres [--replicas 2]]

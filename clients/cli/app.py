@@ -1,8 +1,8 @@
 """The `cw` command group: global options, lazily made clients, output as text or JSON, and
 one clear line (no stack trace) when a call fails.
 
-What a command does not use it does not import (issue 28): the clients are made on their first
-call, rich when something is printed for people, protobuf's JSON mapping for --json.
+What a command does not use it does not import (tests/e2e/test_cli_imports.py): the clients are
+made on their first call, rich when something is printed for people, protobuf's JSON mapping for --json.
 """
 
 from __future__ import annotations
@@ -185,13 +185,9 @@ class CwGroup(click.Group):
 
 
 def load_verb(verb: Verb) -> click.Command:
-    """The command `verb.target` names, with the commands other modules add to it (as lazy)."""
+    """The command `verb.target` names."""
     module, _, attribute = verb.target.partition(":")
     command: click.Command = getattr(import_module(module), attribute)
-    if verb.more:
-        if not isinstance(command, CwGroup):
-            raise TypeError(f"{verb.target} is not a CwGroup: it cannot take {', '.join(verb.more)}")
-        command.lazy.update(verb.more)
     return command
 
 

@@ -1,8 +1,8 @@
 """How the CLI shows things: pure functions from messages to text, no calls (so they are unit-tested
 with messages made by hand).
 
-Importing this module imports neither rich nor the messages it shows (issue 28: a command prints
-JSON without them): each is imported when first used.
+Importing this module imports neither rich nor the messages it shows (a command prints JSON without
+them: tests/e2e/test_cli_imports.py): each is imported when first used.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ store = StoreClient()            # $CW_STORE, else 127.0.0.1:50051; token: $CW_H
 project = store.create_project("app", "/path/to/repo")
 
 The clients are imported on first use (a command that talks to the store only never imports the
-orchestrator's client and messages: issue 28).
+orchestrator's client and messages: tests/e2e/test_cli_imports.py).
 """
 
 from __future__ import annotations

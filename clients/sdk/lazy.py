@@ -1,7 +1,7 @@
 """Modules imported the first time one of their names is used.
 
 A `cw` command makes one call, or a few: importing the generated messages and stubs of every
-service (or rich, to print JSON) cost it more than its calls did (issue 28). Modules that need a
+service (or rich, to print JSON) cost it more than its calls did (bench/cli_startup.py measures it). Modules that need a
 heavy module only in some of their functions name it with `lazy_modules` at run time and import it
 as usual for the type checker:
 

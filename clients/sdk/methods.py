@@ -1,6 +1,6 @@
 """Every unary method of the services the SDK calls, by service: what the channels' retry and
 deadline configuration names (clients/sdk/channel.py), written out so that making a channel imports
-no generated module (a command that makes one call imports that call's module only: issue 28).
+no generated module (a command that makes one call imports that call's module only: tests/e2e/test_cli_imports.py).
 
 Made from the generated code by `python -m clients.sdk.methods` (`make proto` runs it);
 tests/unit/test_cli_verbs.py fails when it no longer matches the generated code.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import grpc
 from starlette.datastructures import FormData
 
-from clients.cli.review import place_in_diff
+from clients.cli.diff_views import place_in_diff
 from clients.sdk import InvalidArgumentError
 from clients.web.views import Clients
 

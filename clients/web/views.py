@@ -17,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from clients.cli.inbox import INITIATIVE_BUDGET_REASON, TASK_BUDGET_REASON, gather, inbox_items
+from clients.cli.commands.inbox import INITIATIVE_BUDGET_REASON, TASK_BUDGET_REASON, gather, inbox_items
 from clients.cli.planning_views import PAGE, PHASE, TASK, _belongs
 from clients.cli.views import budget_line, usage_line
 from clients.sdk import NotFoundError, OrchestratorClient, StoreClient

@@ -1,4 +1,4 @@
-"""The agent boundary (issue 23): every attack of the adversarial trial, written as the attack.
+"""The agent boundary (README.md, "What an agent can and cannot do"): each attack written as the attack.
 
 The control-file attacks run with `--agents-in-sandbox` (cw adds no sandbox, so the agent can
 write its whole control directory): they prove the orchestrator's file handling holds by itself.
@@ -108,7 +108,7 @@ def test_a_signal_file_symlinked_to_dev_zero_is_that_runs_error(tmp_path: Path) 
         assert "signal file" in blocked.reason
         c.wait_task(honest.id, COMPLETED)
         assert c.orchestrator is not None
-        assert _peak_memory_kib(c.orchestrator.process.pid) < 1024 * 1024  # far below the 3 GB of the trial
+        assert _peak_memory_kib(c.orchestrator.process.pid) < 1024 * 1024  # far below the 3 GB it once reached
 
 
 def test_symlinked_prompt_answers_and_config_are_replaced_never_written_through(tmp_path: Path) -> None:

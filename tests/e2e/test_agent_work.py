@@ -1,6 +1,7 @@
-"""Nothing an agent does is lost (issue 22): where it works, the git identity it commits with, and the
-checkpoint of whatever it leaves when its run ends. Both services as processes, scripted agents,
-real git, and a machine with no git identity at all (HOME empty, no global git configuration)."""
+"""Nothing an agent does is lost (README.md, "What happens to uncommitted work"): where it works, the
+git identity it commits with, and the checkpoint of whatever it leaves when its run ends. Both
+services as processes, scripted agents, real git, and a machine with no git identity at all (HOME
+empty, no global git configuration)."""
 
 from __future__ import annotations
 
@@ -226,7 +227,7 @@ def test_the_readme_example_agent_does_a_task_with_a_plain_commit(tmp_path: Path
 
 
 def test_claude_code_resumes_where_it_began_and_what_it_wrote_is_merged(tmp_path: Path) -> None:
-    """What the real CLI did (issue 22): it wrote a file with its Write tool and committed nothing;
+    """What the real CLI once did: it wrote a file with its Write tool and committed nothing;
     the task completed with an empty diff, the file beside the worktree. Now the file is in the
     worktree, its checkpoint is merged, and the resume finds its session in the same directory."""
     with claude_cluster(tmp_path, ["one@example.com"]) as c:
@@ -251,7 +252,7 @@ def test_claude_code_resumes_where_it_began_and_what_it_wrote_is_merged(tmp_path
 
 
 def test_a_worktree_grown_past_its_limit_is_said_when_its_run_settles(tmp_path: Path) -> None:
-    """Issue 23's size check: measured as the run settles, said in the task's reason and the
+    """The size check (`--agent-max-worktree-bytes`): measured as the run settles, said in the task's reason and the
     checkpoint's event; nothing is removed or left out for it."""
     limit = 20_000
     c = Cluster(tmp_path, [f"scripted={SCRIPTED}"], orchestrator_flags=["--agent-max-worktree-bytes", str(limit)])

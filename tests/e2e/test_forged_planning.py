@@ -1,5 +1,5 @@
 """What a planning or chat run is bound to comes from the store, never from a file the agent can
-write (issue 23, point 2), written as the attack: a chat agent forges `planning.json` in its own
+write, written as the attack: a chat agent forges `planning.json` in its own
 directory, naming another initiative's chat session and showing that session's task as if it had
 been shown it. Before, its proposals were applied to that task in that session, with no person
 accepting them; now they change nothing of it."""

@@ -1,9 +1,10 @@
-"""Git runs nothing an agent configured (issue 23, point 3), end to end and written as the attack:
-while the first agent runs, the shared clone's config gets what an agent can write into it from its
-worktree (`core.fsmonitor`, a `filter` driver its committed `.gitattributes` names, `diff.external`,
-a textconv, colour and prefixes for diffs, hooks). The agents' own git may run those programs (the
-agent's choice, inside its run); the orchestrator's resets, merges and later agents' worktrees run
-none of them, and GetPhaseDiff shows the commits' real hunks."""
+"""Git runs nothing an agent configured (README.md, "Git runs nothing a repository configured"), end to
+end and written as the attack: while the first agent runs, the shared clone's config gets what an
+agent can write into it from its worktree (`core.fsmonitor`, a `filter` driver its committed
+`.gitattributes` names, `diff.external`, a textconv, colour and prefixes for diffs, hooks). The
+agents' own git may run those programs (the agent's choice, inside its run); the orchestrator's
+resets, merges and later agents' worktrees run none of them, and GetPhaseDiff shows the commits'
+real hunks."""
 
 from __future__ import annotations
 

@@ -160,7 +160,7 @@ def test_a_task_changed_while_its_agent_works_is_settled_from_the_stored_row(tmp
         rename = task_pb2.UpdateTaskRequest(
             task=task_pb2.Task(id=task.id, name="renamed"), update_mask=field_mask_pb2.FieldMask(paths=["name"])
         )
-        refused = call_error(c.api.tasks.UpdateTask, rename)  # a person waits for the agent (issue 12)
+        refused = call_error(c.api.tasks.UpdateTask, rename)  # a person's edit waits for the agent
         assert (refused.code, refused.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "AGENT_WORKING")
         assert c.store is not None
         other_writer = stubs(c._channel(c.store.address, Identity.ORCHESTRATOR))

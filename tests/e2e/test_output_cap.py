@@ -1,4 +1,4 @@
-"""Bounded agent output (issue 23, point 4), written as the attack: an agent prints 160 MB. Before,
+"""Bounded agent output, written as the attack: an agent prints 160 MB. Before,
 the store kept all of it (store.db grew by 150 MB in 5 s); now it keeps the run's head and tail
 within `--max-output-bytes`, one marker line saying what was cut, and the orchestrator goes on
 serving: the phase's other task finishes and its diff is answered."""

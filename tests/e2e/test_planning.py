@@ -1,5 +1,5 @@
 """Planning with agents, end to end: both services as processes, scripted planning agents, the `cw`
-CLI as a person uses it (issue 11, "Done means")."""
+CLI as a person uses it (README.md, "Planning with agents")."""
 
 from __future__ import annotations
 
@@ -316,7 +316,7 @@ def test_discuss_asks_first_then_proposes_the_page_edit_recording_the_answer(ser
 
 
 def test_a_shortcut_tells_each_failed_attempt_as_it_happens(services: Cluster) -> None:
-    """Issue 25: `cw page refine` with a bad report waited minutes in silence while its attempts
+    """Before, `cw page refine` with a bad report waited minutes in silence while its attempts
     failed, then showed only the last error."""
     c = services
     initiative = c.initiative("Retries", c.project("retries"))

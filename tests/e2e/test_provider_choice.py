@@ -1,4 +1,5 @@
-"""Issue 27, point 2, end to end with scripted providers: which provider a task runs on (its own,
+"""Providers (README.md, "Providers, fallback and an account's cap"), end to end with scripted
+providers: which provider a task runs on (its own,
 its initiative's, the default), fallback to the next provider when every account of one rests, and
 an account's cap on agents at once. Set up through `cw` as a person would."""
 

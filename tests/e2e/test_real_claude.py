@@ -140,8 +140,8 @@ def diff_files(c: Cluster, phase_id: str) -> dict[str, str]:
 def test_every_model_request_of_every_run_carries_its_own_accounts_credential(
     tmp_path: Path, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """ANTHROPIC_API_KEY in the orchestrator's environment overrode every account's credentials
-    (issue 22): the fake API records whose credential each request carried."""
+    """ANTHROPIC_API_KEY in the orchestrator's environment overrode every account's credentials;
+    it is not passed on now: the fake API records whose credential each request carried."""
 
     def script(turn: Turn) -> Reply:
         if turn.step == 0:
@@ -296,7 +296,7 @@ def test_a_file_written_with_write_and_never_committed_is_in_the_phase_diff(
     tmp_path: Path, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first task of a new user: the CLI writes a file where it says it works, and commits
-    nothing (issue 22: the phase diff was empty)."""
+    nothing (the phase diff was once empty: its work is checkpointed now)."""
 
     def script(turn: Turn) -> Reply:
         if turn.step == 0:

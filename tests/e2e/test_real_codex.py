@@ -1,6 +1,6 @@
 """The real Codex CLI (`@openai/codex`, pinned, `make agent-clis`) run through cw, offline, against
 the fake Responses API the tests serve (tests/fake_openai.py): the built-in `codex` provider end to
-end (issue 27, point 1).
+end.
 
 It runs as cw runs every agent, in cw's sandbox (Codex's own sandbox bypassed), with the CLI's
 install directory given read-only (`--agent-path`). Each account's `config_json` is Codex's

@@ -1,5 +1,5 @@
 """The real Gemini CLI run through cw, offline, against the fake Gemini API the tests serve
-(tests/fake_gemini.py), in cw's sandbox (issue 27, point 1): a task completes with its file in the
+(tests/fake_gemini.py), in cw's sandbox: a task completes with its file in the
 phase diff and the CLI's answer as its summary, its usage stored exactly as the API reported it, its
 session resumed after a question, and an exhausted quota rests its account without spending an
 attempt.

@@ -83,7 +83,7 @@ def test_request_changes_cycle(tmp_path: Path) -> None:
 
 
 def test_a_comment_on_a_file_named_like_its_project_shows_under_its_line(tmp_path: Path) -> None:
-    """Issue 25: in project `inflection`, a comment on `inflection/__init__.py` was stored and never
+    """Before, in project `inflection`, a comment on `inflection/__init__.py` was stored and never
     shown (the CLI took `inflection/` for the project's name); a review agent's comment the same."""
     with cluster(tmp_path) as c:
         project = c.project("inflection")

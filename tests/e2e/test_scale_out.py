@@ -3,7 +3,7 @@ by two store replicas) and one directory of shared remotes, run an initiative of
 tasks. Mid-run one of them dies with its machine: its orchestrator and every agent it ran are
 SIGKILLed. Its runs are taken over once its lease lapses, its tasks finish on the other two,
 continuing on the commits it had pushed, and everything completes exactly once; no sampled moment
-shows a task with two live agents (issue 13). Also a partition, on SQLite: an orchestrator cut off
+shows a task with two live agents. Also a partition, on SQLite: an orchestrator cut off
 from the store fences itself."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The attack on issue 13's rule (at most one live agent per task across the cluster) that an
+"""The attack on the rule of at most one live agent per task across the cluster that an
 orchestrator cannot fence itself against: it is stopped (SIGSTOP, as a frozen machine would be)
 longer than its lease's ttl, while its agents run on. Their shims end them by the deadline the
 orchestrator last wrote in its workspace (agents/shim.py, the fence), before another orchestrator

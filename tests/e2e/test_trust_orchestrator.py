@@ -1,4 +1,4 @@
-"""Issue 8's attacks on the orchestrator, written as the attacks. The store now refuses these
+"""Attacks on the orchestrator through the rows it reads, written as the attacks. The store now refuses these
 rows from clients; here they are forged with the orchestrator's own token (as anyone who got hold
 of the database could), to show the orchestrator takes no path, ref or pid from data."""
 

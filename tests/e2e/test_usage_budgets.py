@@ -1,4 +1,4 @@
-"""Usage and budgets through the real services (issue 27, points 3 and 4): scripted agents print
+"""Usage and budgets through the real services (README.md, "Usage and budgets"): scripted agents print
 Claude Code's stream-json usage lines, one per turn; what the store keeps is exactly what they
 reported; a task's budget passed mid-run stops the run within that turn, BLOCKs the task with the
 budget as its reason, and once the budget is raised a retry resumes the same session with its work;

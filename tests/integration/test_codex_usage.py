@@ -1,6 +1,6 @@
 """The real Codex CLI (pinned, `make agent-clis`) against a fake Responses API on 127.0.0.1: the
 usage cw reads from its `exec --json` output is exactly what the API reported, turn by turn and
-across a resumed thread (issue 27, points 1 and 3)."""
+across a resumed thread."""
 
 from __future__ import annotations
 

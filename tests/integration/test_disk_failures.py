@@ -1,4 +1,4 @@
-"""The disk under the store fails it (issue 25): a full disk answers RESOURCE_EXHAUSTED saying so,
+"""The disk under the store fails it: a full disk answers RESOURCE_EXHAUSTED saying so,
 loses nothing and recovers when space returns; a damaged database is refused at start, in one line
 saying what to do, and one damaged while the store runs makes it refuse writes (DATA_LOSS).
 

@@ -1,4 +1,4 @@
-"""Change events carry their values (issue 24): a follower builds each row from the log alone.
+"""Change events carry their values: a follower builds each row from the log alone.
 
 On both databases: the `<entity>:created` event of every resource carries the row as its Get
 answers it, and its `<entity>:updated` event the changed fields' new values, which applied to the

@@ -1,4 +1,5 @@
-"""Git runs nothing a repository or an agent configured (issue 23, point 3), written as the attack.
+"""Git runs nothing a repository or an agent configured (README.md, "Git runs nothing a repository
+configured"), written as the attack.
 
 An agent's worktree shares its clone's config, so an agent can write into it: `core.fsmonitor`, a
 `filter` driver named by a committed `.gitattributes`, `diff.external`, a textconv, a merge driver,

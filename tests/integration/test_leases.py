@@ -67,7 +67,7 @@ def test_renewal_keeps_it_only_for_its_owner_and_only_before_it_lapses(api: Simp
 
 
 def test_an_owner_whose_own_lease_lapsed_is_told_it_lapsed_not_that_it_is_someone_else_s(api: SimpleNamespace) -> None:
-    """Issue 25: after a full disk stopped its renewals, an orchestrator read "lease ... is not
+    """Before, after a full disk stopped its renewals, an orchestrator read "lease ... is not
     yours: 'me' holds it", its own id."""
     first = _acquire(api, "one", 0.2)
     expiry = first.expire_time.ToDatetime()

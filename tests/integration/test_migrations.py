@@ -295,7 +295,7 @@ def test_review_and_repair_columns_start_empty_and_go_back(tmp_path: Path) -> No
 
 
 def test_review_comments_get_their_project_and_paths_relative_to_it(tmp_path: Path) -> None:
-    """Issue 25: a comment's path was prefixed with its project's name only when the diff held
+    """Before migration 0008, a comment's path was prefixed with its project's name only when the diff held
     several projects; the upgrade stores the project and the path in its worktree, and goes back."""
     engine = create_writer_engine(tmp_path / "store.db")
     migrate.upgrade(engine, "0007")

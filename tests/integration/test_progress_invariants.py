@@ -177,8 +177,9 @@ def _live_agent(name: str, task_id: str) -> event_pb2.StateChange:
 
 
 def test_a_task_has_at_most_one_live_agent(api: SimpleNamespace) -> None:
-    """Rule 6, whoever decides from what: a second live agent is refused; ending the first in the
-    same write lets the next one live."""
+    """A task has at most one live agent (README.md, "Decisions a lagging cache cannot make wrong"),
+    whoever decides from what: a second live agent is refused; ending the first in the same write
+    lets the next one live."""
     task = _task(api, _phase(api, _initiative(api).id, "work"), "t")
     first = api.events.AppendEvent(event_pb2.AppendEventRequest(changes=[_live_agent("first", task.id)])).rows[0].agent
     request = event_pb2.AppendEventRequest(changes=[_live_agent("second", task.id)])

@@ -1,4 +1,4 @@
-"""Issue 27, point 2, in the store (SQLite and PostgreSQL): a task's and an initiative's provider,
+"""Providers in the store (SQLite and PostgreSQL): a task's and an initiative's provider,
 an initiative's fallback providers, checked as written; an account's cap on live agents, kept by
 GetNextAvailableAccount and by the write that makes an agent live (NOT_READY past it)."""
 

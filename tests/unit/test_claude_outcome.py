@@ -158,7 +158,7 @@ def test_claude_environment_says_is_sandbox_only_with_the_flag() -> None:
 
 
 def test_a_run_under_an_account_gets_no_credential_from_the_orchestrators_environment() -> None:
-    """The orchestrator's key would override every account's .credentials.json (issue 22)."""
+    """The orchestrator's key would override every account's .credentials.json: it is not passed on."""
     inherited = {
         "PATH": "/bin",
         "ANTHROPIC_API_KEY": "sk-ant-api03-orchestrator",

@@ -10,8 +10,10 @@ import click
 import pytest
 from google.protobuf.message import Message
 
-from clients.cli import review
-from clients.cli.inbox import Snapshot, inbox_items
+from clients.cli import diff_views
+from clients.cli.commands import review
+from clients.cli.commands.inbox import Snapshot, inbox_items
+from clients.cli.diff_views import Place
 from clients.sdk import InvalidArgumentError
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import (
@@ -43,37 +45,37 @@ def test_a_place_is_file_and_line() -> None:
 
 def test_the_line_type_comes_from_the_diff() -> None:
     one = _diff("app")
-    assert review.place_in_diff(one, "a.txt", 2) == review.Place("id-app", "app", "a.txt", "added")
-    assert review.place_in_diff(one, "a.txt", 1).kind == "context"
-    assert review.place_in_diff(one, "a.txt", 2, old=True).kind == "removed"
+    assert diff_views.place_in_diff(one, "a.txt", 2) == Place("id-app", "app", "a.txt", "added")
+    assert diff_views.place_in_diff(one, "a.txt", 1).kind == "context"
+    assert diff_views.place_in_diff(one, "a.txt", 2, old=True).kind == "removed"
     for path, line in (("b.txt", 1), ("a.txt", 7)):
         with pytest.raises(InvalidArgumentError):
-            review.place_in_diff(one, path, line)
+            diff_views.place_in_diff(one, path, line)
     two = _diff("app", "web")
     with pytest.raises(InvalidArgumentError, match=r"several projects' diffs \(app, web\): name one with --project"):
-        review.place_in_diff(two, "a.txt", 2)
-    assert review.place_in_diff(two, "web/a.txt", 2) == review.Place("id-web", "web", "a.txt", "added")
-    assert review.place_in_diff(two, "a.txt", 2, project="web") == review.Place("id-web", "web", "a.txt", "added")
-    assert review.place_in_diff(two, "a.txt", 2, project="id-app").project_id == "id-app"
+        diff_views.place_in_diff(two, "a.txt", 2)
+    assert diff_views.place_in_diff(two, "web/a.txt", 2) == Place("id-web", "web", "a.txt", "added")
+    assert diff_views.place_in_diff(two, "a.txt", 2, project="web") == Place("id-web", "web", "a.txt", "added")
+    assert diff_views.place_in_diff(two, "a.txt", 2, project="id-app").project_id == "id-app"
 
 
 NAMED_LIKE_ITS_PROJECT = SMALL_DIFF.replace("a.txt", "inflection/__init__.py")
 
 
 def test_a_path_that_starts_with_the_project_name_is_the_project_own_path() -> None:
-    """Issue 25: in project `inflection`, `inflection/__init__.py` lost its comments (the CLI took
+    """Before, in project `inflection`, `inflection/__init__.py` lost its comments (the CLI took
     the first part for the project's name)."""
     diff = _diff("inflection", unified=NAMED_LIKE_ITS_PROJECT)
-    place = review.place_in_diff(diff, "inflection/__init__.py", 2)
-    assert place == review.Place("id-inflection", "inflection", "inflection/__init__.py", "added")
+    place = diff_views.place_in_diff(diff, "inflection/__init__.py", 2)
+    assert place == Place("id-inflection", "inflection", "inflection/__init__.py", "added")
     comment = review_comment_pb2.ReviewComment(
         id="c1", project_id=place.project_id, file_path=place.path, line_number=2,
         line_type=review_comment_pb2.REVIEW_LINE_TYPE_ADDED, body="why?",
     )  # fmt: skip
-    lines = review.annotated(NAMED_LIKE_ITS_PROJECT, diff.projects[0], [comment])
+    lines = diff_views.annotated(NAMED_LIKE_ITS_PROJECT, diff.projects[0], [comment])
     assert lines[lines.index("+new") + 1] == "  >> [c1] you: why?"
     other = orch.ProjectDiff(project_id="id-other", project_name="other", unified_diff=NAMED_LIKE_ITS_PROJECT)
-    assert "  >> [c1] you: why?" not in review.annotated(NAMED_LIKE_ITS_PROJECT, other, [comment])
+    assert "  >> [c1] you: why?" not in diff_views.annotated(NAMED_LIKE_ITS_PROJECT, other, [comment])
 
 
 def test_comments_show_under_their_lines() -> None:
@@ -87,7 +89,7 @@ def test_comments_show_under_their_lines() -> None:
             body="keep", author="tidy-jackal",
         ),
     ]  # fmt: skip
-    lines = review.annotated(SMALL_DIFF, _diff("app").projects[0], comments)
+    lines = diff_views.annotated(SMALL_DIFF, _diff("app").projects[0], comments)
     assert lines[lines.index("-old") + 1] == "  >> [c2] tidy-jackal: keep"
     assert lines[lines.index("+new") + 1] == "  >> [c1] you: why?"
     assert len(lines) == len(SMALL_DIFF.splitlines()) + 2

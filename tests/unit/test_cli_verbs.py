@@ -1,10 +1,12 @@
-"""The tables that let `cw` import only what a verb uses (issue 28) agree with what they stand for:
-the verbs (clients/cli/verbs.py) with the commands their modules define, and the SDK's unary
-methods (clients/sdk/methods.py) with the generated code."""
+"""The tables that let `cw` import only what a verb uses (tests/e2e/test_cli_imports.py) agree with
+what they stand for: the verbs (clients/cli/verbs.py) with the commands their modules define, each
+verb's in the module named for it, and the SDK's unary methods (clients/sdk/methods.py) with the
+generated code."""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 
 import click
 import pytest
@@ -13,9 +15,10 @@ from clients.cli.app import CwGroup, load_verb
 from clients.cli.verbs import VERBS, Verb
 from clients.sdk import methods
 
-ENTRIES = [(name, verb) for name, verb in VERBS.items()] + [
-    (f"{group} {name}", verb) for group, parent in VERBS.items() for name, verb in parent.more.items()
-]
+ENTRIES = list(VERBS.items())
+# Where commands made by a function (one per use) are defined: planning runs (`cw plan`, `cw phase
+# detail`...) are made by planning_runs.shortcut.
+FACTORIES = ("clients.cli.planning_runs",)
 
 
 def first_sentence(command: click.Command) -> str:
@@ -28,15 +31,10 @@ def first_sentence(command: click.Command) -> str:
 @pytest.mark.parametrize(("name", "verb"), ENTRIES, ids=[name for name, _ in ENTRIES])
 def test_each_verb_is_the_command_its_module_defines_with_its_help(name: str, verb: Verb) -> None:
     command = load_verb(verb)
-    assert command.name == name.rsplit(maxsplit=1)[-1], f"{verb.target} is the command {command.name!r}"
+    assert command.name == name, f"{verb.target} is the command {command.name!r}"
     assert verb.short_help == first_sentence(command), (
         f"clients/cli/verbs.py, {name!r}: the short help should read {first_sentence(command)!r}"
     )
-    if verb.more:
-        assert isinstance(command, CwGroup)
-        for added, entry in verb.more.items():
-            # Resolved already (by another test) or not at all: never one of the group's own.
-            assert command.commands.get(added, load_verb(entry)) is load_verb(entry), f"{name} {added} twice"
 
 
 def help_text(group: click.Group, width: int) -> str:
@@ -56,13 +54,24 @@ def test_help_lists_the_verbs_from_the_table_as_it_would_loaded(width: int) -> N
     assert all(name in before for name in VERBS)
 
 
-def test_a_group_lists_the_commands_other_modules_add_to_it() -> None:
-    task = load_verb(VERBS["task"])
-    assert isinstance(task, click.Group)
-    context = click.Context(task)
-    assert {"list", "show", "edit", "move", "delete"} <= set(task.list_commands(context))
-    edit = task.get_command(context, "edit")
-    assert edit is not None and edit.callback is not None and edit.callback.__module__ == "clients.cli.edits"
+def defined_under(command: click.Command) -> Iterator[tuple[str, click.Command]]:
+    """`command` and every command under it, each with its path below `cw`."""
+    yield command.name or "", command
+    if isinstance(command, click.Group):
+        for child in command.commands.values():
+            yield from ((f"{command.name} {path}", found) for path, found in defined_under(child))
+
+
+@pytest.mark.parametrize("name", [name for name in VERBS if name != "web"])
+def test_each_verb_and_all_under_it_are_defined_in_the_module_named_for_it(name: str) -> None:
+    """`cw NAME ...` is in clients/cli/commands/NAME.py: a verb's commands are found by its name."""
+    assert VERBS[name].target == f"clients.cli.commands.{name}:{name}"
+    command = load_verb(VERBS[name])
+    assert not isinstance(command, CwGroup) or not command.lazy, f"{name}: commands imported from elsewhere"
+    for path, found in defined_under(command):
+        assert found.callback is not None
+        defined_in = found.callback.__module__
+        assert defined_in in (f"clients.cli.commands.{name}", *FACTORIES), f"cw {path} is defined in {defined_in}"
 
 
 def test_the_sdk_methods_table_is_what_the_generated_code_gives() -> None:

@@ -13,13 +13,14 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console, RenderableType
 
-from clients.cli.agents import agent_view
 from clients.cli.app import CwCommand
+from clients.cli.commands.agent import agent_view
+from clients.cli.commands.initiative import initiative_tree
+from clients.cli.commands.project import projects_table
+from clients.cli.commands.task import TaskDetails, task_view, tasks_table
+from clients.cli.commands.watch import Board
 from clients.cli.main import cli
-from clients.cli.tasks import TaskDetails, task_view, tasks_table
 from clients.cli.views import agent_state, clock, event_line, merged_line, short, stream_notice
-from clients.cli.watch import Board
-from clients.cli.work import initiative_tree, projects_table
 from clients.sdk import UnavailableError
 from clients.sdk.calls import StreamState
 from cw.store.v1 import agent_pb2, event_pb2, initiative_pb2, phase_pb2, project_pb2, task_pb2

@@ -1,4 +1,5 @@
-"""Issue 21's property: however late the event feed delivers, and however the orchestrator's own
+"""A lagging feed decides nothing wrong (README.md, "Decisions a lagging cache cannot make wrong"):
+however late the event feed delivers, and however the orchestrator's own
 write answers and its rereads interleave with it, no phase, initiative or task moves early.
 
 The deciding controllers run in-process over the in-memory store (tests/fakes/). Hypothesis draws
@@ -251,16 +252,16 @@ async def _scenario(
         return person
 
 
-# Issue 21's shape, always tried: a phase runs its first task; the feed stalls; a person adds a
+# A lagging feed's shape, always tried: a phase runs its first task; the feed stalls; a person adds a
 # second task; the first ends and is merged. Our own answers run ahead of the feed: from the cache
 # alone, every task (of one) is done. (Without the freshness gate and the store's invariants, the
 # phase goes to review with a task not done.)
-ISSUE_21 = [("create", 2), ("approve", 0), *[("turns", 40)] * 6, ("stall", 8), ("create", 1), ("finish", 0, "done")]
+LAGGING_FEED = [("create", 2), ("approve", 0), *[("turns", 40)] * 6, ("stall", 8), ("create", 1), ("finish", 0, "done")]
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=plans(), actions=ACTIONS, seed=st.integers(0, 2**32 - 1))
-@example(plan=[PlannedPhase(after=(), tasks=((), ()))], actions=ISSUE_21, seed=0)
+@example(plan=[PlannedPhase(after=(), tasks=((), ()))], actions=LAGGING_FEED, seed=0)
 def test_no_phase_initiative_or_task_moves_early_whatever_the_feed_lags(
     plan: list[PlannedPhase], actions: list[tuple[object, ...]], seed: int
 ) -> None:

@@ -256,12 +256,12 @@ def test_an_initiative_stays_active_while_a_phase_was_never_approved(tmp_path: P
     assert _moves(store, "initiative") == []
 
 
-# ---- a lagging feed (issue 21) ----------------------------------------------------------------------
+# ---- a lagging feed (README.md, "Decisions a lagging cache cannot make wrong") ---------------------
 
 
 @pytest.mark.parametrize("carry_values", [True, False], ids=["events-with-values", "events-of-before"])
 def test_a_phase_approved_while_the_feed_lags_waits_for_its_tasks(tmp_path: Path, carry_values: bool) -> None:
-    """Issue 21 in-process: while the feed works through others' burst, a phase of tasks is created
+    """A lagging feed, in-process: while the feed works through others' burst, a phase of tasks is created
     and approved. The approval's answer reaches the cache at once, the tasks are still in the
     backlog: the controllers wait for the feed (the freshness gate) and nothing moves early.
     Whether the feed builds the rows from the events' values or reads them (older events)."""

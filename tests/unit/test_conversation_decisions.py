@@ -104,7 +104,7 @@ def test_the_question_prompt_says_how_to_answer() -> None:
 
 
 def test_the_question_prompt_tells_the_answerer_what_both_sides_work_on() -> None:
-    """Issue 25: an answering run was given only the question, which a stateless agent cannot answer."""
+    """Before, an answering run was given only the question, which a stateless agent cannot answer."""
     asker = task_pb2.Task(name="API", description="Add the endpoints over the users table.")
     mine = task_pb2.Task(id="t1", name="Users table", description="Create it.", summary="made users(email)")
     own = decide.OwnWork(mine, {"app": ["db/users.sql", "db/index.sql"], "docs": []})

@@ -139,7 +139,7 @@ def test_prompt_holds_description_and_dependency_summaries() -> None:
 
 
 def test_an_execute_prompt_names_whom_it_may_ask() -> None:
-    """Issue 25: dependencies were listed by title only, while `"to"` wants a task id or an agent."""
+    """Before, dependencies were listed by title only, while `"to"` wants a task id or an agent."""
     task = _task("t", name="Write API")
     sibling = dispatch.Neighbour(_task("s", name="Docs"), "tidy-jackal")
     prompt = dispatch.build_prompt(task, [_task("d", name="Schema", summary="done")], [sibling], {"d": "busy-otter"})

@@ -1,4 +1,4 @@
-"""Issue 27, point 2, in-process (tests/fakes/): the real choice of a task's provider and the store's
+"""Providers, in-process (tests/fakes/): the real choice of a task's provider and the store's
 rule on an account's cap, with the tasks controller and the in-memory store; no process, no git."""
 
 from __future__ import annotations

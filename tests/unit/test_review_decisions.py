@@ -80,7 +80,7 @@ def test_a_review_agent_s_comments_take_their_line_type_from_the_diff_and_its_ch
 
 
 def test_comments_carry_their_project_and_a_path_in_it() -> None:
-    """Issue 25: a path that starts with its project's name is the project's own path, and with
+    """A path that starts with its project's name is the project's own path, and with
     several projects a comment says whose file it is."""
     own = SMALL_DIFF.replace("a.txt", "inflection/__init__.py")
     files = [

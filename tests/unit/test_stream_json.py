@@ -268,7 +268,7 @@ def test_a_2_1_328_transcript_is_read() -> None:
 @given(st.data())
 def test_a_2_1_328_result_spliced_into_any_line_is_read_whatever_its_key_order(data: st.DataObject) -> None:
     """The line repair looked for `{"type":` only and missed a 2.1.328 result written into the
-    middle of another event's line (issue 22); any key order is found now."""
+    middle of another event's line, as Claude Code 2.1.328 wrote it; any key order is found now."""
     *lines, result = (TRANSCRIPTS / "v2_1_328_success.jsonl").read_text().splitlines()
     index = data.draw(st.integers(1, len(lines) - 1))
     cut = data.draw(st.integers(1, len(lines[index]) - 1))

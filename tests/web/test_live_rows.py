@@ -1,5 +1,5 @@
-"""A task created while its board is open is shown from its event (issue 26, point 7's third
-ratio): the board's event stream (`rows=tasks`) carries the new row, read with one GetTask and
+"""A task created while its board is open is shown from its event, with no read of the whole
+board: the board's event stream (`rows=tasks`) carries the new row, read with one GetTask and
 escaped as the board's rows are; the page adds it without reading the board again."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 26, point 8, over HTTP: /accounts shows each account's state and why (resting until
+"""Usage over HTTP: /accounts shows each account's state and why (resting until
 when, refused and why) and what its agents used; the task, phase and initiative pages show their
 usage and budget, and a task a budget stopped says so. A cluster of its own: the accounts it
 makes would change which account every other web test's agents run with."""

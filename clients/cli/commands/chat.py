@@ -15,7 +15,7 @@ import grpc
 from rich.markup import escape
 
 from clients.cli.app import CwGroup, Session, console, pass_session
-from clients.cli.planning import POLL_SECONDS, WAIT_HELP, Attempts, show_questions
+from clients.cli.planning_runs import POLL_SECONDS, WAIT_HELP, Attempts, show_questions
 from clients.cli.planning_views import chat_transcript
 from clients.sdk.errors import FailedPreconditionError, NotFoundError
 from cw.store.v1 import chat_session_pb2, task_pb2

@@ -1,86 +1,23 @@
-"""`cw project`, `cw initiative`, `cw phase`: the work and its structure (`cw task` is in tasks.py)."""
+"""`cw initiative`: the top of the work tree, shown as a tree of its phases and tasks, and what is
+left once its phases are merged: its diff, and delivering it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from clients.cli.app import CwGroup, Session, console, message_dict, pass_session
-from clients.cli.views import (
-    after_note,
-    budget_line,
-    escape,
-    merged_line,
-    reason_note,
-    short,
-    styled,
-    table,
-    usage_line,
-    waits_for,
-)
+from clients.cli.app import CwGroup, Session, console, pass_session
+from clients.cli.diff_views import print_diff
+from clients.cli.views import after_note, budget_line, escape, reason_note, styled, table, usage_line, waits_for
 from clients.sdk import CwError
 from clients.sdk.calls import enum_name
-from clients.sdk.lazy import lazy_modules
-from cw.store.v1 import initiative_pb2, phase_pb2, project_pb2, task_pb2
+from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
 
 if TYPE_CHECKING:
-    from rich.table import Table
     from rich.tree import Tree
 
     from cw.orchestrator.v1 import orchestrator_pb2 as orch
-    from cw.store.v1 import review_comment_pb2
-else:
-    (orch,) = lazy_modules("cw.orchestrator.v1", "orchestrator_pb2")
-
-
-@click.group(cls=CwGroup)
-def project() -> None:
-    """Git repositories that initiatives work on."""
-
-
-@project.command("add")
-@click.argument("name")
-@click.argument("url")
-@click.option("--default-branch", default="main", show_default=True)
-@pass_session
-def project_add(session: Session, name: str, url: str, default_branch: str) -> None:
-    """Register a repository (a path or a URL) as project NAME. A local path is taken relative to
-    where you are (the store keeps it absolute); one that does not exist is refused here, where the
-    mistake is made, rather than when an initiative first fails to clone it."""
-    if "://" not in url and not url.startswith("-"):
-        url = str(Path(url).expanduser().resolve())
-    local = _local_path(url)
-    if local is not None and not local.is_dir():
-        raise click.BadParameter(f"{local} is not a directory (a git repository, or a URL)", param_hint="URL")
-    created = session.store.create_project(name, url, default_branch)
-    session.show(created, lambda: console().print(f"project {created.name} [dim]{created.id}[/]"))
-
-
-def _local_path(url: str) -> Path | None:
-    """The directory a local project names (a path, or a file:// URL); None for remote URLs."""
-    if url.startswith("file://"):
-        return Path(url.removeprefix("file://"))
-    return None if "://" in url or url.startswith("-") else Path(url)
-
-
-@project.command("list")
-@pass_session
-def project_list(session: Session) -> None:
-    projects = session.store.list_projects()
-    session.show(projects, lambda: console().print(projects_table(projects)))
-
-
-def projects_table(projects: list[project_pb2.Project]) -> Table:
-    """Projects, with the error of a project cw could not fetch (until a fetch works again)."""
-    grid = table("ID", "NAME", "URL", "BRANCH", "SYNC ERROR")
-    for p in projects:
-        grid.add_row(
-            p.id, escape(p.name), escape(p.url), escape(p.default_branch), f"[red]{escape(short(p.sync_error))}[/]"
-        )
-    return grid
 
 
 @click.group(cls=CwGroup)
@@ -240,81 +177,26 @@ def _task_label(task: task_pb2.Task, after: list[str]) -> str:
     return label + after_note(after) + reason_note(task.reason)
 
 
-@click.group(cls=CwGroup)
-def phase() -> None:
-    """Phases: groups of tasks, reviewed as one diff."""
-
-
-@phase.command("add")
+@initiative.command("diff")
 @click.argument("initiative_id")
-@click.argument("name")
-@click.option("--after", multiple=True, help="a phase this one waits for (repeatable; a bad one creates nothing)")
-@pass_session
-def phase_add(session: Session, initiative_id: str, name: str, after: tuple[str, ...]) -> None:
-    created = session.store.create_phase(initiative_id, name, list(after))
-    session.show(created, lambda: console().print(f"phase {created.name} [dim]{created.id}[/]"))
-
-
-@phase.command("approve")
-@click.argument("phase_id")
-@pass_session
-def phase_approve(session: Session, phase_id: str) -> None:
-    """Queue the phase: it starts once the phases it waits for are merged."""
-    approved = session.orchestrator.approve_phase(phase_id)
-    session.show(approved, lambda: console().print(f"phase {approved.name} approved"))
-
-
-@phase.command("diff")
-@click.argument("phase_id")
 @click.option("--stat", is_flag=True, help="only the files and their line counts")
 @pass_session
-def phase_diff(session: Session, phase_id: str, stat: bool) -> None:
-    """The phase's work, with the open review comments under their lines."""
-    diff = session.orchestrator.phase_diff(phase_id)
-    comments = session.store.list_comments(phase_id, resolved=False)
-    shown = {**message_dict(diff), "comments": [message_dict(c) for c in comments]}
-    session.show(shown, lambda: print_diff(diff.projects, stat, comments))
+def initiative_diff(session: Session, initiative_id: str, stat: bool) -> None:
+    """The initiative branch against each project's default branch: what `deliver` would bring."""
+    diff = session.orchestrator.initiative_diff(initiative_id)
+    session.show(diff, lambda: print_diff(diff.projects, stat))
 
 
-def print_diff(
-    projects: Sequence[orch.ProjectDiff], stat: bool, comments: Sequence[review_comment_pb2.ReviewComment] = ()
-) -> None:
-    """Per project: the files and their counts (`stat`), or the diff, coloured on a terminal."""
-    from clients.cli import review
-
-    for project_diff in projects:
-        console().print(
-            f"[bold]{project_diff.project_name}[/] {project_diff.base_commit[:10]}..{project_diff.head_commit[:10]}"
-        )
-        if stat:
-            for f in project_diff.files:
-                change = orch.FileChange.Name(f.change).removeprefix("FILE_CHANGE_").lower()
-                console().print(f"  {f.path}  [green]+{f.additions}[/] [red]-{f.deletions}[/]  {change}")
-        elif comments:
-            lines = review.annotated(project_diff.unified_diff, project_diff, comments)
-            if console().is_terminal:
-                console().print(review.render_lines(lines), end="")
-            else:
-                click.echo("\n".join(lines))
-        elif console().is_terminal:
-            from rich.syntax import Syntax
-
-            console().print(Syntax(project_diff.unified_diff, "diff", theme="ansi_dark", background_color="default"))
-        else:
-            click.echo(project_diff.unified_diff, nl=False)
-
-
-@phase.command("merge")
-@click.argument("phase_id")
+@initiative.command("deliver")
+@click.argument("initiative_id")
 @pass_session
-def phase_merge(session: Session, phase_id: str) -> None:
-    """Merge a reviewed phase into the initiative branch; a conflict goes to a merge agent, and the
-    phase is merged once it resolved it."""
-    merged = session.orchestrator.merge_phase(phase_id)
-    if merged.status != phase_pb2.PHASE_STATUS_COMPLETED:
-        session.show(
-            merged, lambda: console().print(f"phase {escape(merged.name)} not merged yet: {escape(merged.reason)}")
-        )
-        return
-    projects = session.store.initiative_projects(merged.initiative_id) if merged.merge_commits else []
-    session.show(merged, lambda: console().print(merged_line(merged, {p.id: p.name for p in projects})))
+def initiative_deliver(session: Session, initiative_id: str) -> None:
+    """Push the initiative branch into each project's own repository as a branch of the same name
+    (your checked-out branch is never touched), and mark the initiative COMPLETED."""
+    delivered = session.orchestrator.deliver_initiative(initiative_id)
+    session.show(
+        delivered,
+        lambda: console().print(
+            f"initiative {escape(delivered.name)} delivered: branch {delivered.branch} in each project"
+        ),
+    )

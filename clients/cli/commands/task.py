@@ -1,8 +1,13 @@
-"""`cw task`: one agent's piece of work, and everything about why it is where it is."""
+"""`cw task`: one agent's piece of work, and everything about why it is where it is.
+
+The store refuses an edit, a move or a delete while a live agent works on the task
+(FAILED_PRECONDITION, AGENT_WORKING), and a task for a merged phase unless it is reopened (`--reopen`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -23,6 +28,7 @@ else:
     (agent_pb2,) = lazy_modules("cw.store.v1", "agent_pb2")
 
 OUTPUT_LINES = 10
+CATEGORIES = ["execute", "research", "discuss", "plan", "detail", "refine", "verify", "merge", "review"]
 
 
 @click.group(cls=CwGroup)
@@ -39,7 +45,7 @@ def task() -> None:
 @click.option(
     "--category",
     default="execute",
-    type=click.Choice(["execute", "research", "discuss", "plan", "detail", "refine", "verify", "merge", "review"]),
+    type=click.Choice(CATEGORIES),
     show_default=True,
 )
 @click.option("--reopen", is_flag=True, help="the phase is merged: reopen it (it runs and is reviewed again)")
@@ -231,3 +237,55 @@ def task_retry(session: Session, task_id: str) -> None:
     """Run a BLOCKED task again, with its retry count reset."""
     retried = session.orchestrator.retry_blocked_task(task_id)
     session.show(retried, lambda: console().print(f"task {escape(retried.name)} queued again"))
+
+
+@task.command("edit")
+@click.argument("task_id")
+@click.option("--name")
+@click.option("--description")
+@click.option("--description-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--priority", type=click.Choice(["low", "medium", "high"]))
+@click.option("--category", type=click.Choice(CATEGORIES))
+@click.option("--provider", help="the provider its runs use ('' for its initiative's, else the default)")
+@pass_session
+def task_edit(
+    session: Session,
+    task_id: str,
+    *,
+    name: str | None,
+    description: str | None,
+    description_file: Path | None,
+    priority: str | None,
+    category: str | None,
+    provider: str | None,
+) -> None:
+    """Change a task (refused while an agent works on it)."""
+    edited = session.store.update_task(
+        task_id,
+        name=name,
+        description=description_file.read_text() if description_file is not None else description,
+        priority=priority,
+        category=category,
+        provider=provider,
+    )
+    session.show(edited, lambda: console().print(f"task {escape(edited.name)} changed"))
+
+
+@task.command("move")
+@click.argument("task_id")
+@click.argument("phase_id")
+@click.option("--reopen", is_flag=True, help="the phase is merged: reopen it (it runs and is reviewed again)")
+@pass_session
+def task_move(session: Session, task_id: str, phase_id: str, reopen: bool) -> None:
+    """Move a task to another phase of its initiative."""
+    moved = session.store.update_task(task_id, reopen=reopen, phase_id=phase_id)
+    session.show(moved, lambda: console().print(f"task {escape(moved.name)} moved to phase {moved.phase_id}"))
+
+
+@task.command("delete")
+@click.argument("row_id", metavar="TASK_ID")
+@pass_session
+def task_delete(session: Session, row_id: str) -> None:
+    """Delete a task and its dependency edges (refused while an agent works on it)."""
+    session.store.delete_task(row_id)
+    session.show({"deleted": row_id}, lambda: console().print(f"task {row_id} deleted"))

@@ -1,5 +1,5 @@
 """`cw inbox`: everything that waits for a person, newest first, each with the command that handles
-it; `cw reply` answers an agent's message; `cw conversations` shows what agents asked each other.
+it (an agent's message is answered with `cw reply`: commands/reply.py).
 
 `inbox_items` is pure (unit-tested with messages made by hand); `gather` reads the store once.
 An item is gone as soon as it is handled: it is read again from what the store holds now.
@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from clients.cli.app import CwCommand, Session, console, pass_session
-from clients.cli.views import escape, short, table
-from clients.sdk.errors import NotFoundError
+from clients.cli.views import escape, short
 from clients.sdk.lazy import lazy_modules
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from cw.store.v1 import (
         account_pb2,
         agent_pb2,
-        conversation_pb2,
         initiative_pb2,
         message_pb2,
         phase_pb2,
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
         task_pb2,
     )
 else:
-    conversation_pb2, message_pb2, task_pb2 = lazy_modules("cw.store.v1", "conversation_pb2", "message_pb2", "task_pb2")
+    (task_pb2,) = lazy_modules("cw.store.v1", "task_pb2")
 
 # How often `cw inbox --follow` looks again while events arrive (at most).
 FOLLOW_SECONDS = 1.0
@@ -280,65 +278,3 @@ def _show_change(session: Session, change: str, item: Item) -> None:
         _print(item, "+ ")
     else:
         console().print(f"- handled: {escape(item.title)} [dim]{item.id}[/]")
-
-
-@click.command("reply", cls=CwCommand)
-@click.argument("message_id")
-@click.argument("text")
-@pass_session
-def reply(session: Session, message_id: str, text: str) -> None:
-    """Answer an agent's message (it leaves the inbox). A reply reaches the next run of the agent's
-    task; when there will be none, it says so (on stderr), and the reply is kept all the same."""
-    sent = session.store.reply(message_id, text)
-    session.show(sent, lambda: console().print(f"replied [dim]{sent.id}[/]"))
-    note = unread_reply_note(_replied_task(session.store, message_id))
-    if note:
-        click.echo(f"cw: {note}", err=True)
-
-
-def _replied_task(store: StoreClient, message_id: str) -> task_pb2.Task | None:
-    """The task whose next run would read a reply to the message (None: no task runs for it)."""
-    original = store.get_message(message_id)
-    if original.sender_type != message_pb2.PARTICIPANT_TYPE_AGENT or not original.sender_id:
-        return None
-    try:
-        task_id = store.get_agent(original.sender_id).task_id
-        return store.get_task(task_id) if task_id else None
-    except NotFoundError:
-        return None
-
-
-def unread_reply_note(task: task_pb2.Task | None) -> str:
-    """Why no run may read a reply now, and what would make one ("" when a run will)."""
-    if task is None:
-        return "the agent that wrote this message has no task that runs again: no run will read this reply"
-    if task.status == task_pb2.TASK_STATUS_COMPLETED:
-        return f"task {task.name} ({task.id}) is completed: no run will read this reply (it is kept)"
-    if task.status == task_pb2.TASK_STATUS_BLOCKED:
-        return f"task {task.name} is blocked: its next run reads this reply once you retry it (cw task retry {task.id})"
-    return ""
-
-
-@click.command("conversations", cls=CwCommand)
-@click.option("--initiative", "initiative_id", default="", help="only this initiative's")
-@pass_session
-def conversations(session: Session, initiative_id: str) -> None:
-    """What agents asked each other, and what they answered."""
-    found = session.store.list_conversations(initiative_id)
-    names = {a.id: a.name for a in session.store.list_agents()} if found else {}
-
-    def render() -> None:
-        grid = table("ID", "FROM", "TO", "STATUS", "QUESTION", "ANSWER")
-        for c in found:
-            status = conversation_pb2.ConversationStatus.Name(c.status).removeprefix("CONVERSATION_STATUS_").lower()
-            grid.add_row(
-                c.id,
-                escape(names.get(c.from_agent_id, c.from_agent_id)),
-                escape(names.get(c.to_agent_id, c.to_agent_id)),
-                status,
-                escape(short(c.question)),
-                escape(short(c.answer)),
-            )
-        console().print(grid)
-
-    session.show(found, render)

@@ -54,7 +54,7 @@ class CrashDecision:
 
 
 def after_crash(retry_count: int) -> CrashDecision:
-    """Rule 5: retried while retry_count < MAX_TASK_RETRIES (counting the retry), then BLOCKED."""
+    """A crashed attempt: retried while retry_count < MAX_TASK_RETRIES (counting the retry), then BLOCKED."""
     if retry_count < MAX_TASK_RETRIES:
         return CrashDecision(task_pb2.TASK_STATUS_PENDING, retry_count + 1, "task:retried")
     return CrashDecision(task_pb2.TASK_STATUS_BLOCKED, retry_count, "task:blocked")
@@ -183,7 +183,7 @@ class AgentOutcome:
 
 
 def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcome:
-    """What a finished agent process means (CONTRACT.md, agent protocol). `exit_code` None means
+    """What a finished agent process means (README, "The agent protocol"). `exit_code` None means
     the process died by a signal or vanished without recording an exit."""
     if exit_code is None or exit_code != 0:
         reason = "killed or vanished" if exit_code is None else f"exited with {exit_code}"

@@ -61,7 +61,8 @@ def retry_delay(retry_count: int, delays: Sequence[float]) -> float:
 
 
 def after_failure(retry_count: int, now: datetime, delays: Sequence[float] = DEFAULT_RETRY_DELAYS) -> RetryDecision:
-    """Rule 5 (`dispatch.after_crash`), with a pause before the retry that grows each time."""
+    """A crashed attempt's retry or block (`dispatch.after_crash`), with a pause before the retry
+    that grows each time."""
     decision = after_crash(retry_count)
     if decision.status != task_pb2.TASK_STATUS_PENDING:
         return RetryDecision(decision.status, decision.retry_count, decision.event, None)
@@ -167,7 +168,7 @@ def settle(
 
 def _credentials_refused(agent_values: dict[str, Any], in_progress: bool, outcome: AgentOutcome) -> Settlement:
     """The account is set aside with the API's words; the task waits for another account, no
-    attempt spent: the work was never tried (issue 22)."""
+    attempt spent: the work was never tried."""
     reason = outcome.error or "the provider refused the account's credential"
     agent_values |= {"status": agent_pb2.AGENT_STATUS_STOPPED, "error": reason[:REASON_LIMIT]}
     notes = [Note("agent:stopped", "agent", {"outcome": "AGENT_OUTCOME_CREDENTIALS_REFUSED", "error": reason})]
@@ -224,7 +225,7 @@ def never_started(task: task_pb2.Task | None, reason: str) -> Settlement:
 def orphaned(
     task: task_pb2.Task, now: datetime, delays: Sequence[float] = DEFAULT_RETRY_DELAYS
 ) -> tuple[dict[str, Any], Note]:
-    """Rule 3: a task IN_PROGRESS with no live agent counts as a crashed attempt."""
+    """An orphan: a task IN_PROGRESS with no live agent counts as a crashed attempt."""
     decision = after_failure(task.retry_count, now, delays)
     values: dict[str, Any] = {
         "status": decision.status,

@@ -85,7 +85,7 @@ class Config:
     insecure: bool = False
     # The CA that signed the store's certificate: the store is reached over TLS when given.
     store_tls_ca: Path | None = None
-    # Several orchestrators on one store (issue 13): empty name: HOST:WORKSPACE.
+    # Several orchestrators on one store: empty name: HOST:WORKSPACE.
     name: str = ""
     lease_ttl: float = 15.0
     shared_remotes: str = ""

@@ -97,7 +97,7 @@ _SERVICES: list[tuple[Any, Any, Any]] = [
         review_comment_pb2_grpc.add_ReviewCommentServiceServicer_to_server,
         review_comment_pb2,
     ),
-    # Scale-out (issue 13): orchestrators' leases.
+    # Scale-out: orchestrators' leases.
     (LeaseServicer, lease_pb2_grpc.add_LeaseServiceServicer_to_server, lease_pb2),
 ]
 

@@ -6,7 +6,7 @@ clis/codex.py), and the outcome follows from that. The CLI knows nothing of `CW_
 agent writes it only when it follows its prompt), so when the file says nothing the run's own
 output decides:
 
-1. the signal file, when there is one, is the stronger word (CONTRACT.md, agent protocol);
+1. the signal file, when there is one, is the stronger word (README, "The agent protocol");
 2. a resume of a session the CLI does not know is reported as such (`unknown_session`), so the
    caller starts a new session with the task's prompt plus the answers (fresh_session_prompt);
 3. a credential the API refused (an error result with `api_error_status` 401: "Invalid API key ·

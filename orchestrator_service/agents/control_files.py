@@ -1,4 +1,4 @@
-"""An agent's control files, read and written as hostile input (issue 23, point 2).
+"""An agent's control files, read and written as hostile input (README, "What an agent can and cannot do").
 
 Without cw's sandbox (`--agents-in-sandbox`), an agent runs as the orchestrator's own user and can
 replace any file of its control directory: with a FIFO (a read blocks a worker thread forever),

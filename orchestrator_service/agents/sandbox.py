@@ -1,5 +1,5 @@
-"""The agent's sandbox (issue 23): every run in a bubblewrap sandbox of its own, unless the person
-says the agents already run in one of theirs (`--agents-in-sandbox`).
+"""The agent's sandbox (README, "What an agent can and cannot do"): every run in a bubblewrap
+sandbox of its own, unless the person says the agents already run in one of theirs (`--agents-in-sandbox`).
 
 Inside, the agent is an unprivileged user (uid 1000 in a user namespace of its own, with no
 capability), sees the system read-only, writes only its run's work directory (its git

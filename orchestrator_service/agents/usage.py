@@ -1,4 +1,4 @@
-"""What an agent used, read from its output as its CLI reports it (issue 27): tokens and cost.
+"""What an agent used, read from its output as its CLI reports it (README, "Usage and budgets"): tokens and cost.
 
 Claude Code's stream-json says it twice: every `assistant` line carries its message's `usage`
 (the same message id may come on several lines, one per content block: the last one counts), and

@@ -1,2 +1,2 @@
-"""Several orchestrators sharing one store (issue 13): who they are, the leases that say which of
+"""Several orchestrators sharing one store (README, "Several orchestrators"): who they are, the leases that say which of
 them live, taking over the runs of one that died, and one merge at a time into each branch."""

@@ -37,11 +37,11 @@ class Settings:
     max_agents: int = 4
     # Pauses before the 1st, 2nd and 3rd retry of a failed attempt.
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
-    # Claude Code runs with IS_SANDBOX=1 (CONTRACT.md, `--agents-in-sandbox`).
+    # Claude Code runs with IS_SANDBOX=1 (README, "Root and `--agents-in-sandbox`").
     agents_in_sandbox: bool = False
     # cw's own sandbox for every run (agents/sandbox.py); disabled by --agents-in-sandbox.
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
-    # Several orchestrators on one store (issue 13): this one's name (`--name`), the owner id its
+    # Several orchestrators on one store (README, "Several orchestrators"): this one's name (`--name`), the owner id its
     # leases carry (its workspace's), their ttl, and where new shared remotes go (`--shared-remotes`).
     name: str = ""
     owner: str = ""
@@ -49,8 +49,8 @@ class Settings:
     shared_remotes: str = ""
     # What the store keeps of one run's output (`--max-output-bytes`, controllers/output.py).
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
-    # What agents leave (issue 22): files over this size stay out of checkpoints; agents' commits
-    # name them at this domain (`--checkpoint-max-file-bytes`, `--agent-email-domain`).
+    # What agents leave (README, "What happens to uncommitted work"): files over this size stay out
+    # of checkpoints; agents' commits name them at this domain (`--checkpoint-max-file-bytes`, `--agent-email-domain`).
     checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
     # What a run's worktree may hold when it settles (`--agent-max-worktree-bytes`): past it, said.
     max_worktree_bytes: int = checkpoints.DEFAULT_MAX_WORKTREE_BYTES

@@ -2,7 +2,7 @@
 
 A start is three steps: get the task's branches ready (git, no store write), record the agent
 and the task's IN_PROGRESS in one transaction guarded by the task's `update_time` (so two starters
-can never both win: rule 6), then make the agent's private directory, worktrees and process. A
+can never both win: one live agent per task), then make the agent's private directory, worktrees and process. A
 start that fails after the agent row exists closes the agent as never started: no attempt spent.
 """
 

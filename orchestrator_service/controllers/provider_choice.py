@@ -1,5 +1,5 @@
-"""Which provider a task's run starts on (issue 27, point 2): pure decisions over what the cache
-holds (the task, its initiative, every account and the live agents), no I/O.
+"""Which provider a task's run starts on (README, "Providers, fallback and an account's cap"):
+pure decisions over what the cache holds (the task, its initiative, every account and the live agents), no I/O.
 
 The provider a task wants is its own `provider`, else its initiative's, else the orchestrator's
 `--default-provider`. A name this orchestrator does not know keeps the task waiting, saying so.
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, task_pb2
 
-# The start of a task's reason once it was moved (the inbox lists such tasks: clients/cli/inbox.py).
+# The start of a task's reason once it was moved (the inbox lists such tasks: clients/cli/commands/inbox.py).
 MOVED_PREFIX = "moved from provider "
 
 

@@ -1,4 +1,4 @@
-"""Usage and budgets (issue 27): each agent's usage stored as it runs, and the budgets that stop
+"""Usage and budgets (README, "Usage and budgets"): each agent's usage stored as it runs, and the budgets that stop
 a task's run or keep an initiative's runs from starting.
 
 The agents controller calls `record` for each of its running agents as often as it ships their

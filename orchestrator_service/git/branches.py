@@ -45,9 +45,9 @@ def ensure_phase_branch(
 def prepare_task_branch(
     git: Workspace, project: project_pb2.Project, initiative: initiative_pb2.Initiative, task: task_pb2.Task
 ) -> None:
-    """Rule 4 lives in `Workspace.prepare_task_branch`: a branch with commits is continued, never
-    reset; with a shared remote, the task's branch as the last settled run pushed it (wherever it
-    ran) is the one continued."""
+    """Work is never thrown away; that lives in `Workspace.prepare_task_branch`: a branch with
+    commits is continued, never reset; with a shared remote, the task's branch as the last settled
+    run pushed it (wherever it ran) is the one continued."""
     base = base_branch(task, initiative)
     sources = [task_branch(task.merge_source_task_id)] if task.merge_source_task_id else []
     worktree = task_worktree(git, project, task)

@@ -2,7 +2,7 @@
 conflict markers committed in the files, and the check that the agent left none behind.
 
 The branch holds both sides as commits (its merge commit has both parents), so the merge agent
-works like any other (its worktree, its commits, rule 4: a branch with commits is continued, never
+works like any other (its worktree, its commits; a branch with commits is continued, never
 reset), and merging its branch back into the target is a plain merge: the target is an ancestor.
 """
 

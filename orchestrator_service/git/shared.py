@@ -5,7 +5,7 @@ Each orchestrator still works in its own clone (git/workspace.py); the shared re
 it named `cw-shared`, whose url is the project's stored `shared_remote`. Before git reads or builds
 on a branch, `pull` brings the clone's branch up to the remote's; after a run is settled or a merge
 made, `publish` pushes it. Pushes are never forced: a branch in the remote only moves forward, so a
-pushed commit is never dropped (rule 4 across machines). When the clone and the remote hold
+pushed commit is never dropped (across machines, as on one). When the clone and the remote hold
 different commits of one branch (a run or a merge this clone made and never pushed, while another
 orchestrator pushed its own), the remote's wins and the clone's tip is kept under
 `refs/cw-kept/<branch>/<commit>`, never deleted.

@@ -138,7 +138,7 @@ class Workspace:
         return result.returncode == 0
 
     def has_commits_beyond(self, project_id: str, base: str, branch: str) -> bool:
-        """Rule 4: any error while checking counts as "has commits"."""
+        """Work is never thrown away: any error while checking counts as "has commits"."""
         try:
             rev_range = f"{head_ref(base)}..{head_ref(branch)}"
             count = git(self.repo(project_id), "rev-list", "--count", rev_range).stdout.strip()

@@ -1,6 +1,6 @@
 """Pure: a planning agent's report (its signal file) -> the proposals to store, or why not.
 
-The shape (CONTRACT.md, "Planning, review and conversations"; README, "Planning modes"):
+The shape (README, "Planning modes"):
 
     {"status": "done", "summary": "...", "proposals": [
         {"key": "p1", "target_type": "phase", "title": "...", "content": "...", "depends_on": ["p0"]},

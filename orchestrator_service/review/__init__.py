@@ -1,2 +1,2 @@
 """Review and repair: review comments and requested changes, review agents, merge conflicts
-resolved by merge tasks, delivery (issue 12)."""
+resolved by merge tasks, delivery."""

@@ -125,7 +125,7 @@ def _named_project(projects: Sequence[ProjectFiles], item: Mapping[str, Any]) ->
 def place(
     projects: Sequence[ProjectFiles], path: str, line: int, removed: bool = False, project_id: str = ""
 ) -> tuple[str, str, str] | None:
-    """Where a comment on `path:line` goes, checked as a person's comment is (clients/cli/review.py,
+    """Where a comment on `path:line` goes, checked as a person's comment is (clients/cli/diff_views.py,
     `place_in_diff`): its project's id, its path in that project and the line's kind; or None when
     the path is not a file of the diff (absolute, with a `..` part, unknown, or in several projects'
     diffs without naming one) or the line is not in it."""

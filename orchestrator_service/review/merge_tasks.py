@@ -1,4 +1,4 @@
-"""Merge conflicts become tasks of category MERGE (CONTRACT.md, "Planning, review and
+"""Merge conflicts become tasks of category MERGE (README, "Review, repair and
 conversations"): pure builders of the task and its prompt, and the questions the merges controller
 asks about them. No I/O here."""
 

@@ -61,7 +61,7 @@ FIELD_LIMITS: dict[str, Limit] = {
     "type": NAME,
     "types": NAME,
     "paths": NAME,
-    # Orchestrators' names (`--name`) and leases (issue 13).
+    # Orchestrators' names (`--name`) and leases.
     "orchestrator": NAME,
     "owner": NAME,
     "prefix": NAME,

@@ -31,7 +31,7 @@ ORCHESTRATOR_ONLY_METHODS = frozenset(
         "LogChunkService/DeleteLogChunks",
         "AgentService/CreateAgent",
         "AgentService/DeleteAgent",
-        # Leases are the orchestrators' coordination (issue 13); anyone may list them.
+        # Leases are the orchestrators' coordination; anyone may list them.
         "LeaseService/AcquireLease",
         "LeaseService/RenewLease",
         "LeaseService/ReleaseLease",
@@ -88,7 +88,7 @@ CLIENT_RIGHTS: Mapping[str, Rights] = {
         transitions=frozenset({(task_pb2.TASK_STATUS_BLOCKED, task_pb2.TASK_STATUS_PENDING)}),
     ),
     "project": Rights(orchestrator_fields=frozenset({"sync_error", "sync_error_time", "last_fetch_time"})),
-    # A failed answer run is counted by the orchestrator (issue 12: conversations are retried).
+    # A failed answer run is counted by the orchestrator (conversations are retried).
     "conversation": Rights(orchestrator_fields=frozenset({"attempts", "next_attempt_time"})),
     # Agents' messages come from the orchestrator (their signal files); a person writes as the user,
     # reads them and answers them.

@@ -91,7 +91,7 @@ def _normal_path(path: str) -> str:
     return "/" + posixpath.normpath(path).lstrip("/")
 
 
-# ---- providers (issue 27): the names a task or initiative chooses, and an account's cap ----------
+# ---- providers: the names a task or initiative chooses, and an account's cap ----------
 
 # An initiative names at most this many providers to fall back to, in order.
 MAX_FALLBACK_PROVIDERS = 16

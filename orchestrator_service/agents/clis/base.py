@@ -69,7 +69,7 @@ class Cli(ABC):
     session_origin: ClassVar[SessionOrigin] = SessionOrigin.CW
     # Where the CLI takes a credential from before its config directory: a run under an account
     # gets none of these from the orchestrator's environment, or the orchestrator's key would be
-    # what every account's run spends (issue 22).
+    # what every account's run spends.
     credential_variables: ClassVar[tuple[str, ...]] = ()
     # The variable naming the CLI's config directory, set to the run's private one under an account.
     config_dir_variable: ClassVar[str]

@@ -1,4 +1,5 @@
-"""Gemini CLI (`gemini -o stream-json`, issue 27): how cw runs it, and what a run said, read back.
+"""Gemini CLI (`gemini -o stream-json`; README, "Running with Gemini CLI"): how cw runs it, and
+what a run said, read back.
 
 How it runs (0.61.0, pinned by `make agent-clis`): `gemini -p "" -o stream-json --approval-mode yolo
 --skip-trust` with the prompt on standard input (`-p` appends its text, empty, to it, and forces

@@ -1,5 +1,5 @@
 """Accounts whose credential the provider refused: accounts.unusable_reason (why; empty or NULL
-while usable). Such an account is never handed out until its credentials are updated (issue 22).
+while usable). Such an account is never handed out until its credentials are updated.
 The run that found out ends with the agent outcome `credentials_refused`, added to the CHECK of
 agents.outcome.
 

@@ -1,4 +1,4 @@
-"""Usage and budgets (issue 27): what each agent's CLI reported it used, and budgets on tasks and
+"""Usage and budgets: what each agent's CLI reported it used, and budgets on tasks and
 initiatives.
 
 Adds agents.usage_* (input, output, cache read and cache write tokens, cost in USD; zero on older

@@ -1,4 +1,4 @@
-"""Which provider a task runs on, fallback across providers, an account's cap (issue 27, point 2).
+"""Which provider a task runs on, fallback across providers, an account's cap.
 
 Adds tasks.provider and initiatives.provider (NULL: the initiative's, else the orchestrator's
 default), initiatives.fallback_providers (a JSON list of names, in order; NULL: none) and

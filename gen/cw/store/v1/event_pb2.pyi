@@ -219,7 +219,7 @@ class StateChange(_message.Message):
     @_builtins.property
     def create_task(self) -> _task_pb2.CreateTaskRequest:
         """Creates, each with its `request_id` honoured as on its Create RPC (a repeated request_id
-        answers the row it made first). Numbered from 20 on: review and repair (issue 12).
+        answers the row it made first). Numbered from 20 on: review and repair.
         """
 
     @_builtins.property

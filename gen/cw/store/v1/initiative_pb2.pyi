@@ -66,7 +66,7 @@ class Initiative(_message.Message):
     """
     budget_usd: _builtins.float
     provider: _builtins.str
-    """The provider its tasks run on unless a task names its own (issue 27); empty: the
+    """The provider its tasks run on unless a task names its own; empty: the
     orchestrator's `--default-provider`.
     """
     @_builtins.property

@@ -171,13 +171,13 @@ class Task(_message.Message):
     orchestrator.
     """
     budget_tokens: _builtins.int
-    """A budget for every run of the task together (issue 27): tokens counted as input + output +
+    """A budget for every run of the task together: tokens counted as input + output +
     cache writes, and/or USD. A run that passes it is stopped and the task BLOCKED; unset: none.
     """
     budget_usd: _builtins.float
     provider: _builtins.str
     """The provider (agent CLI, as the orchestrator names it: `claude`, or a `--provider NAME=...`)
-    the task's runs use (issue 27); empty: its initiative's `provider`, else the orchestrator's
+    the task's runs use; empty: its initiative's `provider`, else the orchestrator's
     `--default-provider`. A name the orchestrator does not know keeps the task PENDING, saying so.
     """
     @_builtins.property

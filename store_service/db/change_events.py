@@ -24,6 +24,7 @@ from cw.store.v1 import (
     task_pb2,
 )
 from store_service.db import event_values, update_times
+from store_service.db.event_log import record_events
 from store_service.db.messages import EnumDescriptor, enum_name
 from store_service.db.models import (
     Agent,
@@ -39,7 +40,6 @@ from store_service.db.models import (
     new_id,
     utcnow,
 )
-from store_service.repositories.sqlalchemy.event import record_events
 
 # The proto enum of every table with a `status` column.
 STATUS_ENUMS: dict[type[Base], EnumDescriptor] = {

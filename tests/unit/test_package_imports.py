@@ -15,7 +15,6 @@ KNOWN_LOOPS = {
     ("orchestrator_service.agents", "orchestrator_service.git"),
     ("orchestrator_service.controllers", "orchestrator_service.review"),
     ("orchestrator_service.conversations", "orchestrator_service.review"),
-    ("store_service.db", "store_service.repositories"),
 }
 
 

@@ -77,14 +77,20 @@ def _status_details(row: Base) -> dict[str, Any]:
     return {"status": enum_name(STATUS_ENUMS[type(row)], status)} if status is not None else {}
 
 
+def created_event(row: Base) -> dict[str, Any]:
+    """The created event of a new row, which takes its id and column defaults first (they are its
+    stored values)."""
+    if getattr(row, "id", None) is None:
+        row.id = new_id()  # type: ignore[attr-defined]
+    values = event_values.created(row)  # first: it gives the row its defaults (its status)
+    return _event_for(row, "created", {**_status_details(row), **values})
+
+
 def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     events: list[dict[str, Any]] = []
     for row in session.new:
         if isinstance(row, Base) and row.event_entity:
-            if getattr(row, "id", None) is None:
-                row.id = new_id()  # type: ignore[attr-defined]
-            values = event_values.created(row)  # first: it gives the row its defaults (its status)
-            events.append(_event_for(row, "created", {**_status_details(row), **values}))
+            events.append(created_event(row))
     for row in session.dirty:
         if isinstance(row, Base) and row.event_entity:
             changed = changed_fields(row)

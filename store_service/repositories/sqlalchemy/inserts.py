@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from store_service.db.change_events import created_event
 from store_service.db.event_log import record_events
+from store_service.db.event_values import column_defaults, default_value
 from store_service.db.models import Base
 from store_service.db.reads import Prepared, compiled_once
 from store_service.rules import progress
@@ -38,6 +39,18 @@ def _insert_row(model: type[Base], dialect: Dialect) -> tuple[Prepared, tuple[tu
     return compiled_once(statement, dialect), names
 
 
+def _fill(row: Base, names: tuple[tuple[str, str], ...]) -> None:
+    """Gives each attribute the row was not given the value its INSERT stores: its column's
+    default, else NULL (no column has a default only on the server). Set in the row's dict, as a
+    load would: the row becomes a stored one right after its INSERT, with no change pending."""
+    given = row.__dict__
+    for key, default in column_defaults(type(row)):
+        if key not in given:
+            given[key] = default_value(default)
+    for key, _column in names:
+        given.setdefault(key, None)
+
+
 def _direct(row: Base) -> bool:
     return bool(row.event_entity) and not getattr(row, "secret_fields", None)
 
@@ -51,17 +64,15 @@ def add(session: Session, row: Base) -> None:
         session.add(row)
         session.flush()
         return
-    event = created_event(row)  # gives the row its id and defaults
+    connection = session.connection()
+    prepared, names = _insert_row(type(row), connection.dialect)
+    _fill(row, names)
+    event = created_event(row)
     if progress.guards_new(row):
         session.add(row)
         session.flush()
         return
-    connection = session.connection()
-    prepared, names = _insert_row(type(row), connection.dialect)
     given = row.__dict__
-    for key, _column in names:
-        if key not in given:
-            setattr(row, key, None)  # what the INSERT stores: no column without a default has one on the server
     values = {column: given[key] for key, column in names}
     driver = connection.connection.driver_connection
     cursor = driver.cursor()  # type: ignore[union-attr]

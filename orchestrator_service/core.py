@@ -15,7 +15,7 @@ handler first waits until the feed has applied the log up to our newest answered
 (cache/freshness.py), then decides from the cache alone (pure decisions in dispatch.py and
 outcomes.py) and writes with preconditions; a stale cache costs a retry, never a wrong state, and
 the store refuses any write that would move work early (a phase to review, a task started, an
-initiative done: store_service/repositories/sqlalchemy/progress.py), which is decided again.
+initiative done: store_service/rules/progress.py), which is decided again.
 
 Several orchestrators may share one store (README, "Several orchestrators"): each holds its lease `orchestrator/<name>`
 (cluster/membership.py), runs and settles only its own agents, and takes over the running agents of

@@ -55,7 +55,7 @@ class NotReady(Stale):
     once the cache has caught up; the missing rows' events queue the key again."""
 
 
-# The ErrorInfo reason of the store's progress invariants (store_service/repositories/sqlalchemy/progress.py).
+# The ErrorInfo reason of the store's progress invariants (store_service/rules/progress.py).
 NOT_READY_REASON = "NOT_READY"
 
 

@@ -60,19 +60,19 @@ from store_service.api.lease import LeaseServicer
 from store_service.api.log_chunk import LogChunkServicer
 from store_service.api.message import MessageServicer
 from store_service.api.page import PageServicer
-from store_service.api.permissions import ORCHESTRATOR_ONLY_METHODS
 from store_service.api.phase import PhaseServicer
 from store_service.api.project import ProjectServicer
 from store_service.api.proposal import ProposalServicer
 from store_service.api.review_comment import ReviewCommentServicer
 from store_service.api.task import TaskServicer
 from store_service.auth_files import SECRETS_KEY, AuthFiles, ensure_auth_files
+from store_service.database import Database
 from store_service.db import health as disk_health
-from store_service.db.database import Database
 from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous
 from store_service.db.file_modes import make_database_files_private
 from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile, located
 from store_service.db.secret_box import SecretBox, key_opens_stored_secrets, seal_stored_secrets
+from store_service.rules.permissions import ORCHESTRATOR_ONLY_METHODS
 from store_service.startup import StartupRefused
 
 log = logging.getLogger("cw.store")

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy.orm import sessionmaker
 
 from cw_edge.tokens import Identity
+from store_service.database import create_engines
 from store_service.db import migrate
-from store_service.db.database import create_engines
 from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile
-from store_service.db.unit_of_work import UnitOfWorkFactory
+from store_service.repositories.unit_of_work import UnitOfWorkFactory
 from tests.postgres import PostgresServer
 from tests.processes import end_processes_within, left_behind
 from tests.support import RunningStore, store_in_thread, stubs

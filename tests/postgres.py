@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import make_url
 
-from store_service.db.database import create_engines
+from store_service.database import create_engines
 from store_service.db.location import POSTGRES_DRIVER, PostgresDatabase
 from store_service.db.migrate import upgrade
 

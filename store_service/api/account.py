@@ -8,8 +8,8 @@ from store_service.api.convert import timestamp_to_datetime
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db import messages
 from store_service.db.models import Account, utcnow
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import NotFound
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 
 
 class _AccountResource(Resource[account_pb2.Account]):
@@ -33,12 +33,6 @@ def exhausted_as_read(account: account_pb2.Account, now: datetime) -> account_pb
     return account
 
 
-def _credentials_clear_refusal(_uow: SqlAlchemyUnitOfWork, values: dict[str, Any]) -> None:
-    """New credentials are worth a try: an update that sets them clears the refusal's reason."""
-    if values.get("credentials") and "unusable_reason" not in values:
-        values["unusable_reason"] = None
-
-
 class AccountServicer(ResourceServicer[account_pb2.Account], account_pb2_grpc.AccountServiceServicer):
     resource = ACCOUNT
     CreateAccount = ResourceServicer.create_rpc
@@ -48,7 +42,7 @@ class AccountServicer(ResourceServicer[account_pb2.Account], account_pb2_grpc.Ac
         return exhausted_as_read(await self.get_rpc(request, context), utcnow())
 
     async def UpdateAccount(self, request: Any, _context: Any = None) -> account_pb2.Account:
-        return exhausted_as_read(await self.update_then(request, _credentials_clear_refusal), utcnow())
+        return exhausted_as_read(await self.update_rpc(request), utcnow())
 
     async def ListAccounts(self, request: Any, _context: Any) -> account_pb2.ListAccountsResponse:
         accounts, token = await self.list_page(request, ["provider"])

@@ -6,14 +6,15 @@ from google.protobuf import json_format
 
 from cw.store.v1 import chat_session_pb2, chat_session_pb2_grpc
 from cw_edge.interceptor import current_identity
-from store_service.api import convert, limits, permissions, validation
+from store_service.api import convert, limits, validation
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.api.page import PAGE
 from store_service.api.phase import PHASE, PHASE_DEPENDENCY
 from store_service.api.task import TASK, TASK_DEPENDENCY
 from store_service.db.models import ChangeSet, ChatMessage, ChatSession
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import InvalidArgument, NotFound
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.rules import permissions
 from store_service.services import change_sets
 
 CHAT_SESSION = Resource(ChatSession, chat_session_pb2.ChatSession, "chat_session", lambda uow: uow.chat_sessions)

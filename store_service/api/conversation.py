@@ -5,7 +5,7 @@ from typing import Any
 from cw.store.v1 import conversation_pb2, conversation_pb2_grpc
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import Conversation
-from store_service.domain.errors import InvalidArgument
+from store_service.writes import changes
 
 CONVERSATION = Resource(Conversation, conversation_pb2.Conversation, "conversation", lambda uow: uow.conversations)
 
@@ -32,8 +32,6 @@ class ConversationServicer(
 
     async def AnswerConversation(self, request: Any, _context: Any) -> conversation_pb2.Conversation:
         conversation_id = required_id(request.id)
-        if not request.answer:
-            raise InvalidArgument.of("answer", "is required")
         return await self.db.write(
-            lambda uow: CONVERSATION.to_message(uow.conversations.answer(conversation_id, request.answer))
+            lambda uow: CONVERSATION.to_message(changes.answer_conversation(uow, conversation_id, request.answer))
         )

@@ -24,6 +24,7 @@ from store_service.db.messages import (
     attribute,
     enum_from_db,
     enum_name,
+    enum_set,
     enum_to_db,
     flat_columns,
     is_map,
@@ -46,6 +47,7 @@ __all__ = [
     "attribute",
     "enum_from_db",
     "enum_name",
+    "enum_set",
     "enum_to_db",
     "flat_columns",
     "set_timestamp",
@@ -55,18 +57,6 @@ __all__ = [
 ]
 
 OUTPUT_ONLY = frozenset({"id", "create_time", "update_time", "has_credentials", "has_config"})
-
-
-def enum_set(message: Message, field: FieldDescriptor, path: str) -> list[str]:
-    """The stored values a repeated enum field names (a set of statuses to filter or expect).
-    UNSPECIFIED names no value, so it is refused like an unknown number."""
-    values = []
-    for index, number in enumerate(getattr(message, field.name)):
-        value = enum_to_db(field.enum_type, number) if number in field.enum_type.values_by_number else None
-        if value is None:
-            raise InvalidArgument.of(f"{path}[{index}]", f"{number} is not a {field.enum_type.name} value")
-        values.append(value)
-    return values
 
 
 def flatten(message: Message, field: FieldDescriptor) -> dict[str, Any]:

@@ -12,17 +12,17 @@ from sqlalchemy import ColumnElement
 
 from cw_edge.interceptor import current_identity
 from cw_edge.tokens import Identity
-from store_service.api import convert, idempotency, in_use, pagination, permissions, preconditions
-from store_service.api.preconditions import NONE, Preconditions
+from store_service.api import convert, pagination
 from store_service.api.shown_rows import Shown, ShownRows
-from store_service.db.database import Database
+from store_service.database import Database
 from store_service.db.models import Base
 from store_service.db.reads import Reads, Record
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
-from store_service.db.views import AnyOf, find_filtered_page, find_page
+from store_service.db.views import AnyOf, PageCursor, find_filtered_page, find_page
 from store_service.domain.errors import InvalidArgument, NotFound
-from store_service.repositories.base import PageCursor
 from store_service.repositories.sqlalchemy.base import resource_name
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.rules import idempotency, in_use, preconditions
+from store_service.writes import changes
 
 MessageT = TypeVar("MessageT", bound=Message)
 # The messages of rows listed lately, kept by their stored values (shown_rows.py).
@@ -57,48 +57,23 @@ class Resource(Generic[MessageT]):
 
         return show
 
-    def update_row(
-        self,
-        uow: SqlAlchemyUnitOfWork,
-        row_id: str,
-        values: dict[str, Any],
-        expected: Preconditions = NONE,
-        identity: Identity | None = None,
-    ) -> Base:
-        """Checks the preconditions and the caller's rights on the stored row, then writes; all in
-        the caller's transaction."""
-        repository = self.repository(uow)
-        stored = repository.get(row_id)
-        preconditions.check(repository.resource, self.message, stored, expected)
-        permissions.check_write(identity, self.message, self.field, values, stored)
-        if identity is not Identity.ORCHESTRATOR:
-            in_use.check(uow.session, self.field, row_id)
-        row: Base = repository.update(row_id, **values)
-        return row
+
+def read_create(resource: Resource[Any], request: Any, where: str = "") -> changes.Create:
+    """The Create `request` asks for; `where` locates the request inside a larger one
+    (AppendEvent's `changes[0].create_task.`), for the fields its errors name."""
+    message = getattr(request, resource.field)
+    return changes.Create(
+        resource, request, convert.values_for_create(message, resource.model, f"{where}{resource.field}")
+    )
 
 
-# Runs inside a Create's transaction: before the row is made (given its values) or after (given it).
-BeforeCreate = Callable[[SqlAlchemyUnitOfWork, dict[str, Any]], None]
-AfterCreate = Callable[[SqlAlchemyUnitOfWork, Any], None]
-
-
-def creator(
-    resource: Resource[Any],
-    values: dict[str, Any],
-    before: BeforeCreate | None = None,
-    after: AfterCreate | None = None,
-) -> Callable[[SqlAlchemyUnitOfWork], Base]:
-    """What a Create does in its transaction: `before`, the row, `after`."""
-
-    def make(uow: SqlAlchemyUnitOfWork) -> Base:
-        if before is not None:
-            before(uow, values)
-        row: Base = resource.repository(uow).create(**values)
-        if after is not None:
-            after(uow, row)
-        return row
-
-    return make
+def read_update(resource: Resource[Any], request: Any, where: str = "") -> changes.Update:
+    """The Update `request` asks for (see read_create)."""
+    message = getattr(request, resource.field)
+    prefix = f"{where}{resource.field}"
+    row_id = required_id(message.id, f"{prefix}.id")
+    values = convert.values_for_update(message, resource.model, prefix, list(request.update_mask.paths))
+    return changes.Update(resource, request, row_id, values, preconditions.requested(request, where))
 
 
 def required_id(value: str, name: str = "id") -> str:
@@ -150,17 +125,9 @@ class ResourceServicer(Generic[MessageT]):
         return message
 
     async def create_rpc(self, request: Any, context: Any = None) -> MessageT:
-        return await self.create_then(request)
-
-    async def create_then(
-        self, request: Any, before: BeforeCreate | None = None, after: AfterCreate | None = None
-    ) -> MessageT:
-        """A Create whose transaction also runs `before` and `after` (dependency edges, a reopened
-        phase, a replied message): all of it, or nothing."""
-        resource = self.resource
-        values = convert.values_for_create(getattr(request, resource.field), resource.model, resource.field)
-        permissions.check_write(current_identity(), resource.message, resource.field, values)
-        created: MessageT = await self.create_with(request, creator(resource, values, before, after), resource)
+        """The resource's Create (changes.create: the same as AppendEvent's)."""
+        create, identity = read_create(self.resource, request), current_identity()
+        created: MessageT = await self.db.write(lambda uow: self.to_message(create.apply(uow, identity)))
         return created
 
     async def create_with(
@@ -170,11 +137,11 @@ class ResourceServicer(Generic[MessageT]):
         `shown` is the resource `make` creates."""
 
         def work(uow: SqlAlchemyUnitOfWork) -> ShownT:
-            earlier = idempotency.earlier_result(uow, request)
+            earlier = idempotency.earlier_result(uow.session, request)
             if earlier is not None:
                 return shown.to_message(shown.repository(uow).get(earlier))
             row = make(uow)
-            idempotency.remember(uow, request, row.id)  # type: ignore[attr-defined]
+            idempotency.remember(uow.session, request, row.id)  # type: ignore[attr-defined]
             return shown.to_message(row)
 
         return await self.db.write(work)
@@ -195,27 +162,10 @@ class ResourceServicer(Generic[MessageT]):
         return answer
 
     async def update_rpc(self, request: Any, context: Any = None) -> MessageT:
-        return await self.update_then(request)
-
-    async def update_then(self, request: Any, before: BeforeCreate | None = None) -> MessageT:
-        """An Update whose transaction first runs `before` with the values it sets."""
-        message = getattr(request, self.resource.field)
-        row_id = required_id(message.id, f"{self.resource.field}.id")
-        values = convert.values_for_update(
-            message, self.resource.model, self.resource.field, list(request.update_mask.paths)
-        )
-        expected = preconditions.requested(request)
-        identity = current_identity()
-
-        def work(uow: SqlAlchemyUnitOfWork) -> MessageT:
-            if before is not None:
-                before(uow, values)
-            updated: MessageT = self.resource.to_message(
-                self.resource.update_row(uow, row_id, values, expected, identity)
-            )
-            return updated
-
-        return await self.db.write(work)
+        """The resource's Update (changes.update: the same as AppendEvent's)."""
+        update, identity = read_update(self.resource, request), current_identity()
+        updated: MessageT = await self.db.write(lambda uow: self.to_message(update.apply(uow, identity)))
+        return updated
 
     async def delete_rpc(self, request: Any, context: Any = None) -> empty_pb2.Empty:
         row_id = required_id(request.id)

@@ -30,7 +30,7 @@ from cw.store.v1 import event_pb2
 from store_service.api import convert
 from store_service.api.limits import KIB
 from store_service.api.send_budget import SendBudget
-from store_service.db.database import Database
+from store_service.database import Database
 from store_service.db.reads import Reads, Record
 from store_service.db.views import events_after, last_sequence
 

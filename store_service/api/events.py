@@ -14,11 +14,11 @@ from google.protobuf import json_format
 from cw.store.v1 import event_pb2, event_pb2_grpc
 from cw_edge.interceptor import current_identity
 from cw_edge.tokens import Identity
-from store_service.api import convert, idempotency, limits, permissions, preconditions
+from store_service.api import limits
 from store_service.api.account import ACCOUNT
 from store_service.api.agent import AGENT
 from store_service.api.conversation import CONVERSATION
-from store_service.api.crud import Resource, creator
+from store_service.api.crud import Resource, read_create, read_update, required_id
 from store_service.api.event_feed import EventFeed, EventFilter, event_message
 from store_service.api.initiative import INITIATIVE
 from store_service.api.message import MESSAGE
@@ -28,13 +28,14 @@ from store_service.api.project import PROJECT
 from store_service.api.proposal import PROPOSAL
 from store_service.api.review_comment import REVIEW_COMMENT
 from store_service.api.send_budget import budget_for
-from store_service.api.task import TASK, task_maker
-from store_service.db.database import Database
+from store_service.api.task import TASK
+from store_service.database import Database
 from store_service.db.models import Base
 from store_service.db.reads import Reads
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.db.views import events_after, last_sequence
 from store_service.domain.errors import InvalidArgument, OutOfRange, ResourceExhausted
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.writes import changes
 
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 MIN_HEARTBEAT_SECONDS = 0.05
@@ -64,40 +65,31 @@ _CHANGES: dict[str, tuple[Resource[Any], str]] = {
 
 
 @dataclass(frozen=True)
+class _Answer:
+    conversation_id: str
+    answer: str
+    where: str
+
+    def apply(self, uow: SqlAlchemyUnitOfWork, _identity: Identity | None) -> Base:
+        return changes.answer_conversation(uow, self.conversation_id, self.answer, self.where)
+
+
+@dataclass(frozen=True)
+class _Resolve:
+    comment_id: str
+
+    def apply(self, uow: SqlAlchemyUnitOfWork, _identity: Identity | None) -> Base:
+        return changes.resolve_review_comment(uow, self.comment_id)
+
+
+@dataclass(frozen=True)
 class _Change:
-    """One StateChange, validated before the transaction starts."""
+    """One StateChange, read and validated before the transaction starts; applied in it by the
+    same code as the resource's own RPC (store_service/writes/changes.py)."""
 
     resource: Resource[Any]
     action: str  # create, update, answer (a conversation) or resolve (a review comment)
-    request: Any
-    row_id: str | None
-    values: dict[str, Any]
-    expected: preconditions.Preconditions
-
-    def apply(self, uow: SqlAlchemyUnitOfWork, identity: Identity | None) -> Base:
-        repository = self.resource.repository(uow)
-        if self.action == "create":
-            return self._create(uow, identity)
-        if self.action == "answer":
-            answered: Base = repository.answer(self.row_id, self.request.answer)
-            return answered
-        if self.action == "resolve":
-            resolved: Base = repository.resolve(self.row_id)
-            return resolved
-        assert self.row_id is not None
-        return self.resource.update_row(uow, self.row_id, self.values, self.expected, identity)
-
-    def _create(self, uow: SqlAlchemyUnitOfWork, identity: Identity | None) -> Base:
-        """As the Create RPC would: a request_id made before answers what it made."""
-        permissions.check_write(identity, self.resource.message, self.resource.field, self.values)
-        earlier = idempotency.earlier_result(uow, self.request)
-        if earlier is not None:
-            found: Base = self.resource.repository(uow).get(earlier)
-            return found
-        make = task_maker(self.request, self.values) if self.resource is TASK else creator(self.resource, self.values)
-        row = make(uow)
-        idempotency.remember(uow, self.request, row.id)  # type: ignore[attr-defined]
-        return row
+    write: changes.Create | changes.Update | _Answer | _Resolve
 
     def changed_row(self, row: Base) -> event_pb2.ChangedRow:
         """The row as this change left it; ChangedRow's fields are named like the request's."""
@@ -112,22 +104,15 @@ def _prepare_change(index: int, change: event_pb2.StateChange) -> _Change:
         raise InvalidArgument.of(f"changes[{index}].{kind}", "is not a change this store applies")
     resource, action = _CHANGES[kind]
     request = getattr(change, kind)
-    if action in ("answer", "resolve"):
-        if not request.id:
-            raise InvalidArgument.of(f"changes[{index}].{kind}.id", "is required")
-        if action == "answer" and not request.answer:
-            raise InvalidArgument.of(f"changes[{index}].{kind}.answer", "is required")
-        return _Change(resource, action, request, request.id, {}, preconditions.NONE)
-    message = getattr(request, resource.field)
-    prefix = f"changes[{index}].{kind}.{resource.field}"
+    where = f"changes[{index}].{kind}."
     if action == "create":
-        values = convert.values_for_create(message, resource.model, prefix)
-        return _Change(resource, action, request, None, values, preconditions.NONE)
-    if not message.id:
-        raise InvalidArgument.of(f"{prefix}.id", "is required")
-    values = convert.values_for_update(message, resource.model, prefix, list(request.update_mask.paths))
-    expected = preconditions.requested(request, f"changes[{index}].{kind}.")
-    return _Change(resource, action, request, message.id, values, expected)
+        return _Change(resource, action, read_create(resource, request, where))
+    if action == "update":
+        return _Change(resource, action, read_update(resource, request, where))
+    row_id = required_id(request.id, f"{where}id")
+    if action == "answer":
+        return _Change(resource, action, _Answer(row_id, request.answer, where))
+    return _Change(resource, action, _Resolve(row_id))
 
 
 class EventServicer(event_pb2_grpc.EventServiceServicer):
@@ -202,7 +187,7 @@ class EventServicer(event_pb2_grpc.EventServiceServicer):
             sequence_before = uow.events.last_sequence()
             created, changed = [], []
             for change in changes:
-                row = change.apply(uow, identity)
+                row = change.write.apply(uow, identity)
                 if change.action == "create":
                     created.append(row.id)  # type: ignore[attr-defined]
                 changed.append(change.changed_row(row))

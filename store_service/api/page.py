@@ -5,8 +5,8 @@ from typing import Any
 from cw.store.v1 import page_pb2, page_pb2_grpc
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import Page
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import NotFound
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 
 PAGE = Resource(Page, page_pb2.Page, "page", lambda uow: uow.pages)
 

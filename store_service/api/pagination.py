@@ -13,8 +13,8 @@ from typing import Any
 from google.protobuf.message import Message
 
 from store_service.api import limits
+from store_service.db.views import PageCursor
 from store_service.domain.errors import InvalidArgument
-from store_service.repositories.base import PageCursor
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

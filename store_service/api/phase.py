@@ -5,8 +5,7 @@ from typing import Any
 from cw.store.v1 import phase_pb2, phase_pb2_grpc
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import Phase, PhaseDependency
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
-from store_service.services import plan
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 
 PHASE = Resource(Phase, phase_pb2.Phase, "phase", lambda uow: uow.phases)
 PHASE_DEPENDENCY = Resource(PhaseDependency, phase_pb2.PhaseDependency, "dependency", lambda uow: uow.phases)
@@ -14,18 +13,11 @@ PHASE_DEPENDENCY = Resource(PhaseDependency, phase_pb2.PhaseDependency, "depende
 
 class PhaseServicer(ResourceServicer[phase_pb2.Phase], phase_pb2_grpc.PhaseServiceServicer):
     resource = PHASE
+    # With `depends_on_phase_ids`: store_service/writes/changes.py.
+    CreatePhase = ResourceServicer.create_rpc
     GetPhase = ResourceServicer.get_rpc
     UpdatePhase = ResourceServicer.update_rpc
     DeletePhase = ResourceServicer.delete_rpc
-
-    async def CreatePhase(self, request: Any, _context: Any) -> phase_pb2.Phase:
-        """The phase and its `depends_on_phase_ids` edges, in one transaction."""
-        depends_on = list(request.depends_on_phase_ids)
-
-        def after(uow: SqlAlchemyUnitOfWork, row: Phase) -> None:
-            plan.add_dependencies(uow.phases, "phase", row.id, depends_on, "depends_on_phase_ids")
-
-        return await self.create_then(request, after=after)
 
     async def ListPhases(self, request: Any, _context: Any) -> phase_pb2.ListPhasesResponse:
         phases, token = await self.list_page(request, ["initiative_id", "status", "statuses"])

@@ -5,7 +5,7 @@ from typing import Any
 from cw.store.v1 import project_pb2, project_pb2_grpc
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import Project
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 
 PROJECT = Resource(Project, project_pb2.Project, "project", lambda uow: uow.projects)
 

@@ -7,8 +7,8 @@ from store_service.api import convert, limits
 from store_service.api.chat_session import change_set_message
 from store_service.api.crud import Resource, ResourceServicer, request_filters, required_id
 from store_service.db.models import Proposal
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import InvalidArgument
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.services import proposals
 
 PROPOSAL = Resource(Proposal, proposal_pb2.Proposal, "proposal", lambda uow: uow.proposals)

@@ -5,6 +5,7 @@ from typing import Any
 from cw.store.v1 import review_comment_pb2, review_comment_pb2_grpc
 from store_service.api.crud import Resource, ResourceServicer, required_id
 from store_service.db.models import ReviewComment
+from store_service.writes import changes
 
 REVIEW_COMMENT = Resource(
     ReviewComment, review_comment_pb2.ReviewComment, "review_comment", lambda uow: uow.review_comments
@@ -27,8 +28,12 @@ class ReviewCommentServicer(
 
     async def ResolveReviewComment(self, request: Any, _context: Any) -> review_comment_pb2.ReviewComment:
         comment_id = required_id(request.id)
-        return await self.db.write(lambda uow: REVIEW_COMMENT.to_message(uow.review_comments.resolve(comment_id)))
+        return await self.db.write(
+            lambda uow: REVIEW_COMMENT.to_message(changes.resolve_review_comment(uow, comment_id))
+        )
 
     async def UnresolveReviewComment(self, request: Any, _context: Any) -> review_comment_pb2.ReviewComment:
         comment_id = required_id(request.id)
-        return await self.db.write(lambda uow: REVIEW_COMMENT.to_message(uow.review_comments.unresolve(comment_id)))
+        return await self.db.write(
+            lambda uow: REVIEW_COMMENT.to_message(changes.resolve_review_comment(uow, comment_id, resolved=False))
+        )

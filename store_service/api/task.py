@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from cw.store.v1 import task_pb2, task_pb2_grpc
-from store_service.api.crud import AfterCreate, BeforeCreate, Resource, ResourceServicer, creator, required_id
-from store_service.db.models import Base, Task, TaskDependency
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.api.crud import Resource, ResourceServicer, required_id
+from store_service.db.models import Task, TaskDependency
 from store_service.db.views import IsSet, task_dependency_criteria
 from store_service.domain.errors import InvalidArgument
-from store_service.services import plan
 
 TASK = Resource(Task, task_pb2.Task, "task", lambda uow: uow.tasks)
 TASK_DEPENDENCY = Resource(TaskDependency, task_pb2.TaskDependency, "dependency", lambda uow: uow.tasks)
@@ -17,38 +14,13 @@ TASK_DEPENDENCY = Resource(TaskDependency, task_pb2.TaskDependency, "dependency"
 MAX_TASK_IDS = 1000
 
 
-def reopening(request: task_pb2.CreateTaskRequest | task_pb2.UpdateTaskRequest) -> BeforeCreate | None:
-    """With `reopen_phase`, the task's phase reopens (if it is COMPLETED) before the task joins it."""
-    if not request.reopen_phase:
-        return None
-    return lambda uow, values: plan.reopen_phase(uow, values.get("phase_id"))
-
-
-def with_dependencies(request: task_pb2.CreateTaskRequest) -> AfterCreate:
-    """The new task's `depends_on_task_ids` edges, in its transaction."""
-    depends_on = list(request.depends_on_task_ids)
-
-    def after(uow: SqlAlchemyUnitOfWork, row: Task) -> None:
-        plan.add_dependencies(uow.tasks, "task", row.id, depends_on, "depends_on_task_ids")
-
-    return after
-
-
-def task_maker(request: task_pb2.CreateTaskRequest, values: dict[str, Any]) -> Callable[[SqlAlchemyUnitOfWork], Base]:
-    """What CreateTask does in its transaction, for AppendEvent's `create_task` too."""
-    return creator(TASK, values, reopening(request), with_dependencies(request))
-
-
 class TaskServicer(ResourceServicer[task_pb2.Task], task_pb2_grpc.TaskServiceServicer):
     resource = TASK
+    # With `reopen_phase` and `depends_on_task_ids`: store_service/writes/changes.py.
+    CreateTask = ResourceServicer.create_rpc
     GetTask = ResourceServicer.get_rpc
+    UpdateTask = ResourceServicer.update_rpc
     DeleteTask = ResourceServicer.delete_rpc
-
-    async def CreateTask(self, request: Any, _context: Any) -> task_pb2.Task:
-        return await self.create_then(request, reopening(request), with_dependencies(request))
-
-    async def UpdateTask(self, request: Any, _context: Any) -> task_pb2.Task:
-        return await self.update_then(request, reopening(request))
 
     async def ListTasks(self, request: Any, _context: Any) -> task_pb2.ListTasksResponse:
         merged = {"merge_time": IsSet(request.merged)} if request.HasField("merged") else {}

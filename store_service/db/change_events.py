@@ -24,6 +24,7 @@ from cw.store.v1 import (
     task_pb2,
 )
 from store_service.db import event_values, update_times
+from store_service.db.event_log import record_events
 from store_service.db.messages import EnumDescriptor, enum_name
 from store_service.db.models import (
     Agent,
@@ -39,7 +40,6 @@ from store_service.db.models import (
     new_id,
     utcnow,
 )
-from store_service.repositories.sqlalchemy.event import record_events
 
 # The proto enum of every table with a `status` column.
 STATUS_ENUMS: dict[type[Base], EnumDescriptor] = {
@@ -77,14 +77,20 @@ def _status_details(row: Base) -> dict[str, Any]:
     return {"status": enum_name(STATUS_ENUMS[type(row)], status)} if status is not None else {}
 
 
+def created_event(row: Base) -> dict[str, Any]:
+    """The created event of a new row, which takes its id and column defaults first (they are its
+    stored values)."""
+    if getattr(row, "id", None) is None:
+        row.id = new_id()  # type: ignore[attr-defined]
+    values = event_values.created(row)  # first: it gives the row its defaults (its status)
+    return _event_for(row, "created", {**_status_details(row), **values})
+
+
 def _record_changes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     events: list[dict[str, Any]] = []
     for row in session.new:
         if isinstance(row, Base) and row.event_entity:
-            if getattr(row, "id", None) is None:
-                row.id = new_id()  # type: ignore[attr-defined]
-            values = event_values.created(row)  # first: it gives the row its defaults (its status)
-            events.append(_event_for(row, "created", {**_status_details(row), **values}))
+            events.append(created_event(row))
     for row in session.dirty:
         if isinstance(row, Base) and row.event_entity:
             changed = changed_fields(row)

@@ -49,13 +49,18 @@ def created(row: Base) -> dict[str, Any]:
 def with_defaults(row: Base) -> None:
     """Sets each attribute the row was not given to its column's default, as the INSERT would."""
     given = inspect(row).dict
-    for key, default in _defaults(type(row)):
+    for key, default in column_defaults(type(row)):
         if key not in given:
-            setattr(row, key, default.arg if default.is_scalar else default.arg(None))
+            setattr(row, key, default_value(default))
+
+
+def default_value(default: Any) -> Any:
+    """The value a column default gives a new row."""
+    return default.arg if default.is_scalar else default.arg(None)
 
 
 @functools.cache
-def _defaults(model: type[Base]) -> tuple[tuple[str, Any], ...]:
+def column_defaults(model: type[Base]) -> tuple[tuple[str, Any], ...]:
     """(attribute, column default) of the model's columns with a plain or computed default."""
     found = []
     for prop in model.__mapper__.column_attrs:

@@ -56,6 +56,7 @@ from store_service.db.models import (
     TaskDependency,
 )
 from store_service.db.models import Message as MessageRow
+from store_service.domain.errors import InvalidArgument
 
 MessageT = TypeVar("MessageT", bound=Message)
 # Descriptors come from the C (upb) or the Python implementation; both have the same interface.
@@ -87,6 +88,18 @@ def enum_from_db(enum: EnumDescriptor, value: str) -> int:
 def enum_name(enum: EnumDescriptor, value: str) -> str:
     """The API's name of a stored value: 'completed' of TaskStatus is `TASK_STATUS_COMPLETED`."""
     return _enum_prefix(enum) + value.upper()
+
+
+def enum_set(message: Message, field: FieldDescriptor, path: str) -> list[str]:
+    """The stored values a repeated enum field names (a set of statuses to filter or expect).
+    UNSPECIFIED names no value, so it is refused like an unknown number."""
+    values = []
+    for index, number in enumerate(getattr(message, field.name)):
+        value = enum_to_db(field.enum_type, number) if number in field.enum_type.values_by_number else None
+        if value is None:
+            raise InvalidArgument.of(f"{path}[{index}]", f"{number} is not a {field.enum_type.name} value")
+        values.append(value)
+    return values
 
 
 def timestamp_to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime:

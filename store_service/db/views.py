@@ -5,13 +5,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Dialect, Select, bindparam, false, func, or_, select
 
 from store_service.db.models import Base, Event, Task, TaskDependency
 from store_service.db.reads import Prepared, Reads, Record, columns_of, compiled_once
-from store_service.repositories.base import PageCursor
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Where a page of a list ends: rows are ordered by creation time, then id."""
+
+    create_time: datetime
+    id: str
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The progress invariants as pure rules over plain values, so every store that keeps them (the
-SQL store, store_service/repositories/sqlalchemy/progress.py, and the in-memory fake the
+SQL store, store_service/rules/progress.py, and the in-memory fake the
 orchestrator's controllers are tested against, tests/fakes/store.py) keeps the same ones:
 
 - a phase enters PENDING_REVIEW only when it has tasks and every one of them is COMPLETED and

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from store_service.db.models import Base
 
 RowT = TypeVar("RowT", bound=Base)
-
-
-@dataclass(frozen=True)
-class PageCursor:
-    """Where a page of a list ends: rows are ordered by creation time, then id."""
-
-    create_time: datetime
-    id: str
 
 
 class Repository(Protocol[RowT]):

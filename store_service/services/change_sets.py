@@ -12,11 +12,11 @@ from sqlalchemy import DateTime, select
 from sqlalchemy.orm import Session
 
 from store_service.db.models import Base, ChangeSet, Page, Phase, PhaseDependency, Proposal, Task, TaskDependency
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import FailedPrecondition, InvalidArgument
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, model_for_table, resource_name
 from store_service.repositories.sqlalchemy.phase import SqlAlchemyPhaseRepository
 from store_service.repositories.sqlalchemy.task import SqlAlchemyTaskRepository
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 
 ENTITY_MODELS: dict[str, type[Base]] = {
     "page": Page,

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import FailedPrecondition, MissingReference
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 
 REOPENED_INITIATIVE = ("pending_review", "completed")
 

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import select
 
 from store_service.db.models import Base, ChangeSet, Page, Phase, PhaseDependency, Proposal, Task, TaskDependency
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.domain.errors import FailedPrecondition, InvalidArgument
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.services import change_sets
 from store_service.services.change_sets import Change
 

@@ -16,8 +16,8 @@ from google.protobuf import duration_pb2
 from cw.store.v1 import lease_pb2, lease_pb2_grpc
 from cw_edge.tokens import Identity
 from store_service.db.models import Lease, utcnow
-from store_service.db.unit_of_work import UnitOfWorkFactory
 from store_service.repositories.sqlalchemy.lease import SqlAlchemyLeaseRepository
+from store_service.repositories.unit_of_work import UnitOfWorkFactory
 from tests.e2e.cluster import wait_for
 from tests.support import RunningStore, call_error
 

@@ -12,8 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, Table, inspect
 from sqlalchemy.exc import IntegrityError
 
+from store_service.database import create_engines
 from store_service.db import migrate
-from store_service.db.database import create_engines
 from store_service.db.engine import create_writer_engine
 from store_service.db.location import DatabaseLocation
 from store_service.db.models import Base

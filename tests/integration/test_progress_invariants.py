@@ -1,5 +1,5 @@
 """The store keeps work from moving early, whoever writes and however stale their view (the
-invariants of store_service/repositories/sqlalchemy/progress.py): each refused write answers
+invariants of store_service/rules/progress.py): each refused write answers
 FAILED_PRECONDITION with reason NOT_READY, names what is missing, and writes nothing."""
 
 from __future__ import annotations

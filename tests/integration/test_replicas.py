@@ -18,8 +18,8 @@ from google.protobuf import duration_pb2
 from sqlalchemy.orm import Session
 
 from cw.store.v1 import event_pb2, task_pb2
+from store_service.database import create_engines
 from store_service.db import postgres
-from store_service.db.database import create_engines
 from store_service.db.location import PostgresDatabase
 from store_service.repositories.sqlalchemy.event import SqlAlchemyEventRepository
 from tests.e2e.cluster import wait_for

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select, text
 
 from store_service.db.models import Event, Page, utcnow
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 from store_service.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -17,6 +16,7 @@ from store_service.domain.errors import (
     MissingReference,
     NotFound,
 )
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 
 
 def seed_initiative(uow: SqlAlchemyUnitOfWork, name: str = "User auth") -> str:

@@ -9,7 +9,7 @@ from pytest import MonkeyPatch
 
 from store_service.db import update_times
 from store_service.db.models import utcnow
-from store_service.db.unit_of_work import UnitOfWorkFactory
+from store_service.repositories.unit_of_work import UnitOfWorkFactory
 
 WRITES = 2000
 # Each is its own committed (fsynced) transaction: fewer, to keep the suite quick.

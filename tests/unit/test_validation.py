@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from cw.store.v1 import agent_pb2, task_pb2
 from store_service.api import convert, pagination
 from store_service.db.models import Agent, Task, new_id
+from store_service.db.views import PageCursor
 from store_service.domain.errors import InvalidArgument
-from store_service.repositories.base import PageCursor
 
 STATUS = task_pb2.TaskStatus.DESCRIPTOR
 URL_SAFE = set(string.ascii_letters + string.digits + "-_")

@@ -7,8 +7,8 @@ from sqlalchemy import ColumnElement, func, or_, select
 
 from store_service.db.models import Account, Agent, utcnow
 from store_service.domain.progress import LIVE_AGENT
-from store_service.repositories.sqlalchemy import providers
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
+from store_service.rules import providers
 
 
 def _usable(now: datetime) -> ColumnElement[bool]:

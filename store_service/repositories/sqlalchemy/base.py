@@ -18,6 +18,7 @@ from store_service.domain.errors import (
     MissingReference,
     NotFound,
 )
+from store_service.repositories.sqlalchemy import inserts
 
 RowT = TypeVar("RowT", bound=Base)
 
@@ -89,8 +90,8 @@ class SqlAlchemyRepository(Generic[RowT]):
     def create(self, **values: Any) -> RowT:
         self.check_references(values)
         row: RowT = self.model(**values)  # type: ignore[assignment]
-        self.session.add(row)
-        self.flush()
+        with constraint_errors(self.model):
+            inserts.add(self.session, row)
         return row
 
     def find_by_id(self, row_id: str) -> RowT | None:

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from store_service.db.models import Initiative, Project
 from store_service.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from store_service.domain.rules import branches_collide, initiative_branch_problem
-from store_service.repositories.sqlalchemy import providers
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
+from store_service.rules import providers
 
 MAX_BRANCH_SUFFIX = 10_000
 

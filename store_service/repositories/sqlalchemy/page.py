@@ -5,7 +5,7 @@ from typing import Any
 from store_service.db.models import Initiative, Page
 from store_service.domain.errors import NotFound
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository
-from store_service.repositories.sqlalchemy.consistency import PAGE_TREE
+from store_service.rules.consistency import PAGE_TREE
 
 
 class SqlAlchemyPageRepository(SqlAlchemyRepository[Page]):

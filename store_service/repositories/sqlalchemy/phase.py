@@ -7,8 +7,8 @@ from sqlalchemy import select
 from store_service.db.models import Phase, PhaseDependency
 from store_service.domain.errors import FailedPrecondition
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, constraint_errors
-from store_service.repositories.sqlalchemy.consistency import check_phase_move
 from store_service.repositories.sqlalchemy.dependencies import check_new_edge
+from store_service.rules.consistency import check_phase_move
 
 
 class SqlAlchemyPhaseRepository(SqlAlchemyRepository[Phase]):

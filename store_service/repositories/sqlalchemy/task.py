@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from store_service.db.models import Task, TaskDependency
 from store_service.db.views import task_dependency_criteria
-from store_service.repositories.sqlalchemy import consistency, providers
 from store_service.repositories.sqlalchemy.base import SqlAlchemyRepository, constraint_errors
 from store_service.repositories.sqlalchemy.dependencies import check_new_edge
+from store_service.rules import consistency, providers
 
 
 class SqlAlchemyTaskRepository(SqlAlchemyRepository[Task]):

@@ -10,7 +10,6 @@ from typing import Self
 from sqlalchemy.orm import Session, sessionmaker
 
 from store_service.db import change_events, update_times
-from store_service.db.models import RequestRecord
 from store_service.repositories.account import AccountRepository
 from store_service.repositories.agent import AgentRepository
 from store_service.repositories.chat_session import ChatSessionRepository
@@ -25,7 +24,6 @@ from store_service.repositories.phase import PhaseRepository
 from store_service.repositories.project import ProjectRepository
 from store_service.repositories.proposal import ProposalRepository
 from store_service.repositories.review_comment import ReviewCommentRepository
-from store_service.repositories.sqlalchemy import progress
 from store_service.repositories.sqlalchemy.account import SqlAlchemyAccountRepository
 from store_service.repositories.sqlalchemy.agent import SqlAlchemyAgentRepository
 from store_service.repositories.sqlalchemy.chat_session import SqlAlchemyChatSessionRepository
@@ -42,6 +40,7 @@ from store_service.repositories.sqlalchemy.proposal import SqlAlchemyProposalRep
 from store_service.repositories.sqlalchemy.review_comment import SqlAlchemyReviewCommentRepository
 from store_service.repositories.sqlalchemy.task import SqlAlchemyTaskRepository
 from store_service.repositories.task import TaskRepository
+from store_service.rules import progress
 
 
 class SqlAlchemyUnitOfWork:
@@ -130,15 +129,6 @@ class SqlAlchemyUnitOfWork:
         progress.check(self.session)
         self.session.commit()
         self._on_commit()
-
-    def remembered_request(self, request_id: str, method: str) -> RequestRecord | None:
-        """What an earlier Create with this request_id made, if any."""
-        return self.session.get(RequestRecord, (request_id, method))
-
-    def remember_request(self, request_id: str, method: str, resource_id: str, payload_hash: str) -> None:
-        self.session.add(
-            RequestRecord(request_id=request_id, method=method, resource_id=resource_id, payload_hash=payload_hash)
-        )
 
 
 def _nothing() -> None:

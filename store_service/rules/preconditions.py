@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
-from store_service.api import convert
+from store_service.db.messages import enum_name, enum_set, timestamp_to_datetime
 from store_service.domain.errors import Aborted
 
 
@@ -32,10 +32,10 @@ def requested(request: Message, prefix: str = "") -> Preconditions:
     fields = request.DESCRIPTOR.fields_by_name
     update_time = None
     if "expected_update_time" in fields and request.HasField("expected_update_time"):
-        update_time = convert.timestamp_to_datetime(request.expected_update_time)  # type: ignore[attr-defined]
+        update_time = timestamp_to_datetime(request.expected_update_time)  # type: ignore[attr-defined]
     statuses: frozenset[str] = frozenset()
     if "expected_statuses" in fields:
-        statuses = frozenset(convert.enum_set(request, fields["expected_statuses"], f"{prefix}expected_statuses"))
+        statuses = frozenset(enum_set(request, fields["expected_statuses"], f"{prefix}expected_statuses"))
     return Preconditions(update_time, statuses)
 
 
@@ -50,8 +50,8 @@ def check(resource: str, message_type: type[Message], row: Any, expected: Precon
     it says more than a time). Values are shown in the API's vocabulary."""
     if expected.statuses and row.status not in expected.statuses:
         enum = message_type.DESCRIPTOR.fields_by_name["status"].enum_type
-        wanted = " or ".join(sorted(convert.enum_name(enum, status) for status in expected.statuses))
-        raise Aborted(resource, row.id, "status", convert.enum_name(enum, row.status), wanted)
+        wanted = " or ".join(sorted(enum_name(enum, status) for status in expected.statuses))
+        raise Aborted(resource, row.id, "status", enum_name(enum, row.status), wanted)
     if expected.update_time is not None and row.update_time != expected.update_time:
         stored, wanted = _shown_time(row.update_time), _shown_time(expected.update_time)
         raise Aborted(resource, row.id, "update_time", stored, wanted)

@@ -19,7 +19,7 @@ from typing import Any
 
 from cw.store.v1 import initiative_pb2, message_pb2, phase_pb2, proposal_pb2, task_pb2
 from cw_edge.tokens import Identity
-from store_service.api import convert
+from store_service.db.messages import enum_from_db
 from store_service.domain.errors import PermissionDenied
 
 ORCHESTRATOR_ONLY_METHODS = frozenset(
@@ -150,13 +150,13 @@ def check_write(
 
 def _check_status(rights: Rights, message_type: Any, prefix: str, new: str, stored: Any) -> None:
     enum = message_type.DESCRIPTOR.fields_by_name["status"].enum_type
-    target = convert.enum_from_db(enum, new)
+    target = enum_from_db(enum, new)
     if stored is None:
         if target in rights.created_statuses:
             return
         what = f"create it as {enum.values_by_number[target].name}"
     else:
-        source = convert.enum_from_db(enum, stored.status)
+        source = enum_from_db(enum, stored.status)
         if (source, target) in rights.transitions:
             return
         what = f"move it from {enum.values_by_number[source].name} to {enum.values_by_number[target].name}"

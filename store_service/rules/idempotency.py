@@ -8,8 +8,9 @@ import hashlib
 from typing import Any
 
 from google.protobuf.message import Message
+from sqlalchemy.orm import Session
 
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork
+from store_service.db.models import RequestRecord
 from store_service.domain.errors import FailedPrecondition
 
 
@@ -26,13 +27,13 @@ def _method(request: Message) -> str:
     return type(request).__name__
 
 
-def earlier_result(uow: SqlAlchemyUnitOfWork, request: Any) -> str | None:
+def earlier_result(session: Session, request: Any) -> str | None:
     """The id of what an earlier request with this request_id made, if any; FAILED_PRECONDITION
     (REQUEST_ID_REUSED) when that request was another one. Records made before payloads were
     hashed (no hash) are trusted as the same request."""
     if not request.request_id:
         return None
-    record = uow.remembered_request(request.request_id, _method(request))
+    record = session.get(RequestRecord, (request.request_id, _method(request)))
     if record is None:
         return None
     if record.payload_hash is not None and record.payload_hash != payload_hash(request):
@@ -45,6 +46,12 @@ def earlier_result(uow: SqlAlchemyUnitOfWork, request: Any) -> str | None:
     return record.resource_id
 
 
-def remember(uow: SqlAlchemyUnitOfWork, request: Any, resource_id: str) -> None:
+def remember(session: Session, request: Any, resource_id: str) -> None:
     if request.request_id:
-        uow.remember_request(request.request_id, _method(request), resource_id, payload_hash(request))
+        record = RequestRecord(
+            request_id=request.request_id,
+            method=_method(request),
+            resource_id=resource_id,
+            payload_hash=payload_hash(request),
+        )
+        session.add(record)

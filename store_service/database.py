@@ -30,8 +30,8 @@ from store_service.db.engine import DEFAULT_SYNCHRONOUS, Synchronous, is_busy
 from store_service.db.location import DatabaseLocation, PostgresDatabase, SqliteFile, located
 from store_service.db.reads import Reads
 from store_service.db.secret_box import SecretBox
-from store_service.db.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 from store_service.domain.errors import DatabaseDamaged, DiskFull
+from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
 log = logging.getLogger("cw.store")

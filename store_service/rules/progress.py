@@ -67,6 +67,13 @@ def _enters_guarded_status(session: Session, row: Any) -> bool:
     return not isinstance(row, Agent) or not any(before in LIVE_AGENT for before in history.deleted)
 
 
+def guards_new(row: Base) -> bool:
+    """A new row (its defaults given) whose status these invariants check when it is made."""
+    kind = _KIND.get(type(row))
+    status = getattr(row, "status", None)
+    return kind is not None and status is not None and rules.enters_guarded(kind, status)
+
+
 def _note_moves(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     moved = [row for row in (*session.new, *session.dirty) if _enters_guarded_status(session, row)]
     if moved:

@@ -37,6 +37,8 @@ log = logging.getLogger("cw.orchestrator")
 
 # How often a lease held elsewhere is asked for again while waiting for it.
 POLL_SECONDS = 0.2
+# How long a refused lease is not asked for again, whoever here wants it.
+REASK_SECONDS = 0.5
 
 
 class LeaseHeld(Exception):
@@ -129,6 +131,8 @@ class MergeLocks:
         # Releases sent and not answered yet: a new acquire of the name waits for its release,
         # which could otherwise reach the store after it and release the new hold.
         self._releasing: dict[str, asyncio.Task[None]] = {}
+        # Leases the store refused lately: why, and until when they are not asked for again.
+        self._refused: dict[str, tuple[str, float]] = {}
 
     @contextlib.asynccontextmanager
     async def hold(self, *target_ids: str, wait: float = 0.0, linger: float = 0.0) -> AsyncIterator[None]:
@@ -199,13 +203,20 @@ class MergeLocks:
                 await self._release(name)
 
     async def _acquire(self, name: str, deadline: float) -> None:
+        """Asks the store for the lease, again every POLL_SECONDS until `deadline`; a lease refused
+        is not asked for again within REASK_SECONDS (by any hold here: the merges of many tasks
+        waiting for one branch ask once between them)."""
         while True:
-            try:
-                await self.leases.acquire(name, self.ttl)
-                return
-            except LeaseHeld as held:
-                if time.monotonic() >= deadline:
-                    raise Busy(f"another orchestrator is merging there now ({held})") from None
+            if time.monotonic() >= self._refused.get(name, ("", 0.0))[1]:
+                try:
+                    await self.leases.acquire(name, self.ttl)
+                    self._refused.pop(name, None)
+                    return
+                except LeaseHeld as held:
+                    self._refused[name] = (str(held), time.monotonic() + REASK_SECONDS)
+            if time.monotonic() >= deadline:
+                why = self._refused.get(name, ("held by another", 0.0))[0]
+                raise Busy(f"another orchestrator is merging there now ({why})")
             await asyncio.sleep(POLL_SECONDS)
 
     async def _renew(self, name: str) -> None:

@@ -196,11 +196,12 @@ class MergeLocks:
             del self._releasing[name]
 
     async def close(self) -> None:
-        """Releases every lingering lease now (a stopping orchestrator)."""
+        """Releases every lease held now, lingering ones too (a stopping orchestrator, its merges
+        stopped first): another orchestrator need not wait for them to lapse."""
         for name, held in list(self._held.items()):
             if held.letting_go is not None:
                 held.letting_go.cancel()
-                await self._release(name)
+            await self._release(name)
 
     async def _acquire(self, name: str, deadline: float) -> None:
         """Asks the store for the lease, again every POLL_SECONDS until `deadline`; a lease refused

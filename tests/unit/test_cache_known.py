@@ -28,7 +28,7 @@ class ListingStore:
 
     def __init__(self, agents: Sequence[agent_pb2.Agent] = (), tasks: Sequence[task_pb2.Task] = ()) -> None:
         self.calls: list[str] = []
-        self.rows = {"agents": list(agents), "tasks": list(tasks)}
+        self.rows: dict[str, list[Any]] = {"agents": list(agents), "tasks": list(tasks)}
         self.agents = SimpleNamespace(ListAgents="ListAgents")
         self.tasks = SimpleNamespace(ListTasks="ListTasks")
 

@@ -177,6 +177,7 @@ class Orchestrator:
                 await task
         for queue in self.queues():
             await queue.stop()
+        await self.ctx.locks.close()
 
 
 async def _until_reachable(step: Callable[[], Awaitable[None]]) -> None:

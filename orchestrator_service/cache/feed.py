@@ -32,6 +32,7 @@ from orchestrator_service.cache.state import (
     LIVE_PHASE,
     UNFINISHED_TASK,
     Cache,
+    Change,
     MessageChange,
     PhaseChange,
     RowKind,
@@ -69,6 +70,7 @@ class Feed:
         self._dependencies_looked: set[str] = set()
         # Applying a batch (apply_batch), which waited for our writes in flight at its start.
         self._in_batch = False
+        cache.listeners.append(self._carry)
 
     # ---- list ------------------------------------------------------------------------------------
 
@@ -89,8 +91,10 @@ class Feed:
             store.phases.ListPhases, phase_pb2.ListPhasesRequest(statuses=LIVE_PHASE), "phases"
         ):
             cache.put(RowKind.PHASE, phase)
-        for task in await self._live_tasks():
+        active = [phase.id for phase in cache.phases.values() if phase.status in ACTIVE_PHASE]
+        for task in await self._live_tasks(active):
             cache.put(RowKind.TASK, task)
+        cache.whole_phases.update(active)  # every task of theirs listed, in one status or another
         pending = conversation_pb2.ListConversationsRequest(status=conversation_pb2.CONVERSATION_STATUS_PENDING)
         for conversation in await store.list_all(store.conversations.ListConversations, pending, "conversations"):
             cache.put(RowKind.CONVERSATION, conversation)
@@ -101,7 +105,7 @@ class Feed:
             self.cache.freshness.applied_up_to(self.cursor)
         self.loaded.set()
 
-    async def _live_tasks(self) -> list[task_pb2.Task]:
+    async def _live_tasks(self, active_phases: list[str]) -> list[task_pb2.Task]:
         store = self.store
         listings = [
             task_pb2.ListTasksRequest(statuses=UNFINISHED_TASK),
@@ -109,9 +113,8 @@ class Feed:
         ]
         # Finished tasks of phases still in play: their summaries feed dependents' prompts.
         listings += [
-            task_pb2.ListTasksRequest(phase_id=phase.id, status=task_pb2.TASK_STATUS_COMPLETED, merged=True)
-            for phase in self.cache.phases.values()
-            if phase.status in ACTIVE_PHASE
+            task_pb2.ListTasksRequest(phase_id=phase_id, status=task_pb2.TASK_STATUS_COMPLETED, merged=True)
+            for phase_id in active_phases
         ]
         found: list[task_pb2.Task] = []
         for request in listings:
@@ -187,6 +190,7 @@ class Feed:
                     log.warning("the store's event log is behind our cursor: listing everything again")
                     self.cursor = 0
                     self.cache.freshness.restart()
+                    self.cache.forget_followed()
                     await self._retrying_load()
                     continue
                 await asyncio.sleep(backoff.next_delay())
@@ -318,6 +322,8 @@ class Feed:
             return  # the orchestrator's own event types ride with row changes that are applied
         details = _details(stored) if details is None else details
         row_id = str(details.get("id") or "")
+        if action == "created" and row_id:
+            self._born(entity, row_id, details)
         if entity in ROW_KINDS and row_id:
             await self._apply_row(RowKind(entity), action, row_id, stored.sequence, details)
         elif entity == RowKind.MESSAGE and row_id:
@@ -366,6 +372,31 @@ class Feed:
         if kind == RowKind.INITIATIVE and row.id in cache.initiatives and row.id not in cache.initiative_projects:
             await self.load_projects(row.id)
 
+    def _born(self, entity: str, row_id: str, details: dict[str, Any]) -> None:
+        """What a created row tells of what follows it in the log (state.py): every agent of a new
+        initiative, every task of a new phase, every message to a new agent comes after it."""
+        cache = self.cache
+        if entity == RowKind.INITIATIVE:
+            cache.agents_known.add(row_id)
+        elif entity == RowKind.PHASE:
+            cache.whole_phases.add(row_id)
+        elif entity == RowKind.AGENT:
+            cache.born.add(row_id)
+        elif entity == RowKind.MESSAGE:
+            recipient = _recipient(details)
+            if recipient is None:
+                cache.born.clear()  # a message to someone unknown: no agent is known to have none
+            elif recipient:
+                cache.recipients.add(recipient)
+
+    def _carry(self, change: Change) -> None:
+        """Keeps what rows carry beyond the live ones (state.py): every agent of a task, and which
+        phases' tasks are all held (no longer once the phase leaves the cache with its tasks)."""
+        if change.kind == RowKind.AGENT and change.after is not None:
+            self.cache.note_agent(change.after)
+        elif change.kind == RowKind.PHASE and change.id not in self.cache.phases:
+            self.cache.whole_phases.discard(change.id)
+
     def _put_carried(self, kind: RowKind, row: Any, sequence: int) -> Any:
         """Caches a row built from an event's values, unless the cache holds a newer version (read
         by a listing, or answered to a write of ours, after the event was written)."""
@@ -406,6 +437,16 @@ class Feed:
 
 def _details(stored: event_pb2.Event) -> dict[str, Any]:
     return json_format.MessageToDict(stored.details)
+
+
+def _recipient(details: dict[str, Any]) -> str | None:
+    """The agent a created message's event says it was sent to ("" none: a person), None when the
+    event does not say (no values, or the value left out)."""
+    values, omitted = details.get("values"), details.get("omitted")
+    if not isinstance(values, dict) or (isinstance(omitted, list) and "recipient_id" in omitted):
+        return None
+    recipient = values.get("recipient_id", "")  # an empty field is absent from the values
+    return recipient if isinstance(recipient, str) else None
 
 
 def _row_key(stored: event_pb2.Event, details: dict[str, Any]) -> tuple[RowKind, str] | None:

@@ -202,6 +202,19 @@ class Cache:
     listeners: list[Listener] = field(default_factory=list)
     # How far the rows follow the store's log; decisions wait on it (freshness.py).
     freshness: Freshness = field(default_factory=Freshness)
+    # What the events already carried, kept beyond the live rows so a run's start reads nothing
+    # (the feed fills them, cache/feed.py; each is asked only once the cache is as fresh as the
+    # decision's trigger). Every agent of a task seen, live or not: task id -> {agent id: (create
+    # time in ns, name, initiative id)}; small, one entry per agent.
+    task_agents: dict[str, dict[str, tuple[int, str, str]]] = field(default_factory=dict)
+    # Initiatives whose every agent is in task_agents (listed once, then followed).
+    agents_known: set[str] = field(default_factory=set)
+    # Phases whose every task is in `tasks` (listed whole, or created while followed).
+    whole_phases: set[str] = field(default_factory=set)
+    # Agents whose creation was seen in the log, so every message to them too; and the agents
+    # among all that were sent a message seen in the log.
+    born: set[str] = field(default_factory=set)
+    recipients: set[str] = field(default_factory=set)
 
     # ---- what stays ----------------------------------------------------------------------------
 
@@ -295,7 +308,49 @@ class Cache:
     def has_seen(self, kind: RowKind, row_id: str, sequence: int) -> bool:
         return self.seen.get((kind, row_id), 0) >= sequence
 
+    def note_agent(self, agent: agent_pb2.Agent) -> None:
+        """An agent row seen (read, written, or from an event's values): its task's agents."""
+        if agent.task_id:
+            seen = (agent.create_time.ToNanoseconds(), agent.name, agent.initiative_id)
+            self.task_agents.setdefault(agent.task_id, {})[agent.id] = seen
+
+    def forget_followed(self) -> None:
+        """The log is not the one followed (the store's database was replaced): nothing carried
+        holds until read again."""
+        self.agents_known.clear()
+        self.whole_phases.clear()
+        self.born.clear()
+        self.recipients.clear()
+
     # ---- questions decisions ask ----------------------------------------------------------------
+
+    def agent_names(self, initiative_id: str) -> dict[str, str] | None:
+        """The name of the latest agent of each task of the initiative, or None when the cache
+        does not hold all of them."""
+        if not initiative_id or initiative_id not in self.agents_known:
+            return None
+        names: dict[str, str] = {}
+        for task_id, agents in self.task_agents.items():
+            latest = max((seen for seen in agents.values() if seen[2] == initiative_id), default=None)
+            if latest is not None:
+                names[task_id] = latest[1]
+        return names
+
+    def agent_ids_of(self, task: task_pb2.Task) -> set[str] | None:
+        """Every agent of the task, or None when the cache does not hold all of them."""
+        if self.initiative_id_of(task) not in self.agents_known:
+            return None
+        return set(self.task_agents.get(task.id, {}))
+
+    def tasks_of_whole(self, phase_id: str) -> list[task_pb2.Task] | None:
+        """Every task of the phase, or None when the cache does not hold all of them."""
+        if phase_id not in self.whole_phases or phase_id not in self.phases:
+            return None
+        return self.tasks_of(phase_id)
+
+    def has_no_messages(self, agent_id: str) -> bool:
+        """Whether no message was ever sent to the agent, as far as the log is followed."""
+        return agent_id in self.born and agent_id not in self.recipients
 
     def tasks_of(self, phase_id: str) -> list[task_pb2.Task]:
         return [task for task in self.tasks.values() if task.phase_id == phase_id]

@@ -6,8 +6,8 @@ unmerged in the store, the merge is found already done in git (`is_merged`), and
 written. Several orchestrators: one of the live ones merges the tasks of a phase (of an
 initiative, for tasks outside phases: `policy.merger_of`), and one at a time merges into a branch
 (the lease `merge/<phase or initiative id>`, cluster/leases.py, for the moments they disagree on
-who lives); it pulls the branches from the shared remote first and
-publishes the target before the fact is written, so whoever merges next starts from it.
+who lives; kept a moment after each merge for the phase's next task); it pulls the branches
+from the shared remote first and publishes the target before the fact is written, so whoever merges next starts from it.
 A conflict leaves the target as it was and gives the task a merge task, whose agent resolves it
 (review/repair.py); the task's merge waits for that one's. Work already merged is never touched.
 Once the work is in the initiative branch (a phase-less task's merge, or MergePhase for a
@@ -38,6 +38,9 @@ log = logging.getLogger("cw.orchestrator")
 
 # How soon a merge into a branch another orchestrator merges into now is tried again.
 BUSY_RETRY_SECONDS = 0.5
+# How long the merge lease of a branch is kept after a task's merge, for the next task of the same
+# phase (cluster/leases.py): tasks finishing one after another share one lease.
+LINGER_SECONDS = 1.0
 
 
 class Repairs(Protocol):
@@ -95,7 +98,7 @@ class MergeController:
         if not policy.merges_here(target, self.ctx.peers):
             return  # its merger merges it; should that one die, on_peers looks again
         try:
-            async with self.ctx.locks.hold(target):
+            async with self.ctx.locks.hold(target, linger=LINGER_SECONDS):
                 await self._merge(task_id)
         except Busy:
             self.queue.add(task_id, delay=BUSY_RETRY_SECONDS)

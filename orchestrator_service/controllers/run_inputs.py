@@ -12,6 +12,7 @@ from typing import Protocol
 
 from cw.store.v1 import agent_pb2, task_pb2
 from orchestrator_service import dispatch
+from orchestrator_service.cache import known
 from orchestrator_service.controllers.context import Context
 
 
@@ -77,14 +78,12 @@ class RunInputs:
         self, task: task_pb2.Task, dependencies: set[str]
     ) -> tuple[list[dispatch.Neighbour], dict[str, str]]:
         """The other tasks of the task's phase, and the name of the latest agent of each task of
-        the initiative (read: a finished task is no longer cached)."""
-        store = self.ctx.store
-        request = agent_pb2.ListAgentsRequest(initiative_id=task.initiative_id)
-        agents = await store.list_all(store.agents.ListAgents, request, "agents")
-        names = {a.task_id: a.name for a in sorted(agents, key=lambda a: a.create_time.ToNanoseconds())}
+        the initiative: what the cache keeps of them beyond live rows, or read (cache/known.py)."""
+        store, cache = self.ctx.store, self.ctx.cache
+        names = await known.agent_names(store, cache, task.initiative_id)
         if not task.phase_id:
             return [], names
-        listed = await store.list_all(store.tasks.ListTasks, task_pb2.ListTasksRequest(phase_id=task.phase_id), "tasks")
+        listed = await known.phase_tasks(store, cache, task.phase_id)
         siblings = [
             dispatch.Neighbour(other, names.get(other.id, ""))
             for other in listed

@@ -9,6 +9,8 @@ Three queues, so nothing waits on anything it does not need:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import datetime
 
@@ -29,6 +31,8 @@ log = logging.getLogger("cw.orchestrator")
 DISPATCH_KEY = "*"
 # How soon a task that could not start (no free account, a missing program) is looked at again.
 WAIT_RECHECK_SECONDS = 5.0
+# How long an orphan's check waits for the rest of a transaction half applied before it reads.
+NEXT_EVENTS_SECONDS = 0.5
 RUNNING_PHASES = (phase_pb2.PHASE_STATUS_IN_PROGRESS, phase_pb2.PHASE_STATUS_BLOCKED)
 # Starts under way at once, however many agents may run: a start is CPU (git, the shim, the
 # sandbox) and two store writes, so more at once only queue there; 200 at once made the store's
@@ -76,7 +80,12 @@ class TaskController:
         # its agent not applied yet) or a settlement (the agent stopped, the task not COMPLETED yet).
         # The log as far as the store has it now holds the rest: once it is applied, what still
         # looks orphaned is (a read of the live agents instead found none in the second case, and
-        # the orphan's write was refused, read again: four calls for nothing).
+        # the orphan's write was refused, read again: four calls for nothing). The rest is the next
+        # events of the log, those after the one applied last: waited for a moment first, and the
+        # store's head is read only when they do not come or the task still looks orphaned.
+        await self._next_events()
+        if not self._looks_orphaned(task_id):
+            return
         await self.ctx.cache.freshness.reached(await self.ctx.port.head_sequence())
         if not self._looks_orphaned(task_id):
             return
@@ -87,6 +96,13 @@ class TaskController:
         except Stale:
             return  # the re-read row is queued again if it still needs us
         log.info("task %s was in progress without a live agent: %s", task_id, note.type)
+
+    async def _next_events(self) -> None:
+        """Until the feed has applied the event after the last one applied now, or a moment has
+        passed (a quiet log may have none)."""
+        freshness = self.ctx.cache.freshness
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(freshness.reached(freshness.applied + 1), NEXT_EVENTS_SECONDS)
 
     def _looks_orphaned(self, task_id: str) -> bool:
         """IN_PROGRESS, as cached, with no live agent cached and no start of ours under way."""

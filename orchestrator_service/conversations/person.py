@@ -26,6 +26,7 @@ from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service.agents import control_files
 from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.cache import known
 from orchestrator_service.cache.state import Change, RowKind
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.launches import Launches
@@ -64,14 +65,13 @@ class Replies:
     async def _agent_ids(self, agent: agent_pb2.Agent, task: task_pb2.Task | None) -> list[str]:
         if task is None:
             return [agent.id]
-        store = self.ctx.store
-        found = await store.list_all(store.agents.ListAgents, agent_pb2.ListAgentsRequest(task_id=task.id), "agents")
-        return sorted({agent.id, *(a.id for a in found)})
+        found = await known.agent_ids(self.ctx.store, self.ctx.cache, task)
+        return sorted({agent.id, *found})
 
     async def exchanges(self, agent: agent_pb2.Agent, task: task_pb2.Task | None) -> list[replies.Exchange]:
         """The replies no run has read yet to the messages of the task's agents."""
         found: list[replies.Exchange] = []
-        for agent_id in await self._agent_ids(agent, task):
+        for agent_id in await known.with_messages(self.ctx.cache, await self._agent_ids(agent, task)):
             received = replies.undelivered(await self.messages(recipient_id=agent_id))
             if not received:
                 continue

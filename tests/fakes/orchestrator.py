@@ -70,13 +70,13 @@ class LocalLocks(MergeLocks):
     """One orchestrator: the in-process lock of each target, no lease."""
 
     def __init__(self) -> None:
-        self._held: dict[str, asyncio.Lock] = {}
+        self._local: dict[str, asyncio.Lock] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, *target_ids: str, wait: float = 0.0) -> AsyncIterator[None]:
+    async def hold(self, *target_ids: str, wait: float = 0.0, linger: float = 0.0) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             for target_id in target_ids:
-                await stack.enter_async_context(self._held.setdefault(target_id, asyncio.Lock()))
+                await stack.enter_async_context(self._local.setdefault(target_id, asyncio.Lock()))
             yield
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cw.store.v1 import lease_pb2
 from cw_edge.tokens import Identity
 from orchestrator_service.agents import shim
 from orchestrator_service.cache.state import Cache
@@ -66,6 +67,54 @@ def test_a_merge_lease_outlives_its_ttl_while_renewed(store: RunningStore) -> No
                 async with other.hold("phase-1"):
                     pass
         async with other.hold("phase-1", wait=5):  # released on the way out: free at once
+            pass
+        await first.close()
+        await second.close()
+
+    asyncio.run(scenario())
+
+
+class CountingLeases(Leases):
+    """Leases that count the acquires and releases sent to the store."""
+
+    def __init__(self, store: StoreClient, owner: str) -> None:
+        super().__init__(store, owner)
+        self.sent: list[str] = []
+
+    async def acquire(self, name: str, ttl: float) -> lease_pb2.Lease:
+        self.sent.append("acquire")
+        return await super().acquire(name, ttl)
+
+    async def release(self, name: str) -> None:
+        self.sent.append("release")
+        await super().release(name)
+
+
+def test_a_lingering_merge_lease_serves_the_next_merge_and_is_let_go_after(store: RunningStore) -> None:
+    """A merges controller's hold keeps the lease a moment: the phase's next task's merge takes it
+    over without asking the store, another orchestrator waits at most that moment more."""
+
+    async def scenario() -> None:
+        first, second = _client(store), _client(store)
+        leases, others = CountingLeases(first, "a"), CountingLeases(second, "b")
+        holder, other = MergeLocks(leases, TTL), MergeLocks(others, TTL)
+        for _ in range(3):
+            async with holder.hold("phase-1", linger=0.5):
+                pass
+        assert leases.sent == ["acquire"]
+        for _ in range(3):  # the merges of three tasks waiting for the branch: the store asked once
+            with pytest.raises(Busy, match="'a'"):
+                async with other.hold("phase-1"):
+                    pass
+        assert others.sent == ["acquire"]
+        started = time.monotonic()
+        async with other.hold("phase-1", wait=5):  # free once the linger is over
+            assert time.monotonic() - started < 2
+        assert leases.sent == ["acquire", "release"]
+        async with holder.hold("phase-2", linger=30):
+            pass
+        await holder.close()  # a stopping orchestrator lets go of what lingers
+        async with other.hold("phase-2"):
             pass
         await first.close()
         await second.close()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cw.store.v1 import initiative_pb2, phase_pb2, task_pb2
+from cw.store.v1 import agent_pb2, initiative_pb2, phase_pb2, task_pb2
+from orchestrator_service.cache.state import RowKind
 from orchestrator_service.controllers.context import utc_now
 from orchestrator_service.controllers.phases import NO_PROJECTS, NO_TASKS
 from orchestrator_service.dispatch import OutcomeKind
@@ -392,3 +393,41 @@ def test_a_completed_task_is_merged_once_as_a_stored_fact(tmp_path: Path) -> Non
     _run(tmp_path, store, scenario)
     merged = [stored.task_id for stored in store.events if stored.type == "task:merged"]
     assert merged == [plan.tasks["users"].id]
+
+
+# ---- orphans --------------------------------------------------------------------------------------
+
+
+def test_another_orchestrator_s_start_applied_in_half_is_completed_by_the_next_event_without_a_read(
+    tmp_path: Path,
+) -> None:
+    """The cache holds the task IN_PROGRESS of another orchestrator's start but not yet its agent,
+    the next event of the same transaction: the orphan check waits for that event rather than
+    reading the store's head, and finds the task not orphaned."""
+    store = FakeStore()
+    plan = _plan(store, {"schema": {"users": []}})
+    heads: list[str] = []
+
+    async def counted(method: str) -> None:
+        if method == "head_sequence":
+            heads.append(method)
+
+    async def scenario(orchestrator: InProcess) -> None:
+        store.read_pause = counted
+        task = _task(store, plan.tasks["users"])
+        half = task_pb2.Task()
+        half.CopyFrom(task)
+        half.status = task_pb2.TASK_STATUS_IN_PROGRESS
+        cache = orchestrator.cache
+        cache.put(RowKind.TASK, half)  # the first event of the start: its agent's comes next
+        checked = asyncio.create_task(orchestrator.tasks.recover(task.id))
+        while not cache.freshness._waiting and not checked.done():  # until it waits for the feed
+            await asyncio.sleep(0)
+        agent = agent_pb2.Agent(id="a1", task_id=task.id, status=agent_pb2.AGENT_STATUS_RUNNING, orchestrator="b")
+        cache.put(RowKind.AGENT, agent)
+        cache.freshness.applied_up_to(cache.freshness.applied + 1)
+        await checked
+        assert heads == []
+        assert _task(store, plan.tasks["users"]).status == task_pb2.TASK_STATUS_PENDING  # nothing written
+
+    _run(tmp_path, store, scenario)

@@ -15,7 +15,7 @@ from orchestrator_service import server
 from orchestrator_service.agents import sandbox, usage
 from orchestrator_service.agents.providers import DEFAULT_CLAUDE_MAX_RETRIES, provider_table
 from orchestrator_service.cluster import policy
-from orchestrator_service.controllers import output
+from orchestrator_service.controllers.agent_runs import output
 from orchestrator_service.git import checkpoints
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
 

@@ -38,16 +38,16 @@ from orchestrator_service.cache.feed import Feed
 from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster.membership import Membership
 from orchestrator_service.cluster.policy import Peers
+from orchestrator_service.controllers.agent_runs.launches import Launches
+from orchestrator_service.controllers.agent_runs.output import OutputShipper
+from orchestrator_service.controllers.agent_runs.run_inputs import RunInputs
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context, Settings
 from orchestrator_service.controllers.initiatives import InitiativeController
-from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.merges import MergeController
-from orchestrator_service.controllers.output import OutputShipper
 from orchestrator_service.controllers.phases import PhaseController
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.controllers.run_inputs import RunInputs
 from orchestrator_service.controllers.takeovers import TakeoverController
 from orchestrator_service.controllers.tasks import DISPATCH_KEY, TaskController
 from orchestrator_service.conversations.controller import ConversationController

@@ -1,7 +1,7 @@
 """Pure policy: what a finished run left behind, and how its settlement says so.
 
 The agents controller checkpoints every worktree of a run before settling it
-(controllers/checkpointing.py); `flag` then adds to the settlement decided by outcomes.py what a
+(controllers/agent_runs/checkpointing.py); `flag` then adds to the settlement decided by outcomes.py what a
 person must know: files the checkpoint left out for their size and files written beside the
 worktrees (in the task's reason, with an event), and an execute run that ended `done` having
 changed nothing (completed all the same, with a reason, an event and a message in the inbox).
@@ -30,7 +30,7 @@ class Left:
     taken: int = 0
     # One line per project whose checkpoint left files out (git/checkpoints.describe_left_out).
     left_out: list[str] = field(default_factory=list)
-    # Entries written beside the worktrees, and the line that says so (controllers/workdirs.py).
+    # Entries written beside the worktrees, and the line that says so (controllers/agent_runs/workdirs.py).
     outside: list[str] = field(default_factory=list)
     outside_reason: str = ""
     # Checkpoints that failed (the worktree then keeps the files: it is not removed).

@@ -42,7 +42,7 @@ class StorePort(Protocol):
 
 
 class RunStarter(Protocol):
-    """What the tasks controller asks of a start (controllers/launches.py): make the run's rows
+    """What the tasks controller asks of a start (controllers/agent_runs/launches.py): make the run's rows
     and process; in tests, a fake whose agents end when the test says."""
 
     async def start(self, task: task_pb2.Task) -> object: ...

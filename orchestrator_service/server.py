@@ -31,8 +31,8 @@ from orchestrator_service.api.review import Review
 from orchestrator_service.api.servicer import OrchestratorServicer, error_status
 from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.membership import NameTaken, owner_id
+from orchestrator_service.controllers.agent_runs.output import DEFAULT_MAX_OUTPUT_BYTES
 from orchestrator_service.controllers.context import Settings
-from orchestrator_service.controllers.output import DEFAULT_MAX_OUTPUT_BYTES
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import OrchestratorError
 from orchestrator_service.git import checkpoints
@@ -89,7 +89,7 @@ class Config:
     name: str = ""
     lease_ttl: float = 15.0
     shared_remotes: str = ""
-    # What the store keeps of one run's output (controllers/output.py).
+    # What the store keeps of one run's output (controllers/agent_runs/output.py).
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     checkpoint_max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES
     max_worktree_bytes: int = checkpoints.DEFAULT_MAX_WORKTREE_BYTES

@@ -87,7 +87,7 @@ def usage_view(total: orchestrator_pb2.UsageTotal | None) -> UsageView:
         return UsageView(usage_line(agent_pb2.Usage()), 0)
     tokens = total.budget_tokens if total.HasField("budget_tokens") else None
     usd = total.budget_usd if total.HasField("budget_usd") else None
-    # Passed, as the orchestrator decides it (orchestrator_service/controllers/usage.py, `spent`).
+    # Passed, as the orchestrator decides it (orchestrator_service/controllers/agent_runs/usage.py, `spent`).
     spent = (tokens is not None and total.budget_tokens_used > tokens) or (
         usd is not None and total.usage.cost_usd > usd
     )

@@ -51,7 +51,7 @@ class Launch:
     # Variables some runs add (a planning run's CW_TARGET_ID).
     environment: Mapping[str, str] = field(default_factory=dict)
     # Where the run works (its project's worktree, or the directory holding several), each
-    # project's worktree by name (CW_WORKTREES), and who its commits name (controllers/workdirs.py).
+    # project's worktree by name (CW_WORKTREES), and who its commits name (controllers/agent_runs/workdirs.py).
     cwd: Path | None = None
     worktrees: Mapping[str, Path] = field(default_factory=dict)
     identity: CommitIdentity | None = None

@@ -2,7 +2,7 @@
 
 Each agent has a control directory `<workspace>/agents/<agent id>/` (output, prompt, signal file,
 the shim's identity and exit files). A run works in its task's worktrees, `<workspace>/tasks/<task
-id>/` (controllers/workdirs.py); `work/` in the control directory is the working directory of a
+id>/` (controllers/agent_runs/workdirs.py); `work/` in the control directory is the working directory of a
 run without a task. The directory derives from the agent's id, never from a path stored anywhere, and is
 private to the user (0700). Nothing here needs the orchestrator to have watched the process:
 everything can be read back after a restart.

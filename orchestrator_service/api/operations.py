@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
-from orchestrator_service.controllers.workdirs import CannotStartYet
+from orchestrator_service.controllers.agent_runs.workdirs import CannotStartYet
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.errors import BadRequest, NotAllowedNow
 from orchestrator_service.events import event

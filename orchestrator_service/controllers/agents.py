@@ -35,11 +35,11 @@ from orchestrator_service.agents import claude_outcome, launcher, pids_cgroup, s
 from orchestrator_service.agents.supervisor import AgentFiles, Liveness
 from orchestrator_service.cache.state import LIVE_AGENT, AgentChange, Change, RowKind
 from orchestrator_service.cluster import policy
-from orchestrator_service.controllers.checkpointing import Checkpointer
+from orchestrator_service.controllers.agent_runs.checkpointing import Checkpointer
+from orchestrator_service.controllers.agent_runs.stops import Stops, fetch_back, task_of
+from orchestrator_service.controllers.agent_runs.usage import UsageMeter
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.controllers.stops import Stops, fetch_back, task_of
-from orchestrator_service.controllers.usage import UsageMeter
 from orchestrator_service.events import event
 from orchestrator_service.git import shared
 from orchestrator_service.git.workspace import task_branch
@@ -187,7 +187,7 @@ class AgentController:
 
     async def meter(self, agent: agent_pb2.Agent) -> None:
         """Stores the agent's usage so far; a run whose task's budget it passed is stopped and the
-        task BLOCKED with the budget as its reason (controllers/usage.py)."""
+        task BLOCKED with the budget as its reason (controllers/agent_runs/usage.py)."""
         recorded = await self.usage.record(agent)
         task = self.ctx.cache.tasks.get(agent.task_id) if agent.task_id else None
         if recorded.usage == agent.usage or task is None or recorded.status != agent_pb2.AGENT_STATUS_RUNNING:
@@ -323,7 +323,7 @@ class AgentController:
         return await task_of(self.ctx, agent)
 
     async def stop(self, agent_id: str) -> agent_pb2.Agent:
-        """StopAgent (controllers/stops.py)."""
+        """StopAgent (controllers/agent_runs/stops.py)."""
         return await self.stops.stop(agent_id)
 
     async def write(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, settlement: outcomes.Settlement) -> None:

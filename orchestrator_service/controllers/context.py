@@ -17,7 +17,7 @@ from orchestrator_service.cache.state import Cache
 from orchestrator_service.cluster import policy
 from orchestrator_service.cluster.leases import Leases, MergeLocks
 from orchestrator_service.cluster.policy import Peers
-from orchestrator_service.controllers.output import DEFAULT_MAX_OUTPUT_BYTES, OutputShipper
+from orchestrator_service.controllers.agent_runs.output import DEFAULT_MAX_OUTPUT_BYTES, OutputShipper
 from orchestrator_service.git import checkpoints
 from orchestrator_service.git.workspace import Workspace
 from orchestrator_service.outcomes import DEFAULT_RETRY_DELAYS
@@ -47,7 +47,7 @@ class Settings:
     owner: str = ""
     lease_ttl: float = 15.0
     shared_remotes: str = ""
-    # What the store keeps of one run's output (`--max-output-bytes`, controllers/output.py).
+    # What the store keeps of one run's output (`--max-output-bytes`, controllers/agent_runs/output.py).
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     # What agents leave (README, "What happens to uncommitted work"): files over this size stay out
     # of checkpoints; agents' commits name them at this domain (`--checkpoint-max-file-bytes`, `--agent-email-domain`).

@@ -18,9 +18,9 @@ from cw.store.v1 import phase_pb2, task_pb2
 from orchestrator_service import dispatch, outcomes
 from orchestrator_service.cache.state import Change, RowKind
 from orchestrator_service.cluster import policy
+from orchestrator_service.controllers.agent_runs.workdirs import CannotStartYet
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.controllers.workdirs import CannotStartYet
 from orchestrator_service.events import event
 from orchestrator_service.paths import redact
 from orchestrator_service.ports import RunStarter

@@ -31,10 +31,10 @@ from cw.store.v1 import agent_pb2, conversation_pb2, event_pb2, task_pb2
 from orchestrator_service.agents import launcher
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import Change, RowKind, TaskChange
+from orchestrator_service.controllers.agent_runs.launches import Launches
+from orchestrator_service.controllers.agent_runs.run_inputs import RunInput
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
-from orchestrator_service.controllers.run_inputs import RunInput
 from orchestrator_service.conversations import decide
 from orchestrator_service.git import branches, changes
 from orchestrator_service.git.repo import GitError

@@ -28,8 +28,8 @@ from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache import known
 from orchestrator_service.cache.state import Change, RowKind
+from orchestrator_service.controllers.agent_runs.launches import Launches
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.launches import Launches
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.conversations import replies
 from orchestrator_service.writes import Stale, update

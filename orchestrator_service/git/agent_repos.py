@@ -4,7 +4,7 @@ A git worktree would share everything of the orchestrator's clone with the agent
 other branch), its config (which the orchestrator's own git commands read) and its object store
 (writable, so an agent could delete what other branches need). So a task gets a clone of its
 own instead, on its task branch alone, at `tasks/<task id>/<project>/` (the same path for every
-attempt and resume: controllers/workdirs.py): `git clone --shared --single-branch` borrows the
+attempt and resume: controllers/agent_runs/workdirs.py): `git clone --shared --single-branch` borrows the
 objects of the orchestrator's clone through `objects/info/alternates` (nothing is copied, and
 inside cw's sandbox that object store is the one thing of the clone the agent sees, read-only),
 and the agent's new objects, refs and config stay in its own repository.

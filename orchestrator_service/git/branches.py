@@ -71,7 +71,7 @@ def prepare_task_branch(
 
 
 def task_worktree(git: Workspace, project: project_pb2.Project, task: task_pb2.Task) -> Path:
-    """Where the task's runs have the project's worktree (controllers/workdirs.py)."""
+    """Where the task's runs have the project's worktree (controllers/agent_runs/workdirs.py)."""
     return git.task_dir(task.id) / safe_component(project.name, "project name")
 
 

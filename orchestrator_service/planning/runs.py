@@ -26,8 +26,8 @@ import grpc
 from cw.store.v1 import agent_pb2, chat_session_pb2, event_pb2, proposal_pb2, task_pb2
 from orchestrator_service import dispatch, faults, outcomes
 from orchestrator_service.cache.state import LIVE_AGENT
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.run_inputs import Continuation, RunInput
 from orchestrator_service.paths import safe_id
 from orchestrator_service.planning import material
 from orchestrator_service.planning.chat import Chats, unanswered

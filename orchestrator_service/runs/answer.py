@@ -20,9 +20,9 @@ import grpc
 from google.protobuf.message import Message
 
 from cw.store.v1 import agent_pb2, conversation_pb2, event_pb2
+from orchestrator_service.controllers.agent_runs.run_inputs import RunInput
 from orchestrator_service.controllers.agents import RunEnd
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.run_inputs import RunInput
 from orchestrator_service.conversations import decide
 from orchestrator_service.dispatch import AgentOutcome, RunKind
 from orchestrator_service.events import event

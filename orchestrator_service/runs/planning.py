@@ -16,8 +16,8 @@ parametrised by its kind. The planning package does the work (planning/runs.py).
 from __future__ import annotations
 
 from cw.store.v1 import task_pb2
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.controllers.agents import RunEnd
-from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.dispatch import RunKind
 from orchestrator_service.outcomes import Settlement
 from orchestrator_service.planning.runs import Planning

@@ -24,8 +24,8 @@ import dataclasses
 from cw.store.v1 import phase_pb2, review_comment_pb2, task_pb2
 from cw_edge import diffs
 from orchestrator_service import dispatch
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.controllers.agents import RunEnd
-from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.dispatch import AgentOutcome, OutcomeKind, RunKind
 from orchestrator_service.outcomes import Settlement
 from orchestrator_service.review import comments

@@ -13,11 +13,11 @@ from typing import Any
 
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service import dispatch, leftovers, outcomes
+from orchestrator_service.controllers.agent_runs.launches import Launches
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInputs
+from orchestrator_service.controllers.agent_runs.usage import BUDGET_NOTE, budget_continuation, budget_reason
 from orchestrator_service.controllers.agents import AgentController, RunEnd
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.launches import Launches
-from orchestrator_service.controllers.run_inputs import Continuation, RunInputs
-from orchestrator_service.controllers.usage import BUDGET_NOTE, budget_continuation, budget_reason
 from orchestrator_service.conversations import replies
 from orchestrator_service.conversations.person import Replies
 from orchestrator_service.dispatch import AgentOutcome, OutcomeKind
@@ -47,7 +47,7 @@ class Tools:
 
 def budget_note(agent: agent_pb2.Agent) -> str:
     """A run its task's budget stopped, resumed once the budget was raised, is told why
-    (controllers/usage.py)."""
+    (controllers/agent_runs/usage.py)."""
     reason = budget_reason(agent)
     return BUDGET_NOTE.format(reason=reason) if reason is not None and agent.session_id else ""
 
@@ -59,7 +59,7 @@ async def replies_given(tools: Tools, agent: agent_pb2.Agent, task: task_pb2.Tas
 
 
 async def budget_resumed(tools: Tools, task: task_pb2.Task) -> Continuation | None:
-    """The session a task's budget stopped goes on once the task is retried (controllers/usage.py)."""
+    """The session a task's budget stopped goes on once the task is retried (controllers/agent_runs/usage.py)."""
     return await budget_continuation(tools.ctx, task)
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from cw.store.v1 import agent_pb2, task_pb2
 from orchestrator_service import dispatch
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.controllers.agents import RunEnd
-from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.dispatch import RunKind
 from orchestrator_service.planning.runs import Planning
 from orchestrator_service.review.phase_merge import PhaseMerger

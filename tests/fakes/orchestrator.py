@@ -31,17 +31,17 @@ from orchestrator_service.agents.providers import Provider
 from orchestrator_service.cache.feed import Feed
 from orchestrator_service.cache.state import Cache, RowKind
 from orchestrator_service.cluster.leases import MergeLocks
-from orchestrator_service.controllers import launches, provider_choice
+from orchestrator_service.controllers.agent_runs import launches, provider_choice
+from orchestrator_service.controllers.agent_runs.output import OutputShipper
+from orchestrator_service.controllers.agent_runs.workdirs import CannotStartYet
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context, Settings
 from orchestrator_service.controllers.initiatives import InitiativeController
 from orchestrator_service.controllers.merges import MergeController
-from orchestrator_service.controllers.output import OutputShipper
 from orchestrator_service.controllers.phases import PhaseController
 from orchestrator_service.controllers.projects import ProjectController
 from orchestrator_service.controllers.queue import WorkQueue
 from orchestrator_service.controllers.tasks import TaskController
-from orchestrator_service.controllers.workdirs import CannotStartYet
 from orchestrator_service.events import event
 from orchestrator_service.git.workspace import MergeResult
 from orchestrator_service.review.phase_merge import PhaseMerger

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cw.store.v1 import agent_pb2, phase_pb2, task_pb2
 from orchestrator_service.agents.supervisor import AgentFiles
-from orchestrator_service.controllers.usage import BUDGET_NOTE
+from orchestrator_service.controllers.agent_runs.usage import BUDGET_NOTE
 from orchestrator_service.store_client import changes
 from orchestrator_service.writes import update
 from tests.fakes.store import FakeStore

@@ -11,8 +11,8 @@ import pytest
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service import leftovers, outcomes
 from orchestrator_service.agents import launcher
+from orchestrator_service.controllers.agent_runs.workdirs import describe_outside, place_for
 from orchestrator_service.controllers.agents import outcome_label
-from orchestrator_service.controllers.workdirs import describe_outside, place_for
 from orchestrator_service.dispatch import AgentOutcome, OutcomeKind
 from orchestrator_service.git import checkpoints
 from orchestrator_service.git.checkpoints import Change, Identity

@@ -1,10 +1,10 @@
-"""The offset a restarted orchestrator resumes shipping a run's output from (controllers/output.py):
+"""The offset a restarted orchestrator resumes shipping a run's output from (controllers/agent_runs/output.py):
 the stored chunks' sizes, with what a marker says was cut counted as shipped."""
 
 from __future__ import annotations
 
 from cw.store.v1 import log_chunk_pb2
-from orchestrator_service.controllers.output import cut_marker, shipped_offset
+from orchestrator_service.controllers.agent_runs.output import cut_marker, shipped_offset
 
 
 def test_the_shipped_offset_counts_cut_bytes_and_not_the_marker_itself() -> None:

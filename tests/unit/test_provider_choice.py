@@ -1,4 +1,4 @@
-"""Which provider a task's run starts on (orchestrator_service/controllers/provider_choice.py):
+"""Which provider a task's run starts on (orchestrator_service/controllers/agent_runs/provider_choice.py):
 the task's own, its initiative's, the default; fallback when every account rests; a cap."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cw.store.v1 import account_pb2, agent_pb2, initiative_pb2, task_pb2
-from orchestrator_service.controllers import launches, provider_choice
-from orchestrator_service.controllers.provider_choice import Choice, Wait
-from orchestrator_service.controllers.run_inputs import Continuation
+from orchestrator_service.controllers.agent_runs import launches, provider_choice
+from orchestrator_service.controllers.agent_runs.provider_choice import Choice, Wait
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation
 
 NOW = datetime(2026, 12, 7, 23, 0, tzinfo=UTC)
 KNOWN = ("claude", "codex", "gemini")

@@ -20,12 +20,12 @@ from cw.store.v1 import agent_pb2, conversation_pb2, message_pb2, phase_pb2, pro
 from orchestrator_service import dispatch, leftovers, outcomes
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.cache.state import Cache
+from orchestrator_service.controllers.agent_runs.launches import Launches
+from orchestrator_service.controllers.agent_runs.output import OutputShipper
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput, RunInputs
+from orchestrator_service.controllers.agent_runs.usage import BUDGET_KEY
 from orchestrator_service.controllers.agents import AgentController, RunEnd
 from orchestrator_service.controllers.context import Context, Settings
-from orchestrator_service.controllers.launches import Launches
-from orchestrator_service.controllers.output import OutputShipper
-from orchestrator_service.controllers.run_inputs import Continuation, RunInput, RunInputs
-from orchestrator_service.controllers.usage import BUDGET_KEY
 from orchestrator_service.conversations import decide
 from orchestrator_service.conversations.person import Replies
 from orchestrator_service.dispatch import AgentOutcome, OutcomeKind, RunKind

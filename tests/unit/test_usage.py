@@ -1,5 +1,5 @@
 """Reading usage from an agent's output (agents/usage.py) and the budget decisions
-(controllers/usage.py): Claude Code's lines as it prints them, runs cut short, hostile numbers."""
+(controllers/agent_runs/usage.py): Claude Code's lines as it prints them, runs cut short, hostile numbers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from cw.store.v1 import agent_pb2
 from orchestrator_service.agents import usage as usage_module
 from orchestrator_service.agents.usage import MAX_LINE_BYTES, Counts, Price, UsageReader, parse_prices
-from orchestrator_service.controllers.usage import spent
+from orchestrator_service.controllers.agent_runs.usage import spent
 
 
 def _assistant(message_id: str, model: str = "m", **usage: object) -> str:

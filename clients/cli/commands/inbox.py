@@ -39,11 +39,11 @@ else:
 # How often `cw inbox --follow` looks again while events arrive (at most).
 FOLLOW_SECONDS = 1.0
 # How the orchestrator's reasons start when a budget stopped a task or holds an initiative's tasks
-# (orchestrator_service/controllers/usage.py, `spent`).
+# (orchestrator_service/controllers/agent_runs/usage.py, `spent`).
 TASK_BUDGET_REASON = "the task's budget is spent"
 INITIATIVE_BUDGET_REASON = "the initiative's budget is spent"
 # How the orchestrator's reasons start when a task runs on a fallback provider, or names a provider
-# it does not know (orchestrator_service/controllers/provider_choice.py).
+# it does not know (orchestrator_service/controllers/agent_runs/provider_choice.py).
 MOVED_REASON = "moved from provider "
 UNKNOWN_PROVIDER_REASON = "provider "
 UNKNOWN_PROVIDER_WORDS = "is not known to this orchestrator"

@@ -24,7 +24,7 @@ from orchestrator_service.agents import launcher, process, supervisor
 from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cache.state import LIVE_AGENT, RowKind
-from orchestrator_service.controllers.checkpointing import Checkpointer
+from orchestrator_service.controllers.agent_runs.checkpointing import Checkpointer
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.events import event
 from orchestrator_service.git import branches
@@ -54,11 +54,11 @@ async def fetch_back(ctx: Context, agent: agent_pb2.Agent) -> None:
 class Stops:
     def __init__(self, ctx: Context, checkpointer: Checkpointer | None = None) -> None:
         self.ctx = ctx
-        # Commits what a stopped run left once its process is gone (controllers/checkpointing.py).
+        # Commits what a stopped run left once its process is gone (controllers/agent_runs/checkpointing.py).
         self.checkpointer = checkpointer
         self._stopping: set[asyncio.Task[None]] = set()
         self._terminating: set[str] = set()
-        # Run once a stopped agent's process has ended (its usage recorded: controllers/usage.py).
+        # Run once a stopped agent's process has ended (its usage recorded: controllers/agent_runs/usage.py).
         self.after_end: list[Callable[[agent_pb2.Agent], Awaitable[object]]] = []
 
     def end_leftover(self, agent: agent_pb2.Agent) -> None:
@@ -93,7 +93,7 @@ class Stops:
     async def stop(self, agent_id: str, budget: str = "") -> agent_pb2.Agent:
         """StopAgent: the agent is STOPPED and its task BLOCKED (not retried automatically), then its
         process group gets SIGTERM, and SIGKILL after a grace period. `budget`: the task's budget
-        stopped it, for this reason (controllers/usage.py); its session is resumed on retry."""
+        stopped it, for this reason (controllers/agent_runs/usage.py); its session is resumed on retry."""
         for _ in range(3):
             agent = await self.ctx.store.get_agent(agent_id)
             spawning = self.ctx.spawning.get(agent.task_id)

@@ -22,8 +22,8 @@ from cw.store.v1 import agent_pb2, initiative_pb2, task_pb2
 from orchestrator_service.agents import usage
 from orchestrator_service.agents.shim import IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.run_inputs import Continuation
 from orchestrator_service.writes import update
 
 log = logging.getLogger("cw.orchestrator")

@@ -21,13 +21,13 @@ from orchestrator_service import dispatch, faults, outcomes
 from orchestrator_service.agents import claude_outcome, launcher, names, sandbox, supervisor
 from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.supervisor import AgentFiles
-from orchestrator_service.controllers import provider_choice
+from orchestrator_service.controllers.agent_runs import provider_choice
+from orchestrator_service.controllers.agent_runs.run_inputs import UNWIRED, Continuation, RunInput, RunKindInputs
+from orchestrator_service.controllers.agent_runs.stops import task_of
+from orchestrator_service.controllers.agent_runs.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController
-from orchestrator_service.controllers.run_inputs import UNWIRED, Continuation, RunInput, RunKindInputs
-from orchestrator_service.controllers.stops import task_of
-from orchestrator_service.controllers.workdirs import CannotStartYet, Workdirs
 from orchestrator_service.events import event
 from orchestrator_service.git import agent_repos, checkpoints
 from orchestrator_service.git.workspace import task_branch
@@ -55,7 +55,7 @@ def choose_provider(
     ctx: Context, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None
 ) -> provider_choice.Choice:
     """The task's provider, or its initiative's fallback when every account of it rests
-    (controllers/provider_choice.py), from the cache; CannotStartYet when none can take it now."""
+    (controllers/agent_runs/provider_choice.py), from the cache; CannotStartYet when none can take it now."""
     settings = ctx.settings
     chosen = provider_choice.choose(
         task,
@@ -165,7 +165,7 @@ class Launches:
 
     async def _within_budgets(self, task: task_pb2.Task, initiative: initiative_pb2.Initiative | None) -> None:
         """A task or initiative past its budget starts no run until the budget is raised: the task
-        waits (PENDING) with the reason, no attempt spent (controllers/usage.py)."""
+        waits (PENDING) with the reason, no attempt spent (controllers/agent_runs/usage.py)."""
         meter = self.agents.usage
         passed = await meter.task_spent(task) or (await meter.initiative_spent(initiative) if initiative else None)
         if passed is not None:

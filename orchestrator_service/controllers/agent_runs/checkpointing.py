@@ -15,8 +15,8 @@ import logging
 
 from cw.store.v1 import agent_pb2, project_pb2, task_pb2
 from orchestrator_service import dispatch
+from orchestrator_service.controllers.agent_runs.workdirs import Place, describe_outside, place_for
 from orchestrator_service.controllers.context import Context
-from orchestrator_service.controllers.workdirs import Place, describe_outside, place_for
 from orchestrator_service.git import branches, checkpoints, shared
 from orchestrator_service.git.repo import GitError
 from orchestrator_service.git.workspace import task_branch

@@ -77,10 +77,17 @@ _OBJECT_NAME = re.compile(rb"[0-9a-f]{40}([0-9a-f]{24})?")
 
 def ref_in_files(git_dir: Path, ref: str) -> bool | None:
     """Whether `ref` (`refs/heads/...`) is in the orchestrator's own clone, read from its files
-    the way git stores them (a loose ref file, else a line of `packed-refs`), which only the
-    orchestrator's git commands write (no agent reaches the clone). None when the files do not say
-    it plainly (a symlink, a symbolic or unreadable ref, a reftable repository, a large
-    packed-refs): git is asked then."""
+    (`ref_target`); None when they do not say it plainly: git is asked then."""
+    found = ref_target(git_dir, ref)
+    return None if found is None else bool(found)
+
+
+def ref_target(git_dir: Path, ref: str) -> str | None:
+    """The object `ref` (`refs/heads/...`) names in the orchestrator's own clone, read from its
+    files the way git stores them (a loose ref file, else a line of `packed-refs`), which only
+    the orchestrator's git commands write (no agent reaches the clone); "" when it is not there.
+    None when the files do not say it plainly (a symlink, a symbolic or unreadable ref, a
+    reftable repository, a large packed-refs): git is asked then."""
     if git_dir.is_symlink() or not git_dir.is_dir() or (git_dir / "reftable").exists():
         return None
     loose = git_dir / ref
@@ -88,21 +95,25 @@ def ref_in_files(git_dir: Path, ref: str) -> bool | None:
         if loose.is_symlink():
             return None
         if loose.is_file():
-            return _OBJECT_NAME.fullmatch(loose.read_bytes()[:200].strip()) is not None or None
+            return _object_name(loose.read_bytes()[:200].strip())
         packed = git_dir / "packed-refs"
         if packed.is_symlink() or packed.stat().st_size > PACKED_REFS_CAP:
             return None
         lines = packed.read_bytes().splitlines()
     except FileNotFoundError:
-        return False
+        return ""
     except OSError:
         return None
     wanted = os.fsencode(ref)
     for line in lines:
         name, _, rest = line.partition(b" ")
         if rest == wanted:
-            return _OBJECT_NAME.fullmatch(name) is not None or None
-    return False
+            return _object_name(name)
+    return ""
+
+
+def _object_name(text: bytes) -> str | None:
+    return text.decode() if _OBJECT_NAME.fullmatch(text) else None
 
 
 class Workspace:
@@ -365,11 +376,13 @@ class Workspace:
         path = self.repo(project_id)
         with repository_lock(path):
             worktree = self.merge_worktree(project_id)
+            # A forced checkout leaves the worktree and index at the branch's tip, whatever an
+            # earlier merge left there (its MERGE_HEAD goes too): no `reset --hard` after it.
             git(worktree, "checkout", "--quiet", "--force", check_branch(target), "--")
-            git(worktree, "reset", "--quiet", "--hard", head_ref(target))
             result = git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, head_ref(source), check=False)
             if result.returncode == 0:
-                return MergeResult(True, commit=self.commit_of(project_id, head_ref(target)))
+                merged = ref_target(path / ".git", head_ref(target))  # the merge commit git just wrote
+                return MergeResult(True, commit=merged or self.commit_of(project_id, head_ref(target)))
             conflicts = git(worktree, "diff", "--name-only", "--diff-filter=U").stdout.split()
             git(worktree, "merge", "--abort", check=False)
             git(worktree, "reset", "--quiet", "--hard", head_ref(target))

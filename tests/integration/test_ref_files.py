@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator_service.git.workspace import Workspace, ref_in_files
+from orchestrator_service.git.workspace import Workspace, ref_in_files, ref_target
 from tests.e2e.cluster import make_git_repo
 
 PROJECT = "p1"
@@ -44,6 +44,8 @@ def test_loose_packed_and_missing_branches_read_as_git_reads_them(ws: Workspace)
         ref = f"refs/heads/{branch}"
         assert ref_in_files(repo / ".git", ref) is _by_git(repo, ref), branch
         assert ws.branch_exists(PROJECT, branch) is _by_git(repo, ref), branch
+        named = _git(repo, "rev-parse", "--verify", "--quiet", ref).strip() if _by_git(repo, ref) else ""
+        assert ref_target(repo / ".git", ref) == named, branch
     assert (repo / ".git" / "refs" / "heads" / "cw-task").is_dir()  # a directory is no loose ref
 
 

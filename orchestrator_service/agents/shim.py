@@ -17,15 +17,20 @@ every P seconds while it waits for the agent; past T, the orchestrator has not r
 time (it is stopped, or its machine froze, and another may take its runs over): the shim records
 the run as fenced and SIGKILLs its process group, itself included. A file that is missing or
 unreadable sets no deadline. The shim imports nothing of the cluster: it stays quick to start.
+
+Every agent has a shim for as long as it runs, so the shim imports as little as it can (no `json`,
+whose `re` and `enum` were a third of its start, no `subprocess`): it writes its small JSON files
+itself (`dumps`), reads the fence as `write_fence` writes it (anything else through `json`), and
+starts the agent with `os.posix_spawnp` (every descriptor Python opens is close-on-exec: the
+agent inherits its standard input, output and error alone, as `subprocess` would leave it).
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +41,7 @@ from orchestrator_service.agents import control_files, pids_cgroup, process
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, BinaryIO
 
 IDENTITY_FILE = "shim.json"
 EXIT_FILE = "exit.json"
@@ -51,6 +56,10 @@ SMALL_FILE_CAP = 64 * 1024
 # The sandbox's program (agents/sandbox.py), named here so that the shim imports nothing more.
 SANDBOX_PROGRAM = "bwrap"
 FENCED_EXIT = {"exit_code": None, "signal": int(signal.SIGKILL), "fenced": True}
+# What an agent gets back at its start that Python changed for itself (as `subprocess` restores).
+RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+# How often a shim without pidfds looks whether its agent has exited.
+EXIT_POLL_SECONDS = 0.05
 
 
 def boottime() -> float:
@@ -85,11 +94,53 @@ def read_fence(path: Path | None) -> Fence:
         text = control_files.read_bytes(path, SMALL_FILE_CAP)
         if text is None:
             return Fence()
-        data = json.loads(text)
+        data = _fence_fields(text)
+        if data is None:
+            import json  # noqa: PLC0415 - a fence written otherwise than by `write_fence` (rare)
+
+            data = json.loads(text)
         deadline, poll = data.get("deadline"), data.get("poll") or POLL_SECONDS
         return Fence(None if deadline is None else float(deadline), min(max(float(poll), 0.02), POLL_SECONDS))
     except (OSError, ValueError, TypeError, AttributeError):
         return Fence()
+
+
+def _fence_fields(text: bytes) -> dict[str, float | None] | None:
+    """The fence as `write_fence` writes it (`{"deadline": 12.5, "poll": 0.3}`, `null` for no
+    deadline), read without `json`; None for anything else, which `json` then reads."""
+    body = text.strip()
+    if not (body.startswith(b"{") and body.endswith(b"}")):
+        return None
+    fields: dict[str, float | None] = {}
+    for item in body[1:-1].split(b", "):
+        key, colon, value = item.partition(b": ")
+        if not colon or key not in (b'"deadline"', b'"poll"') or not value or value[:1] in b' \t"':
+            return None
+        fields[key[1:-1].decode()] = None if value == b"null" else float(value)
+    return fields
+
+
+def dumps(data: Mapping[str, object]) -> str:
+    """JSON of a flat object of numbers, booleans and nulls, as `json.dumps` writes it; anything
+    else through `json`."""
+    items = []
+    for key, value in data.items():
+        if value is None:
+            text = "null"
+        elif value is True or value is False:
+            text = "true" if value else "false"
+        elif type(value) is int or (type(value) is float and math.isfinite(value)):
+            text = repr(value)
+        else:
+            import json  # noqa: PLC0415 - not a shape the shim writes
+
+            return json.dumps(data)
+        if not key.isidentifier():
+            import json  # noqa: PLC0415
+
+            return json.dumps(data)
+        items.append(f'"{key}": {text}')
+    return "{" + ", ".join(items) + "}"
 
 
 def is_fenced(fence: Fence, now: float) -> bool:
@@ -100,13 +151,13 @@ def is_fenced(fence: Fence, now: float) -> bool:
 def write_fence(path: Path, deadline: float | None, poll: float) -> None:
     """Atomic, not synced: the file matters to live processes only (after a reboot no agent runs)."""
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"deadline": deadline, "poll": poll}))
+    temporary.write_text(dumps({"deadline": deadline, "poll": poll}))
     os.replace(temporary, path)
 
 
 def write_atomically(path: Path, data: Mapping[str, object]) -> None:
     """Synced, through a fresh temporary name: never through a symlink or FIFO an agent planted."""
-    control_files.write_private(path, json.dumps(data), sync=True)
+    control_files.write_private(path, dumps(data), sync=True)
 
 
 def output_size() -> int | None:
@@ -120,6 +171,8 @@ def output_size() -> int | None:
 
 def run_start_offset(control: Path) -> int:
     """The offset the shim of the latest run recorded (0 when it recorded none)."""
+    import json  # noqa: PLC0415 - the orchestrator's (which has it), never the shim's
+
     try:
         text = control_files.read_bytes(control / IDENTITY_FILE, SMALL_FILE_CAP)
         identity = json.loads(text) if text is not None else {}
@@ -128,7 +181,39 @@ def run_start_offset(control: Path) -> int:
         return 0
 
 
-def wait(child: subprocess.Popen[bytes], fence: Path | None) -> int | None:
+class Child:
+    """The agent's process, as the shim started it: signalled only until it is reaped (its pid may
+    be another process's after that), its return code as `subprocess` gives one (-N: signal N)."""
+
+    __slots__ = ("pid", "returncode")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    @classmethod
+    def start(cls, command: list[str], stdin: BinaryIO) -> Child:
+        """`command` (looked up in PATH) with `stdin` as its standard input; OSError when it cannot
+        start (posix_spawn reports the exec's error)."""
+        actions = [(os.POSIX_SPAWN_DUP2, stdin.fileno(), 0)]
+        return cls(os.posix_spawnp(command[0], command, os.environ, file_actions=actions, setsigdef=RESTORED_SIGNALS))
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def wait(child: Child, fence: Path | None) -> int | None:
     """The child's return code, or None once fenced. The shim sleeps until the child exits or the
     fence is due for a look (a pidfd: `Popen.wait` with a timeout wakes every 50 ms, which 200
     waiting shims pay for in CPU)."""
@@ -155,18 +240,18 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _exited_within(child: subprocess.Popen[bytes], descriptor: int | None, seconds: float) -> int | None:
+def _exited_within(child: Child, descriptor: int | None, seconds: float) -> int | None:
     """The child's return code once it exits within `seconds`, else None."""
     if descriptor is None:
-        try:
-            return child.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return None
+        until = time.monotonic() + seconds
+        while child.poll() is None and time.monotonic() < until:
+            time.sleep(EXIT_POLL_SECONDS)
+        return child.returncode
     select.select([descriptor], [], [], seconds)  # readable once the child has exited
     return child.poll()
 
 
-def end_fenced(control: Path, child: subprocess.Popen[bytes]) -> None:
+def end_fenced(control: Path, child: Child) -> None:
     """Records the fenced run, then kills the agent's group (the shim's own session, when it leads
     one as the orchestrator starts it) and itself."""
     print("cw: fenced: the orchestrator's lease was not renewed in time; ending the agent", flush=True)
@@ -192,7 +277,7 @@ def may_start(control: Path, fence: Path | None) -> bool:
 
 
 def _is_sandbox(command: list[str]) -> bool:
-    return Path(command[0]).name == SANDBOX_PROGRAM
+    return os.path.basename(command[0]) == SANDBOX_PROGRAM
 
 
 def _ignore_term() -> None:
@@ -215,7 +300,7 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
     identity = {"pid": me, "start_time": process.start_time(me), "output_offset": output_size()}
     # Atomic but not synced (the exit is): it names a live process, which a reboot ends anyway,
     # and its fsync stood between every agent and its start.
-    control_files.write_private(control / IDENTITY_FILE, json.dumps(identity))
+    control_files.write_private(control / IDENTITY_FILE, dumps(identity))
     if not may_start(control, fence):
         return 0
     prompt = control / PROMPT_FILE
@@ -223,7 +308,7 @@ def run(control: Path, command: list[str], fence: Path | None = None) -> int:
         if _is_sandbox(command):
             _ignore_term()  # inherited by bwrap; the shim's own handler follows once it runs
         with _prompt_input(prompt) as stdin:
-            child = subprocess.Popen(command, stdin=stdin)
+            child = Child.start(command, stdin)
     except OSError as error:
         print(f"cw: cannot start {command[0]!r}: {error}", flush=True)
         write_atomically(control / EXIT_FILE, {"exit_code": 127, "signal": 0})

@@ -188,7 +188,8 @@ def checkpoint(
             listing.write_bytes(b"\0".join(os.fsencode(path) for path in chosen.taken) + b"\0")
             add = ["add", "--all", f"--pathspec-from-file={listing}", "--pathspec-file-nul"]
             git(repo, *on, *add, env=env)
-        tree = git(repo, *on, "write-tree", env=env).stdout.strip()
+        # Nothing taken: the index is the tip's tree as read (no git process to say so).
+        tree = git(repo, *on, "write-tree", env=env).stdout.strip() if chosen.taken else tip_tree
         commit = ""
         if tree != tip_tree:
             commit = git(repo, *identity.config(), "commit-tree", tree, "-p", tip, "-m", message).stdout.strip()

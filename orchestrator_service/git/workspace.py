@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,53 @@ def clone_source(url: str) -> str:
     return url if "://" in url else str(Path(url).expanduser().resolve())
 
 
+# The largest packed-refs file read here rather than by git (a clone of a repository with very
+# many branches and tags: git reads it faster).
+PACKED_REFS_CAP = 1024 * 1024
+_OBJECT_NAME = re.compile(rb"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def ref_in_files(git_dir: Path, ref: str) -> bool | None:
+    """Whether `ref` (`refs/heads/...`) is in the orchestrator's own clone, read from its files
+    (`ref_target`); None when they do not say it plainly: git is asked then."""
+    found = ref_target(git_dir, ref)
+    return None if found is None else bool(found)
+
+
+def ref_target(git_dir: Path, ref: str) -> str | None:
+    """The object `ref` (`refs/heads/...`) names in the orchestrator's own clone, read from its
+    files the way git stores them (a loose ref file, else a line of `packed-refs`), which only
+    the orchestrator's git commands write (no agent reaches the clone); "" when it is not there.
+    None when the files do not say it plainly (a symlink, a symbolic or unreadable ref, a
+    reftable repository, a large packed-refs): git is asked then."""
+    if git_dir.is_symlink() or not git_dir.is_dir() or (git_dir / "reftable").exists():
+        return None
+    loose = git_dir / ref
+    try:
+        if loose.is_symlink():
+            return None
+        if loose.is_file():
+            return _object_name(loose.read_bytes()[:200].strip())
+        packed = git_dir / "packed-refs"
+        if packed.is_symlink() or packed.stat().st_size > PACKED_REFS_CAP:
+            return None
+        lines = packed.read_bytes().splitlines()
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        return None
+    wanted = os.fsencode(ref)
+    for line in lines:
+        name, _, rest = line.partition(b" ")
+        if rest == wanted:
+            return _object_name(name)
+    return ""
+
+
+def _object_name(text: bytes) -> str | None:
+    return text.decode() if _OBJECT_NAME.fullmatch(text) else None
+
+
 class Workspace:
     def __init__(self, root: Path, max_file_bytes: int = checkpoints.DEFAULT_MAX_FILE_BYTES) -> None:
         self.root = root
@@ -111,8 +160,13 @@ class Workspace:
                 git(path, "branch", "--no-track", "--end-of-options", check_branch(branch), start_point)
 
     def branch_exists(self, project_id: str, branch: str) -> bool:
-        result = git(self.repo(project_id), "rev-parse", "--verify", "--quiet", head_ref(branch), check=False)
-        return result.returncode == 0
+        """Read from the clone's ref files when they say it plainly (no git process: every start
+        asks this of its task, phase and initiative branches), else asked of git."""
+        ref = head_ref(branch)
+        known = ref_in_files(self.repo(project_id) / ".git", ref)
+        if known is not None:
+            return known
+        return git(self.repo(project_id), "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
 
     def commit_of(self, project_id: str, ref: str) -> str:
         """The commit a ref or object name stands for; GitError unless it is a commit here."""
@@ -185,13 +239,18 @@ class Workspace:
         *,
         fetched: bool = False,
         renew: bool = True,
+        keep_unchanged: bool = False,
     ) -> checkpoints.Checkpoint:
         """Whatever is left in the task's directory of the project, committed onto the branch
         (git/checkpoints.py); its repository then set on the branch's new tip (agent_repos.renew,
         after the clone's lock is let go: it only reads the clone), so that the next run starts
         from a clean `git status` on the checkpoint. A settled run's branch was fetched back first
         (forced: the branch is the agent's to move), `fetched`: by the caller, just now, with the
-        run over. `renew` False: the caller removes the directory next, or renews it itself."""
+        run over. `renew` False: the caller removes the directory next, or renews it itself.
+        `keep_unchanged` (with `fetched`): a repository whose checkpoint committed nothing is not
+        renewed now: the branch's tip is the one it holds (just fetched from it), and whatever
+        reuses it renews it first (`add_worktree`) while a release removes it; a settlement then
+        runs three git processes fewer and removes no `.git`."""
         if worktree.is_symlink():
             return checkpoints.Checkpoint()  # never read through a link
         repo = self.repo(project_id)
@@ -203,7 +262,7 @@ class Workspace:
             made = checkpoints.checkpoint(
                 repo, worktree, branch, message, identity=identity, max_file_bytes=self.max_file_bytes
             )
-        if renew and worktree.is_dir():
+        if renew and worktree.is_dir() and not (keep_unchanged and fetched and not made.commit):
             agent_repos.renew(repo, worktree, branch, self.root)
         return made
 
@@ -317,11 +376,13 @@ class Workspace:
         path = self.repo(project_id)
         with repository_lock(path):
             worktree = self.merge_worktree(project_id)
+            # A forced checkout leaves the worktree and index at the branch's tip, whatever an
+            # earlier merge left there (its MERGE_HEAD goes too): no `reset --hard` after it.
             git(worktree, "checkout", "--quiet", "--force", check_branch(target), "--")
-            git(worktree, "reset", "--quiet", "--hard", head_ref(target))
             result = git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, head_ref(source), check=False)
             if result.returncode == 0:
-                return MergeResult(True, commit=self.commit_of(project_id, head_ref(target)))
+                merged = ref_target(path / ".git", head_ref(target))  # the merge commit git just wrote
+                return MergeResult(True, commit=merged or self.commit_of(project_id, head_ref(target)))
             conflicts = git(worktree, "diff", "--name-only", "--diff-filter=U").stdout.split()
             git(worktree, "merge", "--abort", check=False)
             git(worktree, "reset", "--quiet", "--hard", head_ref(target))

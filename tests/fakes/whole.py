@@ -28,6 +28,7 @@ from orchestrator_service.agents.providers import Provider
 from orchestrator_service.agents.shim import EXIT_FILE, IDENTITY_FILE
 from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.cluster.policy import Peers
+from orchestrator_service.controllers.agent_runs.workdirs import Place
 from orchestrator_service.controllers.context import Settings
 from orchestrator_service.core import Orchestrator
 from orchestrator_service.events import event
@@ -91,8 +92,13 @@ class Whole:
 
     # ---- the edges ---------------------------------------------------------------------------------
 
-    async def _spawn(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> agent_pb2.Agent:
-        """Launches.spawn without a process: its pid recorded with `agent:spawned` (or resumed)."""
+    async def _spawn(
+        self, agent: agent_pb2.Agent, launch: launcher.Launch, placing: asyncio.Task[Place] | None = None
+    ) -> agent_pb2.Agent:
+        """Launches.spawn without a process: its task's worktrees awaited as a start awaits them,
+        then its pid recorded with `agent:spawned` (or resumed)."""
+        if placing is not None:
+            await placing
         at = self.ctx.clock()
         self.launched.append(Launched(agent, launch.mode, launch.prompt, launch.resume, dict(launch.environment), at))
         self.ctx.shipper.begin(agent.id)

@@ -121,6 +121,8 @@ def test_a_shim_without_a_deadline_due_lets_its_agent_finish(tmp_path: Path, dea
     child.wait(30)
     observed = supervisor.observe(files, time.time())
     assert (observed.liveness, observed.exit_code, observed.fenced) == (Liveness.EXITED, 0, False)
+    helper = int(wait_for("the agent's helper", lambda: _read(files.workdir / "pids")))
+    os.kill(helper, signal.SIGKILL)  # the agent's helper outlives the agent, not the test
 
 
 def _read(path: Path) -> str | None:

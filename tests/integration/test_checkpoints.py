@@ -158,3 +158,26 @@ def test_commits_no_settlement_fetched_are_kept_when_the_next_run_starts(ws: Wor
     assert (
         _git(where, "rev-parse", "HEAD").strip() == _git(ws.repo(PROJECT), "rev-parse", f"refs/heads/{BRANCH}").strip()
     )
+
+
+def test_a_settled_repository_is_renewed_when_its_checkpoint_committed_else_by_its_next_run(ws: Workspace) -> None:
+    """A settlement whose checkpoint commits nothing leaves the repository as the run left it (its
+    tip is the branch's); the next run's start renews it before anything runs in it."""
+    where = _worktree(ws)
+    (where / "done.txt").write_text("committed by the agent\n")
+    _git(where, "add", "done.txt")
+    _git(where, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "the agent's work")
+    _git(where, "branch", "planted")
+    assert agent_repos.fetch_back(ws.repo(PROJECT), where, BRANCH)
+
+    made = ws.checkpoint(PROJECT, where, BRANCH, "checkpoint", AGENT, fetched=True, keep_unchanged=True)
+    assert not made.commit and _git(where, "branch", "--list", "planted") != ""
+    _worktree(ws)  # the next run
+    assert _git(where, "branch", "--list", "planted") == ""
+    assert _git(where, "status", "--porcelain") == ""
+
+    (where / "half.txt").write_text("left uncommitted\n")
+    _git(where, "branch", "planted")
+    made = ws.checkpoint(PROJECT, where, BRANCH, "checkpoint", AGENT, fetched=True, keep_unchanged=True)
+    assert made.commit and _git(where, "branch", "--list", "planted") == ""
+    assert _git(where, "rev-parse", "HEAD").strip() == made.commit

@@ -83,7 +83,9 @@ class Checkpointer:
         for name, where in place.worktrees.items():
             try:
                 branch, said = task_branch(task.id), message(agent, task, label)
-                made = self.ctx.git.checkpoint(by_name[name].id, where, branch, said, identity, fetched=fetched)
+                made = self.ctx.git.checkpoint(
+                    by_name[name].id, where, branch, said, identity, fetched=fetched, keep_unchanged=True
+                )
             except (GitError, OSError) as error:
                 said = redact(str(error), self.ctx.root)
                 log.warning("checkpoint of %s's worktree of %s failed: %s", agent.name, name, said)

@@ -24,7 +24,7 @@ from orchestrator_service.agents.supervisor import AgentFiles
 from orchestrator_service.controllers.agent_runs import provider_choice
 from orchestrator_service.controllers.agent_runs.run_inputs import UNWIRED, Continuation, RunInput, RunKindInputs
 from orchestrator_service.controllers.agent_runs.stops import task_of
-from orchestrator_service.controllers.agent_runs.workdirs import CannotStartYet, Workdirs
+from orchestrator_service.controllers.agent_runs.workdirs import CannotStartYet, Place, Workdirs
 from orchestrator_service.controllers.agents import AgentController
 from orchestrator_service.controllers.context import Context
 from orchestrator_service.controllers.projects import ProjectController
@@ -68,6 +68,15 @@ def choose_provider(
     if isinstance(chosen, provider_choice.Wait):
         raise CannotStartYet(chosen.reason)
     return chosen
+
+
+async def _settled(work: asyncio.Task[Place]) -> None:
+    """Waits for `work` however it ends (a git command in a thread is not cut short): a start that
+    ends early leaves nothing running behind it. Its error, if any, was the start's already, or
+    is nobody's: the worktrees are made again, or kept, by the task's next start."""
+    await asyncio.wait([work])
+    if not work.cancelled() and work.exception() is not None:
+        log.debug("a start's worktrees: %s", work.exception())
 
 
 def moved_session_note(continued: Continuation, choice: provider_choice.Choice) -> str:
@@ -134,6 +143,8 @@ class Launches:
         else:
             account_id, secrets = await self._account(provider)
         spawned = self.ctx.spawning.setdefault(task.id, asyncio.Event())
+        # The task's worktrees are made while its agent's row is written: they need no agent.
+        placing = asyncio.create_task(self.workdirs.ready_task(task), name=f"worktrees-{task.id}")
         try:
             if continued is not None:
                 agent = await self._record_continuation(task, continued)
@@ -143,11 +154,19 @@ class Launches:
                 return None
             faults.point("before-spawn")
             await self._spawn(
-                agent, task, initiative, provider, secrets, resume=continued is not None, more_prompt=moved_session
+                agent,
+                task,
+                initiative,
+                provider,
+                secrets,
+                resume=continued is not None,
+                more_prompt=moved_session,
+                placing=placing,
             )
         finally:
             spawned.set()
             self.ctx.spawning.pop(task.id, None)
+            await _settled(placing)
         return Started(agent)
 
     def choose_provider(
@@ -251,10 +270,12 @@ class Launches:
         *,
         resume: bool = False,
         more_prompt: str = "",
+        placing: asyncio.Task[Place] | None = None,
     ) -> None:
         """The agent's directory, worktrees and process. A start that fails once the agent row exists
         closes the agent as never started (no attempt spent) and raises, for the start's back-off.
-        `more_prompt` ends the prompt (a session moved from another provider)."""
+        `more_prompt` ends the prompt (a session moved from another provider); `placing`: the
+        task's worktrees being made (`Workdirs.ready_task`)."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         try:
             await asyncio.to_thread(supervisor.make_private_dirs, files)  # a run's inputs write there (replies given)
@@ -264,7 +285,7 @@ class Launches:
             launch = launcher.Launch(
                 agent, files, provider, mode, prompt, resume=resume, secrets=secrets, environment=run.environment
             )
-            await self.spawn(agent, launch)
+            await self.spawn(agent, launch, placing)
         except Exception as error:
             reason = f"the agent could not start: {redact(str(error), self.ctx.root)}"
             log.warning("%s", reason)
@@ -300,10 +321,12 @@ class Launches:
             return None
         return answer.rows[1].agent
 
-    async def spawn(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> agent_pb2.Agent:
+    async def spawn(
+        self, agent: agent_pb2.Agent, launch: launcher.Launch, placing: asyncio.Task[Place] | None = None
+    ) -> agent_pb2.Agent:
         """Starts the shim, in the task's worktree with the agent's git identity, and records its pid
-        with `agent:spawned` (or `agent:resumed`)."""
-        launch = await self._placed(agent, launch)
+        with `agent:spawned` (or `agent:resumed`); `placing`: its task's worktrees being made."""
+        launch = await self._placed(agent, launch, placing)
         self.ctx.shipper.begin(agent.id)
         launch = replace(launch, sandbox=self.ctx.settings.sandbox, readable=self._borrowed_objects(agent))
         child = await asyncio.to_thread(launcher.start, launch)
@@ -320,11 +343,13 @@ class Launches:
         log.info("%s %s for task %s (pid %d)", kind, agent.name, agent.task_id, child.pid)
         return recorded
 
-    async def _placed(self, agent: agent_pb2.Agent, launch: launcher.Launch) -> launcher.Launch:
+    async def _placed(
+        self, agent: agent_pb2.Agent, launch: launcher.Launch, placing: asyncio.Task[Place] | None = None
+    ) -> launcher.Launch:
         """The launch in its task's directory (worktrees made or kept), the prompt saying where first
         (its end stays the task's, or the answers')."""
         task = await task_of(self.ctx, agent)
-        place = await self.workdirs.ready(agent, task)
+        place = await self.workdirs.ready(agent, task, await placing if placing is not None else None)
         commits = launch.mode == "execute"
         note = place.prompt_note(task_branch(agent.task_id), commits=commits) if task is not None else ""
         identity = checkpoints.agent_identity(agent.name, self.ctx.settings.agent_email_domain)

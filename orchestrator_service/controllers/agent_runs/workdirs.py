@@ -121,21 +121,33 @@ class Workdirs:
             return Place(workdir, workdir)
         return place_for(self.ctx.git.task_dir(task.id), [project.name for project in self.projects_of(task)])
 
-    async def ready(self, agent: agent_pb2.Agent, task: task_pb2.Task | None) -> Place:
+    async def ready(self, agent: agent_pb2.Agent, task: task_pb2.Task | None, made: Place | None = None) -> Place:
         """The agent's private directory and its task's directory, with a worktree of each project
-        on the task's branch: kept when there already (the next run continues in it), else made."""
+        on the task's branch: kept when there already (the next run continues in it), else made;
+        `made`: the task's part, made already (`ready_task`)."""
         files = AgentFiles.of(self.ctx.root, agent.id)
         await asyncio.to_thread(supervisor.make_private_dirs, files)
-        place = self.place_of(agent, task)
+        if made is not None:
+            return made
+        if task is None:
+            place = self.place_of(agent, task)
+            await asyncio.to_thread(_private_dir, place.task_dir)
+            return place
+        return await self.ready_task(task)
+
+    async def ready_task(self, task: task_pb2.Task) -> Place:
+        """The task's directory with a worktree of each project on its branch (`ready`): it needs
+        no agent, so a start makes it while its agent's row is written (controllers/launches.py)."""
+        place = place_for(self.ctx.git.task_dir(task.id), [project.name for project in self.projects_of(task)])
         await asyncio.to_thread(_private_dir, place.task_dir)
-        if task is not None and task.status == task_pb2.TASK_STATUS_COMPLETED:
+        if task.status == task_pb2.TASK_STATUS_COMPLETED:
             # A finished task's agent resumed to answer another's question: its worktrees are kept
             # until its work is merged, and never made again after; the path stays its session's.
             await asyncio.to_thread(place.cwd.mkdir, mode=0o700, exist_ok=True)
             return place
         by_name = {project.name: project for project in self.projects_of(task)}
         for name, where in place.worktrees.items():
-            branch = task_branch(agent.task_id)
+            branch = task_branch(task.id)
             await asyncio.to_thread(self.ctx.git.add_worktree, by_name[name].id, where, branch)
         return place
 

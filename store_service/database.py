@@ -189,6 +189,7 @@ class Database:
     def close(self) -> None:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        self.units.close()
         if self._loop_connection is not None:
             self._loop_connection.close()
         if self._loop_engine is not None:

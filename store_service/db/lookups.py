@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from store_service.db.models import Base
 from store_service.db.reads import Prepared, compiled_once
+from store_service.db.transaction import connection_of
 
 
 @functools.cache
@@ -37,10 +38,10 @@ def stored(session: Session, model: type[Base], key: Any, names: tuple[str, ...]
     when there is none."""
     if session.new or session.dirty or session.deleted:
         return _of(session.get(model, key), names)
-    held = session.identity_map.get(model.__mapper__.identity_key_from_primary_key([key]))
+    held = session.identity_map.get(model.__mapper__.identity_key_from_primary_key((key,)))
     if held is not None:
         return _of(held, names)
-    connection = session.connection()
+    connection = connection_of(session)
     prepared, processors = _select(model, names, connection.dialect)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:

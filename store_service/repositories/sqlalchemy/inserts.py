@@ -25,6 +25,7 @@ from store_service.db.event_log import record_events
 from store_service.db.event_values import column_defaults, default_value
 from store_service.db.models import Base
 from store_service.db.reads import Prepared, compiled_once
+from store_service.db.transaction import connection_of
 from store_service.rules import progress
 
 
@@ -64,7 +65,7 @@ def add(session: Session, row: Base) -> None:
         session.add(row)
         session.flush()
         return
-    connection = session.connection()
+    connection = connection_of(session)
     prepared, names = _insert_row(type(row), connection.dialect)
     _fill(row, names)
     event = created_event(row)

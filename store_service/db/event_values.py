@@ -38,12 +38,14 @@ VALUES_BYTES = DETAILS_BYTES - 8 * KIB
 LEFT_OUT: dict[type[Base], tuple[str, ...]] = {LogChunk: ("content",), ChangeSet: ("entries",)}
 
 
-def created(row: Base) -> dict[str, Any]:
+def created(row: Base, message: Message | None = None) -> dict[str, Any]:
     """The details a created row's event adds: its values, and what is left out of them. The row
     first takes the column defaults its INSERT would give it (they are applied only after this
-    hook, which runs before the flush), so the values are those stored."""
+    hook, which runs before the flush), so the values are those stored. `message`: the row's
+    shown message, when the caller made it already (repositories/sqlalchemy/inserts.py)."""
     with_defaults(row)
-    message = shown_message(row)
+    if message is None:
+        message = shown_message(row)
     if message is None:
         return {}
     return within_cap(json_values(message), LEFT_OUT.get(type(row), ()))

@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -74,6 +74,8 @@ class Database:
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="store-reader")
+        # Called on the event loop after each commit of `write` (the event feed's wake-up).
+        self.on_commit: Callable[[], None] | None = None
         # Why writes are refused (a damaged database found while running; one found at start stops
         # the start: server.py); None: they are not.
         self.damage: str | None = None
@@ -83,17 +85,48 @@ class Database:
 
     async def write(self, work: Callable[[SqlAlchemyUnitOfWork], T]) -> T:
         """Runs `work` in one write transaction and commits it, unless it raises; refused while the
-        database is damaged."""
+        database is damaged.
+
+        The writer thread hands back its outcome and the news of its commit in one call on the
+        event loop (`_deliver`): one wake-up of the loop per write, where a wake-up for the answer
+        and another for `on_commit` cost the loop twice (bench/store_floor.py, CreateTask). The
+        news is given even when the caller stopped waiting (a cancelled call): a commit is never
+        left untold."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+        committed = False
 
         def run() -> T:
+            nonlocal committed
             if self.damage:
                 raise DatabaseDamaged(self.damage)
             with self.units.write() as uow:
                 result = work(uow)
                 uow.commit()
+                committed = True
                 return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, lambda: self._watched(run))
+        def on_writer() -> None:
+            try:
+                outcome: tuple[Any, BaseException | None] = (self._watched(run), None)
+            except BaseException as error:  # handed to the caller, as run_in_executor would
+                outcome = (None, error)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._deliver, answer, outcome, committed)
+
+        self._writer.submit(on_writer)
+        return await answer
+
+    def _deliver(self, answer: asyncio.Future[Any], outcome: tuple[Any, BaseException | None], committed: bool) -> None:
+        """On the event loop: the write's outcome to its caller first, then the commit's news."""
+        if not answer.cancelled():
+            result, error = outcome
+            if error is None:
+                answer.set_result(result)
+            else:
+                answer.set_exception(error)
+        if committed and self.on_commit is not None:
+            self.on_commit()
 
     async def read(self, work: Callable[[SqlAlchemyUnitOfWork], T]) -> T:
         def run() -> T:
@@ -156,6 +189,7 @@ class Database:
     def close(self) -> None:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        self.units.close()
         if self._loop_connection is not None:
             self._loop_connection.close()
         if self._loop_engine is not None:

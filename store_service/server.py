@@ -210,7 +210,7 @@ async def _serve(
         raise
     feed = EventFeed(db)
     await feed.start()
-    db.units.on_commit = feed.notify_threadsafe
+    db.on_commit = feed.committed
 
     authentication = BearerAuthInterceptor(auth.tokens, refusal_status, ORCHESTRATOR_ONLY_METHODS)
     server = grpc.aio.server(interceptors=[authentication, DomainErrorInterceptor()], options=SERVER_OPTIONS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -15,10 +16,12 @@ from cw_edge.tokens import Identity
 from store_service.api import convert, pagination
 from store_service.api.shown_rows import Shown, ShownRows
 from store_service.database import Database
+from store_service.db.messages import MESSAGE_OF, PRESENCE, hidden
 from store_service.db.models import Base
 from store_service.db.reads import Reads, Record
 from store_service.db.views import AnyOf, PageCursor, find_filtered_page, find_page
 from store_service.domain.errors import InvalidArgument, NotFound
+from store_service.repositories.sqlalchemy import inserts
 from store_service.repositories.sqlalchemy.base import resource_name
 from store_service.repositories.unit_of_work import SqlAlchemyUnitOfWork
 from store_service.rules import idempotency, in_use, preconditions
@@ -43,8 +46,22 @@ class Resource(Generic[MessageT]):
     key: str = "id"
 
     def to_message(self, row: Base | Record) -> MessageT:
-        """The message of an ORM row or a record (`db/reads.py`) alike."""
+        """The message of an ORM row or a record (`db/reads.py`) alike; of a row just created, the
+        one its created event was made from, when the resource shows rows as events do."""
+        if self._shown_as_events and isinstance(row, Base):
+            created: Any = inserts.created_message(row)
+            if created is not None:
+                kept: MessageT = created
+                return kept
         return convert.to_message(row, self.message, self.hidden)
+
+    @functools.cached_property
+    def _shown_as_events(self) -> bool:
+        """This resource's message of a row is the one its events show (db/messages.py)."""
+        model = self.model
+        return (
+            not self.hidden and MESSAGE_OF.get(model) is self.message and not PRESENCE.get(model) and not hidden(model)
+        )
 
     def shower(self, reads: Reads) -> Callable[[tuple[Any, ...]], Shown]:
         """Shows a row as the driver gives it (for `SHOWN_ROWS`)."""

@@ -176,11 +176,16 @@ class EventFeed:
         async for _ in notifications:
             self._new_commit.set()
 
-    def notify_threadsafe(self) -> None:
-        """Called on the writer thread after each commit; many commits before the feed runs cost
-        one read."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._new_commit.set)
+    def committed(self) -> None:
+        """Called on the event loop after each commit of this store's writer (Database.on_commit),
+        once the write's caller has its answer; many commits before the feed runs cost one read.
+        With no stream subscribed there is nothing to read: the feed only notes that it is behind,
+        and the next stream to subscribe reads the log's head first (`_subscribe`, which reads it
+        again if a commit is told while it reads)."""
+        if self._subscriptions:
+            self._new_commit.set()
+        else:
+            self._behind = True
 
     def close(self) -> None:
         """Shutting down: every stream ends."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.message import Message as ProtoMessage
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -77,12 +78,12 @@ def _status_details(row: Base) -> dict[str, Any]:
     return {"status": enum_name(STATUS_ENUMS[type(row)], status)} if status is not None else {}
 
 
-def created_event(row: Base) -> dict[str, Any]:
+def created_event(row: Base, message: ProtoMessage | None = None) -> dict[str, Any]:
     """The created event of a new row, which takes its id and column defaults first (they are its
-    stored values)."""
+    stored values); `message`: the row's shown message, made from those already."""
     if getattr(row, "id", None) is None:
         row.id = new_id()  # type: ignore[attr-defined]
-    values = event_values.created(row)  # first: it gives the row its defaults (its status)
+    values = event_values.created(row, message)  # first: it gives the row its defaults (its status)
     return _event_for(row, "created", {**_status_details(row), **values})
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from store_service.db.models import Event
 from store_service.db.reads import Prepared, compiled_once
+from store_service.db.transaction import connection_of
 
 _HEAD_SQL = f"SELECT max(sequence) FROM {Event.__tablename__}"
 
@@ -44,7 +45,7 @@ _NO_SCOPE: dict[str, Any] = dict.fromkeys(("initiative_id", "phase_id", "task_id
 def record_events(session: Session, events: list[dict[str, Any]]) -> None:
     """Inserts `events` (each the events table's columns but `sequence`), numbered in their order
     after the newest, in the session's transaction: a plain INSERT, no ORM instance."""
-    connection = session.connection()
+    connection = connection_of(session)
     first = _head(connection) + 1
     for offset, row in enumerate(events):
         row["sequence"] = first + offset
@@ -60,7 +61,7 @@ def record_events(session: Session, events: list[dict[str, Any]]) -> None:
 
 def head_sequence(session: Session) -> int:
     """The newest event's sequence in this transaction's view; 0 for an empty log."""
-    return _head(session.connection())
+    return _head(connection_of(session))
 
 
 def _head(connection: Connection) -> int:

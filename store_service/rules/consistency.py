@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from store_service.db import lookups
 from store_service.db.models import Base, Page, Phase, PhaseDependency, Task
 from store_service.domain.errors import FailedPrecondition, InvalidArgument, MissingReference
 
@@ -91,18 +92,17 @@ def check_task(session: Session, row_id: str | None, stored: Task | None, values
     """The values to write, with the initiative of the task's phase filled in when the write sets a
     phase and no initiative."""
     values = dict(values)
-    if values.get("phase_id") and "initiative_id" not in values:
-        phase = session.get(Phase, values["phase_id"])
-        if phase is not None:
-            values["initiative_id"] = phase.initiative_id
+    phase_id = values["phase_id"] if "phase_id" in values else getattr(stored, "phase_id", None)
+    phase = lookups.stored(session, Phase, phase_id, ("initiative_id", "status")) if phase_id else None
+    if phase is not None and values.get("phase_id") and "initiative_id" not in values:
+        values["initiative_id"] = phase[0]
     state = _state(stored, values, ("phase_id", "initiative_id"))
-    phase = session.get(Phase, state["phase_id"]) if state["phase_id"] else None
-    if phase is not None and phase.initiative_id != state["initiative_id"]:
-        raise _mismatch("task.initiative_id", f"phase {phase.id!r}", phase.initiative_id, state["initiative_id"])
-    joins = phase is not None and (stored is None or stored.phase_id != phase.id)
-    if joins and phase is not None and phase.status == "completed":
+    if phase is not None and phase[0] != state["initiative_id"]:
+        raise _mismatch("task.initiative_id", f"phase {phase_id!r}", phase[0], state["initiative_id"])
+    joins = phase is not None and (stored is None or stored.phase_id != phase_id)
+    if joins and phase is not None and phase[1] == "completed":
         raise FailedPrecondition(
-            f"task.phase_id: phase {phase.id!r} is COMPLETED (merged): a task added to it would never run; "
+            f"task.phase_id: phase {phase_id!r} is COMPLETED (merged): a task added to it would never run; "
             "reopen it with the task (`--reopen`: the phase runs, is reviewed and merged again)",
             "PHASE_COMPLETED",
             field="task.phase_id",

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
+from store_service.api.task import TASK
 from store_service.db.models import Event, Page, utcnow
 from store_service.domain.errors import (
     AlreadyExists,
@@ -396,3 +397,15 @@ def test_initiative_branches_never_collide_in_git(units: UnitOfWorkFactory) -> N
             with pytest.raises(InvalidArgument):
                 uow.initiatives.create(name="x", branch=bad)
         assert uow.initiatives.update(nested.id, branch="cw/auth/v3").branch == "cw/auth/v3"
+
+
+def test_a_created_row_s_answer_is_its_event_s_message_until_the_row_changes(units: UnitOfWorkFactory) -> None:
+    with units.write() as uow:
+        task = uow.tasks.create(name="first")
+        inserted = TASK.to_message(task)
+        assert inserted.name == "first" and TASK.to_message(task) is inserted  # built once
+        task.name = "pending"
+        assert TASK.to_message(task).name == "pending"  # changed, not flushed yet
+        uow.tasks.update(task.id, name="flushed")
+        assert TASK.to_message(task).name == "flushed"
+        uow.commit()

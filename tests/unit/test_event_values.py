@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 from datetime import datetime
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from cw.store.v1 import account_pb2, agent_pb2, proposal_pb2, task_pb2
 from store_service.api.crud import Resource
@@ -76,3 +79,71 @@ def test_the_api_shows_every_table_as_the_events_do() -> None:
     shown = messages.shown_message(Account(id="a1", credentials="c", update_time=STAMP))
     assert shown == account_pb2.Account(id="a1", has_credentials=True, update_time=shown.update_time)  # type: ignore[union-attr]
     assert isinstance(messages.shown_message(Agent(id="g1")), agent_pb2.Agent)
+
+
+def _every_kind_of_field() -> list[Message]:
+    """Messages of every table, with each kind of field set: enums, int64s, doubles, timestamps,
+    repeated fields, maps, Structs, an unknown enum number."""
+    task = task_pb2.Task(id="t", name="n", order=-3, retry_count=2, budget_usd=1.5, budget_tokens=2**40)
+    task.status = task_pb2.TASK_STATUS_COMPLETED
+    task.review_comment_ids.extend(["a", "b"])
+    task.create_time.FromDatetime(STAMP)
+    unknown = task_pb2.Task(id="u")
+    unknown.status = 999  # type: ignore[assignment]  # a number this build has no name for
+    shown: list[Message] = [task, unknown, task_pb2.Task(budget_usd=float("inf")), task_pb2.Task()]
+    for message_type in messages.MESSAGE_OF.values():
+        message = message_type()
+        for field in message.DESCRIPTOR.fields:
+            _set_some(message, field)
+        shown.append(message)
+    return shown
+
+
+def _set_some(message: Message, field: Any) -> None:
+    value: Any = {
+        FieldDescriptor.CPPTYPE_STRING: "é\u2028x" if field.type != FieldDescriptor.TYPE_BYTES else b"\x00\xff",
+        FieldDescriptor.CPPTYPE_BOOL: True,
+        FieldDescriptor.CPPTYPE_INT32: -7,
+        FieldDescriptor.CPPTYPE_UINT32: 7,
+        FieldDescriptor.CPPTYPE_INT64: -(2**60),
+        FieldDescriptor.CPPTYPE_UINT64: 2**60,
+        FieldDescriptor.CPPTYPE_DOUBLE: 0.1,
+        FieldDescriptor.CPPTYPE_FLOAT: 0.1,
+        FieldDescriptor.CPPTYPE_ENUM: 1,
+    }.get(field.cpp_type)
+    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+        target = getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            return
+        if field.is_repeated:
+            target = target.add()
+        if field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
+            target.FromDatetime(STAMP)
+        elif field.message_type is not None and field.message_type.full_name == "google.protobuf.Struct":
+            target.update({"k": [1, "v", None, {"n": True}]})
+        return
+    if value is None:
+        return
+    if field.is_repeated:
+        getattr(message, field.name).extend([value, value])
+    else:
+        setattr(message, field.name, value)
+
+
+def test_the_values_are_json_format_s_own_field_for_field() -> None:
+    for message in _every_kind_of_field():
+        expected = json_format.MessageToDict(message, preserving_proto_field_name=True)
+        assert event_values.json_values(message) == expected, type(message).__name__
+
+
+def test_the_cap_is_measured_only_when_the_values_might_exceed_it() -> None:
+    # The bound never falls below the Struct's size, whatever the values hold.
+    cases: list[dict[str, Any]] = [
+        {"s": "x" * 100, "u": "é" * 50, "n": 3.5, "b": True, "z": None},
+        {"nested": {"list": [1, "two", {"three": [None, False]}], "": ""}},
+        {f"k{index}": index for index in range(300)},
+    ]
+    for values in cases:
+        struct = struct_pb2.Struct()
+        struct.update(values)
+        assert event_values._most_bytes(values) >= struct.ByteSize()

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import ColumnElement, exc, select
 from sqlalchemy.orm import Session
 
+from store_service.db import lookups
 from store_service.db.models import Base
 from store_service.domain.errors import (
     AlreadyExists,
@@ -134,5 +135,5 @@ class SqlAlchemyRepository(Generic[RowT]):
                 continue
             for foreign_key in mapper.columns[key].foreign_keys:
                 target = model_for_table(foreign_key.column.table.name)
-                if self.session.get(target, value) is None:
+                if not lookups.exists(self.session, target, value):
                     raise MissingReference(key, resource_name(target), str(value))

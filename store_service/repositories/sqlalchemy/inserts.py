@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import Dialect, bindparam, exc, insert
+from google.protobuf.message import Message
+from sqlalchemy import Dialect, bindparam, exc, insert, inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from store_service.db.change_events import created_event
 from store_service.db.event_log import record_events
 from store_service.db.event_values import column_defaults, default_value
+from store_service.db.messages import shown_message
 from store_service.db.models import Base
 from store_service.db.reads import Prepared, compiled_once
+from store_service.db.transaction import connection_of
 from store_service.rules import progress
 
 
@@ -64,10 +67,11 @@ def add(session: Session, row: Base) -> None:
         session.add(row)
         session.flush()
         return
-    connection = session.connection()
+    connection = connection_of(session)
     prepared, names = _insert_row(type(row), connection.dialect)
     _fill(row, names)
-    event = created_event(row)
+    message = shown_message(row)
+    event = created_event(row, message)
     if progress.guards_new(row):
         session.add(row)
         session.flush()
@@ -85,3 +89,23 @@ def add(session: Session, row: Base) -> None:
     record_events(session, [event])
     make_transient_to_detached(row)
     session.add(row)
+    if message is not None and "update_time" in given:
+        given[_KEPT] = (message, given["update_time"])
+
+
+# The row's attribute holding the message its created event was made from, and its update time then.
+_KEPT = "_cw_created_message"
+
+
+def created_message(row: Base) -> Message | None:
+    """The message the row's created event was made from, while the row is as it was inserted:
+    the answer to its Create is that message, built once. A change since (pending, or flushed:
+    every flush that changes a row moves its update time, db/update_times.py) makes it None."""
+    kept = row.__dict__.get(_KEPT)
+    if kept is None:
+        return None
+    message, update_time = kept
+    if row.__dict__.get("update_time") != update_time or inspect(row).modified:
+        return None
+    shown: Message = message
+    return shown

@@ -183,7 +183,7 @@ class AgentOutcome:
 
 
 def classify_exit(exit_code: int | None, signal_text: str | None) -> AgentOutcome:
-    """What a finished agent process means (CONTRACT.md, agent protocol). `exit_code` None means
+    """What a finished agent process means (README, "The agent protocol"). `exit_code` None means
     the process died by a signal or vanished without recording an exit."""
     if exit_code is None or exit_code != 0:
         reason = "killed or vanished" if exit_code is None else f"exited with {exit_code}"

@@ -167,7 +167,7 @@ def settle(
 
 def _credentials_refused(agent_values: dict[str, Any], in_progress: bool, outcome: AgentOutcome) -> Settlement:
     """The account is set aside with the API's words; the task waits for another account, no
-    attempt spent: the work was never tried (issue 22)."""
+    attempt spent: the work was never tried."""
     reason = outcome.error or "the provider refused the account's credential"
     agent_values |= {"status": agent_pb2.AGENT_STATUS_STOPPED, "error": reason[:REASON_LIMIT]}
     notes = [Note("agent:stopped", "agent", {"outcome": "AGENT_OUTCOME_CREDENTIALS_REFUSED", "error": reason})]

@@ -1,7 +1,7 @@
 """The steps several kinds of run share, as plain functions each kind (runs/*.py) calls in the order
 it shows. Each takes the `Tools` of the table (runs/table.py) and the run's frozen `RunEnd` or
-`RunStart`; the pure parts (`with_told`, `waits`, `conflicted`) are tested without I/O
-(tests/unit/test_run_kinds.py).
+`RunStart`; the pure parts (`conflicted`, `completes`, `may_wait`, `waits`, `with_told`) are
+tested without I/O (tests/unit/test_run_kinds.py).
 """
 
 from __future__ import annotations

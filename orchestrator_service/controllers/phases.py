@@ -1,6 +1,6 @@
 """The phases controller: an APPROVED phase starts once the phases it depends on are COMPLETED and
 its projects are synced; a running phase follows its tasks (BLOCKED while one is, PENDING_REVIEW
-once all are COMPLETED and merged: rule 7).
+once all are COMPLETED and merged).
 
 Why a phase waits is stored on it (`reason`): a project that cannot be cloned or fetched, an
 initiative without projects, phases it waits for. A phase whose projects fail retries on its own

@@ -1,5 +1,5 @@
 """The takeovers controller: the running agents of an orchestrator whose lease lapsed are settled
-here, as crashed runs (rule 3 across machines): the agent CRASHED saying why, its task retried as a
+here, as crashed runs (an orphan's recovery, across machines): the agent CRASHED saying why, its task retried as a
 crashed attempt (or BLOCKED after its last), `agent:taken_over` naming both orchestrators.
 
 Every live orchestrator looks, and reads the dead one's lease once more before it writes (so a

@@ -17,9 +17,9 @@ outcomes.py) and writes with preconditions; a stale cache costs a retry, never a
 the store refuses any write that would move work early (a phase to review, a task started, an
 initiative done: store_service/rules/progress.py), which is decided again.
 
-Several orchestrators may share one store (README, "Several orchestrators"): each holds its lease `orchestrator/<name>`
-(cluster/membership.py), runs and settles only its own agents, and takes over the running agents of
-one whose lease lapsed (controllers/takeovers.py).
+Several orchestrators may share one store (README, "Running on several machines"): each holds its
+lease `orchestrator/<name>` (cluster/membership.py), runs and settles only its own agents, and takes
+over the running agents of one whose lease lapsed (controllers/takeovers.py).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Orchestrator:
         self.projects = ProjectController(self.ctx)
         self.launches = Launches(self.ctx, self.agents, self.projects)
         self.tasks = TaskController(self.ctx, self.launches)
-        # Review and repair: one phase merger for the RPCs and the merges controller.
+        # Review and repair: one phase merger for the RPCs, the merges controller and review runs.
         self.merger = PhaseMerger(self.ctx)
         self.merges = MergeController(self.ctx, Repair(self.ctx, self.merger))
         self.delivery = Delivery(self.ctx, self.projects)

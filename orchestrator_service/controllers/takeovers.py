@@ -1,6 +1,6 @@
 """The takeovers controller: the running agents of an orchestrator whose lease lapsed are settled
-here, as crashed runs (an orphaned task's recovery, across machines): the agent CRASHED saying
-why, its task retried as a crashed attempt (or BLOCKED after its last), `agent:taken_over` naming both orchestrators.
+here, as crashed runs (an orphan's recovery, across machines): the agent CRASHED saying why, its task retried as a
+crashed attempt (or BLOCKED after its last), `agent:taken_over` naming both orchestrators.
 
 Every live orchestrator looks, and reads the dead one's lease once more before it writes (so a
 lease read before an orchestrator came back takes nothing from it); the write is guarded by the

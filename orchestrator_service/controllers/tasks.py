@@ -1,4 +1,4 @@
-"""The tasks controller: recovery of orphaned tasks (IN_PROGRESS with no live agent), the dispatcher, and starting runs.
+"""The tasks controller: recovery of orphaned tasks, the dispatcher, and starting runs.
 
 Three queues, so nothing waits on anything it does not need:
 - `tasks`, one key per task: a task IN_PROGRESS with no live agent is a crashed attempt.
@@ -71,7 +71,7 @@ class TaskController:
         if change.kind in (RowKind.TASK, RowKind.AGENT, RowKind.PHASE, RowKind.ACCOUNT, RowKind.INITIATIVE):
             self.dispatch_queue.add(DISPATCH_KEY)
 
-    # ---- orphans -------------------------------------------------------------------------------
+    # ---- orphans: a task in progress without a live agent ---------------------------------------
 
     async def recover(self, task_id: str) -> None:
         if not self._looks_orphaned(task_id):

@@ -26,16 +26,11 @@ from cw_edge import diffs
 from orchestrator_service import dispatch
 from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.controllers.agents import RunEnd
-from orchestrator_service.dispatch import AgentOutcome, OutcomeKind, RunKind
+from orchestrator_service.dispatch import AgentOutcome, RunKind
 from orchestrator_service.outcomes import Settlement
 from orchestrator_service.review import comments
 from orchestrator_service.review.phase_merge import PhaseMerger
 from orchestrator_service.runs import steps
-
-
-def completes(task: task_pb2.Task | None, outcome: AgentOutcome, settlement: Settlement) -> bool:
-    """Pure: the run completes its task (a report to read)."""
-    return task is not None and settlement.task is not None and outcome.kind == OutcomeKind.DONE
 
 
 def reviewed(
@@ -81,7 +76,7 @@ class ReviewRun:
         if steps.waits(task, outcome, said):
             await steps.write(tools, end, await steps.waiting(tools, end, outcome, said, settlement))
             return True
-        completed = completes(task, outcome, settlement)
+        completed = steps.completes(task, outcome, settlement)
         settlement = steps.with_told(settlement, said)
         if completed and task is not None and task.phase_id:
             files = await self._files(task.phase_id)

@@ -20,7 +20,6 @@ from orchestrator_service.dispatch import AgentOutcome, RunKind
 from orchestrator_service.outcomes import Settlement
 from orchestrator_service.review import comments
 from orchestrator_service.runs import steps
-from orchestrator_service.runs.review import completes
 
 
 def resolved(settlement: Settlement, outcome: AgentOutcome, task: task_pb2.Task) -> Settlement:
@@ -55,7 +54,7 @@ class RevisionRun:
         if steps.waits(task, outcome, said):
             await steps.write(tools, end, await steps.waiting(tools, end, outcome, said, settlement))
             return True
-        completed = completes(task, outcome, settlement)
+        completed = steps.completes(task, outcome, settlement)
         settlement = steps.with_told(settlement, said)
         if completed and task is not None and task.review_comment_ids:
             settlement = resolved(settlement, outcome, task)

@@ -1,7 +1,7 @@
 """The steps several kinds of run share, as plain functions each kind (runs/*.py) calls in the order
 it shows. Each takes the `Tools` of the table (runs/table.py) and the run's frozen `RunEnd` or
-`RunStart`; the pure parts (`with_told`, `waits`, `conflicted`) are tested without I/O
-(tests/unit/test_run_kinds.py).
+`RunStart`; the pure parts (`conflicted`, `completes`, `may_wait`, `waits`, `with_told`) are
+tested without I/O (tests/unit/test_run_kinds.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass, replace
-from typing import Any
+
+from google.protobuf.message import Message
 
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service import dispatch, leftovers, outcomes
@@ -127,11 +128,19 @@ class Told:
     once it is settled)."""
 
     messages: list[message_pb2.CreateMessageRequest]
-    delivered: list[Any]
+    delivered: list[Message]
 
 
 async def told(tools: Tools, end: RunEnd, outcome: AgentOutcome) -> Told:
+    """Read once per settlement: the replies it was given are READ in the same transaction as the
+    run's own messages, so the person never sees a reply marked read for a run not yet settled."""
     return Told(messages_from(outcome.report, end.agent), await tools.replies.delivered(end.agent))
+
+
+def completes(task: task_pb2.Task | None, outcome: AgentOutcome, settlement: Settlement) -> bool:
+    """Pure: the run completes its task, so its report is read for what the kind stores with it (a
+    review's comments, a revision's resolved comments)."""
+    return task is not None and settlement.task is not None and outcome.kind == OutcomeKind.DONE
 
 
 def may_wait(task: task_pb2.Task | None, outcome: AgentOutcome) -> bool:

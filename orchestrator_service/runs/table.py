@@ -39,6 +39,7 @@ class RunTable:
         return self.kinds[dispatch.run_kind(task) if task is not None else RunKind.EXECUTE]
 
     async def run_input(self, agent: agent_pb2.Agent, task: task_pb2.Task) -> RunInput:
+        """The kind's prompt and environment, with CW_RUN_KIND added here so no kind can forget it."""
         entry = self.of(task)
         run = await entry.inputs(RunStart(agent, task))
         return RunInput(run.prompt, {"CW_RUN_KIND": entry.kind.value, **run.environment})
@@ -47,6 +48,8 @@ class RunTable:
         return await self.of(task).continuation(task)
 
     async def settle(self, end: RunEnd) -> bool:
+        """A run that answered another agent is settled as an answer whatever its task's kind: its
+        task is not its to change."""
         if end.agent.conversation_id:
             return await self.answer.settle(end)
         return await self.of(end.task).settle(end)

@@ -35,9 +35,7 @@ class PlanningRun:
         self.kind = kind
 
     async def inputs(self, start: RunStart) -> RunInput:
-        run = await self.planning.run_input(start.agent, start.task)
-        more = steps.budget_note(start.agent) + await steps.replies_given(self.tools, start.agent, start.task)
-        return RunInput(run.prompt + more, run.environment)
+        return await steps.told_at_start(self.tools, start, await self.planning.run_input(start.agent, start.task))
 
     async def continuation(self, task: task_pb2.Task) -> Continuation | None:
         return await self.planning.continuation(task) or await steps.budget_resumed(self.tools, task)

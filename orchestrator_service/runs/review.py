@@ -59,8 +59,7 @@ class ReviewRun:
             run = RunInput(prompt + comments.review_prompt([(p.name, d.unified) for p, d in found]), {})
         else:
             run = await self.tools.inputs.execute_input(task)
-        more = steps.budget_note(start.agent) + await steps.replies_given(self.tools, start.agent, task)
-        return RunInput(run.prompt + more, run.environment)
+        return await steps.told_at_start(self.tools, start, run)
 
     async def continuation(self, task: task_pb2.Task) -> Continuation | None:
         return await steps.budget_resumed(self.tools, task)

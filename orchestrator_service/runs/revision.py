@@ -36,9 +36,7 @@ class RevisionRun:
         self.tools = tools
 
     async def inputs(self, start: RunStart) -> RunInput:
-        run = await self.tools.inputs.execute_input(start.task)
-        more = steps.budget_note(start.agent) + await steps.replies_given(self.tools, start.agent, start.task)
-        return RunInput(run.prompt + more, run.environment)
+        return await steps.execute_inputs(self.tools, start)
 
     async def continuation(self, task: task_pb2.Task) -> Continuation | None:
         return await steps.budget_resumed(self.tools, task)

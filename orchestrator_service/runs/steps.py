@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from cw.store.v1 import agent_pb2, message_pb2, task_pb2
 from orchestrator_service import dispatch, leftovers, outcomes
 from orchestrator_service.controllers.agent_runs.launches import Launches
-from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInputs
+from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput, RunInputs, RunStart
 from orchestrator_service.controllers.agent_runs.usage import BUDGET_NOTE, budget_continuation, budget_reason
 from orchestrator_service.controllers.agents import AgentController, RunEnd
 from orchestrator_service.controllers.context import Context
@@ -57,6 +57,19 @@ async def replies_given(tools: Tools, agent: agent_pb2.Agent, task: task_pb2.Tas
     """The person's replies the run is given (conversations/person.py), recorded so that its
     settlement marks them READ."""
     return await tools.replies.prompt_for(agent, task)
+
+
+async def told_at_start(tools: Tools, start: RunStart, run: RunInput) -> RunInput:
+    """Every kind's prompt ends the same way: why a budget stopped its last run (`budget_note`),
+    then the person's replies it is given (`replies_given`)."""
+    more = budget_note(start.agent) + await replies_given(tools, start.agent, start.task)
+    return RunInput(run.prompt + more, run.environment)
+
+
+async def execute_inputs(tools: Tools, start: RunStart) -> RunInput:
+    """What an execute, merge or revision run starts with: the task with its dependencies'
+    summaries and its phase's other tasks (`RunInputs.execute_input`), told at start."""
+    return await told_at_start(tools, start, await tools.inputs.execute_input(start.task))
 
 
 async def budget_resumed(tools: Tools, task: task_pb2.Task) -> Continuation | None:

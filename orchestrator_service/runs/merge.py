@@ -9,25 +9,17 @@
 
 from __future__ import annotations
 
-from cw.store.v1 import task_pb2
-from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.controllers.agents import RunEnd
 from orchestrator_service.dispatch import RunKind
 from orchestrator_service.runs import steps
+from orchestrator_service.runs.execute import ExecuteRun
 
 
-class MergeRun:
+class MergeRun(ExecuteRun):
+    """Started as an execute run is (`ExecuteRun.inputs`, `continuation`); settled its own way."""
+
     kind = RunKind.MERGE
     follows = "its branch is merged like an execute run's, then the task it resolves is merged again"
-
-    def __init__(self, tools: steps.Tools) -> None:
-        self.tools = tools
-
-    async def inputs(self, start: RunStart) -> RunInput:
-        return await steps.execute_inputs(self.tools, start)
-
-    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
-        return await steps.budget_resumed(self.tools, task)
 
     async def settle(self, end: RunEnd) -> bool:
         tools = self.tools

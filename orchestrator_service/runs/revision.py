@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 
 from cw.store.v1 import task_pb2
-from orchestrator_service.controllers.agent_runs.run_inputs import Continuation, RunInput, RunStart
 from orchestrator_service.controllers.agents import RunEnd
 from orchestrator_service.dispatch import AgentOutcome, RunKind
 from orchestrator_service.outcomes import Settlement
 from orchestrator_service.review import comments
 from orchestrator_service.runs import steps
+from orchestrator_service.runs.execute import ExecuteRun
 
 
 def resolved(settlement: Settlement, outcome: AgentOutcome, task: task_pb2.Task) -> Settlement:
@@ -28,18 +28,11 @@ def resolved(settlement: Settlement, outcome: AgentOutcome, task: task_pb2.Task)
     return dataclasses.replace(settlement, task=values)
 
 
-class RevisionRun:
+class RevisionRun(ExecuteRun):
+    """Started as an execute run is (`ExecuteRun.inputs`, `continuation`); settled its own way."""
+
     kind = RunKind.REVISION
     follows = "its branch is merged; the comments it resolved are resolved then (review/repair.py)"
-
-    def __init__(self, tools: steps.Tools) -> None:
-        self.tools = tools
-
-    async def inputs(self, start: RunStart) -> RunInput:
-        return await steps.execute_inputs(self.tools, start)
-
-    async def continuation(self, task: task_pb2.Task) -> Continuation | None:
-        return await steps.budget_resumed(self.tools, task)
 
     async def settle(self, end: RunEnd) -> bool:
         tools, outcome, task = self.tools, end.outcome, end.task

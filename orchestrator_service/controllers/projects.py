@@ -52,8 +52,12 @@ class ProjectController:
         is cloned now, so that approving its first phase does not wait for the clone (and a person
         learns of a bad url before approving)."""
         project = self.ctx.cache.projects.get(project_id)
-        if project is not None:
-            await self.sync(project, fresh=bool(project.sync_error))  # a clone that exists is kept as it is
+        if project is None:
+            return
+        if project.sync_error:
+            await self.sync(project, fresh=True)
+        elif not await asyncio.to_thread(self.ctx.git.exists, project.id):
+            await self.sync(project)
 
     async def sync(self, project: project_pb2.Project, fresh: bool = False) -> project_pb2.Project:
         """Clones (or, when `fresh`, fetches) the project; raises ProjectUnavailable and records the

@@ -1,8 +1,7 @@
-"""The projects controller: cw's own clone of each project, cloned as soon as it belongs to live
-work here (an initiative the cache holds) and fetched when a phase starts. A project that cannot
-be synced has the reason stored (`sync_error`, with a `project:sync_failed` event), retries on its
-own back-off, and clears the error (`project:synced`) as soon as a sync works, for example after
-`UpdateProject` with a good url: no restart needed.
+"""The projects controller: cw's own clone of each project, cloned on first use and fetched when a
+phase starts. A project that cannot be synced has the reason stored (`sync_error`, with a
+`project:sync_failed` event), retries on its own back-off, and clears the error (`project:synced`)
+as soon as a sync works, for example after `UpdateProject` with a good url: no restart needed.
 """
 
 from __future__ import annotations
@@ -40,24 +39,14 @@ class ProjectController:
         self._synced_at: dict[str, float] = {}
 
     def on_change(self, change: Change) -> None:
-        if change.kind != RowKind.PROJECT or change.after is None:
-            return
-        if change.external and change.after.sync_error:
+        if change.kind == RowKind.PROJECT and change.external and change.after is not None and change.after.sync_error:
             self.queue.add(change.id, reset=True)
-        elif change.before is None:
-            self.queue.add(change.id)  # a project of live work, new here: cloned ahead of its first phase
 
     async def retry(self, project_id: str) -> None:
-        """A failing project is tried again on its own back-off until it syncs; one not cloned yet
-        is cloned now, so that approving its first phase does not wait for the clone (and a person
-        learns of a bad url before approving)."""
+        """A failing project is tried again on its own back-off until it syncs."""
         project = self.ctx.cache.projects.get(project_id)
-        if project is None:
-            return
-        if project.sync_error:
+        if project is not None and project.sync_error:
             await self.sync(project, fresh=True)
-        elif not await asyncio.to_thread(self.ctx.git.exists, project.id):
-            await self.sync(project)
 
     async def sync(self, project: project_pb2.Project, fresh: bool = False) -> project_pb2.Project:
         """Clones (or, when `fresh`, fetches) the project; raises ProjectUnavailable and records the

@@ -34,9 +34,7 @@ def test_an_unreachable_project_waits_with_its_reason_and_syncs_once_its_url_is_
     async def main() -> None:
         async with Whole(tmp_path, store) as whole:
             whole.git.unreachable.add(GHOST)
-            # Cloned as soon as its initiative is live here: the bad url is known before any approval.
-            await whole.until("the sync error", lambda: bool(_project(store, broken.project.id).sync_error))
-            assert _project(store, fine.project.id).HasField("last_fetch_time")
+            await whole.settled()
             await whole.approve(broken.phase.id)
             await whole.approve(fine.phase.id)
             await whole.until("the broken phase's reason", lambda: bool(_phase(store, broken.phase.id).reason))
@@ -76,12 +74,13 @@ def test_a_failure_already_recorded_is_not_recorded_again(tmp_path: Path) -> Non
     async def main() -> None:
         async with Whole(tmp_path, store) as whole:
             whole.git.unreachable.add(GHOST)
-            await whole.until("the sync error", lambda: bool(_project(store, plan.project.id).sync_error))
+            await whole.settled()
             await whole.approve(plan.phase.id)
-            # The project's own clone failed, then the phase's sync: both handled (each in back-off).
+            await whole.until("the sync error", lambda: bool(_project(store, plan.project.id).sync_error))
+            # The phase's sync failed, then the project's own retry: both handled (each in back-off).
             queues = (whole.orchestrator.phases.queue, whole.orchestrator.projects.queue)
             await whole.until("both failures handled", lambda: all(queue.failing() for queue in queues))
-            assert len(whole.git.syncs) >= 2
+            assert len(whole.git.syncs) == 2
 
     asyncio.run(main())
     assert [e.type for e in store.events if e.type.startswith("project:sync")] == ["project:sync_failed"]

@@ -36,6 +36,7 @@ from pathlib import Path
 from google.protobuf import field_mask_pb2
 from sqlalchemy.orm import Session
 
+from bench.many_agents import sandboxed_agent
 from bench.orchestrator_phase import run_scripted_agent, start_scripted_agent
 from cw.orchestrator.v1 import orchestrator_pb2 as orch
 from cw.store.v1 import event_pb2, phase_pb2
@@ -257,14 +258,35 @@ def first_agent_plain(root: Path) -> float:
     return elapsed
 
 
+def first_agent_plain_sandboxed(root: Path) -> float:
+    """The plain script's worktree and agent start, its agent in a bwrap sandbox as cw builds one
+    (bench/many_agents.py `sandboxed_agent`): the floor of a start that keeps cw's boundary."""
+    repo = make_git_repo(root / "repo")
+    subprocess.run([*GIT, "branch", "phase"], cwd=repo, check=True)
+    state = root / "state"
+    state.mkdir()
+    command, env = sandboxed_agent(root / "agents", state, 0)
+    start = time.perf_counter()
+    subprocess.run([*GIT, "branch", "t0", "phase"], cwd=repo, check=True)
+    subprocess.run([*GIT, "worktree", "add", "-q", str(root / "work" / "t0" / "app"), "t0"], cwd=repo, check=True)
+    agent = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        wait_for("the sandboxed agent", lambda: any(state.glob("prompts-*.txt")), 120, 0.002)
+        return time.perf_counter() - start
+    finally:
+        agent.kill()
+        agent.wait()
+
+
 def fifty(root: Path, rounds: int) -> None:
     """Parts 4 and 5, each pair alternating cw and the script, medians of `rounds`."""
-    runs, scripts, firsts, plains = [], [], [], []
+    runs, scripts, firsts, plains, boxed = [], [], [], [], []
     for index in range(rounds):
         runs.append(cw_phase(root / f"fifty-{index}", 50))
         scripts.append(plain_script(root / f"plain-{index}", 50))
         firsts.append(first_agent_cw(root / f"first-{index}"))
         plains.append(first_agent_plain(root / f"first-plain-{index}"))
+        boxed.append(first_agent_plain_sandboxed(root / f"first-boxed-{index}"))
     cw_time, cw_cpu = statistics.median(run[0] for run in runs), statistics.median(run[1] for run in runs)
     script_time, script_cpu = statistics.median(s[0] for s in scripts), statistics.median(s[1] for s in scripts)
     cores = os.cpu_count() or 1
@@ -283,6 +305,11 @@ def fifty(root: Path, rounds: int) -> None:
         f"{plain * 1000:.0f} ms"
     )
     print(f"  ratio {first / plain:.2f}x (target at most 1.3x)")
+    floor = statistics.median(boxed)
+    print(
+        f"  floor: the plain script with its agent in cw's sandbox {floor * 1000:.0f} ms "
+        f"({floor / plain:.2f}x the plain start; cw is {first / floor:.2f}x this floor)"
+    )
 
 
 def main() -> None:
